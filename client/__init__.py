@@ -1,0 +1,1 @@
+"""Parley reference client: a command-line device around protocol/."""

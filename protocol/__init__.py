@@ -1,0 +1,1 @@
+"""Parley protocol: pure Python (PyNaCl), no Django, no I/O."""
