@@ -1,0 +1,48 @@
+# Parley: `make run` serves the app, `make test` runs every test. Both start from nothing.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: run test lint vendor vectors bench clean
+
+$(VENV)/.runtime: requirements.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements.txt
+	@touch $@
+
+$(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements-dev.txt
+	@touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+## run: serve Parley on http://localhost:8000 (SQLite + in-process channel layer, nothing to start)
+run: $(VENV)/.runtime
+	$(PY) manage.py migrate --no-input -v0
+	@echo "Parley is running at http://localhost:$(PORT)  (use localhost: passkeys refuse 127.0.0.1). Ctrl-C stops it."
+	$(VENV)/bin/daphne -b $(HOST) -p $(PORT) config.asgi:application
+
+## test: lint, then every Python test (real Chromium, real Redis), then the JavaScript tests
+test: $(VENV)/.dev
+	@scripts/ensure-system-deps.sh
+	@$(MAKE) --no-print-directory node_modules/.installed
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/pytest
+	node --test tests/js/
+
+lint: $(VENV)/.dev
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+## vendor: copy the pinned browser libraries from node_modules into static/vendor (+ MANIFEST.json)
+vendor: node_modules/.installed
+	node scripts/vendor.mjs
+
+clean:
+	rm -rf $(VENV) node_modules var test-artifacts .pytest_cache .ruff_cache

@@ -1,0 +1,37 @@
+"""Content-Security-Policy for every response (DESIGN section 7, web delivery)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from django.http import HttpRequest, HttpResponse
+
+from config.importmap import importmap_and_hash
+
+
+def content_security_policy() -> str:
+    _, importmap_hash = importmap_and_hash()
+    return "; ".join(
+        [
+            "default-src 'none'",
+            f"script-src 'self' {importmap_hash} 'wasm-unsafe-eval'",
+            "connect-src 'self'",
+            "img-src 'self' data: blob:",
+            "media-src 'self' blob:",
+            "style-src 'self'",
+            "object-src 'none'",
+            "base-uri 'none'",
+            "form-action 'self'",
+            "frame-ancestors 'none'",
+        ]
+    )
+
+
+class ContentSecurityPolicyMiddleware:
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        response.setdefault("Content-Security-Policy", content_security_policy())
+        return response

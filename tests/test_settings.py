@@ -1,0 +1,93 @@
+"""Settings come from the environment, with embedded defaults that need no service."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+PROBE = (
+    "import json; from django.conf import settings as s; "
+    "print(json.dumps({'engine': s.DATABASES['default']['ENGINE'], 'layer': s.CHANNEL_LAYERS['default'], "
+    "'rp_id': s.PARLEY_RP_ID, 'origin': s.PARLEY_ORIGIN, 'debug': s.DEBUG, 'hosts': s.ALLOWED_HOSTS}))"
+)
+
+
+def load_settings(**env: str) -> subprocess.CompletedProcess[str]:
+    clean = {
+        k: v
+        for k, v in os.environ.items()
+        if k
+        not in {
+            "DATABASE_URL",
+            "REDIS_URL",
+            "DEBUG",
+            "SECRET_KEY",
+            "PARLEY_ORIGIN",
+            "ALLOWED_HOSTS",
+        }
+    }
+    clean.update(env, DJANGO_SETTINGS_MODULE="config.settings")
+    return subprocess.run(
+        [sys.executable, "-c", "import django; django.setup(); " + PROBE],
+        cwd=ROOT,
+        env=clean,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def test_nothing_set_means_sqlite_and_the_in_process_layer():
+    result = load_settings()
+    assert result.returncode == 0, result.stderr
+    loaded = json.loads(result.stdout)
+    assert loaded["engine"] == "django.db.backends.sqlite3"
+    assert loaded["layer"]["BACKEND"] == "channels.layers.InMemoryChannelLayer"
+    assert (loaded["rp_id"], loaded["origin"]) == ("localhost", "http://localhost:8000")
+
+
+def test_scale_out_variables_switch_to_postgresql_and_the_redis_pubsub_layer():
+    result = load_settings(
+        DATABASE_URL="postgres://parley:pw@127.0.0.1:5433/parley",
+        REDIS_URL="redis://127.0.0.1:6390/0",
+    )
+    assert result.returncode == 0, result.stderr
+    loaded = json.loads(result.stdout)
+    assert loaded["engine"] == "django.db.backends.postgresql"
+    assert loaded["layer"]["BACKEND"] == "channels_redis.pubsub.RedisPubSubChannelLayer"
+    # redis-py's default 5 s socket timeout would close idle device sockets (channels_redis#422).
+    assert loaded["layer"]["CONFIG"]["hosts"] == [
+        {"address": "redis://127.0.0.1:6390/0", "socket_timeout": None}
+    ]
+
+
+def test_origin_sets_the_webauthn_relying_party():
+    loaded = json.loads(
+        load_settings(
+            PARLEY_ORIGIN="https://chat.example.org", ALLOWED_HOSTS="chat.example.org"
+        ).stdout
+    )
+    assert (loaded["rp_id"], loaded["origin"], loaded["hosts"]) == (
+        "chat.example.org",
+        "https://chat.example.org",
+        ["chat.example.org"],
+    )
+
+
+@pytest.mark.parametrize(
+    ("env", "reason"),
+    [
+        ({"DEBUG": "0"}, "SECRET_KEY must be set"),
+        ({"PARLEY_ORIGIN": "localhost:8000"}, "PARLEY_ORIGIN must be"),
+    ],
+)
+def test_unsafe_or_malformed_configuration_refuses_to_start(env, reason):
+    result = load_settings(**env)
+    assert result.returncode != 0
+    assert reason in result.stderr
