@@ -1,0 +1,184 @@
+"""Plaintext content inside a message (docs/protocol.md section 10)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import Any
+
+from protocol.devicelist import DeviceList
+from protocol.encoding import (
+    MAX_SAFE_INTEGER,
+    Reader,
+    b64u_decode,
+    canonical_json,
+    parse_canonical_json,
+    u8,
+    u32,
+    u64,
+)
+from protocol.exceptions import MalformedDeviceList, MalformedMessage
+from protocol.rng import Rng
+
+CONTENT_VERSION = 1
+MAX_BODY_BYTES = 65536
+CONTENT_PADDING = 64
+MAX_RECEIPT_IDS = 100
+
+
+class ContentType(IntEnum):
+    TEXT = 1
+    RECEIPT = 2
+    SENT_TRANSCRIPT = 3
+    DEVICE_LIST_NOTICE = 4
+    HISTORY_BUNDLE_KEY = 5
+    TYPING = 6
+
+
+@dataclass(frozen=True)
+class Content:
+    type: ContentType
+    message_id: bytes
+    timestamp: int
+    sender_list_version: int
+    sender_list_hash: bytes
+    body: dict[str, Any]
+
+
+def new_content(
+    content_type: ContentType,
+    body: dict[str, Any],
+    *,
+    timestamp: int,
+    sender_list_version: int,
+    sender_list_hash: bytes,
+    rng: Rng,
+) -> Content:
+    """A content with a fresh random message id (rng(16)); validates the body."""
+    content = Content(
+        type=content_type,
+        message_id=rng(16),
+        timestamp=timestamp,
+        sender_list_version=sender_list_version,
+        sender_list_hash=sender_list_hash,
+        body=body,
+    )
+    encode_content(content)
+    return content
+
+
+def _expect_keys(body: Any, keys: set[str], what: str) -> None:
+    if not isinstance(body, dict) or set(body) != keys:
+        got = sorted(body) if isinstance(body, dict) else type(body).__name__
+        raise MalformedMessage(f"{what} body: expected keys {sorted(keys)}, got {got}")
+
+
+def _expect(condition: bool, message: str) -> None:
+    if not condition:
+        raise MalformedMessage(message)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_SAFE_INTEGER
+
+
+def validate_body(content_type: ContentType, body: Any) -> None:
+    """Check the body has exactly the keys and value types of its type (section 10 table)."""
+    if content_type is ContentType.TEXT:
+        _expect_keys(body, {"text"}, "text")
+        _expect(isinstance(body["text"], str), "text body: expected a string text")
+    elif content_type is ContentType.RECEIPT:
+        _expect_keys(body, {"kind", "message_ids"}, "receipt")
+        _expect(
+            body["kind"] in ("delivered", "read"), "receipt body: expected kind delivered or read"
+        )
+        ids = body["message_ids"]
+        _expect(
+            isinstance(ids, list) and 1 <= len(ids) <= MAX_RECEIPT_IDS,
+            f"receipt body: expected 1 to {MAX_RECEIPT_IDS} message ids",
+        )
+        for item in ids:
+            b64u_decode(item, length=16, what="receipt message id")
+    elif content_type is ContentType.SENT_TRANSCRIPT:
+        _expect_keys(body, {"recipient", "content"}, "sent transcript")
+        _expect(
+            isinstance(body["recipient"], str), "sent transcript body: expected a string recipient"
+        )
+        inner = decode_content(b64u_decode(body["content"], what="sent transcript content"))
+        _expect(
+            inner.type in (ContentType.TEXT, ContentType.RECEIPT),
+            f"sent transcript body: expected inner content of type 1 or 2, got {int(inner.type)}",
+        )
+    elif content_type is ContentType.DEVICE_LIST_NOTICE:
+        _expect_keys(body, {"device_list"}, "device-list notice")
+        try:
+            DeviceList.from_dict(body["device_list"])
+        except MalformedDeviceList as exc:
+            raise MalformedMessage(f"device-list notice body: {exc}") from exc
+    elif content_type is ContentType.HISTORY_BUNDLE_KEY:
+        _expect_keys(body, {"blob_id", "key", "hash", "length"}, "history bundle key")
+        _expect(
+            isinstance(body["blob_id"], str), "history bundle key body: expected a string blob_id"
+        )
+        b64u_decode(body["key"], length=32, what="history key")
+        b64u_decode(body["hash"], length=32, what="history hash")
+        _expect(_is_int(body["length"]), "history bundle key body: expected an integer length")
+    elif content_type is ContentType.TYPING:
+        _expect_keys(body, {"state"}, "typing")
+        _expect(body["state"] in ("started", "stopped"), "typing body: expected started or stopped")
+
+
+def encode_content(content: Content) -> bytes:
+    validate_body(content.type, content.body)
+    _expect(len(content.message_id) == 16, "content: expected a 16-byte message id")
+    _expect(len(content.sender_list_hash) == 32, "content: expected a 32-byte list hash")
+    body = canonical_json(content.body)
+    _expect(len(body) <= MAX_BODY_BYTES, f"content body: expected at most {MAX_BODY_BYTES} bytes")
+    out = (
+        u8(CONTENT_VERSION)
+        + u8(content.type)
+        + content.message_id
+        + u64(content.timestamp)
+        + u64(content.sender_list_version)
+        + content.sender_list_hash
+        + u32(len(body))
+        + body
+    )
+    return out + bytes(-len(out) % CONTENT_PADDING)
+
+
+def decode_content(data: bytes) -> Content:
+    """Parse and validate; raises MalformedMessage for anything outside section 10."""
+    _expect(
+        len(data) % CONTENT_PADDING == 0,
+        f"content: expected a length multiple of {CONTENT_PADDING}, got {len(data)}",
+    )
+    reader = Reader(data, what="content")
+    version = reader.uint(1)
+    _expect(version == CONTENT_VERSION, f"content: expected version 1, got {version}")
+    raw_type = reader.uint(1)
+    try:
+        content_type = ContentType(raw_type)
+    except ValueError as exc:
+        raise MalformedMessage(f"content: expected type 1 to 6, got {raw_type}") from exc
+    message_id = reader.take(16)
+    timestamp = reader.uint(8)
+    list_version = reader.uint(8)
+    list_hash = reader.take(32)
+    length = reader.uint(4)
+    _expect(length <= MAX_BODY_BYTES, f"content body: expected at most {MAX_BODY_BYTES} bytes")
+    body = parse_canonical_json(reader.take(length))
+    padding = reader.rest()
+    _expect(
+        len(padding) < CONTENT_PADDING and padding == bytes(len(padding)),
+        "content: expected minimal zero padding",
+    )
+    validate_body(content_type, body)
+    return Content(
+        type=content_type,
+        message_id=message_id,
+        timestamp=timestamp,
+        sender_list_version=list_version,
+        sender_list_hash=list_hash,
+        body=body,
+    )

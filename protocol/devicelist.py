@@ -1,0 +1,275 @@
+"""Account-signed device lists, device and link signatures (docs/protocol.md section 4)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+from protocol import primitives
+from protocol.encoding import b64u_decode, b64u_encode, enc_str, label, u8, u64
+from protocol.exceptions import (
+    AccountKeyChanged,
+    DeviceKeyChanged,
+    MalformedDeviceList,
+    MalformedMessage,
+    MissingDeviceSignature,
+    StaleDeviceList,
+)
+from protocol.keys import IdentityKeyPair
+
+MAX_DEVICES = 5
+MAX_U64 = 2**64 - 1
+
+
+@dataclass(frozen=True)
+class DeviceEntry:
+    device_id: str
+    identity_key: bytes
+    added_at: int
+    device_signature: bytes | None = None
+
+
+@dataclass(frozen=True)
+class DeviceList:
+    account_id: str
+    account_key: bytes
+    version: int
+    timestamp: int
+    devices: tuple[DeviceEntry, ...]
+    signature: bytes = b""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "account_id": self.account_id,
+            "account_key": b64u_encode(self.account_key),
+            "version": self.version,
+            "timestamp": self.timestamp,
+            "devices": [
+                {
+                    "device_id": d.device_id,
+                    "identity_key": b64u_encode(d.identity_key),
+                    "added_at": d.added_at,
+                    "device_signature": None
+                    if d.device_signature is None
+                    else b64u_encode(d.device_signature),
+                }
+                for d in self.devices
+            ],
+            "signature": b64u_encode(self.signature),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any) -> DeviceList:
+        """Parse the JSON form; any structural problem is MalformedDeviceList."""
+        try:
+            return cls(
+                account_id=_string(data["account_id"], "account_id"),
+                account_key=_b64(data["account_key"], 32, "account_key"),
+                version=_integer(data["version"], "version"),
+                timestamp=_integer(data["timestamp"], "timestamp"),
+                devices=tuple(
+                    DeviceEntry(
+                        device_id=_string(d["device_id"], "device_id"),
+                        identity_key=_b64(d["identity_key"], 32, "identity_key"),
+                        added_at=_integer(d["added_at"], "added_at"),
+                        device_signature=None
+                        if d["device_signature"] is None
+                        else _b64(d["device_signature"], 64, "device_signature"),
+                    )
+                    for d in _list(data["devices"])
+                ),
+                signature=_b64(data["signature"], 64, "signature"),
+            )
+        except (KeyError, TypeError) as exc:
+            raise MalformedDeviceList(f"device list: missing or mistyped field {exc}") from exc
+
+    @property
+    def hash(self) -> bytes:
+        return device_list_hash(self)
+
+    def entry(self, device_id: str) -> DeviceEntry | None:
+        return next((d for d in self.devices if d.device_id == device_id), None)
+
+
+def _string(value: Any, what: str) -> str:
+    if not isinstance(value, str):
+        raise MalformedDeviceList(f"device list {what}: expected a string")
+    return value
+
+
+def _integer(value: Any, what: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 2**53 - 1:
+        raise MalformedDeviceList(f"device list {what}: expected an integer in 0..2^53-1")
+    return value
+
+
+def _list(value: Any) -> list[Any]:
+    if not isinstance(value, list):
+        raise MalformedDeviceList("device list devices: expected a list")
+    return value
+
+
+def _b64(value: Any, length: int, what: str) -> bytes:
+    try:
+        return b64u_decode(value, length=length, what=f"device list {what}")
+    except MalformedMessage as exc:
+        raise MalformedDeviceList(str(exc)) from exc
+
+
+def device_list_bytes(device_list: DeviceList) -> bytes:
+    """The canonical bytes the account key signs (section 4.2)."""
+    _check_structure(device_list)
+    out = [
+        label("Parley v1 device list"),
+        enc_str(device_list.account_id),
+        device_list.account_key,
+        u64(device_list.version),
+        u64(device_list.timestamp),
+        len(device_list.devices).to_bytes(2, "big"),
+    ]
+    for d in device_list.devices:
+        out += [enc_str(d.device_id), d.identity_key, u64(d.added_at)]
+        out.append(u8(0) if d.device_signature is None else u8(1) + d.device_signature)
+    return b"".join(out)
+
+
+def device_list_hash(device_list: DeviceList) -> bytes:
+    return primitives.hash32("Parley v1 device list hash", device_list_bytes(device_list))
+
+
+def device_signature_bytes(account_id: str, account_key: bytes, identity_key: bytes) -> bytes:
+    return label("Parley v1 device signature") + enc_str(account_id) + account_key + identity_key
+
+
+def link_signature_bytes(account_id: str, companion_identity_key: bytes, link_id: str) -> bytes:
+    return (
+        label("Parley v1 link signature")
+        + enc_str(account_id)
+        + companion_identity_key
+        + enc_str(link_id)
+    )
+
+
+def sign_device(companion: IdentityKeyPair, *, account_id: str, account_key: bytes) -> bytes:
+    """The companion's device signature over (account id ‖ account key ‖ own identity key)."""
+    return companion.sign(device_signature_bytes(account_id, account_key, companion.public))
+
+
+def verify_device_signature(
+    signature: bytes, *, account_id: str, account_key: bytes, identity_key: bytes
+) -> None:
+    primitives.ed25519_verify(
+        identity_key,
+        device_signature_bytes(account_id, account_key, identity_key),
+        signature,
+        what="device signature",
+    )
+
+
+def sign_link(
+    account: IdentityKeyPair, *, account_id: str, companion_identity_key: bytes, link_id: str
+) -> bytes:
+    """The account's link-time signature over (account id ‖ companion key ‖ link id)."""
+    return account.sign(link_signature_bytes(account_id, companion_identity_key, link_id))
+
+
+def verify_link_signature(
+    signature: bytes,
+    *,
+    account_id: str,
+    account_key: bytes,
+    companion_identity_key: bytes,
+    link_id: str,
+) -> None:
+    primitives.ed25519_verify(
+        account_key,
+        link_signature_bytes(account_id, companion_identity_key, link_id),
+        signature,
+        what="link signature",
+    )
+
+
+def sign_device_list(
+    account: IdentityKeyPair,
+    *,
+    account_id: str,
+    version: int,
+    timestamp: int,
+    devices: tuple[DeviceEntry, ...] | list[DeviceEntry],
+) -> DeviceList:
+    """Build and sign a list; entries are sorted by device id here."""
+    unsigned = DeviceList(
+        account_id=account_id,
+        account_key=account.public,
+        version=version,
+        timestamp=timestamp,
+        devices=tuple(sorted(devices, key=lambda d: d.device_id.encode("utf-8"))),
+    )
+    return replace(unsigned, signature=account.sign(device_list_bytes(unsigned)))
+
+
+def _check_structure(device_list: DeviceList) -> None:
+    devices = device_list.devices
+    if not 1 <= len(devices) <= MAX_DEVICES:
+        raise MalformedDeviceList(f"expected 1 to {MAX_DEVICES} devices, got {len(devices)}")
+    if len(device_list.account_key) != 32:
+        raise MalformedDeviceList("expected a 32-byte account key")
+    for value, what in ((device_list.version, "version"), (device_list.timestamp, "timestamp")):
+        if not 0 <= value <= MAX_U64:
+            raise MalformedDeviceList(f"expected {what} to fit in u64")
+    ids = [d.device_id.encode("utf-8") for d in devices]
+    if ids != sorted(ids) or len(set(ids)) != len(ids):
+        raise MalformedDeviceList("expected device ids unique and sorted by their UTF-8 bytes")
+    keys = [d.identity_key for d in devices]
+    if any(len(k) != 32 for k in keys) or len(set(keys)) != len(keys):
+        raise MalformedDeviceList("expected unique 32-byte identity keys")
+    primaries = [d for d in devices if d.identity_key == device_list.account_key]
+    if len(primaries) != 1:
+        raise MalformedDeviceList(f"expected exactly one primary entry, got {len(primaries)}")
+    if primaries[0].device_signature is not None:
+        raise MalformedDeviceList("expected no device signature on the primary entry")
+
+
+def verify_device_list(
+    device_list: DeviceList,
+    *,
+    expected_account_key: bytes | None = None,
+    last_accepted_version: int | None = None,
+    known_devices: Mapping[str, bytes] | None = None,
+) -> None:
+    """Apply the checks of section 4.3 in order; the first failure raises its error.
+
+    `known_devices` maps every device id ever accepted for this account to its identity key.
+    """
+    list_bytes = device_list_bytes(device_list)
+    if expected_account_key is not None and device_list.account_key != expected_account_key:
+        raise AccountKeyChanged(
+            f"device list of account {device_list.account_id!r}: account key differs from the expected key"
+        )
+    primitives.ed25519_verify(
+        device_list.account_key, list_bytes, device_list.signature, what="device list signature"
+    )
+    for d in device_list.devices:
+        if d.identity_key == device_list.account_key:
+            continue
+        if d.device_signature is None:
+            raise MissingDeviceSignature(
+                f"device {d.device_id!r}: expected a device signature, got none"
+            )
+        primitives.ed25519_verify(
+            d.identity_key,
+            device_signature_bytes(device_list.account_id, device_list.account_key, d.identity_key),
+            d.device_signature,
+            what=f"device signature of {d.device_id!r}",
+        )
+    if last_accepted_version is not None and device_list.version <= last_accepted_version:
+        raise StaleDeviceList(
+            f"device list version: expected greater than {last_accepted_version}, got {device_list.version}"
+        )
+    for d in device_list.devices:
+        known = (known_devices or {}).get(d.device_id)
+        if known is not None and known != d.identity_key:
+            raise DeviceKeyChanged(
+                f"device {d.device_id!r}: identity key differs from the one accepted before"
+            )

@@ -1,0 +1,167 @@
+"""Canonical encodings (docs/protocol.md section 2): binary fields, base64url, canonical JSON."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from typing import Any
+
+from protocol.exceptions import MalformedMessage
+
+MAX_SAFE_INTEGER = 2**53 - 1
+_B64U = re.compile(r"[A-Za-z0-9_-]*")
+
+
+def enc_str(value: str) -> bytes:
+    """u16 big-endian byte length followed by the UTF-8 bytes (at most 65535 bytes)."""
+    try:
+        raw = value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise MalformedMessage("expected a string encodable as UTF-8, got lone surrogates") from exc
+    if len(raw) > 0xFFFF:
+        raise MalformedMessage(f"expected a string of at most 65535 bytes, got {len(raw)}")
+    return len(raw).to_bytes(2, "big") + raw
+
+
+def u8(n: int) -> bytes:
+    return n.to_bytes(1, "big")
+
+
+def u32(n: int) -> bytes:
+    return n.to_bytes(4, "big")
+
+
+def u64(n: int) -> bytes:
+    return n.to_bytes(8, "big")
+
+
+def label(name: str) -> bytes:
+    """The domain-separation prefix that starts every signed or hashed structure."""
+    return enc_str(name)
+
+
+class Reader:
+    """Reads fixed-layout binary fields; every shortfall is a `error_class` error."""
+
+    def __init__(self, data: bytes, *, what: str, error: type[Exception] = MalformedMessage):
+        self._data = data
+        self._pos = 0
+        self._what = what
+        self._error = error
+
+    def take(self, n: int) -> bytes:
+        if self._pos + n > len(self._data):
+            raise self._error(
+                f"{self._what}: expected {n} more bytes at offset {self._pos}, "
+                f"got {len(self._data) - self._pos}"
+            )
+        chunk = self._data[self._pos : self._pos + n]
+        self._pos += n
+        return chunk
+
+    def uint(self, size: int) -> int:
+        return int.from_bytes(self.take(size), "big")
+
+    def string(self) -> str:
+        raw = self.take(self.uint(2))
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise self._error(f"{self._what}: expected UTF-8 string") from exc
+
+    def rest(self) -> bytes:
+        chunk = self._data[self._pos :]
+        self._pos = len(self._data)
+        return chunk
+
+    def remaining(self) -> int:
+        return len(self._data) - self._pos
+
+    def end(self) -> None:
+        if self._pos != len(self._data):
+            raise self._error(
+                f"{self._what}: expected end of data, got {len(self._data) - self._pos} trailing bytes"
+            )
+
+
+def b64u_encode(data: bytes) -> str:
+    """Base64url without padding."""
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def b64u_decode(text: Any, *, length: int | None = None, what: str = "value") -> bytes:
+    """Strict base64url without padding; `length` checks a fixed-size field."""
+    if not isinstance(text, str) or not _B64U.fullmatch(text) or len(text) % 4 == 1:
+        raise MalformedMessage(f"{what}: expected unpadded base64url text")
+    try:
+        data = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except (binascii.Error, ValueError) as exc:
+        raise MalformedMessage(f"{what}: expected unpadded base64url text") from exc
+    if b64u_encode(data) != text:
+        raise MalformedMessage(f"{what}: expected canonical base64url (trailing bits set)")
+    if length is not None and len(data) != length:
+        raise MalformedMessage(f"{what}: expected {length} bytes, got {len(data)}")
+    return data
+
+
+def _check_json_value(value: Any) -> None:
+    if value is None or isinstance(value, (bool, str)):
+        return
+    if isinstance(value, int):
+        if not 0 <= value <= MAX_SAFE_INTEGER:
+            raise MalformedMessage(f"expected an integer in 0..2^53-1, got {value}")
+        return
+    if isinstance(value, list):
+        for item in value:
+            _check_json_value(item)
+        return
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise MalformedMessage("expected string object keys")
+            _check_json_value(item)
+        return
+    raise MalformedMessage(
+        f"expected a JSON string, integer, bool, null, list or object, got {type(value).__name__}"
+    )
+
+
+def canonical_json(value: Any) -> bytes:
+    """Canonical JSON (section 2.2): sorted keys, no whitespace, raw UTF-8, integers only."""
+    _check_json_value(value)
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise MalformedMessage("expected text without lone surrogates") from exc
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise MalformedMessage(f"expected unique JSON keys, got {key!r} twice")
+        result[key] = value
+    return result
+
+
+def _no_floats(text: str) -> Any:
+    raise MalformedMessage(f"expected an integer, got {text}")
+
+
+def parse_canonical_json(data: bytes) -> Any:
+    """Parse canonical JSON and refuse any input that is not in canonical form."""
+    try:
+        value = json.loads(
+            data.decode("utf-8"),
+            object_pairs_hook=_no_duplicates,
+            parse_float=_no_floats,
+            parse_constant=_no_floats,
+        )
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise MalformedMessage("expected canonical JSON") from exc
+    if canonical_json(value) != data:
+        raise MalformedMessage("expected canonical JSON (sorted keys, no whitespace, raw UTF-8)")
+    return value

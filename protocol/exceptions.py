@@ -1,0 +1,72 @@
+"""Errors raised by the protocol; docs/protocol.md section 15 lists when each is raised.
+
+Messages say which check failed, what was expected and what came; never key material.
+"""
+
+from __future__ import annotations
+
+
+class ProtocolError(Exception):
+    """Base of every protocol error; `code` is stable and shared with the JS mirror."""
+
+    code = "protocol_error"
+
+
+class MalformedMessage(ProtocolError):
+    code = "malformed_message"
+
+
+class MalformedDeviceList(ProtocolError):
+    code = "malformed_device_list"
+
+
+class InvalidKey(ProtocolError):
+    code = "invalid_key"
+
+
+class InvalidSignature(ProtocolError):
+    code = "invalid_signature"
+
+
+class AccountKeyChanged(ProtocolError):
+    code = "account_key_changed"
+
+
+class MissingDeviceSignature(ProtocolError):
+    code = "missing_device_signature"
+
+
+class StaleDeviceList(ProtocolError):
+    code = "stale_device_list"
+
+
+class DeviceKeyChanged(ProtocolError):
+    code = "device_key_changed"
+
+
+class UntrustedIdentity(ProtocolError):
+    code = "untrusted_identity"
+
+
+class UnknownPrekey(ProtocolError):
+    code = "unknown_prekey"
+
+
+class UnknownSession(ProtocolError):
+    code = "unknown_session"
+
+
+class ReplayDetected(ProtocolError):
+    code = "replay_detected"
+
+
+class TooManySkippedMessages(ProtocolError):
+    code = "too_many_skipped_messages"
+
+
+class DecryptionFailed(ProtocolError):
+    code = "decryption_failed"
+
+
+class HistoryBundleMismatch(ProtocolError):
+    code = "history_bundle_mismatch"

@@ -1,0 +1,241 @@
+"""Device keys and prekey bundles (docs/protocol.md section 3)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from protocol import primitives
+from protocol.encoding import b64u_decode, b64u_encode, label, u32
+from protocol.exceptions import MalformedMessage, UntrustedIdentity
+from protocol.rng import Rng
+
+
+@dataclass(frozen=True)
+class IdentityKeyPair:
+    """Ed25519 identity key; its X25519 form is derived for X3DH."""
+
+    public: bytes
+    secret: bytes  # 64 bytes: seed ‖ public
+
+    @classmethod
+    def from_seed(cls, seed: bytes) -> IdentityKeyPair:
+        public, secret = primitives.ed25519_keypair(seed)
+        return cls(public=public, secret=secret)
+
+    @property
+    def x25519_public(self) -> bytes:
+        return primitives.ed25519_pk_to_x25519(self.public)
+
+    @property
+    def x25519_private(self) -> bytes:
+        return primitives.ed25519_sk_to_x25519(self.secret)
+
+    def sign(self, message: bytes) -> bytes:
+        return primitives.ed25519_sign(self.secret, message)
+
+
+@dataclass(frozen=True)
+class X25519KeyPair:
+    private: bytes
+    public: bytes
+
+    @classmethod
+    def from_private(cls, private: bytes) -> X25519KeyPair:
+        return cls(private=private, public=primitives.x25519_public(private))
+
+    @classmethod
+    def generate(cls, rng: Rng) -> X25519KeyPair:
+        return cls.from_private(rng(32))
+
+
+@dataclass(frozen=True)
+class SignedPrekey:
+    id: int
+    key: X25519KeyPair
+    signature: bytes
+
+
+@dataclass(frozen=True)
+class OneTimePrekey:
+    id: int
+    key: X25519KeyPair
+
+
+@dataclass(frozen=True)
+class DeviceKeys:
+    """Everything private a device holds; never leaves the device."""
+
+    identity: IdentityKeyPair
+    signed_prekey: SignedPrekey
+    one_time_prekeys: tuple[OneTimePrekey, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "version": 1,
+            "identity_seed": b64u_encode(self.identity.secret[:32]),
+            "signed_prekey": _signed_prekey_to_dict(self.signed_prekey),
+            "one_time_prekeys": [
+                {"id": k.id, "private_key": b64u_encode(k.key.private)}
+                for k in self.one_time_prekeys
+            ],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> DeviceKeys:
+        if data.get("version") != 1:
+            raise MalformedMessage(f"device keys: expected version 1, got {data.get('version')!r}")
+        return cls(
+            identity=IdentityKeyPair.from_seed(
+                b64u_decode(data["identity_seed"], length=32, what="identity_seed")
+            ),
+            signed_prekey=_signed_prekey_from_dict(data["signed_prekey"]),
+            one_time_prekeys=tuple(
+                OneTimePrekey(
+                    id=k["id"],
+                    key=X25519KeyPair.from_private(
+                        b64u_decode(k["private_key"], length=32, what="one-time prekey")
+                    ),
+                )
+                for k in data["one_time_prekeys"]
+            ),
+        )
+
+
+def _signed_prekey_to_dict(spk: SignedPrekey) -> dict[str, Any]:
+    return {
+        "id": spk.id,
+        "private_key": b64u_encode(spk.key.private),
+        "signature": b64u_encode(spk.signature),
+    }
+
+
+def _signed_prekey_from_dict(data: dict[str, Any]) -> SignedPrekey:
+    return SignedPrekey(
+        id=data["id"],
+        key=X25519KeyPair.from_private(
+            b64u_decode(data["private_key"], length=32, what="signed prekey")
+        ),
+        signature=b64u_decode(data["signature"], length=64, what="signed prekey signature"),
+    )
+
+
+def signed_prekey_bytes(prekey_id: int, public_key: bytes) -> bytes:
+    """label("Parley v1 signed prekey") ‖ u32 id ‖ public key; section 3.1."""
+    return label("Parley v1 signed prekey") + u32(prekey_id) + public_key
+
+
+def generate_identity(rng: Rng) -> IdentityKeyPair:
+    return IdentityKeyPair.from_seed(rng(32))
+
+
+def generate_signed_prekey(identity: IdentityKeyPair, prekey_id: int, rng: Rng) -> SignedPrekey:
+    key = X25519KeyPair.generate(rng)
+    return SignedPrekey(
+        id=prekey_id, key=key, signature=identity.sign(signed_prekey_bytes(prekey_id, key.public))
+    )
+
+
+def generate_one_time_prekeys(ids: Iterable[int], rng: Rng) -> tuple[OneTimePrekey, ...]:
+    return tuple(OneTimePrekey(id=i, key=X25519KeyPair.generate(rng)) for i in ids)
+
+
+def generate_device_keys(
+    rng: Rng, *, signed_prekey_id: int = 1, one_time_prekey_ids: Iterable[int] = ()
+) -> DeviceKeys:
+    """Draws identity seed, signed prekey, then one-time prekeys, in that order."""
+    identity = generate_identity(rng)
+    signed_prekey = generate_signed_prekey(identity, signed_prekey_id, rng)
+    return DeviceKeys(
+        identity=identity,
+        signed_prekey=signed_prekey,
+        one_time_prekeys=generate_one_time_prekeys(one_time_prekey_ids, rng),
+    )
+
+
+@dataclass(frozen=True)
+class PrekeyBundle:
+    """What the key directory serves for one device (section 3.2)."""
+
+    device_id: str
+    identity_key: bytes
+    signed_prekey_id: int
+    signed_prekey: bytes
+    signed_prekey_signature: bytes
+    one_time_prekey_id: int | None = None
+    one_time_prekey: bytes | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        otp = None
+        if self.one_time_prekey is not None:
+            otp = {"id": self.one_time_prekey_id, "public_key": b64u_encode(self.one_time_prekey)}
+        return {
+            "device_id": self.device_id,
+            "identity_key": b64u_encode(self.identity_key),
+            "signed_prekey": {
+                "id": self.signed_prekey_id,
+                "public_key": b64u_encode(self.signed_prekey),
+                "signature": b64u_encode(self.signed_prekey_signature),
+            },
+            "one_time_prekey": otp,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any) -> PrekeyBundle:
+        try:
+            spk = data["signed_prekey"]
+            otp = data["one_time_prekey"]
+            if not isinstance(data["device_id"], str):
+                raise MalformedMessage("prekey bundle: expected a string device_id")
+            return cls(
+                device_id=data["device_id"],
+                identity_key=b64u_decode(data["identity_key"], length=32, what="identity_key"),
+                signed_prekey_id=_u32_field(spk["id"], "signed_prekey.id"),
+                signed_prekey=b64u_decode(spk["public_key"], length=32, what="signed prekey"),
+                signed_prekey_signature=b64u_decode(
+                    spk["signature"], length=64, what="signed prekey signature"
+                ),
+                one_time_prekey_id=None
+                if otp is None
+                else _u32_field(otp["id"], "one_time_prekey.id"),
+                one_time_prekey=None
+                if otp is None
+                else b64u_decode(otp["public_key"], length=32, what="one-time prekey"),
+            )
+        except (KeyError, TypeError) as exc:
+            raise MalformedMessage(f"prekey bundle: missing or mistyped field {exc}") from exc
+
+
+def _u32_field(value: Any, what: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 0xFFFFFFFF:
+        raise MalformedMessage(f"{what}: expected an integer in 0..2^32-1, got {value!r}")
+    return value
+
+
+def make_prekey_bundle(
+    device_id: str, keys: DeviceKeys, one_time_prekey: OneTimePrekey | None = None
+) -> PrekeyBundle:
+    return PrekeyBundle(
+        device_id=device_id,
+        identity_key=keys.identity.public,
+        signed_prekey_id=keys.signed_prekey.id,
+        signed_prekey=keys.signed_prekey.key.public,
+        signed_prekey_signature=keys.signed_prekey.signature,
+        one_time_prekey_id=None if one_time_prekey is None else one_time_prekey.id,
+        one_time_prekey=None if one_time_prekey is None else one_time_prekey.key.public,
+    )
+
+
+def verify_prekey_bundle(bundle: PrekeyBundle, *, listed_identity_key: bytes) -> None:
+    """Check a bundle against the identity key from the verified device list, not the server's."""
+    if bundle.identity_key != listed_identity_key:
+        raise UntrustedIdentity(
+            f"prekey bundle for device {bundle.device_id!r}: identity key differs from the signed device list"
+        )
+    primitives.ed25519_verify(
+        listed_identity_key,
+        signed_prekey_bytes(bundle.signed_prekey_id, bundle.signed_prekey),
+        bundle.signed_prekey_signature,
+        what=f"signed prekey {bundle.signed_prekey_id} of device {bundle.device_id!r}",
+    )

@@ -1,0 +1,140 @@
+"""Signatures and payloads around device linking (docs/protocol.md section 13)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from protocol import primitives
+from protocol.devicelist import sign_link, verify_link_signature
+from protocol.encoding import (
+    b64u_decode,
+    b64u_encode,
+    canonical_json,
+    enc_str,
+    label,
+    parse_canonical_json,
+)
+from protocol.exceptions import InvalidKey, MalformedMessage
+from protocol.keys import IdentityKeyPair, X25519KeyPair
+
+
+def _nonce(nonce: bytes) -> bytes:
+    if len(nonce) != 32:
+        raise InvalidKey(f"nonce: expected 32 bytes, got {len(nonce)}")
+    return nonce
+
+
+def link_challenge(
+    *, server_nonce: bytes, link_id: str, companion_identity_key: bytes, ephemeral_key: bytes
+) -> bytes:
+    """The WebAuthn challenge that binds the approval to this link and both new keys."""
+    return primitives.hash32(
+        "Parley v1 link challenge",
+        _nonce(server_nonce) + enc_str(link_id) + companion_identity_key + ephemeral_key,
+    )
+
+
+@dataclass(frozen=True)
+class Provisioning:
+    """What the primary seals to the companion's ephemeral key (public data only)."""
+
+    account_id: str
+    account_key: bytes
+    link_id: str
+    link_signature: bytes
+
+
+def make_provisioning(
+    account: IdentityKeyPair, *, account_id: str, companion_identity_key: bytes, link_id: str
+) -> Provisioning:
+    return Provisioning(
+        account_id=account_id,
+        account_key=account.public,
+        link_id=link_id,
+        link_signature=sign_link(
+            account,
+            account_id=account_id,
+            companion_identity_key=companion_identity_key,
+            link_id=link_id,
+        ),
+    )
+
+
+def provisioning_payload(provisioning: Provisioning) -> bytes:
+    """The canonical JSON that is sealed (section 13)."""
+    return canonical_json(
+        {
+            "account_id": provisioning.account_id,
+            "account_key": b64u_encode(provisioning.account_key),
+            "link_id": provisioning.link_id,
+            "link_signature": b64u_encode(provisioning.link_signature),
+        }
+    )
+
+
+def seal_provisioning(provisioning: Provisioning, ephemeral_public_key: bytes) -> bytes:
+    return primitives.sealed_box(provisioning_payload(provisioning), ephemeral_public_key)
+
+
+def open_provisioning(
+    sealed: bytes, *, ephemeral: X25519KeyPair, own_identity_key: bytes, link_id: str
+) -> Provisioning:
+    """Open and check that the account signed exactly our identity key and this link id."""
+    data = parse_canonical_json(
+        primitives.sealed_box_open(sealed, ephemeral.public, ephemeral.private)
+    )
+    if not isinstance(data, dict) or set(data) != {
+        "account_id",
+        "account_key",
+        "link_id",
+        "link_signature",
+    }:
+        raise MalformedMessage(
+            "provisioning: expected account_id, account_key, link_id, link_signature"
+        )
+    if not isinstance(data["account_id"], str) or data["link_id"] != link_id:
+        raise MalformedMessage("provisioning: expected our own link id and a string account id")
+    provisioning = Provisioning(
+        account_id=data["account_id"],
+        account_key=b64u_decode(data["account_key"], length=32, what="account_key"),
+        link_id=link_id,
+        link_signature=b64u_decode(data["link_signature"], length=64, what="link_signature"),
+    )
+    verify_link_signature(
+        provisioning.link_signature,
+        account_id=provisioning.account_id,
+        account_key=provisioning.account_key,
+        companion_identity_key=own_identity_key,
+        link_id=link_id,
+    )
+    return provisioning
+
+
+def link_token_bytes(nonce: bytes, link_id: str) -> bytes:
+    return label("Parley v1 link token") + _nonce(nonce) + enc_str(link_id)
+
+
+def sign_link_token(companion: IdentityKeyPair, *, nonce: bytes, link_id: str) -> bytes:
+    return companion.sign(link_token_bytes(nonce, link_id))
+
+
+def verify_link_token(signature: bytes, *, identity_key: bytes, nonce: bytes, link_id: str) -> None:
+    primitives.ed25519_verify(
+        identity_key, link_token_bytes(nonce, link_id), signature, what="link token signature"
+    )
+
+
+def sign_in_bytes(origin: str, device_id: str, nonce: bytes) -> bytes:
+    return label("Parley v1 sign-in") + enc_str(origin) + enc_str(device_id) + _nonce(nonce)
+
+
+def sign_in(device: IdentityKeyPair, *, origin: str, device_id: str, nonce: bytes) -> bytes:
+    return device.sign(sign_in_bytes(origin, device_id, nonce))
+
+
+def verify_sign_in(
+    signature: bytes, *, identity_key: bytes, origin: str, device_id: str, nonce: bytes
+) -> None:
+    primitives.ed25519_verify(
+        identity_key, sign_in_bytes(origin, device_id, nonce), signature, what="sign-in signature"
+    )

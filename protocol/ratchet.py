@@ -1,0 +1,392 @@
+"""Double Ratchet sessions (docs/protocol.md sections 6-8)."""
+
+from __future__ import annotations
+
+from collections.abc import Container, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from protocol import primitives, x3dh
+from protocol.encoding import b64u_decode, b64u_encode
+from protocol.exceptions import (
+    MalformedMessage,
+    ReplayDetected,
+    TooManySkippedMessages,
+    UnknownPrekey,
+    UnknownSession,
+    UntrustedIdentity,
+)
+from protocol.keys import IdentityKeyPair, PrekeyBundle, X25519KeyPair, verify_prekey_bundle
+from protocol.message import Header, PrekeyMessage, RatchetMessage, decode_message
+from protocol.rng import Rng
+
+MAX_SKIP = 1000
+MAX_SKIPPED_TOTAL = 2000
+MAX_PREVIOUS_DH_REMOTE = 16
+SESSION_FORMAT_VERSION = 1
+
+
+def kdf_rk(root_key: bytes, dh_out: bytes) -> tuple[bytes, bytes]:
+    """(new root key, chain key) = split(KDF(rk, "Parley v1 root", dh_out, 64))."""
+    out = primitives.kdf(root_key, "Parley v1 root", dh_out, 64)
+    return out[:32], out[32:]
+
+
+def kdf_ck(chain_key: bytes) -> tuple[bytes, bytes]:
+    """(message key, next chain key) from a chain key."""
+    return (
+        primitives.kdf(chain_key, "Parley v1 chain", b"\x01", 32),
+        primitives.kdf(chain_key, "Parley v1 chain", b"\x02", 32),
+    )
+
+
+@dataclass(frozen=True)
+class PendingPrekey:
+    """What the initiator repeats in every message until it hears back (section 6.2)."""
+
+    ephemeral_key: bytes
+    signed_prekey_id: int
+    one_time_prekey_id: int | None
+
+
+@dataclass
+class Session:
+    """One pairwise session with one remote device. Mutated by encrypt/decrypt.
+
+    decrypt() commits its changes only when the message authenticates, so a refused message
+    leaves the session unchanged.
+    """
+
+    role: str  # "initiator" | "responder"
+    local_identity_key: bytes
+    remote_identity_key: bytes
+    base_key: bytes
+    root_key: bytes
+    dh_self: X25519KeyPair
+    dh_remote: bytes | None
+    send_chain_key: bytes | None
+    recv_chain_key: bytes | None
+    send_n: int = 0
+    recv_n: int = 0
+    prev_n: int = 0
+    skipped: dict[tuple[bytes, int], bytes] = field(default_factory=dict)
+    previous_dh_remote: list[bytes] = field(default_factory=list)
+    pending_prekey: PendingPrekey | None = None
+
+    @property
+    def associated_data(self) -> bytes:
+        if self.role == "initiator":
+            return self.local_identity_key + self.remote_identity_key
+        return self.remote_identity_key + self.local_identity_key
+
+    @classmethod
+    def initiate(
+        cls,
+        *,
+        identity: IdentityKeyPair,
+        bundle: PrekeyBundle,
+        listed_identity_key: bytes,
+        rng: Rng,
+    ) -> Session:
+        """Verify `bundle` against the key in the signed list, run X3DH, start as Alice.
+
+        Draws rng(32) for the base key, then rng(32) for the first ratchet key.
+        """
+        verify_prekey_bundle(bundle, listed_identity_key=listed_identity_key)
+        agreement = x3dh.initiate(identity=identity, bundle=bundle, rng=rng)
+        assert agreement.base_key is not None
+        dh_self = X25519KeyPair.generate(rng)
+        root_key, send_chain_key = kdf_rk(
+            agreement.shared_secret, primitives.dh(dh_self.private, bundle.signed_prekey)
+        )
+        return cls(
+            role="initiator",
+            local_identity_key=identity.public,
+            remote_identity_key=bundle.identity_key,
+            base_key=agreement.base_key.public,
+            root_key=root_key,
+            dh_self=dh_self,
+            dh_remote=bundle.signed_prekey,
+            send_chain_key=send_chain_key,
+            recv_chain_key=None,
+            pending_prekey=PendingPrekey(
+                ephemeral_key=agreement.base_key.public,
+                signed_prekey_id=bundle.signed_prekey_id,
+                one_time_prekey_id=bundle.one_time_prekey_id,
+            ),
+        )
+
+    def encrypt(self, plaintext: bytes, rng: Rng) -> bytes:
+        """Encrypt one message (section 6.3); draws rng(24) for the nonce."""
+        if self.send_chain_key is None:
+            raise UnknownSession(
+                "session: expected a sending chain; the responder cannot send first"
+            )
+        message_key, self.send_chain_key = kdf_ck(self.send_chain_key)
+        header = Header(dh=self.dh_self.public, pn=self.prev_n, n=self.send_n)
+        self.send_n += 1
+        nonce = rng(24)
+        ciphertext = primitives.aead_encrypt(
+            message_key, nonce, plaintext, self.associated_data + header.encode()
+        )
+        message = RatchetMessage(header=header, nonce=nonce, ciphertext=ciphertext)
+        if self.pending_prekey is None:
+            return message.encode()
+        return PrekeyMessage(
+            identity_key=self.local_identity_key,
+            base_key=self.pending_prekey.ephemeral_key,
+            signed_prekey_id=self.pending_prekey.signed_prekey_id,
+            one_time_prekey_id=self.pending_prekey.one_time_prekey_id,
+            message=message,
+        ).encode()
+
+    def decrypt(self, data: bytes, rng: Rng) -> bytes:
+        """Decrypt wire bytes (ratchet or prekey message) for this session (section 6.4).
+
+        May draw rng(32) for a new ratchet key. Raises ReplayDetected, TooManySkippedMessages,
+        DecryptionFailed, UnknownSession or MalformedMessage and then changes nothing.
+        """
+        message = decode_message(data)
+        if isinstance(message, PrekeyMessage):
+            if (
+                self.role != "responder"
+                or message.base_key != self.base_key
+                or message.identity_key != self.remote_identity_key
+            ):
+                raise UnknownSession(
+                    "prekey message: expected this session's base key and identity"
+                )
+            message = message.message
+        return self.decrypt_ratchet_message(message, rng)
+
+    def decrypt_ratchet_message(self, message: RatchetMessage, rng: Rng) -> bytes:
+        work = self._copy()
+        plaintext = work._decrypt(message, rng)
+        work.pending_prekey = None
+        self.__dict__.update(work.__dict__)
+        return plaintext
+
+    def _decrypt(self, message: RatchetMessage, rng: Rng) -> bytes:
+        header = message.header
+        ad = self.associated_data + header.encode()
+        skipped_key = self.skipped.pop((header.dh, header.n), None)
+        if skipped_key is not None:
+            return primitives.aead_decrypt(skipped_key, message.nonce, message.ciphertext, ad)
+        if header.dh in self.previous_dh_remote or (
+            header.dh == self.dh_remote and header.n < self.recv_n
+        ):
+            raise ReplayDetected(
+                f"ratchet message {header.n}: already decrypted (or its key was discarded)"
+            )
+        if header.dh != self.dh_remote:
+            self._skip(header.pn)
+            self._dh_ratchet(header.dh, rng)
+        self._skip(header.n)
+        assert self.recv_chain_key is not None
+        message_key, self.recv_chain_key = kdf_ck(self.recv_chain_key)
+        self.recv_n += 1
+        return primitives.aead_decrypt(message_key, message.nonce, message.ciphertext, ad)
+
+    def _skip(self, until: int) -> None:
+        if self.recv_chain_key is None:
+            return
+        if until > self.recv_n + MAX_SKIP:
+            raise TooManySkippedMessages(
+                f"ratchet: expected to skip at most {MAX_SKIP} messages, got {until - self.recv_n}"
+            )
+        assert self.dh_remote is not None
+        while self.recv_n < until:
+            message_key, self.recv_chain_key = kdf_ck(self.recv_chain_key)
+            self.skipped[(self.dh_remote, self.recv_n)] = message_key
+            self.recv_n += 1
+        while len(self.skipped) > MAX_SKIPPED_TOTAL:
+            del self.skipped[next(iter(self.skipped))]
+
+    def _dh_ratchet(self, remote: bytes, rng: Rng) -> None:
+        self.prev_n = self.send_n
+        self.send_n = 0
+        self.recv_n = 0
+        if self.dh_remote is not None:
+            self.previous_dh_remote = (self.previous_dh_remote + [self.dh_remote])[
+                -MAX_PREVIOUS_DH_REMOTE:
+            ]
+        self.dh_remote = remote
+        self.root_key, self.recv_chain_key = kdf_rk(
+            self.root_key, primitives.dh(self.dh_self.private, remote)
+        )
+        self.dh_self = X25519KeyPair.generate(rng)
+        self.root_key, self.send_chain_key = kdf_rk(
+            self.root_key, primitives.dh(self.dh_self.private, remote)
+        )
+
+    def _copy(self) -> Session:
+        return replace(
+            self, skipped=dict(self.skipped), previous_dh_remote=list(self.previous_dh_remote)
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """Section 8. Contains private keys: store it like one."""
+
+        def opt(value: bytes | None) -> str | None:
+            return None if value is None else b64u_encode(value)
+
+        pending = None
+        if self.pending_prekey is not None:
+            pending = {
+                "ephemeral_key": b64u_encode(self.pending_prekey.ephemeral_key),
+                "signed_prekey_id": self.pending_prekey.signed_prekey_id,
+                "one_time_prekey_id": self.pending_prekey.one_time_prekey_id,
+            }
+        return {
+            "version": SESSION_FORMAT_VERSION,
+            "role": self.role,
+            "local_identity_key": b64u_encode(self.local_identity_key),
+            "remote_identity_key": b64u_encode(self.remote_identity_key),
+            "base_key": b64u_encode(self.base_key),
+            "root_key": b64u_encode(self.root_key),
+            "dh_self_private": b64u_encode(self.dh_self.private),
+            "dh_self_public": b64u_encode(self.dh_self.public),
+            "dh_remote": opt(self.dh_remote),
+            "send_chain_key": opt(self.send_chain_key),
+            "recv_chain_key": opt(self.recv_chain_key),
+            "send_n": self.send_n,
+            "recv_n": self.recv_n,
+            "prev_n": self.prev_n,
+            "skipped": [
+                {"dh": b64u_encode(dh), "n": n, "key": b64u_encode(key)}
+                for (dh, n), key in self.skipped.items()
+            ],
+            "previous_dh_remote": [b64u_encode(k) for k in self.previous_dh_remote],
+            "pending_prekey": pending,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Session:
+        try:
+            if data["version"] != SESSION_FORMAT_VERSION:
+                raise MalformedMessage(
+                    f"session: expected version {SESSION_FORMAT_VERSION}, got {data['version']!r}"
+                )
+            if data["role"] not in ("initiator", "responder"):
+                raise MalformedMessage(f"session: expected a role, got {data['role']!r}")
+
+            def key(name: str) -> bytes:
+                return b64u_decode(data[name], length=32, what=f"session {name}")
+
+            def opt(name: str) -> bytes | None:
+                return None if data[name] is None else key(name)
+
+            dh_self = X25519KeyPair.from_private(key("dh_self_private"))
+            if dh_self.public != key("dh_self_public"):
+                raise MalformedMessage("session: dh_self_public does not match dh_self_private")
+            pending = data["pending_prekey"]
+            return cls(
+                role=data["role"],
+                local_identity_key=key("local_identity_key"),
+                remote_identity_key=key("remote_identity_key"),
+                base_key=key("base_key"),
+                root_key=key("root_key"),
+                dh_self=dh_self,
+                dh_remote=opt("dh_remote"),
+                send_chain_key=opt("send_chain_key"),
+                recv_chain_key=opt("recv_chain_key"),
+                send_n=int(data["send_n"]),
+                recv_n=int(data["recv_n"]),
+                prev_n=int(data["prev_n"]),
+                skipped={
+                    (
+                        b64u_decode(s["dh"], length=32, what="skipped dh"),
+                        int(s["n"]),
+                    ): b64u_decode(s["key"], length=32, what="skipped key")
+                    for s in data["skipped"]
+                },
+                previous_dh_remote=[
+                    b64u_decode(k, length=32, what="previous dh")
+                    for k in data["previous_dh_remote"]
+                ],
+                pending_prekey=None
+                if pending is None
+                else PendingPrekey(
+                    ephemeral_key=b64u_decode(
+                        pending["ephemeral_key"], length=32, what="ephemeral"
+                    ),
+                    signed_prekey_id=int(pending["signed_prekey_id"]),
+                    one_time_prekey_id=pending["one_time_prekey_id"],
+                ),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise MalformedMessage(f"session: missing or mistyped field {exc}") from exc
+
+
+@dataclass(frozen=True)
+class InboundSession:
+    """Result of accepting a prekey message. The caller then records `base_key` as used,
+    deletes one-time prekey `one_time_prekey_id` and stores `session`."""
+
+    session: Session
+    plaintext: bytes
+    base_key: bytes
+    one_time_prekey_id: int | None
+
+
+def accept_prekey_message(
+    data: bytes,
+    *,
+    identity: IdentityKeyPair,
+    signed_prekeys: Mapping[int, X25519KeyPair],
+    one_time_prekeys: Mapping[int, X25519KeyPair],
+    sender_identity_key: bytes,
+    used_base_keys: Container[bytes],
+    rng: Rng,
+) -> InboundSession:
+    """Start a responder session from a prekey message (section 7.1, step 2).
+
+    `sender_identity_key` comes from the sender's verified device list. Nothing is consumed
+    here: on success the caller records the base key and deletes the one-time prekey.
+    """
+    message = decode_message(data)
+    if not isinstance(message, PrekeyMessage):
+        raise UnknownSession(
+            "message: expected a prekey message to start a session, got a ratchet message"
+        )
+    if message.identity_key != sender_identity_key:
+        raise UntrustedIdentity(
+            "prekey message: sender identity key differs from the signed device list"
+        )
+    if message.base_key in used_base_keys:
+        raise ReplayDetected("prekey message: base key already used")
+    signed_prekey = signed_prekeys.get(message.signed_prekey_id)
+    if signed_prekey is None:
+        raise UnknownPrekey(f"prekey message: no signed prekey with id {message.signed_prekey_id}")
+    one_time_prekey = None
+    if message.one_time_prekey_id is not None:
+        one_time_prekey = one_time_prekeys.get(message.one_time_prekey_id)
+        if one_time_prekey is None:
+            raise UnknownPrekey(
+                f"prekey message: no one-time prekey with id {message.one_time_prekey_id}"
+            )
+    agreement = x3dh.respond(
+        identity=identity,
+        signed_prekey=signed_prekey,
+        one_time_prekey=one_time_prekey,
+        initiator_identity_key=message.identity_key,
+        base_key=message.base_key,
+    )
+    session = Session(
+        role="responder",
+        local_identity_key=identity.public,
+        remote_identity_key=message.identity_key,
+        base_key=message.base_key,
+        root_key=agreement.shared_secret,
+        dh_self=signed_prekey,
+        dh_remote=None,
+        send_chain_key=None,
+        recv_chain_key=None,
+    )
+    plaintext = session.decrypt_ratchet_message(message.message, rng)
+    return InboundSession(
+        session=session,
+        plaintext=plaintext,
+        base_key=message.base_key,
+        one_time_prekey_id=message.one_time_prekey_id,
+    )
