@@ -17,12 +17,19 @@ class AppError(Exception):
     status = 400
 
     def __init__(
-        self, message: str, *, code: str | None = None, data: dict[str, Any] | None = None
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        status: int | None = None,
+        data: dict[str, Any] | None = None,
     ):
         super().__init__(message)
         self.message = message
         if code is not None:
             self.code = code
+        if status is not None:
+            self.status = status
         self.data = data or {}
 
 
@@ -38,6 +45,16 @@ class NotFound(AppError):
 class Forbidden(AppError):
     code = "forbidden"
     status = 403
+
+
+class NotSignedIn(AppError):
+    code = "not_signed_in"
+    status = 401
+
+
+class Conflict(AppError):
+    code = "conflict"
+    status = 409
 
 
 class RateLimited(AppError):

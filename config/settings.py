@@ -103,6 +103,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "timeout": 20,
         "transaction_mode": "IMMEDIATE",
     }
+    # Tests use a file, not shared-cache memory, so concurrent requests wait on the lock
+    # as they do in production instead of failing with "table is locked".
+    DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / "var" / "test-db.sqlite3")}
+    (BASE_DIR / "var").mkdir(exist_ok=True)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = os.environ.get("REDIS_URL", "")
@@ -143,3 +147,12 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
 }
+
+AUTH_USER_MODEL = "accounts.User"
+LOGIN_URL = "/signin"
+
+# Linking and device lifetime rules (docs/architecture.md).
+PARLEY_MAX_COMPANIONS = 4
+PARLEY_LINK_TTL_SECONDS = int(os.environ.get("PARLEY_LINK_TTL_SECONDS", "120"))
+PARLEY_CHALLENGE_TTL_SECONDS = 300
+PARLEY_PRIMARY_INACTIVITY_DAYS = int(os.environ.get("PARLEY_PRIMARY_INACTIVITY_DAYS", "14"))

@@ -2,9 +2,42 @@ from __future__ import annotations
 
 from django.urls import path
 
+from accounts import views as accounts
 from config import views
+from devices import views as devices
 
 urlpatterns = [
     path("", views.home, name="home"),
     path("healthz", views.healthz, name="healthz"),
+    # pages
+    path("signup", accounts.signup_page, name="signup"),
+    path("signin", accounts.signin_page, name="signin"),
+    path("devices", devices.devices_page, name="devices"),
+    path("link", devices.link_page, name="link"),
+    path("link/approve", devices.approve_page, name="link-approve"),
+    # accounts API
+    path("api/accounts/register/options", accounts.register_options),
+    path("api/accounts/register", accounts.register),
+    path("api/accounts/signin/options", accounts.signin_options),
+    path("api/accounts/signin", accounts.signin),
+    path("api/devices/signin/options", accounts.device_signin_options),
+    path("api/devices/signin", accounts.device_signin),
+    path("api/me", accounts.me),
+    # devices and key directory
+    path("api/devices", devices.device_index),
+    path("api/devices/list", devices.device_list_publish),
+    path("api/devices/<str:device_id>/revoke", devices.device_revoke),
+    path("api/prekeys", devices.own_prekeys),
+    path("api/accounts/<str:username>/device-list", devices.account_device_list),
+    path("api/accounts/<str:username>/bundles", devices.account_prekey_bundles),
+    # linking
+    path("api/link", devices.link_open),
+    path("api/link/<str:link_id>", devices.link_status),
+    path("api/link/<str:link_id>/device-signature", devices.link_device_signature),
+    path("api/link/<str:link_id>/redeem", devices.link_redeem),
+    path("api/link/<str:link_id>/cancel", devices.link_cancel),
+    path("api/link/<str:link_id>/detail", devices.link_detail),
+    path("api/link/<str:link_id>/approve/options", devices.link_approve_options),
+    path("api/link/<str:link_id>/approve", devices.link_approve),
+    path("api/link/<str:link_id>/complete", devices.link_complete),
 ]

@@ -138,3 +138,11 @@ def verify_sign_in(
     primitives.ed25519_verify(
         identity_key, sign_in_bytes(origin, device_id, nonce), signature, what="sign-in signature"
     )
+
+
+def link_check_code(*, link_id: str, companion_identity_key: bytes, ephemeral_key: bytes) -> str:
+    """Six digits both sides compute from their own copy of the QR data (section 13)."""
+    digest = primitives.hash32(
+        "Parley v1 link check code", enc_str(link_id) + companion_identity_key + ephemeral_key
+    )
+    return f"{int.from_bytes(digest[:4], 'big') % 1_000_000:06d}"

@@ -1,0 +1,86 @@
+"""Single-use, short-lived challenges and the passkey assertion check that consumes them."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.utils import timezone
+
+from accounts import passkeys
+from accounts.models import Challenge, Passkey, User
+from config.errors import AppError
+
+
+def now_or_default(now: datetime | None) -> datetime:
+    return now or timezone.now()
+
+
+class ChallengeRefused(AppError):
+    code = "challenge_refused"
+    status = 400
+
+
+def _now(now: datetime | None) -> datetime:
+    return now or timezone.now()
+
+
+def challenge_issue(
+    *,
+    purpose: str,
+    challenge: bytes | None = None,
+    user: User | None = None,
+    data: dict | None = None,
+    now: datetime | None = None,
+) -> Challenge:
+    moment = now_or_default(now)
+    return Challenge.objects.create(
+        token=secrets.token_urlsafe(32),
+        purpose=purpose,
+        challenge=challenge if challenge is not None else secrets.token_bytes(32),
+        user=user,
+        data=data or {},
+        created_at=moment,
+        expires_at=moment + timedelta(seconds=settings.PARLEY_CHALLENGE_TTL_SECONDS),
+    )
+
+
+def challenge_consume(*, token: str, purpose: str, now: datetime | None = None) -> Challenge:
+    """Use a challenge once: a second use, a wrong purpose or an expired one is refused."""
+    moment = now_or_default(now)
+    claimed = Challenge.objects.filter(
+        token=token, purpose=purpose, used_at__isnull=True, expires_at__gt=moment
+    ).update(used_at=moment)
+    if not claimed:
+        known = Challenge.objects.filter(token=token, purpose=purpose).first()
+        if known is None:
+            raise ChallengeRefused("Unknown challenge; start again.", code="challenge_unknown")
+        if known.used_at is not None:
+            raise ChallengeRefused(
+                "This challenge was already used; start again.", code="challenge_used"
+            )
+        raise ChallengeRefused("This challenge expired; start again.", code="challenge_expired")
+    return Challenge.objects.get(token=token)
+
+
+def passkey_assert(
+    *, user: User | None, challenge: Challenge, credential: dict, now: datetime | None = None
+) -> Passkey:
+    """Verify a passkey assertion (user verification required) against a consumed challenge."""
+    credential_id = passkeys.credential_id_of(credential)
+    passkey = Passkey.objects.filter(credential_id=credential_id).select_related("user").first()
+    if passkey is None or (user is not None and passkey.user_id != user.pk):
+        raise passkeys.PasskeyRefused(
+            "This passkey does not belong to this account.", code="unknown_passkey"
+        )
+    sign_count = passkeys.verify_authentication(
+        credential=credential,
+        challenge=bytes(challenge.challenge),
+        public_key=bytes(passkey.public_key),
+        sign_count=passkey.sign_count,
+    )
+    Passkey.objects.filter(pk=passkey.pk).update(
+        sign_count=sign_count, last_used_at=now_or_default(now)
+    )
+    return passkey

@@ -1,0 +1,104 @@
+"""Sign-up and sign-in: pages, and the JSON API behind them. Thin: parse, call a service, answer."""
+
+from __future__ import annotations
+
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.views.decorators.csrf import ensure_csrf_cookie
+
+from accounts import services
+from accounts.models import USERNAME_PATTERN
+from config import validation as v
+from config.api import api
+from devices import schemas
+from devices.auth import request_device, sign_in_device
+
+
+@ensure_csrf_cookie
+def signup_page(request: HttpRequest) -> HttpResponse:
+    return render(request, "accounts/signup.html")
+
+
+@ensure_csrf_cookie
+def signin_page(request: HttpRequest) -> HttpResponse:
+    return render(request, "accounts/signin.html")
+
+
+def _account(device) -> dict:
+    return {
+        "account": {"username": device.user.username, "display_name": device.user.display_name},
+        "device": {"device_id": device.id, "name": device.name, "is_primary": device.is_primary},
+    }
+
+
+@api(methods=("POST",), device=None)
+def register_options(request: HttpRequest) -> dict:
+    data = v.json_body(request)
+    username = v.string(
+        data, "username", max_length=32, min_length=3, pattern=USERNAME_PATTERN[1:-1]
+    )
+    display_name = v.string(data, "display_name", max_length=64)
+    challenge, options = services.account_register_begin(
+        username=username, display_name=display_name
+    )
+    return {"challenge_id": challenge.token, "options": options}
+
+
+@api(methods=("POST",), device=None)
+def register(request: HttpRequest) -> dict:
+    data = v.json_body(request)
+    device = services.account_register(
+        challenge_token=v.string(data, "challenge_id", max_length=64),
+        credential=v.obj(data, "credential"),
+        device=schemas.new_device(v.obj(data, "device")),
+        signed_prekey=schemas.signed_prekey(data),
+        one_time_prekeys=schemas.one_time_prekeys(data),
+        device_list=schemas.device_list(data),
+    )
+    sign_in_device(request, device)
+    return _account(device)
+
+
+@api(methods=("POST",), device=None)
+def signin_options(request: HttpRequest) -> dict:
+    challenge, options = services.primary_sign_in_begin()
+    return {"challenge_id": challenge.token, "options": options}
+
+
+@api(methods=("POST",), device=None)
+def signin(request: HttpRequest) -> dict:
+    data = v.json_body(request)
+    device = services.primary_sign_in(
+        challenge_token=v.string(data, "challenge_id", max_length=64),
+        credential=v.obj(data, "credential"),
+        device_id=v.string(data, "device_id", max_length=32, pattern=schemas.DEVICE_ID_PATTERN),
+        device_signature=v.binary(data, "device_signature", length=64),
+    )
+    sign_in_device(request, device)
+    return _account(device)
+
+
+@api(methods=("POST",), device=None)
+def device_signin_options(request: HttpRequest) -> dict:
+    data = v.json_body(request)
+    challenge = services.device_sign_in_begin(
+        device_id=v.string(data, "device_id", max_length=32, pattern=schemas.DEVICE_ID_PATTERN)
+    )
+    return {"challenge_id": challenge.token, "nonce": v.b64u(bytes(challenge.challenge))}
+
+
+@api(methods=("POST",), device=None)
+def device_signin(request: HttpRequest) -> dict:
+    data = v.json_body(request)
+    device = services.device_sign_in(
+        challenge_token=v.string(data, "challenge_id", max_length=64),
+        device_id=v.string(data, "device_id", max_length=32, pattern=schemas.DEVICE_ID_PATTERN),
+        signature=v.binary(data, "signature", length=64),
+    )
+    sign_in_device(request, device)
+    return _account(device)
+
+
+@api(methods=("GET",))
+def me(request: HttpRequest) -> dict:
+    return _account(request_device(request))

@@ -1,0 +1,46 @@
+"""Which device a request comes from: a Django session bound to one device."""
+
+from __future__ import annotations
+
+from django.contrib.auth import login, logout
+from django.http import HttpRequest
+
+from devices import services
+from devices.models import Device
+
+SESSION_DEVICE_KEY = "parley_device_id"
+
+
+def request_device(request: HttpRequest) -> Device | None:
+    """The signed-in, not revoked device of this request, or None."""
+    cached = getattr(request, "_parley_device", False)
+    if cached is not False:
+        return cached
+    device = None
+    device_id = request.session.get(SESSION_DEVICE_KEY) if hasattr(request, "session") else None
+    if device_id and request.user.is_authenticated:
+        device = (
+            Device.objects.select_related("user")
+            .filter(
+                pk=device_id,
+                user=request.user,
+                revoked_at__isnull=True,
+                sessions__session_key=request.session.session_key,
+            )
+            .first()
+        )
+    request._parley_device = device
+    return device
+
+
+def sign_in_device(request: HttpRequest, device: Device) -> None:
+    login(request, device.user, backend="django.contrib.auth.backends.ModelBackend")
+    request.session[SESSION_DEVICE_KEY] = device.id
+    request.session.save()
+    services.device_bind_session(device=device, session_key=request.session.session_key)
+    request._parley_device = device
+
+
+def sign_out(request: HttpRequest) -> None:
+    logout(request)
+    request._parley_device = None

@@ -1,0 +1,34 @@
+"""Channel-layer groups and events, named once. Services send them only after commit, and
+only as doorbells: what they announce is always also in the database."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.db import transaction
+
+
+def user_group(user_id: int) -> str:
+    return f"user.{user_id}"
+
+
+def device_group(device_id: str) -> str:
+    return f"device.{device_id}"
+
+
+def link_group(link_id: str) -> str:
+    return f"link.{link_id}"
+
+
+def send_on_commit(group: str, event: dict[str, Any]) -> None:
+    """Send `event` (whose `type` names the consumer handler) to `group` once the current
+    transaction commits; a rolled-back change announces nothing."""
+
+    def send() -> None:
+        layer = get_channel_layer()
+        if layer is not None:
+            async_to_sync(layer.group_send)(group, event)
+
+    transaction.on_commit(send)

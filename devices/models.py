@@ -1,0 +1,135 @@
+"""Devices and the key directory: identity keys, prekeys, signed device lists, link sessions.
+
+The server stores public keys and signed lists only; every list is checked with protocol/
+before it is stored, but clients never trust the server's checks (docs/protocol.md §4).
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+
+class Device(models.Model):
+    """One browser (or command-line client) of an account, with its own identity key."""
+
+    id = models.CharField(primary_key=True, max_length=32)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="devices"
+    )
+    identity_key = models.BinaryField(max_length=32, unique=True)
+    is_primary = models.BooleanField(default=False)
+    name = models.CharField(max_length=64)
+    platform = models.CharField(max_length=128, blank=True)
+    added_at = models.DateTimeField()
+    last_used_at = models.DateTimeField()
+    # A revoked device is cut off at once; it stays in the signed list until the primary
+    # re-signs one without it (a server-side suspension only shrinks the target set).
+    revoked_at = models.DateTimeField(null=True, db_index=True)
+    revoked_reason = models.CharField(max_length=32, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["user", "revoked_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.id})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None
+
+
+class DeviceSession(models.Model):
+    """The Django sessions bound to a device, so revoking the device ends them at once."""
+
+    session_key = models.CharField(max_length=40, primary_key=True)
+    device = models.ForeignKey(Device, on_delete=models.CASCADE, related_name="sessions")
+
+
+class DeviceSocket(models.Model):
+    """An open WebSocket of a device ("active now"). Rows older than the presence window
+    are stale (a crashed node cannot delete its own)."""
+
+    channel_name = models.CharField(max_length=128, primary_key=True)
+    device = models.ForeignKey(Device, on_delete=models.CASCADE, related_name="sockets")
+    seen_at = models.DateTimeField()
+
+
+class SignedPrekey(models.Model):
+    device = models.ForeignKey(Device, on_delete=models.CASCADE, related_name="signed_prekeys")
+    key_id = models.PositiveIntegerField()
+    public_key = models.BinaryField(max_length=32)
+    signature = models.BinaryField(max_length=64)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["device", "key_id"], name="unique_signed_prekey_id")
+        ]
+
+
+class OneTimePrekey(models.Model):
+    """Handed out at most once, then deleted."""
+
+    device = models.ForeignKey(Device, on_delete=models.CASCADE, related_name="one_time_prekeys")
+    key_id = models.PositiveIntegerField()
+    public_key = models.BinaryField(max_length=32)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["device", "key_id"], name="unique_one_time_prekey_id")
+        ]
+
+
+class DeviceList(models.Model):
+    """An account-signed device list exactly as the primary published it."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="device_lists"
+    )
+    version = models.PositiveBigIntegerField()
+    account_key = models.BinaryField(max_length=32)
+    body = models.JSONField()
+    list_hash = models.BinaryField(max_length=32)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "version"], name="unique_list_version")
+        ]
+        ordering = ["-version"]
+
+
+class LinkSession(models.Model):
+    """A new browser asking to become a companion (DESIGN §4). Short-lived and single-use,
+    bound to the browser that opened it by an HttpOnly cookie (only its hash is stored)."""
+
+    class State(models.TextChoices):
+        WAITING = "waiting"  # QR shown, nobody approved yet
+        APPROVED = "approved"  # primary approved with a passkey and sealed the provisioning payload
+        SIGNED = "signed"  # the new device returned its device signature
+        LINKED = "linked"  # list v+1 published, device created; token not yet redeemed
+        REDEEMED = "redeemed"  # the new browser has its own session
+        CANCELLED = "cancelled"
+
+    id = models.CharField(primary_key=True, max_length=32)
+    browser_secret_hash = models.BinaryField(max_length=32)
+    device_id = models.CharField(max_length=32)
+    identity_key = models.BinaryField(max_length=32)
+    ephemeral_key = models.BinaryField(max_length=32)
+    name = models.CharField(max_length=64)
+    platform = models.CharField(max_length=128, blank=True)
+    created_at = models.DateTimeField()
+    expires_at = models.DateTimeField(db_index=True)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.WAITING)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.CASCADE)
+    approving_device = models.ForeignKey(
+        Device, null=True, on_delete=models.CASCADE, related_name="+"
+    )
+    server_nonce = models.BinaryField(max_length=32, null=True)
+    provisioning = models.BinaryField(max_length=1024, null=True)
+    device_signature = models.BinaryField(max_length=64, null=True)
+    send_history = models.BooleanField(default=False)
+    prekeys = models.JSONField(null=True)
+    token_nonce = models.BinaryField(max_length=32, null=True)
+    linked_device = models.ForeignKey(Device, null=True, on_delete=models.CASCADE, related_name="+")

@@ -1,0 +1,87 @@
+"""Typed, validated inputs of the devices API (key uploads, device lists, link sessions)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from config import validation as v
+from config.validation import InvalidInput
+from protocol.devicelist import DeviceList
+from protocol.exceptions import ProtocolError
+
+DEVICE_ID_PATTERN = r"[A-Za-z0-9_-]{16,32}"
+MAX_ONE_TIME_PREKEYS = 200
+
+
+@dataclass(frozen=True)
+class SignedPrekeyIn:
+    key_id: int
+    public_key: bytes
+    signature: bytes
+
+
+@dataclass(frozen=True)
+class OneTimePrekeyIn:
+    key_id: int
+    public_key: bytes
+
+
+@dataclass(frozen=True)
+class NewDevice:
+    device_id: str
+    identity_key: bytes
+    name: str
+    platform: str
+
+
+def signed_prekey(data: dict[str, Any], key: str = "signed_prekey") -> SignedPrekeyIn:
+    spk = v.obj(data, key)
+    return SignedPrekeyIn(
+        key_id=v.integer(spk, "id", maximum=2**32 - 1),
+        public_key=v.binary(spk, "public_key", length=32),
+        signature=v.binary(spk, "signature", length=64),
+    )
+
+
+def one_time_prekeys(data: dict[str, Any], key: str = "one_time_prekeys") -> list[OneTimePrekeyIn]:
+    items = v.array(data, key, max_items=MAX_ONE_TIME_PREKEYS)
+    keys = []
+    for item in items:
+        if not isinstance(item, dict):
+            raise InvalidInput(
+                f"'{key}' must hold objects with 'id' and 'public_key'.", data={"field": key}
+            )
+        keys.append(
+            OneTimePrekeyIn(
+                key_id=v.integer(item, "id", maximum=2**32 - 1),
+                public_key=v.binary(item, "public_key", length=32),
+            )
+        )
+    if len({k.key_id for k in keys}) != len(keys):
+        raise InvalidInput(f"'{key}' has repeated ids.", data={"field": key})
+    return keys
+
+
+def device_name(data: dict[str, Any], key: str = "name") -> str:
+    return v.string(data, key, max_length=64)
+
+
+def new_device(data: dict[str, Any]) -> NewDevice:
+    return NewDevice(
+        device_id=v.string(
+            data, "device_id", max_length=32, min_length=16, pattern=DEVICE_ID_PATTERN
+        ),
+        identity_key=v.binary(data, "identity_key", length=32),
+        name=device_name(data),
+        platform=v.optional_string(data, "platform", max_length=128),
+    )
+
+
+def device_list(data: dict[str, Any], key: str = "device_list") -> DeviceList:
+    try:
+        return DeviceList.from_dict(v.obj(data, key))
+    except ProtocolError as error:
+        raise InvalidInput(
+            f"'{key}': {error}", code="malformed_device_list", data={"field": key}
+        ) from None

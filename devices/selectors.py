@@ -1,0 +1,99 @@
+"""Reads of the devices app, shaped for the API."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.utils import timezone
+
+from accounts.models import User
+from devices.models import Device, DeviceList, DeviceSocket, LinkSession, OneTimePrekey
+from protocol.encoding import b64u_encode
+
+PRESENCE_WINDOW = timedelta(seconds=90)
+
+
+def device_get_for_user(*, user: User, device_id: str) -> Device | None:
+    """The same None for "missing" and "not yours"."""
+    return Device.objects.filter(pk=device_id, user=user).first()
+
+
+def active_device_ids_online(user: User, *, now: datetime | None = None) -> set[str]:
+    since = (now or timezone.now()) - PRESENCE_WINDOW
+    return set(
+        DeviceSocket.objects.filter(device__user=user, seen_at__gte=since).values_list(
+            "device_id", flat=True
+        )
+    )
+
+
+def device_summaries(*, user: User, current: Device | None) -> list[dict[str, Any]]:
+    online = active_device_ids_online(user)
+    devices = Device.objects.filter(user=user, revoked_at__isnull=True).order_by(
+        "-is_primary", "added_at"
+    )
+    return [
+        {
+            "device_id": d.id,
+            "name": d.name,
+            "platform": d.platform,
+            "is_primary": d.is_primary,
+            "identity_key": b64u_encode(bytes(d.identity_key)),
+            "added_at": d.added_at.isoformat(),
+            "last_used_at": d.last_used_at.isoformat(),
+            "active_now": d.id in online,
+            "this_device": current is not None and d.id == current.id,
+        }
+        for d in devices
+    ]
+
+
+def suspended_device_ids(user: User) -> list[str]:
+    """Devices the server has cut off that the current signed list still names."""
+    current = DeviceList.objects.filter(user=user).order_by("-version").first()
+    if current is None:
+        return []
+    listed = [d["device_id"] for d in current.body["devices"]]
+    active = set(
+        Device.objects.filter(user=user, revoked_at__isnull=True).values_list("id", flat=True)
+    )
+    return sorted(set(listed) - active)
+
+
+def device_list_document(user: User) -> dict[str, Any] | None:
+    current = DeviceList.objects.filter(user=user).order_by("-version").first()
+    if current is None:
+        return None
+    return {"device_list": current.body, "suspended": suspended_device_ids(user)}
+
+
+def one_time_prekey_count(device: Device) -> int:
+    return OneTimePrekey.objects.filter(device=device).count()
+
+
+def link_summary_for_primary(link: LinkSession) -> dict[str, Any]:
+    return {
+        "link_id": link.id,
+        "state": link.state,
+        "device_id": link.device_id,
+        "name": link.name,
+        "platform": link.platform,
+        "created_at": link.created_at.isoformat(),
+        "expires_at": link.expires_at.isoformat(),
+        "device_signature": b64u_encode(bytes(link.device_signature))
+        if link.device_signature
+        else None,
+    }
+
+
+def link_summary_for_browser(link: LinkSession) -> dict[str, Any]:
+    return {
+        "link_id": link.id,
+        "state": link.state,
+        "expires_at": link.expires_at.isoformat(),
+        "provisioning": b64u_encode(bytes(link.provisioning)) if link.provisioning else None,
+        "token_nonce": b64u_encode(bytes(link.token_nonce)) if link.token_nonce else None,
+        "account_display_name": link.user.display_name if link.user_id else None,
+        "send_history": link.send_history,
+    }

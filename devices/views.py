@@ -1,0 +1,221 @@
+"""Devices, key directory and linking: pages and JSON API. Thin: parse, call a service, answer."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
+from django.views.decorators.csrf import ensure_csrf_cookie
+
+from accounts.models import User
+from accounts.passkeys import authentication_options
+from config import validation as v
+from config.api import api
+from config.errors import NotFound
+from devices import schemas, selectors, services
+from devices.auth import request_device, sign_in_device, sign_out
+
+LINK_COOKIE = "parley_link"
+
+
+@ensure_csrf_cookie
+def devices_page(request: HttpRequest) -> HttpResponse:
+    return render(request, "devices/devices.html")
+
+
+@ensure_csrf_cookie
+def link_page(request: HttpRequest) -> HttpResponse:
+    return render(request, "devices/link.html")
+
+
+@ensure_csrf_cookie
+def approve_page(request: HttpRequest) -> HttpResponse:
+    return render(request, "devices/approve.html")
+
+
+# ---------------------------------------------------------------- devices
+
+
+@api(methods=("GET",))
+def device_index(request: HttpRequest) -> dict:
+    device = request_device(request)
+    return {
+        "devices": selectors.device_summaries(user=device.user, current=device),
+        "max_companions": settings.PARLEY_MAX_COMPANIONS,
+        **(selectors.device_list_document(device.user) or {}),
+    }
+
+
+@api(methods=("POST",))
+def device_revoke(request: HttpRequest, device_id: str) -> dict:
+    actor = request_device(request)
+    data = v.json_body(request)
+    target = selectors.device_get_for_user(user=actor.user, device_id=device_id)
+    if target is None:
+        raise NotFound("No such device.", code="device_not_found")
+    device_list = schemas.device_list(data) if data.get("device_list") is not None else None
+    services.device_revoke(actor=actor, target=target, device_list=device_list)
+    if target.pk == actor.pk or target.is_primary:
+        sign_out(request)
+    return {"revoked": target.pk}
+
+
+@api(methods=("POST",), device="primary")
+def device_list_publish(request: HttpRequest) -> dict:
+    data = v.json_body(request)
+    stored = services.device_list_publish(
+        device=request_device(request), device_list=schemas.device_list(data)
+    )
+    return {"version": stored.version}
+
+
+# ---------------------------------------------------------------- key directory
+
+
+@api(methods=("GET",))
+def account_device_list(request: HttpRequest, username: str) -> dict:
+    user = User.objects.filter(username=username, is_active=True).first()
+    document = selectors.device_list_document(user) if user else None
+    if document is None:
+        raise NotFound(f"No account named {username!r}.", code="account_not_found")
+    return document
+
+
+@api(methods=("POST",))
+def account_prekey_bundles(request: HttpRequest, username: str) -> dict:
+    user = User.objects.filter(username=username, is_active=True).first()
+    if user is None:
+        raise NotFound(f"No account named {username!r}.", code="account_not_found")
+    return {"bundles": [b.to_dict() for b in services.prekey_bundles_take(user=user)]}
+
+
+@api(methods=("GET", "POST"))
+def own_prekeys(request: HttpRequest) -> dict:
+    device = request_device(request)
+    if request.method == "POST":
+        data = v.json_body(request)
+        services.prekeys_store(
+            device=device,
+            signed_prekey=schemas.signed_prekey(data)
+            if data.get("signed_prekey") is not None
+            else None,
+            one_time_prekeys=schemas.one_time_prekeys(data),
+        )
+    return {"one_time_prekeys": selectors.one_time_prekey_count(device)}
+
+
+# ---------------------------------------------------------------- linking: the new browser
+
+
+@api(methods=("POST",), device=None)
+def link_open(request: HttpRequest) -> HttpResponse:
+    data = v.json_body(request)
+    link, secret = services.link_session_open(
+        new=schemas.new_device(data), ephemeral_key=v.binary(data, "ephemeral_key", length=32)
+    )
+    response = JsonResponse(
+        {
+            "link_id": link.id,
+            "expires_at": link.expires_at.isoformat(),
+            "ttl_seconds": settings.PARLEY_LINK_TTL_SECONDS,
+        }
+    )
+    response.set_cookie(
+        LINK_COOKIE,
+        secret,
+        max_age=3600,
+        httponly=True,
+        samesite="Strict",
+        secure=settings.SESSION_COOKIE_SECURE,
+        path="/",
+    )
+    return response
+
+
+def _browser_link(request: HttpRequest, link_id: str):
+    return services.link_session_for_browser(
+        link_id=link_id, browser_secret=request.COOKIES.get(LINK_COOKIE)
+    )
+
+
+@api(methods=("GET",), device=None)
+def link_status(request: HttpRequest, link_id: str) -> dict:
+    return selectors.link_summary_for_browser(_browser_link(request, link_id))
+
+
+@api(methods=("POST",), device=None)
+def link_device_signature(request: HttpRequest, link_id: str) -> dict:
+    data = v.json_body(request)
+    link = services.link_device_sign(
+        link=_browser_link(request, link_id),
+        device_signature=v.binary(data, "device_signature", length=64),
+        signed_prekey=schemas.signed_prekey(data),
+        one_time_prekeys=schemas.one_time_prekeys(data),
+    )
+    return selectors.link_summary_for_browser(link)
+
+
+@api(methods=("POST",), device=None)
+def link_redeem(request: HttpRequest, link_id: str) -> dict:
+    data = v.json_body(request)
+    device = services.link_redeem(
+        link=_browser_link(request, link_id), signature=v.binary(data, "signature", length=64)
+    )
+    sign_in_device(request, device)
+    return {
+        "device_id": device.id,
+        "account": {"username": device.user.username, "display_name": device.user.display_name},
+    }
+
+
+@api(methods=("POST",), device=None)
+def link_cancel(request: HttpRequest, link_id: str) -> dict:
+    services.link_cancel(link=_browser_link(request, link_id))
+    return {"cancelled": True}
+
+
+# ---------------------------------------------------------------- linking: the primary
+
+
+@api(methods=("GET",), device="primary")
+def link_detail(request: HttpRequest, link_id: str) -> dict:
+    link = services.link_session_for_primary(link_id=link_id, device=request_device(request))
+    return selectors.link_summary_for_primary(link)
+
+
+@api(methods=("POST",), device="primary")
+def link_approve_options(request: HttpRequest, link_id: str) -> dict:
+    challenge, nonce, credential_ids = services.link_approve_begin(
+        link_id=link_id, device=request_device(request)
+    )
+    return {
+        "challenge_id": challenge.token,
+        "server_nonce": v.b64u(nonce),
+        "options": authentication_options(
+            challenge=bytes(challenge.challenge), credential_ids=credential_ids
+        ),
+    }
+
+
+@api(methods=("POST",), device="primary")
+def link_approve(request: HttpRequest, link_id: str) -> dict:
+    data = v.json_body(request)
+    link = services.link_approve(
+        link_id=link_id,
+        device=request_device(request),
+        challenge_token=v.string(data, "challenge_id", max_length=64),
+        credential=v.obj(data, "credential"),
+        provisioning=v.binary(data, "provisioning", max_length=1024),
+        name=schemas.device_name(data),
+        send_history=v.boolean(data, "send_history"),
+    )
+    return selectors.link_summary_for_primary(link)
+
+
+@api(methods=("POST",), device="primary")
+def link_complete(request: HttpRequest, link_id: str) -> dict:
+    data = v.json_body(request)
+    device = services.link_complete(
+        link_id=link_id, device=request_device(request), device_list=schemas.device_list(data)
+    )
+    return {"device_id": device.id, "name": device.name}
