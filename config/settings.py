@@ -156,3 +156,10 @@ PARLEY_MAX_COMPANIONS = 4
 PARLEY_LINK_TTL_SECONDS = int(os.environ.get("PARLEY_LINK_TTL_SECONDS", "120"))
 PARLEY_CHALLENGE_TTL_SECONDS = 300
 PARLEY_PRIMARY_INACTIVITY_DAYS = int(os.environ.get("PARLEY_PRIMARY_INACTIVITY_DAYS", "14"))
+
+# Envelope queue limits (docs/protocol.md, wire protocol).
+PARLEY_QUEUE_LIMIT = int(os.environ.get("PARLEY_QUEUE_LIMIT", "50000"))
+PARLEY_SEND_RATE = float(os.environ.get("PARLEY_SEND_RATE", "200"))  # sends per second per device
+PARLEY_SEND_BURST = int(os.environ.get("PARLEY_SEND_BURST", "2000"))
+PARLEY_HISTORY_MAX_BYTES = int(os.environ.get("PARLEY_HISTORY_MAX_BYTES", str(64 * 1024 * 1024)))
+DATA_UPLOAD_MAX_MEMORY_SIZE = PARLEY_HISTORY_MAX_BYTES + 1024

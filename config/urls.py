@@ -5,6 +5,7 @@ from django.urls import path
 from accounts import views as accounts
 from config import views
 from devices import views as devices
+from messaging import views as messaging
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -40,4 +41,7 @@ urlpatterns = [
     path("api/link/<str:link_id>/approve/options", devices.link_approve_options),
     path("api/link/<str:link_id>/approve", devices.link_approve),
     path("api/link/<str:link_id>/complete", devices.link_complete),
+    # history bundles for new devices
+    path("api/history", messaging.history_upload),
+    path("api/history/<str:blob_id>", messaging.history_download),
 ]

@@ -663,3 +663,30 @@ def link_cancel(*, link: LinkSession) -> None:
                     events.device_group(link.approving_device_id),
                     {"type": "link.signed", "link_id": link.pk},
                 )
+
+
+def expire_stale(*, now: datetime | None = None) -> dict[str, int]:
+    """The periodic job (`manage.py expire_devices`): drop expired link sessions and
+    challenges, and log out the companions of accounts whose primary has not been used for
+    PARLEY_PRIMARY_INACTIVITY_DAYS (a server-side suspension: the primary re-signs later)."""
+    from accounts.models import Challenge
+
+    moment = _now(now)
+    links, _ = (
+        LinkSession.objects.filter(expires_at__lte=moment)
+        .exclude(state=LinkSession.State.LINKED)
+        .delete()
+    )
+    challenges, _ = Challenge.objects.filter(expires_at__lte=moment).delete()
+    cutoff = moment - timedelta(days=settings.PARLEY_PRIMARY_INACTIVITY_DAYS)
+    stale_users = Device.objects.filter(
+        is_primary=True, revoked_at__isnull=True, last_used_at__lt=cutoff
+    ).values_list("user_id", flat=True)
+    logged_out = 0
+    with transaction.atomic():
+        for companion in Device.objects.filter(
+            user_id__in=list(stale_users), is_primary=False, revoked_at__isnull=True
+        ):
+            _cut_off(companion, reason="primary_inactive", moment=moment)
+            logged_out += 1
+    return {"link_sessions": links, "challenges": challenges, "companions_logged_out": logged_out}

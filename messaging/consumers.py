@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from typing import Any
 
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.conf import settings
 
-from config.errors import AppError, BadFrame, error_frame
+from config.errors import AppError, BadFrame, RateLimited, error_frame
 from devices import events, presence
-from messaging.schemas import optional_id, parse_frame
+from messaging import delivery
+from messaging.ratelimit import TokenBucket
+from messaging.schemas import optional_id, parse_ack, parse_frame, parse_send
 
 CLOSE_REVOKED = 4001
 CLOSE_UNAUTHENTICATED = 4003
@@ -39,9 +44,17 @@ class StatusConsumer(AsyncJsonWebsocketConsumer):
 
 
 class DeviceConsumer(AsyncJsonWebsocketConsumer):
-    """One socket per signed-in device: account notices now, envelopes later (docs/protocol.md)."""
+    """One socket per signed-in device: sends, deliveries, acks and account notices.
+
+    Frames are in docs/protocol.md ("Wire protocol"). The queue in the database is the truth:
+    a `queue.ready` doorbell, a `fetch` frame or the re-push timer all lead to `_drain`, which
+    sends unacknowledged rows in order, at most WINDOW in flight.
+    """
 
     device_id: str | None = None
+    WINDOW = 500
+    BATCH = 100
+    REPUSH_SECONDS = 10.0
 
     async def connect(self) -> None:
         device = await presence.socket_device(self.scope)
@@ -52,34 +65,97 @@ class DeviceConsumer(AsyncJsonWebsocketConsumer):
         self.groups_joined = [events.device_group(device.id), events.user_group(device.user_id)]
         for group in self.groups_joined:
             await self.channel_layer.group_add(group, self.channel_name)
+        self.cursor = 0
+        self.inflight: set[int] = set()
+        self.last_progress = time.monotonic()
+        self.drain_lock = asyncio.Lock()
+        self.bucket = TokenBucket(rate=settings.PARLEY_SEND_RATE, burst=settings.PARLEY_SEND_BURST)
         await self.accept()
         await presence.socket_opened(device_id=device.id, channel_name=self.channel_name)
+        self.repush_task = asyncio.create_task(self._repush_loop())
+        await self._drain()
 
     async def disconnect(self, code: int) -> None:
         if self.device_id is None:
             return
+        self.repush_task.cancel()
         for group in self.groups_joined:
             await self.channel_layer.group_discard(group, self.channel_name)
         await presence.socket_closed(device_id=self.device_id, channel_name=self.channel_name)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        ref = None
         try:
             frame = parse_frame(text_data)
-            if frame.type != "ping":
+            ref = frame.body.get("id") if isinstance(frame.body.get("id"), str) else None
+            handler = self.FRAME_HANDLERS.get(frame.type)
+            if handler is None:
                 raise BadFrame(f"Unknown frame type {frame.type!r}.", code="unknown_type")
-            ping_id = optional_id(frame.body)
+            await handler(self, frame.body)
         except AppError as error:
-            await self.send_json(error_frame(error))
-            return
-        alive = await presence.socket_seen(device_id=self.device_id, channel_name=self.channel_name)
-        if not alive:
+            await self.send_json(error_frame(error, ref=ref))
+
+    async def _on_ping(self, body: dict[str, Any]) -> None:
+        ping_id = optional_id(body)
+        if not await presence.socket_seen(device_id=self.device_id, channel_name=self.channel_name):
             await self._revoked("logged_out")
             return
         await self.send_json({"type": "pong", "v": 1, "id": ping_id})
 
+    async def _on_send(self, body: dict[str, Any]) -> None:
+        send = parse_send(body)
+        if not self.bucket.take():
+            raise RateLimited(
+                "Too many messages at once; slow down and retry.", data={"retry_after_ms": 1000}
+            )
+        await delivery.accept(device_id=self.device_id, send=send)
+        await self.send_json({"type": "accepted", "v": 1, "id": send.envelope_id})
+
+    async def _on_ack(self, body: dict[str, Any]) -> None:
+        seqs = parse_ack(body)
+        await delivery.ack(device_id=self.device_id, seqs=seqs)
+        self.inflight.difference_update(seqs)
+        self.last_progress = time.monotonic()
+        await self._drain()
+
+    async def _on_fetch(self, body: dict[str, Any]) -> None:
+        await self._drain(restart=True)
+
+    FRAME_HANDLERS = {"ping": _on_ping, "send": _on_send, "ack": _on_ack, "fetch": _on_fetch}
+
+    async def _drain(self, *, restart: bool = False) -> None:
+        async with self.drain_lock:
+            if restart:
+                self.cursor, self.inflight = 0, set()
+            while len(self.inflight) < self.WINDOW:
+                rows = await delivery.batch(
+                    device_id=self.device_id,
+                    after_seq=self.cursor,
+                    limit=min(self.BATCH, self.WINDOW - len(self.inflight)),
+                )
+                if not rows:
+                    return
+                self.cursor = rows[-1].seq
+                self.inflight.update(r.seq for r in rows)
+                await self.send_json(
+                    {"type": "deliver", "v": 1, "envelopes": [r.to_frame() for r in rows]}
+                )
+
+    async def _repush_loop(self) -> None:
+        """Deliveries whose ack never came, and doorbells the layer dropped, are re-sent."""
+        while True:
+            await asyncio.sleep(self.REPUSH_SECONDS)
+            stalled = self.inflight and time.monotonic() - self.last_progress >= self.REPUSH_SECONDS
+            await self._drain(restart=bool(stalled))
+            if stalled:
+                self.last_progress = time.monotonic()
+
     async def _revoked(self, reason: str) -> None:
         await self.send_json({"type": "revoked", "v": 1, "reason": reason})
         await self.close(code=CLOSE_REVOKED)
+
+    async def queue_ready(self, event: dict[str, Any]) -> None:
+        await self._drain()
 
     async def device_revoked(self, event: dict[str, Any]) -> None:
         await self._revoked(event["reason"])

@@ -1,4 +1,5 @@
-"""The per-device queue of opaque envelopes. The server never sees what is inside."""
+"""The per-device queue of opaque envelopes, and history blobs. The server never sees
+what is inside either."""
 
 from __future__ import annotations
 
@@ -8,12 +9,14 @@ from devices.models import Device
 
 
 class QueuedEnvelope(models.Model):
-    """One ciphertext waiting for one device; deleted when that device acknowledges it."""
+    """One ciphertext waiting for one device; deleted when that device acknowledges it.
+    The primary key is the device's queue position (`seq` on the wire)."""
 
     device = models.ForeignKey(Device, on_delete=models.CASCADE, related_name="queue")
     envelope_id = models.CharField(max_length=64)
+    sender = models.CharField(max_length=32)
     sender_device_id = models.CharField(max_length=32)
-    ciphertext = models.BinaryField(max_length=65536)
+    ciphertext = models.BinaryField(max_length=70000)
     created_at = models.DateTimeField(db_index=True)
 
     class Meta:
@@ -24,3 +27,13 @@ class QueuedEnvelope(models.Model):
             )
         ]
         indexes = [models.Index(fields=["device", "id"])]
+
+
+class HistoryBlob(models.Model):
+    """An encrypted history bundle (one secretstream) for one new device; deleted once fetched."""
+
+    id = models.CharField(primary_key=True, max_length=32)
+    from_device = models.ForeignKey(Device, on_delete=models.CASCADE, related_name="+")
+    to_device = models.ForeignKey(Device, on_delete=models.CASCADE, related_name="+")
+    data = models.BinaryField()
+    created_at = models.DateTimeField()

@@ -51,3 +51,72 @@ def optional_id(body: dict[str, Any], key: str = "id") -> str | None:
     if not isinstance(value, str) or len(value) > MAX_ID_LENGTH:
         raise BadFrame(f"'{key}' must be a string of at most {MAX_ID_LENGTH} characters.")
     return value
+
+
+MAX_TARGETS = 9  # up to 5 devices of the recipient + the sender's 4 other devices
+MAX_CIPHERTEXT_BYTES = 66 * 1024  # a 64 KiB content body, padded, plus ratchet/prekey overhead
+MAX_ACKS = 1000
+USERNAME_MAX = 32
+DEVICE_ID_MAX = 32
+
+
+@dataclass(frozen=True)
+class SendRequest:
+    envelope_id: str
+    recipient: str
+    targets: dict[str, bytes]
+
+
+def _string(body: dict[str, Any], key: str, max_length: int) -> str:
+    value = body.get(key)
+    if not isinstance(value, str) or not 1 <= len(value) <= max_length:
+        raise BadFrame(
+            f"'{key}' must be a string of 1 to {max_length} characters.", data={"field": key}
+        )
+    return value
+
+
+def parse_send(body: dict[str, Any]) -> SendRequest:
+    from protocol.encoding import b64u_decode
+    from protocol.exceptions import ProtocolError
+
+    envelope_id = _string(body, "id", MAX_ID_LENGTH)
+    recipient = _string(body, "recipient", USERNAME_MAX)
+    targets = body.get("targets")
+    if not isinstance(targets, dict) or not 1 <= len(targets) <= MAX_TARGETS:
+        raise BadFrame(
+            f"'targets' must map 1 to {MAX_TARGETS} device ids to ciphertexts.",
+            data={"field": "targets"},
+        )
+    decoded: dict[str, bytes] = {}
+    for device_id, text in targets.items():
+        if not 1 <= len(device_id) <= DEVICE_ID_MAX:
+            raise BadFrame("'targets' has a device id that is too long.", data={"field": "targets"})
+        if not isinstance(text, str) or len(text) > MAX_CIPHERTEXT_BYTES * 4 // 3 + 4:
+            raise BadFrame(
+                f"Ciphertext for {device_id!r} is larger than {MAX_CIPHERTEXT_BYTES} bytes.",
+                code="too_large",
+                data={"field": "targets"},
+            )
+        try:
+            decoded[device_id] = b64u_decode(text, what=f"ciphertext for {device_id!r}")
+        except ProtocolError as error:
+            raise BadFrame(str(error), data={"field": "targets"}) from None
+        if not decoded[device_id] or len(decoded[device_id]) > MAX_CIPHERTEXT_BYTES:
+            raise BadFrame(
+                f"Ciphertext for {device_id!r} must be 1 to {MAX_CIPHERTEXT_BYTES} bytes.",
+                code="too_large",
+                data={"field": "targets"},
+            )
+    return SendRequest(envelope_id=envelope_id, recipient=recipient, targets=decoded)
+
+
+def parse_ack(body: dict[str, Any]) -> list[int]:
+    seqs = body.get("seqs")
+    if not isinstance(seqs, list) or not 1 <= len(seqs) <= MAX_ACKS:
+        raise BadFrame(
+            f"'seqs' must be a list of 1 to {MAX_ACKS} queue positions.", data={"field": "seqs"}
+        )
+    if not all(isinstance(s, int) and not isinstance(s, bool) and 0 < s < 2**63 for s in seqs):
+        raise BadFrame("'seqs' must hold positive integers.", data={"field": "seqs"})
+    return seqs

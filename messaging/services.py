@@ -1,12 +1,182 @@
-"""Every state change of the envelope queue: one function each."""
+"""Every state change of the envelope queue and history blobs: one function each.
+
+Durable before acknowledged: `envelope_accept` commits one row per target device, and only
+then may the consumer answer `accepted`; the channel layer is only a doorbell, rung after
+commit. Rows are deleted on the recipient device's ack, or after 30 days.
+"""
 
 from __future__ import annotations
 
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Count
+from django.utils import timezone
+
+from accounts.models import User
+from config.errors import AppError, NotFound
+from devices import events
 from devices.models import Device
-from messaging.models import QueuedEnvelope
+from messaging.models import HistoryBlob, QueuedEnvelope
+from messaging.schemas import SendRequest
+from protocol.encoding import b64u_encode
+
+ENVELOPE_TTL = timedelta(days=30)
+
+
+class MismatchedDevices(AppError):
+    code = "mismatched_devices"
+    status = 409
+
+
+class QueueFull(AppError):
+    code = "recipient_queue_full"
+    status = 429
+
+
+@dataclass(frozen=True)
+class Delivery:
+    seq: int
+    envelope_id: str
+    sender: str
+    sender_device: str
+    ciphertext: bytes
+    sent_at: datetime
+
+    def to_frame(self) -> dict[str, Any]:
+        return {
+            "seq": self.seq,
+            "id": self.envelope_id,
+            "sender": self.sender,
+            "sender_device": self.sender_device,
+            "ciphertext": b64u_encode(self.ciphertext),
+            "sent_at": int(self.sent_at.timestamp() * 1000),
+        }
+
+
+def _now(now: datetime | None) -> datetime:
+    return now or timezone.now()
+
+
+def target_check(*, sender_device: Device, recipient: User, targets: set[str]) -> None:
+    """Client fan-out must name every active device of the recipient and every other
+    device of the sender, and nothing else; otherwise `mismatched_devices` says what to fix."""
+    accounts = {recipient.pk, sender_device.user_id}
+    devices = {
+        d.id: d for d in Device.objects.filter(user_id__in=accounts).only("id", "revoked_at")
+    }
+    expected = {d for d, row in devices.items() if row.revoked_at is None} - {sender_device.id}
+    stale = {d for d in targets if d in devices and devices[d].revoked_at is not None}
+    extra = targets - expected - stale
+    missing = expected - targets
+    if missing or extra or stale:
+        raise MismatchedDevices(
+            "The devices you encrypted for are not the current ones; refresh the device lists and retry.",
+            data={"missing": sorted(missing), "extra": sorted(extra), "stale": sorted(stale)},
+        )
+
+
+def envelope_accept(
+    *, sender_device: Device, send: SendRequest, now: datetime | None = None
+) -> list[str]:
+    """Store one queue row per target device in one transaction; return the targets.
+    Resending the same envelope id is idempotent: nothing is stored twice."""
+    moment = _now(now)
+    recipient = User.objects.filter(username=send.recipient, is_active=True).first()
+    if recipient is None:
+        raise NotFound(f"No account named {send.recipient!r}.", code="account_not_found")
+    target_check(sender_device=sender_device, recipient=recipient, targets=set(send.targets))
+    full = (
+        QueuedEnvelope.objects.filter(device_id__in=list(send.targets))
+        .values("device_id")
+        .annotate(n=Count("id"))
+        .filter(n__gte=settings.PARLEY_QUEUE_LIMIT)
+    )
+    if full.exists():
+        raise QueueFull("A recipient device has too many undelivered messages; try again later.")
+    with transaction.atomic():
+        QueuedEnvelope.objects.bulk_create(
+            [
+                QueuedEnvelope(
+                    device_id=device_id,
+                    envelope_id=send.envelope_id,
+                    sender=sender_device.user.username,
+                    sender_device_id=sender_device.id,
+                    ciphertext=ciphertext,
+                    created_at=moment,
+                )
+                for device_id, ciphertext in send.targets.items()
+            ],
+            ignore_conflicts=True,
+        )
+        for device_id in send.targets:
+            events.send_on_commit(events.device_group(device_id), {"type": "queue.ready"})
+    return sorted(send.targets)
+
+
+def queue_batch(*, device_id: str, after_seq: int, limit: int) -> list[Delivery]:
+    rows = QueuedEnvelope.objects.filter(device_id=device_id, id__gt=after_seq).order_by("id")[
+        :limit
+    ]
+    return [
+        Delivery(
+            seq=r.id,
+            envelope_id=r.envelope_id,
+            sender=r.sender,
+            sender_device=r.sender_device_id,
+            ciphertext=bytes(r.ciphertext),
+            sent_at=r.created_at,
+        )
+        for r in rows
+    ]
+
+
+def envelope_ack(*, device_id: str, seqs: list[int]) -> int:
+    """Delete acknowledged rows; only the device's own rows can be acknowledged."""
+    deleted, _ = QueuedEnvelope.objects.filter(device_id=device_id, id__in=seqs).delete()
+    return deleted
 
 
 def queue_drop_for_device(*, device: Device) -> int:
     """A logged-out device's queue is dropped: nobody will ever fetch it."""
     deleted, _ = QueuedEnvelope.objects.filter(device=device).delete()
     return deleted
+
+
+def queue_expire(*, now: datetime | None = None) -> int:
+    deleted, _ = QueuedEnvelope.objects.filter(created_at__lt=_now(now) - ENVELOPE_TTL).delete()
+    blobs, _ = HistoryBlob.objects.filter(created_at__lt=_now(now) - ENVELOPE_TTL).delete()
+    return deleted + blobs
+
+
+def history_store(
+    *, from_device: Device, to_device_id: str, data: bytes, now: datetime | None = None
+) -> HistoryBlob:
+    """Keep an encrypted history bundle for one new device of the same account."""
+    to_device = Device.objects.filter(
+        pk=to_device_id, user_id=from_device.user_id, revoked_at__isnull=True
+    ).first()
+    if to_device is None or to_device.pk == from_device.pk:
+        raise NotFound("No such device on your account.", code="device_not_found")
+    return HistoryBlob.objects.create(
+        id=secrets.token_urlsafe(16),
+        from_device=from_device,
+        to_device=to_device,
+        data=data,
+        created_at=_now(now),
+    )
+
+
+def history_take(*, device: Device, blob_id: str) -> bytes:
+    """Hand the blob to its device once, then delete it."""
+    with transaction.atomic():
+        blob = HistoryBlob.objects.select_for_update().filter(pk=blob_id).first()
+        if blob is None or blob.to_device_id != device.pk:
+            raise NotFound("No such history bundle for this device.", code="history_not_found")
+        data = bytes(blob.data)
+        blob.delete()
+    return data

@@ -10,32 +10,68 @@ import pytest
 from devices.models import DeviceList, OneTimePrekey
 from protocol import devicelist as dl
 from protocol.encoding import b64u_encode
-from tests.support.actors import CompanionActor, DjangoTransport, PrimaryActor, link, new_device_keys, now_ms
+from tests.support.actors import (
+    CompanionActor,
+    DjangoTransport,
+    PrimaryActor,
+    link,
+    new_device_keys,
+    now_ms,
+)
 from tests.support.softauthn import SoftAuthenticator
 
 ORIGIN = "http://localhost:8000"
 
 
 def make_primary(username: str = "alice") -> PrimaryActor:
-    return PrimaryActor(DjangoTransport(), SoftAuthenticator(origin=ORIGIN), username=username).sign_up()
+    return PrimaryActor(
+        DjangoTransport(), SoftAuthenticator(origin=ORIGIN), username=username
+    ).sign_up()
 
 
-def _tampered_lists(primary: PrimaryActor, companion: CompanionActor) -> dict[str, tuple[dict, str]]:
+def _tampered_lists(
+    primary: PrimaryActor, companion: CompanionActor
+) -> dict[str, tuple[dict, str]]:
     """Lists a misbehaving client or server might publish, with the error the server gives."""
     devices = list(primary.last_list.devices)
     good = primary.signed_list(devices=devices)
     stranger = new_device_keys()[1].identity
-    forged = dl.sign_device_list(stranger, account_id="alice", version=good.version, timestamp=now_ms(), devices=[replace(d, identity_key=stranger.public) if d.device_id == primary.device_id else d for d in devices])
+    forged = dl.sign_device_list(
+        stranger,
+        account_id="alice",
+        version=good.version,
+        timestamp=now_ms(),
+        devices=[
+            replace(d, identity_key=stranger.public) if d.device_id == primary.device_id else d
+            for d in devices
+        ],
+    )
     companion_entry = next(d for d in devices if d.device_id == companion.device_id)
     unsigned_companion = dl.sign_device_list(
-        primary.keys.identity, account_id="alice", version=good.version, timestamp=now_ms(), devices=[replace(companion_entry, device_signature=None) if d is companion_entry else d for d in devices]
+        primary.keys.identity,
+        account_id="alice",
+        version=good.version,
+        timestamp=now_ms(),
+        devices=[
+            replace(companion_entry, device_signature=None) if d is companion_entry else d
+            for d in devices
+        ],
     )
     bad_signature = good.to_dict() | {"signature": b64u_encode(bytes(64))}
-    old = dl.sign_device_list(primary.keys.identity, account_id="alice", version=primary.last_list.version, timestamp=now_ms(), devices=devices)
+    old = dl.sign_device_list(
+        primary.keys.identity,
+        account_id="alice",
+        version=primary.last_list.version,
+        timestamp=now_ms(),
+        devices=devices,
+    )
     return {
         "bad account signature": (bad_signature, "invalid_signature"),
         "signed by another key": (forged.to_dict(), "account_key_changed"),
-        "companion without device signature": (unsigned_companion.to_dict(), "missing_device_signature"),
+        "companion without device signature": (
+            unsigned_companion.to_dict(),
+            "missing_device_signature",
+        ),
         "same version again (rollback)": (old.to_dict(), "stale_device_list"),
         "another account's id": (good.to_dict() | {"account_id": "mallory"}, "wrong_account"),
     }
@@ -44,7 +80,13 @@ def _tampered_lists(primary: PrimaryActor, companion: CompanionActor) -> dict[st
 @pytest.mark.django_db
 @pytest.mark.parametrize(
     "case",
-    ["bad account signature", "signed by another key", "companion without device signature", "same version again (rollback)", "another account's id"],
+    [
+        "bad account signature",
+        "signed by another key",
+        "companion without device signature",
+        "same version again (rollback)",
+        "another account's id",
+    ],
 )
 def test_server_refuses_a_device_list_that_does_not_verify(case):
     primary = make_primary()
@@ -68,7 +110,9 @@ def test_server_refuses_a_device_list_that_does_not_verify(case):
 def test_malformed_device_list_input_gets_a_clear_error(body, field):
     primary = make_primary()
     status, answer = primary.transport.post("/api/devices/list", body)
-    assert status == 400 and answer["error"]["data"]["field"] == field and answer["error"]["message"]
+    assert (
+        status == 400 and answer["error"]["data"]["field"] == field and answer["error"]["message"]
+    )
 
 
 @pytest.mark.django_db
@@ -116,9 +160,18 @@ def test_one_time_prekeys_are_never_handed_out_twice_under_concurrent_fetches():
 @pytest.mark.django_db
 def test_prekey_upload_checks_the_signed_prekey_signature():
     primary = make_primary()
-    bad = {"signed_prekey": {"id": 2, "public_key": b64u_encode(bytes(range(32))), "signature": b64u_encode(bytes(64))}, "one_time_prekeys": []}
+    bad = {
+        "signed_prekey": {
+            "id": 2,
+            "public_key": b64u_encode(bytes(range(32))),
+            "signature": b64u_encode(bytes(64)),
+        },
+        "one_time_prekeys": [],
+    }
     status, body = primary.transport.post("/api/prekeys", bad)
     assert (status, body["error"]["code"]) == (400, "invalid_signature")
-    status, body = primary.transport.post("/api/prekeys", {"one_time_prekeys": [{"id": 1, "public_key": b64u_encode(bytes(32))}]})
+    status, body = primary.transport.post(
+        "/api/prekeys", {"one_time_prekeys": [{"id": 1, "public_key": b64u_encode(bytes(32))}]}
+    )
     assert (status, body["error"]["code"]) == (409, "prekey_id_reused")
     assert primary.transport.get("/api/prekeys") == (200, {"one_time_prekeys": 10})

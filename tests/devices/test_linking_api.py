@@ -16,13 +16,25 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def primary() -> PrimaryActor:
-    return PrimaryActor(DjangoTransport(), SoftAuthenticator(origin=ORIGIN), username="alice").sign_up()
+    return PrimaryActor(
+        DjangoTransport(), SoftAuthenticator(origin=ORIGIN), username="alice"
+    ).sign_up()
 
 
 def test_linked_companion_gets_its_own_session_and_appears_in_the_signed_list(primary):
     companion = link(primary, CompanionActor(DjangoTransport()), name="Work laptop")
     me = companion.transport.get("/api/me")
-    assert me == (200, {"account": {"username": "alice", "display_name": "Test User"}, "device": {"device_id": companion.device_id, "name": "Work laptop", "is_primary": False}})
+    assert me == (
+        200,
+        {
+            "account": {"username": "alice", "display_name": "Test User"},
+            "device": {
+                "device_id": companion.device_id,
+                "name": "Work laptop",
+                "is_primary": False,
+            },
+        },
+    )
     stored = DeviceList.objects.filter(user__username="alice").order_by("-version").first()
     published = dl.DeviceList.from_dict(stored.body)
     dl.verify_device_list(published, expected_account_key=primary.keys.identity.public)
@@ -38,7 +50,9 @@ def test_fifth_companion_is_refused_and_no_device_is_created(primary):
     with pytest.raises(ApiFailure) as refused:
         primary.approve(qr)
     assert refused.value.code == "companion_limit"
-    assert refused.value.body["error"]["message"] == "You can link up to 4 devices; log one out first."
+    assert (
+        refused.value.body["error"]["message"] == "You can link up to 4 devices; log one out first."
+    )
     assert Device.objects.filter(user__username="alice", revoked_at__isnull=True).count() == 5
 
 
@@ -57,7 +71,13 @@ def test_approval_challenge_is_single_use(primary):
     qr = companion.open_link()
     begin = primary.transport.post(f"/api/link/{qr.link_id}/approve/options", {})[1]
     assertion = primary.authenticator.get(begin["options"])
-    body = {"challenge_id": begin["challenge_id"], "credential": assertion, "provisioning": b64u_encode(b"x" * 100), "name": "L", "send_history": False}
+    body = {
+        "challenge_id": begin["challenge_id"],
+        "credential": assertion,
+        "provisioning": b64u_encode(b"x" * 100),
+        "name": "L",
+        "send_history": False,
+    }
     assert primary.transport.post(f"/api/link/{qr.link_id}/approve", body)[0] == 200
     status, replay = primary.transport.post(f"/api/link/{qr.link_id}/approve", body)
     assert (status, replay["error"]["code"]) == (400, "challenge_used")
@@ -78,7 +98,9 @@ def test_link_token_needs_the_new_identity_key_and_is_single_use(primary):
     primary.approve(qr)
     companion.sign()
     primary.complete(qr)
-    forged = companion.transport.post(f"/api/link/{qr.link_id}/redeem", {"signature": b64u_encode(bytes(64))})
+    forged = companion.transport.post(
+        f"/api/link/{qr.link_id}/redeem", {"signature": b64u_encode(bytes(64))}
+    )
     assert forged[0] == 409 and forged[1]["error"]["code"] == "invalid_signature"
     companion.redeem()
     with pytest.raises(ApiFailure) as reused:
@@ -109,8 +131,15 @@ def test_list_that_does_not_carry_the_new_device_signature_is_refused(primary):
     primary.approve(qr)
     companion.sign()
     detail = primary.transport.get(f"/api/link/{qr.link_id}/detail")[1]
-    wrong = dl.DeviceEntry(device_id=detail["device_id"], identity_key=qr.identity_key, added_at=1, device_signature=bytes(64))
+    wrong = dl.DeviceEntry(
+        device_id=detail["device_id"],
+        identity_key=qr.identity_key,
+        added_at=1,
+        device_signature=bytes(64),
+    )
     bad_list = primary.signed_list(devices=[*primary.last_list.devices, wrong])
-    status, body = primary.transport.post(f"/api/link/{qr.link_id}/complete", {"device_list": bad_list.to_dict()})
+    status, body = primary.transport.post(
+        f"/api/link/{qr.link_id}/complete", {"device_list": bad_list.to_dict()}
+    )
     assert status == 409 and body["error"]["code"] in {"device_list_mismatch", "invalid_signature"}
     assert not Device.objects.filter(pk=detail["device_id"]).exists()

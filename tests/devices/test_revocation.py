@@ -17,12 +17,18 @@ ORIGIN = "http://localhost:8000"
 
 
 def make_primary(username: str = "alice") -> PrimaryActor:
-    return PrimaryActor(DjangoTransport(), SoftAuthenticator(origin=ORIGIN), username=username).sign_up()
+    return PrimaryActor(
+        DjangoTransport(), SoftAuthenticator(origin=ORIGIN), username=username
+    ).sign_up()
 
 
 async def device_socket(transport: DjangoTransport) -> WebsocketCommunicator:
     cookie = "; ".join(f"{k}={v.value}" for k, v in transport.client.cookies.items())
-    communicator = WebsocketCommunicator(application, "/ws/device/", headers=[(b"origin", ORIGIN.encode()), (b"cookie", cookie.encode())])
+    communicator = WebsocketCommunicator(
+        application,
+        "/ws/device/",
+        headers=[(b"origin", ORIGIN.encode()), (b"cookie", cookie.encode())],
+    )
     connected, _ = await communicator.connect()
     assert connected
     return communicator
@@ -50,10 +56,22 @@ def test_revoked_device_cannot_sign_back_in_with_its_identity_key():
     primary = make_primary()
     companion = link(primary, CompanionActor(DjangoTransport()))
     primary.revoke(companion.device_id)
-    begin = companion.transport.post("/api/devices/signin/options", {"device_id": companion.device_id})[1]
-    signature = sign_in(companion.keys.identity, origin=ORIGIN, device_id=companion.device_id, nonce=b64u_decode(begin["nonce"]))
+    begin = companion.transport.post(
+        "/api/devices/signin/options", {"device_id": companion.device_id}
+    )[1]
+    signature = sign_in(
+        companion.keys.identity,
+        origin=ORIGIN,
+        device_id=companion.device_id,
+        nonce=b64u_decode(begin["nonce"]),
+    )
     status, body = companion.transport.post(
-        "/api/devices/signin", {"challenge_id": begin["challenge_id"], "device_id": companion.device_id, "signature": b64u_encode(signature)}
+        "/api/devices/signin",
+        {
+            "challenge_id": begin["challenge_id"],
+            "device_id": companion.device_id,
+            "signature": b64u_encode(signature),
+        },
     )
     assert (status, body["error"]["code"]) == (403, "device_revoked")
 
@@ -67,13 +85,41 @@ def test_expired_session_signs_back_in_with_the_identity_key_only():
     companion = link(primary, CompanionActor(DjangoTransport()))
     companion.transport.client.cookies.clear()
     assert companion.transport.get("/api/me")[0] == 401
-    begin = companion.transport.post("/api/devices/signin/options", {"device_id": companion.device_id})[1]
-    forged = sign_in(primary.keys.identity, origin=ORIGIN, device_id=companion.device_id, nonce=b64u_decode(begin["nonce"]))
-    refused = companion.transport.post("/api/devices/signin", {"challenge_id": begin["challenge_id"], "device_id": companion.device_id, "signature": b64u_encode(forged)})
+    begin = companion.transport.post(
+        "/api/devices/signin/options", {"device_id": companion.device_id}
+    )[1]
+    forged = sign_in(
+        primary.keys.identity,
+        origin=ORIGIN,
+        device_id=companion.device_id,
+        nonce=b64u_decode(begin["nonce"]),
+    )
+    refused = companion.transport.post(
+        "/api/devices/signin",
+        {
+            "challenge_id": begin["challenge_id"],
+            "device_id": companion.device_id,
+            "signature": b64u_encode(forged),
+        },
+    )
     assert refused[0] == 403
-    begin = companion.transport.post("/api/devices/signin/options", {"device_id": companion.device_id})[1]
-    signature = sign_in(companion.keys.identity, origin=ORIGIN, device_id=companion.device_id, nonce=b64u_decode(begin["nonce"]))
-    status, _ = companion.transport.post("/api/devices/signin", {"challenge_id": begin["challenge_id"], "device_id": companion.device_id, "signature": b64u_encode(signature)})
+    begin = companion.transport.post(
+        "/api/devices/signin/options", {"device_id": companion.device_id}
+    )[1]
+    signature = sign_in(
+        companion.keys.identity,
+        origin=ORIGIN,
+        device_id=companion.device_id,
+        nonce=b64u_decode(begin["nonce"]),
+    )
+    status, _ = companion.transport.post(
+        "/api/devices/signin",
+        {
+            "challenge_id": begin["challenge_id"],
+            "device_id": companion.device_id,
+            "signature": b64u_encode(signature),
+        },
+    )
     assert status == 200
     assert companion.transport.get("/api/me")[1]["device"]["device_id"] == companion.device_id
 
@@ -85,9 +131,15 @@ def test_companion_logging_itself_out_is_a_suspension_until_the_primary_resigns(
     assert companion.transport.post(f"/api/devices/{companion.device_id}/revoke", {})[0] == 200
     user = Device.objects.get(pk=primary.device_id).user
     assert suspended_device_ids(user) == [companion.device_id]
-    assert primary.transport.get(f"/api/accounts/{primary.username}/device-list")[1]["suspended"] == [companion.device_id]
-    resigned = primary.signed_list(devices=[d for d in primary.last_list.devices if d.device_id != companion.device_id])
-    assert primary.transport.post("/api/devices/list", {"device_list": resigned.to_dict()})[0] == 200
+    assert primary.transport.get(f"/api/accounts/{primary.username}/device-list")[1][
+        "suspended"
+    ] == [companion.device_id]
+    resigned = primary.signed_list(
+        devices=[d for d in primary.last_list.devices if d.device_id != companion.device_id]
+    )
+    assert (
+        primary.transport.post("/api/devices/list", {"device_list": resigned.to_dict()})[0] == 200
+    )
     assert suspended_device_ids(user) == []
 
 
@@ -106,7 +158,9 @@ def test_removing_a_companion_needs_a_list_without_it():
     primary = make_primary()
     companion = link(primary, CompanionActor(DjangoTransport()))
     still_there = primary.signed_list(devices=list(primary.last_list.devices))
-    status, body = primary.transport.post(f"/api/devices/{companion.device_id}/revoke", {"device_list": still_there.to_dict()})
+    status, body = primary.transport.post(
+        f"/api/devices/{companion.device_id}/revoke", {"device_list": still_there.to_dict()}
+    )
     assert (status, body["error"]["code"]) == (409, "device_list_mismatch")
     assert body["error"]["data"] == {"missing": [], "extra": [companion.device_id]}
     assert Device.objects.get(pk=companion.device_id).revoked_at is None
@@ -131,17 +185,27 @@ async def test_revocation_closes_the_device_socket_at_once_and_tells_the_other_d
     companion_socket = await device_socket(companion.transport)
     primary_socket = await device_socket(primary.transport)
     await sync_to_async(primary.revoke)(companion.device_id)
-    assert await companion_socket.receive_json_from(timeout=2) == {"type": "revoked", "v": 1, "reason": "removed_by_primary"}
+    assert await companion_socket.receive_json_from(timeout=2) == {
+        "type": "revoked",
+        "v": 1,
+        "reason": "removed_by_primary",
+    }
     closed = await companion_socket.receive_output(timeout=2)
     assert closed == {"type": "websocket.close", "code": 4001}
     notice = await primary_socket.receive_json_from(timeout=2)
-    assert notice["type"] == "devices_changed" and notice["reason"] == "revoked" and notice["device_id"] == companion.device_id
+    assert (
+        notice["type"] == "devices_changed"
+        and notice["reason"] == "revoked"
+        and notice["device_id"] == companion.device_id
+    )
     await primary_socket.disconnect()
 
 
 @pytest.mark.django_db(transaction=True)
 async def test_a_device_socket_needs_a_signed_in_device():
-    communicator = WebsocketCommunicator(application, "/ws/device/", headers=[(b"origin", ORIGIN.encode())])
+    communicator = WebsocketCommunicator(
+        application, "/ws/device/", headers=[(b"origin", ORIGIN.encode())]
+    )
     connected, code = await communicator.connect()
     assert not connected and code == 4003
 
@@ -153,9 +217,17 @@ async def test_every_device_hears_about_a_new_link():
     primary = await sync_to_async(make_primary)()
     first = await sync_to_async(link)(primary, CompanionActor(DjangoTransport()))
     listener = await device_socket(first.transport)
-    second = await sync_to_async(link)(primary, CompanionActor(DjangoTransport(), name="Tablet"), name="Tablet")
+    second = await sync_to_async(link)(
+        primary, CompanionActor(DjangoTransport(), name="Tablet"), name="Tablet"
+    )
     notice = await listener.receive_json_from(timeout=2)
-    assert notice == {"type": "devices_changed", "v": 1, "reason": "linked", "device_id": second.device_id, "device_name": "Tablet"}
+    assert notice == {
+        "type": "devices_changed",
+        "v": 1,
+        "reason": "linked",
+        "device_id": second.device_id,
+        "device_name": "Tablet",
+    }
     await listener.send_to(text_data=json.dumps({"type": "ping", "v": 1, "id": "a"}))
     assert (await listener.receive_json_from(timeout=2))["type"] == "pong"
     await listener.disconnect()

@@ -1,0 +1,19 @@
+"""Periodic job: run every few minutes (cron or a systemd timer), see docs/architecture.md."""
+
+from __future__ import annotations
+
+from django.core.management.base import BaseCommand
+
+from devices.services import expire_stale
+
+
+class Command(BaseCommand):
+    help = (
+        "Drop expired link sessions and challenges; log out companions of long-inactive primaries."
+    )
+
+    def handle(self, *args: object, **options: object) -> None:
+        counts = expire_stale()
+        self.stdout.write(
+            ", ".join(f"{name.replace('_', ' ')}: {count}" for name, count in counts.items())
+        )

@@ -1,0 +1,283 @@
+"""The envelope queue over the device socket: fan-out check, durable accept, delivery in
+order, acks, idempotent resends, and bad frames answered with error frames."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import pytest
+from asgiref.sync import sync_to_async
+from channels.testing import WebsocketCommunicator
+from django.core.management import call_command
+from django.utils import timezone
+
+from config.asgi import application
+from messaging.models import QueuedEnvelope
+from protocol.encoding import b64u_encode
+from tests.support.actors import CompanionActor, DjangoTransport, PrimaryActor, link
+from tests.support.softauthn import SoftAuthenticator
+
+ORIGIN = "http://localhost:8000"
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def _people() -> dict[str, object]:
+    alice = PrimaryActor(
+        DjangoTransport(), SoftAuthenticator(origin=ORIGIN), username="alice"
+    ).sign_up()
+    alice_laptop = link(alice, CompanionActor(DjangoTransport()))
+    bob = PrimaryActor(
+        DjangoTransport(), SoftAuthenticator(origin=ORIGIN), username="bobby"
+    ).sign_up()
+    return {"alice": alice, "alice_laptop": alice_laptop, "bob": bob}
+
+
+@pytest.fixture
+async def people():
+    return await sync_to_async(_people)()
+
+
+async def connect(actor) -> WebsocketCommunicator:
+    cookie = "; ".join(f"{k}={v.value}" for k, v in actor.transport.client.cookies.items())
+    socket = WebsocketCommunicator(
+        application,
+        "/ws/device/",
+        headers=[(b"origin", ORIGIN.encode()), (b"cookie", cookie.encode())],
+    )
+    assert (await socket.connect())[0]
+    return socket
+
+
+def send_frame(envelope_id: str, recipient: str, targets: dict[str, bytes]) -> str:
+    return json.dumps(
+        {
+            "type": "send",
+            "v": 1,
+            "id": envelope_id,
+            "recipient": recipient,
+            "targets": {d: b64u_encode(c) for d, c in targets.items()},
+        }
+    )
+
+
+async def rows() -> int:
+    return await sync_to_async(QueuedEnvelope.objects.count)()
+
+
+async def test_send_is_stored_for_every_target_then_accepted_then_delivered_and_deleted_on_ack(
+    people,
+):
+    laptop, bob = people["alice_laptop"], people["bob"]
+    sender = await connect(laptop)
+    receiver = await connect(bob)
+    targets = {bob.device_id: b"to bob", people["alice"].device_id: b"transcript"}
+    await sender.send_to(text_data=send_frame("e1", "bobby", targets))
+    assert await sender.receive_json_from(timeout=3) == {"type": "accepted", "v": 1, "id": "e1"}
+    deliver = await receiver.receive_json_from(timeout=3)
+    assert deliver["type"] == "deliver"
+    [envelope] = deliver["envelopes"]
+    assert (
+        envelope["id"],
+        envelope["sender"],
+        envelope["sender_device"],
+        envelope["ciphertext"],
+    ) == ("e1", "alice", laptop.device_id, b64u_encode(b"to bob"))
+    assert await rows() == 2
+    await receiver.send_to(text_data=json.dumps({"type": "ack", "v": 1, "seqs": [envelope["seq"]]}))
+    await receiver.send_to(text_data=json.dumps({"type": "ping", "v": 1, "id": "sync"}))
+    assert (await receiver.receive_json_from(timeout=3))["type"] == "pong"
+    assert await sync_to_async(list)(
+        QueuedEnvelope.objects.values_list("device_id", flat=True)
+    ) == [people["alice"].device_id]
+    await sender.disconnect()
+    await receiver.disconnect()
+
+
+@pytest.mark.parametrize(
+    ("targets", "expected"),
+    [
+        ("only_bob", {"missing": ["alice_primary"], "extra": [], "stale": []}),
+        ("with_self", {"missing": [], "extra": ["alice_laptop"], "stale": []}),
+        ("with_stranger", {"missing": [], "extra": ["stranger"], "stale": []}),
+    ],
+)
+async def test_a_target_set_other_than_the_current_devices_is_refused_with_what_to_fix(
+    people, targets, expected
+):
+    alice, laptop, bob = people["alice"], people["alice_laptop"], people["bob"]
+    ids = {"alice_primary": alice.device_id, "alice_laptop": laptop.device_id, "stranger": "A" * 22}
+    chosen = {
+        "only_bob": {bob.device_id: b"x"},
+        "with_self": {bob.device_id: b"x", alice.device_id: b"x", laptop.device_id: b"x"},
+        "with_stranger": {bob.device_id: b"x", alice.device_id: b"x", "A" * 22: b"x"},
+    }[targets]
+    sender = await connect(laptop)
+    await sender.send_to(text_data=send_frame("e1", "bobby", chosen))
+    error = await sender.receive_json_from(timeout=3)
+    assert (error["type"], error["code"], error["ref"]) == ("error", "mismatched_devices", "e1")
+    assert error["data"] == {k: [ids[name] for name in v] for k, v in expected.items()}
+    assert await rows() == 0
+    await sender.disconnect()
+
+
+async def test_a_logged_out_device_is_stale_until_the_sender_refreshes(people):
+    alice, laptop, bob = people["alice"], people["alice_laptop"], people["bob"]
+    await sync_to_async(alice.revoke)(laptop.device_id)
+    sender = await connect(bob)
+    await sender.send_to(
+        text_data=send_frame("e1", "alice", {alice.device_id: b"x", laptop.device_id: b"x"})
+    )
+    error = await sender.receive_json_from(timeout=3)
+    assert error["code"] == "mismatched_devices" and error["data"]["stale"] == [laptop.device_id]
+    await sender.disconnect()
+
+
+async def test_resending_an_envelope_id_is_idempotent(people):
+    laptop, bob, alice = people["alice_laptop"], people["bob"], people["alice"]
+    sender = await connect(laptop)
+    frame = send_frame("same-id", "bobby", {bob.device_id: b"x", alice.device_id: b"y"})
+    for _ in range(3):
+        await sender.send_to(text_data=frame)
+        assert (await sender.receive_json_from(timeout=3))["type"] == "accepted"
+    assert await rows() == 2
+    await sender.disconnect()
+
+
+async def test_an_offline_device_drains_its_queue_in_order_in_batches(people):
+    laptop, bob, alice = people["alice_laptop"], people["bob"], people["alice"]
+    sender = await connect(laptop)
+    for n in range(250):
+        await sender.send_to(
+            text_data=send_frame(
+                f"e{n}", "bobby", {bob.device_id: n.to_bytes(2, "big"), alice.device_id: b"t"}
+            )
+        )
+        assert (await sender.receive_json_from(timeout=3))["type"] == "accepted"
+    receiver = await connect(bob)
+    seen: list[str] = []
+    while len(seen) < 250:
+        frame = await receiver.receive_json_from(timeout=3)
+        assert frame["type"] == "deliver" and len(frame["envelopes"]) <= 100
+        seen += [e["id"] for e in frame["envelopes"]]
+        await receiver.send_to(
+            text_data=json.dumps(
+                {"type": "ack", "v": 1, "seqs": [e["seq"] for e in frame["envelopes"]]}
+            )
+        )
+    assert seen == [f"e{n}" for n in range(250)]
+    await receiver.send_to(text_data=json.dumps({"type": "ping", "v": 1}))
+    assert (await receiver.receive_json_from(timeout=3))["type"] == "pong"
+    assert await sync_to_async(QueuedEnvelope.objects.filter(device_id=bob.device_id).count)() == 0
+    await sender.disconnect()
+    await receiver.disconnect()
+
+
+async def test_a_device_cannot_ack_another_devices_envelopes(people):
+    laptop, bob, alice = people["alice_laptop"], people["bob"], people["alice"]
+    sender = await connect(laptop)
+    await sender.send_to(
+        text_data=send_frame("e1", "bobby", {bob.device_id: b"x", alice.device_id: b"y"})
+    )
+    await sender.receive_json_from(timeout=3)
+    seqs = await sync_to_async(list)(QueuedEnvelope.objects.values_list("id", flat=True))
+    await sender.send_to(text_data=json.dumps({"type": "ack", "v": 1, "seqs": seqs}))
+    await sender.send_to(text_data=json.dumps({"type": "ping", "v": 1}))
+    assert (await sender.receive_json_from(timeout=3))["type"] == "pong"
+    assert await rows() == 2
+    await sender.disconnect()
+
+
+@pytest.mark.parametrize(
+    ("frame", "code"),
+    [
+        ({"type": "send", "v": 1}, "bad_frame"),
+        ({"type": "send", "v": 1, "id": "e", "recipient": "bobby", "targets": []}, "bad_frame"),
+        (
+            {
+                "type": "send",
+                "v": 1,
+                "id": "e",
+                "recipient": "bobby",
+                "targets": {"d": "not base64!"},
+            },
+            "bad_frame",
+        ),
+        (
+            {
+                "type": "send",
+                "v": 1,
+                "id": "e",
+                "recipient": "bobby",
+                "targets": {"d": b64u_encode(bytes(70_000))},
+            },
+            "too_large",
+        ),
+        (
+            {
+                "type": "send",
+                "v": 1,
+                "id": "e",
+                "recipient": "bobby",
+                "targets": {f"d{n}": "AA" for n in range(10)},
+            },
+            "bad_frame",
+        ),
+        (
+            {"type": "send", "v": 1, "id": "x" * 65, "recipient": "bobby", "targets": {"d": "AA"}},
+            "bad_frame",
+        ),
+        (
+            {"type": "send", "v": 1, "id": "e", "recipient": "nobody", "targets": {"d": "AA"}},
+            "account_not_found",
+        ),
+        ({"type": "ack", "v": 1, "seqs": ["1"]}, "bad_frame"),
+        ({"type": "ack", "v": 1, "seqs": []}, "bad_frame"),
+        ({"type": "ack", "v": 1, "seqs": list(range(1, 1002))}, "bad_frame"),
+        ({"type": "deliver", "v": 1}, "unknown_type"),
+    ],
+)
+async def test_malformed_frames_get_an_error_frame_and_store_nothing(people, frame, code):
+    sender = await connect(people["alice_laptop"])
+    await sender.send_to(text_data=json.dumps(frame))
+    error = await sender.receive_json_from(timeout=3)
+    assert (error["type"], error["code"]) == ("error", code) and error["message"]
+    assert await rows() == 0
+    await sender.send_to(text_data=json.dumps({"type": "ping", "v": 1}))
+    assert (await sender.receive_json_from(timeout=3))["type"] == "pong"
+    await sender.disconnect()
+
+
+async def test_sends_beyond_the_rate_limit_are_refused_and_not_stored(people, settings):
+    settings.PARLEY_SEND_RATE = 0.001
+    settings.PARLEY_SEND_BURST = 3
+    laptop, bob, alice = people["alice_laptop"], people["bob"], people["alice"]
+    sender = await connect(laptop)
+    answers = []
+    for n in range(5):
+        await sender.send_to(
+            text_data=send_frame(f"e{n}", "bobby", {bob.device_id: b"x", alice.device_id: b"y"})
+        )
+        reply = await sender.receive_json_from(timeout=3)
+        answers.append(reply.get("code", reply["type"]))
+    assert answers == ["accepted", "accepted", "accepted", "rate_limited", "rate_limited"]
+    assert await rows() == 6
+    await sender.disconnect()
+
+
+async def test_envelopes_older_than_30_days_are_dropped_by_the_expiry_job(people):
+    laptop, bob, alice = people["alice_laptop"], people["bob"], people["alice"]
+    sender = await connect(laptop)
+    for n in range(2):
+        await sender.send_to(
+            text_data=send_frame(f"e{n}", "bobby", {bob.device_id: b"x", alice.device_id: b"y"})
+        )
+        await sender.receive_json_from(timeout=3)
+    await sender.disconnect()
+    first = await sync_to_async(lambda: list(QueuedEnvelope.objects.filter(envelope_id="e0")))()
+    await sync_to_async(QueuedEnvelope.objects.filter(envelope_id="e0").update)(
+        created_at=timezone.now() - timedelta(days=31)
+    )
+    await sync_to_async(call_command)("expire_envelopes", verbosity=0)
+    left = await sync_to_async(list)(QueuedEnvelope.objects.values_list("envelope_id", flat=True))
+    assert sorted(left) == ["e1", "e1"] and len(first) == 2
