@@ -1,0 +1,235 @@
+// Plaintext content inside a message (docs/protocol.md section 10).
+
+import { DeviceList } from "./devicelist.js";
+import {
+  b64uDecode,
+  canonicalJson,
+  concatBytes,
+  isPlainObject,
+  parseCanonicalJson,
+  Reader,
+  u8,
+  u32,
+  u64,
+} from "./encoding.js";
+import { MalformedDeviceList, MalformedMessage } from "./exceptions.js";
+
+/** @typedef {import("./rng.js").Rng} Rng */
+
+export const CONTENT_VERSION = 1;
+export const MAX_BODY_BYTES = 65536;
+export const CONTENT_PADDING = 64;
+export const MAX_RECEIPT_IDS = 100;
+
+/** @enum {number} */
+export const ContentType = Object.freeze({
+  TEXT: 1,
+  RECEIPT: 2,
+  SENT_TRANSCRIPT: 3,
+  DEVICE_LIST_NOTICE: 4,
+  HISTORY_BUNDLE_KEY: 5,
+  TYPING: 6,
+});
+
+export class Content {
+  /**
+   * @param {{type: number, messageId: Uint8Array, timestamp: number,
+   *          senderListVersion: number, senderListHash: Uint8Array,
+   *          body: Record<string, any>}} fields
+   */
+  constructor({ type, messageId, timestamp, senderListVersion, senderListHash, body }) {
+    this.type = type;
+    this.messageId = messageId;
+    this.timestamp = timestamp;
+    this.senderListVersion = senderListVersion;
+    this.senderListHash = senderListHash;
+    this.body = body;
+  }
+}
+
+/**
+ * A content with a fresh random message id (rng(16)); validates the body.
+ * @param {number} contentType
+ * @param {Record<string, any>} body
+ * @param {{timestamp: number, senderListVersion: number, senderListHash: Uint8Array,
+ *          rng: Rng}} options
+ * @returns {Content}
+ */
+export function newContent(
+  contentType,
+  body,
+  { timestamp, senderListVersion, senderListHash, rng },
+) {
+  const content = new Content({
+    type: contentType,
+    messageId: rng(16),
+    timestamp,
+    senderListVersion,
+    senderListHash,
+    body,
+  });
+  encodeContent(content);
+  return content;
+}
+
+/** @param {unknown} body @param {string[]} keys @param {string} what */
+function expectKeys(body, keys, what) {
+  const expected = [...keys].sort();
+  if (!isPlainObject(body)) {
+    throw new MalformedMessage(
+      `${what} body: expected keys ${JSON.stringify(expected)}, got ${Array.isArray(body) ? "list" : typeof body}`,
+    );
+  }
+  const got = Object.keys(/** @type {object} */ (body)).sort();
+  if (got.length !== expected.length || got.some((k, i) => k !== expected[i])) {
+    throw new MalformedMessage(
+      `${what} body: expected keys ${JSON.stringify(expected)}, got ${JSON.stringify(got)}`,
+    );
+  }
+}
+
+/** @param {boolean} condition @param {string} message */
+function expect(condition, message) {
+  if (!condition) throw new MalformedMessage(message);
+}
+
+/** @param {unknown} value @returns {boolean} */
+function isInt(value) {
+  return Number.isSafeInteger(value) && /** @type {number} */ (value) >= 0;
+}
+
+/**
+ * Check the body has exactly the keys and value types of its type (section 10 table).
+ * @param {number} contentType
+ * @param {any} body
+ */
+export function validateBody(contentType, body) {
+  switch (contentType) {
+    case ContentType.TEXT:
+      expectKeys(body, ["text"], "text");
+      expect(typeof body.text === "string", "text body: expected a string text");
+      break;
+    case ContentType.RECEIPT: {
+      expectKeys(body, ["kind", "message_ids"], "receipt");
+      expect(
+        body.kind === "delivered" || body.kind === "read",
+        "receipt body: expected kind delivered or read",
+      );
+      const ids = body.message_ids;
+      expect(
+        Array.isArray(ids) && ids.length >= 1 && ids.length <= MAX_RECEIPT_IDS,
+        `receipt body: expected 1 to ${MAX_RECEIPT_IDS} message ids`,
+      );
+      for (const item of ids) b64uDecode(item, { length: 16, what: "receipt message id" });
+      break;
+    }
+    case ContentType.SENT_TRANSCRIPT: {
+      expectKeys(body, ["recipient", "content"], "sent transcript");
+      expect(
+        typeof body.recipient === "string",
+        "sent transcript body: expected a string recipient",
+      );
+      const inner = decodeContent(b64uDecode(body.content, { what: "sent transcript content" }));
+      expect(
+        inner.type === ContentType.TEXT || inner.type === ContentType.RECEIPT,
+        `sent transcript body: expected inner content of type 1 or 2, got ${inner.type}`,
+      );
+      break;
+    }
+    case ContentType.DEVICE_LIST_NOTICE:
+      expectKeys(body, ["device_list"], "device-list notice");
+      try {
+        DeviceList.fromJSON(body.device_list);
+      } catch (error) {
+        if (error instanceof MalformedDeviceList) {
+          throw new MalformedMessage(`device-list notice body: ${error.message}`);
+        }
+        throw error;
+      }
+      break;
+    case ContentType.HISTORY_BUNDLE_KEY:
+      expectKeys(body, ["blob_id", "key", "hash", "length"], "history bundle key");
+      expect(
+        typeof body.blob_id === "string",
+        "history bundle key body: expected a string blob_id",
+      );
+      b64uDecode(body.key, { length: 32, what: "history key" });
+      b64uDecode(body.hash, { length: 32, what: "history hash" });
+      expect(isInt(body.length), "history bundle key body: expected an integer length");
+      break;
+    case ContentType.TYPING:
+      expectKeys(body, ["state"], "typing");
+      expect(
+        body.state === "started" || body.state === "stopped",
+        "typing body: expected started or stopped",
+      );
+      break;
+    default:
+      throw new MalformedMessage(`content: expected type 1 to 6, got ${contentType}`);
+  }
+}
+
+/**
+ * @param {Content} content
+ * @returns {Uint8Array} padded to a multiple of 64 bytes
+ */
+export function encodeContent(content) {
+  validateBody(content.type, content.body);
+  expect(content.messageId?.length === 16, "content: expected a 16-byte message id");
+  expect(content.senderListHash?.length === 32, "content: expected a 32-byte list hash");
+  const body = canonicalJson(content.body);
+  expect(body.length <= MAX_BODY_BYTES, `content body: expected at most ${MAX_BODY_BYTES} bytes`);
+  const out = concatBytes(
+    u8(CONTENT_VERSION),
+    u8(content.type),
+    content.messageId,
+    u64(content.timestamp),
+    u64(content.senderListVersion),
+    content.senderListHash,
+    u32(body.length),
+    body,
+  );
+  const padded = new Uint8Array(
+    out.length + ((CONTENT_PADDING - (out.length % CONTENT_PADDING)) % CONTENT_PADDING),
+  );
+  padded.set(out);
+  return padded;
+}
+
+/**
+ * Parse and validate; throws MalformedMessage for anything outside section 10.
+ * @param {Uint8Array} data
+ * @returns {Content}
+ */
+export function decodeContent(data) {
+  expect(
+    data.length % CONTENT_PADDING === 0,
+    `content: expected a length multiple of ${CONTENT_PADDING}, got ${data.length}`,
+  );
+  const reader = new Reader(data.slice(), { what: "content" });
+  const version = reader.uint(1);
+  expect(version === CONTENT_VERSION, `content: expected version 1, got ${version}`);
+  const type = reader.uint(1);
+  expect(type >= 1 && type <= 6, `content: expected type 1 to 6, got ${type}`);
+  const messageId = reader.take(16);
+  const timestamp = reader.uint(8);
+  const listVersion = reader.uint(8);
+  const listHash = reader.take(32);
+  const length = reader.uint(4);
+  expect(length <= MAX_BODY_BYTES, `content body: expected at most ${MAX_BODY_BYTES} bytes`);
+  const body = parseCanonicalJson(reader.take(length));
+  const padding = reader.rest();
+  expect(
+    padding.length < CONTENT_PADDING && padding.every((byte) => byte === 0),
+    "content: expected minimal zero padding",
+  );
+  validateBody(type, body);
+  return new Content({
+    type,
+    messageId,
+    timestamp,
+    senderListVersion: listVersion,
+    senderListHash: listHash,
+    body,
+  });
+}

@@ -1,0 +1,379 @@
+// Account-signed device lists, device and link signatures (docs/protocol.md section 4).
+
+import {
+  b64uDecode,
+  b64uEncode,
+  bytesEqual,
+  compareBytes,
+  concatBytes,
+  encStr,
+  label,
+  u8,
+  u16,
+  u64,
+  utf8Encode,
+} from "./encoding.js";
+import {
+  AccountKeyChanged,
+  DeviceKeyChanged,
+  MalformedDeviceList,
+  MalformedMessage,
+  MissingDeviceSignature,
+  StaleDeviceList,
+} from "./exceptions.js";
+import * as primitives from "./primitives.js";
+
+/** @typedef {import("./keys.js").IdentityKeyPair} IdentityKeyPair */
+
+export const MAX_DEVICES = 5;
+
+export class DeviceEntry {
+  /**
+   * @param {{deviceId: string, identityKey: Uint8Array, addedAt: number,
+   *          deviceSignature?: Uint8Array | null}} fields
+   */
+  constructor({ deviceId, identityKey, addedAt, deviceSignature = null }) {
+    this.deviceId = deviceId;
+    this.identityKey = identityKey;
+    this.addedAt = addedAt;
+    this.deviceSignature = deviceSignature;
+  }
+}
+
+export class DeviceList {
+  /**
+   * @param {{accountId: string, accountKey: Uint8Array, version: number, timestamp: number,
+   *          devices: DeviceEntry[], signature?: Uint8Array}} fields
+   */
+  constructor({
+    accountId,
+    accountKey,
+    version,
+    timestamp,
+    devices,
+    signature = new Uint8Array(0),
+  }) {
+    this.accountId = accountId;
+    this.accountKey = accountKey;
+    this.version = version;
+    this.timestamp = timestamp;
+    this.devices = devices;
+    this.signature = signature;
+  }
+
+  /** The JSON form of section 4.1. */
+  toJSON() {
+    return {
+      account_id: this.accountId,
+      account_key: b64uEncode(this.accountKey),
+      version: this.version,
+      timestamp: this.timestamp,
+      devices: this.devices.map((d) => ({
+        device_id: d.deviceId,
+        identity_key: b64uEncode(d.identityKey),
+        added_at: d.addedAt,
+        device_signature: d.deviceSignature === null ? null : b64uEncode(d.deviceSignature),
+      })),
+      signature: b64uEncode(this.signature),
+    };
+  }
+
+  /**
+   * Parse the JSON form; any structural problem is MalformedDeviceList.
+   * @param {any} data
+   * @returns {DeviceList}
+   */
+  static fromJSON(data) {
+    if (data === null || typeof data !== "object" || Array.isArray(data)) {
+      throw new MalformedDeviceList("device list: expected an object");
+    }
+    return new DeviceList({
+      accountId: string(data.account_id, "account_id"),
+      accountKey: b64(data.account_key, 32, "account_key"),
+      version: integer(data.version, "version"),
+      timestamp: integer(data.timestamp, "timestamp"),
+      devices: list(data.devices).map((d) => {
+        if (d === null || typeof d !== "object" || Array.isArray(d)) {
+          throw new MalformedDeviceList("device list devices: expected objects");
+        }
+        return new DeviceEntry({
+          deviceId: string(d.device_id, "device_id"),
+          identityKey: b64(d.identity_key, 32, "identity_key"),
+          addedAt: integer(d.added_at, "added_at"),
+          deviceSignature:
+            d.device_signature === null ? null : b64(d.device_signature, 64, "device_signature"),
+        });
+      }),
+      signature: b64(data.signature, 64, "signature"),
+    });
+  }
+
+  /** @returns {Uint8Array} */
+  get hash() {
+    return deviceListHash(this);
+  }
+
+  /** @param {string} deviceId @returns {DeviceEntry | null} */
+  entry(deviceId) {
+    return this.devices.find((d) => d.deviceId === deviceId) ?? null;
+  }
+}
+
+/** @param {unknown} value @param {string} what @returns {string} */
+function string(value, what) {
+  if (typeof value !== "string")
+    throw new MalformedDeviceList(`device list ${what}: expected a string`);
+  return value;
+}
+
+/** @param {unknown} value @param {string} what @returns {number} */
+function integer(value, what) {
+  if (!Number.isSafeInteger(value) || /** @type {number} */ (value) < 0) {
+    throw new MalformedDeviceList(`device list ${what}: expected an integer in 0..2^53-1`);
+  }
+  return /** @type {number} */ (value);
+}
+
+/** @param {unknown} value @returns {any[]} */
+function list(value) {
+  if (!Array.isArray(value)) throw new MalformedDeviceList("device list devices: expected a list");
+  return value;
+}
+
+/** @param {unknown} value @param {number} length @param {string} what @returns {Uint8Array} */
+function b64(value, length, what) {
+  try {
+    return b64uDecode(value, { length, what: `device list ${what}` });
+  } catch (error) {
+    if (error instanceof MalformedMessage) throw new MalformedDeviceList(error.message);
+    throw error;
+  }
+}
+
+/**
+ * The canonical bytes the account key signs (section 4.2).
+ * @param {DeviceList} deviceList
+ * @returns {Uint8Array}
+ */
+export function deviceListBytes(deviceList) {
+  checkStructure(deviceList);
+  const out = [
+    label("Parley v1 device list"),
+    encStr(deviceList.accountId),
+    deviceList.accountKey,
+    u64(deviceList.version),
+    u64(deviceList.timestamp),
+    u16(deviceList.devices.length),
+  ];
+  for (const d of deviceList.devices) {
+    out.push(encStr(d.deviceId), d.identityKey, u64(d.addedAt));
+    out.push(d.deviceSignature === null ? u8(0) : concatBytes(u8(1), d.deviceSignature));
+  }
+  return concatBytes(...out);
+}
+
+/** @param {DeviceList} deviceList @returns {Uint8Array} */
+export function deviceListHash(deviceList) {
+  return primitives.hash32("Parley v1 device list hash", deviceListBytes(deviceList));
+}
+
+/**
+ * @param {string} accountId
+ * @param {Uint8Array} accountKey
+ * @param {Uint8Array} identityKey
+ * @returns {Uint8Array}
+ */
+export function deviceSignatureBytes(accountId, accountKey, identityKey) {
+  return concatBytes(
+    label("Parley v1 device signature"),
+    encStr(accountId),
+    accountKey,
+    identityKey,
+  );
+}
+
+/**
+ * @param {string} accountId
+ * @param {Uint8Array} companionIdentityKey
+ * @param {string} linkId
+ * @returns {Uint8Array}
+ */
+export function linkSignatureBytes(accountId, companionIdentityKey, linkId) {
+  return concatBytes(
+    label("Parley v1 link signature"),
+    encStr(accountId),
+    companionIdentityKey,
+    encStr(linkId),
+  );
+}
+
+/**
+ * The companion's device signature over (account id ‖ account key ‖ own identity key).
+ * @param {IdentityKeyPair} companion
+ * @param {{accountId: string, accountKey: Uint8Array}} options
+ * @returns {Uint8Array}
+ */
+export function signDevice(companion, { accountId, accountKey }) {
+  return companion.sign(deviceSignatureBytes(accountId, accountKey, companion.public));
+}
+
+/**
+ * @param {Uint8Array} signature
+ * @param {{accountId: string, accountKey: Uint8Array, identityKey: Uint8Array}} options
+ */
+export function verifyDeviceSignature(signature, { accountId, accountKey, identityKey }) {
+  primitives.ed25519Verify(
+    identityKey,
+    deviceSignatureBytes(accountId, accountKey, identityKey),
+    signature,
+    { what: "device signature" },
+  );
+}
+
+/**
+ * The account's link-time signature over (account id ‖ companion key ‖ link id).
+ * @param {IdentityKeyPair} account
+ * @param {{accountId: string, companionIdentityKey: Uint8Array, linkId: string}} options
+ * @returns {Uint8Array}
+ */
+export function signLink(account, { accountId, companionIdentityKey, linkId }) {
+  return account.sign(linkSignatureBytes(accountId, companionIdentityKey, linkId));
+}
+
+/**
+ * @param {Uint8Array} signature
+ * @param {{accountId: string, accountKey: Uint8Array, companionIdentityKey: Uint8Array,
+ *          linkId: string}} options
+ */
+export function verifyLinkSignature(
+  signature,
+  { accountId, accountKey, companionIdentityKey, linkId },
+) {
+  primitives.ed25519Verify(
+    accountKey,
+    linkSignatureBytes(accountId, companionIdentityKey, linkId),
+    signature,
+    { what: "link signature" },
+  );
+}
+
+/**
+ * Build and sign a list; entries are sorted by the UTF-8 bytes of their device id here.
+ * @param {IdentityKeyPair} account
+ * @param {{accountId: string, version: number, timestamp: number, devices: DeviceEntry[]}} options
+ * @returns {DeviceList}
+ */
+export function signDeviceList(account, { accountId, version, timestamp, devices }) {
+  const sorted = [...devices].sort((a, b) =>
+    compareBytes(utf8Encode(a.deviceId), utf8Encode(b.deviceId)),
+  );
+  const unsigned = new DeviceList({
+    accountId,
+    accountKey: account.public,
+    version,
+    timestamp,
+    devices: sorted,
+  });
+  unsigned.signature = account.sign(deviceListBytes(unsigned));
+  return unsigned;
+}
+
+/** @param {DeviceList} deviceList */
+function checkStructure(deviceList) {
+  const devices = deviceList.devices;
+  if (!(devices.length >= 1 && devices.length <= MAX_DEVICES)) {
+    throw new MalformedDeviceList(`expected 1 to ${MAX_DEVICES} devices, got ${devices.length}`);
+  }
+  if (!(deviceList.accountKey instanceof Uint8Array) || deviceList.accountKey.length !== 32) {
+    throw new MalformedDeviceList("expected a 32-byte account key");
+  }
+  for (const [value, what] of [
+    [deviceList.version, "version"],
+    [deviceList.timestamp, "timestamp"],
+  ]) {
+    if (!Number.isSafeInteger(value) || /** @type {number} */ (value) < 0) {
+      throw new MalformedDeviceList(`expected ${what} to fit in u64`);
+    }
+  }
+  const ids = devices.map((d) => utf8Encode(d.deviceId));
+  for (let i = 1; i < ids.length; i++) {
+    if (compareBytes(ids[i - 1], ids[i]) >= 0) {
+      throw new MalformedDeviceList("expected device ids unique and sorted by their UTF-8 bytes");
+    }
+  }
+  const keys = devices.map((d) => d.identityKey);
+  const unique = new Set(keys.map((k) => b64uEncode(k)));
+  if (
+    keys.some((k) => !(k instanceof Uint8Array) || k.length !== 32) ||
+    unique.size !== keys.length
+  ) {
+    throw new MalformedDeviceList("expected unique 32-byte identity keys");
+  }
+  const primaries = devices.filter((d) => bytesEqual(d.identityKey, deviceList.accountKey));
+  if (primaries.length !== 1) {
+    throw new MalformedDeviceList(`expected exactly one primary entry, got ${primaries.length}`);
+  }
+  if (primaries[0].deviceSignature !== null) {
+    throw new MalformedDeviceList("expected no device signature on the primary entry");
+  }
+}
+
+/**
+ * @param {Map<string, Uint8Array> | Record<string, Uint8Array> | null | undefined} known
+ * @param {string} deviceId
+ * @returns {Uint8Array | undefined}
+ */
+function knownKey(known, deviceId) {
+  if (!known) return undefined;
+  if (known instanceof Map) return known.get(deviceId);
+  return Object.hasOwn(known, deviceId) ? known[deviceId] : undefined;
+}
+
+/**
+ * Apply the checks of section 4.3 in order; the first failure throws its error.
+ * `knownDevices` maps every device id ever accepted for this account to its identity key.
+ * @param {DeviceList} deviceList
+ * @param {{expectedAccountKey?: Uint8Array | null, lastAcceptedVersion?: number | null,
+ *          knownDevices?: Map<string, Uint8Array> | Record<string, Uint8Array> | null}} [options]
+ */
+export function verifyDeviceList(
+  deviceList,
+  { expectedAccountKey = null, lastAcceptedVersion = null, knownDevices = null } = {},
+) {
+  const listBytes = deviceListBytes(deviceList);
+  if (expectedAccountKey !== null && !bytesEqual(deviceList.accountKey, expectedAccountKey)) {
+    throw new AccountKeyChanged(
+      `device list of account ${JSON.stringify(deviceList.accountId)}: account key differs from the expected key`,
+    );
+  }
+  primitives.ed25519Verify(deviceList.accountKey, listBytes, deviceList.signature, {
+    what: "device list signature",
+  });
+  for (const d of deviceList.devices) {
+    if (bytesEqual(d.identityKey, deviceList.accountKey)) continue;
+    if (d.deviceSignature === null) {
+      throw new MissingDeviceSignature(
+        `device ${JSON.stringify(d.deviceId)}: expected a device signature, got none`,
+      );
+    }
+    primitives.ed25519Verify(
+      d.identityKey,
+      deviceSignatureBytes(deviceList.accountId, deviceList.accountKey, d.identityKey),
+      d.deviceSignature,
+      { what: `device signature of ${JSON.stringify(d.deviceId)}` },
+    );
+  }
+  if (lastAcceptedVersion !== null && deviceList.version <= lastAcceptedVersion) {
+    throw new StaleDeviceList(
+      `device list version: expected greater than ${lastAcceptedVersion}, got ${deviceList.version}`,
+    );
+  }
+  for (const d of deviceList.devices) {
+    const known = knownKey(knownDevices, d.deviceId);
+    if (known !== undefined && known !== null && !bytesEqual(known, d.identityKey)) {
+      throw new DeviceKeyChanged(
+        `device ${JSON.stringify(d.deviceId)}: identity key differs from the one accepted before`,
+      );
+    }
+  }
+}

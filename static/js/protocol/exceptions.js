@@ -1,0 +1,78 @@
+// Errors raised by the protocol; docs/protocol.md section 15 lists when each is raised.
+// Messages say which check failed, what was expected and what came; never key material.
+
+/** Base of every protocol error; `code` is stable and shared with the Python implementation. */
+export class ProtocolError extends Error {
+  static code = "protocol_error";
+
+  /** @param {string} [message] */
+  constructor(message) {
+    super(message);
+    this.name = new.target.name;
+  }
+
+  /** @returns {string} */
+  get code() {
+    return /** @type {typeof ProtocolError} */ (this.constructor).code;
+  }
+}
+
+export class MalformedMessage extends ProtocolError {
+  static code = "malformed_message";
+}
+
+export class MalformedDeviceList extends ProtocolError {
+  static code = "malformed_device_list";
+}
+
+export class InvalidKey extends ProtocolError {
+  static code = "invalid_key";
+}
+
+export class InvalidSignature extends ProtocolError {
+  static code = "invalid_signature";
+}
+
+export class AccountKeyChanged extends ProtocolError {
+  static code = "account_key_changed";
+}
+
+export class MissingDeviceSignature extends ProtocolError {
+  static code = "missing_device_signature";
+}
+
+export class StaleDeviceList extends ProtocolError {
+  static code = "stale_device_list";
+}
+
+export class DeviceKeyChanged extends ProtocolError {
+  static code = "device_key_changed";
+}
+
+export class UntrustedIdentity extends ProtocolError {
+  static code = "untrusted_identity";
+}
+
+export class UnknownPrekey extends ProtocolError {
+  static code = "unknown_prekey";
+}
+
+export class UnknownSession extends ProtocolError {
+  static code = "unknown_session";
+}
+
+export class ReplayDetected extends ProtocolError {
+  static code = "replay_detected";
+}
+
+export class TooManySkippedMessages extends ProtocolError {
+  static code = "too_many_skipped_messages";
+}
+
+export class DecryptionFailed extends ProtocolError {
+  static code = "decryption_failed";
+}
+
+export class HistoryBundleMismatch extends ProtocolError {
+  static code = "history_bundle_mismatch";
+}

@@ -1,0 +1,92 @@
+// Parley protocol in the browser: the JavaScript mirror of protocol/ (docs/protocol.md).
+// Await ready() once; everything else is synchronous.
+
+export { ready } from "./primitives.js";
+export * from "./exceptions.js";
+export * as encoding from "./encoding.js";
+export * as primitives from "./primitives.js";
+export { systemRng, TestRng } from "./rng.js";
+export {
+  DeviceKeys,
+  generateDeviceKeys,
+  generateIdentity,
+  generateOneTimePrekeys,
+  generateSignedPrekey,
+  IdentityKeyPair,
+  makePrekeyBundle,
+  OneTimePrekey,
+  PrekeyBundle,
+  SignedPrekey,
+  signedPrekeyBytes,
+  verifyPrekeyBundle,
+  X25519KeyPair,
+} from "./keys.js";
+export {
+  DeviceEntry,
+  DeviceList,
+  deviceListBytes,
+  deviceListHash,
+  deviceSignatureBytes,
+  linkSignatureBytes,
+  MAX_DEVICES,
+  signDevice,
+  signDeviceList,
+  signLink,
+  verifyDeviceList,
+  verifyDeviceSignature,
+  verifyLinkSignature,
+} from "./devicelist.js";
+export * as x3dh from "./x3dh.js";
+export {
+  decodeMessage,
+  Header,
+  MAX_MESSAGE_BYTES,
+  PrekeyMessage,
+  PROTOCOL_VERSION,
+  RatchetMessage,
+} from "./message.js";
+export {
+  acceptPrekeyMessage,
+  InboundSession,
+  kdfCk,
+  kdfRk,
+  MAX_PREVIOUS_DH_REMOTE,
+  MAX_SKIP,
+  MAX_SKIPPED_TOTAL,
+  PendingPrekey,
+  Session,
+} from "./ratchet.js";
+export {
+  Content,
+  CONTENT_PADDING,
+  ContentType,
+  decodeContent,
+  encodeContent,
+  MAX_BODY_BYTES,
+  newContent,
+  validateBody,
+} from "./content.js";
+export { encryptForDevices } from "./fanout.js";
+export {
+  fingerprint,
+  formatSafetyNumber,
+  QR_PREFIX,
+  safetyNumber,
+  safetyQrPayload,
+} from "./safety.js";
+export { HISTORY_CHUNK, historyHash, openHistory, SealedHistory, sealHistory } from "./history.js";
+export {
+  linkChallenge,
+  linkCheckCode,
+  linkTokenBytes,
+  makeProvisioning,
+  openProvisioning,
+  Provisioning,
+  provisioningPayload,
+  sealProvisioning,
+  signIn,
+  signInBytes,
+  signLinkToken,
+  verifyLinkToken,
+  verifySignIn,
+} from "./linking.js";

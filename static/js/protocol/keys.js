@@ -1,0 +1,325 @@
+// Device keys and prekey bundles (docs/protocol.md section 3).
+
+import { b64uDecode, b64uEncode, bytesEqual, concatBytes, label, u32 } from "./encoding.js";
+import { MalformedMessage, UntrustedIdentity } from "./exceptions.js";
+import * as primitives from "./primitives.js";
+
+/** @typedef {import("./rng.js").Rng} Rng */
+
+/** Ed25519 identity key; its X25519 form is derived for X3DH. */
+export class IdentityKeyPair {
+  /**
+   * @param {{public: Uint8Array, secret: Uint8Array}} fields secret is 64 bytes: seed ‖ public
+   */
+  constructor({ public: publicKey, secret }) {
+    this.public = publicKey;
+    this.secret = secret;
+    /** @type {Uint8Array | undefined} */
+    this._x25519Public = undefined;
+    /** @type {Uint8Array | undefined} */
+    this._x25519Private = undefined;
+  }
+
+  /** @param {Uint8Array} seed @returns {IdentityKeyPair} */
+  static fromSeed(seed) {
+    const [publicKey, secret] = primitives.ed25519Keypair(seed);
+    return new IdentityKeyPair({ public: publicKey, secret });
+  }
+
+  /** @returns {Uint8Array} */
+  get x25519Public() {
+    this._x25519Public ??= primitives.ed25519PkToX25519(this.public);
+    return this._x25519Public;
+  }
+
+  /** @returns {Uint8Array} */
+  get x25519Private() {
+    this._x25519Private ??= primitives.ed25519SkToX25519(this.secret);
+    return this._x25519Private;
+  }
+
+  /** @param {Uint8Array} message @returns {Uint8Array} */
+  sign(message) {
+    return primitives.ed25519Sign(this.secret, message);
+  }
+}
+
+export class X25519KeyPair {
+  /** @param {{private: Uint8Array, public: Uint8Array}} fields */
+  constructor({ private: privateKey, public: publicKey }) {
+    this.private = privateKey;
+    this.public = publicKey;
+  }
+
+  /** @param {Uint8Array} privateKey @returns {X25519KeyPair} */
+  static fromPrivate(privateKey) {
+    return new X25519KeyPair({ private: privateKey, public: primitives.x25519Public(privateKey) });
+  }
+
+  /** @param {Rng} rng @returns {X25519KeyPair} draws rng(32) */
+  static generate(rng) {
+    return X25519KeyPair.fromPrivate(rng(32));
+  }
+}
+
+export class SignedPrekey {
+  /** @param {{id: number, key: X25519KeyPair, signature: Uint8Array}} fields */
+  constructor({ id, key, signature }) {
+    this.id = id;
+    this.key = key;
+    this.signature = signature;
+  }
+}
+
+export class OneTimePrekey {
+  /** @param {{id: number, key: X25519KeyPair}} fields */
+  constructor({ id, key }) {
+    this.id = id;
+    this.key = key;
+  }
+}
+
+/** Everything private a device holds; never leaves the device. */
+export class DeviceKeys {
+  /**
+   * @param {{identity: IdentityKeyPair, signedPrekey: SignedPrekey,
+   *          oneTimePrekeys: OneTimePrekey[]}} fields
+   */
+  constructor({ identity, signedPrekey, oneTimePrekeys }) {
+    this.identity = identity;
+    this.signedPrekey = signedPrekey;
+    this.oneTimePrekeys = oneTimePrekeys;
+  }
+
+  /** The same JSON as Python's DeviceKeys.to_dict; contains private keys. */
+  toJSON() {
+    return {
+      version: 1,
+      identity_seed: b64uEncode(this.identity.secret.subarray(0, 32)),
+      signed_prekey: {
+        id: this.signedPrekey.id,
+        private_key: b64uEncode(this.signedPrekey.key.private),
+        signature: b64uEncode(this.signedPrekey.signature),
+      },
+      one_time_prekeys: this.oneTimePrekeys.map((k) => ({
+        id: k.id,
+        private_key: b64uEncode(k.key.private),
+      })),
+    };
+  }
+
+  /** @param {any} data @returns {DeviceKeys} */
+  static fromJSON(data) {
+    if (data?.version !== 1) {
+      throw new MalformedMessage(`device keys: expected version 1, got ${data?.version}`);
+    }
+    try {
+      const spk = data.signed_prekey;
+      return new DeviceKeys({
+        identity: IdentityKeyPair.fromSeed(
+          b64uDecode(data.identity_seed, { length: 32, what: "identity_seed" }),
+        ),
+        signedPrekey: new SignedPrekey({
+          id: spk.id,
+          key: X25519KeyPair.fromPrivate(
+            b64uDecode(spk.private_key, { length: 32, what: "signed prekey" }),
+          ),
+          signature: b64uDecode(spk.signature, { length: 64, what: "signed prekey signature" }),
+        }),
+        oneTimePrekeys: data.one_time_prekeys.map(
+          (/** @type {any} */ k) =>
+            new OneTimePrekey({
+              id: k.id,
+              key: X25519KeyPair.fromPrivate(
+                b64uDecode(k.private_key, { length: 32, what: "one-time prekey" }),
+              ),
+            }),
+        ),
+      });
+    } catch (error) {
+      if (error instanceof TypeError) {
+        throw new MalformedMessage(`device keys: missing or mistyped field (${error.message})`);
+      }
+      throw error;
+    }
+  }
+}
+
+/**
+ * label("Parley v1 signed prekey") ‖ u32 id ‖ public key; section 3.1.
+ * @param {number} prekeyId
+ * @param {Uint8Array} publicKey
+ * @returns {Uint8Array}
+ */
+export function signedPrekeyBytes(prekeyId, publicKey) {
+  return concatBytes(label("Parley v1 signed prekey"), u32(prekeyId), publicKey);
+}
+
+/** @param {Rng} rng @returns {IdentityKeyPair} */
+export function generateIdentity(rng) {
+  return IdentityKeyPair.fromSeed(rng(32));
+}
+
+/**
+ * @param {IdentityKeyPair} identity
+ * @param {number} prekeyId
+ * @param {Rng} rng
+ * @returns {SignedPrekey}
+ */
+export function generateSignedPrekey(identity, prekeyId, rng) {
+  const key = X25519KeyPair.generate(rng);
+  return new SignedPrekey({
+    id: prekeyId,
+    key,
+    signature: identity.sign(signedPrekeyBytes(prekeyId, key.public)),
+  });
+}
+
+/**
+ * @param {Iterable<number>} ids
+ * @param {Rng} rng
+ * @returns {OneTimePrekey[]}
+ */
+export function generateOneTimePrekeys(ids, rng) {
+  return Array.from(ids, (id) => new OneTimePrekey({ id, key: X25519KeyPair.generate(rng) }));
+}
+
+/**
+ * Draws identity seed, signed prekey, then one-time prekeys, in that order.
+ * @param {Rng} rng
+ * @param {{signedPrekeyId?: number, oneTimePrekeyIds?: Iterable<number>}} [options]
+ * @returns {DeviceKeys}
+ */
+export function generateDeviceKeys(rng, { signedPrekeyId = 1, oneTimePrekeyIds = [] } = {}) {
+  const identity = generateIdentity(rng);
+  const signedPrekey = generateSignedPrekey(identity, signedPrekeyId, rng);
+  return new DeviceKeys({
+    identity,
+    signedPrekey,
+    oneTimePrekeys: generateOneTimePrekeys(oneTimePrekeyIds, rng),
+  });
+}
+
+/** @param {unknown} value @param {string} what @returns {number} */
+function u32Field(value, what) {
+  if (
+    !Number.isSafeInteger(value) ||
+    /** @type {number} */ (value) < 0 ||
+    /** @type {number} */ (value) > 0xffffffff
+  ) {
+    throw new MalformedMessage(`${what}: expected an integer in 0..2^32-1, got ${value}`);
+  }
+  return /** @type {number} */ (value);
+}
+
+/** What the key directory serves for one device (section 3.2). */
+export class PrekeyBundle {
+  /**
+   * @param {{deviceId: string, identityKey: Uint8Array, signedPrekeyId: number,
+   *          signedPrekey: Uint8Array, signedPrekeySignature: Uint8Array,
+   *          oneTimePrekeyId?: number | null, oneTimePrekey?: Uint8Array | null}} fields
+   */
+  constructor({
+    deviceId,
+    identityKey,
+    signedPrekeyId,
+    signedPrekey,
+    signedPrekeySignature,
+    oneTimePrekeyId = null,
+    oneTimePrekey = null,
+  }) {
+    this.deviceId = deviceId;
+    this.identityKey = identityKey;
+    this.signedPrekeyId = signedPrekeyId;
+    this.signedPrekey = signedPrekey;
+    this.signedPrekeySignature = signedPrekeySignature;
+    this.oneTimePrekeyId = oneTimePrekeyId;
+    this.oneTimePrekey = oneTimePrekey;
+  }
+
+  toJSON() {
+    return {
+      device_id: this.deviceId,
+      identity_key: b64uEncode(this.identityKey),
+      signed_prekey: {
+        id: this.signedPrekeyId,
+        public_key: b64uEncode(this.signedPrekey),
+        signature: b64uEncode(this.signedPrekeySignature),
+      },
+      one_time_prekey:
+        this.oneTimePrekey === null
+          ? null
+          : { id: this.oneTimePrekeyId, public_key: b64uEncode(this.oneTimePrekey) },
+    };
+  }
+
+  /** @param {any} data @returns {PrekeyBundle} */
+  static fromJSON(data) {
+    try {
+      const spk = data.signed_prekey;
+      const otp = data.one_time_prekey;
+      if (spk === undefined || otp === undefined)
+        throw new TypeError("signed_prekey/one_time_prekey");
+      if (typeof data.device_id !== "string") {
+        throw new MalformedMessage("prekey bundle: expected a string device_id");
+      }
+      return new PrekeyBundle({
+        deviceId: data.device_id,
+        identityKey: b64uDecode(data.identity_key, { length: 32, what: "identity_key" }),
+        signedPrekeyId: u32Field(spk.id, "signed_prekey.id"),
+        signedPrekey: b64uDecode(spk.public_key, { length: 32, what: "signed prekey" }),
+        signedPrekeySignature: b64uDecode(spk.signature, {
+          length: 64,
+          what: "signed prekey signature",
+        }),
+        oneTimePrekeyId: otp === null ? null : u32Field(otp.id, "one_time_prekey.id"),
+        oneTimePrekey:
+          otp === null ? null : b64uDecode(otp.public_key, { length: 32, what: "one-time prekey" }),
+      });
+    } catch (error) {
+      if (error instanceof TypeError) {
+        throw new MalformedMessage(`prekey bundle: missing or mistyped field (${error.message})`);
+      }
+      throw error;
+    }
+  }
+}
+
+/**
+ * @param {string} deviceId
+ * @param {DeviceKeys} keys
+ * @param {OneTimePrekey | null} [oneTimePrekey]
+ * @returns {PrekeyBundle}
+ */
+export function makePrekeyBundle(deviceId, keys, oneTimePrekey = null) {
+  return new PrekeyBundle({
+    deviceId,
+    identityKey: keys.identity.public,
+    signedPrekeyId: keys.signedPrekey.id,
+    signedPrekey: keys.signedPrekey.key.public,
+    signedPrekeySignature: keys.signedPrekey.signature,
+    oneTimePrekeyId: oneTimePrekey === null ? null : oneTimePrekey.id,
+    oneTimePrekey: oneTimePrekey === null ? null : oneTimePrekey.key.public,
+  });
+}
+
+/**
+ * Check a bundle against the identity key from the verified device list, not the server's.
+ * @param {PrekeyBundle} bundle
+ * @param {{listedIdentityKey: Uint8Array}} options
+ */
+export function verifyPrekeyBundle(bundle, { listedIdentityKey }) {
+  if (!bytesEqual(bundle.identityKey, listedIdentityKey)) {
+    throw new UntrustedIdentity(
+      `prekey bundle for device ${JSON.stringify(bundle.deviceId)}: identity key differs from the signed device list`,
+    );
+  }
+  primitives.ed25519Verify(
+    listedIdentityKey,
+    signedPrekeyBytes(bundle.signedPrekeyId, bundle.signedPrekey),
+    bundle.signedPrekeySignature,
+    {
+      what: `signed prekey ${bundle.signedPrekeyId} of device ${JSON.stringify(bundle.deviceId)}`,
+    },
+  );
+}

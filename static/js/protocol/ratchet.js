@@ -1,0 +1,547 @@
+// Double Ratchet sessions (docs/protocol.md sections 6-8).
+
+import { b64uDecode, b64uEncode, bytesEqual, concatBytes, toHex } from "./encoding.js";
+import {
+  MalformedMessage,
+  ReplayDetected,
+  TooManySkippedMessages,
+  UnknownPrekey,
+  UnknownSession,
+  UntrustedIdentity,
+} from "./exceptions.js";
+import { verifyPrekeyBundle, X25519KeyPair } from "./keys.js";
+import { decodeMessage, Header, PrekeyMessage, RatchetMessage } from "./message.js";
+import * as primitives from "./primitives.js";
+import * as x3dh from "./x3dh.js";
+
+/** @typedef {import("./keys.js").IdentityKeyPair} IdentityKeyPair */
+/** @typedef {import("./keys.js").PrekeyBundle} PrekeyBundle */
+/** @typedef {import("./rng.js").Rng} Rng */
+/** @typedef {{dh: Uint8Array, n: number, key: Uint8Array}} SkippedKey */
+
+export const MAX_SKIP = 1000;
+export const MAX_SKIPPED_TOTAL = 2000;
+export const MAX_PREVIOUS_DH_REMOTE = 16;
+export const SESSION_FORMAT_VERSION = 1;
+
+const CHAIN_MESSAGE = Uint8Array.of(0x01);
+const CHAIN_NEXT = Uint8Array.of(0x02);
+
+/**
+ * [new root key, chain key] = split(KDF(rk, "Parley v1 root", dh_out, 64)).
+ * @param {Uint8Array} rootKey
+ * @param {Uint8Array} dhOut
+ * @returns {[Uint8Array, Uint8Array]}
+ */
+export function kdfRk(rootKey, dhOut) {
+  const out = primitives.kdf(rootKey, "Parley v1 root", dhOut, 64);
+  return [out.slice(0, 32), out.slice(32)];
+}
+
+/**
+ * [message key, next chain key] from a chain key.
+ * @param {Uint8Array} chainKey
+ * @returns {[Uint8Array, Uint8Array]}
+ */
+export function kdfCk(chainKey) {
+  return [
+    primitives.kdf(chainKey, "Parley v1 chain", CHAIN_MESSAGE, 32),
+    primitives.kdf(chainKey, "Parley v1 chain", CHAIN_NEXT, 32),
+  ];
+}
+
+/** @param {Uint8Array} dh @param {number} n @returns {string} */
+function skippedId(dh, n) {
+  return `${toHex(dh)}:${n}`;
+}
+
+/** What the initiator repeats in every message until it hears back (section 6.2). */
+export class PendingPrekey {
+  /**
+   * @param {{ephemeralKey: Uint8Array, signedPrekeyId: number,
+   *          oneTimePrekeyId: number | null}} fields
+   */
+  constructor({ ephemeralKey, signedPrekeyId, oneTimePrekeyId }) {
+    this.ephemeralKey = ephemeralKey;
+    this.signedPrekeyId = signedPrekeyId;
+    this.oneTimePrekeyId = oneTimePrekeyId;
+  }
+}
+
+/**
+ * One pairwise session with one remote device. Mutated by encrypt/decrypt.
+ *
+ * decrypt() commits its changes only when the message authenticates, so a refused message
+ * leaves the session unchanged.
+ */
+export class Session {
+  /**
+   * @param {{role: "initiator" | "responder", localIdentityKey: Uint8Array,
+   *          remoteIdentityKey: Uint8Array, baseKey: Uint8Array, rootKey: Uint8Array,
+   *          dhSelf: X25519KeyPair, dhRemote: Uint8Array | null,
+   *          sendChainKey: Uint8Array | null, recvChainKey: Uint8Array | null,
+   *          sendN?: number, recvN?: number, prevN?: number,
+   *          skipped?: Map<string, SkippedKey>, previousDhRemote?: Uint8Array[],
+   *          pendingPrekey?: PendingPrekey | null}} fields
+   */
+  constructor({
+    role,
+    localIdentityKey,
+    remoteIdentityKey,
+    baseKey,
+    rootKey,
+    dhSelf,
+    dhRemote,
+    sendChainKey,
+    recvChainKey,
+    sendN = 0,
+    recvN = 0,
+    prevN = 0,
+    skipped = new Map(),
+    previousDhRemote = [],
+    pendingPrekey = null,
+  }) {
+    this.role = role;
+    this.localIdentityKey = localIdentityKey;
+    this.remoteIdentityKey = remoteIdentityKey;
+    this.baseKey = baseKey;
+    this.rootKey = rootKey;
+    this.dhSelf = dhSelf;
+    this.dhRemote = dhRemote;
+    this.sendChainKey = sendChainKey;
+    this.recvChainKey = recvChainKey;
+    this.sendN = sendN;
+    this.recvN = recvN;
+    this.prevN = prevN;
+    /** Skipped message keys by (dh, n), in insertion order (oldest first). */
+    this.skipped = skipped;
+    this.previousDhRemote = previousDhRemote;
+    this.pendingPrekey = pendingPrekey;
+  }
+
+  /** AD = initiator identity key ‖ responder identity key. @returns {Uint8Array} */
+  get associatedData() {
+    return this.role === "initiator"
+      ? concatBytes(this.localIdentityKey, this.remoteIdentityKey)
+      : concatBytes(this.remoteIdentityKey, this.localIdentityKey);
+  }
+
+  /**
+   * Verify `bundle` against the key in the signed list, run X3DH, start as Alice.
+   * Draws rng(32) for the base key, then rng(32) for the first ratchet key.
+   * @param {{identity: IdentityKeyPair, bundle: PrekeyBundle, listedIdentityKey: Uint8Array,
+   *          rng: Rng}} options
+   * @returns {Session}
+   */
+  static initiate({ identity, bundle, listedIdentityKey, rng }) {
+    verifyPrekeyBundle(bundle, { listedIdentityKey });
+    const agreement = x3dh.initiate({ identity, bundle, rng });
+    const baseKey = /** @type {X25519KeyPair} */ (agreement.baseKey);
+    const dhSelf = X25519KeyPair.generate(rng);
+    const [rootKey, sendChainKey] = kdfRk(
+      agreement.sharedSecret,
+      primitives.dh(dhSelf.private, bundle.signedPrekey),
+    );
+    return new Session({
+      role: "initiator",
+      localIdentityKey: identity.public,
+      remoteIdentityKey: bundle.identityKey,
+      baseKey: baseKey.public,
+      rootKey,
+      dhSelf,
+      dhRemote: bundle.signedPrekey,
+      sendChainKey,
+      recvChainKey: null,
+      pendingPrekey: new PendingPrekey({
+        ephemeralKey: baseKey.public,
+        signedPrekeyId: bundle.signedPrekeyId,
+        oneTimePrekeyId: bundle.oneTimePrekeyId,
+      }),
+    });
+  }
+
+  /**
+   * Encrypt one message (section 6.3); draws rng(24) for the nonce.
+   * @param {Uint8Array} plaintext
+   * @param {Rng} rng
+   * @returns {Uint8Array} wire bytes (a prekey message until the initiator hears back)
+   */
+  encrypt(plaintext, rng) {
+    if (this.sendChainKey === null) {
+      throw new UnknownSession(
+        "session: expected a sending chain; the responder cannot send first",
+      );
+    }
+    const [messageKey, nextChainKey] = kdfCk(this.sendChainKey);
+    this.sendChainKey = nextChainKey;
+    const header = new Header({ dh: this.dhSelf.public, pn: this.prevN, n: this.sendN });
+    this.sendN += 1;
+    const nonce = rng(24);
+    const ciphertext = primitives.aeadEncrypt(
+      messageKey,
+      nonce,
+      plaintext,
+      concatBytes(this.associatedData, header.encode()),
+    );
+    const message = new RatchetMessage({ header, nonce, ciphertext });
+    if (this.pendingPrekey === null) return message.encode();
+    return new PrekeyMessage({
+      identityKey: this.localIdentityKey,
+      baseKey: this.pendingPrekey.ephemeralKey,
+      signedPrekeyId: this.pendingPrekey.signedPrekeyId,
+      oneTimePrekeyId: this.pendingPrekey.oneTimePrekeyId,
+      message,
+    }).encode();
+  }
+
+  /**
+   * Decrypt wire bytes (ratchet or prekey message) for this session (section 6.4).
+   * May draw rng(32) for a new ratchet key. Throws ReplayDetected, TooManySkippedMessages,
+   * DecryptionFailed, UnknownSession or MalformedMessage and then changes nothing.
+   * @param {Uint8Array} data
+   * @param {Rng} rng
+   * @returns {Uint8Array}
+   */
+  decrypt(data, rng) {
+    let message = decodeMessage(data);
+    if (message instanceof PrekeyMessage) {
+      if (
+        this.role !== "responder" ||
+        !bytesEqual(message.baseKey, this.baseKey) ||
+        !bytesEqual(message.identityKey, this.remoteIdentityKey)
+      ) {
+        throw new UnknownSession("prekey message: expected this session's base key and identity");
+      }
+      message = message.message;
+    }
+    return this.decryptRatchetMessage(message, rng);
+  }
+
+  /**
+   * @param {RatchetMessage} message
+   * @param {Rng} rng
+   * @returns {Uint8Array}
+   */
+  decryptRatchetMessage(message, rng) {
+    const work = this._copy();
+    const plaintext = work._decrypt(message, rng);
+    work.pendingPrekey = null;
+    Object.assign(this, work);
+    return plaintext;
+  }
+
+  /** @param {RatchetMessage} message @param {Rng} rng @returns {Uint8Array} */
+  _decrypt(message, rng) {
+    const header = message.header;
+    const ad = concatBytes(this.associatedData, header.encode());
+    const id = skippedId(header.dh, header.n);
+    const skipped = this.skipped.get(id);
+    if (skipped !== undefined) {
+      this.skipped.delete(id);
+      return primitives.aeadDecrypt(skipped.key, message.nonce, message.ciphertext, ad);
+    }
+    if (
+      this.previousDhRemote.some((k) => bytesEqual(k, header.dh)) ||
+      (bytesEqual(header.dh, this.dhRemote) && header.n < this.recvN)
+    ) {
+      throw new ReplayDetected(
+        `ratchet message ${header.n}: already decrypted (or its key was discarded)`,
+      );
+    }
+    if (!bytesEqual(header.dh, this.dhRemote)) {
+      this._skip(header.pn);
+      this._dhRatchet(header.dh, rng);
+    }
+    this._skip(header.n);
+    const [messageKey, nextChainKey] = kdfCk(/** @type {Uint8Array} */ (this.recvChainKey));
+    this.recvChainKey = nextChainKey;
+    this.recvN += 1;
+    return primitives.aeadDecrypt(messageKey, message.nonce, message.ciphertext, ad);
+  }
+
+  /** @param {number} until */
+  _skip(until) {
+    if (this.recvChainKey === null) return;
+    if (until > this.recvN + MAX_SKIP) {
+      throw new TooManySkippedMessages(
+        `ratchet: expected to skip at most ${MAX_SKIP} messages, got ${until - this.recvN}`,
+      );
+    }
+    const dhRemote = /** @type {Uint8Array} */ (this.dhRemote);
+    while (this.recvN < until) {
+      const [messageKey, nextChainKey] = kdfCk(this.recvChainKey);
+      this.recvChainKey = nextChainKey;
+      this.skipped.set(skippedId(dhRemote, this.recvN), {
+        dh: dhRemote,
+        n: this.recvN,
+        key: messageKey,
+      });
+      this.recvN += 1;
+    }
+    while (this.skipped.size > MAX_SKIPPED_TOTAL) {
+      this.skipped.delete(/** @type {string} */ (this.skipped.keys().next().value));
+    }
+  }
+
+  /** @param {Uint8Array} remote @param {Rng} rng */
+  _dhRatchet(remote, rng) {
+    this.prevN = this.sendN;
+    this.sendN = 0;
+    this.recvN = 0;
+    if (this.dhRemote !== null) {
+      this.previousDhRemote = [...this.previousDhRemote, this.dhRemote].slice(
+        -MAX_PREVIOUS_DH_REMOTE,
+      );
+    }
+    this.dhRemote = remote;
+    [this.rootKey, this.recvChainKey] = kdfRk(
+      this.rootKey,
+      primitives.dh(this.dhSelf.private, remote),
+    );
+    this.dhSelf = X25519KeyPair.generate(rng);
+    [this.rootKey, this.sendChainKey] = kdfRk(
+      this.rootKey,
+      primitives.dh(this.dhSelf.private, remote),
+    );
+  }
+
+  /** @returns {Session} */
+  _copy() {
+    return new Session({
+      ...this,
+      skipped: new Map(this.skipped),
+      previousDhRemote: [...this.previousDhRemote],
+    });
+  }
+
+  /** Section 8: plain JSON (for IndexedDB). Contains private keys: store it like one. */
+  toJSON() {
+    /** @param {Uint8Array | null} value */
+    const opt = (value) => (value === null ? null : b64uEncode(value));
+    const pending = this.pendingPrekey;
+    return {
+      version: SESSION_FORMAT_VERSION,
+      role: this.role,
+      local_identity_key: b64uEncode(this.localIdentityKey),
+      remote_identity_key: b64uEncode(this.remoteIdentityKey),
+      base_key: b64uEncode(this.baseKey),
+      root_key: b64uEncode(this.rootKey),
+      dh_self_private: b64uEncode(this.dhSelf.private),
+      dh_self_public: b64uEncode(this.dhSelf.public),
+      dh_remote: opt(this.dhRemote),
+      send_chain_key: opt(this.sendChainKey),
+      recv_chain_key: opt(this.recvChainKey),
+      send_n: this.sendN,
+      recv_n: this.recvN,
+      prev_n: this.prevN,
+      skipped: Array.from(this.skipped.values(), (s) => ({
+        dh: b64uEncode(s.dh),
+        n: s.n,
+        key: b64uEncode(s.key),
+      })),
+      previous_dh_remote: this.previousDhRemote.map((k) => b64uEncode(k)),
+      pending_prekey:
+        pending === null
+          ? null
+          : {
+              ephemeral_key: b64uEncode(pending.ephemeralKey),
+              signed_prekey_id: pending.signedPrekeyId,
+              one_time_prekey_id: pending.oneTimePrekeyId,
+            },
+    };
+  }
+
+  /**
+   * @param {any} data the section 8 JSON object (not a string)
+   * @returns {Session}
+   */
+  static fromJSON(data) {
+    try {
+      if (data.version !== SESSION_FORMAT_VERSION) {
+        throw new MalformedMessage(
+          `session: expected version ${SESSION_FORMAT_VERSION}, got ${JSON.stringify(data.version)}`,
+        );
+      }
+      if (data.role !== "initiator" && data.role !== "responder") {
+        throw new MalformedMessage(`session: expected a role, got ${JSON.stringify(data.role)}`);
+      }
+      /** @param {string} name */
+      const key = (name) => b64uDecode(data[name], { length: 32, what: `session ${name}` });
+      /** @param {string} name */
+      const opt = (name) => {
+        if (data[name] === undefined) throw new TypeError(`missing ${name}`);
+        return data[name] === null ? null : key(name);
+      };
+      const dhSelf = X25519KeyPair.fromPrivate(key("dh_self_private"));
+      if (!bytesEqual(dhSelf.public, key("dh_self_public"))) {
+        throw new MalformedMessage("session: dh_self_public does not match dh_self_private");
+      }
+      const pending = data.pending_prekey;
+      if (pending === undefined) throw new TypeError("missing pending_prekey");
+      /** @type {Map<string, SkippedKey>} */
+      const skipped = new Map();
+      for (const s of data.skipped) {
+        const dh = b64uDecode(s.dh, { length: 32, what: "skipped dh" });
+        const n = counter(s.n, "skipped n");
+        skipped.set(skippedId(dh, n), {
+          dh,
+          n,
+          key: b64uDecode(s.key, { length: 32, what: "skipped key" }),
+        });
+      }
+      return new Session({
+        role: data.role,
+        localIdentityKey: key("local_identity_key"),
+        remoteIdentityKey: key("remote_identity_key"),
+        baseKey: key("base_key"),
+        rootKey: key("root_key"),
+        dhSelf,
+        dhRemote: opt("dh_remote"),
+        sendChainKey: opt("send_chain_key"),
+        recvChainKey: opt("recv_chain_key"),
+        sendN: counter(data.send_n, "send_n"),
+        recvN: counter(data.recv_n, "recv_n"),
+        prevN: counter(data.prev_n, "prev_n"),
+        skipped,
+        previousDhRemote: data.previous_dh_remote.map((/** @type {unknown} */ k) =>
+          b64uDecode(k, { length: 32, what: "previous dh" }),
+        ),
+        pendingPrekey:
+          pending === null
+            ? null
+            : new PendingPrekey({
+                ephemeralKey: b64uDecode(pending.ephemeral_key, { length: 32, what: "ephemeral" }),
+                signedPrekeyId: counter(pending.signed_prekey_id, "signed_prekey_id"),
+                oneTimePrekeyId:
+                  pending.one_time_prekey_id === null
+                    ? null
+                    : counter(pending.one_time_prekey_id, "one_time_prekey_id"),
+              }),
+      });
+    } catch (error) {
+      if (error instanceof TypeError) {
+        throw new MalformedMessage(`session: missing or mistyped field (${error.message})`);
+      }
+      throw error;
+    }
+  }
+}
+
+/** @param {unknown} value @param {string} what @returns {number} */
+function counter(value, what) {
+  if (!Number.isSafeInteger(value) || /** @type {number} */ (value) < 0) {
+    throw new MalformedMessage(`session ${what}: expected a non-negative integer, got ${value}`);
+  }
+  return /** @type {number} */ (value);
+}
+
+/**
+ * Result of accepting a prekey message. The caller then records `baseKey` as used, deletes
+ * one-time prekey `oneTimePrekeyId` and stores `session`.
+ */
+export class InboundSession {
+  /**
+   * @param {{session: Session, plaintext: Uint8Array, baseKey: Uint8Array,
+   *          oneTimePrekeyId: number | null}} fields
+   */
+  constructor({ session, plaintext, baseKey, oneTimePrekeyId }) {
+    this.session = session;
+    this.plaintext = plaintext;
+    this.baseKey = baseKey;
+    this.oneTimePrekeyId = oneTimePrekeyId;
+  }
+}
+
+/**
+ * @param {Map<number, X25519KeyPair> | Record<string, X25519KeyPair>} keys
+ * @param {number} id
+ * @returns {X25519KeyPair | undefined}
+ */
+function prekey(keys, id) {
+  if (keys instanceof Map) return keys.get(id);
+  return Object.hasOwn(keys, String(id)) ? keys[String(id)] : undefined;
+}
+
+/**
+ * @param {Iterable<Uint8Array | string>} used byte strings, or their base64url forms
+ * @param {Uint8Array} baseKey
+ * @returns {boolean}
+ */
+function containsKey(used, baseKey) {
+  const text = b64uEncode(baseKey);
+  for (const key of used) {
+    if (typeof key === "string" ? key === text : bytesEqual(key, baseKey)) return true;
+  }
+  return false;
+}
+
+/**
+ * Start a responder session from a prekey message (section 7.1, step 2).
+ *
+ * `senderIdentityKey` comes from the sender's verified device list. Nothing is consumed
+ * here: on success the caller records the base key and deletes the one-time prekey.
+ * @param {Uint8Array} data
+ * @param {{identity: IdentityKeyPair,
+ *          signedPrekeys: Map<number, X25519KeyPair> | Record<string, X25519KeyPair>,
+ *          oneTimePrekeys: Map<number, X25519KeyPair> | Record<string, X25519KeyPair>,
+ *          senderIdentityKey: Uint8Array, usedBaseKeys: Iterable<Uint8Array | string>,
+ *          rng: Rng}} options
+ * @returns {InboundSession}
+ */
+export function acceptPrekeyMessage(
+  data,
+  { identity, signedPrekeys, oneTimePrekeys, senderIdentityKey, usedBaseKeys, rng },
+) {
+  const message = decodeMessage(data);
+  if (!(message instanceof PrekeyMessage)) {
+    throw new UnknownSession(
+      "message: expected a prekey message to start a session, got a ratchet message",
+    );
+  }
+  if (!bytesEqual(message.identityKey, senderIdentityKey)) {
+    throw new UntrustedIdentity(
+      "prekey message: sender identity key differs from the signed device list",
+    );
+  }
+  if (containsKey(usedBaseKeys, message.baseKey)) {
+    throw new ReplayDetected("prekey message: base key already used");
+  }
+  const signedPrekey = prekey(signedPrekeys, message.signedPrekeyId);
+  if (signedPrekey === undefined) {
+    throw new UnknownPrekey(`prekey message: no signed prekey with id ${message.signedPrekeyId}`);
+  }
+  let oneTimePrekey = null;
+  if (message.oneTimePrekeyId !== null) {
+    oneTimePrekey = prekey(oneTimePrekeys, message.oneTimePrekeyId) ?? null;
+    if (oneTimePrekey === null) {
+      throw new UnknownPrekey(
+        `prekey message: no one-time prekey with id ${message.oneTimePrekeyId}`,
+      );
+    }
+  }
+  const agreement = x3dh.respond({
+    identity,
+    signedPrekey,
+    oneTimePrekey,
+    initiatorIdentityKey: message.identityKey,
+    baseKey: message.baseKey,
+  });
+  const session = new Session({
+    role: "responder",
+    localIdentityKey: identity.public,
+    remoteIdentityKey: message.identityKey,
+    baseKey: message.baseKey,
+    rootKey: agreement.sharedSecret,
+    dhSelf: signedPrekey,
+    dhRemote: null,
+    sendChainKey: null,
+    recvChainKey: null,
+  });
+  const plaintext = session.decryptRatchetMessage(message.message, rng);
+  return new InboundSession({
+    session,
+    plaintext,
+    baseKey: message.baseKey,
+    oneTimePrekeyId: message.oneTimePrekeyId,
+  });
+}

@@ -1,0 +1,113 @@
+"""The JavaScript protocol runs in real Chromium on the app's page (import map, strict CSP,
+libsodium WebAssembly) and talks to the Python implementation in both directions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from protocol.encoding import b64u_decode, b64u_encode
+from protocol.keys import generate_device_keys, make_prekey_bundle
+from protocol.primitives import hash32
+from protocol.ratchet import Session, accept_prekey_message
+from protocol.rng import TestRng
+
+# Runs in the page. The browser device initiates a session to the Python device's bundle,
+# keeps the session in IndexedDB as the app will (plain JSON), and sends a prekey message.
+START = """async ({ bundle, listedIdentityKey }) => {
+  const p = await import("/static/js/protocol/index.js");
+  await p.ready();
+  const { b64uDecode, b64uEncode } = p.encoding;
+  const keys = p.generateDeviceKeys(p.systemRng, { oneTimePrekeyIds: [1] });
+  const session = p.Session.initiate({
+    identity: keys.identity,
+    bundle: p.PrekeyBundle.fromJSON(bundle),
+    listedIdentityKey: b64uDecode(listedIdentityKey, { length: 32 }),
+    rng: p.systemRng,
+  });
+  const message = session.encrypt(new TextEncoder().encode("hello from the browser"), p.systemRng);
+  const db = await new Promise((resolve, reject) => {
+    const request = indexedDB.open("parley-protocol-test", 1);
+    request.onupgradeneeded = () => request.result.createObjectStore("sessions");
+    request.onsuccess = () => resolve(request.result);
+    request.onerror = () => reject(request.error);
+  });
+  await new Promise((resolve, reject) => {
+    const tx = db.transaction("sessions", "readwrite");
+    tx.objectStore("sessions").put(session.toJSON(), "python-bob");
+    tx.oncomplete = resolve;
+    tx.onerror = () => reject(tx.error);
+  });
+  db.close();
+  return { identityKey: b64uEncode(keys.identity.public), message: b64uEncode(message) };
+}"""
+
+# Runs in the page: restore the session from IndexedDB, decrypt Python's replies (out of
+# order, with a DH ratchet step), answer, and refuse a replay.
+CONTINUE = """async ({ replies }) => {
+  const p = await import("/static/js/protocol/index.js");
+  await p.ready();
+  const { b64uDecode, b64uEncode } = p.encoding;
+  const db = await new Promise((resolve, reject) => {
+    const request = indexedDB.open("parley-protocol-test", 1);
+    request.onsuccess = () => resolve(request.result);
+    request.onerror = () => reject(request.error);
+  });
+  const stored = await new Promise((resolve, reject) => {
+    const request = db.transaction("sessions").objectStore("sessions").get("python-bob");
+    request.onsuccess = () => resolve(request.result);
+    request.onerror = () => reject(request.error);
+  });
+  db.close();
+  const session = p.Session.fromJSON(stored);
+  const decoder = new TextDecoder();
+  const received = replies.map((r) => decoder.decode(session.decrypt(b64uDecode(r), p.systemRng)));
+  let replay = null;
+  try {
+    session.decrypt(b64uDecode(replies[0]), p.systemRng);
+  } catch (error) {
+    replay = error.name;
+  }
+  const answer = session.encrypt(new TextEncoder().encode("the browser got it"), p.systemRng);
+  return { received, replay, answer: b64uEncode(answer) };
+}"""
+
+
+def _python_device() -> tuple[Any, TestRng]:
+    rng = TestRng(hash32("Parley v1 test seed", b"browser python bob"))
+    return generate_device_keys(rng, signed_prekey_id=3, one_time_prekey_ids=[10]), rng
+
+
+def test_browser_and_python_exchange_messages_both_ways(new_device):
+    page = new_device().new_page()
+    errors: list[str] = []
+    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto("/")
+
+    bob, bob_rng = _python_device()
+    bundle = make_prekey_bundle("dev-python-bob", bob, bob.one_time_prekeys[0])
+    started = page.evaluate(
+        START,
+        {"bundle": bundle.to_dict(), "listedIdentityKey": b64u_encode(bob.identity.public)},
+    )
+
+    inbound = accept_prekey_message(
+        b64u_decode(started["message"]),
+        identity=bob.identity,
+        signed_prekeys={3: bob.signed_prekey.key},
+        one_time_prekeys={10: bob.one_time_prekeys[0].key},
+        sender_identity_key=b64u_decode(started["identityKey"], length=32),
+        used_base_keys=set(),
+        rng=bob_rng,
+    )
+    assert inbound.plaintext == b"hello from the browser"
+    session: Session = inbound.session
+    first = session.encrypt(b"python says one", bob_rng)
+    second = session.encrypt(b"python says two", bob_rng)
+
+    continued = page.evaluate(CONTINUE, {"replies": [b64u_encode(second), b64u_encode(first)]})
+
+    assert continued["received"] == ["python says two", "python says one"]
+    assert continued["replay"] == "ReplayDetected"
+    assert session.decrypt(b64u_decode(continued["answer"]), bob_rng) == b"the browser got it"
+    assert errors == []  # no CSP violation, no failed module or WebAssembly load

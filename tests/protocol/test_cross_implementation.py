@@ -1,0 +1,375 @@
+"""One protocol, two implementations: Python (protocol/) talks to JavaScript
+(static/js/protocol/, run by node through tests/support/jsdriver.mjs) in both directions."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from protocol.encoding import b64u_decode, b64u_encode
+from protocol.fanout import encrypt_for_devices
+from protocol.keys import DeviceKeys, PrekeyBundle, generate_device_keys, make_prekey_bundle
+from protocol.primitives import hash32
+from protocol.ratchet import Session, accept_prekey_message
+from protocol.rng import Rng, TestRng
+
+ROOT = Path(__file__).resolve().parents[2]
+DRIVER = ROOT / "tests" / "support" / "jsdriver.mjs"
+
+pytestmark = pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
+
+
+class JsError(Exception):
+    def __init__(self, name: str, message: str):
+        super().__init__(f"{name}: {message}")
+        self.name = name
+
+
+class JsDriver:
+    """The JavaScript side: a node process answering one JSON line per command."""
+
+    def __init__(self) -> None:
+        self._process = subprocess.Popen(
+            ["node", str(DRIVER)],
+            cwd=ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            encoding="utf-8",
+        )
+
+    def __call__(self, cmd: str, **fields: Any) -> dict[str, Any]:
+        assert self._process.stdin and self._process.stdout
+        self._process.stdin.write(json.dumps({"cmd": cmd, **fields}) + "\n")
+        self._process.stdin.flush()
+        line = self._process.stdout.readline()
+        assert line, "the JavaScript driver exited"
+        answer = json.loads(line)
+        if not answer.pop("ok"):
+            raise JsError(answer["error"], answer["message"])
+        return answer
+
+    def close(self) -> None:
+        assert self._process.stdin
+        self._process.stdin.close()
+        self._process.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def js() -> Iterator[JsDriver]:
+    driver = JsDriver()
+    yield driver
+    driver.close()
+
+
+def seed(name: str) -> bytes:
+    return hash32("Parley v1 test seed", name.encode("utf-8"))
+
+
+class PyDevice:
+    """The Python side: keys, an rng and the used base keys of one device."""
+
+    def __init__(self, name: str, *, one_time_prekey_ids: tuple[int, ...] = (1, 2)):
+        self.rng: Rng = TestRng(seed(name))
+        self.keys = generate_device_keys(
+            self.rng, signed_prekey_id=1, one_time_prekey_ids=one_time_prekey_ids
+        )
+        self.used_base_keys: set[bytes] = set()
+
+    @property
+    def identity_key(self) -> str:
+        return b64u_encode(self.keys.identity.public)
+
+    def bundle(self, device_id: str) -> dict[str, Any]:
+        return make_prekey_bundle(device_id, self.keys, self.keys.one_time_prekeys[0]).to_dict()
+
+    def initiate(self, bundle: dict[str, Any], listed_identity_key: str) -> Session:
+        return Session.initiate(
+            identity=self.keys.identity,
+            bundle=PrekeyBundle.from_dict(bundle),
+            listed_identity_key=b64u_decode(listed_identity_key, length=32),
+            rng=self.rng,
+        )
+
+    def accept(self, message: bytes, sender_identity_key: str) -> tuple[Session, bytes]:
+        inbound = accept_prekey_message(
+            message,
+            identity=self.keys.identity,
+            signed_prekeys={self.keys.signed_prekey.id: self.keys.signed_prekey.key},
+            one_time_prekeys={k.id: k.key for k in self.keys.one_time_prekeys},
+            sender_identity_key=b64u_decode(sender_identity_key, length=32),
+            used_base_keys=self.used_base_keys,
+            rng=self.rng,
+        )
+        self.used_base_keys.add(inbound.base_key)
+        return inbound.session, inbound.plaintext
+
+
+def js_device(js: JsDriver, name: str, *, seeded: bool = True) -> str:
+    """Create a JS device; returns its identity key (base64url)."""
+    answer = js(
+        "generate_keys",
+        device=name,
+        seed=seed(name).hex() if seeded else None,
+        signed_prekey_id=1,
+        one_time_prekey_ids=[1, 2],
+    )
+    DeviceKeys.from_dict(answer["device_keys"])  # Python reads the JS key format
+    return answer["identity_key"]
+
+
+def js_encrypt(js: JsDriver, session: str, plaintext: bytes) -> bytes:
+    answer = js("encrypt", session=session, plaintext=b64u_encode(plaintext))
+    return b64u_decode(answer["message"])
+
+
+def js_decrypt(js: JsDriver, session: str, message: bytes) -> bytes:
+    return b64u_decode(js("decrypt", session=session, message=b64u_encode(message))["plaintext"])
+
+
+def test_python_initiates_and_javascript_answers_out_of_order_across_ratchet_steps(js):
+    alice = PyDevice("cross py alice")
+    bob_key = js_device(js, "cross js bob")
+    bundle = js("bundle", device="cross js bob", device_id="dev-bob", one_time_prekey_id=1)
+    a = alice.initiate(bundle["bundle"], listed_identity_key=bob_key)
+    a1, a2, a3 = (a.encrypt(f"a{i}".encode(), alice.rng) for i in (1, 2, 3))
+
+    accepted = js(
+        "accept",
+        device="cross js bob",
+        session="py-js",
+        message=b64u_encode(a2),
+        sender_identity_key=alice.identity_key,
+    )
+    assert b64u_decode(accepted["plaintext"]) == b"a2"
+    assert js_decrypt(js, "py-js", a1) == b"a1"
+
+    b1, b2 = js_encrypt(js, "py-js", b"b1"), js_encrypt(js, "py-js", b"b2")
+    assert a.decrypt(b2, alice.rng) == b"b2"  # Alice's DH ratchet step, out of order
+    assert a.decrypt(b1, alice.rng) == b"b1"
+    assert a.pending_prekey is None
+
+    a4, a5 = a.encrypt(b"a4", alice.rng), a.encrypt(b"a5", alice.rng)
+    assert a4[1] == 2  # a ratchet message now
+    assert js_decrypt(js, "py-js", a5) == b"a5"  # Bob's DH ratchet step
+    assert js_decrypt(js, "py-js", a3) == b"a3"  # skipped key from the previous chain
+    assert js_decrypt(js, "py-js", a4) == b"a4"
+    with pytest.raises(JsError) as replay:
+        js_decrypt(js, "py-js", a4)
+    assert replay.value.name == "ReplayDetected"
+
+    for i in range(3):
+        assert a.decrypt(js_encrypt(js, "py-js", f"b{i + 3}".encode()), alice.rng) == (
+            f"b{i + 3}".encode()
+        )
+        assert js_decrypt(js, "py-js", a.encrypt(f"a{i + 6}".encode(), alice.rng)) == (
+            f"a{i + 6}".encode()
+        )
+
+
+def test_javascript_initiates_and_python_answers_out_of_order_across_ratchet_steps(js):
+    alice_key = js_device(js, "cross js alice")
+    bob = PyDevice("cross py bob")
+    js(
+        "initiate",
+        device="cross js alice",
+        session="js-py",
+        bundle=bob.bundle("dev-bob"),
+        listed_identity_key=bob.identity_key,
+    )
+    a1, a2, a3 = (js_encrypt(js, "js-py", f"a{i}".encode()) for i in (1, 2, 3))
+    assert a1[1] == a2[1] == 1  # prekey messages
+
+    b, plaintext = bob.accept(a3, alice_key)
+    assert plaintext == b"a3"
+    assert b.decrypt(a1, bob.rng) == b"a1"
+
+    b1, b2, b3 = (b.encrypt(f"b{i}".encode(), bob.rng) for i in (1, 2, 3))
+    assert js_decrypt(js, "js-py", b3) == b"b3"
+    assert js_decrypt(js, "js-py", b1) == b"b1"
+
+    a4 = js_encrypt(js, "js-py", b"a4")
+    assert a4[1] == 2
+    assert b.decrypt(a4, bob.rng) == b"a4"  # Bob's DH ratchet step
+    assert b.decrypt(a2, bob.rng) == b"a2"  # skipped key from the first chain
+    assert js_decrypt(js, "js-py", b2) == b"b2"
+
+    b4 = b.encrypt(b"b4", bob.rng)
+    assert js_decrypt(js, "js-py", b4) == b"b4"  # Alice's second DH ratchet step
+    with pytest.raises(JsError) as replay:
+        js_decrypt(js, "js-py", b4)
+    assert replay.value.name == "ReplayDetected"
+
+    with pytest.raises(Exception) as prekey_replay:
+        bob.accept(a1, alice_key)
+    assert type(prekey_replay.value).__name__ == "ReplayDetected"
+
+
+def _conversation(send_a: Any, send_b: Any, recv_a: Any, recv_b: Any, accept_b: Any) -> list[bytes]:
+    """A fixed script; every wire message in order."""
+    wire = [send_a(b"one"), send_a(b"two")]
+    accept_b(wire[1])
+    recv_b(wire[0])
+    wire += [send_b(b"three"), send_b(b"four")]
+    recv_a(wire[3])
+    recv_a(wire[2])
+    wire += [send_a(b"five")]
+    recv_b(wire[4])
+    wire += [send_b(b"six")]
+    recv_a(wire[5])
+    return wire
+
+
+def test_same_seeds_give_identical_wire_bytes_in_both_implementations(js):
+    # Reference: both sides in Python.
+    alice, bob = PyDevice("same alice"), PyDevice("same bob")
+    a = alice.initiate(bob.bundle("dev-bob"), bob.identity_key)
+    sessions: dict[str, Session] = {}
+
+    def py_accept(m: bytes) -> None:
+        sessions["b"] = bob.accept(m, alice.identity_key)[0]
+
+    reference = _conversation(
+        lambda m: a.encrypt(m, alice.rng),
+        lambda m: sessions["b"].encrypt(m, bob.rng),
+        lambda m: a.decrypt(m, alice.rng),
+        lambda m: sessions["b"].decrypt(m, bob.rng),
+        py_accept,
+    )
+
+    # The same script with Bob in JavaScript, over the same seeds.
+    alice = PyDevice("same alice")
+    js_bob_key = js_device(js, "same bob")
+    assert js_bob_key == PyDevice("same bob").identity_key
+    bundle = js("bundle", device="same bob", device_id="dev-bob", one_time_prekey_id=1)
+    assert bundle["bundle"] == PyDevice("same bob").bundle("dev-bob")
+    a = alice.initiate(bundle["bundle"], js_bob_key)
+
+    def js_accept(m: bytes) -> None:
+        js(
+            "accept",
+            device="same bob",
+            session="same",
+            message=b64u_encode(m),
+            sender_identity_key=alice.identity_key,
+        )
+
+    mixed = _conversation(
+        lambda m: a.encrypt(m, alice.rng),
+        lambda m: js_encrypt(js, "same", m),
+        lambda m: a.decrypt(m, alice.rng),
+        lambda m: js_decrypt(js, "same", m),
+        js_accept,
+    )
+    assert [m.hex() for m in mixed] == [m.hex() for m in reference]
+    assert js("serialize", session="same")["state"] == sessions["b"].to_dict()
+
+
+def test_session_state_moves_between_implementations(js):
+    alice = PyDevice("move alice")
+    bob_key = js_device(js, "move bob")
+    bundle = js("bundle", device="move bob", device_id="dev-bob", one_time_prekey_id=2)
+    a = alice.initiate(bundle["bundle"], bob_key)
+    js(
+        "accept",
+        device="move bob",
+        session="move",
+        message=b64u_encode(a.encrypt(b"hello", alice.rng)),
+        sender_identity_key=alice.identity_key,
+    )
+    late = a.encrypt(b"late", alice.rng)
+    assert js_decrypt(js, "move", a.encrypt(b"ahead", alice.rng)) == b"ahead"
+
+    # Bob's JS session continues in Python (with a skipped key inside), and back again.
+    state = js("serialize", session="move")["state"]
+    assert len(state["skipped"]) == 1
+    bob_rng = TestRng(seed("move bob rng"))
+    b = Session.from_dict(json.loads(json.dumps(state)))
+    assert b.decrypt(late, bob_rng) == b"late"
+    assert a.decrypt(b.encrypt(b"from python bob", bob_rng), alice.rng) == b"from python bob"
+    js("restore", device="move bob", session="move-back", state=b.to_dict())
+    assert js_decrypt(js, "move-back", a.encrypt(b"to js bob", alice.rng)) == b"to js bob"
+
+    # Alice's Python session continues in JS.
+    js("restore", device="move bob", session="alice-in-js", state=a.to_dict())
+    message = js_encrypt(js, "alice-in-js", b"from js alice")
+    assert js_decrypt(js, "move-back", message) == b"from js alice"
+
+
+def test_fan_out_from_javascript_to_nine_python_devices(js):
+    sender_key = js_device(js, "fan sender", seeded=False)
+    receivers = {f"dev-{i}": PyDevice(f"fan receiver {i}") for i in range(9)}
+    theirs: dict[str, Session] = {}
+    for device_id, device in receivers.items():
+        js(
+            "initiate",
+            device="fan sender",
+            session=f"fan {device_id}",
+            bundle=device.bundle(device_id),
+            listed_identity_key=device.identity_key,
+        )
+        first = js_encrypt(js, f"fan {device_id}", b"setup")
+        theirs[device_id], _ = device.accept(first, sender_key)
+        js_decrypt(js, f"fan {device_id}", theirs[device_id].encrypt(b"ack", device.rng))
+
+    answer = js(
+        "encrypt_for_devices",
+        sessions={device_id: f"fan {device_id}" for device_id in receivers},
+        plaintext=b64u_encode(b"one message"),
+    )
+    assert list(answer["messages"]) == sorted(receivers)
+    for device_id, device in receivers.items():
+        message = b64u_decode(answer["messages"][device_id])
+        assert theirs[device_id].decrypt(message, device.rng) == b"one message"
+
+
+def test_fan_out_from_python_to_javascript_devices(js):
+    sender = PyDevice("fan py sender")
+    ours: dict[str, Session] = {}
+    for i in range(3):
+        name = f"fan js receiver {i}"
+        key = js_device(js, name)
+        bundle = js("bundle", device=name, device_id=f"dev-{i}", one_time_prekey_id=1)
+        ours[f"dev-{i}"] = sender.initiate(bundle["bundle"], key)
+    messages = encrypt_for_devices(b"to every js device", ours, sender.rng)
+    for i, (device_id, message) in enumerate(messages.items()):
+        answer = js(
+            "accept",
+            device=f"fan js receiver {i}",
+            session=f"fan js {device_id}",
+            message=b64u_encode(message),
+            sender_identity_key=sender.identity_key,
+        )
+        assert b64u_decode(answer["plaintext"]) == b"to every js device"
+
+
+def test_tampered_messages_are_refused_with_the_same_error_on_both_sides(js):
+    alice = PyDevice("tamper alice")
+    bob_key = js_device(js, "tamper bob")
+    bundle = js("bundle", device="tamper bob", device_id="dev-bob", one_time_prekey_id=1)
+    a = alice.initiate(bundle["bundle"], bob_key)
+    js(
+        "accept",
+        device="tamper bob",
+        session="tamper",
+        message=b64u_encode(a.encrypt(b"hello", alice.rng)),
+        sender_identity_key=alice.identity_key,
+    )
+    a.decrypt(js_encrypt(js, "tamper", b"hi"), alice.rng)
+    message = a.encrypt(b"short", alice.rng)
+    python_bob = Session.from_dict(js("serialize", session="tamper")["state"])
+    for bit in range(0, len(message) * 8, 7):
+        flipped = bytearray(message)
+        flipped[bit // 8] ^= 1 << (bit % 8)
+        with pytest.raises(JsError) as js_error:
+            js_decrypt(js, "tamper", bytes(flipped))
+        with pytest.raises(Exception) as py_error:
+            python_bob.decrypt(bytes(flipped), TestRng(seed("tamper rng")))
+        assert js_error.value.name == type(py_error.value).__name__, bit
+    assert js_decrypt(js, "tamper", message) == b"short"
