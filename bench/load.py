@@ -58,10 +58,14 @@ class Endpoint:
 
 
 def ciphertext(size: int) -> str:
-    return b64u_encode(time.perf_counter_ns().to_bytes(8, "big") + secrets.token_bytes(max(0, size - 8)))
+    return b64u_encode(
+        time.perf_counter_ns().to_bytes(8, "big") + secrets.token_bytes(max(0, size - 8))
+    )
 
 
-async def run_pairs(name: str, pairs: list[tuple[Endpoint, Endpoint]], *, seconds: float, size: int) -> Result:
+async def run_pairs(
+    name: str, pairs: list[tuple[Endpoint, Endpoint]], *, seconds: float, size: int
+) -> Result:
     """Closed loop per pair: send, wait for `accepted` and for the receiver's delivery+ack."""
     latencies: list[float] = []
     counted = 0
@@ -69,7 +73,13 @@ async def run_pairs(name: str, pairs: list[tuple[Endpoint, Endpoint]], *, second
     stop_at = warmup_end + seconds
 
     def connect(e: Endpoint):
-        return websockets.connect(e.url, origin=e.origin, additional_headers={"Cookie": e.cookie} if e.cookie else {}, compression=None, max_size=2**20)
+        return websockets.connect(
+            e.url,
+            origin=e.origin,
+            additional_headers={"Cookie": e.cookie} if e.cookie else {},
+            compression=None,
+            max_size=2**20,
+        )
 
     async def pair(sender: Endpoint, receiver: Endpoint) -> None:
         nonlocal counted
@@ -83,7 +93,11 @@ async def run_pairs(name: str, pairs: list[tuple[Endpoint, Endpoint]], *, second
                     if frame["type"] != "deliver":
                         continue
                     now = time.perf_counter_ns()
-                    await rx.send(json.dumps({"type": "ack", "v": 1, "seqs": [e["seq"] for e in frame["envelopes"]]}))
+                    await rx.send(
+                        json.dumps(
+                            {"type": "ack", "v": 1, "seqs": [e["seq"] for e in frame["envelopes"]]}
+                        )
+                    )
                     for envelope in frame["envelopes"]:
                         if time.monotonic() >= warmup_end:
                             sent = int.from_bytes(b64u_decode(envelope["ciphertext"])[:8], "big")
@@ -96,7 +110,13 @@ async def run_pairs(name: str, pairs: list[tuple[Endpoint, Endpoint]], *, second
             try:
                 while time.monotonic() < stop_at:
                     n += 1
-                    frame = {"type": "send", "v": 1, "id": f"{sender.device_id[:8]}-{n}", "recipient": sender.recipient, "targets": {receiver.device_id: ciphertext(size)}}
+                    frame = {
+                        "type": "send",
+                        "v": 1,
+                        "id": f"{sender.device_id[:8]}-{n}",
+                        "recipient": sender.recipient,
+                        "targets": {receiver.device_id: ciphertext(size)},
+                    }
                     await tx.send(json.dumps(frame))
                     answer = json.loads(await asyncio.wait_for(tx.recv(), 10))
                     if answer["type"] != "accepted":
@@ -113,16 +133,27 @@ def start_relay() -> tuple[subprocess.Popen[bytes], int]:
     from tests.support.ports import free_port, wait_for_port
 
     port = free_port()
-    process = subprocess.Popen([sys.executable, str(ROOT / "bench" / "relay_baseline.py"), str(port)], stdout=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [sys.executable, str(ROOT / "bench" / "relay_baseline.py"), str(port)],
+        stdout=subprocess.DEVNULL,
+    )
     wait_for_port(port)
     return process, port
 
 
 def relay_pairs(port: int, n: int) -> list[tuple[Endpoint, Endpoint]]:
     def endpoint(device: str) -> Endpoint:
-        return Endpoint(url=f"ws://127.0.0.1:{port}/?device={device}", origin="http://localhost", cookie="", device_id=device, recipient="peer")
+        return Endpoint(
+            url=f"ws://127.0.0.1:{port}/?device={device}",
+            origin="http://localhost",
+            cookie="",
+            device_id=device,
+            recipient="peer",
+        )
 
-    return [(endpoint(f"s{i:04d}xxxxxxxxxxxx"), endpoint(f"r{i:04d}xxxxxxxxxxxx")) for i in range(n)]
+    return [
+        (endpoint(f"s{i:04d}xxxxxxxxxxxx"), endpoint(f"r{i:04d}xxxxxxxxxxxx")) for i in range(n)
+    ]
 
 
 def parley_pairs(server, n: int) -> list[tuple[Endpoint, Endpoint]]:
@@ -133,8 +164,16 @@ def parley_pairs(server, n: int) -> list[tuple[Endpoint, Endpoint]]:
 
     def account(name: str) -> Endpoint:
         transport = HttpTransport(server.url)
-        actor = PrimaryActor(transport, SoftAuthenticator(origin=server.url), username=name).sign_up()
-        return Endpoint(url=f"{server.ws_url}/ws/device/", origin=server.url, cookie=transport.cookie_header(), device_id=actor.device_id, recipient="")
+        actor = PrimaryActor(
+            transport, SoftAuthenticator(origin=server.url), username=name
+        ).sign_up()
+        return Endpoint(
+            url=f"{server.ws_url}/ws/device/",
+            origin=server.url,
+            cookie=transport.cookie_header(),
+            device_id=actor.device_id,
+            recipient="",
+        )
 
     pairs = []
     tag = secrets.token_hex(3)
@@ -148,7 +187,9 @@ def parley_pairs(server, n: int) -> list[tuple[Endpoint, Endpoint]]:
 def table(results: list[Result], baseline: Result) -> str:
     lines = ["| setup | envelopes/s | × relay | p50 ms | p99 ms |", "|---|---:|---:|---:|---:|"]
     for r in results:
-        lines.append(f"| {r.name} | {r.rate:,.0f} | {r.rate / baseline.rate:.2f} | {r.pct(50):.2f} | {r.pct(99):.2f} |")
+        lines.append(
+            f"| {r.name} | {r.rate:,.0f} | {r.rate / baseline.rate:.2f} | {r.pct(50):.2f} | {r.pct(99):.2f} |"
+        )
     return "\n".join(lines)
 
 
@@ -166,7 +207,14 @@ def main() -> None:
     results = []
     relay, port = start_relay()
     try:
-        baseline = asyncio.run(run_pairs("bare websockets relay", relay_pairs(port, args.pairs), seconds=args.seconds, size=args.size))
+        baseline = asyncio.run(
+            run_pairs(
+                "bare websockets relay",
+                relay_pairs(port, args.pairs),
+                seconds=args.seconds,
+                size=args.size,
+            )
+        )
     finally:
         relay.terminate()
     results.append(baseline)
@@ -177,16 +225,37 @@ def main() -> None:
             for layer in layers:
                 workdir = Path(tmp) / layer
                 workdir.mkdir()
-                server = start_server(workdir, redis_url=redis.url if layer == "redis" else None, extra_env={"DEBUG": "0", "SECRET_KEY": "bench", "LOG_LEVEL": "WARNING", "PARLEY_SEND_RATE": "100000", "PARLEY_SEND_BURST": "100000"})
+                server = start_server(
+                    workdir,
+                    redis_url=redis.url if layer == "redis" else None,
+                    extra_env={
+                        "DEBUG": "0",
+                        "SECRET_KEY": "bench",
+                        "LOG_LEVEL": "WARNING",
+                        "PARLEY_SEND_RATE": "100000",
+                        "PARLEY_SEND_BURST": "100000",
+                    },
+                )
                 try:
                     pairs = parley_pairs(server, args.pairs)
-                    results.append(asyncio.run(run_pairs(f"Parley, Daphne, SQLite, {'Redis pub/sub' if layer == 'redis' else 'in-memory'} layer", pairs, seconds=args.seconds, size=args.size)))
+                    results.append(
+                        asyncio.run(
+                            run_pairs(
+                                f"Parley, Daphne, SQLite, {'Redis pub/sub' if layer == 'redis' else 'in-memory'} layer",
+                                pairs,
+                                seconds=args.seconds,
+                                size=args.size,
+                            )
+                        )
+                    )
                 finally:
                     server.stop()
         finally:
             if redis:
                 redis.stop()
-    print(f"{args.pairs} closed-loop pairs, {args.size}-byte ciphertexts, {args.seconds:.0f} s each after 1 s warm-up\n")
+    print(
+        f"{args.pairs} closed-loop pairs, {args.size}-byte ciphertexts, {args.seconds:.0f} s each after 1 s warm-up\n"
+    )
     print(table(results, baseline))
 
 

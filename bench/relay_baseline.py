@@ -30,8 +30,16 @@ async def handle(socket: websockets.ServerConnection) -> None:
                     peer = connections.get(target)
                     if peer is not None:
                         seq += 1
-                        envelope = {"seq": seq, "id": frame["id"], "sender": "", "sender_device": device, "ciphertext": ciphertext}
-                        await peer.send(json.dumps({"type": "deliver", "v": 1, "envelopes": [envelope]}))
+                        envelope = {
+                            "seq": seq,
+                            "id": frame["id"],
+                            "sender": "",
+                            "sender_device": device,
+                            "ciphertext": ciphertext,
+                        }
+                        await peer.send(
+                            json.dumps({"type": "deliver", "v": 1, "envelopes": [envelope]})
+                        )
             # "ack" frames need no answer
     finally:
         connections.pop(device, None)

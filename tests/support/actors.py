@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from django.test import Client
 
+from client.api import ApiError
+from client.linking import CompanionLink
 from protocol import devicelist as dl
 from protocol import linking
 from protocol.encoding import b64u_decode, b64u_encode
@@ -58,13 +61,21 @@ def ok(result: tuple[int, Any]) -> Any:
 
 
 def new_device_keys(otp_count: int = 10) -> tuple[str, DeviceKeys]:
-    return b64u_encode(secrets.token_bytes(16)), generate_device_keys(system_rng, signed_prekey_id=1, one_time_prekey_ids=range(1, otp_count + 1))
+    return b64u_encode(secrets.token_bytes(16)), generate_device_keys(
+        system_rng, signed_prekey_id=1, one_time_prekey_ids=range(1, otp_count + 1)
+    )
 
 
 def prekey_upload(keys: DeviceKeys) -> dict[str, Any]:
     return {
-        "signed_prekey": {"id": keys.signed_prekey.id, "public_key": b64u_encode(keys.signed_prekey.key.public), "signature": b64u_encode(keys.signed_prekey.signature)},
-        "one_time_prekeys": [{"id": k.id, "public_key": b64u_encode(k.key.public)} for k in keys.one_time_prekeys],
+        "signed_prekey": {
+            "id": keys.signed_prekey.id,
+            "public_key": b64u_encode(keys.signed_prekey.key.public),
+            "signature": b64u_encode(keys.signed_prekey.signature),
+        },
+        "one_time_prekeys": [
+            {"id": k.id, "public_key": b64u_encode(k.key.public)} for k in keys.one_time_prekeys
+        ],
     }
 
 
@@ -97,7 +108,12 @@ class PrimaryActor:
 
     def sign_up(self) -> PrimaryActor:
         self.device_id, self.keys = new_device_keys()
-        begin = ok(self.transport.post("/api/accounts/register/options", {"username": self.username, "display_name": self.display_name}))
+        begin = ok(
+            self.transport.post(
+                "/api/accounts/register/options",
+                {"username": self.username, "display_name": self.display_name},
+            )
+        )
         credential = self.authenticator.create(begin["options"])
         now = now_ms()
         first = dl.sign_device_list(
@@ -105,7 +121,11 @@ class PrimaryActor:
             account_id=self.username,
             version=1,
             timestamp=now,
-            devices=[dl.DeviceEntry(device_id=self.device_id, identity_key=self.keys.identity.public, added_at=now)],
+            devices=[
+                dl.DeviceEntry(
+                    device_id=self.device_id, identity_key=self.keys.identity.public, added_at=now
+                )
+            ],
         )
         ok(
             self.transport.post(
@@ -113,7 +133,12 @@ class PrimaryActor:
                 {
                     "challenge_id": begin["challenge_id"],
                     "credential": credential,
-                    "device": {"device_id": self.device_id, "identity_key": b64u_encode(self.keys.identity.public), "name": "Phone", "platform": "Python"},
+                    "device": {
+                        "device_id": self.device_id,
+                        "identity_key": b64u_encode(self.keys.identity.public),
+                        "name": "Phone",
+                        "platform": "Python",
+                    },
                     "device_list": first.to_dict(),
                     **prekey_upload(self.keys),
                 },
@@ -134,25 +159,41 @@ class PrimaryActor:
 
     def signed_list(self, *, devices: list[dl.DeviceEntry]) -> dl.DeviceList:
         return dl.sign_device_list(
-            self.keys.identity, account_id=self.username, version=self.last_list.version + 1, timestamp=now_ms(), devices=devices
+            self.keys.identity,
+            account_id=self.username,
+            version=self.last_list.version + 1,
+            timestamp=now_ms(),
+            devices=devices,
         )
 
-    def approve(self, qr: LinkQr, *, name: str = "Laptop", send_history: bool = False) -> dict[str, Any]:
+    def approve(
+        self, qr: LinkQr, *, name: str = "Laptop", send_history: bool = False
+    ) -> dict[str, Any]:
         """Passkey-approve a link request and hand over the sealed provisioning payload."""
         begin = ok(self.transport.post(f"/api/link/{qr.link_id}/approve/options", {}))
         expected = linking.link_challenge(
-            server_nonce=b64u_decode(begin["server_nonce"]), link_id=qr.link_id, companion_identity_key=qr.identity_key, ephemeral_key=qr.ephemeral_key
+            server_nonce=b64u_decode(begin["server_nonce"]),
+            link_id=qr.link_id,
+            companion_identity_key=qr.identity_key,
+            ephemeral_key=qr.ephemeral_key,
         )
         if b64u_decode(begin["options"]["challenge"]) != expected:
             raise AssertionError("server's approval challenge does not match the QR code")
-        provisioning = linking.make_provisioning(self.keys.identity, account_id=self.username, companion_identity_key=qr.identity_key, link_id=qr.link_id)
+        provisioning = linking.make_provisioning(
+            self.keys.identity,
+            account_id=self.username,
+            companion_identity_key=qr.identity_key,
+            link_id=qr.link_id,
+        )
         return ok(
             self.transport.post(
                 f"/api/link/{qr.link_id}/approve",
                 {
                     "challenge_id": begin["challenge_id"],
                     "credential": self.authenticator.get(begin["options"]),
-                    "provisioning": b64u_encode(linking.seal_provisioning(provisioning, qr.ephemeral_key)),
+                    "provisioning": b64u_encode(
+                        linking.seal_provisioning(provisioning, qr.ephemeral_key)
+                    ),
                     "name": name,
                     "send_history": send_history,
                 },
@@ -163,22 +204,44 @@ class PrimaryActor:
         """Verify the new device's signature, publish list v+1 with it."""
         detail = ok(self.transport.get(f"/api/link/{qr.link_id}/detail"))
         signature = b64u_decode(detail["device_signature"], length=64)
-        dl.verify_device_signature(signature, account_id=self.username, account_key=self.keys.identity.public, identity_key=qr.identity_key)
-        entry = dl.DeviceEntry(device_id=detail["device_id"], identity_key=qr.identity_key, added_at=now_ms(), device_signature=signature)
+        dl.verify_device_signature(
+            signature,
+            account_id=self.username,
+            account_key=self.keys.identity.public,
+            identity_key=qr.identity_key,
+        )
+        entry = dl.DeviceEntry(
+            device_id=detail["device_id"],
+            identity_key=qr.identity_key,
+            added_at=now_ms(),
+            device_signature=signature,
+        )
         new_list = self.signed_list(devices=[*self.last_list.devices, entry])
-        result = ok(self.transport.post(f"/api/link/{qr.link_id}/complete", {"device_list": new_list.to_dict()}))
+        result = ok(
+            self.transport.post(
+                f"/api/link/{qr.link_id}/complete", {"device_list": new_list.to_dict()}
+            )
+        )
         self.accept_list(new_list)
         return result
 
     def revoke(self, device_id: str) -> dict[str, Any]:
-        new_list = self.signed_list(devices=[d for d in self.last_list.devices if d.device_id != device_id])
-        result = ok(self.transport.post(f"/api/devices/{device_id}/revoke", {"device_list": new_list.to_dict()}))
+        new_list = self.signed_list(
+            devices=[d for d in self.last_list.devices if d.device_id != device_id]
+        )
+        result = ok(
+            self.transport.post(
+                f"/api/devices/{device_id}/revoke", {"device_list": new_list.to_dict()}
+            )
+        )
         self.accept_list(new_list)
         return result
 
 
 @dataclass
 class CompanionActor:
+    """The new device, stepped by the test; the steps are client.linking.CompanionLink's."""
+
     transport: Transport
     name: str = "Laptop"
     device_id: str = ""
@@ -186,43 +249,40 @@ class CompanionActor:
     ephemeral: X25519KeyPair | None = None
     qr: LinkQr | None = None
     provisioning: linking.Provisioning | None = None
+    link: CompanionLink | None = None
 
     def open_link(self) -> LinkQr:
-        self.device_id, self.keys = new_device_keys()
-        self.ephemeral = X25519KeyPair.generate(system_rng)
-        opened = ok(
-            self.transport.post(
-                "/api/link",
-                {
-                    "device_id": self.device_id,
-                    "identity_key": b64u_encode(self.keys.identity.public),
-                    "ephemeral_key": b64u_encode(self.ephemeral.public),
-                    "name": self.name,
-                    "platform": "Python",
-                },
-            )
+        self.link = CompanionLink(
+            self.transport, name=self.name, platform="Python", one_time_prekeys=10
         )
-        self.qr = LinkQr(opened["link_id"], self.keys.identity.public, self.ephemeral.public)
+        request = _as_api_failure(self.link.open)
+        self.device_id, self.keys, self.ephemeral = (
+            self.link.device_id,
+            self.link.keys,
+            self.link.ephemeral,
+        )
+        self.qr = LinkQr(request.link_id, request.identity_key, request.ephemeral_key)
         return self.qr
 
     def sign(self) -> dict[str, Any]:
         """Open the provisioning payload (it must cover our key and link id), then sign."""
-        status = ok(self.transport.get(f"/api/link/{self.qr.link_id}"))
-        self.provisioning = linking.open_provisioning(
-            b64u_decode(status["provisioning"]), ephemeral=self.ephemeral, own_identity_key=self.keys.identity.public, link_id=self.qr.link_id
-        )
-        signature = dl.sign_device(self.keys.identity, account_id=self.provisioning.account_id, account_key=self.provisioning.account_key)
-        return ok(
-            self.transport.post(f"/api/link/{self.qr.link_id}/device-signature", {"device_signature": b64u_encode(signature), **prekey_upload(self.keys)})
-        )
+        self.provisioning = self.link.accept_provisioning(_as_api_failure(self.link.status))
+        return _as_api_failure(self.link.sign)
 
     def redeem(self) -> dict[str, Any]:
-        status = ok(self.transport.get(f"/api/link/{self.qr.link_id}"))
-        signature = linking.sign_link_token(self.keys.identity, nonce=b64u_decode(status["token_nonce"]), link_id=self.qr.link_id)
-        return ok(self.transport.post(f"/api/link/{self.qr.link_id}/redeem", {"signature": b64u_encode(signature)}))
+        return _as_api_failure(self.link.redeem)
 
 
-def link(primary: PrimaryActor, companion: CompanionActor, *, name: str = "Laptop") -> CompanionActor:
+def _as_api_failure(step: Callable[[], Any]) -> Any:
+    try:
+        return step()
+    except ApiError as error:
+        raise ApiFailure(error.status, error.body) from error
+
+
+def link(
+    primary: PrimaryActor, companion: CompanionActor, *, name: str = "Laptop"
+) -> CompanionActor:
     """The whole two-phase link, in the order of DESIGN §4."""
     qr = companion.open_link()
     primary.approve(qr, name=name)

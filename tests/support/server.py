@@ -72,13 +72,17 @@ class LiveServer:
 
 
 def start_server(
-    workdir: Path, *, redis_url: str | None, extra_env: dict[str, str] | None = None
+    workdir: Path,
+    *,
+    redis_url: str | None,
+    database_url: str | None = None,
+    extra_env: dict[str, str] | None = None,
 ) -> LiveServer:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "PYTEST_"))}
     env.update(
         {
-            "DATABASE_URL": f"sqlite:///{workdir / 'db.sqlite3'}",
+            "DATABASE_URL": database_url or f"sqlite:///{workdir / 'db.sqlite3'}",
             "PARLEY_ORIGIN": f"http://localhost:{port}",
             "DEBUG": "1",
             "PYTHONUNBUFFERED": "1",

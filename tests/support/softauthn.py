@@ -36,12 +36,16 @@ class SoftAuthenticator:
         return FLAG_UP | (FLAG_UV if self.user_verified else 0)
 
     def _client_data(self, kind: str, challenge: str) -> bytes:
-        return json.dumps({"type": kind, "challenge": challenge, "origin": self.origin, "crossOrigin": False}).encode()
+        return json.dumps(
+            {"type": kind, "challenge": challenge, "origin": self.origin, "crossOrigin": False}
+        ).encode()
 
     def create(self, options: dict) -> dict:
         key = nacl.signing.SigningKey.generate()
         credential_id = secrets.token_bytes(16)
-        self.credentials[credential_id] = _Credential(key=key, user_handle=b64u_decode(options["user"]["id"]))
+        self.credentials[credential_id] = _Credential(
+            key=key, user_handle=b64u_decode(options["user"]["id"])
+        )
         cose = cbor2.dumps({1: 1, 3: -8, -1: 6, -2: bytes(key.verify_key)})
         auth_data = (
             hashlib.sha256(self.rp_id.encode()).digest()
@@ -61,7 +65,9 @@ class SoftAuthenticator:
             "clientExtensionResults": {},
             "response": {
                 "clientDataJSON": b64u_encode(client_data),
-                "attestationObject": b64u_encode(cbor2.dumps({"fmt": "none", "attStmt": {}, "authData": auth_data})),
+                "attestationObject": b64u_encode(
+                    cbor2.dumps({"fmt": "none", "attStmt": {}, "authData": auth_data})
+                ),
                 "transports": ["internal"],
             },
         }
@@ -74,7 +80,11 @@ class SoftAuthenticator:
         credential_id = candidates[0]
         credential = self.credentials[credential_id]
         credential.sign_count += 1
-        auth_data = hashlib.sha256(self.rp_id.encode()).digest() + bytes([self._flags()]) + credential.sign_count.to_bytes(4, "big")
+        auth_data = (
+            hashlib.sha256(self.rp_id.encode()).digest()
+            + bytes([self._flags()])
+            + credential.sign_count.to_bytes(4, "big")
+        )
         client_data = self._client_data("webauthn.get", options["challenge"])
         signature = credential.key.sign(auth_data + hashlib.sha256(client_data).digest()).signature
         return {

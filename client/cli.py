@@ -1,0 +1,211 @@
+"""`python -m client <command>`: a command-line Parley device.
+
+    link    link this terminal to your account (QR code shown here, approved on your phone)
+    status  which account and device this is, and whether the server still accepts it
+    logout  log this device out and delete its keys
+
+Exit status: 0 done, 1 refused or failed (the reason is printed), 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import socket
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import TextIO
+
+import qrcode
+
+from client.api import ApiError, ServerUnreachable
+from client.devicelists import accept_device_list, fetch_device_list
+from client.http import HttpTransport, server_origin
+from client.linking import Approved, Linked, LinkEvent, LinkFailed, QrShown, link_device
+from client.signin import DeviceLoggedOut, ensure_signed_in, log_out
+from client.store import OwnDevice, Store, StoreError, default_store_path
+from protocol.exceptions import ProtocolError
+
+
+class CommandError(Exception):
+    """A failure to print as is, exit status 1."""
+
+
+def render_qr(text: str) -> str:
+    """The QR code in half-block characters, light modules drawn (for dark terminals)."""
+    code = qrcode.QRCode(border=2, error_correction=qrcode.constants.ERROR_CORRECT_L)
+    code.add_data(text)
+    out = io.StringIO()
+    code.print_ascii(out=out, invert=True)
+    return out.getvalue()
+
+
+def _store_path(args: argparse.Namespace) -> Path:
+    if args.store:
+        return Path(args.store).expanduser()
+    if args.server:
+        return default_store_path(server_origin(args.server))
+    raise CommandError("Give --server URL (or --store PATH) to say which device to use.")
+
+
+def _open_linked(args: argparse.Namespace) -> tuple[Store, OwnDevice]:
+    path = _store_path(args)
+    if not path.exists():
+        raise CommandError(f"No device is linked in {path}. Run `python -m client link` first.")
+    store = Store.open(path)
+    device = store.device()
+    if device is None:
+        store.close()
+        raise CommandError(f"No device is linked in {path}. Run `python -m client link` first.")
+    if args.server and server_origin(args.server) != device.server:
+        store.close()
+        raise CommandError(f"{path} holds a device of {device.server}, not of {args.server}.")
+    return store, device
+
+
+def _transport(store: Store, device: OwnDevice) -> HttpTransport:
+    transport = HttpTransport(device.server)
+    transport.import_cookies(store.server_cookies())
+    return transport
+
+
+# ---------------------------------------------------------------- commands
+
+
+def cmd_link(args: argparse.Namespace, out: TextIO) -> int:
+    if not args.server:
+        raise CommandError("Give the server to link to: --server https://parley.example")
+    origin = server_origin(args.server)
+    path = _store_path(args)
+    store = Store.open(path)
+    try:
+        existing = store.device()
+        if existing is not None:
+            raise CommandError(
+                f"{path} already holds device {existing.device_id} of account "
+                f"{existing.account_id}. Log it out first, or use another --store."
+            )
+        transport = HttpTransport(origin)
+
+        def report(event: LinkEvent) -> None:
+            if isinstance(event, QrShown):
+                if event.replaces:
+                    print("\nThat code expired; here is a new one.", file=out)
+                print("Scan this code with your phone's camera, or open this link on it:", file=out)
+                print(render_qr(event.url), file=out)
+                print(event.url, file=out)
+                print(f"Check code: {event.request.check_code}", file=out)
+                print("Only approve it on a phone you are holding now.", file=out)
+                print("Waiting for approval…", file=out, flush=True)
+            elif isinstance(event, Approved):
+                print(f"Linking to {event.account_id}…", file=out, flush=True)
+            elif isinstance(event, Linked):
+                print(f"Linked as device {event.device_id}.", file=out, flush=True)
+
+        link_device(transport, store, origin=origin, name=args.name, report=report)
+        store.save_server_cookies(transport.export_cookies())
+    finally:
+        store.close()
+    return 0
+
+
+def cmd_status(args: argparse.Namespace, out: TextIO) -> int:
+    store, device = _open_linked(args)
+    transport = _transport(store, device)
+    print(f"Server:  {device.server}", file=out)
+    print(f"Account: {device.account_id}", file=out)
+    print(f"Device:  {device.device_id} ({device.name})", file=out)
+    try:
+        me, signed_in_again = ensure_signed_in(transport, device)
+    except DeviceLoggedOut:
+        store.wipe()
+        print("This device was logged out. Its keys were deleted from this computer.", file=out)
+        return 1
+    store.save_server_cookies(transport.export_cookies())
+    if me.get("device", {}).get("device_id") != device.device_id:
+        store.close()
+        raise CommandError("The server answered for another device; not trusting this session.")
+    note = " (signed in again with this device's key)" if signed_in_again else ""
+    print(f"Session: accepted by the server{note}", file=out)
+    try:
+        listed = accept_device_list(
+            store,
+            fetch_device_list(transport, device.account_id),
+            expected_account_key=device.account_key,
+        )
+    except ProtocolError as error:
+        store.close()
+        raise CommandError(f"Refused the account's device list: {error}") from error
+    if listed.device_list.entry(device.device_id) is None:
+        print(
+            f"Devices: version {listed.version} no longer lists this device (removed by the primary)",
+            file=out,
+        )
+    else:
+        print(
+            f"Devices: {len(listed.device_list.devices)} in the signed list, version {listed.version}",
+            file=out,
+        )
+    print(f"One-time prekeys left here: {len(store.one_time_prekeys())}", file=out)
+    store.close()
+    return 0
+
+
+def cmd_logout(args: argparse.Namespace, out: TextIO) -> int:
+    store, device = _open_linked(args)
+    transport = _transport(store, device)
+    try:
+        log_out(transport, device)
+    except DeviceLoggedOut:
+        print("The server had already logged this device out.", file=out)
+    except BaseException:
+        store.close()
+        raise
+    store.wipe()
+    print("Logged out. This device's keys were deleted from this computer.", file=out)
+    return 0
+
+
+# ---------------------------------------------------------------- entry point
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="python -m client", description="A Parley device.")
+    commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(
+        name: str, help: str, run: Callable[[argparse.Namespace, TextIO], int]
+    ) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help, description=help)
+        sub.add_argument("--server", help="the Parley server, e.g. https://parley.example")
+        sub.add_argument(
+            "--store", help="this device's state file (default ~/.parley/<server-host>.sqlite3)"
+        )
+        sub.set_defaults(run=run)
+        return sub
+
+    link = command("link", "link this terminal to your account as a new device", cmd_link)
+    link.add_argument(
+        "--name", default=f"{socket.gethostname()[:40]} (terminal)", help="this device's name"
+    )
+    command("status", "show this device and whether the server still accepts it", cmd_status)
+    command("logout", "log this device out and delete its keys", cmd_logout)
+    # `send` and `listen` join here.
+    return top
+
+
+def main(argv: list[str] | None = None, out: TextIO = sys.stdout) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return int(args.run(args, out))
+    except KeyboardInterrupt:
+        print("\nStopped.", file=sys.stderr)
+        return 130
+    except (CommandError, LinkFailed, StoreError, ServerUnreachable, ValueError) as error:
+        print(f"Error: {error}", file=sys.stderr)
+    except ApiError as error:
+        print(f"The server refused: {error.message}", file=sys.stderr)
+    except ProtocolError as error:
+        print(f"Refused: {error}", file=sys.stderr)
+    return 1

@@ -1,0 +1,414 @@
+"""One device's local state in one SQLite file: its private keys, the device lists it has
+accepted, its pairwise sessions, and the replay memory (used base keys, seen message ids).
+
+The file holds private keys, so it is created 0600 in a 0700 directory. Every write is a
+transaction; `Store.transaction()` groups several writes (a decrypt that advances a session
+and records the message id must commit both or neither, DESIGN §7).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from protocol.devicelist import DeviceList
+from protocol.keys import (
+    DeviceKeys,
+    IdentityKeyPair,
+    OneTimePrekey,
+    SignedPrekey,
+    X25519KeyPair,
+)
+from protocol.ratchet import Session
+
+SCHEMA_VERSION = 1
+
+SCHEMA = """
+CREATE TABLE device (
+    singleton INTEGER PRIMARY KEY CHECK (singleton = 1),
+    device_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    server TEXT NOT NULL,
+    account_id TEXT NOT NULL,
+    account_key BLOB NOT NULL,
+    identity_seed BLOB NOT NULL,
+    linked_at INTEGER NOT NULL
+);
+CREATE TABLE signed_prekeys (
+    id INTEGER PRIMARY KEY,
+    private_key BLOB NOT NULL,
+    signature BLOB NOT NULL,
+    created_at INTEGER NOT NULL
+);
+CREATE TABLE one_time_prekeys (id INTEGER PRIMARY KEY, private_key BLOB NOT NULL);
+CREATE TABLE device_lists (
+    account_id TEXT PRIMARY KEY,
+    version INTEGER NOT NULL,
+    hash BLOB NOT NULL,
+    body TEXT NOT NULL,
+    accepted_at INTEGER NOT NULL
+);
+CREATE TABLE known_devices (
+    account_id TEXT NOT NULL,
+    device_id TEXT NOT NULL,
+    identity_key BLOB NOT NULL,
+    PRIMARY KEY (account_id, device_id)
+);
+CREATE TABLE sessions (
+    device_id TEXT PRIMARY KEY,
+    account_id TEXT NOT NULL,
+    state TEXT NOT NULL,
+    updated_at INTEGER NOT NULL
+);
+CREATE TABLE used_base_keys (base_key BLOB PRIMARY KEY);
+CREATE TABLE seen_messages (
+    sender_device_id TEXT NOT NULL,
+    message_id BLOB NOT NULL,
+    seen_at INTEGER NOT NULL,
+    PRIMARY KEY (sender_device_id, message_id)
+);
+CREATE TABLE server_cookies (singleton INTEGER PRIMARY KEY CHECK (singleton = 1), body TEXT NOT NULL);
+"""
+
+
+class StoreError(Exception):
+    """The store cannot do what was asked (already holds a device, newer schema...)."""
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def default_store_path(server: str) -> Path:
+    """~/.parley/<server-host>.sqlite3 (the port, if any, after an underscore)."""
+    parts = urlsplit(server)
+    host = parts.hostname or "server"
+    name = f"{host}_{parts.port}" if parts.port else host
+    return Path.home() / ".parley" / f"{name}.sqlite3"
+
+
+@dataclass(frozen=True)
+class OwnDevice:
+    """This device: who it is on which server, in which account, with which private keys."""
+
+    device_id: str
+    name: str
+    server: str
+    account_id: str
+    account_key: bytes
+    keys: DeviceKeys
+    linked_at: int
+
+    @property
+    def is_primary(self) -> bool:
+        return self.keys.identity.public == self.account_key
+
+
+@dataclass(frozen=True)
+class AcceptedList:
+    """The newest device list this device verified for an account (section 4.3)."""
+
+    device_list: DeviceList
+    hash: bytes
+    accepted_at: int
+
+    @property
+    def version(self) -> int:
+        return self.device_list.version
+
+
+class UsedBaseKeys:
+    """The X3DH base keys already accepted, as the Container accept_prekey_message reads."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    def __contains__(self, base_key: object) -> bool:
+        return (
+            self._store._one("SELECT 1 FROM used_base_keys WHERE base_key = ?", (base_key,))
+            is not None
+        )
+
+
+class Store:
+    def __init__(self, path: Path, connection: sqlite3.Connection) -> None:
+        self.path = path
+        self._db = connection
+        self._depth = 0
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str]) -> Store:
+        """Open the file, creating it (0600, parent directory 0700) and its schema if needed."""
+        path = Path(path).expanduser()
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
+        os.chmod(path, 0o600)
+        connection = sqlite3.connect(path, isolation_level=None, timeout=10)
+        connection.execute("PRAGMA foreign_keys = ON")
+        store = cls(path, connection)
+        store._migrate()
+        return store
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def wipe(self) -> None:
+        """Forget everything: close and delete the file (and any journal beside it)."""
+        self.close()
+        for suffix in ("", "-journal", "-wal", "-shm"):
+            Path(f"{self.path}{suffix}").unlink(missing_ok=True)
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """One write transaction; nested uses join the outer one."""
+        if self._depth:
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+            return
+        self._db.execute("BEGIN IMMEDIATE")
+        self._depth = 1
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        else:
+            self._db.execute("COMMIT")
+        finally:
+            self._depth = 0
+
+    def _migrate(self) -> None:
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"{self.path}: store schema {version} is newer than this client ({SCHEMA_VERSION})"
+            )
+        if version == 0:
+            with self.transaction():
+                for statement in SCHEMA.split(";"):
+                    if statement.strip():
+                        self._db.execute(statement)
+                self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    def _one(self, sql: str, params: tuple[Any, ...] = ()) -> tuple[Any, ...] | None:
+        return self._db.execute(sql, params).fetchone()
+
+    def _all(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        return self._db.execute(sql, params).fetchall()
+
+    # ------------------------------------------------------------ own device and keys
+
+    def device(self) -> OwnDevice | None:
+        row = self._one(
+            "SELECT device_id, name, server, account_id, account_key, identity_seed, linked_at"
+            " FROM device"
+        )
+        if row is None:
+            return None
+        device_id, name, server, account_id, account_key, seed, linked_at = row
+        return OwnDevice(
+            device_id=device_id,
+            name=name,
+            server=server,
+            account_id=account_id,
+            account_key=bytes(account_key),
+            keys=DeviceKeys(
+                identity=IdentityKeyPair.from_seed(bytes(seed)),
+                signed_prekey=self.signed_prekeys()[-1],
+                one_time_prekeys=self.one_time_prekeys(),
+            ),
+            linked_at=linked_at,
+        )
+
+    def save_device(self, device: OwnDevice) -> None:
+        """Record this store's one device with all its private keys."""
+        with self.transaction():
+            existing = self._one("SELECT device_id FROM device")
+            if existing is not None:
+                raise StoreError(
+                    f"{self.path} already holds device {existing[0]}; log it out or use another store"
+                )
+            self._db.execute(
+                "INSERT INTO device VALUES (1, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    device.device_id,
+                    device.name,
+                    device.server,
+                    device.account_id,
+                    device.account_key,
+                    device.keys.identity.secret[:32],
+                    device.linked_at,
+                ),
+            )
+            self.add_signed_prekey(device.keys.signed_prekey)
+            self.add_one_time_prekeys(device.keys.one_time_prekeys)
+
+    def add_signed_prekey(self, prekey: SignedPrekey) -> None:
+        with self.transaction():
+            self._db.execute(
+                "INSERT INTO signed_prekeys VALUES (?, ?, ?, ?)",
+                (prekey.id, prekey.key.private, prekey.signature, now_ms()),
+            )
+
+    def signed_prekeys(self) -> list[SignedPrekey]:
+        """Every signed prekey still held, oldest id first (the last one is current)."""
+        return [
+            SignedPrekey(
+                id=key_id,
+                key=X25519KeyPair.from_private(bytes(private)),
+                signature=bytes(signature),
+            )
+            for key_id, private, signature in self._all(
+                "SELECT id, private_key, signature FROM signed_prekeys ORDER BY id"
+            )
+        ]
+
+    def add_one_time_prekeys(
+        self, prekeys: tuple[OneTimePrekey, ...] | list[OneTimePrekey]
+    ) -> None:
+        with self.transaction():
+            self._db.executemany(
+                "INSERT INTO one_time_prekeys VALUES (?, ?)",
+                [(k.id, k.key.private) for k in prekeys],
+            )
+
+    def one_time_prekeys(self) -> tuple[OneTimePrekey, ...]:
+        return tuple(
+            OneTimePrekey(id=key_id, key=X25519KeyPair.from_private(bytes(private)))
+            for key_id, private in self._all(
+                "SELECT id, private_key FROM one_time_prekeys ORDER BY id"
+            )
+        )
+
+    def take_one_time_prekey(self, prekey_id: int) -> OneTimePrekey | None:
+        """Remove and return a one-time prekey (each is used for one session only)."""
+        with self.transaction():
+            row = self._one("SELECT private_key FROM one_time_prekeys WHERE id = ?", (prekey_id,))
+            if row is None:
+                return None
+            self._db.execute("DELETE FROM one_time_prekeys WHERE id = ?", (prekey_id,))
+        return OneTimePrekey(id=prekey_id, key=X25519KeyPair.from_private(bytes(row[0])))
+
+    # ------------------------------------------------------------ device lists
+
+    def device_list(self, account_id: str) -> AcceptedList | None:
+        row = self._one(
+            "SELECT body, hash, accepted_at FROM device_lists WHERE account_id = ?", (account_id,)
+        )
+        if row is None:
+            return None
+        return AcceptedList(
+            device_list=DeviceList.from_dict(json.loads(row[0])),
+            hash=bytes(row[1]),
+            accepted_at=row[2],
+        )
+
+    def known_devices(self, account_id: str) -> dict[str, bytes]:
+        """Every device id ever accepted for the account (removed ones too) -> identity key."""
+        return {
+            device_id: bytes(key)
+            for device_id, key in self._all(
+                "SELECT device_id, identity_key FROM known_devices WHERE account_id = ?",
+                (account_id,),
+            )
+        }
+
+    def save_device_list(self, device_list: DeviceList) -> AcceptedList:
+        """Record a list the caller has verified (client.devicelists.accept_device_list)."""
+        accepted = AcceptedList(
+            device_list=device_list, hash=device_list.hash, accepted_at=now_ms()
+        )
+        with self.transaction():
+            self._db.execute(
+                "INSERT OR REPLACE INTO device_lists VALUES (?, ?, ?, ?, ?)",
+                (
+                    device_list.account_id,
+                    device_list.version,
+                    accepted.hash,
+                    json.dumps(device_list.to_dict()),
+                    accepted.accepted_at,
+                ),
+            )
+            self._db.executemany(
+                "INSERT OR IGNORE INTO known_devices VALUES (?, ?, ?)",
+                [
+                    (device_list.account_id, d.device_id, d.identity_key)
+                    for d in device_list.devices
+                ],
+            )
+        return accepted
+
+    # ------------------------------------------------------------ sessions
+
+    def session(self, device_id: str) -> Session | None:
+        row = self._one("SELECT state FROM sessions WHERE device_id = ?", (device_id,))
+        return None if row is None else Session.from_dict(json.loads(row[0]))
+
+    def save_session(self, *, account_id: str, device_id: str, session: Session) -> None:
+        with self.transaction():
+            self._db.execute(
+                "INSERT OR REPLACE INTO sessions VALUES (?, ?, ?, ?)",
+                (device_id, account_id, json.dumps(session.to_dict()), now_ms()),
+            )
+
+    def delete_session(self, device_id: str) -> None:
+        with self.transaction():
+            self._db.execute("DELETE FROM sessions WHERE device_id = ?", (device_id,))
+
+    def session_device_ids(self, account_id: str) -> list[str]:
+        return [
+            row[0]
+            for row in self._all(
+                "SELECT device_id FROM sessions WHERE account_id = ? ORDER BY device_id",
+                (account_id,),
+            )
+        ]
+
+    # ------------------------------------------------------------ replay memory
+
+    @property
+    def used_base_keys(self) -> UsedBaseKeys:
+        return UsedBaseKeys(self)
+
+    def record_base_key(self, base_key: bytes) -> None:
+        with self.transaction():
+            self._db.execute("INSERT OR IGNORE INTO used_base_keys VALUES (?)", (base_key,))
+
+    def remember_message(self, *, sender_device_id: str, message_id: bytes) -> bool:
+        """Record a (sender device, message id) pair; False if it was already seen."""
+        with self.transaction():
+            cursor = self._db.execute(
+                "INSERT OR IGNORE INTO seen_messages VALUES (?, ?, ?)",
+                (sender_device_id, message_id, now_ms()),
+            )
+        return cursor.rowcount == 1
+
+    # ------------------------------------------------------------ server cookies
+
+    def server_cookies(self) -> list[dict[str, Any]]:
+        """The HTTP cookies (Django session) kept between runs, like a browser's cookie jar."""
+        row = self._one("SELECT body FROM server_cookies")
+        return [] if row is None else json.loads(row[0])
+
+    def save_server_cookies(self, cookies: list[dict[str, Any]]) -> None:
+        with self.transaction():
+            self._db.execute(
+                "INSERT OR REPLACE INTO server_cookies VALUES (1, ?)", (json.dumps(cookies),)
+            )

@@ -1,0 +1,176 @@
+"""The command-line device end to end against the live server (real HTTP, Daphne, Redis):
+link by the URL it prints, approve from a Python primary, check its status, get logged out."""
+
+from __future__ import annotations
+
+import queue
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+from client.store import Store
+from protocol.encoding import b64u_decode
+from protocol.linking import link_check_code
+from tests.client.conftest import wait_until
+from tests.support.actors import LinkQr, ok
+from tests.support.ports import free_port
+from tests.support.server import ROOT
+
+
+class Cli:
+    """`python -m client ...` in a subprocess, its output read line by line."""
+
+    def __init__(self, *args: str) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "client", *args],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            encoding="utf-8",
+        )
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.seen: list[str] = []
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        for line in self.process.stdout:
+            self.lines.put(line.rstrip("\n"))
+
+    def line_starting(self, prefix: str, *, timeout: float = 15.0) -> str:
+        while True:
+            try:
+                line = self.lines.get(timeout=timeout)
+            except queue.Empty:
+                raise AssertionError(f"no line starting {prefix!r}; got {self.seen}") from None
+            self.seen.append(line)
+            if line.startswith(prefix):
+                return line
+
+    def finish(self, *, timeout: float = 15.0) -> tuple[int, str]:
+        code = self.process.wait(timeout=timeout)
+        return code, self.process.stderr.read()
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "client", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        timeout=30,
+    )
+
+
+def qr_from_url(url: str, origin: str) -> LinkQr:
+    prefix = f"{origin}/link/approve#v1."
+    assert url.startswith(prefix), url
+    link_id, identity_key, ephemeral_key = url.removeprefix(prefix).split(".")
+    return LinkQr(
+        link_id, b64u_decode(identity_key, length=32), b64u_decode(ephemeral_key, length=32)
+    )
+
+
+def test_link_status_and_logout_by_the_primary(live_app, primary, tmp_path: Path):
+    store = tmp_path / "cli.sqlite3"
+    cli = Cli("link", "--server", live_app.url, "--store", str(store), "--name", "Build box")
+    url = cli.line_starting(f"{live_app.url}/link/approve#")
+    qr = qr_from_url(url, live_app.url)
+    code = link_check_code(
+        link_id=qr.link_id, companion_identity_key=qr.identity_key, ephemeral_key=qr.ephemeral_key
+    )
+    assert cli.line_starting("Check code: ") == f"Check code: {code[:3]} {code[3:]}"
+    cli.line_starting("Waiting for approval")
+
+    # the approval page shows the name the new device gave and keeps it
+    detail = ok(primary.transport.get(f"/api/link/{qr.link_id}/detail"))
+    primary.approve(qr, name=detail["name"])
+    assert cli.line_starting("Linking to ") == f"Linking to {primary.username}…"
+    wait_until(
+        lambda: ok(primary.transport.get(f"/api/link/{qr.link_id}/detail"))["state"] == "signed",
+        what="the CLI's device signature",
+    )
+    primary.complete(qr)
+    linked = cli.line_starting("Linked as device ")
+    assert cli.finish() == (0, "")
+    device_id = linked.removeprefix("Linked as device ").removesuffix(".")
+
+    listed = {d["device_id"]: d for d in ok(primary.transport.get("/api/devices"))["devices"]}
+    assert listed[device_id]["name"] == "Build box"
+    assert listed[device_id]["is_primary"] is False
+
+    status = run_cli("status", "--store", str(store))
+    assert status.returncode == 0, status.stderr
+    assert f"Account: {primary.username}" in status.stdout
+    assert f"Device:  {device_id} (Build box)" in status.stdout
+    assert "Session: accepted by the server\n" in status.stdout
+    assert "Devices: 2 in the signed list, version 2" in status.stdout
+
+    primary.revoke(device_id)
+    status = run_cli("status", "--store", str(store))
+    assert status.returncode == 1
+    assert "This device was logged out." in status.stdout
+    assert not store.exists()
+
+
+def link_with_cli(live_app, primary, store: Path) -> str:
+    cli = Cli("link", "--server", live_app.url, "--store", str(store), "--name", "Spare")
+    qr = qr_from_url(cli.line_starting(f"{live_app.url}/link/approve#"), live_app.url)
+    primary.approve(qr, name="Spare")
+    wait_until(
+        lambda: ok(primary.transport.get(f"/api/link/{qr.link_id}/detail"))["state"] == "signed",
+        what="the CLI's device signature",
+    )
+    primary.complete(qr)
+    linked = cli.line_starting("Linked as device ")
+    assert cli.finish() == (0, "")
+    return linked.removeprefix("Linked as device ").removesuffix(".")
+
+
+def test_logout_logs_the_device_out_on_the_server_and_deletes_its_keys(live_app, primary, tmp_path):
+    store = tmp_path / "cli.sqlite3"
+    device_id = link_with_cli(live_app, primary, store)
+    logout = run_cli("logout", "--store", str(store))
+    assert logout.returncode == 0, logout.stderr
+    assert "Logged out." in logout.stdout
+    assert not store.exists()
+    devices = ok(primary.transport.get("/api/devices"))
+    assert device_id not in {d["device_id"] for d in devices["devices"]}
+    assert device_id in devices["suspended"]  # until the primary signs a list without it
+
+
+def test_status_signs_back_in_with_the_device_key_when_the_session_is_gone(
+    live_app, primary, tmp_path
+):
+    store = tmp_path / "cli.sqlite3"
+    link_with_cli(live_app, primary, store)
+    with Store.open(store) as state:
+        state.save_server_cookies([])  # as if the Django session had expired
+    status = run_cli("status", "--store", str(store))
+    assert status.returncode == 0, status.stderr
+    assert (
+        "Session: accepted by the server (signed in again with this device's key)" in status.stdout
+    )
+    status = run_cli("status", "--store", str(store))
+    assert "Session: accepted by the server\n" in status.stdout  # the new session was kept
+
+
+def test_server_refusal_is_printed_with_the_servers_message(live_app, tmp_path):
+    store = tmp_path / "cli.sqlite3"
+    refused = run_cli("link", "--server", live_app.url, "--store", str(store), "--name", "x" * 65)
+    assert refused.returncode == 1
+    assert refused.stderr.startswith("The server refused: ")
+    assert "name" in refused.stderr
+
+
+def test_unreachable_server_and_missing_store_are_clear_errors(tmp_path):
+    down = run_cli(
+        "link", "--server", f"http://localhost:{free_port()}", "--store", str(tmp_path / "a")
+    )
+    assert (down.returncode, down.stderr.split(":")[0]) == (1, "Error")
+    assert "Cannot reach http://localhost:" in down.stderr
+    missing = run_cli("status", "--store", str(tmp_path / "none.sqlite3"))
+    assert missing.returncode == 1
+    assert "No device is linked in" in missing.stderr

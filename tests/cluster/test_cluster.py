@@ -1,0 +1,128 @@
+"""The scale-out setup for real: PostgreSQL, Redis and two Daphne nodes; devices on
+different nodes talk, log-outs cross nodes, and a node killed under load loses nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+import pytest
+
+from client.http import HttpTransport
+from tests.support.actors import CompanionActor, PrimaryActor, link
+from tests.support.cluster import Cluster, start_cluster
+from tests.support.softauthn import SoftAuthenticator
+from tests.support.wire import DeviceSocket
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory):
+    workdir = tmp_path_factory.mktemp("cluster")
+    os.chmod(workdir, 0o755)
+    started = start_cluster(
+        workdir,
+        nodes=2,
+        durable=False,
+        extra_env={"PARLEY_SEND_RATE": "100000", "PARLEY_SEND_BURST": "100000"},
+    )
+    yield started
+    started.stop()
+
+
+def account(cluster: Cluster, username: str) -> tuple[PrimaryActor, HttpTransport]:
+    node = cluster.nodes[0]
+    transport = HttpTransport(node.url)
+    return PrimaryActor(
+        transport, SoftAuthenticator(origin=node.url), username=username
+    ).sign_up(), transport
+
+
+def socket_on(cluster: Cluster, node: int, transport: HttpTransport) -> DeviceSocket:
+    target = cluster.nodes[node]
+    # The session lives in PostgreSQL, so the cookie from node 0 is valid on every node.
+    return DeviceSocket(ws_url=target.ws_url, origin=target.url, cookie=transport.cookie_header())
+
+
+async def test_devices_on_different_nodes_exchange_messages(cluster):
+    alice, alice_http = await asyncio.to_thread(account, cluster, "alice1")
+    bob, bob_http = await asyncio.to_thread(account, cluster, "bob1")
+    to_bob = await socket_on(cluster, 0, alice_http).connect()
+    at_bob = await socket_on(cluster, 1, bob_http).connect()
+    await to_bob.send("hello", "bob1", {bob.device_id: b"ciphertext for bob"})
+    assert (await to_bob.next("accepted"))["id"] == "hello"
+    delivered = await at_bob.next("deliver")
+    assert [e["id"] for e in delivered["envelopes"]] == ["hello"]
+    await at_bob.send("hi back", "alice1", {alice.device_id: b"ciphertext for alice"})
+    await at_bob.next("accepted")
+    assert [e["id"] for e in (await to_bob.next("deliver"))["envelopes"]] == ["hi back"]
+    await to_bob.close()
+    await at_bob.close()
+
+
+async def test_a_log_out_on_one_node_closes_the_socket_on_the_other(cluster):
+    alice, alice_http = await asyncio.to_thread(account, cluster, "alice2")
+    laptop_http = HttpTransport(cluster.nodes[0].url)
+    laptop = await asyncio.to_thread(link, alice, CompanionActor(laptop_http))
+    laptop_socket = await socket_on(cluster, 1, laptop_http).connect()
+    await asyncio.to_thread(alice.revoke, laptop.device_id)
+    assert await laptop_socket.next("revoked") == {
+        "type": "revoked",
+        "v": 1,
+        "reason": "removed_by_primary",
+    }
+    assert (await laptop_socket.next("closed"))["code"] == 4001
+    await laptop_socket.close()
+
+
+async def test_a_node_killed_under_load_loses_no_accepted_envelope(cluster):
+    alice, alice_http = await asyncio.to_thread(account, cluster, "alice3")
+    bob, bob_http = await asyncio.to_thread(account, cluster, "bob3")
+    victim = cluster.nodes[1]
+    accepted: set[str] = set()
+    received: list[str] = []
+
+    async def receiver() -> None:
+        """Bob's device sits on the victim node, then reconnects to the survivor and drains."""
+        sock = await socket_on(cluster, 1, bob_http).connect()
+        await sock.next("closed", within=30)
+        received.extend(e["id"] for e in sock.received)
+        survivor = await socket_on(cluster, 0, bob_http).connect()
+        while len(set(received) | {e["id"] for e in survivor.received}) < 200:
+            await survivor.next("deliver", within=10)
+        received.extend(e["id"] for e in survivor.received)
+        await survivor.close()
+
+    async def sender() -> None:
+        """Alice sends 200 envelopes through the victim node; unanswered ones are resent to
+        the survivor with the same id (idempotent at the server)."""
+        sock = await socket_on(cluster, 1, alice_http).connect()
+        pending = [f"m{n:03d}" for n in range(200)]
+        for n, envelope_id in enumerate(pending):
+            if n == 80:
+                victim.stop(kill=True)
+            try:
+                await sock.send(envelope_id, "bob3", {bob.device_id: envelope_id.encode()})
+                frame = await sock.next("accepted", "closed", within=5)
+                if frame["type"] == "accepted":
+                    accepted.add(envelope_id)
+                    continue
+            except Exception:
+                pass
+            break
+        survivor = await socket_on(cluster, 0, alice_http).connect()
+        for envelope_id in pending:
+            if envelope_id not in accepted:
+                await survivor.send(envelope_id, "bob3", {bob.device_id: envelope_id.encode()})
+                assert (await survivor.next("accepted", within=5))["id"] == envelope_id
+                accepted.add(envelope_id)
+        await survivor.close()
+
+    try:
+        await asyncio.gather(receiver(), sender())
+    finally:
+        victim.start()
+    unique = list(dict.fromkeys(received))
+    print(
+        f"accepted {len(accepted)}, delivered {len(received)} ({len(unique)} after de-duplication)"
+    )
+    assert set(unique) == accepted and len(accepted) == 200

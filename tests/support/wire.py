@@ -1,0 +1,84 @@
+"""A device socket for tests and benchmarks: send envelopes, receive deliveries, ack them.
+Frames as in docs/protocol.md section 20; ciphertexts here are opaque test bytes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import websockets
+
+from protocol.encoding import b64u_encode
+
+
+@dataclass
+class DeviceSocket:
+    ws_url: str
+    origin: str
+    cookie: str
+    socket: Any = None
+    frames: asyncio.Queue = field(default_factory=asyncio.Queue)
+    received: list[dict[str, Any]] = field(default_factory=list)
+    reader: asyncio.Task | None = None
+    auto_ack: bool = True
+
+    async def connect(self) -> DeviceSocket:
+        self.socket = await websockets.connect(
+            f"{self.ws_url}/ws/device/",
+            origin=self.origin,
+            additional_headers={"Cookie": self.cookie},
+            compression=None,
+            max_size=2**21,
+        )
+        self.reader = asyncio.create_task(self._read())
+        return self
+
+    async def _read(self) -> None:
+        try:
+            async for text in self.socket:
+                frame = json.loads(text)
+                if frame["type"] == "deliver":
+                    self.received.extend(frame["envelopes"])
+                    if self.auto_ack:
+                        await self.socket.send(
+                            json.dumps(
+                                {
+                                    "type": "ack",
+                                    "v": 1,
+                                    "seqs": [e["seq"] for e in frame["envelopes"]],
+                                }
+                            )
+                        )
+                await self.frames.put(frame)
+        except websockets.ConnectionClosed:
+            pass
+        finally:
+            await self.frames.put({"type": "closed", "code": self.socket.close_code})
+
+    async def send_frame(self, frame: dict[str, Any]) -> None:
+        await self.socket.send(json.dumps({"v": 1, **frame}))
+
+    async def send(self, envelope_id: str, recipient: str, targets: dict[str, bytes]) -> None:
+        await self.send_frame(
+            {
+                "type": "send",
+                "id": envelope_id,
+                "recipient": recipient,
+                "targets": {d: b64u_encode(c) for d, c in targets.items()},
+            }
+        )
+
+    async def next(self, *types: str, within: float = 5.0) -> dict[str, Any]:
+        """The next frame of one of `types` (others are skipped), waiting at most `within` s."""
+        while True:
+            frame = await asyncio.wait_for(self.frames.get(), within)
+            if not types or frame["type"] in types:
+                return frame
+
+    async def close(self) -> None:
+        if self.socket is not None:
+            await self.socket.close()
+        if self.reader is not None:
+            await asyncio.gather(self.reader, return_exceptions=True)
