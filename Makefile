@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint vendor vectors bench clean
+.PHONY: run test lint vendor cluster bench clean
 
 $(VENV)/.runtime: requirements.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -43,6 +43,15 @@ lint: $(VENV)/.dev
 ## vendor: copy the pinned browser libraries from node_modules into static/vendor (+ MANIFEST.json)
 vendor: node_modules/.installed
 	node scripts/vendor.mjs
+
+## cluster: PostgreSQL + Redis + two Daphne nodes on loopback (the scale-out setup); Ctrl-C stops it
+cluster: $(VENV)/.dev
+	@scripts/ensure-system-deps.sh
+	$(PY) scripts/cluster.py
+
+## bench: Parley against the bare websockets relay (loopback only, about a minute)
+bench: $(VENV)/.dev
+	$(PY) bench/load.py
 
 clean:
 	rm -rf $(VENV) node_modules var test-artifacts .pytest_cache .ruff_cache

@@ -41,6 +41,7 @@ urlpatterns = [
     path("api/link/<str:link_id>/approve/options", devices.link_approve_options),
     path("api/link/<str:link_id>/approve", devices.link_approve),
     path("api/link/<str:link_id>/complete", devices.link_complete),
+    path("api/link/<str:link_id>/decline", devices.link_decline),
     # history bundles for new devices
     path("api/history", messaging.history_upload),
     path("api/history/<str:blob_id>", messaging.history_download),

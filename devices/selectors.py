@@ -75,7 +75,7 @@ def one_time_prekey_count(device: Device) -> int:
 def link_summary_for_primary(link: LinkSession) -> dict[str, Any]:
     return {
         "link_id": link.id,
-        "state": link.state,
+        "state": link_state(link),
         "device_id": link.device_id,
         "name": link.name,
         "platform": link.platform,
@@ -87,10 +87,19 @@ def link_summary_for_primary(link: LinkSession) -> dict[str, Any]:
     }
 
 
+def link_state(link: LinkSession, *, now: datetime | None = None) -> str:
+    """The state a client sees: an unfinished request past its expiry is "expired"."""
+    unfinished = (LinkSession.State.WAITING, LinkSession.State.APPROVED, LinkSession.State.SIGNED)
+    if link.state in unfinished and link.expires_at <= (now or timezone.now()):
+        return "expired"
+    return link.state
+
+
 def link_summary_for_browser(link: LinkSession) -> dict[str, Any]:
     return {
         "link_id": link.id,
-        "state": link.state,
+        "state": link_state(link),
+        "server_time": timezone.now().isoformat(),
         "expires_at": link.expires_at.isoformat(),
         "provisioning": b64u_encode(bytes(link.provisioning)) if link.provisioning else None,
         "token_nonce": b64u_encode(bytes(link.token_nonce)) if link.token_nonce else None,

@@ -634,13 +634,20 @@ def link_redeem(*, link: LinkSession, signature: bytes, now: datetime | None = N
             )
         except ProtocolError as error:
             raise LinkRefused(str(error), code=error.code) from None
-        link.state = LinkSession.State.REDEEMED
-        link.save(update_fields=["state"])
         device = Device.objects.get(pk=link.device_id)
         if device.revoked_at is not None:
             raise LinkRefused("This device was logged out.", code="device_revoked", status=403)
+        link.state = LinkSession.State.REDEEMED
+        link.save(update_fields=["state"])
         device_touch(device, now=moment, every=timedelta(0))
     return device
+
+
+def link_decline(*, link_id: str, device: Device, now: datetime | None = None) -> None:
+    """The primary refuses a link request; the new device is told at once."""
+    with transaction.atomic():
+        link = link_session_for_primary(link_id=link_id, device=device, now=now)
+        link_cancel(link=link)
 
 
 def link_cancel(*, link: LinkSession) -> None:

@@ -213,6 +213,12 @@ def link_approve(request: HttpRequest, link_id: str) -> dict:
 
 
 @api(methods=("POST",), device="primary")
+def link_decline(request: HttpRequest, link_id: str) -> dict:
+    services.link_decline(link_id=link_id, device=request_device(request))
+    return {"declined": True}
+
+
+@api(methods=("POST",), device="primary")
 def link_complete(request: HttpRequest, link_id: str) -> dict:
     data = v.json_body(request)
     device = services.link_complete(

@@ -143,3 +143,20 @@ def test_list_that_does_not_carry_the_new_device_signature_is_refused(primary):
     )
     assert status == 409 and body["error"]["code"] in {"device_list_mismatch", "invalid_signature"}
     assert not Device.objects.filter(pk=detail["device_id"]).exists()
+
+
+def test_an_expired_request_says_so_to_the_new_device(primary, settings):
+    settings.PARLEY_LINK_TTL_SECONDS = 0
+    companion = CompanionActor(DjangoTransport())
+    qr = companion.open_link()
+    assert companion.transport.get(f"/api/link/{qr.link_id}")[1]["state"] == "expired"
+
+
+def test_the_primary_can_decline_and_the_new_device_sees_it(primary):
+    companion = CompanionActor(DjangoTransport())
+    qr = companion.open_link()
+    assert primary.transport.post(f"/api/link/{qr.link_id}/decline", {})[0] == 200
+    assert companion.transport.get(f"/api/link/{qr.link_id}")[1]["state"] == "cancelled"
+    with pytest.raises(ApiFailure) as refused:
+        primary.approve(qr)
+    assert refused.value.code == "link_used"
