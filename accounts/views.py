@@ -8,6 +8,7 @@ from django.views.decorators.csrf import ensure_csrf_cookie
 
 from accounts import services
 from accounts.models import USERNAME_PATTERN
+from config import ratelimit
 from config import validation as v
 from config.api import api
 from devices import schemas
@@ -33,6 +34,7 @@ def _account(device) -> dict:
 
 @api(methods=("POST",), device=None)
 def register_options(request: HttpRequest) -> dict:
+    ratelimit.check("sign_in", ratelimit.client_address(request))
     data = v.json_body(request)
     username = v.string(
         data, "username", max_length=32, min_length=3, pattern=USERNAME_PATTERN[1:-1]
@@ -61,6 +63,7 @@ def register(request: HttpRequest) -> dict:
 
 @api(methods=("POST",), device=None)
 def signin_options(request: HttpRequest) -> dict:
+    ratelimit.check("sign_in", ratelimit.client_address(request))
     challenge, options = services.primary_sign_in_begin()
     return {"challenge_id": challenge.token, "options": options}
 
@@ -80,6 +83,7 @@ def signin(request: HttpRequest) -> dict:
 
 @api(methods=("POST",), device=None)
 def device_signin_options(request: HttpRequest) -> dict:
+    ratelimit.check("sign_in", ratelimit.client_address(request))
     data = v.json_body(request)
     challenge = services.device_sign_in_begin(
         device_id=v.string(data, "device_id", max_length=32, pattern=schemas.DEVICE_ID_PATTERN)

@@ -119,13 +119,25 @@ if REDIS_URL:
             "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": None}]},
         }
     }
+    CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+    }
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
+_https = _origin.scheme == "https"
+# Behind a TLS-terminating load balancer, trust its X-Forwarded-Proto (docs/operations.md).
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if _https else None
+SECURE_SSL_REDIRECT = _https and not DEBUG
+SECURE_HSTS_SECONDS = (
+    int(os.environ.get("SECURE_HSTS_SECONDS", "31536000")) if _https and not DEBUG else 0
+)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = _env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+SECURE_HSTS_PRELOAD = _env_bool("SECURE_HSTS_PRELOAD", True)
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
-SESSION_COOKIE_SECURE = _origin.scheme == "https"
-CSRF_COOKIE_SECURE = _origin.scheme == "https"
+SESSION_COOKIE_SECURE = _https
+CSRF_COOKIE_SECURE = _https
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "no-referrer"
 X_FRAME_OPTIONS = "DENY"
@@ -163,3 +175,17 @@ PARLEY_SEND_RATE = float(os.environ.get("PARLEY_SEND_RATE", "200"))  # sends per
 PARLEY_SEND_BURST = int(os.environ.get("PARLEY_SEND_BURST", "2000"))
 PARLEY_HISTORY_MAX_BYTES = int(os.environ.get("PARLEY_HISTORY_MAX_BYTES", str(64 * 1024 * 1024)))
 DATA_UPLOAD_MAX_MEMORY_SIZE = PARLEY_HISTORY_MAX_BYTES + 1024
+
+
+def _rate(name: str, default: str) -> tuple[int, int]:
+    """A limit written as "requests/seconds", e.g. PARLEY_RATE_SIGN_IN=20/60."""
+    count, seconds = os.environ.get(f"PARLEY_RATE_{name.upper()}", default).split("/")
+    return int(count), int(seconds)
+
+
+# Per client IP address (sign_in, link) or per requesting device and account (bundles).
+PARLEY_RATE_LIMITS = {
+    "sign_in": _rate("sign_in", "30/60"),
+    "link": _rate("link", "20/60"),
+    "bundles": _rate("bundles", "60/60"),
+}

@@ -9,6 +9,7 @@ from django.views.decorators.csrf import ensure_csrf_cookie
 
 from accounts.models import User
 from accounts.passkeys import authentication_options
+from config import ratelimit
 from config import validation as v
 from config.api import api
 from config.errors import NotFound
@@ -83,6 +84,8 @@ def account_device_list(request: HttpRequest, username: str) -> dict:
 
 @api(methods=("POST",))
 def account_prekey_bundles(request: HttpRequest, username: str) -> dict:
+    # Per requester and account, so nobody drains a device's one-time prekeys.
+    ratelimit.check("bundles", f"{request_device(request).id}:{username[:32]}")
     user = User.objects.filter(username=username, is_active=True).first()
     if user is None:
         raise NotFound(f"No account named {username!r}.", code="account_not_found")
@@ -109,6 +112,7 @@ def own_prekeys(request: HttpRequest) -> dict:
 
 @api(methods=("POST",), device=None)
 def link_open(request: HttpRequest) -> HttpResponse:
+    ratelimit.check("link", ratelimit.client_address(request))
     data = v.json_body(request)
     link, secret = services.link_session_open(
         new=schemas.new_device(data), ephemeral_key=v.binary(data, "ephemeral_key", length=32)

@@ -124,3 +124,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if browser_dir in Path(item.fspath).parents:
             item.add_marker(pytest.mark.browser)
     items.sort(key=lambda item: item.get_closest_marker("browser") is not None)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_rate_limits():
+    """Each test starts with empty rate-limit counters (they live in the process's cache)."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield

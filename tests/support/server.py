@@ -87,6 +87,10 @@ def start_server(
             "DEBUG": "1",
             "PYTHONUNBUFFERED": "1",
             "DJANGO_SETTINGS_MODULE": "config.settings",
+            # Many test devices share 127.0.0.1; the limits themselves are tested in-process.
+            "PARLEY_RATE_SIGN_IN": "10000/60",
+            "PARLEY_RATE_LINK": "10000/60",
+            "PARLEY_RATE_BUNDLES": "10000/60",
         }
     )
     if redis_url:
