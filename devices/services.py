@@ -405,7 +405,11 @@ def link_session_for_primary(
             code="not_primary",
         )
     with transaction.atomic():
-        return _link_for_update(link_id, now=_now(now))
+        link = _link_for_update(link_id, now=_now(now))
+        if link.user_id is not None and link.user_id != device.user_id:
+            # Approved by another account: the same answer as for a link that does not exist.
+            raise NotFound("This link request does not exist.", code="link_not_found")
+        return link
 
 
 def _companion_count(user: User) -> int:

@@ -1,0 +1,196 @@
+"""Hostile input, property-based: random JSON to every HTTP endpoint and random frames to
+every WebSocket frame type. Never a 5xx or a crash; a refused input stores nothing.
+
+The budget is small by default; `PARLEY_FUZZ_EXAMPLES=2000 pytest tests/security` runs a
+larger one (docs/operations.md)."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+from asgiref.sync import async_to_sync
+from channels.testing import WebsocketCommunicator
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from config.asgi import application
+from tests.security.test_authorization import state_snapshot
+from tests.support.actors import CompanionActor, DjangoTransport, PrimaryActor, link
+from tests.support.softauthn import SoftAuthenticator
+
+ORIGIN = "http://localhost:8000"
+EXAMPLES = int(os.environ.get("PARLEY_FUZZ_EXAMPLES", "25"))
+FIELDS = [
+    "username",
+    "display_name",
+    "challenge_id",
+    "credential",
+    "device",
+    "device_id",
+    "identity_key",
+    "name",
+    "platform",
+    "signed_prekey",
+    "one_time_prekeys",
+    "device_list",
+    "device_signature",
+    "signature",
+    "ephemeral_key",
+    "provisioning",
+    "send_history",
+    "id",
+    "public_key",
+    "recipient",
+    "targets",
+    "seqs",
+    "type",
+    "v",
+]
+scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=False),
+    st.text(max_size=40),
+    st.sampled_from(["AAAA", "A" * 22, "A" * 43, "alice", "", "\x00", "ÿ" * 70]),
+)
+values = st.recursive(
+    scalars,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4), st.dictionaries(st.sampled_from(FIELDS), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+bodies = st.dictionaries(
+    st.one_of(st.sampled_from(FIELDS), st.text(max_size=8)), values, max_size=8
+)
+fuzz = settings(
+    max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), database=None
+)
+
+POST_PATHS = [
+    "/api/accounts/register/options",
+    "/api/accounts/register",
+    "/api/accounts/signin/options",
+    "/api/accounts/signin",
+    "/api/devices/signin/options",
+    "/api/devices/signin",
+    "/api/devices/list",
+    "/api/devices/{laptop}/revoke",
+    "/api/prekeys",
+    "/api/accounts/alice/bundles",
+    "/api/link",
+    "/api/link/{link}/device-signature",
+    "/api/link/{link}/redeem",
+    "/api/link/{link}/cancel",
+    "/api/link/{link}/approve/options",
+    "/api/link/{link}/approve",
+    "/api/link/{link}/complete",
+    "/api/link/{link}/decline",
+]
+
+
+@pytest.fixture
+def world(db):
+    alice = PrimaryActor(
+        DjangoTransport(), SoftAuthenticator(origin=ORIGIN), username="alice"
+    ).sign_up()
+    laptop = link(alice, CompanionActor(DjangoTransport()))
+    waiting = CompanionActor(DjangoTransport())
+    qr = waiting.open_link()
+    return {
+        "alice": alice,
+        "laptop": laptop,
+        "waiting": waiting,
+        "ids": {"laptop": laptop.device_id, "link": qr.link_id},
+    }
+
+
+@pytest.mark.parametrize("path", POST_PATHS)
+def test_random_json_to_an_endpoint_never_errors_and_stores_nothing_when_refused(world, path):
+    url = path.format(**world["ids"])
+    callers = [
+        world["alice"].transport.client,
+        world["waiting"].transport.client,
+        DjangoTransport().client,
+    ]
+
+    @fuzz
+    @given(body=bodies, caller=st.sampled_from(range(len(callers))))
+    def probe(body, caller):
+        before = state_snapshot()
+        response = callers[caller].post(url, json.dumps(body), content_type="application/json")
+        assert response.status_code < 500, response.content
+        assert response["Content-Type"] == "application/json"
+        if response.status_code >= 400:
+            assert set(response.json()["error"]) == {"code", "message", "data"}
+            assert state_snapshot() == before
+
+    probe()
+
+
+def test_raw_garbage_bodies_are_refused_with_json_errors(world):
+    client = world["alice"].transport.client
+    for body, content_type in [
+        (b"\xff\xfe", "application/json"),
+        (b"[]", "application/json"),
+        (b"{", "application/json"),
+        (b"{}", "text/plain"),
+        (b"x" * 70_000, "application/json"),
+    ]:
+        response = client.post("/api/prekeys", body, content_type=content_type)
+        assert 400 <= response.status_code < 500 and response.json()["error"]["code"]
+
+
+frames = st.one_of(
+    st.text(min_size=1, max_size=60),  # the test communicator cannot send an empty frame
+    bodies.map(json.dumps),
+    st.builds(
+        lambda t, b: json.dumps({"type": t, "v": 1, **b}),
+        st.sampled_from(["send", "ack", "fetch", "ping", "deliver", "x"]),
+        bodies,
+    ),
+)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_random_frames_get_an_error_frame_or_an_answer_and_the_socket_survives():
+    alice = PrimaryActor(
+        DjangoTransport(), SoftAuthenticator(origin=ORIGIN), username="alice"
+    ).sign_up()
+    cookie = "; ".join(f"{k}={v.value}" for k, v in alice.transport.client.cookies.items())
+
+    async def exchange(frame: str) -> list[dict]:
+        socket = WebsocketCommunicator(
+            application,
+            "/ws/device/",
+            headers=[(b"origin", ORIGIN.encode()), (b"cookie", cookie.encode())],
+        )
+        assert (await socket.connect())[0]
+        await socket.send_to(text_data=frame)
+        await socket.send_to(text_data=json.dumps({"type": "ping", "v": 1, "id": "alive"}))
+        replies = []
+        while True:
+            reply = await socket.receive_json_from(timeout=5)
+            replies.append(reply)
+            if reply == {"type": "pong", "v": 1, "id": "alive"}:
+                break
+        await socket.disconnect()
+        return replies
+
+    @fuzz
+    @given(frame=frames)
+    def probe(frame):
+        before = state_snapshot()
+        replies = async_to_sync(exchange)(frame)
+        for reply in replies[:-1]:
+            assert reply["type"] in {"error", "pong", "deliver"}, reply
+            if reply["type"] == "error":
+                assert reply["code"] and reply["message"]
+        assert {k: v for k, v in state_snapshot().items() if k != "devices.DeviceSocket"} == {
+            k: v for k, v in before.items() if k != "devices.DeviceSocket"
+        }
+
+    probe()
