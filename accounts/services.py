@@ -164,3 +164,44 @@ def device_sign_in(
         raise Forbidden("This device was logged out.", code="device_revoked")
     _verify_device_key(device, bytes(challenge.challenge), signature)
     return device
+
+
+def account_reregister(
+    *,
+    challenge_token: str,
+    credential: dict,
+    device: NewDevice,
+    signed_prekey: SignedPrekeyIn,
+    one_time_prekeys: list[OneTimePrekeyIn],
+    device_list: dl.DeviceList,
+    now: datetime | None = None,
+) -> Device:
+    """Make this browser the account's new primary (the old phone is lost): the passkey
+    proves the person; the account key becomes this browser's identity key, every other
+    device is logged out, and contacts see the account key change ("security code changed")
+    in list v+1."""
+    moment = now_or_default(now)
+    challenge = challenge_consume(
+        token=challenge_token, purpose=Challenge.Purpose.SIGN_IN, now=moment
+    )
+    passkey = passkey_assert(user=None, challenge=challenge, credential=credential, now=moment)
+    if device_list.account_key != device.identity_key:
+        raise device_services.DeviceListRefused(
+            "The new list must be signed by this browser's identity key.",
+            code="device_list_mismatch",
+        )
+    user = passkey.user
+    with transaction.atomic():
+        User.objects.select_for_update().filter(pk=user.pk).first()
+        device_services.account_reset(user=user, now=moment)
+        primary = device_services.device_create(user=user, new=device, is_primary=True, now=moment)
+        device_services.device_list_store(
+            user=user, device_list=device_list, expected_ids={primary.id}, reset=True, now=moment
+        )
+        device_services.prekeys_store(
+            device=primary,
+            signed_prekey=signed_prekey,
+            one_time_prekeys=one_time_prekeys,
+            now=moment,
+        )
+    return primary

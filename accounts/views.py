@@ -106,3 +106,18 @@ def device_signin(request: HttpRequest) -> dict:
 @api(methods=("GET",))
 def me(request: HttpRequest) -> dict:
     return _account(request_device(request))
+
+
+@api(methods=("POST",), device=None)
+def reregister(request: HttpRequest) -> dict:
+    data = v.json_body(request)
+    device = services.account_reregister(
+        challenge_token=v.string(data, "challenge_id", max_length=64),
+        credential=v.obj(data, "credential"),
+        device=schemas.new_device(v.obj(data, "device")),
+        signed_prekey=schemas.signed_prekey(data),
+        one_time_prekeys=schemas.one_time_prekeys(data),
+        device_list=schemas.device_list(data),
+    )
+    sign_in_device(request, device)
+    return _account(device)

@@ -287,6 +287,13 @@ def _cut_off(device: Device, *, reason: str, moment: datetime) -> None:
     )
 
 
+def account_reset(*, user: User, now: datetime | None = None) -> None:
+    """Log out every device of the account (the primary left, or a new primary took over).
+    Runs inside the caller's transaction."""
+    for device in Device.objects.filter(user=user, revoked_at__isnull=True):
+        _cut_off(device, reason="account_reset", moment=_now(now))
+
+
 def device_revoke(
     *, actor: Device, target: Device, device_list: dl.DeviceList | None, now: datetime | None = None
 ) -> None:
@@ -306,8 +313,7 @@ def device_revoke(
     with transaction.atomic():
         User.objects.select_for_update().filter(pk=actor.user_id).first()
         if target.is_primary:
-            for device in Device.objects.filter(user_id=actor.user_id, revoked_at__isnull=True):
-                _cut_off(device, reason="account_reset", moment=moment)
+            account_reset(user=actor.user, now=moment)
             return
         if actor.pk != target.pk:
             if device_list is None:
