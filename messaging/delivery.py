@@ -1,24 +1,93 @@
-"""Async adapters of the queue services for consumers (never block the event loop)."""
+"""The consumer's way into the queue: group commit, batch reads, doorbells.
+
+One writer per event loop: sends and acks that arrive while a transaction is being committed
+wait for the next one and share it. There is no timer, so a lone request on an idle server
+is committed at once, and batches grow by themselves under load (FIELD-NOTES: group commit
+took the durable path from 470 to 1,126 envelopes/s). Nothing is acknowledged before its
+commit; doorbells ring only after it.
+"""
 
 from __future__ import annotations
 
-from channels.db import database_sync_to_async
+import asyncio
+import weakref
+from dataclasses import dataclass, field
+from typing import Any
 
-from config.errors import Forbidden
-from devices.models import Device
+from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
+
+from config.errors import AppError
+from devices import events
 from messaging import services
 from messaging.schemas import SendRequest
 
-
-@database_sync_to_async
-def accept(*, device_id: str, send: SendRequest) -> list[str]:
-    sender = (
-        Device.objects.select_related("user").filter(pk=device_id, revoked_at__isnull=True).first()
-    )
-    if sender is None:
-        raise Forbidden("This device was logged out.", code="device_revoked")
-    return services.envelope_accept(sender_device=sender, send=send)
-
-
 batch = database_sync_to_async(services.queue_batch)
-ack = database_sync_to_async(services.envelope_ack)
+
+
+@dataclass
+class _Writer:
+    sends: list[tuple[services.SendItem, asyncio.Future[Any]]] = field(default_factory=list)
+    acks: list[tuple[str, list[int], asyncio.Future[Any]]] = field(default_factory=list)
+    task: asyncio.Task[None] | None = None
+
+    def kick(self) -> None:
+        if self.task is None or self.task.done():
+            self.task = asyncio.get_running_loop().create_task(self._run())
+
+    async def _run(self) -> None:
+        while self.sends or self.acks:
+            sends, self.sends = self.sends, []
+            acks, self.acks = self.acks, []
+            try:
+                results = await database_sync_to_async(services.envelopes_commit)(
+                    sends=[item for item, _ in sends], acks=[(d, seqs) for d, seqs, _ in acks]
+                )
+            except Exception as error:  # the whole transaction failed: nobody is acknowledged
+                for _, future in sends:
+                    future.set_exception(error)
+                for _, _, future in acks:
+                    future.set_exception(error)
+                continue
+            targets: set[str] = set()
+            for (_, future), result in zip(sends, results, strict=True):
+                if isinstance(result, AppError):
+                    future.set_exception(result)
+                else:
+                    targets.update(result)
+                    future.set_result(result)
+            for _, _, future in acks:
+                future.set_result(None)
+            layer = get_channel_layer()
+            for device_id in sorted(targets):
+                await layer.group_send(events.device_group(device_id), {"type": "queue.ready"})
+
+
+_writers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Writer] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _writer() -> _Writer:
+    loop = asyncio.get_running_loop()
+    writer = _writers.get(loop)
+    if writer is None:
+        writer = _writers[loop] = _Writer()
+    return writer
+
+
+async def accept(*, device_id: str, send: SendRequest) -> list[str]:
+    """Store `send` durably (with whatever else is waiting); return its target device ids."""
+    writer = _writer()
+    future = asyncio.get_running_loop().create_future()
+    writer.sends.append((services.SendItem(sender_device_id=device_id, send=send), future))
+    writer.kick()
+    return await future
+
+
+async def ack(*, device_id: str, seqs: list[int]) -> None:
+    writer = _writer()
+    future = asyncio.get_running_loop().create_future()
+    writer.acks.append((device_id, seqs, future))
+    writer.kick()
+    await future

@@ -169,14 +169,21 @@ export function validateBody(contentType, body) {
   }
 }
 
+/** @param {unknown} value @param {number} length @returns {boolean} */
+function isBytes(value, length) {
+  return value instanceof Uint8Array && value.length === length;
+}
+
 /**
+ * Section 10 layout; refuses (MalformedMessage) an unknown type, a body that does not match
+ * its type, wrong sizes, and a timestamp or list version outside 0..2^53-1.
  * @param {Content} content
  * @returns {Uint8Array} padded to a multiple of 64 bytes
  */
 export function encodeContent(content) {
   validateBody(content.type, content.body);
-  expect(content.messageId?.length === 16, "content: expected a 16-byte message id");
-  expect(content.senderListHash?.length === 32, "content: expected a 32-byte list hash");
+  expect(isBytes(content.messageId, 16), "content: expected a 16-byte message id");
+  expect(isBytes(content.senderListHash, 32), "content: expected a 32-byte list hash");
   const body = canonicalJson(content.body);
   expect(body.length <= MAX_BODY_BYTES, `content body: expected at most ${MAX_BODY_BYTES} bytes`);
   const out = concatBytes(

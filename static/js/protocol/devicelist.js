@@ -265,7 +265,7 @@ export function verifyLinkSignature(
  */
 export function signDeviceList(account, { accountId, version, timestamp, devices }) {
   const sorted = [...devices].sort((a, b) =>
-    compareBytes(utf8Encode(a.deviceId), utf8Encode(b.deviceId)),
+    compareBytes(deviceIdBytes(a.deviceId), deviceIdBytes(b.deviceId)),
   );
   const unsigned = new DeviceList({
     accountId,
@@ -278,34 +278,78 @@ export function signDeviceList(account, { accountId, version, timestamp, devices
   return unsigned;
 }
 
-/** @param {DeviceList} deviceList */
+/**
+ * UTF-8 of a `str` field: a string without lone surrogates, at most 65535 bytes.
+ * @param {unknown} value
+ * @param {string} what
+ * @returns {Uint8Array}
+ */
+function strBytes(value, what) {
+  const raw = utf8Encode(/** @type {string} */ (value), MalformedDeviceList);
+  if (raw.length > 0xffff) {
+    throw new MalformedDeviceList(`expected ${what} of at most 65535 bytes, got ${raw.length}`);
+  }
+  return raw;
+}
+
+/** @param {unknown} deviceId @returns {Uint8Array} */
+function deviceIdBytes(deviceId) {
+  return strBytes(deviceId, "a device id");
+}
+
+/** @param {unknown} value @param {number} length @returns {boolean} */
+function isBytes(value, length) {
+  return value instanceof Uint8Array && value.length === length;
+}
+
+/** @param {unknown} value @returns {boolean} */
+function isUint(value) {
+  return Number.isSafeInteger(value) && /** @type {number} */ (value) >= 0;
+}
+
+/**
+ * Section 4.3 step 1: every field has its type and size, so list_bytes cannot fail.
+ * @param {DeviceList} deviceList
+ */
 function checkStructure(deviceList) {
   const devices = deviceList.devices;
-  if (!(devices.length >= 1 && devices.length <= MAX_DEVICES)) {
-    throw new MalformedDeviceList(`expected 1 to ${MAX_DEVICES} devices, got ${devices.length}`);
+  if (!Array.isArray(devices) || !(devices.length >= 1 && devices.length <= MAX_DEVICES)) {
+    const got = Array.isArray(devices) ? devices.length : typeof devices;
+    throw new MalformedDeviceList(`expected 1 to ${MAX_DEVICES} devices, got ${got}`);
   }
-  if (!(deviceList.accountKey instanceof Uint8Array) || deviceList.accountKey.length !== 32) {
+  strBytes(deviceList.accountId, "an account id");
+  if (!isBytes(deviceList.accountKey, 32)) {
     throw new MalformedDeviceList("expected a 32-byte account key");
   }
   for (const [value, what] of [
     [deviceList.version, "version"],
     [deviceList.timestamp, "timestamp"],
   ]) {
-    if (!Number.isSafeInteger(value) || /** @type {number} */ (value) < 0) {
-      throw new MalformedDeviceList(`expected ${what} to fit in u64`);
+    if (!isUint(value)) {
+      throw new MalformedDeviceList(`expected ${what} to be an integer in 0..2^53-1`);
     }
   }
-  const ids = devices.map((d) => utf8Encode(d.deviceId));
+  for (const d of devices) {
+    if (d === null || typeof d !== "object") {
+      throw new MalformedDeviceList(`expected device entries, got ${d === null ? "null" : typeof d}`);
+    }
+    if (!isUint(d.addedAt)) {
+      throw new MalformedDeviceList("expected added_at to be an integer in 0..2^53-1");
+    }
+    if (d.deviceSignature !== null && !isBytes(d.deviceSignature, 64)) {
+      throw new MalformedDeviceList("expected a 64-byte device signature or none");
+    }
+  }
+  const ids = devices.map((d) => deviceIdBytes(d.deviceId));
   for (let i = 1; i < ids.length; i++) {
     if (compareBytes(ids[i - 1], ids[i]) >= 0) {
       throw new MalformedDeviceList("expected device ids unique and sorted by their UTF-8 bytes");
     }
   }
   const keys = devices.map((d) => d.identityKey);
-  const unique = new Set(keys.map((k) => b64uEncode(k)));
   if (
-    keys.some((k) => !(k instanceof Uint8Array) || k.length !== 32) ||
-    unique.size !== keys.length
+    keys.some((k) => !isBytes(k, 32)) ||
+    new Set(keys.map((k) => b64uEncode(k))).size !== keys.length
   ) {
     throw new MalformedDeviceList("expected unique 32-byte identity keys");
   }

@@ -3,6 +3,8 @@
 import { MalformedMessage } from "./exceptions.js";
 
 export const MAX_SAFE_INTEGER = Number.MAX_SAFE_INTEGER;
+/** Arrays and objects nest at most this deep in canonical JSON (section 2.2). */
+export const MAX_JSON_DEPTH = 32;
 
 const encoder = new TextEncoder();
 // ignoreBOM keeps a leading U+FEFF as a character, as Python's bytes.decode("utf-8") does.
@@ -17,16 +19,18 @@ function isWellFormed(value) {
 }
 
 /**
- * UTF-8 bytes of a string; refuses lone surrogates instead of replacing them.
+ * UTF-8 bytes of a string; refuses non-strings and lone surrogates (instead of replacing
+ * them) with `error`.
  * @param {string} value
+ * @param {new (message: string) => Error} [error]
  * @returns {Uint8Array}
  */
-export function utf8Encode(value) {
+export function utf8Encode(value, error = MalformedMessage) {
   if (typeof value !== "string") {
-    throw new MalformedMessage(`expected a string, got ${typeof value}`);
+    throw new error(`expected a string, got ${typeof value}`);
   }
   if (!isWellFormed(value)) {
-    throw new MalformedMessage("expected a string encodable as UTF-8, got lone surrogates");
+    throw new error("expected a string encodable as UTF-8, got lone surrogates");
   }
   return encoder.encode(value);
 }
@@ -345,8 +349,12 @@ function jsonString(value) {
   return JSON.stringify(value);
 }
 
-/** @param {unknown} value @returns {string} */
-function canonicalText(value) {
+/**
+ * @param {unknown} value
+ * @param {number} [depth] arrays and objects around `value`
+ * @returns {string}
+ */
+function canonicalText(value, depth = 0) {
   if (value === null) return "null";
   if (value === true) return "true";
   if (value === false) return "false";
@@ -357,11 +365,17 @@ function canonicalText(value) {
     }
     return String(value);
   }
-  if (Array.isArray(value)) return `[${value.map(canonicalText).join(",")}]`;
+  const isArray = Array.isArray(value);
+  if ((isArray || isPlainObject(value)) && depth >= MAX_JSON_DEPTH) {
+    throw new MalformedMessage(`expected JSON nested at most ${MAX_JSON_DEPTH} levels deep`);
+  }
+  if (isArray) {
+    return `[${/** @type {unknown[]} */ (value).map((item) => canonicalText(item, depth + 1)).join(",")}]`;
+  }
   if (isPlainObject(value)) {
     const object = /** @type {Record<string, unknown>} */ (value);
     const keys = Object.keys(object).sort(compareCodePoints);
-    return `{${keys.map((k) => `${jsonString(k)}:${canonicalText(object[k])}`).join(",")}}`;
+    return `{${keys.map((k) => `${jsonString(k)}:${canonicalText(object[k], depth + 1)}`).join(",")}}`;
   }
   throw new MalformedMessage(
     `expected a JSON string, integer, bool, null, list or object, got ${typeof value}`,
@@ -369,7 +383,8 @@ function canonicalText(value) {
 }
 
 /**
- * Canonical JSON (section 2.2): sorted keys, no whitespace, raw UTF-8, integers only.
+ * Canonical JSON (section 2.2): sorted keys, no whitespace, raw UTF-8, integers only,
+ * nested at most MAX_JSON_DEPTH levels.
  * @param {unknown} value
  * @returns {Uint8Array}
  */
@@ -383,6 +398,7 @@ export function canonicalJson(value) {
  * @returns {any}
  */
 export function parseCanonicalJson(data) {
+  if (!(data instanceof Uint8Array)) throw new MalformedMessage("expected JSON bytes");
   let value;
   try {
     value = JSON.parse(utf8Decode(data));

@@ -115,12 +115,15 @@ export class DeviceKeys {
     }
     try {
       const spk = data.signed_prekey;
+      if (!Array.isArray(data.one_time_prekeys)) {
+        throw new MalformedMessage("device keys: expected a list of one-time prekeys");
+      }
       return new DeviceKeys({
         identity: IdentityKeyPair.fromSeed(
           b64uDecode(data.identity_seed, { length: 32, what: "identity_seed" }),
         ),
         signedPrekey: new SignedPrekey({
-          id: spk.id,
+          id: u32Field(spk.id, "signed prekey id"),
           key: X25519KeyPair.fromPrivate(
             b64uDecode(spk.private_key, { length: 32, what: "signed prekey" }),
           ),
@@ -129,7 +132,7 @@ export class DeviceKeys {
         oneTimePrekeys: data.one_time_prekeys.map(
           (/** @type {any} */ k) =>
             new OneTimePrekey({
-              id: k.id,
+              id: u32Field(k.id, "one-time prekey id"),
               key: X25519KeyPair.fromPrivate(
                 b64uDecode(k.private_key, { length: 32, what: "one-time prekey" }),
               ),

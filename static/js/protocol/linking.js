@@ -17,12 +17,18 @@ import * as primitives from "./primitives.js";
 /** @typedef {import("./keys.js").IdentityKeyPair} IdentityKeyPair */
 /** @typedef {import("./keys.js").X25519KeyPair} X25519KeyPair */
 
+/** @param {Uint8Array} value @param {string} what @returns {Uint8Array} */
+function bytes32(value, what) {
+  if (!(value instanceof Uint8Array) || value.length !== 32) {
+    const got = value instanceof Uint8Array ? value.length : typeof value;
+    throw new InvalidKey(`${what}: expected 32 bytes, got ${got}`);
+  }
+  return value;
+}
+
 /** @param {Uint8Array} nonce @returns {Uint8Array} */
 function checkNonce(nonce) {
-  if (!(nonce instanceof Uint8Array) || nonce.length !== 32) {
-    throw new InvalidKey(`nonce: expected 32 bytes, got ${nonce?.length}`);
-  }
-  return nonce;
+  return bytes32(nonce, "nonce");
 }
 
 /**
@@ -34,7 +40,12 @@ function checkNonce(nonce) {
 export function linkChallenge({ serverNonce, linkId, companionIdentityKey, ephemeralKey }) {
   return primitives.hash32(
     "Parley v1 link challenge",
-    concatBytes(checkNonce(serverNonce), encStr(linkId), companionIdentityKey, ephemeralKey),
+    concatBytes(
+      checkNonce(serverNonce),
+      encStr(linkId),
+      bytes32(companionIdentityKey, "companion identity key"),
+      bytes32(ephemeralKey, "ephemeral key"),
+    ),
   );
 }
 
@@ -189,7 +200,11 @@ export function verifySignIn(signature, { identityKey, origin, deviceId, nonce }
 export function linkCheckCode({ linkId, companionIdentityKey, ephemeralKey }) {
   const d = primitives.hash32(
     "Parley v1 link check code",
-    concatBytes(encStr(linkId), companionIdentityKey, ephemeralKey),
+    concatBytes(
+      encStr(linkId),
+      bytes32(companionIdentityKey, "companion identity key"),
+      bytes32(ephemeralKey, "ephemeral key"),
+    ),
   );
   const n = ((d[0] << 24) >>> 0) + (d[1] << 16) + (d[2] << 8) + d[3];
   return String(n % 1000000).padStart(6, "0");

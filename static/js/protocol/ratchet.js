@@ -2,6 +2,7 @@
 
 import { b64uDecode, b64uEncode, bytesEqual, concatBytes, toHex } from "./encoding.js";
 import {
+  DecryptionFailed,
   MalformedMessage,
   ReplayDetected,
   TooManySkippedMessages,
@@ -162,6 +163,8 @@ export class Session {
 
   /**
    * Encrypt one message (section 6.3); draws rng(24) for the nonce.
+   * The state changes only once the message is encoded, so a counter or prekey id that does
+   * not fit its u32 field (MalformedMessage) leaves the session as it was.
    * @param {Uint8Array} plaintext
    * @param {Rng} rng
    * @returns {Uint8Array} wire bytes (a prekey message until the initiator hears back)
@@ -173,25 +176,29 @@ export class Session {
       );
     }
     const [messageKey, nextChainKey] = kdfCk(this.sendChainKey);
-    this.sendChainKey = nextChainKey;
     const header = new Header({ dh: this.dhSelf.public, pn: this.prevN, n: this.sendN });
-    this.sendN += 1;
+    const headerBytes = header.encode();
     const nonce = rng(24);
     const ciphertext = primitives.aeadEncrypt(
       messageKey,
       nonce,
       plaintext,
-      concatBytes(this.associatedData, header.encode()),
+      concatBytes(this.associatedData, headerBytes),
     );
     const message = new RatchetMessage({ header, nonce, ciphertext });
-    if (this.pendingPrekey === null) return message.encode();
-    return new PrekeyMessage({
-      identityKey: this.localIdentityKey,
-      baseKey: this.pendingPrekey.ephemeralKey,
-      signedPrekeyId: this.pendingPrekey.signedPrekeyId,
-      oneTimePrekeyId: this.pendingPrekey.oneTimePrekeyId,
-      message,
-    }).encode();
+    const wire =
+      this.pendingPrekey === null
+        ? message.encode()
+        : new PrekeyMessage({
+            identityKey: this.localIdentityKey,
+            baseKey: this.pendingPrekey.ephemeralKey,
+            signedPrekeyId: this.pendingPrekey.signedPrekeyId,
+            oneTimePrekeyId: this.pendingPrekey.oneTimePrekeyId,
+            message,
+          }).encode();
+    this.sendChainKey = nextChainKey;
+    this.sendN += 1;
+    return wire;
   }
 
   /**
@@ -252,8 +259,16 @@ export class Session {
       this._skip(header.pn);
       this._dhRatchet(header.dh, rng);
     }
+    if (this.recvChainKey === null) {
+      // The initiator before its first reply: DHr is the responder's signed prekey, which the
+      // responder never sends with, and there is no receiving chain. Deriving a key from "no
+      // chain" would make a key anyone can compute (a forgery), so refuse.
+      throw new DecryptionFailed(
+        "ratchet message: no receiving chain for this ratchet key (never sent with)",
+      );
+    }
     this._skip(header.n);
-    const [messageKey, nextChainKey] = kdfCk(/** @type {Uint8Array} */ (this.recvChainKey));
+    const [messageKey, nextChainKey] = kdfCk(this.recvChainKey);
     this.recvChainKey = nextChainKey;
     this.recvN += 1;
     return primitives.aeadDecrypt(messageKey, message.nonce, message.ciphertext, ad);
@@ -376,8 +391,18 @@ export class Session {
       if (!bytesEqual(dhSelf.public, key("dh_self_public"))) {
         throw new MalformedMessage("session: dh_self_public does not match dh_self_private");
       }
+      if (opt("recv_chain_key") !== null && opt("dh_remote") === null) {
+        throw new MalformedMessage("session: a receiving chain needs a remote ratchet key");
+      }
       const pending = data.pending_prekey;
       if (pending === undefined) throw new TypeError("missing pending_prekey");
+      if (!Array.isArray(data.skipped)) throw new TypeError("skipped: expected a list");
+      if (!Array.isArray(data.previous_dh_remote)) {
+        throw new TypeError("previous_dh_remote: expected a list");
+      }
+      if (pending !== null && (typeof pending !== "object" || Array.isArray(pending))) {
+        throw new TypeError("pending_prekey: expected an object or null");
+      }
       /** @type {Map<string, SkippedKey>} */
       const skipped = new Map();
       for (const s of data.skipped) {
@@ -411,11 +436,11 @@ export class Session {
             ? null
             : new PendingPrekey({
                 ephemeralKey: b64uDecode(pending.ephemeral_key, { length: 32, what: "ephemeral" }),
-                signedPrekeyId: counter(pending.signed_prekey_id, "signed_prekey_id"),
+                signedPrekeyId: counter(pending.signed_prekey_id, "signed_prekey_id", U32_MAX),
                 oneTimePrekeyId:
                   pending.one_time_prekey_id === null
                     ? null
-                    : counter(pending.one_time_prekey_id, "one_time_prekey_id"),
+                    : counter(pending.one_time_prekey_id, "one_time_prekey_id", U32_MAX),
               }),
       });
     } catch (error) {
@@ -427,10 +452,17 @@ export class Session {
   }
 }
 
-/** @param {unknown} value @param {string} what @returns {number} */
-function counter(value, what) {
-  if (!Number.isSafeInteger(value) || /** @type {number} */ (value) < 0) {
-    throw new MalformedMessage(`session ${what}: expected a non-negative integer, got ${value}`);
+const U32_MAX = 0xffffffff;
+
+/**
+ * @param {unknown} value
+ * @param {string} what
+ * @param {number} [max]
+ * @returns {number}
+ */
+function counter(value, what, max = Number.MAX_SAFE_INTEGER) {
+  if (!Number.isSafeInteger(value) || /** @type {number} */ (value) < 0 || value > max) {
+    throw new MalformedMessage(`session ${what}: expected an integer in 0..${max}, got ${value}`);
   }
   return /** @type {number} */ (value);
 }

@@ -1,0 +1,218 @@
+// This browser as a device: key generation, prekey uploads, device-key sign-in, and the
+// account-signed device list (checked, accepted and re-signed here; protocol in
+// static/js/protocol).
+
+import {
+  DeviceEntry,
+  DeviceKeys,
+  DeviceList,
+  encoding,
+  generateDeviceKeys,
+  generateOneTimePrekeys,
+  ready,
+  signDeviceList,
+  signIn,
+  systemRng,
+  verifyDeviceList,
+} from "../protocol/index.js";
+
+import { request } from "./api.js";
+import { getAcceptedList, putAcceptedList, putSelf } from "./store.js";
+
+const { b64uDecode, b64uEncode } = encoding;
+
+export const ONE_TIME_PREKEYS = 50;
+const LOW_WATER = 20;
+
+/** A random 16-byte device id (22 base64url characters). */
+export function newDeviceId() {
+  return b64uEncode(crypto.getRandomValues(new Uint8Array(16)));
+}
+
+/** "Chrome on macOS" and the like, from what the browser says about itself. */
+export function describePlatform() {
+  const data = /** @type {any} */ (navigator).userAgentData;
+  const ua = navigator.userAgent;
+  let os = data?.platform || "";
+  if (!os) {
+    if (/iPhone|iPad/.test(ua)) os = "iOS";
+    else if (/Android/.test(ua)) os = "Android";
+    else if (/Mac OS X/.test(ua)) os = "macOS";
+    else if (/Windows/.test(ua)) os = "Windows";
+    else if (/Linux/.test(ua)) os = "Linux";
+    else os = "an unknown system";
+  }
+  let browser = "Browser";
+  const brands = (data?.brands || []).map((b) => b.brand);
+  const known = ["Microsoft Edge", "Google Chrome", "Opera", "Brave", "Chromium"];
+  const brand = known.find((name) => brands.includes(name));
+  if (brand) browser = brand.replace("Google ", "");
+  else if (/Firefox\//.test(ua)) browser = "Firefox";
+  else if (/Edg\//.test(ua)) browser = "Edge";
+  else if (/Chrome\//.test(ua)) browser = "Chrome";
+  else if (/Safari\//.test(ua)) browser = "Safari";
+  return `${browser} on ${os}`;
+}
+
+/** Fresh device keys with one signed prekey and a pool of one-time prekeys. */
+export async function createDeviceKeys() {
+  await ready();
+  const ids = Array.from({ length: ONE_TIME_PREKEYS }, (_, i) => i + 1);
+  const keys = generateDeviceKeys(systemRng, { signedPrekeyId: 1, oneTimePrekeyIds: ids });
+  return { deviceId: newDeviceId(), keys, nextPrekeyId: ONE_TIME_PREKEYS + 1 };
+}
+
+/** @param {DeviceKeys} keys the public half of the signed prekey, as the API takes it */
+export function signedPrekeyUpload(keys) {
+  return {
+    id: keys.signedPrekey.id,
+    public_key: b64uEncode(keys.signedPrekey.key.public),
+    signature: b64uEncode(keys.signedPrekey.signature),
+  };
+}
+
+/** @param {import("../protocol/index.js").OneTimePrekey[]} prekeys */
+export function oneTimePrekeysUpload(prekeys) {
+  return prekeys.map((k) => ({ id: k.id, public_key: b64uEncode(k.key.public) }));
+}
+
+/** @param {{keys: any}} self @returns {Promise<DeviceKeys>} */
+export async function loadKeys(self) {
+  await ready();
+  return DeviceKeys.fromJSON(self.keys);
+}
+
+/**
+ * Sign this device back in with its identity key (a session that expired).
+ * @param {import("./store.js").SelfRecord} self
+ */
+export async function deviceSignIn(self) {
+  const keys = await loadKeys(self);
+  const { challenge_id, nonce } = await request("/api/devices/signin/options", {
+    method: "POST",
+    body: { device_id: self.deviceId },
+  });
+  const signature = signIn(keys.identity, {
+    origin: location.origin,
+    deviceId: self.deviceId,
+    nonce: b64uDecode(nonce, { length: 32, what: "nonce" }),
+  });
+  return request("/api/devices/signin", {
+    method: "POST",
+    body: { challenge_id, device_id: self.deviceId, signature: b64uEncode(signature) },
+  });
+}
+
+/**
+ * Top the server's pool of one-time prekeys up when it runs low.
+ * @param {import("./store.js").SelfRecord} self
+ * @param {(path: string, options?: any) => Promise<any>} call the signed-in API
+ */
+export async function topUpPrekeys(self, call) {
+  const { one_time_prekeys: count } = await call("/api/prekeys");
+  if (count >= LOW_WATER) return;
+  const keys = await loadKeys(self);
+  const ids = Array.from({ length: ONE_TIME_PREKEYS }, (_, i) => self.nextPrekeyId + i);
+  const fresh = generateOneTimePrekeys(ids, systemRng);
+  keys.oneTimePrekeys.push(...fresh);
+  // Keep the private halves before the server can hand out the public ones.
+  const updated = { ...self, keys: keys.toJSON(), nextPrekeyId: self.nextPrekeyId + ids.length };
+  await putSelf(updated);
+  await call("/api/prekeys", {
+    method: "POST",
+    body: { one_time_prekeys: oneTimePrekeysUpload(fresh) },
+  });
+  return updated;
+}
+
+/** The first list of a new account: version 1, only the primary. */
+export function firstDeviceList({ accountId, deviceId, keys }) {
+  const now = Date.now();
+  return signDeviceList(keys.identity, {
+    accountId,
+    version: 1,
+    timestamp: now,
+    devices: [
+      new DeviceEntry({
+        deviceId,
+        identityKey: keys.identity.public,
+        addedAt: now,
+        deviceSignature: null,
+      }),
+    ],
+  });
+}
+
+/**
+ * The next list, signed by the account key: the current devices minus `remove`, plus `add`.
+ * @param {DeviceKeys} keys the primary's keys
+ * @param {DeviceList} current
+ * @param {{remove?: string[], add?: DeviceEntry | null}} change
+ */
+export function nextDeviceList(keys, current, { remove = [], add = null }) {
+  const devices = current.devices.filter((d) => !remove.includes(d.deviceId));
+  if (add) devices.push(add);
+  return signDeviceList(keys.identity, {
+    accountId: current.accountId,
+    version: current.version + 1,
+    timestamp: Math.max(Date.now(), current.timestamp + 1),
+    devices,
+  });
+}
+
+export class ListRefused extends Error {
+  /** @param {string} message @param {string} code */
+  constructor(message, code) {
+    super(message);
+    this.name = "ListRefused";
+    this.code = code;
+  }
+}
+
+/**
+ * Check a list the server served against what this device accepted before (section 4.3)
+ * and remember it. The same version with the same hash is the list already accepted.
+ * @param {any} json the list's JSON
+ * @param {{accountId: string, accountKey?: Uint8Array}} expected
+ * @returns {Promise<DeviceList>}
+ */
+export async function acceptDeviceList(json, { accountId, accountKey }) {
+  await ready();
+  let list;
+  try {
+    list = DeviceList.fromJSON(json);
+  } catch (error) {
+    throw new ListRefused(`The device list is malformed: ${error.message}`, "malformed");
+  }
+  if (list.accountId !== accountId) {
+    throw new ListRefused("The server sent another account's device list.", "wrong_account");
+  }
+  const accepted = await getAcceptedList(accountId);
+  const hash = b64uEncode(list.hash);
+  if (accepted && accepted.version === list.version && accepted.hash === hash) return list;
+  const knownDevices = Object.fromEntries(
+    Object.entries(accepted?.knownDevices ?? {}).map(([id, key]) => [id, b64uDecode(key)]),
+  );
+  const expectedKey = accountKey ?? (accepted ? b64uDecode(accepted.accountKey) : null);
+  try {
+    verifyDeviceList(list, {
+      expectedAccountKey: expectedKey,
+      lastAcceptedVersion: accepted ? accepted.version : null,
+      knownDevices,
+    });
+  } catch (error) {
+    throw new ListRefused(`The device list was refused: ${error.message}`, error.code ?? "refused");
+  }
+  const known = { ...(accepted?.knownDevices ?? {}) };
+  for (const d of list.devices) known[d.deviceId] = b64uEncode(d.identityKey);
+  await putAcceptedList(accountId, {
+    version: list.version,
+    hash,
+    accountKey: b64uEncode(list.accountKey),
+    knownDevices: known,
+    list: list.toJSON(),
+  });
+  return list;
+}
+
+export { b64uDecode, b64uEncode, DeviceEntry, DeviceList };

@@ -1,0 +1,240 @@
+// /devices: every active device of the account, log-out buttons, "link a new device", and
+// the primary's automatic re-signing after server-side suspensions (DESIGN section 5).
+
+import { ApiError, api, deviceRevoked } from "./api.js";
+import { ListRefused, acceptDeviceList, loadKeys, nextDeviceList, topUpPrekeys } from "./device.js";
+import { onDeviceFrame, startDeviceSocket, stopDeviceSocket } from "./socket.js";
+import { getSelf } from "./store.js";
+import { byId, confirmDialog, formatDate, h, say, showLoggedOut, timeAgo } from "./ui.js";
+
+const message = byId("devices-message");
+/** @type {import("./store.js").SelfRecord} */
+let self;
+/** @type {any} */
+let index = null;
+let refreshing = false;
+
+/** @param {unknown} error */
+function report(error) {
+  if (error instanceof ApiError && error.code === "device_revoked") return;
+  const text =
+    error instanceof ApiError || error instanceof ListRefused
+      ? error.message
+      : `Something went wrong: ${/** @type {any} */ (error)?.message ?? error}`;
+  say(message, "error", text);
+}
+
+/** The account's current list, verified against what this device accepted before. */
+async function verifiedList(document) {
+  const keys = self.isPrimary ? await loadKeys(self) : null;
+  return acceptDeviceList(document, {
+    accountId: self.accountId,
+    accountKey: keys ? keys.identity.public : undefined,
+  });
+}
+
+/** @param {any} device */
+function deviceItem(device) {
+  const name = device.name || "Unnamed device";
+  const badges = h("span", { class: "badges" });
+  if (device.this_device) badges.append(h("span", { class: "badge this", text: "This device" }));
+  if (device.is_primary) badges.append(h("span", { class: "badge", text: "Primary" }));
+  // This page is open on this device, so it is in use now whatever the presence row says.
+  const presence = device.active_now || device.this_device
+    ? h("span", { class: "presence active", text: "Active now" })
+    : h("span", {
+        class: "presence",
+        text: `Last used ${timeAgo(new Date(device.last_used_at))}`,
+      });
+  const meta = h(
+    "p",
+    { class: "device-meta" },
+    device.platform && device.platform !== device.name
+      ? h("span", { text: device.platform })
+      : null,
+    h("span", { text: `Linked ${formatDate(new Date(device.added_at))}` }),
+    presence,
+  );
+  const item = h(
+    "li",
+    { class: "device card", attrs: { "data-device-id": device.device_id } },
+    h("div", { class: "device-main" }, h("h3", { class: "device-name", text: name }), badges, meta),
+  );
+  let button = null;
+  if (device.this_device) {
+    button = h("button", {
+      class: "secondary danger-outline",
+      text: self.isPrimary ? "Log out and reset account" : "Log out this device",
+      attrs: { type: "button" },
+    });
+    button.addEventListener("click", () =>
+      (self.isPrimary ? resetAccount() : logOutSelf()).catch(report),
+    );
+  } else if (self.isPrimary) {
+    button = h("button", {
+      class: "secondary danger-outline",
+      text: "Log out",
+      attrs: { type: "button", "aria-label": `Log out ${name}` },
+    });
+    button.addEventListener("click", () => removeCompanion(device).catch(report));
+  }
+  if (button) item.append(h("div", { class: "device-actions" }, button));
+  return item;
+}
+
+function render() {
+  const list = byId("device-list");
+  list.replaceChildren(...index.devices.map(deviceItem));
+  list.hidden = false;
+  byId("devices-loading").hidden = true;
+  const companions = index.devices.filter((d) => !d.is_primary).length;
+  const section = byId("link-section");
+  section.hidden = false;
+  byId("link-address").textContent = `${location.host}/link`;
+  if (self.isPrimary) {
+    byId("link-section-text").textContent =
+      "Each browser you link gets its own keys. You approve it here with your fingerprint or face.";
+    byId("link-steps").hidden = false;
+    byId("link-actions").hidden = false;
+    byId("link-capacity").textContent =
+      `${companions} of ${index.max_companions} linked devices in use.`;
+  } else {
+    const primary = index.devices.find((d) => d.is_primary);
+    byId("link-section-text").textContent = `New devices are approved on your primary device${
+      primary ? ` (${primary.name})` : ""
+    }. On the new browser, open ${location.host}/link and scan its code with your primary device.`;
+  }
+}
+
+/** The primary re-signs when the server suspended devices the signed list still names. */
+async function resignIfSuspended() {
+  if (!self.isPrimary || !index.suspended?.length) return;
+  const keys = await loadKeys(self);
+  const current = await verifiedList(index.device_list);
+  const next = nextDeviceList(keys, current, { remove: index.suspended });
+  await api("/api/devices/list", { method: "POST", body: { device_list: next.toJSON() } });
+  await verifiedList(next.toJSON());
+  index = await api("/api/devices");
+}
+
+async function load() {
+  index = await api("/api/devices");
+  startDeviceSocket();
+  try {
+    await verifiedList(index.device_list);
+  } catch (error) {
+    if (!(error instanceof ListRefused)) throw error;
+    say(message, "warn", `${error.message} Do not trust changes to this account's devices.`);
+  }
+  await resignIfSuspended();
+  render();
+}
+
+async function refresh() {
+  if (refreshing) return;
+  refreshing = true;
+  try {
+    await load();
+  } catch (error) {
+    report(error);
+  } finally {
+    refreshing = false;
+  }
+}
+
+/** @param {any} device */
+async function removeCompanion(device) {
+  const ok = await confirmDialog({
+    title: `Log out ${device.name}?`,
+    body: "It loses access at once: its keys stop working and it can no longer send or receive messages. You can link it again later.",
+    confirm: "Log out",
+  });
+  if (!ok) return;
+  const fresh = await api("/api/devices");
+  const keys = await loadKeys(self);
+  const current = await verifiedList(fresh.device_list);
+  const next = nextDeviceList(keys, current, {
+    remove: [device.device_id, ...(fresh.suspended ?? [])],
+  });
+  await api(`/api/devices/${encodeURIComponent(device.device_id)}/revoke`, {
+    method: "POST",
+    body: { device_list: next.toJSON() },
+  });
+  await verifiedList(next.toJSON());
+  say(message, "ok", `${device.name} was logged out.`);
+  await refresh();
+}
+
+async function logOutSelf() {
+  const ok = await confirmDialog({
+    title: "Log out this device?",
+    body: "This browser's keys and account data are deleted. To use Parley here again, link it from your primary device.",
+    confirm: "Log out this device",
+  });
+  if (!ok) return;
+  await api(`/api/devices/${encodeURIComponent(self.deviceId)}/revoke`, {
+    method: "POST",
+    body: {},
+  });
+  stopDeviceSocket();
+  await deviceRevoked("logged_out");
+}
+
+async function resetAccount() {
+  const ok = await confirmDialog({
+    title: "Log out your primary device?",
+    body: "This is your primary device: logging it out resets your account. Every linked device is logged out too, and your contacts will see that your security code changed.",
+    confirm: "Reset account",
+    typed: self.accountId,
+  });
+  if (!ok) return;
+  await api(`/api/devices/${encodeURIComponent(self.deviceId)}/revoke`, {
+    method: "POST",
+    body: {},
+  });
+  stopDeviceSocket();
+  await deviceRevoked("account_reset");
+}
+
+async function main() {
+  const found = await getSelf();
+  if (!found) {
+    byId("devices-loading").hidden = true;
+    say(message, "warn", "This browser holds no Parley keys.");
+    message.append(
+      " ",
+      h("a", { text: "Sign in", attrs: { href: "/signin" } }),
+      ", ",
+      h("a", { text: "create an account", attrs: { href: "/signup" } }),
+      " or ",
+      h("a", { text: "link this browser", attrs: { href: "/link" } }),
+      ".",
+    );
+    return;
+  }
+  self = found;
+  byId("devices-account").textContent = `${self.displayName} (@${self.accountId})`;
+  onDeviceFrame((frame) => {
+    if (frame.type === "devices_changed") refresh();
+  });
+  try {
+    await load();
+  } catch (error) {
+    if (error instanceof ApiError && error.code === "device_revoked") {
+      showLoggedOut();
+      return;
+    }
+    byId("devices-loading").hidden = true;
+    report(error);
+    return;
+  }
+  window.setInterval(() => refresh(), 30_000);
+  try {
+    const updated = await topUpPrekeys(self, api);
+    if (updated) self = updated;
+  } catch {
+    // a prekey top-up can wait for the next visit
+  }
+}
+
+main();

@@ -1,0 +1,101 @@
+"""Browser steps shared by the account, linking and devices tests: what a person does."""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+from playwright.sync_api import Page, expect
+
+from tests.support.browser import VirtualAuthenticator, add_virtual_authenticator
+
+SLOW = 15_000
+DEVICES_URL = re.compile(r"/devices$")
+
+
+def new_username(prefix: str = "u") -> str:
+    return f"{prefix}{uuid.uuid4().hex[:10]}"
+
+
+def collect_errors(page: Page) -> list[str]:
+    """Console errors and uncaught exceptions of `page` (CSP violations show up here).
+
+    Chromium also logs every 4xx answer as an error; refusals the page shows are expected."""
+    errors: list[str] = []
+
+    def console(msg) -> None:
+        if msg.type == "error" and not msg.text.startswith("Failed to load resource"):
+            errors.append(msg.text)
+
+    page.on("console", console)
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    return errors
+
+
+def sign_up(page: Page, username: str, display_name: str | None = None) -> None:
+    """Create an account on `page` (which needs a virtual authenticator) and land on /devices."""
+    page.goto("/signup")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Display name").fill(display_name or username.capitalize())
+    page.get_by_role("button", name="Create account with fingerprint or face").click()
+    expect(page).to_have_url(DEVICES_URL, timeout=SLOW)
+    expect(page.locator("#device-list .device")).to_have_count(1, timeout=SLOW)
+
+
+def new_primary(context, username: str | None = None) -> tuple[Page, VirtualAuthenticator]:
+    """A page of `context` with a passkey authenticator, signed up as a new account."""
+    page = context.new_page()
+    page.goto("/")
+    auth = add_virtual_authenticator(page)
+    sign_up(page, username or new_username())
+    return page, auth
+
+
+def show_link_code(companion: Page) -> str:
+    """Open /link on the new browser; return the URL its QR code encodes."""
+    companion.goto("/link")
+    qr = companion.locator("#link-qr")
+    expect(qr).to_have_attribute("data-url", re.compile(r"/link/approve#v1\."), timeout=SLOW)
+    url = qr.get_attribute("data-url")
+    assert url
+    return url
+
+
+def open_approval(primary: Page, url: str) -> None:
+    """The primary opens the QR's URL and sees the anti-phishing approval page."""
+    primary.goto(url)
+    expect(primary.get_by_role("heading", name="Link a new device?")).to_be_visible(timeout=SLOW)
+
+
+def approve(primary: Page, name: str) -> None:
+    primary.get_by_label("Name for this device").fill(name)
+    primary.get_by_role("button", name="Approve with fingerprint or face").click()
+
+
+def wait_linked(primary: Page, companion: Page, name: str) -> None:
+    expect(primary.locator("#approve-done-text")).to_contain_text(
+        f"{name} is now linked", timeout=SLOW
+    )
+    expect(companion).to_have_url(DEVICES_URL, timeout=SLOW)
+    expect(companion.locator("#device-list .device").first).to_be_visible(timeout=SLOW)
+
+
+def check_code(page: Page, selector: str) -> str:
+    return page.locator(selector).inner_text().strip()
+
+
+def link_companion(primary: Page, companion: Page, name: str = "Laptop") -> None:
+    """Link `companion` to the primary's account by opening its QR URL on the primary."""
+    url = show_link_code(companion)
+    open_approval(primary, url)
+    approve(primary, name)
+    wait_linked(primary, companion, name)
+
+
+def indexeddb_names(page: Page) -> list[str]:
+    return page.evaluate("async () => (await indexedDB.databases()).map((d) => d.name)")
+
+
+def api_status(page: Page, path: str) -> int:
+    """The HTTP status of a plain GET from the page (no automatic sign-in retry)."""
+    return page.evaluate("async (p) => (await fetch(p)).status", path)

@@ -1,0 +1,73 @@
+"""Sign-up and sign-in in a real browser: passkey, device keys, list v1, the home page."""
+
+from __future__ import annotations
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.browser.helpers_accounts import (
+    DEVICES_URL,
+    SLOW,
+    collect_errors,
+    new_username,
+    sign_up,
+)
+from tests.support.browser import DESKTOP, PHONE
+
+
+@pytest.mark.parametrize("viewport", [PHONE, DESKTOP], ids=["390", "1440"])
+def test_sign_up_makes_this_browser_the_primary_and_signs_in_again_with_the_passkey(
+    new_device, authenticator, screenshot, viewport
+):
+    page = new_device(viewport=viewport).new_page()
+    errors = collect_errors(page)
+    width = viewport["width"]
+    page.goto("/")
+    expect(page.get_by_role("link", name="Create account").first).to_be_visible()
+    screenshot(page, f"home-signed-out-{width}")
+    auth = authenticator(page)
+    page.goto("/signup")
+    screenshot(page, f"signup-{width}")
+    username = new_username()
+    sign_up(page, username, display_name="Ada Lovelace")
+    assert len(auth.credentials()) == 1
+    device = page.locator("#device-list .device")
+    expect(device).to_contain_text("This device")
+    expect(device).to_contain_text("Primary")
+    expect(device).to_contain_text("Active now", timeout=SLOW)
+    screenshot(page, f"devices-primary-{width}")
+    page.goto("/")
+    expect(page.get_by_role("heading", name="Parley", exact=True)).to_be_visible()
+    expect(page.get_by_text("Signed in as Ada Lovelace")).to_be_visible()
+    screenshot(page, f"home-signed-in-{width}")
+
+    # The session ends (cookies gone); the passkey and the device key sign this browser in.
+    page.context.clear_cookies()
+    page.goto("/signin")
+    screenshot(page, f"signin-{width}")
+    page.get_by_role("button", name="Sign in with fingerprint or face").click()
+    expect(page).to_have_url(DEVICES_URL, timeout=SLOW)
+    expect(page.locator("#device-list .device")).to_have_count(1, timeout=SLOW)
+    assert errors == []
+
+
+def test_a_browser_without_keys_is_told_to_create_an_account_or_link(new_device, screenshot):
+    page = new_device(viewport=PHONE).new_page()
+    page.goto("/signin")
+    expect(page.get_by_text("This browser has no Parley keys.")).to_be_visible()
+    expect(page.get_by_role("link", name="Create an account")).to_be_visible()
+    expect(page.get_by_role("link", name="Link this browser from your phone")).to_be_visible()
+    screenshot(page, "signin-no-keys-390")
+
+
+def test_failed_user_verification_creates_no_account(new_device, authenticator):
+    page = new_device().new_page()
+    page.goto("/signup")
+    auth = authenticator(page)
+    auth.set_user_verified(False)
+    page.get_by_label("Username").fill(new_username())
+    page.get_by_label("Display name").fill("Nobody")
+    page.get_by_role("button", name="Create account with fingerprint or face").click()
+    expect(page.locator("#signup-message")).to_contain_text("not verified", timeout=SLOW)
+    assert auth.credentials() == []
+    assert page.evaluate("async () => (await indexedDB.databases()).length") == 0
