@@ -12,7 +12,8 @@ from config import ratelimit
 from config import validation as v
 from config.api import api
 from devices import schemas
-from devices.auth import request_device, sign_in_device
+from devices import services as device_services
+from devices.auth import request_device, sign_in_device, sign_out
 
 
 @ensure_csrf_cookie
@@ -121,3 +122,13 @@ def reregister(request: HttpRequest) -> dict:
     )
     sign_in_device(request, device)
     return _account(device)
+
+
+@api(methods=("POST",))
+def signout(request: HttpRequest) -> dict:
+    """End this browser's session but keep the device: it signs back in with its keys."""
+    device_services.device_sign_out(
+        device=request_device(request), session_key=request.session.session_key
+    )
+    sign_out(request)
+    return {"signed_out": True}

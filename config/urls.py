@@ -22,6 +22,7 @@ urlpatterns = [
     path("api/accounts/signin/options", accounts.signin_options),
     path("api/accounts/signin", accounts.signin),
     path("api/accounts/reregister", accounts.reregister),
+    path("api/accounts/signout", accounts.signout),
     path("api/devices/signin/options", accounts.device_signin_options),
     path("api/devices/signin", accounts.device_signin),
     path("api/me", accounts.me),

@@ -261,6 +261,11 @@ def device_bind_session(*, device: Device, session_key: str) -> None:
     DeviceSession.objects.update_or_create(session_key=session_key, defaults={"device": device})
 
 
+def device_sign_out(*, device: Device, session_key: str) -> None:
+    """Forget one session of the device (the device itself stays linked)."""
+    DeviceSession.objects.filter(device=device, session_key=session_key).delete()
+
+
 def _cut_off(device: Device, *, reason: str, moment: datetime) -> None:
     """Revocation effects: sessions, prekeys and queue gone; sockets closed after commit."""
     Device.objects.filter(pk=device.pk).update(revoked_at=moment, revoked_reason=reason)

@@ -231,3 +231,15 @@ async def test_every_device_hears_about_a_new_link():
     await listener.send_to(text_data=json.dumps({"type": "ping", "v": 1, "id": "a"}))
     assert (await listener.receive_json_from(timeout=2))["type"] == "pong"
     await listener.disconnect()
+
+
+@pytest.mark.django_db
+def test_signing_out_ends_the_session_but_keeps_the_device():
+    primary = make_primary()
+    companion = link(primary, CompanionActor(DjangoTransport()))
+    assert companion.transport.post("/api/accounts/signout", {})[0] == 200
+    assert companion.transport.get("/api/me")[0] == 401
+    assert Device.objects.get(pk=companion.device_id).revoked_at is None
+    assert companion.device_id in {
+        d["device_id"] for d in primary.transport.get("/api/devices")[1]["devices"]
+    }
