@@ -2,6 +2,8 @@
 
     link    link this terminal to your account (QR code shown here, approved on your phone)
     status  which account and device this is, and whether the server still accepts it
+    send    send an end-to-end-encrypted text to someone (all their devices and yours)
+    listen  show incoming messages, receipts and device changes as they arrive
     logout  log this device out and delete its keys
 
 Exit status: 0 done, 1 refused or failed (the reason is printed), 130 interrupted.
@@ -10,9 +12,12 @@ Exit status: 0 done, 1 refused or failed (the reason is printed), 130 interrupte
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import io
 import socket
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
@@ -20,9 +25,11 @@ from typing import TextIO
 import qrcode
 
 from client.api import ApiError, ServerUnreachable
+from client.connection import Connected, ConnectionEvent, DeviceConnection, LoggedOut, SendFailed
 from client.devicelists import accept_device_list, fetch_device_list
 from client.http import HttpTransport, server_origin
 from client.linking import Approved, Linked, LinkEvent, LinkFailed, QrShown, link_device
+from client.messenger import Messenger, SendRefused, SentTranscript, TextMessage, describe
 from client.signin import DeviceLoggedOut, ensure_signed_in, log_out
 from client.store import OwnDevice, Store, StoreError, default_store_path
 from protocol.exceptions import ProtocolError
@@ -152,6 +159,116 @@ def cmd_status(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
+def _messenger(args: argparse.Namespace, out: TextIO) -> Messenger | None:
+    """The linked device, signed in (again, with its key, if the session expired); None
+    after telling the user when the server logged it out (its keys are then deleted)."""
+    store, device = _open_linked(args)
+    transport = _transport(store, device)
+    try:
+        ensure_signed_in(transport, device)
+    except DeviceLoggedOut:
+        store.wipe()
+        print("This device was logged out. Its keys were deleted from this computer.", file=out)
+        return None
+    except BaseException:
+        store.close()
+        raise
+    store.save_server_cookies(transport.export_cookies())
+    return Messenger(store, transport)
+
+
+def cmd_send(args: argparse.Namespace, out: TextIO) -> int:
+    messenger = _messenger(args, out)
+    if messenger is None:
+        return 1
+    try:
+        sent = asyncio.run(_send(messenger, args.user, args.text, within=args.timeout))
+    except DeviceLoggedOut:
+        print("This device was logged out. Its keys were deleted from this computer.", file=out)
+        return 1
+    except TimeoutError:
+        raise CommandError(
+            f"The server did not accept the message within {args.timeout} s; it may not "
+            "have been sent. Sending again is safe only from a fresh `send`."
+        ) from None
+    except SendRefused as error:
+        raise CommandError(f"Not sent: {error}") from error
+    finally:
+        if messenger.store.path.exists():
+            messenger.store.close()
+    devices = len(sent.recipient_devices)
+    print(f"Sent to {args.user} ({devices} device{'s' if devices != 1 else ''})", file=out)
+    return 0
+
+
+async def _send(messenger: Messenger, user: str, text: str, *, within: float):
+    assert isinstance(messenger.transport, HttpTransport)
+    connection = DeviceConnection(messenger, messenger.transport, receive=False)
+    await connection.start(within=within)
+    try:
+        return await connection.send_text(user, text, within=within)
+    finally:
+        await connection.close(flush=0)
+
+
+def cmd_listen(args: argparse.Namespace, out: TextIO) -> int:
+    messenger = _messenger(args, out)
+    if messenger is None:
+        return 1
+    count = 1 if args.once else args.count
+    try:
+        return asyncio.run(_listen(messenger, out, count=count, seconds=args.seconds))
+    finally:
+        if messenger.store.path.exists():
+            messenger.store.close()
+
+
+async def _listen(
+    messenger: Messenger, out: TextIO, *, count: int | None, seconds: float | None
+) -> int:
+    assert isinstance(messenger.transport, HttpTransport)
+    me = messenger.account_id
+    stop = asyncio.Event()
+    shown = 0
+    status = 0
+
+    def show(event: ConnectionEvent) -> None:
+        nonlocal shown, status
+        line: str | None
+        if isinstance(event, Connected):
+            line = (
+                "Reconnected."
+                if event.reconnect
+                else f"Listening as {me} ({messenger.device.device_id})…"
+            )
+        elif isinstance(event, LoggedOut):
+            line = "This device was logged out. Its keys were deleted from this computer."
+            status = 1
+            stop.set()
+        elif isinstance(event, SendFailed):
+            line = f"Could not send to {event.recipient}: {event.reason}"
+        else:
+            line = describe(event, me=me)
+        if line is not None:
+            print(line, file=out, flush=True)
+        if isinstance(event, TextMessage | SentTranscript):
+            shown += 1
+            if count is not None and shown >= count:
+                stop.set()
+
+    connection = DeviceConnection(messenger, messenger.transport, on_event=show)
+    started = time.monotonic()
+    await connection.start()
+    try:
+        remaining = None if seconds is None else max(0.0, seconds - (time.monotonic() - started))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), remaining)
+    finally:
+        if connection.logged_out is None:
+            await connection.close()
+    return status
+
+
 def cmd_logout(args: argparse.Namespace, out: TextIO) -> int:
     store, device = _open_linked(args)
     transport = _transport(store, device)
@@ -190,8 +307,18 @@ def parser() -> argparse.ArgumentParser:
         "--name", default=f"{socket.gethostname()[:40]} (terminal)", help="this device's name"
     )
     command("status", "show this device and whether the server still accepts it", cmd_status)
+    send = command("send", "send an end-to-end-encrypted text to USER", cmd_send)
+    send.add_argument("user", metavar="USER", help="the recipient's username")
+    send.add_argument("text", metavar="TEXT", help="the message")
+    send.add_argument(
+        "--timeout", type=float, default=20.0, help="seconds to wait for the server (default 20)"
+    )
+    listen = command("listen", "show incoming messages as they arrive", cmd_listen)
+    bounds = listen.add_mutually_exclusive_group()
+    bounds.add_argument("--once", action="store_true", help="stop after the first message")
+    bounds.add_argument("--count", type=int, help="stop after N messages")
+    listen.add_argument("--seconds", type=float, help="stop after S seconds")
     command("logout", "log this device out and delete its keys", cmd_logout)
-    # `send` and `listen` join here.
     return top
 
 

@@ -13,6 +13,14 @@ from protocol.exceptions import MalformedDeviceList
 
 def fetch_device_list(transport: Transport, account_id: str) -> DeviceList:
     """The account's current list as the server serves it; not yet verified."""
+    return fetch_device_listing(transport, account_id)[0]
+
+
+def fetch_device_listing(
+    transport: Transport, account_id: str
+) -> tuple[DeviceList, frozenset[str]]:
+    """The list (not yet verified) and the device ids the server suspends until the primary
+    re-signs; a suspension may only shrink the signed set, never grow it (DESIGN §7)."""
     document: Any = api.get(transport, f"/api/accounts/{account_id}/device-list")
     if not isinstance(document, dict) or "device_list" not in document:
         raise MalformedDeviceList("device list answer: expected an object with 'device_list'")
@@ -21,7 +29,10 @@ def fetch_device_list(transport: Transport, account_id: str) -> DeviceList:
         raise MalformedDeviceList(
             f"device list: expected account {account_id!r}, got {device_list.account_id!r}"
         )
-    return device_list
+    suspended = document.get("suspended") or []
+    if not isinstance(suspended, list) or not all(isinstance(d, str) for d in suspended):
+        raise MalformedDeviceList("device list answer: expected 'suspended' to be a list of ids")
+    return device_list, frozenset(suspended)
 
 
 def accept_device_list(

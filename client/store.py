@@ -29,7 +29,7 @@ from protocol.keys import (
 )
 from protocol.ratchet import Session
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 SCHEMA = """
 CREATE TABLE device (
@@ -77,6 +77,12 @@ CREATE TABLE seen_messages (
 );
 CREATE TABLE server_cookies (singleton INTEGER PRIMARY KEY CHECK (singleton = 1), body TEXT NOT NULL);
 """
+
+# Each later schema version is the statements that bring the one before it up to date.
+MIGRATIONS = {
+    # the session a newer one replaced, tried when the newer one cannot decrypt (protocol 7.1)
+    2: "CREATE TABLE previous_sessions (device_id TEXT PRIMARY KEY, state TEXT NOT NULL);",
+}
 
 
 class StoreError(Exception):
@@ -200,12 +206,20 @@ class Store:
             raise StoreError(
                 f"{self.path}: store schema {version} is newer than this client ({SCHEMA_VERSION})"
             )
-        if version == 0:
-            with self.transaction():
-                for statement in SCHEMA.split(";"):
-                    if statement.strip():
-                        self._db.execute(statement)
-                self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        if version == SCHEMA_VERSION:
+            return
+        with self.transaction():
+            if version == 0:
+                self._run(SCHEMA)
+                version = 1
+            for step in range(version + 1, SCHEMA_VERSION + 1):
+                self._run(MIGRATIONS[step])
+            self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    def _run(self, script: str) -> None:
+        for statement in script.split(";"):
+            if statement.strip():
+                self._db.execute(statement)
 
     def _one(self, sql: str, params: tuple[Any, ...] = ()) -> tuple[Any, ...] | None:
         return self._db.execute(sql, params).fetchone()
@@ -371,6 +385,26 @@ class Store:
     def delete_session(self, device_id: str) -> None:
         with self.transaction():
             self._db.execute("DELETE FROM sessions WHERE device_id = ?", (device_id,))
+            self._db.execute("DELETE FROM previous_sessions WHERE device_id = ?", (device_id,))
+
+    def previous_session(self, device_id: str) -> Session | None:
+        row = self._one("SELECT state FROM previous_sessions WHERE device_id = ?", (device_id,))
+        return None if row is None else Session.from_dict(json.loads(row[0]))
+
+    def replace_session(self, *, account_id: str, device_id: str, session: Session) -> None:
+        """Store a new session with the device, keeping the one it replaces as the previous."""
+        with self.transaction():
+            current = self._one("SELECT state FROM sessions WHERE device_id = ?", (device_id,))
+            if current is not None:
+                self._db.execute(
+                    "INSERT OR REPLACE INTO previous_sessions VALUES (?, ?)",
+                    (device_id, current[0]),
+                )
+            self.save_session(account_id=account_id, device_id=device_id, session=session)
+
+    def drop_previous_session(self, device_id: str) -> None:
+        with self.transaction():
+            self._db.execute("DELETE FROM previous_sessions WHERE device_id = ?", (device_id,))
 
     def session_device_ids(self, account_id: str) -> list[str]:
         return [

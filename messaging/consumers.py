@@ -14,7 +14,7 @@ from config.errors import AppError, BadFrame, RateLimited, error_frame
 from devices import events, presence
 from messaging import delivery
 from messaging.ratelimit import TokenBucket
-from messaging.schemas import optional_id, parse_ack, parse_frame, parse_send
+from messaging.schemas import SendRequest, optional_id, parse_ack, parse_frame, parse_send
 
 CLOSE_REVOKED = 4001
 CLOSE_UNAUTHENTICATED = 4003
@@ -55,6 +55,7 @@ class DeviceConsumer(AsyncJsonWebsocketConsumer):
     device_id: str | None = None
     WINDOW = 500
     BATCH = 100
+    MAX_PENDING_SENDS = 256
     REPUSH_SECONDS = 10.0
 
     async def dispatch(self, message: dict[str, Any]) -> None:
@@ -79,6 +80,7 @@ class DeviceConsumer(AsyncJsonWebsocketConsumer):
         self.inflight: set[int] = set()
         self.last_progress = time.monotonic()
         self.drain_lock = asyncio.Lock()
+        self.sending: set[asyncio.Task[None]] = set()
         self.bucket = TokenBucket(rate=settings.PARLEY_SEND_RATE, burst=settings.PARLEY_SEND_BURST)
         await self.accept()
         await presence.socket_opened(device_id=device.id, channel_name=self.channel_name)
@@ -118,7 +120,20 @@ class DeviceConsumer(AsyncJsonWebsocketConsumer):
             raise RateLimited(
                 "Too many messages at once; slow down and retry.", data={"retry_after_ms": 1000}
             )
-        await delivery.accept(device_id=self.device_id, send=send)
+        # The commit is awaited in a task, so one socket can pipeline many sends into the
+        # same group commit; `accepted` still goes out only after its rows are committed.
+        if len(self.sending) >= self.MAX_PENDING_SENDS:
+            await asyncio.wait(self.sending, return_when=asyncio.FIRST_COMPLETED)
+        task = asyncio.create_task(self._accept(send))
+        self.sending.add(task)
+        task.add_done_callback(self.sending.discard)
+
+    async def _accept(self, send: SendRequest) -> None:
+        try:
+            await delivery.accept(device_id=self.device_id, send=send)
+        except AppError as error:
+            await self.send_json(error_frame(error, ref=send.envelope_id))
+            return
         await self.send_json({"type": "accepted", "v": 1, "id": send.envelope_id})
 
     async def _on_ack(self, body: dict[str, Any]) -> None:

@@ -94,8 +94,24 @@ def test_unsafe_or_malformed_configuration_refuses_to_start(env, reason):
 
 
 def test_production_settings_pass_djangos_deployment_checks():
-    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL", "DJANGO_SETTINGS_MODULE"}}
-    env.update(DEBUG="0", SECRET_KEY="x" * 20 + "-production-secret-" + "y" * 30, PARLEY_ORIGIN="https://chat.example.org", ALLOWED_HOSTS="chat.example.org")
-    result = subprocess.run([sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"], cwd=ROOT, env=env, capture_output=True, text=True, check=False)
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in {"DATABASE_URL", "REDIS_URL", "DJANGO_SETTINGS_MODULE"}
+    }
+    env.update(
+        DEBUG="0",
+        SECRET_KEY="x" * 20 + "-production-secret-" + "y" * 30,
+        PARLEY_ORIGIN="https://chat.example.org",
+        ALLOWED_HOSTS="chat.example.org",
+    )
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout

@@ -1,0 +1,314 @@
+"""The device socket `/ws/device/` (docs/protocol.md section 20) around a Messenger.
+
+`DeviceConnection` keeps one socket open: it signs back in with the identity key when the
+server no longer knows the session (HTTP 403 on the handshake, close 4003), reconnects with
+capped backoff and asks for a `fetch` after a reconnect, wipes the store on `revoked`,
+processes each delivered envelope (stored) before acknowledging it, and resends a pending
+`send` (same envelope id, so the server stores it once) until it is `accepted`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import websockets
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+
+from client.api import ApiError, ServerUnreachable
+from client.http import HttpTransport
+from client.messenger import (
+    DevicesChanged,
+    Event,
+    ListWarning,
+    Messenger,
+    OutgoingMessage,
+    SendRefused,
+    TextMessage,
+)
+from client.signin import DeviceLoggedOut, sign_in
+from protocol.content import ContentType
+from protocol.exceptions import ProtocolError
+
+CLOSE_REVOKED = 4001
+CLOSE_UNAUTHENTICATED = 4003
+MAX_FRAME_BYTES = 2 * 1024 * 1024
+PROCESSED_MEMORY = 20000  # queue positions handled on this socket (fetch redelivers them)
+
+
+@dataclass(frozen=True)
+class LoggedOut:
+    """The server logged this device out; its keys were deleted here."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class Connected:
+    reconnect: bool
+
+
+@dataclass(frozen=True)
+class SendFailed:
+    """A send (usually a delivery receipt) the connection gave up on."""
+
+    recipient: str
+    reason: str
+
+
+ConnectionEvent = Event | LoggedOut | Connected | SendFailed
+
+
+class DeviceConnection:
+    def __init__(
+        self,
+        messenger: Messenger,
+        transport: HttpTransport,
+        *,
+        on_event: Callable[[ConnectionEvent], None] = lambda event: None,
+        receive: bool = True,
+        backoff_start: float = 0.2,
+        backoff_cap: float = 10.0,
+    ) -> None:
+        self.messenger = messenger
+        self.transport = transport
+        self.on_event = on_event
+        self.receive = receive
+        self.backoff_start = backoff_start
+        self.backoff_cap = backoff_cap
+        self.socket: Any = None
+        self.pending: dict[str, tuple[OutgoingMessage, asyncio.Future[OutgoingMessage]]] = {}
+        self.processed: dict[int, None] = {}
+        self.connected = asyncio.Event()
+        self.logged_out: DeviceLoggedOut | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+
+    # ------------------------------------------------------------ lifecycle
+
+    async def start(self, *, within: float = 15.0) -> DeviceConnection:
+        self._task = asyncio.create_task(self._run())
+        waiter = asyncio.create_task(self.connected.wait())
+        done, _ = await asyncio.wait(
+            {waiter, self._task}, timeout=within, return_when=asyncio.FIRST_COMPLETED
+        )
+        if self._task in done:
+            waiter.cancel()
+            self._task.result()  # raises what stopped it (logged out, unreachable...)
+        if waiter not in done:
+            waiter.cancel()
+            raise ServerUnreachable(f"No device socket to {self.transport.ws_origin} in {within} s")
+        return self
+
+    async def close(self, *, flush: float = 5.0) -> None:
+        """Wait (at most `flush` s) for pending sends such as receipts, then close."""
+        if self.pending and flush > 0:
+            await asyncio.wait([f for _, f in self.pending.values()], timeout=flush)
+        self._closing = True
+        if self.socket is not None:
+            await self.socket.close()
+        if self._task is not None:
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await asyncio.wait_for(self._task, 5)
+
+    async def __aenter__(self) -> DeviceConnection:
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def _run(self) -> None:
+        delay, attempt = self.backoff_start, 0
+        while not self._closing:
+            try:
+                self.socket = await websockets.connect(
+                    f"{self.transport.ws_origin}/ws/device/",
+                    origin=self.transport.origin,
+                    additional_headers={"Cookie": self.transport.cookie_header()},
+                    compression=None,
+                    max_size=MAX_FRAME_BYTES,
+                )
+            except InvalidStatus as error:
+                if error.response.status_code in (401, 403) and await self._signed_in(delay):
+                    continue
+                await self._backoff(delay)
+                delay = min(delay * 2, self.backoff_cap)
+                continue
+            except (OSError, TimeoutError, InvalidHandshake):
+                await self._backoff(delay)
+                delay = min(delay * 2, self.backoff_cap)
+                continue
+            delay = self.backoff_start
+            try:
+                await self._session(reconnect=attempt > 0)
+            except ConnectionClosed:
+                pass
+            finally:
+                self.connected.clear()
+            attempt += 1
+            code = self.socket.close_code
+            if code == CLOSE_REVOKED:
+                self._wipe("logged out by the server")
+                return
+            if code == CLOSE_UNAUTHENTICATED:
+                await self._signed_in(delay)
+            elif not self._closing:
+                await self._backoff(delay)
+                delay = min(delay * 2, self.backoff_cap)
+
+    async def _backoff(self, delay: float) -> None:
+        if not self._closing:
+            await asyncio.sleep(delay)
+
+    async def _signed_in(self, delay: float) -> bool:
+        """Sign in again with the identity key (DESIGN §7); False (after a pause) when the
+        server could not be asked. A revoked device is wiped and DeviceLoggedOut raised."""
+        try:
+            sign_in(self.transport, self.messenger.device)
+        except DeviceLoggedOut as error:
+            self._wipe(str(error))
+            raise
+        except (ServerUnreachable, ApiError):
+            await self._backoff(delay)
+            return False
+        self.messenger.store.save_server_cookies(self.transport.export_cookies())
+        return True
+
+    def _wipe(self, reason: str) -> None:
+        self._closing = True
+        self.logged_out = DeviceLoggedOut(reason)
+        for _, future in self.pending.values():
+            if not future.done():
+                future.set_exception(self.logged_out)
+        self.messenger.store.wipe()
+        self.on_event(LoggedOut(reason))
+
+    async def _session(self, *, reconnect: bool) -> None:
+        if reconnect and self.receive:
+            await self._send_frame({"type": "fetch", "v": 1})
+        for outgoing, future in list(self.pending.values()):
+            if not future.done():  # the same envelope id: stored once however often sent
+                await self._send_frame(outgoing.frame)
+        self.connected.set()
+        self.on_event(Connected(reconnect=reconnect))
+        async for text in self.socket:
+            await self._on_frame(json.loads(text))
+
+    async def _send_frame(self, frame: dict[str, Any]) -> None:
+        await self.socket.send(json.dumps(frame))
+
+    # ------------------------------------------------------------ frames
+
+    async def _on_frame(self, frame: dict[str, Any]) -> None:
+        kind = frame.get("type")
+        if kind == "deliver":
+            if self.receive:
+                await self._on_deliver(frame.get("envelopes") or [])
+        elif kind == "accepted":
+            entry = self.pending.pop(str(frame.get("id")), None)
+            if entry is not None and not entry[1].done():
+                entry[1].set_result(entry[0])
+        elif kind == "error":
+            await self._on_error(frame)
+        elif kind == "revoked":
+            self._wipe(f"logged out by the server ({frame.get('reason')})")
+        elif kind == "devices_changed":
+            await self._on_devices_changed()
+
+    async def _on_deliver(self, envelopes: list[dict[str, Any]]) -> None:
+        receipts: dict[str, list[bytes]] = {}
+        seqs = []
+        for envelope in envelopes:
+            seq = envelope.get("seq")
+            if not isinstance(seq, int):
+                continue
+            seqs.append(seq)
+            if seq in self.processed:  # redelivered (fetch, re-push): done already
+                continue
+            for event in self.messenger.receive(envelope):
+                if isinstance(event, TextMessage):
+                    receipts.setdefault(event.sender, []).append(event.message_id)
+                self.on_event(event)
+            self.processed[seq] = None
+            if len(self.processed) > PROCESSED_MEMORY:
+                del self.processed[next(iter(self.processed))]
+        if seqs:  # each envelope above is processed and stored before this ack
+            await self._send_frame({"type": "ack", "v": 1, "seqs": seqs})
+        for sender, message_ids in receipts.items():
+            for start in range(0, len(message_ids), 100):
+                try:
+                    await self.submit(
+                        self.messenger.prepare_receipt(sender, message_ids[start : start + 100])
+                    )
+                except (SendRefused, ProtocolError, ApiError) as error:
+                    self.on_event(SendFailed(sender, f"delivery receipt not sent: {error}"))
+
+    async def _on_error(self, frame: dict[str, Any]) -> None:
+        ref = frame.get("ref")
+        entry = self.pending.get(str(ref)) if ref is not None else None
+        if entry is None:
+            return
+        outgoing, future = entry
+        code = frame.get("code")
+        data = frame.get("data") if isinstance(frame.get("data"), dict) else {}
+        if code == "mismatched_devices":
+            try:
+                retried = self.messenger.retry(outgoing, data)
+            except (SendRefused, ProtocolError, ApiError) as error:
+                self._fail(outgoing.envelope_id, error)
+                return
+            self.pending[outgoing.envelope_id] = (retried, future)
+            await self._send_frame(retried.frame)
+        elif code == "rate_limited":
+            wait = data.get("retry_after_ms", 1000)
+            await asyncio.sleep(min(float(wait) / 1000 if isinstance(wait, int) else 1.0, 10.0))
+            await self._send_frame(outgoing.frame)
+        else:
+            self._fail(
+                outgoing.envelope_id,
+                SendRefused(f"The server refused: {frame.get('message')}", code=str(code)),
+            )
+
+    def _fail(self, envelope_id: str, error: BaseException) -> None:
+        entry = self.pending.pop(envelope_id, None)
+        if entry is not None and not entry[1].done():
+            entry[1].set_exception(error)
+            if (
+                entry[0].content_type is not ContentType.TEXT
+            ):  # nobody awaits a receipt: say it here
+                self.on_event(SendFailed(entry[0].recipient, str(error)))
+                entry[1].exception()
+
+    async def _on_devices_changed(self) -> None:
+        try:
+            accepted = self.messenger.refresh_list(self.messenger.account_id)
+        except (ProtocolError, ApiError) as error:
+            self.on_event(
+                ListWarning(self.messenger.account_id, f"own device list refused: {error}")
+            )
+            return
+        self.on_event(DevicesChanged(self.messenger.account_id, accepted.version))
+
+    # ------------------------------------------------------------ sending
+
+    async def submit(self, outgoing: OutgoingMessage) -> asyncio.Future[OutgoingMessage]:
+        """Send a prepared message; the future resolves with what was accepted (after any
+        mismatched_devices retries) or fails with SendRefused."""
+        if self.logged_out is not None:
+            raise self.logged_out
+        future: asyncio.Future[OutgoingMessage] = asyncio.get_running_loop().create_future()
+        self.pending[outgoing.envelope_id] = (outgoing, future)
+        if self.connected.is_set():
+            with contextlib.suppress(ConnectionClosed):  # resent on reconnect
+                await self._send_frame(outgoing.frame)
+        return future
+
+    async def send_text(
+        self, recipient: str, text: str, *, within: float = 15.0
+    ) -> OutgoingMessage:
+        future = await self.submit(self.messenger.prepare_send(recipient, text))
+        return await asyncio.wait_for(future, within)

@@ -1,0 +1,236 @@
+"""The misbehaving server against the messaging client (DESIGN §7): what a server could
+substitute, inject, replay or relay is refused by the client, visibly. Key-directory
+answers are rewritten in flight (tests.support.rewriting); envelopes are handed to the
+client's receive function as a server would deliver them."""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from client.http import HttpTransport
+from client.messenger import (
+    LIST_MAX_AGE_MS,
+    Duplicate,
+    Messenger,
+    Refused,
+    SecurityCodeChanged,
+    TextMessage,
+    describe,
+)
+from client.store import now_ms
+from protocol import devicelist as dl
+from protocol.content import ContentType, encode_content, new_content
+from protocol.encoding import b64u_encode
+from protocol.exceptions import (
+    InvalidSignature,
+    ReplayDetected,
+    StaleDeviceList,
+    UntrustedIdentity,
+)
+from protocol.keys import X25519KeyPair, generate_identity
+from protocol.rng import system_rng
+from tests.support.actors import PrimaryActor, ok
+from tests.support.devices import companion_messenger, primary_messenger
+from tests.support.rewriting import RewritingTransport
+from tests.support.server import LiveServer
+from tests.support.softauthn import SoftAuthenticator
+
+
+def person(live_app: LiveServer, name: str) -> PrimaryActor:
+    return PrimaryActor(
+        HttpTransport(live_app.url),
+        SoftAuthenticator(origin=live_app.url),
+        username=f"{name}{secrets.token_hex(3)}",
+    ).sign_up()
+
+
+def delivered(sender: Messenger, targets: dict[str, bytes], device_id: str) -> dict[str, Any]:
+    """The `deliver` entry a server would hand `device_id` for one of `sender`'s sends."""
+    return {
+        "seq": 1,
+        "id": secrets.token_urlsafe(8),
+        "sender": sender.account_id,
+        "sender_device": sender.device.device_id,
+        "ciphertext": b64u_encode(targets[device_id]),
+        "sent_at": now_ms(),
+    }
+
+
+@pytest.fixture
+def pair(live_app, tmp_path: Path) -> tuple[Messenger, Messenger]:
+    alice, bob = person(live_app, "alice"), person(live_app, "bob")
+    return primary_messenger(alice, tmp_path), primary_messenger(bob, tmp_path)
+
+
+def rewritten(messenger: Messenger) -> RewritingTransport:
+    server = RewritingTransport(messenger.transport)
+    messenger.transport = server
+    return server
+
+
+def test_a_replayed_envelope_is_shown_once(pair):
+    alice, bob = pair
+    bob_id = bob.device.device_id
+    first = alice.prepare_send(bob.account_id, "first")
+    second = alice.prepare_send(bob.account_id, "second")
+    shown = []
+    for outgoing in (first, first, second, second, first):
+        shown += bob.receive(delivered(alice, outgoing.targets, bob_id))
+    assert [e.text for e in shown if isinstance(e, TextMessage)] == ["first", "second"]
+    replays = [e for e in shown if isinstance(e, Refused)]
+    assert len(replays) == 3 and all(isinstance(e.error, ReplayDetected) for e in replays)
+    # a resend encrypted again (new ciphertext, same message id) is a silent duplicate
+    again = alice.retry(first, {})
+    [duplicate] = bob.receive(delivered(alice, again.targets, bob_id))
+    assert isinstance(duplicate, Duplicate)
+
+
+def test_a_replayed_prekey_message_is_refused_even_after_its_session_is_gone(pair):
+    alice, bob = pair
+    bob_id, alice_id = bob.device.device_id, alice.device.device_id
+    opening = delivered(alice, alice.prepare_send(bob.account_id, "hi").targets, bob_id)
+    assert [type(e) for e in bob.receive(opening)] == [TextMessage]
+    bob.store.delete_session(alice_id)
+    [refused] = bob.receive(opening)
+    assert isinstance(refused, Refused) and isinstance(refused.error, ReplayDetected)
+    assert "base key already used" in describe(refused, me=bob.account_id)
+
+
+def test_a_sent_transcript_relayed_from_a_contacts_device_is_refused_visibly(pair):
+    alice, bob = pair
+    alice_id = alice.device.device_id
+    # a session both ways, as after any exchange
+    bob.receive(
+        delivered(alice, alice.prepare_send(bob.account_id, "hi").targets, bob.device.device_id)
+    )
+    own = bob.store.device_list(bob.account_id)
+    inner = new_content(
+        ContentType.TEXT,
+        {"text": "you said you would pay"},
+        timestamp=now_ms(),
+        sender_list_version=own.version,
+        sender_list_hash=own.hash,
+        rng=system_rng,
+    )
+    transcript = new_content(
+        ContentType.SENT_TRANSCRIPT,
+        {"recipient": "carol", "content": b64u_encode(encode_content(inner))},
+        timestamp=now_ms(),
+        sender_list_version=own.version,
+        sender_list_hash=own.hash,
+        rng=system_rng,
+    )
+    session = bob.store.session(alice_id)
+    forged = session.encrypt(encode_content(transcript), system_rng)
+    [refused] = alice.receive(delivered(bob, {alice_id: forged}, alice_id))
+    assert isinstance(refused, Refused)
+    line = describe(refused, me=alice.account_id)
+    assert line.startswith(f"Refused a message from {bob.account_id}")
+    assert "not one of your own devices" in line
+
+
+def _substitute_identity(body: dict[str, Any]) -> dict[str, Any]:
+    for bundle in body["bundles"]:
+        bundle["identity_key"] = b64u_encode(generate_identity(system_rng).public)
+    return body
+
+
+def _substitute_signed_prekey(body: dict[str, Any]) -> dict[str, Any]:
+    for bundle in body["bundles"]:
+        bundle["signed_prekey"]["public_key"] = b64u_encode(
+            X25519KeyPair.generate(system_rng).public
+        )
+    return body
+
+
+@pytest.mark.parametrize(
+    "substitute, error",
+    [(_substitute_identity, UntrustedIdentity), (_substitute_signed_prekey, InvalidSignature)],
+)
+def test_a_substituted_prekey_bundle_is_refused_and_nothing_is_sent(pair, substitute, error):
+    alice, bob = pair
+    rule = rewritten(alice).rewrite("POST", rf"/api/accounts/{bob.account_id}/bundles", substitute)
+    with pytest.raises(error):
+        alice.prepare_send(bob.account_id, "hi")
+    assert rule.hits == 1
+    assert alice.store.session(bob.device.device_id) is None
+
+
+def test_a_device_injected_into_a_contacts_list_is_refused(pair):
+    alice, bob = pair
+    alice.refresh_list(bob.account_id)
+    intruder = generate_identity(system_rng)
+
+    def inject(body: dict[str, Any]) -> dict[str, Any]:
+        listed = dl.DeviceList.from_dict(body["device_list"])
+        entry = dl.DeviceEntry(
+            device_id="zz-intruder",
+            identity_key=intruder.public,
+            added_at=now_ms(),
+            device_signature=dl.sign_device(
+                intruder, account_id=listed.account_id, account_key=listed.account_key
+            ),
+        )
+        body["device_list"]["devices"].append(
+            dl.DeviceList(listed.account_id, listed.account_key, 1, 1, (entry,)).to_dict()[
+                "devices"
+            ][0]
+        )
+        body["device_list"]["version"] += 1
+        return body
+
+    rewritten(alice).rewrite("GET", rf"/api/accounts/{bob.account_id}/device-list", inject)
+    alice.clock = lambda: now_ms() + LIST_MAX_AGE_MS + 1  # the cached list is due a refetch
+    with pytest.raises(InvalidSignature):
+        alice.prepare_send(bob.account_id, "hi")
+    assert alice.store.known_devices(bob.account_id).keys() == {bob.device.device_id}
+
+
+def test_a_stale_but_validly_signed_list_is_refused(live_app, tmp_path):
+    alice, bob = person(live_app, "alice"), person(live_app, "bob")
+    alice_messenger = primary_messenger(alice, tmp_path)
+    version_one = ok(bob.transport.get(f"/api/accounts/{bob.username}/device-list"))
+    companion_messenger(bob, tmp_path)  # bob's list is now version 2
+    assert alice_messenger.refresh_list(bob.username).version == 2
+    rewritten(alice_messenger).rewrite(
+        "GET", rf"/api/accounts/{bob.username}/device-list", lambda body: version_one
+    )
+    with pytest.raises(StaleDeviceList):
+        alice_messenger.refresh_list(bob.username)
+    assert alice_messenger.store.device_list(bob.username).version == 2
+
+
+def test_a_contacts_new_account_key_is_a_security_code_change_and_nothing_is_sent(pair):
+    alice, bob = pair
+    alice.prepare_send(bob.account_id, "hi")  # bob's account key is pinned now
+    impostor = generate_identity(system_rng)
+
+    def resign(body: dict[str, Any]) -> dict[str, Any]:
+        listed = dl.DeviceList.from_dict(body["device_list"])
+        forged = dl.sign_device_list(
+            impostor,
+            account_id=listed.account_id,
+            version=listed.version + 1,
+            timestamp=now_ms(),
+            devices=[dl.DeviceEntry("impostor-phone", impostor.public, now_ms())],
+        )
+        return {"device_list": forged.to_dict(), "suspended": []}
+
+    rewritten(alice).rewrite("GET", rf"/api/accounts/{bob.account_id}/device-list", resign)
+    alice.clock = lambda: now_ms() + LIST_MAX_AGE_MS + 1
+    with pytest.raises(SecurityCodeChanged, match="security code changed"):
+        alice.prepare_send(bob.account_id, "are you there?")
+
+
+def test_an_envelope_from_a_device_outside_the_signed_list_is_dropped_and_reported(pair):
+    alice, bob = pair
+    outgoing = alice.prepare_send(bob.account_id, "hi")
+    envelope = delivered(alice, outgoing.targets, bob.device.device_id)
+    envelope["sender_device"] = "not-a-listed-device"
+    [refused] = bob.receive(envelope)
+    assert isinstance(refused, Refused)
+    assert "not in" in refused.reason and "signed device list" in refused.reason

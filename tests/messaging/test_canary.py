@@ -1,0 +1,110 @@
+"""A unique plaintext sent through the whole system (send, deliver, delivery receipt) never
+reaches the server's database, Redis or log, and neither does the sender's private key."""
+
+from __future__ import annotations
+
+import secrets
+import socket
+import sqlite3
+import threading
+from pathlib import Path
+
+from client.http import HttpTransport
+from client.messenger import ReceiptReceived, TextMessage
+from protocol.encoding import b64u_encode
+from tests.support.actors import PrimaryActor
+from tests.support.devices import Device, primary_messenger
+from tests.support.redis import RedisServer
+from tests.support.server import LiveServer
+from tests.support.softauthn import SoftAuthenticator
+
+
+class RedisMonitor:
+    """Everything Redis executes (`MONITOR`), captured raw on a plain socket."""
+
+    def __init__(self, redis: RedisServer) -> None:
+        self.socket = socket.create_connection(("127.0.0.1", redis.port))
+        self.socket.sendall(b"MONITOR\r\n")
+        assert self.socket.recv(5) == b"+OK\r\n"
+        self.captured = bytearray()
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self) -> None:
+        while chunk := self.socket.recv(65536):
+            self.captured += chunk
+
+    def stop(self) -> bytes:
+        self.socket.shutdown(socket.SHUT_RDWR)
+        self.thread.join(5)
+        self.socket.close()
+        return bytes(self.captured)
+
+
+def database_dump(path: Path) -> list[bytes]:
+    """Every value of every table, BLOBs as bytes, text as UTF-8."""
+    values: list[bytes] = []
+    with sqlite3.connect(path) as db:
+        tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        for table in tables:
+            for row in db.execute(f'SELECT * FROM "{table}"'):  # noqa: S608 (names from sqlite_master)
+                for value in row:
+                    if isinstance(value, bytes):
+                        values.append(value)
+                    elif value is not None:
+                        values.append(str(value).encode())
+    return values
+
+
+def files_of(path: Path) -> bytes:
+    """The database file and its WAL as raw bytes (deleted rows may linger in free pages)."""
+    return b"".join(
+        Path(f"{path}{suffix}").read_bytes()
+        for suffix in ("", "-wal")
+        if Path(f"{path}{suffix}").exists()
+    )
+
+
+def person(live_app: LiveServer, name: str) -> PrimaryActor:
+    return PrimaryActor(
+        HttpTransport(live_app.url),
+        SoftAuthenticator(origin=live_app.url),
+        username=f"{name}{secrets.token_hex(3)}",
+    ).sign_up()
+
+
+async def test_canary_text_and_private_key_never_reach_the_server(live_app, redis_server, tmp_path):
+    alice, bob = person(live_app, "alice"), person(live_app, "bob")
+    sender = await Device(primary_messenger(alice, tmp_path)).connect()
+    receiver = await Device(primary_messenger(bob, tmp_path)).connect()
+    canary = f"canary-{secrets.token_hex(16)}"
+    seed = alice.keys.identity.secret[:32]
+
+    monitor = RedisMonitor(redis_server)
+    sent = await sender.connection.send_text(bob.username, canary)
+    [message] = await receiver.wait_for(TextMessage)
+    [receipt] = await sender.wait_for(ReceiptReceived)
+    await sender.close()
+    await receiver.close()
+    capture = monitor.stop()
+
+    assert message.text == canary  # it did go through
+    assert receipt.message_ids == (sent.message_id,)
+    assert b"PUBLISH" in capture.upper()  # and the monitor saw the traffic
+
+    needles = {
+        "canary text": canary.encode(),
+        "identity seed": seed,
+        "identity seed (base64url)": b64u_encode(seed).encode(),
+    }
+    dump = database_dump(live_app.db_path)
+    raw_files = files_of(live_app.db_path)
+    log = live_app.log().encode()
+    # the scans do find what is there: the public identity key is stored (a BLOB) by design
+    assert any(alice.keys.identity.public in value for value in dump)
+    assert alice.keys.identity.public in raw_files
+    for what, needle in needles.items():
+        assert not any(needle in value for value in dump), f"{what} in a database table"
+        assert needle not in raw_files, f"{what} in the database files"
+        assert needle not in capture, f"{what} in the Redis MONITOR capture"
+        assert needle not in log, f"{what} in the server log"

@@ -1,0 +1,103 @@
+"""Messaging devices for tests: the client's Messenger and DeviceConnection for a primary
+(PrimaryActor, software passkey) or a companion linked in-process, each with its own store
+file, talking to the live server over real HTTP and WebSocket."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from client.connection import ConnectionEvent, DeviceConnection
+from client.http import HttpTransport
+from client.messenger import Messenger
+from client.store import OwnDevice, Store, now_ms
+from tests.support.actors import CompanionActor, PrimaryActor, link
+
+
+def primary_store(primary: PrimaryActor, path: Path) -> Store:
+    """A client store holding the PrimaryActor's keys and its own verified list."""
+    store = Store.open(path)
+    store.save_device(
+        OwnDevice(
+            device_id=primary.device_id,
+            name="Phone",
+            server=primary.transport.origin,
+            account_id=primary.username,
+            account_key=primary.keys.identity.public,
+            keys=primary.keys,
+            linked_at=now_ms(),
+        )
+    )
+    store.save_device_list(primary.last_list)
+    return store
+
+
+def primary_messenger(primary: PrimaryActor, directory: Path) -> Messenger:
+    store = primary_store(primary, directory / f"{primary.username}-primary.sqlite3")
+    return Messenger(store, primary.transport)
+
+
+def companion_messenger(
+    primary: PrimaryActor, directory: Path, *, name: str = "Laptop"
+) -> Messenger:
+    """Link a new device to the primary's account (the whole two-phase link) and give it a store."""
+    origin = primary.transport.origin
+    companion = link(primary, CompanionActor(HttpTransport(origin), name=name), name=name)
+    store = Store.open(directory / f"{primary.username}-{companion.device_id}.sqlite3")
+    store.save_device(companion.link.own_device(server=origin))
+    store.save_device_list(primary.last_list)
+    store.save_server_cookies(companion.transport.export_cookies())
+    return Messenger(store, companion.transport)
+
+
+@dataclass
+class Device:
+    """A Messenger with an open DeviceConnection whose events land in `events`."""
+
+    messenger: Messenger
+    connection: DeviceConnection | None = None
+    events: list[ConnectionEvent] = field(default_factory=list)
+    arrived: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def device_id(self) -> str:
+        return self.messenger.device.device_id
+
+    def _on_event(self, event: ConnectionEvent) -> None:
+        self.events.append(event)
+        self.arrived.set()
+
+    async def connect(self, **options: Any) -> Device:
+        transport = self.messenger.transport
+        assert isinstance(transport, HttpTransport)
+        self.connection = DeviceConnection(
+            self.messenger, transport, on_event=self._on_event, **options
+        )
+        await self.connection.start()
+        return self
+
+    async def close(self) -> None:
+        if self.connection is not None:
+            await self.connection.close()
+            self.connection = None
+
+    def of(self, kind: type) -> list[Any]:
+        return [e for e in self.events if isinstance(e, kind)]
+
+    async def wait_for(self, kind: type, count: int = 1, *, within: float = 10.0) -> list[Any]:
+        """The first `count` events of `kind`, waiting at most `within` seconds for them."""
+        deadline = time.monotonic() + within
+        while len(self.of(kind)) < count:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(
+                    f"{self.device_id}: expected {count} {kind.__name__}, got {self.events}"
+                )
+            self.arrived.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.arrived.wait(), remaining)
+        return self.of(kind)[:count]
