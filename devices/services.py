@@ -119,10 +119,16 @@ def _take_one_time_prekey(device: Device) -> OneTimePrekey | None:
     return None
 
 
-def prekey_bundles_take(*, user: User) -> list[PrekeyBundle]:
-    """One bundle per active device of `user`, each with a fresh one-time prekey if any is left."""
+def prekey_bundles_take(
+    *, user: User, requester: Device, device_ids: list[str] | None = None
+) -> list[PrekeyBundle]:
+    """One bundle per active device of `user` (or of those in `device_ids`), each with a fresh
+    one-time prekey if any is left; never one of the requester itself."""
+    devices = Device.objects.filter(user=user, revoked_at__isnull=True).exclude(pk=requester.pk)
+    if device_ids is not None:
+        devices = devices.filter(pk__in=device_ids)
     bundles = []
-    for device in Device.objects.filter(user=user, revoked_at__isnull=True).order_by("id"):
+    for device in devices.order_by("id"):
         spk = SignedPrekey.objects.filter(device=device).order_by("-created_at", "-key_id").first()
         if spk is None:
             continue

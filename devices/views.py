@@ -89,7 +89,17 @@ def account_prekey_bundles(request: HttpRequest, username: str) -> dict:
     user = User.objects.filter(username=username, is_active=True).first()
     if user is None:
         raise NotFound(f"No account named {username!r}.", code="account_not_found")
-    return {"bundles": [b.to_dict() for b in services.prekey_bundles_take(user=user)]}
+    data = v.json_body(request) if request.body else {}
+    device_ids = None
+    if data.get("device_ids") is not None:
+        device_ids = [
+            str(d)[:32]
+            for d in v.array(data, "device_ids", max_items=settings.PARLEY_MAX_COMPANIONS + 1)
+        ]
+    bundles = services.prekey_bundles_take(
+        user=user, requester=request_device(request), device_ids=device_ids
+    )
+    return {"bundles": [b.to_dict() for b in bundles]}
 
 
 @api(methods=("GET", "POST"))

@@ -17,6 +17,25 @@ from messaging.ratelimit import TokenBucket
 from messaging.schemas import SendRequest, optional_id, parse_ack, parse_frame, parse_send
 
 CLOSE_REVOKED = 4001
+
+
+_send_buckets: dict[str, TokenBucket] = {}
+
+
+def send_bucket(device_id: str) -> TokenBucket:
+    """The device's send budget in this process: shared by its sockets and kept across
+    reconnects, so reconnecting does not buy a fresh burst."""
+    bucket = _send_buckets.get(device_id)
+    if bucket is None or (bucket.rate, bucket.burst) != (
+        settings.PARLEY_SEND_RATE,
+        settings.PARLEY_SEND_BURST,
+    ):
+        bucket = _send_buckets[device_id] = TokenBucket(
+            rate=settings.PARLEY_SEND_RATE, burst=settings.PARLEY_SEND_BURST
+        )
+    return bucket
+
+
 CLOSE_UNAUTHENTICATED = 4003
 
 
@@ -81,7 +100,7 @@ class DeviceConsumer(AsyncJsonWebsocketConsumer):
         self.last_progress = time.monotonic()
         self.drain_lock = asyncio.Lock()
         self.sending: set[asyncio.Task[None]] = set()
-        self.bucket = TokenBucket(rate=settings.PARLEY_SEND_RATE, burst=settings.PARLEY_SEND_BURST)
+        self.bucket = send_bucket(device.id)
         await self.accept()
         await presence.socket_opened(device_id=device.id, channel_name=self.channel_name)
         self.repush_task = asyncio.create_task(self._repush_loop())

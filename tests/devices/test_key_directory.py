@@ -175,3 +175,18 @@ def test_prekey_upload_checks_the_signed_prekey_signature():
     )
     assert (status, body["error"]["code"]) == (409, "prekey_id_reused")
     assert primary.transport.get("/api/prekeys") == (200, {"one_time_prekeys": 10})
+
+
+@pytest.mark.django_db
+def test_bundles_can_be_asked_for_single_devices_and_never_include_the_requester():
+    alice = make_primary("alice")
+    laptop = link(alice, CompanionActor(DjangoTransport()))
+    own = laptop.transport.post("/api/accounts/alice/bundles", {})[1]["bundles"]
+    assert [b["device_id"] for b in own] == [alice.device_id]
+    bob = make_primary("bobby")
+    only_laptop = bob.transport.post(
+        "/api/accounts/alice/bundles", {"device_ids": [laptop.device_id]}
+    )[1]["bundles"]
+    assert [b["device_id"] for b in only_laptop] == [laptop.device_id]
+    status, body = bob.transport.post("/api/accounts/alice/bundles", {"device_ids": "x"})
+    assert (status, body["error"]["data"]["field"]) == (400, "device_ids")
