@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint vendor cluster bench clean
+.PHONY: run test lint vendor hashes cluster bench clean
 
 $(VENV)/.runtime: requirements.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -43,6 +43,10 @@ lint: $(VENV)/.dev
 ## vendor: copy the pinned browser libraries from node_modules into static/vendor (+ MANIFEST.json)
 vendor: node_modules/.installed
 	node scripts/vendor.mjs
+
+## hashes: publish the SHA-256 of every static asset (docs/static-hashes.json) for `python -m client verify`
+hashes:
+	$(PY) scripts/static_hashes.py
 
 ## cluster: PostgreSQL + Redis + two Daphne nodes on loopback (the scale-out setup); Ctrl-C stops it
 cluster: $(VENV)/.dev

@@ -32,6 +32,7 @@ from client.linking import Approved, Linked, LinkEvent, LinkFailed, QrShown, lin
 from client.messenger import Messenger, SendRefused, SentTranscript, TextMessage, describe
 from client.signin import DeviceLoggedOut, ensure_signed_in, log_out
 from client.store import OwnDevice, Store, StoreError, default_store_path
+from client.verify import load_hashes, verify_static
 from protocol.exceptions import ProtocolError
 
 
@@ -284,6 +285,24 @@ def cmd_logout(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
+def cmd_verify(args: argparse.Namespace, out: TextIO) -> int:
+    hashes = load_hashes(Path(args.hashes)) if args.hashes else load_hashes()
+    origin = server_origin(args.url)
+    mismatches = verify_static(origin, hashes)
+    total = len(hashes["files"])
+    for m in mismatches:
+        served = "not served" if m.served is None else f"served {m.served[:16]}…"
+        print(f"MISMATCH {m.path}: expected {m.expected[:16]}…, {served}", file=out)
+    if mismatches:
+        print(
+            f"{len(mismatches)} of {total} assets differ from release {hashes['release_digest'][:16]}…",
+            file=out,
+        )
+        return 1
+    print(f"All {total} static assets match release {hashes['release_digest'][:16]}…", file=out)
+    return 0
+
+
 # ---------------------------------------------------------------- entry point
 
 
@@ -319,6 +338,12 @@ def parser() -> argparse.ArgumentParser:
     bounds.add_argument("--count", type=int, help="stop after N messages")
     listen.add_argument("--seconds", type=float, help="stop after S seconds")
     command("logout", "log this device out and delete its keys", cmd_logout)
+    verify = commands.add_parser(
+        "verify", help="compare a server's static assets with the published hashes"
+    )
+    verify.add_argument("url", metavar="URL", help="the Parley server, e.g. https://parley.example")
+    verify.add_argument("--hashes", help="the published hashes (default docs/static-hashes.json)")
+    verify.set_defaults(run=cmd_verify)
     return top
 
 
