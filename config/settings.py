@@ -175,6 +175,8 @@ PARLEY_PRIMARY_INACTIVITY_DAYS = int(os.environ.get("PARLEY_PRIMARY_INACTIVITY_D
 PARLEY_QUEUE_LIMIT = int(os.environ.get("PARLEY_QUEUE_LIMIT", "50000"))
 PARLEY_SEND_RATE = float(os.environ.get("PARLEY_SEND_RATE", "200"))  # sends per second per device
 PARLEY_SEND_BURST = int(os.environ.get("PARLEY_SEND_BURST", "2000"))
+# A connected device's unacknowledged (or never pushed) envelopes are re-sent after this long.
+PARLEY_REPUSH_SECONDS = float(os.environ.get("PARLEY_REPUSH_SECONDS", "10"))
 PARLEY_HISTORY_MAX_BYTES = int(os.environ.get("PARLEY_HISTORY_MAX_BYTES", str(64 * 1024 * 1024)))
 DATA_UPLOAD_MAX_MEMORY_SIZE = PARLEY_HISTORY_MAX_BYTES + 1024
 

@@ -75,7 +75,6 @@ class DeviceConsumer(AsyncJsonWebsocketConsumer):
     WINDOW = 500
     BATCH = 100
     MAX_PENDING_SENDS = 256
-    REPUSH_SECONDS = 10.0
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         # Channels awaits aclose_old_connections() (a thread-pool round trip, ~0.5 ms) before
@@ -103,13 +102,13 @@ class DeviceConsumer(AsyncJsonWebsocketConsumer):
         self.bucket = send_bucket(device.id)
         await self.accept()
         await presence.socket_opened(device_id=device.id, channel_name=self.channel_name)
-        self.repush_task = asyncio.create_task(self._repush_loop())
+        delivery.sweeper().register(device.id, self)
         await self._drain()
 
     async def disconnect(self, code: int) -> None:
         if self.device_id is None:
             return
-        self.repush_task.cancel()
+        delivery.sweeper().unregister(self.device_id, self)
         for group in self.groups_joined:
             await self.channel_layer.group_discard(group, self.channel_name)
         await presence.socket_closed(device_id=self.device_id, channel_name=self.channel_name)
@@ -185,14 +184,16 @@ class DeviceConsumer(AsyncJsonWebsocketConsumer):
                     {"type": "deliver", "v": 1, "envelopes": [r.to_frame() for r in rows]}
                 )
 
-    async def _repush_loop(self) -> None:
-        """Deliveries whose ack never came, and doorbells the layer dropped, are re-sent."""
-        while True:
-            await asyncio.sleep(self.REPUSH_SECONDS)
-            stalled = self.inflight and time.monotonic() - self.last_progress >= self.REPUSH_SECONDS
-            await self._drain(restart=bool(stalled))
-            if stalled:
-                self.last_progress = time.monotonic()
+    async def nudge(self) -> None:
+        """Called by the sweeper when this device has envelopes waiting for a while: send what
+        a dropped doorbell left behind, and re-send deliveries whose ack never came."""
+        stalled = (
+            bool(self.inflight)
+            and time.monotonic() - self.last_progress >= delivery.repush_seconds()
+        )
+        await self._drain(restart=stalled)
+        if stalled:
+            self.last_progress = time.monotonic()
 
     async def _revoked(self, reason: str) -> None:
         await self.send_json({"type": "revoked", "v": 1, "reason": reason})

@@ -16,6 +16,7 @@ from typing import Any
 
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
+from django.conf import settings
 
 from config.errors import AppError
 from devices import events
@@ -91,3 +92,52 @@ async def ack(*, device_id: str, seqs: list[int]) -> None:
     writer.acks.append((device_id, seqs, future))
     writer.kick()
     await future
+
+
+def repush_seconds() -> float:
+    return settings.PARLEY_REPUSH_SECONDS
+
+
+@dataclass
+class _Sweeper:
+    """One task per process instead of a timer per socket: every PARLEY_REPUSH_SECONDS it asks the
+    database, in one query, which connected devices have envelopes older than that, and
+    nudges their sockets. Idle sockets cost no queries of their own."""
+
+    sockets: dict[str, set[Any]] = field(default_factory=dict)
+    task: asyncio.Task[None] | None = None
+
+    def register(self, device_id: str, socket: Any) -> None:
+        self.sockets.setdefault(device_id, set()).add(socket)
+        if self.task is None or self.task.done():
+            self.task = asyncio.get_running_loop().create_task(self._run())
+
+    def unregister(self, device_id: str, socket: Any) -> None:
+        sockets = self.sockets.get(device_id)
+        if sockets is not None:
+            sockets.discard(socket)
+            if not sockets:
+                del self.sockets[device_id]
+
+    async def _run(self) -> None:
+        while self.sockets:
+            await asyncio.sleep(repush_seconds())
+            waiting = await database_sync_to_async(services.devices_with_waiting_envelopes)(
+                device_ids=list(self.sockets), older_than_seconds=repush_seconds()
+            )
+            for device_id in waiting:
+                for socket in list(self.sockets.get(device_id, ())):
+                    await socket.nudge()
+
+
+_sweepers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Sweeper] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def sweeper() -> _Sweeper:
+    loop = asyncio.get_running_loop()
+    found = _sweepers.get(loop)
+    if found is None:
+        found = _sweepers[loop] = _Sweeper()
+    return found

@@ -159,6 +159,20 @@ def envelopes_commit(
     return results
 
 
+def devices_with_waiting_envelopes(*, device_ids: list[str], older_than_seconds: float) -> set[str]:
+    """Which of these devices have envelopes queued for longer than the given time."""
+    cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
+    found: set[str] = set()
+    for start in range(0, len(device_ids), 5000):
+        chunk = device_ids[start : start + 5000]
+        found.update(
+            QueuedEnvelope.objects.filter(device_id__in=chunk, created_at__lte=cutoff)
+            .values_list("device_id", flat=True)
+            .distinct()
+        )
+    return found
+
+
 def queue_batch(*, device_id: str, after_seq: int, limit: int) -> list[Delivery]:
     rows = QueuedEnvelope.objects.filter(device_id=device_id, id__gt=after_seq).order_by("id")[
         :limit

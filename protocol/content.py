@@ -8,10 +8,10 @@ from typing import Any
 
 from protocol.devicelist import DeviceList
 from protocol.encoding import (
-    MAX_SAFE_INTEGER,
     Reader,
     b64u_decode,
     canonical_json,
+    is_uint,
     parse_canonical_json,
     u8,
     u32,
@@ -56,7 +56,7 @@ def new_content(
 ) -> Content:
     """A content with a fresh random message id (rng(16)); validates the body."""
     content = Content(
-        type=content_type,
+        type=content_type_of(content_type),
         message_id=rng(16),
         timestamp=timestamp,
         sender_list_version=sender_list_version,
@@ -78,12 +78,22 @@ def _expect(condition: bool, message: str) -> None:
         raise MalformedMessage(message)
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_SAFE_INTEGER
+def content_type_of(value: Any) -> ContentType:
+    """The ContentType of `value` (a ContentType or a plain int 1..6); else MalformedMessage."""
+    if not is_uint(value, 0xFF):
+        raise MalformedMessage(f"content: expected type 1 to 6, got {value!r}")
+    try:
+        return ContentType(value)
+    except ValueError as exc:
+        raise MalformedMessage(f"content: expected type 1 to 6, got {value!r}") from exc
 
 
-def validate_body(content_type: ContentType, body: Any) -> None:
-    """Check the body has exactly the keys and value types of its type (section 10 table)."""
+def validate_body(content_type: ContentType | int, body: Any) -> None:
+    """Check the body has exactly the keys and value types of its type (section 10 table).
+
+    `content_type` may be a ContentType or a plain int; any other value is MalformedMessage.
+    """
+    content_type = content_type_of(content_type)
     if content_type is ContentType.TEXT:
         _expect_keys(body, {"text"}, "text")
         _expect(isinstance(body["text"], str), "text body: expected a string text")
@@ -122,21 +132,30 @@ def validate_body(content_type: ContentType, body: Any) -> None:
         )
         b64u_decode(body["key"], length=32, what="history key")
         b64u_decode(body["hash"], length=32, what="history hash")
-        _expect(_is_int(body["length"]), "history bundle key body: expected an integer length")
+        _expect(is_uint(body["length"]), "history bundle key body: expected an integer length")
     elif content_type is ContentType.TYPING:
         _expect_keys(body, {"state"}, "typing")
         _expect(body["state"] in ("started", "stopped"), "typing body: expected started or stopped")
+    else:  # unreachable while every ContentType has a branch; refuse rather than skip
+        raise MalformedMessage(f"content: no body rule for type {int(content_type)}")
+
+
+def _is_bytes(value: Any, length: int) -> bool:
+    return isinstance(value, bytes) and len(value) == length
 
 
 def encode_content(content: Content) -> bytes:
-    validate_body(content.type, content.body)
-    _expect(len(content.message_id) == 16, "content: expected a 16-byte message id")
-    _expect(len(content.sender_list_hash) == 32, "content: expected a 32-byte list hash")
+    """Section 10 layout; refuses (MalformedMessage) an unknown type, a body that does not
+    match its type, wrong sizes, and a timestamp or list version outside 0..2^53-1."""
+    content_type = content_type_of(content.type)
+    validate_body(content_type, content.body)
+    _expect(_is_bytes(content.message_id, 16), "content: expected a 16-byte message id")
+    _expect(_is_bytes(content.sender_list_hash, 32), "content: expected a 32-byte list hash")
     body = canonical_json(content.body)
     _expect(len(body) <= MAX_BODY_BYTES, f"content body: expected at most {MAX_BODY_BYTES} bytes")
     out = (
         u8(CONTENT_VERSION)
-        + u8(content.type)
+        + u8(content_type)
         + content.message_id
         + u64(content.timestamp)
         + u64(content.sender_list_version)
@@ -156,11 +175,7 @@ def decode_content(data: bytes) -> Content:
     reader = Reader(data, what="content")
     version = reader.uint(1)
     _expect(version == CONTENT_VERSION, f"content: expected version 1, got {version}")
-    raw_type = reader.uint(1)
-    try:
-        content_type = ContentType(raw_type)
-    except ValueError as exc:
-        raise MalformedMessage(f"content: expected type 1 to 6, got {raw_type}") from exc
+    content_type = content_type_of(reader.uint(1))
     message_id = reader.take(16)
     timestamp = reader.uint(8)
     list_version = reader.uint(8)

@@ -7,7 +7,17 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from protocol import primitives
-from protocol.encoding import b64u_decode, b64u_encode, enc_str, label, u8, u64
+from protocol.encoding import (
+    b64u_decode,
+    b64u_encode,
+    enc_str,
+    is_uint,
+    label,
+    u8,
+    u16,
+    u64,
+    utf8_encode,
+)
 from protocol.exceptions import (
     AccountKeyChanged,
     DeviceKeyChanged,
@@ -19,7 +29,6 @@ from protocol.exceptions import (
 from protocol.keys import IdentityKeyPair
 
 MAX_DEVICES = 5
-MAX_U64 = 2**64 - 1
 
 
 @dataclass(frozen=True)
@@ -99,7 +108,7 @@ def _string(value: Any, what: str) -> str:
 
 
 def _integer(value: Any, what: str) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 2**53 - 1:
+    if not is_uint(value):
         raise MalformedDeviceList(f"device list {what}: expected an integer in 0..2^53-1")
     return value
 
@@ -126,7 +135,7 @@ def device_list_bytes(device_list: DeviceList) -> bytes:
         device_list.account_key,
         u64(device_list.version),
         u64(device_list.timestamp),
-        len(device_list.devices).to_bytes(2, "big"),
+        u16(len(device_list.devices)),
     ]
     for d in device_list.devices:
         out += [enc_str(d.device_id), d.identity_key, u64(d.added_at)]
@@ -204,25 +213,51 @@ def sign_device_list(
         account_key=account.public,
         version=version,
         timestamp=timestamp,
-        devices=tuple(sorted(devices, key=lambda d: d.device_id.encode("utf-8"))),
+        devices=tuple(sorted(devices, key=lambda d: _device_id_bytes(d.device_id))),
     )
     return replace(unsigned, signature=account.sign(device_list_bytes(unsigned)))
 
 
+def _str_bytes(value: Any, what: str) -> bytes:
+    """UTF-8 of a `str` field: a string without lone surrogates, at most 65535 bytes."""
+    raw = utf8_encode(value, error=MalformedDeviceList)
+    if len(raw) > 0xFFFF:
+        raise MalformedDeviceList(f"expected {what} of at most 65535 bytes, got {len(raw)}")
+    return raw
+
+
+def _device_id_bytes(device_id: Any) -> bytes:
+    return _str_bytes(device_id, "a device id")
+
+
+def _is_bytes(value: Any, length: int) -> bool:
+    return isinstance(value, bytes) and len(value) == length
+
+
 def _check_structure(device_list: DeviceList) -> None:
+    """Section 4.3 step 1: every field has its type and size, so list_bytes cannot fail."""
     devices = device_list.devices
-    if not 1 <= len(devices) <= MAX_DEVICES:
-        raise MalformedDeviceList(f"expected 1 to {MAX_DEVICES} devices, got {len(devices)}")
-    if len(device_list.account_key) != 32:
+    if not isinstance(devices, (tuple, list)) or not 1 <= len(devices) <= MAX_DEVICES:
+        got = len(devices) if isinstance(devices, (tuple, list)) else type(devices).__name__
+        raise MalformedDeviceList(f"expected 1 to {MAX_DEVICES} devices, got {got}")
+    _str_bytes(device_list.account_id, "an account id")
+    if not _is_bytes(device_list.account_key, 32):
         raise MalformedDeviceList("expected a 32-byte account key")
     for value, what in ((device_list.version, "version"), (device_list.timestamp, "timestamp")):
-        if not 0 <= value <= MAX_U64:
-            raise MalformedDeviceList(f"expected {what} to fit in u64")
-    ids = [d.device_id.encode("utf-8") for d in devices]
+        if not is_uint(value):
+            raise MalformedDeviceList(f"expected {what} to be an integer in 0..2^53-1")
+    for d in devices:
+        if not isinstance(d, DeviceEntry):
+            raise MalformedDeviceList(f"expected device entries, got {type(d).__name__}")
+        if not is_uint(d.added_at):
+            raise MalformedDeviceList("expected added_at to be an integer in 0..2^53-1")
+        if d.device_signature is not None and not _is_bytes(d.device_signature, 64):
+            raise MalformedDeviceList("expected a 64-byte device signature or none")
+    ids = [_device_id_bytes(d.device_id) for d in devices]
     if ids != sorted(ids) or len(set(ids)) != len(ids):
         raise MalformedDeviceList("expected device ids unique and sorted by their UTF-8 bytes")
     keys = [d.identity_key for d in devices]
-    if any(len(k) != 32 for k in keys) or len(set(keys)) != len(keys):
+    if any(not _is_bytes(k, 32) for k in keys) or len(set(keys)) != len(keys):
         raise MalformedDeviceList("expected unique 32-byte identity keys")
     primaries = [d for d in devices if d.identity_key == device_list.account_key]
     if len(primaries) != 1:

@@ -11,30 +11,57 @@ from typing import Any
 from protocol.exceptions import MalformedMessage
 
 MAX_SAFE_INTEGER = 2**53 - 1
+# Arrays and objects nest at most this deep in canonical JSON (section 2.2).
+MAX_JSON_DEPTH = 32
 _B64U = re.compile(r"[A-Za-z0-9_-]*")
+
+
+def utf8_encode(value: Any, *, error: type[Exception] = MalformedMessage) -> bytes:
+    """UTF-8 bytes of a string; refuses non-strings and lone surrogates with `error`."""
+    if not isinstance(value, str):
+        raise error(f"expected a string, got {type(value).__name__}")
+    try:
+        return value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise error("expected a string encodable as UTF-8, got lone surrogates") from exc
 
 
 def enc_str(value: str) -> bytes:
     """u16 big-endian byte length followed by the UTF-8 bytes (at most 65535 bytes)."""
-    try:
-        raw = value.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise MalformedMessage("expected a string encodable as UTF-8, got lone surrogates") from exc
+    raw = utf8_encode(value)
     if len(raw) > 0xFFFF:
         raise MalformedMessage(f"expected a string of at most 65535 bytes, got {len(raw)}")
     return len(raw).to_bytes(2, "big") + raw
 
 
+def is_uint(value: Any, maximum: int = MAX_SAFE_INTEGER) -> bool:
+    """True for an int (not a bool) in 0..maximum."""
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= maximum
+
+
+def _uint(n: int, size: int, maximum: int) -> bytes:
+    if not is_uint(n, maximum):
+        raise MalformedMessage(
+            f"expected an integer in 0..{maximum} (fits in {size} bytes), got {n!r}"
+        )
+    return n.to_bytes(size, "big")
+
+
 def u8(n: int) -> bytes:
-    return n.to_bytes(1, "big")
+    return _uint(n, 1, 0xFF)
+
+
+def u16(n: int) -> bytes:
+    return _uint(n, 2, 0xFFFF)
 
 
 def u32(n: int) -> bytes:
-    return n.to_bytes(4, "big")
+    return _uint(n, 4, 0xFFFFFFFF)
 
 
 def u64(n: int) -> bytes:
-    return n.to_bytes(8, "big")
+    """A u64; every u64 of the protocol is at most 2^53-1 (section 2.1), as JavaScript holds."""
+    return _uint(n, 8, MAX_SAFE_INTEGER)
 
 
 def label(name: str) -> bytes:
@@ -62,7 +89,11 @@ class Reader:
         return chunk
 
     def uint(self, size: int) -> int:
-        return int.from_bytes(self.take(size), "big")
+        """A big-endian unsigned integer of `size` bytes; refuses values above 2^53-1."""
+        value = int.from_bytes(self.take(size), "big")
+        if value > MAX_SAFE_INTEGER:
+            raise self._error(f"{self._what}: expected an integer of at most 2^53-1")
+        return value
 
     def string(self) -> str:
         raw = self.take(self.uint(2))
@@ -106,22 +137,24 @@ def b64u_decode(text: Any, *, length: int | None = None, what: str = "value") ->
     return data
 
 
-def _check_json_value(value: Any) -> None:
+def _check_json_value(value: Any, depth: int = 0) -> None:
     if value is None or isinstance(value, (bool, str)):
         return
     if isinstance(value, int):
         if not 0 <= value <= MAX_SAFE_INTEGER:
             raise MalformedMessage(f"expected an integer in 0..2^53-1, got {value}")
         return
+    if isinstance(value, (list, dict)) and depth >= MAX_JSON_DEPTH:
+        raise MalformedMessage(f"expected JSON nested at most {MAX_JSON_DEPTH} levels deep")
     if isinstance(value, list):
         for item in value:
-            _check_json_value(item)
+            _check_json_value(item, depth + 1)
         return
     if isinstance(value, dict):
         for key, item in value.items():
             if not isinstance(key, str):
                 raise MalformedMessage("expected string object keys")
-            _check_json_value(item)
+            _check_json_value(item, depth + 1)
         return
     raise MalformedMessage(
         f"expected a JSON string, integer, bool, null, list or object, got {type(value).__name__}"
@@ -129,7 +162,8 @@ def _check_json_value(value: Any) -> None:
 
 
 def canonical_json(value: Any) -> bytes:
-    """Canonical JSON (section 2.2): sorted keys, no whitespace, raw UTF-8, integers only."""
+    """Canonical JSON (section 2.2): sorted keys, no whitespace, raw UTF-8, integers only,
+    nested at most MAX_JSON_DEPTH levels."""
     _check_json_value(value)
     text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     try:
@@ -153,6 +187,9 @@ def _no_floats(text: str) -> Any:
 
 def parse_canonical_json(data: bytes) -> Any:
     """Parse canonical JSON and refuse any input that is not in canonical form."""
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise MalformedMessage(f"expected JSON bytes, got {type(data).__name__}")
+    data = bytes(data)
     try:
         value = json.loads(
             data.decode("utf-8"),
@@ -162,6 +199,10 @@ def parse_canonical_json(data: bytes) -> Any:
         )
     except (UnicodeDecodeError, ValueError) as exc:
         raise MalformedMessage("expected canonical JSON") from exc
+    except RecursionError as exc:  # far deeper than MAX_JSON_DEPTH
+        raise MalformedMessage(
+            f"expected JSON nested at most {MAX_JSON_DEPTH} levels deep"
+        ) from exc
     if canonical_json(value) != data:
         raise MalformedMessage("expected canonical JSON (sorted keys, no whitespace, raw UTF-8)")
     return value

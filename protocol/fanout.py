@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from protocol.encoding import utf8_encode
 from protocol.ratchet import Session
 from protocol.rng import Rng
 
@@ -14,5 +15,5 @@ def encrypt_for_devices(
     """Encrypt `content` once per session, in ascending device-id order; mutates the sessions."""
     return {
         device_id: sessions[device_id].encrypt(content, rng)
-        for device_id in sorted(sessions, key=lambda d: d.encode("utf-8"))
+        for device_id in sorted(sessions, key=utf8_encode)
     }

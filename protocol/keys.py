@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from protocol import primitives
-from protocol.encoding import b64u_decode, b64u_encode, label, u32
+from protocol.encoding import b64u_decode, b64u_encode, is_uint, label, u32
 from protocol.exceptions import MalformedMessage, UntrustedIdentity
 from protocol.rng import Rng
 
@@ -83,24 +83,36 @@ class DeviceKeys:
         }
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> DeviceKeys:
-        if data.get("version") != 1:
-            raise MalformedMessage(f"device keys: expected version 1, got {data.get('version')!r}")
-        return cls(
-            identity=IdentityKeyPair.from_seed(
-                b64u_decode(data["identity_seed"], length=32, what="identity_seed")
-            ),
-            signed_prekey=_signed_prekey_from_dict(data["signed_prekey"]),
-            one_time_prekeys=tuple(
-                OneTimePrekey(
-                    id=k["id"],
-                    key=X25519KeyPair.from_private(
-                        b64u_decode(k["private_key"], length=32, what="one-time prekey")
-                    ),
-                )
-                for k in data["one_time_prekeys"]
-            ),
-        )
+    def from_dict(cls, data: Any) -> DeviceKeys:
+        """Parse the private JSON form; anything else is MalformedMessage."""
+        if not isinstance(data, dict) or not _is_one(data.get("version")):
+            got = data.get("version") if isinstance(data, dict) else type(data).__name__
+            raise MalformedMessage(f"device keys: expected version 1, got {got!r}")
+        try:
+            one_time_prekeys = data["one_time_prekeys"]
+            if not isinstance(one_time_prekeys, list):
+                raise MalformedMessage("device keys: expected a list of one-time prekeys")
+            return cls(
+                identity=IdentityKeyPair.from_seed(
+                    b64u_decode(data["identity_seed"], length=32, what="identity_seed")
+                ),
+                signed_prekey=_signed_prekey_from_dict(data["signed_prekey"]),
+                one_time_prekeys=tuple(
+                    OneTimePrekey(
+                        id=_u32_field(k["id"], "one-time prekey id"),
+                        key=X25519KeyPair.from_private(
+                            b64u_decode(k["private_key"], length=32, what="one-time prekey")
+                        ),
+                    )
+                    for k in one_time_prekeys
+                ),
+            )
+        except (KeyError, TypeError) as exc:
+            raise MalformedMessage(f"device keys: missing or mistyped field {exc}") from exc
+
+
+def _is_one(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value == 1
 
 
 def _signed_prekey_to_dict(spk: SignedPrekey) -> dict[str, Any]:
@@ -111,9 +123,9 @@ def _signed_prekey_to_dict(spk: SignedPrekey) -> dict[str, Any]:
     }
 
 
-def _signed_prekey_from_dict(data: dict[str, Any]) -> SignedPrekey:
+def _signed_prekey_from_dict(data: Any) -> SignedPrekey:
     return SignedPrekey(
-        id=data["id"],
+        id=_u32_field(data["id"], "signed prekey id"),
         key=X25519KeyPair.from_private(
             b64u_decode(data["private_key"], length=32, what="signed prekey")
         ),
@@ -208,7 +220,7 @@ class PrekeyBundle:
 
 
 def _u32_field(value: Any, what: str) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 0xFFFFFFFF:
+    if not is_uint(value, 0xFFFFFFFF):
         raise MalformedMessage(f"{what}: expected an integer in 0..2^32-1, got {value!r}")
     return value
 

@@ -18,10 +18,15 @@ from protocol.exceptions import InvalidKey, MalformedMessage
 from protocol.keys import IdentityKeyPair, X25519KeyPair
 
 
+def _bytes32(value: bytes, what: str) -> bytes:
+    if not isinstance(value, bytes) or len(value) != 32:
+        got = len(value) if isinstance(value, bytes) else type(value).__name__
+        raise InvalidKey(f"{what}: expected 32 bytes, got {got}")
+    return value
+
+
 def _nonce(nonce: bytes) -> bytes:
-    if len(nonce) != 32:
-        raise InvalidKey(f"nonce: expected 32 bytes, got {len(nonce)}")
-    return nonce
+    return _bytes32(nonce, "nonce")
 
 
 def link_challenge(
@@ -30,7 +35,10 @@ def link_challenge(
     """The WebAuthn challenge that binds the approval to this link and both new keys."""
     return primitives.hash32(
         "Parley v1 link challenge",
-        _nonce(server_nonce) + enc_str(link_id) + companion_identity_key + ephemeral_key,
+        _nonce(server_nonce)
+        + enc_str(link_id)
+        + _bytes32(companion_identity_key, "companion identity key")
+        + _bytes32(ephemeral_key, "ephemeral key"),
     )
 
 
@@ -143,6 +151,9 @@ def verify_sign_in(
 def link_check_code(*, link_id: str, companion_identity_key: bytes, ephemeral_key: bytes) -> str:
     """Six digits both sides compute from their own copy of the QR data (section 13)."""
     digest = primitives.hash32(
-        "Parley v1 link check code", enc_str(link_id) + companion_identity_key + ephemeral_key
+        "Parley v1 link check code",
+        enc_str(link_id)
+        + _bytes32(companion_identity_key, "companion identity key")
+        + _bytes32(ephemeral_key, "ephemeral key"),
     )
     return f"{int.from_bytes(digest[:4], 'big') % 1_000_000:06d}"

@@ -115,6 +115,8 @@ def aead_decrypt(key: bytes, nonce: bytes, ciphertext: bytes, associated_data: b
 
 def stream_state(key: bytes, header: bytes) -> sodium.crypto_secretstream_xchacha20poly1305_state:
     """A secretstream state for key and header; used for both push and pull (section 12)."""
+    _require_length(key, 32, "secretstream key")
+    _require_length(header, STREAM_HEADER_BYTES, "secretstream header")
     state = sodium.crypto_secretstream_xchacha20poly1305_state()
     sodium.crypto_secretstream_xchacha20poly1305_init_pull(state, header, key)
     return state

@@ -7,8 +7,9 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from protocol import primitives, x3dh
-from protocol.encoding import b64u_decode, b64u_encode
+from protocol.encoding import MAX_SAFE_INTEGER, b64u_decode, b64u_encode, is_uint
 from protocol.exceptions import (
+    DecryptionFailed,
     MalformedMessage,
     ReplayDetected,
     TooManySkippedMessages,
@@ -117,28 +118,36 @@ class Session:
         )
 
     def encrypt(self, plaintext: bytes, rng: Rng) -> bytes:
-        """Encrypt one message (section 6.3); draws rng(24) for the nonce."""
+        """Encrypt one message (section 6.3); draws rng(24) for the nonce.
+
+        The state changes only once the message is encoded, so a counter or prekey id that
+        does not fit its u32 field (MalformedMessage) leaves the session as it was.
+        """
         if self.send_chain_key is None:
             raise UnknownSession(
                 "session: expected a sending chain; the responder cannot send first"
             )
-        message_key, self.send_chain_key = kdf_ck(self.send_chain_key)
+        message_key, next_chain_key = kdf_ck(self.send_chain_key)
         header = Header(dh=self.dh_self.public, pn=self.prev_n, n=self.send_n)
-        self.send_n += 1
+        header_bytes = header.encode()
         nonce = rng(24)
         ciphertext = primitives.aead_encrypt(
-            message_key, nonce, plaintext, self.associated_data + header.encode()
+            message_key, nonce, plaintext, self.associated_data + header_bytes
         )
         message = RatchetMessage(header=header, nonce=nonce, ciphertext=ciphertext)
         if self.pending_prekey is None:
-            return message.encode()
-        return PrekeyMessage(
-            identity_key=self.local_identity_key,
-            base_key=self.pending_prekey.ephemeral_key,
-            signed_prekey_id=self.pending_prekey.signed_prekey_id,
-            one_time_prekey_id=self.pending_prekey.one_time_prekey_id,
-            message=message,
-        ).encode()
+            wire = message.encode()
+        else:
+            wire = PrekeyMessage(
+                identity_key=self.local_identity_key,
+                base_key=self.pending_prekey.ephemeral_key,
+                signed_prekey_id=self.pending_prekey.signed_prekey_id,
+                one_time_prekey_id=self.pending_prekey.one_time_prekey_id,
+                message=message,
+            ).encode()
+        self.send_chain_key = next_chain_key
+        self.send_n += 1
+        return wire
 
     def decrypt(self, data: bytes, rng: Rng) -> bytes:
         """Decrypt wire bytes (ratchet or prekey message) for this session (section 6.4).
@@ -181,8 +190,14 @@ class Session:
         if header.dh != self.dh_remote:
             self._skip(header.pn)
             self._dh_ratchet(header.dh, rng)
+        if self.recv_chain_key is None:
+            # The initiator before its first reply: DHr is the responder's signed prekey, which
+            # the responder never sends with, and there is no receiving chain. Deriving a key
+            # from "no chain" would make a key anyone can compute (a forgery), so refuse.
+            raise DecryptionFailed(
+                "ratchet message: no receiving chain for this ratchet key (never sent with)"
+            )
         self._skip(header.n)
-        assert self.recv_chain_key is not None
         message_key, self.recv_chain_key = kdf_ck(self.recv_chain_key)
         self.recv_n += 1
         return primitives.aead_decrypt(message_key, message.nonce, message.ciphertext, ad)
@@ -262,8 +277,15 @@ class Session:
 
     @classmethod
     def from_dict(cls, data: Any) -> Session:
+        """Parse the section 8 JSON object; anything else is MalformedMessage.
+
+        Counters must be integers in 0..2^53-1 and prekey ids in 0..2^32-1 (not bools,
+        floats or strings), as in the JS mirror.
+        """
         try:
-            if data["version"] != SESSION_FORMAT_VERSION:
+            if not isinstance(data, dict):
+                raise MalformedMessage(f"session: expected an object, got {type(data).__name__}")
+            if not is_uint(data["version"]) or data["version"] != SESSION_FORMAT_VERSION:
                 raise MalformedMessage(
                     f"session: expected version {SESSION_FORMAT_VERSION}, got {data['version']!r}"
                 )
@@ -279,7 +301,11 @@ class Session:
             dh_self = X25519KeyPair.from_private(key("dh_self_private"))
             if dh_self.public != key("dh_self_public"):
                 raise MalformedMessage("session: dh_self_public does not match dh_self_private")
+            if data["recv_chain_key"] is not None and data["dh_remote"] is None:
+                raise MalformedMessage("session: a receiving chain needs a remote ratchet key")
             pending = data["pending_prekey"]
+            if pending is not None and not isinstance(pending, dict):
+                raise MalformedMessage("session pending_prekey: expected an object or null")
             return cls(
                 role=data["role"],
                 local_identity_key=key("local_identity_key"),
@@ -290,19 +316,19 @@ class Session:
                 dh_remote=opt("dh_remote"),
                 send_chain_key=opt("send_chain_key"),
                 recv_chain_key=opt("recv_chain_key"),
-                send_n=int(data["send_n"]),
-                recv_n=int(data["recv_n"]),
-                prev_n=int(data["prev_n"]),
+                send_n=_counter(data["send_n"], "send_n"),
+                recv_n=_counter(data["recv_n"], "recv_n"),
+                prev_n=_counter(data["prev_n"], "prev_n"),
                 skipped={
                     (
                         b64u_decode(s["dh"], length=32, what="skipped dh"),
-                        int(s["n"]),
+                        _counter(s["n"], "skipped n"),
                     ): b64u_decode(s["key"], length=32, what="skipped key")
-                    for s in data["skipped"]
+                    for s in _list(data["skipped"], "skipped")
                 },
                 previous_dh_remote=[
                     b64u_decode(k, length=32, what="previous dh")
-                    for k in data["previous_dh_remote"]
+                    for k in _list(data["previous_dh_remote"], "previous_dh_remote")
                 ],
                 pending_prekey=None
                 if pending is None
@@ -310,12 +336,30 @@ class Session:
                     ephemeral_key=b64u_decode(
                         pending["ephemeral_key"], length=32, what="ephemeral"
                     ),
-                    signed_prekey_id=int(pending["signed_prekey_id"]),
-                    one_time_prekey_id=pending["one_time_prekey_id"],
+                    signed_prekey_id=_counter(
+                        pending["signed_prekey_id"], "signed_prekey_id", 0xFFFFFFFF
+                    ),
+                    one_time_prekey_id=None
+                    if pending["one_time_prekey_id"] is None
+                    else _counter(pending["one_time_prekey_id"], "one_time_prekey_id", 0xFFFFFFFF),
                 ),
             )
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError) as exc:
             raise MalformedMessage(f"session: missing or mistyped field {exc}") from exc
+
+
+def _counter(value: Any, what: str, maximum: int = MAX_SAFE_INTEGER) -> int:
+    if not is_uint(value, maximum):
+        raise MalformedMessage(
+            f"session {what}: expected an integer in 0..{maximum}, got {value!r}"
+        )
+    return value
+
+
+def _list(value: Any, what: str) -> list[Any]:
+    if not isinstance(value, list):
+        raise MalformedMessage(f"session {what}: expected a list")
+    return value
 
 
 @dataclass(frozen=True)

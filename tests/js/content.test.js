@@ -182,3 +182,138 @@ for (const raw of [
     );
   });
 }
+
+/** A Content built directly (not through newContent), as a careless caller would. */
+function raw(type = ContentType.TEXT, body = { text: "a" }, fields = {}) {
+  return new p.Content({
+    type,
+    messageId: new Uint8Array(16),
+    timestamp: 1,
+    senderListVersion: 2,
+    senderListHash: LIST_HASH,
+    body,
+    ...fields,
+  });
+}
+
+const BAD_CONTENTS = [
+  ["plain int type, bad body", raw(1, { text: 5 })],
+  ["type 2 with a text body", raw(2, { text: "a" })],
+  ["typing with a bad state", raw(6, { state: "sleeping" })],
+  ["unknown type 9", raw(9)],
+  ["type 0", raw(0)],
+  ["type -1", raw(-1)],
+  ["type 256", raw(256)],
+  ["type true", raw(true)],
+  ["type '1'", raw("1")],
+  ["type null", raw(null)],
+  ["timestamp -1", raw(undefined, undefined, { timestamp: -1 })],
+  ["timestamp 2^53", raw(undefined, undefined, { timestamp: 2 ** 53 })],
+  ["timestamp 2^64", raw(undefined, undefined, { timestamp: 2 ** 64 })],
+  ["timestamp true", raw(undefined, undefined, { timestamp: true })],
+  ["timestamp 1.5", raw(undefined, undefined, { timestamp: 1.5 })],
+  ["timestamp '1'", raw(undefined, undefined, { timestamp: "1" })],
+  ["list version -1", raw(undefined, undefined, { senderListVersion: -1 })],
+  ["list version 2^53", raw(undefined, undefined, { senderListVersion: 2 ** 53 })],
+  ["list version null", raw(undefined, undefined, { senderListVersion: null })],
+  ["message id as text", raw(undefined, undefined, { messageId: "0".repeat(16) })],
+  ["list hash as array", raw(undefined, undefined, { senderListHash: Array(32).fill(0) })],
+];
+
+for (const [name, content] of BAD_CONTENTS) {
+  test(`encodeContent refuses a bad type, body or field: ${name}`, () => {
+    assert.equal(
+      errorName(() => p.encodeContent(content)),
+      "MalformedMessage",
+    );
+  });
+}
+
+test("the largest u64 values (2^53-1) encode and decode", () => {
+  const content = raw(1, { text: "a" }, { timestamp: 2 ** 53 - 1, senderListVersion: 2 ** 53 - 1 });
+  const decoded = p.decodeContent(p.encodeContent(content));
+  assert.equal(decoded.timestamp, 2 ** 53 - 1);
+  assert.equal(decoded.senderListVersion, 2 ** 53 - 1);
+});
+
+for (const [offset, high] of [
+  [18, 0x00200000], // timestamp 2^53
+  [18, 0xffffffff], // timestamp 2^64 - 2^32 + …
+  [26, 0x00200000], // list version 2^53
+  [26, 0x80000000], // list version 2^63
+]) {
+  test(`decodeContent refuses a u64 above 2^53-1 at ${offset} (${high.toString(16)})`, () => {
+    const data = p.encodeContent(raw()).slice();
+    new DataView(data.buffer).setUint32(offset, high);
+    assert.equal(
+      errorName(() => p.decodeContent(data)),
+      "MalformedMessage",
+    );
+  });
+}
+
+/** @param {number} depth */
+const nested = (depth) => "[".repeat(depth) + "]".repeat(depth);
+
+for (const depth of [33, 1000, 30000]) {
+  test(`a body nested ${depth} deep is malformed, not a stack overflow`, () => {
+    const body = utf8(`{"text":${nested(depth)}}`);
+    const data = new Uint8Array(Math.ceil((70 + body.length) / 64) * 64);
+    data.set([1, 1]);
+    new DataView(data.buffer).setUint32(66, body.length);
+    data.set(body, 70);
+    assert.equal(
+      errorName(() => p.decodeContent(data)),
+      "MalformedMessage",
+    );
+  });
+}
+
+test("JSON nesting up to MAX_JSON_DEPTH is accepted", () => {
+  assert.equal(encoding.MAX_JSON_DEPTH, 32);
+  assert.ok(encoding.parseCanonicalJson(utf8(nested(32))));
+});
+
+for (const depth of [33, 999, 1000, 5000, 60000]) {
+  test(`JSON nested ${depth} deep is refused by the parser and the encoder`, () => {
+    assert.equal(
+      errorName(() => encoding.parseCanonicalJson(utf8(nested(depth)))),
+      "MalformedMessage",
+    );
+    let value = [];
+    for (let i = 1; i < depth; i++) value = [value];
+    assert.equal(
+      errorName(() => encoding.canonicalJson(value)),
+      "MalformedMessage",
+    );
+  });
+}
+
+for (const [name, fn] of [
+  ["u8(-1)", () => encoding.u8(-1)],
+  ["u8(256)", () => encoding.u8(256)],
+  ["u16(65536)", () => encoding.u16(65536)],
+  ["u32(-1)", () => encoding.u32(-1)],
+  ["u32(2^32)", () => encoding.u32(2 ** 32)],
+  ["u64(-1)", () => encoding.u64(-1)],
+  ["u64(2^53)", () => encoding.u64(2 ** 53)],
+  ["u64(2^64)", () => encoding.u64(2 ** 64)],
+  ["u64(true)", () => encoding.u64(true)],
+  ["u32(1.5)", () => encoding.u32(1.5)],
+  ['u32("1")', () => encoding.u32("1")],
+  ["u8(null)", () => encoding.u8(null)],
+  ["encStr(lone surrogate)", () => encoding.encStr("a\udfffb")],
+  ["encStr(null)", () => encoding.encStr(null)],
+  ["encStr(5)", () => encoding.encStr(5)],
+]) {
+  test(`integer and string encoders refuse out-of-range values: ${name}`, () => {
+    assert.equal(errorName(fn), "MalformedMessage");
+  });
+}
+
+test("integer encoders write their largest values", () => {
+  assert.deepEqual(encoding.u8(255), Uint8Array.of(0xff));
+  assert.deepEqual(encoding.u16(65535), Uint8Array.of(0xff, 0xff));
+  assert.deepEqual(encoding.u32(2 ** 32 - 1), Uint8Array.of(0xff, 0xff, 0xff, 0xff));
+  assert.deepEqual(encoding.u64(2 ** 53 - 1), Uint8Array.of(0, 0x1f, 255, 255, 255, 255, 255, 255));
+});

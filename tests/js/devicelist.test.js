@@ -264,3 +264,80 @@ test("the link signature covers account, companion key and link id", () => {
     );
   }
 });
+
+/** @param {any} data @param {object} changes */
+function entryChanged(data, changes) {
+  const devices = data.devices.map((d) => ({ ...d }));
+  Object.assign(devices[0], changes);
+  return { ...data, devices };
+}
+
+for (const [name, change] of [
+  ["device id with a lone high surrogate", (d) => entryChanged(d, { device_id: "dev-\ud800" })],
+  ["device id with a lone low surrogate", (d) => entryChanged(d, { device_id: "\udfff" })],
+  ["device id over 65535 bytes", (d) => entryChanged(d, { device_id: "x".repeat(65536) })],
+  ["account id with a lone surrogate", (d) => ({ ...d, account_id: "acct-\ud800" })],
+  ["account id over 65535 bytes", (d) => ({ ...d, account_id: "x".repeat(65536) })],
+  ["timestamp 2^53", (d) => ({ ...d, version: 2 ** 53 - 1, timestamp: 2 ** 53 })],
+  ["version 2^64", (d) => ({ ...d, version: 2 ** 64 })],
+  ["added_at -1", (d) => entryChanged(d, { added_at: -1 })],
+  ["added_at true", (d) => entryChanged(d, { added_at: true })],
+  ["version 2.5", (d) => ({ ...d, version: 2.5 })],
+  ["timestamp null", (d) => ({ ...d, timestamp: null })],
+]) {
+  test(`a bad JSON field is a MalformedDeviceList, never another error: ${name}`, () => {
+    const data = change(signed().toJSON());
+    assert.equal(
+      errorName(() => p.verifyDeviceList(DeviceList.fromJSON(data))),
+      "MalformedDeviceList",
+    );
+  });
+}
+
+for (const [name, changes] of [
+  ["version -1", { version: -1 }],
+  ["version 2^53", { version: 2 ** 53 }],
+  ["timestamp 2^64", { timestamp: 2 ** 64 }],
+  ["account id with a lone surrogate", { accountId: "acct-\ud800" }],
+  ["account id not a string", { accountId: 5 }],
+  ["account key as text", { accountKey: "k".repeat(32) }],
+  [
+    "device id with a lone surrogate",
+    { devices: [new DeviceEntry({ ...PRIMARY_ENTRY, deviceId: "dev-\ud800" })] },
+  ],
+  ["added_at -1", { devices: [new DeviceEntry({ ...PRIMARY_ENTRY, addedAt: -1 })] }],
+  ["added_at 2^53", { devices: [new DeviceEntry({ ...PRIMARY_ENTRY, addedAt: 2 ** 53 })] }],
+  ["device id not a string", { devices: [new DeviceEntry({ ...PRIMARY_ENTRY, deviceId: 7 })] }],
+  [
+    "device signature of 63 bytes",
+    {
+      devices: [
+        PRIMARY_ENTRY,
+        new DeviceEntry({ ...companion(laptop), deviceSignature: new Uint8Array(63) }),
+      ],
+    },
+  ],
+  ["an entry that is a string", { devices: ["dev-primary"] }],
+]) {
+  test(`the structure check covers every field of a constructed list: ${name}`, () => {
+    assert.equal(
+      errorName(() => p.verifyDeviceList(replaced(signed(), changes))),
+      "MalformedDeviceList",
+    );
+  });
+}
+
+for (const [deviceId, addedAt] of [
+  ["dev-\ud800", T0],
+  ["x".repeat(65536), T0],
+  ["dev-ok", -1],
+  ["dev-ok", 2 ** 53],
+]) {
+  test(`signing a list with a bad entry is malformed: ${deviceId.slice(0, 8)} ${addedAt}`, () => {
+    const entry = new DeviceEntry({ deviceId, identityKey: laptop.public, addedAt });
+    assert.equal(
+      errorName(() => signed({ devices: [PRIMARY_ENTRY, entry] })),
+      "MalformedDeviceList",
+    );
+  });
+}

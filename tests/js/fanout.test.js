@@ -46,3 +46,17 @@ test("fan-out order is by UTF-8 bytes of the device id, for a plain object too",
   const out = p.encryptForDevices(utf8("x"), sessions, sender.rng);
   assert.deepEqual([...out.keys()], ["10", "9", "dev-a", "dev-b", "dev-\uFF5E", "dev-\u{1F600}"]);
 });
+
+for (const badId of ["dev-\ud800", "\udfff"]) {
+  test(`a device id without UTF-8 is refused, nothing encrypted: ${JSON.stringify(badId)}`, () => {
+    const sender = makeDevice("fanout bad sender");
+    const session = startSession(sender, makeDevice("fanout bad receiver"));
+    const before = JSON.stringify(session.toJSON());
+    const sessions = { [badId]: session, "dev-ok": session };
+    assert.equal(
+      errorName(() => p.encryptForDevices(utf8("x"), sessions, sender.rng)),
+      "MalformedMessage",
+    );
+    assert.equal(JSON.stringify(session.toJSON()), before);
+  });
+}

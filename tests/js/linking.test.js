@@ -123,3 +123,73 @@ test("the link check code is six digits, as protocol/linking.py computes it", ()
     "950751",
   );
 });
+
+function sealedForBob() {
+  const rng = makeDevice("linking sealed").rng;
+  const ephemeral = p.X25519KeyPair.generate(rng);
+  const provisioning = p.makeProvisioning(alice, {
+    accountId: "acct-a",
+    companionIdentityKey: bob.public,
+    linkId: "L1",
+  });
+  return { sealed: p.sealProvisioning(provisioning, ephemeral.public), ephemeral, rng };
+}
+
+/** @param {Uint8Array} data @param {number} index @param {number} mask */
+function xorAt(data, index, mask) {
+  const out = data.slice();
+  out[index < 0 ? out.length + index : index] ^= mask;
+  return out;
+}
+
+for (const [name, tamper] of [
+  ["another ephemeral key", (s, e, rng) => [s, p.X25519KeyPair.generate(rng)]],
+  ["truncated", (s, e) => [s.slice(0, -1), e]],
+  ["shorter than a sealed box", (s, e) => [s.slice(0, 47), e]],
+  ["empty", (s, e) => [new Uint8Array(0), e]],
+  ["extended", (s, e) => [p.encoding.concatBytes(s, new Uint8Array(1)), e]],
+  ["its public key changed", (s, e) => [xorAt(s, 0, 1), e]],
+  ["a ciphertext byte changed", (s, e) => [xorAt(s, 60, 1), e]],
+  ["the tag changed", (s, e) => [xorAt(s, -1, 0x80), e]],
+]) {
+  test(`a provisioning box that cannot be opened is DecryptionFailed: ${name}`, () => {
+    const { sealed, ephemeral, rng } = sealedForBob();
+    const [data, key] = tamper(sealed, ephemeral, rng);
+    assert.equal(
+      errorName(() =>
+        p.openProvisioning(data, { ephemeral: key, ownIdentityKey: bob.public, linkId: "L1" }),
+      ),
+      "DecryptionFailed",
+    );
+  });
+}
+
+for (const [name, companionKey, ephemeralKey] of [
+  ["31-byte companion key", new Uint8Array(31), new Uint8Array(32)],
+  ["33-byte ephemeral key", new Uint8Array(32), new Uint8Array(33)],
+  ["companion key as text", "k".repeat(32), new Uint8Array(32)],
+  ["no ephemeral key", new Uint8Array(32), null],
+]) {
+  test(`link check code and challenge refuse keys of the wrong size: ${name}`, () => {
+    const options = { linkId: "L1", companionIdentityKey: companionKey, ephemeralKey };
+    assert.equal(
+      errorName(() => p.linkCheckCode(options)),
+      "InvalidKey",
+    );
+    assert.equal(
+      errorName(() => p.linkChallenge({ ...options, serverNonce: new Uint8Array(32) })),
+      "InvalidKey",
+    );
+  });
+}
+
+for (const linkId of ["L\ud800", null, "x".repeat(65536)]) {
+  test(`the link check code refuses a link id without UTF-8: ${String(linkId).slice(0, 8)}`, () => {
+    assert.equal(
+      errorName(() =>
+        p.linkCheckCode({ linkId, companionIdentityKey: bob.public, ephemeralKey: bob.public }),
+      ),
+      "MalformedMessage",
+    );
+  });
+}

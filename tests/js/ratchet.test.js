@@ -291,3 +291,107 @@ for (const change of [
     );
   });
 }
+
+/** @param {any} data @param {object} changes */
+function withSkipped(data, changes) {
+  return { ...data, skipped: [{ dh: data.dh_self_public, n: 0, key: data.root_key, ...changes }] };
+}
+
+/** @param {any} data @param {object} changes */
+function withPending(data, changes) {
+  const pending = { ephemeral_key: data.base_key, signed_prekey_id: 1, one_time_prekey_id: null };
+  return { ...data, pending_prekey: { ...pending, ...changes } };
+}
+
+for (const [name, change] of [
+  ['send_n "3"', (d) => ({ ...d, send_n: "3" })],
+  ["recv_n true", (d) => ({ ...d, recv_n: true })],
+  ["prev_n 3.7", (d) => ({ ...d, prev_n: 3.7 })],
+  ["send_n -1", (d) => ({ ...d, send_n: -1 })],
+  ["send_n 2^53", (d) => ({ ...d, send_n: 2 ** 53 })],
+  ["recv_n null", (d) => ({ ...d, recv_n: null })],
+  ["version true", (d) => ({ ...d, version: true })],
+  ['skipped ""', (d) => ({ ...d, skipped: "" })],
+  ["skipped {}", (d) => ({ ...d, skipped: {} })],
+  ['previous_dh_remote ""', (d) => ({ ...d, previous_dh_remote: "" })],
+  ['skipped n "0"', (d) => withSkipped(d, { n: "0" })],
+  ["skipped n false", (d) => withSkipped(d, { n: false })],
+  ["skipped n -1", (d) => withSkipped(d, { n: -1 })],
+  ['signed_prekey_id "1"', (d) => withPending(d, { signed_prekey_id: "1" })],
+  ["signed_prekey_id 2^32", (d) => withPending(d, { signed_prekey_id: 2 ** 32 })],
+  ["one_time_prekey_id 1.5", (d) => withPending(d, { one_time_prekey_id: 1.5 })],
+  ["one_time_prekey_id true", (d) => withPending(d, { one_time_prekey_id: true })],
+  ['pending_prekey "none"', (d) => ({ ...d, pending_prekey: "none" })],
+  ["pending_prekey []", (d) => ({ ...d, pending_prekey: [] })],
+  ["a receiving chain without dh_remote", (d) => ({ ...d, dh_remote: null })],
+  ["a list", (d) => [d]],
+  ["null", () => null],
+]) {
+  test(`a serialized session needs exact JSON integers: ${name}`, () => {
+    const { a } = establishedPair();
+    assert.equal(
+      errorName(() => Session.fromJSON(change(a.toJSON()))),
+      "MalformedMessage",
+    );
+  });
+}
+
+test("a serialized session with valid edge integers and a pending prekey round-trips", () => {
+  const { a } = establishedPair();
+  const data = withPending(withSkipped(a.toJSON(), { n: 2 ** 53 - 1 }), {
+    one_time_prekey_id: 2 ** 32 - 1,
+  });
+  assert.deepEqual(Session.fromJSON(data).toJSON(), data);
+});
+
+for (const field of ["send_n", "prev_n"]) {
+  test(`${field} beyond u32 refuses to encrypt and leaves the session unchanged`, () => {
+    const { alice, a } = establishedPair();
+    const session = Session.fromJSON({ ...a.toJSON(), [field]: 2 ** 32 });
+    const before = state(session);
+    assert.equal(
+      errorName(() => session.encrypt(utf8("x"), alice.rng)),
+      "MalformedMessage",
+    );
+    assert.equal(state(session), before);
+  });
+}
+
+// A ratchet message to Alice before any reply, claiming Bob's signed prekey as its ratchet
+// key: everything in it is public (keys from the bundle, identity keys).
+for (const [n, pn, key] of [
+  [0, 0, null],
+  [3, 0, null],
+  [0, 7, null],
+  [0, 0, new Uint8Array(32)],
+  [2, 1, new Uint8Array(32).fill(0xff)],
+]) {
+  test(`a message on the initiator's unused chain is refused, not forged: n=${n} pn=${pn}`, () => {
+    const alice = makeDevice("forge alice");
+    const bob = makeDevice("forge bob");
+    const session = startSession(alice, bob);
+    const header = new p.Header({ dh: bob.keys.signedPrekey.key.public, pn, n });
+    // The key an unkeyed chain would give: anyone can compute it.
+    const messageKey =
+      key ??
+      p.primitives.blake2b(
+        p.encoding.concatBytes(p.encoding.encStr("Parley v1 chain"), Uint8Array.of(1)),
+        { size: 32 },
+      );
+    const ad = p.encoding.concatBytes(
+      alice.keys.identity.public,
+      bob.keys.identity.public,
+      header.encode(),
+    );
+    const nonce = new Uint8Array(24);
+    const ciphertext = p.primitives.aeadEncrypt(messageKey, nonce, utf8("forged by mallory"), ad);
+    const message = new p.RatchetMessage({ header, nonce, ciphertext }).encode();
+    const before = state(session);
+    assert.equal(
+      errorName(() => session.decrypt(message, alice.rng)),
+      "DecryptionFailed",
+    );
+    assert.equal(state(session), before);
+    assert.notEqual(session.pendingPrekey, null);
+  });
+}

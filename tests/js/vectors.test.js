@@ -418,4 +418,27 @@ describe("linking.json", () => {
       nonce: unhex(s.nonce),
     });
   });
+  test("link check codes", () => {
+    const rng = p.TestRng(unhex(v.seed));
+    p.generateDeviceKeys(rng);
+    p.generateDeviceKeys(rng);
+    rng(32 * 3); // ephemeral, server nonce, token nonce
+    const keys = new Set([
+      v.companion_public,
+      v.ephemeral_public,
+      hex(p.generateDeviceKeys(rng).identity.public),
+      hex(p.X25519KeyPair.generate(rng).public),
+    ]);
+    assert.ok(v.check_codes.length >= 6);
+    for (const c of v.check_codes) {
+      assert.ok(keys.has(c.companion_identity_key) && keys.has(c.ephemeral_key));
+      const code = p.linkCheckCode({
+        linkId: c.link_id,
+        companionIdentityKey: unhex(c.companion_identity_key),
+        ephemeralKey: unhex(c.ephemeral_key),
+      });
+      assert.equal(code, c.check_code, JSON.stringify(c));
+      assert.match(code, /^[0-9]{6}$/);
+    }
+  });
 });

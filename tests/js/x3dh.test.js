@@ -223,3 +223,77 @@ test("device keys JSON round trip", () => {
     "MalformedMessage",
   );
 });
+
+/** @param {any} data @param {object} changes */
+const spkChanged = (data, changes) => ({
+  ...data,
+  signed_prekey: { ...data.signed_prekey, ...changes },
+});
+
+/** @param {any} data @param {object} changes */
+function otkChanged(data, changes) {
+  const keys = data.one_time_prekeys.map((k) => ({ ...k }));
+  Object.assign(keys[0], changes);
+  return { ...data, one_time_prekeys: keys };
+}
+
+for (const [name, change] of [
+  ["version true", (d) => ({ ...d, version: true })],
+  ['version "1"', (d) => ({ ...d, version: "1" })],
+  ['signed prekey id "1"', (d) => spkChanged(d, { id: "1" })],
+  ["signed prekey id -1", (d) => spkChanged(d, { id: -1 })],
+  ["signed prekey id 2^32", (d) => spkChanged(d, { id: 2 ** 32 })],
+  ["signed prekey id 1.5", (d) => spkChanged(d, { id: 1.5 })],
+  ["one-time prekey id true", (d) => otkChanged(d, { id: true })],
+  ["one-time prekey id null", (d) => otkChanged(d, { id: null })],
+  ['one_time_prekeys "abc"', (d) => ({ ...d, one_time_prekeys: "abc" })],
+  ["signed_prekey null", (d) => ({ ...d, signed_prekey: null })],
+  ["a list", (d) => [d]],
+  ["null", () => null],
+]) {
+  test(`device keys JSON needs exact integers: ${name}`, () => {
+    const keys = makeDevice("keys json").keys;
+    assert.equal(
+      errorName(() => p.DeviceKeys.fromJSON(change(keys.toJSON()))),
+      "MalformedMessage",
+    );
+  });
+}
+
+for (const prekeyId of [-1, 2 ** 32, true, "7"]) {
+  test(`signed prekey ids outside u32 are malformed: ${JSON.stringify(prekeyId)}`, () => {
+    const bob = makeDevice("bob");
+    assert.equal(
+      errorName(() => p.signedPrekeyBytes(prekeyId, bob.keys.signedPrekey.key.public)),
+      "MalformedMessage",
+    );
+    const bundle = p.makePrekeyBundle("bob", bob.keys);
+    bundle.signedPrekeyId = prekeyId;
+    assert.equal(
+      errorName(() =>
+        p.verifyPrekeyBundle(bundle, { listedIdentityKey: bob.keys.identity.public }),
+      ),
+      "MalformedMessage",
+    );
+  });
+}
+
+for (const [name, change] of [
+  ["signed prekey id true", (d) => ({ ...d, signed_prekey: { ...d.signed_prekey, id: true } })],
+  [
+    "one-time prekey id 2^32",
+    (d) => ({ ...d, one_time_prekey: { ...d.one_time_prekey, id: 2 ** 32 } }),
+  ],
+  ["device id null", (d) => ({ ...d, device_id: null })],
+  ['one_time_prekey "none"', (d) => ({ ...d, one_time_prekey: "none" })],
+  ["a string", () => "bundle"],
+]) {
+  test(`bundle JSON with a bad field is malformed: ${name}`, () => {
+    const bob = makeDevice("bob");
+    const data = p.makePrekeyBundle("bob", bob.keys, bob.keys.oneTimePrekeys[0]).toJSON();
+    assert.equal(
+      errorName(() => p.PrekeyBundle.fromJSON(change(data))),
+      "MalformedMessage",
+    );
+  });
+}

@@ -281,3 +281,20 @@ async def test_envelopes_older_than_30_days_are_dropped_by_the_expiry_job(people
     await sync_to_async(call_command)("expire_envelopes", verbosity=0)
     left = await sync_to_async(list)(QueuedEnvelope.objects.values_list("envelope_id", flat=True))
     assert sorted(left) == ["e1", "e1"] and len(first) == 2
+
+
+async def test_unacknowledged_deliveries_are_pushed_again_to_a_connected_device(people, settings):
+    settings.PARLEY_REPUSH_SECONDS = 0.5
+    laptop, bob, alice = people["alice_laptop"], people["bob"], people["alice"]
+    receiver = await connect(bob)
+    sender = await connect(laptop)
+    await sender.send_to(
+        text_data=send_frame("e1", "bobby", {bob.device_id: b"x", alice.device_id: b"y"})
+    )
+    await sender.receive_json_from(timeout=3)
+    first = await receiver.receive_json_from(timeout=3)
+    again = await receiver.receive_json_from(timeout=5)  # never acked: sent again by the sweeper
+    assert first["type"] == again["type"] == "deliver"
+    assert [e["id"] for e in again["envelopes"]] == [e["id"] for e in first["envelopes"]] == ["e1"]
+    await sender.disconnect()
+    await receiver.disconnect()

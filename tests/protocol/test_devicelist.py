@@ -218,3 +218,64 @@ def test_link_signature_covers_account_companion_key_and_link_id():
         }
         with pytest.raises(InvalidSignature):
             verify_link_signature(sig, **kwargs)
+
+
+def _entry_dict(data, **changes):
+    devices = [dict(d) for d in data["devices"]]
+    devices[0].update(changes)
+    return {**data, "devices": devices}
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda d: _entry_dict(d, device_id="dev-\ud800"),  # lone surrogate
+        lambda d: _entry_dict(d, device_id="\udfff"),
+        lambda d: _entry_dict(d, device_id="x" * 65536),
+        lambda d: {**d, "account_id": "acct-\ud800"},
+        lambda d: {**d, "account_id": "x" * 65536},
+        lambda d: {**d, "version": 2**53 - 1, "timestamp": 2**53},
+        lambda d: {**d, "version": 2**64},
+        lambda d: _entry_dict(d, added_at=-1),
+        lambda d: _entry_dict(d, added_at=True),
+        lambda d: {**d, "version": 2.0},
+        lambda d: {**d, "timestamp": None},
+    ],
+)
+def test_bad_json_fields_are_malformed_device_lists_never_other_errors(change):
+    data = change(signed().to_dict())
+    with pytest.raises(MalformedDeviceList):
+        verify_device_list(DeviceList.from_dict(data))
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"version": -1},
+        {"version": 2**53},
+        {"timestamp": 2**64},
+        {"account_id": "acct-\ud800"},
+        {"account_id": 5},
+        {"account_key": "k" * 32},
+        {"devices": (replace(PRIMARY_ENTRY, device_id="dev-\ud800"),)},
+        {"devices": (replace(PRIMARY_ENTRY, added_at=-1),)},
+        {"devices": (replace(PRIMARY_ENTRY, added_at=2**53),)},
+        {"devices": (replace(PRIMARY_ENTRY, device_id=7),)},
+        {"devices": (PRIMARY_ENTRY, replace(companion(laptop), device_signature=bytes(63)))},
+        {"devices": ("dev-primary",)},
+    ],
+    ids=repr,
+)
+def test_structure_check_covers_every_field_of_a_constructed_list(changes):
+    with pytest.raises(MalformedDeviceList):
+        verify_device_list(replace(signed(), **changes))
+
+
+@pytest.mark.parametrize(
+    "device_id, added_at",
+    [("dev-\ud800", T0), ("x" * 65536, T0), ("dev-ok", -1), ("dev-ok", 2**53)],
+    ids=repr,
+)
+def test_signing_a_list_with_a_bad_entry_is_malformed(device_id, added_at):
+    with pytest.raises(MalformedDeviceList):
+        signed(devices=[PRIMARY_ENTRY, DeviceEntry(device_id, laptop.public, added_at)])

@@ -3,11 +3,16 @@ from __future__ import annotations
 import pytest
 
 from protocol.encoding import (
+    MAX_JSON_DEPTH,
     b64u_decode,
     b64u_encode,
     canonical_json,
     enc_str,
     parse_canonical_json,
+    u8,
+    u16,
+    u32,
+    u64,
 )
 from protocol.exceptions import MalformedMessage
 from protocol.primitives import is_canonical_x25519
@@ -52,3 +57,57 @@ def test_x25519_encodings_above_the_field_prime_are_not_canonical():
     assert is_canonical_x25519(bytes(31) + b"\x7f") is True
     assert is_canonical_x25519(b"\xff" * 31 + b"\x7f") is False
     assert is_canonical_x25519(bytes(31) + b"\x80") is False
+
+
+@pytest.mark.parametrize(
+    "encoder, value",
+    [
+        (u8, -1),
+        (u8, 256),
+        (u16, 65536),
+        (u32, -1),
+        (u32, 2**32),
+        (u64, -1),
+        (u64, 2**53),  # u64 values are bounded by 2^53 - 1 (section 2.1)
+        (u64, 2**64),
+        (u64, True),
+        (u32, 1.0),
+        (u32, "1"),
+        (u8, None),
+    ],
+    ids=repr,
+)
+def test_integer_encoders_refuse_out_of_range_values(encoder, value):
+    with pytest.raises(MalformedMessage):
+        encoder(value)
+
+
+def test_integer_encoders_write_their_largest_values():
+    assert u8(255) == b"\xff" and u16(65535) == b"\xff\xff" and u32(2**32 - 1) == b"\xff" * 4
+    assert u64(2**53 - 1) == b"\x00\x1f" + b"\xff" * 6
+
+
+@pytest.mark.parametrize("value", ["\ud800", "a\udfffb", None, 5, b"bytes"], ids=repr)
+def test_enc_str_refuses_lone_surrogates_and_non_strings(value):
+    with pytest.raises(MalformedMessage):
+        enc_str(value)
+
+
+def nested(depth: int) -> bytes:
+    return b"[" * depth + b"]" * depth
+
+
+def test_json_nesting_up_to_the_limit_is_accepted():
+    assert parse_canonical_json(nested(MAX_JSON_DEPTH)) is not None
+    assert canonical_json({"a": [[]]}) == b'{"a":[[]]}'
+
+
+@pytest.mark.parametrize("depth", [MAX_JSON_DEPTH + 1, 999, 1000, 5000, 60000])
+def test_json_nested_too_deep_is_refused_not_a_crash(depth):
+    with pytest.raises(MalformedMessage):
+        parse_canonical_json(nested(depth))
+    value: list = []
+    for _ in range(depth - 1):
+        value = [value]
+    with pytest.raises(MalformedMessage):
+        canonical_json(value)

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from protocol.exceptions import DecryptionFailed, UnknownSession
+from protocol.exceptions import DecryptionFailed, MalformedMessage, UnknownSession
 from protocol.fanout import encrypt_for_devices
 from tests.protocol.protocol_builders import accept, make_device, start_session
 
@@ -26,3 +26,13 @@ def test_fan_out_to_nine_devices_each_decryptable_only_by_its_device():
             if other_id != device_id:
                 with pytest.raises((DecryptionFailed, UnknownSession)):
                     theirs[other_id].decrypt(ciphertexts[device_id], other.rng)
+
+
+@pytest.mark.parametrize("bad_id", ["dev-\ud800", "\udfff"], ids=repr)
+def test_a_device_id_without_utf8_form_is_malformed_and_nothing_is_encrypted(bad_id):
+    sender, receiver = make_device("fanout bad sender"), make_device("fanout bad receiver")
+    session = start_session(sender, receiver)
+    before = session.to_dict()
+    with pytest.raises(MalformedMessage):
+        encrypt_for_devices(b"x", {bad_id: session, "dev-ok": session}, sender.rng)
+    assert session.to_dict() == before

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from protocol.encoding import b64u_encode
+from protocol.encoding import b64u_encode, enc_str
 from protocol.exceptions import (
     DecryptionFailed,
     MalformedMessage,
@@ -15,6 +15,8 @@ from protocol.exceptions import (
     TooManySkippedMessages,
     UnknownSession,
 )
+from protocol.message import Header, RatchetMessage
+from protocol.primitives import aead_encrypt, blake2b
 from protocol.ratchet import MAX_SKIP, MAX_SKIPPED_TOTAL, Session, kdf_ck
 from tests.protocol.protocol_builders import accept, established_pair, make_device, start_session
 
@@ -233,3 +235,100 @@ def test_corrupt_serialized_session_is_refused(change):
     _, a, _, _ = established_pair()
     with pytest.raises(MalformedMessage):
         Session.from_dict({**a.to_dict(), **change})
+
+
+def _with_skipped(data, **changes):
+    skipped = [{"dh": data["dh_self_public"], "n": 0, "key": data["root_key"], **changes}]
+    return {**data, "skipped": skipped}
+
+
+def _with_pending(data, **changes):
+    pending = {
+        "ephemeral_key": data["base_key"],
+        "signed_prekey_id": 1,
+        "one_time_prekey_id": None,
+        **changes,
+    }
+    return {**data, "pending_prekey": pending}
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda d: {**d, "send_n": "3"},
+        lambda d: {**d, "recv_n": True},
+        lambda d: {**d, "prev_n": 3.7},
+        lambda d: {**d, "prev_n": 3.0},
+        lambda d: {**d, "send_n": -1},
+        lambda d: {**d, "send_n": 2**53},
+        lambda d: {**d, "recv_n": None},
+        lambda d: {**d, "version": True},
+        lambda d: {**d, "version": 1.0},
+        lambda d: {**d, "skipped": ""},
+        lambda d: {**d, "skipped": {}},
+        lambda d: {**d, "previous_dh_remote": ""},
+        lambda d: _with_skipped(d, n="0"),
+        lambda d: _with_skipped(d, n=False),
+        lambda d: _with_skipped(d, n=-1),
+        lambda d: _with_pending(d, signed_prekey_id="1"),
+        lambda d: _with_pending(d, signed_prekey_id=2**32),
+        lambda d: _with_pending(d, one_time_prekey_id=1.5),
+        lambda d: _with_pending(d, one_time_prekey_id=True),
+        lambda d: {**d, "pending_prekey": "none"},
+        lambda d: {**d, "pending_prekey": []},
+        lambda d: [d],
+        lambda d: None,
+    ],
+)
+def test_serialized_session_needs_exact_json_integers(change):
+    _, a, _, _ = established_pair()
+    with pytest.raises(MalformedMessage):
+        Session.from_dict(change(a.to_dict()))
+
+
+def test_serialized_session_with_valid_integers_and_pending_prekey_round_trips():
+    _, a, _, _ = established_pair()
+    data = _with_pending(_with_skipped(a.to_dict(), n=2**53 - 1), one_time_prekey_id=2**32 - 1)
+    assert Session.from_dict(data).to_dict() == data
+
+
+@pytest.mark.parametrize("field", ["send_n", "prev_n"])
+def test_counter_beyond_u32_refuses_to_encrypt_and_leaves_the_session_unchanged(field):
+    alice, a, _, _ = established_pair()
+    session = Session.from_dict({**a.to_dict(), field: 2**32})
+    before = session.to_dict()
+    with pytest.raises(MalformedMessage):
+        session.encrypt(b"x", alice.rng)
+    assert session.to_dict() == before
+
+
+def _forged_for_initiator(n: int, pn: int, key: bytes | None):
+    """A ratchet message to Alice before any reply, claiming Bob's signed prekey as its
+    ratchet key: everything in it is public (keys from the bundle and the identity keys)."""
+    alice, bob = make_device("forge alice"), make_device("forge bob")
+    session = start_session(alice, bob)
+    header = Header(dh=bob.keys.signed_prekey.key.public, pn=pn, n=n)
+    if key is None:  # the key an unkeyed chain would give: anyone can compute it
+        key = blake2b(enc_str("Parley v1 chain") + b"\x01", size=32)
+    ad = alice.keys.identity.public + bob.keys.identity.public + header.encode()
+    nonce = bytes(24)
+    ciphertext = aead_encrypt(key, nonce, b"forged by mallory", ad)
+    return alice, session, RatchetMessage(header=header, nonce=nonce, ciphertext=ciphertext)
+
+
+@pytest.mark.parametrize(
+    "n, pn, key",
+    [(0, 0, None), (3, 0, None), (0, 7, None), (0, 0, bytes(32)), (2, 1, b"\xff" * 32)],
+)
+def test_message_on_the_initiators_unused_chain_is_refused_not_forged(n, pn, key):
+    alice, session, message = _forged_for_initiator(n, pn, key)
+    before = session.to_dict()
+    with pytest.raises(DecryptionFailed):
+        session.decrypt(message.encode(), alice.rng)
+    assert session.to_dict() == before and session.pending_prekey is not None
+
+
+def test_receiving_chain_without_remote_ratchet_key_is_a_malformed_session():
+    _, a, _, _ = established_pair()
+    with pytest.raises(MalformedMessage):
+        Session.from_dict({**a.to_dict(), "dh_remote": None})

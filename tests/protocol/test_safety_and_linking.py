@@ -2,9 +2,11 @@ from __future__ import annotations
 
 import pytest
 
-from protocol.exceptions import DecryptionFailed, InvalidSignature, MalformedMessage
+from protocol.exceptions import DecryptionFailed, InvalidKey, InvalidSignature, MalformedMessage
 from protocol.keys import X25519KeyPair
 from protocol.linking import (
+    link_challenge,
+    link_check_code,
     make_provisioning,
     open_provisioning,
     seal_provisioning,
@@ -67,3 +69,57 @@ def test_link_token_and_sign_in_signatures_bind_their_fields():
         verify_sign_in(
             sig, identity_key=bob.public, origin="https://evil.example", device_id="d1", nonce=nonce
         )
+
+
+def _sealed_for_bob():
+    rng = make_device("linking sealed").rng
+    ephemeral = X25519KeyPair.generate(rng)
+    provisioning = make_provisioning(
+        alice, account_id="acct-a", companion_identity_key=bob.public, link_id="L1"
+    )
+    return seal_provisioning(provisioning, ephemeral.public), ephemeral, rng
+
+
+@pytest.mark.parametrize(
+    "tamper",
+    [
+        lambda sealed, eph, rng: (sealed, X25519KeyPair.generate(rng)),  # another key
+        lambda sealed, eph, rng: (sealed[:-1], eph),  # truncated
+        lambda sealed, eph, rng: (sealed[:47], eph),  # shorter than a sealed box
+        lambda sealed, eph, rng: (b"", eph),
+        lambda sealed, eph, rng: (sealed + b"\x00", eph),
+        lambda sealed, eph, rng: (bytes([sealed[0] ^ 1]) + sealed[1:], eph),  # its public key
+        lambda sealed, eph, rng: (sealed[:60] + bytes([sealed[60] ^ 1]) + sealed[61:], eph),
+        lambda sealed, eph, rng: (sealed[:-1] + bytes([sealed[-1] ^ 0x80]), eph),  # the tag
+    ],
+)
+def test_a_provisioning_box_that_cannot_be_opened_is_decryption_failed(tamper):
+    sealed, ephemeral, rng = _sealed_for_bob()
+    data, key = tamper(sealed, ephemeral, rng)
+    with pytest.raises(DecryptionFailed):
+        open_provisioning(data, ephemeral=key, own_identity_key=bob.public, link_id="L1")
+
+
+@pytest.mark.parametrize(
+    "companion_key, ephemeral_key",
+    [(bytes(31), bytes(32)), (bytes(32), bytes(33)), ("k" * 32, bytes(32)), (bytes(32), None)],
+    ids=repr,
+)
+def test_link_check_code_and_challenge_refuse_keys_of_the_wrong_size(companion_key, ephemeral_key):
+    with pytest.raises(InvalidKey):
+        link_check_code(
+            link_id="L1", companion_identity_key=companion_key, ephemeral_key=ephemeral_key
+        )
+    with pytest.raises(InvalidKey):
+        link_challenge(
+            server_nonce=bytes(32),
+            link_id="L1",
+            companion_identity_key=companion_key,
+            ephemeral_key=ephemeral_key,
+        )
+
+
+@pytest.mark.parametrize("link_id", ["L\ud800", None, "x" * 65536], ids=repr)
+def test_link_check_code_refuses_a_link_id_without_utf8_form(link_id):
+    with pytest.raises(MalformedMessage):
+        link_check_code(link_id=link_id, companion_identity_key=bob.public, ephemeral_key=bytes(32))

@@ -19,12 +19,14 @@ from protocol.keys import (
     DeviceKeys,
     IdentityKeyPair,
     PrekeyBundle,
+    X25519KeyPair,
     generate_device_keys,
     make_prekey_bundle,
 )
 from protocol.linking import (
     Provisioning,
     link_challenge,
+    link_check_code,
     link_token_bytes,
     provisioning_payload,
     sign_in_bytes,
@@ -271,3 +273,23 @@ def test_linking_vectors():
     primitives.ed25519_verify(
         h(v["companion_public"]), h(s["signed_bytes"]), h(s["signature"]), what="vector"
     )
+
+
+def test_link_check_code_vectors():
+    v = load("linking.json")
+    rng = TestRng(h(v["seed"]))
+    for _ in range(2):
+        generate_device_keys(rng)
+    rng(32 * 3)  # ephemeral, server nonce, token nonce
+    other_companion = generate_device_keys(rng).identity.public
+    other_ephemeral = X25519KeyPair.generate(rng).public
+    keys = {h(v["companion_public"]), h(v["ephemeral_public"]), other_companion, other_ephemeral}
+    assert len(v["check_codes"]) >= 6
+    for case in v["check_codes"]:
+        companion, ephemeral = h(case["companion_identity_key"]), h(case["ephemeral_key"])
+        assert {companion, ephemeral} <= keys
+        code = link_check_code(
+            link_id=case["link_id"], companion_identity_key=companion, ephemeral_key=ephemeral
+        )
+        assert code == case["check_code"], case
+        assert len(code) == 6 and code.isdigit()

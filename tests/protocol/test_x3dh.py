@@ -12,7 +12,13 @@ from protocol.exceptions import (
     UnknownSession,
     UntrustedIdentity,
 )
-from protocol.keys import make_prekey_bundle, verify_prekey_bundle
+from protocol.keys import (
+    DeviceKeys,
+    PrekeyBundle,
+    make_prekey_bundle,
+    signed_prekey_bytes,
+    verify_prekey_bundle,
+)
 from protocol.ratchet import Session, accept_prekey_message
 from protocol.x3dh import initiate, respond
 from tests.protocol.protocol_builders import accept, make_device, start_session
@@ -125,3 +131,64 @@ def test_ratchet_message_cannot_start_a_session():
     a.decrypt(b.encrypt(b"2", bob.rng), alice.rng)
     with pytest.raises(UnknownSession):
         accept(make_device("carol"), alice, a.encrypt(b"3", alice.rng))
+
+
+def _spk(data, **changes):
+    return {**data, "signed_prekey": {**data["signed_prekey"], **changes}}
+
+
+def _otk(data, **changes):
+    keys = [dict(k) for k in data["one_time_prekeys"]]
+    keys[0].update(changes)
+    return {**data, "one_time_prekeys": keys}
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda d: {**d, "version": True},
+        lambda d: {**d, "version": "1"},
+        lambda d: _spk(d, id="1"),
+        lambda d: _spk(d, id=-1),
+        lambda d: _spk(d, id=2**32),
+        lambda d: _spk(d, id=1.0),
+        lambda d: _otk(d, id=True),
+        lambda d: _otk(d, id=None),
+        lambda d: {**d, "one_time_prekeys": "abc"},
+        lambda d: {**d, "signed_prekey": None},
+        lambda d: [d],
+        lambda d: None,
+    ],
+)
+def test_device_keys_json_needs_exact_integers(change):
+    keys = make_device("keys json").keys
+    assert DeviceKeys.from_dict(keys.to_dict()) == keys
+    with pytest.raises(MalformedMessage):
+        DeviceKeys.from_dict(change(keys.to_dict()))
+
+
+@pytest.mark.parametrize("prekey_id", [-1, 2**32, True, "7"], ids=repr)
+def test_signed_prekey_ids_outside_u32_are_malformed(prekey_id):
+    bob = make_device("bob")
+    with pytest.raises(MalformedMessage):
+        signed_prekey_bytes(prekey_id, bob.keys.signed_prekey.key.public)
+    bundle = replace(make_prekey_bundle("bob", bob.keys), signed_prekey_id=prekey_id)
+    with pytest.raises(MalformedMessage):
+        verify_prekey_bundle(bundle, listed_identity_key=bob.keys.identity.public)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda d: {**d, "signed_prekey": {**d["signed_prekey"], "id": True}},
+        lambda d: {**d, "one_time_prekey": {**d["one_time_prekey"], "id": 2**32}},
+        lambda d: {**d, "device_id": None},
+        lambda d: {**d, "one_time_prekey": "none"},
+        lambda d: "bundle",
+    ],
+)
+def test_bundle_json_with_bad_fields_is_malformed(change):
+    bob = make_device("bob")
+    data = make_prekey_bundle("bob", bob.keys, bob.keys.one_time_prekeys[0]).to_dict()
+    with pytest.raises(MalformedMessage):
+        PrekeyBundle.from_dict(change(data))

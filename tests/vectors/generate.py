@@ -40,6 +40,7 @@ from protocol.keys import (  # noqa: E402
 from protocol.linking import (  # noqa: E402
     Provisioning,
     link_challenge,
+    link_check_code,
     link_token_bytes,
     provisioning_payload,
     sign_in,
@@ -531,6 +532,9 @@ def content_vectors() -> dict[str, Any]:
         "unknown_state_value": with_body(b'{"state":"sleeping"}'),
         "float_in_body": with_body(b'{"state":1.5}'),
         "truncated": good[:body_start],
+        # u64 fields are bounded by 2^53 - 1 (section 2.1), so JavaScript can hold them.
+        "timestamp_above_2^53-1": good[:18] + (2**53).to_bytes(8, "big") + good[26:],
+        "list_version_above_2^53-1": good[:26] + (2**64 - 1).to_bytes(8, "big") + good[34:],
     }
     for name, data in malformed.items():
         assert error_name(lambda data=data: decode_content(data)) == "MalformedMessage", name
@@ -601,7 +605,36 @@ def linking_vectors() -> dict[str, Any]:
     ephemeral = X25519KeyPair.generate(rng)
     server_nonce = rng(32)
     token_nonce = rng(32)
+    other_companion = generate_device_keys(rng).identity
+    other_ephemeral = X25519KeyPair.generate(rng)
     link_id = "link-0001"
+    check_code_inputs = [
+        (link_id, companion.public, ephemeral.public),
+        ("", companion.public, ephemeral.public),
+        ("lien-é漢😀", companion.public, ephemeral.public),
+        (link_id, other_companion.public, ephemeral.public),
+        (link_id, companion.public, other_ephemeral.public),
+        (link_id, ephemeral.public, companion.public),
+    ]
+
+    def first_link_id(wanted: Any) -> str:
+        return next(
+            f"link-{i:04d}"
+            for i in range(2, 10_000)
+            if wanted(
+                primitives.hash32(
+                    "Parley v1 link check code",
+                    enc_str(f"link-{i:04d}") + companion.public + ephemeral.public,
+                )
+            )
+        )
+
+    # A code with a leading zero (padding) and a digest whose top bit is set (u32, not i32).
+    for wanted in (
+        lambda d: int.from_bytes(d[:4], "big") % 1_000_000 < 100_000,
+        lambda d: d[0] >= 0x80,
+    ):
+        check_code_inputs.append((first_link_id(wanted), companion.public, ephemeral.public))
     provisioning = Provisioning(
         account_id="acct-alice",
         account_key=primary.public,
@@ -614,7 +647,11 @@ def linking_vectors() -> dict[str, Any]:
         ),
     )
     return {
-        "description": "keys: generate_device_keys(rng) for primary then companion, then ephemeral rng(32), server nonce rng(32), token nonce rng(32)",
+        "description": (
+            "keys: generate_device_keys(rng) for primary then companion, then ephemeral rng(32), "
+            "server nonce rng(32), token nonce rng(32), then generate_device_keys(rng) for another "
+            "companion and X25519KeyPair.generate(rng) for another ephemeral key (check codes only)"
+        ),
         "seed": hx(seed("linking")),
         "primary_public": hx(primary.public),
         "companion_public": hx(companion.public),
@@ -635,6 +672,19 @@ def linking_vectors() -> dict[str, Any]:
         "token_nonce": hx(token_nonce),
         "token_signed_bytes": hx(link_token_bytes(token_nonce, link_id)),
         "token_signature": hx(sign_link_token(companion, nonce=token_nonce, link_id=link_id)),
+        "check_codes": [
+            {
+                "link_id": case_link_id,
+                "companion_identity_key": hx(identity_key),
+                "ephemeral_key": hx(ephemeral_key),
+                "check_code": link_check_code(
+                    link_id=case_link_id,
+                    companion_identity_key=identity_key,
+                    ephemeral_key=ephemeral_key,
+                ),
+            }
+            for case_link_id, identity_key, ephemeral_key in check_code_inputs
+        ],
         "sign_in": {
             "origin": "https://parley.example",
             "device_id": "dev-laptop",

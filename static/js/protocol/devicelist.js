@@ -331,7 +331,8 @@ function checkStructure(deviceList) {
   }
   for (const d of devices) {
     if (d === null || typeof d !== "object") {
-      throw new MalformedDeviceList(`expected device entries, got ${d === null ? "null" : typeof d}`);
+      const got = d === null ? "null" : typeof d;
+      throw new MalformedDeviceList(`expected device entries, got ${got}`);
     }
     if (!isUint(d.addedAt)) {
       throw new MalformedDeviceList("expected added_at to be an integer in 0..2^53-1");

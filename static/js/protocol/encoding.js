@@ -370,12 +370,14 @@ function canonicalText(value, depth = 0) {
     throw new MalformedMessage(`expected JSON nested at most ${MAX_JSON_DEPTH} levels deep`);
   }
   if (isArray) {
-    return `[${/** @type {unknown[]} */ (value).map((item) => canonicalText(item, depth + 1)).join(",")}]`;
+    const items = /** @type {unknown[]} */ (value).map((item) => canonicalText(item, depth + 1));
+    return `[${items.join(",")}]`;
   }
   if (isPlainObject(value)) {
     const object = /** @type {Record<string, unknown>} */ (value);
     const keys = Object.keys(object).sort(compareCodePoints);
-    return `{${keys.map((k) => `${jsonString(k)}:${canonicalText(object[k], depth + 1)}`).join(",")}}`;
+    const members = keys.map((k) => `${jsonString(k)}:${canonicalText(object[k], depth + 1)}`);
+    return `{${members.join(",")}}`;
   }
   throw new MalformedMessage(
     `expected a JSON string, integer, bool, null, list or object, got ${typeof value}`,
