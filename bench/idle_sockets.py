@@ -1,0 +1,117 @@
+"""Memory and CPU of idle device sockets held by one Daphne process.
+
+    python bench/idle_sockets.py [--steps 1000,5000,15000] [--idle-seconds 10]
+
+One account's device opens the sockets (a browser's tabs, many times over); after each step
+the bench waits, then reads the server's resident memory (VmRSS) and its CPU time over an
+idle window from /proc. Loopback only. The soft file-descriptor limit is raised to the hard
+limit (this sandbox allows 20,000) for the bench and the server it starts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+
+import websockets  # noqa: E402
+
+from client.http import HttpTransport  # noqa: E402
+from tests.support.actors import PrimaryActor  # noqa: E402
+from tests.support.server import start_server  # noqa: E402
+from tests.support.softauthn import SoftAuthenticator  # noqa: E402
+
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise RuntimeError("no VmRSS")
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+async def open_sockets(server, cookie: str, count: int, sockets: list) -> float:
+    limit = asyncio.Semaphore(100)
+
+    async def one() -> None:
+        async with limit:
+            sockets.append(
+                await websockets.connect(
+                    f"{server.ws_url}/ws/device/",
+                    origin=server.url,
+                    additional_headers={"Cookie": cookie},
+                    compression=None,
+                    ping_interval=None,
+                    open_timeout=60,
+                )
+            )
+
+    started = time.perf_counter()
+    await asyncio.gather(*(one() for _ in range(count)))
+    return time.perf_counter() - started
+
+
+async def run(server, steps: list[int], idle_seconds: float) -> list[tuple[int, int, float, float]]:
+    transport = HttpTransport(server.url)
+    PrimaryActor(transport, SoftAuthenticator(origin=server.url), username="idler").sign_up()
+    cookie = transport.cookie_header()
+    pid = server.process.pid
+    sockets: list = []
+    await open_sockets(server, cookie, 1, sockets)
+    await asyncio.sleep(2)
+    base_rss = rss_kib(pid)
+    rows = []
+    for target in steps:
+        seconds = await open_sockets(server, cookie, target - len(sockets), sockets)
+        await asyncio.sleep(3)
+        before = cpu_seconds(pid)
+        await asyncio.sleep(idle_seconds)
+        idle = (cpu_seconds(pid) - before) / idle_seconds * 100
+        per_socket = (rss_kib(pid) - base_rss) / (len(sockets) - 1)
+        rows.append((len(sockets), rss_kib(pid), per_socket, idle))
+        print(
+            f"{len(sockets):>6} sockets: RSS {rss_kib(pid) / 1024:,.0f} MiB, {per_socket:.1f} KiB per socket, idle CPU {idle:.1f}% of a core (opened in {seconds:.1f} s)",
+            flush=True,
+        )
+    for sock in sockets:
+        sock.transport.abort()
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--steps", default="1000,5000,15000")
+    parser.add_argument("--idle-seconds", type=float, default=10.0)
+    args = parser.parse_args()
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    steps = [int(s) for s in args.steps.split(",")]
+    with tempfile.TemporaryDirectory() as tmp:
+        server = start_server(
+            Path(tmp),
+            redis_url=None,
+            extra_env={"DEBUG": "0", "SECRET_KEY": "bench", "LOG_LEVEL": "WARNING"},
+        )
+        try:
+            asyncio.run(run(server, steps, args.idle_seconds))
+        finally:
+            server.stop()
+
+
+if __name__ == "__main__":
+    main()
