@@ -16,6 +16,9 @@ urlpatterns = [
     path("devices", devices.devices_page, name="devices"),
     path("link", devices.link_page, name="link"),
     path("link/approve", devices.approve_page, name="link-approve"),
+    path("chats", views.chats, name="chats"),
+    path("chats/<str:username>", views.chats, name="conversation"),
+    path("chats/<str:username>/contact", views.chats, name="contact"),
     # accounts API
     path("api/accounts/register/options", accounts.register_options),
     path("api/accounts/register", accounts.register),

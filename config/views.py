@@ -2,12 +2,20 @@ from __future__ import annotations
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
+from django.views.decorators.csrf import ensure_csrf_cookie
 
 from devices.auth import request_device
 
 
 def home(request: HttpRequest) -> HttpResponse:
     return render(request, "home.html", {"device": request_device(request)})
+
+
+@ensure_csrf_cookie
+def chats(request: HttpRequest, username: str | None = None) -> HttpResponse:
+    """The messenger: the conversation list, one conversation, or a contact's safety number.
+    Everything in it is decrypted and rendered in the browser (static/js/app/chats.js)."""
+    return render(request, "messaging/chats.html")
 
 
 def healthz(request: HttpRequest) -> JsonResponse:

@@ -99,6 +99,8 @@ class DeviceConsumer(AsyncJsonWebsocketConsumer):
         self.last_progress = time.monotonic()
         self.drain_lock = asyncio.Lock()
         self.sending: set[asyncio.Task[None]] = set()
+        self.more = True
+        self.rung = 0
         self.bucket = send_bucket(device.id)
         await self.accept()
         await presence.socket_opened(device_id=device.id, channel_name=self.channel_name)
@@ -159,7 +161,8 @@ class DeviceConsumer(AsyncJsonWebsocketConsumer):
         await delivery.ack(device_id=self.device_id, seqs=seqs)
         self.inflight.difference_update(seqs)
         self.last_progress = time.monotonic()
-        await self._drain()
+        if self.more:  # only read again if the last read may have left rows behind
+            await self._drain()
 
     async def _on_fetch(self, body: dict[str, Any]) -> None:
         await self._drain(restart=True)
@@ -167,15 +170,20 @@ class DeviceConsumer(AsyncJsonWebsocketConsumer):
     FRAME_HANDLERS = {"ping": _on_ping, "send": _on_send, "ack": _on_ack, "fetch": _on_fetch}
 
     async def _drain(self, *, restart: bool = False) -> None:
+        """Send queued rows after the cursor until the window is full. `more` stays True while
+        rows may be waiting: a short read clears it unless a doorbell rang meanwhile."""
+        self.more = True
         async with self.drain_lock:
             if restart:
                 self.cursor, self.inflight = 0, set()
             while len(self.inflight) < self.WINDOW:
+                rung = self.rung
+                limit = min(self.BATCH, self.WINDOW - len(self.inflight))
                 rows = await delivery.batch(
-                    device_id=self.device_id,
-                    after_seq=self.cursor,
-                    limit=min(self.BATCH, self.WINDOW - len(self.inflight)),
+                    device_id=self.device_id, after_seq=self.cursor, limit=limit
                 )
+                if len(rows) < limit and rung == self.rung:
+                    self.more = False
                 if not rows:
                     return
                 self.cursor = rows[-1].seq
@@ -200,6 +208,7 @@ class DeviceConsumer(AsyncJsonWebsocketConsumer):
         await self.close(code=CLOSE_REVOKED)
 
     async def queue_ready(self, event: dict[str, Any]) -> None:
+        self.rung += 1
         await self._drain()
 
     async def device_revoked(self, event: dict[str, Any]) -> None:

@@ -94,15 +94,19 @@ async def ack(*, device_id: str, seqs: list[int]) -> None:
     await future
 
 
+SWEEP_SECONDS = 2.0
+
+
 def repush_seconds() -> float:
     return settings.PARLEY_REPUSH_SECONDS
 
 
 @dataclass
 class _Sweeper:
-    """One task per process instead of a timer per socket: every PARLEY_REPUSH_SECONDS it asks the
-    database, in one query, which connected devices have envelopes older than that, and
-    nudges their sockets. Idle sockets cost no queries of their own."""
+    """One task per process instead of a timer per socket: every SWEEP_SECONDS it asks the
+    database, in one query, which connected devices have envelopes waiting for longer than
+    that, and nudges their sockets (a dropped doorbell costs at most two sweeps; an unacked
+    delivery is re-sent after PARLEY_REPUSH_SECONDS). Idle sockets cost no queries."""
 
     sockets: dict[str, set[Any]] = field(default_factory=dict)
     task: asyncio.Task[None] | None = None
@@ -121,9 +125,9 @@ class _Sweeper:
 
     async def _run(self) -> None:
         while self.sockets:
-            await asyncio.sleep(repush_seconds())
+            await asyncio.sleep(SWEEP_SECONDS)
             waiting = await database_sync_to_async(services.devices_with_waiting_envelopes)(
-                device_ids=list(self.sockets), older_than_seconds=repush_seconds()
+                device_ids=list(self.sockets), older_than_seconds=SWEEP_SECONDS
             )
             for device_id in waiting:
                 for socket in list(self.sockets.get(device_id, ())):

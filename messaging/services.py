@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Count
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
-from accounts.models import User
 from config.errors import AppError, Forbidden, NotFound
 from devices.models import Device
 from messaging.models import HistoryBlob, QueuedEnvelope
@@ -61,15 +61,12 @@ def _now(now: datetime | None) -> datetime:
     return now or timezone.now()
 
 
-def target_check(*, sender_device: Device, recipient: User, targets: set[str]) -> None:
+def target_check(*, sender_device_id: str, devices: dict[str, bool], targets: set[str]) -> None:
     """Client fan-out must name every active device of the recipient and every other
-    device of the sender, and nothing else; otherwise `mismatched_devices` says what to fix."""
-    accounts = {recipient.pk, sender_device.user_id}
-    devices = {
-        d.id: d for d in Device.objects.filter(user_id__in=accounts).only("id", "revoked_at")
-    }
-    expected = {d for d, row in devices.items() if row.revoked_at is None} - {sender_device.id}
-    stale = {d for d in targets if d in devices and devices[d].revoked_at is not None}
+    device of the sender, and nothing else; otherwise `mismatched_devices` says what to fix.
+    `devices` maps every device id of both accounts to whether it is active."""
+    expected = {d for d, active in devices.items() if active} - {sender_device_id}
+    stale = {d for d in targets if d in devices and not devices[d]}
     extra = targets - expected - stale
     missing = expected - targets
     if missing or extra or stale:
@@ -85,31 +82,40 @@ class SendItem:
     send: SendRequest
 
 
-def _check_send(item: SendItem, *, moment: datetime) -> list[QueuedEnvelope]:
+# The queue's hot path is plain SQL: the ORM's query building cost more than the queries
+# (FIELD-NOTES: ORM create 151 µs and filter().delete() 355 µs a row, executemany 7 µs).
+# The statements are standard SQL that SQLite (3.24+) and PostgreSQL both run.
+_DEVICES_OF_BOTH = """
+    SELECT d.id, d.revoked_at IS NULL, u.username
+    FROM devices_device d
+    JOIN accounts_user u ON u.id = d.user_id
+    JOIN accounts_user r ON r.username = %s AND r.is_active
+    WHERE d.user_id = r.id OR d.user_id = (SELECT user_id FROM devices_device WHERE id = %s)
+"""
+_INSERT = """
+    INSERT INTO messaging_queuedenvelope (device_id, envelope_id, sender, sender_device_id, ciphertext, created_at)
+    VALUES (%s, %s, %s, %s, %s, %s)
+    ON CONFLICT (device_id, sender_device_id, envelope_id) DO NOTHING
+"""
+
+
+def _check_send(cursor, item: SendItem, *, moment: datetime) -> list[tuple]:
     """Validate one send against the current device lists; return its queue rows."""
-    sender = (
-        Device.objects.select_related("user")
-        .filter(pk=item.sender_device_id, revoked_at__isnull=True)
-        .first()
-    )
-    if sender is None:
-        raise Forbidden("This device was logged out.", code="device_revoked")
     send = item.send
-    recipient = User.objects.filter(username=send.recipient, is_active=True).first()
-    if recipient is None:
+    cursor.execute(_DEVICES_OF_BOTH, [send.recipient, item.sender_device_id])
+    found = cursor.fetchall()  # empty when the recipient account does not exist
+    if not found:
         raise NotFound(f"No account named {send.recipient!r}.", code="account_not_found")
-    target_check(sender_device=sender, recipient=recipient, targets=set(send.targets))
+    devices = {row[0]: bool(row[1]) for row in found}
+    if not devices.get(item.sender_device_id):
+        raise Forbidden("This device was logged out.", code="device_revoked")
+    sender_username = next(row[2] for row in found if row[0] == item.sender_device_id)
+    target_check(sender_device_id=item.sender_device_id, devices=devices, targets=set(send.targets))
     if _queue_full(list(send.targets), moment=moment):
         raise QueueFull("A recipient device has too many undelivered messages; try again later.")
+    created = connection.ops.adapt_datetimefield_value(moment)
     return [
-        QueuedEnvelope(
-            device_id=device_id,
-            envelope_id=send.envelope_id,
-            sender=sender.user.username,
-            sender_device_id=sender.id,
-            ciphertext=ciphertext,
-            created_at=moment,
-        )
+        (device_id, send.envelope_id, sender_username, item.sender_device_id, ciphertext, created)
         for device_id, ciphertext in send.targets.items()
     ]
 
@@ -144,18 +150,22 @@ def envelopes_commit(
     A resent envelope id stores nothing twice (idempotent)."""
     moment = _now(now)
     results: list[list[str] | AppError] = []
-    rows: list[QueuedEnvelope] = []
-    for item in sends:
-        try:
-            rows += _check_send(item, moment=moment)
-            results.append(sorted(item.send.targets))
-        except AppError as error:
-            results.append(error)
-    with transaction.atomic():
+    rows: list[tuple] = []
+    with transaction.atomic(), connection.cursor() as cursor:
+        for item in sends:
+            try:
+                rows += _check_send(cursor, item, moment=moment)
+                results.append(sorted(item.send.targets))
+            except AppError as error:
+                results.append(error)
         if rows:
-            QueuedEnvelope.objects.bulk_create(rows, ignore_conflicts=True)
+            cursor.executemany(_INSERT, rows)
         for device_id, seqs in acks:
-            QueuedEnvelope.objects.filter(device_id=device_id, id__in=seqs).delete()
+            marks = ", ".join(["%s"] * len(seqs))
+            cursor.execute(
+                f"DELETE FROM messaging_queuedenvelope WHERE device_id = %s AND id IN ({marks})",
+                [device_id, *seqs],
+            )
     return results
 
 
@@ -174,20 +184,33 @@ def devices_with_waiting_envelopes(*, device_ids: list[str], older_than_seconds:
 
 
 def queue_batch(*, device_id: str, after_seq: int, limit: int) -> list[Delivery]:
-    rows = QueuedEnvelope.objects.filter(device_id=device_id, id__gt=after_seq).order_by("id")[
-        :limit
-    ]
+    """The device's next envelopes after `after_seq`, in queue order."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT id, envelope_id, sender, sender_device_id, ciphertext, created_at FROM messaging_queuedenvelope"
+            " WHERE device_id = %s AND id > %s ORDER BY id LIMIT %s",
+            [device_id, after_seq, limit],
+        )
+        rows = cursor.fetchall()
     return [
         Delivery(
-            seq=r.id,
-            envelope_id=r.envelope_id,
-            sender=r.sender,
-            sender_device=r.sender_device_id,
-            ciphertext=bytes(r.ciphertext),
-            sent_at=r.created_at,
+            seq=r[0],
+            envelope_id=r[1],
+            sender=r[2],
+            sender_device=r[3],
+            ciphertext=bytes(r[4]),
+            sent_at=_as_datetime(r[5]),
         )
         for r in rows
     ]
+
+
+def _as_datetime(value: datetime | str) -> datetime:
+    """SQLite hands raw queries a string; PostgreSQL a datetime."""
+    if isinstance(value, str):
+        parsed = parse_datetime(value)
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return value
 
 
 def queue_drop_for_device(*, device: Device) -> int:

@@ -335,6 +335,13 @@ async function approve() {
   byId("approve-done-title").textContent = "Device linked";
   byId("approve-done-text").textContent = `${completed.name} is now linked to your account.`;
   showView("approve-done");
+  if (sendHistory) {
+    // The progress shows in the notices region (historybar.js); a failure is shown there too.
+    const { sendHistory: send } = await import("./history.js");
+    await send(detail.device_id).catch((error) =>
+      console.warn("Parley: the history was not sent", error),
+    );
+  }
 }
 
 byId("approve-request").addEventListener("submit", (event) => {

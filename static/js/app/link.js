@@ -334,6 +334,8 @@ async function redeem(session) {
     displayName: redeemed.account.display_name || session.displayName,
     isPrimary: false,
     name,
+    // The primary chose to send its history: accept one bundle key, from it (history.js).
+    awaitingHistory: status.send_history === true,
   });
   session.phase = "done";
   closeSession(session);

@@ -1,5 +1,5 @@
-// Every page: the device socket when signed in, and the logged-out state when the server
-// says this device was removed.
+// Every page: the device socket and the messenger engine when signed in, the progress of a
+// history transfer, and the logged-out state when the server says this device was removed.
 
 import { REVOKED_EVENT } from "./api.js";
 import { startDeviceSocket } from "./socket.js";
@@ -7,4 +7,12 @@ import { showLoggedOut } from "./ui.js";
 
 window.addEventListener(REVOKED_EVENT, () => showLoggedOut());
 
-if (document.body.dataset.signedIn === "1") startDeviceSocket();
+if (document.body.dataset.signedIn === "1") {
+  startDeviceSocket();
+  Promise.all([import("./messenger.js"), import("./historybar.js")])
+    .then(([messenger, bar]) => {
+      bar.showHistoryProgress();
+      return messenger.startMessenger();
+    })
+    .catch((error) => console.warn("Parley: the messenger did not start", error));
+}

@@ -9,9 +9,19 @@ const PING_EVERY_MS = 25_000;
 const CLOSE_REVOKED = 4001;
 const CLOSE_UNAUTHENTICATED = 4003;
 
+const LEADER_LOCK = "parley-device-socket";
+const RELAY = "parley-device-frames";
+
 /** @type {Set<(frame: any) => void>} */
 const listeners = new Set();
+/** @type {Set<() => void>} */
+const openListeners = new Set();
+/** @type {Set<() => void>} */
+const leaderListeners = new Set();
 let started = false;
+let leader = false;
+/** @type {BroadcastChannel | null} */
+let relay = null;
 let attempt = 0;
 /** @type {WebSocket | null} */
 let current = null;
@@ -25,6 +35,33 @@ function mark(state) {
 export function onDeviceFrame(listener) {
   listeners.add(listener);
   return () => listeners.delete(listener);
+}
+
+/** Called each time the leader's socket opens (after a reconnect too). @param {() => void} listener */
+export function onSocketOpen(listener) {
+  openListeners.add(listener);
+  return () => openListeners.delete(listener);
+}
+
+/** Called once, when this tab becomes the leader that owns the socket. @param {() => void} listener */
+export function onLeader(listener) {
+  if (leader) listener();
+  else leaderListeners.add(listener);
+}
+
+/** Whether this tab owns the device socket. */
+export function isLeader() {
+  return leader;
+}
+
+/**
+ * Send a frame on the device socket; false when this tab is not the leader or it is closed.
+ * @param {Record<string, any>} frame
+ */
+export function sendFrame(frame) {
+  if (!current || current.readyState !== WebSocket.OPEN) return false;
+  current.send(JSON.stringify({ v: 1, ...frame }));
+  return true;
 }
 
 /** @param {string} name */
@@ -49,6 +86,26 @@ function showLinkedNotice(name) {
   region.append(notice);
 }
 
+/** @param {any} frame */
+function dispatch(frame) {
+  if (frame.type === "revoked") {
+    mark("revoked");
+    deviceRevoked(frame.reason);
+    return;
+  }
+  if (frame.type === "devices_changed" && frame.reason === "linked") {
+    showLinkedNotice(frame.device_name);
+  }
+  for (const listener of listeners) listener(frame);
+}
+
+function lead() {
+  leader = true;
+  for (const listener of leaderListeners) listener();
+  leaderListeners.clear();
+  connect();
+}
+
 function connect() {
   const scheme = location.protocol === "https:" ? "wss" : "ws";
   const socket = new WebSocket(`${scheme}://${location.host}/ws/device/`);
@@ -59,6 +116,7 @@ function connect() {
   socket.addEventListener("open", () => {
     attempt = 0;
     mark("open");
+    for (const listener of openListeners) listener();
     timer = window.setInterval(() => {
       socket.send(JSON.stringify({ type: "ping", v: 1, id: crypto.randomUUID() }));
     }, PING_EVERY_MS);
@@ -74,13 +132,9 @@ function connect() {
     if (frame.type === "revoked") {
       mark("revoked");
       socket.close();
-      deviceRevoked(frame.reason);
-      return;
     }
-    if (frame.type === "devices_changed" && frame.reason === "linked") {
-      showLinkedNotice(frame.device_name);
-    }
-    for (const listener of listeners) listener(frame);
+    relay?.postMessage(frame);
+    dispatch(frame);
   });
 
   socket.addEventListener("close", async (event) => {
@@ -111,7 +165,20 @@ function connect() {
 export function startDeviceSocket() {
   if (started) return;
   started = true;
-  connect();
+  if (!("locks" in navigator) || typeof BroadcastChannel === "undefined") {
+    lead();
+    return;
+  }
+  relay = new BroadcastChannel(RELAY);
+  relay.addEventListener("message", (event) => {
+    if (!leader) dispatch(event.data);
+  });
+  mark("connecting");
+  // Held until the tab closes; the next tab in line then takes over the socket.
+  navigator.locks.request(LEADER_LOCK, () => {
+    lead();
+    return new Promise(() => {});
+  });
 }
 
 /** Close the socket for good (this device logged itself out). */

@@ -1,9 +1,22 @@
 // This browser's device state in IndexedDB "parley": its own keys (private keys included,
-// never sent anywhere), its account, and the device lists it has accepted (rollback and
-// key-change checks, docs/protocol.md 4.3).
+// never sent anywhere), its account, the device lists it has accepted (rollback and
+// key-change checks, docs/protocol.md 4.3), and the messenger's state: pairwise sessions,
+// used base keys, seen content ids, contacts, conversations, messages and the outbox.
 
 const DB_NAME = "parley";
-const DB_VERSION = 1;
+const DB_VERSION = 2;
+
+/** Object stores of the messenger (version 2); their records are described in messenger.js. */
+export const MESSENGER_STORES = /** @type {const} */ ([
+  "sessions",
+  "baseKeys",
+  "seen",
+  "contacts",
+  "conversations",
+  "messages",
+  "outbox",
+  "meta",
+]);
 const SELF = "self";
 
 /** @type {Promise<IDBDatabase> | null} */
@@ -13,10 +26,23 @@ let opening = null;
 function open() {
   opening ??= new Promise((resolve, reject) => {
     const request = indexedDB.open(DB_NAME, DB_VERSION);
-    request.onupgradeneeded = () => {
+    request.onupgradeneeded = (event) => {
       const db = request.result;
-      db.createObjectStore("device");
-      db.createObjectStore("lists");
+      if (event.oldVersion < 1) {
+        db.createObjectStore("device");
+        db.createObjectStore("lists");
+      }
+      if (event.oldVersion < 2) {
+        db.createObjectStore("sessions", { keyPath: "deviceId" });
+        db.createObjectStore("baseKeys");
+        db.createObjectStore("seen");
+        db.createObjectStore("contacts", { keyPath: "username" });
+        db.createObjectStore("conversations", { keyPath: "peer" });
+        const messages = db.createObjectStore("messages", { keyPath: "key" });
+        messages.createIndex("byConversation", ["conversation", "timestamp"]);
+        db.createObjectStore("outbox", { keyPath: "seq", autoIncrement: true });
+        db.createObjectStore("meta");
+      }
     };
     request.onsuccess = () => {
       const db = request.result;
@@ -57,6 +83,7 @@ async function run(store, mode, action) {
  * @property {string} displayName
  * @property {boolean} isPrimary
  * @property {string} name this device's name
+ * @property {boolean} [awaitingHistory] the primary chose to send its history (history.js)
  */
 
 /** @returns {Promise<SelfRecord | undefined>} */
@@ -87,6 +114,62 @@ export async function getAcceptedList(accountId) {
 /** @param {string} accountId @param {AcceptedList} record */
 export async function putAcceptedList(accountId, record) {
   await run("lists", "readwrite", (s) => s.put(record, accountId));
+}
+
+/**
+ * One read-write transaction over several stores: `work` queues its requests synchronously
+ * (IndexedDB commits a transaction as soon as nothing is pending), and everything it wrote
+ * commits together or not at all.
+ * @template T
+ * @param {string[]} stores
+ * @param {(s: Record<string, IDBObjectStore>) => T} work
+ * @returns {Promise<T>}
+ */
+export async function transact(stores, work) {
+  const db = await open();
+  return new Promise((resolve, reject) => {
+    const tx = db.transaction(stores, "readwrite");
+    /** @type {any} */
+    let result;
+    try {
+      result = work(Object.fromEntries(stores.map((name) => [name, tx.objectStore(name)])));
+    } catch (error) {
+      tx.abort();
+      reject(error);
+      return;
+    }
+    tx.oncomplete = () => resolve(result);
+    tx.onerror = () => reject(tx.error);
+    tx.onabort = () => reject(tx.error);
+  });
+}
+
+/** @param {string} store @param {IDBValidKey} key */
+export function read(store, key) {
+  return run(store, "readonly", (s) => s.get(key));
+}
+
+/** @param {string} store @param {IDBKeyRange | IDBValidKey} [query] @returns {Promise<any[]>} */
+export function readAll(store, query) {
+  return run(store, "readonly", (s) => s.getAll(query));
+}
+
+/**
+ * @param {string} store @param {string} index @param {IDBKeyRange} range
+ * @returns {Promise<any[]>}
+ */
+export function readIndex(store, index, range) {
+  return run(store, "readonly", (s) => s.index(index).getAll(range));
+}
+
+/** @param {string} store @param {any} value @param {IDBValidKey} [key] */
+export async function write(store, value, key) {
+  await run(store, "readwrite", (s) => (key === undefined ? s.put(value) : s.put(value, key)));
+}
+
+/** @param {string} store @param {IDBValidKey} key */
+export async function remove(store, key) {
+  await run(store, "readwrite", (s) => s.delete(key));
 }
 
 /** Whether the database exists, without creating it (a wiped device stays empty). */

@@ -1,0 +1,291 @@
+// Message history for a newly linked device (DESIGN section 7, docs/protocol.md section 12).
+// The approving primary builds the last 90 days as JSON, seals it as one secretstream,
+// uploads the blob and sends {blob_id, key, hash, length} through the pairwise session. The
+// new device accepts that key only from the approving device (its account's primary), once,
+// downloads the blob, refuses it unless it opens whole, and imports it.
+//
+// Plaintext format (application level), UTF-8 JSON:
+//   {"format": "parley-history-1", "contacts": [{username, account_key}],
+//    "conversations": [{peer, messages: [{id, author, outgoing, text, timestamp, status}]}]}
+
+import { encoding, openHistory, ready, sealHistory, systemRng } from "../protocol/index.js";
+import { notify, sendHistoryKey, withStateLock } from "./messenger.js";
+import * as store from "./store.js";
+
+const { b64uDecode, b64uEncode } = encoding;
+
+export const HISTORY_DAYS = 90;
+const FORMAT = "parley-history-1";
+
+/**
+ * @typedef {object} HistoryProgress
+ * @property {"send" | "receive"} role
+ * @property {"building" | "uploading" | "sending" | "downloading" | "importing" | "done" | "failed"} state
+ * @property {number} percent 0..100
+ * @property {string} text what a person reads
+ */
+
+/** @param {HistoryProgress} progress */
+function report(progress) {
+  notify({ kind: "history", ...progress });
+}
+
+/** The history JSON of this device: text messages of the last 90 days. @param {number} now */
+export async function buildHistory(now = Date.now()) {
+  const since = now - HISTORY_DAYS * 86_400_000;
+  const contacts = (await store.readAll("contacts")).map((c) => ({
+    username: c.username,
+    account_key: c.accountKey,
+  }));
+  const byPeer = new Map();
+  for (const m of await store.readAll("messages")) {
+    if (m.kind !== "text" || m.timestamp < since) continue;
+    const list = byPeer.get(m.conversation) ?? [];
+    list.push({
+      id: m.id,
+      author: m.author,
+      outgoing: m.outgoing,
+      text: m.text,
+      timestamp: m.timestamp,
+      status: m.outgoing ? (m.status === "sending" || m.status === "failed" ? "sent" : m.status) : "received",
+    });
+    byPeer.set(m.conversation, list);
+  }
+  const conversations = [...byPeer].map(([peer, list]) => ({
+    peer,
+    messages: list.sort((a, b) => a.timestamp - b.timestamp),
+  }));
+  const count = conversations.reduce((n, c) => n + c.messages.length, 0);
+  return { json: { format: FORMAT, contacts, conversations }, count };
+}
+
+/**
+ * Upload with progress (fetch has none for request bodies).
+ * @param {string} deviceId @param {Uint8Array} blob @param {(fraction: number) => void} onProgress
+ * @returns {Promise<{blob_id: string, length: number}>}
+ */
+function upload(deviceId, blob, onProgress) {
+  return new Promise((resolve, reject) => {
+    const xhr = new XMLHttpRequest();
+    xhr.open("POST", `/api/history?to=${encodeURIComponent(deviceId)}`);
+    xhr.setRequestHeader("Content-Type", "application/octet-stream");
+    xhr.setRequestHeader("Accept", "application/json");
+    const csrf = document.cookie.split("; ").find((c) => c.startsWith("csrftoken="));
+    if (csrf) xhr.setRequestHeader("X-CSRFToken", decodeURIComponent(csrf.slice(10)));
+    xhr.upload.addEventListener("progress", (event) => {
+      if (event.lengthComputable) onProgress(event.loaded / event.total);
+    });
+    xhr.addEventListener("load", () => {
+      let data = null;
+      try {
+        data = JSON.parse(xhr.responseText);
+      } catch {
+        data = null;
+      }
+      if (xhr.status >= 200 && xhr.status < 300 && data?.blob_id) resolve(data);
+      else reject(new Error(data?.error?.message ?? `The server answered ${xhr.status}.`));
+    });
+    xhr.addEventListener("error", () => reject(new Error("The server cannot be reached.")));
+    xhr.send(blob);
+  });
+}
+
+/**
+ * On the approving primary, after the new device is in the signed list: seal, upload, send
+ * the key. Reports progress as "history" changes with role "send".
+ * @param {string} deviceId the new device
+ */
+export async function sendHistory(deviceId) {
+  await ready();
+  try {
+    report({ role: "send", state: "building", percent: 0, text: "Preparing your message history…" });
+    const { json, count } = await buildHistory();
+    const sealed = sealHistory(new TextEncoder().encode(JSON.stringify(json)), systemRng);
+    report({ role: "send", state: "uploading", percent: 0, text: `Uploading ${count} messages (encrypted)…` });
+    const { blob_id: blobId } = await upload(deviceId, sealed.blob, (fraction) =>
+      report({
+        role: "send",
+        state: "uploading",
+        percent: Math.round(fraction * 90),
+        text: `Uploading ${count} messages (encrypted)…`,
+      }),
+    );
+    report({ role: "send", state: "sending", percent: 95, text: "Sending the key to the new device…" });
+    await sendHistoryKey({
+      historyFor: deviceId,
+      body: {
+        blob_id: blobId,
+        key: b64uEncode(sealed.key),
+        hash: b64uEncode(sealed.hash),
+        length: sealed.length,
+      },
+    });
+    report({
+      role: "send",
+      state: "done",
+      percent: 100,
+      text: `Your message history (${count} messages) was sent to the new device.`,
+    });
+  } catch (error) {
+    report({
+      role: "send",
+      state: "failed",
+      percent: 0,
+      text: `The message history could not be sent: ${/** @type {any} */ (error).message ?? error}`,
+    });
+    throw error;
+  }
+}
+
+/**
+ * A type-5 content from an own device (the messenger checked it is from the own account).
+ * @param {any} entry the sender's entry in the own signed list
+ * @param {{blob_id: string, key: string, hash: string, length: number}} body
+ */
+export async function acceptHistoryKey(entry, body) {
+  const accepted = await withStateLock(async () => {
+    const me = await store.getSelf();
+    const own = me ? await store.getAcceptedList(me.accountId) : undefined;
+    const state = await store.read("meta", "history");
+    // Only from the approving device (the primary, whose key is the account key), only once.
+    const fromApprover = own && b64uEncode(entry.identityKey) === own.accountKey;
+    if (!me?.awaitingHistory || state || !fromApprover) return false;
+    await store.write("meta", { state: "downloading", body, from: entry.deviceId, at: Date.now() }, "history");
+    return true;
+  });
+  if (!accepted) {
+    console.warn("Parley: a history bundle key was refused (not expected, or not from the approving device).");
+    return;
+  }
+  await receiveHistory(body);
+}
+
+/** A tab that reloaded while a download was pending tries again (the blob may be gone). */
+export async function resumeHistory() {
+  const state = await store.read("meta", "history");
+  if (state?.state === "downloading") await receiveHistory(state.body);
+}
+
+/** @param {{blob_id: string, key: string, hash: string, length: number}} body */
+async function download(body) {
+  const response = await fetch(`/api/history/${encodeURIComponent(body.blob_id)}`, {
+    credentials: "same-origin",
+  });
+  if (!response.ok || !response.body) {
+    throw new Error(
+      response.status === 404
+        ? "The history bundle is no longer on the server (it can be downloaded only once)."
+        : `The server answered ${response.status}.`,
+    );
+  }
+  const reader = response.body.getReader();
+  const parts = [];
+  let received = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    parts.push(value);
+    received += value.length;
+    if (received > body.length) break;
+    report({
+      role: "receive",
+      state: "downloading",
+      percent: Math.min(90, Math.round((received / Math.max(1, body.length)) * 90)),
+      text: "Receiving your message history…",
+    });
+  }
+  const blob = new Uint8Array(received);
+  let offset = 0;
+  for (const part of parts) {
+    blob.set(part.subarray(0, Math.min(part.length, received - offset)), offset);
+    offset += part.length;
+  }
+  return blob;
+}
+
+/** @param {{blob_id: string, key: string, hash: string, length: number}} body */
+async function receiveHistory(body) {
+  await ready();
+  report({ role: "receive", state: "downloading", percent: 0, text: "Receiving your message history…" });
+  let json;
+  try {
+    const blob = await download(body);
+    const plaintext = openHistory(blob, {
+      key: b64uDecode(body.key, { length: 32, what: "history key" }),
+      expectedHash: b64uDecode(body.hash, { length: 32, what: "history hash" }),
+      expectedLength: body.length,
+    });
+    json = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(plaintext));
+    if (json?.format !== FORMAT || !Array.isArray(json.conversations)) {
+      throw new Error("the history is not in a format this version understands");
+    }
+  } catch (error) {
+    const text = `Your message history was refused: ${/** @type {any} */ (error).message ?? error}. Nothing from it was imported.`;
+    await store.write("meta", { state: "failed", text, at: Date.now() }, "history");
+    report({ role: "receive", state: "failed", percent: 0, text });
+    return;
+  }
+  report({ role: "receive", state: "importing", percent: 95, text: "Importing your message history…" });
+  const count = await importHistory(json);
+  const text = `Your message history arrived: ${count} message${count === 1 ? "" : "s"}.`;
+  await store.write("meta", { state: "done", text, count, at: Date.now() }, "history");
+  report({ role: "receive", state: "done", percent: 100, text });
+}
+
+/** Store what the history holds, without overwriting what this device already has. @param {any} json */
+async function importHistory(json) {
+  const me = await store.getSelf();
+  if (!me) return 0;
+  const existingContacts = new Set((await store.readAll("contacts")).map((c) => c.username));
+  const existingMessages = new Set((await store.readAll("messages")).map((m) => m.key));
+  const conversations = new Map((await store.readAll("conversations")).map((c) => [c.peer, c]));
+  let count = 0;
+  await store.transact(["contacts", "messages", "conversations"], (s) => {
+    for (const c of Array.isArray(json.contacts) ? json.contacts : []) {
+      if (typeof c?.username !== "string" || typeof c?.account_key !== "string") continue;
+      if (existingContacts.has(c.username) || c.username === me.accountId) continue;
+      s.contacts.put({ username: c.username, accountKey: c.account_key, addedAt: Date.now(), keyChanged: null });
+    }
+    for (const conversation of json.conversations) {
+      const peer = conversation?.peer;
+      if (typeof peer !== "string" || !Array.isArray(conversation.messages)) continue;
+      let summary = conversations.get(peer) ?? { peer, unread: 0, lastText: "", lastTimestamp: 0, lastOutgoing: false };
+      for (const m of conversation.messages) {
+        if (typeof m?.id !== "string" || typeof m.text !== "string" || !Number.isSafeInteger(m.timestamp)) continue;
+        const outgoing = m.outgoing === true;
+        const author = outgoing ? me.accountId : peer;
+        const key = `${author}:${m.id}`;
+        if (existingMessages.has(key)) continue;
+        existingMessages.add(key);
+        const status = outgoing ? (["sent", "delivered", "read"].includes(m.status) ? m.status : "sent") : "received";
+        s.messages.put({
+          key,
+          id: m.id,
+          conversation: peer,
+          author,
+          authorDevice: null,
+          outgoing,
+          kind: "text",
+          text: m.text,
+          timestamp: m.timestamp,
+          receivedAt: Date.now(),
+          status,
+          readSent: true,
+        });
+        count += 1;
+        if (m.timestamp >= summary.lastTimestamp) {
+          summary = { ...summary, lastText: m.text, lastTimestamp: m.timestamp, lastOutgoing: outgoing };
+        }
+      }
+      s.conversations.put(summary);
+    }
+  });
+  notify({ kind: "messages" });
+  notify({ kind: "contacts" });
+  return count;
+}
+
+/** The last state of a history transfer to this device, for a page that opens later. */
+export function historyState() {
+  return store.read("meta", "history");
+}

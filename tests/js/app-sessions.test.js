@@ -1,0 +1,129 @@
+// The browser messenger's session logic (static/js/app/sessions.js, docs/protocol.md 7.1):
+// which session decrypts, what must be remembered, and what is refused.
+import assert from "node:assert/strict";
+import { test } from "node:test";
+
+import { decryptFrom, sessionForSending } from "../../static/js/app/sessions.js";
+import { makeDevice, p, startSession, text, utf8 } from "./support.js";
+
+const { b64uEncode } = p.encoding;
+
+/** Bob's side of decryptFrom for a message from Alice. */
+function receive(bob, alice, data, record, { baseKeyUsed = false } = {}) {
+  return decryptFrom({
+    data,
+    accountId: "alice",
+    deviceId: "alice-phone",
+    listedKey: alice.keys.identity.public,
+    record,
+    keys: bob.keys,
+    baseKeyUsed,
+  });
+}
+
+test("a prekey message starts a session and names the base key and one-time prekey to consume", () => {
+  const alice = makeDevice("app alice");
+  const bob = makeDevice("app bob");
+  const a = startSession(alice, bob);
+  const first = a.encrypt(utf8("hello"), alice.rng);
+  const got = receive(bob, alice, first, undefined);
+  assert.equal(text(got.plaintext), "hello");
+  assert.equal(got.baseKey, b64uEncode(a.baseKey));
+  assert.equal(got.oneTimePrekeyId, bob.keys.oneTimePrekeys[0].id);
+  assert.equal(got.record.previous, null);
+
+  // Alice has not heard back: her next prekey message goes through the stored session,
+  // and consumes nothing more.
+  const second = a.encrypt(utf8("again"), alice.rng);
+  const again = receive(bob, alice, second, got.record, { baseKeyUsed: true });
+  assert.equal(text(again.plaintext), "again");
+  assert.equal(again.baseKey, null);
+  assert.equal(again.oneTimePrekeyId, null);
+});
+
+test("a replayed prekey message is refused once its base key was used and its session is gone", () => {
+  const alice = makeDevice("app replay alice");
+  const bob = makeDevice("app replay bob");
+  const first = startSession(alice, bob).encrypt(utf8("hello"), alice.rng);
+  receive(bob, alice, first, undefined);
+  assert.throws(() => receive(bob, alice, first, undefined, { baseKeyUsed: true }), p.ReplayDetected);
+});
+
+test("a replayed ratchet message is refused by the stored session", () => {
+  const alice = makeDevice("app ratchet alice");
+  const bob = makeDevice("app ratchet bob");
+  const a = startSession(alice, bob);
+  let record = receive(bob, alice, a.encrypt(utf8("hello"), alice.rng), undefined).record;
+  const b = p.Session.fromJSON(record.current);
+  a.decrypt(b.encrypt(utf8("hi"), bob.rng), alice.rng);
+  record = { ...record, current: b.toJSON() };
+  const message = a.encrypt(utf8("ratchet"), alice.rng);
+  const got = receive(bob, alice, message, record);
+  assert.equal(text(got.plaintext), "ratchet");
+  assert.throws(() => receive(bob, alice, message, got.record), p.ReplayDetected);
+});
+
+test("a message for the previous session is decrypted with it, which becomes current", () => {
+  const alice = makeDevice("app previous alice", { oneTimePrekeyIds: [1, 2] });
+  const bob = makeDevice("app previous bob", { oneTimePrekeyIds: [1, 2] });
+  const a = startSession(alice, bob);
+  const old = receive(bob, alice, a.encrypt(utf8("one"), alice.rng), undefined).record;
+  // Alice starts over (a second session, say from a restored device); Bob keeps both.
+  const a2 = p.Session.initiate({
+    identity: alice.keys.identity,
+    bundle: p.makePrekeyBundle("bob", bob.keys, bob.keys.oneTimePrekeys[1]),
+    listedIdentityKey: bob.keys.identity.public,
+    rng: alice.rng,
+  });
+  const fresh = receive(bob, alice, a2.encrypt(utf8("two"), alice.rng), old).record;
+  assert.deepEqual(fresh.previous, old.current);
+  // A late message of the first session still decrypts, through the previous one.
+  const late = receive(bob, alice, a.encrypt(utf8("late"), alice.rng), fresh);
+  assert.equal(text(late.plaintext), "late");
+});
+
+test("a stored session whose key differs from the signed list is refused", () => {
+  const alice = makeDevice("app identity alice");
+  const bob = makeDevice("app identity bob");
+  const mallory = makeDevice("app identity mallory");
+  const a = startSession(alice, bob);
+  const { record } = receive(bob, alice, a.encrypt(utf8("hello"), alice.rng), undefined);
+  assert.throws(
+    () =>
+      decryptFrom({
+        data: a.encrypt(utf8("x"), alice.rng),
+        accountId: "alice",
+        deviceId: "alice-phone",
+        listedKey: mallory.keys.identity.public,
+        record,
+        keys: bob.keys,
+        baseKeyUsed: false,
+      }),
+    p.UntrustedIdentity,
+  );
+  assert.throws(
+    () => sessionForSending({ record, listedKey: mallory.keys.identity.public, bundle: null, keys: bob.keys }),
+    p.UntrustedIdentity,
+  );
+});
+
+test("a bundle is checked against the key in the signed list, not the one beside it", () => {
+  const alice = makeDevice("app bundle alice");
+  const bob = makeDevice("app bundle bob");
+  const mallory = makeDevice("app bundle mallory");
+  const forged = p.makePrekeyBundle("bob", mallory.keys, mallory.keys.oneTimePrekeys[0]);
+  assert.throws(
+    () =>
+      sessionForSending({
+        record: undefined,
+        listedKey: bob.keys.identity.public,
+        bundle: forged,
+        keys: alice.keys,
+      }),
+    p.ProtocolError,
+  );
+  assert.equal(
+    sessionForSending({ record: undefined, listedKey: bob.keys.identity.public, bundle: null, keys: alice.keys }),
+    null,
+  );
+});
