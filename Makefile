@@ -53,9 +53,18 @@ cluster: $(VENV)/.dev
 	@scripts/ensure-system-deps.sh
 	$(PY) scripts/cluster.py
 
-## bench: Parley against the bare websockets relay (loopback only, about a minute)
-bench: $(VENV)/.dev
-	$(PY) bench/load.py
+$(VENV)/.bench: $(VENV)/.dev requirements-bench.txt
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements-bench.txt
+	@touch $@
+
+## bench: every benchmark, loopback only (docs/benchmarks.md; about 15 minutes)
+bench: $(VENV)/.bench
+	@scripts/ensure-system-deps.sh
+	$(PY) bench/protocol_bench.py
+	node bench/protocol_bench.mjs
+	$(PY) bench/load.py --plot docs/benchmarks-load.png
+	$(PY) bench/drain.py
+	$(PY) bench/idle_sockets.py
 
 clean:
 	rm -rf $(VENV) node_modules var test-artifacts .pytest_cache .ruff_cache

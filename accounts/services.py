@@ -17,7 +17,7 @@ from accounts.challenges import (
     passkey_assert,
 )
 from accounts.models import Challenge, Passkey, User
-from config.errors import Conflict, Forbidden
+from config.errors import Conflict, Forbidden, NotFound
 from devices import services as device_services
 from devices.models import Device
 from devices.schemas import NewDevice, OneTimePrekeyIn, SignedPrekeyIn
@@ -164,6 +164,22 @@ def device_sign_in(
         raise Forbidden("This device was logged out.", code="device_revoked")
     _verify_device_key(device, bytes(challenge.challenge), signature)
     return device
+
+
+def account_reregister_begin(
+    *, username: str, now: datetime | None = None
+) -> tuple[Challenge, dict, int]:
+    """The passkey challenge for re-registration, and the list version to sign after."""
+    user = User.objects.filter(username=username, is_active=True).first()
+    current = device_services.current_device_list(user) if user else None
+    if user is None or current is None:
+        raise NotFound(f"No account named {username!r}.", code="account_not_found")
+    challenge = challenge_issue(purpose=Challenge.Purpose.SIGN_IN, user=user, now=now)
+    options = passkeys.authentication_options(
+        challenge=bytes(challenge.challenge),
+        credential_ids=[bytes(p.credential_id) for p in user.passkeys.all()],
+    )
+    return challenge, options, current.version
 
 
 def account_reregister(

@@ -110,6 +110,17 @@ def me(request: HttpRequest) -> dict:
 
 
 @api(methods=("POST",), device=None)
+def reregister_options(request: HttpRequest) -> dict:
+    ratelimit.check("sign_in", ratelimit.client_address(request))
+    data = v.json_body(request)
+    username = v.string(
+        data, "username", max_length=32, min_length=3, pattern=USERNAME_PATTERN[1:-1]
+    )
+    challenge, options, version = services.account_reregister_begin(username=username)
+    return {"challenge_id": challenge.token, "options": options, "device_list_version": version}
+
+
+@api(methods=("POST",), device=None)
 def reregister(request: HttpRequest) -> dict:
     data = v.json_body(request)
     device = services.account_reregister(

@@ -104,5 +104,7 @@ def link_summary_for_browser(link: LinkSession) -> dict[str, Any]:
         "provisioning": b64u_encode(bytes(link.provisioning)) if link.provisioning else None,
         "token_nonce": b64u_encode(bytes(link.token_nonce)) if link.token_nonce else None,
         "account_display_name": link.user.display_name if link.user_id else None,
+        # History is accepted only from this device (DESIGN §7, messages).
+        "approving_device": link.approving_device_id,
         "send_history": link.send_history,
     }

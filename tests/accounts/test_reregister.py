@@ -25,7 +25,8 @@ def reregister(old: PrimaryActor, *, version: int) -> tuple[int, dict, str, obje
     """A new browser with the same passkey (a synced passkey) and fresh keys."""
     browser = DjangoTransport()
     device_id, keys = new_device_keys()
-    begin = browser.post("/api/accounts/signin/options", {})[1]
+    begin = browser.post("/api/accounts/reregister/options", {"username": old.username})[1]
+    assert begin["device_list_version"] == 2  # v1 at sign-up, v2 when the laptop was linked
     now = now_ms()
     new_list = dl.sign_device_list(
         keys.identity,

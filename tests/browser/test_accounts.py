@@ -71,3 +71,36 @@ def test_failed_user_verification_creates_no_account(new_device, authenticator):
     expect(page.locator("#signup-message")).to_contain_text("not verified", timeout=SLOW)
     assert auth.credentials() == []
     assert page.evaluate("async () => (await indexedDB.databases()).length") == 0
+
+
+def test_a_new_phone_with_the_synced_passkey_becomes_the_primary_and_old_devices_are_logged_out(
+    new_device, authenticator, screenshot
+):
+    from tests.browser.helpers_accounts import link_companion, new_primary
+
+    username = new_username()
+    old_phone, old_auth = new_primary(new_device(viewport=PHONE), username)
+    laptop = new_device().new_page()
+    link_companion(old_phone, laptop)
+    old_phone.goto("/devices")
+
+    new_phone = new_device(viewport=PHONE).new_page()
+    new_phone.goto("/signin")
+    new_auth = authenticator(new_phone)
+    # A synced passkey: the same credential now lives in the new phone's authenticator.
+    [credential] = old_auth.credentials()
+    new_auth.cdp.send(
+        "WebAuthn.addCredential",
+        {"authenticatorId": new_auth.authenticator_id, "credential": credential},
+    )
+    expect(new_phone.get_by_role("heading", name="New phone?")).to_be_visible(timeout=SLOW)
+    new_phone.get_by_label("Your username").fill(username)
+    screenshot(new_phone, "signin-new-phone-390")
+    new_phone.get_by_role("button", name="Make this browser my primary").click()
+    expect(new_phone).to_have_url(DEVICES_URL, timeout=SLOW)
+    expect(new_phone.locator("#device-list .device")).to_have_count(1, timeout=SLOW)
+    expect(new_phone.locator("#device-list .device")).to_contain_text("Primary")
+    for page in (old_phone, laptop):
+        expect(page.get_by_role("heading", name="This device was logged out")).to_be_visible(
+            timeout=SLOW
+        )

@@ -2,10 +2,20 @@
 // challenge; a companion signs in with its device key alone.
 
 import { ApiError, deviceRevoked, request } from "./api.js";
-import { b64uDecode, b64uEncode, deviceSignIn, loadKeys } from "./device.js";
+import {
+  DeviceEntry,
+  b64uDecode,
+  b64uEncode,
+  createDeviceKeys,
+  describePlatform,
+  deviceSignIn,
+  loadKeys,
+  oneTimePrekeysUpload,
+  signedPrekeyUpload,
+} from "./device.js";
 import { PasskeyCancelled, getAssertion } from "./passkey.js";
-import { signIn } from "../protocol/index.js";
-import { getSelf } from "./store.js";
+import { signDeviceList, signIn } from "../protocol/index.js";
+import { getSelf, putAcceptedList, putSelf } from "./store.js";
 import { byId, say } from "./ui.js";
 
 const message = byId("signin-message");
@@ -35,11 +45,90 @@ async function primarySignIn(self) {
   });
 }
 
+/**
+ * This browser becomes the account's new primary (the old one is lost): the passkey proves
+ * the person, fresh keys become the new account key, and list v+1 names only this device.
+ * @param {string} username
+ */
+async function reregister(username) {
+  const { challenge_id, options, device_list_version } = await request("/api/accounts/reregister/options", {
+    method: "POST",
+    body: { username },
+  });
+  const credential = await getAssertion(options, "Fingerprint or face not verified — nothing changed.");
+  const { deviceId, keys, nextPrekeyId } = await createDeviceKeys();
+  const name = describePlatform();
+  const now = Date.now();
+  const list = signDeviceList(keys.identity, {
+    accountId: username,
+    version: device_list_version + 1,
+    timestamp: now,
+    devices: [new DeviceEntry({ deviceId, identityKey: keys.identity.public, addedAt: now, deviceSignature: null })],
+  });
+  const answer = await request("/api/accounts/reregister", {
+    method: "POST",
+    body: {
+      challenge_id,
+      credential,
+      device: { device_id: deviceId, identity_key: b64uEncode(keys.identity.public), name, platform: name },
+      signed_prekey: signedPrekeyUpload(keys),
+      one_time_prekeys: oneTimePrekeysUpload(keys.oneTimePrekeys),
+      device_list: list.toJSON(),
+    },
+  });
+  await putSelf({
+    deviceId,
+    keys: keys.toJSON(),
+    nextPrekeyId,
+    accountId: username,
+    displayName: answer.account.display_name,
+    isPrimary: true,
+    name,
+  });
+  await putAcceptedList(username, {
+    version: list.version,
+    hash: b64uEncode(list.hash),
+    accountKey: b64uEncode(list.accountKey),
+    knownDevices: { [deviceId]: b64uEncode(keys.identity.public) },
+    list: list.toJSON(),
+  });
+}
+
+function offerReregistration() {
+  const form = /** @type {HTMLFormElement} */ (byId("reregister-form"));
+  const input = /** @type {HTMLInputElement} */ (byId("reregister-username"));
+  const button = /** @type {HTMLButtonElement} */ (byId("reregister-submit"));
+  const note = byId("reregister-message");
+  form.hidden = false;
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    if (!input.checkValidity()) {
+      say(note, "error", "Enter your username: 3 to 32 lowercase letters, digits, _ or .");
+      input.focus();
+      return;
+    }
+    button.disabled = true;
+    say(note, "info", "Waiting for your fingerprint or face…");
+    try {
+      await reregister(input.value.trim());
+      location.assign("/devices");
+    } catch (error) {
+      button.disabled = false;
+      const text =
+        error instanceof ApiError || error instanceof PasskeyCancelled
+          ? error.message
+          : `Something went wrong: ${error?.message ?? error}`;
+      say(note, "error", text);
+    }
+  });
+}
+
 async function main() {
   const self = await getSelf();
   byId("signin-loading").hidden = true;
   if (!self) {
     byId("signin-none").hidden = false;
+    offerReregistration();
     return;
   }
   byId("signin-device").hidden = false;
