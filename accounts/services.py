@@ -20,10 +20,25 @@ from accounts.models import Challenge, Passkey, User
 from config.errors import Conflict, Forbidden, NotFound
 from devices import services as device_services
 from devices.models import Device
-from devices.schemas import NewDevice, OneTimePrekeyIn, SignedPrekeyIn
-from protocol import devicelist as dl
+from devices.schemas import NewPrimary
 from protocol import linking
 from protocol.exceptions import ProtocolError
+
+
+def _install_primary(*, user: User, new: NewPrimary, reset: bool, now: datetime) -> Device:
+    """Create the primary device, store its signed list and its prekeys (in the caller's
+    transaction). `reset`: the list may carry a new account key (re-registration)."""
+    primary = device_services.device_create(user=user, new=new.device, is_primary=True, now=now)
+    device_services.device_list_store(
+        user=user, device_list=new.device_list, expected_ids={primary.id}, reset=reset, now=now
+    )
+    device_services.prekeys_store(
+        device=primary,
+        signed_prekey=new.signed_prekey,
+        one_time_prekeys=new.one_time_prekeys,
+        now=now,
+    )
+    return primary
 
 
 def account_register_begin(
@@ -52,10 +67,7 @@ def account_register(
     *,
     challenge_token: str,
     credential: dict,
-    device: NewDevice,
-    signed_prekey: SignedPrekeyIn,
-    one_time_prekeys: list[OneTimePrekeyIn],
-    device_list: dl.DeviceList,
+    new: NewPrimary,
     now: datetime | None = None,
 ) -> Device:
     """Create the account, its passkey and its primary device with signed device list v1."""
@@ -66,7 +78,7 @@ def account_register(
     registered = passkeys.verify_registration(
         credential=credential, challenge=bytes(challenge.challenge)
     )
-    if device_list.account_key != device.identity_key or device_list.version != 1:
+    if new.device_list.account_key != new.device.identity_key or new.device_list.version != 1:
         raise device_services.DeviceListRefused(
             "The first device list must be version 1, signed by this device's identity key.",
             code="device_list_mismatch",
@@ -83,18 +95,7 @@ def account_register(
                 sign_count=registered.sign_count,
                 last_used_at=moment,
             )
-            primary = device_services.device_create(
-                user=user, new=device, is_primary=True, now=moment
-            )
-            device_services.device_list_store(
-                user=user, device_list=device_list, expected_ids={primary.id}, now=moment
-            )
-            device_services.prekeys_store(
-                device=primary,
-                signed_prekey=signed_prekey,
-                one_time_prekeys=one_time_prekeys,
-                now=moment,
-            )
+            primary = _install_primary(user=user, new=new, reset=False, now=moment)
     except IntegrityError:
         raise Conflict(
             f"The username {challenge.data['username']!r} is taken; choose another.",
@@ -186,10 +187,7 @@ def account_reregister(
     *,
     challenge_token: str,
     credential: dict,
-    device: NewDevice,
-    signed_prekey: SignedPrekeyIn,
-    one_time_prekeys: list[OneTimePrekeyIn],
-    device_list: dl.DeviceList,
+    new: NewPrimary,
     now: datetime | None = None,
 ) -> Device:
     """Make this browser the account's new primary (the old phone is lost): the passkey
@@ -201,7 +199,7 @@ def account_reregister(
         token=challenge_token, purpose=Challenge.Purpose.SIGN_IN, now=moment
     )
     passkey = passkey_assert(user=None, challenge=challenge, credential=credential, now=moment)
-    if device_list.account_key != device.identity_key:
+    if new.device_list.account_key != new.device.identity_key:
         raise device_services.DeviceListRefused(
             "The new list must be signed by this browser's identity key.",
             code="device_list_mismatch",
@@ -210,14 +208,5 @@ def account_reregister(
     with transaction.atomic():
         User.objects.select_for_update().filter(pk=user.pk).first()
         device_services.account_reset(user=user, now=moment)
-        primary = device_services.device_create(user=user, new=device, is_primary=True, now=moment)
-        device_services.device_list_store(
-            user=user, device_list=device_list, expected_ids={primary.id}, reset=True, now=moment
-        )
-        device_services.prekeys_store(
-            device=primary,
-            signed_prekey=signed_prekey,
-            one_time_prekeys=one_time_prekeys,
-            now=moment,
-        )
+        primary = _install_primary(user=user, new=new, reset=True, now=moment)
     return primary

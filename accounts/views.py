@@ -53,10 +53,7 @@ def register(request: HttpRequest) -> dict:
     device = services.account_register(
         challenge_token=v.string(data, "challenge_id", max_length=64),
         credential=v.obj(data, "credential"),
-        device=schemas.new_device(v.obj(data, "device")),
-        signed_prekey=schemas.signed_prekey(data),
-        one_time_prekeys=schemas.one_time_prekeys(data),
-        device_list=schemas.device_list(data),
+        new=schemas.new_primary(data),
     )
     sign_in_device(request, device)
     return _account(device)
@@ -126,10 +123,7 @@ def reregister(request: HttpRequest) -> dict:
     device = services.account_reregister(
         challenge_token=v.string(data, "challenge_id", max_length=64),
         credential=v.obj(data, "credential"),
-        device=schemas.new_device(v.obj(data, "device")),
-        signed_prekey=schemas.signed_prekey(data),
-        one_time_prekeys=schemas.one_time_prekeys(data),
-        device_list=schemas.device_list(data),
+        new=schemas.new_primary(data),
     )
     sign_in_device(request, device)
     return _account(device)

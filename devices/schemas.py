@@ -85,3 +85,22 @@ def device_list(data: dict[str, Any], key: str = "device_list") -> DeviceList:
         raise InvalidInput(
             f"'{key}': {error}", code="malformed_device_list", data={"field": key}
         ) from None
+
+
+@dataclass(frozen=True)
+class NewPrimary:
+    """A browser becoming an account's primary: its keys and the list it signed."""
+
+    device: NewDevice
+    signed_prekey: SignedPrekeyIn
+    one_time_prekeys: list[OneTimePrekeyIn]
+    device_list: DeviceList
+
+
+def new_primary(data: dict[str, Any]) -> NewPrimary:
+    return NewPrimary(
+        device=new_device(v.obj(data, "device")),
+        signed_prekey=signed_prekey(data),
+        one_time_prekeys=one_time_prekeys(data),
+        device_list=device_list(data),
+    )
