@@ -18,6 +18,7 @@ import argparse
 import asyncio
 import json
 import os
+import random
 import secrets
 import subprocess
 import sys
@@ -155,7 +156,9 @@ async def phase(
     async def loop(sender: Sender) -> None:
         sock = sockets[sender.device.device_id]
         n = 0
-        next_at = time.monotonic()
+        # Open loop: each sender starts at a random phase, so sends do not arrive in bursts.
+        next_at = time.monotonic() + (random.random() / rate_per_sender if rate_per_sender else 0.0)
+        await asyncio.sleep(max(0.0, next_at - time.monotonic()))
         while time.monotonic() < stop_at:
             n += 1
             envelope_id = f"{phase_tag}-{sender.device.device_id}-{n}"

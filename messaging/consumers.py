@@ -199,7 +199,13 @@ class DeviceConsumer(AsyncJsonWebsocketConsumer):
             bool(self.inflight)
             and time.monotonic() - self.last_progress >= delivery.repush_seconds()
         )
-        await self._drain(restart=stalled)
+        # A doorbell forwarded as-is moves the cursor; if an earlier one was lost, its rows
+        # sit below the cursor without ever having been sent: start over from the queue head.
+        below = await delivery.queued_ids(
+            device_id=self.device_id, upto_seq=self.cursor, limit=self.WINDOW + 1
+        )
+        skipped = any(seq not in self.inflight for seq in below)
+        await self._drain(restart=stalled or skipped)
         if stalled:
             self.last_progress = time.monotonic()
 
@@ -208,6 +214,20 @@ class DeviceConsumer(AsyncJsonWebsocketConsumer):
         await self.close(code=CLOSE_REVOKED)
 
     async def queue_ready(self, event: dict[str, Any]) -> None:
+        """A doorbell with the new envelopes: forward them as they are when this socket is
+        caught up (nothing older unsent, room in the window), else read the queue in order."""
+        envelopes = event.get("envelopes") or []
+        async with self.drain_lock:
+            if (
+                envelopes
+                and not self.more
+                and envelopes[0]["seq"] > self.cursor
+                and len(self.inflight) + len(envelopes) <= self.WINDOW
+            ):
+                self.cursor = envelopes[-1]["seq"]
+                self.inflight.update(e["seq"] for e in envelopes)
+                await self.send_json({"type": "deliver", "v": 1, "envelopes": envelopes})
+                return
         self.rung += 1
         await self._drain()
 

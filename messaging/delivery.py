@@ -24,6 +24,7 @@ from messaging import services
 from messaging.schemas import SendRequest
 
 batch = database_sync_to_async(services.queue_batch)
+queued_ids = database_sync_to_async(services.queued_ids)
 
 
 @dataclass
@@ -41,7 +42,7 @@ class _Writer:
             sends, self.sends = self.sends, []
             acks, self.acks = self.acks, []
             try:
-                results = await database_sync_to_async(services.envelopes_commit)(
+                committed = await database_sync_to_async(services.envelopes_commit)(
                     sends=[item for item, _ in sends], acks=[(d, seqs) for d, seqs, _ in acks]
                 )
             except Exception as error:  # the whole transaction failed: nobody is acknowledged
@@ -50,18 +51,27 @@ class _Writer:
                 for _, _, future in acks:
                     future.set_exception(error)
                 continue
-            targets: set[str] = set()
-            for (_, future), result in zip(sends, results, strict=True):
+            for (_, future), result in zip(sends, committed.results, strict=True):
                 if isinstance(result, AppError):
                     future.set_exception(result)
                 else:
-                    targets.update(result)
                     future.set_result(result)
             for _, _, future in acks:
                 future.set_result(None)
-            layer = get_channel_layer()
-            for device_id in sorted(targets):
-                await layer.group_send(events.device_group(device_id), {"type": "queue.ready"})
+            await _ring(committed.inserted)
+
+
+async def _ring(inserted: list[tuple[str, services.Delivery]]) -> None:
+    """The doorbell carries the new envelopes themselves, so a connected device that is
+    caught up gets them without reading the queue back (it still can: the rows are committed)."""
+    per_device: dict[str, list[dict[str, Any]]] = {}
+    for device_id, delivery in inserted:
+        per_device.setdefault(device_id, []).append(delivery.to_frame())
+    layer = get_channel_layer()
+    for device_id, envelopes in per_device.items():
+        await layer.group_send(
+            events.device_group(device_id), {"type": "queue.ready", "envelopes": envelopes}
+        )
 
 
 _writers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Writer] = (

@@ -94,9 +94,41 @@ _DEVICES_OF_BOTH = """
 """
 _INSERT = """
     INSERT INTO messaging_queuedenvelope (device_id, envelope_id, sender, sender_device_id, ciphertext, created_at)
-    VALUES (%s, %s, %s, %s, %s, %s)
+    VALUES {values}
     ON CONFLICT (device_id, sender_device_id, envelope_id) DO NOTHING
+    RETURNING id, device_id, sender_device_id, envelope_id
 """
+_INSERT_CHUNK = 500  # rows per statement: 6 parameters each, far below SQLite's limit
+
+
+def _insert(cursor, rows: list[tuple], moment: datetime) -> list[tuple[str, Delivery]]:
+    """Insert queue rows (a resent envelope inserts nothing); return (device id, delivery)
+    for each row actually inserted, with its queue position."""
+    by_key = {(r[0], r[3], r[1]): r for r in rows}
+    inserted = []
+    for start in range(0, len(rows), _INSERT_CHUNK):
+        chunk = rows[start : start + _INSERT_CHUNK]
+        cursor.execute(
+            _INSERT.format(values=", ".join(["(%s, %s, %s, %s, %s, %s)"] * len(chunk))),
+            [v for r in chunk for v in r],
+        )
+        for seq, device_id, sender_device_id, envelope_id in cursor.fetchall():
+            row = by_key[(device_id, sender_device_id, envelope_id)]
+            inserted.append(
+                (
+                    device_id,
+                    Delivery(
+                        seq=seq,
+                        envelope_id=envelope_id,
+                        sender=row[2],
+                        sender_device=sender_device_id,
+                        ciphertext=row[4],
+                        sent_at=moment,
+                    ),
+                )
+            )
+    inserted.sort(key=lambda pair: pair[1].seq)
+    return inserted
 
 
 def _check_send(cursor, item: SendItem, *, moment: datetime) -> list[tuple]:
@@ -142,12 +174,17 @@ def _queue_full(device_ids: list[str], *, moment: datetime) -> bool:
     return any(_queue_checked[d][1] for d in device_ids)
 
 
+@dataclass(frozen=True)
+class Committed:
+    results: list[list[str] | AppError]  # per send: its target device ids, or why it was refused
+    inserted: list[tuple[str, Delivery]]  # (device id, delivery) of every new row, in queue order
+
+
 def envelopes_commit(
     *, sends: list[SendItem], acks: list[tuple[str, list[int]]], now: datetime | None = None
-) -> list[list[str] | AppError]:
+) -> Committed:
     """Group commit: store the rows of every valid send and delete every acknowledged row in
-    one transaction. Returns, per send, its target device ids or the error that refused it.
-    A resent envelope id stores nothing twice (idempotent)."""
+    one transaction. A resent envelope id stores nothing twice (idempotent)."""
     moment = _now(now)
     results: list[list[str] | AppError] = []
     rows: list[tuple] = []
@@ -158,15 +195,14 @@ def envelopes_commit(
                 results.append(sorted(item.send.targets))
             except AppError as error:
                 results.append(error)
-        if rows:
-            cursor.executemany(_INSERT, rows)
+        inserted = _insert(cursor, rows, moment) if rows else []
         for device_id, seqs in acks:
             marks = ", ".join(["%s"] * len(seqs))
             cursor.execute(
                 f"DELETE FROM messaging_queuedenvelope WHERE device_id = %s AND id IN ({marks})",
                 [device_id, *seqs],
             )
-    return results
+    return Committed(results=results, inserted=inserted)
 
 
 def devices_with_waiting_envelopes(*, device_ids: list[str], older_than_seconds: float) -> set[str]:
@@ -203,6 +239,16 @@ def queue_batch(*, device_id: str, after_seq: int, limit: int) -> list[Delivery]
         )
         for r in rows
     ]
+
+
+def queued_ids(*, device_id: str, upto_seq: int, limit: int) -> list[int]:
+    """Queue positions of the device's rows at or below `upto_seq` (oldest first)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT id FROM messaging_queuedenvelope WHERE device_id = %s AND id <= %s ORDER BY id LIMIT %s",
+            [device_id, upto_seq, limit],
+        )
+        return [row[0] for row in cursor.fetchall()]
 
 
 def _as_datetime(value: datetime | str) -> datetime:

@@ -298,3 +298,42 @@ async def test_unacknowledged_deliveries_are_pushed_again_to_a_connected_device(
     assert [e["id"] for e in again["envelopes"]] == [e["id"] for e in first["envelopes"]] == ["e1"]
     await sender.disconnect()
     await receiver.disconnect()
+
+
+async def test_a_lost_doorbell_is_made_good_even_after_later_envelopes_were_forwarded(
+    people, settings
+):
+    """The channel layer is only a doorbell: if one push is lost and a later one arrives,
+    the skipped envelope is still delivered (by the sweeper), not left below the cursor."""
+    from channels.layers import get_channel_layer
+
+    from devices.events import device_group
+
+    laptop, bob, alice = people["alice_laptop"], people["bob"], people["alice"]
+    receiver = await connect(bob)
+    layer = get_channel_layer()
+    # Take bob's socket out of its group for one send: that doorbell is lost.
+    bob_channel = next(iter(layer.groups[device_group(bob.device_id)]))
+    await layer.group_discard(device_group(bob.device_id), bob_channel)
+    sender = await connect(laptop)
+    await sender.send_to(
+        text_data=send_frame("lost", "bobby", {bob.device_id: b"1", alice.device_id: b"t"})
+    )
+    assert (await sender.receive_json_from(timeout=3))["type"] == "accepted"
+    await layer.group_add(device_group(bob.device_id), bob_channel)
+    await sender.send_to(
+        text_data=send_frame("later", "bobby", {bob.device_id: b"2", alice.device_id: b"t"})
+    )
+    assert (await sender.receive_json_from(timeout=3))["type"] == "accepted"
+    seen = []
+    while "lost" not in seen:
+        frame = await receiver.receive_json_from(timeout=6)
+        seen += [e["id"] for e in frame["envelopes"]]
+        await receiver.send_to(
+            text_data=json.dumps(
+                {"type": "ack", "v": 1, "seqs": [e["seq"] for e in frame["envelopes"]]}
+            )
+        )
+    assert seen[0] == "later" and "lost" in seen
+    await sender.disconnect()
+    await receiver.disconnect()
