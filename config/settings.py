@@ -193,3 +193,4 @@ PARLEY_RATE_LIMITS = {
     "link": _rate("link", "20/60"),
     "bundles": _rate("bundles", "60/60"),
 }
+CSRF_FAILURE_VIEW = "config.views.csrf_failure"

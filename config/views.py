@@ -20,3 +20,17 @@ def chats(request: HttpRequest, username: str | None = None) -> HttpResponse:
 
 def healthz(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"status": "ok"})
+
+
+def csrf_failure(request: HttpRequest, reason: str = "") -> JsonResponse:
+    """CSRF refusals answer in the API's JSON error shape, like every other 4xx."""
+    return JsonResponse(
+        {
+            "error": {
+                "code": "csrf_failed",
+                "message": "Missing or wrong CSRF token; reload the page and try again.",
+                "data": {},
+            }
+        },
+        status=403,
+    )
