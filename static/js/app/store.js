@@ -21,9 +21,13 @@ const SELF = "self";
 
 /** @type {Promise<IDBDatabase> | null} */
 let opening = null;
+/** Set by wipe(): work still in flight (the messenger, a socket frame) must not re-create
+ * the database this page just deleted. */
+let wiped = false;
 
 /** @returns {Promise<IDBDatabase>} */
 function open() {
+  if (wiped) return Promise.reject(new Error("This device was logged out; its data was deleted."));
   opening ??= new Promise((resolve, reject) => {
     const request = indexedDB.open(DB_NAME, DB_VERSION);
     request.onupgradeneeded = (event) => {
@@ -181,6 +185,7 @@ async function exists() {
 
 /** Delete everything this device holds. */
 export async function wipe() {
+  wiped = true;
   if (opening) {
     try {
       (await opening).close();
