@@ -15,6 +15,7 @@ from client.http import HttpTransport
 from client.messenger import (
     LIST_MAX_AGE_MS,
     Duplicate,
+    ListWarning,
     Messenger,
     Refused,
     SecurityCodeChanged,
@@ -234,3 +235,28 @@ def test_an_envelope_from_a_device_outside_the_signed_list_is_dropped_and_report
     [refused] = bob.receive(envelope)
     assert isinstance(refused, Refused)
     assert "not in" in refused.reason and "signed device list" in refused.reason
+
+
+def test_a_withheld_newer_device_list_is_flagged(live_app, tmp_path):
+    """A content names its sender's list version 2 while the server keeps serving version 1."""
+    alice, bob = person(live_app, "alice"), person(live_app, "bob")
+    alice_messenger = primary_messenger(alice, tmp_path)
+    bob_messenger = primary_messenger(bob, tmp_path)
+    version_one = ok(bob.transport.get(f"/api/accounts/{bob.username}/device-list"))
+    assert alice_messenger.refresh_list(bob.username).version == 1
+    companion_messenger(bob, tmp_path)  # bob's list is now version 2
+    assert bob_messenger.refresh_list(bob.username).version == 2
+    server = rewritten(alice_messenger)
+    rule = server.rewrite(
+        "GET", rf"/api/accounts/{bob.username}/device-list", lambda body: version_one
+    )
+    outgoing = bob_messenger.prepare_send(alice.username, "signed under list 2")
+    events = alice_messenger.receive(
+        delivered(bob_messenger, outgoing.targets, alice_messenger.device.device_id)
+    )
+    [warning] = [e for e in events if isinstance(e, ListWarning)]
+    assert warning.account_id == bob.username
+    assert "list version 2" in warning.message and "serves version 1" in warning.message
+    assert describe(warning, me=alice.username).startswith(f"Warning about {bob.username}")
+    assert rule.hits >= 1
+    assert alice_messenger.store.device_list(bob.username).version == 1

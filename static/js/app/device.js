@@ -179,8 +179,10 @@ export class ListRefused extends Error {
 export async function acceptDeviceList(json, { accountId, accountKey }) {
   await ready();
   let list;
+  let hash;
   try {
     list = DeviceList.fromJSON(json);
+    hash = b64uEncode(list.hash); // checks the entries' structure too (one primary entry)
   } catch (error) {
     throw new ListRefused(`The device list is malformed: ${error.message}`, "malformed");
   }
@@ -188,7 +190,6 @@ export async function acceptDeviceList(json, { accountId, accountKey }) {
     throw new ListRefused("The server sent another account's device list.", "wrong_account");
   }
   const accepted = await getAcceptedList(accountId);
-  const hash = b64uEncode(list.hash);
   if (accepted && accepted.version === list.version && accepted.hash === hash) return list;
   const knownDevices = Object.fromEntries(
     Object.entries(accepted?.knownDevices ?? {}).map(([id, key]) => [id, b64uDecode(key)]),
