@@ -184,3 +184,38 @@ def test_a_replayed_envelope_is_shown_once(new_device):
     time.sleep(1)
     assert message_texts(bob) == ["Only once, please", "A second one"]
     expect_status(alice, "A second one", "read")
+
+
+def test_two_tabs_of_one_browser_are_one_device_with_one_socket(new_device, live_app):
+    """DESIGN §7: several tabs of one browser are one device; one leader tab owns the socket."""
+    import sqlite3
+
+    alice_name, bob_name = new_username("alice"), new_username("bob")
+    alice, _ = new_primary(new_device(viewport=DESKTOP), alice_name)
+    bob_context = new_device(viewport=DESKTOP)
+    first_tab, _ = new_primary(bob_context, bob_name)
+    open_chats(first_tab)
+    add_contact(first_tab, alice_name)  # receipts go only to contacts
+    second_tab = bob_context.new_page()
+    second_tab.goto("/chats")
+    expect(second_tab.locator("#chats-title")).to_have_text("Chats")
+    open_chats(alice)
+    add_contact(alice, bob_name)
+    send(alice, "One device, two tabs")
+    expect_status(alice, "One device, two tabs", "read")  # Bob has the conversation open
+    for tab in (first_tab, second_tab):
+        expect(tab.locator(f'[data-peer="{alice_name}"] .conversation-preview')).to_have_text(
+            "One device, two tabs", timeout=SLOW
+        )
+    sockets = [
+        t.evaluate("document.documentElement.dataset.deviceSocket") for t in (first_tab, second_tab)
+    ]
+    assert sorted(sockets) == ["connecting", "open"]  # one leader holds the socket, one follows
+    bob_device = first_tab.evaluate(
+        "async () => (await (await fetch('/api/me')).json()).device.device_id"
+    )
+    with sqlite3.connect(live_app.db_path) as db:
+        open_sockets = db.execute(
+            "SELECT count(*) FROM devices_devicesocket WHERE device_id = ?", [bob_device]
+        ).fetchone()[0]
+    assert open_sockets == 1
