@@ -402,10 +402,6 @@ class Store:
                 )
             self.save_session(account_id=account_id, device_id=device_id, session=session)
 
-    def drop_previous_session(self, device_id: str) -> None:
-        with self.transaction():
-            self._db.execute("DELETE FROM previous_sessions WHERE device_id = ?", (device_id,))
-
     def session_device_ids(self, account_id: str) -> list[str]:
         return [
             row[0]

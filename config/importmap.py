@@ -67,12 +67,6 @@ def _production_fingerprint() -> tuple[tuple[str, int, int], ...]:
     return _scripts_fingerprint()
 
 
-def script_integrity(static_path: str) -> str:
-    """The SRI hash of one static script, for a classic <script integrity=...> tag."""
-    text, _ = importmap_and_hash()
-    return json.loads(text)["integrity"][settings.STATIC_URL + static_path]
-
-
 def importmap(request: HttpRequest) -> dict[str, str]:
     text, _ = importmap_and_hash()
     return {"importmap_json": text}

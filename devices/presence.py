@@ -12,7 +12,8 @@ from django.utils import timezone
 
 from config.errors import AppError
 from devices.auth import SESSION_DEVICE_KEY
-from devices.models import Device, DeviceSocket, LinkSession
+from devices.models import Device, DeviceSocket
+from devices.selectors import link_state
 from devices.services import device_touch, link_session_for_browser
 
 
@@ -62,4 +63,4 @@ def link_state_for_browser(scope: dict[str, Any], link_id: str) -> str | None:
         link = link_session_for_browser(link_id=link_id, browser_secret=cookies.get("parley_link"))
     except AppError:
         return None
-    return link.state if isinstance(link, LinkSession) else None
+    return link_state(link)

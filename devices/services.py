@@ -35,8 +35,6 @@ from protocol.exceptions import ProtocolError
 from protocol.keys import PrekeyBundle, signed_prekey_bytes
 from protocol.primitives import ed25519_verify
 
-ONE_TIME_PREKEY_LOW_WATER = 20
-
 
 class DeviceListRefused(AppError):
     code = "device_list_refused"
@@ -50,10 +48,6 @@ class LinkRefused(AppError):
 
 def _now(now: datetime | None) -> datetime:
     return now or timezone.now()
-
-
-def _ms(moment: datetime) -> int:
-    return int(moment.timestamp() * 1000)
 
 
 def _protocol_refusal(error: ProtocolError, what: str) -> AppError:

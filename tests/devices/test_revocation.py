@@ -48,24 +48,21 @@ def test_removed_companion_is_cut_off_from_the_api_and_its_keys_are_gone():
     assert listed == {primary.device_id}
 
 
-@pytest.mark.django_db
-def test_revoked_device_cannot_sign_back_in_with_its_identity_key():
+def key_sign_in(companion: CompanionActor, *, signer=None) -> tuple[int, dict]:
+    """Sign `companion` back in with a device key (its own unless `signer` is given)."""
     from protocol.encoding import b64u_decode, b64u_encode
     from protocol.linking import sign_in
 
-    primary = make_primary()
-    companion = link(primary, CompanionActor(DjangoTransport()))
-    primary.revoke(companion.device_id)
     begin = companion.transport.post(
         "/api/devices/signin/options", {"device_id": companion.device_id}
     )[1]
     signature = sign_in(
-        companion.keys.identity,
+        signer or companion.keys.identity,
         origin=ORIGIN,
         device_id=companion.device_id,
         nonce=b64u_decode(begin["nonce"]),
     )
-    status, body = companion.transport.post(
+    return companion.transport.post(
         "/api/devices/signin",
         {
             "challenge_id": begin["challenge_id"],
@@ -73,54 +70,25 @@ def test_revoked_device_cannot_sign_back_in_with_its_identity_key():
             "signature": b64u_encode(signature),
         },
     )
+
+
+@pytest.mark.django_db
+def test_revoked_device_cannot_sign_back_in_with_its_identity_key():
+    primary = make_primary()
+    companion = link(primary, CompanionActor(DjangoTransport()))
+    primary.revoke(companion.device_id)
+    status, body = key_sign_in(companion)
     assert (status, body["error"]["code"]) == (403, "device_revoked")
 
 
 @pytest.mark.django_db
 def test_expired_session_signs_back_in_with_the_identity_key_only():
-    from protocol.encoding import b64u_decode, b64u_encode
-    from protocol.linking import sign_in
-
     primary = make_primary()
     companion = link(primary, CompanionActor(DjangoTransport()))
     companion.transport.client.cookies.clear()
     assert companion.transport.get("/api/me")[0] == 401
-    begin = companion.transport.post(
-        "/api/devices/signin/options", {"device_id": companion.device_id}
-    )[1]
-    forged = sign_in(
-        primary.keys.identity,
-        origin=ORIGIN,
-        device_id=companion.device_id,
-        nonce=b64u_decode(begin["nonce"]),
-    )
-    refused = companion.transport.post(
-        "/api/devices/signin",
-        {
-            "challenge_id": begin["challenge_id"],
-            "device_id": companion.device_id,
-            "signature": b64u_encode(forged),
-        },
-    )
-    assert refused[0] == 403
-    begin = companion.transport.post(
-        "/api/devices/signin/options", {"device_id": companion.device_id}
-    )[1]
-    signature = sign_in(
-        companion.keys.identity,
-        origin=ORIGIN,
-        device_id=companion.device_id,
-        nonce=b64u_decode(begin["nonce"]),
-    )
-    status, _ = companion.transport.post(
-        "/api/devices/signin",
-        {
-            "challenge_id": begin["challenge_id"],
-            "device_id": companion.device_id,
-            "signature": b64u_encode(signature),
-        },
-    )
-    assert status == 200
+    assert key_sign_in(companion, signer=primary.keys.identity)[0] == 403
+    assert key_sign_in(companion)[0] == 200
     assert companion.transport.get("/api/me")[1]["device"]["device_id"] == companion.device_id
 
 
