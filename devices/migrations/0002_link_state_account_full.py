@@ -4,15 +4,26 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('devices', '0001_initial'),
+        ("devices", "0001_initial"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='linksession',
-            name='state',
-            field=models.CharField(choices=[('waiting', 'Waiting'), ('approved', 'Approved'), ('signed', 'Signed'), ('linked', 'Linked'), ('redeemed', 'Redeemed'), ('cancelled', 'Cancelled'), ('account_full', 'Account Full')], default='waiting', max_length=16),
+            model_name="linksession",
+            name="state",
+            field=models.CharField(
+                choices=[
+                    ("waiting", "Waiting"),
+                    ("approved", "Approved"),
+                    ("signed", "Signed"),
+                    ("linked", "Linked"),
+                    ("redeemed", "Redeemed"),
+                    ("cancelled", "Cancelled"),
+                    ("account_full", "Account Full"),
+                ],
+                default="waiting",
+                max_length=16,
+            ),
         ),
     ]
