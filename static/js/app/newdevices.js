@@ -53,18 +53,27 @@ function notice(device) {
       attrs: { role: "status", "data-device-id": device.device_id },
     },
     h(
-      "span",
-      { attrs: { id: textId } },
-      "New device ",
-      h("strong", { class: "notice-device", text: name }),
-      ` linked at ${linkedAt(new Date(device.added_at))}${from}.`,
+      "p",
+      {},
+      h(
+        "span",
+        { attrs: { id: textId } },
+        "New device ",
+        h("strong", { class: "notice-device", text: name }),
+        ` linked at ${linkedAt(new Date(device.added_at))}${from}.`,
+      ),
+      " Not you?",
     ),
-    " Not you? ",
-    remover
-      ? removeButton(device, textId)
-      : h("a", { text: "Remove it", attrs: { href: "/devices", "aria-describedby": textId } }),
     " ",
-    close,
+    h(
+      "div",
+      { class: "new-device-actions" },
+      remover
+        ? removeButton(device, textId)
+        : h("a", { text: "Remove it", attrs: { href: "/devices", "aria-describedby": textId } }),
+      " ",
+      close,
+    ),
   );
   close.addEventListener("click", () => {
     dismissed.add(device.device_id);
@@ -76,7 +85,7 @@ function notice(device) {
 /** @param {any} device @param {string} textId */
 function removeButton(device, textId) {
   const button = h("button", {
-    class: "danger",
+    class: "secondary danger-outline",
     text: "Remove it",
     attrs: { type: "button", "aria-describedby": textId },
   });
