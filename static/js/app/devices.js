@@ -4,8 +4,8 @@
 
 import { ApiError, api, deviceRevoked } from "./api.js";
 import { ListRefused, acceptDeviceList, loadKeys, nextDeviceList, topUpPrekeys } from "./device.js";
-import { onDeviceFrame, startDeviceSocket, stopDeviceSocket } from "./socket.js";
 import { setRemover, showNewDevices } from "./newdevices.js";
+import { onDeviceFrame, startDeviceSocket, stopDeviceSocket } from "./socket.js";
 import { getSelf } from "./store.js";
 import { byId, confirmDialog, formatDate, h, say, showLoggedOut, timeAgo } from "./ui.js";
 
@@ -174,9 +174,11 @@ async function removeCompanion(device) {
   await refresh();
 }
 
-/** A companion removes a device linked after it, in the veto window (a server-side suspension
+/**
+ * A companion removes a device linked after it, in the veto window (a server-side suspension
  * that the primary confirms by re-signing the list when it is next online).
- * @param {any} device */
+ * @param {any} device
+ */
 async function vetoDevice(device) {
   const ok = await confirmDialog({
     title: `Remove ${device.name}?`,
