@@ -383,6 +383,11 @@ def _wait(
             return status
         if status.state == "cancelled":
             raise LinkFailed("The link request was cancelled.")
+        if status.state == "account_full":
+            raise LinkFailed(
+                "The account is full: it already has the most linked devices it can have."
+                " Log one out on the primary device, then link again."
+            )
         if status.state == "redeemed":
             raise LinkFailed("The link request was already used to sign in.")
         if clock() >= refresh_at:

@@ -170,6 +170,8 @@ PARLEY_MAX_COMPANIONS = 4
 PARLEY_LINK_TTL_SECONDS = int(os.environ.get("PARLEY_LINK_TTL_SECONDS", "120"))
 PARLEY_CHALLENGE_TTL_SECONDS = 300
 PARLEY_PRIMARY_INACTIVITY_DAYS = int(os.environ.get("PARLEY_PRIMARY_INACTIVITY_DAYS", "14"))
+# For this long after a companion is linked, the account's older devices may remove it too.
+PARLEY_VETO_WINDOW_SECONDS = int(os.environ.get("PARLEY_VETO_WINDOW_SECONDS", str(24 * 3600)))
 
 # Envelope queue limits (docs/protocol.md, wire protocol).
 PARLEY_QUEUE_LIMIT = int(os.environ.get("PARLEY_QUEUE_LIMIT", "50000"))

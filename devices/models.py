@@ -111,6 +111,7 @@ class LinkSession(models.Model):
         LINKED = "linked"  # list v+1 published, device created; token not yet redeemed
         REDEEMED = "redeemed"  # the new browser has its own session
         CANCELLED = "cancelled"
+        ACCOUNT_FULL = "account_full"  # refused: the account already has the most companions
 
     id = models.CharField(primary_key=True, max_length=32)
     browser_secret_hash = models.BinaryField(max_length=32)

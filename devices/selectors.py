@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.utils import timezone
 
 from accounts.models import User
@@ -28,8 +29,19 @@ def active_device_ids_online(user: User, *, now: datetime | None = None) -> set[
     )
 
 
+def veto_until(*, device: Device, by: Device, now: datetime | None = None) -> datetime | None:
+    """Until when `by` may remove `device` although it is not the primary (the veto window):
+    a companion linked less than PARLEY_VETO_WINDOW_SECONDS ago, after `by` itself was. A
+    device linked later cannot evict the older ones, so a phished device cannot fight back."""
+    if device.is_primary or device.pk == by.pk or device.added_at <= by.added_at:
+        return None
+    until = device.added_at + timedelta(seconds=settings.PARLEY_VETO_WINDOW_SECONDS)
+    return until if (now or timezone.now()) < until else None
+
+
 def device_summaries(*, user: User, current: Device | None) -> list[dict[str, Any]]:
     online = active_device_ids_online(user)
+    now = timezone.now()
     devices = Device.objects.filter(user=user, revoked_at__isnull=True).order_by(
         "-is_primary", "added_at"
     )
@@ -44,9 +56,14 @@ def device_summaries(*, user: User, current: Device | None) -> list[dict[str, An
             "last_used_at": d.last_used_at.isoformat(),
             "active_now": d.id in online,
             "this_device": current is not None and d.id == current.id,
+            "veto_until": _iso(veto_until(device=d, by=current, now=now) if current else None),
         }
         for d in devices
     ]
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.isoformat()
 
 
 def suspended_device_ids(user: User) -> list[str]:

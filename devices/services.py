@@ -28,6 +28,7 @@ from devices.models import (
     SignedPrekey,
 )
 from devices.schemas import NewDevice, OneTimePrekeyIn, SignedPrekeyIn
+from devices.selectors import veto_until
 from protocol import devicelist as dl
 from protocol import linking
 from protocol.encoding import b64u_encode
@@ -44,6 +45,12 @@ class DeviceListRefused(AppError):
 class LinkRefused(AppError):
     code = "link_refused"
     status = 409
+
+
+class CompanionLimit(LinkRefused):
+    """The account already has PARLEY_MAX_COMPANIONS companions; the link request is closed."""
+
+    code = "companion_limit"
 
 
 def _now(now: datetime | None) -> datetime:
@@ -306,6 +313,8 @@ def device_revoke(
 
     - The primary removing a companion signs a list without it (`device_list`), stored here.
     - A device logging itself out is a server-side suspension until the primary re-signs.
+    - In the veto window (`selectors.veto_until`) an older companion may remove a new one:
+      also a server-side suspension until the primary re-signs.
     - The primary logging itself out resets the account: every device is logged out.
     """
     moment = _now(now)
@@ -313,14 +322,21 @@ def device_revoke(
         raise NotFound("No such device.", code="device_not_found")
     if target.revoked_at is not None:
         raise Conflict("That device is already logged out.", code="already_logged_out")
-    if actor.pk != target.pk and not actor.is_primary:
-        raise Forbidden("Only the primary can log out another device.", code="not_primary")
+    vetoed = (
+        actor.pk != target.pk
+        and not actor.is_primary
+        and veto_until(device=target, by=actor, now=moment) is not None
+    )
+    if actor.pk != target.pk and not actor.is_primary and not vetoed:
+        raise Forbidden("Only the primary can log out this device.", code="not_primary")
     with transaction.atomic():
         User.objects.select_for_update().filter(pk=actor.user_id).first()
         if target.is_primary:
             account_reset(user=actor.user, now=moment)
             return
-        if actor.pk != target.pk:
+        if vetoed:
+            _cut_off(target, reason="removed_by_device", moment=moment)
+        elif actor.pk != target.pk:
             if device_list is None:
                 raise DeviceListRefused(
                     "Removing a device needs a new signed device list without it.",
@@ -350,6 +366,13 @@ def _link_for_update(link_id: str, *, now: datetime) -> LinkSession:
         raise NotFound(
             "This link request does not exist. Show a new QR code on the new device.",
             code="link_not_found",
+        )
+    if link.state == LinkSession.State.ACCOUNT_FULL:
+        raise LinkRefused(
+            "This link request was closed because your account was full."
+            " Show a new QR code on the new device.",
+            code="link_used",
+            status=410,
         )
     if link.state in (LinkSession.State.REDEEMED, LinkSession.State.CANCELLED):
         raise LinkRefused(
@@ -427,12 +450,29 @@ def _companion_count(user: User) -> int:
     return Device.objects.filter(user=user, revoked_at__isnull=True, is_primary=False).count()
 
 
+def account_full(user: User) -> bool:
+    return _companion_count(user) >= settings.PARLEY_MAX_COMPANIONS
+
+
 def _check_companion_cap(user: User) -> None:
-    if _companion_count(user) >= settings.PARLEY_MAX_COMPANIONS:
-        raise LinkRefused(
+    if account_full(user):
+        raise CompanionLimit(
             f"You can link up to {settings.PARLEY_MAX_COMPANIONS} devices; log one out first.",
-            code="companion_limit",
+            data={"max_companions": settings.PARLEY_MAX_COMPANIONS},
         )
+
+
+def _link_close_full(link_id: str) -> None:
+    """Close an unfinished link request refused for the cap; the new browser is told at once
+    (it is not signed in, so only its link session can tell it)."""
+    link = LinkSession.objects.filter(pk=link_id).first()
+    if link is not None:
+        _link_finish(link, state=LinkSession.State.ACCOUNT_FULL)
+
+
+def _check_waiting(link: LinkSession) -> None:
+    if link.state != LinkSession.State.WAITING:
+        raise LinkRefused("This link request was already approved.", code="link_used", status=410)
 
 
 def link_approve_challenge(*, link: LinkSession, server_nonce: bytes) -> bytes:
@@ -452,7 +492,12 @@ def link_approve_begin(
     Returns the challenge, the server nonce (the primary recomputes the challenge from the
     QR's keys and refuses a mismatch) and the account's passkey credential ids."""
     link = link_session_for_primary(link_id=link_id, device=device, now=now)
-    _check_companion_cap(device.user)
+    _check_waiting(link)
+    try:
+        _check_companion_cap(device.user)
+    except CompanionLimit:
+        _link_close_full(link.pk)
+        raise
     nonce = secrets.token_bytes(32)
     challenge = challenge_issue(
         purpose=Challenge.Purpose.APPROVE_LINK,
@@ -476,7 +521,8 @@ def link_approve(
     now: datetime | None = None,
 ) -> LinkSession:
     """The primary approves with a passkey (user verification required) and hands over the
-    provisioning payload sealed to the new device's ephemeral key."""
+    provisioning payload sealed to the new device's ephemeral key. The link and the cap are
+    checked before the assertion, so a refused approval leaves the passkey's record alone."""
     moment = _now(now)
     challenge = challenge_consume(
         token=challenge_token, purpose=Challenge.Purpose.APPROVE_LINK, now=moment
@@ -485,27 +531,28 @@ def link_approve(
         raise ChallengeRefused(
             "This approval challenge is for another link request.", code="challenge_mismatch"
         )
-    passkey_assert(user=device.user, challenge=challenge, credential=credential, now=moment)
-    with transaction.atomic():
-        User.objects.select_for_update().filter(pk=device.user_id).first()
-        link = link_session_for_primary(link_id=link_id, device=device, now=moment)
-        if link.state != LinkSession.State.WAITING:
-            raise LinkRefused(
-                "This link request was already approved.", code="link_used", status=410
+    try:
+        with transaction.atomic():
+            User.objects.select_for_update().filter(pk=device.user_id).first()
+            link = link_session_for_primary(link_id=link_id, device=device, now=moment)
+            _check_waiting(link)
+            _check_companion_cap(device.user)
+            passkey_assert(user=device.user, challenge=challenge, credential=credential, now=moment)
+            link.state = LinkSession.State.APPROVED
+            link.user = device.user
+            link.approving_device = device
+            link.provisioning = provisioning
+            link.name = name
+            link.send_history = send_history
+            # The new device has one more TTL to answer, so a slow approval does not fail.
+            link.expires_at = moment + timedelta(seconds=settings.PARLEY_LINK_TTL_SECONDS)
+            link.save()
+            events.send_on_commit(
+                events.link_group(link.id), {"type": "link.changed", "state": link.state}
             )
-        _check_companion_cap(device.user)
-        link.state = LinkSession.State.APPROVED
-        link.user = device.user
-        link.approving_device = device
-        link.provisioning = provisioning
-        link.name = name
-        link.send_history = send_history
-        # The new device has one more TTL to answer, so a slow approval does not fail.
-        link.expires_at = moment + timedelta(seconds=settings.PARLEY_LINK_TTL_SECONDS)
-        link.save()
-        events.send_on_commit(
-            events.link_group(link.id), {"type": "link.changed", "state": link.state}
-        )
+    except CompanionLimit:
+        _link_close_full(link_id)
+        raise
     return link
 
 
@@ -567,10 +614,22 @@ def link_complete(
 ) -> Device:
     """The primary publishes list v+1 with the new device: assertion, signatures and the
     companion cap are checked here in one transaction, then the device is created."""
+    moment = _now(now)
+    try:
+        return _link_complete(
+            link_id=link_id, device=device, device_list=device_list, moment=moment
+        )
+    except CompanionLimit:
+        _link_close_full(link_id)
+        raise
+
+
+def _link_complete(
+    *, link_id: str, device: Device, device_list: dl.DeviceList, moment: datetime
+) -> Device:
     from devices.schemas import one_time_prekeys as parse_otps
     from devices.schemas import signed_prekey as parse_spk
 
-    moment = _now(now)
     with transaction.atomic():
         User.objects.select_for_update().filter(pk=device.user_id).first()
         link = link_session_for_primary(link_id=link_id, device=device, now=moment)
@@ -658,14 +717,31 @@ def link_redeem(*, link: LinkSession, signature: bytes, now: datetime | None = N
     return device
 
 
-def link_decline(*, link_id: str, device: Device, now: datetime | None = None) -> None:
-    """The primary refuses a link request; the new device is told at once."""
+def link_decline(
+    *, link_id: str, device: Device, account_is_full: bool = False, now: datetime | None = None
+) -> None:
+    """The primary refuses a link request; the new device is told at once. With
+    `account_is_full` (the approval page found the account full) it is told that instead."""
     with transaction.atomic():
+        User.objects.select_for_update().filter(pk=device.user_id).first()
         link = link_session_for_primary(link_id=link_id, device=device, now=now)
-        link_cancel(link=link)
+        if not account_is_full:
+            link_cancel(link=link)
+        elif account_full(device.user):
+            _link_finish(link, state=LinkSession.State.ACCOUNT_FULL)
+        else:
+            raise LinkRefused(
+                "Your account has room for this device: approve or decline it.",
+                code="link_state",
+            )
 
 
 def link_cancel(*, link: LinkSession) -> None:
+    _link_finish(link, state=LinkSession.State.CANCELLED)
+
+
+def _link_finish(link: LinkSession, *, state: str) -> None:
+    """End an unfinished link request in `state` (cancelled, account_full) and say so."""
     with transaction.atomic():
         updated = LinkSession.objects.filter(
             pk=link.pk,
@@ -674,11 +750,10 @@ def link_cancel(*, link: LinkSession) -> None:
                 LinkSession.State.APPROVED,
                 LinkSession.State.SIGNED,
             ],
-        ).update(state=LinkSession.State.CANCELLED)
+        ).update(state=state)
         if updated:
             events.send_on_commit(
-                events.link_group(link.pk),
-                {"type": "link.changed", "state": LinkSession.State.CANCELLED},
+                events.link_group(link.pk), {"type": "link.changed", "state": state}
             )
             if link.approving_device_id:
                 events.send_on_commit(

@@ -132,6 +132,7 @@ def link_open(request: HttpRequest) -> HttpResponse:
             "link_id": link.id,
             "expires_at": link.expires_at.isoformat(),
             "ttl_seconds": settings.PARLEY_LINK_TTL_SECONDS,
+            "max_companions": settings.PARLEY_MAX_COMPANIONS,
         }
     )
     response.set_cookie(
@@ -193,8 +194,14 @@ def link_cancel(request: HttpRequest, link_id: str) -> dict:
 
 @api(methods=("GET",), device="primary")
 def link_detail(request: HttpRequest, link_id: str) -> dict:
-    link = services.link_session_for_primary(link_id=link_id, device=request_device(request))
-    return selectors.link_summary_for_primary(link)
+    device = request_device(request)
+    link = services.link_session_for_primary(link_id=link_id, device=device)
+    return {
+        **selectors.link_summary_for_primary(link),
+        # Said before the primary names the device and approves (the cap is checked again).
+        "account_full": services.account_full(device.user),
+        "max_companions": settings.PARLEY_MAX_COMPANIONS,
+    }
 
 
 @api(methods=("POST",), device="primary")
@@ -228,7 +235,12 @@ def link_approve(request: HttpRequest, link_id: str) -> dict:
 
 @api(methods=("POST",), device="primary")
 def link_decline(request: HttpRequest, link_id: str) -> dict:
-    services.link_decline(link_id=link_id, device=request_device(request))
+    data = v.json_body(request) if request.body else {}
+    services.link_decline(
+        link_id=link_id,
+        device=request_device(request),
+        account_is_full=v.boolean(data, "account_full"),
+    )
     return {"declined": True}
 
 

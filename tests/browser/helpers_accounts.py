@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import uuid
 
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Locator, Page, expect
 
 from tests.support.browser import VirtualAuthenticator, add_virtual_authenticator
 
@@ -99,3 +99,27 @@ def indexeddb_names(page: Page) -> list[str]:
 def api_status(page: Page, path: str) -> int:
     """The HTTP status of a plain GET from the page (no automatic sign-in retry)."""
     return page.evaluate("async (p) => (await fetch(p)).status", path)
+
+
+def api_post(page: Page, path: str, body: dict) -> tuple[int, dict]:
+    """A plain JSON POST from the page with its CSRF token: (status, answer)."""
+    return tuple(
+        page.evaluate(
+            """async ([p, body]) => {
+                const csrf = document.cookie.split("; ").find((c) => c.startsWith("csrftoken="));
+                const response = await fetch(p, {
+                    method: "POST",
+                    headers: {"Content-Type": "application/json",
+                              "X-CSRFToken": csrf ? csrf.slice("csrftoken=".length) : ""},
+                    body: JSON.stringify(body),
+                });
+                return [response.status, await response.json()];
+            }""",
+            [path, body],
+        )
+    )
+
+
+def new_device_notice(page: Page, name: str) -> Locator:
+    """The "New device ‹name› linked at … Not you? Remove it" notice about `name`."""
+    return page.locator(".new-device-notice").filter(has_text=f"New device {name} linked")

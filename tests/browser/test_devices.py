@@ -1,20 +1,30 @@
 """The devices page (DESIGN section 5): every device with its last use, and logging out —
-a companion by the primary, a companion by itself, and the primary resetting the account."""
+a companion by the primary, a companion by itself, the primary resetting the account, and a
+just-linked device removed by an older one in the veto window."""
 
 from __future__ import annotations
 
+import re
+
+import pytest
 from playwright.sync_api import expect
 
 from tests.browser.helpers_accounts import (
     SLOW,
+    api_post,
     api_status,
     collect_errors,
     indexeddb_names,
     link_companion,
+    new_device_notice,
     new_primary,
     new_username,
 )
-from tests.support.browser import DESKTOP, PHONE
+from tests.support.browser import DESKTOP, PHONE, new_device_context
+from tests.support.server import start_server
+
+# Long enough to link a device and remove it by hand; short enough to wait out in a test.
+VETO_WINDOW_SECONDS = 20
 
 
 def device_row(page, name: str):
@@ -124,3 +134,83 @@ def test_the_primary_logging_itself_out_resets_the_account(new_device, screensho
             timeout=SLOW
         )
         assert indexeddb_names(page) == []
+
+
+@pytest.fixture
+def short_veto_app(tmp_path, redis_server):
+    server = start_server(
+        tmp_path,
+        redis_url=redis_server.url,
+        extra_env={"PARLEY_VETO_WINDOW_SECONDS": str(VETO_WINDOW_SECONDS)},
+    )
+    yield server
+    server.stop()
+
+
+def test_an_older_companion_removes_a_just_linked_one_until_the_veto_window_ends(
+    browser, short_veto_app, screenshot
+):
+    contexts = [new_device_context(browser, base_url=short_veto_app.url) for _ in range(4)]
+    try:
+        primary, _ = new_primary(contexts[0])
+        laptop, desk, intruder = (context.new_page() for context in contexts[1:])
+        errors = collect_errors(laptop)
+        for page, name in ((laptop, "Laptop"), (desk, "Desk"), (intruder, "Intruder")):
+            link_companion(primary, page, name)
+        primary.goto("/devices")
+        expect(primary.locator("#device-list .device")).to_have_count(4, timeout=SLOW)
+        ids = {d["name"]: d["device_id"] for d in server_devices(primary)["devices"]}
+
+        # The laptop, linked before both, is told of each and may remove it; the newest
+        # device is told of nothing (it cannot evict the older ones).
+        told = re.compile(
+            r"^New device Intruder linked at \d\d:\d\d.* from .+\. Not you\? Remove it"
+        )
+        expect(new_device_notice(laptop, "Intruder")).to_have_text(told, timeout=SLOW)
+        expect(new_device_notice(laptop, "Desk")).to_be_visible()
+        expect(new_device_notice(laptop, "Laptop")).to_have_count(0)
+        expect(new_device_notice(primary, "Intruder")).to_be_visible()
+        expect(intruder.locator(".new-device-notice")).to_have_count(0)
+        for viewport in (PHONE, DESKTOP):
+            laptop.set_viewport_size(viewport)
+            screenshot(laptop, f"devices-new-device-{viewport['width']}")
+
+        new_device_notice(laptop, "Intruder").get_by_role("button", name="Remove it").click()
+        dialog = laptop.get_by_role("dialog")
+        expect(dialog).to_contain_text("Remove Intruder?")
+        dialog.get_by_role("button", name="Remove").click()
+
+        # Cut off at once, like a primary's log-out.
+        expect(intruder.get_by_role("heading", name="This device was logged out")).to_be_visible(
+            timeout=2_000
+        )
+        assert api_status(intruder, "/api/me") in (401, 403)
+        assert indexeddb_names(intruder) == []
+        expect(laptop.locator("#devices-message")).to_have_text("Intruder was removed.")
+        expect(new_device_notice(laptop, "Intruder")).to_have_count(0)
+        expect(laptop.locator("#device-list .device")).to_have_count(3)
+
+        # The primary's open devices page hears of it and signs a list without the intruder.
+        expect(primary.locator("#device-list .device")).to_have_count(3, timeout=SLOW)
+        primary.wait_for_function(
+            "async () => (await (await fetch('/api/devices')).json()).suspended.length === 0",
+            polling=100,
+            timeout=SLOW,
+        )
+        listed = server_devices(primary)["device_list"]
+        assert ids["Intruder"] not in {d["device_id"] for d in listed["devices"]}
+        assert len(listed["devices"]) == 3 and listed["version"] == 5  # v1, +3, -Intruder
+
+        # Once the window ends the laptop's button is gone, and the server refuses too.
+        expect(new_device_notice(laptop, "Desk")).to_have_count(
+            0, timeout=(VETO_WINDOW_SECONDS + 10) * 1000
+        )
+        laptop.reload()
+        expect(laptop.locator("#device-list .device")).to_have_count(3, timeout=SLOW)
+        expect(laptop.get_by_role("button", name="Remove it")).to_have_count(0)
+        status, body = api_post(laptop, f"/api/devices/{ids['Desk']}/revoke", {})
+        assert (status, body["error"]["code"]) == (403, "not_primary")
+        assert errors == []
+    finally:
+        for context in contexts:
+            context.close()

@@ -15,6 +15,7 @@ from tests.browser.helpers_accounts import (
     check_code,
     collect_errors,
     link_companion,
+    new_device_notice,
     new_primary,
     open_approval,
     show_link_code,
@@ -80,13 +81,18 @@ def test_companions_link_by_scanner_and_by_url_every_device_is_told_and_a_used_l
         screenshot(primary, "approve-done-390")
         expect(phone.locator("#device-list .device")).to_have_count(3)
 
-        # Every own device already signed in is told, with a way to remove the new one.
+        # Every older device already signed in is told, with a way to remove the new one:
+        # a link to the devices page elsewhere, the button itself on the devices page.
+        told = re.compile(r"^New device Tablet linked at \d\d:\d\d.* from .+\. Not you\? Remove it")
         for page in (primary, laptop):
-            notice = page.locator(".account-notice").filter(has_text="Tablet")
-            expect(notice).to_contain_text("New device linked: Tablet — not you? Remove it")
-            expect(notice.get_by_role("link", name="Remove it")).to_have_attribute(
-                "href", "/devices"
-            )
+            expect(new_device_notice(page, "Tablet")).to_have_text(told, timeout=SLOW)
+        expect(
+            new_device_notice(primary, "Tablet").get_by_role("link", name="Remove it")
+        ).to_have_attribute("href", "/devices")
+        expect(
+            new_device_notice(laptop, "Tablet").get_by_role("button", name="Remove it")
+        ).to_be_visible()
+        expect(phone.locator(".new-device-notice")).to_have_count(0)
         expect(laptop.locator("#device-list .device")).to_have_count(3)
         screenshot(laptop, "devices-notice-1440")
 
@@ -182,23 +188,59 @@ def test_an_expired_link_is_refused_and_the_qr_rotates_before_expiry(
             context.close()
 
 
-def test_the_fifth_companion_is_refused(new_device, screenshot):
+def test_a_full_account_says_so_before_the_approval_and_the_new_browser_is_told(
+    new_device, screenshot
+):
     primary, _ = new_primary(new_device())
-    for n in range(1, 5):
-        link_companion(primary, new_device().new_page(), f"Companion {n}")
-    fifth = new_device().new_page()
-    url = show_link_code(fifth)
-    open_approval(primary, url)
-    approve(primary, "Companion 5")
-    expect(primary.locator("#approve-message")).to_contain_text(
-        "You can link up to 4 devices; log one out first", timeout=SLOW
-    )
-    screenshot(primary, "approve-fifth-refused-1440")
-    expect(fifth.locator("#link-qr")).to_be_visible()
+    companions = [new_device().new_page() for _ in range(4)]
+    for n, companion in enumerate(companions, start=1):
+        link_companion(primary, companion, f"Companion {n}")
+
+    # At 4 of 4 the devices page offers no scan, and says how to make room.
     primary.goto("/devices")
     expect(primary.locator("#device-list .device")).to_have_count(5, timeout=SLOW)
     expect(primary.locator("#link-capacity")).to_have_text("4 of 4 linked devices in use.")
-    screenshot(primary, "devices-full-1440")
+    expect(primary.locator("#link-full")).to_have_text(
+        "Your account is full: all 4 linked devices are in use. Log one out above to link another."
+    )
+    expect(primary.get_by_role("link", name="Scan QR code")).to_have_count(0)
+    companions[0].goto("/devices")
+    expect(companions[0].locator("#link-full")).to_contain_text(
+        "Your account is full", timeout=SLOW
+    )
+    for viewport in (PHONE, DESKTOP):
+        primary.set_viewport_size(viewport)
+        screenshot(primary, f"devices-full-{viewport['width']}")
+    primary.goto("/link/approve")
+    expect(primary.get_by_role("heading", name="Your account is full")).to_be_visible(timeout=SLOW)
+
+    # The fifth browser's code opened on the primary: told at once, nothing to name or approve.
+    fifth = new_device().new_page()
+    primary.goto(show_link_code(fifth))
+    expect(primary.get_by_role("heading", name="Your account is full")).to_be_visible(timeout=SLOW)
+    expect(primary.locator("#approve-gate-text")).to_have_text(
+        "You can link up to 4 devices, and all 4 are in use. Log one out on your devices page,"
+        " then show a new code on the new device."
+    )
+    expect(primary.get_by_label("Name for this device")).to_be_hidden()
+    expect(primary.get_by_role("link", name="Log a device out")).to_have_attribute(
+        "href", "/devices"
+    )
+    for viewport in (PHONE, DESKTOP):
+        primary.set_viewport_size(viewport)
+        screenshot(primary, f"approve-full-{viewport['width']}")
+
+    # The new browser is not signed in: its link request tells it, on its own screen.
+    expect(fifth.get_by_role("heading", name="This account is full")).to_be_visible(timeout=SLOW)
+    expect(fifth.locator("#link-full-text")).to_contain_text(
+        "already has 4 linked devices, the most it can have. Nothing was linked."
+    )
+    expect(fifth.locator("#link-qr")).to_be_hidden()
+    for viewport in (PHONE, DESKTOP):
+        fifth.set_viewport_size(viewport)
+        screenshot(fifth, f"link-full-{viewport['width']}")
+    fifth.get_by_role("button", name="Show a new code").click()
+    expect(fifth.locator("#link-qr")).to_be_visible(timeout=SLOW)
 
 
 def test_the_primary_declines_and_the_new_browser_is_told(new_device):

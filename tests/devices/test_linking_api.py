@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from accounts.models import Passkey
 from devices.models import Device, DeviceList, LinkSession
 from protocol import devicelist as dl
 from protocol.encoding import b64u_encode
@@ -54,6 +55,76 @@ def test_fifth_companion_is_refused_and_no_device_is_created(primary):
         refused.value.body["error"]["message"] == "You can link up to 4 devices; log one out first."
     )
     assert Device.objects.filter(user__username="alice", revoked_at__isnull=True).count() == 5
+    # The new browser is not signed in: its link session tells it the account is full.
+    assert fifth.transport.get(f"/api/link/{qr.link_id}")[1]["state"] == "account_full"
+
+
+def test_the_approval_page_knows_at_once_that_the_account_is_full(primary):
+    for n in range(3):
+        link(primary, CompanionActor(DjangoTransport()), name=f"Laptop {n}")
+    newcomer = CompanionActor(DjangoTransport())
+    qr = newcomer.open_link()
+    detail = primary.transport.get(f"/api/link/{qr.link_id}/detail")[1]
+    assert (detail["account_full"], detail["max_companions"]) == (False, 4)
+    status, body = primary.transport.post(f"/api/link/{qr.link_id}/decline", {"account_full": True})
+    assert (status, body["error"]["code"]) == (409, "link_state")
+    assert newcomer.transport.get(f"/api/link/{qr.link_id}")[1]["state"] == "waiting"
+
+    link(primary, CompanionActor(DjangoTransport()), name="Laptop 3")
+    detail = primary.transport.get(f"/api/link/{qr.link_id}/detail")[1]
+    assert (detail["state"], detail["account_full"]) == ("waiting", True)
+    assert primary.transport.post(f"/api/link/{qr.link_id}/decline", {"account_full": True}) == (
+        200,
+        {"declined": True},
+    )
+    assert newcomer.transport.get(f"/api/link/{qr.link_id}")[1]["state"] == "account_full"
+    status, body = primary.transport.get(f"/api/link/{qr.link_id}/detail")
+    assert (status, body["error"]["code"]) == (410, "link_used")
+    assert "your account was full" in body["error"]["message"]
+
+
+def test_an_account_filled_during_the_approval_refuses_it_without_using_the_passkey(primary):
+    for n in range(3):
+        link(primary, CompanionActor(DjangoTransport()), name=f"Laptop {n}")
+    late = CompanionActor(DjangoTransport())
+    qr = late.open_link()
+    begin = primary.transport.post(f"/api/link/{qr.link_id}/approve/options", {})[1]
+    link(primary, CompanionActor(DjangoTransport()), name="Laptop 3")
+    before = passkey_record()
+    status, body = primary.transport.post(
+        f"/api/link/{qr.link_id}/approve", approval_body(primary, begin)
+    )
+    assert (status, body["error"]["code"]) == (409, "companion_limit")
+    assert passkey_record() == before
+    assert late.transport.get(f"/api/link/{qr.link_id}")[1]["state"] == "account_full"
+
+
+def passkey_record() -> tuple[int, object]:
+    passkey = Passkey.objects.get(user__username="alice")
+    return passkey.sign_count, passkey.last_used_at
+
+
+def approval_body(primary: PrimaryActor, begin: dict) -> dict:
+    return {
+        "challenge_id": begin["challenge_id"],
+        "credential": primary.authenticator.get(begin["options"]),
+        "provisioning": b64u_encode(b"x" * 100),
+        "name": "L",
+        "send_history": False,
+    }
+
+
+def test_approving_an_approved_link_again_leaves_the_passkey_untouched(primary):
+    qr = CompanionActor(DjangoTransport()).open_link()
+    path = f"/api/link/{qr.link_id}"
+    first, second = (primary.transport.post(f"{path}/approve/options", {})[1] for _ in range(2))
+    assert primary.transport.post(f"{path}/approve", approval_body(primary, first))[0] == 200
+    before = passkey_record()
+    status, body = primary.transport.post(f"{path}/approve", approval_body(primary, second))
+    assert (status, body["error"]["code"]) == (410, "link_used")
+    assert passkey_record() == before
+    status, body = primary.transport.post(f"{path}/approve/options", {})
+    assert (status, body["error"]["code"]) == (410, "link_used")
 
 
 def test_approval_without_user_verification_is_refused_by_the_server(primary):

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 
 import pytest
 from channels.testing import WebsocketCommunicator
+from django.conf import settings
+from django.db.models import F
 
 from config.asgi import application
 from devices.models import Device, DeviceSession, OneTimePrekey
@@ -111,14 +114,64 @@ def test_companion_logging_itself_out_is_a_suspension_until_the_primary_resigns(
     assert suspended_device_ids(user) == []
 
 
+def veto_window_passed(device_id: str) -> None:
+    """Move the device's link time back past the veto window."""
+    window = timedelta(seconds=settings.PARLEY_VETO_WINDOW_SECONDS + 1)
+    Device.objects.filter(pk=device_id).update(added_at=F("added_at") - window)
+
+
+def veto_until_seen_by(device: CompanionActor | PrimaryActor) -> dict[str, str | None]:
+    listed = device.transport.get("/api/devices")[1]["devices"]
+    return {d["device_id"]: d["veto_until"] for d in listed}
+
+
 @pytest.mark.django_db
-def test_a_companion_cannot_log_out_another_device():
+def test_a_companion_cannot_log_out_an_older_device_nor_one_past_the_veto_window():
     primary = make_primary()
     first = link(primary, CompanionActor(DjangoTransport()))
     second = link(primary, CompanionActor(DjangoTransport()))
+    for target in (first, primary):
+        status, body = second.transport.post(f"/api/devices/{target.device_id}/revoke", {})
+        assert (status, body["error"]["code"]) == (403, "not_primary")
+    veto_window_passed(second.device_id)
+    assert veto_until_seen_by(first)[second.device_id] is None
     status, body = first.transport.post(f"/api/devices/{second.device_id}/revoke", {})
     assert (status, body["error"]["code"]) == (403, "not_primary")
-    assert Device.objects.get(pk=second.device_id).revoked_at is None
+    assert Device.objects.filter(revoked_at__isnull=True).count() == 3
+
+
+@pytest.mark.django_db
+def test_an_older_companion_removes_a_just_linked_one_and_the_primary_resigns_without_it():
+    primary = make_primary()
+    first = link(primary, CompanionActor(DjangoTransport()))
+    second = link(primary, CompanionActor(DjangoTransport()))
+    added = Device.objects.get(pk=second.device_id).added_at
+    until = (added + timedelta(seconds=settings.PARLEY_VETO_WINDOW_SECONDS)).isoformat()
+    assert veto_until_seen_by(first) == {
+        primary.device_id: None,
+        first.device_id: None,
+        second.device_id: until,
+    }
+    assert veto_until_seen_by(primary)[second.device_id] == until
+    assert set(veto_until_seen_by(second).values()) == {None}
+
+    assert first.transport.post(f"/api/devices/{second.device_id}/revoke", {}) == (
+        200,
+        {"revoked": second.device_id},
+    )
+    assert second.transport.get("/api/me")[0] == 401
+    assert key_sign_in(second)[0] == 403
+    assert Device.objects.get(pk=second.device_id).revoked_reason == "removed_by_device"
+    assert first.transport.get("/api/me")[0] == 200  # the remover stays signed in
+    user = Device.objects.get(pk=primary.device_id).user
+    assert suspended_device_ids(user) == [second.device_id]
+    resigned = primary.signed_list(
+        devices=[d for d in primary.last_list.devices if d.device_id != second.device_id]
+    )
+    assert (
+        primary.transport.post("/api/devices/list", {"device_list": resigned.to_dict()})[0] == 200
+    )
+    assert suspended_device_ids(user) == []
 
 
 @pytest.mark.django_db
@@ -166,6 +219,33 @@ async def test_revocation_closes_the_device_socket_at_once_and_tells_the_other_d
         and notice["reason"] == "revoked"
         and notice["device_id"] == companion.device_id
     )
+    await primary_socket.disconnect()
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_vetoed_companion_is_cut_off_at_once_and_the_other_devices_are_told():
+    from asgiref.sync import sync_to_async
+
+    primary = await sync_to_async(make_primary)()
+    first = await sync_to_async(link)(primary, CompanionActor(DjangoTransport()))
+    second = await sync_to_async(link)(primary, CompanionActor(DjangoTransport()))
+    second_socket = await device_socket(second.transport)
+    primary_socket = await device_socket(primary.transport)
+    removed = await sync_to_async(first.transport.post)(
+        f"/api/devices/{second.device_id}/revoke", {}
+    )
+    assert removed[0] == 200
+    assert await second_socket.receive_json_from(timeout=2) == {
+        "type": "revoked",
+        "v": 1,
+        "reason": "removed_by_device",
+    }
+    assert await second_socket.receive_output(timeout=2) == {
+        "type": "websocket.close",
+        "code": 4001,
+    }
+    notice = await primary_socket.receive_json_from(timeout=2)
+    assert (notice["reason"], notice["device_id"]) == ("revoked", second.device_id)
     await primary_socket.disconnect()
 
 

@@ -46,6 +46,18 @@ function gate(title, text, actions = []) {
 const SCAN_AGAIN = { href: "/link/approve", text: "Scan another code" };
 const DEVICES = { href: "/devices", text: "Your devices" };
 
+/**
+ * Said before the person names the device and approves (the server checks the cap again).
+ * @param {number} max
+ */
+function accountFull(max) {
+  gate(
+    "Your account is full",
+    `You can link up to ${max} devices, and all ${max} are in use. Log one out on your devices page, then show a new code on the new device.`,
+    [{ href: "/devices", text: "Log a device out" }],
+  );
+}
+
 /** @param {string} hash */
 export function parseFragment(hash) {
   const match = FRAGMENT.exec(hash);
@@ -177,6 +189,15 @@ async function showRequest(self, fragment) {
       return;
     }
     throw error;
+  }
+  if (detail.account_full && detail.state === "waiting") {
+    accountFull(detail.max_companions);
+    // The new browser is not signed in: its link request is what tells it.
+    await api(`/api/link/${encodeURIComponent(fragment.linkId)}/decline`, {
+      method: "POST",
+      body: { account_full: true },
+    }).catch(() => {});
+    return;
   }
   if (detail.state !== "waiting") {
     gate(
@@ -347,8 +368,11 @@ async function approve() {
 byId("approve-request").addEventListener("submit", (event) => {
   event.preventDefault();
   approve().catch((error) => {
-    if (error instanceof ApiError || error instanceof PasskeyCancelled) approveError(error.message);
-    else approveError(`Something went wrong: ${error?.message ?? error}`);
+    if (error instanceof ApiError && error.code === "companion_limit") {
+      accountFull(error.data?.max_companions ?? 4);
+    } else if (error instanceof ApiError || error instanceof PasskeyCancelled) {
+      approveError(error.message);
+    } else approveError(`Something went wrong: ${error?.message ?? error}`);
   });
 });
 
@@ -390,6 +414,11 @@ async function route() {
   startDeviceSocket();
   const hash = location.hash;
   if (!hash || hash === "#") {
+    const index = await api("/api/devices");
+    if (index.devices.filter((d) => !d.is_primary).length >= index.max_companions) {
+      accountFull(index.max_companions);
+      return;
+    }
     stopCamera();
     byId("scan-status").textContent = "";
     showView("approve-scanner");

@@ -1,8 +1,10 @@
-// /devices: every active device of the account, log-out buttons, "link a new device", and
-// the primary's automatic re-signing after server-side suspensions (DESIGN section 5).
+// /devices: every active device of the account, log-out buttons, "link a new device" (or
+// "your account is full"), "New device … Not you? Remove it" while a new device may still be
+// vetoed, and the primary's automatic re-signing after server-side suspensions (DESIGN §5).
 
 import { ApiError, api, deviceRevoked } from "./api.js";
 import { ListRefused, acceptDeviceList, loadKeys, nextDeviceList, topUpPrekeys } from "./device.js";
+import { setRemover, showNewDevices } from "./newdevices.js";
 import { onDeviceFrame, startDeviceSocket, stopDeviceSocket } from "./socket.js";
 import { getSelf } from "./store.js";
 import { byId, confirmDialog, formatDate, h, say, showLoggedOut, timeAgo } from "./ui.js";
@@ -87,22 +89,29 @@ function render() {
   list.replaceChildren(...index.devices.map(deviceItem));
   list.hidden = false;
   byId("devices-loading").hidden = true;
+  showNewDevices(index.devices);
   const companions = index.devices.filter((d) => !d.is_primary).length;
+  const full = companions >= index.max_companions;
   const section = byId("link-section");
   section.hidden = false;
   byId("link-address").textContent = `${location.host}/link`;
+  byId("link-full").hidden = !full;
   if (self.isPrimary) {
     byId("link-section-text").textContent =
       "Each browser you link gets its own keys. You approve it here with your fingerprint or face.";
-    byId("link-steps").hidden = false;
+    byId("link-full").textContent =
+      `Your account is full: all ${index.max_companions} linked devices are in use. Log one out above to link another.`;
+    byId("link-steps").hidden = full;
+    byId("scan-button").hidden = full;
     byId("link-actions").hidden = false;
     byId("link-capacity").textContent =
       `${companions} of ${index.max_companions} linked devices in use.`;
   } else {
     const primary = index.devices.find((d) => d.is_primary);
-    byId("link-section-text").textContent = `New devices are approved on your primary device${
-      primary ? ` (${primary.name})` : ""
-    }. On the new browser, open ${location.host}/link and scan its code with your primary device.`;
+    const onPrimary = `your primary device${primary ? ` (${primary.name})` : ""}`;
+    byId("link-section-text").textContent = `New devices are approved on ${onPrimary}. On the new browser, open ${location.host}/link and scan its code with your primary device.`;
+    byId("link-full").textContent =
+      `Your account is full: all ${index.max_companions} linked devices are in use. To link another, first log one out on ${onPrimary}.`;
   }
 }
 
@@ -165,6 +174,26 @@ async function removeCompanion(device) {
   await refresh();
 }
 
+/**
+ * A companion removes a device linked after it, in the veto window (a server-side suspension
+ * that the primary confirms by re-signing the list when it is next online).
+ * @param {any} device
+ */
+async function vetoDevice(device) {
+  const ok = await confirmDialog({
+    title: `Remove ${device.name}?`,
+    body: "It loses access at once: its keys stop working and it can no longer send or receive messages. Your primary device confirms the removal the next time it is online.",
+    confirm: "Remove",
+  });
+  if (!ok) return;
+  await api(`/api/devices/${encodeURIComponent(device.device_id)}/revoke`, {
+    method: "POST",
+    body: {},
+  });
+  say(message, "ok", `${device.name} was removed.`);
+  await refresh();
+}
+
 async function logOutSelf() {
   const ok = await confirmDialog({
     title: "Log out this device?",
@@ -214,6 +243,7 @@ async function main() {
   }
   self = found;
   byId("devices-account").textContent = `${self.displayName} (@${self.accountId})`;
+  setRemover((device) => (self.isPrimary ? removeCompanion(device) : vetoDevice(device)).catch(report));
   onDeviceFrame((frame) => {
     if (frame.type === "devices_changed") refresh();
   });

@@ -28,7 +28,14 @@ import { byId, formatCheckCode, say } from "./ui.js";
 const MAX_WAIT_MS = 10 * 60_000;
 const POLL_MS = 3_000;
 
-const views = ["link-existing", "link-waiting", "link-progress", "link-refused", "link-generating"];
+const views = [
+  "link-existing",
+  "link-waiting",
+  "link-progress",
+  "link-refused",
+  "link-full",
+  "link-generating",
+];
 /** @param {string} id */
 function showView(id) {
   for (const view of views) byId(view).hidden = view !== id;
@@ -58,6 +65,7 @@ let startedAt = 0;
 let rotateTimer = 0;
 let tickTimer = 0;
 let pollTimer = 0;
+let maxCompanions = 4;
 
 function stopTimers() {
   clearTimeout(rotateTimer);
@@ -85,15 +93,28 @@ async function cancelSession(session) {
   }
 }
 
-/** @param {string} text */
-function refuse(text) {
+function stopAll() {
   stopTimers();
   for (const session of sessions) closeSession(session);
   finishing = null;
   current = null;
+}
+
+/** @param {string} text */
+function refuse(text) {
+  stopAll();
   byId("link-refused-text").textContent = text;
   showView("link-refused");
   byId("link-again").focus();
+}
+
+/** The primary found its account full: this browser cannot be linked until one is logged out. */
+function accountFull() {
+  stopAll();
+  byId("link-full-text").textContent =
+    `The account you scanned this code with already has ${maxCompanions} linked devices, the most it can have. Nothing was linked. On your phone, open Devices and log one of them out, then show a new code here.`;
+  showView("link-full");
+  byId("link-full-title").focus();
 }
 
 /** @param {string} text */
@@ -126,6 +147,7 @@ async function openSession() {
     },
   });
   if (finishing) return;
+  maxCompanions = opened.max_companions ?? maxCompanions;
   const ttlMs = opened.ttl_seconds * 1000;
   /** @type {LinkSession} */
   const session = {
@@ -209,6 +231,8 @@ function onState(session, state) {
     approved(session).catch((error) => fail(session, error));
   } else if (state === "linked" && session.phase === "signing") {
     redeem(session).catch((error) => fail(session, error));
+  } else if (state === "account_full") {
+    accountFull();
   } else if (state === "cancelled" && (session === current || session === finishing)) {
     refuse("This link request was cancelled or declined on your phone. Nothing was linked.");
   } else if (state === "expired" && (session === current || session === finishing)) {
@@ -361,6 +385,7 @@ async function start() {
 }
 
 byId("link-again").addEventListener("click", () => start());
+byId("link-full-again").addEventListener("click", () => start());
 byId("link-cancel").addEventListener("click", async () => {
   const open = [...sessions];
   refuse("You cancelled linking. Nothing was linked.");

@@ -1,9 +1,9 @@
-// The device socket of a signed-in page: account notices ("new device linked"), revocation
+// The device socket of a signed-in page: account notices ("new device … linked"), revocation
 // (close 4001: wipe and show "logged out"), a ping every 25 s that keeps "active now" fresh,
 // and reconnection with capped exponential backoff.
 
 import { ApiError, api, deviceRevoked } from "./api.js";
-import { h, noticesRegion } from "./ui.js";
+import { refreshNewDevices } from "./newdevices.js";
 
 const PING_EVERY_MS = 25_000;
 const CLOSE_REVOKED = 4001;
@@ -64,28 +64,6 @@ export function sendFrame(frame) {
   return true;
 }
 
-/** @param {string} name */
-function showLinkedNotice(name) {
-  const region = noticesRegion();
-  const close = h("button", {
-    class: "link-button",
-    text: "Dismiss",
-    attrs: { type: "button", "aria-label": "Dismiss this notice" },
-  });
-  const notice = h(
-    "div",
-    { class: "notice warn account-notice", attrs: { role: "status" } },
-    h("strong", { text: "New device linked: " }),
-    h("span", { class: "notice-device", text: name || "unnamed device" }),
-    " — not you? ",
-    h("a", { text: "Remove it", attrs: { href: "/devices" } }),
-    " ",
-    close,
-  );
-  close.addEventListener("click", () => notice.remove());
-  region.append(notice);
-}
-
 /** @param {any} frame */
 function dispatch(frame) {
   if (frame.type === "revoked") {
@@ -93,8 +71,8 @@ function dispatch(frame) {
     deviceRevoked(frame.reason);
     return;
   }
-  if (frame.type === "devices_changed" && frame.reason === "linked") {
-    showLinkedNotice(frame.device_name);
+  if (frame.type === "devices_changed" && frame.reason !== "list_published") {
+    refreshNewDevices();
   }
   for (const listener of listeners) listener(frame);
 }
@@ -165,6 +143,8 @@ function connect() {
 export function startDeviceSocket() {
   if (started) return;
   started = true;
+  // A device that was away when another one was linked still shows "New device…".
+  refreshNewDevices();
   if (!("locks" in navigator) || typeof BroadcastChannel === "undefined") {
     lead();
     return;
