@@ -230,7 +230,7 @@ def test_another_account_gets_one_one_time_prekey_per_device_a_day_then_signed_p
 
 
 @pytest.mark.django_db
-def test_the_accounts_own_devices_are_not_held_to_the_share(settings):
+def test_the_accounts_own_devices_are_not_held_to_the_share():
     alice = make_primary("alice")
     laptop = link(alice, CompanionActor(DjangoTransport()))
     assert [_otp_ids(laptop, "alice")[alice.device_id] for _ in range(3)] == [1, 2, 3]
