@@ -117,10 +117,11 @@ def _take_one_time_prekey(device: Device) -> OneTimePrekey | None:
 def _claim_one_time_prekey(
     device: Device, *, requester_id: int, moment: datetime
 ) -> OneTimePrekey | None:
-    """A one-time prekey for the requester account, within its fair share of this device's pool: at
-    most PARLEY_PREKEY_SHARE per PARLEY_PREKEY_SHARE_SECONDS for any account but the
-    device's own; beyond it None (the bundle then has the signed prekey only). Call inside
-    a transaction; the device row is locked so concurrent fetches cannot exceed the share."""
+    """A one-time prekey for the requester account within its fair share of this device's
+    pool: at most PARLEY_PREKEY_SHARE per PARLEY_PREKEY_SHARE_SECONDS for any account but
+    the device's own; beyond it None (the bundle then has the signed prekey only). Call
+    inside a transaction; the device row is locked so concurrent fetches cannot exceed the
+    share. A pool left at PARLEY_PREKEYS_LOW or below is announced to its device on commit."""
     Device.objects.select_for_update().filter(pk=device.pk).first()
     foreign = requester_id != device.user_id
     if foreign:
