@@ -3,8 +3,9 @@
 `DeviceConnection` keeps one socket open: it signs back in with the identity key when the
 server no longer knows the session (HTTP 403 on the handshake, close 4003), reconnects with
 capped backoff and asks for a `fetch` after a reconnect, wipes the store on `revoked`,
-processes each delivered envelope (stored) before acknowledging it, and resends a pending
-`send` (same envelope id, so the server stores it once) until it is `accepted`.
+processes each delivered envelope (stored) before acknowledging it, resends a pending
+`send` (same envelope id, so the server stores it once) until it is `accepted`, and refills
+the server's pool of one-time prekeys when told `prekeys_low`.
 """
 
 from __future__ import annotations
@@ -60,7 +61,15 @@ class SendFailed:
     reason: str
 
 
-ConnectionEvent = Event | LoggedOut | Connected | SendFailed
+@dataclass(frozen=True)
+class PrekeysRefilled:
+    """The server said this device's one-time prekeys run low; `uploaded` fresh ones went up."""
+
+    uploaded: int
+    error: str | None = None
+
+
+ConnectionEvent = Event | LoggedOut | Connected | SendFailed | PrekeysRefilled
 
 
 class DeviceConnection:
@@ -218,6 +227,8 @@ class DeviceConnection:
             self._wipe(f"logged out by the server ({frame.get('reason')})")
         elif kind == "devices_changed":
             await self._on_devices_changed()
+        elif kind == "prekeys_low":
+            await self._on_prekeys_low()
 
     async def _on_deliver(self, envelopes: list[dict[str, Any]]) -> None:
         receipts: dict[str, list[bytes]] = {}
@@ -292,6 +303,15 @@ class DeviceConnection:
             )
             return
         self.on_event(DevicesChanged(self.messenger.account_id, accepted.version))
+
+    async def _on_prekeys_low(self) -> None:
+        """The server's pool of this device's one-time prekeys runs low: refill it at once."""
+        try:
+            uploaded = self.messenger.refill_prekeys()
+        except (ApiError, ServerUnreachable) as error:
+            self.on_event(PrekeysRefilled(0, f"one-time prekeys not refilled: {error}"))
+            return
+        self.on_event(PrekeysRefilled(uploaded))
 
     # ------------------------------------------------------------ sending
 

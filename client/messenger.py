@@ -18,6 +18,7 @@ from typing import Any
 from client import api
 from client.api import Transport
 from client.devicelists import accept_device_list, fetch_device_listing
+from client.linking import ONE_TIME_PREKEYS
 from client.store import AcceptedList, OwnDevice, Store, now_ms
 from protocol.content import (
     Content,
@@ -254,6 +255,28 @@ class Messenger:
     def _active(self, account_id: str, device_list: DeviceList) -> list[DeviceEntry]:
         suspended = self.suspended.get(account_id, frozenset())
         return [d for d in device_list.devices if d.device_id not in suspended]
+
+    # ------------------------------------------------------------ prekeys
+
+    def refill_prekeys(self) -> int:
+        """Top the server's pool of one-time prekeys back up to ONE_TIME_PREKEYS (the server
+        says `prekeys_low`); the private halves are kept before the public ones go out.
+        Returns how many were uploaded."""
+        answer = api.get(self.transport, "/api/prekeys")
+        count = answer.get("one_time_prekeys") if isinstance(answer, dict) else None
+        if not isinstance(count, int) or count >= ONE_TIME_PREKEYS:
+            return 0
+        fresh = self.store.new_one_time_prekeys(ONE_TIME_PREKEYS - count, self.rng)
+        api.post(
+            self.transport,
+            "/api/prekeys",
+            {
+                "one_time_prekeys": [
+                    {"id": k.id, "public_key": b64u_encode(k.key.public)} for k in fresh
+                ]
+            },
+        )
+        return len(fresh)
 
     # ------------------------------------------------------------ sending
 

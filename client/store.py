@@ -26,10 +26,12 @@ from protocol.keys import (
     OneTimePrekey,
     SignedPrekey,
     X25519KeyPair,
+    generate_one_time_prekeys,
 )
 from protocol.ratchet import Session
+from protocol.rng import Rng
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 SCHEMA = """
 CREATE TABLE device (
@@ -82,6 +84,11 @@ CREATE TABLE server_cookies (singleton INTEGER PRIMARY KEY CHECK (singleton = 1)
 MIGRATIONS = {
     # the session a newer one replaced, tried when the newer one cannot decrypt (protocol 7.1)
     2: "CREATE TABLE previous_sessions (device_id TEXT PRIMARY KEY, state TEXT NOT NULL);",
+    # one-time prekey ids are never reused: a refill numbers its keys after every earlier one
+    3: """CREATE TABLE prekey_ids (
+        singleton INTEGER PRIMARY KEY CHECK (singleton = 1), next_id INTEGER NOT NULL
+    );
+    INSERT INTO prekey_ids SELECT 1, COALESCE(MAX(id), 0) + 1 FROM one_time_prekeys""",
 }
 
 
@@ -310,6 +317,22 @@ class Store:
                 "SELECT id, private_key FROM one_time_prekeys ORDER BY id"
             )
         )
+
+    def new_one_time_prekeys(self, count: int, rng: Rng) -> tuple[OneTimePrekey, ...]:
+        """Make and keep `count` fresh one-time prekeys, numbered after every id this device
+        ever used (so a peer holding an old public key never meets a new private one)."""
+        with self.transaction():
+            row = self._one("SELECT next_id FROM prekey_ids")
+            held = self._one("SELECT COALESCE(MAX(id), 0) + 1 FROM one_time_prekeys")
+            first = max(row[0] if row else 1, held[0] if held else 1)
+            fresh = generate_one_time_prekeys(range(first, first + count), rng)
+            self.add_one_time_prekeys(fresh)
+            self._db.execute(
+                "INSERT INTO prekey_ids VALUES (1, ?) ON CONFLICT (singleton) DO UPDATE"
+                " SET next_id = excluded.next_id",
+                (first + count,),
+            )
+        return fresh
 
     def take_one_time_prekey(self, prekey_id: int) -> OneTimePrekey | None:
         """Remove and return a one-time prekey (each is used for one session only)."""

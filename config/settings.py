@@ -179,6 +179,12 @@ PARLEY_SEND_RATE = float(os.environ.get("PARLEY_SEND_RATE", "200"))  # sends per
 PARLEY_SEND_BURST = int(os.environ.get("PARLEY_SEND_BURST", "2000"))
 # A connected device's unacknowledged (or never pushed) envelopes are re-sent after this long.
 PARLEY_REPUSH_SECONDS = float(os.environ.get("PARLEY_REPUSH_SECONDS", "10"))
+# One-time prekeys (docs/protocol.md section 3.2): an account other than the device's own
+# gets at most PARLEY_PREKEY_SHARE of a device's one-time prekeys per window; later bundles
+# carry the signed prekey only. A device left with at most PARLEY_PREKEYS_LOW is told to refill.
+PARLEY_PREKEY_SHARE = int(os.environ.get("PARLEY_PREKEY_SHARE", "1"))
+PARLEY_PREKEY_SHARE_SECONDS = int(os.environ.get("PARLEY_PREKEY_SHARE_SECONDS", "86400"))
+PARLEY_PREKEYS_LOW = int(os.environ.get("PARLEY_PREKEYS_LOW", "5"))
 PARLEY_HISTORY_MAX_BYTES = int(os.environ.get("PARLEY_HISTORY_MAX_BYTES", str(64 * 1024 * 1024)))
 DATA_UPLOAD_MAX_MEMORY_SIZE = PARLEY_HISTORY_MAX_BYTES + 1024
 

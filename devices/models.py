@@ -81,6 +81,21 @@ class OneTimePrekey(models.Model):
         ]
 
 
+class PrekeyClaim(models.Model):
+    """One one-time prekey of `device` handed to an account other than its owner's: each
+    requester account gets at most PARLEY_PREKEY_SHARE of a device's pool per
+    PARLEY_PREKEY_SHARE_SECONDS (docs/protocol.md section 3.2), so nobody drains it."""
+
+    requester = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+"
+    )
+    device = models.ForeignKey(Device, on_delete=models.CASCADE, related_name="+")
+    claimed_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["device", "requester", "claimed_at"])]
+
+
 class DeviceList(models.Model):
     """An account-signed device list exactly as the primary published it."""
 

@@ -8,11 +8,12 @@ from __future__ import annotations
 from typing import Any
 
 from channels.db import database_sync_to_async
+from django.conf import settings
 from django.utils import timezone
 
 from config.errors import AppError
 from devices.auth import SESSION_DEVICE_KEY
-from devices.models import Device, DeviceSocket
+from devices.models import Device, DeviceSocket, OneTimePrekey
 from devices.selectors import link_state
 from devices.services import device_touch, link_session_for_browser
 
@@ -54,6 +55,14 @@ def socket_seen(*, device_id: str, channel_name: str) -> bool:
     DeviceSocket.objects.filter(channel_name=channel_name).update(seen_at=timezone.now())
     device_touch(device)
     return True
+
+
+@database_sync_to_async
+def prekeys_low(*, device_id: str) -> int | None:
+    """How many one-time prekeys the device has left, if that is at or below
+    PARLEY_PREKEYS_LOW (told on connect, so a device offline when it ran low learns it)."""
+    remaining = OneTimePrekey.objects.filter(device_id=device_id).count()
+    return remaining if remaining <= settings.PARLEY_PREKEYS_LOW else None
 
 
 @database_sync_to_async

@@ -25,6 +25,7 @@ from devices.models import (
     DeviceSession,
     LinkSession,
     OneTimePrekey,
+    PrekeyClaim,
     SignedPrekey,
 )
 from devices.schemas import NewDevice, OneTimePrekeyIn, SignedPrekeyIn
@@ -120,11 +121,47 @@ def _take_one_time_prekey(device: Device) -> OneTimePrekey | None:
     return None
 
 
+def _claim_one_time_prekey(
+    device: Device, *, requester_id: int, moment: datetime
+) -> OneTimePrekey | None:
+    """A one-time prekey for the requester account within its fair share of this device's
+    pool: at most PARLEY_PREKEY_SHARE per PARLEY_PREKEY_SHARE_SECONDS for any account but
+    the device's own; beyond it None (the bundle then has the signed prekey only). Call
+    inside a transaction; the device row is locked so concurrent fetches cannot exceed the
+    share. A pool left at PARLEY_PREKEYS_LOW or below is announced to its device on commit."""
+    Device.objects.select_for_update().filter(pk=device.pk).first()
+    foreign = requester_id != device.user_id
+    if foreign:
+        since = moment - timedelta(seconds=settings.PARLEY_PREKEY_SHARE_SECONDS)
+        claimed = PrekeyClaim.objects.filter(
+            device=device, requester_id=requester_id, claimed_at__gt=since
+        ).count()
+        if claimed >= settings.PARLEY_PREKEY_SHARE:
+            return None
+    otp = _take_one_time_prekey(device)
+    if otp is None:
+        return None
+    if foreign:
+        PrekeyClaim.objects.create(device=device, requester_id=requester_id, claimed_at=moment)
+    remaining = OneTimePrekey.objects.filter(device=device).count()
+    if remaining <= settings.PARLEY_PREKEYS_LOW:
+        events.send_on_commit(
+            events.device_group(device.pk), {"type": "prekeys.low", "remaining": remaining}
+        )
+    return otp
+
+
 def prekey_bundles_take(
-    *, user: User, requester: Device, device_ids: list[str] | None = None
+    *,
+    user: User,
+    requester: Device,
+    device_ids: list[str] | None = None,
+    now: datetime | None = None,
 ) -> list[PrekeyBundle]:
     """One bundle per active device of `user` (or of those in `device_ids`), each with a fresh
-    one-time prekey if any is left; never one of the requester itself."""
+    one-time prekey if any is left and the requester's account is within its fair share;
+    never one of the requester itself."""
+    moment = _now(now)
     devices = Device.objects.filter(user=user, revoked_at__isnull=True).exclude(pk=requester.pk)
     if device_ids is not None:
         devices = devices.filter(pk__in=device_ids)
@@ -134,7 +171,7 @@ def prekey_bundles_take(
         if spk is None:
             continue
         with transaction.atomic():
-            otp = _take_one_time_prekey(device)
+            otp = _claim_one_time_prekey(device, requester_id=requester.user_id, moment=moment)
         bundles.append(
             PrekeyBundle(
                 device_id=device.id,
@@ -147,6 +184,13 @@ def prekey_bundles_take(
             )
         )
     return bundles
+
+
+def prekey_claims_expire(*, now: datetime | None = None) -> int:
+    """The expiry job: claims older than the fair-share window count for nothing."""
+    cutoff = _now(now) - timedelta(seconds=settings.PARLEY_PREKEY_SHARE_SECONDS)
+    deleted, _ = PrekeyClaim.objects.filter(claimed_at__lte=cutoff).delete()
+    return deleted
 
 
 # ---------------------------------------------------------------- devices and lists

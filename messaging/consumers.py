@@ -105,6 +105,9 @@ class DeviceConsumer(AsyncJsonWebsocketConsumer):
         await self.accept()
         await presence.socket_opened(device_id=device.id, channel_name=self.channel_name)
         delivery.sweeper().register(device.id, self)
+        remaining = await presence.prekeys_low(device_id=device.id)
+        if remaining is not None:
+            await self.prekeys_low({"remaining": remaining})
         await self._drain()
 
     async def disconnect(self, code: int) -> None:
@@ -247,6 +250,9 @@ class DeviceConsumer(AsyncJsonWebsocketConsumer):
 
     async def link_signed(self, event: dict[str, Any]) -> None:
         await self.send_json({"type": "link_signed", "v": 1, "link_id": event["link_id"]})
+
+    async def prekeys_low(self, event: dict[str, Any]) -> None:
+        await self.send_json({"type": "prekeys_low", "v": 1, "remaining": event["remaining"]})
 
 
 class LinkConsumer(AsyncJsonWebsocketConsumer):

@@ -29,6 +29,16 @@ class QueuedEnvelope(models.Model):
         indexes = [models.Index(fields=["device", "id"])]
 
 
+class SentEnvelope(models.Model):
+    """The replay memory: an envelope id a sender device had accepted, kept for the
+    retention window (30 days) so a resend stores nothing even after its rows were acked."""
+
+    pk = models.CompositePrimaryKey("sender_device_id", "envelope_id")
+    sender_device_id = models.CharField(max_length=32)
+    envelope_id = models.CharField(max_length=64)
+    accepted_at = models.DateTimeField(db_index=True)
+
+
 class HistoryBlob(models.Model):
     """An encrypted history bundle (one secretstream) for one new device; deleted once fetched."""
 

@@ -20,7 +20,7 @@ from django.utils.dateparse import parse_datetime
 
 from config.errors import AppError, Forbidden, NotFound
 from devices.models import Device
-from messaging.models import HistoryBlob, QueuedEnvelope
+from messaging.models import HistoryBlob, QueuedEnvelope, SentEnvelope
 from messaging.schemas import SendRequest
 from protocol.encoding import b64u_encode
 
@@ -99,6 +99,27 @@ _INSERT = """
     RETURNING id, device_id, sender_device_id, envelope_id
 """
 _INSERT_CHUNK = 500  # rows per statement: 6 parameters each, far below SQLite's limit
+_REMEMBER = """
+    INSERT INTO messaging_sentenvelope (sender_device_id, envelope_id, accepted_at)
+    VALUES {values}
+    ON CONFLICT (sender_device_id, envelope_id) DO NOTHING
+    RETURNING sender_device_id, envelope_id
+"""
+
+
+def _remember(cursor, keys: list[tuple[str, str]], moment: datetime) -> set[tuple[str, str]]:
+    """Record (sender device, envelope id) in the replay memory; return the keys that were
+    new. A key already there was accepted before (within the replay window): a resend."""
+    created = connection.ops.adapt_datetimefield_value(moment)
+    fresh: set[tuple[str, str]] = set()
+    for start in range(0, len(keys), _INSERT_CHUNK):
+        chunk = keys[start : start + _INSERT_CHUNK]
+        cursor.execute(
+            _REMEMBER.format(values=", ".join(["(%s, %s, %s)"] * len(chunk))),
+            [v for key in chunk for v in (*key, created)],
+        )
+        fresh.update((row[0], row[1]) for row in cursor.fetchall())
+    return fresh
 
 
 def _insert(cursor, rows: list[tuple], moment: datetime) -> list[tuple[str, Delivery]]:
@@ -184,17 +205,35 @@ def envelopes_commit(
     *, sends: list[SendItem], acks: list[tuple[str, list[int]]], now: datetime | None = None
 ) -> Committed:
     """Group commit: store the rows of every valid send and delete every acknowledged row in
-    one transaction. A resent envelope id stores nothing twice (idempotent)."""
+    one transaction. A resent envelope id stores nothing twice (idempotent): the replay
+    memory answers it `accepted` for ENVELOPE_TTL, also after its rows were acked."""
     moment = _now(now)
     results: list[list[str] | AppError] = []
     rows: list[tuple] = []
     with transaction.atomic(), connection.cursor() as cursor:
+        keys = list(dict.fromkeys((i.sender_device_id, i.send.envelope_id) for i in sends))
+        fresh = _remember(cursor, keys, moment) if keys else set()
+        refused: dict[tuple[str, str], AppError] = {}
         for item in sends:
+            key = (item.sender_device_id, item.send.envelope_id)
+            if key in refused:  # the same send twice in one batch: the same answer
+                results.append(refused[key])
+                continue
+            if key not in fresh:  # accepted before: nothing to store
+                results.append(sorted(item.send.targets))
+                continue
+            fresh.discard(key)
             try:
                 rows += _check_send(cursor, item, moment=moment)
                 results.append(sorted(item.send.targets))
             except AppError as error:
                 results.append(error)
+                refused[key] = error
+        if refused:  # refused sends are not remembered: the corrected retry keeps its id
+            cursor.executemany(
+                "DELETE FROM messaging_sentenvelope WHERE sender_device_id = %s AND envelope_id = %s",
+                list(refused),
+            )
         inserted = _insert(cursor, rows, moment) if rows else []
         for device_id, seqs in acks:
             marks = ", ".join(["%s"] * len(seqs))
@@ -266,8 +305,12 @@ def queue_drop_for_device(*, device: Device) -> int:
 
 
 def queue_expire(*, now: datetime | None = None) -> int:
-    deleted, _ = QueuedEnvelope.objects.filter(created_at__lt=_now(now) - ENVELOPE_TTL).delete()
-    blobs, _ = HistoryBlob.objects.filter(created_at__lt=_now(now) - ENVELOPE_TTL).delete()
+    """The expiry job: envelopes, history blobs and the replay memory older than ENVELOPE_TTL
+    (a resend after that would be stored again; no client resends that late)."""
+    cutoff = _now(now) - ENVELOPE_TTL
+    deleted, _ = QueuedEnvelope.objects.filter(created_at__lt=cutoff).delete()
+    blobs, _ = HistoryBlob.objects.filter(created_at__lt=cutoff).delete()
+    SentEnvelope.objects.filter(accepted_at__lt=cutoff).delete()
     return deleted + blobs
 
 

@@ -46,8 +46,9 @@ def test_link_sessions_beyond_the_limit_are_refused_and_not_created(settings):
     assert LinkSession.objects.count() == 2
 
 
-def test_prekey_fetches_are_limited_per_requester_so_nobody_drains_the_pool(settings):
+def test_prekey_fetches_are_limited_per_requester_and_refused_ones_take_nothing(settings):
     settings.PARLEY_RATE_LIMITS = {**settings.PARLEY_RATE_LIMITS, "bundles": (4, 60)}
+    settings.PARLEY_PREKEY_SHARE = 100  # the fair share is tested in test_key_directory.py
     PrimaryActor(
         DjangoTransport(), SoftAuthenticator(origin="http://localhost:8000"), username="alice"
     ).sign_up()

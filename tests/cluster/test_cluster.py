@@ -1,10 +1,12 @@
 """The scale-out setup for real: PostgreSQL, Redis and two Daphne nodes; devices on
-different nodes talk, log-outs cross nodes, and a node killed under load loses nothing."""
+different nodes talk, log-outs cross nodes, a node killed under load loses nothing, and the
+replay memory and the prekey fair share hold on PostgreSQL across nodes."""
 
 from __future__ import annotations
 
 import asyncio
 import os
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -126,3 +128,42 @@ async def test_a_node_killed_under_load_loses_no_accepted_envelope(cluster):
         f"accepted {len(accepted)}, delivered {len(received)} ({len(unique)} after de-duplication)"
     )
     assert set(unique) == accepted and len(accepted) == 200
+
+
+async def test_a_resend_after_the_ack_stores_nothing_on_either_node(cluster):
+    alice, alice_http = await asyncio.to_thread(account, cluster, "alice4")
+    bob, bob_http = await asyncio.to_thread(account, cluster, "bob4")
+    first = await socket_on(cluster, 0, alice_http).connect()
+    inbox = await socket_on(cluster, 1, bob_http).connect()
+    await first.send("once", "bob4", {bob.device_id: b"ciphertext"})
+    assert (await first.next("accepted"))["id"] == "once"
+    assert [e["id"] for e in (await inbox.next("deliver"))["envelopes"]] == ["once"]
+    await inbox.send_frame({"type": "ping", "id": "acked"})  # the ack went before this ping
+    await inbox.next("pong")
+    second = await socket_on(cluster, 1, alice_http).connect()
+    for socket in (first, second):
+        await socket.send("once", "bob4", {bob.device_id: b"ciphertext"})
+        assert await socket.next("accepted", "error") == {"type": "accepted", "v": 1, "id": "once"}
+    with pytest.raises(TimeoutError):
+        await inbox.next("deliver", within=1.0)
+    for socket in (first, second, inbox):
+        await socket.close()
+
+
+def test_concurrent_fetches_from_one_account_on_both_nodes_take_one_prekey(cluster):
+    alice, alice_http = account(cluster, "alice5")
+    mallory, mallory_http = account(cluster, "mallory5")
+    # the session lives in PostgreSQL: the same cookies work on the other node
+    other = HttpTransport(cluster.nodes[1].url)
+    other.import_cookies(mallory_http.export_cookies())
+
+    def fetch(n: int) -> object:
+        transport = mallory_http if n % 2 else other
+        status, body = transport.post("/api/accounts/alice5/bundles", {})
+        assert status == 200, body
+        return body["bundles"][0]["one_time_prekey"]
+
+    with ThreadPoolExecutor(8) as pool:
+        handed = [otp for otp in pool.map(fetch, range(8)) if otp is not None]
+    assert len(handed) == 1
+    assert alice_http.get("/api/prekeys") == (200, {"one_time_prekeys": 9})

@@ -1,13 +1,18 @@
-"""The key directory: signed lists it refuses, prekeys it hands out once."""
+"""The key directory: signed lists it refuses, prekeys it hands out once, and each other
+account's fair share of a device's one-time prekeys."""
 
 from __future__ import annotations
 
 import threading
 from dataclasses import replace
+from datetime import timedelta
+from io import StringIO
 
 import pytest
+from django.core.management import call_command
+from django.utils import timezone
 
-from devices.models import DeviceList, OneTimePrekey
+from devices.models import DeviceList, OneTimePrekey, PrekeyClaim
 from protocol import devicelist as dl
 from protocol.encoding import b64u_encode
 from tests.support.actors import (
@@ -116,7 +121,8 @@ def test_malformed_device_list_input_gets_a_clear_error(body, field):
 
 
 @pytest.mark.django_db
-def test_bundles_hand_out_each_one_time_prekey_once_and_then_none():
+def test_bundles_hand_out_each_one_time_prekey_once_and_then_none(settings):
+    settings.PARLEY_PREKEY_SHARE = 100  # the pool itself; the fair share is tested below
     alice = make_primary("alice")
     bob = make_primary("bobby")
     seen = []
@@ -129,7 +135,8 @@ def test_bundles_hand_out_each_one_time_prekey_once_and_then_none():
 
 
 @pytest.mark.django_db(transaction=True)
-def test_one_time_prekeys_are_never_handed_out_twice_under_concurrent_fetches():
+def test_one_time_prekeys_are_never_handed_out_twice_under_concurrent_fetches(settings):
+    settings.PARLEY_PREKEY_SHARE = 100
     alice = make_primary("alice")
     fetchers = [make_primary(f"user{n}") for n in range(6)]
     handed: list[int] = []
@@ -190,3 +197,77 @@ def test_bundles_can_be_asked_for_single_devices_and_never_include_the_requester
     assert [b["device_id"] for b in only_laptop] == [laptop.device_id]
     status, body = bob.transport.post("/api/accounts/alice/bundles", {"device_ids": "x"})
     assert (status, body["error"]["data"]["field"]) == (400, "device_ids")
+
+
+def _otp_ids(actor: PrimaryActor, account: str) -> dict[str, int | None]:
+    status, body = actor.transport.post(f"/api/accounts/{account}/bundles", {})
+    assert status == 200, body
+    for bundle in body["bundles"]:
+        assert bundle["signed_prekey"]["public_key"]  # a session can always start
+    return {
+        b["device_id"]: None if b["one_time_prekey"] is None else b["one_time_prekey"]["id"]
+        for b in body["bundles"]
+    }
+
+
+@pytest.mark.django_db
+def test_another_account_gets_one_one_time_prekey_per_device_a_day_then_signed_prekeys_only():
+    alice = make_primary("alice")
+    laptop = link(alice, CompanionActor(DjangoTransport()))
+    mallory = make_primary("mallory")
+    mallory_laptop = link(mallory, CompanionActor(DjangoTransport()))
+    devices = {alice.device_id, laptop.device_id}
+    assert _otp_ids(mallory, "alice") == dict.fromkeys(devices, 1)
+    for _ in range(10):
+        assert _otp_ids(mallory, "alice") == dict.fromkeys(devices, None)
+    assert _otp_ids(mallory_laptop, "alice") == dict.fromkeys(devices, None)  # per account
+    assert _otp_ids(make_primary("carol"), "alice") == dict.fromkeys(devices, 2)
+    for device_id in devices:
+        assert OneTimePrekey.objects.filter(device_id=device_id).count() == 8
+
+    PrekeyClaim.objects.update(claimed_at=timezone.now() - timedelta(hours=24, seconds=1))
+    assert _otp_ids(mallory, "alice") == dict.fromkeys(devices, 3)  # a new day, a new share
+
+
+@pytest.mark.django_db
+def test_the_accounts_own_devices_are_not_held_to_the_share():
+    alice = make_primary("alice")
+    laptop = link(alice, CompanionActor(DjangoTransport()))
+    assert [_otp_ids(laptop, "alice")[alice.device_id] for _ in range(3)] == [1, 2, 3]
+    assert not PrekeyClaim.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_fetches_of_one_account_get_no_more_than_its_share():
+    alice = make_primary("alice")
+    mallory = make_primary("mallory")
+    handed: list[int | None] = []
+    lock = threading.Lock()
+
+    def fetch() -> None:
+        otp = _otp_ids(mallory, "alice")[alice.device_id]
+        with lock:
+            handed.append(otp)
+
+    threads = [threading.Thread(target=fetch) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(handed, key=lambda x: x is None) == [1, None, None, None, None, None]
+    assert OneTimePrekey.objects.filter(device_id=alice.device_id).count() == 9
+
+
+@pytest.mark.django_db
+def test_the_expiry_job_drops_claims_older_than_the_window():
+    make_primary("alice")
+    mallory = make_primary("mallory")
+    _otp_ids(mallory, "alice")
+    PrekeyClaim.objects.update(claimed_at=timezone.now() - timedelta(hours=23))
+    call_command("expire_devices", stdout=StringIO())
+    assert PrekeyClaim.objects.count() == 1
+    PrekeyClaim.objects.update(claimed_at=timezone.now() - timedelta(hours=25))
+    out = StringIO()
+    call_command("expire_devices", stdout=out)
+    assert "prekey claims: 1" in out.getvalue()
+    assert not PrekeyClaim.objects.exists()

@@ -18,7 +18,7 @@ from client.connection import LoggedOut
 from client.http import HttpTransport
 from client.messenger import ReceiptReceived, SentTranscript, TextMessage
 from tests.client.test_cli import link_with_cli, run_cli
-from tests.support.actors import PrimaryActor, ok
+from tests.support.actors import CompanionActor, PrimaryActor, link, ok
 from tests.support.devices import Device, companion_messenger, primary_messenger
 from tests.support.server import LiveServer
 from tests.support.softauthn import SoftAuthenticator
@@ -209,6 +209,38 @@ async def test_a_resent_envelope_is_stored_and_delivered_once(live_app):
     assert [e["id"] for e in inbox.received] == ["same-id"]
     await socket.close()
     await inbox.close()
+
+
+async def test_a_resend_after_the_ack_is_accepted_and_stores_nothing(live_app):
+    """Issue #9 item 3: the id is remembered for the replay window (30 days), not only while
+    its rows are queued, so a resend on the same socket or a new one delivers nothing again."""
+    alice, bob = person(live_app, "alice"), person(live_app, "bob")
+    laptop = link(alice, CompanionActor(HttpTransport(live_app.url)))
+    inboxes = [await raw_socket(live_app, actor) for actor in (bob, alice)]
+    targets = {bob.device_id: b"for bob", alice.device_id: b"sent transcript"}
+    socket = await raw_socket(live_app, laptop)
+    await socket.send("once", bob.username, targets)
+    assert (await socket.next("accepted", "error"))["type"] == "accepted"
+    for inbox in inboxes:
+        assert [e["id"] for e in (await inbox.next("deliver"))["envelopes"]] == ["once"]
+    await eventually(
+        lambda: queued(live_app, bob.device_id) == queued(live_app, alice.device_id) == 0,
+        what="both copies acked",
+    )
+
+    await socket.send("once", bob.username, targets)
+    assert await socket.next("accepted", "error") == {"type": "accepted", "v": 1, "id": "once"}
+    await socket.close()
+    again = await raw_socket(live_app, laptop)
+    await again.send("once", bob.username, targets)
+    assert await again.next("accepted", "error") == {"type": "accepted", "v": 1, "id": "once"}
+    assert queued(live_app, bob.device_id) == queued(live_app, alice.device_id) == 0
+    for inbox in inboxes:
+        with pytest.raises(TimeoutError):
+            await inbox.next("deliver", within=0.5)
+        assert [e["id"] for e in inbox.received] == ["once"]
+        await inbox.close()
+    await again.close()
 
 
 async def test_a_device_cannot_ack_or_read_another_devices_envelopes(live_app):

@@ -13,7 +13,7 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from config.asgi import application
-from messaging.models import QueuedEnvelope
+from messaging.models import QueuedEnvelope, SentEnvelope
 from protocol.encoding import b64u_encode
 from tests.support.actors import CompanionActor, DjangoTransport, PrimaryActor, link
 from tests.support.softauthn import SoftAuthenticator
@@ -281,6 +281,38 @@ async def test_envelopes_older_than_30_days_are_dropped_by_the_expiry_job(people
     await sync_to_async(call_command)("expire_envelopes", verbosity=0)
     left = await sync_to_async(list)(QueuedEnvelope.objects.values_list("envelope_id", flat=True))
     assert sorted(left) == ["e1", "e1"] and len(first) == 2
+
+
+async def test_the_replay_memory_outlives_the_rows_and_is_pruned_after_30_days(people):
+    laptop, bob, alice = people["alice_laptop"], people["bob"], people["alice"]
+    sender = await connect(laptop)
+    frame = send_frame("kept", "bobby", {bob.device_id: b"x", alice.device_id: b"y"})
+    await sender.send_to(text_data=frame)
+    assert (await sender.receive_json_from(timeout=3))["type"] == "accepted"
+    await sync_to_async(QueuedEnvelope.objects.all().delete)()  # as if both copies were acked
+    remembered = SentEnvelope.objects.filter(sender_device_id=laptop.device_id)
+    await sync_to_async(remembered.update)(accepted_at=timezone.now() - timedelta(days=29))
+    await sync_to_async(call_command)("expire_envelopes", verbosity=0)
+    await sender.send_to(text_data=frame)
+    assert (await sender.receive_json_from(timeout=3))["type"] == "accepted"
+    assert await rows() == 0  # still inside the window: nothing stored again
+    await sync_to_async(remembered.update)(accepted_at=timezone.now() - timedelta(days=31))
+    await sync_to_async(call_command)("expire_envelopes", verbosity=0)
+    assert not await sync_to_async(remembered.exists)()
+    await sender.disconnect()
+
+
+async def test_a_refused_send_is_not_remembered_so_its_corrected_retry_is_stored(people):
+    laptop, bob, alice = people["alice_laptop"], people["bob"], people["alice"]
+    sender = await connect(laptop)
+    await sender.send_to(text_data=send_frame("retry-me", "bobby", {bob.device_id: b"x"}))
+    assert (await sender.receive_json_from(timeout=3))["code"] == "mismatched_devices"
+    await sender.send_to(
+        text_data=send_frame("retry-me", "bobby", {bob.device_id: b"x", alice.device_id: b"y"})
+    )
+    assert (await sender.receive_json_from(timeout=3))["type"] == "accepted"
+    assert await rows() == 2
+    await sender.disconnect()
 
 
 async def test_unacknowledged_deliveries_are_pushed_again_to_a_connected_device(people, settings):

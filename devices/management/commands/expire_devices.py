@@ -4,16 +4,17 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand
 
-from devices.services import expire_stale
+from devices.services import expire_stale, prekey_claims_expire
 
 
 class Command(BaseCommand):
     help = (
-        "Drop expired link sessions and challenges; log out companions of long-inactive primaries."
+        "Drop expired link sessions, challenges and prekey claims; log out companions of"
+        " long-inactive primaries."
     )
 
     def handle(self, *args: object, **options: object) -> None:
-        counts = expire_stale()
+        counts = {**expire_stale(), "prekey_claims": prekey_claims_expire()}
         self.stdout.write(
             ", ".join(f"{name.replace('_', ' ')}: {count}" for name, count in counts.items())
         )

@@ -1,4 +1,5 @@
-"""Periodic job: drop envelopes and history blobs older than 30 days (docs/architecture.md)."""
+"""Periodic job: drop envelopes, history blobs and remembered envelope ids older than 30 days
+(docs/architecture.md)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from messaging.services import queue_expire
 
 
 class Command(BaseCommand):
-    help = "Drop queued envelopes and history blobs older than 30 days."
+    help = "Drop queued envelopes, history blobs and remembered envelope ids older than 30 days."
 
     def handle(self, *args: object, **options: object) -> None:
         self.stdout.write(f"expired: {queue_expire()}")

@@ -705,14 +705,18 @@ function onDeliver(envelopes) {
         console.warn("Parley: a follow-up failed", error);
       }
     }
-    if (usedPrekey) {
-      await withStateLock(async () => {
-        const me = await store.getSelf();
-        if (me) await topUpPrekeys(me, api);
-      }).catch((error) => console.warn("Parley: prekey top-up failed", error));
-    }
+    if (usedPrekey) await refillPrekeys();
     flush();
   });
+}
+
+/** Top the server's pool of one-time prekeys up: after using one, and at once when the
+ * server says `prekeys_low` (another device claimed one and few are left). */
+function refillPrekeys() {
+  return withStateLock(async () => {
+    const me = await store.getSelf();
+    if (me) await topUpPrekeys(me, api);
+  }).catch((error) => console.warn("Parley: prekey top-up failed", error));
 }
 
 /**
@@ -1074,12 +1078,16 @@ export async function startMessenger() {
         self()
           .then((me) => refreshList(me.accountId))
           .catch((error) => console.warn("Parley: own device list refresh failed", error));
-      }
+      } else if (frame.type === "prekeys_low") refillPrekeys();
     });
     onSocketOpen(() => flush());
     // Deliveries that reached the socket before this listener existed were not handled:
-    // ask for every unacknowledged envelope again (repeats are refused as replays, silently).
-    if (sendFrame({ type: "fetch" })) flush();
+    // ask for every unacknowledged envelope again (repeats are refused as replays, silently),
+    // and check the prekey pool, whose `prekeys_low` on connect may have been missed too.
+    if (sendFrame({ type: "fetch" })) {
+      flush();
+      refillPrekeys();
+    }
     import("./history.js").then((h) => h.resumeHistory());
   });
 }
