@@ -177,6 +177,9 @@ PARLEY_SEND_RATE = float(os.environ.get("PARLEY_SEND_RATE", "200"))  # sends per
 PARLEY_SEND_BURST = int(os.environ.get("PARLEY_SEND_BURST", "2000"))
 # A connected device's unacknowledged (or never pushed) envelopes are re-sent after this long.
 PARLEY_REPUSH_SECONDS = float(os.environ.get("PARLEY_REPUSH_SECONDS", "10"))
+# Each process holding sockets beats this often; one silent for three beats counts as dead:
+# its sockets are no longer "active now" and their rows are reaped.
+PARLEY_HEARTBEAT_SECONDS = float(os.environ.get("PARLEY_HEARTBEAT_SECONDS", "10"))
 PARLEY_HISTORY_MAX_BYTES = int(os.environ.get("PARLEY_HISTORY_MAX_BYTES", str(64 * 1024 * 1024)))
 DATA_UPLOAD_MAX_MEMORY_SIZE = PARLEY_HISTORY_MAX_BYTES + 1024
 

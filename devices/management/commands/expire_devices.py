@@ -4,16 +4,18 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand
 
+from devices.presence import sockets_reap
 from devices.services import expire_stale
 
 
 class Command(BaseCommand):
     help = (
-        "Drop expired link sessions and challenges; log out companions of long-inactive primaries."
+        "Drop expired link sessions and challenges; log out companions of long-inactive "
+        "primaries; reap the socket rows of server processes that stopped beating."
     )
 
     def handle(self, *args: object, **options: object) -> None:
-        counts = expire_stale()
+        counts = {**expire_stale(), "sockets_reaped": sockets_reap()}
         self.stdout.write(
             ", ".join(f"{name.replace('_', ' ')}: {count}" for name, count in counts.items())
         )
