@@ -154,9 +154,11 @@ class DeviceConsumer(SocketConsumer):
         if self.device_id is None:
             return
         delivery.sweeper().unregister(self.device_id, self)
-        await presence.socket_closed(device_id=self.device_id, channel_name=self.channel_name)
-        for group in self.groups_joined:
-            await self.channel_layer.group_discard(group, self.channel_name)
+        try:
+            await presence.socket_closed(device_id=self.device_id, channel_name=self.channel_name)
+        finally:
+            for group in self.groups_joined:
+                await self.channel_layer.group_discard(group, self.channel_name)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         ref = None
