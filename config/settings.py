@@ -185,6 +185,10 @@ PARLEY_REPUSH_SECONDS = float(os.environ.get("PARLEY_REPUSH_SECONDS", "10"))
 PARLEY_PREKEY_SHARE = int(os.environ.get("PARLEY_PREKEY_SHARE", "1"))
 PARLEY_PREKEY_SHARE_SECONDS = int(os.environ.get("PARLEY_PREKEY_SHARE_SECONDS", "86400"))
 PARLEY_PREKEYS_LOW = int(os.environ.get("PARLEY_PREKEYS_LOW", "5"))
+
+# Each process holding sockets beats this often; one silent for three beats counts as dead:
+# its sockets are no longer "active now" and their rows are reaped.
+PARLEY_HEARTBEAT_SECONDS = float(os.environ.get("PARLEY_HEARTBEAT_SECONDS", "10"))
 PARLEY_HISTORY_MAX_BYTES = int(os.environ.get("PARLEY_HISTORY_MAX_BYTES", str(64 * 1024 * 1024)))
 DATA_UPLOAD_MAX_MEMORY_SIZE = PARLEY_HISTORY_MAX_BYTES + 1024
 

@@ -47,12 +47,21 @@ class DeviceSession(models.Model):
 
 
 class DeviceSocket(models.Model):
-    """An open WebSocket of a device ("active now"). Rows older than the presence window
-    are stale (a crashed node cannot delete its own)."""
+    """An open WebSocket of a device ("active now"), held by one server process. The process
+    deletes the row however the socket ends; the rows of a process that stopped beating (a
+    killed node) count for nothing and are reaped by the others (docs/architecture.md)."""
 
     channel_name = models.CharField(max_length=128, primary_key=True)
     device = models.ForeignKey(Device, on_delete=models.CASCADE, related_name="sockets")
+    process_id = models.CharField(max_length=32, db_index=True)
     seen_at = models.DateTimeField()
+
+
+class ServerProcess(models.Model):
+    """A Daphne process holding sockets, and when it last said it was alive."""
+
+    id = models.CharField(primary_key=True, max_length=32)
+    beat_at = models.DateTimeField(db_index=True)
 
 
 class SignedPrekey(models.Model):

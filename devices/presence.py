@@ -5,17 +5,24 @@ Async wrappers around the ORM (database_sync_to_async), so consumers never block
 
 from __future__ import annotations
 
+import uuid
+from datetime import datetime
 from typing import Any
 
 from channels.db import database_sync_to_async
 from django.conf import settings
+from django.db import transaction
 from django.utils import timezone
 
 from config.errors import AppError
 from devices.auth import SESSION_DEVICE_KEY
-from devices.models import Device, DeviceSocket, OneTimePrekey
-from devices.selectors import link_state
+from devices.models import Device, DeviceSocket, OneTimePrekey, ServerProcess
+from devices.selectors import link_state, live_server_process_ids, server_process_timeout
 from devices.services import device_touch, link_session_for_browser
+
+# This server process. Its socket rows count while it beats (ServerProcess); rows of a
+# process that went silent are anybody's to reap.
+PROCESS_ID = uuid.uuid4().hex
 
 
 @database_sync_to_async
@@ -30,12 +37,25 @@ def socket_device(scope: dict[str, Any]) -> Device | None:
     ).first()
 
 
+def _socket_store(*, device_id: str, channel_name: str, now: datetime) -> None:
+    # One transaction with the beat, so a reaper never sees this row beside a stale beat.
+    with transaction.atomic():
+        _beat(now)
+        DeviceSocket.objects.update_or_create(
+            channel_name=channel_name,
+            defaults={"device_id": device_id, "process_id": PROCESS_ID, "seen_at": now},
+        )
+
+
+def _beat(now: datetime) -> None:
+    if not ServerProcess.objects.filter(pk=PROCESS_ID).update(beat_at=now):
+        ServerProcess.objects.update_or_create(pk=PROCESS_ID, defaults={"beat_at": now})
+
+
 @database_sync_to_async
 def socket_opened(*, device_id: str, channel_name: str) -> None:
     now = timezone.now()
-    DeviceSocket.objects.update_or_create(
-        channel_name=channel_name, defaults={"device_id": device_id, "seen_at": now}
-    )
+    _socket_store(device_id=device_id, channel_name=channel_name, now=now)
     Device.objects.filter(pk=device_id).update(last_used_at=now)
 
 
@@ -52,7 +72,10 @@ def socket_seen(*, device_id: str, channel_name: str) -> bool:
     device = Device.objects.filter(pk=device_id).first()
     if device is None or device.revoked_at is not None:
         return False
-    DeviceSocket.objects.filter(channel_name=channel_name).update(seen_at=timezone.now())
+    now = timezone.now()
+    if not DeviceSocket.objects.filter(channel_name=channel_name).update(seen_at=now):
+        # Reaped while this process could not beat in time: the socket is still open.
+        _socket_store(device_id=device_id, channel_name=channel_name, now=now)
     device_touch(device)
     return True
 
@@ -63,6 +86,24 @@ def prekeys_low(*, device_id: str) -> int | None:
     PARLEY_PREKEYS_LOW (told on connect, so a device offline when it ran low learns it)."""
     remaining = OneTimePrekey.objects.filter(device_id=device_id).count()
     return remaining if remaining <= settings.PARLEY_PREKEYS_LOW else None
+
+
+def process_beat() -> int:
+    """Say this process is alive, and reap the rows of processes that are not."""
+    now = timezone.now()
+    _beat(now)
+    return sockets_reap(now=now)
+
+
+def sockets_reap(*, now: datetime | None = None) -> int:
+    """Delete the socket rows of server processes that stopped beating (a killed node cannot
+    delete its own), then those processes. Returns the number of rows deleted."""
+    moment = now or timezone.now()
+    reaped, _ = DeviceSocket.objects.exclude(
+        process_id__in=live_server_process_ids(now=moment)
+    ).delete()
+    ServerProcess.objects.filter(beat_at__lt=moment - server_process_timeout()).delete()
+    return reaped
 
 
 @database_sync_to_async

@@ -6,10 +6,18 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from accounts.models import User
-from devices.models import Device, DeviceList, DeviceSocket, LinkSession, OneTimePrekey
+from devices.models import (
+    Device,
+    DeviceList,
+    DeviceSocket,
+    LinkSession,
+    OneTimePrekey,
+    ServerProcess,
+)
 from protocol.encoding import b64u_encode
 
 PRESENCE_WINDOW = timedelta(seconds=90)
@@ -20,12 +28,24 @@ def device_get_for_user(*, user: User, device_id: str) -> Device | None:
     return Device.objects.filter(pk=device_id, user=user).first()
 
 
+def server_process_timeout() -> timedelta:
+    """A server process silent for three heartbeats is dead: a killed node says nothing."""
+    return timedelta(seconds=3 * settings.PARLEY_HEARTBEAT_SECONDS)
+
+
+def live_server_process_ids(*, now: datetime) -> QuerySet[ServerProcess]:
+    return ServerProcess.objects.filter(beat_at__gte=now - server_process_timeout()).values("id")
+
+
 def active_device_ids_online(user: User, *, now: datetime | None = None) -> set[str]:
-    since = (now or timezone.now()) - PRESENCE_WINDOW
+    """Devices with a socket open on a live server process and used within the window."""
+    moment = now or timezone.now()
     return set(
-        DeviceSocket.objects.filter(device__user=user, seen_at__gte=since).values_list(
-            "device_id", flat=True
-        )
+        DeviceSocket.objects.filter(
+            device__user=user,
+            seen_at__gte=moment - PRESENCE_WINDOW,
+            process_id__in=live_server_process_ids(now=moment),
+        ).values_list("device_id", flat=True)
     )
 
 

@@ -6,6 +6,7 @@ import asyncio
 import time
 from typing import Any
 
+from autobahn.exception import Disconnected
 from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
@@ -38,8 +39,40 @@ def send_bucket(device_id: str) -> TokenBucket:
 
 CLOSE_UNAUTHENTICATED = 4003
 
+# What a send raises once the peer has begun closing: Daphne (autobahn) raises Disconnected,
+# the ASGI spec asks servers for an OSError.
+SOCKET_GONE = (Disconnected, OSError)
 
-class StatusConsumer(AsyncJsonWebsocketConsumer):
+
+class SocketConsumer(AsyncJsonWebsocketConsumer):
+    """A JSON socket that never sends once it is closing: after our close, the peer's close
+    or a failed send, every later frame (a doorbell, a device-list change, a revocation, a
+    reply finishing late) is dropped instead of raising into the consumer. The guard sits
+    on the ASGI send itself, so no send path can go around it."""
+
+    closing = False
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        async def receive_noting_close() -> dict[str, Any]:
+            message = await receive()
+            if message["type"] == "websocket.disconnect":
+                self.closing = True
+            return message
+
+        async def send_unless_closing(message: dict[str, Any]) -> None:
+            if self.closing and message["type"] in {"websocket.send", "websocket.close"}:
+                return
+            if message["type"] == "websocket.close":
+                self.closing = True
+            try:
+                await send(message)
+            except SOCKET_GONE:
+                self.closing = True
+
+        await super().__call__(scope, receive_noting_close, send_unless_closing)
+
+
+class StatusConsumer(SocketConsumer):
     """Public liveness socket: a `ping` goes through the channel layer and comes back as `pong`.
 
     The round trip through the layer (Redis when configured) is what the status line shows.
@@ -63,7 +96,7 @@ class StatusConsumer(AsyncJsonWebsocketConsumer):
         await self.send_json({"type": "pong", "v": 1, "id": event["id"]})
 
 
-class DeviceConsumer(AsyncJsonWebsocketConsumer):
+class DeviceConsumer(SocketConsumer):
     """One socket per signed-in device: sends, deliveries, acks and account notices.
 
     Frames are in docs/protocol.md ("Wire protocol"). The queue in the database is the truth:
@@ -75,6 +108,16 @@ class DeviceConsumer(AsyncJsonWebsocketConsumer):
     WINDOW = 500
     BATCH = 100
     MAX_PENDING_SENDS = 256
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        # Channels runs disconnect() only when websocket.disconnect arrives; a handler that
+        # raises, or Daphne cancelling the consumer (shutdown, a slow close), ends it without
+        # one. Presence and the sweeper's hold are released here, on every way out.
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self.closing = True
+            await self._release()
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         # Channels awaits aclose_old_connections() (a thread-pool round trip, ~0.5 ms) before
@@ -110,13 +153,15 @@ class DeviceConsumer(AsyncJsonWebsocketConsumer):
             await self.prekeys_low({"remaining": remaining})
         await self._drain()
 
-    async def disconnect(self, code: int) -> None:
+    async def _release(self) -> None:
         if self.device_id is None:
             return
         delivery.sweeper().unregister(self.device_id, self)
-        for group in self.groups_joined:
-            await self.channel_layer.group_discard(group, self.channel_name)
-        await presence.socket_closed(device_id=self.device_id, channel_name=self.channel_name)
+        try:
+            await presence.socket_closed(device_id=self.device_id, channel_name=self.channel_name)
+        finally:
+            for group in self.groups_joined:
+                await self.channel_layer.group_discard(group, self.channel_name)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         ref = None
@@ -198,6 +243,8 @@ class DeviceConsumer(AsyncJsonWebsocketConsumer):
     async def nudge(self) -> None:
         """Called by the sweeper when this device has envelopes waiting for a while: send what
         a dropped doorbell left behind, and re-send deliveries whose ack never came."""
+        if self.closing:
+            return
         stalled = (
             bool(self.inflight)
             and time.monotonic() - self.last_progress >= delivery.repush_seconds()
@@ -255,7 +302,7 @@ class DeviceConsumer(AsyncJsonWebsocketConsumer):
         await self.send_json({"type": "prekeys_low", "v": 1, "remaining": event["remaining"]})
 
 
-class LinkConsumer(AsyncJsonWebsocketConsumer):
+class LinkConsumer(SocketConsumer):
     """The new browser waits here for its link request to change state."""
 
     async def connect(self) -> None:

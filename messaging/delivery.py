@@ -10,6 +10,7 @@ commit; doorbells ring only after it.
 from __future__ import annotations
 
 import asyncio
+import logging
 import weakref
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,9 +20,11 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 
 from config.errors import AppError
-from devices import events
+from devices import events, presence
 from messaging import services
 from messaging.schemas import SendRequest
+
+logger = logging.getLogger(__name__)
 
 batch = database_sync_to_async(services.queue_batch)
 queued_ids = database_sync_to_async(services.queued_ids)
@@ -46,19 +49,29 @@ class _Writer:
                     sends=[item for item, _ in sends], acks=[(d, seqs) for d, seqs, _ in acks]
                 )
             except Exception as error:  # the whole transaction failed: nobody is acknowledged
-                for _, future in sends:
-                    future.set_exception(error)
-                for _, _, future in acks:
-                    future.set_exception(error)
+                for future in [f for _, f in sends] + [f for _, _, f in acks]:
+                    _settle(future, error=error)
                 continue
             for (_, future), result in zip(sends, committed.results, strict=True):
                 if isinstance(result, AppError):
-                    future.set_exception(result)
+                    _settle(future, error=result)
                 else:
-                    future.set_result(result)
+                    _settle(future, result=result)
             for _, _, future in acks:
-                future.set_result(None)
+                _settle(future, result=None)
             await _ring(committed.inserted)
+
+
+def _settle(
+    future: asyncio.Future[Any], *, result: Any = None, error: BaseException | None = None
+) -> None:
+    """A waiter cancelled meanwhile (its socket closed) is skipped; its rows are committed."""
+    if future.done():
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)
 
 
 async def _ring(inserted: list[tuple[str, services.Delivery]]) -> None:
@@ -116,15 +129,23 @@ class _Sweeper:
     """One task per process instead of a timer per socket: every SWEEP_SECONDS it asks the
     database, in one query, which connected devices have envelopes waiting for longer than
     that, and nudges their sockets (a dropped doorbell costs at most two sweeps; an unacked
-    delivery is re-sent after PARLEY_REPUSH_SECONDS). Idle sockets cost no queries."""
+    delivery is re-sent after PARLEY_REPUSH_SECONDS). Idle sockets cost no queries.
+
+    While it holds sockets, the process also beats every PARLEY_HEARTBEAT_SECONDS, so the
+    cluster knows its socket rows are alive, and reaps the rows of processes that went silent
+    (devices/presence.py)."""
 
     sockets: dict[str, set[Any]] = field(default_factory=dict)
     task: asyncio.Task[None] | None = None
+    heart: asyncio.Task[None] | None = None
 
     def register(self, device_id: str, socket: Any) -> None:
         self.sockets.setdefault(device_id, set()).add(socket)
+        loop = asyncio.get_running_loop()
         if self.task is None or self.task.done():
-            self.task = asyncio.get_running_loop().create_task(self._run())
+            self.task = loop.create_task(self._run())
+        if self.heart is None or self.heart.done():
+            self.heart = loop.create_task(self._beat())
 
     def unregister(self, device_id: str, socket: Any) -> None:
         sockets = self.sockets.get(device_id)
@@ -134,14 +155,31 @@ class _Sweeper:
                 del self.sockets[device_id]
 
     async def _run(self) -> None:
+        # A failure (the database away, one socket's nudge) is logged and the next sweep
+        # tries again: one bad socket must not stop re-pushes for all the others.
         while self.sockets:
             await asyncio.sleep(SWEEP_SECONDS)
-            waiting = await database_sync_to_async(services.devices_with_waiting_envelopes)(
-                device_ids=list(self.sockets), older_than_seconds=SWEEP_SECONDS
-            )
+            try:
+                waiting = await database_sync_to_async(services.devices_with_waiting_envelopes)(
+                    device_ids=list(self.sockets), older_than_seconds=SWEEP_SECONDS
+                )
+            except Exception:
+                logger.exception("The sweep could not read the queue; retrying.")
+                continue
             for device_id in waiting:
                 for socket in list(self.sockets.get(device_id, ())):
-                    await socket.nudge()
+                    try:
+                        await socket.nudge()
+                    except Exception:
+                        logger.exception("Nudging a socket of device %s failed.", device_id)
+
+    async def _beat(self) -> None:
+        while self.sockets:
+            await asyncio.sleep(settings.PARLEY_HEARTBEAT_SECONDS)
+            try:
+                await presence.process_beat()
+            except Exception:
+                logger.exception("The heartbeat could not be written; retrying.")
 
 
 _sweepers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Sweeper] = (

@@ -46,9 +46,50 @@ async def test_bad_frame_gets_an_error_frame_and_the_socket_stays_usable(frame, 
     await communicator.disconnect()
 
 
-async def test_socket_from_a_foreign_origin_is_refused():
-    communicator = WebsocketCommunicator(
-        application, "/ws/status/", headers=[(b"origin", b"https://evil.example")]
-    )
+@pytest.mark.parametrize(
+    "headers",
+    [
+        [(b"origin", b"https://evil.example")],
+        # same host as PARLEY_ORIGIN (http://localhost:8000), other port or scheme
+        [(b"origin", b"http://localhost:9999")],
+        [(b"origin", b"https://localhost:8124")],
+        [(b"origin", b"https://localhost:8000")],
+        [(b"origin", b"http://localhost")],
+        [(b"origin", b"ws://localhost:8000")],
+        [(b"origin", b"null")],
+        [(b"origin", b"http://user@localhost:8000")],
+        [(b"origin", b"http://localhost:8000/path")],
+        [(b"origin", b"http://localhost:port")],
+        [(b"origin", b"http://localhost:8000"), (b"origin", b"https://evil.example")],
+        [],
+    ],
+)
+async def test_socket_from_an_origin_csrf_does_not_trust_is_refused_before_accept(headers):
+    communicator = WebsocketCommunicator(application, "/ws/status/", headers=headers)
     connected, _ = await communicator.connect()
     assert not connected
+
+
+@pytest.mark.parametrize("origin", [b"http://localhost:8000", b"HTTP://LOCALHOST:8000"])
+@pytest.mark.django_db(transaction=True)
+async def test_socket_from_the_trusted_origin_is_accepted(origin):
+    communicator = WebsocketCommunicator(application, "/ws/status/", headers=[(b"origin", origin)])
+    assert (await communicator.connect())[0]
+    await communicator.disconnect()
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_origin_check_follows_csrf_trusted_origins_with_default_ports(settings):
+    settings.CSRF_TRUSTED_ORIGINS = ["https://chat.example.org"]
+    for origin, accepted in [
+        (b"https://chat.example.org", True),
+        (b"https://chat.example.org:443", True),
+        (b"http://chat.example.org", False),
+        (b"https://chat.example.org:8443", False),
+        (b"http://localhost:8000", False),
+    ]:
+        communicator = WebsocketCommunicator(
+            application, "/ws/status/", headers=[(b"origin", origin)]
+        )
+        assert (await communicator.connect())[0] is accepted, origin
+        await communicator.disconnect()

@@ -1,6 +1,7 @@
 """The scale-out setup for real: PostgreSQL, Redis and two Daphne nodes; devices on
-different nodes talk, log-outs cross nodes, a node killed under load loses nothing, and the
-replay memory and the prekey fair share hold on PostgreSQL across nodes."""
+different nodes talk, log-outs cross nodes (and race pushes without a server exception), a
+node killed under load loses nothing and leaves no device "active now", and the replay memory
+and the prekey fair share hold on PostgreSQL across nodes."""
 
 from __future__ import annotations
 
@@ -8,10 +9,12 @@ import asyncio
 import os
 from concurrent.futures import ThreadPoolExecutor
 
+import psycopg
 import pytest
 
 from client.http import HttpTransport
-from tests.support.actors import CompanionActor, PrimaryActor, link
+from tests.messaging.test_socket_lifecycle import eventually, race_a_log_out, server_errors
+from tests.support.actors import CompanionActor, PrimaryActor, link, ok
 from tests.support.cluster import Cluster, start_cluster
 from tests.support.softauthn import SoftAuthenticator
 from tests.support.wire import DeviceSocket
@@ -25,7 +28,12 @@ def cluster(tmp_path_factory: pytest.TempPathFactory):
         workdir,
         nodes=2,
         durable=False,
-        extra_env={"PARLEY_SEND_RATE": "100000", "PARLEY_SEND_BURST": "100000"},
+        extra_env={
+            "PARLEY_SEND_RATE": "100000",
+            "PARLEY_SEND_BURST": "100000",
+            # a node silent for 3 s is dead, so the kill test need not wait 30 s
+            "PARLEY_HEARTBEAT_SECONDS": "1",
+        },
     )
     yield started
     started.stop()
@@ -151,15 +159,15 @@ async def test_a_resend_after_the_ack_stores_nothing_on_either_node(cluster):
 
 
 def test_concurrent_fetches_from_one_account_on_both_nodes_take_one_prekey(cluster):
-    alice, alice_http = account(cluster, "alice5")
-    mallory, mallory_http = account(cluster, "mallory5")
+    alice, alice_http = account(cluster, "alice9")
+    mallory, mallory_http = account(cluster, "mallory9")
     # the session lives in PostgreSQL: the same cookies work on the other node
     other = HttpTransport(cluster.nodes[1].url)
     other.import_cookies(mallory_http.export_cookies())
 
     def fetch(n: int) -> object:
         transport = mallory_http if n % 2 else other
-        status, body = transport.post("/api/accounts/alice5/bundles", {})
+        status, body = transport.post("/api/accounts/alice9/bundles", {})
         assert status == 200, body
         return body["bundles"][0]["one_time_prekey"]
 
@@ -167,3 +175,60 @@ def test_concurrent_fetches_from_one_account_on_both_nodes_take_one_prekey(clust
         handed = [otp for otp in pool.map(fetch, range(8)) if otp is not None]
     assert len(handed) == 1
     assert alice_http.get("/api/prekeys") == (200, {"one_time_prekeys": 9})
+
+
+async def test_a_log_out_on_one_node_racing_pushes_on_the_other_raises_nothing(cluster):
+    alice, alice_http = await asyncio.to_thread(account, cluster, "alice5")
+    bob, bob_http = await asyncio.to_thread(account, cluster, "bob5")
+    laptop_http = HttpTransport(cluster.nodes[0].url)
+    laptop = await asyncio.to_thread(link, alice, CompanionActor(laptop_http))
+    since = [len(node.log()) for node in cluster.nodes]
+    await race_a_log_out(
+        alice=alice,
+        laptop=laptop,
+        at_laptop=[socket_on(cluster, n, laptop_http) for n in (1, 1, 0)],
+        bob=bob,
+        from_bob=socket_on(cluster, 0, bob_http),
+    )
+    await eventually(lambda: socket_rows(cluster, laptop.device_id) == 0, what="rows released")
+    for node, offset in zip(cluster.nodes, since, strict=True):
+        assert await server_errors(node, offset) == []
+
+
+def socket_rows(cluster: Cluster, device_id: str) -> int:
+    with psycopg.connect(cluster.postgres.url) as db:
+        return db.execute(
+            "SELECT count(*) FROM devices_devicesocket WHERE device_id = %s", (device_id,)
+        ).fetchone()[0]
+
+
+def active_now(transport: HttpTransport, device_id: str) -> bool:
+    devices = ok(transport.get("/api/devices"))["devices"]
+    return next(d["active_now"] for d in devices if d["device_id"] == device_id)
+
+
+async def test_a_killed_node_leaves_no_device_active_now_and_its_rows_are_reaped(cluster):
+    alice, alice_http = await asyncio.to_thread(account, cluster, "alice6")
+    laptop_http = HttpTransport(cluster.nodes[0].url)
+    laptop = await asyncio.to_thread(link, alice, CompanionActor(laptop_http))
+    victim = cluster.nodes[1]
+    on_survivor = await socket_on(cluster, 0, alice_http).connect()
+    on_victim = await socket_on(cluster, 1, laptop_http).connect()
+    await eventually(lambda: active_now(alice_http, laptop.device_id), what="laptop active now")
+    victim.stop(kill=True)
+    try:
+        await eventually(
+            lambda: not active_now(alice_http, laptop.device_id),
+            within=20,
+            what="the laptop on the killed node no longer active now",
+        )
+        await eventually(
+            lambda: socket_rows(cluster, laptop.device_id) == 0,
+            within=20,
+            what="the killed node's socket row reaped",
+        )
+        assert active_now(alice_http, alice.device_id)  # the survivor's socket still counts
+    finally:
+        victim.start()
+    await on_victim.close()
+    await on_survivor.close()

@@ -4,17 +4,23 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand
 
+from devices.presence import sockets_reap
 from devices.services import expire_stale, prekey_claims_expire
 
 
 class Command(BaseCommand):
     help = (
         "Drop expired link sessions, challenges and prekey claims; log out companions of"
-        " long-inactive primaries."
+        " long-inactive primaries; reap the socket rows of server processes that stopped"
+        " beating."
     )
 
     def handle(self, *args: object, **options: object) -> None:
-        counts = {**expire_stale(), "prekey_claims": prekey_claims_expire()}
+        counts = {
+            **expire_stale(),
+            "prekey_claims": prekey_claims_expire(),
+            "sockets_reaped": sockets_reap(),
+        }
         self.stdout.write(
             ", ".join(f"{name.replace('_', ' ')}: {count}" for name, count in counts.items())
         )
