@@ -4,15 +4,23 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('accounts', '0001_initial'),
+        ("accounts", "0001_initial"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='challenge',
-            name='purpose',
-            field=models.CharField(choices=[('register', 'Register'), ('sign_in', 'Sign In'), ('approve_link', 'Approve Link'), ('device_sign_in', 'Device Sign In'), ('reregister', 'Reregister')], max_length=16),
+            model_name="challenge",
+            name="purpose",
+            field=models.CharField(
+                choices=[
+                    ("register", "Register"),
+                    ("sign_in", "Sign In"),
+                    ("approve_link", "Approve Link"),
+                    ("device_sign_in", "Device Sign In"),
+                    ("reregister", "Reregister"),
+                ],
+                max_length=16,
+            ),
         ),
     ]

@@ -87,6 +87,15 @@ def alice_with_laptop() -> PrimaryActor:
     return alice
 
 
+def test_sign_up_asks_for_a_discoverable_passkey_so_no_username_is_needed_later():
+    begin = DjangoTransport().post(
+        "/api/accounts/register/options", {"username": "alice", "display_name": "Alice"}
+    )[1]
+    selection = begin["options"]["authenticatorSelection"]
+    assert selection["residentKey"] == "required" and selection["requireResidentKey"] is True
+    assert selection["userVerification"] == "required"
+
+
 def test_a_new_primary_replaces_the_account_key_and_logs_out_every_other_device():
     alice = PrimaryActor(
         DjangoTransport(), SoftAuthenticator(origin="http://localhost:8000"), username="alice"

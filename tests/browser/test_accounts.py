@@ -98,9 +98,11 @@ def test_a_new_phone_with_the_synced_passkey_becomes_the_primary_and_old_devices
     asked: list[tuple[str, str | None, dict]] = []
     new_phone.on(
         "response",
-        lambda r: asked.append((r.url, r.request.post_data, r.json()))
-        if "/api/accounts/reregister" in r.url
-        else None,
+        lambda r: (
+            asked.append((r.url, r.request.post_data, r.json()))
+            if "/api/accounts/reregister" in r.url
+            else None
+        ),
     )
     expect(new_phone.get_by_role("heading", name="New phone?")).to_be_visible(timeout=SLOW)
     screenshot(new_phone, "signin-new-phone-390")
@@ -119,7 +121,10 @@ def test_a_new_phone_with_the_synced_passkey_becomes_the_primary_and_old_devices
     assert username not in (options_request or "") and username not in str(options)
     assert sorted(options) == ["challenge_id", "options"]
     assert options["options"].get("allowCredentials", []) == []
-    assert asked[1][0].endswith("/reregister/verify") and asked[1][2]["account"]["username"] == username
+    assert (
+        asked[1][0].endswith("/reregister/verify")
+        and asked[1][2]["account"]["username"] == username
+    )
 
 
 def test_sign_up_clicked_before_its_script_arrives_sends_nothing_and_works_once_it_has(
