@@ -64,22 +64,43 @@ def challenge_consume(*, token: str, purpose: str, now: datetime | None = None) 
     return Challenge.objects.get(token=token)
 
 
+def passkey_not_accepted() -> passkeys.PasskeyRefused:
+    """The one answer to an anonymous ceremony whose passkey is unknown or did not verify, so
+    that nobody learns which credential ids or accounts exist."""
+    return passkeys.PasskeyRefused(
+        "This passkey was not accepted: it belongs to no Parley account here, or its answer "
+        "did not check out. Try again, or use another passkey.",
+        code="passkey_refused",
+    )
+
+
 def passkey_assert(
     *, user: User | None, challenge: Challenge, credential: dict, now: datetime | None = None
 ) -> Passkey:
-    """Verify a passkey assertion (user verification required) against a consumed challenge."""
+    """Verify a passkey assertion (user verification required) against a consumed challenge.
+
+    `user`: the account that must own the passkey, or None when the passkey names the account
+    (a discoverable credential answering empty `allowCredentials`): then it is looked up by its
+    credential id, and an unknown or forged one gets `passkey_not_accepted()`."""
     credential_id = passkeys.credential_id_of(credential)
     passkey = Passkey.objects.filter(credential_id=credential_id).select_related("user").first()
+    if user is None and (passkey is None or not passkey.user.is_active):
+        raise passkey_not_accepted()
     if passkey is None or (user is not None and passkey.user_id != user.pk):
         raise passkeys.PasskeyRefused(
             "This passkey does not belong to this account.", code="unknown_passkey"
         )
-    sign_count = passkeys.verify_authentication(
-        credential=credential,
-        challenge=bytes(challenge.challenge),
-        public_key=bytes(passkey.public_key),
-        sign_count=passkey.sign_count,
-    )
+    try:
+        sign_count = passkeys.verify_authentication(
+            credential=credential,
+            challenge=bytes(challenge.challenge),
+            public_key=bytes(passkey.public_key),
+            sign_count=passkey.sign_count,
+        )
+    except passkeys.PasskeyRefused as refused:
+        if user is None and refused.code == passkeys.PasskeyRefused.code:
+            raise passkey_not_accepted() from None
+        raise
     Passkey.objects.filter(pk=passkey.pk).update(
         sign_count=sign_count, last_used_at=now_or_default(now)
     )

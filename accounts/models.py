@@ -51,13 +51,15 @@ class Passkey(models.Model):
 
 
 class Challenge(models.Model):
-    """A single-use, short-lived server challenge (WebAuthn ceremonies and key sign-ins)."""
+    """A single-use, short-lived server challenge (WebAuthn ceremonies and key sign-ins), or
+    the grant a verified passkey earns to re-register its account once (`reregister`)."""
 
     class Purpose(models.TextChoices):
         REGISTER = "register"
         SIGN_IN = "sign_in"
         APPROVE_LINK = "approve_link"
         DEVICE_SIGN_IN = "device_sign_in"
+        REREGISTER = "reregister"
 
     token = models.CharField(max_length=43, unique=True)
     purpose = models.CharField(max_length=16, choices=Purpose.choices)

@@ -15,9 +15,10 @@ from accounts.challenges import (
     challenge_issue,
     now_or_default,
     passkey_assert,
+    passkey_not_accepted,
 )
 from accounts.models import Challenge, Passkey, User
-from config.errors import Conflict, Forbidden, NotFound
+from config.errors import Conflict, Forbidden
 from devices import services as device_services
 from devices.models import Device
 from devices.schemas import NewPrimary
@@ -105,6 +106,8 @@ def account_register(
 
 
 def primary_sign_in_begin(*, now: datetime | None = None) -> tuple[Challenge, dict]:
+    """An anonymous passkey challenge with empty `allowCredentials` (sign-in on the primary and
+    re-registration): the same answer for everyone, so it tells nothing about any account."""
     challenge = challenge_issue(purpose=Challenge.Purpose.SIGN_IN, now=now)
     return challenge, passkeys.authentication_options(challenge=bytes(challenge.challenge))
 
@@ -167,44 +170,49 @@ def device_sign_in(
     return device
 
 
-def account_reregister_begin(
-    *, username: str, now: datetime | None = None
-) -> tuple[Challenge, dict, int]:
-    """The passkey challenge for re-registration, and the list version to sign after."""
-    user = User.objects.filter(username=username, is_active=True).first()
-    current = device_services.current_device_list(user) if user else None
-    if user is None or current is None:
-        raise NotFound(f"No account named {username!r}.", code="account_not_found")
-    challenge = challenge_issue(purpose=Challenge.Purpose.SIGN_IN, user=user, now=now)
-    options = passkeys.authentication_options(
-        challenge=bytes(challenge.challenge),
-        credential_ids=[bytes(p.credential_id) for p in user.passkeys.all()],
-    )
-    return challenge, options, current.version
-
-
-def account_reregister(
-    *,
-    challenge_token: str,
-    credential: dict,
-    new: NewPrimary,
-    now: datetime | None = None,
-) -> Device:
-    """Make this browser the account's new primary (the old phone is lost): the passkey
-    proves the person; the account key becomes this browser's identity key, every other
-    device is logged out, and contacts see the account key change ("security code changed")
-    in list v+1."""
+def account_reregister_verify(
+    *, challenge_token: str, credential: dict, now: datetime | None = None
+) -> tuple[Challenge, User, int]:
+    """Re-registration, step one: the passkey (a discoverable credential, answering a challenge
+    from `primary_sign_in_begin`) names its account. Only then does the caller learn the
+    account and its current list version, with a single-use grant for step two."""
     moment = now_or_default(now)
     challenge = challenge_consume(
         token=challenge_token, purpose=Challenge.Purpose.SIGN_IN, now=moment
     )
     passkey = passkey_assert(user=None, challenge=challenge, credential=credential, now=moment)
+    current = device_services.current_device_list(passkey.user)
+    if current is None:
+        raise passkey_not_accepted()
+    grant = challenge_issue(
+        purpose=Challenge.Purpose.REREGISTER,
+        user=passkey.user,
+        data={"device_list_version": current.version},
+        now=moment,
+    )
+    return grant, passkey.user, current.version
+
+
+def account_reregister(
+    *,
+    reregister_token: str,
+    new: NewPrimary,
+    now: datetime | None = None,
+) -> Device:
+    """Make this browser the account's new primary (the old phone is lost): the grant from
+    `account_reregister_verify` proves the person; the account key becomes this browser's
+    identity key, every other device is logged out, and contacts see the account key change
+    ("security code changed") in list v+1."""
+    moment = now_or_default(now)
+    grant = challenge_consume(
+        token=reregister_token, purpose=Challenge.Purpose.REREGISTER, now=moment
+    )
     if new.device_list.account_key != new.device.identity_key:
         raise device_services.DeviceListRefused(
             "The new list must be signed by this browser's identity key.",
             code="device_list_mismatch",
         )
-    user = passkey.user
+    user = grant.user
     with transaction.atomic():
         User.objects.select_for_update().filter(pk=user.pk).first()
         device_services.account_reset(user=user, now=moment)

@@ -35,7 +35,8 @@ def _account(device) -> dict:
 
 @api(methods=("POST",), device=None)
 def register_options(request: HttpRequest) -> dict:
-    ratelimit.check("sign_in", ratelimit.client_address(request))
+    # Every attempt counts, taken or free: "username taken" must stay too slow to enumerate.
+    ratelimit.check("signup", ratelimit.client_address(request))
     data = v.json_body(request)
     username = v.string(
         data, "username", max_length=32, min_length=3, pattern=USERNAME_PATTERN[1:-1]
@@ -108,21 +109,32 @@ def me(request: HttpRequest) -> dict:
 
 @api(methods=("POST",), device=None)
 def reregister_options(request: HttpRequest) -> dict:
+    """The same anonymous challenge as signin/options: any body (a username too) is ignored."""
+    ratelimit.check("sign_in", ratelimit.client_address(request))
+    challenge, options = services.primary_sign_in_begin()
+    return {"challenge_id": challenge.token, "options": options}
+
+
+@api(methods=("POST",), device=None)
+def reregister_verify(request: HttpRequest) -> dict:
     ratelimit.check("sign_in", ratelimit.client_address(request))
     data = v.json_body(request)
-    username = v.string(
-        data, "username", max_length=32, min_length=3, pattern=USERNAME_PATTERN[1:-1]
+    grant, user, version = services.account_reregister_verify(
+        challenge_token=v.string(data, "challenge_id", max_length=64),
+        credential=v.obj(data, "credential"),
     )
-    challenge, options, version = services.account_reregister_begin(username=username)
-    return {"challenge_id": challenge.token, "options": options, "device_list_version": version}
+    return {
+        "reregister_id": grant.token,
+        "account": {"username": user.username, "display_name": user.display_name},
+        "device_list_version": version,
+    }
 
 
 @api(methods=("POST",), device=None)
 def reregister(request: HttpRequest) -> dict:
     data = v.json_body(request)
     device = services.account_reregister(
-        challenge_token=v.string(data, "challenge_id", max_length=64),
-        credential=v.obj(data, "credential"),
+        reregister_token=v.string(data, "reregister_id", max_length=64),
         new=schemas.new_primary(data),
     )
     sign_in_device(request, device)

@@ -21,7 +21,9 @@ def content_security_policy() -> str:
             "style-src 'self'",
             "object-src 'none'",
             "base-uri 'none'",
-            "form-action 'self'",
+            # No form ever submits natively (fields would land in a URL and the server log
+            # if one fired before its page's script took over): scripts send everything.
+            "form-action 'none'",
             "frame-ancestors 'none'",
         ]
     )

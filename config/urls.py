@@ -25,6 +25,7 @@ urlpatterns = [
     path("api/accounts/signin/options", accounts.signin_options),
     path("api/accounts/signin", accounts.signin),
     path("api/accounts/reregister/options", accounts.reregister_options),
+    path("api/accounts/reregister/verify", accounts.reregister_verify),
     path("api/accounts/reregister", accounts.reregister),
     path("api/accounts/signout", accounts.signout),
     path("api/devices/signin/options", accounts.device_signin_options),

@@ -27,6 +27,37 @@ def test_sign_in_attempts_beyond_the_limit_get_429_with_retry_after(settings):
     assert refused["code"] == "rate_limited" and 0 < refused["data"]["retry_after_ms"] <= 60_000
 
 
+def test_sign_up_probes_beyond_the_limit_get_429_whether_the_name_is_taken_or_free(settings):
+    from django.core.cache import cache
+
+    settings.PARLEY_RATE_LIMITS = {**settings.PARLEY_RATE_LIMITS, "signup": (3, 60)}
+    PrimaryActor(
+        DjangoTransport(), SoftAuthenticator(origin="http://localhost:8000"), username="alice"
+    ).sign_up()
+    cache.clear()  # alice signed up from the prober's address too
+    prober = Client()
+    answers = [
+        prober.post(
+            "/api/accounts/register/options",
+            {"username": name, "display_name": "Probe"},
+            content_type="application/json",
+        )
+        for name in ("alice", "free.one", "bob.free", "alice", "free.two")
+    ]
+    assert [a.status_code for a in answers] == [409, 200, 200, 429, 429]
+    assert answers[0].json()["error"]["code"] == "username_taken"
+    # Beyond the limit a taken name and a free one get the same refusal.
+    assert [a.json()["error"]["code"] for a in answers[3:]] == ["rate_limited"] * 2
+    assert "alice" not in answers[3].content.decode()
+    # Another address still signs up.
+    other = Client(REMOTE_ADDR="192.0.2.7").post(
+        "/api/accounts/register/options",
+        {"username": "carol", "display_name": "Carol"},
+        content_type="application/json",
+    )
+    assert other.status_code == 200
+
+
 def test_link_sessions_beyond_the_limit_are_refused_and_not_created(settings):
     from devices.models import LinkSession
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import uuid
 
-from playwright.sync_api import Locator, Page, expect
+from playwright.sync_api import Locator, Page, Route, expect
 
 from tests.support.browser import VirtualAuthenticator, add_virtual_authenticator
 
@@ -30,6 +30,35 @@ def collect_errors(page: Page) -> list[str]:
     page.on("console", console)
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     return errors
+
+
+class HeldScripts:
+    """Holds every request for the page's scripts until `release()`: the page as a slow phone
+    network shows it, its HTML there and its module scripts not yet arrived."""
+
+    def __init__(self, page: Page) -> None:
+        self.held: list[Route] = []
+        self.released = False
+        page.route("**/static/js/**", self._hold)
+
+    def _hold(self, route: Route) -> None:
+        if self.released:
+            route.continue_()
+        else:
+            self.held.append(route)
+
+    def release(self) -> None:
+        self.released = True
+        for route in self.held:
+            route.continue_()
+        self.held.clear()
+
+
+def navigations(page: Page) -> list[str]:
+    """Every URL `page` navigates to from now on, in order (form submissions included)."""
+    urls: list[str] = []
+    page.on("request", lambda r: urls.append(r.url) if r.is_navigation_request() else None)
+    return urls
 
 
 def sign_up(page: Page, username: str, display_name: str | None = None) -> None:

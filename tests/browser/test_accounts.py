@@ -8,7 +8,9 @@ from playwright.sync_api import expect
 from tests.browser.helpers_accounts import (
     DEVICES_URL,
     SLOW,
+    HeldScripts,
     collect_errors,
+    navigations,
     new_username,
     sign_up,
 )
@@ -93,9 +95,18 @@ def test_a_new_phone_with_the_synced_passkey_becomes_the_primary_and_old_devices
         "WebAuthn.addCredential",
         {"authenticatorId": new_auth.authenticator_id, "credential": credential},
     )
+    asked: list[tuple[str, str | None, dict]] = []
+    new_phone.on(
+        "response",
+        lambda r: (
+            asked.append((r.url, r.request.post_data, r.json()))
+            if "/api/accounts/reregister" in r.url
+            else None
+        ),
+    )
     expect(new_phone.get_by_role("heading", name="New phone?")).to_be_visible(timeout=SLOW)
-    new_phone.get_by_label("Your username").fill(username)
     screenshot(new_phone, "signin-new-phone-390")
+    # No username is typed: the passkey picker names the account.
     new_phone.get_by_role("button", name="Make this browser my primary").click()
     expect(new_phone).to_have_url(DEVICES_URL, timeout=SLOW)
     expect(new_phone.locator("#device-list .device")).to_have_count(1, timeout=SLOW)
@@ -104,3 +115,82 @@ def test_a_new_phone_with_the_synced_passkey_becomes_the_primary_and_old_devices
         expect(page.get_by_role("heading", name="This device was logged out")).to_be_visible(
             timeout=SLOW
         )
+    # Before the passkey answered, the server was told no name and told nothing back about one.
+    options_url, options_request, options = asked[0]
+    assert options_url.endswith("/api/accounts/reregister/options")
+    assert username not in (options_request or "") and username not in str(options)
+    assert sorted(options) == ["challenge_id", "options"]
+    assert options["options"].get("allowCredentials", []) == []
+    assert (
+        asked[1][0].endswith("/reregister/verify")
+        and asked[1][2]["account"]["username"] == username
+    )
+
+
+def test_sign_up_clicked_before_its_script_arrives_sends_nothing_and_works_once_it_has(
+    new_device, authenticator, live_app
+):
+    page = new_device(viewport=PHONE).new_page()
+    page.goto("/")
+    authenticator(page)
+    scripts = HeldScripts(page)
+    visited = navigations(page)
+    page.goto("/signup", wait_until="commit")
+    username = new_username("slow")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Display name").fill("Slow Network")
+    button = page.get_by_role("button", name="Create account with fingerprint or face")
+    # A person taps at once, then presses Enter in the last field.
+    button.click(force=True)
+    page.get_by_label("Display name").press("Enter")
+
+    scripts.release()
+    expect(button).to_be_enabled(timeout=SLOW)
+    assert [url.removeprefix(live_app.url) for url in visited] == ["/signup"]
+    expect(page.get_by_label("Username")).to_have_value(username)
+    button.click()
+    expect(page).to_have_url(DEVICES_URL, timeout=SLOW)
+    assert [url.removeprefix(live_app.url) for url in visited] == ["/signup", "/devices"]
+    assert f"={username}" not in live_app.log()  # never a query string with the name
+
+
+@pytest.mark.parametrize("viewport", [PHONE, DESKTOP], ids=["390", "1440"])
+def test_sign_up_says_loading_until_its_script_is_ready(new_device, screenshot, viewport):
+    page = new_device(viewport=viewport).new_page()
+    width = viewport["width"]
+    scripts = HeldScripts(page)
+    page.goto("/signup", wait_until="commit")
+    button = page.get_by_role("button", name="Create account with fingerprint or face")
+    loading = page.get_by_role("status").filter(has_text="Loading…")
+    expect(button).to_be_disabled(timeout=SLOW)
+    expect(loading).to_be_visible()
+    screenshot(page, f"signup-loading-{width}")
+    scripts.release()
+    expect(button).to_be_enabled(timeout=SLOW)
+    expect(loading).to_be_hidden()
+    screenshot(page, f"signup-ready-{width}")
+
+
+SUBMIT_NATIVELY = """(index) => new Promise((resolve) => {
+  const form = document.querySelectorAll("form:not([method=dialog])")[index];
+  document.addEventListener("securitypolicyviolation", (event) => resolve(event.violatedDirective));
+  setTimeout(() => resolve("not refused"), 10000);
+  HTMLFormElement.prototype.submit.call(form);
+})"""
+
+
+def test_no_form_on_any_page_submits_natively_even_before_its_script_runs(new_device):
+    page = new_device().new_page()
+    HeldScripts(page)
+    visited = navigations(page)
+    pages = ("/signup", "/signin", "/chats", "/link/approve")
+    for path in pages:
+        page.goto(path, wait_until="commit")
+        expect(page.locator("#status")).to_be_attached(timeout=SLOW)  # the whole page is parsed
+        methods = page.locator("form:not([method=dialog])").evaluate_all(
+            "(forms) => forms.map((f) => f.getAttribute('method'))"
+        )
+        assert methods and set(methods) == {"post"}, path
+        for index in range(len(methods)):
+            assert page.evaluate(SUBMIT_NATIVELY, index) == "form-action", (path, index)
+    assert [url.split("/", 3)[3] for url in visited] == [p.removeprefix("/") for p in pages]

@@ -89,6 +89,7 @@ def start_server(
             "DJANGO_SETTINGS_MODULE": "config.settings",
             # Many test devices share 127.0.0.1; the limits themselves are tested in-process.
             "PARLEY_RATE_SIGN_IN": "10000/60",
+            "PARLEY_RATE_SIGNUP": "10000/60",
             "PARLEY_RATE_LINK": "10000/60",
             "PARLEY_RATE_BUNDLES": "10000/60",
         }

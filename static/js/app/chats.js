@@ -27,7 +27,7 @@ import {
 import { historyState } from "./history.js";
 import { drawQr } from "./qr.js";
 import { getAcceptedList, getSelf } from "./store.js";
-import { byId, formatDate, formatTime, h, say } from "./ui.js";
+import { byId, formReady, formatDate, formatTime, h, say } from "./ui.js";
 
 const { b64uDecode } = encoding;
 
@@ -353,6 +353,7 @@ byId("add-contact").addEventListener("submit", async (event) => {
     submit.disabled = false;
   }
 });
+formReady(/** @type {HTMLFormElement} */ (byId("add-contact")));
 
 const receipts = /** @type {HTMLInputElement} */ (byId("read-receipts"));
 receipts.addEventListener("change", () => saveSettings({ readReceipts: receipts.checked }));

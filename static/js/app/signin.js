@@ -16,7 +16,7 @@ import {
 import { PasskeyCancelled, getAssertion } from "./passkey.js";
 import { signDeviceList, signIn } from "../protocol/index.js";
 import { getSelf, putAcceptedList, putSelf } from "./store.js";
-import { byId, say } from "./ui.js";
+import { byId, formReady, say } from "./ui.js";
 
 const message = byId("signin-message");
 const submit = /** @type {HTMLButtonElement} */ (byId("signin-submit"));
@@ -47,15 +47,23 @@ async function primarySignIn(self) {
 
 /**
  * This browser becomes the account's new primary (the old one is lost): the passkey proves
- * the person, fresh keys become the new account key, and list v+1 names only this device.
- * @param {string} username
+ * the person and names the account (nobody types a username, so the server tells nobody
+ * which accounts exist), fresh keys become the new account key, and list v+1 names only
+ * this device.
+ * @param {(account: {username: string, display_name: string}) => void} onVerified
  */
-async function reregister(username) {
-  const { challenge_id, options, device_list_version } = await request("/api/accounts/reregister/options", {
+async function reregister(onVerified) {
+  const { challenge_id, options } = await request("/api/accounts/reregister/options", {
     method: "POST",
-    body: { username },
+    body: {},
   });
   const credential = await getAssertion(options, "Fingerprint or face not verified — nothing changed.");
+  const { reregister_id, account, device_list_version } = await request("/api/accounts/reregister/verify", {
+    method: "POST",
+    body: { challenge_id, credential },
+  });
+  onVerified(account);
+  const username = account.username;
   const { deviceId, keys, nextPrekeyId } = await createDeviceKeys();
   const name = describePlatform();
   const now = Date.now();
@@ -68,8 +76,7 @@ async function reregister(username) {
   const answer = await request("/api/accounts/reregister", {
     method: "POST",
     body: {
-      challenge_id,
-      credential,
+      reregister_id,
       device: { device_id: deviceId, identity_key: b64uEncode(keys.identity.public), name, platform: name },
       signed_prekey: signedPrekeyUpload(keys),
       one_time_prekeys: oneTimePrekeysUpload(keys.oneTimePrekeys),
@@ -96,21 +103,16 @@ async function reregister(username) {
 
 function offerReregistration() {
   const form = /** @type {HTMLFormElement} */ (byId("reregister-form"));
-  const input = /** @type {HTMLInputElement} */ (byId("reregister-username"));
   const button = /** @type {HTMLButtonElement} */ (byId("reregister-submit"));
   const note = byId("reregister-message");
-  form.hidden = false;
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
-    if (!input.checkValidity()) {
-      say(note, "error", "Enter your username: 3 to 32 lowercase letters, digits, _ or .");
-      input.focus();
-      return;
-    }
     button.disabled = true;
-    say(note, "info", "Waiting for your fingerprint or face…");
+    say(note, "info", "Choose your passkey, then confirm with your fingerprint or face…");
     try {
-      await reregister(input.value.trim());
+      await reregister((account) =>
+        say(note, "info", `Making this browser the primary of ${account.display_name || account.username}…`),
+      );
       location.assign("/devices");
     } catch (error) {
       button.disabled = false;
@@ -121,6 +123,8 @@ function offerReregistration() {
       say(note, "error", text);
     }
   });
+  form.hidden = false;
+  formReady(form);
 }
 
 async function main() {

@@ -11,7 +11,7 @@ import {
 } from "./device.js";
 import { PasskeyCancelled, createPasskey } from "./passkey.js";
 import { getSelf, putAcceptedList, putSelf } from "./store.js";
-import { byId, h, say } from "./ui.js";
+import { byId, formReady, h, say } from "./ui.js";
 
 const form = /** @type {HTMLFormElement} */ (byId("signup-form"));
 const message = byId("signup-message");
@@ -111,5 +111,6 @@ form.addEventListener("submit", async (event) => {
     }
   }
 });
+formReady(form);
 
 checkExisting();

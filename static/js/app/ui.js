@@ -148,3 +148,17 @@ export function confirmDialog({ title, body, confirm, typed }) {
     (typed ? input : byId("confirm-cancel")).focus();
   });
 }
+
+/**
+ * The page's script now handles `form`'s submit: enable the submit buttons the page ships
+ * disabled (`data-wait-for-script`) and hide its "Loading…" hint. Before this a click does
+ * nothing, and the CSP (`form-action 'none'`) refuses any native submission.
+ * @param {HTMLFormElement} form
+ */
+export function formReady(form) {
+  for (const button of form.querySelectorAll("button[data-wait-for-script]")) {
+    /** @type {HTMLButtonElement} */ (button).disabled = false;
+  }
+  for (const hint of form.querySelectorAll(".form-loading")) /** @type {HTMLElement} */ (hint).hidden = true;
+  form.dataset.ready = "1";
+}
