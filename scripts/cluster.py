@@ -208,13 +208,20 @@ class Cluster:
         )
         self.processes.append(("PostgreSQL", process))
         _wait_for_port(s.postgres_port, process, "PostgreSQL", s.directory / "postgres.log")
-        listed = subprocess.run(
-            [postgres_bin("psql"), "-h", "127.0.0.1", "-p", str(s.postgres_port), "-U", "parley"]
-            + ["-d", "postgres", "-tAc", "SELECT 1 FROM pg_database WHERE datname = 'parley'"],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
+        query = "SELECT 1 FROM pg_database WHERE datname = 'parley'"
+        deadline = time.monotonic() + 30
+        while True:  # it listens before it accepts ("the database system is starting up")
+            listed = subprocess.run(
+                [postgres_bin("psql"), "-h", "127.0.0.1", "-p", str(s.postgres_port)]
+                + ["-U", "parley", "-d", "postgres", "-tAc", query],
+                capture_output=True,
+                text=True,
+            )
+            if listed.returncode == 0:
+                break
+            if time.monotonic() > deadline or process.poll() is not None:
+                raise ClusterError(f"PostgreSQL does not answer: {listed.stderr.strip()}")
+            time.sleep(0.2)
         if listed.stdout.strip() != "1":
             subprocess.run(
                 [postgres_bin("createdb"), "-h", "127.0.0.1", "-p", str(s.postgres_port)]
@@ -326,13 +333,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--postgres-port",
         type=int,
         default=int(env("PARLEY_CLUSTER_POSTGRES_PORT", DEFAULT_POSTGRES_PORT)),
-        help=f"PARLEY_CLUSTER_POSTGRES_PORT; default {DEFAULT_POSTGRES_PORT}",
+        help=f"PostgreSQL's port (PARLEY_CLUSTER_POSTGRES_PORT; default {DEFAULT_POSTGRES_PORT})",
     )
     parser.add_argument(
         "--redis-port",
         type=int,
         default=int(env("PARLEY_CLUSTER_REDIS_PORT", DEFAULT_REDIS_PORT)),
-        help=f"PARLEY_CLUSTER_REDIS_PORT; default {DEFAULT_REDIS_PORT}",
+        help=f"Redis's port (PARLEY_CLUSTER_REDIS_PORT; default {DEFAULT_REDIS_PORT})",
     )
     parser.add_argument(
         "--node-ports",
