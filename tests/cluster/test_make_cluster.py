@@ -161,3 +161,11 @@ def test_the_nodes_settings_pass_the_deployment_checks_but_https_ones(tmp_path):
     report = checked.stdout + checked.stderr
     found = {word.strip("?:()") for word in report.split() if word.startswith("(security.")}
     assert found == HTTPS_ONLY_WARNINGS, report
+
+
+def test_the_cluster_script_loads_nothing_from_the_tests():
+    script = "import runpy, sys; runpy.run_path('scripts/cluster.py'); print(' '.join(sys.modules))"
+    loaded = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert not {name for name in loaded.stdout.split() if name.split(".")[0] == "tests"}
