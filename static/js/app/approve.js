@@ -395,8 +395,9 @@ function gateOtherOrigins(/** @type {string[]} */ origins) {
 
 async function route() {
   const self = await getSelf();
-  if (!self && otherOrigins().length) {
-    gateOtherOrigins(otherOrigins());
+  const others = otherOrigins();
+  if (!self && others.length) {
+    gateOtherOrigins(others);
     return;
   }
   if (!self) {
