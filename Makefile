@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint vendor hashes cluster bench clean
+.PHONY: run test lint vendor hashes cluster cluster-wipe bench clean
 
 $(VENV)/.runtime: requirements.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -48,10 +48,15 @@ vendor: node_modules/.installed
 hashes:
 	$(PY) scripts/static_hashes.py
 
-## cluster: PostgreSQL + Redis + two Daphne nodes on loopback (the scale-out setup); Ctrl-C stops it
-cluster: $(VENV)/.dev
+## cluster: the scale-out setup on loopback with production settings: PostgreSQL :5433 (data kept in
+## var/cluster), Redis :6380, Daphne nodes http://localhost:8001 and :8002 (docs/operations.md); Ctrl-C stops it
+cluster: $(VENV)/.runtime
 	@scripts/ensure-system-deps.sh
 	$(PY) scripts/cluster.py
+
+## cluster-wipe: delete var/cluster (every account and message of `make cluster`, and its secret key)
+cluster-wipe:
+	$(PY) scripts/cluster.py --wipe
 
 $(VENV)/.bench: $(VENV)/.dev requirements-bench.txt
 	$(PY) -m pip install -q --disable-pip-version-check -r requirements-bench.txt

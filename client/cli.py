@@ -36,7 +36,14 @@ from client.connection import (
 from client.devicelists import accept_device_list, fetch_device_list
 from client.http import HttpTransport, server_origin
 from client.linking import Approved, Linked, LinkEvent, LinkFailed, QrShown, link_device
-from client.messenger import Messenger, SendRefused, SentTranscript, TextMessage, describe
+from client.messenger import (
+    Messenger,
+    OutgoingMessage,
+    SendRefused,
+    SentTranscript,
+    TextMessage,
+    describe,
+)
 from client.signin import DeviceLoggedOut, ensure_signed_in, log_out
 from client.store import OwnDevice, Store, StoreError, default_store_path
 from client.verify import load_hashes, verify_static
@@ -64,15 +71,23 @@ def _store_path(args: argparse.Namespace) -> Path:
     raise CommandError("Give --server URL (or --store PATH) to say which device to use.")
 
 
+def _not_linked(args: argparse.Namespace, path: Path) -> CommandError:
+    """The error for a missing device, with the `link` command that would make one here."""
+    command = f"python -m client link --server {args.server or 'URL'}"
+    if args.store:
+        command += f" --store {args.store}"
+    return CommandError(f"No device is linked in {path}. Run `{command}` first.")
+
+
 def _open_linked(args: argparse.Namespace) -> tuple[Store, OwnDevice]:
     path = _store_path(args)
     if not path.exists():
-        raise CommandError(f"No device is linked in {path}. Run `python -m client link` first.")
+        raise _not_linked(args, path)
     store = Store.open(path)
     device = store.device()
     if device is None:
         store.close()
-        raise CommandError(f"No device is linked in {path}. Run `python -m client link` first.")
+        raise _not_linked(args, path)
     if args.server and server_origin(args.server) != device.server:
         store.close()
         raise CommandError(f"{path} holds a device of {device.server}, not of {args.server}.")
@@ -204,9 +219,22 @@ def cmd_send(args: argparse.Namespace, out: TextIO) -> int:
     finally:
         if messenger.store.path.exists():
             messenger.store.close()
-    devices = len(sent.recipient_devices)
-    print(f"Sent to {args.user} ({devices} device{'s' if devices != 1 else ''})", file=out)
+    print(
+        f"Sent to {args.user} ({_devices(len(sent.recipient_devices))}); {_copies(sent)}", file=out
+    )
     return 0
+
+
+def _devices(count: int) -> str:
+    return f"{count} device{'s' if count != 1 else ''}"
+
+
+def _copies(sent: OutgoingMessage) -> str:
+    """Where the sent transcript went: this account's other devices (section 10, type 3)."""
+    if not sent.own_devices:
+        return "no other device of yours to copy it to"
+    count = len(sent.own_devices)
+    return "a copy to your other device" if count == 1 else f"a copy to your {count} other devices"
 
 
 async def _send(messenger: Messenger, user: str, text: str, *, within: float):
@@ -325,7 +353,10 @@ def parser() -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help, description=help)
         sub.add_argument("--server", help="the Parley server, e.g. https://parley.example")
         sub.add_argument(
-            "--store", help="this device's state file (default ~/.parley/<server-host>.sqlite3)"
+            "--store",
+            help="this device's state file (default: ~/.parley/HOST_PORT.sqlite3 for the "
+            "server's host and port, e.g. localhost_8000.sqlite3 for http://localhost:8000; "
+            "HOST.sqlite3 when the URL has no port)",
         )
         sub.set_defaults(run=run)
         return sub

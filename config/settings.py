@@ -42,6 +42,23 @@ if _origin.scheme not in {"http", "https"} or not _origin.hostname:
 PARLEY_RP_ID = _origin.hostname
 PARLEY_RP_NAME = "Parley"
 
+
+def _origins(value: str) -> list[str]:
+    origins = [o.strip().rstrip("/") for o in value.split(",") if o.strip()]
+    for origin in origins:
+        parts = urlsplit(origin)
+        if parts.scheme not in {"http", "https"} or not parts.hostname or parts.path:
+            raise ImproperlyConfigured(
+                f"PARLEY_DEPLOYMENT_ORIGINS must list http(s)://host[:port], got {origin!r}"
+            )
+    return origins if PARLEY_ORIGIN in origins else [PARLEY_ORIGIN, *origins]
+
+
+# Every origin this deployment serves (each node of `make cluster` is one), the same list on
+# every node. Passkeys and device storage belong to one origin, so the approval page points a
+# browser with no account here at the others (docs/operations.md).
+PARLEY_DEPLOYMENT_ORIGINS = _origins(os.environ.get("PARLEY_DEPLOYMENT_ORIGINS", ""))
+
 ALLOWED_HOSTS = [
     h.strip()
     for h in os.environ.get("ALLOWED_HOSTS", "localhost,127.0.0.1").split(",")

@@ -31,7 +31,11 @@ def link_page(request: HttpRequest) -> HttpResponse:
 
 @ensure_csrf_cookie
 def approve_page(request: HttpRequest) -> HttpResponse:
-    return render(request, "devices/approve.html")
+    return render(
+        request,
+        "devices/approve.html",
+        {"deployment_origins": " ".join(settings.PARLEY_DEPLOYMENT_ORIGINS)},
+    )
 
 
 # ---------------------------------------------------------------- devices

@@ -126,13 +126,14 @@ def validate_body(content_type: ContentType | int, body: Any) -> None:
         except MalformedDeviceList as exc:
             raise MalformedMessage(f"device-list notice body: {exc}") from exc
     elif content_type is ContentType.HISTORY_BUNDLE_KEY:
-        _expect_keys(body, {"blob_id", "key", "hash", "length"}, "history bundle key")
+        _expect_keys(body, {"blob_id", "key", "hash", "length", "count"}, "history bundle key")
         _expect(
             isinstance(body["blob_id"], str), "history bundle key body: expected a string blob_id"
         )
         b64u_decode(body["key"], length=32, what="history key")
         b64u_decode(body["hash"], length=32, what="history hash")
         _expect(is_uint(body["length"]), "history bundle key body: expected an integer length")
+        _expect(is_uint(body["count"]), "history bundle key body: expected an integer count")
     elif content_type is ContentType.TYPING:
         _expect_keys(body, {"state"}, "typing")
         _expect(body["state"] in ("started", "stopped"), "typing body: expected started or stopped")

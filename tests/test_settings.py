@@ -29,6 +29,7 @@ def load_settings(**env: str) -> subprocess.CompletedProcess[str]:
             "DEBUG",
             "SECRET_KEY",
             "PARLEY_ORIGIN",
+            "PARLEY_DEPLOYMENT_ORIGINS",
             "ALLOWED_HOSTS",
         }
     }
@@ -85,6 +86,7 @@ def test_origin_sets_the_webauthn_relying_party():
     [
         ({"DEBUG": "0"}, "SECRET_KEY must be set"),
         ({"PARLEY_ORIGIN": "localhost:8000"}, "PARLEY_ORIGIN must be"),
+        ({"PARLEY_DEPLOYMENT_ORIGINS": "localhost:8001"}, "PARLEY_DEPLOYMENT_ORIGINS must list"),
     ],
 )
 def test_unsafe_or_malformed_configuration_refuses_to_start(env, reason):

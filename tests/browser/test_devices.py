@@ -75,6 +75,10 @@ def test_devices_page_lists_devices_and_the_primary_logs_a_companion_out(new_dev
         timeout=2_000
     )
     expect(laptop.locator("html")).to_have_attribute("data-device-socket", "revoked")
+    # The footer agrees: no "Connected · realtime round trip" on a device that is cut off.
+    footer = laptop.locator("#status")
+    expect(footer).to_have_attribute("data-state", "logged-out")
+    expect(footer).to_have_text("Logged out · this device no longer connects to Parley")
     assert api_status(laptop, "/api/me") in (401, 403)
     assert indexeddb_names(laptop) == []
     for viewport in (PHONE, DESKTOP):
@@ -133,6 +137,7 @@ def test_the_primary_logging_itself_out_resets_the_account(new_device, screensho
         expect(page.get_by_role("heading", name="This device was logged out")).to_be_visible(
             timeout=SLOW
         )
+        expect(page.locator("#status")).to_have_attribute("data-state", "logged-out")
         assert indexeddb_names(page) == []
 
 

@@ -4,9 +4,10 @@ pairwise session; the new device downloads, checks and imports it — or refuses
 
 from __future__ import annotations
 
+import re
 import time
 
-from playwright.sync_api import Route, expect
+from playwright.sync_api import Page, Route, expect
 
 from tests.browser.helpers_accounts import (
     SLOW,
@@ -28,6 +29,9 @@ from tests.browser.helpers_messaging import (
 from tests.support.browser import DESKTOP, PHONE
 
 HISTORY_MESSAGES = 50
+# On a slow network: 33 long messages (about 150 KB sealed) at 10 KB/s, about 15 s each way.
+SLOW_MESSAGES = 33
+SLOW_BYTES_PER_SECOND = 10_000
 
 
 def link_with_history(primary, companion, name: str) -> None:
@@ -109,3 +113,69 @@ def test_a_tampered_history_blob_is_refused_visibly(new_device, screenshot):
     laptop.goto("/chats")
     expect(laptop.locator("#history-state")).to_contain_text("was refused")
     expect(laptop.locator("#conversation-list li")).to_have_count(0)
+
+
+def throttle_history(page: Page, bytes_per_second: int) -> None:
+    """A slow network for this page's history upload and download, both ways (Chromium's own
+    throttling, over CDP); pages and scripts still load at full speed."""
+    cdp = page.context.new_cdp_session(page)
+    cdp.send("Network.enable")
+    cdp.send(
+        "Network.emulateNetworkConditionsByRule",
+        {
+            "offline": False,
+            "matchedNetworkConditions": [
+                {
+                    "urlPattern": "*://*:*/api/history*",
+                    "latency": 0,
+                    "downloadThroughput": bytes_per_second,
+                    "uploadThroughput": bytes_per_second,
+                }
+            ],
+        },
+    )
+
+
+def in_flight(what: str) -> re.Pattern[str]:
+    """Part way: between 1 and 32 of the 33 messages, with the time left."""
+    some = r"([1-9]|[12][0-9]|3[0-2])"
+    return re.compile(rf"{re.escape(what)}: {some} of {SLOW_MESSAGES} messages · about \d+ s left")
+
+
+def test_on_a_slow_network_both_devices_count_the_messages_and_the_time_left(
+    new_device, screenshot
+):
+    alice, _ = new_primary(new_device(viewport=DESKTOP), new_username("alice"))
+    bob_name = new_username("bob")
+    new_primary(new_device(viewport=PHONE), bob_name)
+    open_chats(alice)
+    add_contact(alice, bob_name)
+    filler = " ".join(["a longer message, so that the bundle takes a while on a slow line"] * 68)
+    for i in range(SLOW_MESSAGES):
+        send(alice, f"Message {i:02d}: {filler}")
+    expect(alice.locator('#message-list .message-status[data-status="sent"]')).to_have_count(
+        SLOW_MESSAGES, timeout=SLOW
+    )
+
+    laptop = new_device(viewport=PHONE).new_page()
+    throttle_history(alice, SLOW_BYTES_PER_SECOND)
+    throttle_history(laptop, SLOW_BYTES_PER_SECOND)
+    link_with_history(alice, laptop, "Laptop")
+
+    sending = alice.locator("#history-progress")
+    expect(sending).to_have_text(
+        in_flight("Sending your message history (encrypted)"), timeout=SLOW
+    )
+    for viewport in (DESKTOP, PHONE):
+        alice.set_viewport_size(viewport)
+        screenshot(alice, f"history-sending-slow-{viewport['width']}")
+    receiving = laptop.locator("#history-progress")
+    expect(receiving).to_have_text(in_flight("Receiving your message history"), timeout=30_000)
+    for viewport in (PHONE, DESKTOP):
+        laptop.set_viewport_size(viewport)
+        screenshot(laptop, f"history-receiving-slow-{viewport['width']}")
+
+    expect(sending).to_contain_text(f"({SLOW_MESSAGES} messages) was sent", timeout=30_000)
+    expect(receiving).to_contain_text(
+        f"Your message history arrived: {SLOW_MESSAGES} messages.", timeout=30_000
+    )

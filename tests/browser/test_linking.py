@@ -22,6 +22,7 @@ from tests.browser.helpers_accounts import (
     wait_linked,
 )
 from tests.support.browser import DESKTOP, PHONE, new_device_context
+from tests.support.ports import free_port
 from tests.support.server import start_server
 
 NOT_VERIFIED = "Fingerprint or face not verified — nothing was approved"
@@ -251,3 +252,64 @@ def test_the_primary_declines_and_the_new_browser_is_told(new_device):
     expect(primary.locator("#approve-gate-text")).to_contain_text("Nothing was linked.")
     expect(companion.locator("#link-refused-text")).to_contain_text("declined", timeout=SLOW)
     expect(companion.get_by_role("button", name="Show a new code")).to_be_visible()
+
+
+@pytest.fixture
+def two_origins(tmp_path, redis_server):
+    """One deployment served at two origins (like `make cluster`'s nodes): one database,
+    one Redis, and PARLEY_DEPLOYMENT_ORIGINS listing both on each."""
+    ports = [free_port(), free_port()]
+    origins = ",".join(f"http://localhost:{port}" for port in ports)
+    database = f"sqlite:///{tmp_path / 'shared.sqlite3'}"
+    servers = []
+    for n, port in enumerate(ports):
+        (tmp_path / f"node{n}").mkdir()
+        servers.append(
+            start_server(
+                tmp_path / f"node{n}",
+                redis_url=redis_server.url,
+                database_url=database,
+                port=port,
+                extra_env={"PARLEY_DEPLOYMENT_ORIGINS": origins},
+            )
+        )
+    yield servers
+    for server in servers:
+        server.stop()
+
+
+def test_an_approval_page_on_another_origin_says_where_the_account_may_be(
+    browser, two_origins, screenshot
+):
+    home, other = two_origins
+    phone_context = new_device_context(browser, base_url=home.url, viewport=PHONE)
+    laptop_context = new_device_context(browser, base_url=other.url)
+    try:
+        phone, _ = new_primary(phone_context)
+        laptop = laptop_context.new_page()
+        url = show_link_code(laptop)
+        assert url.startswith(f"{other.url}/link/approve#v1.")
+
+        # The phone opens the laptop's link: same deployment, but not the origin its
+        # account (IndexedDB, passkey) belongs to.
+        phone.goto(url)
+        expect(phone.get_by_role("heading", name="No account on this address")).to_be_visible(
+            timeout=SLOW
+        )
+        text = phone.locator("#approve-gate-text")
+        expect(text).to_contain_text(f"no Parley account for localhost:{other.port}")
+        expect(text).to_contain_text(f"also served at localhost:{home.port}")
+        expect(text).not_to_contain_text("Open this page on your phone")
+        for viewport in (PHONE, DESKTOP):
+            phone.set_viewport_size(viewport)
+            screenshot(phone, f"approve-other-origin-{viewport['width']}")
+
+        # Opened where the account lives, the same link is approved, and the laptop is linked.
+        phone.get_by_role("link", name=f"Open it on localhost:{home.port}").click()
+        expect(phone).to_have_url(url.replace(other.url, home.url))
+        expect(phone.get_by_role("heading", name="Link a new device?")).to_be_visible(timeout=SLOW)
+        approve(phone, "Laptop")
+        wait_linked(phone, laptop, "Laptop")
+    finally:
+        phone_context.close()
+        laptop_context.close()

@@ -3,28 +3,33 @@ link by the URL it prints, approve from a Python primary, check its status, get 
 
 from __future__ import annotations
 
+import os
 import queue
+import secrets
 import subprocess
 import sys
 import threading
 from pathlib import Path
 
+from client.http import HttpTransport
 from client.store import Store
 from protocol.encoding import b64u_decode
 from protocol.linking import link_check_code
 from tests.client.conftest import wait_until
-from tests.support.actors import LinkQr, ok
+from tests.support.actors import LinkQr, PrimaryActor, ok
 from tests.support.ports import free_port
 from tests.support.server import ROOT
+from tests.support.softauthn import SoftAuthenticator
 
 
 class Cli:
     """`python -m client ...` in a subprocess, its output read line by line."""
 
-    def __init__(self, *args: str) -> None:
+    def __init__(self, *args: str, home: Path | None = None) -> None:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "client", *args],
             cwd=ROOT,
+            env=_env(home),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -53,10 +58,16 @@ class Cli:
         return code, self.process.stderr.read()
 
 
-def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+def _env(home: Path | None) -> dict[str, str] | None:
+    """With `home`, the CLI's default state files go under it, not the user's ~/.parley."""
+    return None if home is None else {**os.environ, "HOME": str(home)}
+
+
+def run_cli(*args: str, home: Path | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "client", *args],
         cwd=ROOT,
+        env=_env(home),
         capture_output=True,
         text=True,
         encoding="utf-8",
@@ -115,8 +126,9 @@ def test_link_status_and_logout_by_the_primary(live_app, primary, tmp_path: Path
     assert not store.exists()
 
 
-def link_with_cli(live_app, primary, store: Path) -> str:
-    cli = Cli("link", "--server", live_app.url, "--store", str(store), "--name", "Spare")
+def link_with_cli(live_app, primary, store: Path | None, *, home: Path | None = None) -> str:
+    where = ["--store", str(store)] if store else []
+    cli = Cli("link", "--server", live_app.url, *where, "--name", "Spare", home=home)
     qr = qr_from_url(cli.line_starting(f"{live_app.url}/link/approve#"), live_app.url)
     primary.approve(qr, name="Spare")
     wait_until(
@@ -174,3 +186,42 @@ def test_unreachable_server_and_missing_store_are_clear_errors(tmp_path):
     missing = run_cli("status", "--store", str(tmp_path / "none.sqlite3"))
     assert missing.returncode == 1
     assert "No device is linked in" in missing.stderr
+
+
+def test_after_logout_the_errors_name_the_link_command_with_its_server(live_app, primary, tmp_path):
+    link_with_cli(live_app, primary, None, home=tmp_path)
+    state = tmp_path / ".parley" / f"localhost_{live_app.port}.sqlite3"
+    assert state.exists()  # host and port of the server, as the help says
+    logout = run_cli("logout", "--server", live_app.url, home=tmp_path)
+    assert logout.returncode == 0, logout.stderr
+    assert not state.exists()
+
+    send = run_cli("send", "--server", live_app.url, "bob", "hi", home=tmp_path)
+    assert send.returncode == 1
+    assert send.stderr == (
+        f"Error: No device is linked in {state}. "
+        f"Run `python -m client link --server {live_app.url}` first.\n"
+    )
+    other = tmp_path / "other.sqlite3"
+    status = run_cli("status", "--store", str(other), home=tmp_path)
+    assert f"Run `python -m client link --server URL --store {other}` first." in status.stderr
+
+
+def test_the_help_names_the_state_file_by_host_and_port():
+    shown = " ".join(run_cli("link", "--help").stdout.split())
+    assert "~/.parley/HOST_PORT.sqlite3" in shown
+    assert "localhost_8000.sqlite3 for http://localhost:8000" in shown
+
+
+def test_send_says_how_many_of_your_own_devices_got_a_copy(live_app, primary, tmp_path):
+    bob = PrimaryActor(
+        HttpTransport(live_app.url),
+        SoftAuthenticator(origin=live_app.url),
+        username=f"bob{secrets.token_hex(3)}",
+    ).sign_up()
+    store = tmp_path / "cli.sqlite3"
+    link_with_cli(live_app, primary, store)
+    sent = run_cli("send", "--store", str(store), bob.username, "hello")
+    assert (sent.returncode, sent.stderr) == (0, "")
+    # bob's phone, and this account's phone (the primary) gets the sent transcript
+    assert sent.stdout == f"Sent to {bob.username} (1 device); a copy to your other device\n"

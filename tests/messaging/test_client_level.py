@@ -66,7 +66,7 @@ async def test_conversation_between_the_cli_and_devices_that_were_offline(live_a
         run_cli, "send", "--store", str(cli_store), bob.username, "hello bob"
     )
     assert (sent.returncode, sent.stderr) == (0, "")
-    assert sent.stdout == f"Sent to {bob.username} (1 device)\n"
+    assert sent.stdout == f"Sent to {bob.username} (1 device); a copy to your other device\n"
 
     [hello] = await bob_phone.wait_for(TextMessage)
     assert (hello.sender, hello.sender_device, hello.text) == (

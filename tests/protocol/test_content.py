@@ -60,6 +60,26 @@ def test_sent_transcript_accepts_only_text_or_receipt_inside():
                 "key": b64u_encode(bytes(32)),
                 "hash": b64u_encode(bytes(32)),
                 "length": -1,
+                "count": 1,
+            },
+        ),
+        (
+            ContentType.HISTORY_BUNDLE_KEY,
+            {
+                "blob_id": "b",
+                "key": b64u_encode(bytes(32)),
+                "hash": b64u_encode(bytes(32)),
+                "length": 1,
+            },
+        ),
+        (
+            ContentType.HISTORY_BUNDLE_KEY,
+            {
+                "blob_id": "b",
+                "key": b64u_encode(bytes(32)),
+                "hash": b64u_encode(bytes(32)),
+                "length": 1,
+                "count": -1,
             },
         ),
         (ContentType.DEVICE_LIST_NOTICE, {"device_list": {"version": 1}}),

@@ -163,6 +163,7 @@ CONTENTS = [
             "key": b64u_encode(bytes(32)),
             "hash": b64u_encode(bytes(32)),
             "length": 99,
+            "count": 3,
         },
         4,
     ),

@@ -1,4 +1,6 @@
-"""The scale-out setup on one machine: PostgreSQL, Redis and several Daphne nodes sharing them."""
+"""The tests' scale-out setup: PostgreSQL, Redis and several Daphne nodes sharing them, on
+free ports, with throwaway data and the fast test settings of tests/support/server.py
+(`make cluster` is the production-shaped one, scripts/cluster.py)."""
 
 from __future__ import annotations
 

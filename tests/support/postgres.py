@@ -1,9 +1,9 @@
-"""A throwaway PostgreSQL server (Debian's postgresql) in its own data directory on a free
-loopback port, for the scale-out setup and its tests."""
+"""A throwaway PostgreSQL server (Debian's postgresql) in its own temporary data directory on
+a free loopback port, fsync optional: the tests' fast cluster (`make cluster` keeps its data,
+scripts/cluster.py)."""
 
 from __future__ import annotations
 
-import glob
 import os
 import pwd
 import shutil
@@ -13,21 +13,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from scripts.cluster import as_postgres as _as_postgres
+from scripts.cluster import postgres_bin as _bin
 from tests.support.ports import free_port, wait_for_port
-
-
-def _bin(name: str) -> str:
-    found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
-    if not found:
-        raise RuntimeError("PostgreSQL is not installed; `make test` installs Debian's postgresql.")
-    return found[-1]
-
-
-def _as_postgres(argv: list[str]) -> list[str]:
-    """PostgreSQL refuses to run as root: drop to the `postgres` system user when we are root."""
-    if os.geteuid() != 0:
-        return argv
-    return ["runuser", "-u", "postgres", "--", *argv]
 
 
 @dataclass

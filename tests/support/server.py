@@ -77,8 +77,9 @@ def start_server(
     redis_url: str | None,
     database_url: str | None = None,
     extra_env: dict[str, str] | None = None,
+    port: int | None = None,
 ) -> LiveServer:
-    port = free_port()
+    port = port or free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "PYTEST_"))}
     env.update(
         {

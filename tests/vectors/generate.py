@@ -492,6 +492,7 @@ def content_vectors() -> dict[str, Any]:
                 "key": b64u_encode(rng(32)),
                 "hash": b64u_encode(rng(32)),
                 "length": 131163,
+                "count": 33,
             },
         ),
         (ContentType.TYPING, {"state": "started"}),

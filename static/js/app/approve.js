@@ -393,8 +393,37 @@ byId("approve-decline").addEventListener("click", async () => {
 
 // ------------------------------------------------------------------ routing
 
+/** The deployment's other origins (PARLEY_DEPLOYMENT_ORIGINS), each with its own accounts. */
+function otherOrigins() {
+  const listed = byId("approve-gate").dataset.deploymentOrigins ?? "";
+  return listed.split(" ").filter((origin) => origin && origin !== location.origin);
+}
+
+/** Passkeys and IndexedDB are per origin: an account made on a sibling origin is not visible here. */
+function gateOtherOrigins(/** @type {string[]} */ origins) {
+  const hosts = origins.map((origin) => new URL(origin).host);
+  gate(
+    "No account on this address",
+    `This browser holds no Parley account for ${location.host}. This Parley is also served at ` +
+      `${hosts.join(", ")}, and each address keeps its own accounts, passkeys and devices. ` +
+      "If this browser's account was made there, open this link there to approve the new device.",
+    [
+      ...origins.map((origin, i) => ({
+        href: `${origin}/link/approve${location.hash}`,
+        text: `Open it on ${hosts[i]}`,
+      })),
+      { href: "/signin", text: "Sign in here" },
+    ],
+  );
+}
+
 async function route() {
   const self = await getSelf();
+  const others = otherOrigins();
+  if (!self && others.length) {
+    gateOtherOrigins(others);
+    return;
+  }
   if (!self) {
     gate(
       "Approve a new device",

@@ -1,6 +1,6 @@
 // Message history for a newly linked device (DESIGN section 7, docs/protocol.md section 12).
 // The approving primary builds the last 90 days as JSON, seals it as one secretstream,
-// uploads the blob and sends {blob_id, key, hash, length} through the pairwise session. The
+// uploads the blob and sends {blob_id, key, hash, length, count} through the pairwise session. The
 // new device accepts that key only from the approving device (its account's primary), once,
 // downloads the blob, refuses it unless it opens whole, and imports it.
 //
@@ -11,6 +11,7 @@
 import { encoding, openHistory, ready, sealHistory, systemRng } from "../protocol/index.js";
 import { notify, sendHistoryKey, withStateLock } from "./messenger.js";
 import * as store from "./store.js";
+import { transferProgress } from "./transfer.js";
 
 const { b64uDecode, b64uEncode } = encoding;
 
@@ -28,6 +29,11 @@ const FORMAT = "parley-history-1";
 /** @param {HistoryProgress} progress */
 function report(progress) {
   notify({ kind: "history", ...progress });
+}
+
+/** "Receiving your message history: 12 of 33 messages", or just "…" without numbers. @param {string} what @param {{text: string}} progress */
+function progressText(what, progress) {
+  return progress.text ? `${what}: ${progress.text}` : `${what}…`;
 }
 
 /** The history JSON of this device: text messages of the last 90 days. @param {number} now */
@@ -101,14 +107,22 @@ export async function sendHistory(deviceId) {
     report({ role: "send", state: "building", percent: 0, text: "Preparing your message history…" });
     const { json, count } = await buildHistory();
     const sealed = sealHistory(new TextEncoder().encode(JSON.stringify(json)), systemRng);
-    report({ role: "send", state: "uploading", percent: 0, text: `Uploading ${count} messages (encrypted)…` });
-    const { blob_id: blobId } = await upload(deviceId, sealed.blob, (fraction) =>
+    const total = sealed.blob.length;
+    const started = performance.now();
+    /** @param {number} moved */
+    const uploading = (moved) =>
       report({
         role: "send",
         state: "uploading",
-        percent: Math.round(fraction * 90),
-        text: `Uploading ${count} messages (encrypted)…`,
-      }),
+        percent: Math.round((moved / Math.max(1, total)) * 90),
+        text: progressText(
+          "Sending your message history (encrypted)",
+          transferProgress({ moved, total, count, elapsedMs: performance.now() - started }),
+        ),
+      });
+    uploading(0);
+    const { blob_id: blobId } = await upload(deviceId, sealed.blob, (fraction) =>
+      uploading(Math.round(fraction * total)),
     );
     report({ role: "send", state: "sending", percent: 95, text: "Sending the key to the new device…" });
     await sendHistoryKey({
@@ -118,6 +132,7 @@ export async function sendHistory(deviceId) {
         key: b64uEncode(sealed.key),
         hash: b64uEncode(sealed.hash),
         length: sealed.length,
+        count,
       },
     });
     report({
@@ -140,7 +155,7 @@ export async function sendHistory(deviceId) {
 /**
  * A type-5 content from an own device (the messenger checked it is from the own account).
  * @param {any} entry the sender's entry in the own signed list
- * @param {{blob_id: string, key: string, hash: string, length: number}} body
+ * @param {{blob_id: string, key: string, hash: string, length: number, count?: number}} body
  */
 export async function acceptHistoryKey(entry, body) {
   const accepted = await withStateLock(async () => {
@@ -166,8 +181,21 @@ export async function resumeHistory() {
   if (state?.state === "downloading") await receiveHistory(state.body);
 }
 
-/** @param {{blob_id: string, key: string, hash: string, length: number}} body */
+/** @param {{blob_id: string, key: string, hash: string, length: number, count?: number}} body */
 async function download(body) {
+  const started = performance.now();
+  /** @param {number} moved */
+  const receiving = (moved) =>
+    report({
+      role: "receive",
+      state: "downloading",
+      percent: Math.min(90, Math.round((moved / Math.max(1, body.length)) * 90)),
+      text: progressText(
+        "Receiving your message history",
+        transferProgress({ moved, total: body.length, count: body.count, elapsedMs: performance.now() - started }),
+      ),
+    });
+  receiving(0);
   const response = await fetch(`/api/history/${encodeURIComponent(body.blob_id)}`, {
     credentials: "same-origin",
   });
@@ -187,12 +215,7 @@ async function download(body) {
     parts.push(value);
     received += value.length;
     if (received > body.length) break;
-    report({
-      role: "receive",
-      state: "downloading",
-      percent: Math.min(90, Math.round((received / Math.max(1, body.length)) * 90)),
-      text: "Receiving your message history…",
-    });
+    receiving(received);
   }
   const blob = new Uint8Array(received);
   let offset = 0;
@@ -203,10 +226,9 @@ async function download(body) {
   return blob;
 }
 
-/** @param {{blob_id: string, key: string, hash: string, length: number}} body */
+/** @param {{blob_id: string, key: string, hash: string, length: number, count?: number}} body */
 async function receiveHistory(body) {
   await ready();
-  report({ role: "receive", state: "downloading", percent: 0, text: "Receiving your message history…" });
   let json;
   try {
     const blob = await download(body);

@@ -1,21 +1,36 @@
 // The footer status line: a ping over the public status socket, echoed through the channel layer.
-// Reconnects with capped exponential backoff so a server restart heals by itself.
+// Reconnects with capped exponential backoff so a server restart heals by itself. Once this
+// device is logged out it says so and stops: a cut-off device is not "Connected".
+
+import { REVOKED_EVENT } from "./api.js";
 
 const el = document.getElementById("status");
 const PING_EVERY_MS = 25_000;
 
-/** @param {"connecting"|"online"|"offline"} state @param {string} text */
+/** @type {WebSocket | null} */
+let current = null;
+let loggedOut = false;
+
+/** @param {"connecting"|"online"|"offline"|"logged-out"} state @param {string} text */
 function show(state, text) {
-  if (!el) return;
+  if (!el || loggedOut) return;
   el.dataset.state = state;
   el.textContent = text;
 }
 
+window.addEventListener(REVOKED_EVENT, () => {
+  show("logged-out", "Logged out · this device no longer connects to Parley");
+  loggedOut = true;
+  current?.close();
+});
+
 let attempt = 0;
 
 function connect() {
+  if (loggedOut) return;
   const scheme = location.protocol === "https:" ? "wss" : "ws";
   const socket = new WebSocket(`${scheme}://${location.host}/ws/status/`);
+  current = socket;
   let timer = 0;
   const pending = new Map();
 
@@ -40,6 +55,7 @@ function connect() {
   });
   socket.addEventListener("close", () => {
     clearInterval(timer);
+    if (loggedOut) return;
     const delay = Math.min(30_000, 500 * 2 ** attempt++) * (0.5 + Math.random() / 2);
     show("offline", `Offline · retrying in ${Math.ceil(delay / 1000)} s`);
     setTimeout(connect, delay);

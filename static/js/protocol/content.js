@@ -148,7 +148,7 @@ export function validateBody(contentType, body) {
       }
       break;
     case ContentType.HISTORY_BUNDLE_KEY:
-      expectKeys(body, ["blob_id", "key", "hash", "length"], "history bundle key");
+      expectKeys(body, ["blob_id", "key", "hash", "length", "count"], "history bundle key");
       expect(
         typeof body.blob_id === "string",
         "history bundle key body: expected a string blob_id",
@@ -156,6 +156,7 @@ export function validateBody(contentType, body) {
       b64uDecode(body.key, { length: 32, what: "history key" });
       b64uDecode(body.hash, { length: 32, what: "history hash" });
       expect(isInt(body.length), "history bundle key body: expected an integer length");
+      expect(isInt(body.count), "history bundle key body: expected an integer count");
       break;
     case ContentType.TYPING:
       expectKeys(body, ["state"], "typing");
