@@ -25,7 +25,14 @@ from typing import TextIO
 import qrcode
 
 from client.api import ApiError, ServerUnreachable
-from client.connection import Connected, ConnectionEvent, DeviceConnection, LoggedOut, SendFailed
+from client.connection import (
+    Connected,
+    ConnectionEvent,
+    DeviceConnection,
+    FrameRefused,
+    LoggedOut,
+    SendFailed,
+)
 from client.devicelists import accept_device_list, fetch_device_list
 from client.http import HttpTransport, server_origin
 from client.linking import Approved, Linked, LinkEvent, LinkFailed, QrShown, link_device
@@ -248,6 +255,8 @@ async def _listen(
             stop.set()
         elif isinstance(event, SendFailed):
             line = f"Could not send to {event.recipient}: {event.reason}"
+        elif isinstance(event, FrameRefused):
+            line = f"Skipped a frame from the server: {event.reason}"
         else:
             line = describe(event, me=me)
         if line is not None:

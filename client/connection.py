@@ -32,7 +32,8 @@ from client.messenger import (
 )
 from client.signin import DeviceLoggedOut, sign_in
 from protocol.content import ContentType
-from protocol.exceptions import ProtocolError
+from protocol.encoding import parse_json
+from protocol.exceptions import MalformedMessage, ProtocolError
 
 CLOSE_REVOKED = 4001
 CLOSE_UNAUTHENTICATED = 4003
@@ -53,6 +54,14 @@ class Connected:
 
 
 @dataclass(frozen=True)
+class FrameRefused:
+    """A frame from the server this client cannot read (docs/protocol.md section 2.2); it
+    was skipped and the socket kept."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
 class SendFailed:
     """A send (usually a delivery receipt) the connection gave up on."""
 
@@ -60,7 +69,16 @@ class SendFailed:
     reason: str
 
 
-ConnectionEvent = Event | LoggedOut | Connected | SendFailed
+ConnectionEvent = Event | LoggedOut | Connected | SendFailed | FrameRefused
+
+
+def server_frame(text: str | bytes) -> dict[str, Any]:
+    """One frame from the server through the bounded decoder: a JSON object, or
+    MalformedMessage (InvalidJson naming the rule) however hostile the text."""
+    frame = parse_json(text, max_bytes=MAX_FRAME_BYTES)
+    if not isinstance(frame, dict):
+        raise MalformedMessage(f"expected a frame object, got {type(frame).__name__}")
+    return frame
 
 
 class DeviceConnection:
@@ -196,7 +214,12 @@ class DeviceConnection:
         self.connected.set()
         self.on_event(Connected(reconnect=reconnect))
         async for text in self.socket:
-            await self._on_frame(json.loads(text))
+            try:
+                frame = server_frame(text)
+            except MalformedMessage as error:
+                self.on_event(FrameRefused(str(error)))
+                continue
+            await self._on_frame(frame)
 
     async def _send_frame(self, frame: dict[str, Any]) -> None:
         await self.socket.send(json.dumps(frame))
