@@ -1,6 +1,8 @@
 // The footer status line: a ping over the public status socket, echoed through the channel layer.
 // Reconnects with capped exponential backoff so a server restart heals by itself.
 
+import { parseJson } from "../protocol/encoding.js";
+
 const el = document.getElementById("status");
 const PING_EVERY_MS = 25_000;
 
@@ -31,8 +33,13 @@ function connect() {
     timer = setInterval(ping, PING_EVERY_MS);
   });
   socket.addEventListener("message", (event) => {
-    const frame = JSON.parse(event.data);
-    if (frame.type === "pong" && pending.has(frame.id)) {
+    let frame;
+    try {
+      frame = parseJson(event.data, { maxBytes: 64 * 1024 });
+    } catch {
+      return;
+    }
+    if (frame?.type === "pong" && pending.has(frame.id)) {
       const ms = Math.round(performance.now() - pending.get(frame.id));
       pending.delete(frame.id);
       show("online", `Connected · realtime round trip ${ms} ms`);
