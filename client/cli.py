@@ -29,6 +29,7 @@ from client.connection import (
     Connected,
     ConnectionEvent,
     DeviceConnection,
+    FrameRefused,
     LoggedOut,
     PrekeysRefilled,
     SendFailed,
@@ -285,6 +286,8 @@ async def _listen(
             line = f"Could not send to {event.recipient}: {event.reason}"
         elif isinstance(event, PrekeysRefilled):
             line = event.error  # silent when it worked
+        elif isinstance(event, FrameRefused):
+            line = f"Skipped a frame from the server: {event.reason}"
         else:
             line = describe(event, me=me)
         if line is not None:

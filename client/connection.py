@@ -33,11 +33,14 @@ from client.messenger import (
 )
 from client.signin import DeviceLoggedOut, sign_in
 from protocol.content import ContentType
-from protocol.exceptions import ProtocolError
+from protocol.encoding import parse_json
+from protocol.exceptions import MalformedMessage, ProtocolError
 
 CLOSE_REVOKED = 4001
 CLOSE_UNAUTHENTICATED = 4003
-MAX_FRAME_BYTES = 2 * 1024 * 1024
+# A `deliver` frame holds up to 100 envelopes of up to 66 KiB each (about 9 MB as base64);
+# the browser allows the same 16 MiB.
+MAX_FRAME_BYTES = 16 * 1024 * 1024
 PROCESSED_MEMORY = 20000  # queue positions handled on this socket (fetch redelivers them)
 
 
@@ -51,6 +54,14 @@ class LoggedOut:
 @dataclass(frozen=True)
 class Connected:
     reconnect: bool
+
+
+@dataclass(frozen=True)
+class FrameRefused:
+    """A frame from the server this client cannot read (docs/protocol.md section 2.2); it
+    was skipped and the socket kept."""
+
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -69,7 +80,16 @@ class PrekeysRefilled:
     error: str | None = None
 
 
-ConnectionEvent = Event | LoggedOut | Connected | SendFailed | PrekeysRefilled
+ConnectionEvent = Event | LoggedOut | Connected | SendFailed | PrekeysRefilled | FrameRefused
+
+
+def server_frame(text: str | bytes) -> dict[str, Any]:
+    """One frame from the server through the bounded decoder: a JSON object, or
+    MalformedMessage (InvalidJson naming the rule) however hostile the text."""
+    frame = parse_json(text, max_bytes=MAX_FRAME_BYTES)
+    if not isinstance(frame, dict):
+        raise MalformedMessage(f"expected a frame object, got {type(frame).__name__}")
+    return frame
 
 
 class DeviceConnection:
@@ -205,7 +225,12 @@ class DeviceConnection:
         self.connected.set()
         self.on_event(Connected(reconnect=reconnect))
         async for text in self.socket:
-            await self._on_frame(json.loads(text))
+            try:
+                frame = server_frame(text)
+            except MalformedMessage as error:
+                self.on_event(FrameRefused(str(error)))
+                continue
+            await self._on_frame(frame)
 
     async def _send_frame(self, frame: dict[str, Any]) -> None:
         await self.socket.send(json.dumps(frame))

@@ -11,9 +11,14 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from client.api import ServerUnreachable
+from protocol.encoding import parse_json
+from protocol.exceptions import InvalidJson
 
 CSRF_COOKIE = "csrftoken"
 CSRF_PAGE = "/link"  # any page with ensure_csrf_cookie
+# The largest answer read: Parley's JSON answers are a few KiB (history blobs are not read
+# through this transport). More is the server misbehaving, not a reason to fill memory.
+MAX_ANSWER_BYTES = 1024 * 1024
 
 
 def server_origin(url: str) -> str:
@@ -30,8 +35,10 @@ class HttpTransport:
     """`get(path)` / `post(path, body)` -> `(status, json)`, like tests.support.actors.Transport.
 
     A non-JSON answer (a proxy's HTML page, a CSRF failure) becomes an error body with code
-    `http_<status>` (or status 502 and code `not_json` for a 2xx), so callers always see
-    `{"error": {code, message}}` on failure.
+    `http_<status>` (or status 502 and code `not_json` for a 2xx), and JSON that the bounded
+    decoder refuses (docs/protocol.md section 2.2: too deep, too large, duplicate keys...) one
+    with code `invalid_json` (status 502 for a 2xx), so callers always see
+    `{"error": {code, message}}` on failure, never a crash.
     """
 
     def __init__(self, origin: str, *, timeout: float = 15.0) -> None:
@@ -116,9 +123,10 @@ class HttpTransport:
         )
         try:
             with self._opener.open(request, timeout=self.timeout) as response:
-                status, raw, ctype = response.status, response.read(), response.headers
+                status, ctype = response.status, response.headers
+                raw = response.read(MAX_ANSWER_BYTES + 1)
         except urllib.error.HTTPError as error:
-            status, raw, ctype = error.code, error.read(), error.headers
+            status, raw, ctype = error.code, error.read(MAX_ANSWER_BYTES + 1), error.headers
         except (urllib.error.URLError, TimeoutError, ConnectionError) as error:
             reason = getattr(error, "reason", error)
             raise ServerUnreachable(f"Cannot reach {self.origin}: {reason}") from None
@@ -126,9 +134,16 @@ class HttpTransport:
             return status, None
         if "application/json" in (ctype.get("Content-Type") or ""):
             try:
-                return status, json.loads(raw)
-            except ValueError:
-                pass
+                return status, parse_json(raw, max_bytes=MAX_ANSWER_BYTES)
+            except InvalidJson as refused:
+                message = f"The server's answer to {method} {path} was refused: {refused}."
+                return (status if status >= 400 else 502), {
+                    "error": {
+                        "code": "invalid_json",
+                        "message": message,
+                        "data": {"reason": refused.reason},
+                    }
+                }
         code = f"http_{status}" if status >= 400 else "not_json"
         message = f"The server answered HTTP {status} without JSON to {method} {path}."
         return (status if status >= 400 else 502), {

@@ -1,21 +1,41 @@
-"""The JSON API's one decorator: method check, device authentication, and the mapping of
-every AppError to a 4xx JSON body. Views stay thin: parse, call a service, answer."""
+"""The JSON API's one decorator (method check, device authentication, the mapping of every
+AppError to a 4xx JSON body) and its middleware: every answer under /api/ is JSON and never
+cached, a body is refused by its Content-Length before anything reads it, and a crash is a
+JSON 500. Views stay thin: parse, call a service, answer."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
+from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
 from config.errors import AppError, NotSignedIn, error_response
+from config.validation import MAX_BODY_BYTES, declared_length, too_large
 
 View = Callable[..., Any]
+logger = logging.getLogger("django.request")
+
+# The code of an answer under /api/ that Django (not a view) made: no such path, a refusal
+# by a middleware, a crash. docs/protocol.md section 21.
+STATUS_CODES = {
+    400: ("bad_request", "The request is not valid."),
+    403: ("forbidden", "This request is not allowed."),
+    404: ("not_found", "No such API path."),
+    405: ("method_not_allowed", "This method is not allowed here."),
+    413: ("too_large", "The body is too large."),
+    500: ("server_error", "The server failed; this was logged. Try again later."),
+}
 
 
-def api(*, methods: tuple[str, ...], device: str | None = "any") -> Callable[[View], View]:
-    """`device`: None (public), "any" (a signed-in device) or "primary"."""
+def api(
+    *, methods: tuple[str, ...], device: str | None = "any", max_body: int = MAX_BODY_BYTES
+) -> Callable[[View], View]:
+    """`device`: None (public), "any" (a signed-in device) or "primary". `max_body`: the
+    largest body this endpoint takes, checked by ApiAnswerMiddleware before reading."""
 
     def decorate(view: View) -> View:
         @wraps(view)
@@ -40,10 +60,60 @@ def api(*, methods: tuple[str, ...], device: str | None = "any") -> Callable[[Vi
                 result = view(request, *args, **kwargs)
             except AppError as error:
                 return error_response(error)
+            except RequestDataTooBig:  # a body without Content-Length, over Django's buffer
+                return error_response(too_large(f"more than {max_body}", max_body))
             if isinstance(result, HttpResponse):
                 return result
             return JsonResponse(result, status=200)
 
+        wrapper.max_body = max_body  # type: ignore[attr-defined]
         return wrapper
 
     return decorate
+
+
+def is_api(request: HttpRequest) -> bool:
+    return request.path_info == "/api" or request.path_info.startswith("/api/")
+
+
+class ApiAnswerMiddleware:
+    """First in MIDDLEWARE, so it sees every answer, Django's own pages included."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        if not is_api(request):
+            return response
+        if response.status_code >= 400 and not response.get("Content-Type", "").startswith(
+            "application/json"
+        ):
+            # Django's 404 (in DEBUG the list of every URL), a middleware's 400, a 500 page.
+            code, message = STATUS_CODES.get(
+                response.status_code, (f"http_{response.status_code}", "The request failed.")
+            )
+            response = error_response(AppError(message, code=code, status=response.status_code))
+        response["Cache-Control"] = "no-store"
+        return response
+
+    def process_view(
+        self, request: HttpRequest, view: View, args: Any, kwargs: Any
+    ) -> HttpResponse | None:
+        if not is_api(request):
+            return None
+        limit = getattr(view, "max_body", MAX_BODY_BYTES)
+        try:
+            length = declared_length(request)
+        except AppError as error:
+            return error_response(error)
+        if length > limit:
+            return error_response(too_large(length, limit))
+        return None
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if not is_api(request):
+            return None
+        logger.error("Internal Server Error: %s", request.path, exc_info=exception)
+        code, message = STATUS_CODES[500]
+        return error_response(AppError(message, code=code, status=500))

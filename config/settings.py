@@ -79,6 +79,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "config.api.ApiAnswerMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "config.csp.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -207,7 +208,9 @@ PARLEY_PREKEYS_LOW = int(os.environ.get("PARLEY_PREKEYS_LOW", "5"))
 # its sockets are no longer "active now" and their rows are reaped.
 PARLEY_HEARTBEAT_SECONDS = float(os.environ.get("PARLEY_HEARTBEAT_SECONDS", "10"))
 PARLEY_HISTORY_MAX_BYTES = int(os.environ.get("PARLEY_HISTORY_MAX_BYTES", str(64 * 1024 * 1024)))
-DATA_UPLOAD_MAX_MEMORY_SIZE = PARLEY_HISTORY_MAX_BYTES + 1024
+# What Django buffers of any body: the JSON API's limit (config.validation.MAX_BODY_BYTES).
+# History bundles are larger; their view reads them as a stream with their own limit.
+DATA_UPLOAD_MAX_MEMORY_SIZE = 64 * 1024
 
 
 def _rate(name: str, default: str) -> tuple[int, int]:

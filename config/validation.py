@@ -3,16 +3,18 @@
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
+from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest
 
 from config.errors import AppError
-from protocol.encoding import b64u_decode
-from protocol.exceptions import ProtocolError
+from protocol.encoding import b64u_decode, parse_json
+from protocol.exceptions import InvalidJson, ProtocolError
 
+# Every JSON body; history bundles have their own limit (settings.PARLEY_HISTORY_MAX_BYTES).
+# settings.DATA_UPLOAD_MAX_MEMORY_SIZE is the same number, so Django never buffers more.
 MAX_BODY_BYTES = 64 * 1024
 
 
@@ -21,19 +23,54 @@ class InvalidInput(AppError):
     status = 400
 
 
+def too_large(size: int | str, limit: int) -> InvalidInput:
+    return InvalidInput(
+        f"Body is {size} bytes; the limit is {limit}.", code="too_large", status=413
+    )
+
+
+def declared_length(request: HttpRequest) -> int:
+    """The Content-Length the client sent (0 when absent)."""
+    try:
+        return max(int(request.META.get("CONTENT_LENGTH") or 0), 0)
+    except ValueError:
+        raise InvalidInput("Content-Length must be a number of bytes.") from None
+
+
+def raw_body(request: HttpRequest, *, max_bytes: int) -> bytes:
+    """The body as bytes, read as a stream (not through Django's in-memory limit, which is
+    the small JSON one): refused by its Content-Length before reading, and again if more
+    bytes than announced (or than allowed, without a Content-Length) come."""
+    if declared_length(request) > max_bytes:
+        raise too_large(declared_length(request), max_bytes)
+    data = request.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise too_large(f"more than {max_bytes}", max_bytes)
+    return data
+
+
 def json_body(request: HttpRequest, *, max_bytes: int = MAX_BODY_BYTES) -> dict[str, Any]:
+    """The JSON object of the body, decoded by the one bounded decoder (docs/protocol.md
+    section 2.2); anything it refuses is a 400 `invalid_json` whose `data.reason` names the
+    rule, a body over the limit a 413 `too_large`."""
     if request.content_type != "application/json":
         raise InvalidInput("Send a JSON body with Content-Type: application/json.")
-    if len(request.body) > max_bytes:
-        raise InvalidInput(
-            f"Body is {len(request.body)} bytes; the limit is {max_bytes}.",
-            code="too_large",
-            status=413,
-        )
+    if declared_length(request) > max_bytes:
+        raise too_large(declared_length(request), max_bytes)
     try:
-        data = json.loads(request.body or b"{}")
-    except ValueError:
-        raise InvalidInput("Body is not valid JSON.") from None
+        body = request.body
+    except RequestDataTooBig:  # no (or a false) Content-Length, and more than Django buffers
+        raise too_large(f"more than {max_bytes}", max_bytes) from None
+    if len(body) > max_bytes:
+        raise too_large(len(body), max_bytes)
+    try:
+        data = parse_json(body or b"{}", max_bytes=max_bytes)
+    except InvalidJson as error:
+        raise InvalidInput(
+            f"Body is not acceptable JSON: {error}.",
+            code="invalid_json",
+            data={"reason": error.reason},
+        ) from None
     if not isinstance(data, dict):
         raise InvalidInput("Body must be a JSON object.")
     return data

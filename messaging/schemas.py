@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
 from config.errors import BadFrame
+from protocol.encoding import parse_json
+from protocol.exceptions import InvalidJson
 
 MAX_FRAME_BYTES = 1024 * 1024
 PROTOCOL_VERSION = 1
@@ -23,20 +24,24 @@ def parse_frame(text: str | None) -> Frame:
     """Decode one text frame; raise BadFrame saying what is wrong."""
     if text is None:
         raise BadFrame("Binary frames are not accepted; send JSON text.")
-    if len(text) > MAX_FRAME_BYTES:
-        raise BadFrame(
-            f"Frame is {len(text)} bytes; the limit is {MAX_FRAME_BYTES}.", code="frame_too_large"
-        )
     try:
-        body = json.loads(text)
-    except ValueError:
-        raise BadFrame("Frame is not valid JSON.") from None
+        body = parse_json(text, max_bytes=MAX_FRAME_BYTES)
+    except InvalidJson as error:
+        if error.reason == "too_large":
+            raise BadFrame(
+                f"Frame is too large: {error}.",
+                code="frame_too_large",
+            ) from None
+        raise BadFrame(
+            f"Frame is not acceptable JSON: {error}.", data={"reason": error.reason}
+        ) from None
     if not isinstance(body, dict):
         raise BadFrame("Frame must be a JSON object.")
     kind = body.get("type")
     if not isinstance(kind, str) or not kind:
         raise BadFrame("Frame has no 'type'.")
-    if body.get("v") != PROTOCOL_VERSION:
+    version = body.get("v")
+    if type(version) is not int or version != PROTOCOL_VERSION:  # not 1.0, not true
         raise BadFrame(
             f"Unsupported frame version {body.get('v')!r}; expected {PROTOCOL_VERSION}.",
             code="bad_version",

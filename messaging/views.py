@@ -13,22 +13,18 @@ from devices.schemas import DEVICE_ID_PATTERN
 from messaging import services
 
 
-@api(methods=("POST",))
+@api(methods=("POST",), max_body=settings.PARLEY_HISTORY_MAX_BYTES)
 def history_upload(request: HttpRequest) -> dict:
     if request.content_type != "application/octet-stream":
         raise InvalidInput("Send the encrypted bundle as application/octet-stream.")
-    length = int(request.headers.get("Content-Length") or 0)
-    if not 0 < length <= settings.PARLEY_HISTORY_MAX_BYTES:
-        raise InvalidInput(
-            f"A history bundle must be 1 to {settings.PARLEY_HISTORY_MAX_BYTES} bytes.",
-            code="too_large",
-            status=413,
-        )
+    data = v.raw_body(request, max_bytes=settings.PARLEY_HISTORY_MAX_BYTES)
+    if not data:
+        raise InvalidInput("A history bundle must not be empty.")
     to_device = v.string(request.GET, "to", max_length=32, min_length=16, pattern=DEVICE_ID_PATTERN)
     blob = services.history_store(
-        from_device=request_device(request), to_device_id=to_device, data=request.body
+        from_device=request_device(request), to_device_id=to_device, data=data
     )
-    return {"blob_id": blob.id, "length": len(request.body)}
+    return {"blob_id": blob.id, "length": len(data)}
 
 
 @api(methods=("GET",))

@@ -5,10 +5,12 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import operator
 import re
+from itertools import accumulate, count
 from typing import Any
 
-from protocol.exceptions import MalformedMessage
+from protocol.exceptions import InvalidJson, MalformedMessage
 
 MAX_SAFE_INTEGER = 2**53 - 1
 # Arrays and objects nest at most this deep in canonical JSON (section 2.2).
@@ -205,4 +207,145 @@ def parse_canonical_json(data: bytes) -> Any:
         ) from exc
     if canonical_json(value) != data:
         raise MalformedMessage("expected canonical JSON (sorted keys, no whitespace, raw UTF-8)")
+    return value
+
+
+# The reasons of parse_json, in the order they are checked (section 2.2): when a text breaks
+# several rules, the first one in this list is reported, in Python and in JS alike.
+JSON_REFUSALS = (
+    "too_large",
+    "not_utf8",
+    "too_deep",
+    "syntax",
+    "not_integer",
+    "integer_range",
+    "lone_surrogate",
+    "duplicate_key",
+)
+# A string in JSON text from its opening quote to the closing one (or the end of the text).
+_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"?', re.DOTALL)
+_NOT_BRACKETS = re.compile(r"[^\[\]{}]+")
+# An opener becomes 2 and a closer 0, so the running sum minus the count is the depth.
+_BRACKET_STEPS = bytes.maketrans(b"[{]}", b"\x02\x02\x00\x00")
+# Outside strings: a fraction or exponent follows a digit; an integer beyond ±(2^53-1) has
+# at least 16 digits. Only then do the (slower) number hooks run.
+_FRACTION = re.compile(r"\d[.eE]")
+_LONG_DIGITS = re.compile(r"\d{16}")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _outside_strings(text: str) -> str:
+    """The text with every string (quotes included) cut out."""
+    if "\\" not in text:  # no escapes: every quote opens or closes a string
+        return "".join(text.split('"')[0::2])
+    return _JSON_STRING.sub("", text)
+
+
+def _json_depth(structure: str) -> int:
+    """The deepest nesting of brackets in text without strings, found without recursion (or
+    a Python loop per character): `[` and `{` count one level up, `]` and `}` one down."""
+    steps = _NOT_BRACKETS.sub("", structure).encode("ascii").translate(_BRACKET_STEPS)
+    return max(map(operator.sub, accumulate(steps), count(1)), default=0)
+
+
+def _has_lone_surrogate(value: Any) -> bool:
+    """Whether any string or key holds a lone surrogate (a walk, not a recursion)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if _SURROGATE.search(item):
+                return True
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+    return False
+
+
+def _json_text(data: Any, max_bytes: int) -> str:
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        raw = bytes(data)
+        if len(raw) > max_bytes:
+            raise InvalidJson("too_large", f"expected at most {max_bytes} bytes, got {len(raw)}")
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise InvalidJson(
+                "not_utf8", f"expected UTF-8, got a bad byte at {exc.start}"
+            ) from None
+    if isinstance(data, str):
+        if len(data) * 4 > max_bytes:  # only then can the UTF-8 form be too long
+            size = len(data.encode("utf-8", "surrogatepass"))
+            if size > max_bytes:
+                raise InvalidJson("too_large", f"expected at most {max_bytes} bytes, got {size}")
+        return data
+    raise InvalidJson("syntax", f"expected JSON text, got {type(data).__name__}")
+
+
+def parse_json(
+    data: str | bytes | bytearray | memoryview, *, max_bytes: int, max_depth: int = MAX_JSON_DEPTH
+) -> Any:
+    """The one decoder of JSON that crossed the network (section 2.2): at most `max_bytes`
+    UTF-8 bytes, nested at most `max_depth` levels, integers only and within ±(2^53-1), no
+    NaN or Infinity, no lone surrogates, no duplicate keys. Raises InvalidJson naming the
+    first rule broken, in the order of JSON_REFUSALS."""
+    text = _json_text(data, max_bytes)
+    structure = _outside_strings(text)
+    if structure.count("[") + structure.count("{") > max_depth:
+        depth = _json_depth(structure)
+        if depth > max_depth:
+            raise InvalidJson(
+                "too_deep", f"expected JSON nested at most {max_depth} levels deep, got {depth}"
+            )
+    # Rules a parse cannot report in order are noted, then the first by JSON_REFUSALS wins.
+    found: dict[str, str] = {}
+
+    def integer(token: str) -> int:
+        if len(token.lstrip("-")) > 16 or abs(int(token)) > MAX_SAFE_INTEGER:
+            found.setdefault(
+                "integer_range", f"expected integers within ±(2^53-1), got {token[:24]}"
+            )
+            return 0
+        return int(token)
+
+    def fraction(token: str) -> int:
+        found.setdefault("not_integer", f"expected integers only, got {token[:24]}")
+        return 0
+
+    def constant(token: str) -> Any:
+        raise InvalidJson("syntax", f"expected JSON, got {token} (not a JSON number)")
+
+    def unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        result = dict(pairs)
+        if len(result) != len(pairs):
+            seen: set[str] = set()
+            for key, _ in pairs:
+                if key in seen:
+                    found.setdefault(
+                        "duplicate_key", f"expected unique keys, got {key[:40]!r} twice"
+                    )
+                    break
+                seen.add(key)
+        return result
+
+    hooks: dict[str, Any] = {"parse_constant": constant}
+    if structure.count(":") > 1:
+        hooks["object_pairs_hook"] = unique
+    if _FRACTION.search(structure):
+        hooks["parse_float"] = fraction
+    if _LONG_DIGITS.search(structure):
+        hooks["parse_int"] = integer
+    try:
+        value = json.loads(text, **hooks)
+    except json.JSONDecodeError as exc:
+        raise InvalidJson("syntax", f"expected JSON: {exc.msg} at character {exc.pos}") from None
+    may_hold_surrogates = bool(_SURROGATE_ESCAPE.search(text)) or not text.isascii()
+    if may_hold_surrogates and _has_lone_surrogate(value):
+        found.setdefault("lone_surrogate", "expected strings without lone surrogates")
+    for reason in JSON_REFUSALS:
+        if reason in found:
+            raise InvalidJson(reason, found[reason])
     return value

@@ -70,3 +70,13 @@ class DecryptionFailed(ProtocolError):
 
 class HistoryBundleMismatch(ProtocolError):
     code = "history_bundle_mismatch"
+
+
+class InvalidJson(MalformedMessage):
+    """JSON from the network refused by `parse_json`; `reason` names the rule (section 2.2)."""
+
+    code = "invalid_json"
+
+    def __init__(self, reason: str, message: str):
+        super().__init__(message)
+        self.reason = reason

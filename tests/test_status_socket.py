@@ -32,7 +32,13 @@ async def test_ping_comes_back_as_pong_through_redis(redis_channel_layer):
         ('{"type": "launch", "v": 1}', "unknown_type"),
         ('{"type": "ping", "v": 1, "id": 7}', "bad_frame"),
         ('{"type": "ping", "v": 1, "id": "' + "x" * 65 + '"}', "bad_frame"),
+        ('{"type": "ping", "v": true}', "bad_version"),
+        ('{"type": "ping", "v": 1.0}', "bad_frame"),
+        ('{"type": "ping", "v": 1, "id": ' + "[" * 1000 + "]" * 1000 + "}", "bad_frame"),
+        ('{"type": "ping", "type": "pong", "v": 1}', "bad_frame"),
+        ('{"type": "ping", "v": 1, "id": "' + "é" * 600_000 + '"}', "frame_too_large"),
     ],
+    ids=lambda value: value[:40] if isinstance(value, str) else value,
 )
 @pytest.mark.django_db(transaction=True)
 async def test_bad_frame_gets_an_error_frame_and_the_socket_stays_usable(frame, code):

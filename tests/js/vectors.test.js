@@ -12,6 +12,7 @@ const COVERED = [
   "content.json",
   "device_lists.json",
   "history.json",
+  "json_decoder.json",
   "kdf.json",
   "keys.json",
   "linking.json",
@@ -439,6 +440,31 @@ describe("linking.json", () => {
       });
       assert.equal(code, c.check_code, JSON.stringify(c));
       assert.match(code, /^[0-9]{6}$/);
+    }
+  });
+});
+
+describe("json_decoder.json", () => {
+  const v = vector("json_decoder.json");
+  test("the default depth limit is the same", () => {
+    assert.equal(p.encoding.MAX_JSON_DEPTH, v.default_max_depth);
+  });
+  test("parseJson accepts and refuses exactly as parse_json", () => {
+    assert.ok(v.cases.length >= 50);
+    for (const c of v.cases) {
+      const input = c.hex === undefined ? c.text : unhex(c.hex);
+      const limits = { maxBytes: c.max_bytes, maxDepth: c.max_depth };
+      let value;
+      let reason = null;
+      try {
+        value = p.encoding.parseJson(input, limits);
+      } catch (error) {
+        assert.ok(error instanceof p.InvalidJson, `${c.name}: ${error}`);
+        assert.ok(error instanceof p.MalformedMessage && error.message, c.name);
+        reason = error.reason;
+      }
+      assert.equal(reason, c.expected_error, c.name);
+      if (c.expected_error === null) assert.deepEqual(value, c.value, c.name);
     }
   });
 });

@@ -11,8 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from protocol.encoding import b64u_decode, b64u_encode
+from protocol.encoding import b64u_decode, b64u_encode, parse_json
+from protocol.exceptions import InvalidJson
 from protocol.fanout import encrypt_for_devices
 from protocol.keys import DeviceKeys, PrekeyBundle, generate_device_keys, make_prekey_bundle
 from protocol.primitives import hash32
@@ -373,3 +376,82 @@ def test_tampered_messages_are_refused_with_the_same_error_on_both_sides(js):
             python_bob.decrypt(bytes(flipped), TestRng(seed("tamper rng")))
         assert js_error.value.name == type(py_error.value).__name__, bit
     assert js_decrypt(js, "tamper", message) == b"short"
+
+
+# Fragments of JSON text, valid and not, that the two decoders must judge alike.
+JSON_FRAGMENTS = [
+    "[",
+    "]",
+    "{",
+    "}",
+    ",",
+    ":",
+    " ",
+    '"',
+    "\\",
+    '"a"',
+    '"b"',
+    '"\\u0061"',
+    '"\\ud800"',
+    '"\\udc00"',
+    '"\\ud83d\\ude00"',
+    '"\\"',
+    "1",
+    "-1",
+    "0",
+    "-0",
+    "1.5",
+    "1e5",
+    "1E-2",
+    "9007199254740991",
+    "9007199254740992",
+    "-9007199254740992",
+    "99999999999999999999",
+    "NaN",
+    "Infinity",
+    "-Infinity",
+    "true",
+    "false",
+    "null",
+    "x",
+    "é",
+    "\ud800",
+    "\t",
+]
+json_texts = st.one_of(
+    st.lists(st.sampled_from(JSON_FRAGMENTS), max_size=40).map("".join),
+    st.recursive(
+        st.sampled_from(JSON_FRAGMENTS[9:35]),
+        lambda inner: st.one_of(
+            st.lists(inner, max_size=4).map(lambda items: "[" + ",".join(items) + "]"),
+            st.lists(
+                st.tuples(st.sampled_from(['"a"', '"b"', '"\\u0061"']), inner), max_size=3
+            ).map(lambda pairs: "{" + ",".join(f"{k}:{v}" for k, v in pairs) + "}"),
+        ),
+        max_leaves=30,
+    ),
+    st.integers(min_value=28, max_value=40).map(lambda n: "[" * n + "]" * n),
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+@given(
+    text=json_texts,
+    as_bytes=st.booleans(),
+    max_bytes=st.sampled_from([8, 64, 4096]),
+    max_depth=st.sampled_from([2, 32]),
+)
+def test_parse_json_and_parseJson_agree_on_any_text(js, text, as_bytes, max_bytes, max_depth):
+    raw = text.encode("utf-8", "surrogatepass" if as_bytes else "replace")
+    data: str | bytes = raw if as_bytes else raw.decode("utf-8")
+    try:
+        expected = {
+            "reason": None,
+            "value": parse_json(data, max_bytes=max_bytes, max_depth=max_depth),
+        }
+    except InvalidJson as error:
+        expected = {"reason": error.reason, "value": None}
+    got = js(
+        "parse_json", hex=raw.hex(), as_text=not as_bytes, max_bytes=max_bytes, max_depth=max_depth
+    )
+    assert got == expected, text

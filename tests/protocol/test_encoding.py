@@ -9,12 +9,13 @@ from protocol.encoding import (
     canonical_json,
     enc_str,
     parse_canonical_json,
+    parse_json,
     u8,
     u16,
     u32,
     u64,
 )
-from protocol.exceptions import MalformedMessage
+from protocol.exceptions import InvalidJson, MalformedMessage
 from protocol.primitives import is_canonical_x25519
 
 
@@ -111,3 +112,39 @@ def test_json_nested_too_deep_is_refused_not_a_crash(depth):
         value = [value]
     with pytest.raises(MalformedMessage):
         canonical_json(value)
+
+
+# parse_json: the shared cases are in tests/vectors/json_decoder.json; these are the inputs a
+# vector file cannot hold, or sizes that would bloat it.
+
+
+@pytest.mark.parametrize("depth", [1000, 100_000, 1_000_000])
+def test_parse_json_refuses_any_depth_without_recursing(depth):
+    with pytest.raises(InvalidJson) as refused:
+        parse_json(nested(depth), max_bytes=2 * depth)
+    assert refused.value.reason == "too_deep" and "32 levels" in str(refused.value)
+
+
+def test_parse_json_refuses_a_raw_lone_surrogate_in_text():
+    with pytest.raises(InvalidJson) as refused:
+        parse_json('{"a":"x\ud800"}', max_bytes=100)
+    assert refused.value.reason == "lone_surrogate"
+
+
+def test_parse_json_measures_text_in_utf8_bytes_with_surrogates_as_three():
+    assert parse_json('"\U0001f600\U0001f600"', max_bytes=10) == "\U0001f600" * 2
+    with pytest.raises(InvalidJson) as refused:
+        parse_json('"\ud800"', max_bytes=4)
+    assert refused.value.reason == "too_large"
+
+
+@pytest.mark.parametrize("data", [None, 7, ["[]"]], ids=repr)
+def test_parse_json_refuses_what_is_not_text(data):
+    with pytest.raises(InvalidJson) as refused:
+        parse_json(data, max_bytes=100)
+    assert refused.value.reason == "syntax"
+
+
+def test_parse_json_takes_a_megabyte_frame_of_ciphertext():
+    frame = '{"type":"send","v":1,"targets":{"d":"' + "A" * 1_000_000 + '"}}'
+    assert len(parse_json(frame, max_bytes=1_100_000)["targets"]["d"]) == 1_000_000

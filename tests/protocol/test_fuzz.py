@@ -39,8 +39,9 @@ from protocol.encoding import (
     canonical_json,
     enc_str,
     parse_canonical_json,
+    parse_json,
 )
-from protocol.exceptions import ProtocolError
+from protocol.exceptions import InvalidJson, ProtocolError
 from protocol.history import history_hash, open_history, seal_history
 from protocol.keys import DeviceKeys, PrekeyBundle, X25519KeyPair, make_prekey_bundle
 from protocol.keys import verify_prekey_bundle as verify_bundle
@@ -509,3 +510,39 @@ def test_parse_canonical_json_refuses_only_with_protocol_errors(data):
     value = refused_or_value(parse_canonical_json, data)
     if value is not None:
         assert canonical_json(value) == data
+
+
+FRAMES = [
+    b'{"type":"send","v":1,"id":"e1","recipient":"bob","targets":{"d1":"AAAA"}}',
+    b'{"type":"deliver","v":1,"envelopes":[{"seq":1,"id":"e1","sender":"a","sent_at":17}]}',
+    b'{"type":"ack","v":1,"seqs":[1,2,3]}',
+]
+
+
+@fuzz
+@given(
+    st.one_of(
+        st.binary(max_size=300),
+        st.text(max_size=300),
+        mutated(FRAMES + [PAYLOAD]),
+        st.builds(_dumps, json_values, st.booleans()),
+        # deep: far past the limit, balanced or not, arrays or objects, alone or in a field
+        st.integers(1, 200_000).map(lambda n: b"[" * n + b"]" * n),
+        st.integers(1, 200_000).map(lambda n: b"[" * n),
+        st.integers(1, 5000).map(lambda n: b'{"type":"ping","v":1,"id":' + b'{"a":' * n),
+        # oversize: past the limit by a little or by far, in bytes and in UTF-8 characters
+        st.integers(0, 3 * 2**20).map(lambda n: b'{"pad":"' + b"x" * n + b'"}'),
+        st.integers(0, 2**20).map(lambda n: '{"pad":"' + "\u00e9" * n + '"}'),
+        st.integers(16, 20_000).map(lambda n: b"[" + b"9" * n + b"]"),
+    ),
+    st.sampled_from([2**20, 64 * 1024]),
+)
+def test_parse_json_refuses_only_with_invalid_json(data, max_bytes):
+    try:
+        value = parse_json(data, max_bytes=max_bytes)
+    except InvalidJson as error:
+        assert error.reason and str(error)
+        return
+    size = len(data if isinstance(data, bytes) else data.encode("utf-8", "surrogatepass"))
+    assert size <= max_bytes
+    assert json.loads(data) == value  # accepted: what the plain parser reads, too

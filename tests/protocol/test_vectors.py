@@ -12,8 +12,8 @@ import pytest
 from protocol import primitives
 from protocol.content import Content, ContentType, decode_content, encode_content
 from protocol.devicelist import DeviceList, device_list_bytes, device_list_hash, verify_device_list
-from protocol.encoding import enc_str
-from protocol.exceptions import ProtocolError
+from protocol.encoding import MAX_JSON_DEPTH, enc_str, parse_json
+from protocol.exceptions import InvalidJson, MalformedMessage, ProtocolError
 from protocol.history import open_history, seal_history
 from protocol.keys import (
     DeviceKeys,
@@ -293,3 +293,20 @@ def test_link_check_code_vectors():
         )
         assert code == case["check_code"], case
         assert len(code) == 6 and code.isdigit()
+
+
+def test_json_decoder_vectors():
+    v = load("json_decoder.json")
+    assert v["default_max_depth"] == MAX_JSON_DEPTH
+    assert len(v["cases"]) >= 50
+    for case in v["cases"]:
+        data = bytes.fromhex(case["hex"]) if "hex" in case else case["text"]
+        limits = {k: case[k] for k in ("max_bytes", "max_depth") if k in case}
+        try:
+            value, reason = parse_json(data, **limits), None
+        except InvalidJson as error:
+            assert isinstance(error, MalformedMessage) and str(error), case["name"]
+            value, reason = None, error.reason
+        assert reason == case["expected_error"], case["name"]
+        if reason is None:
+            assert value == case["value"], case["name"]

@@ -66,6 +66,26 @@ values = st.recursive(
 bodies = st.dictionaries(
     st.one_of(st.sampled_from(FIELDS), st.text(max_size=8)), values, max_size=8
 )
+# Raw text no JSON encoder writes: nesting far past the limit (alone, or inside a field),
+# bodies and frames over their size limits, and what parsers disagree on (docs/protocol.md
+# section 2.2).
+depths = st.one_of(st.integers(min_value=33, max_value=100), st.sampled_from([999, 1000, 50_000]))
+deep = st.builds(
+    lambda n, shape: shape.replace("X", "[" * n, 1).replace("Y", "]" * n, 1),
+    depths,
+    st.sampled_from(["XY", "X", '{"device": X1Y}', '{"credential": {"response": XY}}']),
+)
+oversize = st.builds(
+    lambda n, filler: '{"name": "' + filler * n + '"}',
+    st.integers(min_value=70_000, max_value=600_000),  # é: over 1 MiB, a frame's limit
+    st.sampled_from(["x", "é", "\\u0000"]),
+)
+slippery = st.builds(
+    lambda field, value: f'{{"{field}": 1, "{field}": {value}}}',
+    st.sampled_from(FIELDS),
+    st.sampled_from(["1.0", "1e400", "NaN", "-Infinity", "9" * 5000, '"\\ud800"', "2"]),
+)
+raw_bodies = st.one_of(deep, oversize, slippery)
 fuzz = settings(
     max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), database=None
 )
@@ -121,10 +141,13 @@ def test_random_json_to_an_endpoint_never_errors_and_stores_nothing_when_refused
     ]
 
     @fuzz
-    @given(body=bodies, caller=st.sampled_from(range(len(callers))))
+    @given(
+        body=st.one_of(bodies.map(json.dumps), raw_bodies),
+        caller=st.sampled_from(range(len(callers))),
+    )
     def probe(body, caller):
         before = state_snapshot()
-        response = callers[caller].post(url, json.dumps(body), content_type="application/json")
+        response = callers[caller].post(url, body, content_type="application/json")
         assert response.status_code < 500, response.content
         assert response["Content-Type"] == "application/json"
         if response.status_code >= 400:
@@ -150,6 +173,8 @@ def test_raw_garbage_bodies_are_refused_with_json_errors(world):
 frames = st.one_of(
     st.text(min_size=1, max_size=60),  # the test communicator cannot send an empty frame
     bodies.map(json.dumps),
+    raw_bodies,
+    st.builds(lambda body: body.replace("{", '{"type": "ping", "v": 1, ', 1), raw_bodies),
     st.builds(
         lambda t, b: json.dumps({"type": t, "v": 1, **b}),
         st.sampled_from(["send", "ack", "fetch", "ping", "deliver", "x"]),

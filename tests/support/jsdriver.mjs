@@ -15,6 +15,8 @@
 //                                                            → {"messages": {device_id: b64u}}
 //   {"cmd": "serialize", "session": "s"}                     → {"state"}
 //   {"cmd": "restore", "device": "bob", "session": "s", "state": {...}} → {}
+//   {"cmd": "parse_json", "hex": hex, "as_text": bool, "max_bytes": n, "max_depth": n}
+//                                                            → {"reason": str | null, "value"}
 //
 // Every answer is {"ok": true, ...} or {"ok": false, "error": ClassName, "message": str}.
 // Sessions use their device's rng: TestRng(seed) when a seed is given, else the system rng.
@@ -119,6 +121,17 @@ const COMMANDS = {
   restore({ device: name, session: sid, state }) {
     sessions.set(sid, { session: p.Session.fromJSON(state), rng: device(name).rng });
     return {};
+  },
+
+  parse_json({ hex, as_text: asText, max_bytes: maxBytes, max_depth: maxDepth }) {
+    const bytes = fromHex(hex);
+    const data = asText ? new TextDecoder().decode(bytes) : bytes;
+    try {
+      return { reason: null, value: p.encoding.parseJson(data, { maxBytes, maxDepth }) };
+    } catch (error) {
+      if (!(error instanceof p.InvalidJson)) throw error;
+      return { reason: error.reason, value: null };
+    }
   },
 };
 

@@ -28,8 +28,8 @@ from protocol.devicelist import (  # noqa: E402
     sign_link,
     verify_device_list,
 )
-from protocol.encoding import b64u_encode, enc_str  # noqa: E402
-from protocol.exceptions import ProtocolError  # noqa: E402
+from protocol.encoding import b64u_encode, enc_str, parse_json  # noqa: E402
+from protocol.exceptions import InvalidJson, ProtocolError  # noqa: E402
 from protocol.history import seal_history  # noqa: E402
 from protocol.keys import (  # noqa: E402
     X25519KeyPair,
@@ -703,6 +703,141 @@ def linking_vectors() -> dict[str, Any]:
     }
 
 
+def json_decoder_vectors() -> dict[str, Any]:
+    """parse_json (section 2.2): inputs as text (`text`) or as UTF-8 bytes (`hex`), the limits,
+    and the expected refusal reason (or null and the parsed value). The expectations are
+    written here by hand and checked against the implementation while generating."""
+    deep = 1000
+    table: list[tuple[str, str | bytes, int, int | None, str | None]] = [
+        # name, input, max_bytes, max_depth (None: the default 32), expected reason
+        ("ping frame", '{"type":"ping","v":1,"id":"p1"}', 1024, None, None),
+        (
+            "whitespace and every kind of value",
+            ' \t\n{ "a" : [ 1 , -2 , true , false , null , "x" ] }\r\n',
+            1024,
+            None,
+            None,
+        ),
+        ("top-level scalar", "7", 1024, None, None),
+        ("top-level string", '"x"', 1024, None, None),
+        ("32 levels", "[" * 32 + "]" * 32, 1024, None, None),
+        ("33 levels", "[" * 33 + "]" * 33, 1024, None, "too_deep"),
+        (
+            "1000 levels of arrays (the 2 KB body of the issue)",
+            "[" * deep + "]" * deep,
+            4096,
+            None,
+            "too_deep",
+        ),
+        ("1000 levels of objects", '{"a":' * deep + "1" + "}" * deep, 8192, None, "too_deep"),
+        ("1000 unclosed brackets", "[" * deep, 4096, None, "too_deep"),
+        ("brackets inside a string do not nest", '["' + "[{" * 40 + '"]', 1024, None, None),
+        ("escaped quote keeps the string open", '["\\"' + "[" * 40 + '"]', 1024, None, None),
+        (
+            "unterminated string swallows the brackets after it",
+            '"' + "[" * 40,
+            1024,
+            None,
+            "syntax",
+        ),
+        (
+            "closers count down: 4 closers, then 35 openers",
+            "]" * 4 + "[" * 35,
+            1024,
+            None,
+            "syntax",
+        ),
+        ("max_depth 1 refuses two levels", "[[1]]", 1024, 1, "too_deep"),
+        ("max_depth 2 takes two levels", "[[1]]", 1024, 2, None),
+        ("a fraction", '{"type":"ping","v":1.0}', 1024, None, "not_integer"),
+        ("an exponent", '{"v":1e2}', 1024, None, "not_integer"),
+        ("a negative fraction", "[-0.5]", 1024, None, "not_integer"),
+        ("largest integer", "[9007199254740991,-9007199254740991]", 1024, None, None),
+        ("2^53", "[9007199254740992]", 1024, None, "integer_range"),
+        ("-2^53", "[-9007199254740992]", 1024, None, "integer_range"),
+        ("a 5000-digit integer", "[" + "9" * 5000 + "]", 8192, None, "integer_range"),
+        ("NaN", "[NaN]", 1024, None, "syntax"),
+        ("Infinity", '{"v":Infinity}', 1024, None, "syntax"),
+        ("-Infinity", "[-Infinity]", 1024, None, "syntax"),
+        ("lone high surrogate", '["\\ud800"]', 1024, None, "lone_surrogate"),
+        ("lone low surrogate", '["\\uDC00"]', 1024, None, "lone_surrogate"),
+        ("lone surrogate in a key", '{"\\ud800":1}', 1024, None, "lone_surrogate"),
+        ("high surrogate before a letter", '["\\ud83dx"]', 1024, None, "lone_surrogate"),
+        ("surrogates in the wrong order", '["\\ude00\\ud83d"]', 1024, None, "lone_surrogate"),
+        ("a surrogate pair", '["\\ud83d\\ude00"]', 1024, None, None),
+        ("an escaped backslash before u", '["\\\\ud800"]', 1024, None, None),
+        ("duplicate key", '{"a":1,"a":2}', 1024, None, "duplicate_key"),
+        (
+            "duplicate key spelled with an escape",
+            '{"a":1,"\\u0061":2}',
+            1024,
+            None,
+            "duplicate_key",
+        ),
+        ("duplicate key in a nested object", '{"x":[{"b":1,"b":1}]}', 1024, None, "duplicate_key"),
+        ("the same key in sibling objects", '[{"a":1},{"a":2}]', 1024, None, None),
+        ("a key equal to a value", '{"a":"a","b":"a"}', 1024, None, None),
+        ("empty text", "", 1024, None, "syntax"),
+        ("unclosed object", "{", 1024, None, "syntax"),
+        ("trailing data", '{"a":1}x', 1024, None, "syntax"),
+        ("trailing comma", "[1,]", 1024, None, "syntax"),
+        ("single quotes", "{'a':1}", 1024, None, "syntax"),
+        ("leading zero", "01", 1024, None, "syntax"),
+        ("raw control character in a string", '"a\tb"', 1024, None, "syntax"),
+        ("byte order mark", "\ufeff{}", 1024, None, "syntax"),
+        ("bytes: UTF-8", '["é"]'.encode(), 1024, None, None),
+        ("bytes: not UTF-8", b'["\xff"]', 1024, None, "not_utf8"),
+        ("bytes: an encoded surrogate", b'["\xed\xa0\x80"]', 1024, None, "not_utf8"),
+        ("bytes: overlong encoding", b'["\xc0\xaf"]', 1024, None, "not_utf8"),
+        ("bytes: over the limit", b'{"a":"bcdef"}', 12, None, "too_large"),
+        ("bytes: at the limit", b'{"a":"bcde"}', 12, None, None),
+        ("text: the limit counts UTF-8 bytes", '"ééé"', 7, None, "too_large"),
+        ("text: at the limit in UTF-8 bytes", '"éé"', 6, None, None),
+        ("order: a fraction before a duplicate key", '{"a":1.5,"a":2}', 1024, None, "not_integer"),
+        (
+            "order: a fraction before a big integer",
+            "[9007199254740992,1.5]",
+            1024,
+            None,
+            "not_integer",
+        ),
+        (
+            "order: a big integer before a lone surrogate",
+            '["\\ud800",9007199254740992]',
+            1024,
+            None,
+            "integer_range",
+        ),
+        (
+            "order: a lone surrogate before a duplicate key",
+            '{"a":1,"a":"\\ud800"}',
+            1024,
+            None,
+            "lone_surrogate",
+        ),
+        ("order: syntax before a fraction", "[1.5,NaN]", 1024, None, "syntax"),
+        ("order: depth before syntax", "[" * 33 + "x", 1024, None, "too_deep"),
+        ("order: size before depth", "[" * 40 + "]" * 40, 64, None, "too_large"),
+        ("order: size before UTF-8", b"\xff" * 20, 16, None, "too_large"),
+    ]
+    cases = []
+    for name, data, max_bytes, max_depth, expected in table:
+        limits: dict[str, int] = {"max_bytes": max_bytes}
+        if max_depth is not None:
+            limits["max_depth"] = max_depth
+        try:
+            value, got = parse_json(data, **limits), None
+        except InvalidJson as error:
+            value, got = None, error.reason
+        assert got == expected, (name, got, expected)
+        case: dict[str, Any] = {"name": name, **limits, "expected_error": expected}
+        case.update({"hex": data.hex()} if isinstance(data, bytes) else {"text": data})
+        if expected is None:
+            case["value"] = value
+        cases.append(case)
+    return {"default_max_depth": 32, "cases": cases}
+
+
 def build_vectors() -> dict[str, Any]:
     """Every vector file name → its JSON content."""
     return {
@@ -715,6 +850,7 @@ def build_vectors() -> dict[str, Any]:
         "safety.json": safety_vectors(),
         "history.json": history_vectors(),
         "linking.json": linking_vectors(),
+        "json_decoder.json": json_decoder_vectors(),
     }
 
 

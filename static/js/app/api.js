@@ -1,8 +1,13 @@
 // The JSON API: CSRF header, typed errors, one device-key sign-in retry when the session
 // expired, and a wipe when the server says this device was logged out.
 
+import { concatBytes, parseJson } from "../protocol/encoding.js";
+import { InvalidJson } from "../protocol/exceptions.js";
 import { deviceSignIn } from "./device.js";
 import { getSelf, wipe } from "./store.js";
+
+/** The largest answer read, as the Python client's: Parley's JSON answers are a few KiB. */
+export const MAX_ANSWER_BYTES = 1024 * 1024;
 
 export class ApiError extends Error {
   /**
@@ -28,7 +33,37 @@ function cookie(name) {
 }
 
 /**
- * One request, no retry.
+ * The body of an answer, refused (InvalidJson "too_large") past `limit` bytes without
+ * reading the rest.
+ * @param {Response} response
+ * @param {number} limit
+ * @returns {Promise<Uint8Array>}
+ */
+async function readAnswer(response, limit) {
+  if (!response.body) return new Uint8Array(0);
+  const declared = Number(response.headers.get("Content-Length") ?? 0);
+  if (declared > limit) {
+    await response.body.cancel();
+    throw new InvalidJson("too_large", `expected at most ${limit} bytes, got ${declared}`);
+  }
+  const chunks = [];
+  let size = 0;
+  const reader = response.body.getReader();
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) return concatBytes(...chunks);
+    chunks.push(value);
+    size += value.length;
+    if (size > limit) {
+      await reader.cancel();
+      throw new InvalidJson("too_large", `expected at most ${limit} bytes, got more`);
+    }
+  }
+}
+
+/**
+ * One request, no retry. An answer the bounded decoder refuses (docs/protocol.md section
+ * 2.2: too deep, too large, duplicate keys...) is an ApiError `invalid_json`.
  * @param {string} path
  * @param {{method?: string, body?: any}} [options]
  * @returns {Promise<any>}
@@ -55,10 +90,12 @@ export async function request(path, { method = "GET", body } = {}) {
     });
   }
   let data = null;
+  let refused = null;
   try {
-    data = await response.json();
-  } catch {
-    data = null;
+    const raw = await readAnswer(response, MAX_ANSWER_BYTES);
+    if (raw.length > 0) data = parseJson(raw, { maxBytes: MAX_ANSWER_BYTES });
+  } catch (error) {
+    refused = /** @type {Error} */ (error);
   }
   if (!response.ok) {
     const error = data?.error ?? {};
@@ -67,6 +104,14 @@ export async function request(path, { method = "GET", body } = {}) {
       code: error.code ?? "http_error",
       message: error.message ?? `The server answered ${response.status}.`,
       data: error.data,
+    });
+  }
+  if (refused) {
+    throw new ApiError({
+      status: 502,
+      code: "invalid_json",
+      message: `The server's answer to ${path} was refused: ${refused.message}.`,
+      data: { reason: /** @type {any} */ (refused).reason ?? "unreadable" },
     });
   }
   return data;

@@ -84,7 +84,7 @@ function upload(deviceId, blob, onProgress) {
     xhr.addEventListener("load", () => {
       let data = null;
       try {
-        data = JSON.parse(xhr.responseText);
+        data = encoding.parseJson(xhr.responseText, { maxBytes: 1024 * 1024 });
       } catch {
         data = null;
       }
@@ -237,7 +237,7 @@ async function receiveHistory(body) {
       expectedHash: b64uDecode(body.hash, { length: 32, what: "history hash" }),
       expectedLength: body.length,
     });
-    json = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(plaintext));
+    json = encoding.parseJson(plaintext, { maxBytes: plaintext.length });
     if (json?.format !== FORMAT || !Array.isArray(json.conversations)) {
       throw new Error("the history is not in a format this version understands");
     }

@@ -5,6 +5,7 @@
 
 import {
   X25519KeyPair,
+  encoding,
   linkCheckCode,
   openProvisioning,
   signDevice,
@@ -206,8 +207,8 @@ function watch(session) {
   session.socket = socket;
   socket.addEventListener("message", (event) => {
     try {
-      const frame = JSON.parse(event.data);
-      if (frame.type === "link_state") onState(session, frame.state);
+      const frame = encoding.parseJson(event.data, { maxBytes: 64 * 1024 });
+      if (frame?.type === "link_state") onState(session, frame.state);
     } catch {
       // ignore a frame we cannot read
     }

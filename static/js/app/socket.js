@@ -2,10 +2,13 @@
 // (close 4001: wipe and show "logged out"), a ping every 25 s that keeps "active now" fresh,
 // and reconnection with capped exponential backoff.
 
+import { isPlainObject, parseJson } from "../protocol/encoding.js";
 import { ApiError, api, deviceRevoked } from "./api.js";
 import { refreshNewDevices } from "./newdevices.js";
 
 const PING_EVERY_MS = 25_000;
+// A deliver frame holds up to 100 envelopes of up to 66 KiB of ciphertext each.
+const MAX_FRAME_BYTES = 16 * 1024 * 1024;
 const CLOSE_REVOKED = 4001;
 const CLOSE_UNAUTHENTICATED = 4003;
 
@@ -103,10 +106,12 @@ function connect() {
   socket.addEventListener("message", (event) => {
     let frame;
     try {
-      frame = JSON.parse(event.data);
-    } catch {
+      frame = parseJson(event.data, { maxBytes: MAX_FRAME_BYTES });
+    } catch (error) {
+      console.warn("Parley: skipped a frame from the server", error);
       return;
     }
+    if (!isPlainObject(frame)) return;
     if (frame.type === "revoked") {
       mark("revoked");
       socket.close();

@@ -4,6 +4,8 @@
 
 import { REVOKED_EVENT } from "./api.js";
 
+import { parseJson } from "../protocol/encoding.js";
+
 const el = document.getElementById("status");
 const PING_EVERY_MS = 25_000;
 
@@ -46,8 +48,13 @@ function connect() {
     timer = setInterval(ping, PING_EVERY_MS);
   });
   socket.addEventListener("message", (event) => {
-    const frame = JSON.parse(event.data);
-    if (frame.type === "pong" && pending.has(frame.id)) {
+    let frame;
+    try {
+      frame = parseJson(event.data, { maxBytes: 64 * 1024 });
+    } catch {
+      return;
+    }
+    if (frame?.type === "pong" && pending.has(frame.id)) {
       const ms = Math.round(performance.now() - pending.get(frame.id));
       pending.delete(frame.id);
       show("online", `Connected · realtime round trip ${ms} ms`);

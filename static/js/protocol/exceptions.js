@@ -76,3 +76,14 @@ export class DecryptionFailed extends ProtocolError {
 export class HistoryBundleMismatch extends ProtocolError {
   static code = "history_bundle_mismatch";
 }
+
+/** JSON from the network refused by `parseJson`; `reason` names the rule (section 2.2). */
+export class InvalidJson extends MalformedMessage {
+  static code = "invalid_json";
+
+  /** @param {string} reason @param {string} message */
+  constructor(reason, message) {
+    super(message);
+    this.reason = reason;
+  }
+}
