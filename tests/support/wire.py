@@ -43,6 +43,7 @@ class DeviceSocket:
                 if frame["type"] == "deliver":
                     self.received.extend(frame["envelopes"])
                     if self.auto_ack:
+                        # Closed meanwhile: still read the frames that came before the close.
                         with contextlib.suppress(websockets.ConnectionClosed):
                             await self.socket.send(
                                 json.dumps(
