@@ -9,6 +9,16 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import transaction
 
+# Event types: Channels calls the consumer method named like the type with "." as "_"
+# (`queue.ready` -> `queue_ready`).
+QUEUE_READY = "queue.ready"  # new envelopes for a device, carried in the event
+DEVICE_REVOKED = "device.revoked"
+DEVICES_CHANGED = "devices.changed"
+PREKEYS_LOW = "prekeys.low"
+LINK_SIGNED = "link.signed"  # to the approving primary's devices
+LINK_CHANGED = "link.changed"  # to the new browser waiting on its link request
+STATUS_PONG = "status.pong"  # the status socket's round trip through the layer
+
 
 def user_group(user_id: int) -> str:
     return f"user.{user_id}"

@@ -13,31 +13,24 @@ from django.conf import settings
 
 from config.errors import AppError, BadFrame, RateLimited, error_frame
 from devices import events, presence
-from messaging import delivery
-from messaging.ratelimit import TokenBucket
+from messaging import delivery, frames
+from messaging.frames import CLOSE_REVOKED, CLOSE_UNAUTHENTICATED, frame
+from messaging.ratelimit import TokenBuckets
 from messaging.schemas import SendRequest, optional_id, parse_ack, parse_frame, parse_send
+from messaging.window import DeliveryWindow
 
-CLOSE_REVOKED = 4001
-
-
-_send_buckets: dict[str, TokenBucket] = {}
+_send_buckets: TokenBuckets | None = None
 
 
-def send_bucket(device_id: str) -> TokenBucket:
-    """The device's send budget in this process: shared by its sockets and kept across
-    reconnects, so reconnecting does not buy a fresh burst."""
-    bucket = _send_buckets.get(device_id)
-    if bucket is None or (bucket.rate, bucket.burst) != (
-        settings.PARLEY_SEND_RATE,
-        settings.PARLEY_SEND_BURST,
-    ):
-        bucket = _send_buckets[device_id] = TokenBucket(
-            rate=settings.PARLEY_SEND_RATE, burst=settings.PARLEY_SEND_BURST
-        )
-    return bucket
+def send_buckets() -> TokenBuckets:
+    """The send budgets of this process, one per device: shared by the device's sockets and
+    kept across reconnects, so reconnecting does not buy a fresh burst."""
+    global _send_buckets
+    rate, burst = settings.PARLEY_SEND_RATE, settings.PARLEY_SEND_BURST
+    if _send_buckets is None or (_send_buckets.rate, _send_buckets.burst) != (rate, burst):
+        _send_buckets = TokenBuckets(rate=rate, burst=burst)
+    return _send_buckets
 
-
-CLOSE_UNAUTHENTICATED = 4003
 
 # What a send raises once the peer has begun closing: Daphne (autobahn) raises Disconnected,
 # the ASGI spec asks servers for an OSError.
@@ -80,28 +73,32 @@ class StatusConsumer(SocketConsumer):
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         try:
-            frame = parse_frame(text_data)
-            if frame.type != "ping":
+            received = parse_frame(text_data)
+            if received.type != frames.PING:
                 raise BadFrame(
-                    f"Unknown frame type {frame.type!r}; this socket takes 'ping'.",
+                    f"Unknown frame type {received.type!r}; this socket takes {frames.PING!r}.",
                     code="unknown_type",
                 )
-            ping_id = optional_id(frame.body)
+            ping_id = optional_id(received.body)
         except AppError as error:
             await self.send_json(error_frame(error))
             return
-        await self.channel_layer.send(self.channel_name, {"type": "status.pong", "id": ping_id})
+        await self.channel_layer.send(
+            self.channel_name, {"type": events.STATUS_PONG, "id": ping_id}
+        )
 
     async def status_pong(self, event: dict[str, Any]) -> None:
-        await self.send_json({"type": "pong", "v": 1, "id": event["id"]})
+        await self.send_json(frame(frames.PONG, id=event["id"]))
 
 
 class DeviceConsumer(SocketConsumer):
     """One socket per signed-in device: sends, deliveries, acks and account notices.
 
     Frames are in docs/protocol.md ("Wire protocol"). The queue in the database is the truth:
-    a `queue.ready` doorbell, a `fetch` frame or the re-push timer all lead to `_drain`, which
-    sends unacknowledged rows in order, at most WINDOW in flight.
+    a `queue.ready` doorbell, a `fetch` frame or the sweeper's nudge all lead to `_drain`,
+    which sends unacknowledged rows in order, at most WINDOW in flight. What to send is the
+    `DeliveryWindow`'s decision (messaging/window.py); the consumer performs its reads and
+    sends, one drain at a time under `drain_lock`.
     """
 
     device_id: str | None = None
@@ -137,14 +134,11 @@ class DeviceConsumer(SocketConsumer):
         self.groups_joined = [events.device_group(device.id), events.user_group(device.user_id)]
         for group in self.groups_joined:
             await self.channel_layer.group_add(group, self.channel_name)
-        self.cursor = 0
-        self.inflight: set[int] = set()
-        self.last_progress = time.monotonic()
+        self.window = DeliveryWindow(
+            size=self.WINDOW, batch=self.BATCH, last_progress=time.monotonic()
+        )
         self.drain_lock = asyncio.Lock()
         self.sending: set[asyncio.Task[None]] = set()
-        self.more = True
-        self.rung = 0
-        self.bucket = send_bucket(device.id)
         await self.accept()
         await presence.socket_opened(device_id=device.id, channel_name=self.channel_name)
         delivery.sweeper().register(device.id, self)
@@ -166,12 +160,12 @@ class DeviceConsumer(SocketConsumer):
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         ref = None
         try:
-            frame = parse_frame(text_data)
-            ref = frame.body.get("id") if isinstance(frame.body.get("id"), str) else None
-            handler = self.FRAME_HANDLERS.get(frame.type)
+            received = parse_frame(text_data)
+            ref = received.body.get("id") if isinstance(received.body.get("id"), str) else None
+            handler = self.FRAME_HANDLERS.get(received.type)
             if handler is None:
-                raise BadFrame(f"Unknown frame type {frame.type!r}.", code="unknown_type")
-            await handler(self, frame.body)
+                raise BadFrame(f"Unknown frame type {received.type!r}.", code="unknown_type")
+            await handler(self, received.body)
         except AppError as error:
             await self.send_json(error_frame(error, ref=ref))
 
@@ -180,11 +174,11 @@ class DeviceConsumer(SocketConsumer):
         if not await presence.socket_seen(device_id=self.device_id, channel_name=self.channel_name):
             await self._revoked("logged_out")
             return
-        await self.send_json({"type": "pong", "v": 1, "id": ping_id})
+        await self.send_json(frame(frames.PONG, id=ping_id))
 
     async def _on_send(self, body: dict[str, Any]) -> None:
         send = parse_send(body)
-        if not self.bucket.take():
+        if not send_buckets().take(self.device_id):
             raise RateLimited(
                 "Too many messages at once; slow down and retry.", data={"retry_after_ms": 1000}
             )
@@ -202,65 +196,56 @@ class DeviceConsumer(SocketConsumer):
         except AppError as error:
             await self.send_json(error_frame(error, ref=send.envelope_id))
             return
-        await self.send_json({"type": "accepted", "v": 1, "id": send.envelope_id})
+        await self.send_json(frame(frames.ACCEPTED, id=send.envelope_id))
 
     async def _on_ack(self, body: dict[str, Any]) -> None:
         seqs = parse_ack(body)
         await delivery.ack(device_id=self.device_id, seqs=seqs)
-        self.inflight.difference_update(seqs)
-        self.last_progress = time.monotonic()
-        if self.more:  # only read again if the last read may have left rows behind
+        if self.window.ack(seqs, now=time.monotonic()):
             await self._drain()
 
     async def _on_fetch(self, body: dict[str, Any]) -> None:
         await self._drain(restart=True)
 
-    FRAME_HANDLERS = {"ping": _on_ping, "send": _on_send, "ack": _on_ack, "fetch": _on_fetch}
+    FRAME_HANDLERS = {
+        frames.PING: _on_ping,
+        frames.SEND: _on_send,
+        frames.ACK: _on_ack,
+        frames.FETCH: _on_fetch,
+    }
 
     async def _drain(self, *, restart: bool = False) -> None:
-        """Send queued rows after the cursor until the window is full. `more` stays True while
-        rows may be waiting: a short read clears it unless a doorbell rang meanwhile."""
-        self.more = True
+        """Send queued rows after the cursor until the window is full or the queue is read."""
+        window = self.window
+        window.expect_more()
         async with self.drain_lock:
             if restart:
-                self.cursor, self.inflight = 0, set()
-            while len(self.inflight) < self.WINDOW:
-                rung = self.rung
-                limit = min(self.BATCH, self.WINDOW - len(self.inflight))
+                window.restart()
+            while (read := window.next_read()) is not None:
                 rows = await delivery.batch(
-                    device_id=self.device_id, after_seq=self.cursor, limit=limit
+                    device_id=self.device_id, after_seq=read.after_seq, limit=read.limit
                 )
-                if len(rows) < limit and rung == self.rung:
-                    self.more = False
-                if not rows:
+                if not window.record_read(read, [r.seq for r in rows]):
                     return
-                self.cursor = rows[-1].seq
-                self.inflight.update(r.seq for r in rows)
-                await self.send_json(
-                    {"type": "deliver", "v": 1, "envelopes": [r.to_frame() for r in rows]}
-                )
+                await self.send_json(frame(frames.DELIVER, envelopes=[r.to_frame() for r in rows]))
 
     async def nudge(self) -> None:
         """Called by the sweeper when this device has envelopes waiting for a while: send what
         a dropped doorbell left behind, and re-send deliveries whose ack never came."""
         if self.closing:
             return
-        stalled = (
-            bool(self.inflight)
-            and time.monotonic() - self.last_progress >= delivery.repush_seconds()
-        )
-        # A doorbell forwarded as-is moves the cursor; if an earlier one was lost, its rows
-        # sit below the cursor without ever having been sent: start over from the queue head.
+        window = self.window
+        stalled = window.stalled(now=time.monotonic(), repush_seconds=delivery.repush_seconds())
+        probe = window.probe_below()
         below = await delivery.queued_ids(
-            device_id=self.device_id, upto_seq=self.cursor, limit=self.WINDOW + 1
+            device_id=self.device_id, upto_seq=probe.upto_seq, limit=probe.limit
         )
-        skipped = any(seq not in self.inflight for seq in below)
-        await self._drain(restart=stalled or skipped)
+        await self._drain(restart=stalled or window.skipped(below))
         if stalled:
-            self.last_progress = time.monotonic()
+            window.progressed(now=time.monotonic())
 
     async def _revoked(self, reason: str) -> None:
-        await self.send_json({"type": "revoked", "v": 1, "reason": reason})
+        await self.send_json(frame(frames.REVOKED, reason=reason))
         await self.close(code=CLOSE_REVOKED)
 
     async def queue_ready(self, event: dict[str, Any]) -> None:
@@ -268,17 +253,9 @@ class DeviceConsumer(SocketConsumer):
         caught up (nothing older unsent, room in the window), else read the queue in order."""
         envelopes = event.get("envelopes") or []
         async with self.drain_lock:
-            if (
-                envelopes
-                and not self.more
-                and envelopes[0]["seq"] > self.cursor
-                and len(self.inflight) + len(envelopes) <= self.WINDOW
-            ):
-                self.cursor = envelopes[-1]["seq"]
-                self.inflight.update(e["seq"] for e in envelopes)
-                await self.send_json({"type": "deliver", "v": 1, "envelopes": envelopes})
+            if self.window.doorbell([e["seq"] for e in envelopes]):
+                await self.send_json(frame(frames.DELIVER, envelopes=envelopes))
                 return
-        self.rung += 1
         await self._drain()
 
     async def device_revoked(self, event: dict[str, Any]) -> None:
@@ -286,20 +263,19 @@ class DeviceConsumer(SocketConsumer):
 
     async def devices_changed(self, event: dict[str, Any]) -> None:
         await self.send_json(
-            {
-                "type": "devices_changed",
-                "v": 1,
-                "reason": event["reason"],
-                "device_id": event["device_id"],
-                "device_name": event.get("device_name"),
-            }
+            frame(
+                frames.DEVICES_CHANGED,
+                reason=event["reason"],
+                device_id=event["device_id"],
+                device_name=event.get("device_name"),
+            )
         )
 
     async def link_signed(self, event: dict[str, Any]) -> None:
-        await self.send_json({"type": "link_signed", "v": 1, "link_id": event["link_id"]})
+        await self.send_json(frame(frames.LINK_SIGNED, link_id=event["link_id"]))
 
     async def prekeys_low(self, event: dict[str, Any]) -> None:
-        await self.send_json({"type": "prekeys_low", "v": 1, "remaining": event["remaining"]})
+        await self.send_json(frame(frames.PREKEYS_LOW, remaining=event["remaining"]))
 
 
 class LinkConsumer(SocketConsumer):
@@ -314,7 +290,7 @@ class LinkConsumer(SocketConsumer):
         self.link_group = events.link_group(link_id)
         await self.channel_layer.group_add(self.link_group, self.channel_name)
         await self.accept()
-        await self.send_json({"type": "link_state", "v": 1, "state": state})
+        await self.send_json(frame(frames.LINK_STATE, state=state))
 
     async def disconnect(self, code: int) -> None:
         if hasattr(self, "link_group"):
@@ -326,4 +302,4 @@ class LinkConsumer(SocketConsumer):
         )
 
     async def link_changed(self, event: dict[str, Any]) -> None:
-        await self.send_json({"type": "link_state", "v": 1, "state": event["state"]})
+        await self.send_json(frame(frames.LINK_STATE, state=event["state"]))

@@ -83,7 +83,7 @@ async def _ring(inserted: list[tuple[str, services.Delivery]]) -> None:
     layer = get_channel_layer()
     for device_id, envelopes in per_device.items():
         await layer.group_send(
-            events.device_group(device_id), {"type": "queue.ready", "envelopes": envelopes}
+            events.device_group(device_id), {"type": events.QUEUE_READY, "envelopes": envelopes}
         )
 
 

@@ -13,6 +13,7 @@ import psycopg
 import pytest
 
 from client.http import HttpTransport
+from messaging.frames import CLOSE_REVOKED
 from tests.messaging.test_socket_lifecycle import eventually, race_a_log_out, server_errors
 from tests.support.actors import CompanionActor, PrimaryActor, link, ok
 from tests.support.cluster import Cluster, start_cluster
@@ -80,7 +81,7 @@ async def test_a_log_out_on_one_node_closes_the_socket_on_the_other(cluster):
         "v": 1,
         "reason": "removed_by_primary",
     }
-    assert (await laptop_socket.next("closed"))["code"] == 4001
+    assert (await laptop_socket.next("closed"))["code"] == CLOSE_REVOKED
     await laptop_socket.close()
 
 

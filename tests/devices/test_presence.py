@@ -16,7 +16,7 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from config.asgi import application
-from devices import events
+from devices import events, presence
 from devices.models import DeviceSocket, ServerProcess
 from messaging import delivery
 from tests.support.actors import DjangoTransport, PrimaryActor, ok
@@ -90,6 +90,24 @@ async def test_a_closed_socket_releases_its_row_and_the_sweeper():
     socket = await open_socket(alice)
     await socket.disconnect()
     await assert_released(alice)
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_process_holding_a_socket_beats_so_the_socket_stays_active(settings):
+    settings.PARLEY_HEARTBEAT_SECONDS = 0.2
+    alice = await sync_to_async(make_primary)()
+    socket = await open_socket(alice)
+    process = ServerProcess.objects.filter(pk=presence.PROCESS_ID)
+    opened_at = (await sync_to_async(process.get)()).beat_at
+    for _ in range(100):  # the sweeper's heart beats every 0.2 s; 3 missed beats is dead
+        await asyncio.sleep(0.1)
+        if (await sync_to_async(process.get)()).beat_at > opened_at:
+            break
+    else:
+        raise AssertionError("the process never beat while holding a socket")
+    await asyncio.sleep(1.0)  # five beats' worth: silent, the process would be dead by now
+    assert await sync_to_async(active_now)(alice)
+    await socket.disconnect()
 
 
 @pytest.mark.django_db

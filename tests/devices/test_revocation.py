@@ -13,6 +13,7 @@ from django.db.models import F
 from config.asgi import application
 from devices.models import Device, DeviceSession, OneTimePrekey
 from devices.selectors import suspended_device_ids
+from messaging.frames import CLOSE_REVOKED, CLOSE_UNAUTHENTICATED
 from tests.support.actors import CompanionActor, DjangoTransport, PrimaryActor, link
 from tests.support.softauthn import SoftAuthenticator
 
@@ -212,7 +213,7 @@ async def test_revocation_closes_the_device_socket_at_once_and_tells_the_other_d
         "reason": "removed_by_primary",
     }
     closed = await companion_socket.receive_output(timeout=2)
-    assert closed == {"type": "websocket.close", "code": 4001}
+    assert closed == {"type": "websocket.close", "code": CLOSE_REVOKED}
     notice = await primary_socket.receive_json_from(timeout=2)
     assert (
         notice["type"] == "devices_changed"
@@ -242,7 +243,7 @@ async def test_a_vetoed_companion_is_cut_off_at_once_and_the_other_devices_are_t
     }
     assert await second_socket.receive_output(timeout=2) == {
         "type": "websocket.close",
-        "code": 4001,
+        "code": CLOSE_REVOKED,
     }
     notice = await primary_socket.receive_json_from(timeout=2)
     assert (notice["reason"], notice["device_id"]) == ("revoked", second.device_id)
@@ -255,7 +256,7 @@ async def test_a_device_socket_needs_a_signed_in_device():
         application, "/ws/device/", headers=[(b"origin", ORIGIN.encode())]
     )
     connected, code = await communicator.connect()
-    assert not connected and code == 4003
+    assert not connected and code == CLOSE_UNAUTHENTICATED
 
 
 @pytest.mark.django_db(transaction=True)

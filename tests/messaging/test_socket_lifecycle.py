@@ -12,6 +12,7 @@ import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from client.http import HttpTransport
+from messaging.frames import CLOSE_REVOKED
 from tests.support.actors import CompanionActor, PrimaryActor, link, ok
 from tests.support.server import LiveServer
 from tests.support.softauthn import SoftAuthenticator
@@ -114,7 +115,7 @@ async def race_a_log_out(
         # a ping may notice the log-out before the push does
         revoked = await socket.next("revoked", within=10)
         assert revoked["reason"] in {"removed_by_primary", "logged_out"}
-        assert (await socket.next("closed", within=10))["code"] == 4001
+        assert (await socket.next("closed", within=10))["code"] == CLOSE_REVOKED
     stop.set()
     await asyncio.gather(*tasks)
     for socket in (*at_laptop, from_bob):

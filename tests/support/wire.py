@@ -4,6 +4,7 @@ Frames as in docs/protocol.md section 20; ciphertexts here are opaque test bytes
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -42,15 +43,17 @@ class DeviceSocket:
                 if frame["type"] == "deliver":
                     self.received.extend(frame["envelopes"])
                     if self.auto_ack:
-                        await self.socket.send(
-                            json.dumps(
-                                {
-                                    "type": "ack",
-                                    "v": 1,
-                                    "seqs": [e["seq"] for e in frame["envelopes"]],
-                                }
+                        # Closed meanwhile: still read the frames that came before the close.
+                        with contextlib.suppress(websockets.ConnectionClosed):
+                            await self.socket.send(
+                                json.dumps(
+                                    {
+                                        "type": "ack",
+                                        "v": 1,
+                                        "seqs": [e["seq"] for e in frame["envelopes"]],
+                                    }
+                                )
                             )
-                        )
                 await self.frames.put(frame)
         except websockets.ConnectionClosed:
             pass

@@ -1,0 +1,33 @@
+"""The names of the WebSocket protocol on the server side, defined once: frame types and
+close codes (docs/protocol.md section 20). Channel-layer events are in devices/events.py."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from messaging.schemas import PROTOCOL_VERSION
+
+# Client to server (`ping` also on /ws/status/).
+PING = "ping"
+SEND = "send"
+ACK = "ack"
+FETCH = "fetch"
+
+# Server to client.
+PONG = "pong"
+ACCEPTED = "accepted"
+DELIVER = "deliver"
+REVOKED = "revoked"
+DEVICES_CHANGED = "devices_changed"
+LINK_SIGNED = "link_signed"
+PREKEYS_LOW = "prekeys_low"
+LINK_STATE = "link_state"
+ERROR = "error"
+
+CLOSE_REVOKED = 4001  # the device was logged out: the client wipes its state
+CLOSE_UNAUTHENTICATED = 4003  # no signed-in device or link request: refused at the handshake
+
+
+def frame(kind: str, **fields: Any) -> dict[str, Any]:
+    """A server frame of type `kind` in the current protocol version."""
+    return {"type": kind, "v": PROTOCOL_VERSION, **fields}
