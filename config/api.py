@@ -10,6 +10,8 @@ from typing import Any
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
 from config.errors import AppError, NotSignedIn, error_response
+from devices.auth import request_device
+from devices.services import device_touch
 
 View = Callable[..., Any]
 
@@ -20,9 +22,6 @@ def api(*, methods: tuple[str, ...], device: str | None = "any") -> Callable[[Vi
     def decorate(view: View) -> View:
         @wraps(view)
         def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-            from devices.auth import request_device
-            from devices.services import device_touch
-
             try:
                 if request.method not in methods:
                     raise AppError(
