@@ -94,7 +94,6 @@ def prekeys_low(*, device_id: str) -> int | None:
     return remaining if remaining <= settings.PARLEY_PREKEYS_LOW else None
 
 
-@database_sync_to_async
 def process_beat() -> int:
     """Say this process is alive, and reap the rows of processes that are not."""
     now = timezone.now()
