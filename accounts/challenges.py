@@ -105,3 +105,9 @@ def passkey_assert(
         sign_count=sign_count, last_used_at=now_or_default(now)
     )
     return passkey
+
+
+def challenges_expire(*, now: datetime | None = None) -> int:
+    """The expiry job: challenges past their expiry, used or not, are deleted."""
+    deleted, _ = Challenge.objects.filter(expires_at__lte=now_or_default(now)).delete()
+    return deleted

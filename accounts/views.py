@@ -14,6 +14,7 @@ from config.api import api
 from devices import schemas
 from devices import services as device_services
 from devices.auth import request_device, sign_in_device, sign_out
+from flows import registration
 
 
 @ensure_csrf_cookie
@@ -51,7 +52,7 @@ def register_options(request: HttpRequest) -> dict:
 @api(methods=("POST",), device=None)
 def register(request: HttpRequest) -> dict:
     data = v.json_body(request)
-    device = services.account_register(
+    device = registration.account_register(
         challenge_token=v.string(data, "challenge_id", max_length=64),
         credential=v.obj(data, "credential"),
         new=schemas.new_primary(data),
@@ -70,7 +71,7 @@ def signin_options(request: HttpRequest) -> dict:
 @api(methods=("POST",), device=None)
 def signin(request: HttpRequest) -> dict:
     data = v.json_body(request)
-    device = services.primary_sign_in(
+    device = device_services.primary_sign_in(
         challenge_token=v.string(data, "challenge_id", max_length=64),
         credential=v.obj(data, "credential"),
         device_id=v.string(data, "device_id", max_length=32, pattern=schemas.DEVICE_ID_PATTERN),
@@ -84,7 +85,7 @@ def signin(request: HttpRequest) -> dict:
 def device_signin_options(request: HttpRequest) -> dict:
     ratelimit.check("sign_in", ratelimit.client_address(request))
     data = v.json_body(request)
-    challenge = services.device_sign_in_begin(
+    challenge = device_services.device_sign_in_begin(
         device_id=v.string(data, "device_id", max_length=32, pattern=schemas.DEVICE_ID_PATTERN)
     )
     return {"challenge_id": challenge.token, "nonce": v.b64u(bytes(challenge.challenge))}
@@ -93,7 +94,7 @@ def device_signin_options(request: HttpRequest) -> dict:
 @api(methods=("POST",), device=None)
 def device_signin(request: HttpRequest) -> dict:
     data = v.json_body(request)
-    device = services.device_sign_in(
+    device = device_services.device_sign_in(
         challenge_token=v.string(data, "challenge_id", max_length=64),
         device_id=v.string(data, "device_id", max_length=32, pattern=schemas.DEVICE_ID_PATTERN),
         signature=v.binary(data, "signature", length=64),
@@ -119,7 +120,7 @@ def reregister_options(request: HttpRequest) -> dict:
 def reregister_verify(request: HttpRequest) -> dict:
     ratelimit.check("sign_in", ratelimit.client_address(request))
     data = v.json_body(request)
-    grant, user, version = services.account_reregister_verify(
+    grant, user, version = registration.account_reregister_verify(
         challenge_token=v.string(data, "challenge_id", max_length=64),
         credential=v.obj(data, "credential"),
     )
@@ -133,7 +134,7 @@ def reregister_verify(request: HttpRequest) -> dict:
 @api(methods=("POST",), device=None)
 def reregister(request: HttpRequest) -> dict:
     data = v.json_body(request)
-    device = services.account_reregister(
+    device = registration.account_reregister(
         reregister_token=v.string(data, "reregister_id", max_length=64),
         new=schemas.new_primary(data),
     )

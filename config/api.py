@@ -15,6 +15,8 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 
 from config.errors import AppError, NotSignedIn, error_response
 from config.validation import MAX_BODY_BYTES, declared_length, too_large
+from devices.auth import request_device
+from devices.services import device_touch
 
 View = Callable[..., Any]
 logger = logging.getLogger("django.request")
@@ -40,9 +42,6 @@ def api(
     def decorate(view: View) -> View:
         @wraps(view)
         def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-            from devices.auth import request_device
-            from devices.services import device_touch
-
             try:
                 if request.method not in methods:
                     raise AppError(

@@ -7,6 +7,7 @@ from django.http import HttpRequest
 
 from devices import services
 from devices.models import Device
+from devices.selectors import device_for_session
 
 SESSION_DEVICE_KEY = "parley_device_id"
 
@@ -19,15 +20,8 @@ def request_device(request: HttpRequest) -> Device | None:
     device = None
     device_id = request.session.get(SESSION_DEVICE_KEY) if hasattr(request, "session") else None
     if device_id and request.user.is_authenticated:
-        device = (
-            Device.objects.select_related("user")
-            .filter(
-                pk=device_id,
-                user=request.user,
-                revoked_at__isnull=True,
-                sessions__session_key=request.session.session_key,
-            )
-            .first()
+        device = device_for_session(
+            user=request.user, device_id=device_id, session_key=request.session.session_key
         )
     request._parley_device = device
     return device

@@ -6,6 +6,8 @@ before it is stored, but clients never trust the server's checks (docs/protocol.
 
 from __future__ import annotations
 
+import hashlib
+
 from django.conf import settings
 from django.db import models
 
@@ -123,10 +125,20 @@ class DeviceList(models.Model):
         ]
         ordering = ["-version"]
 
+    def listed_device_ids(self) -> list[str]:
+        """The device ids the signed list names (`body` is the list exactly as signed)."""
+        return [entry["device_id"] for entry in self.body["devices"]]
+
+
+def link_secret_hash(secret: str) -> bytes:
+    """What a link session stores of its browser's secret cookie."""
+    return hashlib.sha256(secret.encode()).digest()
+
 
 class LinkSession(models.Model):
     """A new browser asking to become a companion (DESIGN §4). Short-lived and single-use,
-    bound to the browser that opened it by an HttpOnly cookie (only its hash is stored)."""
+    bound to the browser that opened it by an HttpOnly cookie (only its hash is stored).
+    Its states and the moves between them: devices.linkstates."""
 
     class State(models.TextChoices):
         WAITING = "waiting"  # QR shown, nobody approved yet

@@ -16,9 +16,16 @@ from django.utils import timezone
 
 from config.errors import AppError
 from devices.auth import SESSION_DEVICE_KEY
-from devices.models import Device, DeviceSocket, OneTimePrekey, ServerProcess
-from devices.selectors import link_state, live_server_process_ids, server_process_timeout
-from devices.services import device_touch, link_session_for_browser
+from devices.models import Device, DeviceSocket, ServerProcess
+from devices.selectors import (
+    device_for_session,
+    link_session_for_browser,
+    link_state,
+    live_server_process_ids,
+    one_time_prekey_count,
+    server_process_timeout,
+)
+from devices.services import device_touch
 
 # This server process. Its socket rows count while it beats (ServerProcess); rows of a
 # process that went silent are anybody's to reap.
@@ -31,10 +38,9 @@ def socket_device(scope: dict[str, Any]) -> Device | None:
     user = scope.get("user")
     if session is None or user is None or not user.is_authenticated:
         return None
-    device_id = session.get(SESSION_DEVICE_KEY)
-    return Device.objects.filter(
-        pk=device_id, user=user, revoked_at__isnull=True, sessions__session_key=session.session_key
-    ).first()
+    return device_for_session(
+        user=user, device_id=session.get(SESSION_DEVICE_KEY), session_key=session.session_key
+    )
 
 
 def _socket_store(*, device_id: str, channel_name: str, now: datetime) -> None:
@@ -84,7 +90,7 @@ def socket_seen(*, device_id: str, channel_name: str) -> bool:
 def prekeys_low(*, device_id: str) -> int | None:
     """How many one-time prekeys the device has left, if that is at or below
     PARLEY_PREKEYS_LOW (told on connect, so a device offline when it ran low learns it)."""
-    remaining = OneTimePrekey.objects.filter(device_id=device_id).count()
+    remaining = one_time_prekey_count(device_id)
     return remaining if remaining <= settings.PARLEY_PREKEYS_LOW else None
 
 

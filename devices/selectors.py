@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -10,6 +11,8 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from accounts.models import User
+from config.errors import NotFound
+from devices.linkstates import UNFINISHED
 from devices.models import (
     Device,
     DeviceList,
@@ -17,6 +20,7 @@ from devices.models import (
     LinkSession,
     OneTimePrekey,
     ServerProcess,
+    link_secret_hash,
 )
 from protocol.encoding import b64u_encode
 
@@ -26,6 +30,35 @@ PRESENCE_WINDOW = timedelta(seconds=90)
 def device_get_for_user(*, user: User, device_id: str) -> Device | None:
     """The same None for "missing" and "not yours"."""
     return Device.objects.filter(pk=device_id, user=user).first()
+
+
+def device_for_session(*, user: User, device_id: str, session_key: str | None) -> Device | None:
+    """The device a signed-in session belongs to, if it is still bound to it and not revoked."""
+    return (
+        Device.objects.select_related("user")
+        .filter(pk=device_id, user=user, revoked_at__isnull=True, sessions__session_key=session_key)
+        .first()
+    )
+
+
+def active_device_ids(user: User) -> set[str]:
+    return set(
+        Device.objects.filter(user=user, revoked_at__isnull=True).values_list("id", flat=True)
+    )
+
+
+def identity_keys(user: User) -> dict[str, bytes]:
+    """The identity key of every device the account ever had, revoked ones too."""
+    return {d.id: bytes(d.identity_key) for d in Device.objects.filter(user=user)}
+
+
+def companion_count(user: User) -> int:
+    return Device.objects.filter(user=user, revoked_at__isnull=True, is_primary=False).count()
+
+
+def account_full(user: User) -> bool:
+    """The account has PARLEY_MAX_COMPANIONS companions: no new device may be linked."""
+    return companion_count(user) >= settings.PARLEY_MAX_COMPANIONS
 
 
 def server_process_timeout() -> timedelta:
@@ -86,27 +119,41 @@ def _iso(moment: datetime | None) -> str | None:
     return None if moment is None else moment.isoformat()
 
 
+def current_device_list(user: User) -> DeviceList | None:
+    return DeviceList.objects.filter(user=user).order_by("-version").first()
+
+
 def suspended_device_ids(user: User) -> list[str]:
     """Devices the server has cut off that the current signed list still names."""
-    current = DeviceList.objects.filter(user=user).order_by("-version").first()
+    current = current_device_list(user)
     if current is None:
         return []
-    listed = [d["device_id"] for d in current.body["devices"]]
-    active = set(
-        Device.objects.filter(user=user, revoked_at__isnull=True).values_list("id", flat=True)
-    )
-    return sorted(set(listed) - active)
+    return sorted(set(current.listed_device_ids()) - active_device_ids(user))
 
 
 def device_list_document(user: User) -> dict[str, Any] | None:
-    current = DeviceList.objects.filter(user=user).order_by("-version").first()
+    current = current_device_list(user)
     if current is None:
         return None
     return {"device_list": current.body, "suspended": suspended_device_ids(user)}
 
 
-def one_time_prekey_count(device: Device) -> int:
-    return OneTimePrekey.objects.filter(device=device).count()
+def one_time_prekey_count(device_id: str) -> int:
+    return OneTimePrekey.objects.filter(device_id=device_id).count()
+
+
+def link_session_for_browser(*, link_id: str, browser_secret: str | None) -> LinkSession:
+    """The link session, only for the browser that opened it (a photographed QR is not enough)."""
+    link = LinkSession.objects.filter(pk=link_id).first()
+    if (
+        link is None
+        or not browser_secret
+        or not secrets.compare_digest(
+            bytes(link.browser_secret_hash), link_secret_hash(browser_secret)
+        )
+    ):
+        raise NotFound("This link request does not exist in this browser.", code="link_not_found")
+    return link
 
 
 def link_summary_for_primary(link: LinkSession) -> dict[str, Any]:
@@ -126,8 +173,7 @@ def link_summary_for_primary(link: LinkSession) -> dict[str, Any]:
 
 def link_state(link: LinkSession, *, now: datetime | None = None) -> str:
     """The state a client sees: an unfinished request past its expiry is "expired"."""
-    unfinished = (LinkSession.State.WAITING, LinkSession.State.APPROVED, LinkSession.State.SIGNED)
-    if link.state in unfinished and link.expires_at <= (now or timezone.now()):
+    if link.state in UNFINISHED and link.expires_at <= (now or timezone.now()):
         return "expired"
     return link.state
 

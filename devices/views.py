@@ -7,14 +7,15 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.csrf import ensure_csrf_cookie
 
-from accounts.models import User
 from accounts.passkeys import authentication_options
+from accounts.selectors import user_get_active
 from config import ratelimit
 from config import validation as v
 from config.api import api
 from config.errors import NotFound
-from devices import schemas, selectors, services
+from devices import devicelists, linking, prekeys, schemas, selectors
 from devices.auth import request_device, sign_in_device, sign_out
+from flows import removal
 
 LINK_COOKIE = "parley_link"
 
@@ -59,7 +60,7 @@ def device_revoke(request: HttpRequest, device_id: str) -> dict:
     if target is None:
         raise NotFound("No such device.", code="device_not_found")
     device_list = schemas.device_list(data) if data.get("device_list") is not None else None
-    services.device_revoke(actor=actor, target=target, device_list=device_list)
+    removal.device_revoke(actor=actor, target=target, device_list=device_list)
     if target.pk == actor.pk or target.is_primary:
         sign_out(request)
     return {"revoked": target.pk}
@@ -68,7 +69,7 @@ def device_revoke(request: HttpRequest, device_id: str) -> dict:
 @api(methods=("POST",), device="primary")
 def device_list_publish(request: HttpRequest) -> dict:
     data = v.json_body(request)
-    stored = services.device_list_publish(
+    stored = devicelists.device_list_publish(
         device=request_device(request), device_list=schemas.device_list(data)
     )
     return {"version": stored.version}
@@ -79,7 +80,7 @@ def device_list_publish(request: HttpRequest) -> dict:
 
 @api(methods=("GET",))
 def account_device_list(request: HttpRequest, username: str) -> dict:
-    user = User.objects.filter(username=username, is_active=True).first()
+    user = user_get_active(username=username)
     document = selectors.device_list_document(user) if user else None
     if document is None:
         raise NotFound(f"No account named {username!r}.", code="account_not_found")
@@ -90,7 +91,7 @@ def account_device_list(request: HttpRequest, username: str) -> dict:
 def account_prekey_bundles(request: HttpRequest, username: str) -> dict:
     # Per requester and account, so nobody drains a device's one-time prekeys.
     ratelimit.check("bundles", f"{request_device(request).id}:{username[:32]}")
-    user = User.objects.filter(username=username, is_active=True).first()
+    user = user_get_active(username=username)
     if user is None:
         raise NotFound(f"No account named {username!r}.", code="account_not_found")
     data = v.json_body(request) if request.body else {}
@@ -100,7 +101,7 @@ def account_prekey_bundles(request: HttpRequest, username: str) -> dict:
             str(d)[:32]
             for d in v.array(data, "device_ids", max_items=settings.PARLEY_MAX_COMPANIONS + 1)
         ]
-    bundles = services.prekey_bundles_take(
+    bundles = prekeys.prekey_bundles_take(
         user=user, requester=request_device(request), device_ids=device_ids
     )
     return {"bundles": [b.to_dict() for b in bundles]}
@@ -111,14 +112,14 @@ def own_prekeys(request: HttpRequest) -> dict:
     device = request_device(request)
     if request.method == "POST":
         data = v.json_body(request)
-        services.prekeys_store(
+        prekeys.prekeys_store(
             device=device,
             signed_prekey=schemas.signed_prekey(data)
             if data.get("signed_prekey") is not None
             else None,
             one_time_prekeys=schemas.one_time_prekeys(data),
         )
-    return {"one_time_prekeys": selectors.one_time_prekey_count(device)}
+    return {"one_time_prekeys": selectors.one_time_prekey_count(device.id)}
 
 
 # ---------------------------------------------------------------- linking: the new browser
@@ -128,7 +129,7 @@ def own_prekeys(request: HttpRequest) -> dict:
 def link_open(request: HttpRequest) -> HttpResponse:
     ratelimit.check("link", ratelimit.client_address(request))
     data = v.json_body(request)
-    link, secret = services.link_session_open(
+    link, secret = linking.link_session_open(
         new=schemas.new_device(data), ephemeral_key=v.binary(data, "ephemeral_key", length=32)
     )
     response = JsonResponse(
@@ -152,7 +153,7 @@ def link_open(request: HttpRequest) -> HttpResponse:
 
 
 def _browser_link(request: HttpRequest, link_id: str):
-    return services.link_session_for_browser(
+    return selectors.link_session_for_browser(
         link_id=link_id, browser_secret=request.COOKIES.get(LINK_COOKIE)
     )
 
@@ -165,7 +166,7 @@ def link_status(request: HttpRequest, link_id: str) -> dict:
 @api(methods=("POST",), device=None)
 def link_device_signature(request: HttpRequest, link_id: str) -> dict:
     data = v.json_body(request)
-    link = services.link_device_sign(
+    link = linking.link_device_sign(
         link=_browser_link(request, link_id),
         device_signature=v.binary(data, "device_signature", length=64),
         signed_prekey=schemas.signed_prekey(data),
@@ -177,7 +178,7 @@ def link_device_signature(request: HttpRequest, link_id: str) -> dict:
 @api(methods=("POST",), device=None)
 def link_redeem(request: HttpRequest, link_id: str) -> dict:
     data = v.json_body(request)
-    device = services.link_redeem(
+    device = linking.link_redeem(
         link=_browser_link(request, link_id), signature=v.binary(data, "signature", length=64)
     )
     sign_in_device(request, device)
@@ -189,7 +190,7 @@ def link_redeem(request: HttpRequest, link_id: str) -> dict:
 
 @api(methods=("POST",), device=None)
 def link_cancel(request: HttpRequest, link_id: str) -> dict:
-    services.link_cancel(link=_browser_link(request, link_id))
+    linking.link_cancel(link=_browser_link(request, link_id))
     return {"cancelled": True}
 
 
@@ -199,18 +200,18 @@ def link_cancel(request: HttpRequest, link_id: str) -> dict:
 @api(methods=("GET",), device="primary")
 def link_detail(request: HttpRequest, link_id: str) -> dict:
     device = request_device(request)
-    link = services.link_session_for_primary(link_id=link_id, device=device)
+    link = linking.link_session_for_primary(link_id=link_id, device=device)
     return {
         **selectors.link_summary_for_primary(link),
         # Said before the primary names the device and approves (the cap is checked again).
-        "account_full": services.account_full(device.user),
+        "account_full": selectors.account_full(device.user),
         "max_companions": settings.PARLEY_MAX_COMPANIONS,
     }
 
 
 @api(methods=("POST",), device="primary")
 def link_approve_options(request: HttpRequest, link_id: str) -> dict:
-    challenge, nonce, credential_ids = services.link_approve_begin(
+    challenge, nonce, credential_ids = linking.link_approve_begin(
         link_id=link_id, device=request_device(request)
     )
     return {
@@ -225,7 +226,7 @@ def link_approve_options(request: HttpRequest, link_id: str) -> dict:
 @api(methods=("POST",), device="primary")
 def link_approve(request: HttpRequest, link_id: str) -> dict:
     data = v.json_body(request)
-    link = services.link_approve(
+    link = linking.link_approve(
         link_id=link_id,
         device=request_device(request),
         challenge_token=v.string(data, "challenge_id", max_length=64),
@@ -240,7 +241,7 @@ def link_approve(request: HttpRequest, link_id: str) -> dict:
 @api(methods=("POST",), device="primary")
 def link_decline(request: HttpRequest, link_id: str) -> dict:
     data = v.json_body(request) if request.body else {}
-    services.link_decline(
+    linking.link_decline(
         link_id=link_id,
         device=request_device(request),
         account_is_full=v.boolean(data, "account_full"),
@@ -251,7 +252,7 @@ def link_decline(request: HttpRequest, link_id: str) -> dict:
 @api(methods=("POST",), device="primary")
 def link_complete(request: HttpRequest, link_id: str) -> dict:
     data = v.json_body(request)
-    device = services.link_complete(
+    device = linking.link_complete(
         link_id=link_id, device=request_device(request), device_list=schemas.device_list(data)
     )
     return {"device_id": device.id, "name": device.name}

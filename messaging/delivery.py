@@ -21,13 +21,13 @@ from django.conf import settings
 
 from config.errors import AppError
 from devices import events, presence
-from messaging import services
+from messaging import selectors, services
 from messaging.schemas import SendRequest
 
 logger = logging.getLogger(__name__)
 
-batch = database_sync_to_async(services.queue_batch)
-queued_ids = database_sync_to_async(services.queued_ids)
+batch = database_sync_to_async(selectors.queue_batch)
+queued_ids = database_sync_to_async(selectors.queued_ids)
 
 
 @dataclass
@@ -160,7 +160,7 @@ class _Sweeper:
         while self.sockets:
             await asyncio.sleep(SWEEP_SECONDS)
             try:
-                waiting = await database_sync_to_async(services.devices_with_waiting_envelopes)(
+                waiting = await database_sync_to_async(selectors.devices_with_waiting_envelopes)(
                     device_ids=list(self.sockets), older_than_seconds=SWEEP_SECONDS
                 )
             except Exception:

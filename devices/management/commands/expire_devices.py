@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand
 
-from devices.presence import sockets_reap
-from devices.services import expire_stale, prekey_claims_expire
+from flows.expiry import devices_expire
 
 
 class Command(BaseCommand):
@@ -16,11 +15,7 @@ class Command(BaseCommand):
     )
 
     def handle(self, *args: object, **options: object) -> None:
-        counts = {
-            **expire_stale(),
-            "prekey_claims": prekey_claims_expire(),
-            "sockets_reaped": sockets_reap(),
-        }
+        counts = devices_expire()
         self.stdout.write(
             ", ".join(f"{name.replace('_', ' ')}: {count}" for name, count in counts.items())
         )
