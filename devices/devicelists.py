@@ -88,6 +88,6 @@ def device_list_publish(
         )
         events.send_on_commit(
             events.user_group(device.user_id),
-            {"type": "devices.changed", "reason": "list_published", "device_id": device.id},
+            {"type": events.DEVICES_CHANGED, "reason": "list_published", "device_id": device.id},
         )
     return stored

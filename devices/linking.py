@@ -250,7 +250,7 @@ def link_approve(
             link.expires_at = moment + timedelta(seconds=settings.PARLEY_LINK_TTL_SECONDS)
             link.save()
             events.send_on_commit(
-                events.link_group(link.id), {"type": "link.changed", "state": link.state}
+                events.link_group(link.id), {"type": events.LINK_CHANGED, "state": link.state}
             )
     except CompanionLimit:
         _link_close_full(link_id)
@@ -295,7 +295,7 @@ def link_device_sign(
         link.save()
         events.send_on_commit(
             events.device_group(link.approving_device_id),
-            {"type": "link.signed", "link_id": link.id},
+            {"type": events.LINK_SIGNED, "link_id": link.id},
         )
     return link
 
@@ -364,12 +364,12 @@ def _link_complete(
         link.token_nonce = secrets.token_bytes(32)
         link.save()
         events.send_on_commit(
-            events.link_group(link.id), {"type": "link.changed", "state": link.state}
+            events.link_group(link.id), {"type": events.LINK_CHANGED, "state": link.state}
         )
         events.send_on_commit(
             events.user_group(device.user_id),
             {
-                "type": "devices.changed",
+                "type": events.DEVICES_CHANGED,
                 "reason": "linked",
                 "device_id": new_device.id,
                 "device_name": new_device.name,
@@ -435,12 +435,12 @@ def _link_finish(link: LinkSession, *, state: str) -> None:
         )
         if updated:
             events.send_on_commit(
-                events.link_group(link.pk), {"type": "link.changed", "state": state}
+                events.link_group(link.pk), {"type": events.LINK_CHANGED, "state": state}
             )
             if link.approving_device_id:
                 events.send_on_commit(
                     events.device_group(link.approving_device_id),
-                    {"type": "link.signed", "link_id": link.pk},
+                    {"type": events.LINK_SIGNED, "link_id": link.pk},
                 )
 
 

@@ -101,7 +101,7 @@ def _claim_one_time_prekey(
     remaining = one_time_prekey_count(device.pk)
     if remaining <= settings.PARLEY_PREKEYS_LOW:
         events.send_on_commit(
-            events.device_group(device.pk), {"type": "prekeys.low", "remaining": remaining}
+            events.device_group(device.pk), {"type": events.PREKEYS_LOW, "remaining": remaining}
         )
     return otp
 

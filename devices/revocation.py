@@ -48,12 +48,12 @@ def device_cut_off(device: Device, *, reason: str, moment: datetime) -> None:
     OneTimePrekey.objects.filter(device=device).delete()
     SignedPrekey.objects.filter(device=device).delete()
     events.send_on_commit(
-        events.device_group(device.id), {"type": "device.revoked", "reason": reason}
+        events.device_group(device.id), {"type": events.DEVICE_REVOKED, "reason": reason}
     )
     events.send_on_commit(
         events.user_group(device.user_id),
         {
-            "type": "devices.changed",
+            "type": events.DEVICES_CHANGED,
             "reason": "revoked",
             "device_id": device.id,
             "device_name": device.name,
