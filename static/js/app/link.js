@@ -5,7 +5,9 @@
 
 import {
   X25519KeyPair,
+  LinkCode,
   linkCheckCode,
+  linkUrl,
   openProvisioning,
   signDevice,
   signLinkToken,
@@ -180,7 +182,10 @@ async function openSession() {
 /** @param {LinkSession} session */
 function show(session) {
   const identityKey = device.keys.identity.public;
-  const url = `${location.origin}/link/approve#v1.${session.linkId}.${b64uEncode(identityKey)}.${b64uEncode(session.ephemeral.public)}`;
+  const url = linkUrl(
+    location.origin,
+    new LinkCode({ linkId: session.linkId, identityKey, ephemeralKey: session.ephemeral.public }),
+  );
   const qr = byId("link-qr");
   qr.dataset.url = url;
   qr.dataset.linkId = session.linkId;
