@@ -61,7 +61,7 @@ export async function runEngine(event, accounts) {
  * Perform effects the engine returned (requests, stores) until none is left.
  * @param {engine.DeviceState} state @param {any[]} effects
  */
-export async function drive(state, effects) {
+async function drive(state, effects) {
   const queue = [...effects];
   const out = [];
   const failures = new Map();

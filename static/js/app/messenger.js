@@ -39,7 +39,6 @@ import { ApiError, api } from "./api.js";
 import { loadKeys, topUpPrekeys } from "./device.js";
 import {
   currentList,
-  drive,
   engineState,
   onListNotice,
   refreshList,
@@ -758,19 +757,15 @@ async function receiveOne(envelope) {
   const seenKey = `${senderDevice}/${b64uEncode(content.messageId)}`;
   const duplicate = Boolean(await store.read("seen", seenKey));
   // The engine decides who may send which content, and checks the stamp (section 22.4).
-  const [state, effects] = duplicate
-    ? [null, []]
-    : engine.handle(
-        await engineState([sender]),
-        new engine.ContentReceived(
-          sender,
-          senderDevice,
-          content.type,
-          content.senderListVersion,
-          content.senderListHash,
-          Date.now(),
-        ),
-      );
+  const received = new engine.ContentReceived(
+    sender,
+    senderDevice,
+    content.type,
+    content.senderListVersion,
+    content.senderListHash,
+    Date.now(),
+  );
+  const [, effects] = duplicate ? [null, []] : engine.handle(await engineState([sender]), received);
   const verdict = effects.find((e) => e instanceof engine.ContentVerdict);
   const plan = duplicate
     ? null
@@ -800,8 +795,9 @@ async function receiveOne(envelope) {
   if (!plan) return { ...none, usedPrekey: decrypted.oneTimePrekeyId !== null };
   for (const detail of plan.announce) announce(detail);
   if (plan.after) followUps.push(plan.after);
+  // The stamp's fetches, after the envelope is stored: run again on the lists stored by then.
   followUps.push(async () => {
-    const run = await drive(/** @type {engine.DeviceState} */ (state), effects);
+    const run = await runEngine(received, [sender]);
     for (const effect of run.effects) {
       const error = effect.data?.reason === "notice" ? refusalOf(effect, run.failures) : null;
       if (error) console.warn("Parley: own device list refresh failed", error);
