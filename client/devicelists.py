@@ -1,14 +1,13 @@
-"""Fetching and accepting signed device lists (docs/protocol.md section 4.3) into the store."""
+"""Fetching signed device lists, and the store behind the engine's list records: the rules
+of accepting one (docs/protocol.md sections 4.3 and 22.4) live in protocol.engine."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from client import api
 from client.api import Transport
-from client.store import AcceptedList, Store
-from protocol.devicelist import DeviceList, verify_device_list
-from protocol.exceptions import MalformedDeviceList
+from client.store import AcceptedList, Store, now_ms
+from protocol.devicelist import DeviceList
+from protocol.engine import ListRecord, accept_list, device_list_path, parse_listing
 
 
 def fetch_device_list(transport: Transport, account_id: str) -> DeviceList:
@@ -21,35 +20,40 @@ def fetch_device_listing(
 ) -> tuple[DeviceList, frozenset[str]]:
     """The list (not yet verified) and the device ids the server suspends until the primary
     re-signs; a suspension may only shrink the signed set, never grow it (DESIGN §7)."""
-    document: Any = api.get(transport, f"/api/accounts/{account_id}/device-list")
-    if not isinstance(document, dict) or "device_list" not in document:
-        raise MalformedDeviceList("device list answer: expected an object with 'device_list'")
-    device_list = DeviceList.from_dict(document["device_list"])
-    if device_list.account_id != account_id:
-        raise MalformedDeviceList(
-            f"device list: expected account {account_id!r}, got {device_list.account_id!r}"
-        )
-    suspended = document.get("suspended") or []
-    if not isinstance(suspended, list) or not all(isinstance(d, str) for d in suspended):
-        raise MalformedDeviceList("device list answer: expected 'suspended' to be a list of ids")
-    return device_list, frozenset(suspended)
+    return parse_listing(account_id, api.get(transport, device_list_path(account_id)))
+
+
+def list_record(
+    store: Store, account_id: str, *, suspended: frozenset[str] = frozenset()
+) -> ListRecord | None:
+    """The engine's record of an account's list, from the store."""
+    accepted = store.device_list(account_id)
+    if accepted is None:
+        return None
+    return ListRecord(
+        device_list=accepted.device_list,
+        account_key=accepted.device_list.account_key,
+        known_devices=store.known_devices(account_id),
+        suspended=suspended,
+        checked_at=accepted.accepted_at,
+    )
+
+
+def save_record(store: Store, record: ListRecord) -> AcceptedList:
+    """Store a record the engine returned (known devices only ever grow)."""
+    return store.save_device_list(record.device_list, accepted_at=record.checked_at)
 
 
 def accept_device_list(
     store: Store, device_list: DeviceList, *, expected_account_key: bytes
 ) -> AcceptedList:
-    """Verify against everything accepted before (rollback, key changes) and record it.
-
-    The list accepted last, served again unchanged, is not a rollback: it is returned as is.
-    """
+    """Verify a list against everything accepted before (protocol.engine.accept_list) and
+    record it; the list accepted last, served again unchanged, is not a rollback."""
     with store.transaction():
-        previous = store.device_list(device_list.account_id)
-        if previous is not None and previous.hash == device_list.hash:
-            return previous
-        verify_device_list(
+        record = accept_list(
+            list_record(store, device_list.account_id),
             device_list,
             expected_account_key=expected_account_key,
-            last_accepted_version=None if previous is None else previous.version,
-            known_devices=store.known_devices(device_list.account_id),
+            now=now_ms(),
         )
-        return store.save_device_list(device_list)
+        return save_record(store, record)

@@ -62,9 +62,8 @@ class LinkRequest:
 
     def url(self, origin: str) -> str:
         """The approval page; the fragment (never sent to the server) carries the keys."""
-        return (
-            f"{origin}/link/approve#v1.{self.link_id}"
-            f".{b64u_encode(self.identity_key)}.{b64u_encode(self.ephemeral_key)}"
+        return linking.link_url(
+            origin, linking.LinkCode(self.link_id, self.identity_key, self.ephemeral_key)
         )
 
     @property

@@ -17,7 +17,7 @@ from typing import Any
 
 from client import api
 from client.api import Transport
-from client.devicelists import accept_device_list, fetch_device_listing
+from client.driver import EngineDriver, SecurityCodeChanged
 from client.linking import ONE_TIME_PREKEYS
 from client.store import AcceptedList, OwnDevice, Store, now_ms
 from protocol.content import (
@@ -29,8 +29,16 @@ from protocol.content import (
 )
 from protocol.devicelist import DeviceEntry, DeviceList
 from protocol.encoding import b64u_decode, b64u_encode
+from protocol.engine import (
+    LIST_MAX_AGE_MS,
+    ContentReceived,
+    ContentVerdict,
+    Effect,
+    ListWanted,
+    Notice,
+    SenderSeen,
+)
 from protocol.exceptions import (
-    AccountKeyChanged,
     DecryptionFailed,
     ProtocolError,
     ReplayDetected,
@@ -44,13 +52,8 @@ from protocol.ratchet import Session, accept_prekey_message
 from protocol.rng import Rng, system_rng
 
 MAX_MISMATCH_RETRIES = 3  # docs/protocol.md section 20
-LIST_MAX_AGE_MS = 5 * 60 * 1000  # a cached list is refetched before a send after this long
 MAX_RECEIPT_IDS = 100
-
-
-class SecurityCodeChanged(AccountKeyChanged):
-    """A contact's account key differs from the one pinned at first use: their security
-    code changed (a re-registration, or a server substituting keys). Nothing is sent."""
+__all__ = ["LIST_MAX_AGE_MS", "SecurityCodeChanged"]  # re-exported: rules live in the engine
 
 
 class SendRefused(Exception):
@@ -209,48 +212,41 @@ class Messenger:
         if device is None:
             raise ValueError(f"{store.path} holds no device")
         self.store = store
-        self.transport = transport
         self.device: OwnDevice = device
         self.rng = rng
         self.clock = clock
-        self.suspended: dict[str, frozenset[str]] = {}
+        self.engine = EngineDriver(store, transport, device, lambda: self.clock())
 
     @property
     def account_id(self) -> str:
         return self.device.account_id
 
+    @property
+    def transport(self) -> Transport:
+        return self.engine.transport
+
+    @transport.setter
+    def transport(self, transport: Transport) -> None:
+        self.engine.transport = transport
+
+    @property
+    def suspended(self) -> dict[str, frozenset[str]]:
+        return self.engine.suspended
+
     # ------------------------------------------------------------ device lists
 
     def refresh_list(self, account_id: str) -> AcceptedList:
-        """Fetch and verify an account's list: the own one under the own account key, a
-        contact's under the key pinned at first use; sessions with removed devices go."""
-        device_list, suspended = fetch_device_listing(self.transport, account_id)
-        previous = self.store.device_list(account_id)
-        if account_id == self.account_id:
-            pinned: bytes | None = self.device.account_key
-        else:
-            pinned = None if previous is None else previous.device_list.account_key
-        try:
-            accepted = accept_device_list(
-                self.store, device_list, expected_account_key=pinned or device_list.account_key
-            )
-        except AccountKeyChanged as error:
-            raise SecurityCodeChanged(
-                f"{account_id}'s security code changed: their account key is not the one "
-                "this device first saw. Nothing was sent; verify it with them."
-            ) from error
-        self.suspended[account_id] = suspended
-        listed = {d.device_id for d in accepted.device_list.devices}
-        for device_id in self.store.session_device_ids(account_id):
-            if device_id not in listed:
-                self.store.delete_session(device_id)
-        return accepted
+        """Fetch and verify an account's list (the engine's rules: the own one under the own
+        account key, a contact's under the key pinned at first use)."""
+        return self.current_list(account_id, refresh=True)
 
     def current_list(self, account_id: str, *, refresh: bool = False) -> AcceptedList:
-        cached = self.store.device_list(account_id)
-        if refresh or cached is None or self.clock() - cached.accepted_at > LIST_MAX_AGE_MS:
-            return self.refresh_list(account_id)
-        return cached
+        """The accepted list, fetched first when missing, stale or `refresh`; a refusal raises."""
+        effects = self.engine.run(ListWanted(account_id, self.clock(), refresh), account_id)
+        self.engine.raise_for(account_id, effects)
+        accepted = self.store.device_list(account_id)
+        assert accepted is not None  # stored by the run, or fresh in the cache
+        return accepted
 
     def _active(self, account_id: str, device_list: DeviceList) -> list[DeviceEntry]:
         suspended = self.suspended.get(account_id, frozenset())
@@ -467,7 +463,7 @@ class Messenger:
         sender_device = str(envelope.get("sender_device"))
         envelope_id = str(envelope.get("id"))
 
-        def refused(reason: str, error: BaseException | None = None) -> list[Event]:
+        def refused(reason: str, error: BaseException | None = None) -> list[Refused]:
             return [Refused(sender, sender_device, envelope_id, reason, error)]
 
         try:
@@ -488,16 +484,30 @@ class Messenger:
             return refused(f"replayed message refused: {error}", error)
         except ProtocolError as error:
             return refused(f"could not decrypt: {error}", error)
-        events = self._freeze_check(sender, content)
-        return events + self._apply(sender, entry, envelope_id, content)
+        received = ContentReceived(
+            sender,
+            sender_device,
+            content.type,
+            content.sender_list_version,
+            content.sender_list_hash,
+            self.clock(),
+        )
+        effects = self.engine.run(received, sender)
+        events = self._list_events(sender, effects)
+        verdict = next(e for e in effects if isinstance(e, ContentVerdict))
+        if verdict.verdict == "refuse":
+            what = content.type.name.lower().replace("_", " ")
+            return events + refused(
+                f"a {what} from {sender}'s device {sender_device}, which is not one of your own devices"
+            )
+        return events + self._apply(sender, entry, content, events)
 
     def _sender_entry(self, sender: str, sender_device: str) -> DeviceEntry | None:
+        """The sender device's entry in a verified list (fetched when the cache lacks it)."""
+        effects = self.engine.run(SenderSeen(sender, sender_device, self.clock()), sender)
+        self.engine.raise_for(sender, effects)
         cached = self.store.device_list(sender)
-        if cached is not None:
-            entry = cached.device_list.entry(sender_device)
-            if entry is not None:
-                return entry
-        return self.refresh_list(sender).device_list.entry(sender_device)
+        return None if cached is None else cached.device_list.entry(sender_device)
 
     def _decrypt(self, account: str, entry: DeviceEntry, ciphertext: bytes) -> bytes:
         """Section 7.1; call inside a store transaction (session and replay memory commit
@@ -558,39 +568,43 @@ class Messenger:
         else:  # the older session is the one the other side kept using: it becomes current
             self.store.replace_session(account_id=account, device_id=device_id, session=session)
 
-    def _freeze_check(self, sender: str, content: Content) -> list[Event]:
-        """Section 10.1: a message naming a newer list of its sender's account than the one
-        accepted here means the server has not shown it; fetch it."""
-        cached = self.store.device_list(sender)
-        if cached is None or content.sender_list_version < cached.version:
-            return []
-        if content.sender_list_version == cached.version:
-            if content.sender_list_hash != cached.hash:
-                return [
+    def _list_events(self, sender: str, effects: list[Effect]) -> list[Event]:
+        """The engine's list notices after a content (freeze check, own-list notice)."""
+        events: list[Event] = []
+        for notice in (e for e in effects if isinstance(e, Notice)):
+            account, data = notice.account_id, notice.data
+            if notice.code == "devices_changed":
+                events.append(DevicesChanged(account, data["version"]))
+            elif notice.code == "list_withheld":
+                events.append(
                     ListWarning(
-                        sender,
-                        f"{sender}'s device list {cached.version} differs from the one their "
+                        account,
+                        f"{account}'s device signed with list version {data['claimed']}, "
+                        f"but the server serves version {data['served']} (withheld?).",
+                    )
+                )
+            elif notice.code == "list_forked":
+                events.append(
+                    ListWarning(
+                        account,
+                        f"{account}'s device list {data['version']} differs from the one their "
                         "device signed with (a forked list); be careful.",
                     )
-                ]
-            return []
-        try:
-            accepted = self.refresh_list(sender)
-        except (ProtocolError, api.ApiError) as error:
-            return [ListWarning(sender, f"could not verify {sender}'s newer device list: {error}")]
-        if accepted.version < content.sender_list_version:
-            return [
-                ListWarning(
-                    sender,
-                    f"{sender}'s device signed with list version {content.sender_list_version}, "
-                    f"but the server serves version {accepted.version} (withheld?).",
                 )
-            ]
-        return [DevicesChanged(sender, accepted.version)]
+            elif account == self.account_id and data.get("reason") == "notice":
+                error = self.engine.error(notice)
+                events.append(ListWarning(account, f"own device list refused: {error}"))
+            else:
+                error = self.engine.error(notice)
+                events.append(
+                    ListWarning(account, f"could not verify {account}'s newer device list: {error}")
+                )
+        return events
 
     def _apply(
-        self, sender: str, entry: DeviceEntry, envelope_id: str, content: Content
+        self, sender: str, entry: DeviceEntry, content: Content, events: list[Event]
     ) -> list[Event]:
+        """An accepted content (the engine decided who may send which, section 22.4)."""
         device_id = entry.device_id
         kind = content.type
         if kind is ContentType.TEXT:
@@ -608,48 +622,29 @@ class Messenger:
                     tuple(b64u_decode(m, length=16) for m in content.body["message_ids"]),
                 )
             ]
-        if kind in (
-            ContentType.SENT_TRANSCRIPT,
-            ContentType.DEVICE_LIST_NOTICE,
-            ContentType.HISTORY_BUNDLE_KEY,
-        ):
-            own = self.store.device_list(self.account_id)
-            own_entry = None if own is None else own.device_list.entry(device_id)
-            if (
-                sender != self.account_id
-                or own_entry is None
-                or own_entry.identity_key != entry.identity_key
-            ):
+        if kind is ContentType.SENT_TRANSCRIPT:
+            inner = decode_content(b64u_decode(content.body["content"]))
+            if inner.type is ContentType.TEXT:
                 return [
-                    Refused(
-                        sender,
+                    SentTranscript(
+                        content.body["recipient"],
                         device_id,
-                        envelope_id,
-                        f"a {kind.name.lower().replace('_', ' ')} from {sender}'s device "
-                        f"{device_id}, which is not one of your own devices",
+                        inner.message_id,
+                        inner.timestamp,
+                        inner.body["text"],
                     )
                 ]
-            if kind is ContentType.SENT_TRANSCRIPT:
-                inner = decode_content(b64u_decode(content.body["content"]))
-                if inner.type is ContentType.TEXT:
-                    return [
-                        SentTranscript(
-                            content.body["recipient"],
-                            device_id,
-                            inner.message_id,
-                            inner.timestamp,
-                            inner.body["text"],
-                        )
-                    ]
-                return []  # a receipt another own device sent: nothing to show
-            if kind is ContentType.DEVICE_LIST_NOTICE:
-                try:
-                    accepted = self.refresh_list(self.account_id)
-                except (ProtocolError, api.ApiError) as error:
-                    return [ListWarning(self.account_id, f"own device list refused: {error}")]
-                return [DevicesChanged(self.account_id, accepted.version)]
-            return []  # history bundles are not handled by this client yet
-        return []  # typing
+            return []  # a receipt another own device sent: nothing to show
+        if kind is ContentType.DEVICE_LIST_NOTICE:
+            told = any(
+                isinstance(e, (DevicesChanged, ListWarning)) and e.account_id == self.account_id
+                for e in events
+            )
+            own = self.store.device_list(self.account_id)
+            if told or own is None:
+                return []
+            return [DevicesChanged(self.account_id, own.version)]
+        return []  # history bundles are not handled by this client yet
 
 
 def format_time(timestamp_ms: int) -> str:

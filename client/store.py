@@ -367,10 +367,15 @@ class Store:
             )
         }
 
-    def save_device_list(self, device_list: DeviceList) -> AcceptedList:
-        """Record a list the caller has verified (client.devicelists.accept_device_list)."""
+    def save_device_list(
+        self, device_list: DeviceList, *, accepted_at: int | None = None
+    ) -> AcceptedList:
+        """Record a list the caller has verified (client.devicelists.accept_device_list);
+        `accepted_at` is when the server last served it (a refetch of the same list too)."""
         accepted = AcceptedList(
-            device_list=device_list, hash=device_list.hash, accepted_at=now_ms()
+            device_list=device_list,
+            hash=device_list.hash,
+            accepted_at=now_ms() if accepted_at is None else accepted_at,
         )
         with self.transaction():
             self._db.execute(

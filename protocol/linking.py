@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from protocol import primitives
@@ -157,3 +158,46 @@ def link_check_code(*, link_id: str, companion_identity_key: bytes, ephemeral_ke
         + _bytes32(ephemeral_key, "ephemeral key"),
     )
     return f"{int.from_bytes(digest[:4], 'big') % 1_000_000:06d}"
+
+
+# ---------------------------------------------------------------- the link URL (QR code)
+
+LINK_PATH = "/link/approve"
+_LINK_FRAGMENT = re.compile(r"v1\.([A-Za-z0-9_-]{1,64})\.([A-Za-z0-9_-]{43})\.([A-Za-z0-9_-]{43})")
+
+
+@dataclass(frozen=True)
+class LinkCode:
+    """What a new device's QR code carries: its link id, identity key and ephemeral key."""
+
+    link_id: str
+    identity_key: bytes
+    ephemeral_key: bytes
+
+
+def link_url(origin: str, code: LinkCode) -> str:
+    """The approval page's URL; the fragment (never sent to a server) carries the keys."""
+    if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", code.link_id):
+        raise MalformedMessage("link id: expected 1 to 64 base64url characters")
+    identity_key = _bytes32(code.identity_key, "identity key")
+    ephemeral_key = _bytes32(code.ephemeral_key, "ephemeral key")
+    return (
+        f"{origin}{LINK_PATH}#v1.{code.link_id}"
+        f".{b64u_encode(identity_key)}.{b64u_encode(ephemeral_key)}"
+    )
+
+
+def parse_link_url(url: str, *, origin: str) -> LinkCode:
+    """The link code of a URL `link_url(origin, ...)` made; anything else (another site,
+    another version, a key of another length or non-canonical base64url) is MalformedMessage."""
+    prefix = f"{origin}{LINK_PATH}#"
+    if not isinstance(url, str) or not url.startswith(prefix):
+        raise MalformedMessage(f"link URL: expected one starting with {prefix!r}")
+    match = _LINK_FRAGMENT.fullmatch(url.removeprefix(prefix))
+    if match is None:
+        raise MalformedMessage("link URL: expected the fragment v1.<link id>.<key>.<key>")
+    return LinkCode(
+        link_id=match[1],
+        identity_key=b64u_decode(match[2], length=32, what="link URL identity key"),
+        ephemeral_key=b64u_decode(match[3], length=32, what="link URL ephemeral key"),
+    )

@@ -11,9 +11,9 @@ import time
 import pytest
 from playwright.sync_api import Page, Route, expect
 
-from protocol.encoding import b64u_decode, b64u_encode
+from protocol.encoding import b64u_encode
 from protocol.keys import generate_identity, generate_signed_prekey
-from protocol.linking import make_provisioning, seal_provisioning
+from protocol.linking import make_provisioning, parse_link_url, seal_provisioning
 from protocol.rng import system_rng
 from tests.browser.helpers_accounts import (
     SLOW,
@@ -157,8 +157,8 @@ def test_a_stale_but_validly_signed_list_is_refused_as_a_rollback(new_device, sc
 
 def _qr_parts(url: str) -> tuple[str, bytes, bytes]:
     """link id, companion identity key and ephemeral key of a QR URL `...#v1.id.key.eph`."""
-    _, link_id, identity_key, ephemeral = url.split("#", 1)[1].split(".")
-    return link_id, b64u_decode(identity_key), b64u_decode(ephemeral)
+    code = parse_link_url(url, origin=url.split("/link/approve#", 1)[0])
+    return code.link_id, code.identity_key, code.ephemeral_key
 
 
 @pytest.mark.parametrize("swap", ["identity-key", "link-id"])

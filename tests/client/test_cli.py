@@ -13,7 +13,6 @@ from pathlib import Path
 
 from client.http import HttpTransport
 from client.store import Store
-from protocol.encoding import b64u_decode
 from protocol.linking import link_check_code
 from tests.client.conftest import wait_until
 from tests.support.actors import LinkQr, PrimaryActor, ok
@@ -76,12 +75,7 @@ def run_cli(*args: str, home: Path | None = None) -> subprocess.CompletedProcess
 
 
 def qr_from_url(url: str, origin: str) -> LinkQr:
-    prefix = f"{origin}/link/approve#v1."
-    assert url.startswith(prefix), url
-    link_id, identity_key, ephemeral_key = url.removeprefix(prefix).split(".")
-    return LinkQr(
-        link_id, b64u_decode(identity_key, length=32), b64u_decode(ephemeral_key, length=32)
-    )
+    return LinkQr.from_url(url, origin)
 
 
 def test_link_status_and_logout_by_the_primary(live_app, primary, tmp_path: Path):

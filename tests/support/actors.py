@@ -21,6 +21,7 @@ from protocol import devicelist as dl
 from protocol import linking
 from protocol.encoding import b64u_decode, b64u_encode
 from protocol.keys import DeviceKeys, X25519KeyPair, generate_device_keys
+from protocol.linking import LinkCode, link_url, parse_link_url
 from protocol.rng import system_rng
 from tests.support.softauthn import SoftAuthenticator
 
@@ -92,7 +93,12 @@ class LinkQr:
     ephemeral_key: bytes
 
     def url(self, origin: str) -> str:
-        return f"{origin}/link/approve#v1.{self.link_id}.{b64u_encode(self.identity_key)}.{b64u_encode(self.ephemeral_key)}"
+        return link_url(origin, LinkCode(self.link_id, self.identity_key, self.ephemeral_key))
+
+    @classmethod
+    def from_url(cls, url: str, origin: str) -> LinkQr:
+        code = parse_link_url(url, origin=origin)
+        return cls(code.link_id, code.identity_key, code.ephemeral_key)
 
 
 @dataclass

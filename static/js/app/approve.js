@@ -5,9 +5,11 @@
 
 import {
   DeviceEntry,
+  LINK_PATH,
   linkChallenge,
   linkCheckCode,
   makeProvisioning,
+  parseLinkUrl,
   sealProvisioning,
   verifyDeviceSignature,
 } from "../protocol/index.js";
@@ -18,7 +20,6 @@ import { onDeviceFrame, startDeviceSocket } from "./socket.js";
 import { getSelf } from "./store.js";
 import { byId, formatCheckCode, formatTime, h, say, timeAgo } from "./ui.js";
 
-const FRAGMENT = /^#v1\.([A-Za-z0-9_-]{1,64})\.([A-Za-z0-9_-]{43})\.([A-Za-z0-9_-]{43})$/;
 const SIGNATURE_WAIT_MS = 120_000;
 
 const views = ["approve-gate", "approve-scanner", "approve-request", "approve-done"];
@@ -58,16 +59,13 @@ function accountFull(max) {
   );
 }
 
-/** @param {string} hash */
-export function parseFragment(hash) {
-  const match = FRAGMENT.exec(hash);
-  if (!match) return null;
+/**
+ * The link code of a URL of this site's approval page (the engine's parseLinkUrl), or null.
+ * @param {string} url
+ */
+export function parseLink(url) {
   try {
-    return {
-      linkId: match[1],
-      identityKey: b64uDecode(match[2], { length: 32, what: "identity key" }),
-      ephemeralKey: b64uDecode(match[3], { length: 32, what: "ephemeral key" }),
-    };
+    return parseLinkUrl(url, { origin: location.origin });
   } catch {
     return null;
   }
@@ -135,7 +133,6 @@ async function startCamera() {
   const ctx = /** @type {CanvasRenderingContext2D} */ (
     canvas.getContext("2d", { willReadFrequently: true })
   );
-  const prefix = `${location.origin}/link/approve#v1.`;
   const scan = () => {
     if (!stream) return;
     if (video.videoWidth) {
@@ -147,7 +144,7 @@ async function startCamera() {
         inversionAttempts: "dontInvert",
       });
       if (code?.data) {
-        if (code.data.startsWith(prefix) && parseFragment(new URL(code.data).hash)) {
+        if (parseLink(code.data)) {
           stopCamera();
           status.textContent = "Code found.";
           location.hash = new URL(code.data).hash;
@@ -453,7 +450,7 @@ async function route() {
     showView("approve-scanner");
     return;
   }
-  const fragment = parseFragment(hash);
+  const fragment = parseLink(`${location.origin}${LINK_PATH}${hash}`);
   if (!fragment) {
     gate(
       "This is not a link code",

@@ -7,13 +7,13 @@ import {
   DeviceKeys,
   DeviceList,
   encoding,
+  engine,
   generateDeviceKeys,
   generateOneTimePrekeys,
   ready,
   signDeviceList,
   signIn,
   systemRng,
-  verifyDeviceList,
 } from "../protocol/index.js";
 
 import { request } from "./api.js";
@@ -170,8 +170,50 @@ export class ListRefused extends Error {
 }
 
 /**
- * Check a list the server served against what this device accepted before (section 4.3)
- * and remember it. The same version with the same hash is the list already accepted.
+ * The ListRefused for a protocol error the engine raised or named.
+ * @param {string} errorName @param {string} message @param {string} code
+ */
+export function listRefused(errorName, message, code) {
+  return errorName === "MalformedDeviceList"
+    ? new ListRefused(`The device list is malformed: ${message}`, code)
+    : new ListRefused(`The device list was refused: ${message}`, code);
+}
+
+/**
+ * The engine's record of a stored list (IndexedDB "lists"), or null.
+ * @param {import("./store.js").AcceptedList | undefined} stored
+ * @param {{pinnedKey?: Uint8Array | null, suspended?: Set<string>}} [options]
+ */
+export function recordOf(stored, { pinnedKey = null, suspended = new Set() } = {}) {
+  if (!stored?.list) return null;
+  return new engine.ListRecord({
+    deviceList: DeviceList.fromJSON(stored.list),
+    accountKey: pinnedKey ?? b64uDecode(stored.accountKey),
+    knownDevices: new Map(
+      Object.entries(stored.knownDevices ?? {}).map(([id, key]) => [id, b64uDecode(key)]),
+    ),
+    suspended,
+    checkedAt: stored.checkedAt ?? 0,
+  });
+}
+
+/** @param {import("../protocol/engine/state.js").ListRecord} record @returns {import("./store.js").AcceptedList} */
+export function storedOf(record) {
+  return {
+    version: record.version,
+    hash: b64uEncode(record.hash),
+    accountKey: b64uEncode(record.accountKey),
+    knownDevices: Object.fromEntries(
+      [...record.knownDevices].map(([id, key]) => [id, b64uEncode(key)]),
+    ),
+    list: record.deviceList.toJSON(),
+    checkedAt: record.checkedAt,
+  };
+}
+
+/**
+ * Check a list against what this device accepted before (the engine's acceptList, section
+ * 4.3) and remember it. The list accepted last, served again, is not a rollback.
  * @param {any} json the list's JSON
  * @param {{accountId: string, accountKey?: Uint8Array}} expected
  * @returns {Promise<DeviceList>}
@@ -179,40 +221,21 @@ export class ListRefused extends Error {
 export async function acceptDeviceList(json, { accountId, accountKey }) {
   await ready();
   let list;
-  let hash;
   try {
-    list = DeviceList.fromJSON(json);
-    hash = b64uEncode(list.hash); // checks the entries' structure too (one primary entry)
+    [list] = engine.parseListing(accountId, { device_list: json });
   } catch (error) {
-    throw new ListRefused(`The device list is malformed: ${error.message}`, "malformed");
+    throw listRefused("MalformedDeviceList", error.message, error.code ?? "malformed");
   }
-  if (list.accountId !== accountId) {
-    throw new ListRefused("The server sent another account's device list.", "wrong_account");
-  }
-  const accepted = await getAcceptedList(accountId);
-  if (accepted && accepted.version === list.version && accepted.hash === hash) return list;
-  const knownDevices = Object.fromEntries(
-    Object.entries(accepted?.knownDevices ?? {}).map(([id, key]) => [id, b64uDecode(key)]),
-  );
-  const expectedKey = accountKey ?? (accepted ? b64uDecode(accepted.accountKey) : null);
+  let record;
   try {
-    verifyDeviceList(list, {
-      expectedAccountKey: expectedKey,
-      lastAcceptedVersion: accepted ? accepted.version : null,
-      knownDevices,
+    record = engine.acceptList(recordOf(await getAcceptedList(accountId)), list, {
+      expectedAccountKey: accountKey ?? null,
+      now: Date.now(),
     });
   } catch (error) {
-    throw new ListRefused(`The device list was refused: ${error.message}`, error.code ?? "refused");
+    throw listRefused(error.name, error.message, error.code ?? "refused");
   }
-  const known = { ...(accepted?.knownDevices ?? {}) };
-  for (const d of list.devices) known[d.deviceId] = b64uEncode(d.identityKey);
-  await putAcceptedList(accountId, {
-    version: list.version,
-    hash,
-    accountKey: b64uEncode(list.accountKey),
-    knownDevices: known,
-    list: list.toJSON(),
-  });
+  await putAcceptedList(accountId, storedOf(record));
   return list;
 }
 

@@ -5,8 +5,10 @@
 
 import {
   X25519KeyPair,
+  LinkCode,
   encoding,
   linkCheckCode,
+  linkUrl,
   openProvisioning,
   signDevice,
   signLinkToken,
@@ -181,7 +183,10 @@ async function openSession() {
 /** @param {LinkSession} session */
 function show(session) {
   const identityKey = device.keys.identity.public;
-  const url = `${location.origin}/link/approve#v1.${session.linkId}.${b64uEncode(identityKey)}.${b64uEncode(session.ephemeral.public)}`;
+  const url = linkUrl(
+    location.origin,
+    new LinkCode({ linkId: session.linkId, identityKey, ephemeralKey: session.ephemeral.public }),
+  );
   const qr = byId("link-qr");
   qr.dataset.url = url;
   qr.dataset.linkId = session.linkId;

@@ -28,6 +28,7 @@ import {
   decodeMessage,
   encodeContent,
   encoding,
+  engine,
   PrekeyBundle,
   PrekeyMessage,
   ready,
@@ -35,7 +36,17 @@ import {
   systemRng,
 } from "../protocol/index.js";
 import { ApiError, api } from "./api.js";
-import { acceptDeviceList, loadKeys, topUpPrekeys } from "./device.js";
+import { loadKeys, topUpPrekeys } from "./device.js";
+import {
+  currentList,
+  engineState,
+  onListNotice,
+  refreshList,
+  refusalOf,
+  runEngine,
+  senderEntry,
+  suspended,
+} from "./lists.js";
 import { decryptFrom, sessionForSending } from "./sessions.js";
 import { isLeader, onDeviceFrame, onLeader, onSocketOpen, sendFrame } from "./socket.js";
 import * as store from "./store.js";
@@ -113,79 +124,54 @@ export async function saveSettings(value) {
 
 // ------------------------------------------------------------------ device lists
 
-/** account → device ids the server reports logged out but the primary has not re-signed */
-const suspended = new Map();
-
 /** @param {string} username */
 const accountPath = (username) => `/api/accounts/${encodeURIComponent(username)}`;
 
 /**
- * Fetch and verify an account's list: the own one under the own account key, a contact's
- * under the key pinned at first use. Sessions with devices no longer listed are deleted, and
- * a contact's change becomes a notice in the conversation.
- * @param {string} accountId
- * @returns {Promise<DeviceList>}
+ * What the engine tells about lists (lists.js), as lines in conversations: a contact's
+ * devices changed, a security code changed, a withheld or forked list (section 10.1).
+ * @param {engine.Notice} notice
  */
-export async function refreshList(accountId) {
-  const me = await self();
-  const answer = await api(`${accountPath(accountId)}/device-list`);
-  const previous = await store.getAcceptedList(accountId);
-  const contact = accountId === me.accountId ? null : await store.read("contacts", accountId);
-  let list;
-  try {
-    list = await acceptDeviceList(answer.device_list, {
-      accountId,
-      accountKey: contact?.accountKey ? b64uDecode(contact.accountKey) : undefined,
-    });
-  } catch (error) {
-    if (/** @type {any} */ (error).code === "account_key_changed" && accountId !== me.accountId) {
-      await securityCodeChanged(accountId, answer.device_list);
-    }
-    throw error;
-  }
-  suspended.set(accountId, new Set(Array.isArray(answer.suspended) ? answer.suspended : []));
-  const listed = new Set(list.devices.map((d) => d.deviceId));
-  const stale = (await store.readAll("sessions")).filter(
-    (r) => r.accountId === accountId && !listed.has(r.deviceId),
-  );
-  if (stale.length) {
-    await store.transact(["sessions"], (s) => stale.forEach((r) => s.sessions.delete(r.deviceId)));
-  }
-  if (previous && previous.version !== list.version && accountId !== me.accountId) {
-    const before = new Set(Object.keys(previous.list?.devices ? indexDevices(previous.list) : {}));
-    const added = list.devices.filter((d) => !before.has(d.deviceId)).length;
-    const removed = [...before].filter((id) => !listed.has(id)).length;
+async function listNotice(notice) {
+  const me = await store.getSelf();
+  const account = notice.accountId;
+  const { data } = notice;
+  if (!me) return;
+  if (notice.code === "devices_changed" && account !== me.accountId) {
+    const count = (await store.getAcceptedList(account))?.list.devices.length ?? 0;
+    const { added, removed } = data;
     const what =
-      added && !removed
-        ? `${accountId} linked a new device`
-        : removed && !added
-          ? `${accountId} removed a device`
-          : `${accountId}'s devices changed`;
+      added.length && !removed.length
+        ? `${account} linked a new device`
+        : removed.length && !added.length
+          ? `${account} removed a device`
+          : `${account}'s devices changed`;
     await addNotice(
-      accountId,
-      `${what}. Messages now go to ${list.devices.length} device${list.devices.length === 1 ? "" : "s"} (device list version ${list.version}).`,
+      account,
+      `${what}. Messages now go to ${count} device${count === 1 ? "" : "s"} (device list version ${data.version}).`,
       "info",
     );
+  } else if (notice.code === "security_code_changed" && account !== me.accountId) {
+    await securityCodeChanged(account, data.account_key);
+  } else if (notice.code === "list_forked") {
+    await addNotice(
+      account,
+      `${account}'s device signed with a different device list of the same version (a forked list). Be careful.`,
+      "warn",
+    );
+  } else if (notice.code === "list_withheld") {
+    await addNotice(
+      account,
+      `${account}'s device uses device list version ${data.claimed}, but the server serves version ${data.served}. It may be withholding a change.`,
+      "warn",
+    );
+  } else if (data.reason === "freeze" && LIST_REFUSALS.has(notice.code)) {
+    const error = refusalOf(notice, new Map());
+    await addNotice(account, `${account}'s newer device list could not be verified: ${error?.message}`, "warn");
   }
-  return list;
 }
-
-/** @param {any} listJson @returns {Record<string, true>} */
-function indexDevices(listJson) {
-  return Object.fromEntries(listJson.devices.map((/** @type {any} */ d) => [d.device_id, true]));
-}
-
-/**
- * The accepted list of an account, fetched only when this device has none yet: a newer one is
- * learnt from `mismatched_devices`, a content's list version or a `devices_changed` frame.
- * @param {string} accountId
- * @returns {Promise<{list: DeviceList, version: number, hash: Uint8Array}>}
- */
-async function currentList(accountId) {
-  const accepted = await store.getAcceptedList(accountId);
-  const list = accepted ? DeviceList.fromJSON(accepted.list) : await refreshList(accountId);
-  return { list, version: list.version, hash: list.hash };
-}
+onListNotice(listNotice);
+const LIST_REFUSALS = new Set(["list_refused", "list_unavailable", "security_code_changed"]);
 
 /** @param {string} accountId @param {DeviceList} list */
 function active(accountId, list) {
@@ -243,16 +229,10 @@ function emptyConversation(peer) {
   return { peer, unread: 0, lastText: "", lastTimestamp: 0, lastOutgoing: false };
 }
 
-/** @param {string} username @param {any} servedList */
-async function securityCodeChanged(username, servedList) {
+/** @param {string} username @param {string} pendingKey b64u, the served list's account key */
+async function securityCodeChanged(username, pendingKey) {
   const contact = await store.read("contacts", username);
   if (!contact) return;
-  let pendingKey = null;
-  try {
-    pendingKey = b64uEncode(DeviceList.fromJSON(servedList).accountKey);
-  } catch {
-    // a malformed list: the warning stands without a key to confirm
-  }
   if (contact.keyChanged?.pendingKey === pendingKey) return;
   await store.write("contacts", { ...contact, keyChanged: { pendingKey, at: Date.now() } });
   await addNotice(
@@ -440,7 +420,8 @@ function ringLeader() {
 async function encryptItem(item) {
   const me = await self();
   const keys = await loadKeys(me);
-  const own = await currentList(me.accountId);
+  const ownList = await currentList(me.accountId);
+  const own = { list: ownList, version: ownList.version, hash: ownList.hash };
   if (!own.list.entry(me.deviceId)) {
     throw new SendRefused("This device is no longer in your account's signed device list.", "device_removed");
   }
@@ -454,7 +435,7 @@ async function encryptItem(item) {
       );
     }
   }
-  const theirs = toSelf ? own : await currentList(item.recipient);
+  const theirs = toSelf ? own : { list: await currentList(item.recipient) };
   const recipientEntries = active(item.recipient, theirs.list).filter(
     (d) => d.deviceId !== me.deviceId,
   );
@@ -728,8 +709,7 @@ async function receiveOne(envelope) {
   const me = await self();
   const sender = String(envelope.sender);
   const senderDevice = String(envelope.sender_device);
-  let entry = (await currentList(sender)).list.entry(senderDevice);
-  if (!entry) entry = (await refreshList(sender)).entry(senderDevice);
+  const entry = await senderEntry(sender, senderDevice);
   if (!entry) {
     await addNotice(
       sender,
@@ -776,7 +756,22 @@ async function receiveOne(envelope) {
   }
   const seenKey = `${senderDevice}/${b64uEncode(content.messageId)}`;
   const duplicate = Boolean(await store.read("seen", seenKey));
-  const plan = duplicate ? null : await planContent(me, sender, entry, content);
+  // The engine decides who may send which content, and checks the stamp (section 22.4).
+  const received = new engine.ContentReceived(
+    sender,
+    senderDevice,
+    content.type,
+    content.senderListVersion,
+    content.senderListHash,
+    Date.now(),
+  );
+  const [, effects] = duplicate ? [null, []] : engine.handle(await engineState([sender]), received);
+  const verdict = effects.find((e) => e instanceof engine.ContentVerdict);
+  const plan = duplicate
+    ? null
+    : verdict?.verdict === "refuse"
+      ? refusedPlan(sender)
+      : await planContent(me, sender, entry, content);
   const now = Date.now();
   await store.transact(["sessions", "baseKeys", "seen", "device", ...(plan?.stores ?? [])], (s) => {
     s.sessions.put(decrypted.record);
@@ -800,7 +795,14 @@ async function receiveOne(envelope) {
   if (!plan) return { ...none, usedPrekey: decrypted.oneTimePrekeyId !== null };
   for (const detail of plan.announce) announce(detail);
   if (plan.after) followUps.push(plan.after);
-  followUps.push(() => freezeCheck(sender, content));
+  // The stamp's fetches, after the envelope is stored: run again on the lists stored by then.
+  followUps.push(async () => {
+    const run = await runEngine(received, [sender]);
+    for (const effect of run.effects) {
+      const error = effect.data?.reason === "notice" ? refusalOf(effect, run.failures) : null;
+      if (error) console.warn("Parley: own device list refresh failed", error);
+    }
+  });
   return { delivered: plan.delivered ?? null, usedPrekey: decrypted.oneTimePrekeyId !== null };
 }
 
@@ -853,23 +855,9 @@ async function planContent(me, sender, entry, content) {
     case ContentType.SENT_TRANSCRIPT:
     case ContentType.DEVICE_LIST_NOTICE:
     case ContentType.HISTORY_BUNDLE_KEY: {
-      if (!fromSelf) {
-        if (content.type === ContentType.DEVICE_LIST_NOTICE) {
-          return { ...nothing, after: async () => void (await refreshList(sender)) };
-        }
-        return {
-          ...nothing,
-          after: () =>
-            addNotice(
-              sender,
-              `${sender}'s device sent something only your own devices may send; it was refused.`,
-              "warn",
-            ),
-        };
-      }
-      if (content.type === ContentType.DEVICE_LIST_NOTICE) {
-        return { ...nothing, after: async () => void (await refreshList(me.accountId)) };
-      }
+      // accepted by the engine: from another own device (its fetch of the own list for a
+      // device-list notice is among the engine's effects)
+      if (content.type === ContentType.DEVICE_LIST_NOTICE) return nothing;
       if (content.type === ContentType.HISTORY_BUNDLE_KEY) {
         const { acceptHistoryKey } = await import("./history.js");
         return { ...nothing, after: () => acceptHistoryKey(entry, content.body) };
@@ -879,6 +867,24 @@ async function planContent(me, sender, entry, content) {
     default:
       return nothing;
   }
+}
+
+/**
+ * A content only own devices may send, from a contact's device (the engine refused it).
+ * @param {string} sender
+ */
+function refusedPlan(sender) {
+  return {
+    stores: [],
+    write: () => {},
+    announce: [],
+    after: () =>
+      addNotice(
+        sender,
+        `${sender}'s device sent something only your own devices may send; it was refused.`,
+        "warn",
+      ),
+  };
 }
 
 /** @param {any} conversation @param {any} message @param {number} unread */
@@ -969,41 +975,6 @@ async function transcriptPlan(me, entry, body) {
 }
 
 /**
- * Section 10.1: a content naming a newer list of its sender's account than the accepted one
- * means the server has not shown it yet; fetch it, and warn when it cannot be had.
- * @param {string} sender @param {any} content
- */
-async function freezeCheck(sender, content) {
-  const accepted = await store.getAcceptedList(sender);
-  if (!accepted || content.senderListVersion < accepted.version) return;
-  const hash = b64uEncode(content.senderListHash);
-  if (content.senderListVersion === accepted.version) {
-    if (hash !== accepted.hash) {
-      await addNotice(
-        sender,
-        `${sender}'s device signed with a different device list of the same version (a forked list). Be careful.`,
-        "warn",
-      );
-    }
-    return;
-  }
-  let list;
-  try {
-    list = await refreshList(sender);
-  } catch (error) {
-    await addNotice(sender, `${sender}'s newer device list could not be verified: ${/** @type {any} */ (error).message}`, "warn");
-    return;
-  }
-  if (list.version < content.senderListVersion) {
-    await addNotice(
-      sender,
-      `${sender}'s device uses device list version ${content.senderListVersion}, but the server serves version ${list.version}. It may be withholding a change.`,
-      "warn",
-    );
-  }
-}
-
-/**
  * @param {string} peer @param {"delivered" | "read"} kind @param {string[]} ids
  */
 async function queueReceipt(peer, kind, ids) {
@@ -1075,8 +1046,11 @@ export async function startMessenger() {
       else if (frame.type === "accepted") waiting.get(frame.id)?.(frame);
       else if (frame.type === "error" && frame.ref) waiting.get(frame.ref)?.(frame);
       else if (frame.type === "devices_changed") {
-        self()
-          .then((me) => refreshList(me.accountId))
+        runEngine(new engine.FrameReceived(frame, Date.now()), [])
+          .then((run) => run.effects.forEach((e) => {
+            const error = refusalOf(e, run.failures);
+            if (error) console.warn("Parley: own device list refresh failed", error);
+          }))
           .catch((error) => console.warn("Parley: own device list refresh failed", error));
       } else if (frame.type === "prekeys_low") refillPrekeys();
     });

@@ -98,6 +98,7 @@ async function reregister(onVerified) {
     accountKey: b64uEncode(list.accountKey),
     knownDevices: { [deviceId]: b64uEncode(keys.identity.public) },
     list: list.toJSON(),
+    checkedAt: Date.now(),
   });
 }
 

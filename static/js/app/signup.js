@@ -98,6 +98,7 @@ form.addEventListener("submit", async (event) => {
       accountKey: b64uEncode(list.accountKey),
       knownDevices: { [deviceId]: b64uEncode(keys.identity.public) },
       list: list.toJSON(),
+      checkedAt: Date.now(),
     });
     say(message, "ok", "Account created.");
     location.assign("/devices");

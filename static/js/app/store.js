@@ -108,6 +108,7 @@ export async function putSelf(record) {
  * @property {string} accountKey b64u
  * @property {Record<string, string>} knownDevices every device id ever accepted → b64u key
  * @property {any} list the list's JSON
+ * @property {number} [checkedAt] when the server last served it (ms; the engine's record)
  */
 
 /** @param {string} accountId @returns {Promise<AcceptedList | undefined>} */

@@ -67,6 +67,7 @@ export {
   validateBody,
 } from "./content.js";
 export { encryptForDevices } from "./fanout.js";
+export * as engine from "./engine/index.js";
 export {
   fingerprint,
   formatSafetyNumber,
@@ -76,11 +77,15 @@ export {
 } from "./safety.js";
 export { HISTORY_CHUNK, historyHash, openHistory, SealedHistory, sealHistory } from "./history.js";
 export {
+  LINK_PATH,
   linkChallenge,
   linkCheckCode,
+  LinkCode,
   linkTokenBytes,
+  linkUrl,
   makeProvisioning,
   openProvisioning,
+  parseLinkUrl,
   Provisioning,
   provisioningPayload,
   sealProvisioning,

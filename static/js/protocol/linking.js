@@ -209,3 +209,50 @@ export function linkCheckCode({ linkId, companionIdentityKey, ephemeralKey }) {
   const n = ((d[0] << 24) >>> 0) + (d[1] << 16) + (d[2] << 8) + d[3];
   return String(n % 1000000).padStart(6, "0");
 }
+
+// ------------------------------------------------------------------ the link URL (QR code)
+
+export const LINK_PATH = "/link/approve";
+const LINK_FRAGMENT = /^v1\.([A-Za-z0-9_-]{1,64})\.([A-Za-z0-9_-]{43})\.([A-Za-z0-9_-]{43})$/;
+
+/** What a new device's QR code carries: its link id, identity key and ephemeral key. */
+export class LinkCode {
+  /** @param {{linkId: string, identityKey: Uint8Array, ephemeralKey: Uint8Array}} fields */
+  constructor({ linkId, identityKey, ephemeralKey }) {
+    this.linkId = linkId;
+    this.identityKey = identityKey;
+    this.ephemeralKey = ephemeralKey;
+  }
+}
+
+/**
+ * The approval page's URL; the fragment (never sent to a server) carries the keys.
+ * @param {string} origin @param {LinkCode} code @returns {string}
+ */
+export function linkUrl(origin, code) {
+  if (typeof code.linkId !== "string" || !/^[A-Za-z0-9_-]{1,64}$/.test(code.linkId)) {
+    throw new MalformedMessage("link id: expected 1 to 64 base64url characters");
+  }
+  const identityKey = bytes32(code.identityKey, "identity key");
+  const ephemeralKey = bytes32(code.ephemeralKey, "ephemeral key");
+  return `${origin}${LINK_PATH}#v1.${code.linkId}.${b64uEncode(identityKey)}.${b64uEncode(ephemeralKey)}`;
+}
+
+/**
+ * The link code of a URL `linkUrl(origin, ...)` made; anything else (another site, another
+ * version, a key of another length or non-canonical base64url) is MalformedMessage.
+ * @param {string} url @param {{origin: string}} options @returns {LinkCode}
+ */
+export function parseLinkUrl(url, { origin }) {
+  const prefix = `${origin}${LINK_PATH}#`;
+  if (typeof url !== "string" || !url.startsWith(prefix)) {
+    throw new MalformedMessage(`link URL: expected one starting with ${JSON.stringify(prefix)}`);
+  }
+  const match = LINK_FRAGMENT.exec(url.slice(prefix.length));
+  if (!match) throw new MalformedMessage("link URL: expected the fragment v1.<link id>.<key>.<key>");
+  return new LinkCode({
+    linkId: match[1],
+    identityKey: b64uDecode(match[2], { length: 32, what: "link URL identity key" }),
+    ephemeralKey: b64uDecode(match[3], { length: 32, what: "link URL ephemeral key" }),
+  });
+}

@@ -1,0 +1,49 @@
+"""The device engine (docs/protocol.md section 22): every device-side rule as a pure state
+machine, mirrored line for line in static/js/protocol/engine/."""
+
+from protocol.engine.effects import (
+    ContentVerdict,
+    Effect,
+    HttpRequest,
+    Notice,
+    SendFrame,
+    StoreList,
+)
+from protocol.engine.events import (
+    ContentReceived,
+    Event,
+    FrameReceived,
+    HttpAnswered,
+    ListWanted,
+    SenderSeen,
+    event_from_dict,
+)
+from protocol.engine.lists import accept_list, device_list_path, list_changes, parse_listing
+from protocol.engine.machine import OWN_DEVICES_ONLY, handle
+from protocol.engine.state import LIST_MAX_AGE_MS, DeviceState, ListRecord, PendingFetch
+
+__all__ = [
+    "LIST_MAX_AGE_MS",
+    "OWN_DEVICES_ONLY",
+    "ContentReceived",
+    "ContentVerdict",
+    "DeviceState",
+    "Effect",
+    "Event",
+    "FrameReceived",
+    "HttpAnswered",
+    "HttpRequest",
+    "ListRecord",
+    "ListWanted",
+    "Notice",
+    "PendingFetch",
+    "SendFrame",
+    "SenderSeen",
+    "StoreList",
+    "accept_list",
+    "device_list_path",
+    "event_from_dict",
+    "handle",
+    "list_changes",
+    "parse_listing",
+]

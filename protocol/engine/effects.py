@@ -1,0 +1,99 @@
+"""What the engine asks its adapter to do (docs/protocol.md section 22.2).
+
+`to_dict` is the form scenario files compare; a `detail` (an error's text, for people)
+is language-specific and left out of it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from protocol.engine.state import ListRecord
+
+
+@dataclass(frozen=True)
+class SendFrame:
+    """A frame to send on the device socket."""
+
+    kind: ClassVar[str] = "send_frame"
+    frame: Mapping[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": self.kind, "frame": dict(self.frame)}
+
+
+@dataclass(frozen=True)
+class HttpRequest:
+    """A request to make; its answer comes back as `HttpAnswered(request_id, ...)`."""
+
+    kind: ClassVar[str] = "http_request"
+    request_id: str
+    method: str
+    path: str
+    body: Any = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "type": self.kind,
+            "request_id": self.request_id,
+            "method": self.method,
+            "path": self.path,
+            "body": self.body,
+        }
+
+
+@dataclass(frozen=True)
+class StoreList:
+    """A verified list to store for the account (replacing the record kept before)."""
+
+    kind: ClassVar[str] = "store_list"
+    account_id: str
+    record: ListRecord
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": self.kind, "account_id": self.account_id, "record": self.record.to_dict()}
+
+
+@dataclass(frozen=True)
+class Notice:
+    """Something to tell the person, about an account; `code` says what (section 22.3)."""
+
+    kind: ClassVar[str] = "notice"
+    account_id: str
+    code: str
+    data: Mapping[str, Any] = field(default_factory=dict)
+    detail: str = field(default="", compare=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "type": self.kind,
+            "account_id": self.account_id,
+            "code": self.code,
+            "data": dict(self.data),
+        }
+
+
+@dataclass(frozen=True)
+class ContentVerdict:
+    """What to do with one received content: `accept` (the adapter applies it) or
+    `refuse` (it is dropped, with a notice); `reason` says why it was refused."""
+
+    kind: ClassVar[str] = "content_verdict"
+    sender: str
+    sender_device: str
+    verdict: str
+    reason: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "type": self.kind,
+            "sender": self.sender,
+            "sender_device": self.sender_device,
+            "verdict": self.verdict,
+            "reason": self.reason,
+        }
+
+
+Effect = SendFrame | HttpRequest | StoreList | Notice | ContentVerdict

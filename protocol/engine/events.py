@@ -1,0 +1,133 @@
+"""What happens to a device, as the engine's input (docs/protocol.md section 22.1).
+
+Every event carries `now` (ms): the clock is an input, never read inside the engine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from protocol.encoding import b64u_decode, b64u_encode
+from protocol.exceptions import MalformedMessage
+
+
+@dataclass(frozen=True)
+class FrameReceived:
+    """A frame the server sent on the device socket."""
+
+    kind: ClassVar[str] = "frame_received"
+    frame: Mapping[str, Any]
+    now: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": self.kind, "frame": dict(self.frame), "now": self.now}
+
+
+@dataclass(frozen=True)
+class HttpAnswered:
+    """The server's answer to an `HttpRequest` effect, by its request id."""
+
+    kind: ClassVar[str] = "http_answered"
+    request_id: str
+    status: int
+    body: Any
+    now: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "type": self.kind,
+            "request_id": self.request_id,
+            "status": self.status,
+            "body": self.body,
+            "now": self.now,
+        }
+
+
+@dataclass(frozen=True)
+class ListWanted:
+    """The app is about to use an account's list (a send, adding a contact); `refresh`
+    asks for the server's current list whatever the cache holds."""
+
+    kind: ClassVar[str] = "list_wanted"
+    account_id: str
+    now: int
+    refresh: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "type": self.kind,
+            "account_id": self.account_id,
+            "refresh": self.refresh,
+            "now": self.now,
+        }
+
+
+@dataclass(frozen=True)
+class SenderSeen:
+    """An envelope arrived from this account's device; its key must come from a signed list."""
+
+    kind: ClassVar[str] = "sender_seen"
+    sender: str
+    sender_device: str
+    now: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "type": self.kind,
+            "sender": self.sender,
+            "sender_device": self.sender_device,
+            "now": self.now,
+        }
+
+
+@dataclass(frozen=True)
+class ContentReceived:
+    """A content decrypted from `sender_device` (new, not a duplicate): its type and the
+    sender's list stamp (section 10.1)."""
+
+    kind: ClassVar[str] = "content_received"
+    sender: str
+    sender_device: str
+    content_type: int
+    sender_list_version: int
+    sender_list_hash: bytes
+    now: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "type": self.kind,
+            "sender": self.sender,
+            "sender_device": self.sender_device,
+            "content_type": self.content_type,
+            "sender_list_version": self.sender_list_version,
+            "sender_list_hash": b64u_encode(self.sender_list_hash),
+            "now": self.now,
+        }
+
+
+Event = FrameReceived | HttpAnswered | ListWanted | SenderSeen | ContentReceived
+
+
+def event_from_dict(data: Mapping[str, Any]) -> Event:
+    """The event a scenario file spells out (the JSON form of `to_dict`)."""
+    kind, now = data.get("type"), data["now"]
+    if kind == FrameReceived.kind:
+        return FrameReceived(data["frame"], now)
+    if kind == HttpAnswered.kind:
+        return HttpAnswered(data["request_id"], data["status"], data["body"], now)
+    if kind == ListWanted.kind:
+        return ListWanted(data["account_id"], now, bool(data.get("refresh")))
+    if kind == SenderSeen.kind:
+        return SenderSeen(data["sender"], data["sender_device"], now)
+    if kind == ContentReceived.kind:
+        return ContentReceived(
+            data["sender"],
+            data["sender_device"],
+            data["content_type"],
+            data["sender_list_version"],
+            b64u_decode(data["sender_list_hash"], length=32, what="sender list hash"),
+            now,
+        )
+    raise MalformedMessage(f"engine event: unknown type {kind!r}")

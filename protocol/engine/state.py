@@ -1,0 +1,115 @@
+"""The device engine's state (docs/protocol.md section 22): what a device knows, as values.
+
+The state is rebuilt by an adapter from its store before an event and changed only by
+`engine.handle`; every field has a JSON form, so scenario files can spell a state out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+from protocol.devicelist import DeviceList
+from protocol.encoding import b64u_decode, b64u_encode
+from protocol.exceptions import MalformedMessage
+
+LIST_MAX_AGE_MS = 5 * 60 * 1000  # a cached list older than this is refetched before use
+
+
+@dataclass(frozen=True)
+class ListRecord:
+    """The newest list this device accepted for an account, and what it must remember of
+    every list accepted before: each device id's key, and the pinned account key."""
+
+    device_list: DeviceList
+    account_key: bytes  # pinned: the own key, or the contact's key at first use
+    known_devices: Mapping[str, bytes]  # every device id ever accepted -> identity key
+    suspended: frozenset[str] = frozenset()  # listed, but logged out until re-signed
+    checked_at: int = 0  # when the server last served this list (ms)
+
+    @property
+    def version(self) -> int:
+        return self.device_list.version
+
+    @property
+    def hash(self) -> bytes:
+        return self.device_list.hash
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "device_list": self.device_list.to_dict(),
+            "account_key": b64u_encode(self.account_key),
+            "known_devices": {d: b64u_encode(k) for d, k in sorted(self.known_devices.items())},
+            "suspended": sorted(self.suspended),
+            "checked_at": self.checked_at,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ListRecord:
+        return cls(
+            device_list=DeviceList.from_dict(data["device_list"]),
+            account_key=b64u_decode(data["account_key"], length=32, what="account key"),
+            known_devices={
+                d: b64u_decode(k, length=32, what="known device key")
+                for d, k in _object(data["known_devices"]).items()
+            },
+            suspended=frozenset(data.get("suspended") or ()),
+            checked_at=int(data.get("checked_at") or 0),
+        )
+
+
+@dataclass(frozen=True)
+class PendingFetch:
+    """A device-list request the engine issued and has no answer for yet."""
+
+    account_id: str
+    reason: str  # missing | stale | refresh | unknown_device | freeze | notice | devices_changed
+    claimed: int | None = None  # freeze: the version the sender's device signed with
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"account_id": self.account_id, "reason": self.reason, "claimed": self.claimed}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> PendingFetch:
+        return cls(data["account_id"], data["reason"], data.get("claimed"))
+
+
+@dataclass(frozen=True)
+class DeviceState:
+    account_id: str
+    device_id: str
+    account_key: bytes  # the own account key (the primary's identity key)
+    lists: Mapping[str, ListRecord] = field(default_factory=lambda: MappingProxyType({}))
+    pending: Mapping[str, PendingFetch] = field(default_factory=lambda: MappingProxyType({}))
+    next_request: int = 1
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "account_id": self.account_id,
+            "device_id": self.device_id,
+            "account_key": b64u_encode(self.account_key),
+            "lists": {a: r.to_dict() for a, r in sorted(self.lists.items())},
+            "pending": {i: p.to_dict() for i, p in sorted(self.pending.items())},
+            "next_request": self.next_request,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> DeviceState:
+        return cls(
+            account_id=data["account_id"],
+            device_id=data["device_id"],
+            account_key=b64u_decode(data["account_key"], length=32, what="account key"),
+            lists={a: ListRecord.from_dict(r) for a, r in _object(data.get("lists")).items()},
+            pending={i: PendingFetch.from_dict(p) for i, p in _object(data.get("pending")).items()},
+            next_request=int(data.get("next_request") or 1),
+        )
+
+
+def _object(value: Any) -> Mapping[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise MalformedMessage("engine state: expected an object")
+    return value

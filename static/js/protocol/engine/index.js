@@ -1,0 +1,15 @@
+// The device engine (docs/protocol.md section 22): every device-side rule as a pure state
+// machine; mirror of protocol/engine/.
+
+export { ContentVerdict, HttpRequest, Notice, SendFrame, StoreList } from "./effects.js";
+export {
+  ContentReceived,
+  eventFromJSON,
+  FrameReceived,
+  HttpAnswered,
+  ListWanted,
+  SenderSeen,
+} from "./events.js";
+export { acceptList, deviceListPath, listChanges, parseListing } from "./lists.js";
+export { handle, OWN_DEVICES_ONLY } from "./machine.js";
+export { DeviceState, LIST_MAX_AGE_MS, ListRecord, PendingFetch } from "./state.js";

@@ -1,0 +1,151 @@
+// The device engine's state (docs/protocol.md section 22), mirror of protocol/engine/state.py:
+// what a device knows, as values. Rebuilt by an adapter from its store before an event and
+// changed only by `handle`; every field has a JSON form, so scenario files can spell it out.
+
+import { DeviceList } from "../devicelist.js";
+import { b64uDecode, b64uEncode } from "../encoding.js";
+import { MalformedMessage } from "../exceptions.js";
+
+/** A cached list older than this (ms) is refetched before use. */
+export const LIST_MAX_AGE_MS = 5 * 60 * 1000;
+
+/** @param {Map<string, any>} map @param {(v: any) => any} fn */
+function sortedObject(map, fn) {
+  return Object.fromEntries([...map.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([k, v]) => [k, fn(v)]));
+}
+
+/** @param {any} value @returns {[string, any][]} */
+function entriesOf(value) {
+  if (value === null || value === undefined) return [];
+  if (typeof value !== "object" || Array.isArray(value)) {
+    throw new MalformedMessage("engine state: expected an object");
+  }
+  return Object.entries(value);
+}
+
+/**
+ * The newest list this device accepted for an account, and what it must remember of every
+ * list accepted before: each device id's key, and the pinned account key.
+ */
+export class ListRecord {
+  /**
+   * @param {{deviceList: DeviceList, accountKey: Uint8Array, knownDevices: Map<string, Uint8Array>,
+   *          suspended?: Set<string>, checkedAt?: number}} fields
+   */
+  constructor({ deviceList, accountKey, knownDevices, suspended = new Set(), checkedAt = 0 }) {
+    this.deviceList = deviceList;
+    this.accountKey = accountKey; // pinned: the own key, or the contact's key at first use
+    this.knownDevices = knownDevices; // every device id ever accepted -> identity key
+    this.suspended = suspended; // listed, but logged out until re-signed
+    this.checkedAt = checkedAt; // when the server last served this list (ms)
+    this._hash = /** @type {Uint8Array | null} */ (null);
+  }
+
+  get version() {
+    return this.deviceList.version;
+  }
+
+  /** @returns {Uint8Array} */
+  get hash() {
+    this._hash ??= this.deviceList.hash;
+    return this._hash;
+  }
+
+  /** @param {Partial<{suspended: Set<string>, checkedAt: number}>} changes */
+  with(changes) {
+    return new ListRecord({ ...this, ...changes });
+  }
+
+  toJSON() {
+    return {
+      device_list: this.deviceList.toJSON(),
+      account_key: b64uEncode(this.accountKey),
+      known_devices: sortedObject(this.knownDevices, b64uEncode),
+      suspended: [...this.suspended].sort(),
+      checked_at: this.checkedAt,
+    };
+  }
+
+  /** @param {any} data @returns {ListRecord} */
+  static fromJSON(data) {
+    return new ListRecord({
+      deviceList: DeviceList.fromJSON(data.device_list),
+      accountKey: b64uDecode(data.account_key, { length: 32, what: "account key" }),
+      knownDevices: new Map(
+        entriesOf(data.known_devices).map(([d, k]) => [
+          d,
+          b64uDecode(k, { length: 32, what: "known device key" }),
+        ]),
+      ),
+      suspended: new Set(data.suspended ?? []),
+      checkedAt: Number(data.checked_at ?? 0),
+    });
+  }
+}
+
+/** A device-list request the engine issued and has no answer for yet. */
+export class PendingFetch {
+  /**
+   * @param {string} accountId
+   * @param {string} reason missing | stale | refresh | unknown_device | freeze | notice | devices_changed
+   * @param {number | null} [claimed] freeze: the version the sender's device signed with
+   */
+  constructor(accountId, reason, claimed = null) {
+    this.accountId = accountId;
+    this.reason = reason;
+    this.claimed = claimed;
+  }
+
+  toJSON() {
+    return { account_id: this.accountId, reason: this.reason, claimed: this.claimed };
+  }
+
+  /** @param {any} data */
+  static fromJSON(data) {
+    return new PendingFetch(data.account_id, data.reason, data.claimed ?? null);
+  }
+}
+
+export class DeviceState {
+  /**
+   * @param {{accountId: string, deviceId: string, accountKey: Uint8Array,
+   *          lists?: Map<string, ListRecord>, pending?: Map<string, PendingFetch>,
+   *          nextRequest?: number}} fields
+   */
+  constructor({ accountId, deviceId, accountKey, lists = new Map(), pending = new Map(), nextRequest = 1 }) {
+    this.accountId = accountId;
+    this.deviceId = deviceId;
+    this.accountKey = accountKey; // the own account key (the primary's identity key)
+    this.lists = lists;
+    this.pending = pending;
+    this.nextRequest = nextRequest;
+  }
+
+  /** @param {Partial<{lists: Map<string, ListRecord>, pending: Map<string, PendingFetch>, nextRequest: number}>} changes */
+  with(changes) {
+    return new DeviceState({ ...this, ...changes });
+  }
+
+  toJSON() {
+    return {
+      account_id: this.accountId,
+      device_id: this.deviceId,
+      account_key: b64uEncode(this.accountKey),
+      lists: sortedObject(this.lists, (r) => r.toJSON()),
+      pending: sortedObject(this.pending, (p) => p.toJSON()),
+      next_request: this.nextRequest,
+    };
+  }
+
+  /** @param {any} data @returns {DeviceState} */
+  static fromJSON(data) {
+    return new DeviceState({
+      accountId: data.account_id,
+      deviceId: data.device_id,
+      accountKey: b64uDecode(data.account_key, { length: 32, what: "account key" }),
+      lists: new Map(entriesOf(data.lists).map(([a, r]) => [a, ListRecord.fromJSON(r)])),
+      pending: new Map(entriesOf(data.pending).map(([i, p]) => [i, PendingFetch.fromJSON(p)])),
+      nextRequest: Number(data.next_request ?? 1),
+    });
+  }
+}
