@@ -33,6 +33,7 @@ test: $(VENV)/.dev
 	@$(MAKE) --no-print-directory node_modules/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 	$(VENV)/bin/pytest
 	node --test tests/js/
 
@@ -72,4 +73,4 @@ bench: $(VENV)/.bench
 	$(PY) bench/idle_sockets.py
 
 clean:
-	rm -rf $(VENV) node_modules var test-artifacts .pytest_cache .ruff_cache
+	rm -rf $(VENV) node_modules var test-artifacts .pytest_cache .ruff_cache .mypy_cache
