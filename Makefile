@@ -34,6 +34,7 @@ test: $(VENV)/.dev
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	npx --no-install tsc -p tsconfig.json
 	$(VENV)/bin/pytest
 	node --test tests/js/
 

@@ -251,6 +251,7 @@ export function streamPush(state, chunk, tag) {
  * @returns {[Uint8Array, number]} plaintext and tag
  */
 export function streamPull(state, chunk) {
+  /** @type {import("libsodium-wrappers-sumo").StreamChunk | false} */
   let result;
   try {
     result = sodium.crypto_secretstream_xchacha20poly1305_pull(state, chunk, null);

@@ -15,7 +15,7 @@ import { DeviceState, LIST_MAX_AGE_MS, PendingFetch } from "./state.js";
 /** @typedef {import("./events.js").Event} Event */
 /** @typedef {[DeviceState, Effect[]]} Result */
 
-/** Contents only this account's own devices may send (section 10). */
+/** Contents only this account's own devices may send (section 10). @type {ReadonlySet<number>} */
 export const OWN_DEVICES_ONLY = Object.freeze(
   new Set([ContentType.SENT_TRANSCRIPT, ContentType.DEVICE_LIST_NOTICE, ContentType.HISTORY_BUNDLE_KEY]),
 );
