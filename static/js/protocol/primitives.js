@@ -73,7 +73,7 @@ export function ed25519Verify(publicKey, message, signature, { what }) {
       `${what}: expected a 64-byte signature, got ${signature?.length ?? typeof signature}`,
     );
   }
-  let valid = false;
+  let valid;
   try {
     valid = sodium.crypto_sign_verify_detached(signature, message, publicKey);
   } catch {

@@ -9,8 +9,9 @@ import { AccountKeyChanged, ProtocolError } from "../exceptions.js";
 import { ContentVerdict, HttpRequest, Notice, StoreList } from "./effects.js";
 import { ContentReceived, FrameReceived, HttpAnswered, ListWanted, SenderSeen } from "./events.js";
 import { acceptList, deviceListPath, listChanges, parseListing } from "./lists.js";
-import { DeviceState, LIST_MAX_AGE_MS, PendingFetch } from "./state.js";
+import { LIST_MAX_AGE_MS, PendingFetch } from "./state.js";
 
+/** @typedef {import("./state.js").DeviceState} DeviceState */
 /** @typedef {import("./effects.js").Effect} Effect */
 /** @typedef {import("./events.js").Event} Event */
 /** @typedef {[DeviceState, Effect[]]} Result */
