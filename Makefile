@@ -27,12 +27,15 @@ run: $(VENV)/.runtime
 	@echo "Parley is running at http://localhost:$(PORT)  (use localhost: passkeys refuse 127.0.0.1). Ctrl-C stops it."
 	$(VENV)/bin/daphne -b $(HOST) -p $(PORT) config.asgi:application
 
-## test: lint, then every Python test (real Chromium, real Redis), then the JavaScript tests
+## test: lint and type-check (ruff, mypy, tsc, eslint), then every Python test (real Chromium, real Redis), then the JavaScript tests
 test: $(VENV)/.dev
 	@scripts/ensure-system-deps.sh
 	@$(MAKE) --no-print-directory node_modules/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+	npx --no-install tsc -p tsconfig.json
+	npx --no-install eslint --max-warnings=0 .
 	$(VENV)/bin/pytest
 	node --test tests/js/
 
@@ -72,4 +75,4 @@ bench: $(VENV)/.bench
 	$(PY) bench/idle_sockets.py
 
 clean:
-	rm -rf $(VENV) node_modules var test-artifacts .pytest_cache .ruff_cache
+	rm -rf $(VENV) node_modules var test-artifacts .pytest_cache .ruff_cache .mypy_cache

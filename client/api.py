@@ -25,7 +25,8 @@ class ApiError(Exception):
         self.body = body
         self.code: str = str(error.get("code") or f"http_{status}")
         self.message: str = str(error.get("message") or f"The server answered HTTP {status}.")
-        self.data: dict[str, Any] = error.get("data") if isinstance(error.get("data"), dict) else {}
+        data = error.get("data")
+        self.data: dict[str, Any] = data if isinstance(data, dict) else {}
         super().__init__(f"{self.message} ({self.code}, HTTP {status})")
 
 

@@ -238,7 +238,7 @@ def _copies(sent: OutgoingMessage) -> str:
     return "a copy to your other device" if count == 1 else f"a copy to your {count} other devices"
 
 
-async def _send(messenger: Messenger, user: str, text: str, *, within: float):
+async def _send(messenger: Messenger, user: str, text: str, *, within: float) -> OutgoingMessage:
     assert isinstance(messenger.transport, HttpTransport)
     connection = DeviceConnection(messenger, messenger.transport, receive=False)
     await connection.start(within=within)

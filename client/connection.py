@@ -19,6 +19,7 @@ from typing import Any
 
 import websockets
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+from websockets.typing import Origin
 
 from client.api import ApiError, ServerUnreachable
 from client.http import HttpTransport
@@ -156,7 +157,7 @@ class DeviceConnection:
             try:
                 self.socket = await websockets.connect(
                     f"{self.transport.ws_origin}/ws/device/",
-                    origin=self.transport.origin,
+                    origin=Origin(self.transport.origin),
                     additional_headers={"Cookie": self.transport.cookie_header()},
                     compression=None,
                     max_size=MAX_FRAME_BYTES,
@@ -290,7 +291,8 @@ class DeviceConnection:
             return
         outgoing, future = entry
         code = frame.get("code")
-        data = frame.get("data") if isinstance(frame.get("data"), dict) else {}
+        data = frame.get("data")
+        data = data if isinstance(data, dict) else {}
         if code == "mismatched_devices":
             try:
                 retried = self.messenger.retry(outgoing, data)

@@ -14,7 +14,7 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from client import api
 from client.api import ApiError, ServerUnreachable, Transport
@@ -26,6 +26,8 @@ from protocol.encoding import b64u_decode, b64u_encode
 from protocol.exceptions import MalformedMessage, ProtocolError
 from protocol.keys import DeviceKeys, X25519KeyPair, generate_device_keys
 from protocol.rng import Rng, system_rng
+
+T = TypeVar("T")
 
 PLATFORM = "Python (command line)"
 ONE_TIME_PREKEYS = 100
@@ -215,11 +217,12 @@ class CompanionLink:
             account_id=self.provisioning.account_id,
             account_key=self.provisioning.account_key,
         )
-        return api.post(
+        answer: dict[str, Any] = api.post(
             self.transport,
             f"/api/link/{self._request().link_id}/device-signature",
             {"device_signature": b64u_encode(signature), **prekey_upload(self.keys)},
         )
+        return answer
 
     def redeem(self, status: LinkStatus | None = None) -> dict[str, Any]:
         """Trade a signature over (token nonce ‖ link id) for this device's own session."""
@@ -230,11 +233,12 @@ class CompanionLink:
         signature = linking.sign_link_token(
             self.keys.identity, nonce=status.token_nonce, link_id=request.link_id
         )
-        return api.post(
+        answer: dict[str, Any] = api.post(
             self.transport,
             f"/api/link/{request.link_id}/redeem",
             {"signature": b64u_encode(signature)},
         )
+        return answer
 
     def verify_own_device_list(self) -> dl.DeviceList:
         """The account's list must verify under the provisioned account key and hold us."""
@@ -396,7 +400,7 @@ def _wait(
         sleep(poll)
 
 
-def _expired_as(error: type[LinkExpired], step: Callable[[], Any]) -> Any:
+def _expired_as(error: type[LinkExpired], step: Callable[[], T]) -> T:
     try:
         return step()
     except ApiError as failure:

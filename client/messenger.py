@@ -366,7 +366,7 @@ class Messenger:
         bundles = self._bundles_for(
             {a for a, e in targets if self.store.session(e.device_id) is None}
         )
-        stamp = {"sender_list_version": own.version, "sender_list_hash": own.hash}
+        stamp: dict[str, Any] = {"sender_list_version": own.version, "sender_list_hash": own.hash}
         content = Content(
             type=content_type,
             message_id=message_id,
@@ -463,7 +463,7 @@ class Messenger:
         sender_device = str(envelope.get("sender_device"))
         envelope_id = str(envelope.get("id"))
 
-        def refused(reason: str, error: BaseException | None = None) -> list[Refused]:
+        def refused(reason: str, error: BaseException | None = None) -> list[Event]:
             return [Refused(sender, sender_device, envelope_id, reason, error)]
 
         try:

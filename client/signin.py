@@ -26,7 +26,7 @@ def sign_in(transport: Transport, device: OwnDevice) -> dict[str, Any]:
             device_id=device.device_id,
             nonce=b64u_decode(begin["nonce"], length=32, what="sign-in nonce"),
         )
-        return api.post(
+        session: dict[str, Any] = api.post(
             transport,
             "/api/devices/signin",
             {
@@ -35,6 +35,7 @@ def sign_in(transport: Transport, device: OwnDevice) -> dict[str, Any]:
                 "signature": b64u_encode(signature),
             },
         )
+        return session
     except ApiError as error:
         if error.code == "device_revoked":
             raise DeviceLoggedOut(error.message) from error

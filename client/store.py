@@ -229,7 +229,8 @@ class Store:
                 self._db.execute(statement)
 
     def _one(self, sql: str, params: tuple[Any, ...] = ()) -> tuple[Any, ...] | None:
-        return self._db.execute(sql, params).fetchone()
+        row: tuple[Any, ...] | None = self._db.execute(sql, params).fetchone()
+        return row
 
     def _all(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         return self._db.execute(sql, params).fetchall()

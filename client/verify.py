@@ -9,6 +9,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 DEFAULT_HASHES = Path(__file__).resolve().parent.parent / "docs" / "static-hashes.json"
 
@@ -20,7 +21,7 @@ class Mismatch:
     served: str | None  # None: not served (HTTP error)
 
 
-def verify_static(origin: str, hashes: dict, *, timeout: float = 15.0) -> list[Mismatch]:
+def verify_static(origin: str, hashes: dict[str, Any], *, timeout: float = 15.0) -> list[Mismatch]:
     """Fetch every published asset from `origin` and return those that differ."""
     mismatches = []
     for path, expected in sorted(hashes["files"].items()):
@@ -36,5 +37,6 @@ def verify_static(origin: str, hashes: dict, *, timeout: float = 15.0) -> list[M
     return mismatches
 
 
-def load_hashes(path: Path = DEFAULT_HASHES) -> dict:
-    return json.loads(path.read_text())
+def load_hashes(path: Path = DEFAULT_HASHES) -> dict[str, Any]:
+    hashes: dict[str, Any] = json.loads(path.read_text())
+    return hashes

@@ -8,7 +8,7 @@ import json
 import operator
 import re
 from itertools import accumulate, count
-from typing import Any
+from typing import Any, TypeGuard
 
 from protocol.exceptions import InvalidJson, MalformedMessage
 
@@ -36,7 +36,7 @@ def enc_str(value: str) -> bytes:
     return len(raw).to_bytes(2, "big") + raw
 
 
-def is_uint(value: Any, maximum: int = MAX_SAFE_INTEGER) -> bool:
+def is_uint(value: Any, maximum: int = MAX_SAFE_INTEGER) -> TypeGuard[int]:
     """True for an int (not a bool) in 0..maximum."""
     return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= maximum
 

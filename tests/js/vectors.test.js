@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { before, describe, test } from "node:test";
 
-import { errorName, hex, p, seed, text, unhex, utf8, vector, vectorFiles } from "./support.js";
+import { errorName, hex, p, seed, text, unhex, vector, vectorFiles } from "./support.js";
 
 before(async () => {
   await p.ready();

@@ -39,3 +39,21 @@ test("vendored libsodium signs and converts keys exactly as PyNaCl does", async 
   assert.equal(sodium.to_hex(sig), PYNACL_SIGNATURE);
   assert.equal(sodium.to_hex(sodium.crypto_sign_ed25519_pk_to_curve25519(publicKey)), PYNACL_X25519_PUBLIC);
 });
+
+// types/libsodium-wrappers-sumo.d.ts is what tsc checks static/js/protocol/ against: each
+// member it declares must exist on the vendored library, and a secretstream state is a number.
+test("every libsodium member the type declarations name exists in the vendored library", async () => {
+  const { default: sodium } = await import(`${root}static/vendor/libsodium/libsodium-wrappers.mjs`);
+  await sodium.ready;
+  const shim = readFileSync(`${root}types/libsodium-wrappers-sumo.d.ts`, "utf8");
+  const start = shim.indexOf("export interface Sodium {");
+  const body = shim.slice(start, shim.indexOf("\n}\n", start));
+  const members = [...body.matchAll(/^ {2}(readonly )?(\w+)(\(|:)/gm)].map(([, , name, kind]) => [name, kind]);
+  assert.ok(members.length > 15, `found only ${members.length} members`);
+  for (const [name, kind] of members) {
+    const expected = kind === "(" ? "function" : name === "ready" ? "object" : "number";
+    assert.equal(typeof sodium[name], expected, name);
+  }
+  const state = sodium.crypto_secretstream_xchacha20poly1305_init_pull(new Uint8Array(24), new Uint8Array(32));
+  assert.equal(typeof state, "number");
+});

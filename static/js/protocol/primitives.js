@@ -73,7 +73,7 @@ export function ed25519Verify(publicKey, message, signature, { what }) {
       `${what}: expected a 64-byte signature, got ${signature?.length ?? typeof signature}`,
     );
   }
-  let valid = false;
+  let valid;
   try {
     valid = sodium.crypto_sign_verify_detached(signature, message, publicKey);
   } catch {
@@ -251,6 +251,7 @@ export function streamPush(state, chunk, tag) {
  * @returns {[Uint8Array, number]} plaintext and tag
  */
 export function streamPull(state, chunk) {
+  /** @type {import("libsodium-wrappers-sumo").StreamChunk | false} */
   let result;
   try {
     result = sodium.crypto_secretstream_xchacha20poly1305_pull(state, chunk, null);

@@ -461,10 +461,11 @@ const U32_MAX = 0xffffffff;
  * @returns {number}
  */
 function counter(value, what, max = Number.MAX_SAFE_INTEGER) {
-  if (!Number.isSafeInteger(value) || /** @type {number} */ (value) < 0 || value > max) {
+  const n = /** @type {number} */ (value);
+  if (!Number.isSafeInteger(n) || n < 0 || n > max) {
     throw new MalformedMessage(`session ${what}: expected an integer in 0..${max}, got ${value}`);
   }
-  return /** @type {number} */ (value);
+  return n;
 }
 
 /**

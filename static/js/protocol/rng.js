@@ -36,6 +36,7 @@ export function TestRng(seed) {
     throw new Error(`TestRng seed: expected 32 bytes, got ${seed?.length}`);
   }
   let counter = 0;
+  /** @type {Uint8Array} */
   let buffer = new Uint8Array(0);
   return function rng(n) {
     while (buffer.length < n) {

@@ -1,6 +1,9 @@
 // The device engine (docs/protocol.md section 22): every device-side rule as a pure state
 // machine; mirror of protocol/engine/.
 
+/** @typedef {import("./effects.js").Effect} Effect */
+/** @typedef {import("./events.js").Event} Event */
+
 export { ContentVerdict, HttpRequest, Notice, SendFrame, StoreList } from "./effects.js";
 export {
   ContentReceived,

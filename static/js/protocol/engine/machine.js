@@ -9,13 +9,14 @@ import { AccountKeyChanged, ProtocolError } from "../exceptions.js";
 import { ContentVerdict, HttpRequest, Notice, StoreList } from "./effects.js";
 import { ContentReceived, FrameReceived, HttpAnswered, ListWanted, SenderSeen } from "./events.js";
 import { acceptList, deviceListPath, listChanges, parseListing } from "./lists.js";
-import { DeviceState, LIST_MAX_AGE_MS, PendingFetch } from "./state.js";
+import { LIST_MAX_AGE_MS, PendingFetch } from "./state.js";
 
+/** @typedef {import("./state.js").DeviceState} DeviceState */
 /** @typedef {import("./effects.js").Effect} Effect */
 /** @typedef {import("./events.js").Event} Event */
 /** @typedef {[DeviceState, Effect[]]} Result */
 
-/** Contents only this account's own devices may send (section 10). */
+/** Contents only this account's own devices may send (section 10). @type {ReadonlySet<number>} */
 export const OWN_DEVICES_ONLY = Object.freeze(
   new Set([ContentType.SENT_TRANSCRIPT, ContentType.DEVICE_LIST_NOTICE, ContentType.HISTORY_BUNDLE_KEY]),
 );
