@@ -97,7 +97,7 @@ LOCK_WAIT_SECONDS = 0.25
 def _locked(store: BaseCache, key: str) -> Iterator[None]:
     """Hold the bucket's lock: an `add` (set if absent, atomic in Redis and in the local
     memory cache), so one take at a time reads and writes a bucket, on any node."""
-    lock = f"{key}:lock"
+    lock = f"lock:{key}"
     deadline = time.monotonic() + LOCK_WAIT_SECONDS
     pause = 0.001
     while not store.add(lock, 1, timeout=LOCK_SECONDS):
@@ -146,7 +146,8 @@ def check(
         now=time.time() if now is None else now,
     )
     if not taken:
-        retry_after = math.ceil(bucket_wait(bucket, rate=rate) * 1000)
+        # Rounded to the microsecond first, so float noise never adds a millisecond.
+        retry_after = math.ceil(round(bucket_wait(bucket, rate=rate) * 1000, 3))
         raise RateLimited(
             f"Too many attempts; try again in {max(1, math.ceil(retry_after / 1000))} s.",
             data={"retry_after_ms": retry_after},
