@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from accounts import passkeys
 from accounts.models import Challenge, Passkey, User
-from config.errors import AppError
+from web.errors import AppError
 
 
 def now_or_default(now: datetime | None) -> datetime:

@@ -29,7 +29,7 @@ from webauthn.helpers.structs import (
     UserVerificationRequirement,
 )
 
-from config.errors import AppError
+from web.errors import AppError
 
 
 class PasskeyRefused(AppError):

@@ -13,7 +13,7 @@ from accounts import passkeys
 from accounts.challenges import challenge_issue
 from accounts.models import Challenge
 from accounts.selectors import username_taken
-from config.errors import Conflict
+from web.errors import Conflict
 
 
 def account_register_begin(

@@ -1,4 +1,5 @@
-"""Sign-up and sign-in: pages, and the JSON API behind them. Thin: parse, call a service, answer."""
+"""The front page, sign-up and sign-in: pages, and the JSON API behind them. Thin: parse,
+call a service, answer."""
 
 from __future__ import annotations
 
@@ -8,13 +9,17 @@ from django.views.decorators.csrf import ensure_csrf_cookie
 
 from accounts import services
 from accounts.models import USERNAME_PATTERN
-from config import ratelimit
-from config import validation as v
-from config.api import api
 from devices import schemas
 from devices import services as device_services
-from devices.auth import request_device, sign_in_device, sign_out
+from devices.auth import request_device, sign_in_device, sign_out, signed_in
 from flows import registration
+from web import ratelimit
+from web import validation as v
+from web.api import api, public
+
+
+def home_page(request: HttpRequest) -> HttpResponse:
+    return render(request, "home.html", {"device": request_device(request)})
 
 
 @ensure_csrf_cookie
@@ -34,7 +39,7 @@ def _account(device) -> dict:
     }
 
 
-@api(methods=("POST",), device=None)
+@api(methods=("POST",), access=public)
 def register_options(request: HttpRequest) -> dict:
     # Every attempt counts, taken or free: "username taken" must stay too slow to enumerate.
     ratelimit.check("signup", ratelimit.client_address(request))
@@ -49,7 +54,7 @@ def register_options(request: HttpRequest) -> dict:
     return {"challenge_id": challenge.token, "options": options}
 
 
-@api(methods=("POST",), device=None)
+@api(methods=("POST",), access=public)
 def register(request: HttpRequest) -> dict:
     data = v.json_body(request)
     device = registration.account_register(
@@ -61,14 +66,14 @@ def register(request: HttpRequest) -> dict:
     return _account(device)
 
 
-@api(methods=("POST",), device=None)
+@api(methods=("POST",), access=public)
 def signin_options(request: HttpRequest) -> dict:
     ratelimit.check("sign_in", ratelimit.client_address(request))
     challenge, options = services.primary_sign_in_begin()
     return {"challenge_id": challenge.token, "options": options}
 
 
-@api(methods=("POST",), device=None)
+@api(methods=("POST",), access=public)
 def signin(request: HttpRequest) -> dict:
     data = v.json_body(request)
     device = device_services.primary_sign_in(
@@ -81,7 +86,7 @@ def signin(request: HttpRequest) -> dict:
     return _account(device)
 
 
-@api(methods=("POST",), device=None)
+@api(methods=("POST",), access=public)
 def device_signin_options(request: HttpRequest) -> dict:
     ratelimit.check("sign_in", ratelimit.client_address(request))
     data = v.json_body(request)
@@ -91,7 +96,7 @@ def device_signin_options(request: HttpRequest) -> dict:
     return {"challenge_id": challenge.token, "nonce": v.b64u(bytes(challenge.challenge))}
 
 
-@api(methods=("POST",), device=None)
+@api(methods=("POST",), access=public)
 def device_signin(request: HttpRequest) -> dict:
     data = v.json_body(request)
     device = device_services.device_sign_in(
@@ -103,12 +108,12 @@ def device_signin(request: HttpRequest) -> dict:
     return _account(device)
 
 
-@api(methods=("GET",))
+@api(methods=("GET",), access=signed_in)
 def me(request: HttpRequest) -> dict:
     return _account(request_device(request))
 
 
-@api(methods=("POST",), device=None)
+@api(methods=("POST",), access=public)
 def reregister_options(request: HttpRequest) -> dict:
     """The same anonymous challenge as signin/options: any body (a username too) is ignored."""
     ratelimit.check("sign_in", ratelimit.client_address(request))
@@ -116,7 +121,7 @@ def reregister_options(request: HttpRequest) -> dict:
     return {"challenge_id": challenge.token, "options": options}
 
 
-@api(methods=("POST",), device=None)
+@api(methods=("POST",), access=public)
 def reregister_verify(request: HttpRequest) -> dict:
     ratelimit.check("sign_in", ratelimit.client_address(request))
     data = v.json_body(request)
@@ -131,7 +136,7 @@ def reregister_verify(request: HttpRequest) -> dict:
     }
 
 
-@api(methods=("POST",), device=None)
+@api(methods=("POST",), access=public)
 def reregister(request: HttpRequest) -> dict:
     data = v.json_body(request)
     device = registration.account_reregister(
@@ -142,7 +147,7 @@ def reregister(request: HttpRequest) -> dict:
     return _account(device)
 
 
-@api(methods=("POST",))
+@api(methods=("POST",), access=signed_in)
 def signout(request: HttpRequest) -> dict:
     """End this browser's session but keep the device: it signs back in with its keys."""
     device_services.device_sign_out(

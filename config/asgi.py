@@ -13,8 +13,8 @@ django_asgi_app = get_asgi_application()
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
-from config.origins import TrustedOriginValidator  # noqa: E402
 from messaging.routing import websocket_urlpatterns  # noqa: E402
+from web.origins import TrustedOriginValidator  # noqa: E402
 
 application = ProtocolTypeRouter(
     {

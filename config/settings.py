@@ -73,15 +73,16 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.staticfiles",
     "channels",
+    "web",
     "accounts",
     "devices",
     "messaging",
 ]
 
 MIDDLEWARE = [
-    "config.api.ApiAnswerMiddleware",
+    "web.api.ApiAnswerMiddleware",
     "django.middleware.security.SecurityMiddleware",
-    "config.csp.ContentSecurityPolicyMiddleware",
+    "web.csp.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -102,7 +103,7 @@ TEMPLATES = [
             "context_processors": [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
-                "config.importmap.importmap",
+                "web.importmap.importmap",
             ],
         },
     },
@@ -208,7 +209,7 @@ PARLEY_PREKEYS_LOW = int(os.environ.get("PARLEY_PREKEYS_LOW", "5"))
 # its sockets are no longer "active now" and their rows are reaped.
 PARLEY_HEARTBEAT_SECONDS = float(os.environ.get("PARLEY_HEARTBEAT_SECONDS", "10"))
 PARLEY_HISTORY_MAX_BYTES = int(os.environ.get("PARLEY_HISTORY_MAX_BYTES", str(64 * 1024 * 1024)))
-# What Django buffers of any body: the JSON API's limit (config.validation.MAX_BODY_BYTES).
+# What Django buffers of any body: the JSON API's limit (web.validation.MAX_BODY_BYTES).
 # History bundles are larger; their view reads them as a stream with their own limit.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 64 * 1024
 
@@ -226,4 +227,4 @@ PARLEY_RATE_LIMITS = {
     "link": _rate("link", "20/60"),
     "bundles": _rate("bundles", "60/60"),
 }
-CSRF_FAILURE_VIEW = "config.views.csrf_failure"
+CSRF_FAILURE_VIEW = "web.views.csrf_failure"

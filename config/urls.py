@@ -3,12 +3,12 @@ from __future__ import annotations
 from django.urls import path
 
 from accounts import views as accounts
-from config import views
 from devices import views as devices
 from messaging import views as messaging
+from web import views
 
 urlpatterns = [
-    path("", views.home, name="home"),
+    path("", accounts.home_page, name="home"),
     path("healthz", views.healthz, name="healthz"),
     # pages
     path("signup", accounts.signup_page, name="signup"),
@@ -16,9 +16,9 @@ urlpatterns = [
     path("devices", devices.devices_page, name="devices"),
     path("link", devices.link_page, name="link"),
     path("link/approve", devices.approve_page, name="link-approve"),
-    path("chats", views.chats, name="chats"),
-    path("chats/<str:username>", views.chats, name="conversation"),
-    path("chats/<str:username>/contact", views.chats, name="contact"),
+    path("chats", messaging.chats_page, name="chats"),
+    path("chats/<str:username>", messaging.chats_page, name="conversation"),
+    path("chats/<str:username>/contact", messaging.chats_page, name="contact"),
     # accounts API
     path("api/accounts/register/options", accounts.register_options),
     path("api/accounts/register", accounts.register),

@@ -1,4 +1,5 @@
-"""Which device a request comes from: a Django session bound to one device."""
+"""Which device a request comes from (a Django session bound to one device), and the access
+checks of the JSON API built on it (`@api(access=signed_in)`, `@api(access=primary)`)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from django.http import HttpRequest
 from devices import services
 from devices.models import Device
 from devices.selectors import device_for_session
+from web.errors import AppError, NotSignedIn
 
 SESSION_DEVICE_KEY = "parley_device_id"
 
@@ -25,6 +27,24 @@ def request_device(request: HttpRequest) -> Device | None:
         )
     request._parley_device = device
     return device
+
+
+def signed_in(request: HttpRequest) -> None:
+    """Access for any signed-in device of the account; records the device's use."""
+    device = request_device(request)
+    if device is None:
+        raise NotSignedIn("Sign in on this device first.")
+    services.device_touch(device)
+
+
+def primary(request: HttpRequest) -> None:
+    """Access for the account's primary device only."""
+    device = request_device(request)
+    if device is None:
+        raise NotSignedIn("Sign in on this device first.")
+    if not device.is_primary:
+        raise AppError("Only the primary device can do this.", code="not_primary", status=403)
+    services.device_touch(device)
 
 
 def sign_in_device(request: HttpRequest, device: Device) -> None:

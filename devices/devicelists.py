@@ -9,12 +9,12 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import User
-from config.errors import AppError, Forbidden
 from devices import events
 from devices.models import Device, DeviceList
 from devices.selectors import active_device_ids, current_device_list, identity_keys
 from protocol import devicelist as dl
 from protocol.exceptions import ProtocolError
+from web.errors import AppError, Forbidden
 
 
 class DeviceListRefused(AppError):

@@ -16,7 +16,6 @@ from django.utils import timezone
 
 from accounts.challenges import ChallengeRefused, challenge_consume, challenge_issue, passkey_assert
 from accounts.models import Challenge, User
-from config.errors import Conflict, Forbidden, NotFound
 from devices import events
 from devices.devicelists import DeviceListRefused, device_list_store
 from devices.linkstates import (
@@ -38,6 +37,7 @@ from protocol.encoding import b64u_decode, b64u_encode
 from protocol.exceptions import ProtocolError
 from protocol.keys import signed_prekey_bytes
 from protocol.primitives import ed25519_verify
+from web.errors import Conflict, Forbidden, NotFound
 
 State = LinkSession.State
 

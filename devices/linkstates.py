@@ -10,8 +10,8 @@ endings, a conditional update over `sources_of` (docs/protocol.md section 19).
 
 from __future__ import annotations
 
-from config.errors import AppError
 from devices.models import LinkSession
+from web.errors import AppError
 
 State = LinkSession.State
 

@@ -10,7 +10,6 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import User
-from config.errors import AppError, Conflict
 from devices import events
 from devices.models import Device, OneTimePrekey, PrekeyClaim, SignedPrekey
 from devices.schemas import OneTimePrekeyIn, SignedPrekeyIn
@@ -18,6 +17,7 @@ from devices.selectors import one_time_prekey_count
 from protocol.exceptions import ProtocolError
 from protocol.keys import PrekeyBundle, signed_prekey_bytes
 from protocol.primitives import ed25519_verify
+from web.errors import AppError, Conflict
 
 
 def prekeys_store(

@@ -14,7 +14,6 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from config.errors import AppError
 from devices.auth import SESSION_DEVICE_KEY
 from devices.models import Device, DeviceSocket, ServerProcess
 from devices.selectors import (
@@ -26,6 +25,7 @@ from devices.selectors import (
     server_process_timeout,
 )
 from devices.services import device_touch
+from web.errors import AppError
 
 # This server process. Its socket rows count while it beats (ServerProcess); rows of a
 # process that went silent are anybody's to reap.

@@ -7,10 +7,10 @@ from datetime import datetime
 
 from django.contrib.sessions.models import Session
 
-from config.errors import Conflict, Forbidden, NotFound
 from devices import events
 from devices.models import Device, DeviceSession, OneTimePrekey, SignedPrekey
 from devices.selectors import veto_until
+from web.errors import Conflict, Forbidden, NotFound
 
 
 def revocation_reason(*, actor: Device, target: Device, now: datetime) -> str:

@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from config import validation as v
-from config.validation import InvalidInput
 from protocol.devicelist import DeviceList
 from protocol.exceptions import ProtocolError
+from web import validation as v
+from web.validation import InvalidInput
 
 DEVICE_ID_PATTERN = r"[A-Za-z0-9_-]{16,32}"
 MAX_ONE_TIME_PREKEYS = 200

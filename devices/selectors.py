@@ -11,7 +11,6 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from accounts.models import User
-from config.errors import NotFound
 from devices.linkstates import UNFINISHED
 from devices.models import (
     Device,
@@ -23,6 +22,7 @@ from devices.models import (
     link_secret_hash,
 )
 from protocol.encoding import b64u_encode
+from web.errors import NotFound
 
 PRESENCE_WINDOW = timedelta(seconds=90)
 

@@ -18,11 +18,11 @@ from accounts.challenges import (
     passkey_assert,
 )
 from accounts.models import Challenge, User
-from config.errors import Conflict, Forbidden
 from devices.models import Device, DeviceSession
 from devices.schemas import NewDevice
 from protocol import linking
 from protocol.exceptions import ProtocolError
+from web.errors import Conflict, Forbidden
 
 
 def device_create(

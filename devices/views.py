@@ -9,13 +9,13 @@ from django.views.decorators.csrf import ensure_csrf_cookie
 
 from accounts.passkeys import authentication_options
 from accounts.selectors import user_get_active
-from config import ratelimit
-from config import validation as v
-from config.api import api
-from config.errors import NotFound
 from devices import devicelists, linking, prekeys, schemas, selectors
-from devices.auth import request_device, sign_in_device, sign_out
+from devices.auth import primary, request_device, sign_in_device, sign_out, signed_in
 from flows import removal
+from web import ratelimit
+from web import validation as v
+from web.api import api, public
+from web.errors import NotFound
 
 LINK_COOKIE = "parley_link"
 
@@ -42,7 +42,7 @@ def approve_page(request: HttpRequest) -> HttpResponse:
 # ---------------------------------------------------------------- devices
 
 
-@api(methods=("GET",))
+@api(methods=("GET",), access=signed_in)
 def device_index(request: HttpRequest) -> dict:
     device = request_device(request)
     return {
@@ -52,7 +52,7 @@ def device_index(request: HttpRequest) -> dict:
     }
 
 
-@api(methods=("POST",))
+@api(methods=("POST",), access=signed_in)
 def device_revoke(request: HttpRequest, device_id: str) -> dict:
     actor = request_device(request)
     data = v.json_body(request)
@@ -66,7 +66,7 @@ def device_revoke(request: HttpRequest, device_id: str) -> dict:
     return {"revoked": target.pk}
 
 
-@api(methods=("POST",), device="primary")
+@api(methods=("POST",), access=primary)
 def device_list_publish(request: HttpRequest) -> dict:
     data = v.json_body(request)
     stored = devicelists.device_list_publish(
@@ -78,7 +78,7 @@ def device_list_publish(request: HttpRequest) -> dict:
 # ---------------------------------------------------------------- key directory
 
 
-@api(methods=("GET",))
+@api(methods=("GET",), access=signed_in)
 def account_device_list(request: HttpRequest, username: str) -> dict:
     user = user_get_active(username=username)
     document = selectors.device_list_document(user) if user else None
@@ -87,7 +87,7 @@ def account_device_list(request: HttpRequest, username: str) -> dict:
     return document
 
 
-@api(methods=("POST",))
+@api(methods=("POST",), access=signed_in)
 def account_prekey_bundles(request: HttpRequest, username: str) -> dict:
     # Per requester and account, so nobody drains a device's one-time prekeys.
     ratelimit.check("bundles", f"{request_device(request).id}:{username[:32]}")
@@ -107,7 +107,7 @@ def account_prekey_bundles(request: HttpRequest, username: str) -> dict:
     return {"bundles": [b.to_dict() for b in bundles]}
 
 
-@api(methods=("GET", "POST"))
+@api(methods=("GET", "POST"), access=signed_in)
 def own_prekeys(request: HttpRequest) -> dict:
     device = request_device(request)
     if request.method == "POST":
@@ -125,7 +125,7 @@ def own_prekeys(request: HttpRequest) -> dict:
 # ---------------------------------------------------------------- linking: the new browser
 
 
-@api(methods=("POST",), device=None)
+@api(methods=("POST",), access=public)
 def link_open(request: HttpRequest) -> HttpResponse:
     ratelimit.check("link", ratelimit.client_address(request))
     data = v.json_body(request)
@@ -158,12 +158,12 @@ def _browser_link(request: HttpRequest, link_id: str):
     )
 
 
-@api(methods=("GET",), device=None)
+@api(methods=("GET",), access=public)
 def link_status(request: HttpRequest, link_id: str) -> dict:
     return selectors.link_summary_for_browser(_browser_link(request, link_id))
 
 
-@api(methods=("POST",), device=None)
+@api(methods=("POST",), access=public)
 def link_device_signature(request: HttpRequest, link_id: str) -> dict:
     data = v.json_body(request)
     link = linking.link_device_sign(
@@ -175,7 +175,7 @@ def link_device_signature(request: HttpRequest, link_id: str) -> dict:
     return selectors.link_summary_for_browser(link)
 
 
-@api(methods=("POST",), device=None)
+@api(methods=("POST",), access=public)
 def link_redeem(request: HttpRequest, link_id: str) -> dict:
     data = v.json_body(request)
     device = linking.link_redeem(
@@ -188,7 +188,7 @@ def link_redeem(request: HttpRequest, link_id: str) -> dict:
     }
 
 
-@api(methods=("POST",), device=None)
+@api(methods=("POST",), access=public)
 def link_cancel(request: HttpRequest, link_id: str) -> dict:
     linking.link_cancel(link=_browser_link(request, link_id))
     return {"cancelled": True}
@@ -197,7 +197,7 @@ def link_cancel(request: HttpRequest, link_id: str) -> dict:
 # ---------------------------------------------------------------- linking: the primary
 
 
-@api(methods=("GET",), device="primary")
+@api(methods=("GET",), access=primary)
 def link_detail(request: HttpRequest, link_id: str) -> dict:
     device = request_device(request)
     link = linking.link_session_for_primary(link_id=link_id, device=device)
@@ -209,7 +209,7 @@ def link_detail(request: HttpRequest, link_id: str) -> dict:
     }
 
 
-@api(methods=("POST",), device="primary")
+@api(methods=("POST",), access=primary)
 def link_approve_options(request: HttpRequest, link_id: str) -> dict:
     challenge, nonce, credential_ids = linking.link_approve_begin(
         link_id=link_id, device=request_device(request)
@@ -223,7 +223,7 @@ def link_approve_options(request: HttpRequest, link_id: str) -> dict:
     }
 
 
-@api(methods=("POST",), device="primary")
+@api(methods=("POST",), access=primary)
 def link_approve(request: HttpRequest, link_id: str) -> dict:
     data = v.json_body(request)
     link = linking.link_approve(
@@ -238,7 +238,7 @@ def link_approve(request: HttpRequest, link_id: str) -> dict:
     return selectors.link_summary_for_primary(link)
 
 
-@api(methods=("POST",), device="primary")
+@api(methods=("POST",), access=primary)
 def link_decline(request: HttpRequest, link_id: str) -> dict:
     data = v.json_body(request) if request.body else {}
     linking.link_decline(
@@ -249,7 +249,7 @@ def link_decline(request: HttpRequest, link_id: str) -> dict:
     return {"declined": True}
 
 
-@api(methods=("POST",), device="primary")
+@api(methods=("POST",), access=primary)
 def link_complete(request: HttpRequest, link_id: str) -> dict:
     data = v.json_body(request)
     device = linking.link_complete(

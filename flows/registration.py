@@ -17,7 +17,6 @@ from accounts.challenges import (
     passkey_not_accepted,
 )
 from accounts.models import Challenge, Passkey, User
-from config.errors import Conflict
 from devices.devicelists import DeviceListRefused, device_list_store
 from devices.models import Device
 from devices.prekeys import prekeys_store
@@ -25,6 +24,7 @@ from devices.schemas import NewPrimary
 from devices.selectors import current_device_list
 from devices.services import device_create
 from flows.removal import account_reset
+from web.errors import Conflict
 
 
 def _install_primary(*, user: User, new: NewPrimary, reset: bool, now: datetime) -> Device:

@@ -11,13 +11,13 @@ from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 
-from config.errors import AppError, BadFrame, RateLimited, error_frame
 from devices import events, presence
 from messaging import delivery, frames
 from messaging.frames import CLOSE_REVOKED, CLOSE_UNAUTHENTICATED, frame
-from messaging.ratelimit import TokenBuckets
 from messaging.schemas import SendRequest, optional_id, parse_ack, parse_frame, parse_send
 from messaging.window import DeliveryWindow
+from web.errors import AppError, BadFrame, RateLimited, error_frame
+from web.ratelimit import TokenBuckets
 
 _send_buckets: TokenBuckets | None = None
 

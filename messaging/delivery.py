@@ -19,10 +19,10 @@ from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
 
-from config.errors import AppError
 from devices import events, presence
 from messaging import selectors, services
 from messaging.schemas import SendRequest
+from web.errors import AppError
 
 logger = logging.getLogger(__name__)
 

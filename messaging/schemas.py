@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from config.errors import BadFrame
 from protocol.encoding import parse_json
 from protocol.exceptions import InvalidJson
+from web.errors import BadFrame
 
 MAX_FRAME_BYTES = 1024 * 1024
 PROTOCOL_VERSION = 1

@@ -16,11 +16,11 @@ from django.db import connection, transaction
 from django.db.models import Count
 from django.utils import timezone
 
-from config.errors import AppError, Forbidden, NotFound
 from devices.models import Device
 from messaging.models import HistoryBlob, QueuedEnvelope, SentEnvelope
 from messaging.schemas import SendRequest
 from messaging.selectors import Delivery
+from web.errors import AppError, Forbidden, NotFound
 
 ENVELOPE_TTL = timedelta(days=30)
 

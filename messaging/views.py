@@ -1,19 +1,29 @@
-"""History bundles over HTTP: opaque encrypted blobs, uploaded once, fetched once."""
+"""The messenger's page, and history bundles over HTTP: opaque encrypted blobs, uploaded
+once, fetched once."""
 
 from __future__ import annotations
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.views.decorators.csrf import ensure_csrf_cookie
 
-from config import validation as v
-from config.api import api
-from config.validation import InvalidInput
-from devices.auth import request_device
+from devices.auth import request_device, signed_in
 from devices.schemas import DEVICE_ID_PATTERN
 from messaging import services
+from web import validation as v
+from web.api import api
+from web.validation import InvalidInput
 
 
-@api(methods=("POST",), max_body=settings.PARLEY_HISTORY_MAX_BYTES)
+@ensure_csrf_cookie
+def chats_page(request: HttpRequest, username: str | None = None) -> HttpResponse:
+    """The messenger: the conversation list, one conversation, or a contact's safety number.
+    Everything in it is decrypted and rendered in the browser (static/js/app/chats.js)."""
+    return render(request, "messaging/chats.html")
+
+
+@api(methods=("POST",), access=signed_in, max_body=settings.PARLEY_HISTORY_MAX_BYTES)
 def history_upload(request: HttpRequest) -> dict:
     if request.content_type != "application/octet-stream":
         raise InvalidInput("Send the encrypted bundle as application/octet-stream.")
@@ -27,7 +37,7 @@ def history_upload(request: HttpRequest) -> dict:
     return {"blob_id": blob.id, "length": len(data)}
 
 
-@api(methods=("GET",))
+@api(methods=("GET",), access=signed_in)
 def history_download(request: HttpRequest, blob_id: str) -> HttpResponse:
     data = services.history_take(device=request_device(request), blob_id=blob_id)
     return HttpResponse(data, content_type="application/octet-stream")

@@ -1,6 +1,7 @@
 """How the server's apps import each other (flows/__init__.py): every import at module level,
-no module in a cycle, and the apps in layers, accounts below devices below messaging below
-flows. Only the edges (views, consumers, URLs, management commands) reach any layer."""
+no module in a cycle, and the apps in layers, web below accounts below devices below
+messaging below flows. Only the edges (views, consumers, URLs, management commands) reach any
+layer, except in web, which imports no other app at all."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-SERVER = ("accounts", "devices", "messaging", "flows", "config")
-LAYERS = ("accounts", "devices", "messaging", "flows")
+SERVER = ("web", "accounts", "devices", "messaging", "flows", "config")
+LAYERS = ("web", "accounts", "devices", "messaging", "flows")
 EDGES = {"views", "consumers", "routing", "urls", "admin"}
 
 
@@ -106,3 +107,16 @@ def test_each_app_imports_only_its_own_layer_and_those_below():
         if wrong:
             upward[module] = wrong
     assert upward == {}
+
+
+def test_web_imports_no_other_app_not_even_from_its_views():
+    trees = modules()
+    known = set(trees)
+    reaching = {}
+    for module, tree in trees.items():
+        if module.split(".")[0] != "web":
+            continue
+        others = sorted(t for t in imports_of(tree, known) if t.split(".")[0] != "web")
+        if others:
+            reaching[module] = others
+    assert reaching == {}

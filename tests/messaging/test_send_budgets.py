@@ -1,9 +1,9 @@
-"""The per-device send budgets of a process (messaging/ratelimit.TokenBuckets): kept across
+"""The per-device send budgets of a process (web/ratelimit.TokenBuckets): kept across
 a device's connections, and forgotten only once forgetting changes nothing."""
 
 from __future__ import annotations
 
-from messaging.ratelimit import TokenBuckets
+from web.ratelimit import TokenBuckets
 
 
 class Clock:

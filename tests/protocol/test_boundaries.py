@@ -14,6 +14,8 @@ FORBIDDEN = (
     "devices",
     "messaging",
     "config",
+    "web",
+    "flows",
     "client",
 )
 

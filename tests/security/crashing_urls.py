@@ -5,8 +5,8 @@ from __future__ import annotations
 from django.http import HttpRequest
 from django.urls import path
 
-from config.api import api
 from config.urls import urlpatterns as app_urlpatterns
+from web.api import api, public
 
 
 def crash(request: HttpRequest) -> None:
@@ -14,7 +14,7 @@ def crash(request: HttpRequest) -> None:
 
 
 urlpatterns = [
-    path("api/crash", api(methods=("GET",), device=None)(crash)),
+    path("api/crash", api(methods=("GET",), access=public)(crash)),
     path("api/plain-crash", crash),
     path("crash", crash),
     *app_urlpatterns,

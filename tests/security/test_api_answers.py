@@ -44,6 +44,6 @@ def test_a_crash_outside_the_api_keeps_django_s_page(settings):
 
 
 def test_django_buffers_no_more_than_the_json_limit(settings):
-    from config.validation import MAX_BODY_BYTES
+    from web.validation import MAX_BODY_BYTES
 
     assert settings.DATA_UPLOAD_MAX_MEMORY_SIZE == MAX_BODY_BYTES

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse
 
-from config.importmap import importmap_and_hash
+from web.importmap import importmap_and_hash
 
 
 def content_security_policy() -> str:

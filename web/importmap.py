@@ -1,7 +1,7 @@
 """The page's import map: bare module names plus an `integrity` hash for every script we serve.
 
 Chromium ignores external import maps, so the map is inline; the Content-Security-Policy
-allows exactly this text by its SHA-256 (config.csp). Vendored files are also pinned by
+allows exactly this text by its SHA-256 (web.csp). Vendored files are also pinned by
 static/vendor/MANIFEST.json, which a test checks.
 """
 

@@ -1,7 +1,10 @@
-"""The JSON API's one decorator (method check, device authentication, the mapping of every
-AppError to a 4xx JSON body) and its middleware: every answer under /api/ is JSON and never
-cached, a body is refused by its Content-Length before anything reads it, and a crash is a
-JSON 500. Views stay thin: parse, call a service, answer."""
+"""The JSON API's one decorator (method check, the endpoint's access check, the mapping of
+every AppError to a 4xx JSON body) and its middleware: every answer under /api/ is JSON and
+never cached, a body is refused by its Content-Length before anything reads it, and a crash
+is a JSON 500. Views stay thin: parse, call a service, answer.
+
+Who may call an endpoint is a function named at the endpoint (`public` here; `signed_in` and
+`primary` in devices.auth, which knows devices): this module imports no app."""
 
 from __future__ import annotations
 
@@ -13,12 +16,12 @@ from typing import Any
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
-from config.errors import AppError, NotSignedIn, error_response
-from config.validation import MAX_BODY_BYTES, declared_length, too_large
-from devices.auth import request_device
-from devices.services import device_touch
+from web.errors import AppError, error_response
+from web.validation import MAX_BODY_BYTES, declared_length, too_large
 
 View = Callable[..., Any]
+# Checks who sends the request; refuses with an AppError (e.g. NotSignedIn) or returns.
+Access = Callable[[HttpRequest], None]
 logger = logging.getLogger("django.request")
 
 # The code of an answer under /api/ that Django (not a view) made: no such path, a refusal
@@ -33,11 +36,16 @@ STATUS_CODES = {
 }
 
 
+def public(request: HttpRequest) -> None:
+    """Anyone may call the endpoint, signed in or not."""
+
+
 def api(
-    *, methods: tuple[str, ...], device: str | None = "any", max_body: int = MAX_BODY_BYTES
+    *, methods: tuple[str, ...], access: Access, max_body: int = MAX_BODY_BYTES
 ) -> Callable[[View], View]:
-    """`device`: None (public), "any" (a signed-in device) or "primary". `max_body`: the
-    largest body this endpoint takes, checked by ApiAnswerMiddleware before reading."""
+    """`access`: who may call (`public`, `devices.auth.signed_in`, `devices.auth.primary`),
+    named at every endpoint, never defaulted. `max_body`: the largest body this endpoint
+    takes, checked by ApiAnswerMiddleware before reading."""
 
     def decorate(view: View) -> View:
         @wraps(view)
@@ -47,15 +55,7 @@ def api(
                     raise AppError(
                         f"Use {' or '.join(methods)}.", code="method_not_allowed", status=405
                     )
-                if device is not None:
-                    current = request_device(request)
-                    if current is None:
-                        raise NotSignedIn("Sign in on this device first.")
-                    if device == "primary" and not current.is_primary:
-                        raise AppError(
-                            "Only the primary device can do this.", code="not_primary", status=403
-                        )
-                    device_touch(current)
+                access(request)
                 result = view(request, *args, **kwargs)
             except AppError as error:
                 return error_response(error)

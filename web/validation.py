@@ -9,9 +9,9 @@ from typing import Any
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest
 
-from config.errors import AppError
-from protocol.encoding import b64u_decode, parse_json
+from protocol.encoding import b64u_decode, b64u_encode, parse_json
 from protocol.exceptions import InvalidJson, ProtocolError
+from web.errors import AppError
 
 # Every JSON body; history bundles have their own limit (settings.PARLEY_HISTORY_MAX_BYTES).
 # settings.DATA_UPLOAD_MAX_MEMORY_SIZE is the same number, so Django never buffers more.
@@ -163,6 +163,4 @@ def array(data: dict[str, Any], key: str, *, max_items: int) -> list[Any]:
 
 
 def b64u(raw: bytes) -> str:
-    from protocol.encoding import b64u_encode
-
     return b64u_encode(raw)
