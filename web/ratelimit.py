@@ -88,9 +88,9 @@ class TokenBuckets:
 # ---------------------------------------------------------------- in the cache
 
 # How long one take may hold its bucket's lock; a holder that dies leaves it this long.
-LOCK_SECONDS = 1
+LOCK_SECONDS = 2
 # How long a take waits for the lock before the request is refused as too many at once.
-LOCK_WAIT_SECONDS = 0.25
+LOCK_WAIT_SECONDS = 1.0
 
 
 @contextmanager
@@ -103,7 +103,7 @@ def _locked(store: BaseCache, key: str) -> Iterator[None]:
     while not store.add(lock, 1, timeout=LOCK_SECONDS):
         if time.monotonic() >= deadline:
             raise RateLimited(
-                "Too many attempts at once; try again in 1 s.",
+                f"Too many attempts at once; try again in {LOCK_SECONDS} s.",
                 data={"retry_after_ms": LOCK_SECONDS * 1000},
             )
         time.sleep(pause)
