@@ -31,6 +31,7 @@ from client.messenger import (
     SendRefused,
     TextMessage,
 )
+from client.sending import MAX_RECEIPT_IDS
 from client.signin import DeviceLoggedOut, sign_in
 from protocol.content import ContentType
 from protocol.encoding import parse_json
@@ -275,11 +276,10 @@ class DeviceConnection:
         if seqs:  # each envelope above is processed and stored before this ack
             await self._send_frame({"type": "ack", "v": 1, "seqs": seqs})
         for sender, message_ids in receipts.items():
-            for start in range(0, len(message_ids), 100):
+            for start in range(0, len(message_ids), MAX_RECEIPT_IDS):
                 try:
-                    await self.submit(
-                        self.messenger.prepare_receipt(sender, message_ids[start : start + 100])
-                    )
+                    batch = message_ids[start : start + MAX_RECEIPT_IDS]
+                    await self.submit(self.messenger.prepare_receipt(sender, batch))
                 except (SendRefused, ProtocolError, ApiError) as error:
                     self.on_event(SendFailed(sender, f"delivery receipt not sent: {error}"))
 
