@@ -8,10 +8,6 @@ import globals from "globals";
 export default [
   { ignores: ["static/vendor/", "node_modules/", "test-artifacts/", "var/", ".venv/"] },
 
-  // TODO(lead): enable after the messenger split (history ↔ messenger and api ↔ device still
-  // import in a cycle): delete this block so static/js/app/ is linted like the rest.
-  { ignores: ["static/js/app/"] },
-
   js.configs.recommended,
   importX.flatConfigs.recommended,
   {

@@ -32,13 +32,13 @@ from client.messenger import (
     SendRefused,
     TextMessage,
 )
+from client.sending import MAX_RECEIPT_IDS
 from client.signin import DeviceLoggedOut, sign_in
+from protocol import frames
 from protocol.content import ContentType
 from protocol.encoding import parse_json
 from protocol.exceptions import MalformedMessage, ProtocolError
 
-CLOSE_REVOKED = 4001
-CLOSE_UNAUTHENTICATED = 4003
 # A `deliver` frame holds up to 100 envelopes of up to 66 KiB each (about 9 MB as base64);
 # the browser allows the same 16 MiB.
 MAX_FRAME_BYTES = 16 * 1024 * 1024
@@ -181,10 +181,10 @@ class DeviceConnection:
                 self.connected.clear()
             attempt += 1
             code = self.socket.close_code
-            if code == CLOSE_REVOKED:
+            if code == frames.CLOSE_REVOKED:
                 self._wipe("logged out by the server")
                 return
-            if code == CLOSE_UNAUTHENTICATED:
+            if code == frames.CLOSE_UNAUTHENTICATED:
                 await self._signed_in(delay)
             elif not self._closing:
                 await self._backoff(delay)
@@ -240,20 +240,20 @@ class DeviceConnection:
 
     async def _on_frame(self, frame: dict[str, Any]) -> None:
         kind = frame.get("type")
-        if kind == "deliver":
+        if kind == frames.DELIVER:
             if self.receive:
                 await self._on_deliver(frame.get("envelopes") or [])
-        elif kind == "accepted":
+        elif kind == frames.ACCEPTED:
             entry = self.pending.pop(str(frame.get("id")), None)
             if entry is not None and not entry[1].done():
                 entry[1].set_result(entry[0])
-        elif kind == "error":
+        elif kind == frames.ERROR:
             await self._on_error(frame)
-        elif kind == "revoked":
+        elif kind == frames.REVOKED:
             self._wipe(f"logged out by the server ({frame.get('reason')})")
-        elif kind == "devices_changed":
+        elif kind == frames.DEVICES_CHANGED:
             await self._on_devices_changed()
-        elif kind == "prekeys_low":
+        elif kind == frames.PREKEYS_LOW:
             await self._on_prekeys_low()
 
     async def _on_deliver(self, envelopes: list[dict[str, Any]]) -> None:
@@ -276,11 +276,10 @@ class DeviceConnection:
         if seqs:  # each envelope above is processed and stored before this ack
             await self._send_frame({"type": "ack", "v": 1, "seqs": seqs})
         for sender, message_ids in receipts.items():
-            for start in range(0, len(message_ids), 100):
+            for start in range(0, len(message_ids), MAX_RECEIPT_IDS):
                 try:
-                    await self.submit(
-                        self.messenger.prepare_receipt(sender, message_ids[start : start + 100])
-                    )
+                    batch = message_ids[start : start + MAX_RECEIPT_IDS]
+                    await self.submit(self.messenger.prepare_receipt(sender, batch))
                 except (SendRefused, ProtocolError, ApiError) as error:
                     self.on_event(SendFailed(sender, f"delivery receipt not sent: {error}"))
 

@@ -12,14 +12,19 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 
 from devices import events, presence
-from messaging import delivery, frames
-from messaging.frames import CLOSE_REVOKED, CLOSE_UNAUTHENTICATED, frame
+from messaging import delivery
 from messaging.schemas import SendRequest, optional_id, parse_ack, parse_frame, parse_send
 from messaging.window import DeliveryWindow
+from protocol import frames
 from web.errors import AppError, BadFrame, RateLimited, error_frame
 from web.ratelimit import TokenBuckets
 
 _send_buckets: TokenBuckets | None = None
+
+
+def frame(kind: str, **fields: Any) -> dict[str, Any]:
+    """A server frame of type `kind` in the current protocol version."""
+    return {"type": kind, "v": frames.PROTOCOL_VERSION, **fields}
 
 
 def send_buckets() -> TokenBuckets:
@@ -128,7 +133,7 @@ class DeviceConsumer(SocketConsumer):
     async def connect(self) -> None:
         device = await presence.socket_device(self.scope)
         if device is None:
-            await self.close(code=CLOSE_UNAUTHENTICATED)
+            await self.close(code=frames.CLOSE_UNAUTHENTICATED)
             return
         self.device_id = device.id
         self.groups_joined = [events.device_group(device.id), events.user_group(device.user_id)]
@@ -246,7 +251,7 @@ class DeviceConsumer(SocketConsumer):
 
     async def _revoked(self, reason: str) -> None:
         await self.send_json(frame(frames.REVOKED, reason=reason))
-        await self.close(code=CLOSE_REVOKED)
+        await self.close(code=frames.CLOSE_REVOKED)
 
     async def queue_ready(self, event: dict[str, Any]) -> None:
         """A doorbell with the new envelopes: forward them as they are when this socket is
@@ -285,7 +290,7 @@ class LinkConsumer(SocketConsumer):
         link_id = self.scope["url_route"]["kwargs"]["link_id"]
         state = await presence.link_state_for_browser(self.scope, link_id)
         if state is None:
-            await self.close(code=CLOSE_UNAUTHENTICATED)
+            await self.close(code=frames.CLOSE_UNAUTHENTICATED)
             return
         self.link_group = events.link_group(link_id)
         await self.channel_layer.group_add(self.link_group, self.channel_name)

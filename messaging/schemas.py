@@ -7,10 +7,10 @@ from typing import Any
 
 from protocol.encoding import parse_json
 from protocol.exceptions import InvalidJson
+from protocol.frames import PROTOCOL_VERSION
 from web.errors import BadFrame
 
 MAX_FRAME_BYTES = 1024 * 1024
-PROTOCOL_VERSION = 1
 MAX_ID_LENGTH = 64
 
 

@@ -13,7 +13,7 @@ import psycopg
 import pytest
 
 from client.http import HttpTransport
-from messaging.frames import CLOSE_REVOKED
+from protocol.frames import CLOSE_REVOKED
 from tests.messaging.test_socket_lifecycle import eventually, race_a_log_out, server_errors
 from tests.support.actors import CompanionActor, PrimaryActor, link, ok
 from tests.support.cluster import Cluster, start_cluster

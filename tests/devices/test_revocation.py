@@ -13,7 +13,7 @@ from django.db.models import F
 from config.asgi import application
 from devices.models import Device, DeviceSession, OneTimePrekey
 from devices.selectors import suspended_device_ids
-from messaging.frames import CLOSE_REVOKED, CLOSE_UNAUTHENTICATED
+from protocol.frames import CLOSE_REVOKED, CLOSE_UNAUTHENTICATED
 from tests.support.actors import CompanionActor, DjangoTransport, PrimaryActor, link
 from tests.support.softauthn import SoftAuthenticator
 

@@ -1,19 +1,24 @@
-"""Frame types, close codes and channel-layer events are named once (messaging/frames.py,
+"""Frame types, close codes and channel-layer events are named once (protocol/frames.py,
 devices/events.py): every event reaches a handler, every name is in docs/protocol.md."""
 
 from __future__ import annotations
 
+import json
 import re
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
 from channels.consumer import get_handler_name
 
 from devices import events
-from messaging import frames
-from messaging.consumers import DeviceConsumer, LinkConsumer, StatusConsumer
+from messaging.consumers import DeviceConsumer, LinkConsumer, StatusConsumer, frame
+from protocol import frames
 
-PROTOCOL = Path(__file__).resolve().parents[2] / "docs" / "protocol.md"
+ROOT = Path(__file__).resolve().parents[2]
+PROTOCOL = ROOT / "docs" / "protocol.md"
+JS_FRAMES = ROOT / "static" / "js" / "protocol" / "frames.js"
 
 EVENT_CONSUMERS = {
     events.QUEUE_READY: DeviceConsumer,
@@ -65,4 +70,17 @@ def test_every_close_code_is_documented(name):
 
 
 def test_a_server_frame_carries_the_protocol_version():
-    assert frames.frame(frames.PONG, id="p1") == {"type": "pong", "v": 1, "id": "p1"}
+    assert frame(frames.PONG, id="p1") == {"type": "pong", "v": 1, "id": "p1"}
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
+def test_the_browser_names_the_same_frame_types_and_close_codes():
+    script = f"console.log(JSON.stringify(await import({json.dumps(JS_FRAMES.as_uri())})))"
+    out = subprocess.run(
+        ["node", "--input-type=module", "-e", script],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
+    ).stdout
+    assert json.loads(out) == names(frames, str) | names(frames, int)

@@ -12,7 +12,7 @@ import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from client.http import HttpTransport
-from messaging.frames import CLOSE_REVOKED
+from protocol.frames import CLOSE_REVOKED
 from tests.support.actors import CompanionActor, PrimaryActor, link, ok
 from tests.support.server import LiveServer
 from tests.support.softauthn import SoftAuthenticator

@@ -1,9 +1,10 @@
-// The JSON API: CSRF header, typed errors, one device-key sign-in retry when the session
-// expired, and a wipe when the server says this device was logged out.
+// The JSON API: CSRF header, typed errors, the device-key sign-in (one retry with it when the
+// session expired), and a wipe when the server says this device was logged out.
 
-import { concatBytes, parseJson } from "../protocol/encoding.js";
+import { b64uDecode, b64uEncode, concatBytes, parseJson } from "../protocol/encoding.js";
 import { InvalidJson } from "../protocol/exceptions.js";
-import { deviceSignIn } from "./device.js";
+import { signIn } from "../protocol/index.js";
+import { loadKeys } from "./device.js";
 import { getSelf, wipe } from "./store.js";
 
 /** The largest answer read, as the Python client's: Parley's JSON answers are a few KiB. */
@@ -115,6 +116,27 @@ export async function request(path, { method = "GET", body } = {}) {
     });
   }
   return data;
+}
+
+/**
+ * Sign this device back in with its identity key (a session that expired).
+ * @param {import("./store.js").SelfRecord} self
+ */
+export async function deviceSignIn(self) {
+  const keys = await loadKeys(self);
+  const { challenge_id, nonce } = await request("/api/devices/signin/options", {
+    method: "POST",
+    body: { device_id: self.deviceId },
+  });
+  const signature = signIn(keys.identity, {
+    origin: location.origin,
+    deviceId: self.deviceId,
+    nonce: b64uDecode(nonce, { length: 32, what: "nonce" }),
+  });
+  return request("/api/devices/signin", {
+    method: "POST",
+    body: { challenge_id, device_id: self.deviceId, signature: b64uEncode(signature) },
+  });
 }
 
 /** Wipe this device and tell the page. */

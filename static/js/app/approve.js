@@ -13,6 +13,7 @@ import {
   sealProvisioning,
   verifyDeviceSignature,
 } from "../protocol/index.js";
+import * as frames from "../protocol/frames.js";
 import { ApiError, api } from "./api.js";
 import { acceptDeviceList, b64uDecode, b64uEncode, loadKeys, nextDeviceList } from "./device.js";
 import { PasskeyCancelled, getAssertion } from "./passkey.js";
@@ -243,7 +244,7 @@ function waitForDeviceSignature(linkId) {
       }
     };
     const unsubscribe = onDeviceFrame((frame) => {
-      if (frame.type === "link_signed" && frame.link_id === linkId) check();
+      if (frame.type === frames.LINK_SIGNED && frame.link_id === linkId) check();
     });
     const started = Date.now();
     timer = window.setInterval(() => {

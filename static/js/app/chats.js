@@ -1,5 +1,5 @@
 // /chats: the conversation list, a conversation with its composer, and a contact's safety
-// number. Everything shown comes from IndexedDB (messenger.js) and is re-read when the
+// number. Everything shown comes from IndexedDB (records.js) and is re-read when the
 // engine announces a change. User text only ever via textContent.
 
 import {
@@ -9,21 +9,13 @@ import {
   safetyNumber,
   safetyQrPayload,
 } from "../protocol/index.js";
-import {
-  SendRefused,
-  addContact,
-  changes,
-  confirmSecurityCode,
-  contact as readContact,
-  conversations,
-  markRead,
-  messages,
-  retryMessage,
-  saveSettings,
-  sendText,
-  settings,
-  startMessenger,
-} from "./messenger.js";
+import { addContact, confirmSecurityCode, contact as readContact } from "./contacts.js";
+import { Change, changes } from "./events.js";
+import { markRead } from "./inbox.js";
+import { startMessenger } from "./messenger.js";
+import { retryMessage, sendText } from "./outbox.js";
+import { conversations, messages } from "./records.js";
+import { SendRefused, saveSettings, settings } from "./self.js";
 import { historyState } from "./history.js";
 import { drawQr } from "./qr.js";
 import { getAcceptedList, getSelf } from "./store.js";
@@ -360,7 +352,7 @@ receipts.addEventListener("change", () => saveSettings({ readReceipts: receipts.
 
 changes.addEventListener("change", (event) => {
   const detail = /** @type {CustomEvent} */ (event).detail;
-  if (["messages", "contacts", "settings", "history", "outbox-done"].includes(detail?.kind)) refresh();
+  if (Object.values(Change).includes(detail?.kind)) refresh();
 });
 
 async function start() {

@@ -1,6 +1,6 @@
-// This browser as a device: key generation, prekey uploads, device-key sign-in, and the
-// account-signed device list (checked, accepted and re-signed here; protocol in
-// static/js/protocol).
+// This browser as a device: key generation, prekey uploads, and the account-signed device
+// list (checked, accepted and re-signed here; protocol in static/js/protocol). The device-key
+// sign-in is api.js's, which this module must not import (api.js imports it).
 
 import {
   DeviceEntry,
@@ -12,11 +12,9 @@ import {
   generateOneTimePrekeys,
   ready,
   signDeviceList,
-  signIn,
   systemRng,
 } from "../protocol/index.js";
 
-import { request } from "./api.js";
 import { getAcceptedList, putAcceptedList, putSelf } from "./store.js";
 
 const { b64uDecode, b64uEncode } = encoding;
@@ -80,27 +78,6 @@ export function oneTimePrekeysUpload(prekeys) {
 export async function loadKeys(self) {
   await ready();
   return DeviceKeys.fromJSON(self.keys);
-}
-
-/**
- * Sign this device back in with its identity key (a session that expired).
- * @param {import("./store.js").SelfRecord} self
- */
-export async function deviceSignIn(self) {
-  const keys = await loadKeys(self);
-  const { challenge_id, nonce } = await request("/api/devices/signin/options", {
-    method: "POST",
-    body: { device_id: self.deviceId },
-  });
-  const signature = signIn(keys.identity, {
-    origin: location.origin,
-    deviceId: self.deviceId,
-    nonce: b64uDecode(nonce, { length: 32, what: "nonce" }),
-  });
-  return request("/api/devices/signin", {
-    method: "POST",
-    body: { challenge_id, device_id: self.deviceId, signature: b64uEncode(signature) },
-  });
 }
 
 /**

@@ -2,6 +2,7 @@
 // "your account is full"), "New device … Not you? Remove it" while a new device may still be
 // vetoed, and the primary's automatic re-signing after server-side suspensions (DESIGN §5).
 
+import * as frames from "../protocol/frames.js";
 import { ApiError, api, deviceRevoked } from "./api.js";
 import { ListRefused, acceptDeviceList, loadKeys, nextDeviceList, topUpPrekeys } from "./device.js";
 import { setRemover, showNewDevices } from "./newdevices.js";
@@ -245,7 +246,7 @@ async function main() {
   byId("devices-account").textContent = `${self.displayName} (@${self.accountId})`;
   setRemover((device) => (self.isPrimary ? removeCompanion(device) : vetoDevice(device)).catch(report));
   onDeviceFrame((frame) => {
-    if (frame.type === "devices_changed") refresh();
+    if (frame.type === frames.DEVICES_CHANGED) refresh();
   });
   try {
     await load();

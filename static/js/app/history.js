@@ -9,7 +9,10 @@
 //    "conversations": [{peer, messages: [{id, author, outgoing, text, timestamp, status}]}]}
 
 import { encoding, openHistory, ready, sealHistory, systemRng } from "../protocol/index.js";
-import { notify, sendHistoryKey, withStateLock } from "./messenger.js";
+import { Change, notify } from "./events.js";
+import { sendHistoryKey } from "./outbox.js";
+import { contactRecord, emptyConversation, textRecord, withMessage } from "./records.js";
+import { withStateLock } from "./statelock.js";
 import * as store from "./store.js";
 import { transferProgress } from "./transfer.js";
 
@@ -28,7 +31,7 @@ const FORMAT = "parley-history-1";
 
 /** @param {HistoryProgress} progress */
 function report(progress) {
-  notify({ kind: "history", ...progress });
+  notify({ kind: Change.HISTORY, ...progress });
 }
 
 /** "Receiving your message history: 12 of 33 messages", or just "…" without numbers. @param {string} what @param {{text: string}} progress */
@@ -82,11 +85,11 @@ function upload(deviceId, blob, onProgress) {
       if (event.lengthComputable) onProgress(event.loaded / event.total);
     });
     xhr.addEventListener("load", () => {
-      let data = null;
+      let data;
       try {
         data = encoding.parseJson(xhr.responseText, { maxBytes: 1024 * 1024 });
       } catch {
-        data = null;
+        data = null; // an answer the decoder refuses is reported by its status alone
       }
       if (xhr.status >= 200 && xhr.status < 300 && data?.blob_id) resolve(data);
       else reject(new Error(data?.error?.message ?? `The server answered ${xhr.status}.`));
@@ -153,7 +156,7 @@ export async function sendHistory(deviceId) {
 }
 
 /**
- * A type-5 content from an own device (the messenger checked it is from the own account).
+ * A type-5 content from an own device (the device engine accepts it only from the own account).
  * @param {any} entry the sender's entry in the own signed list
  * @param {{blob_id: string, key: string, hash: string, length: number, count?: number}} body
  */
@@ -266,44 +269,39 @@ async function importHistory(json) {
     for (const c of Array.isArray(json.contacts) ? json.contacts : []) {
       if (typeof c?.username !== "string" || typeof c?.account_key !== "string") continue;
       if (existingContacts.has(c.username) || c.username === me.accountId) continue;
-      s.contacts.put({ username: c.username, accountKey: c.account_key, addedAt: Date.now(), keyChanged: null });
+      s.contacts.put(contactRecord(c.username, c.account_key));
     }
     for (const conversation of json.conversations) {
       const peer = conversation?.peer;
       if (typeof peer !== "string" || !Array.isArray(conversation.messages)) continue;
-      let summary = conversations.get(peer) ?? { peer, unread: 0, lastText: "", lastTimestamp: 0, lastOutgoing: false };
+      let summary = conversations.get(peer) ?? emptyConversation(peer);
       for (const m of conversation.messages) {
         if (typeof m?.id !== "string" || typeof m.text !== "string" || !Number.isSafeInteger(m.timestamp)) continue;
         const outgoing = m.outgoing === true;
         const author = outgoing ? me.accountId : peer;
-        const key = `${author}:${m.id}`;
-        if (existingMessages.has(key)) continue;
-        existingMessages.add(key);
         const status = outgoing ? (["sent", "delivered", "read"].includes(m.status) ? m.status : "sent") : "received";
-        s.messages.put({
-          key,
+        const message = textRecord({
+          author,
           id: m.id,
           conversation: peer,
-          author,
           authorDevice: null,
           outgoing,
-          kind: "text",
           text: m.text,
           timestamp: m.timestamp,
-          receivedAt: Date.now(),
           status,
           readSent: true,
         });
+        if (existingMessages.has(message.key)) continue;
+        existingMessages.add(message.key);
+        s.messages.put(message);
         count += 1;
-        if (m.timestamp >= summary.lastTimestamp) {
-          summary = { ...summary, lastText: m.text, lastTimestamp: m.timestamp, lastOutgoing: outgoing };
-        }
+        summary = withMessage(summary, message, summary.unread);
       }
       s.conversations.put(summary);
     }
   });
-  notify({ kind: "messages" });
-  notify({ kind: "contacts" });
+  notify({ kind: Change.MESSAGES });
+  notify({ kind: Change.CONTACTS });
   return count;
 }
 

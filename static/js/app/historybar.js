@@ -1,7 +1,7 @@
 // The progress of a history transfer, on whatever page is open on either device: a progress
 // bar (role=progressbar with aria-valuenow) in the notices region, then the outcome.
 
-import { changes } from "./messenger.js";
+import { Change, changes } from "./events.js";
 import { h, noticesRegion } from "./ui.js";
 
 /** @type {HTMLElement | null} */
@@ -62,6 +62,6 @@ function render(progress) {
 export function showHistoryProgress() {
   changes.addEventListener("change", (event) => {
     const detail = /** @type {CustomEvent} */ (event).detail;
-    if (detail?.kind === "history") render(detail);
+    if (detail?.kind === Change.HISTORY) render(detail);
   });
 }

@@ -7,6 +7,7 @@ import {
   X25519KeyPair,
   LinkCode,
   encoding,
+  frames,
   linkCheckCode,
   linkUrl,
   openProvisioning,
@@ -213,7 +214,7 @@ function watch(session) {
   socket.addEventListener("message", (event) => {
     try {
       const frame = encoding.parseJson(event.data, { maxBytes: 64 * 1024 });
-      if (frame?.type === "link_state") onState(session, frame.state);
+      if (frame?.type === frames.LINK_STATE) onState(session, frame.state);
     } catch {
       // ignore a frame we cannot read
     }

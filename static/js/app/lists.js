@@ -12,6 +12,26 @@ const { b64uDecode } = encoding;
 /** account → device ids the server reports logged out but the primary has not re-signed */
 export const suspended = new Map();
 
+/**
+ * The devices of a list that are not suspended (what a send goes to).
+ * @param {string} accountId @param {DeviceList} list
+ */
+export function activeDevices(accountId, list) {
+  const out = suspended.get(accountId) ?? new Set();
+  return list.devices.filter((d) => !out.has(d.deviceId));
+}
+
+/**
+ * The server said these devices are stale (logged out, still signed): leave them out of
+ * sends until a list without them is accepted.
+ * @param {string} accountId @param {unknown[]} deviceIds
+ */
+export function suspend(accountId, deviceIds) {
+  const set = suspended.get(accountId) ?? new Set();
+  deviceIds.filter((s) => typeof s === "string").forEach((s) => set.add(s));
+  suspended.set(accountId, set);
+}
+
 /** Notices the engine gave (devices changed, security code changed...), for the messenger. */
 let noticeHandler = async (/** @type {engine.Notice} */ _notice) => {};
 

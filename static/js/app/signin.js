@@ -1,14 +1,13 @@
 // /signin: the primary signs in with its passkey plus a device-key signature over the same
 // challenge; a companion signs in with its device key alone.
 
-import { ApiError, deviceRevoked, request } from "./api.js";
+import { ApiError, deviceRevoked, deviceSignIn, request } from "./api.js";
 import {
   DeviceEntry,
   b64uDecode,
   b64uEncode,
   createDeviceKeys,
   describePlatform,
-  deviceSignIn,
   loadKeys,
   oneTimePrekeysUpload,
   signedPrekeyUpload,

@@ -3,14 +3,13 @@
 // and reconnection with capped exponential backoff.
 
 import { isPlainObject, parseJson } from "../protocol/encoding.js";
+import * as frames from "../protocol/frames.js";
 import { ApiError, api, deviceRevoked } from "./api.js";
 import { refreshNewDevices } from "./newdevices.js";
 
 const PING_EVERY_MS = 25_000;
 // A deliver frame holds up to 100 envelopes of up to 66 KiB of ciphertext each.
 const MAX_FRAME_BYTES = 16 * 1024 * 1024;
-const CLOSE_REVOKED = 4001;
-const CLOSE_UNAUTHENTICATED = 4003;
 
 const LEADER_LOCK = "parley-device-socket";
 const RELAY = "parley-device-frames";
@@ -63,18 +62,18 @@ export function isLeader() {
  */
 export function sendFrame(frame) {
   if (!current || current.readyState !== WebSocket.OPEN) return false;
-  current.send(JSON.stringify({ v: 1, ...frame }));
+  current.send(JSON.stringify({ v: frames.PROTOCOL_VERSION, ...frame }));
   return true;
 }
 
 /** @param {any} frame */
 function dispatch(frame) {
-  if (frame.type === "revoked") {
+  if (frame.type === frames.REVOKED) {
     mark("revoked");
     deviceRevoked(frame.reason);
     return;
   }
-  if (frame.type === "devices_changed" && frame.reason !== "list_published") {
+  if (frame.type === frames.DEVICES_CHANGED && frame.reason !== "list_published") {
     refreshNewDevices();
   }
   for (const listener of listeners) listener(frame);
@@ -99,7 +98,7 @@ function connect() {
     mark("open");
     for (const listener of openListeners) listener();
     timer = window.setInterval(() => {
-      socket.send(JSON.stringify({ type: "ping", v: 1, id: crypto.randomUUID() }));
+      socket.send(JSON.stringify({ type: frames.PING, v: frames.PROTOCOL_VERSION, id: crypto.randomUUID() }));
     }, PING_EVERY_MS);
   });
 
@@ -112,7 +111,7 @@ function connect() {
       return;
     }
     if (!isPlainObject(frame)) return;
-    if (frame.type === "revoked") {
+    if (frame.type === frames.REVOKED) {
       mark("revoked");
       socket.close();
     }
@@ -123,12 +122,12 @@ function connect() {
   socket.addEventListener("close", async (event) => {
     clearInterval(timer);
     if (current === socket) current = null;
-    if (event.code === CLOSE_REVOKED || document.documentElement.dataset.deviceSocket === "revoked") {
+    if (event.code === frames.CLOSE_REVOKED || document.documentElement.dataset.deviceSocket === "revoked") {
       mark("revoked");
       return;
     }
     mark("closed");
-    if (event.code === CLOSE_UNAUTHENTICATED) {
+    if (event.code === frames.CLOSE_UNAUTHENTICATED) {
       // The session may have expired: one API call signs back in with the device key.
       try {
         await api("/api/me");

@@ -5,6 +5,7 @@
 import { REVOKED_EVENT } from "./api.js";
 
 import { parseJson } from "../protocol/encoding.js";
+import * as frames from "../protocol/frames.js";
 
 const el = document.getElementById("status");
 const PING_EVERY_MS = 25_000;
@@ -39,7 +40,7 @@ function connect() {
   const ping = () => {
     const id = crypto.randomUUID();
     pending.set(id, performance.now());
-    socket.send(JSON.stringify({ type: "ping", v: 1, id }));
+    socket.send(JSON.stringify({ type: frames.PING, v: frames.PROTOCOL_VERSION, id }));
   };
 
   socket.addEventListener("open", () => {
@@ -54,7 +55,7 @@ function connect() {
     } catch {
       return;
     }
-    if (frame?.type === "pong" && pending.has(frame.id)) {
+    if (frame?.type === frames.PONG && pending.has(frame.id)) {
       const ms = Math.round(performance.now() - pending.get(frame.id));
       pending.delete(frame.id);
       show("online", `Connected · realtime round trip ${ms} ms`);

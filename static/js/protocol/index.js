@@ -68,6 +68,7 @@ export {
 } from "./content.js";
 export { encryptForDevices } from "./fanout.js";
 export * as engine from "./engine/index.js";
+export * as frames from "./frames.js";
 export {
   fingerprint,
   formatSafetyNumber,

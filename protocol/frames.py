@@ -1,11 +1,10 @@
-"""The names of the WebSocket protocol on the server side, defined once: frame types and
-close codes (docs/protocol.md section 20). Channel-layer events are in devices/events.py."""
+"""The names of the WebSocket protocol, defined once for the server and the Python client:
+frame types and close codes (docs/protocol.md section 20); the JavaScript twin is
+static/js/protocol/frames.js. Channel-layer events are in devices/events.py."""
 
 from __future__ import annotations
 
-from typing import Any
-
-from messaging.schemas import PROTOCOL_VERSION
+PROTOCOL_VERSION = 1  # the `v` of every frame, both ways
 
 # Client to server (`ping` also on /ws/status/).
 PING = "ping"
@@ -26,8 +25,3 @@ ERROR = "error"
 
 CLOSE_REVOKED = 4001  # the device was logged out: the client wipes its state
 CLOSE_UNAUTHENTICATED = 4003  # no signed-in device or link request: refused at the handshake
-
-
-def frame(kind: str, **fields: Any) -> dict[str, Any]:
-    """A server frame of type `kind` in the current protocol version."""
-    return {"type": kind, "v": PROTOCOL_VERSION, **fields}

@@ -1,0 +1,94 @@
+"""One device of this client: its store, keys and engine driver, the verified device lists it
+encrypts to, and its pool of one-time prekeys on the server. Sending (client.sending) and
+receiving (client.receiving) build on it; client.messenger puts them together."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from client import api
+from client.api import Transport
+from client.driver import EngineDriver
+from client.linking import ONE_TIME_PREKEYS
+from client.store import AcceptedList, OwnDevice, Store, now_ms
+from protocol.devicelist import DeviceEntry, DeviceList
+from protocol.encoding import b64u_encode
+from protocol.engine import ListWanted
+from protocol.rng import Rng, system_rng
+
+
+class Device:
+    def __init__(
+        self,
+        store: Store,
+        transport: Transport,
+        *,
+        rng: Rng = system_rng,
+        clock: Callable[[], int] = now_ms,
+    ) -> None:
+        device = store.device()
+        if device is None:
+            raise ValueError(f"{store.path} holds no device")
+        self.store = store
+        self.device: OwnDevice = device
+        self.rng = rng
+        self.clock = clock
+        self.engine = EngineDriver(store, transport, device, lambda: self.clock())
+
+    @property
+    def account_id(self) -> str:
+        return self.device.account_id
+
+    @property
+    def transport(self) -> Transport:
+        return self.engine.transport
+
+    @transport.setter
+    def transport(self, transport: Transport) -> None:
+        self.engine.transport = transport
+
+    @property
+    def suspended(self) -> dict[str, frozenset[str]]:
+        return self.engine.suspended
+
+    # ------------------------------------------------------------ device lists
+
+    def refresh_list(self, account_id: str) -> AcceptedList:
+        """Fetch and verify an account's list (the engine's rules: the own one under the own
+        account key, a contact's under the key pinned at first use)."""
+        return self.current_list(account_id, refresh=True)
+
+    def current_list(self, account_id: str, *, refresh: bool = False) -> AcceptedList:
+        """The accepted list, fetched first when missing, stale or `refresh`; a refusal raises."""
+        effects = self.engine.run(ListWanted(account_id, self.clock(), refresh), account_id)
+        self.engine.raise_for(account_id, effects)
+        accepted = self.store.device_list(account_id)
+        assert accepted is not None  # stored by the run, or fresh in the cache
+        return accepted
+
+    def _active(self, account_id: str, device_list: DeviceList) -> list[DeviceEntry]:
+        """The listed devices that are not suspended (what a send goes to)."""
+        suspended = self.suspended.get(account_id, frozenset())
+        return [d for d in device_list.devices if d.device_id not in suspended]
+
+    # ------------------------------------------------------------ prekeys
+
+    def refill_prekeys(self) -> int:
+        """Top the server's pool of one-time prekeys back up to ONE_TIME_PREKEYS (the server
+        says `prekeys_low`); the private halves are kept before the public ones go out.
+        Returns how many were uploaded."""
+        answer = api.get(self.transport, "/api/prekeys")
+        count = answer.get("one_time_prekeys") if isinstance(answer, dict) else None
+        if not isinstance(count, int) or count >= ONE_TIME_PREKEYS:
+            return 0
+        fresh = self.store.new_one_time_prekeys(ONE_TIME_PREKEYS - count, self.rng)
+        api.post(
+            self.transport,
+            "/api/prekeys",
+            {
+                "one_time_prekeys": [
+                    {"id": k.id, "public_key": b64u_encode(k.key.public)} for k in fresh
+                ]
+            },
+        )
+        return len(fresh)

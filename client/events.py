@@ -1,0 +1,112 @@
+"""What receiving yields (docs/protocol.md section 10), and one line of it for a person."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class TextMessage:
+    """A text from a contact's device."""
+
+    sender: str
+    sender_device: str
+    message_id: bytes
+    timestamp: int
+    text: str
+
+
+@dataclass(frozen=True)
+class SentTranscript:
+    """A text this account sent from another of its own devices (section 10, type 3)."""
+
+    recipient: str
+    sender_device: str
+    message_id: bytes
+    timestamp: int
+    text: str
+
+
+@dataclass(frozen=True)
+class ReceiptReceived:
+    sender: str
+    sender_device: str
+    kind: str
+    message_ids: tuple[bytes, ...]
+
+
+@dataclass(frozen=True)
+class DevicesChanged:
+    """A newer signed list of the account was verified and accepted."""
+
+    account_id: str
+    version: int
+
+
+@dataclass(frozen=True)
+class Refused:
+    """An envelope this client dropped, and why (shown to the user, never silently lost)."""
+
+    sender: str
+    sender_device: str
+    envelope_id: str
+    reason: str
+    error: BaseException | None = None
+
+    @property
+    def code(self) -> str:
+        return getattr(self.error, "code", "refused")
+
+
+@dataclass(frozen=True)
+class Duplicate:
+    """A content already received (at-least-once delivery makes these normal; section 10.1)."""
+
+    sender: str
+    sender_device: str
+    envelope_id: str
+
+
+@dataclass(frozen=True)
+class ListWarning:
+    """Freeze or fork of an account's list (section 10.1): the server may be withholding."""
+
+    account_id: str
+    message: str
+
+
+Event = (
+    TextMessage
+    | SentTranscript
+    | ReceiptReceived
+    | DevicesChanged
+    | Refused
+    | Duplicate
+    | ListWarning
+)
+
+
+def format_time(timestamp_ms: int) -> str:
+    return time.strftime("%H:%M:%S", time.localtime(timestamp_ms / 1000))
+
+
+def describe(event: Event, *, me: str) -> str | None:
+    """One line for a person; None for what is not worth showing."""
+    if isinstance(event, TextMessage):
+        return f"[{format_time(event.timestamp)}] {event.sender}: {event.text}"
+    if isinstance(event, SentTranscript):
+        return f"[{format_time(event.timestamp)}] you → {event.recipient}: {event.text}"
+    if isinstance(event, ReceiptReceived):
+        n = len(event.message_ids)
+        what = "your message" if n == 1 else f"{n} of your messages"
+        return f"{event.kind.capitalize()}: {what} to {event.sender} (device {event.sender_device})"
+    if isinstance(event, DevicesChanged):
+        return f"{event.account_id}'s devices changed (list version {event.version})"
+    if isinstance(event, Refused):
+        return (
+            f"Refused a message from {event.sender} (device {event.sender_device}): {event.reason}"
+        )
+    if isinstance(event, ListWarning):
+        return f"Warning about {event.account_id}: {event.message}"
+    return None

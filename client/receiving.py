@@ -1,0 +1,252 @@
+"""Receiving (docs/protocol.md sections 7.1 and 10): one delivered envelope decrypted from a
+device of a verified list, checked by the device engine, applied as events. A refusal is an
+event too, never an exception."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from client import api
+from client.device import Device
+from client.events import (
+    DevicesChanged,
+    Duplicate,
+    Event,
+    ListWarning,
+    ReceiptReceived,
+    Refused,
+    SentTranscript,
+    TextMessage,
+)
+from client.sending import SendRefused
+from client.store import Store
+from protocol.content import Content, ContentType, decode_content
+from protocol.devicelist import DeviceEntry
+from protocol.encoding import b64u_decode
+from protocol.engine import ContentReceived, ContentVerdict, Effect, Notice, SenderSeen
+from protocol.exceptions import (
+    DecryptionFailed,
+    ProtocolError,
+    ReplayDetected,
+    UnknownSession,
+    UntrustedIdentity,
+)
+from protocol.keys import X25519KeyPair
+from protocol.message import PrekeyMessage, decode_message
+from protocol.ratchet import Session, accept_prekey_message
+
+
+class _OneTimePrekeys(Mapping[int, X25519KeyPair]):
+    """The store's one-time prekeys, read one at a time (there may be a hundred)."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    def __getitem__(self, prekey_id: int) -> X25519KeyPair:
+        row = self._store._one(
+            "SELECT private_key FROM one_time_prekeys WHERE id = ?", (prekey_id,)
+        )
+        if row is None:
+            raise KeyError(prekey_id)
+        return X25519KeyPair.from_private(bytes(row[0]))
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(k.id for k in self._store.one_time_prekeys())
+
+    def __len__(self) -> int:
+        return len(self._store.one_time_prekeys())
+
+
+class Receiver(Device):
+    def receive(self, envelope: Mapping[str, Any]) -> list[Event]:
+        """Decrypt one delivered envelope and apply it; the caller acks it afterwards.
+
+        Never raises for what a server or sender can cause: a refusal is a `Refused` event.
+        """
+        sender = str(envelope.get("sender"))
+        sender_device = str(envelope.get("sender_device"))
+        envelope_id = str(envelope.get("id"))
+
+        def refused(reason: str, error: BaseException | None = None) -> list[Event]:
+            return [Refused(sender, sender_device, envelope_id, reason, error)]
+
+        try:
+            ciphertext = b64u_decode(str(envelope.get("ciphertext")), what="envelope ciphertext")
+            entry = self._sender_entry(sender, sender_device)
+        except (ProtocolError, api.ApiError, SendRefused) as error:
+            return refused(f"could not verify the sender's device list: {error}", error)
+        if entry is None:
+            return refused(f"device {sender_device} is not in {sender}'s signed device list")
+        try:
+            with self.store.transaction():
+                content = decode_content(self._decrypt(sender, entry, ciphertext))
+                if not self.store.remember_message(
+                    sender_device_id=sender_device, message_id=content.message_id
+                ):
+                    return [Duplicate(sender, sender_device, envelope_id)]
+        except ReplayDetected as error:
+            return refused(f"replayed message refused: {error}", error)
+        except ProtocolError as error:
+            return refused(f"could not decrypt: {error}", error)
+        received = ContentReceived(
+            sender,
+            sender_device,
+            content.type,
+            content.sender_list_version,
+            content.sender_list_hash,
+            self.clock(),
+        )
+        effects = self.engine.run(received, sender)
+        events = self._list_events(sender, effects)
+        verdict = next(e for e in effects if isinstance(e, ContentVerdict))
+        if verdict.verdict == "refuse":
+            what = content.type.name.lower().replace("_", " ")
+            return events + refused(
+                f"a {what} from {sender}'s device {sender_device}, which is not one of your own devices"
+            )
+        return events + self._apply(sender, entry, content, events)
+
+    def _sender_entry(self, sender: str, sender_device: str) -> DeviceEntry | None:
+        """The sender device's entry in a verified list (fetched when the cache lacks it)."""
+        effects = self.engine.run(SenderSeen(sender, sender_device, self.clock()), sender)
+        self.engine.raise_for(sender, effects)
+        cached = self.store.device_list(sender)
+        return None if cached is None else cached.device_list.entry(sender_device)
+
+    def _decrypt(self, account: str, entry: DeviceEntry, ciphertext: bytes) -> bytes:
+        """Section 7.1; call inside a store transaction (session and replay memory commit
+        together with the message id)."""
+        message = decode_message(ciphertext)
+        current = self.store.session(entry.device_id)
+        previous = self.store.previous_session(entry.device_id)
+        for session in (current, previous):
+            if session is not None and session.remote_identity_key != entry.identity_key:
+                raise UntrustedIdentity(
+                    f"session with device {entry.device_id!r}: identity key differs from the signed list"
+                )
+        if isinstance(message, PrekeyMessage):
+            for session, is_current in ((current, True), (previous, False)):
+                if (
+                    session is not None
+                    and session.role == "responder"
+                    and session.base_key == message.base_key
+                ):
+                    plaintext = session.decrypt(ciphertext, self.rng)
+                    self._keep(account, entry.device_id, session, is_current=is_current)
+                    return plaintext
+            inbound = accept_prekey_message(
+                ciphertext,
+                identity=self.device.keys.identity,
+                signed_prekeys={s.id: s.key for s in self.store.signed_prekeys()},
+                one_time_prekeys=_OneTimePrekeys(self.store),
+                sender_identity_key=entry.identity_key,
+                used_base_keys=self.store.used_base_keys,
+                rng=self.rng,
+            )
+            self.store.record_base_key(inbound.base_key)
+            if inbound.one_time_prekey_id is not None:
+                self.store.take_one_time_prekey(inbound.one_time_prekey_id)
+            self.store.replace_session(
+                account_id=account, device_id=entry.device_id, session=inbound.session
+            )
+            return inbound.plaintext
+        if current is None and previous is None:
+            raise UnknownSession(f"no session with device {entry.device_id!r}")
+        failure: ProtocolError | None = None
+        for session, is_current in ((current, True), (previous, False)):
+            if session is None:
+                continue
+            try:
+                plaintext = session.decrypt(ciphertext, self.rng)
+            except (DecryptionFailed, UnknownSession) as error:
+                failure = failure or error
+                continue
+            self._keep(account, entry.device_id, session, is_current=is_current)
+            return plaintext
+        assert failure is not None
+        raise failure
+
+    def _keep(self, account: str, device_id: str, session: Session, *, is_current: bool) -> None:
+        if is_current:
+            self.store.save_session(account_id=account, device_id=device_id, session=session)
+        else:  # the older session is the one the other side kept using: it becomes current
+            self.store.replace_session(account_id=account, device_id=device_id, session=session)
+
+    def _list_events(self, sender: str, effects: list[Effect]) -> list[Event]:
+        """The engine's list notices after a content (freeze check, own-list notice)."""
+        events: list[Event] = []
+        for notice in (e for e in effects if isinstance(e, Notice)):
+            account, data = notice.account_id, notice.data
+            if notice.code == "devices_changed":
+                events.append(DevicesChanged(account, data["version"]))
+            elif notice.code == "list_withheld":
+                events.append(
+                    ListWarning(
+                        account,
+                        f"{account}'s device signed with list version {data['claimed']}, "
+                        f"but the server serves version {data['served']} (withheld?).",
+                    )
+                )
+            elif notice.code == "list_forked":
+                events.append(
+                    ListWarning(
+                        account,
+                        f"{account}'s device list {data['version']} differs from the one their "
+                        "device signed with (a forked list); be careful.",
+                    )
+                )
+            elif account == self.account_id and data.get("reason") == "notice":
+                error = self.engine.error(notice)
+                events.append(ListWarning(account, f"own device list refused: {error}"))
+            else:
+                error = self.engine.error(notice)
+                events.append(
+                    ListWarning(account, f"could not verify {account}'s newer device list: {error}")
+                )
+        return events
+
+    def _apply(
+        self, sender: str, entry: DeviceEntry, content: Content, events: list[Event]
+    ) -> list[Event]:
+        """An accepted content (the engine decided who may send which, section 22.4)."""
+        device_id = entry.device_id
+        kind = content.type
+        if kind is ContentType.TEXT:
+            return [
+                TextMessage(
+                    sender, device_id, content.message_id, content.timestamp, content.body["text"]
+                )
+            ]
+        if kind is ContentType.RECEIPT:
+            return [
+                ReceiptReceived(
+                    sender,
+                    device_id,
+                    content.body["kind"],
+                    tuple(b64u_decode(m, length=16) for m in content.body["message_ids"]),
+                )
+            ]
+        if kind is ContentType.SENT_TRANSCRIPT:
+            inner = decode_content(b64u_decode(content.body["content"]))
+            if inner.type is ContentType.TEXT:
+                return [
+                    SentTranscript(
+                        content.body["recipient"],
+                        device_id,
+                        inner.message_id,
+                        inner.timestamp,
+                        inner.body["text"],
+                    )
+                ]
+            return []  # a receipt another own device sent: nothing to show
+        if kind is ContentType.DEVICE_LIST_NOTICE:
+            told = any(
+                isinstance(e, (DevicesChanged, ListWarning)) and e.account_id == self.account_id
+                for e in events
+            )
+            own = self.store.device_list(self.account_id)
+            if told or own is None:
+                return []
+            return [DevicesChanged(self.account_id, own.version)]
+        return []  # history bundles are not handled by this client yet

@@ -1,0 +1,94 @@
+// Contacts: adding one (its signed list verified, its account key pinned at first use), a
+// changed security code, and the person confirming the new one.
+
+import { encoding, ready } from "../protocol/index.js";
+import { ApiError } from "./api.js";
+import { Change, notify } from "./events.js";
+import { refreshList } from "./lists.js";
+import { addNotice } from "./notices.js";
+import { contactRecord, emptyConversation } from "./records.js";
+import { SendRefused, self } from "./self.js";
+import * as store from "./store.js";
+
+/**
+ * Add a contact: fetch and verify their signed list and pin the account key at first use.
+ * @param {string} username
+ */
+export async function addContact(username) {
+  await ready();
+  const me = await self();
+  const name = username.trim();
+  if (!name) throw new SendRefused("Enter a username.", "invalid_input");
+  if (name === me.accountId) {
+    throw new SendRefused(
+      "That is your own account: your other devices get what you send automatically.",
+      "own_account",
+    );
+  }
+  const existing = await store.read("contacts", name);
+  if (existing) return existing;
+  let list;
+  try {
+    list = await refreshList(name);
+  } catch (error) {
+    if (error instanceof ApiError && error.code === "account_not_found") {
+      throw new SendRefused(`There is no Parley account named “${name}”.`, "account_not_found");
+    }
+    throw error;
+  }
+  const contact = contactRecord(name, encoding.b64uEncode(list.accountKey));
+  await store.transact(["contacts", "conversations"], (s) => {
+    s.contacts.put(contact);
+    const request = s.conversations.get(name);
+    request.onsuccess = () => {
+      if (!request.result) s.conversations.put(emptyConversation(name));
+    };
+  });
+  notify({ kind: Change.CONTACTS, peer: name });
+  return contact;
+}
+
+/** @param {string} username */
+export function contact(username) {
+  return store.read("contacts", username);
+}
+
+/**
+ * The served list of a contact is signed by another account key: hold everything until the
+ * person confirms the new code (one notice per new key).
+ * @param {string} username @param {string} pendingKey b64u, the served list's account key
+ */
+export async function securityCodeChanged(username, pendingKey) {
+  const contact = await store.read("contacts", username);
+  if (!contact) return;
+  if (contact.keyChanged?.pendingKey === pendingKey) return;
+  await store.write("contacts", { ...contact, keyChanged: { pendingKey, at: Date.now() } });
+  await addNotice(
+    username,
+    `${username}'s security code changed. They may have set up Parley again on a new phone, or someone may be intercepting. Nothing more is sent until you confirm the new code.`,
+    "warn",
+  );
+  notify({ kind: Change.CONTACTS, peer: username });
+}
+
+/**
+ * The person checked the new safety number: pin the new account key and verify the list
+ * under it (version rollback and device-key checks still apply).
+ * @param {string} username
+ */
+export async function confirmSecurityCode(username) {
+  const contact = await store.read("contacts", username);
+  if (!contact?.keyChanged?.pendingKey) return;
+  const accepted = await store.getAcceptedList(username);
+  if (accepted) {
+    await store.putAcceptedList(username, { ...accepted, accountKey: contact.keyChanged.pendingKey });
+  }
+  await store.write("contacts", {
+    ...contact,
+    accountKey: contact.keyChanged.pendingKey,
+    keyChanged: null,
+  });
+  await refreshList(username);
+  await addNotice(username, `You accepted ${username}'s new security code.`, "info");
+  notify({ kind: Change.CONTACTS, peer: username });
+}

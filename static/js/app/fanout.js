@@ -1,0 +1,140 @@
+// Client fan-out (docs/protocol.md section 9): an outbox item as one ciphertext per target
+// device, each device of the recipient's verified list plus a sent transcript for every other
+// own device, over the pairwise sessions (sessions.js). Call under the state lock.
+
+import {
+  Content,
+  ContentType,
+  encodeContent,
+  encoding,
+  PrekeyBundle,
+  systemRng,
+} from "../protocol/index.js";
+import { api } from "./api.js";
+import { loadKeys } from "./device.js";
+import { activeDevices, currentList } from "./lists.js";
+import { SendRefused, self } from "./self.js";
+import { sessionForSending } from "./sessions.js";
+import * as store from "./store.js";
+
+const { b64uDecode, b64uEncode } = encoding;
+
+/** @param {string} username */
+const accountPath = (username) => `/api/accounts/${encodeURIComponent(username)}`;
+
+/**
+ * Encrypt an outbox item for every target device (section 9): the content for each device
+ * of the recipient's verified list, a sent transcript for every other own device.
+ * @param {any} item
+ * @returns {Promise<Record<string, string>>} device id → b64u ciphertext
+ */
+export async function encryptItem(item) {
+  const me = await self();
+  const keys = await loadKeys(me);
+  const ownList = await currentList(me.accountId);
+  const own = { list: ownList, version: ownList.version, hash: ownList.hash };
+  if (!own.list.entry(me.deviceId)) {
+    throw new SendRefused("This device is no longer in your account's signed device list.", "device_removed");
+  }
+  const toSelf = item.recipient === me.accountId;
+  if (!toSelf) {
+    const contact = await store.read("contacts", item.recipient);
+    if (contact?.keyChanged) {
+      throw new SendRefused(
+        `${item.recipient}'s security code changed; confirm it before sending.`,
+        "security_code_changed",
+      );
+    }
+  }
+  const theirs = toSelf ? own : { list: await currentList(item.recipient) };
+  const recipientEntries = activeDevices(item.recipient, theirs.list).filter(
+    (d) => d.deviceId !== me.deviceId,
+  );
+  const ownEntries = toSelf
+    ? []
+    : activeDevices(me.accountId, own.list).filter((d) => d.deviceId !== me.deviceId);
+  const stamp = { timestamp: item.timestamp, senderListVersion: own.version, senderListHash: own.hash };
+  const content = encodeContent(
+    new Content({
+      type: item.contentType,
+      messageId: b64uDecode(item.messageId, { length: 16, what: "message id" }),
+      ...stamp,
+      body: item.body,
+    }),
+  );
+  /** @type {Map<string, Uint8Array>} device id → encoded content */
+  const plaintexts = new Map();
+  if (toSelf) {
+    // A history key goes to the new device only; every other own device must be named in
+    // the send too, and gets the own list as a device-list notice.
+    const notice = encodeContent(
+      newContent(ContentType.DEVICE_LIST_NOTICE, { device_list: own.list.toJSON() }, stamp),
+    );
+    for (const d of recipientEntries) {
+      plaintexts.set(d.deviceId, d.deviceId === item.historyFor ? content : notice);
+    }
+    if (item.historyFor && !plaintexts.has(item.historyFor)) {
+      throw new SendRefused("The new device is not in your signed device list yet.", "not_listed");
+    }
+  } else {
+    for (const d of recipientEntries) plaintexts.set(d.deviceId, content);
+    if (ownEntries.length) {
+      const transcript = encodeContent(
+        newContent(
+          ContentType.SENT_TRANSCRIPT,
+          { recipient: item.recipient, content: b64uEncode(content) },
+          stamp,
+        ),
+      );
+      for (const d of ownEntries) plaintexts.set(d.deviceId, transcript);
+    }
+  }
+  const entries = [...recipientEntries.map((d) => [item.recipient, d]), ...ownEntries.map((d) => [me.accountId, d])];
+  const records = new Map();
+  for (const [, d] of entries) records.set(d.deviceId, await store.read("sessions", d.deviceId));
+  const needBundles = new Set(entries.filter(([, d]) => !records.get(d.deviceId)?.current).map(([a]) => a));
+  /** @type {Map<string, PrekeyBundle>} */
+  const bundles = new Map();
+  for (const account of [...needBundles].sort()) {
+    const answer = await api(`${accountPath(account)}/bundles`, { method: "POST", body: {} });
+    for (const json of answer?.bundles ?? []) {
+      try {
+        const bundle = PrekeyBundle.fromJSON(json);
+        bundles.set(bundle.deviceId, bundle);
+      } catch {
+        // a malformed bundle: that device has no session and the send says so below
+      }
+    }
+  }
+  /** @type {Record<string, string>} */
+  const targets = {};
+  const updated = [];
+  for (const [account, d] of [...entries].sort((a, b) => (a[1].deviceId < b[1].deviceId ? -1 : 1))) {
+    const record = records.get(d.deviceId);
+    const session = sessionForSending({
+      record,
+      listedKey: d.identityKey,
+      bundle: bundles.get(d.deviceId),
+      keys,
+    });
+    if (!session) {
+      throw new SendRefused(`The key directory has no prekeys for a device of ${account}.`, "no_bundle");
+    }
+    targets[d.deviceId] = b64uEncode(session.encrypt(/** @type {Uint8Array} */ (plaintexts.get(d.deviceId)), systemRng));
+    updated.push({
+      deviceId: d.deviceId,
+      accountId: account,
+      current: session.toJSON(),
+      previous: record?.previous ?? null,
+    });
+  }
+  await store.transact(["sessions"], (s) => {
+    for (const r of updated) s.sessions.put(r);
+  });
+  return targets;
+}
+
+/** @param {number} type @param {any} body @param {any} stamp */
+function newContent(type, body, stamp) {
+  return new Content({ type, messageId: systemRng(16), ...stamp, body });
+}

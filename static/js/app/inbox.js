@@ -1,0 +1,358 @@
+// The inbox: the leader tab's handling of `deliver` frames (docs/protocol.md sections 7, 10
+// and 20). Each envelope is decrypted from a device of a verified list, checked by the device
+// engine (who may send which content, the sender's list stamp), stored with its session state
+// in one transaction, then acked; receipts and follow-ups that need the network come after.
+//
+//   seen      "<sender device>/<message id>" → receivedAt (content de-duplication, 10.1)
+//   baseKeys  b64u X3DH base key → receivedAt (prekey replay, 7.1)
+
+import {
+  ContentType,
+  decodeContent,
+  decodeMessage,
+  encoding,
+  engine,
+  frames,
+  PrekeyMessage,
+  ReplayDetected,
+} from "../protocol/index.js";
+import { ApiError, api } from "./api.js";
+import { loadKeys, topUpPrekeys } from "./device.js";
+import { Change, notify } from "./events.js";
+import { acceptHistoryKey } from "./history.js";
+import { engineState, refusalOf, runEngine, senderEntry } from "./lists.js";
+import { addNotice } from "./notices.js";
+import { flush, queueReceipt } from "./outbox.js";
+import { STATUS_RANK, emptyConversation, messageKey, textRecord, withMessage } from "./records.js";
+import { self, settings } from "./self.js";
+import { decryptFrom } from "./sessions.js";
+import { sendFrame } from "./socket.js";
+import { withStateLock } from "./statelock.js";
+import * as store from "./store.js";
+
+const { b64uDecode, b64uEncode } = encoding;
+
+let receiving = Promise.resolve();
+/** Contents whose effect needs the network after the envelope is stored. */
+const followUps = [];
+
+/** A `deliver` frame's envelopes, handled in order after those before. @param {any[]} envelopes */
+export function onDeliver(envelopes) {
+  receiving = receiving.then(async () => {
+    const receipts = new Map();
+    let usedPrekey = false;
+    for (const envelope of envelopes) {
+      try {
+        const outcome = await withStateLock(() => receiveOne(envelope));
+        if (outcome.delivered) {
+          const ids = receipts.get(envelope.sender) ?? [];
+          ids.push(outcome.delivered);
+          receipts.set(envelope.sender, ids);
+        }
+        usedPrekey ||= outcome.usedPrekey;
+      } catch (error) {
+        // The server or the network failing: leave the envelope queued for a redelivery.
+        if (error instanceof ApiError && (error.status === 0 || error.status >= 500)) continue;
+        console.warn("Parley: an envelope could not be handled", error);
+      }
+      // Ack after storing: the server deletes the row, and a redelivery would be refused
+      // as a replay by the ratchet anyway.
+      sendFrame({ type: frames.ACK, seqs: [envelope.seq] });
+    }
+    for (const [peer, ids] of receipts) await queueReceipt(peer, "delivered", ids);
+    while (followUps.length) {
+      const next = followUps.shift();
+      try {
+        await next();
+      } catch (error) {
+        console.warn("Parley: a follow-up failed", error);
+      }
+    }
+    if (usedPrekey) await refillPrekeys();
+    flush();
+  });
+}
+
+/** Top the server's pool of one-time prekeys up: after using one, and at once when the
+ * server says `prekeys_low` (another device claimed one and few are left). */
+export function refillPrekeys() {
+  return withStateLock(async () => {
+    const me = await store.getSelf();
+    if (me) await topUpPrekeys(me, api);
+  }).catch((error) => console.warn("Parley: prekey top-up failed", error));
+}
+
+/**
+ * @param {any} envelope a `deliver` entry
+ * @returns {Promise<{delivered: string | null, usedPrekey: boolean}>}
+ */
+async function receiveOne(envelope) {
+  const none = { delivered: null, usedPrekey: false };
+  const me = await self();
+  const sender = String(envelope.sender);
+  const senderDevice = String(envelope.sender_device);
+  const entry = await senderEntry(sender, senderDevice);
+  if (!entry) {
+    await addNotice(
+      sender,
+      `A message that claimed to come from a device of ${sender} was refused: that device is not in their signed device list.`,
+      "warn",
+    );
+    return none;
+  }
+  const data = b64uDecode(String(envelope.ciphertext), { what: "envelope ciphertext" });
+  const keys = await loadKeys(me);
+  let baseKeyUsed = false;
+  let wire;
+  try {
+    wire = decodeMessage(data);
+  } catch {
+    await addNotice(sender, `A message from ${sender} could not be read (malformed).`, "warn");
+    return none;
+  }
+  if (wire instanceof PrekeyMessage) {
+    baseKeyUsed = Boolean(await store.read("baseKeys", b64uEncode(wire.baseKey)));
+  }
+  let decrypted;
+  let content;
+  try {
+    decrypted = decryptFrom({
+      data,
+      accountId: sender,
+      deviceId: senderDevice,
+      listedKey: entry.identityKey,
+      record: await store.read("sessions", senderDevice),
+      keys,
+      baseKeyUsed,
+    });
+    content = decodeContent(decrypted.plaintext);
+  } catch (error) {
+    // A replay is what at-least-once delivery and a misbehaving server look like: silent.
+    if (error instanceof ReplayDetected) return none;
+    await addNotice(
+      sender,
+      `A message from ${sender} could not be decrypted (${/** @type {any} */ (error).message}). No receipt was sent.`,
+      "warn",
+    );
+    return none;
+  }
+  const seenKey = `${senderDevice}/${b64uEncode(content.messageId)}`;
+  const duplicate = Boolean(await store.read("seen", seenKey));
+  // The engine decides who may send which content, and checks the stamp (section 22.4).
+  const received = new engine.ContentReceived(
+    sender,
+    senderDevice,
+    content.type,
+    content.senderListVersion,
+    content.senderListHash,
+    Date.now(),
+  );
+  const [, effects] = duplicate ? [null, []] : engine.handle(await engineState([sender]), received);
+  const verdict = effects.find((e) => e instanceof engine.ContentVerdict);
+  const plan = duplicate
+    ? null
+    : verdict?.verdict === "refuse"
+      ? refusedPlan(sender)
+      : await planContent(me, sender, entry, content);
+  const now = Date.now();
+  await store.transact(["sessions", "baseKeys", "seen", "device", ...(plan?.stores ?? [])], (s) => {
+    s.sessions.put(decrypted.record);
+    if (decrypted.baseKey) s.baseKeys.put(now, decrypted.baseKey);
+    if (decrypted.oneTimePrekeyId !== null) {
+      const otp = decrypted.oneTimePrekeyId;
+      s.device.put(
+        {
+          ...me,
+          keys: {
+            ...me.keys,
+            one_time_prekeys: me.keys.one_time_prekeys.filter((/** @type {any} */ k) => k.id !== otp),
+          },
+        },
+        "self",
+      );
+    }
+    s.seen.put(now, seenKey);
+    plan?.write(s);
+  });
+  if (!plan) return { ...none, usedPrekey: decrypted.oneTimePrekeyId !== null };
+  for (const detail of plan.announce) notify(detail);
+  if (plan.after) followUps.push(plan.after);
+  // The stamp's fetches, after the envelope is stored: run again on the lists stored by then.
+  followUps.push(async () => {
+    const run = await runEngine(received, [sender]);
+    for (const effect of run.effects) {
+      const error = effect.data?.reason === "notice" ? refusalOf(effect, run.failures) : null;
+      if (error) console.warn("Parley: own device list refresh failed", error);
+    }
+  });
+  return { delivered: plan.delivered ?? null, usedPrekey: decrypted.oneTimePrekeyId !== null };
+}
+
+/**
+ * What one content changes (acceptance rules of section 10), as writes for one transaction.
+ * @param {any} me @param {string} sender @param {any} entry @param {any} content
+ * @returns {Promise<{stores: string[], write: (s: Record<string, IDBObjectStore>) => void,
+ *   announce: any[], delivered?: string, after?: () => Promise<void>}>}
+ */
+async function planContent(me, sender, entry, content) {
+  const nothing = { stores: [], write: () => {}, announce: [] };
+  const fromSelf = sender === me.accountId;
+  const id = b64uEncode(content.messageId);
+  switch (content.type) {
+    case ContentType.TEXT: {
+      if (fromSelf) return nothing;
+      if (await store.read("messages", messageKey(sender, id))) return nothing;
+      const conversation = (await store.read("conversations", sender)) ?? emptyConversation(sender);
+      const contact = await store.read("contacts", sender);
+      const message = textRecord({
+        author: sender,
+        id,
+        conversation: sender,
+        authorDevice: entry.deviceId,
+        outgoing: false,
+        text: content.body.text,
+        timestamp: content.timestamp,
+        status: "received",
+        readSent: false,
+      });
+      return {
+        stores: ["messages", "conversations"],
+        write: (s) => {
+          s.messages.put(message);
+          s.conversations.put(withMessage(conversation, message, conversation.unread + 1));
+        },
+        announce: [{ kind: Change.MESSAGES, peer: sender, incoming: true }],
+        // Receipts only to contacts, and only for what decrypted (DESIGN section 7).
+        delivered: contact ? id : undefined,
+      };
+    }
+    case ContentType.RECEIPT: {
+      if (fromSelf) return nothing;
+      return receiptPlan(me.accountId, sender, content.body, sender);
+    }
+    case ContentType.SENT_TRANSCRIPT:
+    case ContentType.DEVICE_LIST_NOTICE:
+    case ContentType.HISTORY_BUNDLE_KEY: {
+      // accepted by the engine: from another own device (its fetch of the own list for a
+      // device-list notice is among the engine's effects)
+      if (content.type === ContentType.DEVICE_LIST_NOTICE) return nothing;
+      if (content.type === ContentType.HISTORY_BUNDLE_KEY) {
+        return { ...nothing, after: () => acceptHistoryKey(entry, content.body) };
+      }
+      return transcriptPlan(me, entry, content.body);
+    }
+    default:
+      return nothing;
+  }
+}
+
+/**
+ * A content only own devices may send, from a contact's device (the engine refused it).
+ * @param {string} sender
+ */
+function refusedPlan(sender) {
+  return {
+    stores: [],
+    write: () => {},
+    announce: [],
+    after: () =>
+      addNotice(
+        sender,
+        `${sender}'s device sent something only your own devices may send; it was refused.`,
+        "warn",
+      ),
+  };
+}
+
+/**
+ * A receipt from `peer` for messages `author` wrote in the conversation with `peer`.
+ * @param {string} author @param {string} peer @param {any} body @param {string} announcePeer
+ */
+async function receiptPlan(author, peer, body, announcePeer) {
+  const updates = [];
+  for (const mid of body.message_ids) {
+    const message = await store.read("messages", messageKey(author, mid));
+    if (!message || message.conversation !== peer || !message.outgoing) continue;
+    if (STATUS_RANK[body.kind] > (STATUS_RANK[message.status] ?? 0)) {
+      updates.push({ ...message, status: body.kind, reason: undefined });
+    }
+  }
+  return {
+    stores: ["messages"],
+    write: (/** @type {any} */ s) => updates.forEach((m) => s.messages.put(m)),
+    announce: [{ kind: Change.MESSAGES, peer: announcePeer }],
+  };
+}
+
+/**
+ * A sent transcript from another own device: its text to a contact, or its read receipt
+ * (the conversation was read there).
+ * @param {any} me @param {any} entry @param {any} body
+ */
+async function transcriptPlan(me, entry, body) {
+  const inner = decodeContent(b64uDecode(body.content));
+  const peer = body.recipient;
+  const conversation = (await store.read("conversations", peer)) ?? emptyConversation(peer);
+  if (inner.type === ContentType.TEXT) {
+    const id = b64uEncode(inner.messageId);
+    if (await store.read("messages", messageKey(me.accountId, id))) return { stores: [], write: () => {}, announce: [] };
+    const message = textRecord({
+      author: me.accountId,
+      id,
+      conversation: peer,
+      authorDevice: entry.deviceId,
+      outgoing: true,
+      text: inner.body.text,
+      timestamp: inner.timestamp,
+      status: "sent",
+      readSent: true,
+    });
+    return {
+      stores: ["messages", "conversations"],
+      write: (s) => {
+        s.messages.put(message);
+        s.conversations.put(withMessage(conversation, message, conversation.unread));
+      },
+      announce: [{ kind: Change.MESSAGES, peer }],
+    };
+  }
+  if (inner.type === ContentType.RECEIPT && inner.body.kind === "read") {
+    const read = [];
+    for (const mid of inner.body.message_ids) {
+      const message = await store.read("messages", messageKey(peer, mid));
+      if (message && !message.readSent) read.push({ ...message, readSent: true });
+    }
+    const unread = Math.max(0, conversation.unread - read.length);
+    return {
+      stores: ["messages", "conversations"],
+      write: (s) => {
+        read.forEach((m) => s.messages.put(m));
+        s.conversations.put({ ...conversation, unread });
+      },
+      announce: [{ kind: Change.MESSAGES, peer }],
+    };
+  }
+  return { stores: [], write: () => {}, announce: [] };
+}
+
+/**
+ * The conversation is open and visible: mark its messages read here, and tell the contact
+ * (and, through the transcript, the own devices) unless read receipts are off.
+ * @param {string} peer
+ */
+export async function markRead(peer) {
+  const range = IDBKeyRange.bound([peer, -Infinity], [peer, Infinity]);
+  const unread = (await store.readIndex("messages", "byConversation", range)).filter(
+    (m) => m.kind === "text" && !m.outgoing && !m.readSent,
+  );
+  const conversation = await store.read("conversations", peer);
+  if (!unread.length && !conversation?.unread) return;
+  await store.transact(["messages", "conversations"], (s) => {
+    unread.forEach((m) => s.messages.put({ ...m, readSent: true }));
+    if (conversation) s.conversations.put({ ...conversation, unread: 0 });
+  });
+  notify({ kind: Change.MESSAGES, peer });
+  if (unread.length && (await settings()).readReceipts) {
+    await queueReceipt(peer, "read", unread.map((m) => m.id));
+  }
+}

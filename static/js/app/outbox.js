@@ -1,0 +1,265 @@
+// The outbox (IndexedDB "outbox"): what this device wants sent, in order, and the leader
+// tab's sending of it (docs/protocol.md section 20): encrypt (fanout.js), one `send` frame,
+// wait for `accepted`; on `mismatched_devices` refetch and verify both lists and retry.
+// Other tabs put items in the outbox and ring the leader (events.js).
+//
+//   outbox  {seq, envelopeId, recipient, contentType, body, messageId, timestamp, attempts,
+//            messageKey?, historyFor?}
+
+import { ContentType, encoding, frames, ready, systemRng } from "../protocol/index.js";
+import { ApiError } from "./api.js";
+import { Change, changes, notify, onOutboxRung, ringOtherTabs } from "./events.js";
+import { encryptItem } from "./fanout.js";
+import { refreshList, suspend } from "./lists.js";
+import { OutboxDrain } from "./outboxdrain.js";
+import { STATUS_RANK, emptyConversation, textRecord } from "./records.js";
+import { SendRefused, self } from "./self.js";
+import { isLeader, sendFrame } from "./socket.js";
+import { withStateLock } from "./statelock.js";
+import * as store from "./store.js";
+
+const { b64uEncode } = encoding;
+
+export const MAX_MISMATCH_RETRIES = 3;
+const ACCEPT_WAIT_MS = 15_000;
+const RECEIPT_BATCH = 100;
+
+/**
+ * @param {string} recipient @param {number} contentType @param {any} body
+ * @param {{messageId?: string, timestamp?: number, messageKey?: string, historyFor?: string}} [extra]
+ */
+function outboxItem(recipient, contentType, body, extra = {}) {
+  return {
+    envelopeId: b64uEncode(systemRng(16)),
+    recipient,
+    contentType,
+    body,
+    messageId: extra.messageId ?? b64uEncode(systemRng(16)),
+    timestamp: extra.timestamp ?? Date.now(),
+    attempts: 0,
+    messageKey: extra.messageKey ?? null,
+    historyFor: extra.historyFor ?? null,
+  };
+}
+
+/** @param {any} message a text record */
+function textItem(message) {
+  return outboxItem(message.conversation, ContentType.TEXT, { text: message.text }, {
+    messageId: message.id,
+    timestamp: message.timestamp,
+    messageKey: message.key,
+  });
+}
+
+/**
+ * Send a text to a contact: stored at once as "sending", then encrypted and sent by the leader.
+ * @param {string} peer @param {string} text
+ */
+export async function sendText(peer, text) {
+  await ready();
+  const me = await self();
+  const contact = await store.read("contacts", peer);
+  if (!contact) throw new SendRefused(`Add ${peer} as a contact first.`, "not_a_contact");
+  if (contact.keyChanged) {
+    throw new SendRefused(
+      `${peer}'s security code changed. Check it and confirm before sending.`,
+      "security_code_changed",
+    );
+  }
+  const timestamp = Date.now();
+  const message = textRecord({
+    author: me.accountId,
+    id: b64uEncode(systemRng(16)),
+    conversation: peer,
+    authorDevice: me.deviceId,
+    outgoing: true,
+    text,
+    timestamp,
+    receivedAt: timestamp,
+    status: "sending",
+    readSent: true,
+  });
+  await store.transact(["messages", "conversations", "outbox"], (s) => {
+    s.messages.put(message);
+    s.conversations.put({ ...emptyConversation(peer), lastText: text, lastTimestamp: timestamp, lastOutgoing: true });
+    s.outbox.add(textItem(message));
+  });
+  notify({ kind: Change.MESSAGES, peer });
+  ringLeader();
+  return message;
+}
+
+/** Queue a failed message again (after a confirmed security code, for instance). @param {string} key */
+export async function retryMessage(key) {
+  const message = await store.read("messages", key);
+  if (!message || message.status !== "failed") return;
+  await store.transact(["messages", "outbox"], (s) => {
+    s.messages.put({ ...message, status: "sending", reason: undefined });
+    s.outbox.add(textItem(message));
+  });
+  notify({ kind: Change.MESSAGES, peer: message.conversation });
+  ringLeader();
+}
+
+/**
+ * Queue a content for the own account (history bundle key for one new device); resolves
+ * when the server accepted it.
+ * @param {{historyFor: string, body: any}} item
+ */
+export async function sendHistoryKey({ historyFor, body }) {
+  const me = await self();
+  const item = outboxItem(me.accountId, ContentType.HISTORY_BUNDLE_KEY, body, { historyFor });
+  const done = new Promise((resolve, reject) => {
+    const listener = (/** @type {any} */ event) => {
+      const detail = event.detail;
+      if (detail.kind !== Change.OUTBOX_DONE || detail.envelopeId !== item.envelopeId) return;
+      changes.removeEventListener("change", listener);
+      detail.ok ? resolve(undefined) : reject(new Error(detail.reason));
+    };
+    changes.addEventListener("change", listener);
+  });
+  await store.transact(["outbox"], (s) => s.outbox.add(item));
+  ringLeader();
+  return done;
+}
+
+/**
+ * Receipts to a contact (only while its security code is the confirmed one), in batches.
+ * @param {string} peer @param {"delivered" | "read"} kind @param {string[]} ids
+ */
+export async function queueReceipt(peer, kind, ids) {
+  const contact = await store.read("contacts", peer);
+  if (!contact || contact.keyChanged) return;
+  await store.transact(["outbox"], (s) => {
+    for (let i = 0; i < ids.length; i += RECEIPT_BATCH) {
+      s.outbox.add(outboxItem(peer, ContentType.RECEIPT, { kind, message_ids: ids.slice(i, i + RECEIPT_BATCH) }));
+    }
+  });
+  ringLeader();
+}
+
+function ringLeader() {
+  if (isLeader()) flush();
+  else ringOtherTabs();
+}
+onOutboxRung(() => flush());
+
+// ------------------------------------------------------------------ the leader's sending
+
+/** envelope id → resolver of the server's answer */
+const waiting = new Map();
+
+/** The server answered a `send` (an `accepted` or `error` frame). @param {string} id @param {any} frame */
+export function answered(id, frame) {
+  waiting.get(id)?.(frame);
+}
+
+/** @param {string} id @returns {Promise<any>} the `accepted` or `error` frame, or null */
+function answerFor(id) {
+  return new Promise((resolve) => {
+    const timer = window.setTimeout(() => {
+      waiting.delete(id);
+      resolve(null);
+    }, ACCEPT_WAIT_MS);
+    waiting.set(id, (/** @type {any} */ frame) => {
+      clearTimeout(timer);
+      waiting.delete(id);
+      resolve(frame);
+    });
+  });
+}
+
+const drain = new OutboxDrain();
+
+/** Send the outbox in order (leader only). Safe to call any time. */
+export async function flush() {
+  if (!isLeader() || !drain.ring()) return;
+  try {
+    do {
+      if (!(await sendAll())) return;
+    } while (drain.emptied());
+  } finally {
+    drain.stopped();
+  }
+}
+
+/** The items in order until none is left (true) or one cannot go now (false). */
+async function sendAll() {
+  for (;;) {
+    const [item] = await store.readAll("outbox", IDBKeyRange.lowerBound(0));
+    if (!item) return true;
+    if (!(await sendItem(item))) return false;
+  }
+}
+
+/**
+ * One item: encrypt, send, wait for `accepted`; on `mismatched_devices` refetch and verify
+ * both lists and retry (at most 3 times). False when the socket is not there to send on.
+ * @param {any} item
+ */
+async function sendItem(item) {
+  let targets;
+  try {
+    targets = await withStateLock(() => encryptItem(item));
+  } catch (error) {
+    if (error instanceof ApiError && (error.code === "network" || error.status === 401)) {
+      window.setTimeout(flush, 3000);
+      return false;
+    }
+    await finishItem(item, false, /** @type {any} */ (error).message ?? String(error));
+    return true;
+  }
+  const answer = answerFor(item.envelopeId);
+  if (!sendFrame({ type: frames.SEND, id: item.envelopeId, recipient: item.recipient, targets })) {
+    answered(item.envelopeId, null);
+    return false;
+  }
+  const frame = await answer;
+  if (!frame) {
+    window.setTimeout(flush, 2000);
+    return false;
+  }
+  if (frame.type === frames.ACCEPTED) {
+    await finishItem(item, true, "");
+    return true;
+  }
+  if (frame.code === "mismatched_devices" && item.attempts < MAX_MISMATCH_RETRIES) {
+    const me = await self();
+    try {
+      for (const account of new Set([me.accountId, item.recipient])) {
+        await refreshList(account);
+        const stale = frame.data?.stale;
+        if (Array.isArray(stale)) suspend(account, stale);
+      }
+    } catch (error) {
+      await finishItem(item, false, /** @type {any} */ (error).message ?? String(error));
+      return true;
+    }
+    await store.write("outbox", { ...item, attempts: item.attempts + 1 });
+    return true;
+  }
+  if (frame.code === "rate_limited") {
+    await new Promise((r) => setTimeout(r, Number(frame.data?.retry_after_ms) || 1000));
+    return true;
+  }
+  const reason =
+    frame.code === "mismatched_devices"
+      ? `The server kept refusing the devices of ${item.recipient} after ${MAX_MISMATCH_RETRIES} retries with freshly verified device lists.`
+      : frame.message || frame.code;
+  await finishItem(item, false, reason);
+  return true;
+}
+
+/** @param {any} item @param {boolean} ok @param {string} reason */
+async function finishItem(item, ok, reason) {
+  const message = item.messageKey ? await store.read("messages", item.messageKey) : null;
+  await store.transact(["outbox", "messages"], (s) => {
+    s.outbox.delete(item.seq);
+    if (message) {
+      const status = ok ? (STATUS_RANK[message.status] >= STATUS_RANK.sent ? message.status : "sent") : "failed";
+      s.messages.put({ ...message, status, reason: ok ? undefined : reason });
+    }
+  });
+  notify({ kind: Change.OUTBOX_DONE, envelopeId: item.envelopeId, ok, reason });
+  if (message) notify({ kind: Change.MESSAGES, peer: message.conversation });
+}

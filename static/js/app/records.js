@@ -1,0 +1,104 @@
+// The records of IndexedDB "parley" that pages show, built in one place, and the reads pages
+// make of them.
+//
+//   contacts       {username, accountKey: b64u pinned at first use, addedAt,
+//                   keyChanged: null | {pendingKey, at}}
+//   conversations  {peer, unread, lastText, lastTimestamp, lastOutgoing}
+//   messages       {key: "<author>:<message id>" | "notice:<id>", id, conversation, author,
+//                   authorDevice, outgoing, kind: "text" | "notice", text, timestamp,
+//                   receivedAt, status: sending | sent | delivered | read | received | failed,
+//                   readSent, reason?, tone?}
+//
+// The device's other stores: outbox (outbox.js), seen and baseKeys (inbox.js), sessions
+// (sessions.js), lists (lists.js), meta ("settings": self.js, "history": history.js).
+
+import * as store from "./store.js";
+
+/** How far an outgoing message got; a receipt only ever moves it forward. */
+export const STATUS_RANK = { failed: 0, sending: 1, sent: 2, delivered: 3, read: 4 };
+
+/** @param {string} author @param {string} id b64u message id */
+export const messageKey = (author, id) => `${author}:${id}`;
+
+/**
+ * A text message, sent or received.
+ * @param {{author: string, id: string, conversation: string, authorDevice: string | null,
+ *   outgoing: boolean, text: string, timestamp: number, status: string, readSent: boolean,
+ *   receivedAt?: number}} fields
+ */
+export function textRecord({ author, id, conversation, authorDevice, outgoing, text, timestamp, status, readSent, receivedAt = Date.now() }) {
+  return {
+    key: messageKey(author, id),
+    id,
+    conversation,
+    author,
+    authorDevice,
+    outgoing,
+    kind: "text",
+    text,
+    timestamp,
+    receivedAt,
+    status,
+    readSent,
+  };
+}
+
+/**
+ * A line in a conversation that is not a message ("security code changed", "new device").
+ * @param {{id: string, conversation: string, text: string, tone: "info" | "warn" | "error", at: number}} fields
+ */
+export function noticeRecord({ id, conversation, text, tone, at }) {
+  return {
+    key: `notice:${id}`,
+    id,
+    conversation,
+    author: null,
+    authorDevice: null,
+    outgoing: false,
+    kind: "notice",
+    tone,
+    text,
+    timestamp: at,
+    receivedAt: at,
+    status: "notice",
+    readSent: true,
+  };
+}
+
+/** @param {string} username @param {string} accountKey b64u, pinned at first use */
+export function contactRecord(username, accountKey) {
+  return { username, accountKey, addedAt: Date.now(), keyChanged: null };
+}
+
+/** @param {string} peer */
+export function emptyConversation(peer) {
+  return { peer, unread: 0, lastText: "", lastTimestamp: 0, lastOutgoing: false };
+}
+
+/**
+ * The conversation with `message` in it: its last line when it is the newest.
+ * @param {any} conversation @param {any} message @param {number} unread
+ */
+export function withMessage(conversation, message, unread) {
+  const newer = message.timestamp >= (conversation.lastTimestamp ?? 0);
+  return {
+    ...conversation,
+    unread,
+    lastText: newer ? message.text : conversation.lastText,
+    lastTimestamp: newer ? message.timestamp : conversation.lastTimestamp,
+    lastOutgoing: newer ? message.outgoing : conversation.lastOutgoing,
+  };
+}
+
+/** @returns {Promise<any[]>} conversations, most recent first */
+export async function conversations() {
+  const all = await store.readAll("conversations");
+  return all.sort((a, b) => b.lastTimestamp - a.lastTimestamp || a.peer.localeCompare(b.peer));
+}
+
+/** @param {string} peer @returns {Promise<any[]>} in time order */
+export async function messages(peer) {
+  const range = IDBKeyRange.bound([peer, -Infinity], [peer, Infinity]);
+  const all = await store.readIndex("messages", "byConversation", range);
+  return all.sort((a, b) => a.timestamp - b.timestamp || a.receivedAt - b.receivedAt);
+}
