@@ -5,16 +5,18 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.helpers_accounts import (
+from tests.support.browser import DESKTOP, PHONE
+from tests.support.web import (
     DEVICES_URL,
     SLOW,
     HeldScripts,
     collect_errors,
+    link_companion,
     navigations,
+    new_primary,
     new_username,
     sign_up,
 )
-from tests.support.browser import DESKTOP, PHONE
 
 
 @pytest.mark.parametrize("viewport", [PHONE, DESKTOP], ids=["390", "1440"])
@@ -78,8 +80,6 @@ def test_failed_user_verification_creates_no_account(new_device, authenticator):
 def test_a_new_phone_with_the_synced_passkey_becomes_the_primary_and_old_devices_are_logged_out(
     new_device, authenticator, screenshot
 ):
-    from tests.browser.helpers_accounts import link_companion, new_primary
-
     username = new_username()
     old_phone, old_auth = new_primary(new_device(viewport=PHONE), username)
     laptop = new_device().new_page()

@@ -9,7 +9,9 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.helpers_accounts import (
+from tests.support.browser import DESKTOP, PHONE, new_device_context
+from tests.support.server import start_server
+from tests.support.web import (
     SLOW,
     api_post,
     api_status,
@@ -20,8 +22,6 @@ from tests.browser.helpers_accounts import (
     new_primary,
     new_username,
 )
-from tests.support.browser import DESKTOP, PHONE, new_device_context
-from tests.support.server import start_server
 
 # Long enough to link a device and remove it by hand; short enough to wait out in a test.
 VETO_WINDOW_SECONDS = 20

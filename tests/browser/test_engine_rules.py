@@ -17,12 +17,20 @@ from client.http import HttpTransport
 from client.store import now_ms
 from protocol.content import ContentType, encode_content, new_content
 from protocol.rng import system_rng
-from tests.browser.helpers_accounts import SLOW, collect_errors, new_primary, new_username
-from tests.browser.helpers_messaging import add_contact, expect_status, open_chats, send
 from tests.support.actors import PrimaryActor
 from tests.support.devices import primary_messenger
 from tests.support.server import LiveServer
 from tests.support.softauthn import SoftAuthenticator
+from tests.support.web import (
+    SLOW,
+    add_contact,
+    collect_errors,
+    expect_status,
+    new_primary,
+    new_username,
+    open_chats,
+    send,
+)
 from tests.support.wire import DeviceSocket
 
 BACKDATE = """async ({account, ageMs}) => {

@@ -9,24 +9,22 @@ import time
 
 from playwright.sync_api import Page, Route, expect
 
-from tests.browser.helpers_accounts import (
+from tests.support.browser import DESKTOP, PHONE
+from tests.support.web import (
     SLOW,
+    add_contact,
     approve,
     collect_errors,
+    expect_status,
+    message_texts,
     new_primary,
     new_username,
     open_approval,
+    open_chats,
+    send,
     show_link_code,
     wait_linked,
 )
-from tests.browser.helpers_messaging import (
-    add_contact,
-    expect_status,
-    message_texts,
-    open_chats,
-    send,
-)
-from tests.support.browser import DESKTOP, PHONE
 
 HISTORY_MESSAGES = 50
 # On a slow network: 33 long messages (about 150 KB sealed) at 10 KB/s, about 15 s each way.

@@ -9,19 +9,11 @@ from __future__ import annotations
 import json
 
 import pytest
-from playwright.sync_api import Page, Route, expect
+from playwright.sync_api import expect
 
-from tests.browser.helpers_accounts import SLOW, new_primary
 from tests.support.browser import DESKTOP, PHONE
-
-
-def hostile_answer(page: Page, path: str, forge) -> None:
-    def handle(route: Route) -> None:
-        response = route.fetch()
-        route.fulfill(response=response, body=forge(response.text()))
-
-    page.route(f"**{path}", handle)
-
+from tests.support.rewriting import hostile_answer
+from tests.support.web import SLOW, new_primary
 
 FORGERIES = {
     # The real answer with its device list given twice: which one did the page check?

@@ -9,7 +9,10 @@ import time
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.helpers_accounts import (
+from tests.support.browser import DESKTOP, PHONE, new_device_context
+from tests.support.ports import free_port
+from tests.support.server import start_server
+from tests.support.web import (
     SLOW,
     approve,
     check_code,
@@ -21,9 +24,6 @@ from tests.browser.helpers_accounts import (
     show_link_code,
     wait_linked,
 )
-from tests.support.browser import DESKTOP, PHONE, new_device_context
-from tests.support.ports import free_port
-from tests.support.server import start_server
 
 NOT_VERIFIED = "Fingerprint or face not verified — nothing was approved"
 

@@ -8,24 +8,22 @@ import time
 
 from playwright.sync_api import expect
 
-from tests.browser.helpers_accounts import (
+from tests.support.browser import DESKTOP, PHONE
+from tests.support.web import (
     SLOW,
-    collect_errors,
-    link_companion,
-    new_primary,
-    new_username,
-)
-from tests.browser.helpers_messaging import (
     add_contact,
     bubble,
+    collect_errors,
     expect_status,
+    link_companion,
     message_texts,
+    new_primary,
+    new_username,
     open_chats,
     open_conversation,
     send,
     unread_badge,
 )
-from tests.support.browser import DESKTOP, PHONE
 
 # Every status the (only) outgoing message shows, in order, without repeats.
 RECORD_STATUSES = """() => {

@@ -4,82 +4,40 @@ Each forgery is refused where the person sees it, and nothing of it is accepted.
 
 from __future__ import annotations
 
-import json
 import re
 import time
 
 import pytest
-from playwright.sync_api import Page, Route, expect
+from playwright.sync_api import expect
 
 from protocol.encoding import b64u_encode
 from protocol.keys import generate_identity, generate_signed_prekey
 from protocol.linking import make_provisioning, parse_link_url, seal_provisioning
 from protocol.rng import system_rng
-from tests.browser.helpers_accounts import (
+from tests.support.rewriting import inject_device, rewrite_json, swap_key
+from tests.support.web import (
     SLOW,
+    add_contact,
     approve,
+    bubble,
     collect_errors,
+    expect_status,
+    fetch_json,
     link_companion,
     new_primary,
     new_username,
     open_approval,
-    show_link_code,
-    wait_linked,
-)
-from tests.browser.helpers_messaging import (
-    add_contact,
-    bubble,
-    expect_status,
     open_chats,
     send,
+    show_link_code,
+    wait_linked,
 )
 
 LIST_REFUSED = re.compile(r"The device list (was refused|is malformed)")
 DO_NOT_TRUST = "Do not trust changes to this account's devices."
 
 
-def rewrite_json(page: Page, url: str, method: str, change) -> list[int]:
-    """Route `url` on `page`: the real answer's JSON goes through `change`. Returns a hit log."""
-    hits: list[int] = []
-
-    def handle(route: Route) -> None:
-        if route.request.method != method:
-            route.fallback()
-            return
-        response = route.fetch()
-        body = response.json()
-        if response.status == 200:
-            body = change(body)
-            hits.append(response.status)
-        route.fulfill(response=response, body=json.dumps(body))
-
-    page.route(url, handle)
-    return hits
-
-
-def fetch_json(page: Page, path: str):
-    return page.evaluate("async (p) => (await fetch(p)).json()", path)
-
-
-def _inject_device(listed: dict) -> dict:
-    intruder = generate_identity(system_rng)
-    listed["devices"].append(
-        {
-            "device_id": b64u_encode(system_rng(16)),
-            "identity_key": b64u_encode(intruder.public),
-            "added_at": listed["timestamp"],
-            "device_signature": None,
-        }
-    )
-    return listed  # the account's signature over the old list is kept
-
-
-def _swap_key(listed: dict) -> dict:
-    listed["devices"][0]["identity_key"] = b64u_encode(generate_identity(system_rng).public)
-    return listed
-
-
-@pytest.mark.parametrize("forge", [_inject_device, _swap_key], ids=["added-device", "swapped-key"])
+@pytest.mark.parametrize("forge", [inject_device, swap_key], ids=["added-device", "swapped-key"])
 def test_a_forged_own_device_list_is_refused_on_the_devices_page(new_device, forge, screenshot):
     primary, _ = new_primary(new_device())
 
@@ -93,7 +51,7 @@ def test_a_forged_own_device_list_is_refused_on_the_devices_page(new_device, for
     expect(warning).to_contain_text(LIST_REFUSED, timeout=SLOW)
     expect(warning).to_contain_text(DO_NOT_TRUST)
     assert hits
-    screenshot(primary, f"devices-forged-list-{forge.__name__.strip('_')}-1440")
+    screenshot(primary, f"devices-forged-list-{forge.__name__}-1440")
 
     # Nothing was accepted: the honest list (version 1) is still the one this browser holds.
     primary.unroute("**/api/devices")
@@ -109,7 +67,7 @@ def test_a_device_injected_into_a_contacts_list_is_refused_in_the_messenger(new_
     open_chats(alice)
 
     def forged(body):
-        body["device_list"] = _inject_device(body["device_list"])
+        body["device_list"] = inject_device(body["device_list"])
         return body
 
     url = f"**/api/accounts/{bob_name}/device-list"

@@ -7,11 +7,10 @@ import sqlite3
 import time
 
 from client.http import HttpTransport
-from tests.browser.helpers_accounts import collect_errors, new_primary, new_username
-from tests.browser.helpers_messaging import open_chats
 from tests.support.actors import PrimaryActor, ok
 from tests.support.browser import DESKTOP
 from tests.support.softauthn import SoftAuthenticator
+from tests.support.web import collect_errors, new_primary, new_username, open_chats
 
 BROWSER_POOL = 50  # static/js/app/device.js ONE_TIME_PREKEYS
 

@@ -1,22 +1,39 @@
-"""The misbehaving server for Python clients (DESIGN §7): a transport wrapper that rewrites
-chosen answers before the client sees them, while the real server keeps its honest state.
+"""The misbehaving server (DESIGN §7): answers rewritten before the client sees them, while the
+real server keeps its honest state. One place for both clients:
+
+- the Python client: a transport wrapper,
 
     server = RewritingTransport(HttpTransport(url))
     server.rewrite("GET", r"/api/accounts/[^/]+/device-list", lambda body: {...})
 
-A rule is (method, full-match path pattern, function of the parsed JSON body -> new body).
-Rules apply to 200 answers only, in the order added; `log` records every exchange.
+  A rule is (method, full-match path pattern, function of the parsed JSON body -> new body).
+  Rules apply to 200 answers only, in the order added; `log` records every exchange.
+
+- the browser: Playwright's `page.route` on one page,
+
+    hits = rewrite_json(page, "**/api/devices", "GET", lambda body: {...})   # parsed JSON
+    hostile_answer(page, "/api/devices", lambda text: "[" * 100_000)          # raw text
+
+and forgeries of a signed device list that keep the account's old signature
+(`inject_device`, `swap_key`), for either.
 """
 
 from __future__ import annotations
 
 import copy
+import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from client.api import Transport
+from protocol.encoding import b64u_encode
+from protocol.keys import generate_identity
+from protocol.rng import system_rng
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Page, Route
 
 Rewrite = Callable[[Any], Any]
 
@@ -61,3 +78,52 @@ class RewritingTransport:
         if name == "inner":
             raise AttributeError(name)
         return getattr(self.inner, name)
+
+
+def rewrite_json(page: Page, url: str, method: str, change: Rewrite) -> list[int]:
+    """Route `url` on `page`: the real answer's JSON goes through `change`. Returns a hit log."""
+    hits: list[int] = []
+
+    def handle(route: Route) -> None:
+        if route.request.method != method:
+            route.fallback()
+            return
+        response = route.fetch()
+        body = response.json()
+        if response.status == 200:
+            body = change(body)
+            hits.append(response.status)
+        route.fulfill(response=response, body=json.dumps(body))
+
+    page.route(url, handle)
+    return hits
+
+
+def hostile_answer(page: Page, path: str, forge: Callable[[str], str]) -> None:
+    """Route every request for `path` on `page`: the real answer's text goes through `forge`."""
+
+    def handle(route: Route) -> None:
+        response = route.fetch()
+        route.fulfill(response=response, body=forge(response.text()))
+
+    page.route(f"**{path}", handle)
+
+
+def inject_device(listed: dict) -> dict:
+    """A device list with one more device the account never signed for."""
+    intruder = generate_identity(system_rng)
+    listed["devices"].append(
+        {
+            "device_id": b64u_encode(system_rng(16)),
+            "identity_key": b64u_encode(intruder.public),
+            "added_at": listed["timestamp"],
+            "device_signature": None,
+        }
+    )
+    return listed  # the account's signature over the old list is kept
+
+
+def swap_key(listed: dict) -> dict:
+    """A device list whose first device has another identity key."""
+    listed["devices"][0]["identity_key"] = b64u_encode(generate_identity(system_rng).public)
+    return listed
