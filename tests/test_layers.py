@@ -8,6 +8,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+from tests.support.graph import import_cycles
+
 ROOT = Path(__file__).resolve().parent.parent
 SERVER = ("web", "accounts", "devices", "messaging", "flows", "config")
 LAYERS = ("web", "accounts", "devices", "messaging", "flows")
@@ -76,22 +78,7 @@ def test_no_server_module_imports_in_a_cycle():
     trees = modules()
     known = set(trees)
     graph = {m: imports_of(tree, known) - {m} for m, tree in trees.items()}
-    cycles = []
-    state: dict[str, str] = {}
-
-    def visit(module: str, path: list[str]) -> None:
-        state[module] = "open"
-        for target in sorted(graph[module]):
-            if state.get(target) == "open":
-                cycles.append([*path[path.index(target) :], target])
-            elif target not in state:
-                visit(target, [*path, target])
-        state[module] = "done"
-
-    for module in sorted(graph):
-        if module not in state:
-            visit(module, [module])
-    assert cycles == []
+    assert import_cycles(graph) == []
 
 
 def test_each_app_imports_only_its_own_layer_and_those_below():

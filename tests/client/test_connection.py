@@ -4,22 +4,10 @@ each message once."""
 
 from __future__ import annotations
 
-import secrets
-
 from client.connection import Connected
-from client.http import HttpTransport
 from client.messenger import Refused, TextMessage
-from tests.support.actors import PrimaryActor
+from tests.support.actors import person
 from tests.support.devices import Device, primary_messenger
-from tests.support.softauthn import SoftAuthenticator
-
-
-def person(live_app, name: str) -> PrimaryActor:
-    return PrimaryActor(
-        HttpTransport(live_app.url),
-        SoftAuthenticator(origin=live_app.url),
-        username=f"{name}{secrets.token_hex(3)}",
-    ).sign_up()
 
 
 async def test_a_device_whose_session_expired_signs_in_with_its_key_and_connects(

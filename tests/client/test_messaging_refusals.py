@@ -11,7 +11,6 @@ from typing import Any
 
 import pytest
 
-from client.http import HttpTransport
 from client.messenger import (
     LIST_MAX_AGE_MS,
     Duplicate,
@@ -34,19 +33,9 @@ from protocol.exceptions import (
 )
 from protocol.keys import X25519KeyPair, generate_identity
 from protocol.rng import system_rng
-from tests.support.actors import PrimaryActor, ok
+from tests.support.actors import ok, person
 from tests.support.devices import companion_messenger, primary_messenger
 from tests.support.rewriting import RewritingTransport
-from tests.support.server import LiveServer
-from tests.support.softauthn import SoftAuthenticator
-
-
-def person(live_app: LiveServer, name: str) -> PrimaryActor:
-    return PrimaryActor(
-        HttpTransport(live_app.url),
-        SoftAuthenticator(origin=live_app.url),
-        username=f"{name}{secrets.token_hex(3)}",
-    ).sign_up()
 
 
 def delivered(sender: Messenger, targets: dict[str, bytes], device_id: str) -> dict[str, Any]:

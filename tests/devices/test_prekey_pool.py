@@ -5,25 +5,15 @@ pool runs low (on the claim, and on connect) and the Python client refills it at
 from __future__ import annotations
 
 import asyncio
-import secrets
 import time
 
 from client.http import HttpTransport
-from tests.support.actors import CompanionActor, PrimaryActor, link, ok
+from tests.support.actors import CompanionActor, PrimaryActor, link, ok, person
 from tests.support.devices import Device, primary_messenger
 from tests.support.server import LiveServer
-from tests.support.softauthn import SoftAuthenticator
 from tests.support.wire import DeviceSocket
 
 POOL = 10  # what the test actors upload
-
-
-def person(live_app: LiveServer, name: str) -> PrimaryActor:
-    return PrimaryActor(
-        HttpTransport(live_app.url),
-        SoftAuthenticator(origin=live_app.url),
-        username=f"{name}{secrets.token_hex(3)}",
-    ).sign_up()
 
 
 def companion(live_app: LiveServer, primary: PrimaryActor, name: str) -> CompanionActor:

@@ -9,14 +9,11 @@ import sqlite3
 import threading
 from pathlib import Path
 
-from client.http import HttpTransport
 from client.messenger import ReceiptReceived, TextMessage
 from protocol.encoding import b64u_encode
-from tests.support.actors import PrimaryActor
+from tests.support.actors import person
 from tests.support.devices import Device, primary_messenger
 from tests.support.redis import RedisServer
-from tests.support.server import LiveServer
-from tests.support.softauthn import SoftAuthenticator
 
 
 class RedisMonitor:
@@ -63,14 +60,6 @@ def files_of(path: Path) -> bytes:
         for suffix in ("", "-wal")
         if Path(f"{path}{suffix}").exists()
     )
-
-
-def person(live_app: LiveServer, name: str) -> PrimaryActor:
-    return PrimaryActor(
-        HttpTransport(live_app.url),
-        SoftAuthenticator(origin=live_app.url),
-        username=f"{name}{secrets.token_hex(3)}",
-    ).sign_up()
 
 
 async def test_canary_text_and_private_key_never_reach_the_server(live_app, redis_server, tmp_path):

@@ -5,7 +5,6 @@ retries, a 10,000-envelope drain, idempotent resends, and what a device may not 
 from __future__ import annotations
 
 import asyncio
-import secrets
 import sqlite3
 import time
 from datetime import UTC, datetime
@@ -18,19 +17,10 @@ from client.connection import LoggedOut
 from client.http import HttpTransport
 from client.messenger import ReceiptReceived, SentTranscript, TextMessage
 from tests.client.test_cli import link_with_cli, run_cli
-from tests.support.actors import CompanionActor, PrimaryActor, link, ok
+from tests.support.actors import CompanionActor, PrimaryActor, link, ok, person
 from tests.support.devices import Device, companion_messenger, primary_messenger
 from tests.support.server import LiveServer
-from tests.support.softauthn import SoftAuthenticator
 from tests.support.wire import DeviceSocket
-
-
-def person(live_app: LiveServer, name: str) -> PrimaryActor:
-    return PrimaryActor(
-        HttpTransport(live_app.url),
-        SoftAuthenticator(origin=live_app.url),
-        username=f"{name}{secrets.token_hex(3)}",
-    ).sign_up()
 
 
 def queued(live_app: LiveServer, device_id: str) -> int:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import secrets
 import sqlite3
 
 import pytest
@@ -13,21 +12,12 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from client.http import HttpTransport
 from protocol.frames import CLOSE_REVOKED
-from tests.support.actors import CompanionActor, PrimaryActor, link, ok
+from tests.support.actors import CompanionActor, PrimaryActor, link, ok, person
 from tests.support.server import LiveServer
-from tests.support.softauthn import SoftAuthenticator
 from tests.support.wire import DeviceSocket
 
 # Daphne reports an application that raised from a check it runs once a second.
 DAPHNE_CHECK_SECONDS = 1.0
-
-
-def person(live_app: LiveServer, name: str) -> PrimaryActor:
-    return PrimaryActor(
-        HttpTransport(live_app.url),
-        SoftAuthenticator(origin=live_app.url),
-        username=f"{name}{secrets.token_hex(3)}",
-    ).sign_up()
 
 
 def socket_rows(live_app: LiveServer, device_id: str) -> int:

@@ -9,6 +9,8 @@ import ast
 import sys
 from pathlib import Path
 
+from tests.support.graph import import_cycles
+
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("protocol", "client")
 # Beyond the standard library and the packages below it (client may import protocol).
@@ -88,22 +90,7 @@ def test_no_module_imports_in_a_cycle():
         module: {name for _, name in imports(module, tree) if name in trees} - {module}
         for module, tree in trees.items()
     }
-    cycles = []
-    state: dict[str, str] = {}
-
-    def visit(module: str, path: list[str]) -> None:
-        state[module] = "open"
-        for target in sorted(graph[module]):
-            if state.get(target) == "open":
-                cycles.append([*path[path.index(target) :], target])
-            elif target not in state:
-                visit(target, [*path, target])
-        state[module] = "done"
-
-    for module in sorted(graph):
-        if module not in state:
-            visit(module, [module])
-    assert cycles == []
+    assert import_cycles(graph) == []
 
 
 def test_the_graph_sees_the_imports_it_checks():

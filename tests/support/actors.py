@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from django.test import Client
 
 from client.api import ApiError
+from client.http import HttpTransport
 from client.linking import CompanionLink
 from protocol import devicelist as dl
 from protocol import linking
@@ -296,3 +297,12 @@ def link(
     primary.complete(qr)
     companion.redeem()
     return companion
+
+
+def person(live_app: Any, name: str) -> PrimaryActor:
+    """A fresh account on the live server, signed up with a software passkey."""
+    return PrimaryActor(
+        HttpTransport(live_app.url),
+        SoftAuthenticator(origin=live_app.url),
+        username=f"{name}{secrets.token_hex(3)}",
+    ).sign_up()
