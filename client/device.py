@@ -11,7 +11,6 @@ from client.api import Transport
 from client.driver import EngineDriver
 from client.linking import ONE_TIME_PREKEYS
 from client.store import AcceptedList, OwnDevice, Store, now_ms
-from protocol.devicelist import DeviceEntry, DeviceList
 from protocol.encoding import b64u_encode
 from protocol.engine import ListWanted
 from protocol.rng import Rng, system_rng
@@ -65,11 +64,6 @@ class Device:
         accepted = self.store.device_list(account_id)
         assert accepted is not None  # stored by the run, or fresh in the cache
         return accepted
-
-    def _active(self, account_id: str, device_list: DeviceList) -> list[DeviceEntry]:
-        """The listed devices that are not suspended (what a send goes to)."""
-        suspended = self.suspended.get(account_id, frozenset())
-        return [d for d in device_list.devices if d.device_id not in suspended]
 
     # ------------------------------------------------------------ prekeys
 

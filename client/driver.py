@@ -5,13 +5,21 @@ transport, and stores what the engine says to store. No device rule lives here."
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 
 from client.api import ApiError, Transport
 from client.devicelists import list_record, save_record
 from client.store import OwnDevice, Store
 from protocol import engine, exceptions
-from protocol.engine import DeviceState, Effect, HttpAnswered, HttpRequest, Notice, StoreList
+from protocol.engine import (
+    DeviceState,
+    Effect,
+    HttpAnswered,
+    HttpRequest,
+    Notice,
+    PendingSend,
+    StoreList,
+)
 from protocol.exceptions import AccountKeyChanged, ProtocolError
 
 REFUSALS = frozenset({"list_refused", "security_code_changed", "list_unavailable"})
@@ -33,7 +41,10 @@ class EngineDriver:
         self.suspended: dict[str, frozenset[str]] = {}
         self._failures: dict[str, ApiError] = {}
 
-    def state(self, accounts: Iterable[str]) -> DeviceState:
+    def state(
+        self, accounts: Iterable[str], sends: Mapping[str, PendingSend] | None = None
+    ) -> DeviceState:
+        """The engine's state from the store; `sends` are the caller's sends in flight."""
         lists = {}
         for account in {self.device.account_id, *accounts}:
             record = list_record(
@@ -46,11 +57,18 @@ class EngineDriver:
             device_id=self.device.device_id,
             account_key=self.device.account_key,
             lists=lists,
+            sends=dict(sends or {}),
         )
 
-    def run(self, event: engine.Event, *accounts: str) -> list[Effect]:
-        """Handle one event and every answer it leads to; returns the notices and verdicts."""
-        state, effects = engine.handle(self.state(accounts), event)
+    def run(
+        self,
+        event: engine.Event,
+        *accounts: str,
+        sends: Mapping[str, PendingSend] | None = None,
+    ) -> list[Effect]:
+        """Handle one event and every answer it leads to; returns the notices, verdicts and
+        send plans."""
+        state, effects = engine.handle(self.state(accounts, sends), event)
         queue = deque(effects)
         out: list[Effect] = []
         while queue:

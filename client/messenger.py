@@ -24,12 +24,12 @@ from client.events import (
     format_time,
 )
 from client.receiving import Receiver
-from client.sending import MAX_MISMATCH_RETRIES, OutgoingMessage, Sender, SendRefused
-from protocol.engine import LIST_MAX_AGE_MS
+from client.sending import OutgoingMessage, Sender, SendRefused
+from protocol.engine import LIST_MAX_AGE_MS, MAX_MISMATCH_RETRIES
 
 __all__ = [
     "LIST_MAX_AGE_MS",  # re-exported: the rules live in the engine
-    "MAX_MISMATCH_RETRIES",
+    "MAX_MISMATCH_RETRIES",  # re-exported too
     "DevicesChanged",
     "Duplicate",
     "Event",

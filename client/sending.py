@@ -12,15 +12,24 @@ from typing import Any
 
 from client import api
 from client.device import Device
+from client.store import AcceptedList
+from protocol import engine
 from protocol.content import Content, ContentType, encode_content, new_content
-from protocol.devicelist import DeviceEntry
+from protocol.devicelist import DeviceEntry, DeviceList
 from protocol.encoding import b64u_encode
+from protocol.engine import (
+    MAX_MISMATCH_RETRIES,
+    FrameReceived,
+    Notice,
+    PendingSend,
+    SendPlan,
+    SendWanted,
+)
 from protocol.exceptions import UntrustedIdentity
 from protocol.fanout import encrypt_for_devices
 from protocol.keys import PrekeyBundle
 from protocol.ratchet import Session
 
-MAX_MISMATCH_RETRIES = 3  # docs/protocol.md section 20
 MAX_RECEIPT_IDS = 100  # message ids in one receipt
 
 
@@ -72,32 +81,22 @@ class Sender(Device):
         return self._prepare_new(recipient, ContentType.RECEIPT, body)
 
     def retry(self, outgoing: OutgoingMessage, data: Mapping[str, Any]) -> OutgoingMessage:
-        """After `mismatched_devices`: refetch and verify both lists, then encrypt again
-        (the same content and envelope id), at most MAX_MISMATCH_RETRIES times."""
-        if outgoing.attempt > MAX_MISMATCH_RETRIES:
-            raise SendRefused(
-                f"The server kept refusing the devices of {outgoing.recipient} after "
-                f"{MAX_MISMATCH_RETRIES} retries with freshly verified device lists "
-                f"(missing {data.get('missing')}, extra {data.get('extra')}, stale {data.get('stale')}).",
-                code="mismatched_devices",
-            )
-        stale = data.get("stale")
-        for account in (self.account_id, outgoing.recipient):
-            self.refresh_list(account)
-            if isinstance(stale, list):
-                # stale = logged out but still signed: a suspension only shrinks the set
-                self.suspended[account] = self.suspended[account] | {
-                    s for s in stale if isinstance(s, str)
-                }
+        """After `mismatched_devices`: the engine refetches and verifies both lists and plans
+        again (the same content and envelope id), or refuses past MAX_MISMATCH_RETRIES."""
+        frame = {
+            "type": "error",
+            "code": "mismatched_devices",
+            "ref": outgoing.envelope_id,
+            "data": dict(data),
+        }
+        sends = {outgoing.envelope_id: PendingSend(outgoing.recipient, outgoing.attempt)}
+        plan = self._plan(FrameReceived(frame, self.clock()), outgoing.recipient, sends)
         return self._prepare(
-            envelope_id=outgoing.envelope_id,
-            recipient=outgoing.recipient,
+            plan,
             content_type=outgoing.content_type,
             body=outgoing.body,
             message_id=outgoing.message_id,
             timestamp=outgoing.timestamp,
-            attempt=outgoing.attempt + 1,
-            refresh=False,
         )
 
     def _prepare_new(
@@ -108,42 +107,46 @@ class Sender(Device):
                 "Your own devices get what you send as sent transcripts; pick a contact.",
                 code="own_account",
             )
+        wanted = SendWanted(secrets.token_urlsafe(16), recipient, self.clock())
         return self._prepare(
-            envelope_id=secrets.token_urlsafe(16),
-            recipient=recipient,
+            self._plan(wanted, recipient, {}),
             content_type=content_type,
             body=body,
             message_id=self.rng(16),
             timestamp=self.clock(),
-            attempt=1,
-            refresh=False,
         )
+
+    def _plan(
+        self, event: engine.Event, recipient: str, sends: Mapping[str, PendingSend]
+    ) -> SendPlan:
+        """The engine's plan of a send (docs/protocol.md section 22.4); a list it could not
+        verify raises that list's error, any other refusal SendRefused."""
+        effects = self.engine.run(event, recipient, sends=sends)
+        self.engine.raise_for(self.account_id, effects)
+        self.engine.raise_for(recipient, effects)
+        for effect in effects:
+            if isinstance(effect, SendPlan):
+                return effect
+            if isinstance(effect, Notice) and effect.code == "send_refused":
+                raise _refusal(effect)
+        raise SendRefused(f"No plan to send to {recipient}.", code="not_planned")
 
     def _prepare(
         self,
+        plan: SendPlan,
         *,
-        envelope_id: str,
-        recipient: str,
         content_type: ContentType,
         body: dict[str, Any],
         message_id: bytes,
         timestamp: int,
-        attempt: int,
-        refresh: bool,
     ) -> OutgoingMessage:
-        own = self.current_list(self.account_id, refresh=refresh)
-        theirs = self.current_list(recipient, refresh=refresh)
-        if own.device_list.entry(self.device.device_id) is None:
-            raise SendRefused(
-                "This device is no longer in your account's signed device list.",
-                code="device_removed",
-            )
-        recipient_entries = self._active(recipient, theirs.device_list)
-        own_entries = [
-            d
-            for d in self._active(self.account_id, own.device_list)
-            if d.device_id != self.device.device_id
-        ]
+        """Encrypt the content for each planned device and a sent transcript for each other
+        own device, over sessions checked against the keys in the verified lists."""
+        recipient = plan.recipient
+        own = self._accepted(self.account_id)
+        theirs = self._accepted(recipient)
+        recipient_entries = [_entry(theirs.device_list, d) for d in plan.devices]
+        own_entries = [_entry(own.device_list, d) for d in plan.transcripts]
         targets = [(recipient, e) for e in recipient_entries] + [
             (self.account_id, e) for e in own_entries
         ]
@@ -186,7 +189,7 @@ class Sender(Device):
                     account_id=accounts[device_id], device_id=device_id, session=session
                 )
         return OutgoingMessage(
-            envelope_id=envelope_id,
+            envelope_id=plan.envelope_id,
             recipient=recipient,
             content_type=content_type,
             body=body,
@@ -195,8 +198,13 @@ class Sender(Device):
             recipient_devices=tuple(e.device_id for e in recipient_entries),
             own_devices=tuple(e.device_id for e in own_entries),
             targets=ciphertexts,
-            attempt=attempt,
+            attempt=plan.attempt,
         )
+
+    def _accepted(self, account_id: str) -> AcceptedList:
+        accepted = self.store.device_list(account_id)
+        assert accepted is not None  # the engine planned from it
+        return accepted
 
     def _bundles_for(self, accounts: set[str]) -> dict[str, dict[str, PrekeyBundle]]:
         found: dict[str, dict[str, PrekeyBundle]] = {}
@@ -236,3 +244,30 @@ class Sender(Device):
             listed_identity_key=entry.identity_key,
             rng=self.rng,
         )
+
+
+def _entry(device_list: DeviceList, device_id: str) -> DeviceEntry:
+    entry = device_list.entry(device_id)
+    assert entry is not None  # the engine plans from this list only
+    return entry
+
+
+def _refusal(notice: Notice) -> SendRefused:
+    """The SendRefused a `send_refused` notice stands for."""
+    data = notice.data
+    if data.get("reason") == "mismatched_devices":
+        return SendRefused(
+            f"The server kept refusing the devices of {notice.account_id} after "
+            f"{MAX_MISMATCH_RETRIES} retries with freshly verified device lists "
+            f"(missing {data.get('missing')}, extra {data.get('extra')}, stale {data.get('stale')}).",
+            code="mismatched_devices",
+        )
+    if data.get("reason") == "device_removed":
+        return SendRefused(
+            "This device is no longer in your account's signed device list.",
+            code="device_removed",
+        )
+    return SendRefused(
+        f"No verified device list to send to {notice.account_id} ({data.get('reason')}).",
+        code=str(data.get("reason")),
+    )

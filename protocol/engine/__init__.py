@@ -7,6 +7,7 @@ from protocol.engine.effects import (
     HttpRequest,
     Notice,
     SendFrame,
+    SendPlan,
     StoreList,
 )
 from protocol.engine.events import (
@@ -16,14 +17,23 @@ from protocol.engine.events import (
     HttpAnswered,
     ListWanted,
     SenderSeen,
+    SendWanted,
     event_from_dict,
 )
 from protocol.engine.lists import accept_list, device_list_path, list_changes, parse_listing
 from protocol.engine.machine import OWN_DEVICES_ONLY, handle
-from protocol.engine.state import LIST_MAX_AGE_MS, DeviceState, ListRecord, PendingFetch
+from protocol.engine.sending import MAX_MISMATCH_RETRIES
+from protocol.engine.state import (
+    LIST_MAX_AGE_MS,
+    DeviceState,
+    ListRecord,
+    PendingFetch,
+    PendingSend,
+)
 
 __all__ = [
     "LIST_MAX_AGE_MS",
+    "MAX_MISMATCH_RETRIES",
     "OWN_DEVICES_ONLY",
     "ContentReceived",
     "ContentVerdict",
@@ -37,7 +47,10 @@ __all__ = [
     "ListWanted",
     "Notice",
     "PendingFetch",
+    "PendingSend",
     "SendFrame",
+    "SendPlan",
+    "SendWanted",
     "SenderSeen",
     "StoreList",
     "accept_list",

@@ -96,4 +96,28 @@ class ContentVerdict:
         }
 
 
-Effect = SendFrame | HttpRequest | StoreList | Notice | ContentVerdict
+@dataclass(frozen=True)
+class SendPlan:
+    """Who gets a send (section 9): the content for each of `devices`, a sent transcript for
+    each of `transcripts` (the other own devices). The adapter encrypts for exactly these
+    devices and sends one `send` frame; `attempt` counts the plans of this send."""
+
+    kind: ClassVar[str] = "send_plan"
+    envelope_id: str
+    recipient: str
+    devices: tuple[str, ...]
+    transcripts: tuple[str, ...]
+    attempt: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "type": self.kind,
+            "envelope_id": self.envelope_id,
+            "recipient": self.recipient,
+            "devices": list(self.devices),
+            "transcripts": list(self.transcripts),
+            "attempt": self.attempt,
+        }
+
+
+Effect = SendFrame | HttpRequest | StoreList | Notice | ContentVerdict | SendPlan

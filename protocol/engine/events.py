@@ -107,7 +107,26 @@ class ContentReceived:
         }
 
 
-Event = FrameReceived | HttpAnswered | ListWanted | SenderSeen | ContentReceived
+@dataclass(frozen=True)
+class SendWanted:
+    """The person sends a content to `recipient` (a contact, or the own account for a
+    content to own devices only); `envelope_id` names the send in every answer."""
+
+    kind: ClassVar[str] = "send_wanted"
+    envelope_id: str
+    recipient: str
+    now: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "type": self.kind,
+            "envelope_id": self.envelope_id,
+            "recipient": self.recipient,
+            "now": self.now,
+        }
+
+
+Event = FrameReceived | HttpAnswered | ListWanted | SenderSeen | ContentReceived | SendWanted
 
 
 def event_from_dict(data: Mapping[str, Any]) -> Event:
@@ -130,4 +149,6 @@ def event_from_dict(data: Mapping[str, Any]) -> Event:
             b64u_decode(data["sender_list_hash"], length=32, what="sender list hash"),
             now,
         )
+    if kind == SendWanted.kind:
+        return SendWanted(data["envelope_id"], data["recipient"], now)
     raise MalformedMessage(f"engine event: unknown type {kind!r}")

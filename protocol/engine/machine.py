@@ -19,8 +19,10 @@ from protocol.engine.events import (
     HttpAnswered,
     ListWanted,
     SenderSeen,
+    SendWanted,
 )
 from protocol.engine.lists import accept_list, device_list_path, list_changes, parse_listing
+from protocol.engine.sending import lists_settled, send_answered, send_wanted
 from protocol.engine.state import LIST_MAX_AGE_MS, DeviceState, PendingFetch
 from protocol.exceptions import AccountKeyChanged, ProtocolError
 
@@ -43,11 +45,13 @@ def handle(state: DeviceState, event: Event) -> Result:
     if isinstance(event, ContentReceived):
         return _content_received(state, event)
     if isinstance(event, HttpAnswered):
-        return _http_answered(state, event)
+        return lists_settled(_http_answered(state, event))
+    if isinstance(event, SendWanted):
+        return send_wanted(state, event, _list_wanted)
     if isinstance(event, FrameReceived):
         if event.frame.get("type") == "devices_changed":
             return _fetch(state, state.account_id, "devices_changed")
-        return state, []
+        return send_answered(state, event, _list_wanted)
     raise TypeError(f"not an engine event: {event!r}")
 
 

@@ -77,6 +77,34 @@ class PendingFetch:
 
 
 @dataclass(frozen=True)
+class PendingSend:
+    """A send the engine plans (section 22.4): its recipient, how many plans it has had, the
+    accounts whose lists it waits for, and the devices the server called stale."""
+
+    recipient: str
+    attempt: int = 1
+    waiting: tuple[str, ...] = ()
+    stale: frozenset[str] = frozenset()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "recipient": self.recipient,
+            "attempt": self.attempt,
+            "waiting": list(self.waiting),
+            "stale": sorted(self.stale),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> PendingSend:
+        return cls(
+            data["recipient"],
+            int(data.get("attempt") or 1),
+            tuple(data.get("waiting") or ()),
+            frozenset(data.get("stale") or ()),
+        )
+
+
+@dataclass(frozen=True)
 class DeviceState:
     account_id: str
     device_id: str
@@ -84,6 +112,7 @@ class DeviceState:
     lists: Mapping[str, ListRecord] = field(default_factory=lambda: MappingProxyType({}))
     pending: Mapping[str, PendingFetch] = field(default_factory=lambda: MappingProxyType({}))
     next_request: int = 1
+    sends: Mapping[str, PendingSend] = field(default_factory=lambda: MappingProxyType({}))
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -93,6 +122,7 @@ class DeviceState:
             "lists": {a: r.to_dict() for a, r in sorted(self.lists.items())},
             "pending": {i: p.to_dict() for i, p in sorted(self.pending.items())},
             "next_request": self.next_request,
+            "sends": {e: s.to_dict() for e, s in sorted(self.sends.items())},
         }
 
     @classmethod
@@ -104,6 +134,7 @@ class DeviceState:
             lists={a: ListRecord.from_dict(r) for a, r in _object(data.get("lists")).items()},
             pending={i: PendingFetch.from_dict(p) for i, p in _object(data.get("pending")).items()},
             next_request=int(data.get("next_request") or 1),
+            sends={e: PendingSend.from_dict(s) for e, s in _object(data.get("sends")).items()},
         )
 
 

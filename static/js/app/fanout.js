@@ -1,18 +1,20 @@
-// Client fan-out (docs/protocol.md section 9): an outbox item as one ciphertext per target
-// device, each device of the recipient's verified list plus a sent transcript for every other
-// own device, over the pairwise sessions (sessions.js). Call under the state lock.
+// Client fan-out (docs/protocol.md section 9): the engine plans which devices get an outbox
+// item (static/js/protocol/engine/sending.js); this module encrypts it for exactly those, one
+// ciphertext per device over the pairwise sessions (sessions.js). Call under the state lock.
 
 import {
   Content,
   ContentType,
+  DeviceList,
   encodeContent,
   encoding,
+  engine,
   PrekeyBundle,
   systemRng,
 } from "../protocol/index.js";
 import { api } from "./api.js";
 import { loadKeys } from "./device.js";
-import { activeDevices, currentList } from "./lists.js";
+import { runEngine, throwFor } from "./lists.js";
 import { SendRefused, self } from "./self.js";
 import { sessionForSending } from "./sessions.js";
 import * as store from "./store.js";
@@ -23,19 +25,57 @@ const { b64uDecode, b64uEncode } = encoding;
 const accountPath = (username) => `/api/accounts/${encodeURIComponent(username)}`;
 
 /**
- * Encrypt an outbox item for every target device (section 9): the content for each device
- * of the recipient's verified list, a sent transcript for every other own device.
- * @param {any} item
+ * The engine's plan of an outbox item's send: on a new send (`engine.SendWanted`) or the
+ * server's answer to it (`engine.FrameReceived`). A list it could not verify throws that
+ * list's error, any other refusal SendRefused.
+ * @param {engine.SendWanted | engine.FrameReceived} event @param {any} item
+ * @returns {Promise<engine.SendPlan>}
+ */
+export async function planSend(event, item) {
+  const me = await self();
+  const sends = new Map([[item.envelopeId, new engine.PendingSend(item.recipient, item.attempts + 1)]]);
+  const run = await runEngine(event, [item.recipient], sends);
+  throwFor(me.accountId, run);
+  throwFor(item.recipient, run);
+  for (const effect of run.effects) {
+    if (effect instanceof engine.SendPlan) return effect;
+    if (effect instanceof engine.Notice && effect.code === "send_refused") throw sendRefusal(effect);
+  }
+  throw new SendRefused(`No plan to send to ${item.recipient}.`, "not_planned");
+}
+
+/** The SendRefused a `send_refused` notice stands for. @param {engine.Notice} notice */
+function sendRefusal({ accountId, data }) {
+  if (data.reason === "mismatched_devices") {
+    return new SendRefused(
+      `The server kept refusing the devices of ${accountId} after ${engine.MAX_MISMATCH_RETRIES} retries with freshly verified device lists.`,
+      "mismatched_devices",
+    );
+  }
+  if (data.reason === "device_removed") {
+    return new SendRefused("This device is no longer in your account's signed device list.", "device_removed");
+  }
+  return new SendRefused(`No verified device list to send to ${accountId} (${data.reason}).`, String(data.reason));
+}
+
+/** @param {string} accountId @returns {Promise<DeviceList>} the accepted list the engine planned from */
+async function acceptedList(accountId) {
+  const stored = await store.getAcceptedList(accountId);
+  if (!stored) throw new SendRefused(`No device list of ${accountId} is stored.`, "no_list");
+  return DeviceList.fromJSON(stored.list);
+}
+
+/**
+ * Encrypt an outbox item for the devices the engine planned (section 9): the content for
+ * each of `plan.devices`, a sent transcript for each of `plan.transcripts`.
+ * @param {any} item @param {engine.SendPlan} plan
  * @returns {Promise<Record<string, string>>} device id → b64u ciphertext
  */
-export async function encryptItem(item) {
+export async function encryptItem(item, plan) {
   const me = await self();
   const keys = await loadKeys(me);
-  const ownList = await currentList(me.accountId);
+  const ownList = await acceptedList(me.accountId);
   const own = { list: ownList, version: ownList.version, hash: ownList.hash };
-  if (!own.list.entry(me.deviceId)) {
-    throw new SendRefused("This device is no longer in your account's signed device list.", "device_removed");
-  }
   const toSelf = item.recipient === me.accountId;
   if (!toSelf) {
     const contact = await store.read("contacts", item.recipient);
@@ -46,13 +86,11 @@ export async function encryptItem(item) {
       );
     }
   }
-  const theirs = toSelf ? own : { list: await currentList(item.recipient) };
-  const recipientEntries = activeDevices(item.recipient, theirs.list).filter(
-    (d) => d.deviceId !== me.deviceId,
-  );
-  const ownEntries = toSelf
-    ? []
-    : activeDevices(me.accountId, own.list).filter((d) => d.deviceId !== me.deviceId);
+  const theirs = toSelf ? ownList : await acceptedList(item.recipient);
+  const listed = (/** @type {DeviceList} */ list, /** @type {string} */ id) =>
+    /** @type {import("../protocol/devicelist.js").DeviceEntry} */ (list.entry(id));
+  const recipientEntries = plan.devices.map((id) => listed(theirs, id));
+  const ownEntries = plan.transcripts.map((id) => listed(ownList, id));
   const stamp = { timestamp: item.timestamp, senderListVersion: own.version, senderListHash: own.hash };
   const content = encodeContent(
     new Content({

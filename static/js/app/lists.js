@@ -12,26 +12,6 @@ const { b64uDecode } = encoding;
 /** account → device ids the server reports logged out but the primary has not re-signed */
 export const suspended = new Map();
 
-/**
- * The devices of a list that are not suspended (what a send goes to).
- * @param {string} accountId @param {DeviceList} list
- */
-export function activeDevices(accountId, list) {
-  const out = suspended.get(accountId) ?? new Set();
-  return list.devices.filter((d) => !out.has(d.deviceId));
-}
-
-/**
- * The server said these devices are stale (logged out, still signed): leave them out of
- * sends until a list without them is accepted.
- * @param {string} accountId @param {unknown[]} deviceIds
- */
-export function suspend(accountId, deviceIds) {
-  const set = suspended.get(accountId) ?? new Set();
-  deviceIds.filter((s) => typeof s === "string").forEach((s) => set.add(s));
-  suspended.set(accountId, set);
-}
-
 /** Notices the engine gave (devices changed, security code changed...), for the messenger. */
 let noticeHandler = async (/** @type {engine.Notice} */ _notice) => {};
 
@@ -41,10 +21,12 @@ export function onListNotice(handler) {
 }
 
 /**
- * The engine's state for this device, with the stored lists of `accounts` and its own.
- * @param {string[]} accounts @returns {Promise<engine.DeviceState>}
+ * The engine's state for this device, with the stored lists of `accounts` and its own, and
+ * the caller's `sends` in flight.
+ * @param {string[]} accounts @param {Map<string, engine.PendingSend>} [sends]
+ * @returns {Promise<engine.DeviceState>}
  */
-export async function engineState(accounts) {
+export async function engineState(accounts, sends = new Map()) {
   const me = await store.getSelf();
   if (!me) throw new ListRefused("This browser holds no Parley device.", "no_device");
   const lists = new Map();
@@ -62,18 +44,19 @@ export async function engineState(accounts) {
     if (!me.isPrimary) throw new ListRefused("This device has no list of its own account.", "no_list");
     accountKey = (await loadKeys(me)).identity.public; // a primary's key is the account key
   }
-  return new engine.DeviceState({ accountId: me.accountId, deviceId: me.deviceId, accountKey, lists });
+  return new engine.DeviceState({ accountId: me.accountId, deviceId: me.deviceId, accountKey, lists, sends });
 }
 
 /**
  * Handle one event and every answer it leads to.
- * @param {engine.FrameReceived | engine.ListWanted | engine.SenderSeen | engine.ContentReceived} event
+ * @param {engine.Event} event
  * @param {string[]} accounts the accounts whose lists the event concerns
- * @returns {Promise<{effects: any[], failures: Map<string, ApiError>}>} notices and verdicts,
- *   and the API error of each account whose fetch failed
+ * @param {Map<string, engine.PendingSend>} [sends] the caller's sends in flight
+ * @returns {Promise<{effects: any[], failures: Map<string, ApiError>}>} notices, verdicts and
+ *   send plans, and the API error of each account whose fetch failed
  */
-export async function runEngine(event, accounts) {
-  const [state, effects] = engine.handle(await engineState(accounts), event);
+export async function runEngine(event, accounts, sends) {
+  const [state, effects] = engine.handle(await engineState(accounts, sends), event);
   return drive(state, effects);
 }
 
@@ -144,8 +127,11 @@ export function refusalOf(notice, failures) {
   return null;
 }
 
-/** @param {string} accountId @param {{effects: any[], failures: Map<string, ApiError>}} run */
-function throwFor(accountId, { effects, failures }) {
+/**
+ * Throw the error of a refusal notice about `accountId` in a run, if there is one.
+ * @param {string} accountId @param {{effects: any[], failures: Map<string, ApiError>}} run
+ */
+export function throwFor(accountId, { effects, failures }) {
   for (const effect of effects) {
     const error = effect.accountId === accountId ? refusalOf(effect, failures) : null;
     if (error) throw error;

@@ -1,16 +1,16 @@
 // The outbox (IndexedDB "outbox"): what this device wants sent, in order, and the leader
-// tab's sending of it (docs/protocol.md section 20): encrypt (fanout.js), one `send` frame,
-// wait for `accepted`; on `mismatched_devices` refetch and verify both lists and retry.
+// tab's sending of it (docs/protocol.md section 20): the engine plans each send and decides
+// the retry after `mismatched_devices` (fanout.js asks it), fanout.js encrypts, one `send`
+// frame goes out and the leader waits for `accepted`.
 // Other tabs put items in the outbox and ring the leader (events.js).
 //
 //   outbox  {seq, envelopeId, recipient, contentType, body, messageId, timestamp, attempts,
 //            messageKey?, historyFor?}
 
-import { ContentType, encoding, frames, ready, systemRng } from "../protocol/index.js";
+import { ContentType, encoding, engine, frames, ready, systemRng } from "../protocol/index.js";
 import { ApiError } from "./api.js";
 import { Change, changes, notify, onOutboxRung, ringOtherTabs } from "./events.js";
-import { encryptItem } from "./fanout.js";
-import { refreshList, suspend } from "./lists.js";
+import { encryptItem, planSend } from "./fanout.js";
 import { OutboxDrain } from "./outboxdrain.js";
 import { STATUS_RANK, emptyConversation, textRecord } from "./records.js";
 import { SendRefused, self } from "./self.js";
@@ -20,7 +20,6 @@ import * as store from "./store.js";
 
 const { b64uEncode } = encoding;
 
-export const MAX_MISMATCH_RETRIES = 3;
 const ACCEPT_WAIT_MS = 15_000;
 const RECEIPT_BATCH = 100;
 
@@ -193,60 +192,72 @@ async function sendAll() {
 }
 
 /**
- * One item: encrypt, send, wait for `accepted`; on `mismatched_devices` refetch and verify
- * both lists and retry (at most 3 times). False when the socket is not there to send on.
+ * One item: planned by the engine, encrypted, sent, then wait for `accepted`; after
+ * `mismatched_devices` the engine refetches and verifies the lists and plans again, or
+ * refuses. False when the socket is not there to send on.
  * @param {any} item
  */
 async function sendItem(item) {
-  let targets;
+  let plan;
   try {
-    targets = await withStateLock(() => encryptItem(item));
+    const wanted = new engine.SendWanted(item.envelopeId, item.recipient, Date.now());
+    plan = await withStateLock(() => planSend(wanted, item));
   } catch (error) {
-    if (error instanceof ApiError && (error.code === "network" || error.status === 401)) {
-      window.setTimeout(flush, 3000);
+    return notNow(error) ? false : failItem(item, error);
+  }
+  for (;;) {
+    let targets;
+    try {
+      const planned = plan;
+      targets = await withStateLock(() => encryptItem(item, planned));
+    } catch (error) {
+      return notNow(error) ? false : failItem(item, error);
+    }
+    const answer = answerFor(item.envelopeId);
+    if (!sendFrame({ type: frames.SEND, id: item.envelopeId, recipient: item.recipient, targets })) {
+      answered(item.envelopeId, null);
       return false;
     }
-    await finishItem(item, false, /** @type {any} */ (error).message ?? String(error));
-    return true;
-  }
-  const answer = answerFor(item.envelopeId);
-  if (!sendFrame({ type: frames.SEND, id: item.envelopeId, recipient: item.recipient, targets })) {
-    answered(item.envelopeId, null);
-    return false;
-  }
-  const frame = await answer;
-  if (!frame) {
-    window.setTimeout(flush, 2000);
-    return false;
-  }
-  if (frame.type === frames.ACCEPTED) {
-    await finishItem(item, true, "");
-    return true;
-  }
-  if (frame.code === "mismatched_devices" && item.attempts < MAX_MISMATCH_RETRIES) {
-    const me = await self();
-    try {
-      for (const account of new Set([me.accountId, item.recipient])) {
-        await refreshList(account);
-        const stale = frame.data?.stale;
-        if (Array.isArray(stale)) suspend(account, stale);
-      }
-    } catch (error) {
-      await finishItem(item, false, /** @type {any} */ (error).message ?? String(error));
+    const frame = await answer;
+    if (!frame) {
+      window.setTimeout(flush, 2000);
+      return false;
+    }
+    if (frame.type === frames.ACCEPTED) {
+      await finishItem(item, true, "");
       return true;
     }
-    await store.write("outbox", { ...item, attempts: item.attempts + 1 });
+    if (frame.code === "rate_limited") {
+      await new Promise((r) => setTimeout(r, Number(frame.data?.retry_after_ms) || 1000));
+      return true;
+    }
+    if (frame.code !== "mismatched_devices") {
+      await finishItem(item, false, frame.message || frame.code);
+      return true;
+    }
+    try {
+      const mismatch = new engine.FrameReceived(frame, Date.now());
+      plan = await withStateLock(() => planSend(mismatch, item));
+    } catch (error) {
+      return failItem(item, error);
+    }
+    item = { ...item, attempts: item.attempts + 1 };
+    await store.write("outbox", item);
+  }
+}
+
+/** A failure to try again later (no network, signed out) rather than to report. @param {unknown} error */
+function notNow(error) {
+  if (error instanceof ApiError && (error.code === "network" || error.status === 401)) {
+    window.setTimeout(flush, 3000);
     return true;
   }
-  if (frame.code === "rate_limited") {
-    await new Promise((r) => setTimeout(r, Number(frame.data?.retry_after_ms) || 1000));
-    return true;
-  }
-  const reason =
-    frame.code === "mismatched_devices"
-      ? `The server kept refusing the devices of ${item.recipient} after ${MAX_MISMATCH_RETRIES} retries with freshly verified device lists.`
-      : frame.message || frame.code;
-  await finishItem(item, false, reason);
+  return false;
+}
+
+/** @param {any} item @param {unknown} error */
+async function failItem(item, error) {
+  await finishItem(item, false, /** @type {any} */ (error).message ?? String(error));
   return true;
 }
 

@@ -18,7 +18,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
 
 from protocol.rng import TestRng  # noqa: E402
-from tests.vectors.scenarios import content_rules, list_rules  # noqa: E402
+from tests.vectors.scenarios import content_rules, list_rules, send_rules  # noqa: E402
 from tests.vectors.scenarios.builders import b64, seed  # noqa: E402
 
 SCENARIO_DIR = Path(__file__).resolve().parent
@@ -91,6 +91,12 @@ def build_scenarios() -> dict[str, dict[str, Any]]:
         "device_list_notice_from_contact.json": content_rules.device_list_notice_from_contact(),
         "device_list_notice_from_own_device.json": content_rules.device_list_notice_from_own_device(),
         "list_fetch_triggers.json": content_rules.list_fetch_triggers(),
+        "send_planned.json": send_rules.send_planned(),
+        "send_suspended_excluded.json": send_rules.send_suspended_excluded(),
+        "send_mismatched_missing.json": send_rules.send_mismatched_missing(),
+        "send_mismatched_extra_stale.json": send_rules.send_mismatched_extra_stale(),
+        "send_mismatched_cap.json": send_rules.send_mismatched_cap(),
+        "send_mismatched_untrusted.json": send_rules.send_mismatched_untrusted(),
         "link_url.json": link_url_calls(),
     }
 

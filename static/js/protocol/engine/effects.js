@@ -83,4 +83,34 @@ export class ContentVerdict {
   }
 }
 
-/** @typedef {SendFrame | HttpRequest | StoreList | Notice | ContentVerdict} Effect */
+/**
+ * Who gets a send (section 9): the content for each of `devices`, a sent transcript for each
+ * of `transcripts` (the other own devices). The adapter encrypts for exactly these devices
+ * and sends one `send` frame; `attempt` counts the plans of this send.
+ */
+export class SendPlan {
+  static kind = "send_plan";
+  /**
+   * @param {string} envelopeId @param {string} recipient @param {string[]} devices
+   * @param {string[]} transcripts @param {number} attempt
+   */
+  constructor(envelopeId, recipient, devices, transcripts, attempt) {
+    this.envelopeId = envelopeId;
+    this.recipient = recipient;
+    this.devices = devices;
+    this.transcripts = transcripts;
+    this.attempt = attempt;
+  }
+  toJSON() {
+    return {
+      type: SendPlan.kind,
+      envelope_id: this.envelopeId,
+      recipient: this.recipient,
+      devices: this.devices,
+      transcripts: this.transcripts,
+      attempt: this.attempt,
+    };
+  }
+}
+
+/** @typedef {SendFrame | HttpRequest | StoreList | Notice | ContentVerdict | SendPlan} Effect */

@@ -100,7 +100,24 @@ export class ContentReceived {
   }
 }
 
-/** @typedef {FrameReceived | HttpAnswered | ListWanted | SenderSeen | ContentReceived} Event */
+/**
+ * The person sends a content to `recipient` (a contact, or the own account for a content to
+ * own devices only); `envelopeId` names the send in every answer.
+ */
+export class SendWanted {
+  static kind = "send_wanted";
+  /** @param {string} envelopeId @param {string} recipient @param {number} now */
+  constructor(envelopeId, recipient, now) {
+    this.envelopeId = envelopeId;
+    this.recipient = recipient;
+    this.now = now;
+  }
+  toJSON() {
+    return { type: SendWanted.kind, envelope_id: this.envelopeId, recipient: this.recipient, now: this.now };
+  }
+}
+
+/** @typedef {FrameReceived | HttpAnswered | ListWanted | SenderSeen | ContentReceived | SendWanted} Event */
 
 /**
  * The event a scenario file spells out (the JSON form of `toJSON`).
@@ -122,5 +139,6 @@ export function eventFromJSON(data) {
       now,
     );
   }
+  if (kind === SendWanted.kind) return new SendWanted(data.envelope_id, data.recipient, now);
   throw new MalformedMessage(`engine event: unknown type ${JSON.stringify(kind)}`);
 }

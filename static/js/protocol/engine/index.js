@@ -4,7 +4,7 @@
 /** @typedef {import("./effects.js").Effect} Effect */
 /** @typedef {import("./events.js").Event} Event */
 
-export { ContentVerdict, HttpRequest, Notice, SendFrame, StoreList } from "./effects.js";
+export { ContentVerdict, HttpRequest, Notice, SendFrame, SendPlan, StoreList } from "./effects.js";
 export {
   ContentReceived,
   eventFromJSON,
@@ -12,7 +12,9 @@ export {
   HttpAnswered,
   ListWanted,
   SenderSeen,
+  SendWanted,
 } from "./events.js";
 export { acceptList, deviceListPath, listChanges, parseListing } from "./lists.js";
 export { handle, OWN_DEVICES_ONLY } from "./machine.js";
-export { DeviceState, LIST_MAX_AGE_MS, ListRecord, PendingFetch } from "./state.js";
+export { MAX_MISMATCH_RETRIES } from "./sending.js";
+export { DeviceState, LIST_MAX_AGE_MS, ListRecord, PendingFetch, PendingSend } from "./state.js";

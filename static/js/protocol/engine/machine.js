@@ -7,8 +7,9 @@ import { ContentType } from "../content.js";
 import { b64uEncode, bytesEqual } from "../encoding.js";
 import { AccountKeyChanged, ProtocolError } from "../exceptions.js";
 import { ContentVerdict, HttpRequest, Notice, StoreList } from "./effects.js";
-import { ContentReceived, FrameReceived, HttpAnswered, ListWanted, SenderSeen } from "./events.js";
+import { ContentReceived, FrameReceived, HttpAnswered, ListWanted, SenderSeen, SendWanted } from "./events.js";
 import { acceptList, deviceListPath, listChanges, parseListing } from "./lists.js";
+import { listsSettled, sendAnswered, sendWanted } from "./sending.js";
 import { LIST_MAX_AGE_MS, PendingFetch } from "./state.js";
 
 /** @typedef {import("./state.js").DeviceState} DeviceState */
@@ -30,10 +31,11 @@ export function handle(state, event) {
     return fetchList(state, event.sender, "unknown_device");
   }
   if (event instanceof ContentReceived) return contentReceived(state, event);
-  if (event instanceof HttpAnswered) return httpAnswered(state, event);
+  if (event instanceof HttpAnswered) return listsSettled(httpAnswered(state, event));
+  if (event instanceof SendWanted) return sendWanted(state, event, listWanted);
   if (event instanceof FrameReceived) {
     if (event.frame?.type === "devices_changed") return fetchList(state, state.accountId, "devices_changed");
-    return [state, []];
+    return sendAnswered(state, event, listWanted);
   }
   throw new TypeError(`not an engine event: ${event}`);
 }

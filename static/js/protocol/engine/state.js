@@ -106,22 +106,58 @@ export class PendingFetch {
   }
 }
 
+/**
+ * A send the engine plans (section 22.4): its recipient, how many plans it has had, the
+ * accounts whose lists it waits for, and the devices the server called stale.
+ */
+export class PendingSend {
+  /**
+   * @param {string} recipient @param {number} [attempt] @param {string[]} [waiting]
+   * @param {Set<string>} [stale]
+   */
+  constructor(recipient, attempt = 1, waiting = [], stale = new Set()) {
+    this.recipient = recipient;
+    this.attempt = attempt;
+    this.waiting = waiting;
+    this.stale = stale;
+  }
+
+  /** @param {Partial<{attempt: number, waiting: string[], stale: Set<string>}>} changes */
+  with(changes) {
+    const next = { ...this, ...changes };
+    return new PendingSend(next.recipient, next.attempt, next.waiting, next.stale);
+  }
+
+  toJSON() {
+    return { recipient: this.recipient, attempt: this.attempt, waiting: [...this.waiting], stale: [...this.stale].sort() };
+  }
+
+  /** @param {any} data */
+  static fromJSON(data) {
+    return new PendingSend(data.recipient, Number(data.attempt ?? 1), [...(data.waiting ?? [])], new Set(data.stale ?? []));
+  }
+}
+
 export class DeviceState {
   /**
    * @param {{accountId: string, deviceId: string, accountKey: Uint8Array,
    *          lists?: Map<string, ListRecord>, pending?: Map<string, PendingFetch>,
-   *          nextRequest?: number}} fields
+   *          nextRequest?: number, sends?: Map<string, PendingSend>}} fields
    */
-  constructor({ accountId, deviceId, accountKey, lists = new Map(), pending = new Map(), nextRequest = 1 }) {
+  constructor({ accountId, deviceId, accountKey, lists = new Map(), pending = new Map(), nextRequest = 1, sends = new Map() }) {
     this.accountId = accountId;
     this.deviceId = deviceId;
     this.accountKey = accountKey; // the own account key (the primary's identity key)
     this.lists = lists;
     this.pending = pending;
     this.nextRequest = nextRequest;
+    this.sends = sends;
   }
 
-  /** @param {Partial<{lists: Map<string, ListRecord>, pending: Map<string, PendingFetch>, nextRequest: number}>} changes */
+  /**
+   * @param {Partial<{lists: Map<string, ListRecord>, pending: Map<string, PendingFetch>, nextRequest: number,
+   *                  sends: Map<string, PendingSend>}>} changes
+   */
   with(changes) {
     return new DeviceState({ ...this, ...changes });
   }
@@ -134,6 +170,7 @@ export class DeviceState {
       lists: sortedObject(this.lists, (r) => r.toJSON()),
       pending: sortedObject(this.pending, (p) => p.toJSON()),
       next_request: this.nextRequest,
+      sends: sortedObject(this.sends, (s) => s.toJSON()),
     };
   }
 
@@ -146,6 +183,7 @@ export class DeviceState {
       lists: new Map(entriesOf(data.lists).map(([a, r]) => [a, ListRecord.fromJSON(r)])),
       pending: new Map(entriesOf(data.pending).map(([i, p]) => [i, PendingFetch.fromJSON(p)])),
       nextRequest: Number(data.next_request ?? 1),
+      sends: new Map(entriesOf(data.sends).map(([e, s]) => [e, PendingSend.fromJSON(s)])),
     });
   }
 }
