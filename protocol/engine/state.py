@@ -84,6 +84,11 @@ class DeviceState:
     lists: Mapping[str, ListRecord] = field(default_factory=lambda: MappingProxyType({}))
     pending: Mapping[str, PendingFetch] = field(default_factory=lambda: MappingProxyType({}))
     next_request: int = 1
+    # what receiving decides with (section 22.6)
+    contacts: frozenset[str] = frozenset()  # accounts accepted as contacts (receipts go only there)
+    read_receipts: bool = False  # the person's setting
+    seen: frozenset[str] = frozenset()  # "<sender device>/<message id>" already applied
+    history_from: str | None = None  # the approving device, until its history key came
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -93,6 +98,10 @@ class DeviceState:
             "lists": {a: r.to_dict() for a, r in sorted(self.lists.items())},
             "pending": {i: p.to_dict() for i, p in sorted(self.pending.items())},
             "next_request": self.next_request,
+            "contacts": sorted(self.contacts),
+            "read_receipts": self.read_receipts,
+            "seen": sorted(self.seen),
+            "history_from": self.history_from,
         }
 
     @classmethod
@@ -104,6 +113,10 @@ class DeviceState:
             lists={a: ListRecord.from_dict(r) for a, r in _object(data.get("lists")).items()},
             pending={i: PendingFetch.from_dict(p) for i, p in _object(data.get("pending")).items()},
             next_request=int(data.get("next_request") or 1),
+            contacts=frozenset(data.get("contacts") or ()),
+            read_receipts=bool(data.get("read_receipts")),
+            seen=frozenset(data.get("seen") or ()),
+            history_from=data.get("history_from"),
         )
 
 

@@ -18,7 +18,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
 
 from protocol.rng import TestRng  # noqa: E402
-from tests.vectors.scenarios import content_rules, list_rules  # noqa: E402
+from tests.vectors.scenarios import content_rules, list_rules, receive_rules  # noqa: E402
 from tests.vectors.scenarios.builders import b64, seed  # noqa: E402
 
 SCENARIO_DIR = Path(__file__).resolve().parent
@@ -92,6 +92,7 @@ def build_scenarios() -> dict[str, dict[str, Any]]:
         "device_list_notice_from_own_device.json": content_rules.device_list_notice_from_own_device(),
         "list_fetch_triggers.json": content_rules.list_fetch_triggers(),
         "link_url.json": link_url_calls(),
+        **{name: build() for name, build in receive_rules.SCENARIOS.items()},
     }
 
 

@@ -4,9 +4,23 @@
 /** @typedef {import("./effects.js").Effect} Effect */
 /** @typedef {import("./events.js").Event} Event */
 
-export { ContentVerdict, HttpRequest, Notice, SendFrame, StoreList } from "./effects.js";
 export {
+  AcceptHistoryKey,
+  ApplyReceipt,
+  ContentVerdict,
+  DropDuplicate,
+  HttpRequest,
+  MarkRead,
+  Notice,
+  SendContent,
+  SendFrame,
+  StoreList,
+  StoreMessage,
+} from "./effects.js";
+export {
+  ContentDecrypted,
   ContentReceived,
+  MessagesRead,
   eventFromJSON,
   FrameReceived,
   HttpAnswered,
@@ -15,4 +29,5 @@ export {
 } from "./events.js";
 export { acceptList, deviceListPath, listChanges, parseListing } from "./lists.js";
 export { handle, OWN_DEVICES_ONLY } from "./machine.js";
+export { contentDecrypted, messagesRead, seenKey } from "./receiving.js";
 export { DeviceState, LIST_MAX_AGE_MS, ListRecord, PendingFetch } from "./state.js";

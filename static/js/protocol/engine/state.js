@@ -110,18 +110,38 @@ export class DeviceState {
   /**
    * @param {{accountId: string, deviceId: string, accountKey: Uint8Array,
    *          lists?: Map<string, ListRecord>, pending?: Map<string, PendingFetch>,
-   *          nextRequest?: number}} fields
+   *          nextRequest?: number, contacts?: Set<string>, readReceipts?: boolean,
+   *          seen?: Set<string>, historyFrom?: string | null}} fields
    */
-  constructor({ accountId, deviceId, accountKey, lists = new Map(), pending = new Map(), nextRequest = 1 }) {
+  constructor({
+    accountId,
+    deviceId,
+    accountKey,
+    lists = new Map(),
+    pending = new Map(),
+    nextRequest = 1,
+    contacts = new Set(),
+    readReceipts = false,
+    seen = new Set(),
+    historyFrom = null,
+  }) {
     this.accountId = accountId;
     this.deviceId = deviceId;
     this.accountKey = accountKey; // the own account key (the primary's identity key)
     this.lists = lists;
     this.pending = pending;
     this.nextRequest = nextRequest;
+    // what receiving decides with (section 22.6)
+    this.contacts = contacts; // accounts accepted as contacts (receipts go only there)
+    this.readReceipts = readReceipts; // the person's setting
+    this.seen = seen; // "<sender device>/<message id>" already applied
+    this.historyFrom = historyFrom; // the approving device, until its history key came
   }
 
-  /** @param {Partial<{lists: Map<string, ListRecord>, pending: Map<string, PendingFetch>, nextRequest: number}>} changes */
+  /**
+   * @param {Partial<{lists: Map<string, ListRecord>, pending: Map<string, PendingFetch>,
+   *   nextRequest: number, seen: Set<string>, historyFrom: string | null}>} changes
+   */
   with(changes) {
     return new DeviceState({ ...this, ...changes });
   }
@@ -134,6 +154,10 @@ export class DeviceState {
       lists: sortedObject(this.lists, (r) => r.toJSON()),
       pending: sortedObject(this.pending, (p) => p.toJSON()),
       next_request: this.nextRequest,
+      contacts: [...this.contacts].sort(),
+      read_receipts: this.readReceipts,
+      seen: [...this.seen].sort(),
+      history_from: this.historyFrom,
     };
   }
 
@@ -146,6 +170,10 @@ export class DeviceState {
       lists: new Map(entriesOf(data.lists).map(([a, r]) => [a, ListRecord.fromJSON(r)])),
       pending: new Map(entriesOf(data.pending).map(([i, p]) => [i, PendingFetch.fromJSON(p)])),
       nextRequest: Number(data.next_request ?? 1),
+      contacts: new Set(data.contacts ?? []),
+      readReceipts: Boolean(data.read_receipts),
+      seen: new Set(data.seen ?? []),
+      historyFrom: data.history_from ?? null,
     });
   }
 }
