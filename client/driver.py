@@ -33,7 +33,7 @@ class EngineDriver:
         self.suspended: dict[str, frozenset[str]] = {}
         self._failures: dict[str, ApiError] = {}
 
-    def state(self, accounts: Iterable[str]) -> DeviceState:
+    def state(self, accounts: Iterable[str], seen: frozenset[str] = frozenset()) -> DeviceState:
         lists = {}
         for account in {self.device.account_id, *accounts}:
             record = list_record(
@@ -46,11 +46,16 @@ class EngineDriver:
             device_id=self.device.device_id,
             account_key=self.device.account_key,
             lists=lists,
+            seen=seen,
         )
 
-    def run(self, event: engine.Event, *accounts: str) -> list[Effect]:
-        """Handle one event and every answer it leads to; returns the notices and verdicts."""
-        state, effects = engine.handle(self.state(accounts), event)
+    def run(
+        self, event: engine.Event, *accounts: str, seen: frozenset[str] = frozenset()
+    ) -> list[Effect]:
+        """Handle one event and every answer it leads to; returns the effects left to the
+        caller (notices, verdicts, what to store of a content). `seen`: the content ids the
+        store has already applied, of those the event may repeat."""
+        state, effects = engine.handle(self.state(accounts, seen), event)
         queue = deque(effects)
         out: list[Effect] = []
         while queue:
