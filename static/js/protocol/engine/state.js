@@ -140,7 +140,8 @@ export class DeviceState {
 
   /**
    * @param {Partial<{lists: Map<string, ListRecord>, pending: Map<string, PendingFetch>,
-   *   nextRequest: number, seen: Set<string>, historyFrom: string | null}>} changes
+   *   nextRequest: number, contacts: Set<string>, readReceipts: boolean, seen: Set<string>,
+   *   historyFrom: string | null}>} changes
    */
   with(changes) {
     return new DeviceState({ ...this, ...changes });
