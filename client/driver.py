@@ -42,7 +42,10 @@ class EngineDriver:
         self._failures: dict[str, ApiError] = {}
 
     def state(
-        self, accounts: Iterable[str], sends: Mapping[str, PendingSend] | None = None
+        self,
+        accounts: Iterable[str],
+        sends: Mapping[str, PendingSend] | None = None,
+        seen: frozenset[str] = frozenset(),
     ) -> DeviceState:
         """The engine's state from the store; `sends` are the caller's sends in flight."""
         lists = {}
@@ -58,6 +61,7 @@ class EngineDriver:
             account_key=self.device.account_key,
             lists=lists,
             sends=dict(sends or {}),
+            seen=seen,
         )
 
     def run(
@@ -65,10 +69,12 @@ class EngineDriver:
         event: engine.Event,
         *accounts: str,
         sends: Mapping[str, PendingSend] | None = None,
+        seen: frozenset[str] = frozenset(),
     ) -> list[Effect]:
-        """Handle one event and every answer it leads to; returns the notices, verdicts and
-        send plans."""
-        state, effects = engine.handle(self.state(accounts, sends), event)
+        """Handle one event and every answer it leads to; returns the effects left to the
+        caller (notices, verdicts, send plans, what to store of a content). `seen`: the
+        content ids the store has already applied, of those the event may repeat."""
+        state, effects = engine.handle(self.state(accounts, sends, seen), event)
         queue = deque(effects)
         out: list[Effect] = []
         while queue:

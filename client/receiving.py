@@ -4,7 +4,7 @@ event too, never an exception."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from client import api
@@ -21,10 +21,21 @@ from client.events import (
 )
 from client.sending import SendRefused
 from client.store import Store
-from protocol.content import Content, ContentType, decode_content
+from protocol.content import ContentType, decode_content
 from protocol.devicelist import DeviceEntry
-from protocol.encoding import b64u_decode
-from protocol.engine import ContentReceived, ContentVerdict, Effect, Notice, SenderSeen
+from protocol.encoding import b64u_decode, b64u_encode
+from protocol.engine import (
+    ApplyReceipt,
+    ContentDecrypted,
+    ContentReceived,
+    ContentVerdict,
+    DropDuplicate,
+    Effect,
+    Notice,
+    SenderSeen,
+    StoreMessage,
+    seen_key,
+)
 from protocol.exceptions import (
     DecryptionFailed,
     ProtocolError,
@@ -81,14 +92,26 @@ class Receiver(Device):
         try:
             with self.store.transaction():
                 content = decode_content(self._decrypt(sender, entry, ciphertext))
-                if not self.store.remember_message(
+                fresh = self.store.remember_message(
                     sender_device_id=sender_device, message_id=content.message_id
-                ):
-                    return [Duplicate(sender, sender_device, envelope_id)]
+                )
         except ReplayDetected as error:
             return refused(f"replayed message refused: {error}", error)
         except ProtocolError as error:
             return refused(f"could not decrypt: {error}", error)
+        decrypted = ContentDecrypted(
+            sender,
+            sender_device,
+            int(content.type),
+            b64u_encode(content.message_id),
+            content.timestamp,
+            content.body,
+            self.clock(),
+        )
+        if not fresh:  # the engine drops what this device applied before (section 22.6)
+            seen = frozenset({seen_key(sender_device, decrypted.message_id)})
+            if any(isinstance(e, DropDuplicate) for e in self.engine.run(decrypted, seen=seen)):
+                return [Duplicate(sender, sender_device, envelope_id)]
         received = ContentReceived(
             sender,
             sender_device,
@@ -105,7 +128,9 @@ class Receiver(Device):
             return events + refused(
                 f"a {what} from {sender}'s device {sender_device}, which is not one of your own devices"
             )
-        return events + self._apply(sender, entry, content, events)
+        if content.type is ContentType.DEVICE_LIST_NOTICE:
+            return events + self._own_list_notice(events)
+        return events + self._apply(decrypted, self.engine.run(decrypted, sender), refused)
 
     def _sender_entry(self, sender: str, sender_device: str) -> DeviceEntry | None:
         """The sender device's entry in a verified list (fetched when the cache lacks it)."""
@@ -207,46 +232,59 @@ class Receiver(Device):
         return events
 
     def _apply(
-        self, sender: str, entry: DeviceEntry, content: Content, events: list[Event]
+        self,
+        content: ContentDecrypted,
+        effects: list[Effect],
+        refused: Callable[[str], list[Event]],
     ) -> list[Event]:
-        """An accepted content (the engine decided who may send which, section 22.4)."""
-        device_id = entry.device_id
-        kind = content.type
-        if kind is ContentType.TEXT:
-            return [
-                TextMessage(
-                    sender, device_id, content.message_id, content.timestamp, content.body["text"]
-                )
-            ]
-        if kind is ContentType.RECEIPT:
-            return [
-                ReceiptReceived(
-                    sender,
-                    device_id,
-                    content.body["kind"],
-                    tuple(b64u_decode(m, length=16) for m in content.body["message_ids"]),
-                )
-            ]
-        if kind is ContentType.SENT_TRANSCRIPT:
-            inner = decode_content(b64u_decode(content.body["content"]))
-            if inner.type is ContentType.TEXT:
-                return [
-                    SentTranscript(
-                        content.body["recipient"],
-                        device_id,
-                        inner.message_id,
-                        inner.timestamp,
-                        inner.body["text"],
+        """The engine's effects of an accepted content as events (section 22.6). This client
+        keeps no contacts, so it sends no receipts, and it never awaits a history key."""
+        events: list[Event] = []
+        for effect in effects:
+            if isinstance(effect, StoreMessage) and effect.record["kind"] == "text":
+                record = effect.record
+                message_id = b64u_decode(record["id"], length=16)
+                if record["outgoing"]:
+                    events.append(
+                        SentTranscript(
+                            record["conversation"],
+                            record["author_device"],
+                            message_id,
+                            record["timestamp"],
+                            record["text"],
+                        )
                     )
-                ]
-            return []  # a receipt another own device sent: nothing to show
-        if kind is ContentType.DEVICE_LIST_NOTICE:
-            told = any(
-                isinstance(e, (DevicesChanged, ListWarning)) and e.account_id == self.account_id
-                for e in events
-            )
-            own = self.store.device_list(self.account_id)
-            if told or own is None:
-                return []
-            return [DevicesChanged(self.account_id, own.version)]
-        return []  # history bundles are not handled by this client yet
+                else:
+                    events.append(
+                        TextMessage(
+                            record["author"],
+                            record["author_device"],
+                            message_id,
+                            record["timestamp"],
+                            record["text"],
+                        )
+                    )
+            elif isinstance(effect, ApplyReceipt):
+                events.append(
+                    ReceiptReceived(
+                        effect.peer,
+                        content.sender_device,
+                        effect.receipt,
+                        tuple(b64u_decode(m, length=16) for m in effect.message_ids),
+                    )
+                )
+            elif isinstance(effect, ContentVerdict) and effect.reason != "no_history_expected":
+                events += refused(f"content refused: {effect.reason}")
+        return events
+
+    def _own_list_notice(self, events: list[Event]) -> list[Event]:
+        """A device-list notice from an own device: its fetch was the engine's; say the list
+        changed if nothing else did."""
+        told = any(
+            isinstance(e, (DevicesChanged, ListWarning)) and e.account_id == self.account_id
+            for e in events
+        )
+        own = self.store.device_list(self.account_id)
+        if told or own is None:
+            return []
+        return [DevicesChanged(self.account_id, own.version)]

@@ -97,6 +97,96 @@ class ContentVerdict:
 
 
 @dataclass(frozen=True)
+class StoreMessage:
+    """A message record to store and show (section 22.6): `kind` text or unsupported."""
+
+    kind: ClassVar[str] = "store_message"
+    record: Mapping[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": self.kind, "record": dict(self.record)}
+
+
+@dataclass(frozen=True)
+class ApplyReceipt:
+    """A receipt `peer` sent for messages the own account wrote to them."""
+
+    kind: ClassVar[str] = "apply_receipt"
+    peer: str
+    receipt: str  # delivered | read
+    message_ids: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "type": self.kind,
+            "peer": self.peer,
+            "receipt": self.receipt,
+            "message_ids": list(self.message_ids),
+        }
+
+
+@dataclass(frozen=True)
+class MarkRead:
+    """Another own device read these messages of the conversation with `peer`."""
+
+    kind: ClassVar[str] = "mark_read"
+    peer: str
+    message_ids: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": self.kind, "peer": self.peer, "message_ids": list(self.message_ids)}
+
+
+@dataclass(frozen=True)
+class SendContent:
+    """A content to encrypt and send to every device of `recipient` (and a transcript to
+    the own devices, as every send does)."""
+
+    kind: ClassVar[str] = "send_content"
+    recipient: str
+    content_type: int
+    body: Mapping[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "type": self.kind,
+            "recipient": self.recipient,
+            "content_type": self.content_type,
+            "body": dict(self.body),
+        }
+
+
+@dataclass(frozen=True)
+class AcceptHistoryKey:
+    """The history bundle key from the approving device: fetch and open the bundle."""
+
+    kind: ClassVar[str] = "accept_history_key"
+    sender_device: str
+    body: Mapping[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": self.kind, "sender_device": self.sender_device, "body": dict(self.body)}
+
+
+@dataclass(frozen=True)
+class DropDuplicate:
+    """A content applied before (same sender device, same message id): ack and drop it."""
+
+    kind: ClassVar[str] = "drop_duplicate"
+    sender: str
+    sender_device: str
+    message_id: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "type": self.kind,
+            "sender": self.sender,
+            "sender_device": self.sender_device,
+            "message_id": self.message_id,
+        }
+
+
+@dataclass(frozen=True)
 class SendPlan:
     """Who gets a send (section 9): the content for each of `devices`, a sent transcript for
     each of `transcripts` (the other own devices). The adapter encrypts for exactly these
@@ -120,4 +210,17 @@ class SendPlan:
         }
 
 
-Effect = SendFrame | HttpRequest | StoreList | Notice | ContentVerdict | SendPlan
+Effect = (
+    SendFrame
+    | HttpRequest
+    | StoreList
+    | Notice
+    | ContentVerdict
+    | SendPlan
+    | StoreMessage
+    | ApplyReceipt
+    | MarkRead
+    | SendContent
+    | AcceptHistoryKey
+    | DropDuplicate
+)

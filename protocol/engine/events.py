@@ -108,6 +108,33 @@ class ContentReceived:
 
 
 @dataclass(frozen=True)
+class ContentDecrypted:
+    """A content decrypted from `sender_device`, to apply (section 22.6): its type (perhaps
+    one this device does not know), the message id inside the ciphertext (b64u) and body."""
+
+    kind: ClassVar[str] = "content_decrypted"
+    sender: str
+    sender_device: str
+    content_type: int
+    message_id: str
+    timestamp: int
+    body: Mapping[str, Any]
+    now: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "type": self.kind,
+            "sender": self.sender,
+            "sender_device": self.sender_device,
+            "content_type": self.content_type,
+            "message_id": self.message_id,
+            "timestamp": self.timestamp,
+            "body": dict(self.body),
+            "now": self.now,
+        }
+
+
+@dataclass(frozen=True)
 class SendWanted:
     """The person sends a content to `recipient` (a contact, or the own account for a
     content to own devices only); `envelope_id` names the send in every answer."""
@@ -126,7 +153,34 @@ class SendWanted:
         }
 
 
-Event = FrameReceived | HttpAnswered | ListWanted | SenderSeen | ContentReceived | SendWanted
+@dataclass(frozen=True)
+class MessagesRead:
+    """The person read these messages (b64u ids) of the conversation with `peer`."""
+
+    kind: ClassVar[str] = "messages_read"
+    peer: str
+    message_ids: tuple[str, ...]
+    now: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "type": self.kind,
+            "peer": self.peer,
+            "message_ids": list(self.message_ids),
+            "now": self.now,
+        }
+
+
+Event = (
+    FrameReceived
+    | HttpAnswered
+    | ListWanted
+    | SenderSeen
+    | ContentReceived
+    | ContentDecrypted
+    | MessagesRead
+    | SendWanted
+)
 
 
 def event_from_dict(data: Mapping[str, Any]) -> Event:
@@ -151,4 +205,16 @@ def event_from_dict(data: Mapping[str, Any]) -> Event:
         )
     if kind == SendWanted.kind:
         return SendWanted(data["envelope_id"], data["recipient"], now)
+    if kind == ContentDecrypted.kind:
+        return ContentDecrypted(
+            data["sender"],
+            data["sender_device"],
+            data["content_type"],
+            data["message_id"],
+            data["timestamp"],
+            data["body"],
+            now,
+        )
+    if kind == MessagesRead.kind:
+        return MessagesRead(data["peer"], tuple(data["message_ids"]), now)
     raise MalformedMessage(f"engine event: unknown type {kind!r}")

@@ -113,6 +113,11 @@ class DeviceState:
     pending: Mapping[str, PendingFetch] = field(default_factory=lambda: MappingProxyType({}))
     next_request: int = 1
     sends: Mapping[str, PendingSend] = field(default_factory=lambda: MappingProxyType({}))
+    # what receiving decides with (section 22.6)
+    contacts: frozenset[str] = frozenset()  # accounts accepted as contacts (receipts go only there)
+    read_receipts: bool = False  # the person's setting
+    seen: frozenset[str] = frozenset()  # "<sender device>/<message id>" already applied
+    history_from: str | None = None  # the approving device, until its history key came
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -123,6 +128,10 @@ class DeviceState:
             "pending": {i: p.to_dict() for i, p in sorted(self.pending.items())},
             "next_request": self.next_request,
             "sends": {e: s.to_dict() for e, s in sorted(self.sends.items())},
+            "contacts": sorted(self.contacts),
+            "read_receipts": self.read_receipts,
+            "seen": sorted(self.seen),
+            "history_from": self.history_from,
         }
 
     @classmethod
@@ -135,6 +144,10 @@ class DeviceState:
             pending={i: PendingFetch.from_dict(p) for i, p in _object(data.get("pending")).items()},
             next_request=int(data.get("next_request") or 1),
             sends={e: PendingSend.from_dict(s) for e, s in _object(data.get("sends")).items()},
+            contacts=frozenset(data.get("contacts") or ()),
+            read_receipts=bool(data.get("read_receipts")),
+            seen=frozenset(data.get("seen") or ()),
+            history_from=data.get("history_from"),
         )
 
 

@@ -156,19 +156,18 @@ export async function sendHistory(deviceId) {
 }
 
 /**
- * A type-5 content from an own device (the device engine accepts it only from the own account).
- * @param {any} entry the sender's entry in the own signed list
+ * The history bundle key the device engine accepted (from the approving device, once).
+ * @param {string} senderDevice the approving device
  * @param {{blob_id: string, key: string, hash: string, length: number, count?: number}} body
  */
-export async function acceptHistoryKey(entry, body) {
+export async function acceptHistoryKey(senderDevice, body) {
   const accepted = await withStateLock(async () => {
     const me = await store.getSelf();
-    const own = me ? await store.getAcceptedList(me.accountId) : undefined;
     const state = await store.read("meta", "history");
-    // Only from the approving device (the primary, whose key is the account key), only once.
-    const fromApprover = own && b64uEncode(entry.identityKey) === own.accountKey;
-    if (!me?.awaitingHistory || state || !fromApprover) return false;
-    await store.write("meta", { state: "downloading", body, from: entry.deviceId, at: Date.now() }, "history");
+    // The engine accepted the key (from the approving device, once; section 22.6); under
+    // the lock, the first key to get here is the one kept.
+    if (!me?.awaitingHistory || state) return false;
+    await store.write("meta", { state: "downloading", body, from: senderDevice, at: Date.now() }, "history");
     return true;
   });
   if (!accepted) {

@@ -7,7 +7,6 @@
 //   baseKeys  b64u X3DH base key → receivedAt (prekey replay, 7.1)
 
 import {
-  ContentType,
   decodeContent,
   decodeMessage,
   encoding,
@@ -30,7 +29,7 @@ import { sendFrame } from "./socket.js";
 import { withStateLock } from "./statelock.js";
 import * as store from "./store.js";
 
-const { b64uDecode, b64uEncode } = encoding;
+const { b64uDecode, b64uEncode, bytesEqual } = encoding;
 
 let receiving = Promise.resolve();
 /** Contents whose effect needs the network after the envelope is stored. */
@@ -136,9 +135,21 @@ async function receiveOne(envelope) {
     );
     return none;
   }
-  const seenKey = `${senderDevice}/${b64uEncode(content.messageId)}`;
-  const duplicate = Boolean(await store.read("seen", seenKey));
-  // The engine decides who may send which content, and checks the stamp (section 22.4).
+  const id = b64uEncode(content.messageId);
+  const seenKey = engine.seenKey(senderDevice, id);
+  const base = await engineState([sender]);
+  // The engine decides what the content does (section 22.6): on the facts the store holds.
+  const decided = new engine.ContentDecrypted(sender, senderDevice, content.type, id, content.timestamp, content.body, Date.now());
+  const [, applied] = engine.handle(
+    base.with({
+      seen: (await store.read("seen", seenKey)) ? new Set([seenKey]) : new Set(),
+      contacts: (await store.read("contacts", sender)) ? new Set([sender]) : new Set(),
+      historyFrom: await awaitedHistoryFrom(me, base),
+    }),
+    decided,
+  );
+  const duplicate = applied.some((e) => e instanceof engine.DropDuplicate);
+  // Who may send which content, and the stamp (section 22.4).
   const received = new engine.ContentReceived(
     sender,
     senderDevice,
@@ -147,13 +158,13 @@ async function receiveOne(envelope) {
     content.senderListHash,
     Date.now(),
   );
-  const [, effects] = duplicate ? [null, []] : engine.handle(await engineState([sender]), received);
+  const [, effects] = duplicate ? [null, []] : engine.handle(base, received);
   const verdict = effects.find((e) => e instanceof engine.ContentVerdict);
   const plan = duplicate
     ? null
     : verdict?.verdict === "refuse"
       ? refusedPlan(sender)
-      : await planContent(me, sender, entry, content);
+      : await planEffects(me, sender, applied);
   const now = Date.now();
   await store.transact(["sessions", "baseKeys", "seen", "device", ...(plan?.stores ?? [])], (s) => {
     s.sessions.put(decrypted.record);
@@ -189,61 +200,45 @@ async function receiveOne(envelope) {
 }
 
 /**
- * What one content changes (acceptance rules of section 10), as writes for one transaction.
- * @param {any} me @param {string} sender @param {any} entry @param {any} content
+ * The device that approved this one, while this device awaits its history key (only that
+ * device may send it, once; section 12): the primary, whose key is the account key.
+ * @param {any} me @param {engine.DeviceState} state @returns {Promise<string | null>}
+ */
+async function awaitedHistoryFrom(me, state) {
+  if (!me.awaitingHistory || (await store.read("meta", "history"))) return null;
+  const own = state.lists.get(me.accountId);
+  const primary = own?.deviceList.devices.find((d) => bytesEqual(d.identityKey, own.accountKey));
+  return primary?.deviceId ?? null;
+}
+
+/**
+ * The engine's effects of one content as writes for one transaction.
+ * @param {any} me @param {string} sender @param {any[]} effects
  * @returns {Promise<{stores: string[], write: (s: Record<string, IDBObjectStore>) => void,
  *   announce: any[], delivered?: string, after?: () => Promise<void>}>}
  */
-async function planContent(me, sender, entry, content) {
-  const nothing = { stores: [], write: () => {}, announce: [] };
-  const fromSelf = sender === me.accountId;
-  const id = b64uEncode(content.messageId);
-  switch (content.type) {
-    case ContentType.TEXT: {
-      if (fromSelf) return nothing;
-      if (await store.read("messages", messageKey(sender, id))) return nothing;
-      const conversation = (await store.read("conversations", sender)) ?? emptyConversation(sender);
-      const contact = await store.read("contacts", sender);
-      const message = textRecord({
-        author: sender,
-        id,
-        conversation: sender,
-        authorDevice: entry.deviceId,
-        outgoing: false,
-        text: content.body.text,
-        timestamp: content.timestamp,
-        status: "received",
-        readSent: false,
-      });
-      return {
-        stores: ["messages", "conversations"],
-        write: (s) => {
-          s.messages.put(message);
-          s.conversations.put(withMessage(conversation, message, conversation.unread + 1));
-        },
-        announce: [{ kind: Change.MESSAGES, peer: sender, incoming: true }],
-        // Receipts only to contacts, and only for what decrypted (DESIGN section 7).
-        delivered: contact ? id : undefined,
-      };
+async function planEffects(me, sender, effects) {
+  /** @type {{stores: string[], write: (s: Record<string, IDBObjectStore>) => void, announce: any[], delivered?: string, after?: () => Promise<void>}} */
+  let plan = { stores: [], write: () => {}, announce: [] };
+  for (const effect of effects) {
+    if (effect instanceof engine.StoreMessage && effect.record.kind === "text") {
+      plan = await messagePlan(effect.record);
+    } else if (effect instanceof engine.SendContent && effect.body.kind === "delivered") {
+      // Receipts only to contacts, and only for what decrypted (DESIGN section 7).
+      plan = plan.stores.length ? { ...plan, delivered: effect.body.message_ids[0] } : plan;
+    } else if (effect instanceof engine.ApplyReceipt) {
+      plan = await receiptPlan(me.accountId, sender, { kind: effect.receipt, message_ids: effect.messageIds }, sender);
+    } else if (effect instanceof engine.MarkRead) {
+      plan = await readElsewherePlan(effect.peer, effect.messageIds);
+    } else if (effect instanceof engine.AcceptHistoryKey) {
+      const body = /** @type {any} */ (effect.body);
+      const from = effect.senderDevice;
+      plan = { ...plan, after: () => acceptHistoryKey(from, body) };
+    } else if (effect instanceof engine.ContentVerdict) {
+      console.warn(`Parley: a content from ${sender} was refused (${effect.reason}).`);
     }
-    case ContentType.RECEIPT: {
-      if (fromSelf) return nothing;
-      return receiptPlan(me.accountId, sender, content.body, sender);
-    }
-    case ContentType.SENT_TRANSCRIPT:
-    case ContentType.DEVICE_LIST_NOTICE:
-    case ContentType.HISTORY_BUNDLE_KEY: {
-      // accepted by the engine: from another own device (its fetch of the own list for a
-      // device-list notice is among the engine's effects)
-      if (content.type === ContentType.DEVICE_LIST_NOTICE) return nothing;
-      if (content.type === ContentType.HISTORY_BUNDLE_KEY) {
-        return { ...nothing, after: () => acceptHistoryKey(entry, content.body) };
-      }
-      return transcriptPlan(me, entry, content.body);
-    }
-    default:
-      return nothing;
   }
+  return plan;
 }
 
 /**
@@ -285,54 +280,57 @@ async function receiptPlan(author, peer, body, announcePeer) {
 }
 
 /**
- * A sent transcript from another own device: its text to a contact, or its read receipt
- * (the conversation was read there).
- * @param {any} me @param {any} entry @param {any} body
+ * A text to store (from a contact, or an own device's sent transcript), unless it is
+ * stored already.
+ * @param {any} record the engine's message record
  */
-async function transcriptPlan(me, entry, body) {
-  const inner = decodeContent(b64uDecode(body.content));
-  const peer = body.recipient;
+async function messagePlan(record) {
+  const nothing = { stores: [], write: () => {}, announce: [] };
+  const peer = record.conversation;
+  if (await store.read("messages", messageKey(record.author, record.id))) return nothing;
   const conversation = (await store.read("conversations", peer)) ?? emptyConversation(peer);
-  if (inner.type === ContentType.TEXT) {
-    const id = b64uEncode(inner.messageId);
-    if (await store.read("messages", messageKey(me.accountId, id))) return { stores: [], write: () => {}, announce: [] };
-    const message = textRecord({
-      author: me.accountId,
-      id,
-      conversation: peer,
-      authorDevice: entry.deviceId,
-      outgoing: true,
-      text: inner.body.text,
-      timestamp: inner.timestamp,
-      status: "sent",
-      readSent: true,
-    });
-    return {
-      stores: ["messages", "conversations"],
-      write: (s) => {
-        s.messages.put(message);
-        s.conversations.put(withMessage(conversation, message, conversation.unread));
-      },
-      announce: [{ kind: Change.MESSAGES, peer }],
-    };
+  const message = textRecord({
+    author: record.author,
+    id: record.id,
+    conversation: peer,
+    authorDevice: record.author_device,
+    outgoing: record.outgoing,
+    text: record.text,
+    timestamp: record.timestamp,
+    status: record.status,
+    readSent: record.outgoing,
+  });
+  const unread = conversation.unread + (record.outgoing ? 0 : 1);
+  return {
+    stores: ["messages", "conversations"],
+    write: (/** @type {Record<string, IDBObjectStore>} */ s) => {
+      s.messages.put(message);
+      s.conversations.put(withMessage(conversation, message, unread));
+    },
+    announce: [record.outgoing ? { kind: Change.MESSAGES, peer } : { kind: Change.MESSAGES, peer, incoming: true }],
+  };
+}
+
+/**
+ * Another own device read these messages of the conversation with `peer`.
+ * @param {string} peer @param {string[]} ids
+ */
+async function readElsewherePlan(peer, ids) {
+  const conversation = (await store.read("conversations", peer)) ?? emptyConversation(peer);
+  const read = [];
+  for (const mid of ids) {
+    const message = await store.read("messages", messageKey(peer, mid));
+    if (message && !message.readSent) read.push({ ...message, readSent: true });
   }
-  if (inner.type === ContentType.RECEIPT && inner.body.kind === "read") {
-    const read = [];
-    for (const mid of inner.body.message_ids) {
-      const message = await store.read("messages", messageKey(peer, mid));
-      if (message && !message.readSent) read.push({ ...message, readSent: true });
-    }
-    const unread = Math.max(0, conversation.unread - read.length);
-    return {
-      stores: ["messages", "conversations"],
-      write: (s) => {
-        read.forEach((m) => s.messages.put(m));
-        s.conversations.put({ ...conversation, unread });
-      },
-      announce: [{ kind: Change.MESSAGES, peer }],
-    };
-  }
-  return { stores: [], write: () => {}, announce: [] };
+  const unread = Math.max(0, conversation.unread - read.length);
+  return {
+    stores: ["messages", "conversations"],
+    write: (/** @type {Record<string, IDBObjectStore>} */ s) => {
+      read.forEach((m) => s.messages.put(m));
+      s.conversations.put({ ...conversation, unread });
+    },
+    announce: [{ kind: Change.MESSAGES, peer }],
+  };
 }
 
 /**
@@ -352,7 +350,9 @@ export async function markRead(peer) {
     if (conversation) s.conversations.put({ ...conversation, unread: 0 });
   });
   notify({ kind: Change.MESSAGES, peer });
-  if (unread.length && (await settings()).readReceipts) {
-    await queueReceipt(peer, "read", unread.map((m) => m.id));
+  const state = (await engineState([])).with({ readReceipts: Boolean((await settings()).readReceipts) });
+  const read = new engine.MessagesRead(peer, unread.map((m) => m.id), Date.now());
+  for (const effect of engine.handle(state, read)[1]) {
+    if (effect instanceof engine.SendContent) await queueReceipt(effect.recipient, effect.body.kind, effect.body.message_ids);
   }
 }

@@ -18,7 +18,12 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
 
 from protocol.rng import TestRng  # noqa: E402
-from tests.vectors.scenarios import content_rules, list_rules, send_rules  # noqa: E402
+from tests.vectors.scenarios import (  # noqa: E402
+    content_rules,
+    list_rules,
+    receive_rules,
+    send_rules,
+)
 from tests.vectors.scenarios.builders import b64, seed  # noqa: E402
 
 SCENARIO_DIR = Path(__file__).resolve().parent
@@ -98,6 +103,7 @@ def build_scenarios() -> dict[str, dict[str, Any]]:
         "send_mismatched_cap.json": send_rules.send_mismatched_cap(),
         "send_mismatched_untrusted.json": send_rules.send_mismatched_untrusted(),
         "link_url.json": link_url_calls(),
+        **{name: build() for name, build in receive_rules.SCENARIOS.items()},
     }
 
 

@@ -113,4 +113,92 @@ export class SendPlan {
   }
 }
 
-/** @typedef {SendFrame | HttpRequest | StoreList | Notice | ContentVerdict | SendPlan} Effect */
+/** A message record to store and show (section 22.6): `kind` text or unsupported. */
+export class StoreMessage {
+  static kind = "store_message";
+  /** @param {Record<string, any>} record */
+  constructor(record) {
+    this.record = record;
+  }
+  toJSON() {
+    return { type: StoreMessage.kind, record: this.record };
+  }
+}
+
+/** A receipt `peer` sent for messages the own account wrote to them. */
+export class ApplyReceipt {
+  static kind = "apply_receipt";
+  /** @param {string} peer @param {string} receipt delivered | read @param {string[]} messageIds */
+  constructor(peer, receipt, messageIds) {
+    this.peer = peer;
+    this.receipt = receipt;
+    this.messageIds = messageIds;
+  }
+  toJSON() {
+    return { type: ApplyReceipt.kind, peer: this.peer, receipt: this.receipt, message_ids: this.messageIds };
+  }
+}
+
+/** Another own device read these messages of the conversation with `peer`. */
+export class MarkRead {
+  static kind = "mark_read";
+  /** @param {string} peer @param {string[]} messageIds */
+  constructor(peer, messageIds) {
+    this.peer = peer;
+    this.messageIds = messageIds;
+  }
+  toJSON() {
+    return { type: MarkRead.kind, peer: this.peer, message_ids: this.messageIds };
+  }
+}
+
+/**
+ * A content to encrypt and send to every device of `recipient` (and a transcript to the
+ * own devices, as every send does).
+ */
+export class SendContent {
+  static kind = "send_content";
+  /** @param {string} recipient @param {number} contentType @param {Record<string, any>} body */
+  constructor(recipient, contentType, body) {
+    this.recipient = recipient;
+    this.contentType = contentType;
+    this.body = body;
+  }
+  toJSON() {
+    return { type: SendContent.kind, recipient: this.recipient, content_type: this.contentType, body: this.body };
+  }
+}
+
+/** The history bundle key from the approving device: fetch and open the bundle. */
+export class AcceptHistoryKey {
+  static kind = "accept_history_key";
+  /** @param {string} senderDevice @param {Record<string, any>} body */
+  constructor(senderDevice, body) {
+    this.senderDevice = senderDevice;
+    this.body = body;
+  }
+  toJSON() {
+    return { type: AcceptHistoryKey.kind, sender_device: this.senderDevice, body: this.body };
+  }
+}
+
+/** A content applied before (same sender device, same message id): ack and drop it. */
+export class DropDuplicate {
+  static kind = "drop_duplicate";
+  /** @param {string} sender @param {string} senderDevice @param {string} messageId */
+  constructor(sender, senderDevice, messageId) {
+    this.sender = sender;
+    this.senderDevice = senderDevice;
+    this.messageId = messageId;
+  }
+  toJSON() {
+    return {
+      type: DropDuplicate.kind,
+      sender: this.sender,
+      sender_device: this.senderDevice,
+      message_id: this.messageId,
+    };
+  }
+}
+
+/** @typedef {SendFrame | HttpRequest | StoreList | Notice | ContentVerdict | SendPlan | StoreMessage | ApplyReceipt | MarkRead | SendContent | AcceptHistoryKey | DropDuplicate} Effect */

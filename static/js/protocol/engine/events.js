@@ -117,7 +117,55 @@ export class SendWanted {
   }
 }
 
-/** @typedef {FrameReceived | HttpAnswered | ListWanted | SenderSeen | ContentReceived | SendWanted} Event */
+/**
+ * A content decrypted from `senderDevice`, to apply (section 22.6): its type (perhaps one
+ * this device does not know), the message id inside the ciphertext (b64u) and body.
+ */
+export class ContentDecrypted {
+  static kind = "content_decrypted";
+  /**
+   * @param {string} sender @param {string} senderDevice @param {number} contentType
+   * @param {string} messageId @param {number} timestamp @param {Record<string, any>} body
+   * @param {number} now
+   */
+  constructor(sender, senderDevice, contentType, messageId, timestamp, body, now) {
+    this.sender = sender;
+    this.senderDevice = senderDevice;
+    this.contentType = contentType;
+    this.messageId = messageId;
+    this.timestamp = timestamp;
+    this.body = body;
+    this.now = now;
+  }
+  toJSON() {
+    return {
+      type: ContentDecrypted.kind,
+      sender: this.sender,
+      sender_device: this.senderDevice,
+      content_type: this.contentType,
+      message_id: this.messageId,
+      timestamp: this.timestamp,
+      body: this.body,
+      now: this.now,
+    };
+  }
+}
+
+/** The person read these messages (b64u ids) of the conversation with `peer`. */
+export class MessagesRead {
+  static kind = "messages_read";
+  /** @param {string} peer @param {string[]} messageIds @param {number} now */
+  constructor(peer, messageIds, now) {
+    this.peer = peer;
+    this.messageIds = messageIds;
+    this.now = now;
+  }
+  toJSON() {
+    return { type: MessagesRead.kind, peer: this.peer, message_ids: this.messageIds, now: this.now };
+  }
+}
+
+/** @typedef {FrameReceived | HttpAnswered | ListWanted | SenderSeen | ContentReceived | ContentDecrypted | MessagesRead | SendWanted} Event */
 
 /**
  * The event a scenario file spells out (the JSON form of `toJSON`).
@@ -140,5 +188,17 @@ export function eventFromJSON(data) {
     );
   }
   if (kind === SendWanted.kind) return new SendWanted(data.envelope_id, data.recipient, now);
+  if (kind === ContentDecrypted.kind) {
+    return new ContentDecrypted(
+      data.sender,
+      data.sender_device,
+      data.content_type,
+      data.message_id,
+      data.timestamp,
+      data.body,
+      now,
+    );
+  }
+  if (kind === MessagesRead.kind) return new MessagesRead(data.peer, [...data.message_ids], now);
   throw new MalformedMessage(`engine event: unknown type ${JSON.stringify(kind)}`);
 }

@@ -4,9 +4,24 @@
 /** @typedef {import("./effects.js").Effect} Effect */
 /** @typedef {import("./events.js").Event} Event */
 
-export { ContentVerdict, HttpRequest, Notice, SendFrame, SendPlan, StoreList } from "./effects.js";
 export {
+  AcceptHistoryKey,
+  ApplyReceipt,
+  ContentVerdict,
+  DropDuplicate,
+  HttpRequest,
+  MarkRead,
+  Notice,
+  SendContent,
+  SendFrame,
+  SendPlan,
+  StoreList,
+  StoreMessage,
+} from "./effects.js";
+export {
+  ContentDecrypted,
   ContentReceived,
+  MessagesRead,
   eventFromJSON,
   FrameReceived,
   HttpAnswered,
@@ -17,4 +32,5 @@ export {
 export { acceptList, deviceListPath, listChanges, parseListing } from "./lists.js";
 export { handle, OWN_DEVICES_ONLY } from "./machine.js";
 export { MAX_MISMATCH_RETRIES } from "./sending.js";
+export { contentDecrypted, messagesRead, seenKey } from "./receiving.js";
 export { DeviceState, LIST_MAX_AGE_MS, ListRecord, PendingFetch, PendingSend } from "./state.js";

@@ -8,6 +8,7 @@ import { b64uEncode, bytesEqual } from "../encoding.js";
 import { AccountKeyChanged, ProtocolError } from "../exceptions.js";
 import { ContentVerdict, HttpRequest, Notice, StoreList } from "./effects.js";
 import { ContentReceived, FrameReceived, HttpAnswered, ListWanted, SenderSeen, SendWanted } from "./events.js";
+import { receive, RECEIVING } from "./receiving.js";
 import { acceptList, deviceListPath, listChanges, parseListing } from "./lists.js";
 import { listsSettled, sendAnswered, sendWanted } from "./sending.js";
 import { LIST_MAX_AGE_MS, PendingFetch } from "./state.js";
@@ -24,6 +25,7 @@ export const OWN_DEVICES_ONLY = Object.freeze(
 
 /** @param {DeviceState} state @param {Event} event @returns {Result} */
 export function handle(state, event) {
+  if (RECEIVING.some((kind) => event instanceof kind)) return receive(state, /** @type {any} */ (event));
   if (event instanceof ListWanted) return listWanted(state, event);
   if (event instanceof SenderSeen) {
     const record = state.lists.get(event.sender);

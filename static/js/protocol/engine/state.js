@@ -142,9 +142,22 @@ export class DeviceState {
   /**
    * @param {{accountId: string, deviceId: string, accountKey: Uint8Array,
    *          lists?: Map<string, ListRecord>, pending?: Map<string, PendingFetch>,
-   *          nextRequest?: number, sends?: Map<string, PendingSend>}} fields
+   *          nextRequest?: number, sends?: Map<string, PendingSend>, contacts?: Set<string>, readReceipts?: boolean,
+   *          seen?: Set<string>, historyFrom?: string | null}} fields
    */
-  constructor({ accountId, deviceId, accountKey, lists = new Map(), pending = new Map(), nextRequest = 1, sends = new Map() }) {
+  constructor({
+    accountId,
+    deviceId,
+    accountKey,
+    lists = new Map(),
+    pending = new Map(),
+    nextRequest = 1,
+    sends = new Map(),
+    contacts = new Set(),
+    readReceipts = false,
+    seen = new Set(),
+    historyFrom = null,
+  }) {
     this.accountId = accountId;
     this.deviceId = deviceId;
     this.accountKey = accountKey; // the own account key (the primary's identity key)
@@ -152,11 +165,17 @@ export class DeviceState {
     this.pending = pending;
     this.nextRequest = nextRequest;
     this.sends = sends;
+    // what receiving decides with (section 22.6)
+    this.contacts = contacts; // accounts accepted as contacts (receipts go only there)
+    this.readReceipts = readReceipts; // the person's setting
+    this.seen = seen; // "<sender device>/<message id>" already applied
+    this.historyFrom = historyFrom; // the approving device, until its history key came
   }
 
   /**
-   * @param {Partial<{lists: Map<string, ListRecord>, pending: Map<string, PendingFetch>, nextRequest: number,
-   *                  sends: Map<string, PendingSend>}>} changes
+   * @param {Partial<{lists: Map<string, ListRecord>, pending: Map<string, PendingFetch>,
+   *   nextRequest: number, sends: Map<string, PendingSend>, contacts: Set<string>, readReceipts: boolean, seen: Set<string>,
+   *   historyFrom: string | null}>} changes
    */
   with(changes) {
     return new DeviceState({ ...this, ...changes });
@@ -171,6 +190,10 @@ export class DeviceState {
       pending: sortedObject(this.pending, (p) => p.toJSON()),
       next_request: this.nextRequest,
       sends: sortedObject(this.sends, (s) => s.toJSON()),
+      contacts: [...this.contacts].sort(),
+      read_receipts: this.readReceipts,
+      seen: [...this.seen].sort(),
+      history_from: this.historyFrom,
     };
   }
 
@@ -184,6 +207,10 @@ export class DeviceState {
       pending: new Map(entriesOf(data.pending).map(([i, p]) => [i, PendingFetch.fromJSON(p)])),
       nextRequest: Number(data.next_request ?? 1),
       sends: new Map(entriesOf(data.sends).map(([e, s]) => [e, PendingSend.fromJSON(s)])),
+      contacts: new Set(data.contacts ?? []),
+      readReceipts: Boolean(data.read_receipts),
+      seen: new Set(data.seen ?? []),
+      historyFrom: data.history_from ?? null,
     });
   }
 }

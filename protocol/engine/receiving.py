@@ -1,0 +1,154 @@
+"""What a device does with each content it decrypted (docs/protocol.md section 22.6): store
+it, answer it with a receipt, refuse it, or drop it as a duplicate; registered in
+`engine.handle` for `ContentDecrypted` and `MessagesRead`."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from protocol.content import MAX_RECEIPT_IDS, ContentType, decode_content
+from protocol.encoding import b64u_decode, b64u_encode
+from protocol.engine.effects import (
+    AcceptHistoryKey,
+    ApplyReceipt,
+    ContentVerdict,
+    DropDuplicate,
+    Effect,
+    MarkRead,
+    SendContent,
+    StoreMessage,
+)
+from protocol.engine.events import ContentDecrypted, MessagesRead
+from protocol.engine.state import DeviceState
+from protocol.exceptions import ProtocolError
+
+Result = tuple[DeviceState, list[Effect]]
+
+KNOWN_TYPES = frozenset(int(t) for t in ContentType)
+
+
+def seen_key(sender_device: str, message_id: str) -> str:
+    """The de-duplication key of a content (section 10.1)."""
+    return f"{sender_device}/{message_id}"
+
+
+RECEIVING = (ContentDecrypted, MessagesRead)
+
+
+def receive(state: DeviceState, event: ContentDecrypted | MessagesRead) -> Result:
+    if isinstance(event, MessagesRead):
+        return messages_read(state, event)
+    return content_decrypted(state, event)
+
+
+def content_decrypted(state: DeviceState, event: ContentDecrypted) -> Result:
+    """A content applied once per (sender device, message id); a content type this device
+    does not know is kept as an unsupported message, never dropped (DESIGN section 8)."""
+    key = seen_key(event.sender_device, event.message_id)
+    if key in state.seen:
+        return state, [DropDuplicate(event.sender, event.sender_device, event.message_id)]
+    state = replace(state, seen=state.seen | {key})
+    kind = event.content_type
+    if kind == ContentType.TEXT:
+        return state, _text(state, event)
+    if kind == ContentType.RECEIPT:
+        if event.sender == state.account_id:
+            return state, []  # an own device's receipt reaches the contact, not us
+        ids = tuple(event.body["message_ids"])
+        return state, [ApplyReceipt(event.sender, event.body["kind"], ids)]
+    if kind == ContentType.TYPING:
+        return state, []
+    if kind not in KNOWN_TYPES:
+        return state, [StoreMessage(_record(event, "unsupported", content_type=kind))]
+    if not _from_own_device(state, event):
+        return state, [_refuse(event, "own_devices_only")]
+    if kind == ContentType.SENT_TRANSCRIPT:
+        return state, _transcript(state, event)
+    if kind == ContentType.HISTORY_BUNDLE_KEY:
+        if state.history_from is None:
+            return state, [_refuse(event, "no_history_expected")]
+        if state.history_from != event.sender_device:
+            return state, [_refuse(event, "not_approver")]
+        state = replace(state, history_from=None)  # once
+        return state, [AcceptHistoryKey(event.sender_device, event.body)]
+    return state, []  # a device-list notice: the stamp's fetch is ContentReceived's
+
+
+def messages_read(state: DeviceState, event: MessagesRead) -> Result:
+    """A read receipt only when the setting is on (the own devices learn it by transcript)."""
+    if not state.read_receipts or not event.message_ids:
+        return state, []
+    ids = list(event.message_ids)
+    return state, [
+        SendContent(
+            event.peer,
+            int(ContentType.RECEIPT),
+            {"kind": "read", "message_ids": ids[i : i + MAX_RECEIPT_IDS]},
+        )
+        for i in range(0, len(ids), MAX_RECEIPT_IDS)
+    ]
+
+
+def _text(state: DeviceState, event: ContentDecrypted) -> list[Effect]:
+    if event.sender == state.account_id:
+        return []  # own texts arrive as sent transcripts
+    effects: list[Effect] = [
+        StoreMessage(_record(event, "text", text=event.body["text"], status="received"))
+    ]
+    if event.sender in state.contacts:  # receipts only to contacts (DESIGN section 7)
+        receipt = {"kind": "delivered", "message_ids": [event.message_id]}
+        effects.append(SendContent(event.sender, int(ContentType.RECEIPT), receipt))
+    return effects
+
+
+def _transcript(state: DeviceState, event: ContentDecrypted) -> list[Effect]:
+    """Another own device's send: its text as an own outgoing message, its read receipt as
+    the conversation read there."""
+    peer = event.body["recipient"]
+    try:
+        inner = decode_content(b64u_decode(event.body["content"], what="sent transcript"))
+    except ProtocolError:
+        return [_refuse(event, "malformed_transcript")]
+    if inner.type is ContentType.TEXT:
+        record = {
+            "kind": "text",
+            "author": state.account_id,
+            "author_device": event.sender_device,
+            "conversation": peer,
+            "id": b64u_encode(inner.message_id),
+            "outgoing": True,
+            "status": "sent",
+            "text": inner.body["text"],
+            "timestamp": inner.timestamp,
+        }
+        return [StoreMessage(record)]
+    if inner.type is ContentType.RECEIPT and inner.body["kind"] == "read":
+        return [MarkRead(peer, tuple(inner.body["message_ids"]))]
+    return []
+
+
+def _record(event: ContentDecrypted, kind: str, **more: Any) -> dict[str, Any]:
+    return {
+        "kind": kind,
+        "author": event.sender,
+        "author_device": event.sender_device,
+        "conversation": event.sender,
+        "id": event.message_id,
+        "outgoing": False,
+        "timestamp": event.timestamp,
+        **more,
+    }
+
+
+def _from_own_device(state: DeviceState, event: ContentDecrypted) -> bool:
+    own = state.lists.get(state.account_id)
+    return (
+        event.sender == state.account_id
+        and own is not None
+        and own.device_list.entry(event.sender_device) is not None
+    )
+
+
+def _refuse(event: ContentDecrypted, reason: str) -> ContentVerdict:
+    return ContentVerdict(event.sender, event.sender_device, "refuse", reason)

@@ -1,0 +1,154 @@
+// What a device does with each content it decrypted (docs/protocol.md section 22.6); mirror
+// of protocol/engine/receiving.py: store it, answer it with a receipt, refuse it, or drop it
+// as a duplicate; registered in `handle` for `ContentDecrypted` and `MessagesRead`.
+
+import { ContentType, decodeContent, MAX_RECEIPT_IDS } from "../content.js";
+import { b64uDecode, b64uEncode } from "../encoding.js";
+import { ProtocolError } from "../exceptions.js";
+import {
+  AcceptHistoryKey,
+  ApplyReceipt,
+  ContentVerdict,
+  DropDuplicate,
+  MarkRead,
+  SendContent,
+  StoreMessage,
+} from "./effects.js";
+import { ContentDecrypted, MessagesRead } from "./events.js";
+
+/** @typedef {import("./state.js").DeviceState} DeviceState */
+/** @typedef {import("./effects.js").Effect} Effect */
+/** @typedef {[DeviceState, Effect[]]} Result */
+
+/** @type {ReadonlySet<number>} */
+export const KNOWN_TYPES = Object.freeze(new Set(Object.values(ContentType)));
+
+export const RECEIVING = Object.freeze([ContentDecrypted, MessagesRead]);
+
+/** The de-duplication key of a content (section 10.1). @param {string} senderDevice @param {string} messageId */
+export function seenKey(senderDevice, messageId) {
+  return `${senderDevice}/${messageId}`;
+}
+
+/** @param {DeviceState} state @param {ContentDecrypted | MessagesRead} event @returns {Result} */
+export function receive(state, event) {
+  if (event instanceof MessagesRead) return messagesRead(state, event);
+  return contentDecrypted(state, event);
+}
+
+/**
+ * A content applied once per (sender device, message id); a content type this device does
+ * not know is kept as an unsupported message, never dropped (DESIGN section 8).
+ * @param {DeviceState} state @param {ContentDecrypted} event @returns {Result}
+ */
+export function contentDecrypted(state, event) {
+  const key = seenKey(event.senderDevice, event.messageId);
+  if (state.seen.has(key)) return [state, [new DropDuplicate(event.sender, event.senderDevice, event.messageId)]];
+  state = state.with({ seen: new Set([...state.seen, key]) });
+  const kind = event.contentType;
+  if (kind === ContentType.TEXT) return [state, text(state, event)];
+  if (kind === ContentType.RECEIPT) {
+    if (event.sender === state.accountId) return [state, []]; // an own device's receipt reaches the contact, not us
+    return [state, [new ApplyReceipt(event.sender, event.body.kind, [...event.body.message_ids])]];
+  }
+  if (kind === ContentType.TYPING) return [state, []];
+  if (!KNOWN_TYPES.has(kind)) return [state, [new StoreMessage(record(event, "unsupported", { content_type: kind }))]];
+  if (!fromOwnDevice(state, event)) return [state, [refuse(event, "own_devices_only")]];
+  if (kind === ContentType.SENT_TRANSCRIPT) return [state, transcript(state, event)];
+  if (kind === ContentType.HISTORY_BUNDLE_KEY) {
+    if (state.historyFrom === null) return [state, [refuse(event, "no_history_expected")]];
+    if (state.historyFrom !== event.senderDevice) return [state, [refuse(event, "not_approver")]];
+    state = state.with({ historyFrom: null }); // once
+    return [state, [new AcceptHistoryKey(event.senderDevice, event.body)]];
+  }
+  return [state, []]; // a device-list notice: the stamp's fetch is ContentReceived's
+}
+
+/**
+ * A read receipt only when the setting is on (the own devices learn it by transcript).
+ * @param {DeviceState} state @param {MessagesRead} event @returns {Result}
+ */
+export function messagesRead(state, event) {
+  if (!state.readReceipts || !event.messageIds.length) return [state, []];
+  const ids = [...event.messageIds];
+  /** @type {Effect[]} */
+  const effects = [];
+  for (let i = 0; i < ids.length; i += MAX_RECEIPT_IDS) {
+    effects.push(
+      new SendContent(event.peer, ContentType.RECEIPT, { kind: "read", message_ids: ids.slice(i, i + MAX_RECEIPT_IDS) }),
+    );
+  }
+  return [state, effects];
+}
+
+/** @param {DeviceState} state @param {ContentDecrypted} event @returns {Effect[]} */
+function text(state, event) {
+  if (event.sender === state.accountId) return []; // own texts arrive as sent transcripts
+  /** @type {Effect[]} */
+  const effects = [new StoreMessage(record(event, "text", { text: event.body.text, status: "received" }))];
+  if (state.contacts.has(event.sender)) {
+    // receipts only to contacts (DESIGN section 7)
+    effects.push(new SendContent(event.sender, ContentType.RECEIPT, { kind: "delivered", message_ids: [event.messageId] }));
+  }
+  return effects;
+}
+
+/**
+ * Another own device's send: its text as an own outgoing message, its read receipt as the
+ * conversation read there.
+ * @param {DeviceState} state @param {ContentDecrypted} event @returns {Effect[]}
+ */
+function transcript(state, event) {
+  const peer = event.body.recipient;
+  let inner;
+  try {
+    inner = decodeContent(b64uDecode(event.body.content, { what: "sent transcript" }));
+  } catch (error) {
+    if (error instanceof ProtocolError) return [refuse(event, "malformed_transcript")];
+    throw error;
+  }
+  if (inner.type === ContentType.TEXT) {
+    return [
+      new StoreMessage({
+        kind: "text",
+        author: state.accountId,
+        author_device: event.senderDevice,
+        conversation: peer,
+        id: b64uEncode(inner.messageId),
+        outgoing: true,
+        status: "sent",
+        text: inner.body.text,
+        timestamp: inner.timestamp,
+      }),
+    ];
+  }
+  if (inner.type === ContentType.RECEIPT && inner.body.kind === "read") {
+    return [new MarkRead(peer, [...inner.body.message_ids])];
+  }
+  return [];
+}
+
+/** @param {ContentDecrypted} event @param {string} kind @param {Record<string, any>} more */
+function record(event, kind, more) {
+  return {
+    kind,
+    author: event.sender,
+    author_device: event.senderDevice,
+    conversation: event.sender,
+    id: event.messageId,
+    outgoing: false,
+    timestamp: event.timestamp,
+    ...more,
+  };
+}
+
+/** @param {DeviceState} state @param {ContentDecrypted} event */
+function fromOwnDevice(state, event) {
+  const own = state.lists.get(state.accountId);
+  return event.sender === state.accountId && own !== undefined && own.deviceList.entry(event.senderDevice) !== null;
+}
+
+/** @param {ContentDecrypted} event @param {string} reason */
+function refuse(event, reason) {
+  return new ContentVerdict(event.sender, event.senderDevice, "refuse", reason);
+}
