@@ -96,14 +96,13 @@ def test_a_new_phone_with_the_synced_passkey_becomes_the_primary_and_old_devices
         {"authenticatorId": new_auth.authenticator_id, "credential": credential},
     )
     asked: list[tuple[str, str | None, dict]] = []
-    new_phone.on(
-        "response",
-        lambda r: (
-            asked.append((r.url, r.request.post_data, r.json()))
-            if "/api/accounts/reregister" in r.url
-            else None
-        ),
-    )
+
+    def record(route) -> None:  # read each answer before the page navigates away
+        response = route.fetch()
+        asked.append((route.request.url, route.request.post_data, response.json()))
+        route.fulfill(response=response)
+
+    new_phone.route("**/api/accounts/reregister**", record)
     expect(new_phone.get_by_role("heading", name="New phone?")).to_be_visible(timeout=SLOW)
     screenshot(new_phone, "signin-new-phone-390")
     # No username is typed: the passkey picker names the account.
@@ -116,7 +115,6 @@ def test_a_new_phone_with_the_synced_passkey_becomes_the_primary_and_old_devices
             timeout=SLOW
         )
     # Before the passkey answered, the server was told no name and told nothing back about one.
-    # (Looked up by path: Playwright may report the responses out of order.)
     answers = {url.rsplit("/api/accounts/", 1)[1]: (sent, got) for url, sent, got in asked}
     assert sorted(answers) == ["reregister", "reregister/options", "reregister/verify"]
     options_request, options = answers["reregister/options"]
