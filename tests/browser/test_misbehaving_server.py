@@ -133,7 +133,9 @@ def test_a_swapped_provisioning_payload_is_refused_by_the_new_browser(new_device
         companion_identity_key=generate_identity(system_rng).public
         if swap == "identity-key"
         else companion_key,
-        link_id=link_id if swap == "identity-key" else "x" + link_id[1:],
+        link_id=link_id
+        if swap == "identity-key"
+        else ("y" if link_id[0] == "x" else "x") + link_id[1:],
     )
     if swap == "link-id":
         assert forged.link_id != link_id
