@@ -29,6 +29,18 @@ class SentTranscript:
 
 
 @dataclass(frozen=True)
+class UnsupportedMessage:
+    """A content of a type this version does not know (a newer Parley's): kept, never
+    dropped, so the person knows something arrived (section 10)."""
+
+    sender: str
+    sender_device: str
+    message_id: bytes
+    timestamp: int
+    content_type: int
+
+
+@dataclass(frozen=True)
 class ReceiptReceived:
     sender: str
     sender_device: str
@@ -79,6 +91,7 @@ class ListWarning:
 Event = (
     TextMessage
     | SentTranscript
+    | UnsupportedMessage
     | ReceiptReceived
     | DevicesChanged
     | Refused
@@ -97,6 +110,11 @@ def describe(event: Event, *, me: str) -> str | None:
         return f"[{format_time(event.timestamp)}] {event.sender}: {event.text}"
     if isinstance(event, SentTranscript):
         return f"[{format_time(event.timestamp)}] you → {event.recipient}: {event.text}"
+    if isinstance(event, UnsupportedMessage):
+        return (
+            f"[{format_time(event.timestamp)}] {event.sender} sent a message this version of "
+            f"Parley cannot show (content type {event.content_type}); update Parley to see it"
+        )
     if isinstance(event, ReceiptReceived):
         n = len(event.message_ids)
         what = "your message" if n == 1 else f"{n} of your messages"

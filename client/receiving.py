@@ -18,6 +18,7 @@ from client.events import (
     Refused,
     SentTranscript,
     TextMessage,
+    UnsupportedMessage,
 )
 from client.sending import SendRefused
 from client.store import Store
@@ -124,7 +125,7 @@ class Receiver(Device):
         events = self._list_events(sender, effects)
         verdict = next(e for e in effects if isinstance(e, ContentVerdict))
         if verdict.verdict == "refuse":
-            what = content.type.name.lower().replace("_", " ")
+            what = ContentType(content.type).name.lower().replace("_", " ")
             return events + refused(
                 f"a {what} from {sender}'s device {sender_device}, which is not one of your own devices"
             )
@@ -264,6 +265,17 @@ class Receiver(Device):
                             record["text"],
                         )
                     )
+            elif isinstance(effect, StoreMessage) and effect.record["kind"] == "unsupported":
+                record = effect.record
+                events.append(
+                    UnsupportedMessage(
+                        record["author"],
+                        record["author_device"],
+                        b64u_decode(record["id"], length=16),
+                        record["timestamp"],
+                        record["content_type"],
+                    )
+                )
             elif isinstance(effect, ApplyReceipt):
                 events.append(
                     ReceiptReceived(

@@ -35,9 +35,12 @@ class ContentType(IntEnum):
     TYPING = 6
 
 
+KNOWN_TYPES = frozenset(int(t) for t in ContentType)
+
+
 @dataclass(frozen=True)
 class Content:
-    type: ContentType
+    type: ContentType | int  # an int only for a type this version does not know (section 10)
     message_id: bytes
     timestamp: int
     sender_list_version: int
@@ -168,7 +171,9 @@ def encode_content(content: Content) -> bytes:
 
 
 def decode_content(data: bytes) -> Content:
-    """Parse and validate; raises MalformedMessage for anything outside section 10."""
+    """Parse and validate; raises MalformedMessage for anything outside section 10. A type
+    this version does not know decodes with `type` a plain int and its body unchecked (any
+    canonical JSON object), so the device can keep it as an unsupported message."""
     _expect(
         len(data) % CONTENT_PADDING == 0,
         f"content: expected a length multiple of {CONTENT_PADDING}, got {len(data)}",
@@ -176,7 +181,8 @@ def decode_content(data: bytes) -> Content:
     reader = Reader(data, what="content")
     version = reader.uint(1)
     _expect(version == CONTENT_VERSION, f"content: expected version 1, got {version}")
-    content_type = content_type_of(reader.uint(1))
+    type_byte = reader.uint(1)
+    _expect(type_byte >= 1, "content: expected a type from 1 to 255, got 0")
     message_id = reader.take(16)
     timestamp = reader.uint(8)
     list_version = reader.uint(8)
@@ -189,7 +195,12 @@ def decode_content(data: bytes) -> Content:
         len(padding) < CONTENT_PADDING and padding == bytes(len(padding)),
         "content: expected minimal zero padding",
     )
-    validate_body(content_type, body)
+    content_type: ContentType | int = type_byte
+    if type_byte in KNOWN_TYPES:
+        content_type = ContentType(type_byte)
+        validate_body(content_type, body)
+    else:  # a newer version's type: kept as "unsupported", never dropped (section 10)
+        _expect(isinstance(body, dict), "content body: expected a JSON object")
     return Content(
         type=content_type,
         message_id=message_id,

@@ -28,6 +28,7 @@ from protocol.engine.events import (
     SendWanted,
     event_from_dict,
 )
+from protocol.engine.history import HISTORY_DAYS, HISTORY_FORMAT, history_bundle, history_records
 from protocol.engine.lists import accept_list, device_list_path, list_changes, parse_listing
 from protocol.engine.machine import OWN_DEVICES_ONLY, handle
 from protocol.engine.receiving import content_decrypted, messages_read, seen_key
@@ -41,6 +42,10 @@ from protocol.engine.state import (
 )
 
 __all__ = [
+    "HISTORY_DAYS",
+    "HISTORY_FORMAT",
+    "history_bundle",
+    "history_records",
     "AcceptHistoryKey",
     "ApplyReceipt",
     "ContentDecrypted",

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from protocol.content import MAX_RECEIPT_IDS, ContentType, decode_content
+from protocol.content import KNOWN_TYPES, MAX_RECEIPT_IDS, ContentType, decode_content
 from protocol.encoding import b64u_decode, b64u_encode
 from protocol.engine.effects import (
     AcceptHistoryKey,
@@ -24,8 +24,6 @@ from protocol.engine.state import DeviceState
 from protocol.exceptions import ProtocolError
 
 Result = tuple[DeviceState, list[Effect]]
-
-KNOWN_TYPES = frozenset(int(t) for t in ContentType)
 
 
 def seen_key(sender_device: str, message_id: str) -> str:

@@ -5,9 +5,7 @@ contact is refused and fetches nothing."""
 
 from __future__ import annotations
 
-import asyncio
 import secrets
-import threading
 import time
 from pathlib import Path
 
@@ -31,7 +29,7 @@ from tests.support.web import (
     open_chats,
     send,
 )
-from tests.support.wire import DeviceSocket
+from tests.support.wire import send_envelopes
 
 BACKDATE = """async ({account, ageMs}) => {
   const db = await new Promise((ok, fail) => {
@@ -122,17 +120,7 @@ def test_a_device_list_notice_from_a_contact_is_refused_and_fetches_nothing(
         ),
     ]
 
-    async def deliver() -> None:
-        socket = DeviceSocket(live_app.ws_url, live_app.url, bob.transport.cookie_header())
-        await socket.connect()
-        for envelope_id, targets in sends:
-            await socket.send(envelope_id, alice_name, targets)
-            assert (await socket.next("accepted", "error"))["type"] == "accepted"
-        await socket.close()
-
-    worker = threading.Thread(target=lambda: asyncio.run(deliver()))
-    worker.start()
-    worker.join(30)
+    send_envelopes(live_app.ws_url, live_app.url, bob.transport.cookie_header(), alice_name, sends)
 
     warning = alice.locator(
         "#message-list .message-notice", has_text="only your own devices may send"

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from client.events import UnsupportedMessage
 from client.messenger import (
     LIST_MAX_AGE_MS,
     Duplicate,
@@ -249,3 +250,32 @@ def test_a_withheld_newer_device_list_is_flagged(live_app, tmp_path):
     assert describe(warning, me=alice.username).startswith(f"Warning about {bob.username}")
     assert rule.hits >= 1
     assert alice_messenger.store.device_list(bob.username).version == 1
+
+
+def test_a_content_of_a_newer_type_is_kept_as_an_unsupported_message(pair):
+    """A contact on a newer Parley sends a type this version does not know: it is shown,
+    not dropped and not refused (DESIGN section 8)."""
+    alice, bob = pair
+    bob_id = bob.device.device_id
+    bob.receive(delivered(alice, alice.prepare_send(bob.account_id, "hi").targets, bob_id))
+    alice.receive(
+        delivered(bob, bob.prepare_send(alice.account_id, "hello").targets, alice.device.device_id)
+    )
+    own = alice.store.device_list(alice.account_id)
+    known = encode_content(
+        new_content(
+            ContentType.TYPING,
+            {"state": "started"},
+            timestamp=now_ms(),
+            sender_list_version=own.version,
+            sender_list_hash=own.hash,
+            rng=system_rng,
+        )
+    )
+    newer = known[:1] + bytes([42]) + known[2:]  # the same layout, a type from the future
+    session = alice.store.session(bob_id)
+    [event] = bob.receive(delivered(alice, {bob_id: session.encrypt(newer, system_rng)}, bob_id))
+    assert isinstance(event, UnsupportedMessage)
+    assert (event.sender, event.content_type) == (alice.account_id, 42)
+    line = describe(event, me=bob.account_id)
+    assert f"{alice.account_id} sent a message this version of Parley cannot show" in line

@@ -309,6 +309,14 @@ describe("content.json", () => {
       );
     });
   }
+  for (const c of v.unknown_types) {
+    test(`content of unknown type ${c.type} decodes, for an unsupported message`, () => {
+      const decoded = p.decodeContent(unhex(c.encoded));
+      assert.equal(decoded.type, c.type);
+      assert.deepEqual(decoded.body, c.body);
+      assert.equal(errorName(() => p.encodeContent(decoded)), "MalformedMessage");
+    });
+  }
 });
 
 describe("safety.json", () => {

@@ -12,7 +12,13 @@ import pytest
 
 from protocol import exceptions
 from protocol.encoding import b64u_decode, b64u_encode
-from protocol.engine import DeviceState, event_from_dict, handle
+from protocol.engine import (
+    DeviceState,
+    event_from_dict,
+    handle,
+    history_bundle,
+    history_records,
+)
 from protocol.linking import LinkCode, link_url, parse_link_url
 
 SCENARIOS = Path(__file__).resolve().parents[1] / "vectors" / "scenarios"
@@ -48,6 +54,12 @@ def call(step: dict[str, Any]) -> Any:
             "identity_key": b64u_encode(parsed.identity_key),
             "ephemeral_key": b64u_encode(parsed.ephemeral_key),
         }
+    if step["call"] == "history_bundle":
+        return history_bundle(args["messages"], args["contacts"], args["now"])
+    if step["call"] == "history_records":
+        return history_records(
+            args["bundle"], account_id=args["account_id"], contacts=args["contacts"]
+        )
     raise AssertionError(f"unknown call {step['call']!r}")
 
 

@@ -214,6 +214,17 @@ def test_content_vectors():
         assert type(info.value).__name__ == case["expected_error"], case["name"]
 
 
+def test_content_of_an_unknown_type_decodes_for_an_unsupported_message():
+    v = load("content.json")
+    assert v["unknown_types"]
+    for case in v["unknown_types"]:
+        content = decode_content(h(case["encoded"]))
+        assert content.type == case["type"] and not isinstance(content.type, ContentType)
+        assert content.body == case["body"]
+        with pytest.raises(ProtocolError):  # this version never writes a type it does not know
+            encode_content(content)
+
+
 def test_safety_vectors():
     v = load("safety.json")
     a, b = v["alice"], v["bob"]

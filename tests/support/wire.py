@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -85,3 +86,39 @@ class DeviceSocket:
             await self.socket.close()
         if self.reader is not None:
             await asyncio.gather(self.reader, return_exceptions=True)
+
+
+def send_envelopes(
+    ws_url: str,
+    origin: str,
+    cookie: str,
+    recipient: str,
+    sends: list[tuple[str, dict[str, bytes]]],
+) -> None:
+    """Send each (envelope id, targets) on one device socket, each accepted before the next;
+    from synchronous (browser) tests, on a thread of its own."""
+
+    async def run() -> None:
+        socket = DeviceSocket(ws_url, origin, cookie)
+        await socket.connect()
+        try:
+            for envelope_id, targets in sends:
+                await socket.send(envelope_id, recipient, targets)
+                answer = await socket.next("accepted", "error")
+                assert answer["type"] == "accepted", answer
+        finally:
+            await socket.close()
+
+    failures: list[BaseException] = []
+
+    def worker() -> None:
+        try:
+            asyncio.run(run())
+        except BaseException as error:  # reported on the caller's thread
+            failures.append(error)
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    thread.join(30)
+    if failures:
+        raise failures[0]

@@ -523,7 +523,8 @@ def content_vectors() -> dict[str, Any]:
 
     malformed = {
         "unknown_version": b"\x02" + good[1:],
-        "unknown_type": good[:1] + b"\x09" + good[2:],
+        "type_zero": good[:1] + b"\x00" + good[2:],
+        "unknown_type_body_not_an_object": good[:1] + b"\x09" + with_body(b"[1]")[2:],
         "nonzero_padding": good[:-1] + b"\x01",
         "length_not_multiple_of_64": good + bytes(1),
         "extra_padding_block": good + bytes(64),
@@ -539,9 +540,18 @@ def content_vectors() -> dict[str, Any]:
     }
     for name, data in malformed.items():
         assert error_name(lambda data=data: decode_content(data)) == "MalformedMessage", name
+    # A newer version's type decodes, its body unchecked, to be kept as "unsupported".
+    unknown = []
+    for type_byte, raw in ((9, b'{"state":"started"}'), (255, b'{"future":[1,"x"]}')):
+        data = good[:1] + bytes([type_byte]) + with_body(raw)[2:]
+        decoded = decode_content(data)
+        assert decoded.type == type_byte and not isinstance(decoded.type, ContentType)
+        unknown.append({"encoded": hx(data), "type": type_byte, "body": decoded.body})
     return {
-        "description": "encode_content(fields) == encoded; malformed inputs must raise MalformedMessage",
+        "description": "encode_content(fields) == encoded; malformed inputs must raise "
+        "MalformedMessage; an unknown type decodes with its body unchecked",
         "cases": cases,
+        "unknown_types": unknown,
         "malformed": [
             {"name": name, "encoded": hx(data), "expected_error": "MalformedMessage"}
             for name, data in malformed.items()

@@ -181,7 +181,10 @@ function renderMessage(m) {
     : null;
   const item = h(
     "li",
-    { class: `message ${m.outgoing ? "out" : "in"}`, attrs: { "data-key": m.key, "data-id": m.id } },
+    {
+      class: `message ${m.outgoing ? "out" : "in"}${m.kind === "unsupported" ? " unsupported" : ""}`,
+      attrs: { "data-key": m.key, "data-id": m.id, "data-kind": m.kind },
+    },
     h("p", { class: "message-text", text: m.text }),
     h(
       "p",

@@ -4,11 +4,11 @@
 // new device accepts that key only from the approving device (its account's primary), once,
 // downloads the blob, refuses it unless it opens whole, and imports it.
 //
-// Plaintext format (application level), UTF-8 JSON:
-//   {"format": "parley-history-1", "contacts": [{username, account_key}],
-//    "conversations": [{peer, messages: [{id, author, outgoing, text, timestamp, status}]}]}
+// What goes into the bundle and what comes out of it is the device engine's
+// (historyBundle / historyRecords, docs/protocol.md section 22.7); this module seals,
+// moves and stores it, with progress.
 
-import { encoding, openHistory, ready, sealHistory, systemRng } from "../protocol/index.js";
+import { encoding, engine, openHistory, ready, sealHistory, systemRng } from "../protocol/index.js";
 import { Change, notify } from "./events.js";
 import { sendHistoryKey } from "./outbox.js";
 import { contactRecord, emptyConversation, textRecord, withMessage } from "./records.js";
@@ -18,8 +18,6 @@ import { transferProgress } from "./transfer.js";
 
 const { b64uDecode, b64uEncode } = encoding;
 
-export const HISTORY_DAYS = 90;
-const FORMAT = "parley-history-1";
 
 /**
  * @typedef {object} HistoryProgress
@@ -39,33 +37,11 @@ function progressText(what, progress) {
   return progress.text ? `${what}: ${progress.text}` : `${what}…`;
 }
 
-/** The history JSON of this device: text messages of the last 90 days. @param {number} now */
+/** The history bundle of this device (the engine chooses what goes in; section 22.7). */
 export async function buildHistory(now = Date.now()) {
-  const since = now - HISTORY_DAYS * 86_400_000;
-  const contacts = (await store.readAll("contacts")).map((c) => ({
-    username: c.username,
-    account_key: c.accountKey,
-  }));
-  const byPeer = new Map();
-  for (const m of await store.readAll("messages")) {
-    if (m.kind !== "text" || m.timestamp < since) continue;
-    const list = byPeer.get(m.conversation) ?? [];
-    list.push({
-      id: m.id,
-      author: m.author,
-      outgoing: m.outgoing,
-      text: m.text,
-      timestamp: m.timestamp,
-      status: m.outgoing ? (m.status === "sending" || m.status === "failed" ? "sent" : m.status) : "received",
-    });
-    byPeer.set(m.conversation, list);
-  }
-  const conversations = [...byPeer].map(([peer, list]) => ({
-    peer,
-    messages: list.sort((a, b) => a.timestamp - b.timestamp),
-  }));
-  const count = conversations.reduce((n, c) => n + c.messages.length, 0);
-  return { json: { format: FORMAT, contacts, conversations }, count };
+  const contacts = (await store.readAll("contacts")).map((c) => ({ username: c.username, account_key: c.accountKey }));
+  const messages = (await store.readAll("messages")).map((m) => ({ ...m, author_device: m.authorDevice }));
+  return engine.historyBundle(messages, contacts, now);
 }
 
 /**
@@ -108,8 +84,8 @@ export async function sendHistory(deviceId) {
   await ready();
   try {
     report({ role: "send", state: "building", percent: 0, text: "Preparing your message history…" });
-    const { json, count } = await buildHistory();
-    const sealed = sealHistory(new TextEncoder().encode(JSON.stringify(json)), systemRng);
+    const { bundle, count } = await buildHistory();
+    const sealed = sealHistory(new TextEncoder().encode(JSON.stringify(bundle)), systemRng);
     const total = sealed.blob.length;
     const started = performance.now();
     /** @param {number} moved */
@@ -231,7 +207,7 @@ async function download(body) {
 /** @param {{blob_id: string, key: string, hash: string, length: number, count?: number}} body */
 async function receiveHistory(body) {
   await ready();
-  let json;
+  let imported;
   try {
     const blob = await download(body);
     const plaintext = openHistory(blob, {
@@ -239,10 +215,12 @@ async function receiveHistory(body) {
       expectedHash: b64uDecode(body.hash, { length: 32, what: "history hash" }),
       expectedLength: body.length,
     });
-    json = encoding.parseJson(plaintext, { maxBytes: plaintext.length });
-    if (json?.format !== FORMAT || !Array.isArray(json.conversations)) {
-      throw new Error("the history is not in a format this version understands");
-    }
+    const me = await store.getSelf();
+    const contacts = (await store.readAll("contacts")).map((c) => c.username);
+    imported = engine.historyRecords(encoding.parseJson(plaintext, { maxBytes: plaintext.length }), {
+      accountId: me?.accountId ?? "",
+      contacts,
+    });
   } catch (error) {
     const text = `Your message history was refused: ${/** @type {any} */ (error).message ?? error}. Nothing from it was imported.`;
     await store.write("meta", { state: "failed", text, at: Date.now() }, "history");
@@ -250,54 +228,33 @@ async function receiveHistory(body) {
     return;
   }
   report({ role: "receive", state: "importing", percent: 95, text: "Importing your message history…" });
-  const count = await importHistory(json);
+  const count = await importHistory(imported);
   const text = `Your message history arrived: ${count} message${count === 1 ? "" : "s"}.`;
   await store.write("meta", { state: "done", text, count, at: Date.now() }, "history");
   report({ role: "receive", state: "done", percent: 100, text });
 }
 
-/** Store what the history holds, without overwriting what this device already has. @param {any} json */
-async function importHistory(json) {
-  const me = await store.getSelf();
-  if (!me) return 0;
-  const existingContacts = new Set((await store.readAll("contacts")).map((c) => c.username));
+/**
+ * Store what the engine chose to import, without overwriting what this device already has.
+ * @param {{contacts: {username: string, account_key: string}[], messages: any[]}} imported
+ */
+async function importHistory({ contacts, messages }) {
   const existingMessages = new Set((await store.readAll("messages")).map((m) => m.key));
   const conversations = new Map((await store.readAll("conversations")).map((c) => [c.peer, c]));
   let count = 0;
   await store.transact(["contacts", "messages", "conversations"], (s) => {
-    for (const c of Array.isArray(json.contacts) ? json.contacts : []) {
-      if (typeof c?.username !== "string" || typeof c?.account_key !== "string") continue;
-      if (existingContacts.has(c.username) || c.username === me.accountId) continue;
-      s.contacts.put(contactRecord(c.username, c.account_key));
+    for (const c of contacts) s.contacts.put(contactRecord(c.username, c.account_key));
+    const touched = new Map();
+    for (const m of messages) {
+      const message = textRecord({ ...m, authorDevice: m.author_device, readSent: true });
+      if (existingMessages.has(message.key)) continue;
+      existingMessages.add(message.key);
+      s.messages.put(message);
+      count += 1;
+      const summary = touched.get(m.conversation) ?? conversations.get(m.conversation) ?? emptyConversation(m.conversation);
+      touched.set(m.conversation, withMessage(summary, message, summary.unread));
     }
-    for (const conversation of json.conversations) {
-      const peer = conversation?.peer;
-      if (typeof peer !== "string" || !Array.isArray(conversation.messages)) continue;
-      let summary = conversations.get(peer) ?? emptyConversation(peer);
-      for (const m of conversation.messages) {
-        if (typeof m?.id !== "string" || typeof m.text !== "string" || !Number.isSafeInteger(m.timestamp)) continue;
-        const outgoing = m.outgoing === true;
-        const author = outgoing ? me.accountId : peer;
-        const status = outgoing ? (["sent", "delivered", "read"].includes(m.status) ? m.status : "sent") : "received";
-        const message = textRecord({
-          author,
-          id: m.id,
-          conversation: peer,
-          authorDevice: null,
-          outgoing,
-          text: m.text,
-          timestamp: m.timestamp,
-          status,
-          readSent: true,
-        });
-        if (existingMessages.has(message.key)) continue;
-        existingMessages.add(message.key);
-        s.messages.put(message);
-        count += 1;
-        summary = withMessage(summary, message, summary.unread);
-      }
-      s.conversations.put(summary);
-    }
+    for (const summary of touched.values()) s.conversations.put(summary);
   });
   notify({ kind: Change.MESSAGES });
   notify({ kind: Change.CONTACTS });

@@ -22,7 +22,7 @@ import { acceptHistoryKey } from "./history.js";
 import { engineState, refusalOf, runEngine, senderEntry } from "./lists.js";
 import { addNotice } from "./notices.js";
 import { flush, queueReceipt } from "./outbox.js";
-import { STATUS_RANK, emptyConversation, messageKey, textRecord, withMessage } from "./records.js";
+import { STATUS_RANK, emptyConversation, messageKey, textRecord, unsupportedRecord, withMessage } from "./records.js";
 import { self, settings } from "./self.js";
 import { decryptFrom } from "./sessions.js";
 import { sendFrame } from "./socket.js";
@@ -221,7 +221,7 @@ async function planEffects(me, sender, effects) {
   /** @type {{stores: string[], write: (s: Record<string, IDBObjectStore>) => void, announce: any[], delivered?: string, after?: () => Promise<void>}} */
   let plan = { stores: [], write: () => {}, announce: [] };
   for (const effect of effects) {
-    if (effect instanceof engine.StoreMessage && effect.record.kind === "text") {
+    if (effect instanceof engine.StoreMessage) {
       plan = await messagePlan(effect.record);
     } else if (effect instanceof engine.SendContent && effect.body.kind === "delivered") {
       // Receipts only to contacts, and only for what decrypted (DESIGN section 7).
@@ -280,8 +280,8 @@ async function receiptPlan(author, peer, body, announcePeer) {
 }
 
 /**
- * A text to store (from a contact, or an own device's sent transcript), unless it is
- * stored already.
+ * A message to store (a text from a contact or an own device's sent transcript, or an
+ * unsupported one), unless it is stored already.
  * @param {any} record the engine's message record
  */
 async function messagePlan(record) {
@@ -289,17 +289,18 @@ async function messagePlan(record) {
   const peer = record.conversation;
   if (await store.read("messages", messageKey(record.author, record.id))) return nothing;
   const conversation = (await store.read("conversations", peer)) ?? emptyConversation(peer);
-  const message = textRecord({
-    author: record.author,
-    id: record.id,
-    conversation: peer,
-    authorDevice: record.author_device,
-    outgoing: record.outgoing,
-    text: record.text,
-    timestamp: record.timestamp,
-    status: record.status,
-    readSent: record.outgoing,
-  });
+  const fields = { author: record.author, id: record.id, conversation: peer, authorDevice: record.author_device };
+  const message =
+    record.kind === "text"
+      ? textRecord({
+          ...fields,
+          outgoing: record.outgoing,
+          text: record.text,
+          timestamp: record.timestamp,
+          status: record.status,
+          readSent: record.outgoing,
+        })
+      : unsupportedRecord({ ...fields, timestamp: record.timestamp, contentType: record.content_type });
   const unread = conversation.unread + (record.outgoing ? 0 : 1);
   return {
     stores: ["messages", "conversations"],

@@ -5,7 +5,8 @@
 //                   keyChanged: null | {pendingKey, at}}
 //   conversations  {peer, unread, lastText, lastTimestamp, lastOutgoing}
 //   messages       {key: "<author>:<message id>" | "notice:<id>", id, conversation, author,
-//                   authorDevice, outgoing, kind: "text" | "notice", text, timestamp,
+//                   authorDevice, outgoing, kind: "text" | "unsupported" | "notice", text,
+//                   timestamp, contentType (unsupported),
 //                   receivedAt, status: sending | sent | delivered | read | received | failed,
 //                   readSent, reason?, tone?}
 //
@@ -40,6 +41,30 @@ export function textRecord({ author, id, conversation, authorDevice, outgoing, t
     receivedAt,
     status,
     readSent,
+  };
+}
+
+/**
+ * A message of a content type this version does not know (a newer Parley's): kept and shown,
+ * never dropped (docs/protocol.md section 10).
+ * @param {{author: string, id: string, conversation: string, authorDevice: string | null,
+ *   timestamp: number, contentType: number, receivedAt?: number}} fields
+ */
+export function unsupportedRecord({ author, id, conversation, authorDevice, timestamp, contentType, receivedAt = Date.now() }) {
+  return {
+    key: messageKey(author, id),
+    id,
+    conversation,
+    author,
+    authorDevice,
+    outgoing: false,
+    kind: "unsupported",
+    contentType,
+    text: "A message this version of Parley cannot show. Update Parley to see it.",
+    timestamp,
+    receivedAt,
+    status: "received",
+    readSent: true,
   };
 }
 

@@ -31,6 +31,9 @@ export const ContentType = Object.freeze({
   TYPING: 6,
 });
 
+/** @type {ReadonlySet<number>} */
+export const KNOWN_TYPES = Object.freeze(new Set(Object.values(ContentType)));
+
 export class Content {
   /**
    * @param {{type: number, messageId: Uint8Array, timestamp: number,
@@ -205,7 +208,9 @@ export function encodeContent(content) {
 }
 
 /**
- * Parse and validate; throws MalformedMessage for anything outside section 10.
+ * Parse and validate; throws MalformedMessage for anything outside section 10. A type this
+ * version does not know decodes with its body unchecked (any canonical JSON object), so the
+ * device can keep it as an unsupported message.
  * @param {Uint8Array} data
  * @returns {Content}
  */
@@ -218,7 +223,7 @@ export function decodeContent(data) {
   const version = reader.uint(1);
   expect(version === CONTENT_VERSION, `content: expected version 1, got ${version}`);
   const type = reader.uint(1);
-  expect(type >= 1 && type <= 6, `content: expected type 1 to 6, got ${type}`);
+  expect(type >= 1, "content: expected a type from 1 to 255, got 0");
   const messageId = reader.take(16);
   const timestamp = reader.uint(8);
   const listVersion = reader.uint(8);
@@ -231,7 +236,9 @@ export function decodeContent(data) {
     padding.length < CONTENT_PADDING && padding.every((byte) => byte === 0),
     "content: expected minimal zero padding",
   );
-  validateBody(type, body);
+  if (KNOWN_TYPES.has(type)) validateBody(type, body);
+  // a newer version's type: kept as "unsupported", never dropped (section 10)
+  else expect(isPlainObject(body), "content body: expected a JSON object");
   return new Content({
     type,
     messageId,

@@ -4,7 +4,7 @@ Run: .venv/bin/python tests/vectors/scenarios/generate.py   (rewrites tests/vect
 
 Keys come from TestRng streams over fixed seeds and lists are signed here (builders.py), so
 two runs give identical files. The expected effects are written out by hand (list_rules.py,
-content_rules.py, and the link URL below); nothing here imports the engine: a scenario
+content_rules.py, history_rules.py and the link URL below); nothing here imports the engine: a scenario
 states the rule, the engines in both languages must meet it.
 """
 
@@ -20,6 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
 from protocol.rng import TestRng  # noqa: E402
 from tests.vectors.scenarios import (  # noqa: E402
     content_rules,
+    history_rules,
     list_rules,
     receive_rules,
     send_rules,
@@ -104,6 +105,7 @@ def build_scenarios() -> dict[str, dict[str, Any]]:
         "send_mismatched_untrusted.json": send_rules.send_mismatched_untrusted(),
         "link_url.json": link_url_calls(),
         **{name: build() for name, build in receive_rules.SCENARIOS.items()},
+        **{name: build() for name, build in history_rules.SCENARIOS.items()},
     }
 
 

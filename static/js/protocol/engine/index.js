@@ -29,6 +29,7 @@ export {
   SenderSeen,
   SendWanted,
 } from "./events.js";
+export { HISTORY_DAYS, HISTORY_FORMAT, historyBundle, historyRecords } from "./history.js";
 export { acceptList, deviceListPath, listChanges, parseListing } from "./lists.js";
 export { handle, OWN_DEVICES_ONLY } from "./machine.js";
 export { MAX_MISMATCH_RETRIES } from "./sending.js";

@@ -2,7 +2,7 @@
 // of protocol/engine/receiving.py: store it, answer it with a receipt, refuse it, or drop it
 // as a duplicate; registered in `handle` for `ContentDecrypted` and `MessagesRead`.
 
-import { ContentType, decodeContent, MAX_RECEIPT_IDS } from "../content.js";
+import { ContentType, decodeContent, KNOWN_TYPES, MAX_RECEIPT_IDS } from "../content.js";
 import { b64uDecode, b64uEncode } from "../encoding.js";
 import { ProtocolError } from "../exceptions.js";
 import {
@@ -19,9 +19,6 @@ import { ContentDecrypted, MessagesRead } from "./events.js";
 /** @typedef {import("./state.js").DeviceState} DeviceState */
 /** @typedef {import("./effects.js").Effect} Effect */
 /** @typedef {[DeviceState, Effect[]]} Result */
-
-/** @type {ReadonlySet<number>} */
-export const KNOWN_TYPES = Object.freeze(new Set(Object.values(ContentType)));
 
 export const RECEIVING = Object.freeze([ContentDecrypted, MessagesRead]);
 

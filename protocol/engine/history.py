@@ -1,0 +1,114 @@
+"""What a history bundle holds (docs/protocol.md section 22.7): the approving device's choice
+of what to send a newly linked device, and the new device's choice of what to import. The
+sealing, upload and download are the adapter's (protocol.history seals; section 12)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from protocol.encoding import is_uint
+from protocol.exceptions import MalformedMessage
+
+HISTORY_FORMAT = "parley-history-1"
+HISTORY_DAYS = 90
+_DAY_MS = 86_400_000
+_OUTGOING_STATUSES = ("sent", "delivered", "read")
+
+
+def _status_of(outgoing: bool, status: Any) -> str:
+    """A text's status on the new device."""
+    if not outgoing:
+        return "received"
+    # a send still in flight or failed is "sent" there: its own outbox holds nothing to retry
+    return status if isinstance(status, str) and status in _OUTGOING_STATUSES else "sent"
+
+
+def history_bundle(
+    messages: Iterable[Mapping[str, Any]], contacts: Iterable[Mapping[str, Any]], now: int
+) -> dict[str, Any]:
+    """The bundle of the text messages of the last HISTORY_DAYS, by conversation (peers in
+    order, messages by time), and every contact. `messages` are engine message records
+    (section 22.3 `store_message`); `contacts` are `{username, account_key}`. Returns
+    `{"bundle": <the plaintext JSON>, "count": <messages in it>}`."""
+    since = now - HISTORY_DAYS * _DAY_MS
+    by_peer: dict[str, list[dict[str, Any]]] = {}
+    for m in messages:
+        if m.get("kind") != "text" or m["timestamp"] < since:
+            continue
+        outgoing = m["outgoing"] is True
+        by_peer.setdefault(m["conversation"], []).append(
+            {
+                "id": m["id"],
+                "author": m["author"],
+                "outgoing": outgoing,
+                "text": m["text"],
+                "timestamp": m["timestamp"],
+                "status": _status_of(outgoing, m.get("status")),
+            }
+        )
+    conversations: list[dict[str, Any]] = [
+        {"peer": peer, "messages": sorted(by_peer[peer], key=lambda e: (e["timestamp"], e["id"]))}
+        for peer in sorted(by_peer)
+    ]
+    bundle = {
+        "format": HISTORY_FORMAT,
+        "contacts": sorted(
+            ({"username": c["username"], "account_key": c["account_key"]} for c in contacts),
+            key=lambda c: c["username"],
+        ),
+        "conversations": conversations,
+    }
+    return {"bundle": bundle, "count": sum(len(c["messages"]) for c in conversations)}
+
+
+def history_records(bundle: Any, *, account_id: str, contacts: Iterable[str]) -> dict[str, Any]:
+    """What a new device imports from a bundle it opened: `{"contacts": [{username,
+    account_key}], "messages": [engine message records]}`. Contacts it has and its own
+    account are left out; an entry of the wrong shape is skipped, not fatal; a bundle not in
+    HISTORY_FORMAT raises MalformedMessage (nothing is imported). A message already stored
+    is kept as it is by the adapter, as for every `store_message`."""
+    if (
+        not isinstance(bundle, dict)
+        or bundle.get("format") != HISTORY_FORMAT
+        or not isinstance(bundle.get("conversations"), list)
+    ):
+        raise MalformedMessage("the history is not in a format this version understands")
+    known = set(contacts) | {account_id}
+    new_contacts = []
+    listed = bundle.get("contacts")
+    for c in listed if isinstance(listed, list) else []:
+        if not isinstance(c, dict):
+            continue
+        username, key = c.get("username"), c.get("account_key")
+        if isinstance(username, str) and isinstance(key, str) and username not in known:
+            known.add(username)
+            new_contacts.append({"username": username, "account_key": key})
+    records = []
+    for conversation in bundle["conversations"]:
+        if not isinstance(conversation, dict):
+            continue
+        peer, listed = conversation.get("peer"), conversation.get("messages")
+        if not isinstance(peer, str) or not isinstance(listed, list):
+            continue
+        for m in listed:
+            if not isinstance(m, dict):
+                continue
+            message_id, text, timestamp = m.get("id"), m.get("text"), m.get("timestamp")
+            if not (isinstance(message_id, str) and isinstance(text, str) and is_uint(timestamp)):
+                continue
+            outgoing = m.get("outgoing") is True
+            records.append(
+                {
+                    "kind": "text",
+                    "author": account_id if outgoing else peer,  # never the bundle's word
+                    "author_device": None,
+                    "conversation": peer,
+                    "id": message_id,
+                    "outgoing": outgoing,
+                    "status": _status_of(outgoing, m.get("status")),
+                    "text": text,
+                    "timestamp": timestamp,
+                }
+            )
+    return {"contacts": new_contacts, "messages": records}

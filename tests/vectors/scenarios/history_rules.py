@@ -1,0 +1,214 @@
+"""Scenarios of what a history bundle holds (docs/protocol.md section 22.7): what the approving
+device puts in it, and what the new device imports from it. Expected values written out by
+hand."""
+
+from __future__ import annotations
+
+from typing import Any
+
+NOW = 1_700_000_000_000
+DAY = 86_400_000
+FORMAT = "parley-history-1"
+
+
+def _text(conversation: str, mid: str, ts: int, *, outgoing: bool, status: str) -> dict[str, Any]:
+    return {
+        "kind": "text",
+        "author": "alice" if outgoing else conversation,
+        "author_device": "dev-a1" if outgoing else f"dev-{conversation}",
+        "conversation": conversation,
+        "id": mid,
+        "outgoing": outgoing,
+        "status": status,
+        "text": f"text {mid}",
+        "timestamp": ts,
+    }
+
+
+def history_bundle_built() -> dict[str, Any]:
+    messages = [
+        _text("carol", "m4", NOW - 1000, outgoing=False, status="received"),
+        _text("bob", "m2", NOW - 5000, outgoing=True, status="sending"),
+        _text("bob", "m1", NOW - 9000, outgoing=False, status="received"),
+        _text("bob", "m3", NOW - 5000, outgoing=True, status="failed"),
+        _text("bob", "m0", NOW - 91 * DAY, outgoing=False, status="received"),
+        _text("carol", "m5", NOW - 500, outgoing=True, status="read"),
+        {
+            "kind": "unsupported",
+            "author": "bob",
+            "author_device": "dev-bob",
+            "conversation": "bob",
+            "id": "m6",
+            "outgoing": False,
+            "timestamp": NOW,
+            "content_type": 42,
+        },
+    ]
+    contacts = [
+        {"username": "carol", "account_key": "Y2Fyb2w"},
+        {"username": "bob", "account_key": "Ym9i"},
+    ]
+
+    def entry(mid: str, ts: int, author: str, outgoing: bool, status: str) -> dict[str, Any]:
+        return {
+            "author": author,
+            "id": mid,
+            "outgoing": outgoing,
+            "status": status,
+            "text": f"text {mid}",
+            "timestamp": ts,
+        }
+
+    bundle = {
+        "format": FORMAT,
+        "contacts": [
+            {"username": "bob", "account_key": "Ym9i"},
+            {"username": "carol", "account_key": "Y2Fyb2w"},
+        ],
+        "conversations": [
+            {
+                "peer": "bob",
+                "messages": [
+                    entry("m1", NOW - 9000, "bob", False, "received"),
+                    entry("m2", NOW - 5000, "alice", True, "sent"),
+                    entry("m3", NOW - 5000, "alice", True, "sent"),
+                ],
+            },
+            {
+                "peer": "carol",
+                "messages": [
+                    entry("m4", NOW - 1000, "carol", False, "received"),
+                    entry("m5", NOW - 500, "alice", True, "read"),
+                ],
+            },
+        ],
+    }
+    return {
+        "description": "The approving device's bundle: text messages of the last 90 days by "
+        "conversation (peers and messages in order), a send in flight or failed as sent, no "
+        "unsupported or older message, every contact.",
+        "steps": [
+            {
+                "call": "history_bundle",
+                "args": {"messages": messages, "contacts": contacts, "now": NOW},
+                "returns": {"bundle": bundle, "count": 5},
+            },
+            {
+                "note": "nothing to send is an empty bundle, still sent",
+                "call": "history_bundle",
+                "args": {"messages": [], "contacts": [], "now": NOW},
+                "returns": {
+                    "bundle": {"format": FORMAT, "contacts": [], "conversations": []},
+                    "count": 0,
+                },
+            },
+        ],
+    }
+
+
+def history_bundle_imported() -> dict[str, Any]:
+    bundle = {
+        "format": FORMAT,
+        "contacts": [
+            {"username": "bob", "account_key": "Ym9i"},
+            {"username": "alice", "account_key": "c2VsZg"},
+            {"username": "carol", "account_key": "Y2Fyb2w"},
+            {"username": "dave", "account_key": 7},
+            "eve",
+            {"username": "carol", "account_key": "b3RoZXI"},
+        ],
+        "conversations": [
+            {
+                "peer": "bob",
+                "messages": [
+                    {
+                        "id": "m1",
+                        "author": "mallory",
+                        "outgoing": False,
+                        "status": "read",
+                        "text": "hi",
+                        "timestamp": 5,
+                    },
+                    {
+                        "id": "m2",
+                        "author": "bob",
+                        "outgoing": True,
+                        "status": "delivered",
+                        "text": "yo",
+                        "timestamp": 6,
+                    },
+                    {
+                        "id": "m3",
+                        "outgoing": True,
+                        "status": "sending",
+                        "text": "x",
+                        "timestamp": 7,
+                    },
+                    {"id": "m4", "text": 4, "timestamp": 8},
+                    {"id": "m5", "text": "negative", "timestamp": -1},
+                    {"id": "m6", "text": "a float", "timestamp": 1.5},
+                    ["not", "an", "object"],
+                ],
+            },
+            {"peer": 7, "messages": [{"id": "m7", "text": "t", "timestamp": 9}]},
+            {"peer": "zed", "messages": "none"},
+            {"peer": "carol", "messages": [{"id": "m8", "text": "c", "timestamp": 10}]},
+        ],
+    }
+
+    def record(peer: str, mid: str, text: str, ts: int, outgoing: bool, status: str) -> Any:
+        return {
+            "kind": "text",
+            "author": "alice" if outgoing else peer,
+            "author_device": None,
+            "conversation": peer,
+            "id": mid,
+            "outgoing": outgoing,
+            "status": status,
+            "text": text,
+            "timestamp": ts,
+        }
+
+    imported = {
+        "contacts": [{"username": "carol", "account_key": "Y2Fyb2w"}],
+        "messages": [
+            record("bob", "m1", "hi", 5, False, "received"),
+            record("bob", "m2", "yo", 6, True, "delivered"),
+            record("bob", "m3", "x", 7, True, "sent"),
+            record("carol", "m8", "c", 10, False, "received"),
+        ],
+    }
+    known = {"account_id": "alice", "contacts": ["bob"]}
+    refused = {
+        "another format": {**bundle, "format": "parley-history-2"},
+        "no conversations": {"format": FORMAT, "contacts": []},
+        "not an object": [FORMAT],
+    }
+    return {
+        "description": "What the new device imports: new contacts only (not its own account, "
+        "the first of a repeated name), messages of the right shape with the author taken "
+        "from the direction, never the bundle's word; a bundle in another format imports "
+        "nothing.",
+        "steps": [
+            {
+                "call": "history_records",
+                "args": {"bundle": bundle, **known},
+                "returns": imported,
+            },
+            *(
+                {
+                    "note": f"refused: {what}",
+                    "call": "history_records",
+                    "args": {"bundle": bad, **known},
+                    "error": "MalformedMessage",
+                }
+                for what, bad in refused.items()
+            ),
+        ],
+    }
+
+
+SCENARIOS = {
+    "history_bundle_built.json": history_bundle_built,
+    "history_bundle_imported.json": history_bundle_imported,
+}
