@@ -37,6 +37,7 @@ from client.signin import DeviceLoggedOut, sign_in
 from protocol import frames
 from protocol.content import ContentType
 from protocol.encoding import parse_json
+from protocol.engine import FrameReceived
 from protocol.exceptions import MalformedMessage, ProtocolError
 
 # A `deliver` frame holds up to 100 envelopes of up to 66 KiB each (about 9 MB as base64);
@@ -252,7 +253,7 @@ class DeviceConnection:
         elif kind == frames.REVOKED:
             self._wipe(f"logged out by the server ({frame.get('reason')})")
         elif kind == frames.DEVICES_CHANGED:
-            await self._on_devices_changed()
+            await self._on_devices_changed(frame)
         elif kind == frames.PREKEYS_LOW:
             await self._on_prekeys_low()
 
@@ -320,9 +321,15 @@ class DeviceConnection:
                 self.on_event(SendFailed(entry[0].recipient, str(error)))
                 entry[1].exception()
 
-    async def _on_devices_changed(self) -> None:
+    async def _on_devices_changed(self, frame: dict[str, Any]) -> None:
+        """The server says the own list changed: the engine fetches and checks it (section
+        22.4), as the browser's does."""
+        own = self.messenger.account_id
         try:
-            accepted = self.messenger.refresh_list(self.messenger.account_id)
+            effects = self.messenger.engine.run(FrameReceived(frame, self.messenger.clock()), own)
+            self.messenger.engine.raise_for(own, effects)
+            accepted = self.messenger.store.device_list(own)
+            assert accepted is not None  # stored by the run
         except (ProtocolError, ApiError) as error:
             self.on_event(
                 ListWarning(self.messenger.account_id, f"own device list refused: {error}")

@@ -74,8 +74,9 @@ def content_decrypted(state: DeviceState, event: ContentDecrypted) -> Result:
 
 
 def messages_read(state: DeviceState, event: MessagesRead) -> Result:
-    """A read receipt only when the setting is on (the own devices learn it by transcript)."""
-    if not state.read_receipts or not event.message_ids:
+    """A read receipt only when the setting is on, and only to a contact (the own devices
+    learn it by transcript)."""
+    if not state.read_receipts or not event.message_ids or event.peer not in state.contacts:
         return state, []
     ids = list(event.message_ids)
     return state, [

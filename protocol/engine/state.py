@@ -114,7 +114,8 @@ class DeviceState:
     next_request: int = 1
     sends: Mapping[str, PendingSend] = field(default_factory=lambda: MappingProxyType({}))
     # what receiving decides with (section 22.6)
-    contacts: frozenset[str] = frozenset()  # accounts accepted as contacts (receipts go only there)
+    # accounts accepted as contacts with a confirmed security code (receipts go only there)
+    contacts: frozenset[str] = frozenset()
     read_receipts: bool = False  # the person's setting
     seen: frozenset[str] = frozenset()  # "<sender device>/<message id>" already applied
     history_from: str | None = None  # the approving device, until its history key came

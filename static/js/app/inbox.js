@@ -143,7 +143,7 @@ async function receiveOne(envelope) {
   const [, applied] = engine.handle(
     base.with({
       seen: (await store.read("seen", seenKey)) ? new Set([seenKey]) : new Set(),
-      contacts: (await store.read("contacts", sender)) ? new Set([sender]) : new Set(),
+      contacts: await receiptContacts(sender),
       historyFrom: await awaitedHistoryFrom(me, base),
     }),
     decided,
@@ -239,6 +239,16 @@ async function planEffects(me, sender, effects) {
     }
   }
   return plan;
+}
+
+/**
+ * The engine's `contacts` for a content from `peer`: a contact whose security code is the
+ * confirmed one (a pending key change sends no receipts until the person confirms it).
+ * @param {string} peer @returns {Promise<Set<string>>}
+ */
+async function receiptContacts(peer) {
+  const contact = await store.read("contacts", peer);
+  return contact && !contact.keyChanged ? new Set([peer]) : new Set();
 }
 
 /**
@@ -351,7 +361,10 @@ export async function markRead(peer) {
     if (conversation) s.conversations.put({ ...conversation, unread: 0 });
   });
   notify({ kind: Change.MESSAGES, peer });
-  const state = (await engineState([])).with({ readReceipts: Boolean((await settings()).readReceipts) });
+  const state = (await engineState([])).with({
+    readReceipts: Boolean((await settings()).readReceipts),
+    contacts: await receiptContacts(peer),
+  });
   const read = new engine.MessagesRead(peer, unread.map((m) => m.id), Date.now());
   for (const effect of engine.handle(state, read)[1]) {
     if (effect instanceof engine.SendContent) await queueReceipt(effect.recipient, effect.body.kind, effect.body.message_ids);

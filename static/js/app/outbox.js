@@ -123,12 +123,10 @@ export async function sendHistoryKey({ historyFor, body }) {
 }
 
 /**
- * Receipts to a contact (only while its security code is the confirmed one), in batches.
+ * Receipts the engine decided on (to a contact whose security code is confirmed), in batches.
  * @param {string} peer @param {"delivered" | "read"} kind @param {string[]} ids
  */
 export async function queueReceipt(peer, kind, ids) {
-  const contact = await store.read("contacts", peer);
-  if (!contact || contact.keyChanged) return;
   await store.transact(["outbox"], (s) => {
     for (let i = 0; i < ids.length; i += RECEIPT_BATCH) {
       s.outbox.add(outboxItem(peer, ContentType.RECEIPT, { kind, message_ids: ids.slice(i, i + RECEIPT_BATCH) }));

@@ -123,7 +123,7 @@ def receipts_sent() -> dict[str, Any]:
 
 def read_receipt_sent() -> dict[str, Any]:
     return scenario(
-        "With the read-receipts setting on, reading a conversation sends the contact a read receipt for what was read (never for nothing read).",
+        "With the read-receipts setting on, reading a conversation sends the contact a read receipt for what was read (never for nothing read, never to someone not a contact or whose new security code is not confirmed).",
         receiving_state(read_receipts=True),
         [
             (
@@ -134,6 +134,11 @@ def read_receipt_sent() -> dict[str, Any]:
             (
                 "nothing unread: nothing sent",
                 {"type": "messages_read", "peer": "bob", "message_ids": [], "now": T1},
+                [],
+            ),
+            (
+                "alice reads carol's text (carol is not in her contacts): nothing sent",
+                {"type": "messages_read", "peer": "carol", "message_ids": [M3], "now": T1},
                 [],
             ),
         ],

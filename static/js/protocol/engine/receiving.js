@@ -62,11 +62,12 @@ export function contentDecrypted(state, event) {
 }
 
 /**
- * A read receipt only when the setting is on (the own devices learn it by transcript).
+ * A read receipt only when the setting is on, and only to a contact (the own devices learn it
+ * by transcript).
  * @param {DeviceState} state @param {MessagesRead} event @returns {Result}
  */
 export function messagesRead(state, event) {
-  if (!state.readReceipts || !event.messageIds.length) return [state, []];
+  if (!state.readReceipts || !event.messageIds.length || !state.contacts.has(event.peer)) return [state, []];
   const ids = [...event.messageIds];
   /** @type {Effect[]} */
   const effects = [];
