@@ -8,7 +8,14 @@
 //   {"format": "parley-history-1", "contacts": [{username, account_key}],
 //    "conversations": [{peer, messages: [{id, author, outgoing, text, timestamp, status}]}]}
 
-import { encoding, openHistory, ready, sealHistory, systemRng } from "../protocol/index.js";
+import {
+  encoding,
+  openHistory,
+  ready,
+  sealHistory,
+  strictjson,
+  systemRng,
+} from "../protocol/index.js";
 import { Change, notify } from "./events.js";
 import { sendHistoryKey } from "./outbox.js";
 import { contactRecord, emptyConversation, textRecord, withMessage } from "./records.js";
@@ -87,7 +94,7 @@ function upload(deviceId, blob, onProgress) {
     xhr.addEventListener("load", () => {
       let data;
       try {
-        data = encoding.parseJson(xhr.responseText, { maxBytes: 1024 * 1024 });
+        data = strictjson.parseJson(xhr.responseText, { maxBytes: 1024 * 1024 });
       } catch {
         data = null; // an answer the decoder refuses is reported by its status alone
       }
@@ -239,7 +246,7 @@ async function receiveHistory(body) {
       expectedHash: b64uDecode(body.hash, { length: 32, what: "history hash" }),
       expectedLength: body.length,
     });
-    json = encoding.parseJson(plaintext, { maxBytes: plaintext.length });
+    json = strictjson.parseJson(plaintext, { maxBytes: plaintext.length });
     if (json?.format !== FORMAT || !Array.isArray(json.conversations)) {
       throw new Error("the history is not in a format this version understands");
     }
