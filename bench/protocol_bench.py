@@ -14,8 +14,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from protocol.fanout import encrypt_for_devices  # noqa: E402
+from protocol.inbound import accept_prekey_message  # noqa: E402
 from protocol.keys import generate_device_keys, make_prekey_bundle  # noqa: E402
-from protocol.ratchet import Session, accept_prekey_message  # noqa: E402
+from protocol.ratchet import Session  # noqa: E402
 from protocol.rng import system_rng  # noqa: E402
 
 MESSAGE = b"x" * 256  # a typical short encoded content (padded text)

@@ -36,9 +36,9 @@ from client.sending import MAX_RECEIPT_IDS
 from client.signin import DeviceLoggedOut, sign_in
 from protocol import frames
 from protocol.content import ContentType
-from protocol.encoding import parse_json
 from protocol.engine import FrameReceived
 from protocol.exceptions import MalformedMessage, ProtocolError
+from protocol.strictjson import parse_json
 
 # A `deliver` frame holds up to 100 envelopes of up to 66 KiB each (about 9 MB as base64);
 # the browser allows the same 16 MiB.

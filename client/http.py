@@ -11,8 +11,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from client.api import ServerUnreachable
-from protocol.encoding import parse_json
 from protocol.exceptions import InvalidJson
+from protocol.strictjson import parse_json
 
 CSRF_COOKIE = "csrftoken"
 CSRF_PAGE = "/link"  # any page with ensure_csrf_cookie

@@ -44,9 +44,10 @@ from protocol.exceptions import (
     UnknownSession,
     UntrustedIdentity,
 )
+from protocol.inbound import accept_prekey_message
 from protocol.keys import X25519KeyPair
 from protocol.message import PrekeyMessage, decode_message
-from protocol.ratchet import Session, accept_prekey_message
+from protocol.ratchet import Session
 
 
 class _OneTimePrekeys(Mapping[int, X25519KeyPair]):

@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from protocol.encoding import parse_json
 from protocol.exceptions import InvalidJson
 from protocol.frames import PROTOCOL_VERSION
+from protocol.strictjson import parse_json
 from web.errors import BadFrame
 
 MAX_FRAME_BYTES = 1024 * 1024

@@ -7,18 +7,10 @@ from enum import IntEnum
 from typing import Any
 
 from protocol.devicelist import DeviceList
-from protocol.encoding import (
-    Reader,
-    b64u_decode,
-    canonical_json,
-    is_uint,
-    parse_canonical_json,
-    u8,
-    u32,
-    u64,
-)
+from protocol.encoding import Reader, b64u_decode, is_uint, u8, u32, u64
 from protocol.exceptions import MalformedDeviceList, MalformedMessage
 from protocol.rng import Rng
+from protocol.strictjson import canonical_json, parse_canonical_json
 
 CONTENT_VERSION = 1
 MAX_BODY_BYTES = 65536

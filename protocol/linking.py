@@ -7,16 +7,10 @@ from dataclasses import dataclass
 
 from protocol import primitives
 from protocol.devicelist import sign_link, verify_link_signature
-from protocol.encoding import (
-    b64u_decode,
-    b64u_encode,
-    canonical_json,
-    enc_str,
-    label,
-    parse_canonical_json,
-)
+from protocol.encoding import b64u_decode, b64u_encode, enc_str, label
 from protocol.exceptions import InvalidKey, MalformedMessage
 from protocol.keys import IdentityKeyPair, X25519KeyPair
+from protocol.strictjson import canonical_json, parse_canonical_json
 
 
 def _bytes32(value: bytes, what: str) -> bytes:

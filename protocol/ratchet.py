@@ -1,8 +1,9 @@
-"""Double Ratchet sessions (docs/protocol.md sections 6-8)."""
+"""Double Ratchet sessions (docs/protocol.md sections 6 and 8): the state machine of one
+pairwise session and its serialized form. The KDFs and skipped keys are in
+protocol.ratchetkeys; a responder's session starts in protocol.inbound."""
 
 from __future__ import annotations
 
-from collections.abc import Container, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -13,32 +14,15 @@ from protocol.exceptions import (
     MalformedMessage,
     ReplayDetected,
     TooManySkippedMessages,
-    UnknownPrekey,
     UnknownSession,
-    UntrustedIdentity,
 )
 from protocol.keys import IdentityKeyPair, PrekeyBundle, X25519KeyPair, verify_prekey_bundle
 from protocol.message import Header, PrekeyMessage, RatchetMessage, decode_message
+from protocol.ratchetkeys import MAX_SKIP, SkippedKeys, kdf_ck, kdf_rk
 from protocol.rng import Rng
 
-MAX_SKIP = 1000
-MAX_SKIPPED_TOTAL = 2000
 MAX_PREVIOUS_DH_REMOTE = 16
 SESSION_FORMAT_VERSION = 1
-
-
-def kdf_rk(root_key: bytes, dh_out: bytes) -> tuple[bytes, bytes]:
-    """(new root key, chain key) = split(KDF(rk, "Parley v1 root", dh_out, 64))."""
-    out = primitives.kdf(root_key, "Parley v1 root", dh_out, 64)
-    return out[:32], out[32:]
-
-
-def kdf_ck(chain_key: bytes) -> tuple[bytes, bytes]:
-    """(message key, next chain key) from a chain key."""
-    return (
-        primitives.kdf(chain_key, "Parley v1 chain", b"\x01", 32),
-        primitives.kdf(chain_key, "Parley v1 chain", b"\x02", 32),
-    )
 
 
 @dataclass(frozen=True)
@@ -70,7 +54,7 @@ class Session:
     send_n: int = 0
     recv_n: int = 0
     prev_n: int = 0
-    skipped: dict[tuple[bytes, int], bytes] = field(default_factory=dict)
+    skipped: SkippedKeys = field(default_factory=SkippedKeys)
     previous_dh_remote: list[bytes] = field(default_factory=list)
     pending_prekey: PendingPrekey | None = None
 
@@ -178,7 +162,7 @@ class Session:
     def _decrypt(self, message: RatchetMessage, rng: Rng) -> bytes:
         header = message.header
         ad = self.associated_data + header.encode()
-        skipped_key = self.skipped.pop((header.dh, header.n), None)
+        skipped_key = self.skipped.pop(header.dh, header.n)
         if skipped_key is not None:
             return primitives.aead_decrypt(skipped_key, message.nonce, message.ciphertext, ad)
         if header.dh in self.previous_dh_remote or (
@@ -212,10 +196,9 @@ class Session:
         assert self.dh_remote is not None
         while self.recv_n < until:
             message_key, self.recv_chain_key = kdf_ck(self.recv_chain_key)
-            self.skipped[(self.dh_remote, self.recv_n)] = message_key
+            self.skipped.add(self.dh_remote, self.recv_n, message_key)
             self.recv_n += 1
-        while len(self.skipped) > MAX_SKIPPED_TOTAL:
-            del self.skipped[next(iter(self.skipped))]
+        self.skipped.drop_oldest()
 
     def _dh_ratchet(self, remote: bytes, rng: Rng) -> None:
         self.prev_n = self.send_n
@@ -236,7 +219,7 @@ class Session:
 
     def _copy(self) -> Session:
         return replace(
-            self, skipped=dict(self.skipped), previous_dh_remote=list(self.previous_dh_remote)
+            self, skipped=self.skipped.copy(), previous_dh_remote=list(self.previous_dh_remote)
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -267,10 +250,7 @@ class Session:
             "send_n": self.send_n,
             "recv_n": self.recv_n,
             "prev_n": self.prev_n,
-            "skipped": [
-                {"dh": b64u_encode(dh), "n": n, "key": b64u_encode(key)}
-                for (dh, n), key in self.skipped.items()
-            ],
+            "skipped": self.skipped.to_list(),
             "previous_dh_remote": [b64u_encode(k) for k in self.previous_dh_remote],
             "pending_prekey": pending,
         }
@@ -319,13 +299,7 @@ class Session:
                 send_n=_counter(data["send_n"], "send_n"),
                 recv_n=_counter(data["recv_n"], "recv_n"),
                 prev_n=_counter(data["prev_n"], "prev_n"),
-                skipped={
-                    (
-                        b64u_decode(s["dh"], length=32, what="skipped dh"),
-                        _counter(s["n"], "skipped n"),
-                    ): b64u_decode(s["key"], length=32, what="skipped key")
-                    for s in _list(data["skipped"], "skipped")
-                },
+                skipped=SkippedKeys.from_list(_list(data["skipped"], "skipped")),
                 previous_dh_remote=[
                     b64u_decode(k, length=32, what="previous dh")
                     for k in _list(data["previous_dh_remote"], "previous_dh_remote")
@@ -360,77 +334,3 @@ def _list(value: Any, what: str) -> list[Any]:
     if not isinstance(value, list):
         raise MalformedMessage(f"session {what}: expected a list")
     return value
-
-
-@dataclass(frozen=True)
-class InboundSession:
-    """Result of accepting a prekey message. The caller then records `base_key` as used,
-    deletes one-time prekey `one_time_prekey_id` and stores `session`."""
-
-    session: Session
-    plaintext: bytes
-    base_key: bytes
-    one_time_prekey_id: int | None
-
-
-def accept_prekey_message(
-    data: bytes,
-    *,
-    identity: IdentityKeyPair,
-    signed_prekeys: Mapping[int, X25519KeyPair],
-    one_time_prekeys: Mapping[int, X25519KeyPair],
-    sender_identity_key: bytes,
-    used_base_keys: Container[bytes],
-    rng: Rng,
-) -> InboundSession:
-    """Start a responder session from a prekey message (section 7.1, step 2).
-
-    `sender_identity_key` comes from the sender's verified device list. Nothing is consumed
-    here: on success the caller records the base key and deletes the one-time prekey.
-    """
-    message = decode_message(data)
-    if not isinstance(message, PrekeyMessage):
-        raise UnknownSession(
-            "message: expected a prekey message to start a session, got a ratchet message"
-        )
-    if message.identity_key != sender_identity_key:
-        raise UntrustedIdentity(
-            "prekey message: sender identity key differs from the signed device list"
-        )
-    if message.base_key in used_base_keys:
-        raise ReplayDetected("prekey message: base key already used")
-    signed_prekey = signed_prekeys.get(message.signed_prekey_id)
-    if signed_prekey is None:
-        raise UnknownPrekey(f"prekey message: no signed prekey with id {message.signed_prekey_id}")
-    one_time_prekey = None
-    if message.one_time_prekey_id is not None:
-        one_time_prekey = one_time_prekeys.get(message.one_time_prekey_id)
-        if one_time_prekey is None:
-            raise UnknownPrekey(
-                f"prekey message: no one-time prekey with id {message.one_time_prekey_id}"
-            )
-    agreement = x3dh.respond(
-        identity=identity,
-        signed_prekey=signed_prekey,
-        one_time_prekey=one_time_prekey,
-        initiator_identity_key=message.identity_key,
-        base_key=message.base_key,
-    )
-    session = Session(
-        role="responder",
-        local_identity_key=identity.public,
-        remote_identity_key=message.identity_key,
-        base_key=message.base_key,
-        root_key=agreement.shared_secret,
-        dh_self=signed_prekey,
-        dh_remote=None,
-        send_chain_key=None,
-        recv_chain_key=None,
-    )
-    plaintext = session.decrypt_ratchet_message(message.message, rng)
-    return InboundSession(
-        session=session,
-        plaintext=plaintext,
-        base_key=message.base_key,
-        one_time_prekey_id=message.one_time_prekey_id,
-    )

@@ -9,8 +9,9 @@ from typing import Any
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest
 
-from protocol.encoding import b64u_decode, b64u_encode, parse_json
+from protocol.encoding import b64u_decode, b64u_encode
 from protocol.exceptions import InvalidJson, ProtocolError
+from protocol.strictjson import parse_json
 from web.errors import AppError
 
 # Every JSON body; history bundles have their own limit (settings.PARLEY_HISTORY_MAX_BYTES).

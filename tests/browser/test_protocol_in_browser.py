@@ -6,9 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 from protocol.encoding import b64u_decode, b64u_encode
+from protocol.inbound import accept_prekey_message
 from protocol.keys import generate_device_keys, make_prekey_bundle
 from protocol.primitives import hash32
-from protocol.ratchet import Session, accept_prekey_message
+from protocol.ratchet import Session
 from protocol.rng import TestRng
 
 # Runs in the page. The browser device initiates a session to the Python device's bundle,

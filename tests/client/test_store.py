@@ -12,8 +12,9 @@ from client.devicelists import accept_device_list
 from client.store import OwnDevice, Store, StoreError, default_store_path
 from protocol import devicelist as dl
 from protocol.exceptions import DeviceKeyChanged, ReplayDetected, StaleDeviceList
+from protocol.inbound import accept_prekey_message
 from protocol.keys import generate_device_keys, make_prekey_bundle
-from protocol.ratchet import Session, accept_prekey_message
+from protocol.ratchet import Session
 from protocol.rng import TestRng
 
 ACCOUNT = "alice"

@@ -5,7 +5,7 @@ import { test } from "node:test";
 
 import { errorName, p, rngFor, utf8 } from "./support.js";
 
-const { ContentType, encoding } = p;
+const { ContentType, encoding, strictjson } = p;
 const LIST_HASH = Uint8Array.from({ length: 32 }, (_, i) => i);
 
 function make(type, body) {
@@ -149,17 +149,17 @@ test("base64url round trip and fixed length", () => {
 
 test("canonical JSON matches JSON.stringify conventions with sorted keys", () => {
   assert.equal(
-    new TextDecoder().decode(encoding.canonicalJson({ b: 1, a: ["é", "\n\u0001", null, true] })),
+    new TextDecoder().decode(strictjson.canonicalJson({ b: 1, a: ["é", "\n\u0001", null, true] })),
     '{"a":["é","\\n\\u0001",null,true],"b":1}',
   );
   // Keys sort by code point: U+FF5E before U+1F600 although its UTF-16 units sort after.
   assert.equal(
-    new TextDecoder().decode(encoding.canonicalJson({ "\u{1F600}": 1, "\uFF5E": 2 })),
+    new TextDecoder().decode(strictjson.canonicalJson({ "\u{1F600}": 1, "\uFF5E": 2 })),
     '{"\uFF5E":2,"\u{1F600}":1}',
   );
   for (const bad of [1.5, -1, 2 ** 53, undefined, new Uint8Array(1), "\ud800", { "\udc00": 1 }]) {
     assert.equal(
-      errorName(() => encoding.canonicalJson(bad)),
+      errorName(() => strictjson.canonicalJson(bad)),
       "MalformedMessage",
     );
   }
@@ -179,7 +179,7 @@ for (const raw of [
   test(`non-canonical JSON is refused: ${JSON.stringify(raw)}`, () => {
     const bytes = raw === "\xff" ? Uint8Array.of(0xff) : utf8(raw);
     assert.equal(
-      errorName(() => encoding.parseCanonicalJson(bytes)),
+      errorName(() => strictjson.parseCanonicalJson(bytes)),
       "MalformedMessage",
     );
   });
@@ -272,20 +272,20 @@ for (const depth of [33, 1000, 30000]) {
 }
 
 test("JSON nesting up to MAX_JSON_DEPTH is accepted", () => {
-  assert.equal(encoding.MAX_JSON_DEPTH, 32);
-  assert.ok(encoding.parseCanonicalJson(utf8(nested(32))));
+  assert.equal(strictjson.MAX_JSON_DEPTH, 32);
+  assert.ok(strictjson.parseCanonicalJson(utf8(nested(32))));
 });
 
 for (const depth of [33, 999, 1000, 5000, 60000]) {
   test(`JSON nested ${depth} deep is refused by the parser and the encoder`, () => {
     assert.equal(
-      errorName(() => encoding.parseCanonicalJson(utf8(nested(depth)))),
+      errorName(() => strictjson.parseCanonicalJson(utf8(nested(depth)))),
       "MalformedMessage",
     );
     let value = [];
     for (let i = 1; i < depth; i++) value = [value];
     assert.equal(
-      errorName(() => encoding.canonicalJson(value)),
+      errorName(() => strictjson.canonicalJson(value)),
       "MalformedMessage",
     );
   });

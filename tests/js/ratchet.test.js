@@ -77,10 +77,10 @@ test("forward secrecy: a skipped key is deleted after use", () => {
   const late = a.encrypt(utf8("late"), alice.rng);
   b.decrypt(a.encrypt(utf8("early"), alice.rng), bob.rng);
   assert.equal(b.skipped.size, 1);
-  const skippedKey = [...b.skipped.values()][0].key;
+  const skippedKey = b.skipped.toList()[0].key;
   assert.equal(text(b.decrypt(late, bob.rng)), "late");
   assert.equal(b.skipped.size, 0);
-  assert.ok(!JSON.stringify(b).includes(p.encoding.b64uEncode(skippedKey)));
+  assert.ok(!JSON.stringify(b).includes(skippedKey));
   assert.equal(
     errorName(() => restore(b).decrypt(late, bob.rng)),
     "ReplayDetected",

@@ -455,7 +455,7 @@ describe("linking.json", () => {
 describe("json_decoder.json", () => {
   const v = vector("json_decoder.json");
   test("the default depth limit is the same", () => {
-    assert.equal(p.encoding.MAX_JSON_DEPTH, v.default_max_depth);
+    assert.equal(p.strictjson.MAX_JSON_DEPTH, v.default_max_depth);
   });
   test("parseJson accepts and refuses exactly as parse_json", () => {
     assert.ok(v.cases.length >= 50);
@@ -465,7 +465,7 @@ describe("json_decoder.json", () => {
       let value;
       let reason = null;
       try {
-        value = p.encoding.parseJson(input, limits);
+        value = p.strictjson.parseJson(input, limits);
       } catch (error) {
         assert.ok(error instanceof p.InvalidJson, `${c.name}: ${error}`);
         assert.ok(error instanceof p.MalformedMessage && error.message, c.name);

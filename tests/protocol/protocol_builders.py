@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from protocol.inbound import accept_prekey_message
 from protocol.keys import DeviceKeys, generate_device_keys, make_prekey_bundle
 from protocol.primitives import hash32
-from protocol.ratchet import Session, accept_prekey_message
+from protocol.ratchet import Session
 from protocol.rng import TestRng
 
 

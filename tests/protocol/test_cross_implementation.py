@@ -14,13 +14,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from protocol.encoding import b64u_decode, b64u_encode, parse_json
+from protocol.encoding import b64u_decode, b64u_encode
 from protocol.exceptions import InvalidJson
 from protocol.fanout import encrypt_for_devices
+from protocol.inbound import accept_prekey_message
 from protocol.keys import DeviceKeys, PrekeyBundle, generate_device_keys, make_prekey_bundle
 from protocol.primitives import hash32
-from protocol.ratchet import Session, accept_prekey_message
+from protocol.ratchet import Session
 from protocol.rng import Rng, TestRng
+from protocol.strictjson import parse_json
 
 ROOT = Path(__file__).resolve().parents[2]
 DRIVER = ROOT / "tests" / "support" / "jsdriver.mjs"

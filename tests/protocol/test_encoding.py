@@ -2,21 +2,10 @@ from __future__ import annotations
 
 import pytest
 
-from protocol.encoding import (
-    MAX_JSON_DEPTH,
-    b64u_decode,
-    b64u_encode,
-    canonical_json,
-    enc_str,
-    parse_canonical_json,
-    parse_json,
-    u8,
-    u16,
-    u32,
-    u64,
-)
+from protocol.encoding import b64u_decode, b64u_encode, enc_str, u8, u16, u32, u64
 from protocol.exceptions import InvalidJson, MalformedMessage
 from protocol.primitives import is_canonical_x25519
+from protocol.strictjson import MAX_JSON_DEPTH, canonical_json, parse_canonical_json, parse_json
 
 
 def test_enc_str_is_u16_length_prefixed_utf8():

@@ -28,16 +28,17 @@ ONLY_IN_PYTHON = {
 }
 ONLY_IN_JS = {
     # what Python's bytes and str do natively (==, +, .hex(), bytes.fromhex, .decode(),
-    # isinstance(x, dict))
+    # .encode() refusing lone surrogates, isinstance(x, dict))
     "encoding": {
         "bytesEqual",
         "compareBytes",
         "concatBytes",
         "fromHex",
-        "isPlainObject",
+        "isWellFormed",
         "toHex",
         "utf8Decode",
     },
+    "strictjson": {"isPlainObject"},
     # libsodium.js loads its WebAssembly asynchronously; PyNaCl is ready on import. Python
     # draws random bytes through protocol.rng.system_rng (os.urandom) only.
     "primitives": {"ready", "randomBytes"},

@@ -12,9 +12,10 @@ import pytest
 from protocol import primitives
 from protocol.content import Content, ContentType, decode_content, encode_content
 from protocol.devicelist import DeviceList, device_list_bytes, device_list_hash, verify_device_list
-from protocol.encoding import MAX_JSON_DEPTH, enc_str, parse_json
+from protocol.encoding import enc_str
 from protocol.exceptions import InvalidJson, MalformedMessage, ProtocolError
 from protocol.history import open_history, seal_history
+from protocol.inbound import accept_prekey_message
 from protocol.keys import (
     DeviceKeys,
     IdentityKeyPair,
@@ -31,9 +32,11 @@ from protocol.linking import (
     provisioning_payload,
     sign_in_bytes,
 )
-from protocol.ratchet import Session, accept_prekey_message, kdf_ck, kdf_rk
+from protocol.ratchet import Session
+from protocol.ratchetkeys import kdf_ck, kdf_rk
 from protocol.rng import TestRng
 from protocol.safety import fingerprint, format_safety_number, safety_number
+from protocol.strictjson import MAX_JSON_DEPTH, parse_json
 from protocol.x3dh import initiate
 
 VECTORS = Path(__file__).resolve().parents[1] / "vectors"

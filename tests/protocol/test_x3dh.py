@@ -12,6 +12,7 @@ from protocol.exceptions import (
     UnknownSession,
     UntrustedIdentity,
 )
+from protocol.inbound import accept_prekey_message
 from protocol.keys import (
     DeviceKeys,
     PrekeyBundle,
@@ -19,7 +20,7 @@ from protocol.keys import (
     signed_prekey_bytes,
     verify_prekey_bundle,
 )
-from protocol.ratchet import Session, accept_prekey_message
+from protocol.ratchet import Session
 from protocol.x3dh import initiate, respond
 from tests.protocol.protocol_builders import accept, make_device, start_session
 

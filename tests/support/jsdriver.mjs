@@ -127,7 +127,7 @@ const COMMANDS = {
     const bytes = fromHex(hex);
     const data = asText ? new TextDecoder().decode(bytes) : bytes;
     try {
-      return { reason: null, value: p.encoding.parseJson(data, { maxBytes, maxDepth }) };
+      return { reason: null, value: p.strictjson.parseJson(data, { maxBytes, maxDepth }) };
     } catch (error) {
       if (!(error instanceof p.InvalidJson)) throw error;
       return { reason: error.reason, value: null };

@@ -28,9 +28,10 @@ from protocol.devicelist import (  # noqa: E402
     sign_link,
     verify_device_list,
 )
-from protocol.encoding import b64u_encode, enc_str, parse_json  # noqa: E402
+from protocol.encoding import b64u_encode, enc_str  # noqa: E402
 from protocol.exceptions import InvalidJson, ProtocolError  # noqa: E402
 from protocol.history import seal_history  # noqa: E402
+from protocol.inbound import accept_prekey_message  # noqa: E402
 from protocol.keys import (  # noqa: E402
     X25519KeyPair,
     generate_device_keys,
@@ -47,9 +48,11 @@ from protocol.linking import (  # noqa: E402
     sign_in_bytes,
     sign_link_token,
 )
-from protocol.ratchet import Session, accept_prekey_message, kdf_ck, kdf_rk  # noqa: E402
+from protocol.ratchet import Session  # noqa: E402
+from protocol.ratchetkeys import kdf_ck, kdf_rk  # noqa: E402
 from protocol.rng import TestRng  # noqa: E402
 from protocol.safety import fingerprint, format_safety_number, safety_number  # noqa: E402
+from protocol.strictjson import parse_json  # noqa: E402
 from protocol.x3dh import initiate, respond  # noqa: E402
 
 VECTOR_DIR = Path(__file__).resolve().parent

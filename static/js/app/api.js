@@ -1,9 +1,10 @@
 // The JSON API: CSRF header, typed errors, the device-key sign-in (one retry with it when the
 // session expired), and a wipe when the server says this device was logged out.
 
-import { b64uDecode, b64uEncode, concatBytes, parseJson } from "../protocol/encoding.js";
+import { b64uDecode, b64uEncode, concatBytes } from "../protocol/encoding.js";
 import { InvalidJson } from "../protocol/exceptions.js";
 import { signIn } from "../protocol/index.js";
+import { parseJson } from "../protocol/strictjson.js";
 import { loadKeys } from "./device.js";
 import { getSelf, wipe } from "./store.js";
 

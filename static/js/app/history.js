@@ -8,7 +8,7 @@
 // (historyBundle / historyRecords, docs/protocol.md section 22.7); this module seals,
 // moves and stores it, with progress.
 
-import { encoding, engine, openHistory, ready, sealHistory, systemRng } from "../protocol/index.js";
+import { encoding, engine, openHistory, ready, sealHistory, strictjson, systemRng } from "../protocol/index.js";
 import { Change, notify } from "./events.js";
 import { sendHistoryKey } from "./outbox.js";
 import { contactRecord, emptyConversation, textRecord, withMessage } from "./records.js";
@@ -63,7 +63,7 @@ function upload(deviceId, blob, onProgress) {
     xhr.addEventListener("load", () => {
       let data;
       try {
-        data = encoding.parseJson(xhr.responseText, { maxBytes: 1024 * 1024 });
+        data = strictjson.parseJson(xhr.responseText, { maxBytes: 1024 * 1024 });
       } catch {
         data = null; // an answer the decoder refuses is reported by its status alone
       }
@@ -217,7 +217,7 @@ async function receiveHistory(body) {
     });
     const me = await store.getSelf();
     const contacts = (await store.readAll("contacts")).map((c) => c.username);
-    imported = engine.historyRecords(encoding.parseJson(plaintext, { maxBytes: plaintext.length }), {
+    imported = engine.historyRecords(strictjson.parseJson(plaintext, { maxBytes: plaintext.length }), {
       accountId: me?.accountId ?? "",
       contacts,
     });

@@ -6,13 +6,13 @@
 import {
   X25519KeyPair,
   LinkCode,
-  encoding,
   frames,
   linkCheckCode,
   linkUrl,
   openProvisioning,
   signDevice,
   signLinkToken,
+  strictjson,
   systemRng,
 } from "../protocol/index.js";
 import { ApiError, request } from "./api.js";
@@ -213,7 +213,7 @@ function watch(session) {
   session.socket = socket;
   socket.addEventListener("message", (event) => {
     try {
-      const frame = encoding.parseJson(event.data, { maxBytes: 64 * 1024 });
+      const frame = strictjson.parseJson(event.data, { maxBytes: 64 * 1024 });
       if (frame?.type === frames.LINK_STATE) onState(session, frame.state);
     } catch {
       // ignore a frame we cannot read

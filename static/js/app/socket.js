@@ -2,8 +2,8 @@
 // (close 4001: wipe and show "logged out"), a ping every 25 s that keeps "active now" fresh,
 // and reconnection with capped exponential backoff.
 
-import { isPlainObject, parseJson } from "../protocol/encoding.js";
 import * as frames from "../protocol/frames.js";
+import { isPlainObject, parseJson } from "../protocol/strictjson.js";
 import { ApiError, api, deviceRevoked } from "./api.js";
 import { refreshNewDevices } from "./newdevices.js";
 

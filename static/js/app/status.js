@@ -4,8 +4,8 @@
 
 import { REVOKED_EVENT } from "./api.js";
 
-import { parseJson } from "../protocol/encoding.js";
 import * as frames from "../protocol/frames.js";
+import { parseJson } from "../protocol/strictjson.js";
 
 const el = document.getElementById("status");
 const PING_EVERY_MS = 25_000;

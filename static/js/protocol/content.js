@@ -1,18 +1,9 @@
 // Plaintext content inside a message (docs/protocol.md section 10).
 
 import { DeviceList } from "./devicelist.js";
-import {
-  b64uDecode,
-  canonicalJson,
-  concatBytes,
-  isPlainObject,
-  parseCanonicalJson,
-  Reader,
-  u8,
-  u32,
-  u64,
-} from "./encoding.js";
+import { b64uDecode, concatBytes, Reader, u8, u32, u64 } from "./encoding.js";
 import { MalformedDeviceList, MalformedMessage } from "./exceptions.js";
+import { canonicalJson, isPlainObject, parseCanonicalJson } from "./strictjson.js";
 
 /** @typedef {import("./rng.js").Rng} Rng */
 

@@ -4,6 +4,7 @@
 export { ready } from "./primitives.js";
 export * from "./exceptions.js";
 export * as encoding from "./encoding.js";
+export * as strictjson from "./strictjson.js";
 export * as primitives from "./primitives.js";
 export { systemRng, TestRng } from "./rng.js";
 export {
@@ -45,17 +46,9 @@ export {
   PROTOCOL_VERSION,
   RatchetMessage,
 } from "./message.js";
-export {
-  acceptPrekeyMessage,
-  InboundSession,
-  kdfCk,
-  kdfRk,
-  MAX_PREVIOUS_DH_REMOTE,
-  MAX_SKIP,
-  MAX_SKIPPED_TOTAL,
-  PendingPrekey,
-  Session,
-} from "./ratchet.js";
+export { MAX_PREVIOUS_DH_REMOTE, PendingPrekey, Session } from "./ratchet.js";
+export { kdfCk, kdfRk, MAX_SKIP, MAX_SKIPPED_TOTAL } from "./ratchetkeys.js";
+export { acceptPrekeyMessage, InboundSession } from "./inbound.js";
 export {
   Content,
   CONTENT_PADDING,

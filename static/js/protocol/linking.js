@@ -1,18 +1,10 @@
 // Signatures and payloads around device linking (docs/protocol.md section 13).
 
 import { signLink, verifyLinkSignature } from "./devicelist.js";
-import {
-  b64uDecode,
-  b64uEncode,
-  canonicalJson,
-  concatBytes,
-  encStr,
-  isPlainObject,
-  label,
-  parseCanonicalJson,
-} from "./encoding.js";
+import { b64uDecode, b64uEncode, concatBytes, encStr, label } from "./encoding.js";
 import { InvalidKey, MalformedMessage } from "./exceptions.js";
 import * as primitives from "./primitives.js";
+import { canonicalJson, isPlainObject, parseCanonicalJson } from "./strictjson.js";
 
 /** @typedef {import("./keys.js").IdentityKeyPair} IdentityKeyPair */
 /** @typedef {import("./keys.js").X25519KeyPair} X25519KeyPair */

@@ -1,60 +1,27 @@
-// Double Ratchet sessions (docs/protocol.md sections 6-8).
+// Double Ratchet sessions (docs/protocol.md sections 6 and 8): the state machine of one
+// pairwise session and its serialized form. The KDFs and skipped keys are in ratchetkeys.js;
+// a responder's session starts in inbound.js.
 
-import { b64uDecode, b64uEncode, bytesEqual, concatBytes, toHex } from "./encoding.js";
+import { b64uDecode, b64uEncode, bytesEqual, concatBytes } from "./encoding.js";
 import {
   DecryptionFailed,
   MalformedMessage,
   ReplayDetected,
   TooManySkippedMessages,
-  UnknownPrekey,
   UnknownSession,
-  UntrustedIdentity,
 } from "./exceptions.js";
 import { verifyPrekeyBundle, X25519KeyPair } from "./keys.js";
 import { decodeMessage, Header, PrekeyMessage, RatchetMessage } from "./message.js";
 import * as primitives from "./primitives.js";
+import { kdfCk, kdfRk, MAX_SKIP, SkippedKeys } from "./ratchetkeys.js";
 import * as x3dh from "./x3dh.js";
 
 /** @typedef {import("./keys.js").IdentityKeyPair} IdentityKeyPair */
 /** @typedef {import("./keys.js").PrekeyBundle} PrekeyBundle */
 /** @typedef {import("./rng.js").Rng} Rng */
-/** @typedef {{dh: Uint8Array, n: number, key: Uint8Array}} SkippedKey */
 
-export const MAX_SKIP = 1000;
-export const MAX_SKIPPED_TOTAL = 2000;
 export const MAX_PREVIOUS_DH_REMOTE = 16;
 export const SESSION_FORMAT_VERSION = 1;
-
-const CHAIN_MESSAGE = Uint8Array.of(0x01);
-const CHAIN_NEXT = Uint8Array.of(0x02);
-
-/**
- * [new root key, chain key] = split(KDF(rk, "Parley v1 root", dh_out, 64)).
- * @param {Uint8Array} rootKey
- * @param {Uint8Array} dhOut
- * @returns {[Uint8Array, Uint8Array]}
- */
-export function kdfRk(rootKey, dhOut) {
-  const out = primitives.kdf(rootKey, "Parley v1 root", dhOut, 64);
-  return [out.slice(0, 32), out.slice(32)];
-}
-
-/**
- * [message key, next chain key] from a chain key.
- * @param {Uint8Array} chainKey
- * @returns {[Uint8Array, Uint8Array]}
- */
-export function kdfCk(chainKey) {
-  return [
-    primitives.kdf(chainKey, "Parley v1 chain", CHAIN_MESSAGE, 32),
-    primitives.kdf(chainKey, "Parley v1 chain", CHAIN_NEXT, 32),
-  ];
-}
-
-/** @param {Uint8Array} dh @param {number} n @returns {string} */
-function skippedId(dh, n) {
-  return `${toHex(dh)}:${n}`;
-}
 
 /** What the initiator repeats in every message until it hears back (section 6.2). */
 export class PendingPrekey {
@@ -82,7 +49,7 @@ export class Session {
    *          dhSelf: X25519KeyPair, dhRemote: Uint8Array | null,
    *          sendChainKey: Uint8Array | null, recvChainKey: Uint8Array | null,
    *          sendN?: number, recvN?: number, prevN?: number,
-   *          skipped?: Map<string, SkippedKey>, previousDhRemote?: Uint8Array[],
+   *          skipped?: SkippedKeys, previousDhRemote?: Uint8Array[],
    *          pendingPrekey?: PendingPrekey | null}} fields
    */
   constructor({
@@ -98,7 +65,7 @@ export class Session {
     sendN = 0,
     recvN = 0,
     prevN = 0,
-    skipped = new Map(),
+    skipped = new SkippedKeys(),
     previousDhRemote = [],
     pendingPrekey = null,
   }) {
@@ -114,7 +81,6 @@ export class Session {
     this.sendN = sendN;
     this.recvN = recvN;
     this.prevN = prevN;
-    /** Skipped message keys by (dh, n), in insertion order (oldest first). */
     this.skipped = skipped;
     this.previousDhRemote = previousDhRemote;
     this.pendingPrekey = pendingPrekey;
@@ -241,11 +207,9 @@ export class Session {
   _decrypt(message, rng) {
     const header = message.header;
     const ad = concatBytes(this.associatedData, header.encode());
-    const id = skippedId(header.dh, header.n);
-    const skipped = this.skipped.get(id);
-    if (skipped !== undefined) {
-      this.skipped.delete(id);
-      return primitives.aeadDecrypt(skipped.key, message.nonce, message.ciphertext, ad);
+    const skippedKey = this.skipped.pop(header.dh, header.n);
+    if (skippedKey !== undefined) {
+      return primitives.aeadDecrypt(skippedKey, message.nonce, message.ciphertext, ad);
     }
     if (
       this.previousDhRemote.some((k) => bytesEqual(k, header.dh)) ||
@@ -286,16 +250,10 @@ export class Session {
     while (this.recvN < until) {
       const [messageKey, nextChainKey] = kdfCk(this.recvChainKey);
       this.recvChainKey = nextChainKey;
-      this.skipped.set(skippedId(dhRemote, this.recvN), {
-        dh: dhRemote,
-        n: this.recvN,
-        key: messageKey,
-      });
+      this.skipped.add(dhRemote, this.recvN, messageKey);
       this.recvN += 1;
     }
-    while (this.skipped.size > MAX_SKIPPED_TOTAL) {
-      this.skipped.delete(/** @type {string} */ (this.skipped.keys().next().value));
-    }
+    this.skipped.dropOldest();
   }
 
   /** @param {Uint8Array} remote @param {Rng} rng */
@@ -324,7 +282,7 @@ export class Session {
   _copy() {
     return new Session({
       ...this,
-      skipped: new Map(this.skipped),
+      skipped: this.skipped.copy(),
       previousDhRemote: [...this.previousDhRemote],
     });
   }
@@ -349,11 +307,7 @@ export class Session {
       send_n: this.sendN,
       recv_n: this.recvN,
       prev_n: this.prevN,
-      skipped: Array.from(this.skipped.values(), (s) => ({
-        dh: b64uEncode(s.dh),
-        n: s.n,
-        key: b64uEncode(s.key),
-      })),
+      skipped: this.skipped.toList(),
       previous_dh_remote: this.previousDhRemote.map((k) => b64uEncode(k)),
       pending_prekey:
         pending === null
@@ -403,17 +357,7 @@ export class Session {
       if (pending !== null && (typeof pending !== "object" || Array.isArray(pending))) {
         throw new TypeError("pending_prekey: expected an object or null");
       }
-      /** @type {Map<string, SkippedKey>} */
-      const skipped = new Map();
-      for (const s of data.skipped) {
-        const dh = b64uDecode(s.dh, { length: 32, what: "skipped dh" });
-        const n = counter(s.n, "skipped n");
-        skipped.set(skippedId(dh, n), {
-          dh,
-          n,
-          key: b64uDecode(s.key, { length: 32, what: "skipped key" }),
-        });
-      }
+      const skipped = SkippedKeys.fromList(data.skipped);
       return new Session({
         role: data.role,
         localIdentityKey: key("local_identity_key"),
@@ -466,115 +410,4 @@ function counter(value, what, max = Number.MAX_SAFE_INTEGER) {
     throw new MalformedMessage(`session ${what}: expected an integer in 0..${max}, got ${value}`);
   }
   return n;
-}
-
-/**
- * Result of accepting a prekey message. The caller then records `baseKey` as used, deletes
- * one-time prekey `oneTimePrekeyId` and stores `session`.
- */
-export class InboundSession {
-  /**
-   * @param {{session: Session, plaintext: Uint8Array, baseKey: Uint8Array,
-   *          oneTimePrekeyId: number | null}} fields
-   */
-  constructor({ session, plaintext, baseKey, oneTimePrekeyId }) {
-    this.session = session;
-    this.plaintext = plaintext;
-    this.baseKey = baseKey;
-    this.oneTimePrekeyId = oneTimePrekeyId;
-  }
-}
-
-/**
- * @param {Map<number, X25519KeyPair> | Record<string, X25519KeyPair>} keys
- * @param {number} id
- * @returns {X25519KeyPair | undefined}
- */
-function prekey(keys, id) {
-  if (keys instanceof Map) return keys.get(id);
-  return Object.hasOwn(keys, String(id)) ? keys[String(id)] : undefined;
-}
-
-/**
- * @param {Iterable<Uint8Array | string>} used byte strings, or their base64url forms
- * @param {Uint8Array} baseKey
- * @returns {boolean}
- */
-function containsKey(used, baseKey) {
-  const text = b64uEncode(baseKey);
-  for (const key of used) {
-    if (typeof key === "string" ? key === text : bytesEqual(key, baseKey)) return true;
-  }
-  return false;
-}
-
-/**
- * Start a responder session from a prekey message (section 7.1, step 2).
- *
- * `senderIdentityKey` comes from the sender's verified device list. Nothing is consumed
- * here: on success the caller records the base key and deletes the one-time prekey.
- * @param {Uint8Array} data
- * @param {{identity: IdentityKeyPair,
- *          signedPrekeys: Map<number, X25519KeyPair> | Record<string, X25519KeyPair>,
- *          oneTimePrekeys: Map<number, X25519KeyPair> | Record<string, X25519KeyPair>,
- *          senderIdentityKey: Uint8Array, usedBaseKeys: Iterable<Uint8Array | string>,
- *          rng: Rng}} options
- * @returns {InboundSession}
- */
-export function acceptPrekeyMessage(
-  data,
-  { identity, signedPrekeys, oneTimePrekeys, senderIdentityKey, usedBaseKeys, rng },
-) {
-  const message = decodeMessage(data);
-  if (!(message instanceof PrekeyMessage)) {
-    throw new UnknownSession(
-      "message: expected a prekey message to start a session, got a ratchet message",
-    );
-  }
-  if (!bytesEqual(message.identityKey, senderIdentityKey)) {
-    throw new UntrustedIdentity(
-      "prekey message: sender identity key differs from the signed device list",
-    );
-  }
-  if (containsKey(usedBaseKeys, message.baseKey)) {
-    throw new ReplayDetected("prekey message: base key already used");
-  }
-  const signedPrekey = prekey(signedPrekeys, message.signedPrekeyId);
-  if (signedPrekey === undefined) {
-    throw new UnknownPrekey(`prekey message: no signed prekey with id ${message.signedPrekeyId}`);
-  }
-  let oneTimePrekey = null;
-  if (message.oneTimePrekeyId !== null) {
-    oneTimePrekey = prekey(oneTimePrekeys, message.oneTimePrekeyId) ?? null;
-    if (oneTimePrekey === null) {
-      throw new UnknownPrekey(
-        `prekey message: no one-time prekey with id ${message.oneTimePrekeyId}`,
-      );
-    }
-  }
-  const agreement = x3dh.respond({
-    identity,
-    signedPrekey,
-    oneTimePrekey,
-    initiatorIdentityKey: message.identityKey,
-    baseKey: message.baseKey,
-  });
-  const session = new Session({
-    role: "responder",
-    localIdentityKey: identity.public,
-    remoteIdentityKey: message.identityKey,
-    baseKey: message.baseKey,
-    rootKey: agreement.sharedSecret,
-    dhSelf: signedPrekey,
-    dhRemote: null,
-    sendChainKey: null,
-    recvChainKey: null,
-  });
-  const plaintext = session.decryptRatchetMessage(message.message, rng);
-  return new InboundSession({
-    session,
-    plaintext,
-    baseKey: message.baseKey,
-    oneTimePrekeyId: message.oneTimePrekeyId,
-  });
 }
