@@ -22,6 +22,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 from websockets.typing import Origin
 
 from client.api import ApiError, ServerUnreachable
+from client.events import ReceiptOwed
 from client.http import HttpTransport
 from client.messenger import (
     DevicesChanged,
@@ -30,12 +31,10 @@ from client.messenger import (
     Messenger,
     OutgoingMessage,
     SendRefused,
-    TextMessage,
 )
-from client.sending import MAX_RECEIPT_IDS
 from client.signin import DeviceLoggedOut, sign_in
 from protocol import frames
-from protocol.content import ContentType
+from protocol.content import MAX_RECEIPT_IDS, ContentType
 from protocol.engine import FrameReceived
 from protocol.exceptions import MalformedMessage, ProtocolError
 from protocol.strictjson import parse_json
@@ -268,9 +267,10 @@ class DeviceConnection:
             if seq in self.processed:  # redelivered (fetch, re-push): done already
                 continue
             for event in self.messenger.receive(envelope):
-                if isinstance(event, TextMessage):
-                    receipts.setdefault(event.sender, []).append(event.message_id)
-                self.on_event(event)
+                if isinstance(event, ReceiptOwed):  # the engine's: delivery, to contacts
+                    receipts.setdefault(event.peer, []).extend(event.message_ids)
+                else:
+                    self.on_event(event)
             self.processed[seq] = None
             if len(self.processed) > PROCESSED_MEMORY:
                 del self.processed[next(iter(self.processed))]

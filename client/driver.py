@@ -61,6 +61,9 @@ class EngineDriver:
             account_key=self.device.account_key,
             lists=lists,
             sends=dict(sends or {}),
+            # this client's contacts are the accounts whose key it pinned (it keeps no
+            # contact list of its own); the engine sends receipts only to them
+            contacts=frozenset(a for a in lists if a != self.device.account_id),
             seen=seen,
         )
 

@@ -49,6 +49,15 @@ class ReceiptReceived:
 
 
 @dataclass(frozen=True)
+class ReceiptOwed:
+    """The engine's `send_content` of a receipt: the connection sends it (not shown)."""
+
+    peer: str
+    kind: str
+    message_ids: tuple[bytes, ...]
+
+
+@dataclass(frozen=True)
 class DevicesChanged:
     """A newer signed list of the account was verified and accepted."""
 
@@ -93,6 +102,7 @@ Event = (
     | SentTranscript
     | UnsupportedMessage
     | ReceiptReceived
+    | ReceiptOwed
     | DevicesChanged
     | Refused
     | Duplicate

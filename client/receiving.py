@@ -14,6 +14,7 @@ from client.events import (
     Duplicate,
     Event,
     ListWarning,
+    ReceiptOwed,
     ReceiptReceived,
     Refused,
     SentTranscript,
@@ -33,6 +34,7 @@ from protocol.engine import (
     DropDuplicate,
     Effect,
     Notice,
+    SendContent,
     SenderSeen,
     StoreMessage,
     seen_key,
@@ -240,7 +242,7 @@ class Receiver(Device):
         refused: Callable[[str], list[Event]],
     ) -> list[Event]:
         """The engine's effects of an accepted content as events (section 22.6). This client
-        keeps no contacts, so it sends no receipts, and it never awaits a history key."""
+        never awaits a history key."""
         events: list[Event] = []
         for effect in effects:
             if isinstance(effect, StoreMessage) and effect.record["kind"] == "text":
@@ -286,6 +288,9 @@ class Receiver(Device):
                         tuple(b64u_decode(m, length=16) for m in effect.message_ids),
                     )
                 )
+            elif isinstance(effect, SendContent) and effect.content_type == ContentType.RECEIPT:
+                ids = tuple(b64u_decode(m, length=16) for m in effect.body["message_ids"])
+                events.append(ReceiptOwed(effect.recipient, effect.body["kind"], ids))
             elif isinstance(effect, ContentVerdict) and effect.reason != "no_history_expected":
                 events += refused(f"content refused: {effect.reason}")
         return events

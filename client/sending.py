@@ -30,8 +30,6 @@ from protocol.fanout import encrypt_for_devices
 from protocol.keys import PrekeyBundle
 from protocol.ratchet import Session
 
-MAX_RECEIPT_IDS = 100  # message ids in one receipt
-
 
 class SendRefused(Exception):
     """This client will not send (or the server kept refusing); `message` says why."""

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from client.events import ReceiptOwed
 from client.messenger import LIST_MAX_AGE_MS, Messenger, Refused, TextMessage
 from client.store import now_ms
 from protocol.content import ContentType, encode_content, new_content
@@ -41,7 +42,8 @@ def test_a_device_list_notice_from_a_contact_is_refused_and_fetches_nothing(pair
     alice_id = alice.device.device_id
     opening = bob.prepare_send(alice.account_id, "hi")
     assert [type(e) for e in alice.receive(delivered(bob, opening.targets, alice_id))] == [
-        TextMessage
+        TextMessage,
+        ReceiptOwed,  # the engine's delivery receipt to a contact (a pinned account)
     ]
     fetches = rewritten(alice).rewrite(
         "GET", rf"/api/accounts/{bob.account_id}/device-list", lambda body: body

@@ -7,7 +7,7 @@
 //   outbox  {seq, envelopeId, recipient, contentType, body, messageId, timestamp, attempts,
 //            messageKey?, historyFor?}
 
-import { ContentType, encoding, engine, frames, ready, systemRng } from "../protocol/index.js";
+import { ContentType, encoding, engine, frames, MAX_RECEIPT_IDS, ready, systemRng } from "../protocol/index.js";
 import { ApiError } from "./api.js";
 import { Change, changes, notify, onOutboxRung, ringOtherTabs } from "./events.js";
 import { encryptItem, planSend } from "./fanout.js";
@@ -21,7 +21,6 @@ import * as store from "./store.js";
 const { b64uEncode } = encoding;
 
 const ACCEPT_WAIT_MS = 15_000;
-const RECEIPT_BATCH = 100;
 
 /**
  * @param {string} recipient @param {number} contentType @param {any} body
@@ -128,8 +127,8 @@ export async function sendHistoryKey({ historyFor, body }) {
  */
 export async function queueReceipt(peer, kind, ids) {
   await store.transact(["outbox"], (s) => {
-    for (let i = 0; i < ids.length; i += RECEIPT_BATCH) {
-      s.outbox.add(outboxItem(peer, ContentType.RECEIPT, { kind, message_ids: ids.slice(i, i + RECEIPT_BATCH) }));
+    for (let i = 0; i < ids.length; i += MAX_RECEIPT_IDS) {
+      s.outbox.add(outboxItem(peer, ContentType.RECEIPT, { kind, message_ids: ids.slice(i, i + MAX_RECEIPT_IDS) }));
     }
   });
   ringLeader();

@@ -55,7 +55,9 @@ export {
   ContentType,
   decodeContent,
   encodeContent,
+  KNOWN_TYPES,
   MAX_BODY_BYTES,
+  MAX_RECEIPT_IDS,
   newContent,
   validateBody,
 } from "./content.js";
