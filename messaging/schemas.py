@@ -165,7 +165,7 @@ def parse_state_write(data: dict[str, Any]) -> StateWrite:
     """The body of `POST /api/state`. The blob is opaque: only its size is checked."""
     version = v.integer(data, "version", minimum=1, maximum=MAX_VERSION)
     kind = data.get("kind")
-    if kind not in STATE_KIND_LIMITS:
+    if not isinstance(kind, str) or kind not in STATE_KIND_LIMITS:
         raise InvalidInput("'kind' must be 'patch' or 'snapshot'.", data={"field": "kind"})
     limit = STATE_KIND_LIMITS[kind]
     text = data.get("blob")

@@ -182,12 +182,12 @@ def test_raw_garbage_bodies_are_refused_with_json_errors(world):
 state_writes = st.fixed_dictionaries(
     {},
     optional={
-        "version": st.one_of(st.integers(min_value=-1, max_value=6), scalars),
-        "kind": st.one_of(st.sampled_from(["patch", "snapshot", "Patch", ""]), scalars),
+        "version": st.one_of(st.integers(min_value=-1, max_value=6), values),
+        "kind": st.one_of(st.sampled_from(["patch", "snapshot", "Patch", ""]), values),
         "blob": st.one_of(
             st.binary(max_size=40).map(b64u_encode),
             st.sampled_from(["", "A", "AB", "AB=="]),
-            scalars,
+            values,
         ),
     },
 )
