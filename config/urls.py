@@ -52,4 +52,6 @@ urlpatterns = [
     # history bundles for new devices
     path("api/history", messaging.history_upload),
     path("api/history/<str:blob_id>", messaging.history_download),
+    # the account's state log (synced contacts, read state, settings, names)
+    path("api/state", messaging.state_log),
 ]

@@ -18,6 +18,7 @@ PREKEYS_LOW = "prekeys.low"
 LINK_SIGNED = "link.signed"  # to the approving primary's devices
 LINK_CHANGED = "link.changed"  # to the new browser waiting on its link request
 STATUS_PONG = "status.pong"  # the status socket's round trip through the layer
+STATE_CHANGED = "state.changed"  # the account's state log has a new version (messaging)
 
 
 def user_group(user_id: int) -> str:

@@ -282,6 +282,11 @@ class DeviceConsumer(SocketConsumer):
     async def prekeys_low(self, event: dict[str, Any]) -> None:
         await self.send_json(frame(frames.PREKEYS_LOW, remaining=event["remaining"]))
 
+    async def state_changed(self, event: dict[str, Any]) -> None:
+        """The account's state log moved on; the writing device already knows."""
+        if event["device_id"] != self.device_id:
+            await self.send_json(frame(frames.STATE_CHANGED, version=event["version"]))
+
 
 class LinkConsumer(SocketConsumer):
     """The new browser waits here for its link request to change state."""

@@ -1,8 +1,9 @@
-"""The per-device queue of opaque envelopes, and history blobs. The server never sees
-what is inside either."""
+"""The per-device queue of opaque envelopes, history blobs and each account's state log. The
+server never sees what is inside any of them."""
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import models
 
 from devices.models import Device
@@ -47,3 +48,27 @@ class HistoryBlob(models.Model):
     to_device = models.ForeignKey(Device, on_delete=models.CASCADE, related_name="+")
     data = models.BinaryField()
     created_at = models.DateTimeField()
+
+
+class StateEntry(models.Model):
+    """One entry of an account's state log (docs/protocol.md section 19.3): an opaque blob its
+    devices wrote at a version, a patch or a snapshot standing for the whole state. Versions
+    are dense from 1; once a snapshot is stored, the entries below it are deleted."""
+
+    PATCH = "patch"
+    SNAPSHOT = "snapshot"
+    KINDS = [(PATCH, "patch"), (SNAPSHOT, "snapshot")]
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    version = models.PositiveBigIntegerField()
+    kind = models.CharField(max_length=8, choices=KINDS)
+    blob = models.BinaryField()
+    # Not a foreign key: the entry is the account's, and outlives its author's removal.
+    author_device_id = models.CharField(max_length=32)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            # The compare-and-swap's backstop: two writes at one version cannot both commit.
+            models.UniqueConstraint(fields=["user", "version"], name="unique_state_version")
+        ]

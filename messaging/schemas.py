@@ -1,14 +1,18 @@
-"""Validation of WebSocket frames: JSON objects with a `type` and a version `v`, size-limited."""
+"""Validation of WebSocket frames (JSON objects with a `type` and a version `v`, size-limited)
+and of the state log's HTTP inputs."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from protocol.exceptions import InvalidJson
 from protocol.frames import PROTOCOL_VERSION
 from protocol.strictjson import parse_json
+from web import validation as v
 from web.errors import BadFrame
+from web.validation import InvalidInput
 
 MAX_FRAME_BYTES = 1024 * 1024
 MAX_ID_LENGTH = 64
@@ -125,3 +129,58 @@ def parse_ack(body: dict[str, Any]) -> list[int]:
     if not all(isinstance(s, int) and not isinstance(s, bool) and 0 < s < 2**63 for s in seqs):
         raise BadFrame("'seqs' must hold positive integers.", data={"field": "seqs"})
     return seqs
+
+
+# ---------------------------------------------------------------- the state log over HTTP
+
+STATE_PATCH_MAX_BYTES = 64 * 1024  # a decoded patch blob
+STATE_SNAPSHOT_MAX_BYTES = 8 * 1024 * 1024  # a decoded snapshot blob
+STATE_MAX_PATCHES = 1000  # patches after the latest snapshot; then one must be written
+STATE_PAGE_ENTRIES = 500
+STATE_PAGE_BYTES = 4 * 1024 * 1024  # of blobs in one page, unless its one entry is larger
+# A POST body: the largest snapshot in base64url, and room for the other fields.
+STATE_MAX_BODY_BYTES = -(-STATE_SNAPSHOT_MAX_BYTES * 4 // 3) + 1024
+STATE_KIND_LIMITS = {"patch": STATE_PATCH_MAX_BYTES, "snapshot": STATE_SNAPSHOT_MAX_BYTES}
+MAX_VERSION = 2**53 - 1
+
+
+@dataclass(frozen=True)
+class StateWrite:
+    version: int
+    kind: str
+    blob: bytes
+
+
+def parse_state_after(query: Mapping[str, str]) -> int:
+    """`after` of `GET /api/state`: a decimal version, 0 when absent."""
+    text = query.get("after", "0")
+    if not (text.isascii() and text.isdigit()) or len(text) > 16 or int(text) > MAX_VERSION:
+        raise InvalidInput(
+            f"'after' must be a version from 0 to {MAX_VERSION}.", data={"field": "after"}
+        )
+    return int(text)
+
+
+def parse_state_write(data: dict[str, Any]) -> StateWrite:
+    """The body of `POST /api/state`. The blob is opaque: only its size is checked."""
+    version = v.integer(data, "version", minimum=1, maximum=MAX_VERSION)
+    kind = data.get("kind")
+    if not isinstance(kind, str) or kind not in STATE_KIND_LIMITS:
+        raise InvalidInput("'kind' must be 'patch' or 'snapshot'.", data={"field": "kind"})
+    limit = STATE_KIND_LIMITS[kind]
+    text = data.get("blob")
+    if isinstance(text, str) and len(text) > -(-limit * 4 // 3):  # refused before decoding
+        raise _blob_too_large(kind, limit)
+    blob = v.binary(data, "blob", max_length=limit)
+    if not blob:
+        raise InvalidInput("'blob' must not be empty.", data={"field": "blob"})
+    return StateWrite(version=version, kind=kind, blob=blob)
+
+
+def _blob_too_large(kind: str, limit: int) -> InvalidInput:
+    return InvalidInput(
+        f"A {kind} blob is at most {limit} bytes.",
+        code="too_large",
+        status=413,
+        data={"field": "blob", "limit": limit},
+    )

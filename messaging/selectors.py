@@ -1,5 +1,6 @@
-"""Reads of the messaging app: a device's queue, in order, and which devices have envelopes
-waiting. Plain SQL on the hot path, like the writes in messaging/services.py."""
+"""Reads of the messaging app: a device's queue, in order, which devices have envelopes
+waiting, and pages of an account's state log. Plain SQL on the hot path, like the writes in
+messaging/services.py."""
 
 from __future__ import annotations
 
@@ -8,10 +9,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.db import connection
+from django.db.models import Max, Q
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from messaging.models import QueuedEnvelope
+from messaging.models import QueuedEnvelope, StateEntry
+from messaging.schemas import STATE_PAGE_BYTES, STATE_PAGE_ENTRIES
 from protocol.encoding import b64u_encode
 
 
@@ -87,3 +90,92 @@ def _as_datetime(value: datetime | str) -> datetime:
         parsed = parse_datetime(value)
         return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
     return value
+
+
+@dataclass(frozen=True)
+class StateHead:
+    version: int  # the account's current version, 0 before the first write
+    snapshot_version: int  # the latest snapshot's version, 0 when there is none
+
+
+def state_head(*, user_id: int) -> StateHead:
+    found = StateEntry.objects.filter(user_id=user_id).aggregate(
+        latest=Max("version"), snapshot=Max("version", filter=Q(kind=StateEntry.SNAPSHOT))
+    )
+    return StateHead(version=found["latest"] or 0, snapshot_version=found["snapshot"] or 0)
+
+
+@dataclass(frozen=True)
+class StateItem:
+    version: int
+    kind: str
+    blob: bytes
+    author_device_id: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "version": self.version,
+            "kind": self.kind,
+            "blob": b64u_encode(self.blob),
+            "device": self.author_device_id,
+        }
+
+
+@dataclass(frozen=True)
+class StatePage:
+    version: int
+    entries: list[StateItem]
+    more: bool
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "version": self.version,
+            "entries": [e.to_json() for e in self.entries],
+            "more": self.more,
+        }
+
+
+# One statement, so the current version, the latest snapshot and the page come from one
+# snapshot of the database: a compaction committing between two reads would otherwise show
+# a device a gap. The page is cut on blob lengths alone; only the entries in it are read.
+_STATE_PAGE = """
+    WITH head AS (
+        SELECT COALESCE(MAX(version), 0) AS v,
+               COALESCE(MAX(CASE WHEN kind = 'snapshot' THEN version END), 0) AS s
+        FROM messaging_stateentry WHERE user_id = %s
+    ),
+    cut AS (
+        SELECT e.version,
+               ROW_NUMBER() OVER (ORDER BY e.version) AS n,
+               SUM(LENGTH(e.blob)) OVER (ORDER BY e.version) AS running
+        FROM messaging_stateentry e, head
+        WHERE e.user_id = %s AND e.version <= head.v
+          AND e.version >= CASE WHEN head.s > %s THEN head.s ELSE %s + 1 END
+    )
+    SELECT head.v, e.version, e.kind, e.blob, e.author_device_id
+    FROM head
+    LEFT JOIN cut ON cut.n = 1 OR (cut.n <= %s AND cut.running <= %s)
+    LEFT JOIN messaging_stateentry e ON e.user_id = %s AND e.version = cut.version
+    ORDER BY e.version
+"""
+
+
+def state_page(*, user_id: int, after: int) -> StatePage:
+    """What a device that holds the state at `after` reads next (docs/protocol.md 19.3): from
+    the latest snapshot when it is newer than `after`, else the patches after `after`; in
+    version order, at most STATE_PAGE_ENTRIES entries and STATE_PAGE_BYTES of blobs (a page
+    always holds one entry, however large)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _STATE_PAGE,
+            [user_id, user_id, after, after, STATE_PAGE_ENTRIES, STATE_PAGE_BYTES, user_id],
+        )
+        rows = cursor.fetchall()
+    version = rows[0][0]
+    entries = [
+        StateItem(version=r[1], kind=r[2], blob=bytes(r[3]), author_device_id=r[4])
+        for r in rows
+        if r[1] is not None
+    ]
+    more = bool(entries) and entries[-1].version < version
+    return StatePage(version=version, entries=entries, more=more)

@@ -1,4 +1,4 @@
-"""Every state change of the envelope queue and history blobs: one function each.
+"""Every state change of the envelope queue, history blobs and state logs: one function each.
 
 Durable before acknowledged: `envelope_accept` commits one row per target device, and only
 then may the consumer answer `accepted`; the channel layer is only a doorbell, rung after
@@ -12,14 +12,16 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Count
 from django.utils import timezone
 
+from accounts.models import User
+from devices import events
 from devices.models import Device
-from messaging.models import HistoryBlob, QueuedEnvelope, SentEnvelope
-from messaging.schemas import SendRequest
-from messaging.selectors import Delivery
+from messaging.models import HistoryBlob, QueuedEnvelope, SentEnvelope, StateEntry
+from messaging.schemas import STATE_MAX_PATCHES, SendRequest
+from messaging.selectors import Delivery, state_head
 from web.errors import AppError, Forbidden, NotFound
 
 ENVELOPE_TTL = timedelta(days=30)
@@ -265,3 +267,61 @@ def history_take(*, device: Device, blob_id: str) -> bytes:
         data = bytes(blob.data)
         blob.delete()
     return data
+
+
+class StateVersionConflict(AppError):
+    code = "state_version_conflict"
+    status = 409
+
+
+class StateCompactionNeeded(AppError):
+    code = "state_compaction_needed"
+    status = 409
+
+
+def _version_conflict(version: int, current: int) -> StateVersionConflict:
+    return StateVersionConflict(
+        f"The state is at version {current}, so the next write is {current + 1}, not {version};"
+        " fetch, rebase and retry.",
+        data={"version": current},
+    )
+
+
+def state_append(
+    *, device: Device, version: int, kind: str, blob: bytes, now: datetime | None = None
+) -> int:
+    """Compare-and-swap on the account's state log: store the blob at `version` only if that
+    is the current version + 1; a snapshot then drops every entry below it. After the commit
+    the account's other devices get the `state.changed` doorbell. The blob is never read."""
+    with transaction.atomic():
+        # The account's writes queue on its row (FOR UPDATE on PostgreSQL; SQLite's IMMEDIATE
+        # transactions take the write lock), so the version read here is still current at
+        # the insert: of two writes at one version, the second sees the first and is refused.
+        User.objects.select_for_update().filter(pk=device.user_id).values_list("pk").get()
+        head = state_head(user_id=device.user_id)
+        if version != head.version + 1:
+            raise _version_conflict(version, head.version)
+        if kind == StateEntry.PATCH and head.version - head.snapshot_version >= STATE_MAX_PATCHES:
+            raise StateCompactionNeeded(
+                f"{STATE_MAX_PATCHES} patches follow the latest snapshot; write a snapshot.",
+                data={"version": head.version, "max_patches": STATE_MAX_PATCHES},
+            )
+        try:
+            with transaction.atomic():
+                StateEntry.objects.create(
+                    user_id=device.user_id,
+                    version=version,
+                    kind=kind,
+                    blob=blob,
+                    author_device_id=device.id,
+                    created_at=_now(now),
+                )
+        except IntegrityError:  # the unique (account, version): the lock above never lets it
+            raise _version_conflict(version, state_head(user_id=device.user_id).version) from None
+        if kind == StateEntry.SNAPSHOT:
+            StateEntry.objects.filter(user_id=device.user_id, version__lt=version).delete()
+        events.send_on_commit(
+            events.user_group(device.user_id),
+            {"type": events.STATE_CHANGED, "version": version, "device_id": device.id},
+        )
+    return version

@@ -1,16 +1,17 @@
-"""The messenger's page, and history bundles over HTTP: opaque encrypted blobs, uploaded
-once, fetched once."""
+"""The messenger's page, history bundles (opaque encrypted blobs, uploaded once, fetched
+once) and the account's state log over HTTP."""
 
 from __future__ import annotations
 
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.csrf import ensure_csrf_cookie
 
 from devices.auth import request_device, signed_in
 from devices.schemas import DEVICE_ID_PATTERN
-from messaging import services
+from messaging import schemas, selectors, services
+from web import ratelimit
 from web import validation as v
 from web.api import api
 from web.validation import InvalidInput
@@ -41,3 +42,17 @@ def history_upload(request: HttpRequest) -> dict:
 def history_download(request: HttpRequest, blob_id: str) -> HttpResponse:
     data = services.history_take(device=request_device(request), blob_id=blob_id)
     return HttpResponse(data, content_type="application/octet-stream")
+
+
+@api(methods=("GET", "POST"), access=signed_in, max_body=schemas.STATE_MAX_BODY_BYTES)
+def state_log(request: HttpRequest) -> dict | HttpResponse:
+    device = request_device(request)
+    if request.method == "GET":
+        after = schemas.parse_state_after(request.GET)
+        return selectors.state_page(user_id=device.user_id, after=after).to_json()
+    ratelimit.check("state", device.id)
+    write = schemas.parse_state_write(v.json_body(request, max_bytes=schemas.STATE_MAX_BODY_BYTES))
+    version = services.state_append(
+        device=device, version=write.version, kind=write.kind, blob=write.blob
+    )
+    return JsonResponse({"version": version}, status=201)

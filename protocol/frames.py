@@ -20,6 +20,7 @@ REVOKED = "revoked"
 DEVICES_CHANGED = "devices_changed"
 LINK_SIGNED = "link_signed"
 PREKEYS_LOW = "prekeys_low"
+STATE_CHANGED = "state_changed"
 LINK_STATE = "link_state"
 ERROR = "error"
 

@@ -58,10 +58,13 @@ def json_body(request: HttpRequest, *, max_bytes: int = MAX_BODY_BYTES) -> dict[
         raise InvalidInput("Send a JSON body with Content-Type: application/json.")
     if declared_length(request) > max_bytes:
         raise too_large(declared_length(request), max_bytes)
-    try:
-        body = request.body
-    except RequestDataTooBig:  # no (or a false) Content-Length, and more than Django buffers
-        raise too_large(f"more than {max_bytes}", max_bytes) from None
+    if max_bytes > MAX_BODY_BYTES:  # more than Django buffers (a state snapshot): a stream
+        body = raw_body(request, max_bytes=max_bytes)
+    else:
+        try:
+            body = request.body
+        except RequestDataTooBig:  # no (or a false) Content-Length, more than Django buffers
+            raise too_large(f"more than {max_bytes}", max_bytes) from None
     if len(body) > max_bytes:
         raise too_large(len(body), max_bytes)
     try:

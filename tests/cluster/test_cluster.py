@@ -1,18 +1,22 @@
 """The scale-out setup for real: PostgreSQL, Redis and two Daphne nodes; devices on
 different nodes talk, log-outs cross nodes (and race pushes without a server exception), a
-node killed under load loses nothing and leaves no device "active now", and the replay memory
-and the prekey fair share hold on PostgreSQL across nodes."""
+node killed under load loses nothing and leaves no device "active now", and the replay memory,
+the prekey fair share and the state log's compare-and-swap hold on PostgreSQL across nodes."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import threading
+import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
 import psycopg
 import pytest
 
 from client.http import HttpTransport
+from protocol.encoding import b64u_encode
 from protocol.frames import CLOSE_REVOKED
 from tests.messaging.test_socket_lifecycle import eventually, race_a_log_out, server_errors
 from tests.support.actors import CompanionActor, PrimaryActor, link, ok
@@ -233,3 +237,104 @@ async def test_a_killed_node_leaves_no_device_active_now_and_its_rows_are_reaped
         victim.start()
     await on_victim.close()
     await on_survivor.close()
+
+
+# ------------------------------------------------------------ the state log on PostgreSQL
+
+
+def state_write(transport: HttpTransport, version: int, blob: bytes, kind: str = "patch"):
+    return transport.post(
+        "/api/state", {"version": version, "kind": kind, "blob": b64u_encode(blob)}
+    )
+
+
+def on_node(cluster: Cluster, node: int, transport: HttpTransport) -> HttpTransport:
+    """The same device's session through another node (the session lives in PostgreSQL)."""
+    other = HttpTransport(cluster.nodes[node].url)
+    other.import_cookies(transport.export_cookies())
+    return other
+
+
+def test_devices_on_both_nodes_writing_at_the_same_version_get_one_201_and_one_409(cluster):
+    alice, alice_http = account(cluster, "alice10")
+    laptop = link(alice, CompanionActor(HttpTransport(cluster.nodes[0].url)))
+    writers = [alice_http, on_node(cluster, 1, laptop.transport)]
+    rounds = 20
+    barrier = threading.Barrier(len(writers))
+
+    def write_each_round(transport: HttpTransport) -> list[tuple[int, dict]]:
+        answers = []
+        for n in range(1, rounds + 1):
+            barrier.wait(timeout=30)
+            answers.append(state_write(transport, n, transport.origin.encode()))
+        return answers
+
+    with ThreadPoolExecutor(len(writers)) as pool:
+        per_device = list(pool.map(write_each_round, writers))
+    for n, answers in enumerate(zip(*per_device, strict=True), start=1):
+        assert sorted(status for status, _ in answers) == [201, 409], (n, answers)
+        refused = next(body for status, body in answers if status == 409)
+        assert refused["error"] == {
+            "code": "state_version_conflict",
+            "message": refused["error"]["message"],
+            "data": {"version": n},
+        }
+    page = ok(writers[1].get("/api/state"))
+    assert [e["version"] for e in page["entries"]] == list(range(1, rounds + 1))
+
+
+def state_read(transport: HttpTransport, after: int) -> dict:
+    """A page of the state log, read past the client's 1 MiB answer limit (a page may hold
+    4 MiB of blobs, docs/protocol.md 19.3)."""
+    request = urllib.request.Request(
+        f"{transport.origin}/api/state?after={after}", headers={"Cookie": transport.cookie_header()}
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        assert response.status == 200
+        return json.loads(response.read())
+
+
+def test_the_state_log_pages_and_compacts_on_postgresql(cluster):
+    alice, alice_http = account(cluster, "alice11")
+    with psycopg.connect(cluster.postgres.url) as db:
+        (user_id,) = db.execute(
+            "SELECT id FROM accounts_user WHERE username = %s", ("alice11",)
+        ).fetchone()
+        with db.cursor() as cursor:
+            cursor.executemany(
+                "INSERT INTO messaging_stateentry (user_id, version, kind, blob, author_device_id,"
+                " created_at) VALUES (%s, %s, 'patch', %s, 'seeded', now())",
+                [(user_id, n, bytes(64 * 1024) if n <= 70 else b"x") for n in range(1, 601)],
+            )
+    first = state_read(alice_http, 0)
+    assert (len(first["entries"]), first["more"], first["version"]) == (64, True, 600)  # 4 MiB
+    second = state_read(alice_http, 70)
+    assert [e["version"] for e in second["entries"]] == list(range(71, 571))  # 500 entries
+    assert second["more"]
+    assert state_write(alice_http, 601, b"whole state", "snapshot") == (201, {"version": 601})
+    assert state_write(alice_http, 602, b"after it") == (201, {"version": 602})
+    for after in (0, 599):
+        page = state_read(alice_http, after)
+        assert [(e["version"], e["kind"]) for e in page["entries"]] == [
+            (601, "snapshot"),
+            (602, "patch"),
+        ]
+    with psycopg.connect(cluster.postgres.url) as db:
+        assert db.execute(
+            "SELECT count(*) FROM messaging_stateentry WHERE user_id = %s", (user_id,)
+        ).fetchone() == (2,)
+
+
+async def test_a_state_write_on_one_node_rings_the_other_devices_on_the_other(cluster):
+    alice, alice_http = await asyncio.to_thread(account, cluster, "alice12")
+    laptop = await asyncio.to_thread(
+        link, alice, CompanionActor(HttpTransport(cluster.nodes[0].url))
+    )
+    at_laptop = await socket_on(cluster, 1, laptop.transport).connect()
+    at_alice = await socket_on(cluster, 1, alice_http).connect()
+    assert await asyncio.to_thread(state_write, alice_http, 1, b"patch") == (201, {"version": 1})
+    assert await at_laptop.next("state_changed") == {"type": "state_changed", "v": 1, "version": 1}
+    with pytest.raises(TimeoutError):  # the writer's own socket is not rung
+        await at_alice.next("state_changed", within=1.0)
+    for socket in (at_laptop, at_alice):
+        await socket.close()

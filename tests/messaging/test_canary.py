@@ -39,7 +39,8 @@ class RedisMonitor:
 
 
 def database_dump(path: Path) -> list[bytes]:
-    """Every value of every table, BLOBs as bytes, text as UTF-8."""
+    """Every value of every table, BLOBs as bytes, text as UTF-8: tables added later (the
+    state log's `messaging_stateentry`, which holds only blobs devices wrote) included."""
     values: list[bytes] = []
     with sqlite3.connect(path) as db:
         tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]

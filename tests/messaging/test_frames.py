@@ -28,6 +28,7 @@ EVENT_CONSUMERS = {
     events.LINK_SIGNED: DeviceConsumer,
     events.LINK_CHANGED: LinkConsumer,
     events.STATUS_PONG: StatusConsumer,
+    events.STATE_CHANGED: DeviceConsumer,
 }
 
 

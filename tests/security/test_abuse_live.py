@@ -23,6 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from client.http import HttpTransport
+from protocol.encoding import b64u_encode
 from tests.support.actors import CompanionActor, PrimaryActor, link
 from tests.support.server import LiveServer, start_server
 from tests.support.softauthn import SoftAuthenticator
@@ -132,7 +133,12 @@ PUBLIC_POSTS = [
     "/api/devices/signin",
     "/api/link",
 ]
-SIGNED_IN_POSTS = ["/api/devices/list", "/api/prekeys", "/api/accounts/{me}/bundles"]
+SIGNED_IN_POSTS = [
+    "/api/devices/list",
+    "/api/prekeys",
+    "/api/accounts/{me}/bundles",
+    "/api/state",
+]
 
 
 @pytest.mark.parametrize("path", PUBLIC_POSTS)
@@ -221,6 +227,23 @@ def test_a_history_bundle_keeps_its_large_limit_and_a_larger_one_is_a_json_413(s
         "POST", path, b"x" * (70 * 1024 * 1024), content_type="application/octet-stream"
     )
     assert status == 413 and body["error"]["code"] == "too_large"
+
+
+def test_a_state_snapshot_keeps_its_large_limit_and_a_larger_body_is_a_json_413(server, alice):
+    raw = Raw(server, alice.transport)
+    status, head = raw.json("GET", f"/api/state?after={2**53 - 1}")  # the version alone
+    assert status == 200 and head["entries"] == []
+    snapshot = secrets.token_bytes(8 * 1024 * 1024)  # 128 times the JSON limit
+    body = {"version": head["version"] + 1, "kind": "snapshot", "blob": b64u_encode(snapshot)}
+    status, answer = raw.json("POST", "/api/state", json.dumps(body).encode())
+    assert (status, answer) == (201, {"version": head["version"] + 1})
+    before = stored_rows(server)
+    for chunked in (False, True):
+        status, answer = raw.json(
+            "POST", "/api/state", b" " * (12 * 1024 * 1024) + b"{}", chunked=chunked
+        )
+        assert status == 413 and answer["error"]["code"] == "too_large"
+    assert stored_rows(server) == before
 
 
 # ------------------------------------------------------------------------- JSON answers
@@ -345,6 +368,20 @@ def test_hostile_text_to_the_live_server_is_never_a_5xx(server, path):
         assert status < 500, answer
 
     probe()
+
+
+def test_hostile_text_to_the_state_log_is_never_a_5xx_and_stores_nothing(server, alice):
+    raw = Raw(server, alice.transport)  # read as a stream (its limit is 11 MiB), then decoded
+    before = stored_rows(server)
+
+    @fuzz
+    @given(text=hostile_text)
+    def probe(text):
+        status, answer = raw.json("POST", "/api/state", text.encode("utf-8", "surrogatepass"))
+        assert 400 <= status < 500, answer
+
+    probe()
+    assert stored_rows(server) == before
 
 
 async def test_hostile_frames_to_the_live_status_socket_never_crash_it(server):

@@ -35,6 +35,8 @@ def world():
     blob = alice.transport.client.post(
         f"/api/history?to={laptop.device_id}", b"sealed", content_type="application/octet-stream"
     ).json()["blob_id"]
+    state = {"version": 1, "kind": "patch", "blob": b64u_encode(b"alice's state")}
+    assert alice.transport.post("/api/state", state)[0] == 201
     bob = PrimaryActor(
         DjangoTransport(), SoftAuthenticator(origin=ORIGIN), username="bobby"
     ).sign_up()
@@ -71,6 +73,8 @@ def requests(w) -> list[tuple[str, str, dict | None]]:
         ),
         ("POST", f"/api/link/{link_id}/redeem", {"signature": b64u_encode(bytes(64))}),
         ("GET", f"/api/history/{w['blob']}", None),
+        ("GET", "/api/state", None),
+        ("POST", "/api/state", {"version": 2, "kind": "snapshot", "blob": b64u_encode(b"x")}),
     ]
 
 
@@ -95,8 +99,9 @@ def test_every_call_on_someone_elses_things_is_refused_and_changes_nothing(world
             "/api/devices",
             "/api/prekeys",
             "/api/devices/list",
+            "/api/state",
         ):
-            continue  # bob's own account: covered by the other rows and by tests/devices
+            continue  # bob's own account: covered by the other rows, tests/devices, tests/messaging
         answers[f"{method} {path}"] = call(transport, method, path, body)
     accepted = {k: v for k, v in answers.items() if not 400 <= v < 500}
     assert accepted == {}

@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from config.asgi import application
+from protocol.encoding import b64u_encode
 from tests.security.test_authorization import state_snapshot
 from tests.support.actors import CompanionActor, DjangoTransport, PrimaryActor, link
 from tests.support.softauthn import SoftAuthenticator
@@ -47,6 +48,9 @@ FIELDS = [
     "seqs",
     "type",
     "v",
+    "version",
+    "kind",
+    "blob",
 ]
 scalars = st.one_of(
     st.none(),
@@ -54,7 +58,9 @@ scalars = st.one_of(
     st.integers(min_value=-(2**70), max_value=2**70),
     st.floats(allow_nan=False),
     st.text(max_size=40),
-    st.sampled_from(["AAAA", "A" * 22, "A" * 43, "alice", "", "\x00", "ÿ" * 70]),
+    st.sampled_from(
+        ["AAAA", "A" * 22, "A" * 43, "alice", "", "\x00", "ÿ" * 70, "patch", "snapshot"]
+    ),
 )
 values = st.recursive(
     scalars,
@@ -112,6 +118,7 @@ POST_PATHS = [
     "/api/link/{link}/approve",
     "/api/link/{link}/complete",
     "/api/link/{link}/decline",
+    "/api/state",
 ]
 
 
@@ -168,6 +175,56 @@ def test_raw_garbage_bodies_are_refused_with_json_errors(world):
     ]:
         response = client.post("/api/prekeys", body, content_type=content_type)
         assert 400 <= response.status_code < 500 and response.json()["error"]["code"]
+
+
+# Writes to the state log near the valid ones: versions around the current one, both kinds
+# and some others, blobs valid, empty, non-canonical or not base64url at all.
+state_writes = st.fixed_dictionaries(
+    {},
+    optional={
+        "version": st.one_of(st.integers(min_value=-1, max_value=6), values),
+        "kind": st.one_of(st.sampled_from(["patch", "snapshot", "Patch", ""]), values),
+        "blob": st.one_of(
+            st.binary(max_size=40).map(b64u_encode),
+            st.sampled_from(["", "A", "AB", "AB=="]),
+            values,
+        ),
+    },
+)
+
+
+def test_random_writes_to_the_state_log_keep_it_dense_and_store_nothing_when_refused(world):
+    """Whatever is posted, a 201 is exactly a write at the current version + 1, the log stays
+    dense from its latest snapshot, and a refusal stores nothing."""
+    devices = [world["alice"].transport.client, world["laptop"].transport.client]
+
+    @fuzz
+    @given(body=state_writes, device=st.sampled_from(range(len(devices))))
+    def probe(body, device):
+        client = devices[device]
+        before = client.get("/api/state").json()
+        rows = state_snapshot()
+        response = client.post("/api/state", json.dumps(body), content_type="application/json")
+        assert response.status_code in {201, 400, 409, 413}, response.content
+        after = client.get("/api/state").json()
+        if response.status_code == 201:
+            assert body["version"] == before["version"] + 1 == after["version"]
+            assert after["entries"][-1]["blob"] == body["blob"]
+        else:
+            assert set(response.json()["error"]) == {"code", "message", "data"}
+            assert state_snapshot() == rows
+        versions = [e["version"] for e in after["entries"]]
+        assert versions == list(range(versions[0], after["version"] + 1)) if versions else True
+        assert [e["kind"] for e in after["entries"][1:]].count("snapshot") == 0
+
+    probe()
+
+
+@pytest.mark.parametrize("after", ["", "0", "-0", "+1", "1e3", "0x1", "١", " 1", "9" * 40, "%00"])
+def test_a_state_read_with_any_after_is_an_answer_or_a_400(world, after):
+    response = world["alice"].transport.client.get(f"/api/state?after={after}")
+    assert response.status_code in {200, 400}, response.content
+    assert response["Content-Type"] == "application/json"
 
 
 frames = st.one_of(

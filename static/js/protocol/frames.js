@@ -19,6 +19,7 @@ export const REVOKED = "revoked";
 export const DEVICES_CHANGED = "devices_changed";
 export const LINK_SIGNED = "link_signed";
 export const PREKEYS_LOW = "prekeys_low";
+export const STATE_CHANGED = "state_changed";
 export const LINK_STATE = "link_state";
 export const ERROR = "error";
 
