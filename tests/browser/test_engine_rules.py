@@ -11,14 +11,11 @@ from pathlib import Path
 
 from playwright.sync_api import Page, Request, expect
 
-from client.http import HttpTransport
-from client.store import now_ms
-from protocol.content import ContentType, encode_content, new_content
+from protocol.content import ContentType
 from protocol.rng import system_rng
-from tests.support.actors import PrimaryActor
-from tests.support.devices import primary_messenger
+from tests.support.actors import person
+from tests.support.devices import primary_messenger, stamped_content
 from tests.support.server import LiveServer
-from tests.support.softauthn import SoftAuthenticator
 from tests.support.web import (
     SLOW,
     add_contact,
@@ -88,11 +85,7 @@ def test_a_device_list_notice_from_a_contact_is_refused_and_fetches_nothing(
 ):
     alice_name = new_username("alice")
     alice, _ = new_primary(new_device(), alice_name)
-    bob = PrimaryActor(
-        HttpTransport(live_app.url),
-        SoftAuthenticator(origin=live_app.url),
-        username=f"bob{secrets.token_hex(3)}",
-    ).sign_up()
+    bob = person(live_app, "bob")
     bob_messenger = primary_messenger(bob, tmp_path)
     open_chats(alice)
     add_contact(alice, bob.username)
@@ -104,20 +97,12 @@ def test_a_device_list_notice_from_a_contact_is_refused_and_fetches_nothing(
     [alice_device] = text.recipient_devices
     session = bob_messenger.store.session(alice_device)
     own = bob_messenger.store.device_list(bob.username)
-    notice = new_content(
-        ContentType.DEVICE_LIST_NOTICE,
-        {"device_list": own.device_list.to_dict()},
-        timestamp=now_ms(),
-        sender_list_version=own.version,
-        sender_list_hash=own.hash,
-        rng=system_rng,
+    notice = stamped_content(
+        bob_messenger, ContentType.DEVICE_LIST_NOTICE, {"device_list": own.device_list.to_dict()}
     )
     sends = [
         (text.envelope_id, text.targets),
-        (
-            secrets.token_urlsafe(16),
-            {alice_device: session.encrypt(encode_content(notice), system_rng)},
-        ),
+        (secrets.token_urlsafe(16), {alice_device: session.encrypt(notice, system_rng)}),
     ]
 
     send_envelopes(live_app.ws_url, live_app.url, bob.transport.cookie_header(), alice_name, sends)

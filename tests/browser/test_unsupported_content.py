@@ -9,15 +9,12 @@ from pathlib import Path
 
 from playwright.sync_api import expect
 
-from client.http import HttpTransport
-from client.store import now_ms
-from protocol.content import ContentType, encode_content, new_content
+from protocol.content import ContentType
 from protocol.rng import system_rng
-from tests.support.actors import PrimaryActor
+from tests.support.actors import person
 from tests.support.browser import PHONE
-from tests.support.devices import primary_messenger
+from tests.support.devices import primary_messenger, stamped_content
 from tests.support.server import LiveServer
-from tests.support.softauthn import SoftAuthenticator
 from tests.support.web import (
     SLOW,
     add_contact,
@@ -34,11 +31,7 @@ def test_a_message_of_a_newer_content_type_is_shown_as_unsupported(
 ):
     alice_name = new_username("alice")
     alice, _ = new_primary(new_device(viewport=PHONE), alice_name)
-    bob = PrimaryActor(
-        HttpTransport(live_app.url),
-        SoftAuthenticator(origin=live_app.url),
-        username=f"bob{secrets.token_hex(3)}",
-    ).sign_up()
+    bob = person(live_app, "bob")
     bob_messenger = primary_messenger(bob, tmp_path)
     open_chats(alice)
     add_contact(alice, bob.username)
@@ -48,18 +41,7 @@ def test_a_message_of_a_newer_content_type_is_shown_as_unsupported(
     text = bob_messenger.prepare_send(alice_name, "Before the new feature")
     [alice_device] = text.recipient_devices
     session = bob_messenger.store.session(alice_device)
-    own = bob_messenger.store.device_list(bob.username)
-    known = encode_content(
-        new_content(
-            ContentType.TYPING,
-            {"state": "started"},
-            timestamp=now_ms(),
-            sender_list_version=own.version,
-            sender_list_hash=own.hash,
-            rng=system_rng,
-        )
-    )
-    newer = known[:1] + bytes([42]) + known[2:]
+    newer = stamped_content(bob_messenger, ContentType.TYPING, {"state": "started"}, type_byte=42)
     sends = [
         (text.envelope_id, text.targets),
         (secrets.token_urlsafe(16), {alice_device: session.encrypt(newer, system_rng)}),

@@ -10,10 +10,10 @@ import pytest
 from client.events import ReceiptOwed
 from client.messenger import LIST_MAX_AGE_MS, Messenger, Refused, TextMessage
 from client.store import now_ms
-from protocol.content import ContentType, encode_content, new_content
+from protocol.content import ContentType
 from protocol.rng import system_rng
 from tests.client.test_messaging_refusals import delivered, person, rewritten
-from tests.support.devices import primary_messenger
+from tests.support.devices import primary_messenger, stamped_content
 
 
 @pytest.fixture
@@ -49,15 +49,10 @@ def test_a_device_list_notice_from_a_contact_is_refused_and_fetches_nothing(pair
         "GET", rf"/api/accounts/{bob.account_id}/device-list", lambda body: body
     )
     own = bob.store.device_list(bob.account_id)
-    notice = new_content(
-        ContentType.DEVICE_LIST_NOTICE,
-        {"device_list": own.device_list.to_dict()},
-        timestamp=now_ms(),
-        sender_list_version=own.version,
-        sender_list_hash=own.hash,
-        rng=system_rng,
+    notice = stamped_content(
+        bob, ContentType.DEVICE_LIST_NOTICE, {"device_list": own.device_list.to_dict()}
     )
-    forged = bob.store.session(alice_id).encrypt(encode_content(notice), system_rng)
+    forged = bob.store.session(alice_id).encrypt(notice, system_rng)
     [refused] = alice.receive(delivered(bob, {alice_id: forged}, alice_id))
     assert isinstance(refused, Refused)
     assert "device list notice" in refused.reason

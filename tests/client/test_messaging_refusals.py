@@ -24,7 +24,7 @@ from client.messenger import (
 )
 from client.store import now_ms
 from protocol import devicelist as dl
-from protocol.content import ContentType, encode_content, new_content
+from protocol.content import ContentType
 from protocol.encoding import b64u_encode
 from protocol.exceptions import (
     InvalidSignature,
@@ -35,7 +35,7 @@ from protocol.exceptions import (
 from protocol.keys import X25519KeyPair, generate_identity
 from protocol.rng import system_rng
 from tests.support.actors import ok, person
-from tests.support.devices import companion_messenger, primary_messenger
+from tests.support.devices import companion_messenger, primary_messenger, stamped_content
 from tests.support.rewriting import RewritingTransport
 
 
@@ -98,25 +98,11 @@ def test_a_sent_transcript_relayed_from_a_contacts_device_is_refused_visibly(pai
     bob.receive(
         delivered(alice, alice.prepare_send(bob.account_id, "hi").targets, bob.device.device_id)
     )
-    own = bob.store.device_list(bob.account_id)
-    inner = new_content(
-        ContentType.TEXT,
-        {"text": "you said you would pay"},
-        timestamp=now_ms(),
-        sender_list_version=own.version,
-        sender_list_hash=own.hash,
-        rng=system_rng,
+    inner = stamped_content(bob, ContentType.TEXT, {"text": "you said you would pay"})
+    transcript = stamped_content(
+        bob, ContentType.SENT_TRANSCRIPT, {"recipient": "carol", "content": b64u_encode(inner)}
     )
-    transcript = new_content(
-        ContentType.SENT_TRANSCRIPT,
-        {"recipient": "carol", "content": b64u_encode(encode_content(inner))},
-        timestamp=now_ms(),
-        sender_list_version=own.version,
-        sender_list_hash=own.hash,
-        rng=system_rng,
-    )
-    session = bob.store.session(alice_id)
-    forged = session.encrypt(encode_content(transcript), system_rng)
+    forged = bob.store.session(alice_id).encrypt(transcript, system_rng)
     [refused] = alice.receive(delivered(bob, {alice_id: forged}, alice_id))
     assert isinstance(refused, Refused)
     line = describe(refused, me=alice.account_id)
@@ -261,18 +247,8 @@ def test_a_content_of_a_newer_type_is_kept_as_an_unsupported_message(pair):
     alice.receive(
         delivered(bob, bob.prepare_send(alice.account_id, "hello").targets, alice.device.device_id)
     )
-    own = alice.store.device_list(alice.account_id)
-    known = encode_content(
-        new_content(
-            ContentType.TYPING,
-            {"state": "started"},
-            timestamp=now_ms(),
-            sender_list_version=own.version,
-            sender_list_hash=own.hash,
-            rng=system_rng,
-        )
-    )
-    newer = known[:1] + bytes([42]) + known[2:]  # the same layout, a type from the future
+    # the same layout as a typing indicator, with a type from the future
+    newer = stamped_content(alice, ContentType.TYPING, {"state": "started"}, type_byte=42)
     session = alice.store.session(bob_id)
     [event] = bob.receive(delivered(alice, {bob_id: session.encrypt(newer, system_rng)}, bob_id))
     assert isinstance(event, UnsupportedMessage)

@@ -15,6 +15,8 @@ from client.connection import ConnectionEvent, DeviceConnection
 from client.http import HttpTransport
 from client.messenger import Messenger
 from client.store import OwnDevice, Store, now_ms
+from protocol.content import ContentType, encode_content, new_content
+from protocol.rng import system_rng
 from tests.support.actors import CompanionActor, PrimaryActor, link
 
 
@@ -101,3 +103,24 @@ class Device:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.arrived.wait(), remaining)
         return self.of(kind)[:count]
+
+
+def stamped_content(
+    messenger: Messenger, content_type: ContentType, body: dict[str, Any], *, type_byte: int = 0
+) -> bytes:
+    """An encoded content of `messenger`'s, stamped with its own list as a real send would
+    be, for a test to encrypt on a session itself; `type_byte` puts another type byte in
+    (a type of a newer version)."""
+    own = messenger.store.device_list(messenger.account_id)
+    assert own is not None
+    encoded = encode_content(
+        new_content(
+            content_type,
+            body,
+            timestamp=now_ms(),
+            sender_list_version=own.version,
+            sender_list_hash=own.hash,
+            rng=system_rng,
+        )
+    )
+    return encoded[:1] + bytes([type_byte]) + encoded[2:] if type_byte else encoded
