@@ -65,7 +65,7 @@ def test_x25519_encodings_above_the_field_prime_are_not_canonical():
         (u32, "1"),
         (u8, None),
     ],
-    ids=repr,
+    ids=lambda v: v.__name__ if callable(v) else repr(v),  # the same in every xdist worker
 )
 def test_integer_encoders_refuse_out_of_range_values(encoder, value):
     with pytest.raises(MalformedMessage):
