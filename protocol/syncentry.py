@@ -56,7 +56,7 @@ _MUTATION_KEYS = {"collection", "device", "index", "timestamp", "value"}
 # KDF(key, label, data, 32) of section 1.1 with the label's encoding computed once.
 _INDEX_MAC_PREFIX = label(INDEX_MAC_LABEL)
 _VALUE_MAC_PREFIX = label(VALUE_MAC_LABEL)
-_HEADER_BYTES = 1 + 1 + 16 + 8 + 32 + 32 + 4
+_VALUE_AD_PREFIX = label(VALUE_AD_LABEL)
 _MIN_RECORD_BYTES = 32 + 24 + 4 + primitives.AEAD_TAG_BYTES
 
 
@@ -217,7 +217,7 @@ def value_mac(subkeys: SyncSubkeys, record_index_mac: bytes, plaintext: bytes) -
 
 
 def _value_ad(subkeys: SyncSubkeys, record_index_mac: bytes) -> bytes:
-    return label(VALUE_AD_LABEL) + subkeys.key_id + record_index_mac
+    return _VALUE_AD_PREFIX + subkeys.key_id + record_index_mac
 
 
 @dataclass(frozen=True)
@@ -248,9 +248,9 @@ def open_record(subkeys: SyncSubkeys, record: SealedRecord) -> tuple[Mutation, b
         raise SyncEntryForged(
             "a value does not decrypt under its index and sync key (moved or altered)"
         ) from exc
-    mutation = decode_mutation(plaintext)
+    mutation, index_json = _decode_mutation(plaintext)
     if not primitives.mac_equal(
-        index_mac(subkeys, mutation.collection, mutation.index), record.index_mac
+        _index_mac(subkeys, mutation.collection, index_json), record.index_mac
     ):
         raise SyncEntryForged("a value was moved to another index")
     return mutation, value_mac(subkeys, record.index_mac, plaintext)

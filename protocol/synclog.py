@@ -43,8 +43,9 @@ def apply_entries(
 
 
 def compare_checkpoint(state: AccountState, checkpoint: Checkpoint) -> str:
-    """ "same", "ahead" (this device is past it and agrees), "behind" (fetch, then compare
-    again) or "unknown" (too old to remember); SyncLogForked when the chains differ."""
+    """Where an own device's checkpoint stands against this state: "same", "ahead" (this
+    device is past it and agrees), "behind" (fetch, then compare again) or "unknown" (too old
+    to remember); SyncLogForked when the chains differ."""
     if checkpoint.version > state.version:
         return "behind"
     if checkpoint.version == state.version:
