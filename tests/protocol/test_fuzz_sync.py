@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from protocol.accountstate import AccountState, Checkpoint, apply_entry
-from protocol.content import ContentType, validate_body
+from protocol.content import ContentType, decode_content, encode_content, validate_body
 from protocol.encoding import canonical_json
 from protocol.syncentry import SyncKey, decode_entry, decode_mutation, encode_mutation
 from protocol.synclog import apply_entries, check_fetched, compare_checkpoint
@@ -105,6 +105,14 @@ def test_account_state_from_dict_refuses_only_with_protocol_errors(data):
 def test_sync_content_bodies_refuse_only_with_protocol_errors(case):
     content_type, body = case
     refused_or_value(validate_body, ContentType(content_type), body)
+
+
+@fuzz
+@given(byte_inputs([bytes.fromhex(c["encoded"]) for c in V["contents"]]))
+def test_decode_content_of_the_sync_types_refuses_only_with_protocol_errors(data):
+    content = refused_or_value(decode_content, data)
+    if content is not None:
+        assert encode_content(content) == data
 
 
 @fuzz
