@@ -25,6 +25,8 @@ class ContentType(IntEnum):
     DEVICE_LIST_NOTICE = 4
     HISTORY_BUNDLE_KEY = 5
     TYPING = 6
+    ACCOUNT_SYNC_KEY = 7
+    ACCOUNT_SYNC_CHECKPOINT = 8
 
 
 KNOWN_TYPES = frozenset(int(t) for t in ContentType)
@@ -74,13 +76,13 @@ def _expect(condition: bool, message: str) -> None:
 
 
 def content_type_of(value: Any) -> ContentType:
-    """The ContentType of `value` (a ContentType or a plain int 1..6); else MalformedMessage."""
+    """The ContentType of `value` (a ContentType or a plain int 1..8); else MalformedMessage."""
     if not is_uint(value, 0xFF):
-        raise MalformedMessage(f"content: expected type 1 to 6, got {value!r}")
+        raise MalformedMessage(f"content: expected type 1 to 8, got {value!r}")
     try:
         return ContentType(value)
     except ValueError as exc:
-        raise MalformedMessage(f"content: expected type 1 to 6, got {value!r}") from exc
+        raise MalformedMessage(f"content: expected type 1 to 8, got {value!r}") from exc
 
 
 def validate_body(content_type: ContentType | int, body: Any) -> None:
@@ -132,8 +134,25 @@ def validate_body(content_type: ContentType | int, body: Any) -> None:
     elif content_type is ContentType.TYPING:
         _expect_keys(body, {"state"}, "typing")
         _expect(body["state"] in ("started", "stopped"), "typing body: expected started or stopped")
+    elif content_type is ContentType.ACCOUNT_SYNC_KEY:
+        _expect_keys(body, {"key_id", "key", "since_version", "version", "chain"}, "sync key")
+        b64u_decode(body["key_id"], length=16, what="sync key id")
+        b64u_decode(body["key"], length=32, what="sync key")
+        _expect(
+            is_uint(body["since_version"]) and body["since_version"] >= 1,
+            "sync key body: expected an integer since_version of at least 1",
+        )
+        _checkpoint_fields(body, "sync key")
+    elif content_type is ContentType.ACCOUNT_SYNC_CHECKPOINT:
+        _expect_keys(body, {"version", "chain"}, "sync checkpoint")
+        _checkpoint_fields(body, "sync checkpoint")
     else:  # unreachable while every ContentType has a branch; refuse rather than skip
         raise MalformedMessage(f"content: no body rule for type {int(content_type)}")
+
+
+def _checkpoint_fields(body: dict[str, Any], what: str) -> None:
+    _expect(is_uint(body["version"]), f"{what} body: expected an integer version")
+    b64u_decode(body["chain"], length=32, what=f"{what} chain")
 
 
 def _is_bytes(value: Any, length: int) -> bool:

@@ -80,3 +80,45 @@ class InvalidJson(MalformedMessage):
     def __init__(self, reason: str, message: str):
         super().__init__(message)
         self.reason = reason
+
+
+class SyncRefused(ProtocolError):
+    """An account-state entry refused (section 23.7); the device keeps its last good state."""
+
+    code = "sync_refused"
+
+
+class SyncKeyUnknown(SyncRefused):
+    code = "sync_key_unknown"
+
+
+class SyncKeyRetired(SyncRefused):
+    code = "sync_key_retired"
+
+
+class SyncEntryForged(SyncRefused):
+    code = "sync_entry_forged"
+
+
+class SyncEntryMissing(SyncRefused):
+    code = "sync_entry_missing"
+
+
+class SyncEntryReplayed(SyncRefused):
+    code = "sync_entry_replayed"
+
+
+class SyncEntriesReordered(SyncRefused):
+    code = "sync_entries_reordered"
+
+
+class SyncLogForked(SyncRefused):
+    code = "sync_log_forked"
+
+
+class SyncStaleState(SyncRefused):
+    code = "sync_stale_state"
+
+
+class SyncStateMismatch(SyncRefused):
+    code = "sync_state_mismatch"

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import nacl.bindings as sodium
 import nacl.exceptions
+from nacl._sodium import ffi, lib  # type: ignore[import-not-found]  # nacl.bindings calls these
 
 from protocol.encoding import enc_str
 from protocol.exceptions import DecryptionFailed, InvalidKey, InvalidSignature
 
 AEAD_NONCE_BYTES = 24
 AEAD_TAG_BYTES = 16
+_ZERO_NONCE = bytes(AEAD_NONCE_BYTES)
 STREAM_HEADER_BYTES = sodium.crypto_secretstream_xchacha20poly1305_HEADERBYTES
 STREAM_ABYTES = sodium.crypto_secretstream_xchacha20poly1305_ABYTES
 TAG_MESSAGE = sodium.crypto_secretstream_xchacha20poly1305_TAG_MESSAGE
@@ -86,8 +88,24 @@ def dh(private_key: bytes, public_key: bytes) -> bytes:
     return out
 
 
+def _raw(data: bytes | bytearray | memoryview) -> bytes:
+    return data if isinstance(data, bytes) else bytes(data)
+
+
+# blake2b, the AEAD, keystream and mac_equal call libsodium through PyNaCl's cffi module
+# directly: nacl.bindings re-checks every argument in Python with eagerly formatted
+# messages, three times the cost of hashing or sealing a short record, and account-state
+# sync does that 10,000 times for one snapshot (section 23.9). The checks libsodium needs
+# (sizes) are made here.
 def blake2b(message: bytes, *, size: int, key: bytes = b"") -> bytes:
-    return sodium.crypto_generichash_blake2b_salt_personal(message, digest_size=size, key=key)
+    if not 16 <= size <= 64 or len(key) > 64:
+        raise InvalidKey("BLAKE2b: expected a size of 16 to 64 and a key of at most 64 bytes")
+    message = _raw(message)
+    out = ffi.new("unsigned char[]", size)
+    lib.crypto_generichash_blake2b_salt_personal(
+        out, size, message, len(message), key or ffi.NULL, len(key), ffi.NULL, ffi.NULL
+    )
+    return bytes(ffi.buffer(out, size))
 
 
 def kdf(key: bytes, label: str, data: bytes, size: int) -> bytes:
@@ -100,17 +118,64 @@ def hash32(label: str, data: bytes) -> bytes:
     return blake2b(enc_str(label) + data, size=32)
 
 
+def _check_aead(key: bytes, nonce: bytes) -> None:
+    _require_length(key, 32, "AEAD key")
+    if not isinstance(nonce, bytes) or len(nonce) != AEAD_NONCE_BYTES:
+        raise InvalidKey(f"AEAD nonce: expected {AEAD_NONCE_BYTES} bytes")
+
+
 def aead_encrypt(key: bytes, nonce: bytes, plaintext: bytes, associated_data: bytes) -> bytes:
-    return sodium.crypto_aead_xchacha20poly1305_ietf_encrypt(plaintext, associated_data, nonce, key)
+    _check_aead(key, nonce)
+    plaintext, associated_data = _raw(plaintext), _raw(associated_data or b"")
+    size = len(plaintext) + AEAD_TAG_BYTES
+    out = ffi.new("unsigned char[]", size)
+    lib.crypto_aead_xchacha20poly1305_ietf_encrypt(
+        out,
+        ffi.NULL,
+        plaintext,
+        len(plaintext),
+        associated_data,
+        len(associated_data),
+        ffi.NULL,
+        nonce,
+        key,
+    )
+    return bytes(ffi.buffer(out, size))
 
 
 def aead_decrypt(key: bytes, nonce: bytes, ciphertext: bytes, associated_data: bytes) -> bytes:
-    try:
-        return sodium.crypto_aead_xchacha20poly1305_ietf_decrypt(
-            ciphertext, associated_data, nonce, key
-        )
-    except nacl.exceptions.CryptoError as exc:
-        raise DecryptionFailed("message authentication failed") from exc
+    _check_aead(key, nonce)
+    ciphertext, associated_data = _raw(ciphertext), _raw(associated_data or b"")
+    if len(ciphertext) < AEAD_TAG_BYTES:
+        raise DecryptionFailed("message authentication failed")
+    size = len(ciphertext) - AEAD_TAG_BYTES
+    out = ffi.new("unsigned char[]", max(size, 1))
+    failed = lib.crypto_aead_xchacha20poly1305_ietf_decrypt(
+        out,
+        ffi.NULL,
+        ffi.NULL,
+        ciphertext,
+        len(ciphertext),
+        associated_data,
+        len(associated_data),
+        nonce,
+        key,
+    )
+    if failed:
+        raise DecryptionFailed("message authentication failed")
+    return bytes(ffi.buffer(out, size))
+
+
+def keystream(key: bytes, size: int) -> bytes:
+    """The XChaCha20 keystream of `key` under the all-zero nonce from block 1 (section 23.4):
+    the AEAD's ciphertext of `size` zero bytes without its tag (PyNaCl has no bare stream)."""
+    _require_length(key, 32, "keystream key")
+    return aead_encrypt(key, _ZERO_NONCE, bytes(size), b"")[:size]
+
+
+def mac_equal(a: bytes, b: bytes) -> bool:
+    """Constant-time comparison of two MACs (sodium_memcmp); different lengths are unequal."""
+    return len(a) == len(b) and lib.sodium_memcmp(_raw(a), _raw(b), len(a)) == 0
 
 
 def stream_state(key: bytes, header: bytes) -> sodium.crypto_secretstream_xchacha20poly1305_state:

@@ -63,6 +63,13 @@ export interface Sodium {
   ): StreamChunk | false;
   crypto_box_seal(message: Uint8Array, publicKey: Uint8Array): Uint8Array;
   crypto_box_seal_open(ciphertext: Uint8Array, publicKey: Uint8Array, privateKey: Uint8Array): Uint8Array;
+  crypto_stream_xchacha20_xor_ic(
+    message: Uint8Array,
+    nonce: Uint8Array,
+    initialCounter: number,
+    key: Uint8Array,
+  ): Uint8Array;
+  memcmp(a: Uint8Array, b: Uint8Array): boolean;
   randombytes_buf(length: number): Uint8Array;
 }
 

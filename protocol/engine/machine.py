@@ -31,7 +31,13 @@ Result = tuple[DeviceState, list[Effect]]
 
 # Contents only this account's own devices may send (section 10).
 OWN_DEVICES_ONLY = frozenset(
-    {ContentType.SENT_TRANSCRIPT, ContentType.DEVICE_LIST_NOTICE, ContentType.HISTORY_BUNDLE_KEY}
+    {
+        ContentType.SENT_TRANSCRIPT,
+        ContentType.DEVICE_LIST_NOTICE,
+        ContentType.HISTORY_BUNDLE_KEY,
+        ContentType.ACCOUNT_SYNC_KEY,
+        ContentType.ACCOUNT_SYNC_CHECKPOINT,
+    }
 )
 
 

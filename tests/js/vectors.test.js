@@ -8,7 +8,9 @@ before(async () => {
   await p.ready();
 });
 
+// account_state.json is reproduced by accountstate.test.js.
 const COVERED = [
+  "account_state.json",
   "content.json",
   "device_lists.json",
   "history.json",

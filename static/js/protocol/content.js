@@ -20,6 +20,8 @@ export const ContentType = Object.freeze({
   DEVICE_LIST_NOTICE: 4,
   HISTORY_BUNDLE_KEY: 5,
   TYPING: 6,
+  ACCOUNT_SYNC_KEY: 7,
+  ACCOUNT_SYNC_CHECKPOINT: 8,
 });
 
 /** @type {ReadonlySet<number>} */
@@ -159,9 +161,29 @@ export function validateBody(contentType, body) {
         "typing body: expected started or stopped",
       );
       break;
+    case ContentType.ACCOUNT_SYNC_KEY:
+      expectKeys(body, ["key_id", "key", "since_version", "version", "chain"], "sync key");
+      b64uDecode(body.key_id, { length: 16, what: "sync key id" });
+      b64uDecode(body.key, { length: 32, what: "sync key" });
+      expect(
+        isInt(body.since_version) && body.since_version >= 1,
+        "sync key body: expected an integer since_version of at least 1",
+      );
+      checkpointFields(body, "sync key");
+      break;
+    case ContentType.ACCOUNT_SYNC_CHECKPOINT:
+      expectKeys(body, ["version", "chain"], "sync checkpoint");
+      checkpointFields(body, "sync checkpoint");
+      break;
     default:
-      throw new MalformedMessage(`content: expected type 1 to 6, got ${contentType}`);
+      throw new MalformedMessage(`content: expected type 1 to 8, got ${contentType}`);
   }
+}
+
+/** @param {any} body @param {string} what */
+function checkpointFields(body, what) {
+  expect(isInt(body.version), `${what} body: expected an integer version`);
+  b64uDecode(body.chain, { length: 32, what: `${what} chain` });
 }
 
 /** @param {unknown} value @param {number} length @returns {boolean} */

@@ -87,3 +87,44 @@ export class InvalidJson extends MalformedMessage {
     this.reason = reason;
   }
 }
+
+/** An account-state entry refused (section 23.7); the device keeps its last good state. */
+export class SyncRefused extends ProtocolError {
+  static code = "sync_refused";
+}
+
+export class SyncKeyUnknown extends SyncRefused {
+  static code = "sync_key_unknown";
+}
+
+export class SyncKeyRetired extends SyncRefused {
+  static code = "sync_key_retired";
+}
+
+export class SyncEntryForged extends SyncRefused {
+  static code = "sync_entry_forged";
+}
+
+export class SyncEntryMissing extends SyncRefused {
+  static code = "sync_entry_missing";
+}
+
+export class SyncEntryReplayed extends SyncRefused {
+  static code = "sync_entry_replayed";
+}
+
+export class SyncEntriesReordered extends SyncRefused {
+  static code = "sync_entries_reordered";
+}
+
+export class SyncLogForked extends SyncRefused {
+  static code = "sync_log_forked";
+}
+
+export class SyncStaleState extends SyncRefused {
+  static code = "sync_stale_state";
+}
+
+export class SyncStateMismatch extends SyncRefused {
+  static code = "sync_state_mismatch";
+}

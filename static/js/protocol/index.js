@@ -91,3 +91,39 @@ export {
   verifyLinkToken,
   verifySignIn,
 } from "./linking.js";
+export {
+  AccountState,
+  applyEntry,
+  buildPatch,
+  buildSnapshot,
+  Checkpoint,
+  RECENT_CHAINS,
+  supersedes,
+  SyncRecord,
+  WrittenEntry,
+} from "./accountstate.js";
+export { applyEntries, checkFetched, compareCheckpoint } from "./synclog.js";
+export {
+  COLLECTIONS,
+  decodeEntry,
+  decodeMutation,
+  encodeEntry,
+  encodeMutation,
+  entryMac,
+  indexMac,
+  MAX_PATCH_BYTES,
+  MAX_RECORD_BYTES,
+  MAX_SNAPSHOT_BYTES,
+  Mutation,
+  newSyncKey,
+  openRecord,
+  SealedRecord,
+  sealRecord,
+  SyncEntry,
+  SyncKey,
+  SyncSubkeys,
+  syncSubkeys,
+  valueMac,
+  ZERO_CHAIN,
+} from "./syncentry.js";
+export { EMPTY_LTHASH, LTHASH_BYTES, lthashUpdate, stateHash } from "./statehash.js";

@@ -223,6 +223,33 @@ export function aeadDecrypt(key, nonce, ciphertext, associatedData) {
 }
 
 /**
+ * The XChaCha20 keystream of `key` under the all-zero nonce from block 1 (section 23.4): the
+ * same bytes as the AEAD's ciphertext of `size` zero bytes without its tag.
+ * @param {Uint8Array} key
+ * @param {number} size
+ * @returns {Uint8Array}
+ */
+export function keystream(key, size) {
+  requireLength(key, 32, "keystream key");
+  return sodium.crypto_stream_xchacha20_xor_ic(
+    new Uint8Array(size),
+    new Uint8Array(AEAD_NONCE_BYTES),
+    1,
+    key,
+  );
+}
+
+/**
+ * Constant-time comparison of two MACs (sodium_memcmp); different lengths are unequal.
+ * @param {Uint8Array} a
+ * @param {Uint8Array} b
+ * @returns {boolean}
+ */
+export function macEqual(a, b) {
+  return a.length === b.length && sodium.memcmp(a, b);
+}
+
+/**
  * A secretstream state for key and header, used for both push and pull (section 12):
  * init_pull derives exactly the state init_push would after drawing this header.
  * @param {Uint8Array} key

@@ -142,6 +142,41 @@ def device_list_notice_from_own_device() -> dict[str, Any]:
     )
 
 
+def sync_key_own_devices_only() -> dict[str, Any]:
+    t1 = T0 + 1000
+    return scenario(
+        "The account sync key and sync checkpoints (section 23.2, 23.8) travel only between own devices: from a contact's device they are refused.",
+        state(BOB_V1_KNOWN),
+        [
+            (
+                "a sync key from bob's phone: refused",
+                content("bob", "bob-phone", ContentType.ACCOUNT_SYNC_KEY, BOB_V1, t1),
+                [verdict("bob", "bob-phone", refuse=True)],
+            ),
+            (
+                "a sync key from alice-laptop, listed: accepted",
+                content("alice", "alice-laptop", ContentType.ACCOUNT_SYNC_KEY, ALICE_V2, t1),
+                [verdict("alice", "alice-laptop")],
+            ),
+            (
+                "a sync checkpoint from bob's phone: refused",
+                content("bob", "bob-phone", ContentType.ACCOUNT_SYNC_CHECKPOINT, BOB_V1, t1),
+                [verdict("bob", "bob-phone", refuse=True)],
+            ),
+            (
+                "a sync checkpoint from alice-laptop: accepted",
+                content("alice", "alice-laptop", ContentType.ACCOUNT_SYNC_CHECKPOINT, ALICE_V2, t1),
+                [verdict("alice", "alice-laptop")],
+            ),
+            (
+                "a sync key from the own account's unlisted device: refused",
+                content("alice", "alice-tablet", ContentType.ACCOUNT_SYNC_KEY, ALICE_V2, t1),
+                [verdict("alice", "alice-tablet", refuse=True)],
+            ),
+        ],
+    )
+
+
 def list_fetch_triggers() -> dict[str, Any]:
     t1 = T0 + 1000
     return scenario(

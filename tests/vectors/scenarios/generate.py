@@ -97,6 +97,7 @@ def build_scenarios() -> dict[str, dict[str, Any]]:
         "device_list_notice_from_contact.json": content_rules.device_list_notice_from_contact(),
         "device_list_notice_from_own_device.json": content_rules.device_list_notice_from_own_device(),
         "list_fetch_triggers.json": content_rules.list_fetch_triggers(),
+        "sync_key_own_devices_only.json": content_rules.sync_key_own_devices_only(),
         "send_planned.json": send_rules.send_planned(),
         "send_suspended_excluded.json": send_rules.send_suspended_excluded(),
         "send_mismatched_missing.json": send_rules.send_mismatched_missing(),

@@ -20,7 +20,13 @@ import { LIST_MAX_AGE_MS, PendingFetch } from "./state.js";
 
 /** Contents only this account's own devices may send (section 10). @type {ReadonlySet<number>} */
 export const OWN_DEVICES_ONLY = Object.freeze(
-  new Set([ContentType.SENT_TRANSCRIPT, ContentType.DEVICE_LIST_NOTICE, ContentType.HISTORY_BUNDLE_KEY]),
+  new Set([
+    ContentType.SENT_TRANSCRIPT,
+    ContentType.DEVICE_LIST_NOTICE,
+    ContentType.HISTORY_BUNDLE_KEY,
+    ContentType.ACCOUNT_SYNC_KEY,
+    ContentType.ACCOUNT_SYNC_CHECKPOINT,
+  ]),
 );
 
 /** @param {DeviceState} state @param {Event} event @returns {Result} */
