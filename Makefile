@@ -36,7 +36,7 @@ test: $(VENV)/.dev
 	$(VENV)/bin/mypy
 	npx --no-install tsc -p tsconfig.json
 	npx --no-install eslint --max-warnings=0 .
-	$(VENV)/bin/pytest
+	scripts/pytest-both.sh
 	node --test tests/js/
 
 lint: $(VENV)/.dev
