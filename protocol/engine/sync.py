@@ -80,8 +80,10 @@ def handle(state: SyncState, event: SyncEvent) -> Result:
 
 def _stored_once(state: SyncState, effects: list[Effect]) -> list[Effect]:
     """One StoreSync of the final state, first (stored before any request goes out)."""
-    rest = [e for e in effects if not isinstance(e, StoreSync)]
-    return [StoreSync(state), *rest] if len(rest) < len(effects) else rest
+    rest: list[Effect] = [e for e in effects if not isinstance(e, StoreSync)]
+    if len(rest) == len(effects):
+        return rest
+    return [StoreSync(state), *rest]
 
 
 def _mutated(state: SyncState, event: SyncMutated) -> Result:
