@@ -42,7 +42,7 @@ from protocol.engine.events import (
     SyncRotateWanted,
 )
 from protocol.engine.syncstate import SyncRequest, SyncState, key_from_dict, mutation_from_dict
-from protocol.exceptions import MalformedMessage, SyncRefused
+from protocol.exceptions import MalformedMessage, SyncKeyUnknown, SyncRefused
 from protocol.rng import Rng, TestRng
 from protocol.strictjson import canonical_json
 from protocol.syncentry import Mutation, SyncKey, decode_entry, new_sync_key
@@ -184,7 +184,9 @@ def _fetched(state: SyncState, event: SyncAnswered) -> Result:
         # the state is left as it was: the device keeps its last good state and says why
         state = replace(state, refused=(type(error).__name__, str(error)))
         data = {"error": type(error).__name__, "message": str(error)}
-        return state, [StoreSync(state), Notice(state.account_id, "sync_refused", data)]
+        # a key still to come from an own device is no misbehaviour of the server's
+        code = "sync_key_awaited" if isinstance(error, SyncKeyUnknown) else "sync_refused"
+        return state, [StoreSync(state), Notice(state.account_id, code, data)]
     state = replace(state, account=account, refused=None)
     more_effects: list[Effect] = []
     if more:

@@ -189,7 +189,7 @@ def refused(error: str, message: str) -> dict[str, Any]:
     return {
         "type": "notice",
         "account_id": "alice",
-        "code": "sync_refused",
+        "code": "sync_key_awaited" if error == "SyncKeyUnknown" else "sync_refused",
         "data": {"error": error, "message": message},
     }
 

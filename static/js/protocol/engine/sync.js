@@ -11,7 +11,7 @@
 
 import { applyEntry, buildPatch, buildSnapshot, Checkpoint } from "../accountstate.js";
 import { b64uDecode, b64uEncode, bytesEqual, compareBytes } from "../encoding.js";
-import { MalformedMessage, ProtocolError, SyncRefused } from "../exceptions.js";
+import { MalformedMessage, ProtocolError, SyncKeyUnknown, SyncRefused } from "../exceptions.js";
 import { TestRng } from "../rng.js";
 import { canonicalJson, isPlainObject } from "../strictjson.js";
 import { decodeEntry, newSyncKey } from "../syncentry.js";
@@ -169,7 +169,9 @@ function fetched(state, event) {
     // the state is left as it was: the device keeps its last good state and says why
     state = state.with({ refused: [error.name, error.message] });
     const data = { error: error.name, message: error.message };
-    return [state, [new StoreSync(state), new Notice(state.accountId, "sync_refused", data)]];
+    // a key still to come from an own device is no misbehaviour of the server's
+    const code = error instanceof SyncKeyUnknown ? "sync_key_awaited" : "sync_refused";
+    return [state, [new StoreSync(state), new Notice(state.accountId, code, data)]];
   }
   state = state.with({ account, refused: null });
   /** @type {Effect[]} */
