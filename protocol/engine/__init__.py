@@ -3,6 +3,7 @@ machine, mirrored line for line in static/js/protocol/engine/."""
 
 from protocol.engine.effects import (
     AcceptHistoryKey,
+    AcceptSyncKey,
     ApplyReceipt,
     ContentVerdict,
     DropDuplicate,
@@ -13,8 +14,11 @@ from protocol.engine.effects import (
     SendContent,
     SendFrame,
     SendPlan,
+    ShareSyncKey,
     StoreList,
     StoreMessage,
+    StoreSync,
+    SyncChanged,
 )
 from protocol.engine.events import (
     ContentDecrypted,
@@ -26,7 +30,15 @@ from protocol.engine.events import (
     MessagesRead,
     SenderSeen,
     SendWanted,
+    SyncAnswered,
+    SyncEvent,
+    SyncFetchWanted,
+    SyncKeyReceived,
+    SyncKeyShareWanted,
+    SyncMutated,
+    SyncRotateWanted,
     event_from_dict,
+    sync_event_from_dict,
 )
 from protocol.engine.history import HISTORY_DAYS, HISTORY_FORMAT, history_bundle, history_records
 from protocol.engine.lists import accept_list, device_list_path, list_changes, parse_listing
@@ -40,8 +52,28 @@ from protocol.engine.state import (
     PendingFetch,
     PendingSend,
 )
+from protocol.engine.sync import MAX_PATCH_MUTATIONS, STATE_PATH
+from protocol.engine.sync import handle as handle_sync
+from protocol.engine.syncstate import SyncRequest, SyncState
 
 __all__ = [
+    "MAX_PATCH_MUTATIONS",
+    "STATE_PATH",
+    "AcceptSyncKey",
+    "ShareSyncKey",
+    "StoreSync",
+    "SyncAnswered",
+    "SyncChanged",
+    "SyncEvent",
+    "SyncFetchWanted",
+    "SyncKeyReceived",
+    "SyncKeyShareWanted",
+    "SyncMutated",
+    "SyncRequest",
+    "SyncRotateWanted",
+    "SyncState",
+    "handle_sync",
+    "sync_event_from_dict",
     "HISTORY_DAYS",
     "HISTORY_FORMAT",
     "history_bundle",

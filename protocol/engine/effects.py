@@ -10,7 +10,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from protocol.encoding import b64u_encode
 from protocol.engine.state import ListRecord
+from protocol.engine.syncstate import SyncState
 
 
 @dataclass(frozen=True)
@@ -210,6 +212,63 @@ class SendPlan:
         }
 
 
+@dataclass(frozen=True)
+class AcceptSyncKey:
+    """An account sync key from an own listed device: hand it to the sync machine
+    (`SyncKeyReceived`)."""
+
+    kind: ClassVar[str] = "accept_sync_key"
+    sender_device: str
+    body: Mapping[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": self.kind, "sender_device": self.sender_device, "body": dict(self.body)}
+
+
+@dataclass(frozen=True)
+class StoreSync:
+    """The sync machine's state changed: store it (section 22.8). The compared form names
+    the position, the keys and what waits, not every record."""
+
+    kind: ClassVar[str] = "store_sync"
+    state: SyncState
+
+    def to_dict(self) -> dict[str, Any]:
+        account = self.state.account
+        return {
+            "type": self.kind,
+            "version": account.version,
+            "chain": b64u_encode(account.chain),
+            "hash": b64u_encode(account.hash),
+            "key_ids": [b64u_encode(k.key_id) for k in self.state.keys],
+            "pending": len(self.state.pending),
+            "refused": None if self.state.refused is None else self.state.refused[0],
+        }
+
+
+@dataclass(frozen=True)
+class SyncChanged:
+    """What changed in the synced state, for the adapter's own stores and views: each
+    `{collection, index, value}` (value None: removed), in canonical (collection, index) order."""
+
+    kind: ClassVar[str] = "sync_changed"
+    changes: tuple[Mapping[str, Any], ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": self.kind, "changes": [dict(c) for c in self.changes]}
+
+
+@dataclass(frozen=True)
+class ShareSyncKey:
+    """Send the account sync key (content type 7, `body`) to every other own device."""
+
+    kind: ClassVar[str] = "share_sync_key"
+    body: Mapping[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": self.kind, "body": dict(self.body)}
+
+
 Effect = (
     SendFrame
     | HttpRequest
@@ -223,4 +282,8 @@ Effect = (
     | SendContent
     | AcceptHistoryKey
     | DropDuplicate
+    | AcceptSyncKey
+    | StoreSync
+    | SyncChanged
+    | ShareSyncKey
 )

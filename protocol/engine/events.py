@@ -171,6 +171,125 @@ class MessagesRead:
         }
 
 
+@dataclass(frozen=True)
+class SyncMutated:
+    """The person changed what follows the account (section 22.8): each mutation is
+    (collection, index, value | None), stamped with `now` and this device. `seed`: 32 fresh
+    random bytes from the adapter, the only randomness the sync machine uses (nonces, keys)."""
+
+    kind: ClassVar[str] = "sync_mutated"
+    mutations: tuple[tuple[str, tuple[str, ...], Mapping[str, Any] | None], ...]
+    now: int
+    seed: bytes
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "type": self.kind,
+            "mutations": [
+                {"collection": c, "index": list(i), "value": None if v is None else dict(v)}
+                for c, i, v in self.mutations
+            ],
+            "now": self.now,
+            "seed": b64u_encode(self.seed),
+        }
+
+
+@dataclass(frozen=True)
+class SyncFetchWanted:
+    """Read the account's log: the `state_changed` frame (its `version`), the socket
+    (re)connected or the page loaded (`version` None)."""
+
+    kind: ClassVar[str] = "sync_fetch_wanted"
+    version: int | None
+    now: int
+    seed: bytes
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "type": self.kind,
+            "version": self.version,
+            "now": self.now,
+            "seed": b64u_encode(self.seed),
+        }
+
+
+@dataclass(frozen=True)
+class SyncKeyReceived:
+    """An account sync key (content type 7) the device engine accepted from an own device."""
+
+    kind: ClassVar[str] = "sync_key_received"
+    sender_device: str
+    body: Mapping[str, Any]
+    now: int
+    seed: bytes
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "type": self.kind,
+            "sender_device": self.sender_device,
+            "body": dict(self.body),
+            "now": self.now,
+            "seed": b64u_encode(self.seed),
+        }
+
+
+@dataclass(frozen=True)
+class SyncKeyShareWanted:
+    """A device was just linked (the approving device): send it the account's sync key,
+    creating the first one when the account has none."""
+
+    kind: ClassVar[str] = "sync_key_share_wanted"
+    now: int
+    seed: bytes
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": self.kind, "now": self.now, "seed": b64u_encode(self.seed)}
+
+
+@dataclass(frozen=True)
+class SyncRotateWanted:
+    """This device removed or logged out another own device: re-key the state."""
+
+    kind: ClassVar[str] = "sync_rotate_wanted"
+    now: int
+    seed: bytes
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": self.kind, "now": self.now, "seed": b64u_encode(self.seed)}
+
+
+@dataclass(frozen=True)
+class SyncAnswered:
+    """The server's answer to the sync machine's request (status 0: no answer)."""
+
+    kind: ClassVar[str] = "sync_answered"
+    request_id: str
+    status: int
+    body: Any
+    now: int
+    seed: bytes
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "type": self.kind,
+            "request_id": self.request_id,
+            "status": self.status,
+            "body": self.body,
+            "now": self.now,
+            "seed": b64u_encode(self.seed),
+        }
+
+
+SyncEvent = (
+    SyncMutated
+    | SyncFetchWanted
+    | SyncKeyReceived
+    | SyncKeyShareWanted
+    | SyncRotateWanted
+    | SyncAnswered
+)
+
+
 Event = (
     FrameReceived
     | HttpAnswered
@@ -217,4 +336,26 @@ def event_from_dict(data: Mapping[str, Any]) -> Event:
         )
     if kind == MessagesRead.kind:
         return MessagesRead(data["peer"], tuple(data["message_ids"]), now)
+    raise MalformedMessage(f"engine event: unknown type {kind!r}")
+
+
+def sync_event_from_dict(data: Mapping[str, Any]) -> SyncEvent:
+    """The sync machine's event a scenario file spells out (the JSON form of `to_dict`)."""
+    kind, now = data.get("type"), data["now"]
+    seed = b64u_decode(data["seed"], length=32, what="sync seed")
+    if kind == SyncMutated.kind:
+        mutations = tuple(
+            (m["collection"], tuple(m["index"]), m["value"]) for m in data["mutations"]
+        )
+        return SyncMutated(mutations, now, seed)
+    if kind == SyncFetchWanted.kind:
+        return SyncFetchWanted(data.get("version"), now, seed)
+    if kind == SyncKeyReceived.kind:
+        return SyncKeyReceived(data["sender_device"], data["body"], now, seed)
+    if kind == SyncKeyShareWanted.kind:
+        return SyncKeyShareWanted(now, seed)
+    if kind == SyncRotateWanted.kind:
+        return SyncRotateWanted(now, seed)
+    if kind == SyncAnswered.kind:
+        return SyncAnswered(data["request_id"], data["status"], data["body"], now, seed)
     raise MalformedMessage(f"engine event: unknown type {kind!r}")

@@ -11,6 +11,7 @@ from protocol.content import KNOWN_TYPES, MAX_RECEIPT_IDS, ContentType, decode_c
 from protocol.encoding import b64u_decode, b64u_encode
 from protocol.engine.effects import (
     AcceptHistoryKey,
+    AcceptSyncKey,
     ApplyReceipt,
     ContentVerdict,
     DropDuplicate,
@@ -70,6 +71,8 @@ def content_decrypted(state: DeviceState, event: ContentDecrypted) -> Result:
             return state, [_refuse(event, "not_approver")]
         state = replace(state, history_from=None)  # once
         return state, [AcceptHistoryKey(event.sender_device, event.body)]
+    if kind == ContentType.ACCOUNT_SYNC_KEY:
+        return state, [AcceptSyncKey(event.sender_device, event.body)]  # to the sync machine
     return state, []  # a device-list notice: the stamp's fetch is ContentReceived's
 
 

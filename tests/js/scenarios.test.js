@@ -46,22 +46,27 @@ const plain = (value) => JSON.parse(JSON.stringify(value));
 /** Replay one file; returns how many steps it checked. @param {string} name */
 function run(name) {
   const scenario = JSON.parse(readFileSync(`${DIR}${name}`, "utf8"));
-  let state = scenario.state ? engine.DeviceState.fromJSON(scenario.state) : null;
-  scenario.steps.forEach((step, i) => {
-    const where = `${name} step ${i + 1} (${step.note ?? ""})`;
-    if (step.call) {
-      if (step.error) {
-        assert.throws(() => call(step), (error) => error instanceof p.ProtocolError && error.name === step.error, where);
+  // "machine": "sync" files run the sync machine (section 22.8) instead of the device engine
+  const sync = scenario.machine === "sync";
+  const Kind = sync ? engine.SyncState : engine.DeviceState;
+  const step = sync ? engine.handleSync : engine.handle;
+  const parse = sync ? engine.syncEventFromJSON : engine.eventFromJSON;
+  let state = scenario.state ? Kind.fromJSON(scenario.state) : null;
+  scenario.steps.forEach((item, i) => {
+    const where = `${name} step ${i + 1} (${item.note ?? ""})`;
+    if (item.call) {
+      if (item.error) {
+        assert.throws(() => call(item), (error) => error instanceof p.ProtocolError && error.name === item.error, where);
       } else {
-        assert.deepEqual(call(step), step.returns, where);
+        assert.deepEqual(call(item), item.returns, where);
       }
       return;
     }
     let effects;
-    [state, effects] = engine.handle(state, engine.eventFromJSON(step.event));
-    assert.deepEqual(plain(effects), step.effects, where);
+    [state, effects] = step(state, parse(item.event));
+    assert.deepEqual(plain(effects), item.effects, where);
     // the state survives its JSON form: an adapter may store it between events
-    assert.deepEqual(plain(engine.DeviceState.fromJSON(plain(state))), plain(state), where);
+    assert.deepEqual(plain(Kind.fromJSON(plain(state))), plain(state), where);
   });
   return scenario.steps.length;
 }

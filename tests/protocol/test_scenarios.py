@@ -14,10 +14,13 @@ from protocol import exceptions
 from protocol.encoding import b64u_decode, b64u_encode
 from protocol.engine import (
     DeviceState,
+    SyncState,
     event_from_dict,
     handle,
+    handle_sync,
     history_bundle,
     history_records,
+    sync_event_from_dict,
 )
 from protocol.linking import LinkCode, link_url, parse_link_url
 
@@ -66,7 +69,12 @@ def call(step: dict[str, Any]) -> Any:
 def run(name: str) -> int:
     """Replay one file; returns how many steps it checked."""
     scenario = load(name)
-    state = DeviceState.from_dict(scenario["state"]) if "state" in scenario else None
+    # "machine": "sync" files run the sync machine (section 22.8) instead of the device engine
+    sync = scenario.get("machine") == "sync"
+    kind: Any = SyncState if sync else DeviceState
+    step_of: Any = handle_sync if sync else handle
+    parse: Any = sync_event_from_dict if sync else event_from_dict
+    state = kind.from_dict(scenario["state"]) if "state" in scenario else None
     for number, step in enumerate(scenario["steps"], 1):
         where = f"{name} step {number} ({step.get('note', '')})"
         if "call" in step:
@@ -78,10 +86,10 @@ def run(name: str) -> int:
                 assert call(step) == step["returns"], where
             continue
         assert state is not None, where
-        state, effects = handle(state, event_from_dict(step["event"]))
+        state, effects = step_of(state, parse(step["event"]))
         assert [e.to_dict() for e in effects] == step["effects"], where
         # the state survives its JSON form: an adapter may store it between events
-        assert DeviceState.from_dict(json.loads(json.dumps(state.to_dict()))) == state, where
+        assert kind.from_dict(json.loads(json.dumps(state.to_dict()))) == state, where
     return len(scenario["steps"])
 
 

@@ -18,6 +18,7 @@ import { ApiError, api } from "./api.js";
 import { acceptDeviceList, b64uDecode, b64uEncode, loadKeys, nextDeviceList } from "./device.js";
 import { PasskeyCancelled, getAssertion } from "./passkey.js";
 import { onDeviceFrame, startDeviceSocket } from "./socket.js";
+import { shareSyncKey } from "./sync.js";
 import { getSelf } from "./store.js";
 import { byId, formatCheckCode, formatTime, h, say, timeAgo } from "./ui.js";
 
@@ -354,6 +355,9 @@ async function approve() {
   byId("approve-done-title").textContent = "Device linked";
   byId("approve-done-text").textContent = `${completed.name} is now linked to your account.`;
   showView("approve-done");
+  // The account's synced state follows to the new device whether or not history was chosen:
+  // it gets the sync key over its pairwise session (docs/protocol.md 23.2).
+  await shareSyncKey();
   if (sendHistory) {
     // The progress shows in the notices region (historybar.js); a failure is shown there too.
     const { sendHistory: send } = await import("./history.js");

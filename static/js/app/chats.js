@@ -355,6 +355,9 @@ receipts.addEventListener("change", () => saveSettings({ readReceipts: receipts.
 
 changes.addEventListener("change", (event) => {
   const detail = /** @type {CustomEvent} */ (event).detail;
+  if (detail?.kind === Change.SETTINGS) {
+    settings().then((s) => (receipts.checked = s.readReceipts)); // changed on another own device
+  }
   if (Object.values(Change).includes(detail?.kind)) refresh();
 });
 

@@ -9,6 +9,7 @@ import { addNotice } from "./notices.js";
 import { contactRecord, emptyConversation } from "./records.js";
 import { SendRefused, self } from "./self.js";
 import * as store from "./store.js";
+import { onSynced, syncMutate } from "./sync.js";
 
 /**
  * Add a contact: fetch and verify their signed list and pin the account key at first use.
@@ -45,8 +46,48 @@ export async function addContact(username) {
     };
   });
   notify({ kind: Change.CONTACTS, peer: name });
+  // the contact follows the account to its other devices (docs/protocol.md 22.8)
+  await syncMutate([["contacts", [name], { account_key: contact.accountKey, added_at: Date.now() }]]);
   return contact;
 }
+
+/**
+ * Remove a contact on every own device (a tombstone in the synced state); the conversation
+ * and its messages stay.
+ * @param {string} username
+ */
+export async function removeContact(username) {
+  await store.transact(["contacts"], (s) => s.contacts.delete(username));
+  notify({ kind: Change.CONTACTS, peer: username });
+  await syncMutate([["contacts", [username], null]]);
+}
+
+/**
+ * A contact another own device added or removed. An added one is pinned to the account key
+ * that device verified; a contact known here already keeps its record.
+ * @param {{index: string[], value: Record<string, any> | null}} change
+ */
+async function applySyncedContact({ index: [username], value }) {
+  const me = await store.getSelf();
+  if (!me || username === me.accountId) return;
+  const existing = await store.read("contacts", username);
+  if (value === null) {
+    if (!existing) return;
+    await store.transact(["contacts"], (s) => s.contacts.delete(username));
+  } else {
+    if (existing || typeof value.account_key !== "string") return;
+    const contact = contactRecord(username, value.account_key);
+    await store.transact(["contacts", "conversations"], (s) => {
+      s.contacts.put(contact);
+      const request = s.conversations.get(username);
+      request.onsuccess = () => {
+        if (!request.result) s.conversations.put(emptyConversation(username));
+      };
+    });
+  }
+  notify({ kind: Change.CONTACTS, peer: username });
+}
+onSynced("contacts", applySyncedContact);
 
 /** @param {string} username */
 export function contact(username) {

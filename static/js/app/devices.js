@@ -8,6 +8,7 @@ import { ListRefused, acceptDeviceList, loadKeys, nextDeviceList, topUpPrekeys }
 import { setRemover, showNewDevices } from "./newdevices.js";
 import { onDeviceFrame, startDeviceSocket, stopDeviceSocket } from "./socket.js";
 import { getSelf } from "./store.js";
+import { rotateSyncKey } from "./sync.js";
 import { byId, confirmDialog, formatDate, h, say, showLoggedOut, timeAgo } from "./ui.js";
 
 const message = byId("devices-message");
@@ -172,6 +173,8 @@ async function removeCompanion(device) {
   });
   await verifiedList(next.toJSON());
   say(message, "ok", `${device.name} was logged out.`);
+  // what is written from now on is under a key the removed device never gets (23.2)
+  await rotateSyncKey();
   await refresh();
 }
 
@@ -192,6 +195,7 @@ async function vetoDevice(device) {
     body: {},
   });
   say(message, "ok", `${device.name} was removed.`);
+  await rotateSyncKey(); // what is written from now on is under a key it never gets (23.2)
   await refresh();
 }
 

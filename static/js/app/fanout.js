@@ -108,8 +108,9 @@ export async function encryptItem(item, plan) {
     const notice = encodeContent(
       newContent(ContentType.DEVICE_LIST_NOTICE, { device_list: own.list.toJSON() }, stamp),
     );
+    // Any other content to the own account (the sync key) goes to every own device.
     for (const d of recipientEntries) {
-      plaintexts.set(d.deviceId, d.deviceId === item.historyFor ? content : notice);
+      plaintexts.set(d.deviceId, !item.historyFor || d.deviceId === item.historyFor ? content : notice);
     }
     if (item.historyFor && !plaintexts.has(item.historyFor)) {
       throw new SendRefused("The new device is not in your signed device list yet.", "not_listed");

@@ -28,6 +28,7 @@ import { decryptFrom } from "./sessions.js";
 import { sendFrame } from "./socket.js";
 import { withStateLock } from "./statelock.js";
 import * as store from "./store.js";
+import { onSynced, syncKeyReceived, syncMutate } from "./sync.js";
 
 const { b64uDecode, b64uEncode, bytesEqual } = encoding;
 
@@ -234,6 +235,10 @@ async function planEffects(me, sender, effects) {
       const body = /** @type {any} */ (effect.body);
       const from = effect.senderDevice;
       plan = { ...plan, after: () => acceptHistoryKey(from, body) };
+    } else if (effect instanceof engine.AcceptSyncKey) {
+      const body = /** @type {any} */ (effect.body);
+      const from = effect.senderDevice;
+      plan = { ...plan, after: () => syncKeyReceived(from, body) };
     } else if (effect instanceof engine.ContentVerdict) {
       console.warn(`Parley: a content from ${sender} was refused (${effect.reason}).`);
     }
@@ -345,6 +350,31 @@ async function readElsewherePlan(peer, ids) {
 }
 
 /**
+ * Another own device read the conversation with `peer` up to a timestamp: what came until
+ * then is read here too, and the unread count is what came after.
+ * @param {{index: string[], value: Record<string, any> | null}} change
+ */
+async function applySyncedRead({ index: [peer], value }) {
+  const upTo = value?.read_up_to;
+  if (!Number.isSafeInteger(upTo)) return;
+  const conversation = await store.read("conversations", peer);
+  if (!conversation) return;
+  const range = IDBKeyRange.bound([peer, -Infinity], [peer, Infinity]);
+  const incoming = (await store.readIndex("messages", "byConversation", range)).filter(
+    (m) => m.kind === "text" && !m.outgoing && !m.readSent,
+  );
+  const read = incoming.filter((m) => m.timestamp <= upTo);
+  const unread = incoming.length - read.length;
+  if (!read.length && conversation.unread === unread) return;
+  await store.transact(["messages", "conversations"], (s) => {
+    read.forEach((m) => s.messages.put({ ...m, readSent: true }));
+    s.conversations.put({ ...conversation, unread });
+  });
+  notify({ kind: Change.MESSAGES, peer });
+}
+onSynced("conversations", applySyncedRead);
+
+/**
  * The conversation is open and visible: mark its messages read here, and tell the contact
  * (and, through the transcript, the own devices) unless read receipts are off.
  * @param {string} peer
@@ -361,6 +391,9 @@ export async function markRead(peer) {
     if (conversation) s.conversations.put({ ...conversation, unread: 0 });
   });
   notify({ kind: Change.MESSAGES, peer });
+  // the read position follows the account to its other devices (docs/protocol.md 22.8)
+  const upTo = Math.max(conversation?.lastTimestamp ?? 0, ...unread.map((m) => m.timestamp));
+  await syncMutate([["conversations", [peer], { read_up_to: upTo }]]);
   const state = (await engineState([])).with({
     readReceipts: Boolean((await settings()).readReceipts),
     contacts: await receiptContacts(peer),

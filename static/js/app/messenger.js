@@ -16,6 +16,8 @@ import { refusalOf, runEngine } from "./lists.js";
 import { answered, flush } from "./outbox.js";
 import { onDeviceFrame, onLeader, onSocketOpen, sendFrame } from "./socket.js";
 import * as store from "./store.js";
+import "./contacts.js"; // applies synced contacts (sync.js onSynced)
+import { syncFetch } from "./sync.js";
 
 /** The server says the own list changed: the engine fetches and checks it. @param {any} frame */
 function ownListChanged(frame) {
@@ -36,6 +38,7 @@ function onFrame(frame) {
   else if (frame.type === frames.ERROR && frame.ref) answered(frame.ref, frame);
   else if (frame.type === frames.DEVICES_CHANGED) ownListChanged(frame);
   else if (frame.type === frames.PREKEYS_LOW) refillPrekeys();
+  else if (frame.type === frames.STATE_CHANGED && Number.isSafeInteger(frame.version)) syncFetch(frame.version);
 }
 
 let started = false;
@@ -48,13 +51,17 @@ export async function startMessenger() {
   await ready();
   onLeader(() => {
     onDeviceFrame(onFrame);
-    onSocketOpen(() => flush());
+    onSocketOpen(() => {
+      flush();
+      syncFetch(null); // the state_changed doorbell may have rung while the socket was closed
+    });
     // Deliveries that reached the socket before this listener existed were not handled:
     // ask for every unacknowledged envelope again (repeats are refused as replays, silently),
     // and check the prekey pool, whose `prekeys_low` on connect may have been missed too.
     if (sendFrame({ type: frames.FETCH })) {
       flush();
       refillPrekeys();
+      syncFetch(null);
     }
     resumeHistory();
   });

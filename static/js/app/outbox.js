@@ -17,6 +17,7 @@ import { SendRefused, self } from "./self.js";
 import { isLeader, sendFrame } from "./socket.js";
 import { withStateLock } from "./statelock.js";
 import * as store from "./store.js";
+import { onKeyShared } from "./sync.js";
 
 const { b64uEncode } = encoding;
 
@@ -120,6 +121,21 @@ export async function sendHistoryKey({ historyFor, body }) {
   ringLeader();
   return done;
 }
+
+/**
+ * Queue the account sync key (content type 7) for every other own device, when there is one
+ * (docs/protocol.md 22.8).
+ * @param {Record<string, any>} body
+ */
+export async function sendSyncKey(body) {
+  const me = await self();
+  const own = await store.getAcceptedList(me.accountId);
+  const others = (own?.list?.devices ?? []).filter((/** @type {any} */ d) => d.device_id !== me.deviceId);
+  if (!others.length) return;
+  await store.transact(["outbox"], (s) => s.outbox.add(outboxItem(me.accountId, ContentType.ACCOUNT_SYNC_KEY, body)));
+  ringLeader();
+}
+onKeyShared(sendSyncKey);
 
 /**
  * Receipts the engine decided on (to a contact whose security code is confirmed), in batches.

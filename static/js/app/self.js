@@ -2,6 +2,7 @@
 
 import { Change, notify } from "./events.js";
 import * as store from "./store.js";
+import { onSynced, syncMutate } from "./sync.js";
 
 /** Something the person must act on before this can be sent. */
 export class SendRefused extends Error {
@@ -27,6 +28,21 @@ export async function settings() {
 
 /** @param {{readReceipts: boolean}} value */
 export async function saveSettings(value) {
+  const before = await settings();
   await store.write("meta", value, "settings");
   notify({ kind: Change.SETTINGS });
+  // the setting follows the account to its other devices (docs/protocol.md 22.8)
+  if (before.readReceipts !== value.readReceipts) {
+    await syncMutate([["settings", ["read_receipts"], { on: Boolean(value.readReceipts) }]]);
+  }
 }
+
+/** A setting another own device changed. @param {{index: string[], value: Record<string, any> | null}} change */
+async function applySyncedSetting({ index: [name], value }) {
+  if (name !== "read_receipts" || typeof value?.on !== "boolean") return;
+  const current = await settings();
+  if (current.readReceipts === value.on) return;
+  await store.write("meta", { ...current, readReceipts: value.on }, "settings");
+  notify({ kind: Change.SETTINGS });
+}
+onSynced("settings", applySyncedSetting);

@@ -268,6 +268,38 @@ def history_key_once() -> dict[str, Any]:
     )
 
 
+def sync_key_from_own_device() -> dict[str, Any]:
+    kind = int(ContentType.ACCOUNT_SYNC_KEY)
+    body = {
+        "key_id": b64(bytes(16)),
+        "key": b64(bytes(32)),
+        "since_version": 1,
+        "version": 1,
+        "chain": b64(bytes(32)),
+    }
+    return scenario(
+        "The account sync key (type 7) from an own listed device goes to the sync machine (section 22.8); from anyone else it is refused.",
+        receiving_state(),
+        [
+            (
+                "from alice-laptop (listed): to the sync machine",
+                decrypted("alice", "alice-laptop", kind, M1, body),
+                [{"type": "accept_sync_key", "sender_device": "alice-laptop", "body": body}],
+            ),
+            (
+                "from a contact: refused",
+                decrypted("bob", "bob-phone", kind, M2, body),
+                [refused("bob", "bob-phone", "own_devices_only")],
+            ),
+            (
+                "from an own device no list names: refused",
+                decrypted("alice", "alice-tablet", kind, M3, body),
+                [refused("alice", "alice-tablet", "own_devices_only")],
+            ),
+        ],
+    )
+
+
 def unsupported_kept() -> dict[str, Any]:
     return scenario(
         "A content type this device does not know is kept as an unsupported message from its sender (shown with the sender's name), never silently dropped; no receipt is sent for it.",
@@ -294,4 +326,5 @@ SCENARIOS = {
     "receive_sent_transcript.json": sent_transcript_applied,
     "receive_history_key_once.json": history_key_once,
     "receive_unsupported_kept.json": unsupported_kept,
+    "receive_sync_key.json": sync_key_from_own_device,
 }

@@ -2,7 +2,10 @@
 // protocol/engine/effects.py. `toJSON` is the form scenario files compare; a `detail` (an
 // error's text, for people) is language-specific and left out of it.
 
+import { b64uEncode } from "../encoding.js";
+
 /** @typedef {import("./state.js").ListRecord} ListRecord */
+/** @typedef {import("./syncstate.js").SyncState} SyncState */
 
 /** A frame to send on the device socket. */
 export class SendFrame {
@@ -201,4 +204,71 @@ export class DropDuplicate {
   }
 }
 
-/** @typedef {SendFrame | HttpRequest | StoreList | Notice | ContentVerdict | SendPlan | StoreMessage | ApplyReceipt | MarkRead | SendContent | AcceptHistoryKey | DropDuplicate} Effect */
+/**
+ * An account sync key from an own listed device: hand it to the sync machine
+ * (`SyncKeyReceived`).
+ */
+export class AcceptSyncKey {
+  static kind = "accept_sync_key";
+  /** @param {string} senderDevice @param {Record<string, any>} body */
+  constructor(senderDevice, body) {
+    this.senderDevice = senderDevice;
+    this.body = body;
+  }
+  toJSON() {
+    return { type: AcceptSyncKey.kind, sender_device: this.senderDevice, body: this.body };
+  }
+}
+
+/**
+ * The sync machine's state changed: store it (section 22.8). The compared form names the
+ * position, the keys and what waits, not every record.
+ */
+export class StoreSync {
+  static kind = "store_sync";
+  /** @param {SyncState} state */
+  constructor(state) {
+    this.state = state;
+  }
+  toJSON() {
+    const { account } = this.state;
+    return {
+      type: StoreSync.kind,
+      version: account.version,
+      chain: b64uEncode(account.chain),
+      hash: b64uEncode(account.hash),
+      key_ids: this.state.keys.map((k) => b64uEncode(k.keyId)),
+      pending: this.state.pending.length,
+      refused: this.state.refused === null ? null : this.state.refused[0],
+    };
+  }
+}
+
+/**
+ * What changed in the synced state, for the adapter's own stores and views: each
+ * `{collection, index, value}` (value null: removed), in canonical (collection, index) order.
+ */
+export class SyncChanged {
+  static kind = "sync_changed";
+  /** @param {{collection: string, index: string[], value: Record<string, any> | null}[]} changes */
+  constructor(changes) {
+    this.changes = changes;
+  }
+  toJSON() {
+    return { type: SyncChanged.kind, changes: this.changes };
+  }
+}
+
+/** Send the account sync key (content type 7, `body`) to every other own device. */
+export class ShareSyncKey {
+  static kind = "share_sync_key";
+  /** @param {Record<string, any>} body */
+  constructor(body) {
+    this.body = body;
+  }
+  toJSON() {
+    return { type: ShareSyncKey.kind, body: this.body };
+  }
+}
+
+/** @typedef {SendFrame | HttpRequest | StoreList | Notice | ContentVerdict | SendPlan | StoreMessage | ApplyReceipt | MarkRead | SendContent | AcceptHistoryKey | DropDuplicate | AcceptSyncKey | StoreSync | SyncChanged | ShareSyncKey} Effect */

@@ -165,6 +165,121 @@ export class MessagesRead {
   }
 }
 
+/**
+ * The person changed what follows the account (section 22.8): each mutation is
+ * [collection, index, value | null], stamped with `now` and this device. `seed`: 32 fresh
+ * random bytes from the adapter, the only randomness the sync machine uses (nonces, keys).
+ */
+export class SyncMutated {
+  static kind = "sync_mutated";
+  /** @param {[string, string[], Record<string, any> | null][]} mutations @param {number} now @param {Uint8Array} seed */
+  constructor(mutations, now, seed) {
+    this.mutations = mutations;
+    this.now = now;
+    this.seed = seed;
+  }
+  toJSON() {
+    return {
+      type: SyncMutated.kind,
+      mutations: this.mutations.map(([collection, index, value]) => ({ collection, index, value })),
+      now: this.now,
+      seed: b64uEncode(this.seed),
+    };
+  }
+}
+
+/**
+ * Read the account's log: the `state_changed` frame (its `version`), the socket
+ * (re)connected or the page loaded (`version` null).
+ */
+export class SyncFetchWanted {
+  static kind = "sync_fetch_wanted";
+  /** @param {number | null} version @param {number} now @param {Uint8Array} seed */
+  constructor(version, now, seed) {
+    this.version = version;
+    this.now = now;
+    this.seed = seed;
+  }
+  toJSON() {
+    return { type: SyncFetchWanted.kind, version: this.version, now: this.now, seed: b64uEncode(this.seed) };
+  }
+}
+
+/** An account sync key (content type 7) the device engine accepted from an own device. */
+export class SyncKeyReceived {
+  static kind = "sync_key_received";
+  /** @param {string} senderDevice @param {Record<string, any>} body @param {number} now @param {Uint8Array} seed */
+  constructor(senderDevice, body, now, seed) {
+    this.senderDevice = senderDevice;
+    this.body = body;
+    this.now = now;
+    this.seed = seed;
+  }
+  toJSON() {
+    return {
+      type: SyncKeyReceived.kind,
+      sender_device: this.senderDevice,
+      body: this.body,
+      now: this.now,
+      seed: b64uEncode(this.seed),
+    };
+  }
+}
+
+/**
+ * A device was just linked (the approving device): send it the account's sync key, creating
+ * the first one when the account has none.
+ */
+export class SyncKeyShareWanted {
+  static kind = "sync_key_share_wanted";
+  /** @param {number} now @param {Uint8Array} seed */
+  constructor(now, seed) {
+    this.now = now;
+    this.seed = seed;
+  }
+  toJSON() {
+    return { type: SyncKeyShareWanted.kind, now: this.now, seed: b64uEncode(this.seed) };
+  }
+}
+
+/** This device removed or logged out another own device: re-key the state. */
+export class SyncRotateWanted {
+  static kind = "sync_rotate_wanted";
+  /** @param {number} now @param {Uint8Array} seed */
+  constructor(now, seed) {
+    this.now = now;
+    this.seed = seed;
+  }
+  toJSON() {
+    return { type: SyncRotateWanted.kind, now: this.now, seed: b64uEncode(this.seed) };
+  }
+}
+
+/** The server's answer to the sync machine's request (status 0: no answer). */
+export class SyncAnswered {
+  static kind = "sync_answered";
+  /** @param {string} requestId @param {number} status @param {any} body @param {number} now @param {Uint8Array} seed */
+  constructor(requestId, status, body, now, seed) {
+    this.requestId = requestId;
+    this.status = status;
+    this.body = body;
+    this.now = now;
+    this.seed = seed;
+  }
+  toJSON() {
+    return {
+      type: SyncAnswered.kind,
+      request_id: this.requestId,
+      status: this.status,
+      body: this.body,
+      now: this.now,
+      seed: b64uEncode(this.seed),
+    };
+  }
+}
+
+/** @typedef {SyncMutated | SyncFetchWanted | SyncKeyReceived | SyncKeyShareWanted | SyncRotateWanted | SyncAnswered} SyncEvent */
+
 /** @typedef {FrameReceived | HttpAnswered | ListWanted | SenderSeen | ContentReceived | ContentDecrypted | MessagesRead | SendWanted} Event */
 
 /**
@@ -200,5 +315,27 @@ export function eventFromJSON(data) {
     );
   }
   if (kind === MessagesRead.kind) return new MessagesRead(data.peer, [...data.message_ids], now);
+  throw new MalformedMessage(`engine event: unknown type ${JSON.stringify(kind)}`);
+}
+
+/**
+ * The sync machine's event a scenario file spells out (the JSON form of `toJSON`).
+ * @param {any} data @returns {SyncEvent}
+ */
+export function syncEventFromJSON(data) {
+  const { type: kind, now } = data;
+  const seed = b64uDecode(data.seed, { length: 32, what: "sync seed" });
+  if (kind === SyncMutated.kind) {
+    return new SyncMutated(
+      data.mutations.map((/** @type {any} */ m) => [m.collection, [...m.index], m.value]),
+      now,
+      seed,
+    );
+  }
+  if (kind === SyncFetchWanted.kind) return new SyncFetchWanted(data.version ?? null, now, seed);
+  if (kind === SyncKeyReceived.kind) return new SyncKeyReceived(data.sender_device, data.body, now, seed);
+  if (kind === SyncKeyShareWanted.kind) return new SyncKeyShareWanted(now, seed);
+  if (kind === SyncRotateWanted.kind) return new SyncRotateWanted(now, seed);
+  if (kind === SyncAnswered.kind) return new SyncAnswered(data.request_id, data.status, data.body, now, seed);
   throw new MalformedMessage(`engine event: unknown type ${JSON.stringify(kind)}`);
 }

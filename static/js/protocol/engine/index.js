@@ -6,6 +6,7 @@
 
 export {
   AcceptHistoryKey,
+  AcceptSyncKey,
   ApplyReceipt,
   ContentVerdict,
   DropDuplicate,
@@ -15,8 +16,11 @@ export {
   SendContent,
   SendFrame,
   SendPlan,
+  ShareSyncKey,
   StoreList,
   StoreMessage,
+  StoreSync,
+  SyncChanged,
 } from "./effects.js";
 export {
   ContentDecrypted,
@@ -28,6 +32,13 @@ export {
   ListWanted,
   SenderSeen,
   SendWanted,
+  SyncAnswered,
+  syncEventFromJSON,
+  SyncFetchWanted,
+  SyncKeyReceived,
+  SyncKeyShareWanted,
+  SyncMutated,
+  SyncRotateWanted,
 } from "./events.js";
 export { HISTORY_DAYS, HISTORY_FORMAT, historyBundle, historyRecords } from "./history.js";
 export { acceptList, deviceListPath, listChanges, parseListing } from "./lists.js";
@@ -35,3 +46,5 @@ export { handle, OWN_DEVICES_ONLY } from "./machine.js";
 export { MAX_MISMATCH_RETRIES } from "./sending.js";
 export { contentDecrypted, messagesRead, seenKey } from "./receiving.js";
 export { DeviceState, LIST_MAX_AGE_MS, ListRecord, PendingFetch, PendingSend } from "./state.js";
+export { handle as handleSync, MAX_PATCH_MUTATIONS, STATE_PATH } from "./sync.js";
+export { SyncRequest, SyncState } from "./syncstate.js";

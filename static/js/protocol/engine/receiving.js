@@ -7,6 +7,7 @@ import { b64uDecode, b64uEncode } from "../encoding.js";
 import { ProtocolError } from "../exceptions.js";
 import {
   AcceptHistoryKey,
+  AcceptSyncKey,
   ApplyReceipt,
   ContentVerdict,
   DropDuplicate,
@@ -58,6 +59,7 @@ export function contentDecrypted(state, event) {
     state = state.with({ historyFrom: null }); // once
     return [state, [new AcceptHistoryKey(event.senderDevice, event.body)]];
   }
+  if (kind === ContentType.ACCOUNT_SYNC_KEY) return [state, [new AcceptSyncKey(event.senderDevice, event.body)]]; // to the sync machine
   return [state, []]; // a device-list notice: the stamp's fetch is ContentReceived's
 }
 

@@ -1,0 +1,95 @@
+"""The Python client as an adapter of the sync machine (docs/protocol.md section 22.8): it
+feeds events, performs the machine's requests over the transport, keeps the state it is told
+to store, and returns what changed and what to send. No sync rule lives here."""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from client.api import Transport
+from protocol.engine import (
+    HttpRequest,
+    Notice,
+    ShareSyncKey,
+    StoreSync,
+    SyncAnswered,
+    SyncChanged,
+    SyncEvent,
+    SyncFetchWanted,
+    SyncKeyReceived,
+    SyncKeyShareWanted,
+    SyncMutated,
+    SyncRotateWanted,
+    SyncState,
+    handle_sync,
+)
+from protocol.rng import Rng, system_rng
+
+
+@dataclass
+class SyncRun:
+    """What one run left to the caller: the changes to apply, the key bodies to send to the
+    other own devices, and the notices (refusals)."""
+
+    changes: list[dict[str, Any]] = field(default_factory=list)
+    shares: list[dict[str, Any]] = field(default_factory=list)
+    notices: list[Notice] = field(default_factory=list)
+
+
+class SyncDriver:
+    def __init__(
+        self,
+        transport: Transport,
+        state: SyncState,
+        *,
+        clock: Callable[[], int],
+        save: Callable[[SyncState], None] = lambda _state: None,
+        rng: Rng = system_rng,
+    ) -> None:
+        self.transport = transport
+        self.state = state
+        self.clock = clock
+        self.save = save
+        self.rng = rng
+
+    def run(self, make: Callable[[bytes], SyncEvent]) -> SyncRun:
+        out = SyncRun()
+        self.state, effects = handle_sync(self.state, make(self.rng(32)))
+        queue = deque(effects)
+        while queue:
+            effect = queue.popleft()
+            if isinstance(effect, StoreSync):
+                self.save(effect.state)
+            elif isinstance(effect, HttpRequest):
+                if effect.method == "GET":
+                    status, body = self.transport.get(effect.path)
+                else:
+                    status, body = self.transport.post(effect.path, dict(effect.body or {}))
+                answer = SyncAnswered(effect.request_id, status, body, self.clock(), self.rng(32))
+                self.state, more = handle_sync(self.state, answer)
+                queue.extendleft(reversed(more))
+            elif isinstance(effect, SyncChanged):
+                out.changes += [dict(c) for c in effect.changes]
+            elif isinstance(effect, ShareSyncKey):
+                out.shares.append(dict(effect.body))
+            elif isinstance(effect, Notice):
+                out.notices.append(effect)
+        return out
+
+    def mutate(self, *mutations: tuple[str, tuple[str, ...], dict[str, Any] | None]) -> SyncRun:
+        return self.run(lambda seed: SyncMutated(tuple(mutations), self.clock(), seed))
+
+    def fetch(self, version: int | None = None) -> SyncRun:
+        return self.run(lambda seed: SyncFetchWanted(version, self.clock(), seed))
+
+    def key_received(self, sender_device: str, body: dict[str, Any]) -> SyncRun:
+        return self.run(lambda seed: SyncKeyReceived(sender_device, body, self.clock(), seed))
+
+    def share_key(self) -> SyncRun:
+        return self.run(lambda seed: SyncKeyShareWanted(self.clock(), seed))
+
+    def rotate(self) -> SyncRun:
+        return self.run(lambda seed: SyncRotateWanted(self.clock(), seed))

@@ -1,0 +1,138 @@
+// This browser as an adapter of the sync machine (static/js/protocol/engine/sync.js,
+// docs/protocol.md section 22.8): what follows the account (contacts, read positions,
+// settings, device names) read from and written to the account's state log. It runs the
+// machine under the "parley-sync" Web Lock (several tabs are one device), performs its
+// requests, keeps its state in IndexedDB meta "sync", and hands what changed to the module
+// that owns each store (contacts.js, inbox.js, self.js register with onSynced). No sync rule
+// lives here.
+
+import { engine, ready, systemRng } from "../protocol/index.js";
+import { ApiError, api } from "./api.js";
+import { Change, notify } from "./events.js";
+import * as store from "./store.js";
+
+/** @typedef {{collection: string, index: string[], value: Record<string, any> | null}} SyncChange */
+
+/** collection → what applies a change of it to this browser's stores */
+const appliers = new Map();
+/** @type {(body: Record<string, any>) => Promise<void>} */
+let keySharer = async () => {};
+
+/**
+ * Who applies changes of `collection` (the module that owns the store they land in).
+ * @param {string} collection @param {(change: SyncChange) => Promise<void>} apply
+ */
+export function onSynced(collection, apply) {
+  appliers.set(collection, apply);
+}
+
+/** Who sends the sync key to the own devices (outbox.js). @param {(body: Record<string, any>) => Promise<void>} share */
+export function onKeyShared(share) {
+  keySharer = share;
+}
+
+/** @returns {Promise<engine.SyncState | null>} */
+async function loadState() {
+  const me = await store.getSelf();
+  if (!me) return null;
+  const stored = await store.read("meta", "sync");
+  return stored ? engine.SyncState.fromJSON(stored) : new engine.SyncState({ accountId: me.accountId, deviceId: me.deviceId });
+}
+
+/** The stored sync state's last refusal, [error, message], or null (for the notice). */
+export async function lastRefusal() {
+  return (await loadState())?.refused ?? null;
+}
+
+/** @param {string} collection @param {string[]} index */
+export async function syncedValue(collection, index) {
+  return (await loadState())?.account.get(collection, index) ?? null;
+}
+
+/**
+ * Handle one event and every answer it leads to, then apply what changed.
+ * @param {(seed: Uint8Array) => engine.SyncEvent} makeEvent
+ */
+function run(makeEvent) {
+  const work = async () => {
+    await ready();
+    let state = await loadState();
+    if (!state) return;
+    /** @type {any[]} */
+    let effects;
+    [state, effects] = engine.handleSync(state, makeEvent(systemRng(32)));
+    const queue = [...effects];
+    /** @type {SyncChange[]} */
+    const changed = [];
+    /** @type {Record<string, any>[]} */
+    const shares = [];
+    while (queue.length) {
+      const effect = queue.shift();
+      if (effect instanceof engine.StoreSync) {
+        await store.write("meta", effect.state.toJSON(), "sync");
+      } else if (effect instanceof engine.HttpRequest) {
+        const [status, body] = await perform(effect);
+        let more;
+        const answer = new engine.SyncAnswered(effect.requestId, status, body, Date.now(), systemRng(32));
+        [state, more] = engine.handleSync(state, answer);
+        queue.unshift(...more);
+      } else if (effect instanceof engine.SyncChanged) {
+        changed.push(...effect.changes);
+      } else if (effect instanceof engine.ShareSyncKey) {
+        shares.push(effect.body);
+      } else if (effect instanceof engine.Notice) {
+        if (effect.code !== "sync_key_awaited") console.warn(`Parley: sync ${effect.code}`, effect.data);
+      }
+    }
+    for (const change of changed) {
+      try {
+        await appliers.get(change.collection)?.(change);
+      } catch (error) {
+        console.warn("Parley: a synced change could not be applied", change, error);
+      }
+    }
+    notify({ kind: Change.SYNC, refused: state.refused });
+    for (const body of shares) await keySharer(body);
+  };
+  const locked = "locks" in navigator ? navigator.locks.request("parley-sync", work) : work();
+  return locked.catch((error) => console.warn("Parley: account sync failed", error));
+}
+
+/** @param {engine.HttpRequest} effect @returns {Promise<[number, any]>} */
+async function perform(effect) {
+  try {
+    const options = effect.method === "GET" ? {} : { method: effect.method, body: effect.body };
+    return [effect.method === "GET" ? 200 : 201, await api(effect.path, options)];
+  } catch (error) {
+    if (!(error instanceof ApiError)) throw error;
+    return [error.status, { error: { code: error.code, message: error.message, data: error.data } }];
+  }
+}
+
+/**
+ * The person changed what follows the account: each [collection, index, value | null].
+ * @param {[string, string[], Record<string, any> | null][]} mutations
+ */
+export function syncMutate(mutations) {
+  return run((seed) => new engine.SyncMutated(mutations, Date.now(), seed));
+}
+
+/** Read the log: `version` from a state_changed frame, or null on (re)connect and load. @param {number | null} version */
+export function syncFetch(version) {
+  return run((seed) => new engine.SyncFetchWanted(version, Date.now(), seed));
+}
+
+/** An account sync key the device engine accepted from an own device. @param {string} senderDevice @param {any} body */
+export function syncKeyReceived(senderDevice, body) {
+  return run((seed) => new engine.SyncKeyReceived(senderDevice, body, Date.now(), seed));
+}
+
+/** A device was just linked by this one: send it the sync key (made first if the account has none). */
+export function shareSyncKey() {
+  return run((seed) => new engine.SyncKeyShareWanted(Date.now(), seed));
+}
+
+/** This device removed another: the state is written again under a new key, sent to the rest. */
+export function rotateSyncKey() {
+  return run((seed) => new engine.SyncRotateWanted(Date.now(), seed));
+}

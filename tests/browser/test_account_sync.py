@@ -1,0 +1,166 @@
+"""The account's state follows it across its devices (issue #11, docs/protocol.md sections 22.8
+and 23): contacts, read positions and the read-receipts setting, through the end-to-end
+encrypted state log; a server that tampers with the log is detected and shown."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from tests.support.browser import DESKTOP, PHONE
+from tests.support.rewriting import rewrite_json
+from tests.support.web import (
+    SLOW,
+    add_contact,
+    collect_errors,
+    fetch_json,
+    link_companion,
+    new_primary,
+    new_username,
+    open_chats,
+    open_conversation,
+    send,
+    unread_badge,
+)
+
+WITHIN_A_SECOND = 1_000
+
+
+def contact_row(page: Page, peer: str):
+    return page.locator(f'#conversation-list [data-peer="{peer}"]')
+
+
+SYNCED_VERSION = """() => new Promise((resolve, reject) => {
+    const open = indexedDB.open("parley");
+    open.onsuccess = () => {
+        const get = open.result.transaction("meta").objectStore("meta").get("sync");
+        get.onsuccess = () => resolve(get.result ? get.result.account.version : 0);
+        get.onerror = () => reject(get.error);
+    };
+})"""
+
+
+def synced_version(page: Page) -> int:
+    """The version of the account's log this browser holds (its stored sync state)."""
+    return page.evaluate(SYNCED_VERSION)
+
+
+def wait_synced(page: Page, above: int) -> None:
+    page.wait_for_function(f"async () => (await ({SYNCED_VERSION})()) > {above}", timeout=SLOW)
+
+
+def test_a_contact_added_on_the_primary_appears_on_two_companions(new_device, screenshot):
+    alice, _ = new_primary(new_device(viewport=DESKTOP), new_username("alice"))
+    bob = new_username("bob")
+    new_primary(new_device(), bob)
+    laptop = new_device(viewport=DESKTOP).new_page()
+    tablet = new_device(viewport=PHONE).new_page()
+    errors = collect_errors(laptop)
+    link_companion(alice, laptop, "Laptop")
+    link_companion(alice, tablet, "Tablet")
+    for page in (laptop, tablet):
+        open_chats(page)
+        # both hold the account's sync key before anything is added
+        wait_synced(page, 0)
+
+    open_chats(alice)
+    add_contact(alice, bob)
+    for page in (laptop, tablet):
+        expect(contact_row(page, bob)).to_be_visible(timeout=WITHIN_A_SECOND)
+    screenshot(laptop, "sync-contact-laptop-1440")
+    screenshot(tablet, "sync-contact-tablet-390")
+    assert not errors
+
+
+def test_reading_on_a_companion_clears_the_unread_count_on_the_primary(new_device):
+    alice_name = new_username("alice")
+    alice, _ = new_primary(new_device(viewport=DESKTOP), alice_name)
+    bob_name = new_username("bob")
+    bob, _ = new_primary(new_device(), bob_name)
+    laptop = new_device(viewport=PHONE).new_page()
+    link_companion(alice, laptop, "Laptop")
+    open_chats(alice)
+    add_contact(alice, bob_name)
+    open_chats(bob)
+    add_contact(bob, alice_name)
+    send(bob, "Are you there?")
+
+    open_chats(alice, "/chats")
+    expect(unread_badge(alice, bob_name)).to_have_text("1", timeout=SLOW)
+    open_chats(laptop, "/chats")
+    expect(contact_row(laptop, bob_name)).to_be_visible(timeout=SLOW)
+    expect(unread_badge(laptop, bob_name)).to_have_text("1", timeout=SLOW)
+
+    open_conversation(laptop, bob_name)
+    expect(unread_badge(alice, bob_name)).to_have_count(0, timeout=SLOW)
+
+
+def test_a_companion_linked_without_history_has_every_contact_and_setting(new_device, screenshot):
+    alice, _ = new_primary(new_device(viewport=DESKTOP), new_username("alice"))
+    friends = [new_username("bob"), new_username("carol")]
+    for name in friends:
+        new_primary(new_device(), name)
+    open_chats(alice)
+    for name in friends:
+        add_contact(alice, name)
+    alice.get_by_label("Send read receipts").uncheck()
+    wait_synced(alice, 3)
+
+    laptop = new_device(viewport=PHONE).new_page()
+    link_companion(alice, laptop, "Laptop")  # history not chosen
+    open_chats(laptop)
+    for name in friends:
+        expect(contact_row(laptop, name)).to_be_visible(timeout=SLOW)
+    expect(laptop.get_by_label("Send read receipts")).not_to_be_checked(timeout=SLOW)
+    screenshot(laptop, "sync-new-companion-390")
+
+
+STATE_READS = re.compile(r".*/api/state\?after=\d+$")
+
+
+@pytest.mark.parametrize("misbehaviour", ["dropped", "replayed"])
+def test_a_dropped_or_replayed_state_entry_is_refused_and_the_state_kept(
+    new_device, screenshot, misbehaviour
+):
+    alice, _ = new_primary(new_device(viewport=DESKTOP), new_username("alice"))
+    bob, carol = new_username("bob"), new_username("carol")
+    for name in (bob, carol):
+        new_primary(new_device(), name)
+    laptop = new_device(viewport=DESKTOP).new_page()
+    link_companion(alice, laptop, "Laptop")
+    open_chats(laptop)
+    open_chats(alice)
+    add_contact(alice, bob)
+    expect(contact_row(laptop, bob)).to_be_visible(timeout=SLOW)
+    held = synced_version(laptop)
+    old_entries = fetch_json(laptop, "/api/state?after=0")["entries"]
+
+    # From now on the server leaves out the laptop's next change, or serves an old one again.
+    def misbehave(body):
+        if body["entries"]:
+            body["entries"] = [] if misbehaviour == "dropped" else old_entries[-1:]
+        return body
+
+    hits = rewrite_json(laptop, STATE_READS, "GET", misbehave)
+    add_contact(alice, carol)
+    notice = laptop.locator("#sync-refused")
+    expect(notice).to_contain_text("were not updated from your other devices", timeout=SLOW)
+    expected = "left out" if misbehaviour == "dropped" else "replayed an old change"
+    expect(notice).to_contain_text(f"the server {expected}")
+    assert hits
+    screenshot(laptop, f"sync-refused-{misbehaviour}-1440")
+    laptop.set_viewport_size(PHONE)
+    screenshot(laptop, f"sync-refused-{misbehaviour}-390")
+
+    # The laptop kept its last good state: bob is there, carol is not, nothing was applied.
+    expect(contact_row(laptop, bob)).to_be_visible()
+    expect(contact_row(laptop, carol)).to_have_count(0)
+    assert synced_version(laptop) == held
+
+    # An honest server again: the next read passes and the notice goes.
+    laptop.unroute(STATE_READS)
+    laptop.reload()
+    expect(contact_row(laptop, carol)).to_be_visible(timeout=SLOW)
+    expect(notice).to_have_count(0, timeout=SLOW)
