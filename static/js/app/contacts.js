@@ -5,6 +5,7 @@ import { encoding, ready } from "../protocol/index.js";
 import { ApiError } from "./api.js";
 import { Change, notify } from "./events.js";
 import { refreshList } from "./lists.js";
+import { displayName, fetchDisplayName } from "./names.js";
 import { addNotice } from "./notices.js";
 import { contactRecord, emptyConversation } from "./records.js";
 import { SendRefused, self } from "./self.js";
@@ -36,7 +37,7 @@ export async function addContact(username) {
     }
     throw error;
   }
-  const contact = contactRecord(name, encoding.b64uEncode(list.accountKey));
+  const contact = contactRecord(name, encoding.b64uEncode(list.accountKey), await fetchDisplayName(name));
   await store.transact(["contacts", "conversations"], (s) => {
     s.contacts.put(contact);
     const request = s.conversations.get(name);
@@ -63,9 +64,10 @@ export async function securityCodeChanged(username, pendingKey) {
   if (!contact) return;
   if (contact.keyChanged?.pendingKey === pendingKey) return;
   await store.write("contacts", { ...contact, keyChanged: { pendingKey, at: Date.now() } });
+  const name = await displayName(username);
   await addNotice(
     username,
-    `${username}'s security code changed. They may have set up Parley again on a new phone, or someone may be intercepting. Nothing more is sent until you confirm the new code.`,
+    `${name}'s security code changed. They may have set up Parley again on a new phone, or someone may be intercepting. Nothing more is sent until you confirm the new code.`,
     "warn",
   );
   notify({ kind: Change.CONTACTS, peer: username });
@@ -89,6 +91,6 @@ export async function confirmSecurityCode(username) {
     keyChanged: null,
   });
   await refreshList(username);
-  await addNotice(username, `You accepted ${username}'s new security code.`, "info");
+  await addNotice(username, `You accepted ${await displayName(username)}'s new security code.`, "info");
   notify({ kind: Change.CONTACTS, peer: username });
 }

@@ -2,7 +2,8 @@
 // make of them.
 //
 //   contacts       {username, accountKey: b64u pinned at first use, addedAt,
-//                   keyChanged: null | {pendingKey, at}}
+//                   keyChanged: null | {pendingKey, at}, displayName: the contact's own
+//                   (public, from the server), nickname: the person's own for them (names.js)}
 //   conversations  {peer, unread, lastText, lastTimestamp, lastOutgoing}
 //   messages       {key: "<author>:<message id>" | "notice:<id>", id, conversation, author,
 //                   authorDevice, outgoing, kind: "text" | "unsupported" | "notice", text,
@@ -90,9 +91,12 @@ export function noticeRecord({ id, conversation, text, tone, at }) {
   };
 }
 
-/** @param {string} username @param {string} accountKey b64u, pinned at first use */
-export function contactRecord(username, accountKey) {
-  return { username, accountKey, addedAt: Date.now(), keyChanged: null };
+/**
+ * @param {string} username @param {string} accountKey b64u, pinned at first use
+ * @param {string} [displayName] the name the contact chose ("" when it could not be had)
+ */
+export function contactRecord(username, accountKey, displayName = "") {
+  return { username, accountKey, addedAt: Date.now(), keyChanged: null, displayName, nickname: "" };
 }
 
 /** @param {string} peer */
