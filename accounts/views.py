@@ -8,8 +8,8 @@ from django.shortcuts import render
 from django.views.decorators.csrf import ensure_csrf_cookie
 
 from accounts import services
-from accounts.selectors import user_get_active
 from accounts.models import USERNAME_PATTERN
+from accounts.selectors import user_get_active
 from devices import schemas
 from devices import services as device_services
 from devices.auth import request_device, sign_in_device, sign_out, signed_in

@@ -83,7 +83,7 @@ def device_rename(*, actor: Device, device_id: str, name: str) -> Device:
         )
         if name.casefold() in {n.casefold() for n in others.values_list("name", flat=True)}:
             raise Conflict(
-                f"Another of your devices is already called {name!r}; choose another name.",
+                f"Another of your devices is already called “{name}”. Choose another name.",
                 code="device_name_taken",
                 data={"field": "name"},
             )

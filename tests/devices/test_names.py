@@ -81,7 +81,9 @@ def test_a_companion_renames_the_primary_and_every_device_sees_it():
         f"/api/devices/{primary.device_id}/rename", {"name": "  Alice's phone  "}
     )
     assert (status, body) == (200, {"device_id": primary.device_id, "name": "Alice's phone"})
-    listed = {d["device_id"]: d["name"] for d in primary.transport.get("/api/devices")[1]["devices"]}
+    listed = {
+        d["device_id"]: d["name"] for d in primary.transport.get("/api/devices")[1]["devices"]
+    }
     assert listed == {primary.device_id: "Alice's phone", laptop.device_id: "Laptop"}
     assert primary.transport.get("/api/me")[1]["device"]["name"] == "Alice's phone"
 

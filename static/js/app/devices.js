@@ -47,7 +47,7 @@ const quoted = (name) => `“${name}”`;
 /** @param {any} device */
 function renameButton(device) {
   const button = h("button", {
-    class: "link-button device-rename-button",
+    class: "secondary",
     text: "Rename",
     attrs: { type: "button", "aria-label": `Rename ${device.name || "this device"}` },
   });
@@ -152,7 +152,6 @@ function deviceItem(device) {
       { class: "device-main" },
       renaming ? renameForm(device) : h("h3", { class: "device-name", text: name }),
       renaming ? null : badges,
-      renaming ? null : renameButton(device),
       meta,
     ),
   );
@@ -174,7 +173,7 @@ function deviceItem(device) {
     });
     button.addEventListener("click", () => removeCompanion(device).catch(report));
   }
-  if (button) item.append(h("div", { class: "device-actions" }, button));
+  item.append(h("div", { class: "device-actions" }, renaming ? null : renameButton(device), button));
   return item;
 }
 
