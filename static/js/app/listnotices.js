@@ -9,23 +9,9 @@ import { onListNotice, refusalOf } from "./lists.js";
 import { displayName } from "./names.js";
 import { addNotice } from "./notices.js";
 import * as store from "./store.js";
+import { devicesChangedText } from "./wording.js";
 
 const LIST_REFUSALS = new Set(["list_refused", "list_unavailable", "security_code_changed"]);
-
-/**
- * "Bob added a device. Your messages now go to their 2 devices." (pure)
- * @param {string} name @param {{added: string[], removed: string[]}} change @param {number} count
- */
-export function devicesChangedText(name, { added, removed }, count) {
-  const devices = (/** @type {number} */ n) => (n === 1 ? "a device" : `${n} devices`);
-  const what =
-    added.length && !removed.length
-      ? `${name} added ${devices(added.length)}.`
-      : removed.length && !added.length
-        ? `${name} removed ${devices(removed.length)}.`
-        : `${name} changed their devices.`;
-  return `${what} Your messages now go to their ${count === 1 ? "1 device" : `${count} devices`}.`;
-}
 
 /** @param {import("../protocol/index.js").engine.Notice} notice */
 async function listNotice(notice) {

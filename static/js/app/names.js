@@ -7,17 +7,12 @@
 import { ApiError, api } from "./api.js";
 import { Change, notify } from "./events.js";
 import * as store from "./store.js";
+import { nameOf } from "./wording.js";
 
 /** The longest nickname or display name (the server's limit for display names). */
 export const MAX_NAME = 64;
 
-/**
- * The name to show for `username`, from its contact record (pure).
- * @param {string} username @param {{nickname?: string, displayName?: string} | null | undefined} contact
- */
-export function nameOf(username, contact) {
-  return contact?.nickname || contact?.displayName || username;
-}
+export { nameOf };
 
 /**
  * The name to show for an account: the own display name, a contact's nickname or display

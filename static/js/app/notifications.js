@@ -10,6 +10,7 @@ import { displayName } from "./names.js";
 import { settings } from "./self.js";
 import { onLeader } from "./socket.js";
 import * as store from "./store.js";
+import { notificationContent, notificationTag } from "./wording.js";
 
 /** @typedef {"unsupported" | "default" | "granted" | "denied"} NotificationState */
 
@@ -29,21 +30,6 @@ export async function requestNotifications() {
   if (typeof Notification === "undefined") return "unsupported";
   await Notification.requestPermission();
   return notificationState();
-}
-
-/**
- * What a notification says (pure): the sender's name; "New message" (or "3 new messages")
- * unless previews are on, then the text.
- * @param {{name: string, text: string, unread: number, previews: boolean}} fields
- */
-export function notificationContent({ name, text, unread, previews }) {
-  const body = previews && text ? text : unread > 1 ? `${unread} new messages` : "New message";
-  return { title: name, body };
-}
-
-/** The tag of a conversation's notification (a newer one replaces it). @param {string} peer */
-export function notificationTag(peer) {
-  return `chat:${peer}`;
 }
 
 /**

@@ -3,16 +3,12 @@
 
 import { Change, changes } from "./events.js";
 import * as store from "./store.js";
+import { titleWithUnread } from "./wording.js";
 
 /** @type {string | null} */
 let base = null;
 let unread = 0;
 let started = false;
-
-/** "(3) Parley", or the title alone when nothing is unread (pure). @param {string} title @param {number} count */
-export function titleWithUnread(title, count) {
-  return count > 0 ? `(${count}) ${title}` : title;
-}
 
 function render() {
   document.title = titleWithUnread(base ?? document.title, unread);
