@@ -13,7 +13,7 @@ import { addContact, confirmSecurityCode, contact as readContact } from "./conta
 import { Change, changes } from "./events.js";
 import { markRead } from "./inbox.js";
 import { startMessenger } from "./messenger.js";
-import { MAX_NAME, displayNames, nameOf, ownDeviceName, refreshDisplayName, setNickname } from "./names.js";
+import { MAX_NAME, displayNames, fillMissingDisplayNames, nameOf, ownDeviceName, setNickname } from "./names.js";
 import { notificationState, requestNotifications } from "./notifications.js";
 import { retryMessage, sendText } from "./outbox.js";
 import { conversations, messages } from "./records.js";
@@ -82,6 +82,7 @@ function personName(name, username, className) {
 async function renderList() {
   const all = await conversations();
   const names = await displayNames();
+  fillMissingDisplayNames(askedNames).catch((error) => console.warn("Parley: no display name", error));
   byId("conversation-empty").hidden = all.length > 0;
   list.replaceChildren(
     ...all.map((c) => {
@@ -124,17 +125,6 @@ function when(timestamp) {
 
 // ------------------------------------------------------------------ one conversation
 
-/**
- * A contact stored before display names were (or imported with the history) has none: ask
- * the server once per page.
- * @param {string} peer @param {any} contact
- */
-function askDisplayName(peer, contact) {
-  if (!contact || contact.displayName || askedNames.has(peer)) return;
-  askedNames.add(peer);
-  refreshDisplayName(peer).catch((error) => console.warn("Parley: no display name", error));
-}
-
 /** @param {string} name @param {string} peer */
 function showHeading(name, peer) {
   const heading = byId(route.view === "contact" ? "contact-title" : "conversation-title");
@@ -146,7 +136,6 @@ function showHeading(name, peer) {
 async function renderConversation(peer) {
   const contact = await readContact(peer);
   const name = nameOf(peer, contact);
-  askDisplayName(peer, contact);
   showHeading(name, peer);
   byId("conversation").dataset.peer = peer;
   byId("contact-link").setAttribute("href", `/chats/${encodeURIComponent(peer)}/contact`);
@@ -282,7 +271,6 @@ composerText.addEventListener("keydown", (event) => {
 async function renderContact(peer) {
   const contact = await readContact(peer);
   const name = nameOf(peer, contact);
-  askDisplayName(peer, contact);
   showHeading(name, peer);
   byId("safety-peer").textContent = name;
   byId("contact-back").setAttribute("href", `/chats/${encodeURIComponent(peer)}`);

@@ -360,8 +360,8 @@ export async function markRead(peer) {
     (m) => m.kind === "text" && !m.outgoing && !m.readSent,
   );
   const conversation = await store.read("conversations", peer);
-  closeNotification(peer);
   if (!unread.length && !conversation?.unread) return;
+  closeNotification(peer);
   await store.transact(["messages", "conversations"], (s) => {
     unread.forEach((m) => s.messages.put({ ...m, readSent: true }));
     if (conversation) s.conversations.put({ ...conversation, unread: 0 });

@@ -60,6 +60,19 @@ export async function refreshDisplayName(username, value) {
 }
 
 /**
+ * Ask the server for the display name of each contact that has none yet (stored before
+ * display names were, or imported with the message history), once per `asked` set.
+ * @param {Set<string>} asked usernames already asked on this page
+ */
+export async function fillMissingDisplayNames(asked) {
+  for (const contact of await store.readAll("contacts")) {
+    if (contact.displayName || asked.has(contact.username)) continue;
+    asked.add(contact.username);
+    await refreshDisplayName(contact.username);
+  }
+}
+
+/**
  * The person's own name for a contact ("" removes it), kept in the contact record.
  * @param {string} username @param {string} nickname
  */
