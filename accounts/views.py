@@ -9,6 +9,7 @@ from django.views.decorators.csrf import ensure_csrf_cookie
 
 from accounts import services
 from accounts.models import USERNAME_PATTERN
+from accounts.selectors import user_get_active
 from devices import schemas
 from devices import services as device_services
 from devices.auth import request_device, sign_in_device, sign_out, signed_in
@@ -16,6 +17,7 @@ from flows import registration
 from web import ratelimit
 from web import validation as v
 from web.api import api, public
+from web.errors import NotFound
 
 
 def home_page(request: HttpRequest) -> HttpResponse:
@@ -155,3 +157,13 @@ def signout(request: HttpRequest) -> dict:
     )
     sign_out(request)
     return {"signed_out": True}
+
+
+@api(methods=("GET",), access=signed_in)
+def account_profile(request: HttpRequest, username: str) -> dict:
+    """What anyone who knows the username may read: the display name the account chose at
+    sign-up (not end-to-end encrypted; docs/protocol.md section 19)."""
+    user = user_get_active(username=username)
+    if user is None:
+        raise NotFound(f"No account named {username!r}.", code="account_not_found")
+    return {"username": user.username, "display_name": user.display_name}

@@ -35,7 +35,9 @@ urlpatterns = [
     path("api/devices", devices.device_index),
     path("api/devices/list", devices.device_list_publish),
     path("api/devices/<str:device_id>/revoke", devices.device_revoke),
+    path("api/devices/<str:device_id>/rename", devices.device_rename),
     path("api/prekeys", devices.own_prekeys),
+    path("api/accounts/<str:username>/profile", accounts.account_profile),
     path("api/accounts/<str:username>/device-list", devices.account_device_list),
     path("api/accounts/<str:username>/bundles", devices.account_prekey_bundles),
     # linking

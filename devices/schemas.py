@@ -12,6 +12,7 @@ from web.validation import InvalidInput
 
 DEVICE_ID_PATTERN = r"[A-Za-z0-9_-]{16,32}"
 MAX_ONE_TIME_PREKEYS = 200
+MAX_DEVICE_NAME = 64
 
 
 @dataclass(frozen=True)
@@ -64,7 +65,7 @@ def one_time_prekeys(data: dict[str, Any], key: str = "one_time_prekeys") -> lis
 
 
 def device_name(data: dict[str, Any], key: str = "name") -> str:
-    return v.string(data, key, max_length=64)
+    return v.string(data, key, max_length=MAX_DEVICE_NAME)
 
 
 def new_device(data: dict[str, Any]) -> NewDevice:

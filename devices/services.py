@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.db import transaction
 from django.utils import timezone
 
 from accounts.challenges import (
@@ -18,11 +19,12 @@ from accounts.challenges import (
     passkey_assert,
 )
 from accounts.models import Challenge, User
+from devices import events
 from devices.models import Device, DeviceSession
-from devices.schemas import NewDevice
+from devices.schemas import MAX_DEVICE_NAME, NewDevice
 from protocol import linking
 from protocol.exceptions import ProtocolError
-from web.errors import Conflict, Forbidden
+from web.errors import Conflict, Forbidden, NotFound
 
 
 def device_create(
@@ -38,11 +40,65 @@ def device_create(
         user=user,
         identity_key=new.identity_key,
         is_primary=is_primary,
-        name=new.name,
+        name=distinct_device_name(user=user, name=new.name),
         platform=new.platform,
         added_at=moment,
         last_used_at=moment,
     )
+
+
+def distinct_device_name(*, user: User, name: str) -> str:
+    """`name`, or "`name` 2", "`name` 3"... when another active device of the account is
+    called so (ignoring case): every browser proposes "Chromium on Linux", and a person must
+    tell their devices apart on the devices page and in "Your device … was logged out"."""
+    taken = {
+        n.casefold()
+        for n in Device.objects.filter(user=user, revoked_at__isnull=True).values_list(
+            "name", flat=True
+        )
+    }
+    candidate, number = name, 1
+    while candidate.casefold() in taken:
+        number += 1
+        suffix = f" {number}"
+        candidate = name[: MAX_DEVICE_NAME - len(suffix)].rstrip() + suffix
+    return candidate
+
+
+def device_rename(*, actor: Device, device_id: str, name: str) -> Device:
+    """Any active device of the account renames any active device of it (its own too); the
+    account's other devices are told. Names stay distinct within the account."""
+    with transaction.atomic():
+        target = (
+            Device.objects.select_for_update()
+            .filter(pk=device_id, user=actor.user, revoked_at__isnull=True)
+            .first()
+        )
+        if target is None:
+            raise NotFound("No such device.", code="device_not_found")
+        if target.name == name:
+            return target
+        others = Device.objects.filter(user=actor.user, revoked_at__isnull=True).exclude(
+            pk=target.pk
+        )
+        if name.casefold() in {n.casefold() for n in others.values_list("name", flat=True)}:
+            raise Conflict(
+                f"Another of your devices is already called “{name}”. Choose another name.",
+                code="device_name_taken",
+                data={"field": "name"},
+            )
+        target.name = name
+        target.save(update_fields=["name"])
+        events.send_on_commit(
+            events.user_group(actor.user_id),
+            {
+                "type": events.DEVICES_CHANGED,
+                "reason": "renamed",
+                "device_id": target.id,
+                "device_name": target.name,
+            },
+        )
+    return target
 
 
 def device_touch(

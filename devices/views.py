@@ -9,7 +9,7 @@ from django.views.decorators.csrf import ensure_csrf_cookie
 
 from accounts.passkeys import authentication_options
 from accounts.selectors import user_get_active
-from devices import devicelists, linking, prekeys, schemas, selectors
+from devices import devicelists, linking, prekeys, schemas, selectors, services
 from devices.auth import primary, request_device, sign_in_device, sign_out, signed_in
 from flows import removal
 from web import ratelimit
@@ -64,6 +64,15 @@ def device_revoke(request: HttpRequest, device_id: str) -> dict:
     if target.pk == actor.pk or target.is_primary:
         sign_out(request)
     return {"revoked": target.pk}
+
+
+@api(methods=("POST",), access=signed_in)
+def device_rename(request: HttpRequest, device_id: str) -> dict:
+    data = v.json_body(request)
+    device = services.device_rename(
+        actor=request_device(request), device_id=device_id, name=schemas.device_name(data)
+    )
+    return {"device_id": device.id, "name": device.name}
 
 
 @api(methods=("POST",), access=primary)
@@ -184,6 +193,7 @@ def link_redeem(request: HttpRequest, link_id: str) -> dict:
     sign_in_device(request, device)
     return {
         "device_id": device.id,
+        "name": device.name,
         "account": {"username": device.user.username, "display_name": device.user.display_name},
     }
 

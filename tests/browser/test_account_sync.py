@@ -51,7 +51,9 @@ def wait_synced(page: Page, above: int) -> None:
     page.wait_for_function(f"async () => (await ({SYNCED_VERSION})()) > {above}", timeout=SLOW)
 
 
-def test_a_contact_added_on_the_primary_appears_on_two_companions(new_device, screenshot):
+def test_a_contact_added_on_the_primary_and_a_nickname_given_on_a_companion_reach_every_device(
+    new_device, screenshot
+):
     alice, _ = new_primary(new_device(viewport=DESKTOP), new_username("alice"))
     bob = new_username("bob")
     new_primary(new_device(), bob)
@@ -71,6 +73,18 @@ def test_a_contact_added_on_the_primary_appears_on_two_companions(new_device, sc
         expect(contact_row(page, bob)).to_be_visible(timeout=WITHIN_A_SECOND)
     screenshot(laptop, "sync-contact-laptop-1440")
     screenshot(tablet, "sync-contact-tablet-390")
+
+    # A nickname given on one companion is the account's: the others show it too.
+    laptop.goto(f"/chats/{bob}/contact")
+    laptop.get_by_label("Nickname").fill("Bobby")
+    laptop.get_by_role("button", name="Save").click()
+    expect(laptop.locator("#nickname-message")).to_have_text(
+        "Nickname saved. Only your devices see it."
+    )
+    for page in (alice, tablet):
+        expect(contact_row(page, bob).locator(".person-name")).to_have_text(
+            "Bobby", timeout=WITHIN_A_SECOND
+        )
     assert not errors
 
 

@@ -191,7 +191,9 @@ def test_an_older_companion_removes_a_just_linked_one_until_the_veto_window_ends
         )
         assert api_status(intruder, "/api/me") in (401, 403)
         assert indexeddb_names(intruder) == []
-        expect(laptop.locator("#devices-message")).to_have_text("Intruder was removed.")
+        expect(laptop.locator("#devices-message")).to_have_text(
+            "Your device “Intruder” was removed."
+        )
         expect(new_device_notice(laptop, "Intruder")).to_have_count(0)
         expect(laptop.locator("#device-list .device")).to_have_count(3)
 

@@ -123,9 +123,13 @@ def test_a_device_bob_links_gets_alices_next_message_and_alice_sees_the_list_cha
     # mismatched_devices, her device fetches and verifies v2, and retries.
     send(alice, "After your new device")
     expect_status(alice, "After your new device", "delivered")
-    notice = alice.locator("#message-list .message-notice", has_text="linked a new device")
+    # In plain words, with Bob's display name: no list versions, no device ids.
+    notice = alice.locator("#message-list .message-notice", has_text="added a device")
     expect(notice).to_have_count(1)
-    expect(notice).to_contain_text("2 devices")
+    expect(notice).to_contain_text(
+        f"{bob_name.capitalize()} added a device. Your messages now go to their 2 devices."
+    )
+    assert "version" not in notice.inner_text()
     screenshot(alice, "conversation-device-notice-1440")
 
     open_chats(tablet, f"/chats/{alice_name}")

@@ -14,13 +14,17 @@ ORIGIN = "http://localhost:8000"
 pytestmark = pytest.mark.django_db
 
 
-def state_snapshot() -> dict[str, int]:
-    return {
+def state_snapshot() -> dict[str, object]:
+    """Row counts, and what changes in place without adding a row (a device's name)."""
+    counts: dict[str, object] = {
         m._meta.label: m.objects.count()
         for m in apps.get_models()
         if m._meta.app_label in {"accounts", "devices", "messaging"}
         and m._meta.model_name != "challenge"
     }
+    device = apps.get_model("devices", "Device")
+    counts["device names"] = sorted(device.objects.values_list("id", "name"))
+    return counts
 
 
 @pytest.fixture
@@ -53,6 +57,7 @@ def requests(w) -> list[tuple[str, str, dict | None]]:
         ("GET", "/api/devices", None),
         ("POST", f"/api/devices/{laptop.device_id}/revoke", {}),
         ("POST", f"/api/devices/{a.device_id}/revoke", {}),
+        ("POST", f"/api/devices/{laptop.device_id}/rename", {"name": "Mine"}),
         ("POST", "/api/devices/list", {"device_list": a.last_list.to_dict()}),
         (
             "POST",

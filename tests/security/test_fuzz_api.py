@@ -108,6 +108,7 @@ POST_PATHS = [
     "/api/devices/signin",
     "/api/devices/list",
     "/api/devices/{laptop}/revoke",
+    "/api/devices/{laptop}/rename",
     "/api/prekeys",
     "/api/accounts/alice/bundles",
     "/api/link",

@@ -170,16 +170,23 @@ def open_chats(page: Page, path: str = "/chats") -> None:
     expect(page.locator("html")).to_have_attribute("data-device-socket", "open", timeout=SLOW)
 
 
+def expect_conversation(page: Page, peer: str, timeout: int = 5_000) -> None:
+    """The conversation with `peer` is open (its heading shows their name, then "@peer")."""
+    conversation = page.locator("#conversation")
+    expect(conversation).to_be_visible(timeout=timeout)
+    expect(conversation).to_have_attribute("data-peer", peer, timeout=timeout)
+
+
 def add_contact(page: Page, username: str) -> None:
     """Add a contact from the sidebar form; lands in the conversation with them."""
     page.get_by_label("Add a contact by username").fill(username)
     page.get_by_role("button", name="Add", exact=True).click()
-    expect(page.locator("#conversation-title")).to_have_text(username, timeout=SLOW)
+    expect_conversation(page, username, timeout=SLOW)
 
 
 def open_conversation(page: Page, peer: str) -> None:
     page.locator(f'#conversation-list [data-peer="{peer}"] a').click()
-    expect(page.locator("#conversation-title")).to_have_text(peer)
+    expect_conversation(page, peer)
 
 
 def send(page: Page, text: str) -> None:

@@ -13,12 +13,15 @@ import { addContact, confirmSecurityCode, contact as readContact } from "./conta
 import { Change, changes } from "./events.js";
 import { markRead } from "./inbox.js";
 import { startMessenger } from "./messenger.js";
+import { MAX_NAME, displayNames, fillMissingDisplayNames, nameOf, ownDeviceName, setNickname } from "./names.js";
+import { notificationState, requestNotifications } from "./notifications.js";
 import { retryMessage, sendText } from "./outbox.js";
 import { conversations, messages } from "./records.js";
 import { SendRefused, saveSettings, settings } from "./self.js";
 import { historyState } from "./history.js";
 import { drawQr } from "./qr.js";
 import { getAcceptedList, getSelf } from "./store.js";
+import { setTitle } from "./title.js";
 import { byId, formReady, formatDate, formatTime, h, say } from "./ui.js";
 
 const { b64uDecode } = encoding;
@@ -34,6 +37,8 @@ const composerMessage = byId("composer-message");
 let route = { view: "list", peer: null };
 /** @type {any} */
 let me = null;
+/** Contacts whose display name was asked of the server on this page (once each). */
+const askedNames = new Set();
 
 const STATUS_TEXT = {
   sending: "Sending…",
@@ -59,8 +64,25 @@ function navigate(path) {
 
 // ------------------------------------------------------------------ conversation list
 
+/**
+ * A person's name with their username as secondary text ("Bob Marley @bob"); the username
+ * alone when they have no other name.
+ * @param {string} name @param {string} username @param {string} className
+ */
+function personName(name, username, className) {
+  return h(
+    "span",
+    { class: className },
+    h("span", { class: "person-name", text: name }),
+    name !== username ? " " : null,
+    name !== username ? h("span", { class: "person-username", text: `@${username}` }) : null,
+  );
+}
+
 async function renderList() {
   const all = await conversations();
+  const names = await displayNames();
+  fillMissingDisplayNames(askedNames).catch((error) => console.warn("Parley: no display name", error));
   byId("conversation-empty").hidden = all.length > 0;
   list.replaceChildren(
     ...all.map((c) => {
@@ -72,7 +94,7 @@ async function renderList() {
           class: "conversation-link",
           attrs: { href: `/chats/${encodeURIComponent(c.peer)}`, "data-nav": "" },
         },
-        h("span", { class: "conversation-name", text: c.peer }),
+        personName(names.get(c.peer) ?? c.peer, c.peer, "conversation-name"),
         c.lastTimestamp
           ? h("time", {
               class: "conversation-time",
@@ -103,17 +125,27 @@ function when(timestamp) {
 
 // ------------------------------------------------------------------ one conversation
 
+/** @param {string} name @param {string} peer */
+function showHeading(name, peer) {
+  const heading = byId(route.view === "contact" ? "contact-title" : "conversation-title");
+  heading.replaceChildren(personName(name, peer, "chat-title-name"));
+  setTitle(`${name} · Parley`);
+}
+
 /** @param {string} peer */
 async function renderConversation(peer) {
-  byId("conversation-title").textContent = peer;
-  byId("contact-link").setAttribute("href", `/chats/${encodeURIComponent(peer)}/contact`);
   const contact = await readContact(peer);
+  const name = nameOf(peer, contact);
+  showHeading(name, peer);
+  byId("conversation").dataset.peer = peer;
+  byId("contact-link").setAttribute("href", `/chats/${encodeURIComponent(peer)}/contact`);
+  byId("contact-link").setAttribute("aria-label", `Contact: safety number and nickname of ${name}`);
   const banner = byId("conversation-banner");
   banner.replaceChildren();
   composerText.disabled = false;
   /** @type {HTMLButtonElement} */ (byId("composer-send")).disabled = false;
   if (!contact) {
-    const add = h("button", { class: "small", text: `Add ${peer} to contacts`, attrs: { type: "button" } });
+    const add = h("button", { class: "small", text: `Add ${name} to contacts`, attrs: { type: "button" } });
     add.addEventListener("click", async () => {
       add.disabled = true;
       try {
@@ -128,7 +160,7 @@ async function renderConversation(peer) {
       h(
         "div",
         { class: "notice warn" },
-        h("p", { text: `${peer} is not in your contacts. They get no delivery or read receipts from you until you add them.` }),
+        h("p", { text: `${name} is not in your contacts. They get no delivery or read receipts from you until you add them.` }),
         add,
       ),
     );
@@ -140,7 +172,7 @@ async function renderConversation(peer) {
         "div",
         { class: "notice warn security-changed", attrs: { role: "alert" } },
         h("strong", { text: "Security code changed. " }),
-        `Nothing is sent to ${peer} until you check and confirm the new safety number. `,
+        `Nothing is sent to ${name} until you check and confirm the new safety number. `,
         h("a", {
           text: "Check the safety number",
           attrs: { href: `/chats/${encodeURIComponent(peer)}/contact`, "data-nav": "" },
@@ -154,7 +186,7 @@ async function renderConversation(peer) {
   const atBottom = messageList.scrollHeight - messageList.scrollTop - messageList.clientHeight < 40;
   messageList.replaceChildren(...all.map(renderMessage));
   if (!all.length) {
-    messageList.append(h("li", { class: "message-empty hint", text: `No messages with ${peer} yet. Say hello.` }));
+    messageList.append(h("li", { class: "message-empty hint", text: `No messages with ${name} yet. Say hello.` }));
   }
   if (atBottom || messageList.dataset.peer !== peer) messageList.scrollTop = messageList.scrollHeight;
   messageList.dataset.peer = peer;
@@ -237,19 +269,21 @@ composerText.addEventListener("keydown", (event) => {
 
 /** @param {string} peer */
 async function renderContact(peer) {
-  byId("contact-title").textContent = peer;
-  byId("safety-peer").textContent = peer;
-  byId("contact-back").setAttribute("href", `/chats/${encodeURIComponent(peer)}`);
   const contact = await readContact(peer);
+  const name = nameOf(peer, contact);
+  showHeading(name, peer);
+  byId("safety-peer").textContent = name;
+  byId("contact-back").setAttribute("href", `/chats/${encodeURIComponent(peer)}`);
+  renderNames(peer, contact);
   const number = byId("safety-number");
   const own = await getAcceptedList(me.accountId);
   const changed = byId("contact-changed");
   changed.hidden = !contact?.keyChanged;
   if (contact?.keyChanged) {
-    byId("contact-changed-text").textContent = `${peer}'s security code changed. The number below is the one you had; after you accept, it changes to the new one. Compare the new number with ${peer} before you accept.`;
+    byId("contact-changed-text").textContent = `${name}'s security code changed. The number below is the one you had; after you accept, it changes to the new one. Compare the new number with ${name} before you accept.`;
   }
   if (!contact || !own) {
-    number.replaceChildren(h("span", { class: "hint", text: `Add ${peer} as a contact to see a safety number.` }));
+    number.replaceChildren(h("span", { class: "hint", text: `Add ${name} as a contact to see a safety number.` }));
     return;
   }
   await ready();
@@ -267,6 +301,33 @@ async function renderContact(peer) {
   number.dataset.digits = digits;
   drawQr(/** @type {HTMLCanvasElement} */ (byId("safety-qr")), safetyQrPayload(digits), { cell: 5 });
 }
+
+const nicknameForm = /** @type {HTMLFormElement} */ (byId("nickname-form"));
+const nicknameInput = /** @type {HTMLInputElement} */ (byId("nickname"));
+nicknameInput.maxLength = MAX_NAME;
+
+/** The contact's own name and the person's nickname for them. @param {string} peer @param {any} contact */
+function renderNames(peer, contact) {
+  byId("contact-names").hidden = !contact;
+  byId("contact-username").textContent = `@${peer}`;
+  byId("contact-display-name").textContent = contact?.displayName || "None given";
+  // Re-rendering (any change in any tab) must not take what the person is typing.
+  if (document.activeElement !== nicknameInput) nicknameInput.value = contact?.nickname ?? "";
+}
+
+nicknameForm.addEventListener("submit", async (event) => {
+  event.preventDefault();
+  if (!route.peer) return;
+  const message = byId("nickname-message");
+  try {
+    await setNickname(route.peer, nicknameInput.value);
+    nicknameInput.blur();
+    say(message, "ok", nicknameInput.value.trim() ? "Nickname saved. Only your devices see it." : "Nickname removed.");
+  } catch (error) {
+    say(message, "error", `The nickname was not saved: ${/** @type {any} */ (error).message}`);
+  }
+  await refresh();
+});
 
 byId("contact-confirm").addEventListener("click", async () => {
   if (!route.peer) return;
@@ -287,7 +348,8 @@ async function show() {
   byId("chat-placeholder").hidden = route.view !== "list";
   byId("conversation").hidden = route.view !== "conversation";
   byId("contact-page").hidden = route.view !== "contact";
-  document.title = route.peer ? `${route.peer} · Parley` : "Chats · Parley";
+  if (!route.peer) setTitle("Chats · Parley");
+  if (route.view !== "contact") say(byId("nickname-message"), "info", "");
   await refresh();
   if (route.view === "conversation" && window.matchMedia("(min-width: 800px)").matches) {
     composerText.focus();
@@ -352,6 +414,39 @@ formReady(/** @type {HTMLFormElement} */ (byId("add-contact")));
 
 const receipts = /** @type {HTMLInputElement} */ (byId("read-receipts"));
 receipts.addEventListener("change", () => saveSettings({ readReceipts: receipts.checked }));
+const previews = /** @type {HTMLInputElement} */ (byId("notification-previews"));
+previews.addEventListener("change", () => saveSettings({ notificationPreviews: previews.checked }));
+
+const NOTIFICATION_TEXT = {
+  unsupported: "This browser cannot show notifications.",
+  default: "Notifications are off.",
+  granted: "Notifications are on: new messages are shown while Parley is in the background.",
+  denied: "Notifications are blocked by the browser. Allow them for this site in the browser's settings.",
+};
+
+function renderNotificationState() {
+  const state = notificationState();
+  const node = byId("notifications-state");
+  node.textContent = NOTIFICATION_TEXT[state];
+  node.dataset.state = state;
+  byId("notifications-button").hidden = state !== "default";
+  byId("notification-previews-row").hidden = state === "unsupported";
+}
+
+byId("notifications-button").addEventListener("click", async () => {
+  const button = /** @type {HTMLButtonElement} */ (byId("notifications-button"));
+  button.disabled = true;
+  try {
+    await requestNotifications();
+  } finally {
+    button.disabled = false;
+    renderNotificationState();
+  }
+});
+navigator.permissions
+  ?.query({ name: "notifications" })
+  .then((status) => status.addEventListener("change", renderNotificationState))
+  .catch(() => {});
 
 changes.addEventListener("change", (event) => {
   const detail = /** @type {CustomEvent} */ (event).detail;
@@ -381,7 +476,15 @@ async function start() {
     return;
   }
   byId("chats-account").textContent = `${me.displayName || me.accountId} · ${me.name || "this device"}`;
-  receipts.checked = (await settings()).readReceipts;
+  ownDeviceName()
+    .then((device) => {
+      byId("chats-account").textContent = `${me.displayName || me.accountId} · ${device || "this device"}`;
+    })
+    .catch(() => {});
+  const current = await settings();
+  receipts.checked = current.readReceipts;
+  previews.checked = current.notificationPreviews;
+  renderNotificationState();
   await startMessenger();
   await show();
 }

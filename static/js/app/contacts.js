@@ -5,8 +5,9 @@ import { encoding, ready } from "../protocol/index.js";
 import { ApiError } from "./api.js";
 import { Change, notify } from "./events.js";
 import { refreshList } from "./lists.js";
+import { displayName, fetchDisplayName } from "./names.js";
 import { addNotice } from "./notices.js";
-import { contactRecord, emptyConversation } from "./records.js";
+import { contactRecord, emptyConversation, syncedContact } from "./records.js";
 import { SendRefused, self } from "./self.js";
 import * as store from "./store.js";
 import { onSynced, syncMutate } from "./sync.js";
@@ -37,7 +38,7 @@ export async function addContact(username) {
     }
     throw error;
   }
-  const contact = contactRecord(name, encoding.b64uEncode(list.accountKey));
+  const contact = contactRecord(name, encoding.b64uEncode(list.accountKey), await fetchDisplayName(name));
   await store.transact(["contacts", "conversations"], (s) => {
     s.contacts.put(contact);
     const request = s.conversations.get(name);
@@ -47,7 +48,7 @@ export async function addContact(username) {
   });
   notify({ kind: Change.CONTACTS, peer: name });
   // the contact follows the account to its other devices (docs/protocol.md 22.8)
-  await syncMutate([["contacts", [name], { account_key: contact.accountKey, added_at: Date.now() }]]);
+  await syncMutate([syncedContact(contact)]);
   return contact;
 }
 
@@ -75,8 +76,16 @@ async function applySyncedContact({ index: [username], value }) {
     if (!existing) return;
     await store.transact(["contacts"], (s) => s.contacts.delete(username));
   } else {
-    if (existing || typeof value.account_key !== "string") return;
-    const contact = contactRecord(username, value.account_key);
+    const nickname = typeof value.nickname === "string" ? value.nickname : "";
+    if (existing) {
+      // the key stays the one verified here; the nickname follows the account
+      if ((existing.nickname ?? "") === nickname) return;
+      await store.write("contacts", { ...existing, nickname });
+      notify({ kind: Change.CONTACTS, peer: username });
+      return;
+    }
+    if (typeof value.account_key !== "string") return;
+    const contact = { ...contactRecord(username, value.account_key), nickname };
     await store.transact(["contacts", "conversations"], (s) => {
       s.contacts.put(contact);
       const request = s.conversations.get(username);
@@ -104,9 +113,10 @@ export async function securityCodeChanged(username, pendingKey) {
   if (!contact) return;
   if (contact.keyChanged?.pendingKey === pendingKey) return;
   await store.write("contacts", { ...contact, keyChanged: { pendingKey, at: Date.now() } });
+  const name = await displayName(username);
   await addNotice(
     username,
-    `${username}'s security code changed. They may have set up Parley again on a new phone, or someone may be intercepting. Nothing more is sent until you confirm the new code.`,
+    `${name}'s security code changed. They may have set up Parley again on a new phone, or someone may be intercepting. Nothing more is sent until you confirm the new code.`,
     "warn",
   );
   notify({ kind: Change.CONTACTS, peer: username });
@@ -130,6 +140,6 @@ export async function confirmSecurityCode(username) {
     keyChanged: null,
   });
   await refreshList(username);
-  await addNotice(username, `You accepted ${username}'s new security code.`, "info");
+  await addNotice(username, `You accepted ${await displayName(username)}'s new security code.`, "info");
   notify({ kind: Change.CONTACTS, peer: username });
 }

@@ -17,6 +17,11 @@ let self;
 /** @type {any} */
 let index = null;
 let refreshing = false;
+/** The device being renamed on this page, and what the person typed so far. */
+/** @type {{deviceId: string, value: string} | null} */
+let editing = null;
+/** Devices this page removed or renamed itself (its own message says so already). */
+const doneHere = new Set();
 
 /** @param {unknown} error */
 function report(error) {
@@ -35,6 +40,86 @@ async function verifiedList(document) {
     accountId: self.accountId,
     accountKey: keys ? keys.identity.public : undefined,
   });
+}
+
+/** “Laptop” (a device's name in a sentence). @param {string} name */
+const quoted = (name) => `“${name}”`;
+
+/** @param {any} device */
+function renameButton(device) {
+  const button = h("button", {
+    class: "secondary",
+    text: "Rename",
+    attrs: { type: "button", "aria-label": `Rename ${device.name || "this device"}` },
+  });
+  button.addEventListener("click", () => {
+    editing = { deviceId: device.device_id, value: device.name };
+    render();
+    const input = /** @type {HTMLInputElement | null} */ (document.getElementById(`rename-${device.device_id}`));
+    input?.focus();
+    input?.select();
+  });
+  return button;
+}
+
+/** @param {any} device */
+function renameForm(device) {
+  const inputId = `rename-${device.device_id}`;
+  const input = /** @type {HTMLInputElement} */ (
+    h("input", {
+      attrs: { id: inputId, name: "name", type: "text", maxlength: "64", autocomplete: "off", spellcheck: "false", required: "" },
+    })
+  );
+  input.value = editing?.value ?? device.name;
+  input.addEventListener("input", () => {
+    if (editing) editing.value = input.value;
+  });
+  const save = /** @type {HTMLButtonElement} */ (h("button", { text: "Save", attrs: { type: "submit" } }));
+  const cancel = h("button", { class: "secondary", text: "Cancel", attrs: { type: "button" } });
+  const error = h("p", { class: "notice", hidden: true });
+  const form = h(
+    "form",
+    { class: "device-rename", attrs: { method: "post", novalidate: "" } },
+    h("label", { text: device.this_device ? "Name of this device" : `New name for ${device.name}`, attrs: { for: inputId } }),
+    h("div", { class: "device-rename-row" }, input, save, cancel),
+    error,
+  );
+  const stop = () => {
+    editing = null;
+    render();
+  };
+  cancel.addEventListener("click", stop);
+  form.addEventListener("keydown", (event) => {
+    if (/** @type {KeyboardEvent} */ (event).key === "Escape") stop();
+  });
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const name = input.value.trim();
+    if (!name) {
+      say(error, "error", "Give the device a name.");
+      input.focus();
+      return;
+    }
+    save.disabled = true;
+    doneHere.add(device.device_id);
+    try {
+      const renamed = await api(`/api/devices/${encodeURIComponent(device.device_id)}/rename`, {
+        method: "POST",
+        body: { name },
+      });
+      editing = null;
+      if (renamed.name !== device.name) {
+        say(message, "ok", `Your device ${quoted(device.name)} is now called ${quoted(renamed.name)}.`);
+      }
+      await refresh();
+    } catch (failure) {
+      doneHere.delete(device.device_id);
+      save.disabled = false;
+      say(error, "error", failure instanceof ApiError ? failure.message : `Not renamed: ${/** @type {any} */ (failure)?.message ?? failure}`);
+      input.focus();
+    }
+  });
+  return form;
 }
 
 /** @param {any} device */
@@ -59,10 +144,17 @@ function deviceItem(device) {
     h("span", { text: `Linked ${formatDate(new Date(device.added_at))}` }),
     presence,
   );
+  const renaming = editing?.deviceId === device.device_id;
   const item = h(
     "li",
     { class: "device card", attrs: { "data-device-id": device.device_id } },
-    h("div", { class: "device-main" }, h("h3", { class: "device-name", text: name }), badges, meta),
+    h(
+      "div",
+      { class: "device-main" },
+      renaming ? renameForm(device) : h("h3", { class: "device-name", text: name }),
+      renaming ? null : badges,
+      meta,
+    ),
   );
   let button = null;
   if (device.this_device) {
@@ -82,13 +174,17 @@ function deviceItem(device) {
     });
     button.addEventListener("click", () => removeCompanion(device).catch(report));
   }
-  if (button) item.append(h("div", { class: "device-actions" }, button));
+  item.append(h("div", { class: "device-actions" }, renaming ? null : renameButton(device), button));
   return item;
 }
 
 function render() {
   const list = byId("device-list");
+  if (editing && !index.devices.some((/** @type {any} */ d) => d.device_id === editing?.deviceId)) editing = null;
+  const focused = editing ? document.activeElement?.id : null;
   list.replaceChildren(...index.devices.map(deviceItem));
+  // A refresh while the person types keeps their place.
+  if (focused) document.getElementById(focused)?.focus();
   list.hidden = false;
   byId("devices-loading").hidden = true;
   showNewDevices(index.devices);
@@ -172,7 +268,8 @@ async function removeCompanion(device) {
     body: { device_list: next.toJSON() },
   });
   await verifiedList(next.toJSON());
-  say(message, "ok", `${device.name} was logged out.`);
+  doneHere.add(device.device_id);
+  say(message, "ok", `Your device ${quoted(device.name)} was logged out.`);
   // what is written from now on is under a key the removed device never gets (23.2)
   await rotateSyncKey();
   await refresh();
@@ -194,7 +291,8 @@ async function vetoDevice(device) {
     method: "POST",
     body: {},
   });
-  say(message, "ok", `${device.name} was removed.`);
+  doneHere.add(device.device_id);
+  say(message, "ok", `Your device ${quoted(device.name)} was removed.`);
   await rotateSyncKey(); // what is written from now on is under a key it never gets (23.2)
   await refresh();
 }
@@ -230,6 +328,20 @@ async function resetAccount() {
   await deviceRevoked("account_reset");
 }
 
+/** What another own device did, in plain words. @param {any} frame a devices_changed frame */
+function tellChange(frame) {
+  const before = index?.devices.find((/** @type {any} */ d) => d.device_id === frame.device_id);
+  const name = typeof frame.device_name === "string" ? frame.device_name : before?.name;
+  if (!name || doneHere.delete(frame.device_id)) return;
+  if (frame.device_id === self.deviceId) {
+    if (frame.reason === "renamed" && before?.name !== name) say(message, "info", `This device is now called ${quoted(name)}.`);
+  } else if (frame.reason === "revoked") {
+    say(message, "info", `Your device ${quoted(name)} was logged out.`);
+  } else if (frame.reason === "renamed" && before && before.name !== name) {
+    say(message, "info", `Your device ${quoted(before.name)} is now called ${quoted(name)}.`);
+  }
+}
+
 async function main() {
   const found = await getSelf();
   if (!found) {
@@ -250,7 +362,9 @@ async function main() {
   byId("devices-account").textContent = `${self.displayName} (@${self.accountId})`;
   setRemover((device) => (self.isPrimary ? removeCompanion(device) : vetoDevice(device)).catch(report));
   onDeviceFrame((frame) => {
-    if (frame.type === frames.DEVICES_CHANGED) refresh();
+    if (frame.type !== frames.DEVICES_CHANGED) return;
+    tellChange(frame);
+    refresh();
   });
   try {
     await load();

@@ -20,7 +20,9 @@ import { loadKeys, topUpPrekeys } from "./device.js";
 import { Change, notify } from "./events.js";
 import { acceptHistoryKey } from "./history.js";
 import { engineState, refusalOf, runEngine, senderEntry } from "./lists.js";
+import { displayName } from "./names.js";
 import { addNotice } from "./notices.js";
+import { closeNotification } from "./notifications.js";
 import { flush, queueReceipt } from "./outbox.js";
 import { STATUS_RANK, emptyConversation, messageKey, textRecord, unsupportedRecord, withMessage } from "./records.js";
 import { self, settings } from "./self.js";
@@ -93,9 +95,10 @@ async function receiveOne(envelope) {
   const senderDevice = String(envelope.sender_device);
   const entry = await senderEntry(sender, senderDevice);
   if (!entry) {
+    const name = await displayName(sender);
     await addNotice(
       sender,
-      `A message that claimed to come from a device of ${sender} was refused: that device is not in their signed device list.`,
+      `A message that claimed to be from ${name} was refused: it came from a device that is not one of ${name}'s.`,
       "warn",
     );
     return none;
@@ -107,7 +110,7 @@ async function receiveOne(envelope) {
   try {
     wire = decodeMessage(data);
   } catch {
-    await addNotice(sender, `A message from ${sender} could not be read (malformed).`, "warn");
+    await addNotice(sender, `A message from ${await displayName(sender)} could not be read.`, "warn");
     return none;
   }
   if (wire instanceof PrekeyMessage) {
@@ -129,9 +132,11 @@ async function receiveOne(envelope) {
   } catch (error) {
     // A replay is what at-least-once delivery and a misbehaving server look like: silent.
     if (error instanceof ReplayDetected) return none;
+    console.warn("Parley: a message could not be decrypted", error);
+    const name = await displayName(sender);
     await addNotice(
       sender,
-      `A message from ${sender} could not be decrypted (${/** @type {any} */ (error).message}). No receipt was sent.`,
+      `A message from ${name} could not be decrypted, so ${name} was not told it arrived.`,
       "warn",
     );
     return none;
@@ -265,10 +270,10 @@ function refusedPlan(sender) {
     stores: [],
     write: () => {},
     announce: [],
-    after: () =>
+    after: async () =>
       addNotice(
         sender,
-        `${sender}'s device sent something only your own devices may send; it was refused.`,
+        `${await displayName(sender)}'s device sent something only your own devices may send; it was refused.`,
         "warn",
       ),
   };
@@ -386,6 +391,7 @@ export async function markRead(peer) {
   );
   const conversation = await store.read("conversations", peer);
   if (!unread.length && !conversation?.unread) return;
+  closeNotification(peer);
   await store.transact(["messages", "conversations"], (s) => {
     unread.forEach((m) => s.messages.put({ ...m, readSent: true }));
     if (conversation) s.conversations.put({ ...conversation, unread: 0 });

@@ -364,7 +364,8 @@ async function redeem(session) {
     accountId,
     displayName: redeemed.account.display_name || session.displayName,
     isPrimary: false,
-    name,
+    // The server keeps names distinct within the account ("Laptop 2"): its name is the one.
+    name: typeof redeemed.name === "string" && redeemed.name ? redeemed.name : name,
     // The primary chose to send its history: accept one bundle key, from it (history.js).
     awaitingHistory: status.send_history === true,
   });

@@ -1,11 +1,15 @@
-// What the device engine tells about device lists (lists.js), as lines in conversations: a
-// contact's devices changed, a security code changed, a withheld or forked list, a newer list
-// that could not be verified (docs/protocol.md section 10.1). Importing this module installs it.
+// What the device engine tells about device lists (lists.js), as lines in conversations, in
+// plain words and with the contact's name: a contact's devices changed, a security code
+// changed, a withheld or forked list, a newer list that could not be verified (docs/protocol.md
+// sections 10.1 and 22.3). Versions and ids stay out of the text; the console has the detail.
+// Importing this module installs it.
 
 import { securityCodeChanged } from "./contacts.js";
 import { onListNotice, refusalOf } from "./lists.js";
+import { displayName } from "./names.js";
 import { addNotice } from "./notices.js";
 import * as store from "./store.js";
+import { devicesChangedText } from "./wording.js";
 
 const LIST_REFUSALS = new Set(["list_refused", "list_unavailable", "security_code_changed"]);
 
@@ -15,37 +19,33 @@ async function listNotice(notice) {
   const account = notice.accountId;
   const { data } = notice;
   if (!me) return;
+  const name = await displayName(account);
   if (notice.code === "devices_changed" && account !== me.accountId) {
     const count = (await store.getAcceptedList(account))?.list.devices.length ?? 0;
-    const { added, removed } = data;
-    const what =
-      added.length && !removed.length
-        ? `${account} linked a new device`
-        : removed.length && !added.length
-          ? `${account} removed a device`
-          : `${account}'s devices changed`;
-    await addNotice(
-      account,
-      `${what}. Messages now go to ${count} device${count === 1 ? "" : "s"} (device list version ${data.version}).`,
-      "info",
-    );
+    await addNotice(account, devicesChangedText(name, data, count), "info");
   } else if (notice.code === "security_code_changed" && account !== me.accountId) {
     await securityCodeChanged(account, data.account_key);
   } else if (notice.code === "list_forked") {
+    console.warn("Parley: a forked device list", notice);
     await addNotice(
       account,
-      `${account}'s device signed with a different device list of the same version (a forked list). Be careful.`,
+      `${name}'s device and the server disagree about which devices ${name} has. The server may be showing you a false list. Be careful.`,
       "warn",
     );
   } else if (notice.code === "list_withheld") {
+    console.warn("Parley: a withheld device list", notice);
     await addNotice(
       account,
-      `${account}'s device uses device list version ${data.claimed}, but the server serves version ${data.served}. It may be withholding a change.`,
+      `${name}'s device says their devices changed, but the server has not shown you that change. It may be hiding a device from you.`,
       "warn",
     );
   } else if (data.reason === "freeze" && LIST_REFUSALS.has(notice.code)) {
-    const error = refusalOf(notice, new Map());
-    await addNotice(account, `${account}'s newer device list could not be verified: ${error?.message}`, "warn");
+    console.warn("Parley: a newer device list was refused", refusalOf(notice, new Map()));
+    await addNotice(
+      account,
+      `${name}'s devices changed, but the change could not be verified, so it was not accepted. Be careful.`,
+      "warn",
+    );
   }
 }
 

@@ -2,7 +2,8 @@
 // make of them.
 //
 //   contacts       {username, accountKey: b64u pinned at first use, addedAt,
-//                   keyChanged: null | {pendingKey, at}}
+//                   keyChanged: null | {pendingKey, at}, displayName: the contact's own
+//                   (public, from the server), nickname: the person's own for them (names.js)}
 //   conversations  {peer, unread, lastText, lastTimestamp, lastOutgoing}
 //   messages       {key: "<author>:<message id>" | "notice:<id>", id, conversation, author,
 //                   authorDevice, outgoing, kind: "text" | "unsupported" | "notice", text,
@@ -90,9 +91,26 @@ export function noticeRecord({ id, conversation, text, tone, at }) {
   };
 }
 
-/** @param {string} username @param {string} accountKey b64u, pinned at first use */
-export function contactRecord(username, accountKey) {
-  return { username, accountKey, addedAt: Date.now(), keyChanged: null };
+/**
+ * @param {string} username @param {string} accountKey b64u, pinned at first use
+ * @param {string} [displayName] the name the contact chose ("" when it could not be had)
+ */
+export function contactRecord(username, accountKey, displayName = "") {
+  return { username, accountKey, addedAt: Date.now(), keyChanged: null, displayName, nickname: "" };
+}
+
+/**
+ * A contact as the synced state holds it ("contacts", [username]): the key this device
+ * verified, when it was added, the person's nickname for it.
+ * @param {{username: string, accountKey: string, addedAt: number, nickname?: string}} contact
+ * @returns {[string, string[], Record<string, any>]}
+ */
+export function syncedContact(contact) {
+  return [
+    "contacts",
+    [contact.username],
+    { account_key: contact.accountKey, added_at: contact.addedAt, nickname: contact.nickname ?? "" },
+  ];
 }
 
 /** @param {string} peer */

@@ -21,14 +21,22 @@ export async function self() {
   return record;
 }
 
-/** @returns {Promise<{readReceipts: boolean}>} */
+/**
+ * The person's settings of this device, with their defaults: read receipts on; message text
+ * in system notifications off (a locked screen shows who wrote, not what).
+ * @typedef {{readReceipts: boolean, notificationPreviews: boolean}} Settings
+ */
+export const DEFAULT_SETTINGS = Object.freeze({ readReceipts: true, notificationPreviews: false });
+
+/** @returns {Promise<Settings>} */
 export async function settings() {
-  return { readReceipts: true, ...((await store.read("meta", "settings")) ?? {}) };
+  return { ...DEFAULT_SETTINGS, ...((await store.read("meta", "settings")) ?? {}) };
 }
 
-/** @param {{readReceipts: boolean}} value */
-export async function saveSettings(value) {
+/** Change some settings, keeping the others. @param {Partial<Settings>} changed */
+export async function saveSettings(changed) {
   const before = await settings();
+  const value = { ...before, ...changed };
   await store.write("meta", value, "settings");
   notify({ kind: Change.SETTINGS });
   // the setting follows the account to its other devices (docs/protocol.md 22.8)
