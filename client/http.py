@@ -13,12 +13,15 @@ from urllib.parse import urlsplit
 from client.api import ServerUnreachable
 from protocol.exceptions import InvalidJson
 from protocol.strictjson import parse_json
+from protocol.syncentry import MAX_SNAPSHOT_BYTES
 
 CSRF_COOKIE = "csrftoken"
 CSRF_PAGE = "/link"  # any page with ensure_csrf_cookie
 # The largest answer read: Parley's JSON answers are a few KiB (history blobs are not read
 # through this transport). More is the server misbehaving, not a reason to fill memory.
 MAX_ANSWER_BYTES = 1024 * 1024
+# ...except the account-state log, whose page may hold one 8 MiB snapshot as base64url (19.3).
+STATE_ANSWER_BYTES = -(-MAX_SNAPSHOT_BYTES * 4 // 3) + 1024 * 1024
 
 
 def server_origin(url: str) -> str:
@@ -121,12 +124,13 @@ class HttpTransport:
         request = urllib.request.Request(
             self.origin + path, data=data, method=method, headers=headers
         )
+        limit = STATE_ANSWER_BYTES if path.split("?")[0] == "/api/state" else MAX_ANSWER_BYTES
         try:
             with self._opener.open(request, timeout=self.timeout) as response:
                 status, ctype = response.status, response.headers
-                raw = response.read(MAX_ANSWER_BYTES + 1)
+                raw = response.read(limit + 1)
         except urllib.error.HTTPError as error:
-            status, raw, ctype = error.code, error.read(MAX_ANSWER_BYTES + 1), error.headers
+            status, raw, ctype = error.code, error.read(limit + 1), error.headers
         except (urllib.error.URLError, TimeoutError, ConnectionError) as error:
             reason = getattr(error, "reason", error)
             raise ServerUnreachable(f"Cannot reach {self.origin}: {reason}") from None
@@ -134,7 +138,7 @@ class HttpTransport:
             return status, None
         if "application/json" in (ctype.get("Content-Type") or ""):
             try:
-                return status, parse_json(raw, max_bytes=MAX_ANSWER_BYTES)
+                return status, parse_json(raw, max_bytes=limit)
             except InvalidJson as refused:
                 message = f"The server's answer to {method} {path} was refused: {refused}."
                 return (status if status >= 400 else 502), {

@@ -11,12 +11,12 @@ import pytest
 
 from client.http import HttpTransport
 from client.sync import SyncDriver
-from protocol.encoding import b64u_decode
+from protocol.encoding import b64u_decode, b64u_encode
 from protocol.engine import SyncState
 from protocol.exceptions import DecryptionFailed, SyncEntryForged, SyncKeyUnknown
 from protocol.syncentry import decode_entry, open_record, sync_subkeys
 from protocol.synclog import apply_entries
-from tests.support.actors import CompanionActor, PrimaryActor, link, now_ms
+from tests.support.actors import CompanionActor, PrimaryActor, link, now_ms, person
 from tests.support.server import LiveServer
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -91,3 +91,19 @@ def test_contacts_follow_the_account_and_a_removed_device_learns_nothing_after_r
                 with pytest.raises((SyncEntryForged, DecryptionFailed)):
                     open_record(subkeys, record)
         assert b"carol" not in blob
+
+
+def test_a_page_holding_a_large_snapshot_is_read_whole(live_app: LiveServer):
+    """A page of the log may be one snapshot of up to 8 MiB (section 19.3), far over the 1 MiB
+    the client reads of any other answer: the transport reads it whole."""
+    alice = person(live_app, "alice")
+    blob = b64u_encode(bytes(3 * 1024 * 1024))  # the server never looks inside
+    status, answer = alice.transport.post(
+        "/api/state", {"version": 1, "kind": "snapshot", "blob": blob}
+    )
+    assert status == 201, answer
+    status, page = alice.transport.get("/api/state?after=0")
+    assert status == 200, page
+    assert [(e["version"], e["kind"], len(e["blob"])) for e in page["entries"]] == [
+        (1, "snapshot", len(blob))
+    ]

@@ -67,10 +67,11 @@ async function readAnswer(response, limit) {
  * One request, no retry. An answer the bounded decoder refuses (docs/protocol.md section
  * 2.2: too deep, too large, duplicate keys...) is an ApiError `invalid_json`.
  * @param {string} path
- * @param {{method?: string, body?: any}} [options]
+ * @param {{method?: string, body?: any, maxBytes?: number}} [options] `maxBytes`: the
+ *   largest answer read (MAX_ANSWER_BYTES unless an endpoint serves more, like /api/state)
  * @returns {Promise<any>}
  */
-export async function request(path, { method = "GET", body } = {}) {
+export async function request(path, { method = "GET", body, maxBytes = MAX_ANSWER_BYTES } = {}) {
   const headers = { Accept: "application/json" };
   if (method !== "GET") {
     headers["Content-Type"] = "application/json";
@@ -94,8 +95,8 @@ export async function request(path, { method = "GET", body } = {}) {
   let data = null;
   let refused = null;
   try {
-    const raw = await readAnswer(response, MAX_ANSWER_BYTES);
-    if (raw.length > 0) data = parseJson(raw, { maxBytes: MAX_ANSWER_BYTES });
+    const raw = await readAnswer(response, maxBytes);
+    if (raw.length > 0) data = parseJson(raw, { maxBytes });
   } catch (error) {
     refused = /** @type {Error} */ (error);
   }

@@ -6,7 +6,7 @@
 // that owns each store (contacts.js, inbox.js, self.js register with onSynced). No sync rule
 // lives here.
 
-import { engine, ready, systemRng } from "../protocol/index.js";
+import { engine, MAX_SNAPSHOT_BYTES, ready, systemRng } from "../protocol/index.js";
 import { ApiError, api } from "./api.js";
 import { Change, notify } from "./events.js";
 import * as store from "./store.js";
@@ -98,10 +98,14 @@ function run(makeEvent) {
   return locked.catch((error) => console.warn("Parley: account sync failed", error));
 }
 
+/** A page of the log may hold one snapshot of up to 8 MiB, as base64url in JSON (19.3). */
+const STATE_ANSWER_BYTES = Math.ceil((MAX_SNAPSHOT_BYTES * 4) / 3) + 1024 * 1024;
+
 /** @param {engine.HttpRequest} effect @returns {Promise<[number, any]>} */
 async function perform(effect) {
   try {
-    const options = effect.method === "GET" ? {} : { method: effect.method, body: effect.body };
+    const options =
+      effect.method === "GET" ? { maxBytes: STATE_ANSWER_BYTES } : { method: effect.method, body: effect.body };
     return [effect.method === "GET" ? 200 : 201, await api(effect.path, options)];
   } catch (error) {
     if (!(error instanceof ApiError)) throw error;
