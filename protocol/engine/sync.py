@@ -41,7 +41,13 @@ from protocol.engine.events import (
     SyncMutated,
     SyncRotateWanted,
 )
-from protocol.engine.syncstate import SyncRequest, SyncState, key_from_dict, mutation_from_dict
+from protocol.engine.syncstate import (
+    SyncRequest,
+    SyncState,
+    by_since,
+    key_from_dict,
+    mutation_from_dict,
+)
 from protocol.exceptions import MalformedMessage, SyncKeyUnknown, SyncRefused
 from protocol.rng import Rng, TestRng
 from protocol.strictjson import canonical_json
@@ -120,7 +126,7 @@ def _key_received(state: SyncState, event: SyncKeyReceived) -> Result:
     body = event.body
     key = key_from_dict(body)
     if all(k.key_id != key.key_id for k in state.keys):
-        keys = tuple(sorted((*state.keys, key), key=lambda k: k.since_version))
+        keys = by_since((*state.keys, key))
         state = replace(state, keys=keys)
     checkpoint = Checkpoint(int(body["version"]), b64u_decode(body["chain"], length=32))
     if state.checkpoint is None or checkpoint.version > state.checkpoint.version:
@@ -211,7 +217,7 @@ def _settle_proposed(state: SyncState, entries: list[tuple[int, bytes]]) -> Sync
         except MalformedMessage:
             continue
     if any(e.key_id == proposed.key_id for e in written):
-        keys = tuple(sorted((*state.keys, proposed), key=lambda k: k.since_version))
+        keys = by_since((*state.keys, proposed))
         return replace(state, keys=keys, proposed=None, share=True, rotate=False)
     if any(e.version >= proposed.since_version for e in written):
         return replace(state, proposed=None)
@@ -227,7 +233,7 @@ def _written(state: SyncState, request: SyncRequest, event: SyncAnswered) -> Res
         written = state.pending[: request.count]
         state = replace(
             state,
-            keys=tuple(sorted(keys, key=lambda k: k.since_version)),
+            keys=by_since(keys),
             account=account,
             pending=state.pending[request.count :],
             compact=state.compact and request.entry != "snapshot",

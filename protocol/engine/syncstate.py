@@ -5,7 +5,7 @@ it out)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,6 +13,11 @@ from protocol.accountstate import AccountState, Checkpoint
 from protocol.encoding import b64u_decode, b64u_encode
 from protocol.exceptions import MalformedMessage
 from protocol.syncentry import Mutation, SyncKey, encode_mutation
+
+
+def by_since(keys: Iterable[SyncKey]) -> tuple[SyncKey, ...]:
+    """A key ring in the order keys came into force."""
+    return tuple(sorted(keys, key=lambda k: k.since_version))
 
 
 def key_to_dict(key: SyncKey) -> dict[str, Any]:

@@ -43,8 +43,9 @@ ONLY_IN_JS = {
     # draws random bytes through protocol.rng.system_rng (os.urandom) only.
     "primitives": {"ready", "randomBytes"},
 }
-# The same function, named by each language's own convention for "the JSON form".
-RENAMED = {"event_from_dict": "eventFromJSON"}  # mirrors to_dict ↔ toJSON (JSON.stringify)
+# The same function, named by each language's own convention for "the JSON form":
+# x_from_dict ↔ xFromJSON, x_to_dict ↔ xToJSON (as to_dict ↔ toJSON for JSON.stringify).
+JSON_FORM = (("_from_dict", "_from_JSON"), ("_to_dict", "_to_JSON"))
 
 LIST_JS_EXPORTS = """
 const names = {};
@@ -56,8 +57,9 @@ console.log(JSON.stringify(names));
 
 
 def js_name(python_name: str) -> str:
-    if python_name in RENAMED:
-        return RENAMED[python_name]
+    for python_suffix, js_suffix in JSON_FORM:
+        if python_name.endswith(python_suffix):
+            python_name = python_name.removesuffix(python_suffix) + js_suffix
     if python_name.isupper() or "_" not in python_name:
         return python_name
     first, *rest = python_name.split("_")

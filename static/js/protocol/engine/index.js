@@ -3,6 +3,7 @@
 
 /** @typedef {import("./effects.js").Effect} Effect */
 /** @typedef {import("./events.js").Event} Event */
+/** @typedef {import("./events.js").SyncEvent} SyncEvent */
 
 export {
   AcceptHistoryKey,
