@@ -78,6 +78,23 @@ class Sender(Device):
         body = {"kind": kind, "message_ids": [b64u_encode(m) for m in message_ids]}
         return self._prepare_new(recipient, ContentType.RECEIPT, body)
 
+    def prepare_own(
+        self, content_type: ContentType, body: dict[str, Any]
+    ) -> OutgoingMessage | None:
+        """The `send` frame of a content for this account's other devices only (the account
+        sync key, type 7); None when the verified own list holds no other device."""
+        wanted = SendWanted(secrets.token_urlsafe(16), self.account_id, self.clock())
+        plan = self._plan(wanted, self.account_id, {})
+        if not plan.devices:
+            return None
+        return self._prepare(
+            plan,
+            content_type=content_type,
+            body=body,
+            message_id=self.rng(16),
+            timestamp=self.clock(),
+        )
+
     def retry(self, outgoing: OutgoingMessage, data: Mapping[str, Any]) -> OutgoingMessage:
         """After `mismatched_devices`: the engine refetches and verifies both lists and plans
         again (the same content and envelope id), or refuses past MAX_MISMATCH_RETRIES."""
