@@ -286,7 +286,7 @@ class DeviceConnection:
                 del self.processed[next(iter(self.processed))]
         if seqs:  # each envelope above is processed and stored before this ack
             await self._send_frame({"type": "ack", "v": 1, "seqs": seqs})
-        await self._emit(owed)
+        await self.emit(owed)
         for sender, message_ids in receipts.items():
             for start in range(0, len(message_ids), MAX_RECEIPT_IDS):
                 try:
@@ -358,9 +358,9 @@ class DeviceConnection:
                 SyncWarning("sync_unavailable", f"could not read your account's state: {error}")
             )
             return
-        await self._emit(events)
+        await self.emit(events)
 
-    async def _emit(self, events: list[Event]) -> None:
+    async def emit(self, events: list[Event]) -> None:
         """Hand events to the listener; a sync key owed goes to the other own devices."""
         for event in events:
             if not isinstance(event, SyncKeyOwed):
@@ -395,6 +395,12 @@ class DeviceConnection:
             with contextlib.suppress(ConnectionClosed):  # resent on reconnect
                 await self._send_frame(outgoing.frame)
         return future
+
+    async def share_sync_key(self) -> None:
+        """This device just linked another (the approving device, docs/protocol.md 22.8):
+        send the account's sync key to the own devices, the new one among them."""
+        self.messenger.refresh_list(self.messenger.account_id)
+        await self.emit(self.messenger.share_sync_key())
 
     async def send_text(
         self, recipient: str, text: str, *, within: float = 15.0

@@ -13,6 +13,7 @@ from client.sending import OutgoingMessage, Sender
 from client.sync import run_events
 from protocol.content import ContentType
 from protocol.encoding import b64u_encode
+from protocol.exceptions import SyncKeyUnknown
 
 NO_SYNC_KEY = (
     "This device has not received the account's sync key yet; open Parley on another of "
@@ -39,6 +40,14 @@ class AccountSync(Sender):
     def sync_pending(self) -> int:
         """Changes the server has not stored yet (they go out with the next run)."""
         return len(self.sync.state.pending)
+
+    @property
+    def sync_key_awaited(self) -> bool:
+        """The log holds entries under a key this device has not received yet (from an own
+        device, over the pairwise session): it can read and write nothing until it comes."""
+        state = self.sync.state
+        unknown = state.refused is not None and state.refused[0] == SyncKeyUnknown.__name__
+        return unknown or (state.newest_key is None and state.account.version > 0)
 
     def sync_fetch(self, version: int | None = None) -> list[Event]:
         """Read the account's state log: on (re)connect (`version` None) and on each
@@ -101,12 +110,12 @@ class AccountSync(Sender):
         without the account's key, or whose last read was refused, writes nothing (the
         machine would hold the change back), and says so."""
         events = self.sync_fetch()
-        state = self.sync.state
-        if state.refused is not None:
+        if self.sync_key_awaited:
+            raise ContactRefused(NO_SYNC_KEY, code="sync_key_awaited")
+        refused = self.sync.state.refused
+        if refused is not None:
             raise ContactRefused(
-                f"Refused the server's copy of your account's state: {state.refused[1]}",
+                f"Refused the server's copy of your account's state: {refused[1]}",
                 code="sync_refused",
             )
-        if state.newest_key is None and state.account.version > 0:
-            raise ContactRefused(NO_SYNC_KEY, code="sync_key_awaited")
         return events

@@ -177,13 +177,17 @@ class Sender(Device):
             body=body,
         )
         encoded = encode_content(content)
-        transcript = new_content(
-            ContentType.SENT_TRANSCRIPT,
-            {"recipient": recipient, "content": b64u_encode(encoded)},
-            timestamp=timestamp,
-            rng=self.rng,
-            sender_list_version=own.version,
-            sender_list_hash=own.hash,
+        transcript = (  # none for a content to the own devices alone
+            new_content(
+                ContentType.SENT_TRANSCRIPT,
+                {"recipient": recipient, "content": b64u_encode(encoded)},
+                timestamp=timestamp,
+                rng=self.rng,
+                sender_list_version=own.version,
+                sender_list_hash=own.hash,
+            )
+            if own_entries
+            else None
         )
         with self.store.transaction():
             sessions: dict[str, Session] = {}
@@ -194,11 +198,12 @@ class Sender(Device):
             ciphertexts = encrypt_for_devices(
                 encoded, {e.device_id: sessions[e.device_id] for e in recipient_entries}, self.rng
             )
-            ciphertexts |= encrypt_for_devices(
-                encode_content(transcript),
-                {e.device_id: sessions[e.device_id] for e in own_entries},
-                self.rng,
-            )
+            if transcript is not None:
+                ciphertexts |= encrypt_for_devices(
+                    encode_content(transcript),
+                    {e.device_id: sessions[e.device_id] for e in own_entries},
+                    self.rng,
+                )
             for device_id, session in sessions.items():
                 self.store.save_session(
                     account_id=accounts[device_id], device_id=device_id, session=session
