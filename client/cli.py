@@ -452,7 +452,9 @@ def parser() -> argparse.ArgumentParser:
     send.add_argument(
         "--timeout", type=float, default=20.0, help="seconds to wait for the server (default 20)"
     )
-    listen = command("listen", "show incoming messages as they arrive", cmd_listen)
+    listen = command(
+        "listen", "show incoming messages and contact changes as they arrive", cmd_listen
+    )
     bounds = listen.add_mutually_exclusive_group()
     bounds.add_argument("--once", action="store_true", help="stop after the first message")
     bounds.add_argument("--count", type=int, help="stop after N messages")

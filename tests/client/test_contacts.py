@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -19,7 +20,8 @@ from client.store import Store
 from protocol.encoding import b64u_encode
 from tests.client.test_cli import run_cli
 from tests.support.actors import person
-from tests.support.devices import Device, companion_messenger, primary_messenger
+from tests.support.devices import Device, companion_messenger, primary_messenger, primary_store
+from tests.support.ports import free_port
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -136,3 +138,17 @@ async def test_adding_an_unknown_username_is_a_clear_error_and_changes_nothing(l
     with Store.open(phone_store) as store:
         state = store.sync_state()
         assert state is not None and state.pending == () and state.account.version == 0
+
+
+def test_contacts_of_a_device_whose_server_is_unreachable_is_a_clear_error(primary, tmp_path):
+    unreachable = f"http://127.0.0.1:{free_port()}"
+    store = primary_store(primary, tmp_path / "phone.sqlite3")
+    device = store.device()
+    assert device is not None
+    store.close()
+    moved = Store.open(tmp_path / "moved.sqlite3")  # the same device, its server gone
+    moved.save_device(replace(device, server=unreachable))
+    moved.close()
+    code, out, err = contacts("list", store=tmp_path / "moved.sqlite3")
+    assert code == 1 and out == ""
+    assert err.startswith(f"Error: Cannot reach {unreachable}")
