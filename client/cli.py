@@ -3,7 +3,10 @@
     link    link this terminal to your account (QR code shown here, approved on your phone)
     status  which account and device this is, and whether the server still accepts it
     send    send an end-to-end-encrypted text to someone (all their devices and yours)
-    listen  show incoming messages, receipts and device changes as they arrive
+    listen  show incoming messages, receipts, device and contact changes as they arrive
+    contacts list | add USER | remove USER
+            the account's contacts, the same on every device of the account (synced
+            end-to-end encrypted; an added contact's device list is verified first)
     logout  log this device out and delete its keys
 
 Exit status: 0 done, 1 refused or failed (the reason is printed), 130 interrupted.
@@ -34,14 +37,18 @@ from client.connection import (
     PrekeysRefilled,
     SendFailed,
 )
+from client.contacts import NO_SYNC_KEY
 from client.devicelists import accept_device_list, fetch_device_list
 from client.http import HttpTransport, server_origin
 from client.linking import Approved, Linked, LinkEvent, LinkFailed, QrShown, link_device
 from client.messenger import (
+    ContactRefused,
     Messenger,
     OutgoingMessage,
     SendRefused,
     SentTranscript,
+    SyncKeyOwed,
+    SyncWarning,
     TextMessage,
     describe,
 )
@@ -310,6 +317,76 @@ async def _listen(
     return status
 
 
+def cmd_contacts(args: argparse.Namespace, out: TextIO) -> int:
+    if args.action != "list" and not args.user:
+        raise CommandError(f"Give the username: python -m client contacts {args.action} USER")
+    messenger = _messenger(args, out)
+    if messenger is None:
+        return 1
+    try:
+        return _contacts(messenger, args, out)
+    except ContactRefused as error:
+        raise CommandError(str(error)) from error
+    finally:
+        if messenger.store.path.exists():
+            messenger.store.close()
+
+
+def _contacts(messenger: Messenger, args: argparse.Namespace, out: TextIO) -> int:
+    if args.action == "list":
+        events = messenger.sync_fetch()
+    elif args.action == "add":
+        events = messenger.add_contact(args.user)
+    else:
+        events = messenger.remove_contact(args.user)
+    for event in events:
+        if isinstance(event, SyncWarning):
+            print(describe(event, me=messenger.account_id), file=out)
+    owed = [e for e in events if isinstance(e, SyncKeyOwed)]
+    if owed:  # the account's first key, made by this write: the other own devices need it
+        asyncio.run(_share(messenger, owed))
+    if args.action != "list" and messenger.sync_pending:
+        raise CommandError(
+            "The server has not stored the change yet; it goes out with the next `contacts` "
+            "or `listen` on this device."
+        )
+    if args.action == "add":
+        print(f"{args.user.strip()} is in your contacts, on each of your devices.", file=out)
+        return 0
+    if args.action == "remove":
+        print(f"Removed {args.user.strip()} from your contacts, on each of your devices.", file=out)
+        return 0
+    refused = messenger.sync.state.refused
+    if messenger.sync_key_awaited:
+        print(NO_SYNC_KEY, file=out)
+    elif refused is not None:
+        print(f"Refused the server's copy of your account's state: {refused[1]}", file=out)
+    contacts = messenger.contacts()
+    if not contacts:
+        print("No contacts yet. Add one: python -m client contacts add USER", file=out)
+    for username, value in contacts.items():
+        added = value.get("added_at")
+        since = (
+            time.strftime(" (added %Y-%m-%d)", time.localtime(added / 1000))
+            if isinstance(added, int)
+            else ""
+        )
+        nickname = value.get("nickname")
+        shown = f"{nickname} ({username})" if isinstance(nickname, str) and nickname else username
+        print(f"{shown}{since}", file=out)
+    return 0
+
+
+async def _share(messenger: Messenger, owed: list[SyncKeyOwed]) -> None:
+    assert isinstance(messenger.transport, HttpTransport)
+    connection = DeviceConnection(messenger, messenger.transport, receive=False)
+    await connection.start()
+    try:
+        await connection.emit(list(owed))
+    finally:
+        await connection.close()
+
+
 def cmd_logout(args: argparse.Namespace, out: TextIO) -> int:
     store, device = _open_linked(args)
     transport = _transport(store, device)
@@ -375,11 +452,20 @@ def parser() -> argparse.ArgumentParser:
     send.add_argument(
         "--timeout", type=float, default=20.0, help="seconds to wait for the server (default 20)"
     )
-    listen = command("listen", "show incoming messages as they arrive", cmd_listen)
+    listen = command(
+        "listen", "show incoming messages and contact changes as they arrive", cmd_listen
+    )
     bounds = listen.add_mutually_exclusive_group()
     bounds.add_argument("--once", action="store_true", help="stop after the first message")
     bounds.add_argument("--count", type=int, help="stop after N messages")
     listen.add_argument("--seconds", type=float, help="stop after S seconds")
+    contacts = command(
+        "contacts",
+        "list, add or remove the account's contacts (the same on each of your devices)",
+        cmd_contacts,
+    )
+    contacts.add_argument("action", choices=("list", "add", "remove"), help="what to do")
+    contacts.add_argument("user", metavar="USER", nargs="?", help="the contact's username")
     command("logout", "log this device out and delete its keys", cmd_logout)
     verify = commands.add_parser(
         "verify", help="compare a server's static assets with the published hashes"

@@ -4,8 +4,9 @@
 server no longer knows the session (HTTP 403 on the handshake, close 4003), reconnects with
 capped backoff and asks for a `fetch` after a reconnect, wipes the store on `revoked`,
 processes each delivered envelope (stored) before acknowledging it, resends a pending
-`send` (same envelope id, so the server stores it once) until it is `accepted`, and refills
-the server's pool of one-time prekeys when told `prekeys_low`.
+`send` (same envelope id, so the server stores it once) until it is `accepted`, refills
+the server's pool of one-time prekeys when told `prekeys_low`, and reads the account's
+synced state (section 22.8) on every connect and each `state_changed`.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 from websockets.typing import Origin
 
 from client.api import ApiError, ServerUnreachable
-from client.events import ReceiptOwed
+from client.events import ReceiptOwed, SyncKeyOwed, SyncWarning
 from client.http import HttpTransport
 from client.messenger import (
     DevicesChanged,
@@ -225,6 +226,8 @@ class DeviceConnection:
                 await self._send_frame(outgoing.frame)
         self.connected.set()
         self.on_event(Connected(reconnect=reconnect))
+        if self.receive:  # a doorbell may have been lost while the socket was closed
+            await self._sync(None)
         async for text in self.socket:
             try:
                 frame = server_frame(text)
@@ -255,9 +258,14 @@ class DeviceConnection:
             await self._on_devices_changed(frame)
         elif kind == frames.PREKEYS_LOW:
             await self._on_prekeys_low()
+        elif kind == frames.STATE_CHANGED:
+            version = frame.get("version")
+            if self.receive and isinstance(version, int) and not isinstance(version, bool):
+                await self._sync(version)
 
     async def _on_deliver(self, envelopes: list[dict[str, Any]]) -> None:
         receipts: dict[str, list[bytes]] = {}
+        owed: list[Event] = []
         seqs = []
         for envelope in envelopes:
             seq = envelope.get("seq")
@@ -269,6 +277,8 @@ class DeviceConnection:
             for event in self.messenger.receive(envelope):
                 if isinstance(event, ReceiptOwed):  # the engine's: delivery, to contacts
                     receipts.setdefault(event.peer, []).extend(event.message_ids)
+                elif isinstance(event, SyncKeyOwed):
+                    owed.append(event)
                 else:
                     self.on_event(event)
             self.processed[seq] = None
@@ -276,6 +286,7 @@ class DeviceConnection:
                 del self.processed[next(iter(self.processed))]
         if seqs:  # each envelope above is processed and stored before this ack
             await self._send_frame({"type": "ack", "v": 1, "seqs": seqs})
+        await self.emit(owed)
         for sender, message_ids in receipts.items():
             for start in range(0, len(message_ids), MAX_RECEIPT_IDS):
                 try:
@@ -337,6 +348,31 @@ class DeviceConnection:
             return
         self.on_event(DevicesChanged(self.messenger.account_id, accepted.version))
 
+    async def _sync(self, version: int | None) -> None:
+        """Read the account's state log (docs/protocol.md section 22.8): on every connect and
+        on each `state_changed {version}`; what changed comes out as events."""
+        try:
+            events = self.messenger.sync_fetch(version)
+        except (ServerUnreachable, ApiError, ProtocolError) as error:
+            self.on_event(
+                SyncWarning("sync_unavailable", f"could not read your account's state: {error}")
+            )
+            return
+        await self.emit(events)
+
+    async def emit(self, events: list[Event]) -> None:
+        """Hand events to the listener; a sync key owed goes to the other own devices."""
+        for event in events:
+            if not isinstance(event, SyncKeyOwed):
+                self.on_event(event)
+                continue
+            try:
+                outgoing = self.messenger.prepare_sync_key(event.body)
+                if outgoing is not None:
+                    await self.submit(outgoing)
+            except (SendRefused, ProtocolError, ApiError) as error:
+                self.on_event(SendFailed(self.messenger.account_id, f"sync key not sent: {error}"))
+
     async def _on_prekeys_low(self) -> None:
         """The server's pool of this device's one-time prekeys runs low: refill it at once."""
         try:
@@ -359,6 +395,12 @@ class DeviceConnection:
             with contextlib.suppress(ConnectionClosed):  # resent on reconnect
                 await self._send_frame(outgoing.frame)
         return future
+
+    async def share_sync_key(self) -> None:
+        """This device just linked another (the approving device, docs/protocol.md 22.8):
+        send the account's sync key to the own devices, the new one among them."""
+        self.messenger.refresh_list(self.messenger.account_id)
+        await self.emit(self.messenger.share_sync_key())
 
     async def send_text(
         self, recipient: str, text: str, *, within: float = 15.0

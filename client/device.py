@@ -1,5 +1,5 @@
-"""One device of this client: its store, keys and engine driver, the verified device lists it
-encrypts to, and its pool of one-time prekeys on the server. Sending (client.sending) and
+"""One device of this client: its store, keys, engine driver and sync driver, the verified
+device lists it encrypts to, and its pool of one-time prekeys on the server. Sending (client.sending) and
 receiving (client.receiving) build on it; client.messenger puts them together."""
 
 from __future__ import annotations
@@ -11,8 +11,9 @@ from client.api import Transport
 from client.driver import EngineDriver
 from client.linking import ONE_TIME_PREKEYS
 from client.store import AcceptedList, OwnDevice, Store, now_ms
+from client.sync import SyncDriver
 from protocol.encoding import b64u_encode
-from protocol.engine import ListWanted
+from protocol.engine import ListWanted, SyncState
 from protocol.rng import Rng, system_rng
 
 
@@ -33,6 +34,10 @@ class Device:
         self.rng = rng
         self.clock = clock
         self.engine = EngineDriver(store, transport, device, lambda: self.clock())
+        synced = store.sync_state() or SyncState(device.account_id, device.device_id)
+        self.sync = SyncDriver(
+            transport, synced, clock=lambda: self.clock(), save=store.save_sync_state, rng=rng
+        )
 
     @property
     def account_id(self) -> str:
@@ -45,6 +50,7 @@ class Device:
     @transport.setter
     def transport(self, transport: Transport) -> None:
         self.engine.transport = transport
+        self.sync.transport = transport
 
     @property
     def suspended(self) -> dict[str, frozenset[str]]:

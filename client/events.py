@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -97,6 +98,33 @@ class ListWarning:
     message: str
 
 
+@dataclass(frozen=True)
+class ContactChanged:
+    """Another own device added (`added`) or removed a contact: the account's synced state
+    (docs/protocol.md section 22.8) changed."""
+
+    username: str
+    added: bool
+    nickname: str = ""
+
+
+@dataclass(frozen=True)
+class SyncKeyOwed:
+    """The sync machine's `share_sync_key`: the connection sends `body` (content type 7) to
+    every other own device (not shown)."""
+
+    body: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class SyncWarning:
+    """The account's synced state could not be read or written; `code` is the sync machine's
+    notice (`sync_refused`: the server's log failed a check, the state was left as it was)."""
+
+    code: str
+    message: str
+
+
 Event = (
     TextMessage
     | SentTranscript
@@ -107,6 +135,9 @@ Event = (
     | Refused
     | Duplicate
     | ListWarning
+    | ContactChanged
+    | SyncKeyOwed
+    | SyncWarning
 )
 
 
@@ -137,4 +168,9 @@ def describe(event: Event, *, me: str) -> str | None:
         )
     if isinstance(event, ListWarning):
         return f"Warning about {event.account_id}: {event.message}"
+    if isinstance(event, ContactChanged):
+        what = "added" if event.added else "removed"
+        return f"Contacts: {event.username} was {what} on another of your devices"
+    if isinstance(event, SyncWarning):
+        return f"Account sync: {event.message}"
     return None

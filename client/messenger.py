@@ -5,13 +5,16 @@ sections 7, 9 and 10), over the store and a transport for the key directory.
 events (client.receiving, client.events); it opens no socket (client.connection does). Every
 list it encrypts to passed the checks of section 4.3 in the device engine, every prekey bundle
 is checked against the key in that signed list, and a contact's account key is pinned at
-first use.
+first use. The contacts follow the account through its synced state (client.contacts,
+section 22.8).
 """
 
 from __future__ import annotations
 
+from client.contacts import AccountSync, ContactRefused
 from client.driver import SecurityCodeChanged
 from client.events import (
+    ContactChanged,
     DevicesChanged,
     Duplicate,
     Event,
@@ -19,17 +22,21 @@ from client.events import (
     ReceiptReceived,
     Refused,
     SentTranscript,
+    SyncKeyOwed,
+    SyncWarning,
     TextMessage,
     describe,
     format_time,
 )
 from client.receiving import Receiver
-from client.sending import OutgoingMessage, Sender, SendRefused
+from client.sending import OutgoingMessage, SendRefused
 from protocol.engine import LIST_MAX_AGE_MS, MAX_MISMATCH_RETRIES
 
 __all__ = [
     "LIST_MAX_AGE_MS",  # re-exported: the rules live in the engine
     "MAX_MISMATCH_RETRIES",  # re-exported too
+    "ContactChanged",
+    "ContactRefused",
     "DevicesChanged",
     "Duplicate",
     "Event",
@@ -41,12 +48,15 @@ __all__ = [
     "SecurityCodeChanged",
     "SendRefused",
     "SentTranscript",
+    "SyncKeyOwed",
+    "SyncWarning",
     "TextMessage",
     "describe",
     "format_time",
 ]
 
 
-class Messenger(Sender, Receiver):
+class Messenger(AccountSync, Receiver):
     """One device that sends and receives: its lists and prekeys (client.device), the send
-    path (client.sending) and the receive path (client.receiving)."""
+    path (client.sending), the receive path (client.receiving) and the account's synced
+    contacts (client.contacts)."""

@@ -23,10 +23,12 @@ from client.events import (
 )
 from client.sending import SendRefused
 from client.store import Store
+from client.sync import run_events
 from protocol.content import ContentType, decode_content
 from protocol.devicelist import DeviceEntry
 from protocol.encoding import b64u_decode, b64u_encode
 from protocol.engine import (
+    AcceptSyncKey,
     ApplyReceipt,
     ContentDecrypted,
     ContentReceived,
@@ -291,6 +293,11 @@ class Receiver(Device):
             elif isinstance(effect, SendContent) and effect.content_type == ContentType.RECEIPT:
                 ids = tuple(b64u_decode(m, length=16) for m in effect.body["message_ids"])
                 events.append(ReceiptOwed(effect.recipient, effect.body["kind"], ids))
+            elif isinstance(
+                effect, AcceptSyncKey
+            ):  # from an own listed device (the engine's check)
+                run = self.sync.key_received(effect.sender_device, dict(effect.body))
+                events += run_events(run, me=self.account_id)
             elif isinstance(effect, ContentVerdict) and effect.reason != "no_history_expected":
                 events += refused(f"content refused: {effect.reason}")
         return events

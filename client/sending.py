@@ -78,6 +78,23 @@ class Sender(Device):
         body = {"kind": kind, "message_ids": [b64u_encode(m) for m in message_ids]}
         return self._prepare_new(recipient, ContentType.RECEIPT, body)
 
+    def prepare_own(
+        self, content_type: ContentType, body: dict[str, Any]
+    ) -> OutgoingMessage | None:
+        """The `send` frame of a content for this account's other devices only (the account
+        sync key, type 7); None when the verified own list holds no other device."""
+        wanted = SendWanted(secrets.token_urlsafe(16), self.account_id, self.clock())
+        plan = self._plan(wanted, self.account_id, {})
+        if not plan.devices:
+            return None
+        return self._prepare(
+            plan,
+            content_type=content_type,
+            body=body,
+            message_id=self.rng(16),
+            timestamp=self.clock(),
+        )
+
     def retry(self, outgoing: OutgoingMessage, data: Mapping[str, Any]) -> OutgoingMessage:
         """After `mismatched_devices`: the engine refetches and verifies both lists and plans
         again (the same content and envelope id), or refuses past MAX_MISMATCH_RETRIES."""
@@ -160,13 +177,17 @@ class Sender(Device):
             body=body,
         )
         encoded = encode_content(content)
-        transcript = new_content(
-            ContentType.SENT_TRANSCRIPT,
-            {"recipient": recipient, "content": b64u_encode(encoded)},
-            timestamp=timestamp,
-            rng=self.rng,
-            sender_list_version=own.version,
-            sender_list_hash=own.hash,
+        transcript = (  # none for a content to the own devices alone
+            new_content(
+                ContentType.SENT_TRANSCRIPT,
+                {"recipient": recipient, "content": b64u_encode(encoded)},
+                timestamp=timestamp,
+                rng=self.rng,
+                sender_list_version=own.version,
+                sender_list_hash=own.hash,
+            )
+            if own_entries
+            else None
         )
         with self.store.transaction():
             sessions: dict[str, Session] = {}
@@ -177,11 +198,12 @@ class Sender(Device):
             ciphertexts = encrypt_for_devices(
                 encoded, {e.device_id: sessions[e.device_id] for e in recipient_entries}, self.rng
             )
-            ciphertexts |= encrypt_for_devices(
-                encode_content(transcript),
-                {e.device_id: sessions[e.device_id] for e in own_entries},
-                self.rng,
-            )
+            if transcript is not None:
+                ciphertexts |= encrypt_for_devices(
+                    encode_content(transcript),
+                    {e.device_id: sessions[e.device_id] for e in own_entries},
+                    self.rng,
+                )
             for device_id, session in sessions.items():
                 self.store.save_session(
                     account_id=accounts[device_id], device_id=device_id, session=session

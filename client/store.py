@@ -1,5 +1,6 @@
 """One device's local state in one SQLite file: its private keys, the device lists it has
-accepted, its pairwise sessions, and the replay memory (used base keys, seen message ids).
+accepted, its pairwise sessions, the replay memory (used base keys, seen message ids) and the
+account's synced state (the sync machine's, with the account sync keys).
 
 The file holds private keys, so it is created 0600 in a 0700 directory. Every write is a
 transaction; `Store.transaction()` groups several writes (a decrypt that advances a session
@@ -20,6 +21,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from protocol.devicelist import DeviceList
+from protocol.engine import SyncState
 from protocol.keys import (
     DeviceKeys,
     IdentityKeyPair,
@@ -31,7 +33,7 @@ from protocol.keys import (
 from protocol.ratchet import Session
 from protocol.rng import Rng
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 SCHEMA = """
 CREATE TABLE device (
@@ -89,6 +91,8 @@ MIGRATIONS = {
         singleton INTEGER PRIMARY KEY CHECK (singleton = 1), next_id INTEGER NOT NULL
     );
     INSERT INTO prekey_ids SELECT 1, COALESCE(MAX(id), 0) + 1 FROM one_time_prekeys""",
+    # the sync machine's state (docs/protocol.md section 22.8): keys, synced state, pending
+    4: "CREATE TABLE sync_state (singleton INTEGER PRIMARY KEY CHECK (singleton = 1), body TEXT NOT NULL);",
 }
 
 
@@ -470,4 +474,17 @@ class Store:
         with self.transaction():
             self._db.execute(
                 "INSERT OR REPLACE INTO server_cookies VALUES (1, ?)", (json.dumps(cookies),)
+            )
+
+    # ------------------------------------------------------------ account sync
+
+    def sync_state(self) -> SyncState | None:
+        """The sync machine's state as it last said to store it (None before the first)."""
+        row = self._one("SELECT body FROM sync_state")
+        return None if row is None else SyncState.from_dict(json.loads(row[0]))
+
+    def save_sync_state(self, state: SyncState) -> None:
+        with self.transaction():
+            self._db.execute(
+                "INSERT OR REPLACE INTO sync_state VALUES (1, ?)", (json.dumps(state.to_dict()),)
             )

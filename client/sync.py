@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from client.api import Transport
+from client.events import ContactChanged, Event, SyncKeyOwed, SyncWarning
 from protocol.engine import (
     HttpRequest,
     Notice,
@@ -93,3 +94,47 @@ class SyncDriver:
 
     def rotate(self) -> SyncRun:
         return self.run(lambda seed: SyncRotateWanted(self.clock(), seed))
+
+
+def run_events(run: SyncRun, *, me: str) -> list[Event]:
+    """What a run leaves to the person and the connection: each contact another own device
+    added or removed, the refusals in plain words (a key still to come from an own device is
+    no warning), and the key bodies to send to the other own devices."""
+    events: list[Event] = []
+    for change in run.changes:
+        if change["collection"] != "contacts" or change["index"][0] == me:
+            continue
+        value = change["value"]
+        nickname = value.get("nickname") if isinstance(value, dict) else None
+        events.append(
+            ContactChanged(
+                change["index"][0],
+                value is not None,
+                nickname if isinstance(nickname, str) else "",
+            )
+        )
+    for notice in run.notices:
+        if notice.code != "sync_key_awaited":
+            events.append(SyncWarning(notice.code, sync_problem(notice)))
+    events += [SyncKeyOwed(body) for body in run.shares]
+    return events
+
+
+def sync_problem(notice: Notice) -> str:
+    """One sentence for a sync notice (docs/protocol.md section 22.8)."""
+    data = notice.data
+    if notice.code == "sync_refused":
+        return (
+            "refused the server's copy of your account's state, kept the last good one "
+            f"({data.get('message')})"
+        )
+    if notice.code == "sync_key_awaited":
+        return (
+            "this device has not received the account's sync key yet; open Parley on another "
+            "of your devices"
+        )
+    if notice.code == "sync_unavailable":
+        return f"could not read your account's state from the server ({data.get('code')})"
+    if notice.code == "sync_write_failed":
+        return f"the server did not store a change ({data.get('code')}); it is sent again later"
+    return f"{notice.code}: {notice.detail or dict(data)}"

@@ -260,3 +260,38 @@ def test_a_newer_schema_is_refused(path):
         db.execute("PRAGMA user_version = 99")
     with pytest.raises(StoreError, match="newer than this client"):
         Store.open(path)
+
+
+def test_the_synced_state_survives_a_restart_with_its_keys_and_pending_changes(path):
+    from protocol.engine import SyncFetchWanted, SyncMutated, SyncState, handle_sync
+
+    state = SyncState(ACCOUNT, "laptop-device-id-0000")
+    contact = {"account_key": "A" * 43, "added_at": 5, "nickname": ""}
+    state, _ = handle_sync(state, SyncMutated((("contacts", ("bob",), contact),), 7, bytes(32)))
+    state, _ = handle_sync(state, SyncFetchWanted(None, 8, bytes(32)))
+    assert state.pending and state.request is not None
+    with Store.open(path) as store:
+        assert store.sync_state() is None
+        store.save_sync_state(state)
+    with Store.open(path) as store:
+        assert store.sync_state() == state
+
+
+def test_a_store_of_the_schema_before_sync_gets_its_sync_table_and_keeps_its_device(path):
+    import sqlite3
+
+    from protocol.engine import SyncState
+
+    with Store.open(path) as store:
+        store.save_device(make_device())
+    with sqlite3.connect(path) as db:  # as a client of schema 3 left the file
+        db.execute("DROP TABLE sync_state")
+        db.execute("PRAGMA user_version = 3")
+    with Store.open(path) as store:
+        device = store.device()
+        assert device is not None and device.device_id == "laptop-device-id-0000"
+        assert store.sync_state() is None
+        store.save_sync_state(SyncState(ACCOUNT, device.device_id))
+        assert store.sync_state() == SyncState(ACCOUNT, device.device_id)
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 4
