@@ -27,6 +27,7 @@ from protocol.strictjson import canonical_json
 from protocol.syncentry import (
     ZERO_CHAIN,
     Mutation,
+    SealedRecord,
     SyncEntry,
     SyncKey,
     decode_entry,
@@ -240,17 +241,7 @@ def build_patch(
     subkeys = sync_subkeys(key)
     sealed = [seal_record(subkeys, m, rng) for m in mutations]
     records, lthash = _merge(state, zip(mutations, (vm for _, vm in sealed), strict=True))
-    blob = encode_entry(
-        kind="patch",
-        key=key,
-        version=version,
-        previous=state.chain,
-        state_hash=state_hash(lthash),
-        records=[record for record, _ in sealed],
-    )
-    return WrittenEntry(
-        "patch", version, blob, _advance(state, version, blob[-32:], records, lthash)
-    )
+    return _written("patch", state, key, version, sealed, records, lthash)
 
 
 def build_snapshot(state: AccountState, *, version: int, key: SyncKey, rng: Rng) -> WrittenEntry:
@@ -268,17 +259,28 @@ def build_snapshot(state: AccountState, *, version: int, key: SyncKey, rng: Rng)
         for m, (_, vm) in zip(mutations, sealed, strict=True)
     }
     lthash = lthash_update(EMPTY_LTHASH, add=[vm for _, vm in sealed])
+    return _written("snapshot", state, key, version, sealed, records, lthash)
+
+
+def _written(
+    kind: str,
+    state: AccountState,
+    key: SyncKey,
+    version: int,
+    sealed: Sequence[tuple[SealedRecord, bytes]],
+    records: dict[RecordKey, SyncRecord],
+    lthash: bytes,
+) -> WrittenEntry:
+    """The entry at `version` after `state` (chained to its last entry), and the state it makes."""
     blob = encode_entry(
-        kind="snapshot",
+        kind=kind,
         key=key,
         version=version,
         previous=state.chain,
         state_hash=state_hash(lthash),
         records=[record for record, _ in sealed],
     )
-    return WrittenEntry(
-        "snapshot", version, blob, _advance(state, version, blob[-32:], records, lthash)
-    )
+    return WrittenEntry(kind, version, blob, _advance(state, version, blob[-32:], records, lthash))
 
 
 def _entry_key(entry: SyncEntry, keys: Sequence[SyncKey]) -> SyncKey:

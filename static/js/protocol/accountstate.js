@@ -290,15 +290,7 @@ export function buildPatch(state, mutations, { version, key, rng }) {
     state,
     mutations.map((m, i) => [m, sealed[i][1]]),
   );
-  const blob = encodeEntry({
-    kind: "patch",
-    key,
-    version,
-    previous: state.chain,
-    stateHash: stateHash(lthash),
-    records: sealed.map(([r]) => r),
-  });
-  return new WrittenEntry("patch", version, blob, advance(state, version, blob.slice(-32), records, lthash));
+  return written("patch", state, key, version, sealed, records, lthash);
 }
 
 /**
@@ -322,20 +314,26 @@ export function buildSnapshot(state, { version, key, rng }) {
     mutations.map((m, i) => [recordKey(m.collection, m.index), record(m, sealed[i][1])]),
   );
   const lthash = lthashUpdate(EMPTY_LTHASH, { add: sealed.map(([, vm]) => vm) });
+  return written("snapshot", state, key, version, sealed, records, lthash);
+}
+
+/**
+ * The entry at `version` after `state` (chained to its last entry), and the state it makes.
+ * @param {"patch" | "snapshot"} kind @param {AccountState} state @param {SyncKey} key
+ * @param {number} version @param {[any, Uint8Array][]} sealed @param {Map<RecordKey, SyncRecord>} records
+ * @param {Uint8Array} lthash
+ * @returns {WrittenEntry}
+ */
+function written(kind, state, key, version, sealed, records, lthash) {
   const blob = encodeEntry({
-    kind: "snapshot",
+    kind,
     key,
     version,
     previous: state.chain,
     stateHash: stateHash(lthash),
     records: sealed.map(([r]) => r),
   });
-  return new WrittenEntry(
-    "snapshot",
-    version,
-    blob,
-    advance(state, version, blob.slice(-32), records, lthash),
-  );
+  return new WrittenEntry(kind, version, blob, advance(state, version, blob.slice(-32), records, lthash));
 }
 
 /** @param {SyncEntry} entry @param {SyncKey[]} keys @returns {SyncKey} */
