@@ -83,6 +83,7 @@ MIDDLEWARE = [
     "web.api.ApiAnswerMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "web.csp.ContentSecurityPolicyMiddleware",
+    "web.static_cache.VersionedScriptCacheMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",

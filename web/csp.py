@@ -6,11 +6,11 @@ from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse
 
-from web.importmap import importmap_and_hash
+from web.importmap import scripts
 
 
 def content_security_policy() -> str:
-    _, importmap_hash = importmap_and_hash()
+    importmap_hash = scripts().csp_source
     return "; ".join(
         [
             "default-src 'none'",

@@ -75,7 +75,6 @@ def sign_up(page: Page, username: str, display_name: str | None = None) -> None:
 def new_primary(context, username: str | None = None) -> tuple[Page, VirtualAuthenticator]:
     """A page of `context` with a passkey authenticator, signed up as a new account."""
     page = context.new_page()
-    page.goto("/")
     auth = add_virtual_authenticator(page)
     sign_up(page, username or new_username())
     return page, auth

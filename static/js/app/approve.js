@@ -82,9 +82,11 @@ let scanTimer = 0;
 function loadJsQR() {
   if (/** @type {any} */ (window).jsQR) return Promise.resolve();
   return new Promise((resolve, reject) => {
-    const src = "/static/vendor/jsqr/jsQR.js";
+    const plain = "/static/vendor/jsqr/jsQR.js";
     const map = document.querySelector('script[type="importmap"]');
-    const integrity = map ? JSON.parse(map.textContent || "{}").integrity?.[src] : undefined;
+    const { imports = {}, integrity: hashes = {} } = map ? JSON.parse(map.textContent || "{}") : {};
+    const src = imports[plain] ?? plain;
+    const integrity = hashes[src];
     const script = document.createElement("script");
     script.src = src;
     if (integrity) script.integrity = integrity;
