@@ -8,6 +8,7 @@ from django.core.validators import RegexValidator
 from django.db import models
 
 USERNAME_PATTERN = r"^[a-z0-9][a-z0-9_.]{2,31}$"
+MAX_DISPLAY_NAME = 64
 
 
 class UserManager(BaseUserManager["User"]):
@@ -27,7 +28,7 @@ class User(AbstractBaseUser):
         validators=[RegexValidator(USERNAME_PATTERN)],
         help_text="3–32 characters: lowercase letters, digits, '_' and '.'",
     )
-    display_name = models.CharField(max_length=64)
+    display_name = models.CharField(max_length=MAX_DISPLAY_NAME)
     created_at = models.DateTimeField(auto_now_add=True)
     is_active = models.BooleanField(default=True)
 

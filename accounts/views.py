@@ -8,7 +8,7 @@ from django.shortcuts import render
 from django.views.decorators.csrf import ensure_csrf_cookie
 
 from accounts import services
-from accounts.models import USERNAME_PATTERN
+from accounts.models import MAX_DISPLAY_NAME, USERNAME_PATTERN
 from accounts.selectors import user_get_active
 from devices import schemas
 from devices import services as device_services
@@ -49,7 +49,7 @@ def register_options(request: HttpRequest) -> dict:
     username = v.string(
         data, "username", max_length=32, min_length=3, pattern=USERNAME_PATTERN[1:-1]
     )
-    display_name = v.string(data, "display_name", max_length=64)
+    display_name = v.string(data, "display_name", max_length=MAX_DISPLAY_NAME)
     challenge, options = services.account_register_begin(
         username=username, display_name=display_name
     )
@@ -113,6 +113,17 @@ def device_signin(request: HttpRequest) -> dict:
 @api(methods=("GET",), access=signed_in)
 def me(request: HttpRequest) -> dict:
     return _account(request_device(request))
+
+
+@api(methods=("POST",), access=signed_in)
+def me_display_name(request: HttpRequest) -> dict:
+    """The account's display name, set from any of its devices (public: section 19)."""
+    data = v.json_body(request)
+    user = device_services.account_rename(
+        actor=request_device(request),
+        display_name=v.string(data, "display_name", max_length=MAX_DISPLAY_NAME),
+    )
+    return {"username": user.username, "display_name": user.display_name}
 
 
 @api(methods=("POST",), access=public)

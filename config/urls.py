@@ -31,6 +31,7 @@ urlpatterns = [
     path("api/devices/signin/options", accounts.device_signin_options),
     path("api/devices/signin", accounts.device_signin),
     path("api/me", accounts.me),
+    path("api/me/display-name", accounts.me_display_name),
     # devices and key directory
     path("api/devices", devices.device_index),
     path("api/devices/list", devices.device_list_publish),

@@ -19,6 +19,7 @@ LINK_SIGNED = "link.signed"  # to the approving primary's devices
 LINK_CHANGED = "link.changed"  # to the new browser waiting on its link request
 STATUS_PONG = "status.pong"  # the status socket's round trip through the layer
 STATE_CHANGED = "state.changed"  # the account's state log has a new version (messaging)
+ACCOUNT_RENAMED = "account.renamed"  # the account's display name changed
 
 
 def user_group(user_id: int) -> str:

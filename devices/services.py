@@ -101,6 +101,21 @@ def device_rename(*, actor: Device, device_id: str, name: str) -> Device:
     return target
 
 
+def account_rename(*, actor: Device, display_name: str) -> User:
+    """Any active device of the account sets the account's display name (public, like the
+    username: docs/protocol.md section 19); the account's devices are told."""
+    user = actor.user
+    with transaction.atomic():
+        if user.display_name != display_name:
+            User.objects.filter(pk=user.pk).update(display_name=display_name)
+            user.display_name = display_name
+            events.send_on_commit(
+                events.user_group(user.pk),
+                {"type": events.ACCOUNT_RENAMED, "display_name": display_name},
+            )
+    return user
+
+
 def device_touch(
     device: Device, *, now: datetime | None = None, every: timedelta = timedelta(minutes=1)
 ) -> None:

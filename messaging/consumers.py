@@ -282,6 +282,9 @@ class DeviceConsumer(SocketConsumer):
     async def prekeys_low(self, event: dict[str, Any]) -> None:
         await self.send_json(frame(frames.PREKEYS_LOW, remaining=event["remaining"]))
 
+    async def account_renamed(self, event: dict[str, Any]) -> None:
+        await self.send_json(frame(frames.ACCOUNT_RENAMED, display_name=event["display_name"]))
+
     async def state_changed(self, event: dict[str, Any]) -> None:
         """The account's state log moved on; the writing device already knows."""
         if event["device_id"] != self.device_id:

@@ -21,6 +21,7 @@ DEVICES_CHANGED = "devices_changed"
 LINK_SIGNED = "link_signed"
 PREKEYS_LOW = "prekeys_low"
 STATE_CHANGED = "state_changed"
+ACCOUNT_RENAMED = "account_renamed"
 LINK_STATE = "link_state"
 ERROR = "error"
 

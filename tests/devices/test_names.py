@@ -172,3 +172,39 @@ def test_a_contacts_display_name_is_public_to_any_signed_in_device():
     status, answer = bob.transport.get("/api/accounts/nobody/profile")
     assert (status, answer["error"]["code"]) == (404, "account_not_found")
     assert DjangoTransport().get("/api/accounts/alice/profile")[0] == 401
+
+
+def test_any_device_sets_the_accounts_display_name_and_contacts_read_it():
+    alice = make_primary("alice", "Alice")
+    laptop = link(alice, CompanionActor(DjangoTransport()), name="Laptop")
+    bob = make_primary("bobby", "Bob")
+    status, body = laptop.transport.post("/api/me/display-name", {"display_name": " Alice L. "})
+    assert (status, body) == (200, {"username": "alice", "display_name": "Alice L."})
+    assert alice.transport.get("/api/me")[1]["account"]["display_name"] == "Alice L."
+    assert bob.transport.get("/api/accounts/alice/profile")[1]["display_name"] == "Alice L."
+
+
+@pytest.mark.parametrize(
+    "body", [{}, {"display_name": ""}, {"display_name": "  "}, {"display_name": "x" * 65}]
+)
+def test_a_refused_display_name_changes_nothing(body):
+    alice = make_primary("alice", "Alice")
+    status, answer = alice.transport.post("/api/me/display-name", body)
+    assert (status, answer["error"]["code"]) == (400, "invalid_input")
+    assert alice.transport.get("/api/me")[1]["account"]["display_name"] == "Alice"
+    assert DjangoTransport().post("/api/me/display-name", {"display_name": "X"})[0] == 401
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_the_accounts_devices_are_told_of_a_new_display_name(redis_channel_layer):
+    from asgiref.sync import sync_to_async
+
+    from devices.services import account_rename
+
+    alice = await sync_to_async(make_primary)()
+    layer = get_channel_layer()
+    channel = await layer.new_channel()
+    actor = await sync_to_async(Device.objects.select_related("user").get)(pk=alice.device_id)
+    await layer.group_add(f"user.{actor.user_id}", channel)
+    await sync_to_async(account_rename)(actor=actor, display_name="Alice L.")
+    assert await layer.receive(channel) == {"type": "account.renamed", "display_name": "Alice L."}

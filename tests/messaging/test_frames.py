@@ -29,6 +29,7 @@ EVENT_CONSUMERS = {
     events.LINK_CHANGED: LinkConsumer,
     events.STATUS_PONG: StatusConsumer,
     events.STATE_CHANGED: DeviceConsumer,
+    events.ACCOUNT_RENAMED: DeviceConsumer,
 }
 
 

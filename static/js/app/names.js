@@ -47,28 +47,34 @@ export async function fetchDisplayName(username) {
   }
 }
 
+/** A contact's display name is read from the server again after this long (it may change). */
+export const DISPLAY_NAME_MAX_AGE_MS = 24 * 60 * 60 * 1000;
+
 /**
- * Keep a contact's display name (from the server now, or `value` when given); says so to
- * every tab when it changed.
+ * Keep a contact's display name (from the server now, or `value` when given), with when it
+ * was read; says so to every tab when it changed.
  * @param {string} username @param {string} [value]
  */
 export async function refreshDisplayName(username, value) {
   const displayName = value ?? (await fetchDisplayName(username));
   if (!displayName) return;
   const contact = await store.read("contacts", username);
-  if (!contact || contact.displayName === displayName) return;
-  await store.write("contacts", { ...contact, displayName });
-  notify({ kind: Change.CONTACTS, peer: username });
+  if (!contact) return;
+  await store.write("contacts", { ...contact, displayName, displayNameAt: Date.now() });
+  if (contact.displayName !== displayName) notify({ kind: Change.CONTACTS, peer: username });
 }
 
 /**
  * Ask the server for the display name of each contact that has none yet (stored before
- * display names were, or imported with the message history), once per `asked` set.
+ * display names were, or imported with the message history) or read more than a day ago
+ * (the contact may have changed it), once per `asked` set.
  * @param {Set<string>} asked usernames already asked on this page
  */
 export async function fillMissingDisplayNames(asked) {
+  const stale = Date.now() - DISPLAY_NAME_MAX_AGE_MS;
   for (const contact of await store.readAll("contacts")) {
-    if (contact.displayName || asked.has(contact.username)) continue;
+    if (asked.has(contact.username)) continue;
+    if (contact.displayName && (contact.displayNameAt ?? 0) > stale) continue;
     asked.add(contact.username);
     await refreshDisplayName(contact.username);
   }

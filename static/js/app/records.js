@@ -3,7 +3,8 @@
 //
 //   contacts       {username, accountKey: b64u pinned at first use, addedAt,
 //                   keyChanged: null | {pendingKey, at}, displayName: the contact's own
-//                   (public, from the server), nickname: the person's own for them (names.js)}
+//                   (public, from the server), displayNameAt: when it was read (read again
+//                   after a day), nickname: the person's own for them (names.js)}
 //   conversations  {peer, unread, lastText, lastTimestamp, lastOutgoing}
 //   messages       {key: "<author>:<message id>" | "notice:<id>", id, conversation, author,
 //                   authorDevice, outgoing, kind: "text" | "unsupported" | "notice", text,
@@ -96,7 +97,8 @@ export function noticeRecord({ id, conversation, text, tone, at }) {
  * @param {string} [displayName] the name the contact chose ("" when it could not be had)
  */
 export function contactRecord(username, accountKey, displayName = "") {
-  return { username, accountKey, addedAt: Date.now(), keyChanged: null, displayName, nickname: "" };
+  const now = Date.now();
+  return { username, accountKey, addedAt: now, keyChanged: null, displayName, displayNameAt: now, nickname: "" };
 }
 
 /**
