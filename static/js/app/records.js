@@ -4,7 +4,8 @@
 //   contacts       {username, accountKey: b64u pinned at first use, addedAt,
 //                   keyChanged: null | {pendingKey, at}, displayName: the contact's own
 //                   (public, from the server), nickname: the person's own for them (names.js)}
-//   conversations  {peer, unread, lastText, lastTimestamp, lastOutgoing}
+//   conversations  {peer, unread, lastText, lastTimestamp, lastOutgoing,
+//                   pinned?, archived?, muted? (flags.js, synced)}
 //   messages       {key: "<author>:<message id>" | "notice:<id>", id, conversation, author,
 //                   authorDevice, outgoing, kind: "text" | "unsupported" | "notice", text,
 //                   timestamp, contentType (unsupported),
@@ -12,7 +13,8 @@
 //                   readSent, reason?, tone?}
 //
 // The device's other stores: outbox (outbox.js), seen and baseKeys (inbox.js), sessions
-// (sessions.js), lists (lists.js), meta ("settings": self.js, "history": history.js).
+// (sessions.js), lists (lists.js), meta ("settings": self.js, "history": history.js,
+// "blocked": the usernames the person blocked, flags.js).
 
 import * as store from "./store.js";
 
@@ -137,6 +139,11 @@ export function withMessage(conversation, message, unread) {
 export async function conversations() {
   const all = await store.readAll("conversations");
   return all.sort((a, b) => b.lastTimestamp - a.lastTimestamp || a.peer.localeCompare(b.peer));
+}
+
+/** @param {string} peer @returns {Promise<any>} the conversation's record, if any */
+export function conversation(peer) {
+  return store.read("conversations", peer);
 }
 
 /** @param {string} peer @returns {Promise<any[]>} in time order */
