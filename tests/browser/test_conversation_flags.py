@@ -20,7 +20,6 @@ from tests.support.web import (
     link_companion,
     new_username,
     open_chats,
-    open_conversation,
     send,
 )
 

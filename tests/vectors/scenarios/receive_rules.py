@@ -337,11 +337,24 @@ def blocked_dropped() -> dict[str, Any]:
             (
                 "the same text again: a duplicate, as any repeat",
                 decrypted("bob", "bob-phone", text, M1, {"text": "let me in"}),
-                [{"type": "drop_duplicate", "sender": "bob", "sender_device": "bob-phone", "message_id": M1}],
+                [
+                    {
+                        "type": "drop_duplicate",
+                        "sender": "bob",
+                        "sender_device": "bob-phone",
+                        "message_id": M1,
+                    }
+                ],
             ),
             (
                 "a receipt from bob: dropped (not applied)",
-                decrypted("bob", "bob-phone", int(ContentType.RECEIPT), M2, {"kind": "read", "message_ids": [M4]}),
+                decrypted(
+                    "bob",
+                    "bob-phone",
+                    int(ContentType.RECEIPT),
+                    M2,
+                    {"kind": "read", "message_ids": [M4]},
+                ),
                 [{**drop, "message_id": M2}],
             ),
             (
