@@ -21,17 +21,14 @@ export async function blockedAccounts() {
   return new Set(Array.isArray(stored) ? stored : []);
 }
 
-/** @param {string} username */
-export async function isBlocked(username) {
-  return (await blockedAccounts()).has(username);
-}
-
 /**
- * Store a conversation's flag. A flag can come before any
- * message (a companion that has no history yet): the conversation is made for it.
+ * Store a conversation's flag. A flag can come before any message (a companion that has no
+ * history yet): the conversation is made for it. The own account has no conversation.
  * @param {string} peer @param {Flag} flag @param {boolean} on
  */
 async function storeFlag(peer, flag, on) {
+  const me = await store.getSelf();
+  if (!me || peer === me.accountId) return;
   // under the state lock: the inbox rewrites the record of a conversation a message came in
   const changed = await withStateLock(async () => {
     const conversation = await store.read("conversations", peer);
@@ -54,14 +51,13 @@ export async function setConversationFlag(peer, flag, on) {
 /** @param {string} username @param {boolean} on */
 async function storeBlocked(username, on) {
   const me = await store.getSelf();
-  if (!me || username === me.accountId) return false;
+  if (!me || username === me.accountId) return;
   const blocked = await blockedAccounts();
-  if (blocked.has(username) === on) return false;
+  if (blocked.has(username) === on) return;
   if (on) blocked.add(username);
   else blocked.delete(username);
   await store.write("meta", [...blocked].sort(), "blocked");
   notify({ kind: Change.FLAGS, peer: username });
-  return true;
 }
 
 /**
