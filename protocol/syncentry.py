@@ -33,7 +33,17 @@ MAX_INDEX_BYTES = 1024
 MAX_DEVICE_ID_BYTES = 64
 # The collections of this version; a decoder accepts any name of the same form, so a newer
 # device's collection still counts in the state hash of an older one.
-COLLECTIONS = ("blocked", "contacts", "conversations", "devices", "profile", "settings")
+COLLECTIONS = (
+    "archived",
+    "blocked",
+    "contacts",
+    "conversations",
+    "devices",
+    "muted",
+    "pinned",
+    "profile",
+    "settings",
+)
 ZERO_CHAIN = bytes(32)
 
 KEY_LABELS = {

@@ -6,6 +6,7 @@ from protocol.engine.effects import (
     AcceptSyncKey,
     ApplyReceipt,
     ContentVerdict,
+    DropBlocked,
     DropDuplicate,
     Effect,
     HttpRequest,
@@ -43,7 +44,7 @@ from protocol.engine.events import (
 from protocol.engine.history import HISTORY_DAYS, HISTORY_FORMAT, history_bundle, history_records
 from protocol.engine.lists import accept_list, device_list_path, list_changes, parse_listing
 from protocol.engine.machine import OWN_DEVICES_ONLY, handle
-from protocol.engine.receiving import content_decrypted, messages_read, seen_key
+from protocol.engine.receiving import content_decrypted, is_blocked, messages_read, seen_key
 from protocol.engine.sending import MAX_MISMATCH_RETRIES
 from protocol.engine.state import (
     LIST_MAX_AGE_MS,
@@ -81,12 +82,14 @@ __all__ = [
     "AcceptHistoryKey",
     "ApplyReceipt",
     "ContentDecrypted",
+    "DropBlocked",
     "DropDuplicate",
     "MarkRead",
     "MessagesRead",
     "SendContent",
     "StoreMessage",
     "content_decrypted",
+    "is_blocked",
     "messages_read",
     "seen_key",
     "LIST_MAX_AGE_MS",

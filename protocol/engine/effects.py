@@ -189,6 +189,25 @@ class DropDuplicate:
 
 
 @dataclass(frozen=True)
+class DropBlocked:
+    """A content from an account the person blocked: ack and drop it (nothing stored, shown
+    or answered)."""
+
+    kind: ClassVar[str] = "drop_blocked"
+    sender: str
+    sender_device: str
+    message_id: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "type": self.kind,
+            "sender": self.sender,
+            "sender_device": self.sender_device,
+            "message_id": self.message_id,
+        }
+
+
+@dataclass(frozen=True)
 class SendPlan:
     """Who gets a send (section 9): the content for each of `devices`, a sent transcript for
     each of `transcripts` (the other own devices). The adapter encrypts for exactly these
@@ -282,6 +301,7 @@ Effect = (
     | SendContent
     | AcceptHistoryKey
     | DropDuplicate
+    | DropBlocked
     | AcceptSyncKey
     | StoreSync
     | SyncChanged

@@ -14,6 +14,7 @@ from protocol.engine.effects import (
     AcceptSyncKey,
     ApplyReceipt,
     ContentVerdict,
+    DropBlocked,
     DropDuplicate,
     Effect,
     MarkRead,
@@ -32,6 +33,11 @@ def seen_key(sender_device: str, message_id: str) -> str:
     return f"{sender_device}/{message_id}"
 
 
+def is_blocked(state: DeviceState, account_id: str) -> bool:
+    """Whether the person blocked this account (the own account never is)."""
+    return account_id != state.account_id and account_id in state.blocked
+
+
 RECEIVING = (ContentDecrypted, MessagesRead)
 
 
@@ -48,6 +54,8 @@ def content_decrypted(state: DeviceState, event: ContentDecrypted) -> Result:
     if key in state.seen:
         return state, [DropDuplicate(event.sender, event.sender_device, event.message_id)]
     state = replace(state, seen=state.seen | {key})
+    if is_blocked(state, event.sender):
+        return state, [DropBlocked(event.sender, event.sender_device, event.message_id)]
     kind = event.content_type
     if kind == ContentType.TEXT:
         return state, _text(state, event)
@@ -77,9 +85,11 @@ def content_decrypted(state: DeviceState, event: ContentDecrypted) -> Result:
 
 
 def messages_read(state: DeviceState, event: MessagesRead) -> Result:
-    """A read receipt only when the setting is on, and only to a contact (the own devices
-    learn it by transcript)."""
+    """A read receipt only when the setting is on, and only to a contact not blocked (the own
+    devices learn it by transcript)."""
     if not state.read_receipts or not event.message_ids or event.peer not in state.contacts:
+        return state, []
+    if is_blocked(state, event.peer):
         return state, []
     ids = list(event.message_ids)
     return state, [

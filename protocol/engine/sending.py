@@ -11,6 +11,7 @@ from typing import Any
 
 from protocol.engine.effects import Effect, Notice, SendPlan
 from protocol.engine.events import FrameReceived, ListWanted, SendWanted
+from protocol.engine.receiving import is_blocked
 from protocol.engine.state import DeviceState, ListRecord, PendingSend
 
 MAX_MISMATCH_RETRIES = 3  # re-plans after mismatched_devices (section 20)
@@ -22,7 +23,11 @@ ListWanter = Callable[[DeviceState, ListWanted], Result]
 
 
 def send_wanted(state: DeviceState, event: SendWanted, list_wanted: ListWanter) -> Result:
-    """A new send: the lists it needs are fetched when missing or stale, then it is planned."""
+    """A new send: the lists it needs are fetched when missing or stale, then it is planned.
+    Nothing goes to an account the person blocked (not even a receipt), and nothing is fetched."""
+    if is_blocked(state, event.recipient):
+        why = {"envelope_id": event.envelope_id, "reason": "blocked"}
+        return _drop(state, event.envelope_id), [Notice(event.recipient, "send_refused", why)]
     send = PendingSend(event.recipient)
     return _gather(state, event.envelope_id, send, event.now, list_wanted, refresh=False)
 

@@ -119,6 +119,7 @@ class DeviceState:
     read_receipts: bool = False  # the person's setting
     seen: frozenset[str] = frozenset()  # "<sender device>/<message id>" already applied
     history_from: str | None = None  # the approving device, until its history key came
+    blocked: frozenset[str] = frozenset()  # accounts the person blocked (synced, 22.8)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -133,6 +134,7 @@ class DeviceState:
             "read_receipts": self.read_receipts,
             "seen": sorted(self.seen),
             "history_from": self.history_from,
+            "blocked": sorted(self.blocked),
         }
 
     @classmethod
@@ -149,6 +151,7 @@ class DeviceState:
             read_receipts=bool(data.get("read_receipts")),
             seen=frozenset(data.get("seen") or ()),
             history_from=data.get("history_from"),
+            blocked=frozenset(data.get("blocked") or ()),
         )
 
 

@@ -11,12 +11,13 @@ import {
 } from "../protocol/index.js";
 import { addContact, confirmSecurityCode, contact as readContact } from "./contacts.js";
 import { Change, changes } from "./events.js";
+import { FLAGS, blockedAccounts, setBlocked, setConversationFlag } from "./flags.js";
 import { markRead } from "./inbox.js";
 import { startMessenger } from "./messenger.js";
 import { MAX_NAME, displayNames, fillMissingDisplayNames, nameOf, ownDeviceName, setNickname } from "./names.js";
 import { notificationState, requestNotifications } from "./notifications.js";
 import { retryMessage, sendText } from "./outbox.js";
-import { conversations, messages } from "./records.js";
+import { conversation as readConversation, conversations, messages } from "./records.js";
 import { SendRefused, saveSettings, settings } from "./self.js";
 import { historyState } from "./history.js";
 import { drawQr } from "./qr.js";
@@ -32,6 +33,9 @@ const messageList = byId("message-list");
 const composer = /** @type {HTMLFormElement} */ (byId("composer"));
 const composerText = /** @type {HTMLTextAreaElement} */ (byId("composer-text"));
 const composerMessage = byId("composer-message");
+const archived = /** @type {HTMLDetailsElement} */ (byId("archived"));
+const archivedList = byId("archived-list");
+const chatMenu = byId("chat-menu");
 
 /** @type {{view: "list" | "conversation" | "contact", peer: string | null}} */
 let route = { view: "list", peer: null };
@@ -79,42 +83,99 @@ function personName(name, username, className) {
   );
 }
 
+/** The marks of a conversation, as small icons with words for screen readers. */
+const MARKS = /** @type {const} */ ([
+  ["blocked", "Blocked"],
+  ["pinned", "Pinned"],
+  ["muted", "Muted"],
+]);
+
+/** SVG paths of the marks (16 × 16), drawn in the text colour. */
+const ICONS = {
+  pinned: [["fill", "M5 1h6v1.5l-1 .6V7l2.5 2.5V11H8.75v4h-1.5v-4H3.5V9.5L6 7V3.1l-1-.6z"]],
+  muted: [
+    ["fill", "M8 1.5c.55 0 1 .45 1 1v.63A4.5 4.5 0 0 1 12.5 7.5v3l1.5 1.5v.5H2v-.5l1.5-1.5v-3A4.5 4.5 0 0 1 7 3.13V2.5c0-.55.45-1 1-1zM6.5 14h3a1.5 1.5 0 0 1-3 0z"],
+    ["stroke", "M2 2l12 12"],
+  ],
+  blocked: [["stroke", "M8 2a6 6 0 1 0 0 12A6 6 0 0 0 8 2zM3.8 3.8l8.4 8.4"]],
+};
+
+const SVG = "http://www.w3.org/2000/svg";
+
+/** @param {keyof typeof ICONS} name @param {string} label */
+function mark(name, label) {
+  const svg = document.createElementNS(SVG, "svg");
+  svg.setAttribute("viewBox", "0 0 16 16");
+  svg.setAttribute("aria-hidden", "true");
+  svg.setAttribute("class", "mark-icon");
+  for (const [paint, d] of ICONS[name]) {
+    const path = document.createElementNS(SVG, "path");
+    path.setAttribute("d", d);
+    path.setAttribute("class", paint);
+    svg.append(path);
+  }
+  return h("span", { class: `mark mark-${name}`, attrs: { title: label } }, svg, h("span", { class: "sr-only", text: label }));
+}
+
+/** @param {any} c a conversation @param {Set<string>} blocked */
+function marksOf(c, blocked) {
+  const on = { blocked: blocked.has(c.peer), pinned: Boolean(c.pinned), muted: Boolean(c.muted) };
+  return MARKS.filter(([name]) => on[name]).map(([name, label]) => mark(name, label));
+}
+
+/** @param {any} c @param {Map<string, string>} names @param {Set<string>} blocked */
+function conversationItem(c, names, blocked) {
+  const current = route.peer === c.peer;
+  const preview = c.lastText ? `${c.lastOutgoing ? "You: " : ""}${c.lastText}` : "No messages yet";
+  const link = h(
+    "a",
+    {
+      class: "conversation-link",
+      attrs: { href: `/chats/${encodeURIComponent(c.peer)}`, "data-nav": "" },
+    },
+    personName(names.get(c.peer) ?? c.peer, c.peer, "conversation-name"),
+    c.lastTimestamp
+      ? h("time", {
+          class: "conversation-time",
+          text: when(c.lastTimestamp),
+          attrs: { datetime: new Date(c.lastTimestamp).toISOString() },
+        })
+      : null,
+    h("span", { class: "conversation-preview", text: preview }),
+    h(
+      "span",
+      { class: "conversation-badges" },
+      ...marksOf(c, blocked),
+      c.unread
+        ? h("span", {
+            class: "unread",
+            text: String(c.unread),
+            attrs: { "aria-label": `${c.unread} unread` },
+          })
+        : null,
+    ),
+  );
+  if (current) link.setAttribute("aria-current", "page");
+  const classes = ["conversation-item", c.unread ? "has-unread" : "", c.muted ? "is-muted" : "", c.pinned ? "is-pinned" : ""];
+  return h("li", { class: classes.filter(Boolean).join(" "), attrs: { "data-peer": c.peer } }, link);
+}
+
 async function renderList() {
   const all = await conversations();
   const names = await displayNames();
+  const blocked = await blockedAccounts();
   fillMissingDisplayNames(askedNames).catch((error) => console.warn("Parley: no display name", error));
   byId("conversation-empty").hidden = all.length > 0;
-  list.replaceChildren(
-    ...all.map((c) => {
-      const current = route.peer === c.peer;
-      const preview = c.lastText ? `${c.lastOutgoing ? "You: " : ""}${c.lastText}` : "No messages yet";
-      const link = h(
-        "a",
-        {
-          class: "conversation-link",
-          attrs: { href: `/chats/${encodeURIComponent(c.peer)}`, "data-nav": "" },
-        },
-        personName(names.get(c.peer) ?? c.peer, c.peer, "conversation-name"),
-        c.lastTimestamp
-          ? h("time", {
-              class: "conversation-time",
-              text: when(c.lastTimestamp),
-              attrs: { datetime: new Date(c.lastTimestamp).toISOString() },
-            })
-          : null,
-        h("span", { class: "conversation-preview", text: preview }),
-        c.unread
-          ? h("span", {
-              class: "unread",
-              text: String(c.unread),
-              attrs: { "aria-label": `${c.unread} unread` },
-            })
-          : null,
-      );
-      if (current) link.setAttribute("aria-current", "page");
-      return h("li", { class: `conversation-item${c.unread ? " has-unread" : ""}`, attrs: { "data-peer": c.peer } }, link);
-    }),
-  );
+  // Pinned first, then by the last message (conversations() is newest first); archived apart.
+  const main = all.filter((c) => !c.archived);
+  const pinned = main.filter((c) => c.pinned);
+  list.replaceChildren(...[...pinned, ...main.filter((c) => !c.pinned)].map((c) => conversationItem(c, names, blocked)));
+  const away = all.filter((c) => c.archived);
+  archived.hidden = !away.length;
+  byId("archived-summary").textContent = `Archived (${away.length})`;
+  const unread = away.filter((c) => c.unread).length;
+  byId("archived-unread").textContent = unread ? `· ${unread} unread` : "";
+  archivedList.replaceChildren(...away.map((c) => conversationItem(c, names, blocked)));
 }
 
 /** @param {number} timestamp */
@@ -125,10 +186,15 @@ function when(timestamp) {
 
 // ------------------------------------------------------------------ one conversation
 
-/** @param {string} name @param {string} peer */
-function showHeading(name, peer) {
+/**
+ * The person's name, and the conversation's marks after it.
+ * @param {string} name @param {string} peer @param {HTMLElement[]} [marks]
+ */
+function showHeading(name, peer, marks = []) {
   const heading = byId(route.view === "contact" ? "contact-title" : "conversation-title");
-  heading.replaceChildren(personName(name, peer, "chat-title-name"));
+  const title = personName(name, peer, "chat-title-name");
+  if (marks.length) title.querySelector(".person-name")?.after(h("span", { class: "chat-marks" }, ...marks));
+  heading.replaceChildren(title);
   setTitle(`${name} · Parley`);
 }
 
@@ -136,15 +202,22 @@ function showHeading(name, peer) {
 async function renderConversation(peer) {
   const contact = await readContact(peer);
   const name = nameOf(peer, contact);
-  showHeading(name, peer);
+  const flags = { ...((await readConversation(peer)) ?? {}), peer };
+  const blocked = (await blockedAccounts()).has(peer);
+  showHeading(name, peer, marksOf(flags, blocked ? new Set([peer]) : new Set()));
   byId("conversation").dataset.peer = peer;
   byId("contact-link").setAttribute("href", `/chats/${encodeURIComponent(peer)}/contact`);
   byId("contact-link").setAttribute("aria-label", `Contact: safety number and nickname of ${name}`);
+  renderMenu(name, flags, blocked);
+  composer.hidden = blocked;
+  byId("blocked-bar").hidden = !blocked;
+  byId("blocked-text").textContent = `You blocked ${name}. Their messages are not shown, and they get nothing from you.`;
   const banner = byId("conversation-banner");
   banner.replaceChildren();
   composerText.disabled = false;
   /** @type {HTMLButtonElement} */ (byId("composer-send")).disabled = false;
-  if (!contact) {
+  // while blocked the bar below says what to do: nothing to add or confirm
+  if (!blocked && !contact) {
     const add = h("button", { class: "small", text: `Add ${name} to contacts`, attrs: { type: "button" } });
     add.addEventListener("click", async () => {
       add.disabled = true;
@@ -166,7 +239,7 @@ async function renderConversation(peer) {
     );
     composerText.disabled = true;
     /** @type {HTMLButtonElement} */ (byId("composer-send")).disabled = true;
-  } else if (contact.keyChanged) {
+  } else if (!blocked && contact?.keyChanged) {
     banner.append(
       h(
         "div",
@@ -192,6 +265,50 @@ async function renderConversation(peer) {
   messageList.dataset.peer = peer;
   readIfVisible();
 }
+
+/** What the conversation's menu offers, each the opposite of its state. */
+const FLAG_TEXT = {
+  pinned: ["Pin chat", "Unpin chat"],
+  archived: ["Archive chat", "Unarchive chat"],
+  muted: ["Mute notifications", "Unmute notifications"],
+};
+
+/** @param {string} name @param {any} flags the conversation's record @param {boolean} blocked */
+function renderMenu(name, flags, blocked) {
+  for (const button of chatMenu.querySelectorAll("button[data-flag]")) {
+    const flag = /** @type {keyof typeof FLAG_TEXT} */ (/** @type {HTMLElement} */ (button).dataset.flag);
+    const on = Boolean(flags[flag]);
+    button.textContent = FLAG_TEXT[flag][on ? 1 : 0];
+    /** @type {HTMLElement} */ (button).dataset.on = String(on);
+  }
+  const block = byId("chat-block");
+  block.textContent = blocked ? `Unblock ${name}` : `Block ${name}`;
+  block.dataset.on = String(blocked);
+}
+
+chatMenu.addEventListener("click", async (event) => {
+  const button = /** @type {HTMLElement} */ (event.target)?.closest?.("button");
+  const peer = route.peer;
+  if (!button || !peer) return;
+  const on = button.dataset.on !== "true";
+  chatMenu.hidePopover();
+  try {
+    if (button.id === "chat-block") await setBlocked(peer, on);
+    else if (FLAGS.includes(/** @type {any} */ (button.dataset.flag))) {
+      await setConversationFlag(peer, /** @type {import("./flags.js").Flag} */ (button.dataset.flag), on);
+    }
+  } catch (error) {
+    say(composerMessage, "error", `Not changed: ${/** @type {any} */ (error).message}`);
+  }
+  await refresh();
+});
+
+byId("unblock").addEventListener("click", async () => {
+  if (!route.peer) return;
+  await setBlocked(route.peer, false);
+  await refresh();
+  composerText.focus();
+});
 
 /** @param {any} m */
 function renderMessage(m) {
@@ -451,7 +568,11 @@ navigator.permissions
 changes.addEventListener("change", (event) => {
   const detail = /** @type {CustomEvent} */ (event).detail;
   if (detail?.kind === Change.SETTINGS) {
-    settings().then((s) => (receipts.checked = s.readReceipts)); // changed on another own device
+    settings().then((s) => {
+      // changed on another own device
+      receipts.checked = s.readReceipts;
+      previews.checked = s.notificationPreviews;
+    });
   }
   if (Object.values(Change).includes(detail?.kind)) refresh();
 });

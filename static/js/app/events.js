@@ -8,6 +8,8 @@ export const Change = Object.freeze({
   MESSAGES: "messages",
   SETTINGS: "settings",
   HISTORY: "history",
+  /** A conversation was pinned, archived or muted, or an account blocked (flags.js): {peer}. */
+  FLAGS: "flags",
   /** The account's synced state was read or written: {refused: [error, message] | null}. */
   SYNC: "sync",
   /** An outbox item was sent or failed: {envelopeId, ok, reason}. */

@@ -52,6 +52,9 @@ function sendRefusal({ accountId, data }) {
       "mismatched_devices",
     );
   }
+  if (data.reason === "blocked") {
+    return new SendRefused(`You blocked ${accountId}. Unblock them to send.`, "blocked");
+  }
   if (data.reason === "device_removed") {
     return new SendRefused("This device is no longer in your account's signed device list.", "device_removed");
   }

@@ -154,7 +154,8 @@ async function receiveOne(envelope) {
     }),
     decided,
   );
-  const duplicate = applied.some((e) => e instanceof engine.DropDuplicate);
+  // a repeat, or a content from a blocked account: acked, nothing applied, no stamp followed
+  const dropped = applied.some((e) => e instanceof engine.DropDuplicate || e instanceof engine.DropBlocked);
   // Who may send which content, and the stamp (section 22.4).
   const received = new engine.ContentReceived(
     sender,
@@ -164,9 +165,9 @@ async function receiveOne(envelope) {
     content.senderListHash,
     Date.now(),
   );
-  const [, effects] = duplicate ? [null, []] : engine.handle(base, received);
+  const [, effects] = dropped ? [null, []] : engine.handle(base, received);
   const verdict = effects.find((e) => e instanceof engine.ContentVerdict);
-  const plan = duplicate
+  const plan = dropped
     ? null
     : verdict?.verdict === "refuse"
       ? refusedPlan(sender)

@@ -5,6 +5,7 @@
 import { DeviceList, encoding, engine } from "../protocol/index.js";
 import { ApiError, api } from "./api.js";
 import { ListRefused, listRefused, loadKeys, recordOf, storedOf } from "./device.js";
+import { blockedAccounts } from "./flags.js";
 import * as store from "./store.js";
 
 const { b64uDecode } = encoding;
@@ -21,8 +22,8 @@ export function onListNotice(handler) {
 }
 
 /**
- * The engine's state for this device, with the stored lists of `accounts` and its own, and
- * the caller's `sends` in flight.
+ * The engine's state for this device, with the stored lists of `accounts` and its own, the
+ * caller's `sends` in flight, and the accounts the person blocked.
  * @param {string[]} accounts @param {Map<string, engine.PendingSend>} [sends]
  * @returns {Promise<engine.DeviceState>}
  */
@@ -44,7 +45,8 @@ export async function engineState(accounts, sends = new Map()) {
     if (!me.isPrimary) throw new ListRefused("This device has no list of its own account.", "no_list");
     accountKey = (await loadKeys(me)).identity.public; // a primary's key is the account key
   }
-  return new engine.DeviceState({ accountId: me.accountId, deviceId: me.deviceId, accountKey, lists, sends });
+  const blocked = await blockedAccounts();
+  return new engine.DeviceState({ accountId: me.accountId, deviceId: me.deviceId, accountKey, lists, sends, blocked });
 }
 
 /**

@@ -17,6 +17,7 @@ import { answered, flush } from "./outbox.js";
 import { onDeviceFrame, onLeader, onSocketOpen, sendFrame } from "./socket.js";
 import * as store from "./store.js";
 import "./contacts.js"; // applies synced contacts (sync.js onSynced)
+import "./flags.js"; // applies synced pins, archives, mutes and blocks
 import { syncFetch } from "./sync.js";
 
 /** The server says the own list changed: the engine fetches and checks it. @param {any} frame */

@@ -4,6 +4,8 @@
 // conversation (its tag), replaced by the next; closed when the conversation is read, here or
 // (through `closeNotification` or the unread count reaching 0) on another own device.
 // Permission is asked only from the person's click (`requestNotifications`), never on load.
+// A muted or archived conversation raises none (as WhatsApp's archive: it stays archived and
+// silent when a message comes); a blocked account's messages are never stored, so never shown.
 
 import { Change, changes } from "./events.js";
 import { displayName } from "./names.js";
@@ -64,7 +66,7 @@ function openConversation(peer) {
 async function incoming(peer) {
   if (document.visibilityState !== "hidden" || notificationState() !== "granted") return;
   const conversation = await store.read("conversations", peer);
-  if (!conversation?.unread) return;
+  if (!conversation?.unread || conversation.muted || conversation.archived) return;
   const { notificationPreviews } = await settings();
   const { title, body } = notificationContent({
     name: await displayName(peer),

@@ -5,7 +5,8 @@
 //                   keyChanged: null | {pendingKey, at}, displayName: the contact's own
 //                   (public, from the server), displayNameAt: when it was read (read again
 //                   after a day), nickname: the person's own for them (names.js)}
-//   conversations  {peer, unread, lastText, lastTimestamp, lastOutgoing}
+//   conversations  {peer, unread, lastText, lastTimestamp, lastOutgoing,
+//                   pinned?, archived?, muted? (flags.js, synced)}
 //   messages       {key: "<author>:<message id>" | "notice:<id>", id, conversation, author,
 //                   authorDevice, outgoing, kind: "text" | "unsupported" | "notice", text,
 //                   timestamp, contentType (unsupported),
@@ -13,7 +14,8 @@
 //                   readSent, reason?, tone?}
 //
 // The device's other stores: outbox (outbox.js), seen and baseKeys (inbox.js), sessions
-// (sessions.js), lists (lists.js), meta ("settings": self.js, "history": history.js).
+// (sessions.js), lists (lists.js), meta ("settings": self.js, "history": history.js,
+// "blocked": the usernames the person blocked, flags.js).
 
 import * as store from "./store.js";
 
@@ -139,6 +141,11 @@ export function withMessage(conversation, message, unread) {
 export async function conversations() {
   const all = await store.readAll("conversations");
   return all.sort((a, b) => b.lastTimestamp - a.lastTimestamp || a.peer.localeCompare(b.peer));
+}
+
+/** @param {string} peer @returns {Promise<any>} the conversation's record, if any */
+export function conversation(peer) {
+  return store.read("conversations", peer);
 }
 
 /** @param {string} peer @returns {Promise<any[]>} in time order */

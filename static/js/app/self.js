@@ -33,24 +33,35 @@ export async function settings() {
   return { ...DEFAULT_SETTINGS, ...((await store.read("meta", "settings")) ?? {}) };
 }
 
+/** The settings that follow the account: index in the synced "settings" collection → field. */
+/** @type {Map<string, keyof Settings>} */
+const SYNCED_SETTINGS = new Map([
+  ["read_receipts", "readReceipts"],
+  ["notification_previews", "notificationPreviews"],
+]);
+
 /** Change some settings, keeping the others. @param {Partial<Settings>} changed */
 export async function saveSettings(changed) {
   const before = await settings();
   const value = { ...before, ...changed };
   await store.write("meta", value, "settings");
   notify({ kind: Change.SETTINGS });
-  // the setting follows the account to its other devices (docs/protocol.md 22.8)
-  if (before.readReceipts !== value.readReceipts) {
-    await syncMutate([["settings", ["read_receipts"], { on: Boolean(value.readReceipts) }]]);
+  // the settings follow the account to its other devices (docs/protocol.md 22.8)
+  /** @type {[string, string[], Record<string, any>][]} */
+  const mutations = [];
+  for (const [name, field] of SYNCED_SETTINGS) {
+    if (before[field] !== value[field]) mutations.push(["settings", [name], { on: Boolean(value[field]) }]);
   }
+  if (mutations.length) await syncMutate(mutations);
 }
 
 /** A setting another own device changed. @param {{index: string[], value: Record<string, any> | null}} change */
 async function applySyncedSetting({ index: [name], value }) {
-  if (name !== "read_receipts" || typeof value?.on !== "boolean") return;
+  const field = SYNCED_SETTINGS.get(name);
+  if (!field || typeof value?.on !== "boolean") return;
   const current = await settings();
-  if (current.readReceipts === value.on) return;
-  await store.write("meta", { ...current, readReceipts: value.on }, "settings");
+  if (current[field] === value.on) return;
+  await store.write("meta", { ...current, [field]: value.on }, "settings");
   notify({ kind: Change.SETTINGS });
 }
 onSynced("settings", applySyncedSetting);

@@ -1,5 +1,6 @@
 // The page title with the device's total unread count, "(3) Chats · Parley", in every tab,
-// recounted whenever messages or read state change (events.js tells every tab).
+// recounted whenever messages or read state change (events.js tells every tab). Muted and
+// archived conversations do not count: the title counts what would raise a notification.
 
 import { Change, changes } from "./events.js";
 import * as store from "./store.js";
@@ -22,7 +23,7 @@ export function setTitle(title) {
 
 async function recount() {
   const conversations = await store.readAll("conversations");
-  unread = conversations.reduce((sum, c) => sum + (c.unread > 0 ? c.unread : 0), 0);
+  unread = conversations.reduce((sum, c) => sum + (c.unread > 0 && !c.muted && !c.archived ? c.unread : 0), 0);
   render();
 }
 
@@ -34,7 +35,7 @@ export function startUnreadTitle() {
   const update = () => recount().catch(() => {});
   changes.addEventListener("change", (event) => {
     const kind = /** @type {CustomEvent} */ (event).detail?.kind;
-    if (kind === Change.MESSAGES) update();
+    if (kind === Change.MESSAGES || kind === Change.FLAGS) update();
   });
   update();
 }

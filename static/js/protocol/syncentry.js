@@ -20,10 +20,13 @@ export const MAX_DEVICE_ID_BYTES = 64;
 // The collections of this version; a decoder accepts any name of the same form, so a newer
 // device's collection still counts in the state hash of an older one.
 export const COLLECTIONS = Object.freeze([
+  "archived",
   "blocked",
   "contacts",
   "conversations",
   "devices",
+  "muted",
+  "pinned",
   "profile",
   "settings",
 ]);

@@ -319,6 +319,108 @@ def unsupported_kept() -> dict[str, Any]:
     )
 
 
+def blocked_dropped() -> dict[str, Any]:
+    text = int(ContentType.TEXT)
+    rng = TestRng(seed("scenario blocked"))  # per call: two builds give the same file
+    m5, m6, m7, m8 = (b64(rng(16)) for _ in range(4))
+    sent, sent_id = transcript("bob", ContentType.TEXT, {"text": "sent before"}, rng)
+    drop = {"type": "drop_blocked", "sender": "bob", "sender_device": "bob-phone"}
+    return scenario(
+        "Content from an account the person blocked (the synced `blocked` collection, section 22.8) is dropped: no record, no delivery or read receipt, nothing sent to it, not even its list fetched; a contact not blocked is answered as before, and the own account is never blocked.",
+        receiving_state(contacts=["bob", "carol"], read_receipts=True, blocked=["alice", "bob"]),
+        [
+            (
+                "a text from bob, a blocked contact: dropped, no record, no receipt",
+                decrypted("bob", "bob-phone", text, M1, {"text": "let me in"}),
+                [{**drop, "message_id": M1}],
+            ),
+            (
+                "the same text again: a duplicate, as any repeat",
+                decrypted("bob", "bob-phone", text, M1, {"text": "let me in"}),
+                [
+                    {
+                        "type": "drop_duplicate",
+                        "sender": "bob",
+                        "sender_device": "bob-phone",
+                        "message_id": M1,
+                    }
+                ],
+            ),
+            (
+                "a receipt from bob: dropped (not applied)",
+                decrypted(
+                    "bob",
+                    "bob-phone",
+                    int(ContentType.RECEIPT),
+                    M2,
+                    {"kind": "read", "message_ids": [M4]},
+                ),
+                [{**drop, "message_id": M2}],
+            ),
+            (
+                "a content type this device does not know, from bob: dropped, not kept",
+                decrypted("bob", "bob-phone", 42, M3, {"future": True}),
+                [{**drop, "message_id": M3}],
+            ),
+            (
+                "alice reads bob's older texts with read receipts on: nothing sent to bob",
+                {"type": "messages_read", "peer": "bob", "message_ids": [m5], "now": T1},
+                [],
+            ),
+            (
+                "a send to bob (a queued text or receipt): refused, nothing fetched",
+                {"type": "send_wanted", "envelope_id": "e1", "recipient": "bob", "now": T1},
+                [
+                    {
+                        "type": "notice",
+                        "account_id": "bob",
+                        "code": "send_refused",
+                        "data": {"envelope_id": "e1", "reason": "blocked"},
+                    }
+                ],
+            ),
+            (
+                "a text from carol, not blocked: stored, delivery receipt",
+                decrypted("carol", "carol-phone", text, m6, {"text": "hi"}),
+                [
+                    incoming("carol", "carol-phone", m6, "text", text="hi", status="received"),
+                    receipt("carol", "delivered", [m6]),
+                ],
+            ),
+            (
+                "alice reads carol's text: a read receipt to carol",
+                {"type": "messages_read", "peer": "carol", "message_ids": [m6], "now": T1},
+                [receipt("carol", "read", [m6])],
+            ),
+            (
+                "alice's laptop's transcript (the own account in `blocked` is ignored): stored",
+                decrypted("alice", "alice-laptop", int(ContentType.SENT_TRANSCRIPT), m7, sent),
+                [
+                    {
+                        "type": "store_message",
+                        "record": {
+                            "kind": "text",
+                            "author": "alice",
+                            "author_device": "alice-laptop",
+                            "conversation": "bob",
+                            "id": sent_id,
+                            "outgoing": True,
+                            "status": "sent",
+                            "text": "sent before",
+                            "timestamp": T0 - 5,
+                        },
+                    }
+                ],
+            ),
+            (
+                "a typing indicator from bob: dropped too",
+                decrypted("bob", "bob-phone", int(ContentType.TYPING), m8, {"state": "started"}),
+                [{**drop, "message_id": m8}],
+            ),
+        ],
+    )
+
+
 SCENARIOS = {
     "receive_receipts.json": receipts_sent,
     "receive_read_receipt.json": read_receipt_sent,
@@ -327,4 +429,5 @@ SCENARIOS = {
     "receive_history_key_once.json": history_key_once,
     "receive_unsupported_kept.json": unsupported_kept,
     "receive_sync_key.json": sync_key_from_own_device,
+    "receive_blocked_dropped.json": blocked_dropped,
 }

@@ -204,6 +204,25 @@ export class DropDuplicate {
   }
 }
 
+/** A content from an account the person blocked: ack and drop it (nothing stored, shown or answered). */
+export class DropBlocked {
+  static kind = "drop_blocked";
+  /** @param {string} sender @param {string} senderDevice @param {string} messageId */
+  constructor(sender, senderDevice, messageId) {
+    this.sender = sender;
+    this.senderDevice = senderDevice;
+    this.messageId = messageId;
+  }
+  toJSON() {
+    return {
+      type: DropBlocked.kind,
+      sender: this.sender,
+      sender_device: this.senderDevice,
+      message_id: this.messageId,
+    };
+  }
+}
+
 /**
  * An account sync key from an own listed device: hand it to the sync machine
  * (`SyncKeyReceived`).
@@ -271,4 +290,4 @@ export class ShareSyncKey {
   }
 }
 
-/** @typedef {SendFrame | HttpRequest | StoreList | Notice | ContentVerdict | SendPlan | StoreMessage | ApplyReceipt | MarkRead | SendContent | AcceptHistoryKey | DropDuplicate | AcceptSyncKey | StoreSync | SyncChanged | ShareSyncKey} Effect */
+/** @typedef {SendFrame | HttpRequest | StoreList | Notice | ContentVerdict | SendPlan | StoreMessage | ApplyReceipt | MarkRead | SendContent | AcceptHistoryKey | DropDuplicate | DropBlocked | AcceptSyncKey | StoreSync | SyncChanged | ShareSyncKey} Effect */

@@ -10,6 +10,7 @@ export {
   AcceptSyncKey,
   ApplyReceipt,
   ContentVerdict,
+  DropBlocked,
   DropDuplicate,
   HttpRequest,
   MarkRead,
@@ -45,7 +46,7 @@ export { HISTORY_DAYS, HISTORY_FORMAT, historyBundle, historyRecords } from "./h
 export { acceptList, deviceListPath, listChanges, parseListing } from "./lists.js";
 export { handle, OWN_DEVICES_ONLY } from "./machine.js";
 export { MAX_MISMATCH_RETRIES } from "./sending.js";
-export { contentDecrypted, messagesRead, seenKey } from "./receiving.js";
+export { contentDecrypted, isBlocked, messagesRead, seenKey } from "./receiving.js";
 export { DeviceState, LIST_MAX_AGE_MS, ListRecord, PendingFetch, PendingSend } from "./state.js";
 export { handle as handleSync, MAX_PATCH_MUTATIONS, STATE_PATH } from "./sync.js";
 export { SyncRequest, SyncState } from "./syncstate.js";

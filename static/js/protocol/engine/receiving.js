@@ -10,6 +10,7 @@ import {
   AcceptSyncKey,
   ApplyReceipt,
   ContentVerdict,
+  DropBlocked,
   DropDuplicate,
   MarkRead,
   SendContent,
@@ -28,6 +29,11 @@ export function seenKey(senderDevice, messageId) {
   return `${senderDevice}/${messageId}`;
 }
 
+/** Whether the person blocked this account (the own account never is). @param {DeviceState} state @param {string} accountId */
+export function isBlocked(state, accountId) {
+  return accountId !== state.accountId && state.blocked.has(accountId);
+}
+
 /** @param {DeviceState} state @param {ContentDecrypted | MessagesRead} event @returns {Result} */
 export function receive(state, event) {
   if (event instanceof MessagesRead) return messagesRead(state, event);
@@ -43,6 +49,7 @@ export function contentDecrypted(state, event) {
   const key = seenKey(event.senderDevice, event.messageId);
   if (state.seen.has(key)) return [state, [new DropDuplicate(event.sender, event.senderDevice, event.messageId)]];
   state = state.with({ seen: new Set([...state.seen, key]) });
+  if (isBlocked(state, event.sender)) return [state, [new DropBlocked(event.sender, event.senderDevice, event.messageId)]];
   const kind = event.contentType;
   if (kind === ContentType.TEXT) return [state, text(state, event)];
   if (kind === ContentType.RECEIPT) {
@@ -64,12 +71,13 @@ export function contentDecrypted(state, event) {
 }
 
 /**
- * A read receipt only when the setting is on, and only to a contact (the own devices learn it
- * by transcript).
+ * A read receipt only when the setting is on, and only to a contact not blocked (the own
+ * devices learn it by transcript).
  * @param {DeviceState} state @param {MessagesRead} event @returns {Result}
  */
 export function messagesRead(state, event) {
   if (!state.readReceipts || !event.messageIds.length || !state.contacts.has(event.peer)) return [state, []];
+  if (isBlocked(state, event.peer)) return [state, []];
   const ids = [...event.messageIds];
   /** @type {Effect[]} */
   const effects = [];

@@ -5,6 +5,7 @@
 
 import { Notice, SendPlan } from "./effects.js";
 import { ListWanted } from "./events.js";
+import { isBlocked } from "./receiving.js";
 import { PendingSend } from "./state.js";
 
 /** @typedef {import("./state.js").DeviceState} DeviceState */
@@ -20,10 +21,15 @@ const LIST_REFUSALS = new Set(["list_refused", "security_code_changed", "list_un
 
 /**
  * A new send: the lists it needs are fetched when missing or stale, then it is planned.
+ * Nothing goes to an account the person blocked (not even a receipt), and nothing is fetched.
  * @param {DeviceState} state @param {import("./events.js").SendWanted} event @param {ListWanter} listWanted
  * @returns {Result}
  */
 export function sendWanted(state, event, listWanted) {
+  if (isBlocked(state, event.recipient)) {
+    const why = { envelope_id: event.envelopeId, reason: "blocked" };
+    return [drop(state, event.envelopeId), [new Notice(event.recipient, "send_refused", why)]];
+  }
   return gather(state, event.envelopeId, new PendingSend(event.recipient), event.now, listWanted, false);
 }
 

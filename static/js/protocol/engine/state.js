@@ -143,7 +143,7 @@ export class DeviceState {
    * @param {{accountId: string, deviceId: string, accountKey: Uint8Array,
    *          lists?: Map<string, ListRecord>, pending?: Map<string, PendingFetch>,
    *          nextRequest?: number, sends?: Map<string, PendingSend>, contacts?: Set<string>, readReceipts?: boolean,
-   *          seen?: Set<string>, historyFrom?: string | null}} fields
+   *          seen?: Set<string>, historyFrom?: string | null, blocked?: Set<string>}} fields
    */
   constructor({
     accountId,
@@ -157,6 +157,7 @@ export class DeviceState {
     readReceipts = false,
     seen = new Set(),
     historyFrom = null,
+    blocked = new Set(),
   }) {
     this.accountId = accountId;
     this.deviceId = deviceId;
@@ -170,12 +171,13 @@ export class DeviceState {
     this.readReceipts = readReceipts; // the person's setting
     this.seen = seen; // "<sender device>/<message id>" already applied
     this.historyFrom = historyFrom; // the approving device, until its history key came
+    this.blocked = blocked; // accounts the person blocked (synced, 22.8)
   }
 
   /**
    * @param {Partial<{lists: Map<string, ListRecord>, pending: Map<string, PendingFetch>,
    *   nextRequest: number, sends: Map<string, PendingSend>, contacts: Set<string>, readReceipts: boolean, seen: Set<string>,
-   *   historyFrom: string | null}>} changes
+   *   historyFrom: string | null, blocked: Set<string>}>} changes
    */
   with(changes) {
     return new DeviceState({ ...this, ...changes });
@@ -194,6 +196,7 @@ export class DeviceState {
       read_receipts: this.readReceipts,
       seen: [...this.seen].sort(),
       history_from: this.historyFrom,
+      blocked: [...this.blocked].sort(),
     };
   }
 
@@ -211,6 +214,7 @@ export class DeviceState {
       readReceipts: Boolean(data.read_receipts),
       seen: new Set(data.seen ?? []),
       historyFrom: data.history_from ?? null,
+      blocked: new Set(data.blocked ?? []),
     });
   }
 }
