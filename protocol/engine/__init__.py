@@ -31,6 +31,8 @@ from protocol.engine.events import (
     SenderSeen,
     SendWanted,
     SyncAnswered,
+    SyncDevicesListed,
+    SyncDeviceUsed,
     SyncEvent,
     SyncFetchWanted,
     SyncKeyReceived,
@@ -54,9 +56,11 @@ from protocol.engine.state import (
 )
 from protocol.engine.sync import MAX_PATCH_MUTATIONS, STATE_PATH
 from protocol.engine.sync import handle as handle_sync
+from protocol.engine.syncdevices import LAST_USE_EVERY_MS
 from protocol.engine.syncstate import SyncRequest, SyncState
 
 __all__ = [
+    "LAST_USE_EVERY_MS",
     "MAX_PATCH_MUTATIONS",
     "STATE_PATH",
     "AcceptSyncKey",
@@ -64,6 +68,8 @@ __all__ = [
     "StoreSync",
     "SyncAnswered",
     "SyncChanged",
+    "SyncDeviceUsed",
+    "SyncDevicesListed",
     "SyncEvent",
     "SyncFetchWanted",
     "SyncKeyReceived",

@@ -34,12 +34,20 @@ from protocol.engine.effects import (
 )
 from protocol.engine.events import (
     SyncAnswered,
+    SyncDevicesListed,
+    SyncDeviceUsed,
     SyncEvent,
     SyncFetchWanted,
     SyncKeyReceived,
     SyncKeyShareWanted,
     SyncMutated,
     SyncRotateWanted,
+)
+from protocol.engine.syncdevices import (
+    device_used,
+    devices_listed,
+    rotation_settled,
+    rotation_wanted,
 )
 from protocol.engine.syncstate import (
     SyncRequest,
@@ -75,7 +83,11 @@ def handle(state: SyncState, event: SyncEvent) -> Result:
     elif isinstance(event, SyncKeyShareWanted):
         state = replace(state, share=True)
     elif isinstance(event, SyncRotateWanted):
-        state = replace(state, rotate=True, fetch=True)
+        state = rotation_wanted(state)
+    elif isinstance(event, SyncDevicesListed):
+        state, effects = devices_listed(state, event)
+    elif isinstance(event, SyncDeviceUsed):
+        state, effects = device_used(state, event)
     elif isinstance(event, SyncAnswered):
         state, effects = _answered(state, event)
     else:
@@ -194,6 +206,8 @@ def _fetched(state: SyncState, event: SyncAnswered) -> Result:
         code = "sync_key_awaited" if isinstance(error, SyncKeyUnknown) else "sync_refused"
         return state, [StoreSync(state), Notice(state.account_id, code, data)]
     state = replace(state, account=account, refused=None)
+    if not more:
+        state = rotation_settled(state)
     more_effects: list[Effect] = []
     if more:
         state, more_effects = _request(state, "fetch", account.version)

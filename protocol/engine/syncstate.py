@@ -111,6 +111,9 @@ class SyncState:
     request: SyncRequest | None = None
     fetch: bool = False  # read the log before anything else (doorbell, key, conflict)
     rotate: bool = False  # write the state under a new key (a device left)
+    # the log version this device had read when the rotation was asked for: a key in force
+    # after it is another device's rotation, which makes this one needless
+    rotate_after: int = 0
     share: bool = False  # send the newest key to the own devices
     compact: bool = False  # the server asked for a snapshot
     refused: tuple[str, str] | None = None  # the last refusal: (error class, message)
@@ -119,6 +122,8 @@ class SyncState:
     # next fetch tells whether the server stored it (an entry under its key id)
     proposed: SyncKey | None = None
     next_request: int = 1
+    # the own devices that may hold the sync key, as last listed (listed, not suspended)
+    devices: tuple[str, ...] = ()
 
     @property
     def newest_key(self) -> SyncKey | None:
@@ -134,6 +139,7 @@ class SyncState:
             "request": None if self.request is None else self.request.to_dict(),
             "fetch": self.fetch,
             "rotate": self.rotate,
+            "rotate_after": self.rotate_after,
             "share": self.share,
             "compact": self.compact,
             "refused": None
@@ -144,6 +150,7 @@ class SyncState:
             else {"version": self.checkpoint.version, "chain": b64u_encode(self.checkpoint.chain)},
             "proposed": None if self.proposed is None else key_to_dict(self.proposed),
             "next_request": self.next_request,
+            "devices": list(self.devices),
         }
 
     @classmethod
@@ -163,6 +170,7 @@ class SyncState:
             request=None if request is None else SyncRequest.from_dict(request),
             fetch=bool(data.get("fetch")),
             rotate=bool(data.get("rotate")),
+            rotate_after=int(data.get("rotate_after") or 0),
             share=bool(data.get("share")),
             compact=bool(data.get("compact")),
             refused=None if refused is None else (refused["error"], refused["message"]),
@@ -174,4 +182,5 @@ class SyncState:
             ),
             proposed=None if proposed is None else key_from_dict(proposed),
             next_request=int(data.get("next_request") or 1),
+            devices=tuple(str(d) for d in data.get("devices") or ()),
         )

@@ -19,12 +19,15 @@ import { applyEntries, checkFetched } from "../synclog.js";
 import { HttpRequest, Notice, ShareSyncKey, StoreSync, SyncChanged } from "./effects.js";
 import {
   SyncAnswered,
+  SyncDevicesListed,
+  SyncDeviceUsed,
   SyncFetchWanted,
   SyncKeyReceived,
   SyncKeyShareWanted,
   SyncMutated,
   SyncRotateWanted,
 } from "./events.js";
+import { deviceUsed, devicesListed, rotationSettled, rotationWanted } from "./syncdevices.js";
 import { bySince, keyFromJSON, mutationFromJSON, SyncRequest } from "./syncstate.js";
 
 /** @typedef {import("./syncstate.js").SyncState} SyncState */
@@ -53,7 +56,9 @@ export function handle(state, event) {
     else if (event.version > state.account.version) state = state.with({ fetch: true });
   } else if (event instanceof SyncKeyReceived) [state, effects] = keyReceived(state, event);
   else if (event instanceof SyncKeyShareWanted) state = state.with({ share: true });
-  else if (event instanceof SyncRotateWanted) state = state.with({ rotate: true, fetch: true });
+  else if (event instanceof SyncRotateWanted) state = rotationWanted(state);
+  else if (event instanceof SyncDevicesListed) [state, effects] = devicesListed(state, event);
+  else if (event instanceof SyncDeviceUsed) [state, effects] = deviceUsed(state, event);
   else if (event instanceof SyncAnswered) [state, effects] = answered(state, event);
   else throw new TypeError(`not a sync event: ${event}`);
   let more;
@@ -174,6 +179,7 @@ function fetched(state, event) {
     return [state, [new StoreSync(state), new Notice(state.accountId, code, data)]];
   }
   state = state.with({ account, refused: null });
+  if (!more) state = rotationSettled(state);
   /** @type {Effect[]} */
   let moreEffects = [];
   if (more) [state, moreEffects] = request(state, "fetch", account.version);
