@@ -50,5 +50,5 @@ export { MAX_MISMATCH_RETRIES } from "./sending.js";
 export { contentDecrypted, messagesRead, seenKey } from "./receiving.js";
 export { DeviceState, LIST_MAX_AGE_MS, ListRecord, PendingFetch, PendingSend } from "./state.js";
 export { handle as handleSync, MAX_PATCH_MUTATIONS, STATE_PATH } from "./sync.js";
-export { LAST_USE_EVERY_MS } from "./syncdevices.js";
+export { DEVICES, LAST_USE_EVERY_MS, lastUsed } from "./syncdevices.js";
 export { SyncRequest, SyncState } from "./syncstate.js";
