@@ -71,6 +71,8 @@ Result = tuple[SyncState, list[Effect]]
 def handle(state: SyncState, event: SyncEvent) -> Result:
     rng: Rng = TestRng(event.seed)
     effects: list[Effect] = []
+    if state.write_failed and not isinstance(event, SyncAnswered):
+        state = replace(state, write_failed=False)  # another event: writing may be tried again
     if isinstance(event, SyncMutated):
         state, effects = _mutated(state, event)
     elif isinstance(event, SyncFetchWanted):
@@ -270,7 +272,13 @@ def _written(state: SyncState, request: SyncRequest, event: SyncAnswered) -> Res
     if event.status == 409 and code == "state_compaction_needed":
         return replace(state, compact=True), effects
     notice = {"status": event.status, "code": code}
-    return state, [*effects, Notice(state.account_id, "sync_write_failed", notice)]
+    # not again at once: a device offline would otherwise write in a loop
+    state = replace(state, write_failed=True)
+    return state, [
+        StoreSync(state),
+        *effects,
+        Notice(state.account_id, "sync_write_failed", notice),
+    ]
 
 
 def _next(state: SyncState, rng: Rng) -> Result:
@@ -282,6 +290,8 @@ def _next(state: SyncState, rng: Rng) -> Result:
         return _request(replace(state, fetch=False), "fetch", state.account.version)
     if state.refused is not None:
         return state, []  # no write on a log this device refused; the next fetch may pass
+    if state.write_failed:
+        return state, []
     version = state.account.version + 1
     key = state.newest_key
     if key is None or state.rotate:

@@ -116,6 +116,9 @@ class SyncState:
     rotate_after: int = 0
     share: bool = False  # send the newest key to the own devices
     compact: bool = False  # the server asked for a snapshot
+    # the last write got no 201 and no conflict (no answer, a 5xx, a limit): the next write
+    # waits for another event (a change, a doorbell, a reconnect, a minute of use)
+    write_failed: bool = False
     refused: tuple[str, str] | None = None  # the last refusal: (error class, message)
     checkpoint: Checkpoint | None = None  # the newest an own device sent
     # a key this device created whose write got no 201 (a conflict, a lost answer): the
@@ -142,6 +145,7 @@ class SyncState:
             "rotate_after": self.rotate_after,
             "share": self.share,
             "compact": self.compact,
+            "write_failed": self.write_failed,
             "refused": None
             if self.refused is None
             else {"error": self.refused[0], "message": self.refused[1]},
@@ -173,6 +177,7 @@ class SyncState:
             rotate_after=int(data.get("rotate_after") or 0),
             share=bool(data.get("share")),
             compact=bool(data.get("compact")),
+            write_failed=bool(data.get("write_failed")),
             refused=None if refused is None else (refused["error"], refused["message"]),
             checkpoint=None
             if checkpoint is None

@@ -1,7 +1,8 @@
 """Scenarios of the sync machine's rules about own devices (docs/protocol.md section 22.8):
 each device's own last use, written at most every LAST_USE_EVERY_MS; a re-key when an own
 device leaves the list (or is suspended), and a losing rotation that takes the winner's key
-instead of rotating again. Nothing here imports the engine."""
+instead of rotating again; and a write that failed (a device offline writes its last use on
+every load) is not tried again until another event. Nothing here imports the engine."""
 
 from __future__ import annotations
 
@@ -194,8 +195,49 @@ def rotation_race_settled() -> dict[str, Any]:
     )
 
 
+def write_failed_waits() -> dict[str, Any]:
+    log = base_log()
+    start = log.state
+    use = last_use("alice-laptop", T1)
+    first_try = Log(state=start).patch(K1, [use], "load")
+    again = log.patch(K1, [use], "online again")
+    failed = {
+        "type": "notice",
+        "account_id": "alice",
+        "code": "sync_write_failed",
+        "data": {"status": 0, "code": "http_0"},
+    }
+    return sync_scenario(
+        "A write that gets no answer (the device is offline), a 5xx or a limit keeps its changes pending and is not tried again at once (an offline device would write in a loop); the next event from outside (a reconnect, a doorbell, a change, a minute of use) tries again.",
+        sync_state("alice-laptop", start),
+        [
+            (
+                "the page loads offline: its last use is due",
+                simple("sync_device_used", "load", T1),
+                [stored(start, pending=1), post("s1", first_try)],
+            ),
+            (
+                "no answer: the change stays, nothing is sent again now",
+                answered("s1", 0, None, "no answer", T1),
+                [stored(start, pending=1), failed],
+            ),
+            (
+                "the socket is back: read, then write again",
+                simple("sync_fetch_wanted", "reconnected", T2, version=None),
+                [get("s2", 1)],
+            ),
+            (
+                "nothing missed: the change is written",
+                answered("s2", 200, listing([], 1), "online again", T2),
+                [stored(start, pending=1), post("s3", again)],
+            ),
+        ],
+    )
+
+
 SCENARIOS = {
     "sync_last_use_throttled.json": last_use_throttled,
     "sync_device_left_rekeyed.json": device_left_rekeyed,
     "sync_rotation_race_settled.json": rotation_race_settled,
+    "sync_write_failed_waits.json": write_failed_waits,
 }

@@ -50,6 +50,7 @@ export function handle(state, event) {
   const rng = TestRng(event.seed);
   /** @type {Effect[]} */
   let effects = [];
+  if (state.writeFailed && !(event instanceof SyncAnswered)) state = state.with({ writeFailed: false }); // another event: writing may be tried again
   if (event instanceof SyncMutated) [state, effects] = mutated(state, event);
   else if (event instanceof SyncFetchWanted) {
     if (event.version === null) state = reconnected(state);
@@ -243,7 +244,9 @@ function written(state, req, event) {
   }
   if (event.status === 409 && code === "state_version_conflict") return [state.with({ fetch: true }), effects]; // read what was missed, then write again
   if (event.status === 409 && code === "state_compaction_needed") return [state.with({ compact: true }), effects];
-  return [state, [...effects, new Notice(state.accountId, "sync_write_failed", { status: event.status, code })]];
+  // not again at once: a device offline would otherwise write in a loop
+  state = state.with({ writeFailed: true });
+  return [state, [new StoreSync(state), ...effects, new Notice(state.accountId, "sync_write_failed", { status: event.status, code })]];
 }
 
 /**
@@ -255,6 +258,7 @@ function next(state, rng) {
   if (state.request !== null) return [state, []];
   if (state.fetch) return request(state.with({ fetch: false }), "fetch", state.account.version);
   if (state.refused !== null) return [state, []]; // no write on a log this device refused; the next fetch may pass
+  if (state.writeFailed) return [state, []];
   const version = state.account.version + 1;
   const key = state.newestKey;
   if (key === null || state.rotate) {

@@ -88,7 +88,8 @@ export class SyncRequest {
 /**
  * @typedef {{accountId: string, deviceId: string, keys: SyncKey[], account: AccountState,
  *   pending: Mutation[], request: SyncRequest | null, fetch: boolean, rotate: boolean,
- *   rotateAfter: number, share: boolean, compact: boolean, refused: [string, string] | null,
+ *   rotateAfter: number, share: boolean, compact: boolean, writeFailed: boolean,
+ *   refused: [string, string] | null,
  *   checkpoint: Checkpoint | null, proposed: SyncKey | null, nextRequest: number,
  *   devices: string[]}} SyncFields
  */
@@ -107,6 +108,7 @@ export class SyncState {
     rotateAfter = 0,
     share = false,
     compact = false,
+    writeFailed = false,
     refused = null,
     checkpoint = null,
     proposed = null,
@@ -126,6 +128,9 @@ export class SyncState {
     this.rotateAfter = rotateAfter;
     this.share = share; // send the newest key to the own devices
     this.compact = compact; // the server asked for a snapshot
+    // the last write got no 201 and no conflict (no answer, a 5xx, a limit): the next write
+    // waits for another event (a change, a doorbell, a reconnect, a minute of use)
+    this.writeFailed = writeFailed;
     this.refused = refused; // the last refusal: [error class, message]
     this.checkpoint = checkpoint; // the newest an own device sent
     // a key this device created whose write got no 201 (a conflict, a lost answer): the
@@ -158,6 +163,7 @@ export class SyncState {
       rotate_after: this.rotateAfter,
       share: this.share,
       compact: this.compact,
+      write_failed: this.writeFailed,
       refused: this.refused === null ? null : { error: this.refused[0], message: this.refused[1] },
       checkpoint:
         this.checkpoint === null ? null : { version: this.checkpoint.version, chain: b64uEncode(this.checkpoint.chain) },
@@ -182,6 +188,7 @@ export class SyncState {
       rotateAfter: Number(data.rotate_after ?? 0),
       share: Boolean(data.share),
       compact: Boolean(data.compact),
+      writeFailed: Boolean(data.write_failed),
       refused: refused == null ? null : [refused.error, refused.message],
       checkpoint:
         checkpoint == null
