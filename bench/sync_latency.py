@@ -8,7 +8,9 @@ over its own HTTP session. Device A adds a contact: its machine encrypts the pat
 it (compare-and-swap); the server commits and rings `state_changed` on device B's socket; B's
 machine reads the log after its version, checks and applies the entry. Timed from A's call to
 the moment B's state holds the new contact, one mutation at a time (closed loop), after 10
-warm-up mutations. Target: p50 under 50 ms on loopback (docs/benchmarks.md).
+warm-up mutations. Target: p50 under 50 ms on loopback (docs/benchmarks.md). Also the CPU
+time per mutation of the server process (from /proc) and of this process (both devices), and
+the load average, since on a shared machine waiting for a core is part of every figure.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -31,6 +34,14 @@ from client.sync import SyncDriver  # noqa: E402
 from protocol.engine import SyncState  # noqa: E402
 
 WARM_UP = 10
+# As a deployment runs (bench/load.py's settings): no DEBUG (which re-scans the static files
+# for the import map on every request and records every query), and no state write limit.
+SERVER_ENV = {
+    "DEBUG": "0",
+    "SECRET_KEY": "bench",
+    "LOG_LEVEL": "WARNING",
+    "PARLEY_RATE_STATE": "100000/60",
+}
 
 
 def now_ms() -> int:
@@ -42,12 +53,20 @@ def contact(i: int) -> tuple[str, tuple[str, ...], dict[str, object]]:
     return ("contacts", (f"friend{i:05d}",), value)
 
 
+def process_cpu(pid: int) -> float:
+    """Seconds of CPU (user + system) a process has used, from /proc/PID/stat."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def pct(values: list[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
-async def measure(url: str, ws_url: str, mutations: int) -> tuple[list[float], list[float]]:
+async def measure(
+    url: str, ws_url: str, mutations: int, server_pid: int
+) -> tuple[list[float], list[float], float, float]:
     from tests.support.actors import CompanionActor, PrimaryActor, link
     from tests.support.softauthn import SoftAuthenticator
 
@@ -83,8 +102,11 @@ async def measure(url: str, ws_url: str, mutations: int) -> tuple[list[float], l
                     event.set()
 
     reader = asyncio.create_task(device_b())
+    server_cpu = client_cpu = 0.0
     try:
         for i in range(WARM_UP + mutations):
+            if i == WARM_UP:
+                server_cpu, client_cpu = process_cpu(server_pid), time.process_time()
             name = contact(i)[1][0]
             seen[name] = asyncio.Event()
             start = time.perf_counter()
@@ -98,10 +120,12 @@ async def measure(url: str, ws_url: str, mutations: int) -> tuple[list[float], l
                 totals.append((done - start) * 1000)
                 writes.append((wrote - start) * 1000)
             assert a.state.refused is None and b.state.refused is None
+        server_cpu = process_cpu(server_pid) - server_cpu
+        client_cpu = time.process_time() - client_cpu
     finally:
         reader.cancel()
         await socket.close()
-    return totals, writes
+    return totals, writes, server_cpu * 1000 / mutations, client_cpu * 1000 / mutations
 
 
 def main() -> None:
@@ -118,10 +142,13 @@ def main() -> None:
         server = start_server(
             Path(tmp),
             redis_url=redis.url if redis else None,
-            extra_env={"PARLEY_RATE_STATE": "100000/60"},
+            extra_env=SERVER_ENV,
         )
+        load_before = os.getloadavg()[0]
         try:
-            totals, writes = asyncio.run(measure(server.url, server.ws_url, args.mutations))
+            totals, writes, server_cpu, client_cpu = asyncio.run(
+                measure(server.url, server.ws_url, args.mutations, server.process.pid)
+            )
         finally:
             server.stop()
             if redis:
@@ -132,6 +159,11 @@ def main() -> None:
         row = [pct(values, 50), pct(values, 95), pct(values, 99), max(values)]
         row.append(statistics.fmean(values))
         print(f"{label:32} " + " ".join(f"{v:6.1f} ms" for v in row))
+    print(
+        f"CPU per mutation: server {server_cpu:.1f} ms, both devices {client_cpu:.1f} ms; "
+        f"load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after "
+        f"({os.cpu_count()} cores)"
+    )
 
 
 if __name__ == "__main__":
