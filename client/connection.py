@@ -228,6 +228,7 @@ class DeviceConnection:
         self.on_event(Connected(reconnect=reconnect))
         if self.receive:  # a doorbell may have been lost while the socket was closed
             await self._sync(None)
+            await self._own_devices()
         async for text in self.socket:
             try:
                 frame = server_frame(text)
@@ -347,6 +348,19 @@ class DeviceConnection:
             )
             return
         self.on_event(DevicesChanged(self.messenger.account_id, accepted.version))
+        if self.receive:
+            devices = tuple(d.device_id for d in accepted.device_list.devices)
+            await self.emit(self.messenger.own_devices_listed(devices))
+
+    async def _own_devices(self) -> None:
+        """On connect: an own device that logged out while this one was offline is learnt
+        here, and the sync machine re-keys (docs/protocol.md section 22.8)."""
+        try:
+            events = self.messenger.own_devices_checked()
+        except (ServerUnreachable, ApiError, ProtocolError) as error:
+            self.on_event(ListWarning(self.messenger.account_id, f"own device list: {error}"))
+            return
+        await self.emit(events)
 
     async def _sync(self, version: int | None) -> None:
         """Read the account's state log (docs/protocol.md section 22.8): on every connect and

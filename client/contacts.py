@@ -54,6 +54,19 @@ class AccountSync(Sender):
         `state_changed {version}`."""
         return run_events(self.sync.fetch(version), me=self.account_id)
 
+    def own_devices_checked(self) -> list[Event]:
+        """Fetch and verify the own list, and tell the sync machine which own devices it names
+        and which the server reports logged out: it re-keys when one left (section 22.8),
+        and the new key comes out as a SyncKeyOwed. Only after a fetch, because only the
+        server's answer says who is suspended (this client keeps that in memory)."""
+        own = self.refresh_list(self.account_id)
+        return self.own_devices_listed(tuple(d.device_id for d in own.device_list.devices))
+
+    def own_devices_listed(self, listed: tuple[str, ...]) -> list[Event]:
+        """The sync machine's half of own_devices_checked, for a list the engine just fetched."""
+        suspended = tuple(sorted(self.suspended.get(self.account_id, frozenset())))
+        return run_events(self.sync.devices_listed(listed, suspended), me=self.account_id)
+
     def share_sync_key(self) -> list[Event]:
         """This device linked another: the account's sync key for it (the machine makes the
         first one when the account has none), as a SyncKeyOwed to send."""

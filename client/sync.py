@@ -18,6 +18,7 @@ from protocol.engine import (
     StoreSync,
     SyncAnswered,
     SyncChanged,
+    SyncDevicesListed,
     SyncEvent,
     SyncFetchWanted,
     SyncKeyReceived,
@@ -94,6 +95,9 @@ class SyncDriver:
 
     def rotate(self) -> SyncRun:
         return self.run(lambda seed: SyncRotateWanted(self.clock(), seed))
+
+    def devices_listed(self, listed: tuple[str, ...], suspended: tuple[str, ...]) -> SyncRun:
+        return self.run(lambda seed: SyncDevicesListed(listed, suspended, self.clock(), seed))
 
 
 def run_events(run: SyncRun, *, me: str) -> list[Event]:

@@ -398,7 +398,7 @@ def link_redeem(*, link: LinkSession, signature: bytes, now: datetime | None = N
             raise LinkRefused("This device was logged out.", code="device_revoked", status=403)
         link_move(link, State.REDEEMED)
         link.save(update_fields=["state"])
-        device_touch(device, now=moment, every=timedelta(0))
+        device_touch(device, now=moment)
     return device
 
 

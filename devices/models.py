@@ -24,7 +24,10 @@ class Device(models.Model):
     name = models.CharField(max_length=64)
     platform = models.CharField(max_length=128, blank=True)
     added_at = models.DateTimeField()
-    last_used_at = models.DateTimeField()
+    # The UTC day the server last saw the device (a request, a socket): what expiry needs
+    # and no more. Its exact last use the device writes to the account's synced state,
+    # which the server cannot read (docs/protocol.md section 22.8).
+    last_seen_on = models.DateField()
     # A revoked device is cut off at once; it stays in the signed list until the primary
     # re-signs one without it (a server-side suspension only shrinks the target set).
     revoked_at = models.DateTimeField(null=True, db_index=True)

@@ -24,7 +24,7 @@ from devices.selectors import (
     one_time_prekey_count,
     server_process_timeout,
 )
-from devices.services import device_touch
+from devices.services import device_touch, seen_day
 from web.errors import AppError
 
 # This server process. Its socket rows count while it beats (ServerProcess); rows of a
@@ -62,18 +62,26 @@ def _beat(now: datetime) -> None:
 def socket_opened(*, device_id: str, channel_name: str) -> None:
     now = timezone.now()
     _socket_store(device_id=device_id, channel_name=channel_name, now=now)
-    Device.objects.filter(pk=device_id).update(last_used_at=now)
+    _seen(device_id, now)
 
 
 @database_sync_to_async
 def socket_closed(*, device_id: str, channel_name: str) -> None:
     DeviceSocket.objects.filter(channel_name=channel_name).delete()
-    Device.objects.filter(pk=device_id, revoked_at__isnull=True).update(last_used_at=timezone.now())
+    _seen(device_id, timezone.now())
+
+
+def _seen(device_id: str, now: datetime) -> None:
+    """The day only: an open socket is all delivery needs, and "active now" is the socket row."""
+    day = seen_day(now)
+    Device.objects.filter(pk=device_id, revoked_at__isnull=True).exclude(last_seen_on=day).update(
+        last_seen_on=day
+    )
 
 
 @database_sync_to_async
 def socket_seen(*, device_id: str, channel_name: str) -> bool:
-    """Refresh presence on activity (at most once a minute for last use); False if the device
+    """Refresh presence on activity (and the day the device was last seen); False if the device
     was revoked meanwhile (the push may have been lost: the layer is only a doorbell)."""
     device = Device.objects.filter(pk=device_id).first()
     if device is None or device.revoked_at is not None:

@@ -106,7 +106,7 @@ def device_summaries(*, user: User, current: Device | None) -> list[dict[str, An
             "is_primary": d.is_primary,
             "identity_key": b64u_encode(bytes(d.identity_key)),
             "added_at": d.added_at.isoformat(),
-            "last_used_at": d.last_used_at.isoformat(),
+            "last_seen_on": d.last_seen_on.isoformat(),
             "active_now": d.id in online,
             "this_device": current is not None and d.id == current.id,
             "veto_until": _iso(veto_until(device=d, by=current, now=now) if current else None),

@@ -6,7 +6,7 @@ flows that reach into other apps (removing a device, creating an account) in `fl
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime
 
 from django.conf import settings
 from django.db import transaction
@@ -43,7 +43,7 @@ def device_create(
         name=distinct_device_name(user=user, name=new.name),
         platform=new.platform,
         added_at=moment,
-        last_used_at=moment,
+        last_seen_on=seen_day(moment),
     )
 
 
@@ -116,14 +116,17 @@ def account_rename(*, actor: Device, display_name: str) -> User:
     return user
 
 
-def device_touch(
-    device: Device, *, now: datetime | None = None, every: timedelta = timedelta(minutes=1)
-) -> None:
-    """Record use, at most once a minute (a write per request would be waste)."""
-    moment = now or timezone.now()
-    if moment - device.last_used_at >= every:
-        Device.objects.filter(pk=device.pk).update(last_used_at=moment)
-        device.last_used_at = moment
+def seen_day(moment: datetime) -> date:
+    """The UTC day of `moment`: all the server keeps of when a device was used."""
+    return moment.astimezone(UTC).date()
+
+
+def device_touch(device: Device, *, now: datetime | None = None) -> None:
+    """Record that the device was seen today (one write a day at most)."""
+    day = seen_day(now or timezone.now())
+    if device.last_seen_on != day:
+        Device.objects.filter(pk=device.pk).update(last_seen_on=day)
+        device.last_seen_on = day
 
 
 def device_bind_session(*, device: Device, session_key: str) -> None:

@@ -14,6 +14,7 @@ from devices.devicelists import DeviceListRefused, device_list_store
 from devices.models import Device
 from devices.revocation import device_cut_off, revocation_reason
 from devices.selectors import active_device_ids
+from devices.services import seen_day
 from messaging.services import queue_drop_for_device
 from protocol import devicelist as dl
 
@@ -67,9 +68,11 @@ def companions_of_idle_primaries_remove(*, now: datetime | None = None) -> int:
     PARLEY_PRIMARY_INACTIVITY_DAYS (a server-side suspension: the primary re-signs later).
     Returns how many were logged out."""
     moment = now or timezone.now()
-    cutoff = moment - timedelta(days=settings.PARLEY_PRIMARY_INACTIVITY_DAYS)
+    # the server keeps only the day a device was last seen: a primary seen on day D is
+    # idle once D is more than PARLEY_PRIMARY_INACTIVITY_DAYS whole days back
+    cutoff = seen_day(moment - timedelta(days=settings.PARLEY_PRIMARY_INACTIVITY_DAYS))
     idle_accounts = Device.objects.filter(
-        is_primary=True, revoked_at__isnull=True, last_used_at__lt=cutoff
+        is_primary=True, revoked_at__isnull=True, last_seen_on__lt=cutoff
     ).values_list("user_id", flat=True)
     logged_out = 0
     with transaction.atomic():

@@ -32,6 +32,8 @@ from protocol.engine.events import (
     SenderSeen,
     SendWanted,
     SyncAnswered,
+    SyncDevicesListed,
+    SyncDeviceUsed,
     SyncEvent,
     SyncFetchWanted,
     SyncKeyReceived,
@@ -55,9 +57,13 @@ from protocol.engine.state import (
 )
 from protocol.engine.sync import MAX_PATCH_MUTATIONS, STATE_PATH
 from protocol.engine.sync import handle as handle_sync
+from protocol.engine.syncdevices import DEVICES, LAST_USE_EVERY_MS, last_used
 from protocol.engine.syncstate import SyncRequest, SyncState
 
 __all__ = [
+    "DEVICES",
+    "LAST_USE_EVERY_MS",
+    "last_used",
     "MAX_PATCH_MUTATIONS",
     "STATE_PATH",
     "AcceptSyncKey",
@@ -65,6 +71,8 @@ __all__ = [
     "StoreSync",
     "SyncAnswered",
     "SyncChanged",
+    "SyncDeviceUsed",
+    "SyncDevicesListed",
     "SyncEvent",
     "SyncFetchWanted",
     "SyncKeyReceived",

@@ -248,9 +248,45 @@ class SyncKeyShareWanted:
 
 @dataclass(frozen=True)
 class SyncRotateWanted:
-    """This device removed or logged out another own device: re-key the state."""
+    """Re-key the state now (an own device left), unless another device's rotation is in the
+    log already (section 22.8)."""
 
     kind: ClassVar[str] = "sync_rotate_wanted"
+    now: int
+    seed: bytes
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": self.kind, "now": self.now, "seed": b64u_encode(self.seed)}
+
+
+@dataclass(frozen=True)
+class SyncDevicesListed:
+    """The own account's list as this device just verified it (section 4.3), with the devices
+    the server reports logged out (`suspended`): an own device that left holds the sync key,
+    so the state is re-keyed (section 22.8)."""
+
+    kind: ClassVar[str] = "sync_devices_listed"
+    listed: tuple[str, ...]
+    suspended: tuple[str, ...]
+    now: int
+    seed: bytes
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "type": self.kind,
+            "listed": list(self.listed),
+            "suspended": list(self.suspended),
+            "now": self.now,
+            "seed": b64u_encode(self.seed),
+        }
+
+
+@dataclass(frozen=True)
+class SyncDeviceUsed:
+    """The person uses this device (a page loaded, a minute passed in use): its last use
+    goes into the synced state, at most once per LAST_USE_EVERY_MS (section 22.8)."""
+
+    kind: ClassVar[str] = "sync_device_used"
     now: int
     seed: bytes
 
@@ -286,6 +322,8 @@ SyncEvent = (
     | SyncKeyReceived
     | SyncKeyShareWanted
     | SyncRotateWanted
+    | SyncDevicesListed
+    | SyncDeviceUsed
     | SyncAnswered
 )
 
@@ -356,6 +394,10 @@ def sync_event_from_dict(data: Mapping[str, Any]) -> SyncEvent:
         return SyncKeyShareWanted(now, seed)
     if kind == SyncRotateWanted.kind:
         return SyncRotateWanted(now, seed)
+    if kind == SyncDevicesListed.kind:
+        return SyncDevicesListed(tuple(data["listed"]), tuple(data["suspended"]), now, seed)
+    if kind == SyncDeviceUsed.kind:
+        return SyncDeviceUsed(now, seed)
     if kind == SyncAnswered.kind:
         return SyncAnswered(data["request_id"], data["status"], data["body"], now, seed)
     raise MalformedMessage(f"engine event: unknown type {kind!r}")

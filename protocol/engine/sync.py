@@ -34,12 +34,20 @@ from protocol.engine.effects import (
 )
 from protocol.engine.events import (
     SyncAnswered,
+    SyncDevicesListed,
+    SyncDeviceUsed,
     SyncEvent,
     SyncFetchWanted,
     SyncKeyReceived,
     SyncKeyShareWanted,
     SyncMutated,
     SyncRotateWanted,
+)
+from protocol.engine.syncdevices import (
+    device_used,
+    devices_listed,
+    rotation_settled,
+    rotation_wanted,
 )
 from protocol.engine.syncstate import (
     SyncRequest,
@@ -63,6 +71,8 @@ Result = tuple[SyncState, list[Effect]]
 def handle(state: SyncState, event: SyncEvent) -> Result:
     rng: Rng = TestRng(event.seed)
     effects: list[Effect] = []
+    if state.write_failed and not isinstance(event, SyncAnswered):
+        state = replace(state, write_failed=False)  # another event: writing may be tried again
     if isinstance(event, SyncMutated):
         state, effects = _mutated(state, event)
     elif isinstance(event, SyncFetchWanted):
@@ -75,7 +85,11 @@ def handle(state: SyncState, event: SyncEvent) -> Result:
     elif isinstance(event, SyncKeyShareWanted):
         state = replace(state, share=True)
     elif isinstance(event, SyncRotateWanted):
-        state = replace(state, rotate=True, fetch=True)
+        state = rotation_wanted(state)
+    elif isinstance(event, SyncDevicesListed):
+        state, effects = devices_listed(state, event)
+    elif isinstance(event, SyncDeviceUsed):
+        state, effects = device_used(state, event)
     elif isinstance(event, SyncAnswered):
         state, effects = _answered(state, event)
     else:
@@ -194,6 +208,8 @@ def _fetched(state: SyncState, event: SyncAnswered) -> Result:
         code = "sync_key_awaited" if isinstance(error, SyncKeyUnknown) else "sync_refused"
         return state, [StoreSync(state), Notice(state.account_id, code, data)]
     state = replace(state, account=account, refused=None)
+    if not more:
+        state = rotation_settled(state)
     more_effects: list[Effect] = []
     if more:
         state, more_effects = _request(state, "fetch", account.version)
@@ -256,7 +272,13 @@ def _written(state: SyncState, request: SyncRequest, event: SyncAnswered) -> Res
     if event.status == 409 and code == "state_compaction_needed":
         return replace(state, compact=True), effects
     notice = {"status": event.status, "code": code}
-    return state, [*effects, Notice(state.account_id, "sync_write_failed", notice)]
+    # not again at once: a device offline would otherwise write in a loop
+    state = replace(state, write_failed=True)
+    return state, [
+        StoreSync(state),
+        *effects,
+        Notice(state.account_id, "sync_write_failed", notice),
+    ]
 
 
 def _next(state: SyncState, rng: Rng) -> Result:
@@ -268,6 +290,8 @@ def _next(state: SyncState, rng: Rng) -> Result:
         return _request(replace(state, fetch=False), "fetch", state.account.version)
     if state.refused is not None:
         return state, []  # no write on a log this device refused; the next fetch may pass
+    if state.write_failed:
+        return state, []
     version = state.account.version + 1
     key = state.newest_key
     if key is None or state.rotate:

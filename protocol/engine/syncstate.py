@@ -111,14 +111,22 @@ class SyncState:
     request: SyncRequest | None = None
     fetch: bool = False  # read the log before anything else (doorbell, key, conflict)
     rotate: bool = False  # write the state under a new key (a device left)
+    # the log version this device had read when the rotation was asked for: a key in force
+    # after it is another device's rotation, which makes this one needless
+    rotate_after: int = 0
     share: bool = False  # send the newest key to the own devices
     compact: bool = False  # the server asked for a snapshot
+    # the last write got no 201 and no conflict (no answer, a 5xx, a limit): the next write
+    # waits for another event (a change, a doorbell, a reconnect, a minute of use)
+    write_failed: bool = False
     refused: tuple[str, str] | None = None  # the last refusal: (error class, message)
     checkpoint: Checkpoint | None = None  # the newest an own device sent
     # a key this device created whose write got no 201 (a conflict, a lost answer): the
     # next fetch tells whether the server stored it (an entry under its key id)
     proposed: SyncKey | None = None
     next_request: int = 1
+    # the own devices that may hold the sync key, as last listed (listed, not suspended)
+    devices: tuple[str, ...] = ()
 
     @property
     def newest_key(self) -> SyncKey | None:
@@ -134,8 +142,10 @@ class SyncState:
             "request": None if self.request is None else self.request.to_dict(),
             "fetch": self.fetch,
             "rotate": self.rotate,
+            "rotate_after": self.rotate_after,
             "share": self.share,
             "compact": self.compact,
+            "write_failed": self.write_failed,
             "refused": None
             if self.refused is None
             else {"error": self.refused[0], "message": self.refused[1]},
@@ -144,6 +154,7 @@ class SyncState:
             else {"version": self.checkpoint.version, "chain": b64u_encode(self.checkpoint.chain)},
             "proposed": None if self.proposed is None else key_to_dict(self.proposed),
             "next_request": self.next_request,
+            "devices": list(self.devices),
         }
 
     @classmethod
@@ -163,8 +174,10 @@ class SyncState:
             request=None if request is None else SyncRequest.from_dict(request),
             fetch=bool(data.get("fetch")),
             rotate=bool(data.get("rotate")),
+            rotate_after=int(data.get("rotate_after") or 0),
             share=bool(data.get("share")),
             compact=bool(data.get("compact")),
+            write_failed=bool(data.get("write_failed")),
             refused=None if refused is None else (refused["error"], refused["message"]),
             checkpoint=None
             if checkpoint is None
@@ -174,4 +187,5 @@ class SyncState:
             ),
             proposed=None if proposed is None else key_from_dict(proposed),
             next_request=int(data.get("next_request") or 1),
+            devices=tuple(str(d) for d in data.get("devices") or ()),
         )

@@ -26,13 +26,13 @@ def test_companions_are_logged_out_when_the_primary_was_unused_for_the_inactivit
     companion = link(primary, CompanionActor(DjangoTransport()))
     waiting = CompanionActor(DjangoTransport()).open_link()
     Device.objects.filter(pk=primary.device_id).update(
-        last_used_at=timezone.now() - timedelta(days=13)
+        last_seen_on=(timezone.now() - timedelta(days=14)).date()
     )
     out = StringIO()
     call_command("expire_devices", stdout=out)
     assert Device.objects.get(pk=companion.device_id).revoked_at is None
     Device.objects.filter(pk=primary.device_id).update(
-        last_used_at=timezone.now() - timedelta(days=15)
+        last_seen_on=(timezone.now() - timedelta(days=15)).date()
     )
     LinkSession.objects.filter(pk=waiting.link_id).update(
         expires_at=timezone.now() - timedelta(seconds=1)

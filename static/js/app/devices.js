@@ -7,15 +7,19 @@ import { ApiError, api, deviceRevoked } from "./api.js";
 import { ListRefused, acceptDeviceList, loadKeys, nextDeviceList, topUpPrekeys } from "./device.js";
 import { setRemover, showNewDevices } from "./newdevices.js";
 import { onDeviceFrame, startDeviceSocket, stopDeviceSocket } from "./socket.js";
+import { Change, changes } from "./events.js";
 import { getSelf } from "./store.js";
-import { rotateSyncKey } from "./sync.js";
-import { byId, confirmDialog, formatDate, h, say, showLoggedOut, timeAgo } from "./ui.js";
+import { lastUses } from "./sync.js";
+import { byId, confirmDialog, formatDate, formatTime, h, say, showLoggedOut, timeAgo } from "./ui.js";
 
 const message = byId("devices-message");
 /** @type {import("./store.js").SelfRecord} */
 let self;
 /** @type {any} */
 let index = null;
+/** Each own device's exact last use, as it wrote it into the synced state (ms). */
+/** @type {Map<string, number>} */
+let used = new Map();
 let refreshing = false;
 /** The device being renamed on this page, and what the person typed so far. */
 /** @type {{deviceId: string, value: string} | null} */
@@ -122,6 +126,33 @@ function renameForm(device) {
   return form;
 }
 
+const DAY_MS = 24 * 60 * 60 * 1000;
+
+/**
+ * When a device was last used: exactly, as the device itself wrote it into the synced state
+ * (the server cannot read it); else the day the server last saw it (all the server keeps), a
+ * UTC day. The day wins when it is later (a device that stopped writing, or never wrote).
+ * @param {any} device
+ */
+function lastUse(device) {
+  const exact = used.get(device.device_id);
+  const day = typeof device.last_seen_on === "string" ? device.last_seen_on : null;
+  if (exact !== undefined && (day === null || new Date(exact).toISOString().slice(0, 10) >= day)) {
+    const when = new Date(exact);
+    return h("span", {
+      class: "presence",
+      text: `Last used ${timeAgo(when)}`,
+      attrs: { title: `${formatDate(when)}, ${formatTime(when)}`, "data-last-use": "exact" },
+    });
+  }
+  if (day === null) return null;
+  const today = new Date().toISOString().slice(0, 10);
+  const yesterday = new Date(Date.now() - DAY_MS).toISOString().slice(0, 10);
+  const words =
+    day === today ? "today" : day === yesterday ? "yesterday" : `on ${formatDate(new Date(`${day}T12:00:00Z`))}`;
+  return h("span", { class: "presence", text: `Last seen ${words}`, attrs: { "data-last-use": "day" } });
+}
+
 /** @param {any} device */
 function deviceItem(device) {
   const name = device.name || "Unnamed device";
@@ -131,10 +162,7 @@ function deviceItem(device) {
   // This page is open on this device, so it is in use now whatever the presence row says.
   const presence = device.active_now || device.this_device
     ? h("span", { class: "presence active", text: "Active now" })
-    : h("span", {
-        class: "presence",
-        text: `Last used ${timeAgo(new Date(device.last_used_at))}`,
-      });
+    : lastUse(device);
   const meta = h(
     "p",
     { class: "device-meta" },
@@ -226,6 +254,7 @@ async function resignIfSuspended() {
 
 async function load() {
   index = await api("/api/devices");
+  used = await lastUses();
   startDeviceSocket();
   try {
     await verifiedList(index.device_list);
@@ -270,8 +299,8 @@ async function removeCompanion(device) {
   await verifiedList(next.toJSON());
   doneHere.add(device.device_id);
   say(message, "ok", `Your device ${quoted(device.name)} was logged out.`);
-  // what is written from now on is under a key the removed device never gets (23.2)
-  await rotateSyncKey();
+  // the sync key is rotated by the messenger's sync machine once the own list it fetches on
+  // devices_changed lacks this device (22.8)
   await refresh();
 }
 
@@ -293,8 +322,7 @@ async function vetoDevice(device) {
   });
   doneHere.add(device.device_id);
   say(message, "ok", `Your device ${quoted(device.name)} was removed.`);
-  await rotateSyncKey(); // what is written from now on is under a key it never gets (23.2)
-  await refresh();
+  await refresh(); // the sync key is rotated once the own list shows it suspended (22.8)
 }
 
 async function logOutSelf() {
@@ -378,6 +406,12 @@ async function main() {
     return;
   }
   window.setInterval(() => refresh(), 30_000);
+  // another own device's last use arrived through the synced state
+  changes.addEventListener("change", async (event) => {
+    if (/** @type {CustomEvent} */ (event).detail?.kind !== Change.SYNC || !index || editing) return;
+    used = await lastUses();
+    render();
+  });
   try {
     const updated = await topUpPrekeys(self, api);
     if (updated) self = updated;

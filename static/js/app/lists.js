@@ -7,6 +7,7 @@ import { ApiError, api } from "./api.js";
 import { ListRefused, listRefused, loadKeys, recordOf, storedOf } from "./device.js";
 import { blockedAccounts } from "./flags.js";
 import * as store from "./store.js";
+import { syncDevicesListed } from "./sync.js";
 
 const { b64uDecode } = encoding;
 
@@ -101,6 +102,10 @@ async function drive(state, effects) {
 async function storeList({ accountId, record }) {
   await store.putAcceptedList(accountId, storedOf(record));
   suspended.set(accountId, new Set(record.suspended));
+  if (accountId === (await store.getSelf())?.accountId) {
+    // the sync machine re-keys when an own device left (22.8); not awaited, see syncDevicesListed
+    syncDevicesListed(record.deviceList.devices.map((d) => d.deviceId), [...record.suspended]);
+  }
   const listed = new Set(record.deviceList.devices.map((d) => d.deviceId));
   const stale = (await store.readAll("sessions")).filter(
     (r) => r.accountId === accountId && !listed.has(r.deviceId),

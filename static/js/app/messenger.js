@@ -32,6 +32,16 @@ function ownListChanged(frame) {
     .catch((error) => console.warn("Parley: own device list refresh failed", error));
 }
 
+/** The own list, when older than the engine's LIST_MAX_AGE_MS: a device that was offline
+ * when another logged out learns it here (and the sync machine re-keys, 22.8). */
+async function ownListChecked() {
+  const me = await store.getSelf();
+  if (!me) return;
+  runEngine(new engine.ListWanted(me.accountId, Date.now()), []).catch((error) =>
+    console.warn("Parley: own device list check failed", error),
+  );
+}
+
 /** @param {any} frame a frame of the device socket */
 function onFrame(frame) {
   if (frame.type === frames.DELIVER && Array.isArray(frame.envelopes)) onDeliver(frame.envelopes);
@@ -55,6 +65,7 @@ export async function startMessenger() {
     onSocketOpen(() => {
       flush();
       syncFetch(null); // the state_changed doorbell may have rung while the socket was closed
+      ownListChecked();
     });
     // Deliveries that reached the socket before this listener existed were not handled:
     // ask for every unacknowledged envelope again (repeats are refused as replays, silently),
@@ -63,6 +74,7 @@ export async function startMessenger() {
       flush();
       refillPrekeys();
       syncFetch(null);
+      ownListChecked();
     }
     resumeHistory();
   });

@@ -1,6 +1,6 @@
 // This browser as an adapter of the sync machine (static/js/protocol/engine/sync.js,
 // docs/protocol.md section 22.8): what follows the account (contacts, read positions,
-// settings, device names) read from and written to the account's state log. It runs the
+// settings, each device's last use) read from and written to the account's state log. It runs the
 // machine under the "parley-sync" Web Lock (several tabs are one device), performs its
 // requests, keeps its state in IndexedDB meta "sync", and hands what changed to the module
 // that owns each store (contacts.js, inbox.js, self.js register with onSynced). No sync rule
@@ -136,7 +136,32 @@ export function shareSyncKey() {
   return run((seed) => new engine.SyncKeyShareWanted(Date.now(), seed));
 }
 
-/** This device removed another: the state is written again under a new key, sent to the rest. */
-export function rotateSyncKey() {
-  return run((seed) => new engine.SyncRotateWanted(Date.now(), seed));
+/**
+ * The own account's list as this browser just verified it, and the devices the server reports
+ * logged out: the machine re-keys when an own device left (22.8). Not awaited by callers that
+ * hold the state lock: a run may queue a key share, which takes it.
+ * @param {string[]} listed @param {string[]} suspended
+ */
+export function syncDevicesListed(listed, suspended) {
+  return run((seed) => new engine.SyncDevicesListed(listed, suspended, Date.now(), seed));
+}
+
+/** The person uses this device: the machine writes its last use when one is due (22.8). */
+export function syncDeviceUsed() {
+  return run((seed) => new engine.SyncDeviceUsed(Date.now(), seed));
+}
+
+/**
+ * Each own device's last use as it wrote it into the synced state (ms), by device id.
+ * @returns {Promise<Map<string, number>>}
+ */
+export async function lastUses() {
+  const found = new Map();
+  const state = await loadState();
+  if (!state) return found;
+  for (const [index, value] of state.account.collection(engine.DEVICES)) {
+    const used = engine.lastUsed(value);
+    if (used !== null && index.length === 1) found.set(index[0], used);
+  }
+  return found;
 }

@@ -4,7 +4,7 @@ Run: .venv/bin/python tests/vectors/scenarios/generate.py   (rewrites tests/vect
 
 Keys come from TestRng streams over fixed seeds and lists are signed here (builders.py), so
 two runs give identical files. The expected effects are written out by hand (list_rules.py,
-content_rules.py, history_rules.py, sync_rules.py and the link URL below); nothing here imports the engine: a scenario
+content_rules.py, history_rules.py, sync_rules.py, sync_device_rules.py and the link URL below); nothing here imports the engine: a scenario
 states the rule, the engines in both languages must meet it.
 """
 
@@ -24,6 +24,7 @@ from tests.vectors.scenarios import (  # noqa: E402
     list_rules,
     receive_rules,
     send_rules,
+    sync_device_rules,
     sync_rules,
 )
 from tests.vectors.scenarios.builders import b64, seed  # noqa: E402
@@ -109,6 +110,7 @@ def build_scenarios() -> dict[str, dict[str, Any]]:
         **{name: build() for name, build in receive_rules.SCENARIOS.items()},
         **{name: build() for name, build in history_rules.SCENARIOS.items()},
         **{name: build() for name, build in sync_rules.SCENARIOS.items()},
+        **{name: build() for name, build in sync_device_rules.SCENARIOS.items()},
     }
 
 

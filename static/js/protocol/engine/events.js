@@ -242,7 +242,10 @@ export class SyncKeyShareWanted {
   }
 }
 
-/** This device removed or logged out another own device: re-key the state. */
+/**
+ * Re-key the state now (an own device left), unless another device's rotation is in the log
+ * already (section 22.8).
+ */
 export class SyncRotateWanted {
   static kind = "sync_rotate_wanted";
   /** @param {number} now @param {Uint8Array} seed */
@@ -252,6 +255,47 @@ export class SyncRotateWanted {
   }
   toJSON() {
     return { type: SyncRotateWanted.kind, now: this.now, seed: b64uEncode(this.seed) };
+  }
+}
+
+/**
+ * The own account's list as this device just verified it (section 4.3), with the devices the
+ * server reports logged out (`suspended`): an own device that left holds the sync key, so the
+ * state is re-keyed (section 22.8).
+ */
+export class SyncDevicesListed {
+  static kind = "sync_devices_listed";
+  /** @param {string[]} listed @param {string[]} suspended @param {number} now @param {Uint8Array} seed */
+  constructor(listed, suspended, now, seed) {
+    this.listed = listed;
+    this.suspended = suspended;
+    this.now = now;
+    this.seed = seed;
+  }
+  toJSON() {
+    return {
+      type: SyncDevicesListed.kind,
+      listed: this.listed,
+      suspended: this.suspended,
+      now: this.now,
+      seed: b64uEncode(this.seed),
+    };
+  }
+}
+
+/**
+ * The person uses this device (a page loaded, a minute passed in use): its last use goes into
+ * the synced state, at most once per LAST_USE_EVERY_MS (section 22.8).
+ */
+export class SyncDeviceUsed {
+  static kind = "sync_device_used";
+  /** @param {number} now @param {Uint8Array} seed */
+  constructor(now, seed) {
+    this.now = now;
+    this.seed = seed;
+  }
+  toJSON() {
+    return { type: SyncDeviceUsed.kind, now: this.now, seed: b64uEncode(this.seed) };
   }
 }
 
@@ -278,7 +322,7 @@ export class SyncAnswered {
   }
 }
 
-/** @typedef {SyncMutated | SyncFetchWanted | SyncKeyReceived | SyncKeyShareWanted | SyncRotateWanted | SyncAnswered} SyncEvent */
+/** @typedef {SyncMutated | SyncFetchWanted | SyncKeyReceived | SyncKeyShareWanted | SyncRotateWanted | SyncDevicesListed | SyncDeviceUsed | SyncAnswered} SyncEvent */
 
 /** @typedef {FrameReceived | HttpAnswered | ListWanted | SenderSeen | ContentReceived | ContentDecrypted | MessagesRead | SendWanted} Event */
 
@@ -336,6 +380,8 @@ export function syncEventFromJSON(data) {
   if (kind === SyncKeyReceived.kind) return new SyncKeyReceived(data.sender_device, data.body, now, seed);
   if (kind === SyncKeyShareWanted.kind) return new SyncKeyShareWanted(now, seed);
   if (kind === SyncRotateWanted.kind) return new SyncRotateWanted(now, seed);
+  if (kind === SyncDevicesListed.kind) return new SyncDevicesListed([...data.listed], [...data.suspended], now, seed);
+  if (kind === SyncDeviceUsed.kind) return new SyncDeviceUsed(now, seed);
   if (kind === SyncAnswered.kind) return new SyncAnswered(data.request_id, data.status, data.body, now, seed);
   throw new MalformedMessage(`engine event: unknown type ${JSON.stringify(kind)}`);
 }

@@ -35,6 +35,8 @@ export {
   SenderSeen,
   SendWanted,
   SyncAnswered,
+  SyncDevicesListed,
+  SyncDeviceUsed,
   syncEventFromJSON,
   SyncFetchWanted,
   SyncKeyReceived,
@@ -49,4 +51,5 @@ export { MAX_MISMATCH_RETRIES } from "./sending.js";
 export { contentDecrypted, isBlocked, messagesRead, seenKey } from "./receiving.js";
 export { DeviceState, LIST_MAX_AGE_MS, ListRecord, PendingFetch, PendingSend } from "./state.js";
 export { handle as handleSync, MAX_PATCH_MUTATIONS, STATE_PATH } from "./sync.js";
+export { DEVICES, LAST_USE_EVERY_MS, lastUsed } from "./syncdevices.js";
 export { SyncRequest, SyncState } from "./syncstate.js";

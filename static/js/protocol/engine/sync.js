@@ -19,12 +19,15 @@ import { applyEntries, checkFetched } from "../synclog.js";
 import { HttpRequest, Notice, ShareSyncKey, StoreSync, SyncChanged } from "./effects.js";
 import {
   SyncAnswered,
+  SyncDevicesListed,
+  SyncDeviceUsed,
   SyncFetchWanted,
   SyncKeyReceived,
   SyncKeyShareWanted,
   SyncMutated,
   SyncRotateWanted,
 } from "./events.js";
+import { deviceUsed, devicesListed, rotationSettled, rotationWanted } from "./syncdevices.js";
 import { bySince, keyFromJSON, mutationFromJSON, SyncRequest } from "./syncstate.js";
 
 /** @typedef {import("./syncstate.js").SyncState} SyncState */
@@ -47,13 +50,16 @@ export function handle(state, event) {
   const rng = TestRng(event.seed);
   /** @type {Effect[]} */
   let effects = [];
+  if (state.writeFailed && !(event instanceof SyncAnswered)) state = state.with({ writeFailed: false }); // another event: writing may be tried again
   if (event instanceof SyncMutated) [state, effects] = mutated(state, event);
   else if (event instanceof SyncFetchWanted) {
     if (event.version === null) state = reconnected(state);
     else if (event.version > state.account.version) state = state.with({ fetch: true });
   } else if (event instanceof SyncKeyReceived) [state, effects] = keyReceived(state, event);
   else if (event instanceof SyncKeyShareWanted) state = state.with({ share: true });
-  else if (event instanceof SyncRotateWanted) state = state.with({ rotate: true, fetch: true });
+  else if (event instanceof SyncRotateWanted) state = rotationWanted(state);
+  else if (event instanceof SyncDevicesListed) [state, effects] = devicesListed(state, event);
+  else if (event instanceof SyncDeviceUsed) [state, effects] = deviceUsed(state, event);
   else if (event instanceof SyncAnswered) [state, effects] = answered(state, event);
   else throw new TypeError(`not a sync event: ${event}`);
   let more;
@@ -174,6 +180,7 @@ function fetched(state, event) {
     return [state, [new StoreSync(state), new Notice(state.accountId, code, data)]];
   }
   state = state.with({ account, refused: null });
+  if (!more) state = rotationSettled(state);
   /** @type {Effect[]} */
   let moreEffects = [];
   if (more) [state, moreEffects] = request(state, "fetch", account.version);
@@ -237,7 +244,9 @@ function written(state, req, event) {
   }
   if (event.status === 409 && code === "state_version_conflict") return [state.with({ fetch: true }), effects]; // read what was missed, then write again
   if (event.status === 409 && code === "state_compaction_needed") return [state.with({ compact: true }), effects];
-  return [state, [...effects, new Notice(state.accountId, "sync_write_failed", { status: event.status, code })]];
+  // not again at once: a device offline would otherwise write in a loop
+  state = state.with({ writeFailed: true });
+  return [state, [new StoreSync(state), ...effects, new Notice(state.accountId, "sync_write_failed", { status: event.status, code })]];
 }
 
 /**
@@ -249,6 +258,7 @@ function next(state, rng) {
   if (state.request !== null) return [state, []];
   if (state.fetch) return request(state.with({ fetch: false }), "fetch", state.account.version);
   if (state.refused !== null) return [state, []]; // no write on a log this device refused; the next fetch may pass
+  if (state.writeFailed) return [state, []];
   const version = state.account.version + 1;
   const key = state.newestKey;
   if (key === null || state.rotate) {

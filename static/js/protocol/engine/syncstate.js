@@ -88,8 +88,10 @@ export class SyncRequest {
 /**
  * @typedef {{accountId: string, deviceId: string, keys: SyncKey[], account: AccountState,
  *   pending: Mutation[], request: SyncRequest | null, fetch: boolean, rotate: boolean,
- *   share: boolean, compact: boolean, refused: [string, string] | null,
- *   checkpoint: Checkpoint | null, proposed: SyncKey | null, nextRequest: number}} SyncFields
+ *   rotateAfter: number, share: boolean, compact: boolean, writeFailed: boolean,
+ *   refused: [string, string] | null,
+ *   checkpoint: Checkpoint | null, proposed: SyncKey | null, nextRequest: number,
+ *   devices: string[]}} SyncFields
  */
 
 export class SyncState {
@@ -103,12 +105,15 @@ export class SyncState {
     request = null,
     fetch = false,
     rotate = false,
+    rotateAfter = 0,
     share = false,
     compact = false,
+    writeFailed = false,
     refused = null,
     checkpoint = null,
     proposed = null,
     nextRequest = 1,
+    devices = [],
   }) {
     this.accountId = accountId;
     this.deviceId = deviceId; // the `device` of every mutation this device writes
@@ -118,14 +123,21 @@ export class SyncState {
     this.request = request;
     this.fetch = fetch; // read the log before anything else (doorbell, key, conflict)
     this.rotate = rotate; // write the state under a new key (a device left)
+    // the log version this device had read when the rotation was asked for: a key in force
+    // after it is another device's rotation, which makes this one needless
+    this.rotateAfter = rotateAfter;
     this.share = share; // send the newest key to the own devices
     this.compact = compact; // the server asked for a snapshot
+    // the last write got no 201 and no conflict (no answer, a 5xx, a limit): the next write
+    // waits for another event (a change, a doorbell, a reconnect, a minute of use)
+    this.writeFailed = writeFailed;
     this.refused = refused; // the last refusal: [error class, message]
     this.checkpoint = checkpoint; // the newest an own device sent
     // a key this device created whose write got no 201 (a conflict, a lost answer): the
     // next fetch tells whether the server stored it (an entry under its key id)
     this.proposed = proposed;
     this.nextRequest = nextRequest;
+    this.devices = devices; // the own devices that may hold the sync key, as last listed (listed, not suspended)
   }
 
   /** @returns {SyncKey | null} */
@@ -148,13 +160,16 @@ export class SyncState {
       request: this.request === null ? null : this.request.toJSON(),
       fetch: this.fetch,
       rotate: this.rotate,
+      rotate_after: this.rotateAfter,
       share: this.share,
       compact: this.compact,
+      write_failed: this.writeFailed,
       refused: this.refused === null ? null : { error: this.refused[0], message: this.refused[1] },
       checkpoint:
         this.checkpoint === null ? null : { version: this.checkpoint.version, chain: b64uEncode(this.checkpoint.chain) },
       proposed: this.proposed === null ? null : keyToJSON(this.proposed),
       next_request: this.nextRequest,
+      devices: this.devices,
     };
   }
 
@@ -170,8 +185,10 @@ export class SyncState {
       request: request == null ? null : SyncRequest.fromJSON(request),
       fetch: Boolean(data.fetch),
       rotate: Boolean(data.rotate),
+      rotateAfter: Number(data.rotate_after ?? 0),
       share: Boolean(data.share),
       compact: Boolean(data.compact),
+      writeFailed: Boolean(data.write_failed),
       refused: refused == null ? null : [refused.error, refused.message],
       checkpoint:
         checkpoint == null
@@ -179,6 +196,7 @@ export class SyncState {
           : new Checkpoint(Number(checkpoint.version), b64uDecode(checkpoint.chain, { length: 32, what: "checkpoint chain" })),
       proposed: proposed == null ? null : keyFromJSON(proposed),
       nextRequest: Number(data.next_request ?? 1),
+      devices: (data.devices ?? []).map(String),
     });
   }
 }
