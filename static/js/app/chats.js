@@ -565,8 +565,19 @@ navigator.permissions
   .then((status) => status.addEventListener("change", renderNotificationState))
   .catch(() => {});
 
+/** This device's name as the server has it (ownDeviceName), once known. */
+let deviceName = "";
+
+/** "Alice · Laptop" at the top of the list. @param {{displayName?: string, accountId: string}} me @param {string} device */
+function showAccount(me, device) {
+  byId("chats-account").textContent = `${me.displayName || me.accountId} · ${device || "this device"}`;
+}
+
 changes.addEventListener("change", (event) => {
   const detail = /** @type {CustomEvent} */ (event).detail;
+  if (detail?.kind === Change.ACCOUNT) {
+    getSelf().then((me) => me && showAccount(me, deviceName || me.name));
+  }
   if (detail?.kind === Change.SETTINGS) {
     settings().then((s) => {
       // changed on another own device
@@ -596,10 +607,11 @@ async function start() {
     );
     return;
   }
-  byId("chats-account").textContent = `${me.displayName || me.accountId} · ${me.name || "this device"}`;
+  showAccount(me, me.name);
   ownDeviceName()
     .then((device) => {
-      byId("chats-account").textContent = `${me.displayName || me.accountId} · ${device || "this device"}`;
+      deviceName = device || me.name;
+      showAccount(me, deviceName);
     })
     .catch(() => {});
   const current = await settings();

@@ -3,6 +3,7 @@
 // vetoed, and the primary's automatic re-signing after server-side suspensions (DESIGN §5).
 
 import * as frames from "../protocol/frames.js";
+import { renameAccount } from "./account.js";
 import { ApiError, api, deviceRevoked } from "./api.js";
 import { ListRefused, acceptDeviceList, loadKeys, nextDeviceList, topUpPrekeys } from "./device.js";
 import { setRemover, showNewDevices } from "./newdevices.js";
@@ -10,7 +11,7 @@ import { onDeviceFrame, startDeviceSocket, stopDeviceSocket } from "./socket.js"
 import { Change, changes } from "./events.js";
 import { getSelf } from "./store.js";
 import { lastUses } from "./sync.js";
-import { byId, confirmDialog, formatDate, formatTime, h, say, showLoggedOut, timeAgo } from "./ui.js";
+import { byId, confirmDialog, formatDate, formatTime, formReady, h, say, showLoggedOut, timeAgo } from "./ui.js";
 
 const message = byId("devices-message");
 /** @type {import("./store.js").SelfRecord} */
@@ -370,6 +371,53 @@ function tellChange(frame) {
   }
 }
 
+function showAccount() {
+  byId("devices-account").textContent = `${self.displayName} (@${self.accountId})`;
+}
+
+/** "Your name": the account's display name, set from any own device. */
+function startAccountName() {
+  const form = /** @type {HTMLFormElement} */ (byId("account-name-form"));
+  const input = /** @type {HTMLInputElement} */ (byId("account-name-input"));
+  const save = /** @type {HTMLButtonElement} */ (byId("account-name-save"));
+  const note = byId("account-name-message");
+  input.value = self.displayName;
+  byId("account-name").hidden = false;
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const wanted = input.value.trim();
+    if (!wanted) {
+      say(note, "error", "Type the name your contacts should see.");
+      input.focus();
+      return;
+    }
+    save.disabled = true;
+    try {
+      const stored = await renameAccount(wanted);
+      self = { ...self, displayName: stored };
+      input.value = stored;
+      showAccount();
+      say(note, "ok", `Your contacts now see you as ${quoted(stored)}.`);
+    } catch (failure) {
+      say(note, "error", failure instanceof ApiError ? failure.message : `Not saved: ${/** @type {any} */ (failure)?.message ?? failure}`);
+      input.focus();
+    } finally {
+      save.disabled = false;
+    }
+  });
+  formReady(form);
+  // set on another own device (account_renamed, account.js)
+  changes.addEventListener("change", async (event) => {
+    if (/** @type {CustomEvent} */ (event).detail?.kind !== Change.ACCOUNT) return;
+    const found = await getSelf();
+    if (!found) return;
+    const typing = document.activeElement === input && input.value !== self.displayName;
+    self = { ...self, displayName: found.displayName };
+    showAccount();
+    if (!typing) input.value = found.displayName;
+  });
+}
+
 async function main() {
   const found = await getSelf();
   if (!found) {
@@ -387,7 +435,8 @@ async function main() {
     return;
   }
   self = found;
-  byId("devices-account").textContent = `${self.displayName} (@${self.accountId})`;
+  showAccount();
+  startAccountName();
   setRemover((device) => (self.isPrimary ? removeCompanion(device) : vetoDevice(device)).catch(report));
   onDeviceFrame((frame) => {
     if (frame.type !== frames.DEVICES_CHANGED) return;

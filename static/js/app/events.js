@@ -8,6 +8,8 @@ export const Change = Object.freeze({
   MESSAGES: "messages",
   SETTINGS: "settings",
   HISTORY: "history",
+  /** The account's display name changed (account.js). */
+  ACCOUNT: "account",
   /** A conversation was pinned, archived or muted, or an account blocked (flags.js): {peer}. */
   FLAGS: "flags",
   /** The account's synced state was read or written: {refused: [error, message] | null}. */

@@ -4,6 +4,7 @@
 
 import * as frames from "../protocol/frames.js";
 import { isPlainObject, parseJson } from "../protocol/strictjson.js";
+import { accountRenamed } from "./account.js";
 import { ApiError, api, deviceRevoked } from "./api.js";
 import { refreshNewDevices } from "./newdevices.js";
 
@@ -75,6 +76,9 @@ function dispatch(frame) {
   }
   if (frame.type === frames.DEVICES_CHANGED && frame.reason !== "list_published") {
     refreshNewDevices();
+  }
+  if (frame.type === frames.ACCOUNT_RENAMED) {
+    accountRenamed(frame).catch((error) => console.warn("Parley: the new display name was not kept", error));
   }
   for (const listener of listeners) listener(frame);
 }
