@@ -30,13 +30,17 @@ export async function engineState(accounts, sends = new Map()) {
   const me = await store.getSelf();
   if (!me) throw new ListRefused("This browser holds no Parley device.", "no_device");
   const lists = new Map();
+  const contactKeys = new Map();
   for (const account of new Set([me.accountId, ...accounts])) {
     const contact = account === me.accountId ? null : await store.read("contacts", account);
+    const pinnedKey = contact?.accountKey ? b64uDecode(contact.accountKey) : null;
     const record = recordOf(await store.getAcceptedList(account), {
-      pinnedKey: contact?.accountKey ? b64uDecode(contact.accountKey) : null,
+      pinnedKey,
       suspended: suspended.get(account) ?? new Set(),
     });
     if (record) lists.set(account, record);
+    // a contact synced in from another own device: its first list must carry that key
+    if (pinnedKey) contactKeys.set(account, pinnedKey);
   }
   const own = lists.get(me.accountId);
   let accountKey = own?.accountKey;
@@ -44,7 +48,7 @@ export async function engineState(accounts, sends = new Map()) {
     if (!me.isPrimary) throw new ListRefused("This device has no list of its own account.", "no_list");
     accountKey = (await loadKeys(me)).identity.public; // a primary's key is the account key
   }
-  return new engine.DeviceState({ accountId: me.accountId, deviceId: me.deviceId, accountKey, lists, sends });
+  return new engine.DeviceState({ accountId: me.accountId, deviceId: me.deviceId, accountKey, lists, sends, contactKeys });
 }
 
 /**

@@ -4,7 +4,8 @@
 //   contacts       {username, accountKey: b64u pinned at first use, addedAt,
 //                   keyChanged: null | {pendingKey, at}, displayName: the contact's own
 //                   (public, from the server), nickname: the person's own for them (names.js)}
-//   conversations  {peer, unread, lastText, lastTimestamp, lastOutgoing}
+//   conversations  {peer, unread, lastText, lastTimestamp, lastOutgoing, readUpTo?: the
+//                   account's read position as this device last knew it (docs/protocol.md 22.8)}
 //   messages       {key: "<author>:<message id>" | "notice:<id>", id, conversation, author,
 //                   authorDevice, outgoing, kind: "text" | "unsupported" | "notice", text,
 //                   timestamp, contentType (unsupported),
