@@ -106,8 +106,9 @@ class Device:
                 continue
             peer = change["index"][0]
             covered = read_state(self.store.messages(peer), change["value"])["read"]
-            if covered and self.store.mark_read(peer, covered):
-                events.append(ReadElsewhere(peer, len(covered)))
+            count = self.store.mark_read(peer, covered) if covered else 0
+            if count:
+                events.append(ReadElsewhere(peer, count))
         return events + run_events(run, me=self.account_id)
 
     # ------------------------------------------------------------ device lists

@@ -298,8 +298,9 @@ class Receiver(Device):
                 ids = tuple(b64u_decode(m, length=16) for m in effect.body["message_ids"])
                 events.append(ReceiptOwed(effect.recipient, effect.body["kind"], ids))
             elif isinstance(effect, MarkRead):  # read on another own device
-                if self.store.mark_read(effect.peer, effect.message_ids):
-                    events.append(ReadElsewhere(effect.peer, len(effect.message_ids)))
+                count = self.store.mark_read(effect.peer, effect.message_ids)
+                if count:
+                    events.append(ReadElsewhere(effect.peer, count))
             elif isinstance(
                 effect, AcceptSyncKey
             ):  # from an own listed device (the engine's check)
