@@ -4,6 +4,9 @@
     status  which account and device this is, and whether the server still accepts it
     send    send an end-to-end-encrypted text to someone (all their devices and yours)
     listen  show incoming messages, receipts, device and contact changes as they arrive
+    chats   the conversations on this device, the most recent first, with what is unread
+    read USER
+            show the conversation with USER and mark it read, on each of your devices
     contacts list | add USER | remove USER
             the account's contacts, the same on every device of the account (synced
             end-to-end encrypted; an added contact's device list is verified first)
@@ -23,10 +26,11 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 import qrcode
 
+from client import api
 from client.api import ApiError, ServerUnreachable
 from client.connection import (
     Connected,
@@ -43,14 +47,18 @@ from client.http import HttpTransport, server_origin
 from client.linking import Approved, Linked, LinkEvent, LinkFailed, QrShown, link_device
 from client.messenger import (
     ContactRefused,
+    ListWarning,
     Messenger,
     OutgoingMessage,
+    ReceiptOwed,
+    Refused,
     SendRefused,
     SentTranscript,
     SyncKeyOwed,
     SyncWarning,
     TextMessage,
     describe,
+    format_time,
 )
 from client.signin import DeviceLoggedOut, ensure_signed_in, log_out
 from client.store import OwnDevice, Store, StoreError, default_store_path
@@ -185,9 +193,29 @@ def cmd_status(args: argparse.Namespace, out: TextIO) -> int:
             f"Devices: {len(listed.device_list.devices)} in the signed list, version {listed.version}",
             file=out,
         )
+        try:
+            answer = api.get(transport, "/api/devices")
+        except ApiError:
+            answer = {}
+        for listed_device in answer.get("devices") or ():
+            print(f"  {_device_line(listed_device)}", file=out)
     print(f"One-time prekeys left here: {len(store.one_time_prekeys())}", file=out)
     store.close()
     return 0
+
+
+def _device_line(device: dict[str, object]) -> str:
+    """One own device as the devices page shows it: its name (any own device may change it)."""
+    notes = [
+        n
+        for n, on in (
+            ("primary", device.get("is_primary")),
+            ("this device", device.get("this_device")),
+        )
+        if on
+    ]
+    name = device.get("name") or device.get("device_id")
+    return f"{name} ({', '.join(notes)})" if notes else str(name)
 
 
 def _messenger(args: argparse.Namespace, out: TextIO) -> Messenger | None:
@@ -296,7 +324,7 @@ async def _listen(
         elif isinstance(event, FrameRefused):
             line = f"Skipped a frame from the server: {event.reason}"
         else:
-            line = describe(event, me=me)
+            line = describe(event, me=me, name=messenger.shown, device=messenger.device_name)
         if line is not None:
             print(line, file=out, flush=True)
         if isinstance(event, TextMessage | SentTranscript):
@@ -371,9 +399,7 @@ def _contacts(messenger: Messenger, args: argparse.Namespace, out: TextIO) -> in
             if isinstance(added, int)
             else ""
         )
-        nickname = value.get("nickname")
-        shown = f"{nickname} ({username})" if isinstance(nickname, str) and nickname else username
-        print(f"{shown}{since}", file=out)
+        print(f"{messenger.shown(username)}{since}", file=out)
     return 0
 
 
@@ -383,6 +409,116 @@ async def _share(messenger: Messenger, owed: list[SyncKeyOwed]) -> None:
     await connection.start()
     try:
         await connection.emit(list(owed))
+    finally:
+        await connection.close()
+
+
+def _caught_up(messenger: Messenger, out: TextIO, *, within: float) -> int:
+    """Connect, take in what the server queued for this device and read the account's state
+    (another device may have read a conversation), then close. 1 when logged out."""
+    transport = messenger.transport
+    assert isinstance(transport, HttpTransport)
+    status = 0
+
+    def show(event: ConnectionEvent) -> None:
+        """What a person must not miss while this device catches up (the messages themselves
+        are shown from the store afterwards)."""
+        nonlocal status
+        if isinstance(event, LoggedOut):
+            print("This device was logged out. Its keys were deleted from this computer.", file=out)
+            status = 1
+        elif isinstance(event, SendFailed):
+            print(f"Could not send to {event.recipient}: {event.reason}", file=out)
+        elif isinstance(event, FrameRefused):
+            print(f"Skipped a frame from the server: {event.reason}", file=out)
+        elif isinstance(event, Refused | ListWarning | SyncWarning):
+            print(describe(event, me=messenger.account_id, name=messenger.shown), file=out)
+
+    async def run() -> None:
+        connection = DeviceConnection(messenger, transport, on_event=show)
+        await connection.start(within=within)
+        try:
+            with contextlib.suppress(DeviceLoggedOut):  # told by `show`
+                await connection.caught_up(within=within)
+        finally:
+            if connection.logged_out is None:
+                await connection.close()
+
+    asyncio.run(run())
+    return status
+
+
+def _line(message: dict[str, Any], *, peer_name: str) -> str:
+    """One stored message: "[12:00:01] Bob Smith: hi", "[12:00:05] you: hello"."""
+    at = format_time(message["timestamp"])
+    if message["kind"] != "text":
+        return f"[{at}] {peer_name} sent a message this version of Parley cannot show"
+    who = "you" if message["outgoing"] else peer_name
+    return f"[{at}] {who}: {message['text']}"
+
+
+def cmd_chats(args: argparse.Namespace, out: TextIO) -> int:
+    messenger = _messenger(args, out)
+    if messenger is None:
+        return 1
+    try:
+        if _caught_up(messenger, out, within=args.timeout):
+            return 1
+        summaries = messenger.conversation_list()
+        if not summaries:
+            print("No conversations yet. Send a message: python -m client send USER TEXT", file=out)
+        for summary in summaries:
+            unread = f" · {summary.unread} unread" if summary.unread else ""
+            print(f"{messenger.shown(summary.peer)}{unread}", file=out)
+            name = messenger.name_of(summary.peer)
+            print(f"  {_line(summary.last, peer_name=name)}", file=out)
+        return 0
+    finally:
+        if messenger.store.path.exists():
+            messenger.store.close()
+
+
+def cmd_read(args: argparse.Namespace, out: TextIO) -> int:
+    messenger = _messenger(args, out)
+    if messenger is None:
+        return 1
+    peer = args.user.strip()
+    try:
+        if _caught_up(messenger, out, within=args.timeout):
+            return 1
+        messages = messenger.store.messages(peer)
+        if not messages:
+            print(f"No messages with {messenger.shown(peer)} on this device.", file=out)
+            return 0
+        unread = set(messenger.unread(peer))
+        shown = messages[-args.last :] if args.last else messages
+        print(f"Conversation with {messenger.shown(peer)}", file=out)
+        name = messenger.name_of(peer)
+        for message in shown:
+            mark = "* " if message["id"] in unread else "  "
+            print(f"{mark}{_line(message, peer_name=name)}", file=out)
+        events = messenger.read_conversation(peer)
+        for event in events:
+            if isinstance(event, SyncWarning):
+                print(describe(event, me=messenger.account_id), file=out)
+        owed = [e for e in events if isinstance(e, ReceiptOwed)]
+        if owed:
+            asyncio.run(_send_receipts(messenger, owed, within=args.timeout))
+        if unread:
+            what = "1 new message" if len(unread) == 1 else f"{len(unread)} new messages"
+            print(f"({what}, marked *; now read on each of your devices)", file=out)
+        return 0
+    finally:
+        if messenger.store.path.exists():
+            messenger.store.close()
+
+
+async def _send_receipts(messenger: Messenger, owed: list[ReceiptOwed], *, within: float) -> None:
+    assert isinstance(messenger.transport, HttpTransport)
+    connection = DeviceConnection(messenger, messenger.transport, receive=False)
+    await connection.start(within=within)
+    try:
+        await connection.send_receipts(owed)
     finally:
         await connection.close()
 
@@ -466,6 +602,23 @@ def parser() -> argparse.ArgumentParser:
     )
     contacts.add_argument("action", choices=("list", "add", "remove"), help="what to do")
     contacts.add_argument("user", metavar="USER", nargs="?", help="the contact's username")
+    chats = command(
+        "chats", "list the conversations on this device with their unread counts", cmd_chats
+    )
+    read = command(
+        "read", "show the conversation with USER and mark it read on each of your devices", cmd_read
+    )
+    read.add_argument("user", metavar="USER", help="the other person's username")
+    read.add_argument(
+        "--last", type=int, default=20, help="show the last N messages (default 20; 0: all)"
+    )
+    for sub in (chats, read):
+        sub.add_argument(
+            "--timeout",
+            type=float,
+            default=15.0,
+            help="seconds to wait for the server (default 15)",
+        )
     command("logout", "log this device out and delete its keys", cmd_logout)
     verify = commands.add_parser(
         "verify", help="compare a server's static assets with the published hashes"

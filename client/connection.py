@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -116,6 +117,7 @@ class DeviceConnection:
         self.processed: dict[int, None] = {}
         self.connected = asyncio.Event()
         self.logged_out: DeviceLoggedOut | None = None
+        self._pongs: dict[str, asyncio.Future[None]] = {}
         self._task: asyncio.Task[None] | None = None
         self._closing = False
 
@@ -212,7 +214,7 @@ class DeviceConnection:
     def _wipe(self, reason: str) -> None:
         self._closing = True
         self.logged_out = DeviceLoggedOut(reason)
-        for _, future in self.pending.values():
+        for future in [f for _, f in self.pending.values()] + list(self._pongs.values()):
             if not future.done():
                 future.set_exception(self.logged_out)
         self.messenger.store.wipe()
@@ -259,6 +261,10 @@ class DeviceConnection:
             await self._on_devices_changed(frame)
         elif kind == frames.PREKEYS_LOW:
             await self._on_prekeys_low()
+        elif kind == frames.PONG:
+            waiter = self._pongs.pop(str(frame.get("id")), None)
+            if waiter is not None and not waiter.done():
+                waiter.set_result(None)
         elif kind == frames.STATE_CHANGED:
             version = frame.get("version")
             if self.receive and isinstance(version, int) and not isinstance(version, bool):
@@ -337,6 +343,7 @@ class DeviceConnection:
         """The server says the own list changed: the engine fetches and checks it (section
         22.4), as the browser's does."""
         own = self.messenger.account_id
+        self.messenger.forget_device_names()  # a rename too: shown by the new name
         try:
             effects = self.messenger.engine.run(FrameReceived(frame, self.messenger.clock()), own)
             self.messenger.engine.raise_for(own, effects)
@@ -420,4 +427,34 @@ class DeviceConnection:
         self, recipient: str, text: str, *, within: float = 15.0
     ) -> OutgoingMessage:
         future = await self.submit(self.messenger.prepare_send(recipient, text))
-        return await asyncio.wait_for(future, within)
+        sent = await asyncio.wait_for(future, within)
+        self.messenger.keep_sent(sent)
+        return sent
+
+    async def caught_up(self, *, within: float = 15.0) -> None:
+        """Wait until what the server queued for this device before now is processed and
+        the account's state read: the server answers a `ping` after the deliveries it sends
+        on connect (up to its window of 500), and frames are handled in order."""
+        ping_id = secrets.token_urlsafe(8)
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pongs[ping_id] = waiter
+        await self.connected.wait()
+        await self._send_frame({"type": frames.PING, "v": 1, "id": ping_id})
+        try:
+            await asyncio.wait_for(waiter, within)
+        finally:
+            self._pongs.pop(ping_id, None)
+
+    async def send_receipts(self, owed: list[ReceiptOwed]) -> None:
+        """Send the engine's receipts (read receipts after a read); a failure is told."""
+        for receipt in owed:
+            for start in range(0, len(receipt.message_ids), MAX_RECEIPT_IDS):
+                batch = list(receipt.message_ids[start : start + MAX_RECEIPT_IDS])
+                try:
+                    await self.submit(
+                        self.messenger.prepare_receipt(receipt.peer, batch, kind=receipt.kind)
+                    )
+                except (SendRefused, ProtocolError, ApiError) as error:
+                    self.on_event(
+                        SendFailed(receipt.peer, f"{receipt.kind} receipt not sent: {error}")
+                    )

@@ -6,14 +6,17 @@ of its adapter a person drives."""
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
-from client.api import ApiError
+from client import api
+from client.api import ApiError, ServerUnreachable
 from client.events import Event
 from client.sending import OutgoingMessage, Sender
-from client.sync import run_events
 from protocol.content import ContentType
 from protocol.encoding import b64u_encode
 from protocol.exceptions import SyncKeyUnknown
+
+MAX_NAME = 64  # the longest display name the server keeps (as the browser's names.js)
 
 NO_SYNC_KEY = (
     "This device has not received the account's sync key yet; open Parley on another of "
@@ -52,7 +55,7 @@ class AccountSync(Sender):
     def sync_fetch(self, version: int | None = None) -> list[Event]:
         """Read the account's state log: on (re)connect (`version` None) and on each
         `state_changed {version}`."""
-        return run_events(self.sync.fetch(version), me=self.account_id)
+        return self.synced_events(self.sync.fetch(version))
 
     def own_devices_checked(self) -> list[Event]:
         """Fetch and verify the own list, and tell the sync machine which own devices it names
@@ -70,7 +73,7 @@ class AccountSync(Sender):
     def share_sync_key(self) -> list[Event]:
         """This device linked another: the account's sync key for it (the machine makes the
         first one when the account has none), as a SyncKeyOwed to send."""
-        return run_events(self.sync.share_key(), me=self.account_id)
+        return self.synced_events(self.sync.share_key())
 
     def prepare_sync_key(self, body: dict[str, Any]) -> OutgoingMessage | None:
         """The `send` frame of a SyncKeyOwed: to the other own devices only (None: none)."""
@@ -104,9 +107,8 @@ class AccountSync(Sender):
             "added_at": self.clock(),
             "nickname": "",
         }
-        return events + run_events(
-            self.sync.mutate(("contacts", (name,), value)), me=self.account_id
-        )
+        self.fetch_display_name(name)
+        return events + self.synced_events(self.sync.mutate(("contacts", (name,), value)))
 
     def remove_contact(self, username: str) -> list[Event]:
         """Remove a contact on every own device (a tombstone in the account's state)."""
@@ -114,9 +116,42 @@ class AccountSync(Sender):
         events = self._ready_to_write()
         if name not in self.contacts():
             raise ContactRefused(f"{name!r} is not in your contacts.", code="not_a_contact")
-        return events + run_events(
-            self.sync.mutate(("contacts", (name,), None)), me=self.account_id
-        )
+        return events + self.synced_events(self.sync.mutate(("contacts", (name,), None)))
+
+    # ------------------------------------------------------------ names
+
+    def fetch_display_name(self, username: str) -> str:
+        """The display name the account chose, as the server says now (public, not end-to-end
+        encrypted: GET /api/accounts/<u>/profile), kept for later; "" when it has none or
+        the server cannot say now."""
+        try:
+            profile = api.get(self.transport, f"/api/accounts/{quote(username, safe='')}/profile")
+        except (ApiError, ServerUnreachable):
+            return ""
+        found = profile.get("display_name") if isinstance(profile, dict) else None
+        name = found[:MAX_NAME] if isinstance(found, str) else ""
+        self.store.save_display_name(username, name)
+        return name
+
+    def name_of(self, username: str) -> str:
+        """The name a person reads for an account, as the browser chooses it (names.js): a
+        contact's nickname (it follows the account), else the display name the contact
+        chose, else the username; the username of anyone who is not a contact."""
+        contact = self.contacts().get(username)
+        if contact is None:
+            return username
+        nickname = contact.get("nickname")
+        if isinstance(nickname, str) and nickname.strip():
+            return nickname
+        known = self.store.display_name(username)
+        if known is None:  # never asked (a contact another own device added)
+            known = self.fetch_display_name(username)
+        return known or username
+
+    def shown(self, username: str) -> str:
+        """The name with the username as secondary text: "Bob Smith (bob)", or "bob"."""
+        name = self.name_of(username)
+        return username if name == username else f"{name} ({username})"
 
     def _ready_to_write(self) -> list[Event]:
         """Read the log first, so that a change is written on the newest state: a device

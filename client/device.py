@@ -5,15 +5,17 @@ receiving (client.receiving) build on it; client.messenger puts them together.""
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from client import api
 from client.api import Transport
 from client.driver import EngineDriver
+from client.events import Event, ReadElsewhere
 from client.linking import ONE_TIME_PREKEYS
 from client.store import AcceptedList, OwnDevice, Store, now_ms
-from client.sync import SyncDriver
+from client.sync import SyncDriver, SyncRun, account_facts, run_events
 from protocol.encoding import b64u_encode
-from protocol.engine import ListWanted, SyncState
+from protocol.engine import ListWanted, SyncState, read_state
 from protocol.rng import Rng, system_rng
 
 
@@ -33,10 +35,18 @@ class Device:
         self.device: OwnDevice = device
         self.rng = rng
         self.clock = clock
-        self.engine = EngineDriver(store, transport, device, lambda: self.clock())
+        self._device_names: dict[str, str] = {}
         synced = store.sync_state() or SyncState(device.account_id, device.device_id)
         self.sync = SyncDriver(
             transport, synced, clock=lambda: self.clock(), save=store.save_sync_state, rng=rng
+        )
+        # the engine decides with the contacts and the setting of the synced state
+        self.engine = EngineDriver(
+            store,
+            transport,
+            device,
+            lambda: self.clock(),
+            facts=lambda: account_facts(self.sync.state),
         )
 
     @property
@@ -55,6 +65,51 @@ class Device:
     @property
     def suspended(self) -> dict[str, frozenset[str]]:
         return self.engine.suspended
+
+    # ------------------------------------------------------------ own devices
+
+    def own_devices(self) -> list[dict[str, Any]]:
+        """This account's devices as the server lists them (GET /api/devices): names any own
+        device may change, which of them is the primary and which this one."""
+        answer = api.get(self.transport, "/api/devices")
+        devices = answer.get("devices") if isinstance(answer, dict) else None
+        found = [d for d in devices or () if isinstance(d, dict)]
+        self._device_names = {
+            str(d.get("device_id")): d["name"] for d in found if isinstance(d.get("name"), str)
+        }
+        return found
+
+    def device_name(self, device_id: str) -> str | None:
+        """An own device's name as the server has it (asked once, and again for a device
+        not known yet or after `forget_device_names`); None when it cannot be had."""
+        if device_id not in self._device_names:
+            try:
+                self.own_devices()
+            except (api.ApiError, api.ServerUnreachable):
+                return None
+            self._device_names.setdefault(device_id, "")
+        return self._device_names[device_id] or None
+
+    def forget_device_names(self) -> None:
+        """A device was renamed, linked or removed: ask the server again when one is shown."""
+        self._device_names = {}
+
+    # ------------------------------------------------------------ synced state
+
+    def synced_events(self, run: SyncRun) -> list[Event]:
+        """What a run of the sync machine changed, applied here and told: a read position
+        another own device wrote marks the texts it covers read on this device too (the
+        engine's read_state), as the browser does."""
+        events: list[Event] = []
+        for change in run.changes:
+            if change["collection"] != "conversations" or len(change["index"]) != 1:
+                continue
+            peer = change["index"][0]
+            covered = read_state(self.store.messages(peer), change["value"])["read"]
+            count = self.store.mark_read(peer, covered) if covered else 0
+            if count:
+                events.append(ReadElsewhere(peer, count))
+        return events + run_events(run, me=self.account_id)
 
     # ------------------------------------------------------------ device lists
 

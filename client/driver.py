@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 
 from client.api import ApiError, Transport
 from client.devicelists import list_record, save_record
@@ -30,14 +31,30 @@ class SecurityCodeChanged(AccountKeyChanged):
     code changed (a re-registration, or a server substituting keys). Nothing is sent."""
 
 
+@dataclass(frozen=True)
+class AccountFacts:
+    """What the account's synced state tells the engine (docs/protocol.md 22.6, 22.8): the
+    contacts (receipts go only to them) with the account key each contact record holds, and
+    the read-receipts setting."""
+
+    contact_keys: Mapping[str, bytes] = field(default_factory=dict)
+    read_receipts: bool = True
+
+
 class EngineDriver:
     def __init__(
-        self, store: Store, transport: Transport, device: OwnDevice, clock: Callable[[], int]
+        self,
+        store: Store,
+        transport: Transport,
+        device: OwnDevice,
+        clock: Callable[[], int],
+        facts: Callable[[], AccountFacts] = AccountFacts,
     ) -> None:
         self.store = store
         self.transport = transport
         self.device = device
         self.clock = clock
+        self.facts = facts
         self.suspended: dict[str, frozenset[str]] = {}
         self._failures: dict[str, ApiError] = {}
 
@@ -55,15 +72,16 @@ class EngineDriver:
             )
             if record is not None:
                 lists[account] = record
+        facts = self.facts()
         return DeviceState(
             account_id=self.device.account_id,
             device_id=self.device.device_id,
             account_key=self.device.account_key,
             lists=lists,
             sends=dict(sends or {}),
-            # this client's contacts are the accounts whose key it pinned (it keeps no
-            # contact list of its own); the engine sends receipts only to them
-            contacts=frozenset(a for a in lists if a != self.device.account_id),
+            contacts=frozenset(facts.contact_keys),
+            contact_keys=dict(facts.contact_keys),
+            read_receipts=facts.read_receipts,
             seen=seen,
         )
 

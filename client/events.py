@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -109,6 +110,15 @@ class ContactChanged:
 
 
 @dataclass(frozen=True)
+class ReadElsewhere:
+    """Another own device read `count` messages of the conversation with `peer` (its read
+    receipt's transcript, or the account's synced read position)."""
+
+    peer: str
+    count: int
+
+
+@dataclass(frozen=True)
 class SyncKeyOwed:
     """The sync machine's `share_sync_key`: the connection sends `body` (content type 7) to
     every other own device (not shown)."""
@@ -136,6 +146,7 @@ Event = (
     | Duplicate
     | ListWarning
     | ContactChanged
+    | ReadElsewhere
     | SyncKeyOwed
     | SyncWarning
 )
@@ -145,32 +156,56 @@ def format_time(timestamp_ms: int) -> str:
     return time.strftime("%H:%M:%S", time.localtime(timestamp_ms / 1000))
 
 
-def describe(event: Event, *, me: str) -> str | None:
-    """One line for a person; None for what is not worth showing."""
+def _plain(account_id: str) -> str:
+    return account_id
+
+
+def _no_name(_device_id: str) -> str | None:
+    return None
+
+
+def describe(
+    event: Event,
+    *,
+    me: str,
+    name: Callable[[str], str] = _plain,
+    device: Callable[[str], str | None] = _no_name,
+) -> str | None:
+    """One line for a person; None for what is not worth showing. `name` is how an account
+    is shown ("Bob Smith (bob)"), `device` an own device's name as the server has it."""
     if isinstance(event, TextMessage):
-        return f"[{format_time(event.timestamp)}] {event.sender}: {event.text}"
+        return f"[{format_time(event.timestamp)}] {name(event.sender)}: {event.text}"
     if isinstance(event, SentTranscript):
-        return f"[{format_time(event.timestamp)}] you → {event.recipient}: {event.text}"
+        on = device(event.sender_device)
+        you = f"you (on {on})" if on else "you"
+        return f"[{format_time(event.timestamp)}] {you} → {name(event.recipient)}: {event.text}"
     if isinstance(event, UnsupportedMessage):
         return (
-            f"[{format_time(event.timestamp)}] {event.sender} sent a message this version of "
-            f"Parley cannot show (content type {event.content_type}); update Parley to see it"
+            f"[{format_time(event.timestamp)}] {name(event.sender)} sent a message this version "
+            f"of Parley cannot show (content type {event.content_type}); update Parley to see it"
         )
     if isinstance(event, ReceiptReceived):
         n = len(event.message_ids)
         what = "your message" if n == 1 else f"{n} of your messages"
-        return f"{event.kind.capitalize()}: {what} to {event.sender} (device {event.sender_device})"
+        return (
+            f"{event.kind.capitalize()}: {what} to {name(event.sender)} "
+            f"(device {event.sender_device})"
+        )
     if isinstance(event, DevicesChanged):
-        return f"{event.account_id}'s devices changed (list version {event.version})"
+        return f"{name(event.account_id)}'s devices changed (list version {event.version})"
     if isinstance(event, Refused):
         return (
-            f"Refused a message from {event.sender} (device {event.sender_device}): {event.reason}"
+            f"Refused a message from {name(event.sender)} (device {event.sender_device}): "
+            f"{event.reason}"
         )
     if isinstance(event, ListWarning):
-        return f"Warning about {event.account_id}: {event.message}"
+        return f"Warning about {name(event.account_id)}: {event.message}"
     if isinstance(event, ContactChanged):
         what = "added" if event.added else "removed"
-        return f"Contacts: {event.username} was {what} on another of your devices"
+        return f"Contacts: {name(event.username)} was {what} on another of your devices"
+    if isinstance(event, ReadElsewhere):
+        what = "a message" if event.count == 1 else f"{event.count} messages"
+        return f"Read on another of your devices: {what} from {name(event.peer)}"
     if isinstance(event, SyncWarning):
         return f"Account sync: {event.message}"
     return None

@@ -5,13 +5,14 @@ sections 7, 9 and 10), over the store and a transport for the key directory.
 events (client.receiving, client.events); it opens no socket (client.connection does). Every
 list it encrypts to passed the checks of section 4.3 in the device engine, every prekey bundle
 is checked against the key in that signed list, and a contact's account key is pinned at
-first use. The contacts follow the account through its synced state (client.contacts,
-section 22.8).
+first use. The contacts and read positions follow the account through its synced state
+(client.contacts, client.conversations, section 22.8).
 """
 
 from __future__ import annotations
 
-from client.contacts import AccountSync, ContactRefused
+from client.contacts import ContactRefused
+from client.conversations import Conversations, ConversationSummary
 from client.driver import SecurityCodeChanged
 from client.events import (
     ContactChanged,
@@ -19,6 +20,8 @@ from client.events import (
     Duplicate,
     Event,
     ListWarning,
+    ReadElsewhere,
+    ReceiptOwed,
     ReceiptReceived,
     Refused,
     SentTranscript,
@@ -37,12 +40,15 @@ __all__ = [
     "MAX_MISMATCH_RETRIES",  # re-exported too
     "ContactChanged",
     "ContactRefused",
+    "ConversationSummary",
     "DevicesChanged",
     "Duplicate",
     "Event",
     "ListWarning",
     "Messenger",
     "OutgoingMessage",
+    "ReadElsewhere",
+    "ReceiptOwed",
     "ReceiptReceived",
     "Refused",
     "SecurityCodeChanged",
@@ -56,7 +62,8 @@ __all__ = [
 ]
 
 
-class Messenger(AccountSync, Receiver):
+class Messenger(Conversations, Receiver):
     """One device that sends and receives: its lists and prekeys (client.device), the send
-    path (client.sending), the receive path (client.receiving) and the account's synced
-    contacts (client.contacts)."""
+    path (client.sending), the receive path (client.receiving), the account's synced
+    contacts (client.contacts) and its conversations with their read state
+    (client.conversations)."""

@@ -14,6 +14,7 @@ from client.events import (
     Duplicate,
     Event,
     ListWarning,
+    ReadElsewhere,
     ReceiptOwed,
     ReceiptReceived,
     Refused,
@@ -23,7 +24,6 @@ from client.events import (
 )
 from client.sending import SendRefused
 from client.store import Store
-from client.sync import run_events
 from protocol.content import ContentType, decode_content
 from protocol.devicelist import DeviceEntry
 from protocol.encoding import b64u_decode, b64u_encode
@@ -35,10 +35,12 @@ from protocol.engine import (
     ContentVerdict,
     DropDuplicate,
     Effect,
+    MarkRead,
     Notice,
     SendContent,
     SenderSeen,
     StoreMessage,
+    read_state,
     seen_key,
 )
 from protocol.exceptions import (
@@ -247,6 +249,8 @@ class Receiver(Device):
         never awaits a history key."""
         events: list[Event] = []
         for effect in effects:
+            if isinstance(effect, StoreMessage):
+                self._keep_message(effect.record)
             if isinstance(effect, StoreMessage) and effect.record["kind"] == "text":
                 record = effect.record
                 message_id = b64u_decode(record["id"], length=16)
@@ -293,14 +297,29 @@ class Receiver(Device):
             elif isinstance(effect, SendContent) and effect.content_type == ContentType.RECEIPT:
                 ids = tuple(b64u_decode(m, length=16) for m in effect.body["message_ids"])
                 events.append(ReceiptOwed(effect.recipient, effect.body["kind"], ids))
+            elif isinstance(effect, MarkRead):  # read on another own device
+                count = self.store.mark_read(effect.peer, effect.message_ids)
+                if count:
+                    events.append(ReadElsewhere(effect.peer, count))
             elif isinstance(
                 effect, AcceptSyncKey
             ):  # from an own listed device (the engine's check)
                 run = self.sync.key_received(effect.sender_device, dict(effect.body))
-                events += run_events(run, me=self.account_id)
+                events += self.synced_events(run)
             elif isinstance(effect, ContentVerdict) and effect.reason != "no_history_expected":
                 events += refused(f"content refused: {effect.reason}")
         return events
+
+    def _keep_message(self, record: Mapping[str, Any]) -> None:
+        """Keep the message for `chats` and `read`: an own message, one this version cannot
+        show, and a text the account's synced read position covers are read already."""
+        peer = record["conversation"]
+        value = self.sync.state.account.get("conversations", (peer,))
+        if record["kind"] != "text" or record["outgoing"]:
+            read = True
+        else:
+            read = bool(read_state([record], value)["read"])
+        self.store.save_message(record, read=read)
 
     def _own_list_notice(self, events: list[Event]) -> list[Event]:
         """A device-list notice from an own device: its fetch was the engine's; say the list

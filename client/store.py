@@ -1,6 +1,7 @@
 """One device's local state in one SQLite file: its private keys, the device lists it has
-accepted, its pairwise sessions, the replay memory (used base keys, seen message ids) and the
-account's synced state (the sync machine's, with the account sync keys).
+accepted, its pairwise sessions, the replay memory (used base keys, seen message ids), the
+account's synced state (the sync machine's, with the account sync keys), the messages it
+received and sent, and the display names contacts chose.
 
 The file holds private keys, so it is created 0600 in a 0700 directory. Every write is a
 transaction; `Store.transaction()` groups several writes (a decrypt that advances a session
@@ -13,7 +14,7 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +34,7 @@ from protocol.keys import (
 from protocol.ratchet import Session
 from protocol.rng import Rng
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 SCHEMA = """
 CREATE TABLE device (
@@ -93,7 +94,40 @@ MIGRATIONS = {
     INSERT INTO prekey_ids SELECT 1, COALESCE(MAX(id), 0) + 1 FROM one_time_prekeys""",
     # the sync machine's state (docs/protocol.md section 22.8): keys, synced state, pending
     4: "CREATE TABLE sync_state (singleton INTEGER PRIMARY KEY CHECK (singleton = 1), body TEXT NOT NULL);",
+    # the conversations (`read`: read on this device; the synced position covers more, 22.8)
+    # and the public display names of contacts (GET /api/accounts/<u>/profile)
+    5: """CREATE TABLE messages (
+        author TEXT NOT NULL,
+        id TEXT NOT NULL,
+        conversation TEXT NOT NULL,
+        author_device TEXT,
+        kind TEXT NOT NULL,
+        outgoing INTEGER NOT NULL,
+        text TEXT NOT NULL,
+        timestamp INTEGER NOT NULL,
+        content_type INTEGER,
+        read INTEGER NOT NULL,
+        PRIMARY KEY (author, id)
+    );
+    CREATE INDEX messages_by_conversation ON messages (conversation, timestamp);
+    CREATE TABLE display_names (
+        username TEXT PRIMARY KEY, display_name TEXT NOT NULL, fetched_at INTEGER NOT NULL
+    )""",
 }
+
+
+MESSAGE_FIELDS = (
+    "author",
+    "id",
+    "conversation",
+    "author_device",
+    "kind",
+    "outgoing",
+    "text",
+    "timestamp",
+    "content_type",
+    "read",
+)
 
 
 class StoreError(Exception):
@@ -487,4 +521,73 @@ class Store:
         with self.transaction():
             self._db.execute(
                 "INSERT OR REPLACE INTO sync_state VALUES (1, ?)", (json.dumps(state.to_dict()),)
+            )
+
+    # ------------------------------------------------------------ messages
+
+    def save_message(self, record: Mapping[str, Any], *, read: bool) -> bool:
+        """Keep a message (the engine's record, section 22.3); False if it was kept before."""
+        with self.transaction():
+            cursor = self._db.execute(
+                "INSERT OR IGNORE INTO messages VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    record["author"],
+                    record["id"],
+                    record["conversation"],
+                    record.get("author_device"),
+                    record["kind"],
+                    bool(record["outgoing"]),
+                    record.get("text") or "",
+                    record["timestamp"],
+                    record.get("content_type"),
+                    read,
+                ),
+            )
+        return cursor.rowcount == 1
+
+    def messages(self, conversation: str) -> list[dict[str, Any]]:
+        """The conversation's messages in time order, as records with `read`."""
+        rows = self._all(
+            "SELECT author, id, conversation, author_device, kind, outgoing, text, timestamp,"
+            " content_type, read FROM messages WHERE conversation = ?"
+            " ORDER BY timestamp, rowid",
+            (conversation,),
+        )
+        keys = MESSAGE_FIELDS
+        return [
+            {**dict(zip(keys, row, strict=True)), "outgoing": bool(row[5]), "read": bool(row[9])}
+            for row in rows
+        ]
+
+    def conversations(self) -> list[str]:
+        """Every peer with a message, the most recent conversation first."""
+        rows = self._all(
+            "SELECT conversation FROM messages GROUP BY conversation"
+            " ORDER BY MAX(timestamp) DESC, conversation"
+        )
+        return [row[0] for row in rows]
+
+    def mark_read(self, conversation: str, message_ids: Iterable[str]) -> int:
+        """Mark the conversation's incoming messages with these ids read here; how many were not."""
+        ids = list(message_ids)
+        with self.transaction():
+            cursor = self._db.executemany(
+                "UPDATE messages SET read = 1 WHERE conversation = ? AND id = ? AND NOT outgoing"
+                " AND NOT read",
+                [(conversation, m) for m in ids],
+            )
+        return cursor.rowcount
+
+    # ------------------------------------------------------------ display names
+
+    def display_name(self, username: str) -> str | None:
+        """The display name last fetched for the account ("" when it has none); None: never."""
+        row = self._one("SELECT display_name FROM display_names WHERE username = ?", (username,))
+        return None if row is None else str(row[0])
+
+    def save_display_name(self, username: str, display_name: str) -> None:
+        with self.transaction():
+            self._db.execute(
+                "INSERT OR REPLACE INTO display_names VALUES (?, ?, ?)",
+                (username, display_name, now_ms()),
             )

@@ -10,7 +10,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from client.api import Transport
+from client.driver import AccountFacts
 from client.events import ContactChanged, Event, SyncKeyOwed, SyncWarning
+from protocol.encoding import b64u_decode
 from protocol.engine import (
     HttpRequest,
     Notice,
@@ -28,6 +30,7 @@ from protocol.engine import (
     SyncState,
     handle_sync,
 )
+from protocol.exceptions import ProtocolError
 from protocol.rng import Rng, system_rng
 
 
@@ -98,6 +101,24 @@ class SyncDriver:
 
     def devices_listed(self, listed: tuple[str, ...], suspended: tuple[str, ...]) -> SyncRun:
         return self.run(lambda seed: SyncDevicesListed(listed, suspended, self.clock(), seed))
+
+
+def account_facts(state: SyncState) -> AccountFacts:
+    """The contacts and the read-receipts setting as the synced state holds them (the
+    values as the browser writes them; a contact whose key is no key is left out, and the
+    setting is on unless an own device turned it off)."""
+    keys = {}
+    for index, value in state.account.collection("contacts").items():
+        username = index[0]
+        if len(index) != 1 or username == state.account_id or not isinstance(value, dict):
+            continue
+        try:
+            keys[username] = b64u_decode(value.get("account_key"), length=32)
+        except (ProtocolError, TypeError):
+            continue
+    setting = state.account.get("settings", ("read_receipts",))
+    on = setting.get("on") if isinstance(setting, dict) else None
+    return AccountFacts(keys, on is not False)
 
 
 def run_events(run: SyncRun, *, me: str) -> list[Event]:

@@ -46,6 +46,7 @@ from protocol.engine.events import (
 from protocol.engine.history import HISTORY_DAYS, HISTORY_FORMAT, history_bundle, history_records
 from protocol.engine.lists import accept_list, device_list_path, list_changes, parse_listing
 from protocol.engine.machine import OWN_DEVICES_ONLY, handle
+from protocol.engine.reading import read_position, read_state, read_up_to
 from protocol.engine.receiving import content_decrypted, is_blocked, messages_read, seen_key
 from protocol.engine.sending import MAX_MISMATCH_RETRIES
 from protocol.engine.state import (
@@ -99,6 +100,9 @@ __all__ = [
     "content_decrypted",
     "is_blocked",
     "messages_read",
+    "read_position",
+    "read_state",
+    "read_up_to",
     "seen_key",
     "LIST_MAX_AGE_MS",
     "MAX_MISMATCH_RETRIES",

@@ -24,7 +24,7 @@ from protocol.engine.events import (
 from protocol.engine.lists import accept_list, device_list_path, list_changes, parse_listing
 from protocol.engine.receiving import RECEIVING, receive
 from protocol.engine.sending import lists_settled, send_answered, send_wanted
-from protocol.engine.state import LIST_MAX_AGE_MS, DeviceState, PendingFetch
+from protocol.engine.state import LIST_MAX_AGE_MS, DeviceState, ListRecord, PendingFetch
 from protocol.exceptions import AccountKeyChanged, ProtocolError
 
 Result = tuple[DeviceState, list[Effect]]
@@ -153,7 +153,7 @@ def _http_answered(state: DeviceState, event: HttpAnswered) -> Result:
         accepted = accept_list(
             record,
             device_list,
-            expected_account_key=state.account_key if own else None,
+            expected_account_key=_expected_key(state, account_id, record),
             suspended=suspended,
             now=event.now,
         )
@@ -178,6 +178,14 @@ def _http_answered(state: DeviceState, event: HttpAnswered) -> Result:
         withheld = {**why, "claimed": pending.claimed, "served": accepted.version}
         effects.append(Notice(account_id, "list_withheld", withheld))
     return state, effects
+
+
+def _expected_key(state: DeviceState, account_id: str, record: ListRecord | None) -> bytes | None:
+    """The own account key; for a contact's first list, the key its contact record holds
+    (another own device verified it); after that, the key pinned in the record."""
+    if account_id == state.account_id:
+        return state.account_key
+    return state.contact_keys.get(account_id) if record is None else None
 
 
 def _refused(account_id: str, why: dict[str, Any], error: ProtocolError) -> Notice:

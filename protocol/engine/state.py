@@ -116,6 +116,9 @@ class DeviceState:
     # what receiving decides with (section 22.6)
     # accounts accepted as contacts with a confirmed security code (receipts go only there)
     contacts: frozenset[str] = frozenset()
+    # each contact's account key as the account's contact record holds it (verified by the
+    # own device that added it): the first list fetched of a contact must be signed by it
+    contact_keys: Mapping[str, bytes] = field(default_factory=lambda: MappingProxyType({}))
     read_receipts: bool = False  # the person's setting
     seen: frozenset[str] = frozenset()  # "<sender device>/<message id>" already applied
     history_from: str | None = None  # the approving device, until its history key came
@@ -131,6 +134,7 @@ class DeviceState:
             "next_request": self.next_request,
             "sends": {e: s.to_dict() for e, s in sorted(self.sends.items())},
             "contacts": sorted(self.contacts),
+            "contact_keys": {a: b64u_encode(k) for a, k in sorted(self.contact_keys.items())},
             "read_receipts": self.read_receipts,
             "seen": sorted(self.seen),
             "history_from": self.history_from,
@@ -148,6 +152,10 @@ class DeviceState:
             next_request=int(data.get("next_request") or 1),
             sends={e: PendingSend.from_dict(s) for e, s in _object(data.get("sends")).items()},
             contacts=frozenset(data.get("contacts") or ()),
+            contact_keys={
+                a: b64u_decode(k, length=32, what="contact account key")
+                for a, k in _object(data.get("contact_keys")).items()
+            },
             read_receipts=bool(data.get("read_receipts")),
             seen=frozenset(data.get("seen") or ()),
             history_from=data.get("history_from"),

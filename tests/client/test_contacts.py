@@ -70,7 +70,7 @@ async def test_a_contact_added_on_the_primary_is_listed_on_a_companion_and_remov
     laptop_store = laptop.messenger.store.path
     laptop.messenger.store.close()
     code, out, _ = await asyncio.to_thread(contacts, "list", store=laptop_store)
-    assert code == 0 and out.splitlines()[0].startswith(bob.username)
+    assert code == 0 and out.splitlines()[0].startswith(f"Test User ({bob.username}) (added ")
 
     # a removal on the companion reaches the primary, listening again
     phone = await Device(Messenger(Store.open(phone_store), alice.transport)).connect()

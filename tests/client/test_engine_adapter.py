@@ -40,10 +40,11 @@ def test_a_contact_list_served_again_unchanged_is_fresh_for_five_more_minutes(pa
 def test_a_device_list_notice_from_a_contact_is_refused_and_fetches_nothing(pair):
     alice, bob = pair
     alice_id = alice.device.device_id
+    alice.add_contact(bob.account_id)
     opening = bob.prepare_send(alice.account_id, "hi")
     assert [type(e) for e in alice.receive(delivered(bob, opening.targets, alice_id))] == [
         TextMessage,
-        ReceiptOwed,  # the engine's delivery receipt to a contact (a pinned account)
+        ReceiptOwed,  # the engine's delivery receipt to a contact (in the synced contacts)
     ]
     fetches = rewritten(alice).rewrite(
         "GET", rf"/api/accounts/{bob.account_id}/device-list", lambda body: body

@@ -285,7 +285,8 @@ def test_a_store_of_the_schema_before_sync_gets_its_sync_table_and_keeps_its_dev
     with Store.open(path) as store:
         store.save_device(make_device())
     with sqlite3.connect(path) as db:  # as a client of schema 3 left the file
-        db.execute("DROP TABLE sync_state")
+        for table in ("sync_state", "messages", "display_names"):
+            db.execute(f"DROP TABLE {table}")
         db.execute("PRAGMA user_version = 3")
     with Store.open(path) as store:
         device = store.device()
@@ -294,4 +295,4 @@ def test_a_store_of_the_schema_before_sync_gets_its_sync_table_and_keeps_its_dev
         store.save_sync_state(SyncState(ACCOUNT, device.device_id))
         assert store.sync_state() == SyncState(ACCOUNT, device.device_id)
     with sqlite3.connect(path) as db:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == 4
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 5

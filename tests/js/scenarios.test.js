@@ -37,6 +37,9 @@ function call(step) {
   if (step.call === "history_records") {
     return engine.historyRecords(args.bundle, { accountId: args.account_id, contacts: args.contacts });
   }
+  if (step.call === "read_state") return engine.readState(args.messages, args.value);
+  if (step.call === "read_position") return engine.readPosition(args.messages, args.value);
+  if (step.call === "read_up_to") return engine.readUpTo(args.value);
   throw new Error(`unknown call ${step.call}`);
 }
 

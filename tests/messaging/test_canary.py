@@ -67,6 +67,7 @@ async def test_canary_text_and_private_key_never_reach_the_server(live_app, redi
     alice, bob = person(live_app, "alice"), person(live_app, "bob")
     sender = await Device(primary_messenger(alice, tmp_path)).connect()
     receiver = await Device(primary_messenger(bob, tmp_path)).connect()
+    receiver.messenger.add_contact(alice.username)  # a delivery receipt goes to contacts only
     canary = f"canary-{secrets.token_hex(16)}"
     seed = alice.keys.identity.secret[:32]
 

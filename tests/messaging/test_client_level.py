@@ -51,6 +51,14 @@ async def test_conversation_between_the_cli_and_devices_that_were_offline(live_a
     cli_device = await asyncio.to_thread(link_with_cli, live_app, alice, cli_store)
     alice_phone = Device(primary_messenger(alice, tmp_path))  # offline for now
     bob_phone = await Device(primary_messenger(bob, tmp_path)).connect()
+    # receipts go to contacts only (section 22.6): each is in the other's synced contacts,
+    # on every device of theirs (the phone sends its account's sync key to the CLI)
+    bob_phone.messenger.add_contact(alice.username)
+    alice_phone.messenger.add_contact(bob.username)
+    await alice_phone.connect()
+    await alice_phone.connection.share_sync_key()
+    await alice_phone.close()
+    alice_phone.events.clear()
 
     sent = await asyncio.to_thread(
         run_cli, "send", "--store", str(cli_store), bob.username, "hello bob"
@@ -73,8 +81,9 @@ async def test_conversation_between_the_cli_and_devices_that_were_offline(live_a
     assert listen.returncode == 0, listen.stderr
     lines = listen.stdout.splitlines()
     assert lines[0].startswith(f"Listening as {alice.username} ")
-    assert f"Delivered: your message to {bob.username} (device {bob.device_id})" in lines
-    assert lines[-1].endswith(f"] {bob.username}: hi alice"), lines
+    bob_shown = f"Test User ({bob.username})"  # the display name bob chose, then the username
+    assert f"Delivered: your message to {bob_shown} (device {bob.device_id})" in lines
+    assert lines[-1].endswith(f"] {bob_shown}: hi alice"), lines
 
     # Alice's phone was offline throughout: it gets her own message (as a sent transcript
     # from the CLI) and then Bob's reply, in order, once each.

@@ -20,6 +20,9 @@ from protocol.engine import (
     handle_sync,
     history_bundle,
     history_records,
+    read_position,
+    read_state,
+    read_up_to,
     sync_event_from_dict,
 )
 from protocol.linking import LinkCode, link_url, parse_link_url
@@ -63,6 +66,12 @@ def call(step: dict[str, Any]) -> Any:
         return history_records(
             args["bundle"], account_id=args["account_id"], contacts=args["contacts"]
         )
+    if step["call"] == "read_state":
+        return read_state(args["messages"], args["value"])
+    if step["call"] == "read_position":
+        return read_position(args["messages"], args["value"])
+    if step["call"] == "read_up_to":
+        return read_up_to(args["value"])
     raise AssertionError(f"unknown call {step['call']!r}")
 
 

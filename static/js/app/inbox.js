@@ -30,7 +30,7 @@ import { decryptFrom } from "./sessions.js";
 import { sendFrame } from "./socket.js";
 import { withStateLock } from "./statelock.js";
 import * as store from "./store.js";
-import { onSynced, syncKeyReceived, syncMutate } from "./sync.js";
+import { onSynced, syncedValue, syncKeyReceived, syncMutate } from "./sync.js";
 
 const { b64uDecode, b64uEncode, bytesEqual } = encoding;
 
@@ -322,7 +322,11 @@ async function messagePlan(record) {
           readSent: record.outgoing,
         })
       : unsupportedRecord({ ...fields, timestamp: record.timestamp, contentType: record.content_type });
-  const unread = conversation.unread + (record.outgoing ? 0 : 1);
+  // a text the account's read position covers was read on another own device (22.8)
+  const position = conversation.readUpTo == null ? null : { read_up_to: conversation.readUpTo };
+  const covered = engine.readState([{ ...record, read: record.outgoing }], position).read.length > 0;
+  if (covered) message.readSent = true;
+  const unread = conversation.unread + (record.outgoing || covered ? 0 : 1);
   return {
     stores: ["messages", "conversations"],
     write: (/** @type {Record<string, IDBObjectStore>} */ s) => {
@@ -361,22 +365,26 @@ async function readElsewherePlan(peer, ids) {
  * @param {{index: string[], value: Record<string, any> | null}} change
  */
 async function applySyncedRead({ index: [peer], value }) {
-  const upTo = value?.read_up_to;
-  if (!Number.isSafeInteger(upTo)) return;
+  const upTo = engine.readUpTo(value);
+  if (upTo === null) return;
   const conversation = await store.read("conversations", peer);
   if (!conversation) return;
   const range = IDBKeyRange.bound([peer, -Infinity], [peer, Infinity]);
-  const incoming = (await store.readIndex("messages", "byConversation", range)).filter(
-    (m) => m.kind === "text" && !m.outgoing && !m.readSent,
-  );
-  const read = incoming.filter((m) => m.timestamp <= upTo);
-  const unread = incoming.length - read.length;
-  if (!read.length && conversation.unread === unread) return;
+  const all = await store.readIndex("messages", "byConversation", range);
+  const { read, unread } = engine.readState(all.map(readMessage), value);
+  const covered = new Set(read);
+  const changed = conversation.unread !== unread.length || conversation.readUpTo !== upTo;
+  if (!read.length && !changed) return;
   await store.transact(["messages", "conversations"], (s) => {
-    read.forEach((m) => s.messages.put({ ...m, readSent: true }));
-    s.conversations.put({ ...conversation, unread });
+    all.filter((m) => !m.outgoing && covered.has(m.id)).forEach((m) => s.messages.put({ ...m, readSent: true }));
+    s.conversations.put({ ...conversation, unread: unread.length, readUpTo: upTo });
   });
   notify({ kind: Change.MESSAGES, peer });
+}
+
+/** A stored message as the engine's read rules take it (`read`: read here). @param {any} m */
+function readMessage(m) {
+  return { id: m.id, kind: m.kind, outgoing: m.outgoing, timestamp: m.timestamp, read: Boolean(m.readSent) };
 }
 onSynced("conversations", applySyncedRead);
 
@@ -387,20 +395,22 @@ onSynced("conversations", applySyncedRead);
  */
 export async function markRead(peer) {
   const range = IDBKeyRange.bound([peer, -Infinity], [peer, Infinity]);
-  const unread = (await store.readIndex("messages", "byConversation", range)).filter(
-    (m) => m.kind === "text" && !m.outgoing && !m.readSent,
-  );
+  const all = await store.readIndex("messages", "byConversation", range);
+  const unread = all.filter((m) => m.kind === "text" && !m.outgoing && !m.readSent);
   const conversation = await store.read("conversations", peer);
   if (!unread.length && !conversation?.unread) return;
   closeNotification(peer);
+  // the read position follows the account to its other devices, only ever forward (22.8)
+  const written = engine.readPosition(all.map(readMessage), await syncedValue("conversations", [peer]));
   await store.transact(["messages", "conversations"], (s) => {
     unread.forEach((m) => s.messages.put({ ...m, readSent: true }));
-    if (conversation) s.conversations.put({ ...conversation, unread: 0 });
+    if (conversation) {
+      const readUpTo = written?.read_up_to ?? conversation.readUpTo;
+      s.conversations.put({ ...conversation, unread: 0, ...(readUpTo == null ? {} : { readUpTo }) });
+    }
   });
   notify({ kind: Change.MESSAGES, peer });
-  // the read position follows the account to its other devices (docs/protocol.md 22.8)
-  const upTo = Math.max(conversation?.lastTimestamp ?? 0, ...unread.map((m) => m.timestamp));
-  await syncMutate([["conversations", [peer], { read_up_to: upTo }]]);
+  if (written) await syncMutate([["conversations", [peer], written]]);
   const state = (await engineState([])).with({
     readReceipts: Boolean((await settings()).readReceipts),
     contacts: await receiptContacts(peer),

@@ -32,13 +32,17 @@ export async function engineState(accounts, sends = new Map()) {
   const me = await store.getSelf();
   if (!me) throw new ListRefused("This browser holds no Parley device.", "no_device");
   const lists = new Map();
+  const contactKeys = new Map();
   for (const account of new Set([me.accountId, ...accounts])) {
     const contact = account === me.accountId ? null : await store.read("contacts", account);
+    const pinnedKey = contact?.accountKey ? b64uDecode(contact.accountKey) : null;
     const record = recordOf(await store.getAcceptedList(account), {
-      pinnedKey: contact?.accountKey ? b64uDecode(contact.accountKey) : null,
+      pinnedKey,
       suspended: suspended.get(account) ?? new Set(),
     });
     if (record) lists.set(account, record);
+    // a contact synced in from another own device: its first list must carry that key
+    if (pinnedKey) contactKeys.set(account, pinnedKey);
   }
   const own = lists.get(me.accountId);
   let accountKey = own?.accountKey;
@@ -47,7 +51,15 @@ export async function engineState(accounts, sends = new Map()) {
     accountKey = (await loadKeys(me)).identity.public; // a primary's key is the account key
   }
   const blocked = await blockedAccounts();
-  return new engine.DeviceState({ accountId: me.accountId, deviceId: me.deviceId, accountKey, lists, sends, blocked });
+  return new engine.DeviceState({
+    accountId: me.accountId,
+    deviceId: me.deviceId,
+    accountKey,
+    lists,
+    sends,
+    contactKeys,
+    blocked,
+  });
 }
 
 /**

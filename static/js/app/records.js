@@ -5,7 +5,8 @@
 //                   keyChanged: null | {pendingKey, at}, displayName: the contact's own
 //                   (public, from the server), displayNameAt: when it was read (read again
 //                   after a day), nickname: the person's own for them (names.js)}
-//   conversations  {peer, unread, lastText, lastTimestamp, lastOutgoing,
+//   conversations  {peer, unread, lastText, lastTimestamp, lastOutgoing, readUpTo?: the
+//                   account's read position as this device last knew it (docs/protocol.md 22.8),
 //                   pinned?, archived?, muted? (flags.js, synced)}
 //   messages       {key: "<author>:<message id>" | "notice:<id>", id, conversation, author,
 //                   authorDevice, outgoing, kind: "text" | "unsupported" | "notice", text,

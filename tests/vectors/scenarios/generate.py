@@ -4,8 +4,9 @@ Run: .venv/bin/python tests/vectors/scenarios/generate.py   (rewrites tests/vect
 
 Keys come from TestRng streams over fixed seeds and lists are signed here (builders.py), so
 two runs give identical files. The expected effects are written out by hand (list_rules.py,
-content_rules.py, history_rules.py, sync_rules.py, sync_device_rules.py and the link URL below); nothing here imports the engine: a scenario
-states the rule, the engines in both languages must meet it.
+content_rules.py, history_rules.py, sync_rules.py, sync_device_rules.py, reading_rules.py and
+the link URL below); nothing here imports the engine: a scenario states the rule, the engines
+in both languages must meet it.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from tests.vectors.scenarios import (  # noqa: E402
     content_rules,
     history_rules,
     list_rules,
+    reading_rules,
     receive_rules,
     send_rules,
     sync_device_rules,
@@ -94,6 +96,7 @@ def build_scenarios() -> dict[str, dict[str, Any]]:
         "list_rollback_refused.json": list_rules.list_rollback_refused(),
         "list_key_change_refused.json": list_rules.list_key_change_refused(),
         "list_injected_device_refused.json": list_rules.list_injected_device_refused(),
+        "list_first_of_synced_contact.json": list_rules.list_first_of_synced_contact(),
         "list_withheld_flagged.json": list_rules.list_withheld_flagged(),
         "list_stale_refetched.json": content_rules.list_stale_refetched(),
         "device_list_notice_from_contact.json": content_rules.device_list_notice_from_contact(),
@@ -111,6 +114,7 @@ def build_scenarios() -> dict[str, dict[str, Any]]:
         **{name: build() for name, build in history_rules.SCENARIOS.items()},
         **{name: build() for name, build in sync_rules.SCENARIOS.items()},
         **{name: build() for name, build in sync_device_rules.SCENARIOS.items()},
+        **{name: build() for name, build in reading_rules.SCENARIOS.items()},
     }
 
 

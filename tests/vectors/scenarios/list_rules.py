@@ -142,6 +142,59 @@ def list_key_change_refused() -> dict[str, Any]:
     )
 
 
+def list_first_of_synced_contact() -> dict[str, Any]:
+    t1 = T0 + 1000
+    carol_by_impostor = signed("carol", IMPOSTOR, 1, {"carol-phone": IMPOSTOR})
+    return scenario(
+        "A contact another own device added (its key in the synced contact record) is pinned to that key, not to whatever the server serves first: a first list signed by another key is a changed security code.",
+        {
+            **state(OWN),
+            "contact_keys": {"bob": b64(BOB.public), "carol": b64(INTRUDER.public)},
+        },
+        [
+            ("no list of bob yet: fetch it", wanted("bob", t1), [get("r1", "bob")]),
+            (
+                "signed by the key the other device verified: stored",
+                answer("r1", BOB_V1, t1),
+                [store("bob", record(BOB_V1, checked_at=t1))],
+            ),
+            ("no list of carol yet: fetch it", wanted("carol", t1), [get("r2", "carol")]),
+            (
+                "signed by another key: the security code changed, nothing stored",
+                answer("r2", carol_by_impostor, t1),
+                [
+                    notice(
+                        "carol",
+                        "security_code_changed",
+                        reason="missing",
+                        account_key=b64(IMPOSTOR.public),
+                    )
+                ],
+            ),
+            (
+                "bob's newer list: checked against the key pinned in the record",
+                wanted("bob", t1 + 10, refresh=True),
+                [get("r3", "bob")],
+            ),
+            (
+                "version 2 under the same key: stored, the change told",
+                answer("r3", BOB_V2, t1 + 10),
+                [
+                    store("bob", record(BOB_V2, checked_at=t1 + 10, known=(BOB_V1,))),
+                    notice(
+                        "bob",
+                        "devices_changed",
+                        reason="refresh",
+                        version=2,
+                        added=["bob-laptop"],
+                        removed=[],
+                    ),
+                ],
+            ),
+        ],
+    )
+
+
 def list_injected_device_refused() -> dict[str, Any]:
     t1 = T0 + 1000
     injected = BOB_V2.to_dict()

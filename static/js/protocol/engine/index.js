@@ -49,6 +49,7 @@ export { acceptList, deviceListPath, listChanges, parseListing } from "./lists.j
 export { handle, OWN_DEVICES_ONLY } from "./machine.js";
 export { MAX_MISMATCH_RETRIES } from "./sending.js";
 export { contentDecrypted, isBlocked, messagesRead, seenKey } from "./receiving.js";
+export { readPosition, readState, readUpTo } from "./reading.js";
 export { DeviceState, LIST_MAX_AGE_MS, ListRecord, PendingFetch, PendingSend } from "./state.js";
 export { handle as handleSync, MAX_PATCH_MUTATIONS, STATE_PATH } from "./sync.js";
 export { DEVICES, LAST_USE_EVERY_MS, lastUsed } from "./syncdevices.js";

@@ -150,7 +150,7 @@ function httpAnswered(state, event) {
     let suspended;
     [deviceList, suspended] = parseListing(accountId, event.body);
     accepted = acceptList(record, deviceList, {
-      expectedAccountKey: own ? state.accountKey : null,
+      expectedAccountKey: expectedKey(state, accountId, record),
       suspended,
       now: event.now,
     });
@@ -174,6 +174,17 @@ function httpAnswered(state, event) {
     effects.push(new Notice(accountId, "list_withheld", { ...why, claimed: pending.claimed, served: accepted.version }));
   }
   return [state, effects];
+}
+
+/**
+ * The own account key; for a contact's first list, the key its contact record holds (another
+ * own device verified it); after that, the key pinned in the record.
+ * @param {DeviceState} state @param {string} accountId @param {import("./state.js").ListRecord | null} record
+ * @returns {Uint8Array | null}
+ */
+function expectedKey(state, accountId, record) {
+  if (accountId === state.accountId) return state.accountKey;
+  return record === null ? (state.contactKeys.get(accountId) ?? null) : null;
 }
 
 /** @param {string} accountId @param {Record<string, any>} why @param {ProtocolError} error */

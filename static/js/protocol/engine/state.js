@@ -142,7 +142,8 @@ export class DeviceState {
   /**
    * @param {{accountId: string, deviceId: string, accountKey: Uint8Array,
    *          lists?: Map<string, ListRecord>, pending?: Map<string, PendingFetch>,
-   *          nextRequest?: number, sends?: Map<string, PendingSend>, contacts?: Set<string>, readReceipts?: boolean,
+   *          nextRequest?: number, sends?: Map<string, PendingSend>, contacts?: Set<string>,
+   *          contactKeys?: Map<string, Uint8Array>, readReceipts?: boolean,
    *          seen?: Set<string>, historyFrom?: string | null, blocked?: Set<string>}} fields
    */
   constructor({
@@ -154,6 +155,7 @@ export class DeviceState {
     nextRequest = 1,
     sends = new Map(),
     contacts = new Set(),
+    contactKeys = new Map(),
     readReceipts = false,
     seen = new Set(),
     historyFrom = null,
@@ -168,6 +170,9 @@ export class DeviceState {
     this.sends = sends;
     // what receiving decides with (section 22.6)
     this.contacts = contacts; // accounts accepted as contacts (receipts go only there)
+    // each contact's account key as the account's contact record holds it (verified by the
+    // own device that added it): the first list fetched of a contact must be signed by it
+    this.contactKeys = contactKeys;
     this.readReceipts = readReceipts; // the person's setting
     this.seen = seen; // "<sender device>/<message id>" already applied
     this.historyFrom = historyFrom; // the approving device, until its history key came
@@ -176,7 +181,8 @@ export class DeviceState {
 
   /**
    * @param {Partial<{lists: Map<string, ListRecord>, pending: Map<string, PendingFetch>,
-   *   nextRequest: number, sends: Map<string, PendingSend>, contacts: Set<string>, readReceipts: boolean, seen: Set<string>,
+   *   nextRequest: number, sends: Map<string, PendingSend>, contacts: Set<string>,
+   *   contactKeys: Map<string, Uint8Array>, readReceipts: boolean, seen: Set<string>,
    *   historyFrom: string | null, blocked: Set<string>}>} changes
    */
   with(changes) {
@@ -193,6 +199,7 @@ export class DeviceState {
       next_request: this.nextRequest,
       sends: sortedObject(this.sends, (s) => s.toJSON()),
       contacts: [...this.contacts].sort(),
+      contact_keys: sortedObject(this.contactKeys, (k) => b64uEncode(k)),
       read_receipts: this.readReceipts,
       seen: [...this.seen].sort(),
       history_from: this.historyFrom,
@@ -211,6 +218,9 @@ export class DeviceState {
       nextRequest: Number(data.next_request ?? 1),
       sends: new Map(entriesOf(data.sends).map(([e, s]) => [e, PendingSend.fromJSON(s)])),
       contacts: new Set(data.contacts ?? []),
+      contactKeys: new Map(
+        entriesOf(data.contact_keys).map(([a, k]) => [a, b64uDecode(k, { length: 32, what: "contact account key" })]),
+      ),
       readReceipts: Boolean(data.read_receipts),
       seen: new Set(data.seen ?? []),
       historyFrom: data.history_from ?? null,
