@@ -68,7 +68,7 @@ class AccountSync(Sender):
     def own_devices_listed(self, listed: tuple[str, ...]) -> list[Event]:
         """The sync machine's half of own_devices_checked, for a list the engine just fetched."""
         suspended = tuple(sorted(self.suspended.get(self.account_id, frozenset())))
-        return run_events(self.sync.devices_listed(listed, suspended), me=self.account_id)
+        return self.synced_events(self.sync.devices_listed(listed, suspended))
 
     def share_sync_key(self) -> list[Event]:
         """This device linked another: the account's sync key for it (the machine makes the
