@@ -3,6 +3,7 @@ machine, mirrored line for line in static/js/protocol/engine/."""
 
 from protocol.engine.effects import (
     AcceptHistoryKey,
+    AcceptSyncCheckpoint,
     AcceptSyncKey,
     ApplyReceipt,
     ContentVerdict,
@@ -14,6 +15,7 @@ from protocol.engine.effects import (
     SendContent,
     SendFrame,
     SendPlan,
+    ShareSyncCheckpoint,
     ShareSyncKey,
     StoreList,
     StoreMessage,
@@ -31,6 +33,7 @@ from protocol.engine.events import (
     SenderSeen,
     SendWanted,
     SyncAnswered,
+    SyncCheckpointReceived,
     SyncEvent,
     SyncFetchWanted,
     SyncKeyReceived,
@@ -59,11 +62,14 @@ from protocol.engine.syncstate import SyncRequest, SyncState
 __all__ = [
     "MAX_PATCH_MUTATIONS",
     "STATE_PATH",
+    "AcceptSyncCheckpoint",
     "AcceptSyncKey",
+    "ShareSyncCheckpoint",
     "ShareSyncKey",
     "StoreSync",
     "SyncAnswered",
     "SyncChanged",
+    "SyncCheckpointReceived",
     "SyncEvent",
     "SyncFetchWanted",
     "SyncKeyReceived",

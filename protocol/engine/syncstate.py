@@ -113,6 +113,7 @@ class SyncState:
     rotate: bool = False  # write the state under a new key (a device left)
     share: bool = False  # send the newest key to the own devices
     compact: bool = False  # the server asked for a snapshot
+    announce: bool = False  # send this device's checkpoint to the own devices (23.8)
     refused: tuple[str, str] | None = None  # the last refusal: (error class, message)
     checkpoint: Checkpoint | None = None  # the newest an own device sent
     # a key this device created whose write got no 201 (a conflict, a lost answer): the
@@ -136,6 +137,7 @@ class SyncState:
             "rotate": self.rotate,
             "share": self.share,
             "compact": self.compact,
+            "announce": self.announce,
             "refused": None
             if self.refused is None
             else {"error": self.refused[0], "message": self.refused[1]},
@@ -165,6 +167,7 @@ class SyncState:
             rotate=bool(data.get("rotate")),
             share=bool(data.get("share")),
             compact=bool(data.get("compact")),
+            announce=bool(data.get("announce")),
             refused=None if refused is None else (refused["error"], refused["message"]),
             checkpoint=None
             if checkpoint is None

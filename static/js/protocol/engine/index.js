@@ -7,6 +7,7 @@
 
 export {
   AcceptHistoryKey,
+  AcceptSyncCheckpoint,
   AcceptSyncKey,
   ApplyReceipt,
   ContentVerdict,
@@ -17,6 +18,7 @@ export {
   SendContent,
   SendFrame,
   SendPlan,
+  ShareSyncCheckpoint,
   ShareSyncKey,
   StoreList,
   StoreMessage,
@@ -34,6 +36,7 @@ export {
   SenderSeen,
   SendWanted,
   SyncAnswered,
+  SyncCheckpointReceived,
   syncEventFromJSON,
   SyncFetchWanted,
   SyncKeyReceived,

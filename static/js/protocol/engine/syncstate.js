@@ -88,7 +88,7 @@ export class SyncRequest {
 /**
  * @typedef {{accountId: string, deviceId: string, keys: SyncKey[], account: AccountState,
  *   pending: Mutation[], request: SyncRequest | null, fetch: boolean, rotate: boolean,
- *   share: boolean, compact: boolean, refused: [string, string] | null,
+ *   share: boolean, compact: boolean, announce: boolean, refused: [string, string] | null,
  *   checkpoint: Checkpoint | null, proposed: SyncKey | null, nextRequest: number}} SyncFields
  */
 
@@ -105,6 +105,7 @@ export class SyncState {
     rotate = false,
     share = false,
     compact = false,
+    announce = false,
     refused = null,
     checkpoint = null,
     proposed = null,
@@ -120,6 +121,7 @@ export class SyncState {
     this.rotate = rotate; // write the state under a new key (a device left)
     this.share = share; // send the newest key to the own devices
     this.compact = compact; // the server asked for a snapshot
+    this.announce = announce; // send this device's checkpoint to the own devices (23.8)
     this.refused = refused; // the last refusal: [error class, message]
     this.checkpoint = checkpoint; // the newest an own device sent
     // a key this device created whose write got no 201 (a conflict, a lost answer): the
@@ -150,6 +152,7 @@ export class SyncState {
       rotate: this.rotate,
       share: this.share,
       compact: this.compact,
+      announce: this.announce,
       refused: this.refused === null ? null : { error: this.refused[0], message: this.refused[1] },
       checkpoint:
         this.checkpoint === null ? null : { version: this.checkpoint.version, chain: b64uEncode(this.checkpoint.chain) },
@@ -172,6 +175,7 @@ export class SyncState {
       rotate: Boolean(data.rotate),
       share: Boolean(data.share),
       compact: Boolean(data.compact),
+      announce: Boolean(data.announce),
       refused: refused == null ? null : [refused.error, refused.message],
       checkpoint:
         checkpoint == null
