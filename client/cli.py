@@ -39,6 +39,7 @@ from client.connection import (
 )
 from client.contacts import NO_SYNC_KEY
 from client.devicelists import accept_device_list, fetch_device_list
+from client.events import OWED_TO_OWN_DEVICES, Event
 from client.http import HttpTransport, server_origin
 from client.linking import Approved, Linked, LinkEvent, LinkFailed, QrShown, link_device
 from client.messenger import (
@@ -47,7 +48,6 @@ from client.messenger import (
     OutgoingMessage,
     SendRefused,
     SentTranscript,
-    SyncKeyOwed,
     SyncWarning,
     TextMessage,
     describe,
@@ -342,8 +342,8 @@ def _contacts(messenger: Messenger, args: argparse.Namespace, out: TextIO) -> in
     for event in events:
         if isinstance(event, SyncWarning):
             print(describe(event, me=messenger.account_id), file=out)
-    owed = [e for e in events if isinstance(e, SyncKeyOwed)]
-    if owed:  # the account's first key, made by this write: the other own devices need it
+    owed = [e for e in events if isinstance(e, OWED_TO_OWN_DEVICES)]
+    if owed:  # a first key this write made, this device's new checkpoint (23.8): for the others
         asyncio.run(_share(messenger, owed))
     if args.action != "list" and messenger.sync_pending:
         raise CommandError(
@@ -377,7 +377,7 @@ def _contacts(messenger: Messenger, args: argparse.Namespace, out: TextIO) -> in
     return 0
 
 
-async def _share(messenger: Messenger, owed: list[SyncKeyOwed]) -> None:
+async def _share(messenger: Messenger, owed: list[Event]) -> None:
     assert isinstance(messenger.transport, HttpTransport)
     connection = DeviceConnection(messenger, messenger.transport, receive=False)
     await connection.start()

@@ -635,7 +635,11 @@ def checkpoint_sent() -> dict[str, Any]:
             (
                 "201: dave follows at once; no checkpoint yet",
                 answered("s1", 201, {"version": 3}, "carol stored", T2),
-                [stored(v3.state, pending=1), changed(v3.state, ("contacts", "carol")), post("s2", v4)],
+                [
+                    stored(v3.state, pending=1),
+                    changed(v3.state, ("contacts", "carol")),
+                    post("s2", v4),
+                ],
             ),
             (
                 "201: one checkpoint for both writes",
@@ -679,9 +683,7 @@ def checkpoint_received() -> dict[str, Any]:
     stale = (
         "the server serves a stale state: an own device is at version 3, the log ends at version 2"
     )
-    forked = (
-        "the server forked the log: another own device has a different change at version 3"
-    )
+    forked = "the server forked the log: another own device has a different change at version 3"
 
     def told(rng_name: str, state: AccountState, device: str = "alice-laptop") -> dict[str, Any]:
         return simple(
