@@ -51,7 +51,13 @@ from protocol.engine.syncstate import (
     key_from_dict,
     mutation_from_dict,
 )
-from protocol.exceptions import MalformedMessage, SyncKeyUnknown, SyncLogForked, SyncRefused
+from protocol.exceptions import (
+    MalformedMessage,
+    SyncKeyUnknown,
+    SyncLogForked,
+    SyncRefused,
+    SyncStaleState,
+)
 from protocol.rng import Rng, TestRng
 from protocol.strictjson import canonical_json
 from protocol.syncentry import Mutation, SyncKey, decode_entry, new_sync_key
@@ -215,6 +221,7 @@ def _fetched(state: SyncState, event: SyncAnswered) -> Result:
     try:
         server_version, entries, more = _listing(event.body)
         state = _settle_proposed(state, entries)
+        _check_floor(state, entries)
         account = apply_entries(before, entries, keys=state.keys)
         if not more:
             check_fetched(
@@ -236,6 +243,19 @@ def _fetched(state: SyncState, event: SyncAnswered) -> Result:
     if changes:
         effects.append(SyncChanged(changes))
     return state, effects + more_effects
+
+
+def _check_floor(state: SyncState, entries: list[tuple[int, bytes]]) -> None:
+    """The newest key's first entry is a snapshot at its since_version (23.2), and the server
+    lists nothing below its latest snapshot (19.3): an entry listed below it is a stale log
+    (an old snapshot served to a device that holds only newer keys), not a key to await."""
+    key = state.newest_key
+    for version, _ in entries:
+        if key is not None and version < key.since_version:
+            raise SyncStaleState(
+                f"the server serves a stale state: the newest sync key is in force from "
+                f"version {key.since_version}, the log it served holds version {version}"
+            )
 
 
 def _settle_proposed(state: SyncState, entries: list[tuple[int, bytes]]) -> SyncState:

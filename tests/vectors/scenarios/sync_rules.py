@@ -752,6 +752,49 @@ def checkpoint_received() -> dict[str, Any]:
     )
 
 
+def stale_snapshot_refused() -> dict[str, Any]:
+    log = base_log()
+    log.patch(K1, [contact("bob", T1, "alice-phone")], "bob")
+    old = list(log.entries)  # versions 1 and 2, under the key in force before the rotation
+    k2 = key("two", 3)
+    rotated = log.snapshot(k2, "rotated")  # the server deleted the entries below it
+    body = {**key_json(k2), "version": 3, "chain": b64(rotated.state.chain)}
+    empty = AccountState()
+    stale = (
+        "the server serves a stale state: the newest sync key is in force from version 3, the "
+        "log it served holds version 1"
+    )
+    return sync_scenario(
+        "A device linked after a rotation holds only the newest key, whose first entry is a snapshot at its since_version (23.2); a log listed from below it is a stale snapshot, refused as such (not a key to await), and nothing is applied.",
+        sync_state("alice-tablet", empty, keys=()),
+        [
+            (
+                "the key from the phone: read from the start",
+                simple("sync_key_received", "key", T2, sender_device="alice-phone", body=body),
+                [stored(empty, keys=(k2,)), get("s1", 0)],
+            ),
+            (
+                "the server serves the log from before the rotation",
+                answered("s1", 200, listing(old, 2), "old", T2),
+                [
+                    stored(empty, keys=(k2,), refused="SyncStaleState"),
+                    refused("SyncStaleState", stale),
+                ],
+            ),
+            ("the doorbell", simple("sync_fetch_wanted", "bell", T3, version=3), [get("s2", 0)]),
+            (
+                "the log as it is: the rotation's snapshot",
+                answered("s2", 200, listing([rotated], 3), "honest", T3),
+                [
+                    stored(rotated.state, keys=(k2,)),
+                    changed(rotated.state, ("contacts", "bob")),
+                    announced(rotated.state),
+                ],
+            ),
+        ],
+    )
+
+
 SCENARIOS = {
     "sync_mutation_written.json": mutation_written,
     "sync_conflict_rebased.json": conflict_rebased,
@@ -762,4 +805,5 @@ SCENARIOS = {
     "sync_first_key_race.json": first_key_race,
     "sync_checkpoint_sent.json": checkpoint_sent,
     "sync_checkpoint_received.json": checkpoint_received,
+    "sync_stale_snapshot_refused.json": stale_snapshot_refused,
 }

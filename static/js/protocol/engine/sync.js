@@ -12,7 +12,14 @@
 
 import { applyEntry, buildPatch, buildSnapshot, Checkpoint } from "../accountstate.js";
 import { b64uDecode, b64uEncode, bytesEqual, compareBytes } from "../encoding.js";
-import { MalformedMessage, ProtocolError, SyncKeyUnknown, SyncLogForked, SyncRefused } from "../exceptions.js";
+import {
+  MalformedMessage,
+  ProtocolError,
+  SyncKeyUnknown,
+  SyncLogForked,
+  SyncRefused,
+  SyncStaleState,
+} from "../exceptions.js";
 import { TestRng } from "../rng.js";
 import { canonicalJson, isPlainObject } from "../strictjson.js";
 import { decodeEntry, newSyncKey } from "../syncentry.js";
@@ -205,6 +212,7 @@ function fetched(state, event) {
     let entries;
     [serverVersion, entries, more] = listing(event.body);
     state = settleProposed(state, entries);
+    checkFloor(state, entries);
     account = applyEntries(before, entries, { keys: state.keys });
     if (!more) checkFetched(account, { serverVersion, keys: state.keys, checkpoint: state.checkpoint });
   } catch (error) {
@@ -222,6 +230,23 @@ function fetched(state, event) {
   const changes = changesOf(before, account, []);
   if (changes.length) effects.push(new SyncChanged(changes));
   return [state, [...effects, ...moreEffects]];
+}
+
+/**
+ * The newest key's first entry is a snapshot at its since_version (23.2), and the server lists
+ * nothing below its latest snapshot (19.3): an entry listed below it is a stale log (an old
+ * snapshot served to a device that holds only newer keys), not a key to await.
+ * @param {SyncState} state @param {[number, Uint8Array][]} entries
+ */
+function checkFloor(state, entries) {
+  const key = state.newestKey;
+  for (const [version] of entries) {
+    if (key !== null && version < key.sinceVersion) {
+      throw new SyncStaleState(
+        `the server serves a stale state: the newest sync key is in force from version ${key.sinceVersion}, the log it served holds version ${version}`,
+      );
+    }
+  }
 }
 
 /**
