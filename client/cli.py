@@ -21,7 +21,7 @@ import io
 import socket
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TextIO
 
@@ -377,7 +377,7 @@ def _contacts(messenger: Messenger, args: argparse.Namespace, out: TextIO) -> in
     return 0
 
 
-async def _share(messenger: Messenger, owed: list[Event]) -> None:
+async def _share(messenger: Messenger, owed: Sequence[Event]) -> None:
     assert isinstance(messenger.transport, HttpTransport)
     connection = DeviceConnection(messenger, messenger.transport, receive=False)
     await connection.start()

@@ -23,14 +23,10 @@ from client.events import SyncCheckpointOwed, SyncKeyOwed, SyncWarning, describe
 from client.messenger import ContactChanged, Event, Messenger
 from client.store import Store
 from client.sync import run_events
-from protocol.accountstate import build_patch
-from protocol.encoding import b64u_encode
-from protocol.rng import system_rng
-from protocol.syncentry import Mutation
 from tests.client.test_cli import run_cli
 from tests.support.actors import PrimaryActor, now_ms, person
 from tests.support.devices import Device, companion_messenger, primary_messenger
-from tests.support.rewriting import RewritingTransport
+from tests.support.rewriting import RewritingTransport, other_branch, substitute_entry
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -70,26 +66,9 @@ def stored(messenger: Messenger) -> tuple[int, set[str]]:
     return state.account.version, {index[0] for index in state.account.collection("contacts")}
 
 
-def other_branch(messenger: Messenger, *, removes: str) -> str:
-    """The next entry on another branch of the log: an own device removing `removes`, written
-    on the state `messenger` holds, under the account's key (b64u, as the server lists it)."""
-    state = messenger.sync.state
-    key = state.newest_key
-    assert key is not None
-    removal = Mutation("contacts", (removes,), None, now_ms(), "alice-elsewhere")
-    version = state.account.version + 1
-    written = build_patch(state.account, [removal], version=version, key=key, rng=system_rng)
-    return b64u_encode(written.blob)
-
-
-def substitute(version: int, blob: str):
-    def rewrite(body: dict[str, Any]) -> dict[str, Any]:
-        for entry in body["entries"]:
-            if entry["version"] == version:
-                entry["blob"] = blob
-        return body
-
-    return rewrite
+def elsewhere(messenger: Messenger, *, removes: str) -> str:
+    """The next entry on another branch than the one `messenger` holds: `removes` removed."""
+    return other_branch(messenger.sync.state, removes=("contacts", removes), now=now_ms())
 
 
 @dataclass
@@ -137,7 +116,7 @@ def test_a_tampered_log_is_refused_said_in_plain_words_and_the_stored_state_kept
 ):
     phone, laptop, me = account.phone, account.laptop, account.alice.username
     old = phone.transport.get("/api/state?after=0")[1]["entries"]
-    elsewhere = other_branch(laptop, removes="bob")
+    other = elsewhere(laptop, removes="bob")
 
     def tamper(body: dict[str, Any]) -> dict[str, Any]:
         entries = body["entries"]
@@ -149,7 +128,7 @@ def test_a_tampered_log_is_refused_said_in_plain_words_and_the_stored_state_kept
             body["entries"] = entries[::-1]
         elif misbehaviour == "forked":
             # version 3 from another branch; version 4 follows the phone's version 3
-            body = substitute(3, elsewhere)(body)
+            body = substitute_entry(3, other)(body)
         else:  # the newest entries withheld: the log alone looks complete
             body["entries"], body["version"] = [], 2
         return body
@@ -243,7 +222,9 @@ async def test_a_fork_is_told_by_the_other_devices_checkpoint_over_the_sessions(
 
     # From now on the server shows the laptop another version 3 than the phone's.
     server = RewritingTransport(laptop.messenger.transport)
-    server.rewrite("GET", STATE_READS, substitute(3, other_branch(laptop.messenger, removes="bob")))
+    server.rewrite(
+        "GET", STATE_READS, substitute_entry(3, elsewhere(laptop.messenger, removes="bob"))
+    )
     laptop.messenger.transport = server
     # The phone writes version 3 (carol); the server holds its checkpoint back for now.
     held = run_events(phone.messenger.sync.mutate(contact("carol")), me=me)
