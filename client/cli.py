@@ -24,7 +24,7 @@ import io
 import socket
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -43,6 +43,7 @@ from client.connection import (
 )
 from client.contacts import NO_SYNC_KEY
 from client.devicelists import accept_device_list, fetch_device_list
+from client.events import OWED_TO_OWN_DEVICES, Event
 from client.http import HttpTransport, server_origin
 from client.linking import Approved, Linked, LinkEvent, LinkFailed, QrShown, link_device
 from client.messenger import (
@@ -54,7 +55,6 @@ from client.messenger import (
     Refused,
     SendRefused,
     SentTranscript,
-    SyncKeyOwed,
     SyncWarning,
     TextMessage,
     describe,
@@ -370,8 +370,8 @@ def _contacts(messenger: Messenger, args: argparse.Namespace, out: TextIO) -> in
     for event in events:
         if isinstance(event, SyncWarning):
             print(describe(event, me=messenger.account_id), file=out)
-    owed = [e for e in events if isinstance(e, SyncKeyOwed)]
-    if owed:  # the account's first key, made by this write: the other own devices need it
+    owed = [e for e in events if isinstance(e, OWED_TO_OWN_DEVICES)]
+    if owed:  # a first key this write made, this device's new checkpoint (23.8): for the others
         asyncio.run(_share(messenger, owed))
     if args.action != "list" and messenger.sync_pending:
         raise CommandError(
@@ -403,7 +403,7 @@ def _contacts(messenger: Messenger, args: argparse.Namespace, out: TextIO) -> in
     return 0
 
 
-async def _share(messenger: Messenger, owed: list[SyncKeyOwed]) -> None:
+async def _share(messenger: Messenger, owed: Sequence[Event]) -> None:
     assert isinstance(messenger.transport, HttpTransport)
     connection = DeviceConnection(messenger, messenger.transport, receive=False)
     await connection.start()

@@ -24,7 +24,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 from websockets.typing import Origin
 
 from client.api import ApiError, ServerUnreachable
-from client.events import ReceiptOwed, SyncKeyOwed, SyncWarning
+from client.events import OWED_TO_OWN_DEVICES, ReceiptOwed, SyncKeyOwed, SyncWarning
 from client.http import HttpTransport
 from client.messenger import (
     DevicesChanged,
@@ -284,7 +284,7 @@ class DeviceConnection:
             for event in self.messenger.receive(envelope):
                 if isinstance(event, ReceiptOwed):  # the engine's: delivery, to contacts
                     receipts.setdefault(event.peer, []).extend(event.message_ids)
-                elif isinstance(event, SyncKeyOwed):
+                elif isinstance(event, OWED_TO_OWN_DEVICES):
                     owed.append(event)
                 else:
                     self.on_event(event)
@@ -382,17 +382,25 @@ class DeviceConnection:
         await self.emit(events)
 
     async def emit(self, events: list[Event]) -> None:
-        """Hand events to the listener; a sync key owed goes to the other own devices."""
+        """Hand events to the listener; a sync key or checkpoint owed goes to the other own
+        devices."""
         for event in events:
-            if not isinstance(event, SyncKeyOwed):
+            if not isinstance(event, OWED_TO_OWN_DEVICES):
                 self.on_event(event)
                 continue
+            key = isinstance(event, SyncKeyOwed)
             try:
-                outgoing = self.messenger.prepare_sync_key(event.body)
+                prepare = (
+                    self.messenger.prepare_sync_key
+                    if key
+                    else self.messenger.prepare_sync_checkpoint
+                )
+                outgoing = prepare(event.body)
                 if outgoing is not None:
                     await self.submit(outgoing)
             except (SendRefused, ProtocolError, ApiError) as error:
-                self.on_event(SendFailed(self.messenger.account_id, f"sync key not sent: {error}"))
+                what = "sync key" if key else "sync checkpoint"
+                self.on_event(SendFailed(self.messenger.account_id, f"{what} not sent: {error}"))
 
     async def _on_prekeys_low(self) -> None:
         """The server's pool of this device's one-time prekeys runs low: refill it at once."""

@@ -79,6 +79,10 @@ class AccountSync(Sender):
         """The `send` frame of a SyncKeyOwed: to the other own devices only (None: none)."""
         return self.prepare_own(ContentType.ACCOUNT_SYNC_KEY, body)
 
+    def prepare_sync_checkpoint(self, body: dict[str, Any]) -> OutgoingMessage | None:
+        """The `send` frame of a SyncCheckpointOwed: to the other own devices only."""
+        return self.prepare_own(ContentType.ACCOUNT_SYNC_CHECKPOINT, body)
+
     def add_contact(self, username: str) -> list[Event]:
         """Verify the contact's signed device list (the account key pinned at first use, as a
         send does) and write the contact to the account's state, as the browser does. A

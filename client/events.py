@@ -127,6 +127,14 @@ class SyncKeyOwed:
 
 
 @dataclass(frozen=True)
+class SyncCheckpointOwed:
+    """The sync machine's `share_sync_checkpoint`: the connection sends `body` (content type
+    8, this device's `{version, chain}`) to every other own device (not shown)."""
+
+    body: dict[str, Any]
+
+
+@dataclass(frozen=True)
 class SyncWarning:
     """The account's synced state could not be read or written; `code` is the sync machine's
     notice (`sync_refused`: the server's log failed a check, the state was left as it was)."""
@@ -148,8 +156,12 @@ Event = (
     | ContactChanged
     | ReadElsewhere
     | SyncKeyOwed
+    | SyncCheckpointOwed
     | SyncWarning
 )
+
+# what the connection sends to the other own devices instead of showing it
+OWED_TO_OWN_DEVICES = (SyncKeyOwed, SyncCheckpointOwed)
 
 
 def format_time(timestamp_ms: int) -> str:

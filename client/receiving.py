@@ -28,6 +28,7 @@ from protocol.content import ContentType, decode_content
 from protocol.devicelist import DeviceEntry
 from protocol.encoding import b64u_decode, b64u_encode
 from protocol.engine import (
+    AcceptSyncCheckpoint,
     AcceptSyncKey,
     ApplyReceipt,
     ContentDecrypted,
@@ -305,6 +306,9 @@ class Receiver(Device):
                 effect, AcceptSyncKey
             ):  # from an own listed device (the engine's check)
                 run = self.sync.key_received(effect.sender_device, dict(effect.body))
+                events += self.synced_events(run)
+            elif isinstance(effect, AcceptSyncCheckpoint):  # the same check
+                run = self.sync.checkpoint_received(effect.sender_device, dict(effect.body))
                 events += self.synced_events(run)
             elif isinstance(effect, ContentVerdict) and effect.reason != "no_history_expected":
                 events += refused(f"content refused: {effect.reason}")

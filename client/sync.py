@@ -11,15 +11,17 @@ from typing import Any
 
 from client.api import Transport
 from client.driver import AccountFacts
-from client.events import ContactChanged, Event, SyncKeyOwed, SyncWarning
+from client.events import ContactChanged, Event, SyncCheckpointOwed, SyncKeyOwed, SyncWarning
 from protocol.encoding import b64u_decode
 from protocol.engine import (
     HttpRequest,
     Notice,
+    ShareSyncCheckpoint,
     ShareSyncKey,
     StoreSync,
     SyncAnswered,
     SyncChanged,
+    SyncCheckpointReceived,
     SyncDevicesListed,
     SyncEvent,
     SyncFetchWanted,
@@ -36,12 +38,13 @@ from protocol.rng import Rng, system_rng
 
 @dataclass
 class SyncRun:
-    """What one run left to the caller: the changes to apply, the key bodies to send to the
-    other own devices, and the notices (refusals)."""
+    """What one run left to the caller: the changes to apply, the key bodies and checkpoints
+    to send to the other own devices, and the notices (refusals)."""
 
     changes: list[dict[str, Any]] = field(default_factory=list)
     shares: list[dict[str, Any]] = field(default_factory=list)
     notices: list[Notice] = field(default_factory=list)
+    checkpoints: list[dict[str, Any]] = field(default_factory=list)
 
 
 class SyncDriver:
@@ -80,6 +83,8 @@ class SyncDriver:
                 out.changes += [dict(c) for c in effect.changes]
             elif isinstance(effect, ShareSyncKey):
                 out.shares.append(dict(effect.body))
+            elif isinstance(effect, ShareSyncCheckpoint):
+                out.checkpoints.append(dict(effect.body))
             elif isinstance(effect, Notice):
                 out.notices.append(effect)
         return out
@@ -92,6 +97,11 @@ class SyncDriver:
 
     def key_received(self, sender_device: str, body: dict[str, Any]) -> SyncRun:
         return self.run(lambda seed: SyncKeyReceived(sender_device, body, self.clock(), seed))
+
+    def checkpoint_received(self, sender_device: str, body: dict[str, Any]) -> SyncRun:
+        return self.run(
+            lambda seed: SyncCheckpointReceived(sender_device, body, self.clock(), seed)
+        )
 
     def share_key(self) -> SyncRun:
         return self.run(lambda seed: SyncKeyShareWanted(self.clock(), seed))
@@ -124,7 +134,7 @@ def account_facts(state: SyncState) -> AccountFacts:
 def run_events(run: SyncRun, *, me: str) -> list[Event]:
     """What a run leaves to the person and the connection: each contact another own device
     added or removed, the refusals in plain words (a key still to come from an own device is
-    no warning), and the key bodies to send to the other own devices."""
+    no warning), and the key bodies and checkpoints to send to the other own devices."""
     events: list[Event] = []
     for change in run.changes:
         if change["collection"] != "contacts" or change["index"][0] == me:
@@ -142,6 +152,7 @@ def run_events(run: SyncRun, *, me: str) -> list[Event]:
         if notice.code != "sync_key_awaited":
             events.append(SyncWarning(notice.code, sync_problem(notice)))
     events += [SyncKeyOwed(body) for body in run.shares]
+    events += [SyncCheckpointOwed(body) for body in run.checkpoints]
     return events
 
 

@@ -245,6 +245,19 @@ class AcceptSyncKey:
 
 
 @dataclass(frozen=True)
+class AcceptSyncCheckpoint:
+    """An own listed device's position in the account's log (content type 8): hand it to the
+    sync machine (`SyncCheckpointReceived`)."""
+
+    kind: ClassVar[str] = "accept_sync_checkpoint"
+    sender_device: str
+    body: Mapping[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": self.kind, "sender_device": self.sender_device, "body": dict(self.body)}
+
+
+@dataclass(frozen=True)
 class StoreSync:
     """The sync machine's state changed: store it (section 22.8). The compared form names
     the position, the keys and what waits, not every record."""
@@ -288,6 +301,18 @@ class ShareSyncKey:
         return {"type": self.kind, "body": dict(self.body)}
 
 
+@dataclass(frozen=True)
+class ShareSyncCheckpoint:
+    """Send this device's position (content type 8, `body` `{version, chain}`) to every
+    other own device, as a key is sent."""
+
+    kind: ClassVar[str] = "share_sync_checkpoint"
+    body: Mapping[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": self.kind, "body": dict(self.body)}
+
+
 Effect = (
     SendFrame
     | HttpRequest
@@ -303,7 +328,9 @@ Effect = (
     | DropDuplicate
     | DropBlocked
     | AcceptSyncKey
+    | AcceptSyncCheckpoint
     | StoreSync
     | SyncChanged
     | ShareSyncKey
+    | ShareSyncCheckpoint
 )

@@ -234,6 +234,27 @@ class SyncKeyReceived:
 
 
 @dataclass(frozen=True)
+class SyncCheckpointReceived:
+    """An own device's position in the log (content type 8, `{version, chain}`), accepted by
+    the device engine from an own listed device (section 23.8)."""
+
+    kind: ClassVar[str] = "sync_checkpoint_received"
+    sender_device: str
+    body: Mapping[str, Any]
+    now: int
+    seed: bytes
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "type": self.kind,
+            "sender_device": self.sender_device,
+            "body": dict(self.body),
+            "now": self.now,
+            "seed": b64u_encode(self.seed),
+        }
+
+
+@dataclass(frozen=True)
 class SyncKeyShareWanted:
     """A device was just linked (the approving device): send it the account's sync key,
     creating the first one when the account has none."""
@@ -320,6 +341,7 @@ SyncEvent = (
     SyncMutated
     | SyncFetchWanted
     | SyncKeyReceived
+    | SyncCheckpointReceived
     | SyncKeyShareWanted
     | SyncRotateWanted
     | SyncDevicesListed
@@ -390,6 +412,8 @@ def sync_event_from_dict(data: Mapping[str, Any]) -> SyncEvent:
         return SyncFetchWanted(data.get("version"), now, seed)
     if kind == SyncKeyReceived.kind:
         return SyncKeyReceived(data["sender_device"], data["body"], now, seed)
+    if kind == SyncCheckpointReceived.kind:
+        return SyncCheckpointReceived(data["sender_device"], data["body"], now, seed)
     if kind == SyncKeyShareWanted.kind:
         return SyncKeyShareWanted(now, seed)
     if kind == SyncRotateWanted.kind:

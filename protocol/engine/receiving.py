@@ -11,6 +11,7 @@ from protocol.content import KNOWN_TYPES, MAX_RECEIPT_IDS, ContentType, decode_c
 from protocol.encoding import b64u_decode, b64u_encode
 from protocol.engine.effects import (
     AcceptHistoryKey,
+    AcceptSyncCheckpoint,
     AcceptSyncKey,
     ApplyReceipt,
     ContentVerdict,
@@ -81,6 +82,8 @@ def content_decrypted(state: DeviceState, event: ContentDecrypted) -> Result:
         return state, [AcceptHistoryKey(event.sender_device, event.body)]
     if kind == ContentType.ACCOUNT_SYNC_KEY:
         return state, [AcceptSyncKey(event.sender_device, event.body)]  # to the sync machine
+    if kind == ContentType.ACCOUNT_SYNC_CHECKPOINT:
+        return state, [AcceptSyncCheckpoint(event.sender_device, event.body)]
     return state, []  # a device-list notice: the stamp's fetch is ContentReceived's
 
 

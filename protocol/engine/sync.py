@@ -5,7 +5,8 @@ of its own, `handle(SyncState, event) -> (SyncState, effects)`, beside the devic
 It reads the log (`GET /api/state?after=V`) and applies it with the checks of section 23,
 writes the person's changes as patches with compare-and-swap (`POST /api/state`), rebases
 them on what it missed, creates the first sync key and rotates it, and says what to store,
-what changed and what to send. Randomness is the event's `seed` (32 fresh bytes from the
+what changed and what to send, and compares the checkpoints own devices exchange (section
+23.8) with its own position. Randomness is the event's `seed` (32 fresh bytes from the
 adapter), expanded with the TestRng stream, so a scenario replays exactly.
 """
 
@@ -28,12 +29,14 @@ from protocol.engine.effects import (
     Effect,
     HttpRequest,
     Notice,
+    ShareSyncCheckpoint,
     ShareSyncKey,
     StoreSync,
     SyncChanged,
 )
 from protocol.engine.events import (
     SyncAnswered,
+    SyncCheckpointReceived,
     SyncDevicesListed,
     SyncDeviceUsed,
     SyncEvent,
@@ -56,11 +59,17 @@ from protocol.engine.syncstate import (
     key_from_dict,
     mutation_from_dict,
 )
-from protocol.exceptions import MalformedMessage, SyncKeyUnknown, SyncRefused
+from protocol.exceptions import (
+    MalformedMessage,
+    SyncKeyUnknown,
+    SyncLogForked,
+    SyncRefused,
+    SyncStaleState,
+)
 from protocol.rng import Rng, TestRng
 from protocol.strictjson import canonical_json
 from protocol.syncentry import Mutation, SyncKey, decode_entry, new_sync_key
-from protocol.synclog import apply_entries, check_fetched
+from protocol.synclog import apply_entries, check_fetched, compare_checkpoint
 
 STATE_PATH = "/api/state"
 MAX_PATCH_MUTATIONS = 32  # a patch carries at most this many (and fewer if over 64 KiB)
@@ -82,6 +91,8 @@ def handle(state: SyncState, event: SyncEvent) -> Result:
             state = replace(state, fetch=True)
     elif isinstance(event, SyncKeyReceived):
         state, effects = _key_received(state, event)
+    elif isinstance(event, SyncCheckpointReceived):
+        state, effects = _checkpoint_received(state, event)
     elif isinstance(event, SyncKeyShareWanted):
         state = replace(state, share=True)
     elif isinstance(event, SyncRotateWanted):
@@ -142,11 +153,43 @@ def _key_received(state: SyncState, event: SyncKeyReceived) -> Result:
     if all(k.key_id != key.key_id for k in state.keys):
         keys = by_since((*state.keys, key))
         state = replace(state, keys=keys)
-    checkpoint = Checkpoint(int(body["version"]), b64u_decode(body["chain"], length=32))
+    checkpoint = _checkpoint_of(body)
     if state.checkpoint is None or checkpoint.version > state.checkpoint.version:
         state = replace(state, checkpoint=checkpoint)
     state = replace(state, fetch=True)
     return state, [StoreSync(state)]
+
+
+def _checkpoint_received(state: SyncState, event: SyncCheckpointReceived) -> Result:
+    """An own device's position (section 23.8). Behind it: keep it and read the log (after the
+    last page `check_fetched` refuses a log that ends before it, or differs at it). Another
+    chain at a version both know: the server forked the log; the checkpoint is kept, so every
+    later read is refused again. Same or ahead: nothing, and nothing is sent back (only a
+    change of this device's state is announced)."""
+    checkpoint = _checkpoint_of(event.body)
+    try:
+        standing = compare_checkpoint(state.account, checkpoint)
+    except SyncLogForked as error:
+        return _refused(replace(state, checkpoint=checkpoint), error)
+    if standing != "behind":
+        return state, []
+    if state.checkpoint is None or checkpoint.version > state.checkpoint.version:
+        state = replace(state, checkpoint=checkpoint)
+    state = replace(state, fetch=True)
+    return state, [StoreSync(state)]
+
+
+def _checkpoint_of(body: Mapping[str, Any]) -> Checkpoint:
+    return Checkpoint(int(body["version"]), b64u_decode(body["chain"], length=32))
+
+
+def _refused(state: SyncState, error: SyncRefused | MalformedMessage) -> Result:
+    """The state is left as it was: the device keeps its last good state and says why."""
+    state = replace(state, refused=(type(error).__name__, str(error)))
+    data = {"error": type(error).__name__, "message": str(error)}
+    # a key still to come from an own device is no misbehaviour of the server's
+    code = "sync_key_awaited" if isinstance(error, SyncKeyUnknown) else "sync_refused"
+    return state, [StoreSync(state), Notice(state.account_id, code, data)]
 
 
 def _answered(state: SyncState, event: SyncAnswered) -> Result:
@@ -192,6 +235,7 @@ def _fetched(state: SyncState, event: SyncAnswered) -> Result:
     try:
         server_version, entries, more = _listing(event.body)
         state = _settle_proposed(state, entries)
+        _check_floor(state, entries)
         account = apply_entries(before, entries, keys=state.keys)
         if not more:
             check_fetched(
@@ -201,13 +245,10 @@ def _fetched(state: SyncState, event: SyncAnswered) -> Result:
                 checkpoint=state.checkpoint,
             )
     except (SyncRefused, MalformedMessage) as error:
-        # the state is left as it was: the device keeps its last good state and says why
-        state = replace(state, refused=(type(error).__name__, str(error)))
-        data = {"error": type(error).__name__, "message": str(error)}
-        # a key still to come from an own device is no misbehaviour of the server's
-        code = "sync_key_awaited" if isinstance(error, SyncKeyUnknown) else "sync_refused"
-        return state, [StoreSync(state), Notice(state.account_id, code, data)]
-    state = replace(state, account=account, refused=None)
+        return _refused(state, error)
+    moved = (account.version, account.chain) != (before.version, before.chain)
+    # a read that moved this device tells the others where it is now (23.8)
+    state = replace(state, account=account, refused=None, announce=state.announce or moved)
     if not more:
         state = rotation_settled(state)
     more_effects: list[Effect] = []
@@ -218,6 +259,19 @@ def _fetched(state: SyncState, event: SyncAnswered) -> Result:
     if changes:
         effects.append(SyncChanged(changes))
     return state, effects + more_effects
+
+
+def _check_floor(state: SyncState, entries: list[tuple[int, bytes]]) -> None:
+    """The newest key's first entry is a snapshot at its since_version (23.2), and the server
+    lists nothing below its latest snapshot (19.3): an entry listed below it is a stale log
+    (an old snapshot served to a device that holds only newer keys), not a key to await."""
+    key = state.newest_key
+    for version, _ in entries:
+        if key is not None and version < key.since_version:
+            raise SyncStaleState(
+                f"the server serves a stale state: the newest sync key is in force from "
+                f"version {key.since_version}, the log it served holds version {version}"
+            )
 
 
 def _settle_proposed(state: SyncState, entries: list[tuple[int, bytes]]) -> SyncState:
@@ -253,6 +307,7 @@ def _written(state: SyncState, request: SyncRequest, event: SyncAnswered) -> Res
             account=account,
             pending=state.pending[request.count :],
             compact=state.compact and request.entry != "snapshot",
+            announce=True,  # each entry written is announced to the own devices (23.8)
         )
         if request.new_key is not None:
             # a key is sent only once the entry at its since_version is stored (23.2)
@@ -283,7 +338,9 @@ def _written(state: SyncState, request: SyncRequest, event: SyncAnswered) -> Res
 
 def _next(state: SyncState, rng: Rng) -> Result:
     """What to ask the server next, if nothing is in flight: read, then re-key, compact,
-    write the person's changes, and share the key last."""
+    write the person's changes, share the key, and last announce the checkpoint: once, when
+    nothing else is left (a key carries the checkpoint too), so that writes and reads in a
+    row send one."""
     if state.request is not None:
         return state, []
     if state.fetch:
@@ -311,14 +368,17 @@ def _next(state: SyncState, rng: Rng) -> Result:
     if state.pending:
         return _write(state, *_patch(state, version, key, rng))
     if state.share:
-        body = {
-            **_key_body(key),
-            "version": state.account.version,
-            "chain": b64u_encode(state.account.chain),
-        }
-        state = replace(state, share=False)
+        body = {**_key_body(key), **_checkpoint_body(state.account)}
+        state = replace(state, share=False, announce=False)
         return state, [StoreSync(state), ShareSyncKey(body)]
+    if state.announce:
+        state = replace(state, announce=False)
+        return state, [StoreSync(state), ShareSyncCheckpoint(_checkpoint_body(state.account))]
     return state, []
+
+
+def _checkpoint_body(account: AccountState) -> dict[str, Any]:
+    return {"version": account.version, "chain": b64u_encode(account.chain)}
 
 
 def _patch(state: SyncState, version: int, key: SyncKey, rng: Rng) -> tuple[WrittenEntry, int]:

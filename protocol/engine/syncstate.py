@@ -119,6 +119,7 @@ class SyncState:
     # the last write got no 201 and no conflict (no answer, a 5xx, a limit): the next write
     # waits for another event (a change, a doorbell, a reconnect, a minute of use)
     write_failed: bool = False
+    announce: bool = False  # send this device's checkpoint to the own devices (23.8)
     refused: tuple[str, str] | None = None  # the last refusal: (error class, message)
     checkpoint: Checkpoint | None = None  # the newest an own device sent
     # a key this device created whose write got no 201 (a conflict, a lost answer): the
@@ -146,6 +147,7 @@ class SyncState:
             "share": self.share,
             "compact": self.compact,
             "write_failed": self.write_failed,
+            "announce": self.announce,
             "refused": None
             if self.refused is None
             else {"error": self.refused[0], "message": self.refused[1]},
@@ -178,6 +180,7 @@ class SyncState:
             share=bool(data.get("share")),
             compact=bool(data.get("compact")),
             write_failed=bool(data.get("write_failed")),
+            announce=bool(data.get("announce")),
             refused=None if refused is None else (refused["error"], refused["message"]),
             checkpoint=None
             if checkpoint is None

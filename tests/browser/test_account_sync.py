@@ -1,6 +1,7 @@
 """The account's state follows it across its devices (issue #11, docs/protocol.md sections 22.8
 and 23): contacts, read positions and the read-receipts setting, through the end-to-end
-encrypted state log; a server that tampers with the log is detected and shown."""
+encrypted state log; a server that tampers with the log (drops, replays or reorders entries,
+forks the log, serves a stale snapshot) is detected and shown, and the state kept."""
 
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ import re
 import pytest
 from playwright.sync_api import Page, expect
 
+from protocol.engine import SyncState
+from tests.support.actors import now_ms
 from tests.support.browser import DESKTOP, PHONE
-from tests.support.rewriting import rewrite_json
+from tests.support.rewriting import other_branch, rewrite_json, substitute_entry
 from tests.support.web import (
     SLOW,
     add_contact,
@@ -32,14 +35,15 @@ def contact_row(page: Page, peer: str):
     return page.locator(f'#conversation-list [data-peer="{peer}"]')
 
 
-SYNCED_VERSION = """() => new Promise((resolve, reject) => {
+STORED_SYNC = """() => new Promise((resolve, reject) => {
     const open = indexedDB.open("parley");
     open.onsuccess = () => {
         const get = open.result.transaction("meta").objectStore("meta").get("sync");
-        get.onsuccess = () => resolve(get.result ? get.result.account.version : 0);
+        get.onsuccess = () => resolve(get.result ?? null);
         get.onerror = () => reject(get.error);
     };
 })"""
+SYNCED_VERSION = f"async () => (await ({STORED_SYNC})())?.account.version ?? 0"
 
 
 def synced_version(page: Page) -> int:
@@ -49,6 +53,11 @@ def synced_version(page: Page) -> int:
 
 def wait_synced(page: Page, above: int) -> None:
     page.wait_for_function(f"async () => (await ({SYNCED_VERSION})()) > {above}", timeout=SLOW)
+
+
+def stored_sync(page: Page) -> SyncState:
+    """This browser's stored sync state (IndexedDB meta "sync")."""
+    return SyncState.from_dict(page.evaluate(STORED_SYNC))
 
 
 def test_a_contact_added_on_the_primary_and_a_nickname_given_on_a_companion_reach_every_device(
@@ -134,9 +143,16 @@ def test_a_companion_linked_without_history_has_every_contact_and_setting(new_de
 STATE_READS = re.compile(r".*/api/state\?after=\d+$")
 
 
-@pytest.mark.parametrize("misbehaviour", ["dropped", "replayed"])
-def test_a_dropped_or_replayed_state_entry_is_refused_and_the_state_kept(
-    new_device, screenshot, misbehaviour
+@pytest.mark.parametrize(
+    "misbehaviour, expected",
+    [
+        ("dropped", "the server left out"),
+        ("replayed", "the server replayed an old change"),
+        ("reordered", "the server reordered the changes: version 4 came before version 3"),
+    ],
+)
+def test_a_dropped_replayed_or_reordered_state_entry_is_refused_and_the_state_kept(
+    new_device, screenshot, misbehaviour, expected
 ):
     alice, _ = new_primary(new_device(viewport=DESKTOP), new_username("alice"))
     bob, carol = new_username("bob"), new_username("carol")
@@ -151,30 +167,105 @@ def test_a_dropped_or_replayed_state_entry_is_refused_and_the_state_kept(
     held = synced_version(laptop)
     old_entries = fetch_json(laptop, "/api/state?after=0")["entries"]
 
-    # From now on the server leaves out the laptop's next change, or serves an old one again.
+    # From now on the server leaves out the laptop's next changes, serves an old one again,
+    # or serves them in the wrong order (and, until there are two, says nothing is new).
     def misbehave(body):
-        if body["entries"]:
+        entries = body["entries"]
+        if misbehaviour == "reordered":
+            if len(entries) < 2:
+                body["entries"], body["version"] = [], held
+            else:
+                body["entries"] = entries[::-1]
+        elif entries:
             body["entries"] = [] if misbehaviour == "dropped" else old_entries[-1:]
         return body
 
     hits = rewrite_json(laptop, STATE_READS, "GET", misbehave)
     add_contact(alice, carol)
+    alice.get_by_label("Send read receipts").uncheck()  # a second change after it
     notice = laptop.locator("#sync-refused")
     expect(notice).to_contain_text("were not updated from your other devices", timeout=SLOW)
-    expected = "left out" if misbehaviour == "dropped" else "replayed an old change"
-    expect(notice).to_contain_text(f"the server {expected}")
+    expect(notice).to_contain_text(expected, timeout=SLOW)
     assert hits
     screenshot(laptop, f"sync-refused-{misbehaviour}-1440")
     laptop.set_viewport_size(PHONE)
     screenshot(laptop, f"sync-refused-{misbehaviour}-390")
 
-    # The laptop kept its last good state: bob is there, carol is not, nothing was applied.
+    # The laptop kept its last good state: bob is there, carol is not, its setting is as it
+    # was, and nothing was applied.
     expect(contact_row(laptop, bob)).to_be_visible()
     expect(contact_row(laptop, carol)).to_have_count(0)
+    expect(laptop.get_by_label("Send read receipts")).to_be_checked()
     assert synced_version(laptop) == held
 
     # An honest server again: the next read passes and the notice goes.
-    laptop.unroute(STATE_READS)
+    laptop.unroute_all(behavior="wait")  # no answer left half-rewritten
     laptop.reload()
     expect(contact_row(laptop, carol)).to_be_visible(timeout=SLOW)
+    expect(laptop.get_by_label("Send read receipts")).not_to_be_checked(timeout=SLOW)
     expect(notice).to_have_count(0, timeout=SLOW)
+
+
+def test_a_stale_snapshot_to_a_new_companion_and_a_forked_log_are_refused_and_shown(
+    new_device, screenshot
+):
+    alice, _ = new_primary(new_device(viewport=DESKTOP), new_username("alice"))
+    bob = new_username("bob")
+    new_primary(new_device(), bob)
+    open_chats(alice)
+    add_contact(alice, bob)
+    wait_synced(alice, 1)  # the first key's snapshot, then bob: version 2
+
+    # A new companion is served the log as it was at version 1 (the first key's empty
+    # snapshot); the key it gets from the primary says the primary is at version 2.
+    def stale(body):
+        body["entries"] = [e for e in body["entries"] if e["version"] <= 1]
+        body["version"] = min(body["version"], 1)
+        return body
+
+    laptop_device = new_device(viewport=PHONE)
+    laptop = laptop_device.new_page()
+    stale_hits = rewrite_json(laptop, STATE_READS, "GET", stale)
+    link_companion(alice, laptop, "Laptop")
+    open_chats(laptop)
+    notice = laptop.locator("#sync-refused")
+    expect(notice).to_contain_text(
+        "the server serves a stale state: an own device is at version 2, the log ends at version 1",
+        timeout=SLOW,
+    )
+    assert stale_hits
+    expect(contact_row(laptop, bob)).to_have_count(0)
+    assert synced_version(laptop) == 0
+    laptop.unroute_all(behavior="wait")  # no answer left half-rewritten
+    laptop.reload()
+    expect(contact_row(laptop, bob)).to_be_visible(timeout=SLOW)
+    expect(notice).to_have_count(0, timeout=SLOW)
+
+    # A fork: an own device removed bob at version 3 on a branch the server shows only the
+    # laptop, while the primary writes its own version 3. The laptop is closed meanwhile, so
+    # the primary's checkpoint waits for it; on opening it reads the other branch first.
+    other = other_branch(stored_sync(laptop), removes=("contacts", bob), now=now_ms())
+    laptop.close()
+    open_chats(alice)
+    alice.get_by_label("Send read receipts").uncheck()
+    wait_synced(alice, 2)
+    laptop = laptop_device.new_page()
+    rewrite_json(laptop, STATE_READS, "GET", substitute_entry(3, other))
+    open_chats(laptop)
+
+    # Each device's checkpoint tells the other: both refuse and say so.
+    forked = "the server forked the log: another own device has a different change at version 3"
+    expect(laptop.locator("#sync-refused")).to_contain_text(forked, timeout=SLOW)
+    refused = alice.locator("#sync-refused")
+    expect(refused).to_contain_text(forked, timeout=SLOW)
+    screenshot(alice, "sync-refused-forked-1440")
+    alice.set_viewport_size(PHONE)
+    screenshot(alice, "sync-refused-forked-390")
+    # The primary kept its state: bob is its contact, its setting as it set it, version 3.
+    expect(contact_row(alice, bob)).to_be_visible()
+    expect(alice.get_by_label("Send read receipts")).not_to_be_checked()
+    assert synced_version(alice) == 3
+    # The refusal stands: a reload reads the log again and still refuses.
+    alice.reload()
+    expect(refused).to_contain_text(forked, timeout=SLOW)
+    assert synced_version(alice) == 3

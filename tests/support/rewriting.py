@@ -15,7 +15,10 @@ real server keeps its honest state. One place for both clients:
     hostile_answer(page, "/api/devices", lambda text: "[" * 100_000)          # raw text
 
 and forgeries of a signed device list that keep the account's old signature
-(`inject_device`, `swap_key`), for either.
+(`inject_device`, `swap_key`), for either; and for the account's state log, the next entry
+of another branch (`other_branch`: what an own device wrote and the server kept from the
+others, built with the account's sync key as that device would) and a rule serving it in
+place of the real entry (`substitute_entry`).
 """
 
 from __future__ import annotations
@@ -28,9 +31,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from client.api import Transport
+from protocol.accountstate import build_patch
 from protocol.encoding import b64u_encode
+from protocol.engine import SyncState
 from protocol.keys import generate_identity
 from protocol.rng import system_rng
+from protocol.syncentry import Mutation
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page, Route
@@ -127,3 +133,27 @@ def swap_key(listed: dict) -> dict:
     """A device list whose first device has another identity key."""
     listed["devices"][0]["identity_key"] = b64u_encode(generate_identity(system_rng).public)
     return listed
+
+
+def other_branch(state: SyncState, *, removes: tuple[str, str], now: int) -> str:
+    """The entry after `state` on another branch of the log (b64u, as the server lists it):
+    an own device removing `removes` = (collection, index), under the account's newest key."""
+    key = state.newest_key
+    assert key is not None, "the device holds no sync key"
+    collection, index = removes
+    removal = Mutation(collection, (index,), None, now, "another-own-device")
+    version = state.account.version + 1
+    written = build_patch(state.account, [removal], version=version, key=key, rng=system_rng)
+    return b64u_encode(written.blob)
+
+
+def substitute_entry(version: int, blob: str) -> Rewrite:
+    """A rule for state log pages: the entry at `version` is served as `blob` instead."""
+
+    def rewrite(body: Any) -> Any:
+        for entry in body["entries"]:
+            if entry["version"] == version:
+                entry["blob"] = blob
+        return body
+
+    return rewrite

@@ -30,7 +30,7 @@ import { decryptFrom } from "./sessions.js";
 import { sendFrame } from "./socket.js";
 import { withStateLock } from "./statelock.js";
 import * as store from "./store.js";
-import { onSynced, syncedValue, syncKeyReceived, syncMutate } from "./sync.js";
+import { onSynced, syncCheckpointReceived, syncedValue, syncKeyReceived, syncMutate } from "./sync.js";
 
 const { b64uDecode, b64uEncode, bytesEqual } = encoding;
 
@@ -245,6 +245,10 @@ async function planEffects(me, sender, effects) {
       const body = /** @type {any} */ (effect.body);
       const from = effect.senderDevice;
       plan = { ...plan, after: () => syncKeyReceived(from, body) };
+    } else if (effect instanceof engine.AcceptSyncCheckpoint) {
+      const body = /** @type {any} */ (effect.body);
+      const from = effect.senderDevice;
+      plan = { ...plan, after: () => syncCheckpointReceived(from, body) };
     } else if (effect instanceof engine.ContentVerdict) {
       console.warn(`Parley: a content from ${sender} was refused (${effect.reason}).`);
     }

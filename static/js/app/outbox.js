@@ -123,16 +123,16 @@ export async function sendHistoryKey({ historyFor, body }) {
 }
 
 /**
- * Queue the account sync key (content type 7) for every other own device, when there is one
- * (docs/protocol.md 22.8).
- * @param {Record<string, any>} body
+ * Queue the account sync key (content type 7) or this device's sync checkpoint (type 8) for
+ * every other own device, when there is one (docs/protocol.md 22.8).
+ * @param {Record<string, any>} body @param {number} [contentType]
  */
-export async function sendSyncKey(body) {
+export async function sendSyncKey(body, contentType = ContentType.ACCOUNT_SYNC_KEY) {
   const me = await self();
   const own = await store.getAcceptedList(me.accountId);
   const others = (own?.list?.devices ?? []).filter((/** @type {any} */ d) => d.device_id !== me.deviceId);
   if (!others.length) return;
-  await store.transact(["outbox"], (s) => s.outbox.add(outboxItem(me.accountId, ContentType.ACCOUNT_SYNC_KEY, body)));
+  await store.transact(["outbox"], (s) => s.outbox.add(outboxItem(me.accountId, contentType, body)));
   ringLeader();
 }
 onKeyShared(sendSyncKey);

@@ -6,7 +6,7 @@
 // that owns each store (contacts.js, inbox.js, self.js register with onSynced). No sync rule
 // lives here.
 
-import { engine, MAX_SNAPSHOT_BYTES, ready, systemRng } from "../protocol/index.js";
+import { ContentType, engine, MAX_SNAPSHOT_BYTES, ready, systemRng } from "../protocol/index.js";
 import { ApiError, api } from "./api.js";
 import { Change, notify } from "./events.js";
 import * as store from "./store.js";
@@ -15,7 +15,7 @@ import * as store from "./store.js";
 
 /** collection → what applies a change of it to this browser's stores */
 const appliers = new Map();
-/** @type {(body: Record<string, any>) => Promise<void>} */
+/** @type {(body: Record<string, any>, contentType: number) => Promise<void>} */
 let keySharer = async () => {};
 
 /**
@@ -26,7 +26,10 @@ export function onSynced(collection, apply) {
   appliers.set(collection, apply);
 }
 
-/** Who sends the sync key to the own devices (outbox.js). @param {(body: Record<string, any>) => Promise<void>} share */
+/**
+ * Who sends the sync key (type 7) and checkpoints (type 8) to the own devices (outbox.js).
+ * @param {(body: Record<string, any>, contentType: number) => Promise<void>} share
+ */
 export function onKeyShared(share) {
   keySharer = share;
 }
@@ -64,7 +67,7 @@ function run(makeEvent) {
     const queue = [...effects];
     /** @type {SyncChange[]} */
     const changed = [];
-    /** @type {Record<string, any>[]} */
+    /** @type {[Record<string, any>, number][]} */
     const shares = [];
     while (queue.length) {
       const effect = queue.shift();
@@ -79,7 +82,9 @@ function run(makeEvent) {
       } else if (effect instanceof engine.SyncChanged) {
         changed.push(...effect.changes);
       } else if (effect instanceof engine.ShareSyncKey) {
-        shares.push(effect.body);
+        shares.push([effect.body, ContentType.ACCOUNT_SYNC_KEY]);
+      } else if (effect instanceof engine.ShareSyncCheckpoint) {
+        shares.push([effect.body, ContentType.ACCOUNT_SYNC_CHECKPOINT]);
       } else if (effect instanceof engine.Notice) {
         if (effect.code !== "sync_key_awaited") console.warn(`Parley: sync ${effect.code}`, effect.data);
       }
@@ -92,7 +97,7 @@ function run(makeEvent) {
       }
     }
     notify({ kind: Change.SYNC, refused: state.refused });
-    for (const body of shares) await keySharer(body);
+    for (const [body, contentType] of shares) await keySharer(body, contentType);
   };
   const locked = "locks" in navigator ? navigator.locks.request("parley-sync", work) : work();
   return locked.catch((error) => console.warn("Parley: account sync failed", error));
@@ -129,6 +134,11 @@ export function syncFetch(version) {
 /** An account sync key the device engine accepted from an own device. @param {string} senderDevice @param {any} body */
 export function syncKeyReceived(senderDevice, body) {
   return run((seed) => new engine.SyncKeyReceived(senderDevice, body, Date.now(), seed));
+}
+
+/** An own device's checkpoint (type 8) the device engine accepted. @param {string} senderDevice @param {any} body */
+export function syncCheckpointReceived(senderDevice, body) {
+  return run((seed) => new engine.SyncCheckpointReceived(senderDevice, body, Date.now(), seed));
 }
 
 /** A device was just linked by this one: send it the sync key (made first if the account has none). */

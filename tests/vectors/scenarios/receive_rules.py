@@ -300,6 +300,32 @@ def sync_key_from_own_device() -> dict[str, Any]:
     )
 
 
+def sync_checkpoint_from_own_device() -> dict[str, Any]:
+    kind = int(ContentType.ACCOUNT_SYNC_CHECKPOINT)
+    body = {"version": 4, "chain": b64(bytes(range(32)))}
+    return scenario(
+        "An own device's sync checkpoint (type 8, section 23.8) from an own listed device goes to the sync machine, which compares it with this device's position; from anyone else it is refused.",
+        receiving_state(),
+        [
+            (
+                "from alice-laptop (listed): to the sync machine",
+                decrypted("alice", "alice-laptop", kind, M1, body),
+                [{"type": "accept_sync_checkpoint", "sender_device": "alice-laptop", "body": body}],
+            ),
+            (
+                "from a contact: refused",
+                decrypted("bob", "bob-phone", kind, M2, body),
+                [refused("bob", "bob-phone", "own_devices_only")],
+            ),
+            (
+                "from an own device no list names: refused",
+                decrypted("alice", "alice-tablet", kind, M3, body),
+                [refused("alice", "alice-tablet", "own_devices_only")],
+            ),
+        ],
+    )
+
+
 def unsupported_kept() -> dict[str, Any]:
     return scenario(
         "A content type this device does not know is kept as an unsupported message from its sender (shown with the sender's name), never silently dropped; no receipt is sent for it.",
@@ -430,4 +456,5 @@ SCENARIOS = {
     "receive_unsupported_kept.json": unsupported_kept,
     "receive_sync_key.json": sync_key_from_own_device,
     "receive_blocked_dropped.json": blocked_dropped,
+    "receive_sync_checkpoint.json": sync_checkpoint_from_own_device,
 }

@@ -18,6 +18,7 @@ from tests.vectors.scenarios.sync_rules import (
     T2,
     T3,
     Log,
+    announced,
     answered,
     base_log,
     changed,
@@ -68,9 +69,13 @@ def last_use_throttled() -> dict[str, Any]:
                 [stored(start, pending=1), post("s1", first)],
             ),
             (
-                "201",
+                "201: and this device's checkpoint goes to the others",
                 answered("s1", 201, {"version": 2}, "stored", T1),
-                [stored(first.state), changed(first.state, ("devices", "alice-laptop"))],
+                [
+                    stored(first.state),
+                    changed(first.state, ("devices", "alice-laptop")),
+                    announced(first.state),
+                ],
             ),
             (
                 "in use 9 minutes later: the synced last use is recent enough, nothing written",
@@ -88,9 +93,13 @@ def last_use_throttled() -> dict[str, Any]:
                 [],
             ),
             (
-                "201",
+                "201: and the checkpoint",
                 answered("s2", 201, {"version": 3}, "stored again", later),
-                [stored(second.state), changed(second.state, ("devices", "alice-laptop"))],
+                [
+                    stored(second.state),
+                    changed(second.state, ("devices", "alice-laptop")),
+                    announced(second.state),
+                ],
             ),
         ],
     )
@@ -187,9 +196,9 @@ def rotation_race_settled() -> dict[str, Any]:
                 [stored(start, keys=(K1, phones), refused="SyncKeyUnknown"), get("s4", 2)],
             ),
             (
-                "the log applies under the phone's key; no second rotation",
+                "the log applies under the phone's key; no second rotation (the read moved it: its checkpoint)",
                 answered("s4", 200, listing([won], 3), "applied", T3),
-                [stored(won.state, keys=(K1, phones))],
+                [stored(won.state, keys=(K1, phones)), announced(won.state)],
             ),
         ],
     )

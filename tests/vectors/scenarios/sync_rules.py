@@ -58,6 +58,7 @@ def sync_state(
         "rotate": False,
         "share": False,
         "compact": False,
+        "announce": False,
         "refused": None,
         "checkpoint": None,
         "proposed": None,
@@ -201,6 +202,18 @@ def shared(k: SyncKey, state: AccountState) -> dict[str, Any]:
     }
 
 
+def announced(state: AccountState) -> dict[str, Any]:
+    """This device's checkpoint, for its other own devices (section 23.8)."""
+    return {
+        "type": "share_sync_checkpoint",
+        "body": {"version": state.version, "chain": b64(state.chain)},
+    }
+
+
+def checkpoint_json(state: AccountState) -> dict[str, Any]:
+    return {"version": state.version, "chain": b64(state.chain)}
+
+
 def sync_scenario(
     description: str,
     initial: dict[str, Any],
@@ -242,9 +255,13 @@ def mutation_written() -> dict[str, Any]:
                 [stored(start, pending=1), post("s1", written)],
             ),
             (
-                "201: adopted",
+                "201: adopted, and this device's checkpoint sent to its other devices",
                 answered("s1", 201, {"version": 2}, "after add", T1),
-                [stored(written.state), changed(written.state, ("contacts", "bob"))],
+                [
+                    stored(written.state),
+                    changed(written.state, ("contacts", "bob")),
+                    announced(written.state),
+                ],
             ),
             (
                 "state_changed at version 2 (this device's own write): nothing to read",
@@ -296,11 +313,12 @@ def conflict_rebased() -> dict[str, Any]:
                 ],
             ),
             (
-                "201: bob's read position is the laptop's (written later), carol is added",
+                "201: bob's read position is the laptop's (written later), carol is added; one checkpoint for the read and the write",
                 answered("s3", 201, {"version": 3}, "after rebase", T3),
                 [
                     stored(rebased.state),
                     changed(rebased.state, ("contacts", "carol"), ("conversations", "bob")),
+                    announced(rebased.state),
                 ],
             ),
         ],
@@ -426,7 +444,7 @@ def new_device_whole_state() -> dict[str, Any]:
             ),
             ("the doorbell", simple("sync_fetch_wanted", "bell", T3, version=3), [get("s3", 0)]),
             (
-                "the whole log: every contact and setting at once",
+                "the whole log: every contact and setting at once; its new position told to the own devices",
                 answered("s3", 200, listing(log.entries, 3), "whole", T3),
                 [
                     stored(full),
@@ -436,6 +454,7 @@ def new_device_whole_state() -> dict[str, Any]:
                         ("contacts", "carol"),
                         ("settings", "read_receipts"),
                     ),
+                    announced(full),
                 ],
             ),
         ],
@@ -470,9 +489,13 @@ def compaction_snapshot() -> dict[str, Any]:
                 [stored(snapshot.state, pending=1), post("s3", patch)],
             ),
             (
-                "201",
+                "201: one checkpoint for the snapshot and the patch",
                 answered("s3", 201, {"version": 4}, "done", T2),
-                [stored(patch.state), changed(patch.state, ("contacts", "dave"))],
+                [
+                    stored(patch.state),
+                    changed(patch.state, ("contacts", "dave")),
+                    announced(patch.state),
+                ],
             ),
         ],
     )
@@ -501,7 +524,7 @@ def first_key_and_rotation() -> dict[str, Any]:
                 [stored(empty, keys=()), post("s1", snap)],
             ),
             (
-                "201: the key is the account's; now it is sent",
+                "201: the key is the account's; now it is sent (with the checkpoint, so no type 8)",
                 answered("s1", 201, {"version": 1}, "first stored", T1),
                 [stored(snap.state, keys=(first,)), shared(first, snap.state)],
             ),
@@ -511,9 +534,13 @@ def first_key_and_rotation() -> dict[str, Any]:
                 [stored(snap.state, keys=(first,), pending=1), post("s2", patch)],
             ),
             (
-                "201",
+                "201: the checkpoint sent",
                 answered("s2", 201, {"version": 2}, "bob stored", T2),
-                [stored(patch.state, keys=(first,)), changed(patch.state, ("contacts", "bob"))],
+                [
+                    stored(patch.state, keys=(first,)),
+                    changed(patch.state, ("contacts", "bob")),
+                    announced(patch.state),
+                ],
             ),
             (
                 "alice removed her laptop: read to the current version first",
@@ -582,6 +609,192 @@ def first_key_race() -> dict[str, Any]:
     )
 
 
+def checkpoint_sent() -> dict[str, Any]:
+    log = base_log()
+    log.patch(K1, [contact("bob", T1, "alice-phone")], "bob")
+    start = log.state
+    carol = contact("carol", T1, "alice-phone")
+    dave = contact("dave", T2, "alice-phone")
+    v3 = log.patch(K1, [carol], "carol")
+    v4 = log.patch(K1, [dave], "carol stored")
+    v5 = log.patch(K1, [contact("erin", T3, "alice-laptop")], "laptop's erin")
+    return sync_scenario(
+        "After each entry this device writes, and after a read that moved it, it sends its checkpoint {version, chain} to its other own devices (content type 8, section 23.8): once, when nothing else is left to do, so that writes and reads in a row send one; a read that moved nothing sends none.",
+        sync_state("alice-phone", start),
+        [
+            (
+                "alice adds carol",
+                mutated([carol], "carol"),
+                [stored(start, pending=1), post("s1", v3)],
+            ),
+            (
+                "and dave, while carol's write is in flight",
+                mutated([dave], "dave"),
+                [stored(start, pending=2)],
+            ),
+            (
+                "201: dave follows at once; no checkpoint yet",
+                answered("s1", 201, {"version": 3}, "carol stored", T2),
+                [
+                    stored(v3.state, pending=1),
+                    changed(v3.state, ("contacts", "carol")),
+                    post("s2", v4),
+                ],
+            ),
+            (
+                "201: one checkpoint for both writes",
+                answered("s2", 201, {"version": 4}, "dave stored", T2),
+                [stored(v4.state), changed(v4.state, ("contacts", "dave")), announced(v4.state)],
+            ),
+            (
+                "the socket reconnected: read",
+                simple("sync_fetch_wanted", "reconnected", T3, version=None),
+                [get("s3", 4)],
+            ),
+            (
+                "nothing new: no checkpoint",
+                answered("s3", 200, listing([], 4), "nothing new", T3),
+                [stored(v4.state)],
+            ),
+            (
+                "the laptop wrote version 5",
+                simple("sync_fetch_wanted", "bell 5", T3, version=5),
+                [get("s4", 4)],
+            ),
+            (
+                "applied: this device's new position told",
+                answered("s4", 200, listing([v5], 5), "laptop's patch", T3),
+                [stored(v5.state), changed(v5.state, ("contacts", "erin")), announced(v5.state)],
+            ),
+        ],
+    )
+
+
+def checkpoint_received() -> dict[str, Any]:
+    log = base_log()
+    v1 = log.state
+    log.patch(K1, [contact("bob", T1, "alice-laptop")], "bob")
+    start = log.state  # version 2
+    fork = Log(state=start)
+    fork.patch(K1, [contact("mallory", T2, "alice-tablet")], "tablet's branch")
+    v3 = log.patch(K1, [contact("carol", T2, "alice-laptop")], "laptop's carol")
+    v4 = log.patch(K1, [contact("dave", T3, "alice-laptop")], "laptop's dave")
+    erin = contact("erin", T3, "alice-phone")
+    stale = (
+        "the server serves a stale state: an own device is at version 3, the log ends at version 2"
+    )
+    forked = "the server forked the log: another own device has a different change at version 3"
+
+    def told(rng_name: str, state: AccountState, device: str = "alice-laptop") -> dict[str, Any]:
+        return simple(
+            "sync_checkpoint_received",
+            rng_name,
+            T3,
+            sender_device=device,
+            body=checkpoint_json(state),
+        )
+
+    return sync_scenario(
+        "A checkpoint from an own device (type 8, section 23.8) is compared with this device's position: the same or an older agreeing one does nothing and sends nothing back; one ahead makes it read the log, which must then reach it (a server that withholds the newest entries is refused, stale); another chain at a version both know is a fork, refused and kept, so later reads of that branch are refused too.",
+        sync_state("alice-phone", start),
+        [
+            ("the laptop is where this device is: nothing", told("same", start), []),
+            ("an older checkpoint that agrees: nothing", told("older", v1), []),
+            (
+                "the laptop is at version 3: read the log",
+                told("ahead", v3.state),
+                [stored(start), get("s1", 2)],
+            ),
+            (
+                "the server's log ends at version 2: it withholds version 3",
+                answered("s1", 200, listing([], 2), "withheld", T3),
+                [stored(start, refused="SyncStaleState"), refused("SyncStaleState", stale)],
+            ),
+            (
+                "the doorbell: read again",
+                simple("sync_fetch_wanted", "bell 3", T3, version=3),
+                [get("s2", 2)],
+            ),
+            (
+                "version 3 served: applied, and this device's position told",
+                answered("s2", 200, listing([v3], 3), "served", T3),
+                [stored(v3.state), changed(v3.state, ("contacts", "carol")), announced(v3.state)],
+            ),
+            (
+                "the laptop's checkpoint at version 3 again: nothing sent back (no ping-pong)",
+                told("same again", v3.state),
+                [],
+            ),
+            (
+                "the tablet's checkpoint: another change at version 3",
+                told("fork", fork.state, "alice-tablet"),
+                [stored(v3.state, refused="SyncLogForked"), refused("SyncLogForked", forked)],
+            ),
+            (
+                "a change made meanwhile waits: no write while a refusal stands",
+                mutated([erin], "erin"),
+                [stored(v3.state, pending=1, refused="SyncLogForked")],
+            ),
+            (
+                "the doorbell",
+                simple("sync_fetch_wanted", "bell 4", T3, version=4),
+                [get("s3", 3)],
+            ),
+            (
+                "version 4 of this branch: still refused against the tablet's checkpoint",
+                answered("s3", 200, listing([v4], 4), "branch", T3),
+                [
+                    stored(v3.state, pending=1, refused="SyncLogForked"),
+                    refused("SyncLogForked", forked),
+                ],
+            ),
+        ],
+    )
+
+
+def stale_snapshot_refused() -> dict[str, Any]:
+    log = base_log()
+    log.patch(K1, [contact("bob", T1, "alice-phone")], "bob")
+    old = list(log.entries)  # versions 1 and 2, under the key in force before the rotation
+    k2 = key("two", 3)
+    rotated = log.snapshot(k2, "rotated")  # the server deleted the entries below it
+    body = {**key_json(k2), "version": 3, "chain": b64(rotated.state.chain)}
+    empty = AccountState()
+    stale = (
+        "the server serves a stale state: the newest sync key is in force from version 3, the "
+        "log it served holds version 1"
+    )
+    return sync_scenario(
+        "A device linked after a rotation holds only the newest key, whose first entry is a snapshot at its since_version (23.2); a log listed from below it is a stale snapshot, refused as such (not a key to await), and nothing is applied.",
+        sync_state("alice-tablet", empty, keys=()),
+        [
+            (
+                "the key from the phone: read from the start",
+                simple("sync_key_received", "key", T2, sender_device="alice-phone", body=body),
+                [stored(empty, keys=(k2,)), get("s1", 0)],
+            ),
+            (
+                "the server serves the log from before the rotation",
+                answered("s1", 200, listing(old, 2), "old", T2),
+                [
+                    stored(empty, keys=(k2,), refused="SyncStaleState"),
+                    refused("SyncStaleState", stale),
+                ],
+            ),
+            ("the doorbell", simple("sync_fetch_wanted", "bell", T3, version=3), [get("s2", 0)]),
+            (
+                "the log as it is: the rotation's snapshot",
+                answered("s2", 200, listing([rotated], 3), "honest", T3),
+                [
+                    stored(rotated.state, keys=(k2,)),
+                    changed(rotated.state, ("contacts", "bob")),
+                    announced(rotated.state),
+                ],
+            ),
+        ],
+    )
+
+
 SCENARIOS = {
     "sync_mutation_written.json": mutation_written,
     "sync_conflict_rebased.json": conflict_rebased,
@@ -590,4 +803,7 @@ SCENARIOS = {
     "sync_compaction_snapshot.json": compaction_snapshot,
     "sync_first_key_and_rotation.json": first_key_and_rotation,
     "sync_first_key_race.json": first_key_race,
+    "sync_checkpoint_sent.json": checkpoint_sent,
+    "sync_checkpoint_received.json": checkpoint_received,
+    "sync_stale_snapshot_refused.json": stale_snapshot_refused,
 }

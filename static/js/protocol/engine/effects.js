@@ -240,6 +240,22 @@ export class AcceptSyncKey {
 }
 
 /**
+ * An own listed device's position in the account's log (content type 8): hand it to the
+ * sync machine (`SyncCheckpointReceived`).
+ */
+export class AcceptSyncCheckpoint {
+  static kind = "accept_sync_checkpoint";
+  /** @param {string} senderDevice @param {Record<string, any>} body */
+  constructor(senderDevice, body) {
+    this.senderDevice = senderDevice;
+    this.body = body;
+  }
+  toJSON() {
+    return { type: AcceptSyncCheckpoint.kind, sender_device: this.senderDevice, body: this.body };
+  }
+}
+
+/**
  * The sync machine's state changed: store it (section 22.8). The compared form names the
  * position, the keys and what waits, not every record.
  */
@@ -290,4 +306,19 @@ export class ShareSyncKey {
   }
 }
 
-/** @typedef {SendFrame | HttpRequest | StoreList | Notice | ContentVerdict | SendPlan | StoreMessage | ApplyReceipt | MarkRead | SendContent | AcceptHistoryKey | DropDuplicate | DropBlocked | AcceptSyncKey | StoreSync | SyncChanged | ShareSyncKey} Effect */
+/**
+ * Send this device's position (content type 8, `body` `{version, chain}`) to every other own
+ * device, as a key is sent.
+ */
+export class ShareSyncCheckpoint {
+  static kind = "share_sync_checkpoint";
+  /** @param {Record<string, any>} body */
+  constructor(body) {
+    this.body = body;
+  }
+  toJSON() {
+    return { type: ShareSyncCheckpoint.kind, body: this.body };
+  }
+}
+
+/** @typedef {SendFrame | HttpRequest | StoreList | Notice | ContentVerdict | SendPlan | StoreMessage | ApplyReceipt | MarkRead | SendContent | AcceptHistoryKey | DropDuplicate | DropBlocked | AcceptSyncKey | AcceptSyncCheckpoint | StoreSync | SyncChanged | ShareSyncKey | ShareSyncCheckpoint} Effect */

@@ -227,6 +227,30 @@ export class SyncKeyReceived {
 }
 
 /**
+ * An own device's position in the log (content type 8, `{version, chain}`), accepted by the
+ * device engine from an own listed device (section 23.8).
+ */
+export class SyncCheckpointReceived {
+  static kind = "sync_checkpoint_received";
+  /** @param {string} senderDevice @param {Record<string, any>} body @param {number} now @param {Uint8Array} seed */
+  constructor(senderDevice, body, now, seed) {
+    this.senderDevice = senderDevice;
+    this.body = body;
+    this.now = now;
+    this.seed = seed;
+  }
+  toJSON() {
+    return {
+      type: SyncCheckpointReceived.kind,
+      sender_device: this.senderDevice,
+      body: this.body,
+      now: this.now,
+      seed: b64uEncode(this.seed),
+    };
+  }
+}
+
+/**
  * A device was just linked (the approving device): send it the account's sync key, creating
  * the first one when the account has none.
  */
@@ -322,7 +346,7 @@ export class SyncAnswered {
   }
 }
 
-/** @typedef {SyncMutated | SyncFetchWanted | SyncKeyReceived | SyncKeyShareWanted | SyncRotateWanted | SyncDevicesListed | SyncDeviceUsed | SyncAnswered} SyncEvent */
+/** @typedef {SyncMutated | SyncFetchWanted | SyncKeyReceived | SyncCheckpointReceived | SyncKeyShareWanted | SyncRotateWanted | SyncDevicesListed | SyncDeviceUsed | SyncAnswered} SyncEvent */
 
 /** @typedef {FrameReceived | HttpAnswered | ListWanted | SenderSeen | ContentReceived | ContentDecrypted | MessagesRead | SendWanted} Event */
 
@@ -378,6 +402,7 @@ export function syncEventFromJSON(data) {
   }
   if (kind === SyncFetchWanted.kind) return new SyncFetchWanted(data.version ?? null, now, seed);
   if (kind === SyncKeyReceived.kind) return new SyncKeyReceived(data.sender_device, data.body, now, seed);
+  if (kind === SyncCheckpointReceived.kind) return new SyncCheckpointReceived(data.sender_device, data.body, now, seed);
   if (kind === SyncKeyShareWanted.kind) return new SyncKeyShareWanted(now, seed);
   if (kind === SyncRotateWanted.kind) return new SyncRotateWanted(now, seed);
   if (kind === SyncDevicesListed.kind) return new SyncDevicesListed([...data.listed], [...data.suspended], now, seed);

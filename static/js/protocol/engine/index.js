@@ -7,6 +7,7 @@
 
 export {
   AcceptHistoryKey,
+  AcceptSyncCheckpoint,
   AcceptSyncKey,
   ApplyReceipt,
   ContentVerdict,
@@ -18,6 +19,7 @@ export {
   SendContent,
   SendFrame,
   SendPlan,
+  ShareSyncCheckpoint,
   ShareSyncKey,
   StoreList,
   StoreMessage,
@@ -35,6 +37,7 @@ export {
   SenderSeen,
   SendWanted,
   SyncAnswered,
+  SyncCheckpointReceived,
   SyncDevicesListed,
   SyncDeviceUsed,
   syncEventFromJSON,

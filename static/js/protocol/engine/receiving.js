@@ -7,6 +7,7 @@ import { b64uDecode, b64uEncode } from "../encoding.js";
 import { ProtocolError } from "../exceptions.js";
 import {
   AcceptHistoryKey,
+  AcceptSyncCheckpoint,
   AcceptSyncKey,
   ApplyReceipt,
   ContentVerdict,
@@ -67,6 +68,7 @@ export function contentDecrypted(state, event) {
     return [state, [new AcceptHistoryKey(event.senderDevice, event.body)]];
   }
   if (kind === ContentType.ACCOUNT_SYNC_KEY) return [state, [new AcceptSyncKey(event.senderDevice, event.body)]]; // to the sync machine
+  if (kind === ContentType.ACCOUNT_SYNC_CHECKPOINT) return [state, [new AcceptSyncCheckpoint(event.senderDevice, event.body)]];
   return [state, []]; // a device-list notice: the stamp's fetch is ContentReceived's
 }
 

@@ -6,19 +6,28 @@
 // It reads the log (`GET /api/state?after=V`) and applies it with the checks of section 23,
 // writes the person's changes as patches with compare-and-swap (`POST /api/state`), rebases
 // them on what it missed, creates the first sync key and rotates it, and says what to store,
-// what changed and what to send. Randomness is the event's `seed` (32 fresh bytes from the
+// what changed and what to send, and compares the checkpoints own devices exchange (section
+// 23.8) with its own position. Randomness is the event's `seed` (32 fresh bytes from the
 // adapter), expanded with the TestRng stream, so a scenario replays exactly.
 
 import { applyEntry, buildPatch, buildSnapshot, Checkpoint } from "../accountstate.js";
 import { b64uDecode, b64uEncode, bytesEqual, compareBytes } from "../encoding.js";
-import { MalformedMessage, ProtocolError, SyncKeyUnknown, SyncRefused } from "../exceptions.js";
+import {
+  MalformedMessage,
+  ProtocolError,
+  SyncKeyUnknown,
+  SyncLogForked,
+  SyncRefused,
+  SyncStaleState,
+} from "../exceptions.js";
 import { TestRng } from "../rng.js";
 import { canonicalJson, isPlainObject } from "../strictjson.js";
 import { decodeEntry, newSyncKey } from "../syncentry.js";
-import { applyEntries, checkFetched } from "../synclog.js";
-import { HttpRequest, Notice, ShareSyncKey, StoreSync, SyncChanged } from "./effects.js";
+import { applyEntries, checkFetched, compareCheckpoint } from "../synclog.js";
+import { HttpRequest, Notice, ShareSyncCheckpoint, ShareSyncKey, StoreSync, SyncChanged } from "./effects.js";
 import {
   SyncAnswered,
+  SyncCheckpointReceived,
   SyncDevicesListed,
   SyncDeviceUsed,
   SyncFetchWanted,
@@ -56,6 +65,7 @@ export function handle(state, event) {
     if (event.version === null) state = reconnected(state);
     else if (event.version > state.account.version) state = state.with({ fetch: true });
   } else if (event instanceof SyncKeyReceived) [state, effects] = keyReceived(state, event);
+  else if (event instanceof SyncCheckpointReceived) [state, effects] = checkpointReceived(state, event);
   else if (event instanceof SyncKeyShareWanted) state = state.with({ share: true });
   else if (event instanceof SyncRotateWanted) state = rotationWanted(state);
   else if (event instanceof SyncDevicesListed) [state, effects] = devicesListed(state, event);
@@ -112,10 +122,50 @@ function keyReceived(state, event) {
   if (state.keys.every((k) => !bytesEqual(k.keyId, key.keyId))) {
     state = state.with({ keys: bySince([...state.keys, key]) });
   }
-  const checkpoint = new Checkpoint(Number(body.version), b64uDecode(body.chain, { length: 32 }));
+  const checkpoint = checkpointOf(body);
   if (state.checkpoint === null || checkpoint.version > state.checkpoint.version) state = state.with({ checkpoint });
   state = state.with({ fetch: true });
   return [state, [new StoreSync(state)]];
+}
+
+/**
+ * An own device's position (section 23.8). Behind it: keep it and read the log (after the
+ * last page `checkFetched` refuses a log that ends before it, or differs at it). Another
+ * chain at a version both know: the server forked the log; the checkpoint is kept, so every
+ * later read is refused again. Same or ahead: nothing, and nothing is sent back (only a
+ * change of this device's state is announced).
+ * @param {SyncState} state @param {SyncCheckpointReceived} event @returns {Result}
+ */
+function checkpointReceived(state, event) {
+  const checkpoint = checkpointOf(event.body);
+  let standing;
+  try {
+    standing = compareCheckpoint(state.account, checkpoint);
+  } catch (error) {
+    if (!(error instanceof SyncLogForked)) throw error;
+    return refusedWith(state.with({ checkpoint }), error);
+  }
+  if (standing !== "behind") return [state, []];
+  if (state.checkpoint === null || checkpoint.version > state.checkpoint.version) state = state.with({ checkpoint });
+  state = state.with({ fetch: true });
+  return [state, [new StoreSync(state)]];
+}
+
+/** @param {Record<string, any>} body */
+function checkpointOf(body) {
+  return new Checkpoint(Number(body.version), b64uDecode(body.chain, { length: 32 }));
+}
+
+/**
+ * The state is left as it was: the device keeps its last good state and says why.
+ * @param {SyncState} state @param {Error} error @returns {Result}
+ */
+function refusedWith(state, error) {
+  state = state.with({ refused: [error.name, error.message] });
+  const data = { error: error.name, message: error.message };
+  // a key still to come from an own device is no misbehaviour of the server's
+  const code = error instanceof SyncKeyUnknown ? "sync_key_awaited" : "sync_refused";
+  return [state, [new StoreSync(state), new Notice(state.accountId, code, data)]];
 }
 
 /** @param {SyncState} state @param {SyncAnswered} event @returns {Result} */
@@ -168,18 +218,16 @@ function fetched(state, event) {
     let entries;
     [serverVersion, entries, more] = listing(event.body);
     state = settleProposed(state, entries);
+    checkFloor(state, entries);
     account = applyEntries(before, entries, { keys: state.keys });
     if (!more) checkFetched(account, { serverVersion, keys: state.keys, checkpoint: state.checkpoint });
   } catch (error) {
     if (!(error instanceof SyncRefused || error instanceof MalformedMessage)) throw error;
-    // the state is left as it was: the device keeps its last good state and says why
-    state = state.with({ refused: [error.name, error.message] });
-    const data = { error: error.name, message: error.message };
-    // a key still to come from an own device is no misbehaviour of the server's
-    const code = error instanceof SyncKeyUnknown ? "sync_key_awaited" : "sync_refused";
-    return [state, [new StoreSync(state), new Notice(state.accountId, code, data)]];
+    return refusedWith(state, error);
   }
-  state = state.with({ account, refused: null });
+  const moved = account.version !== before.version || !bytesEqual(account.chain, before.chain);
+  // a read that moved this device tells the others where it is now (23.8)
+  state = state.with({ account, refused: null, announce: state.announce || moved });
   if (!more) state = rotationSettled(state);
   /** @type {Effect[]} */
   let moreEffects = [];
@@ -189,6 +237,23 @@ function fetched(state, event) {
   const changes = changesOf(before, account, []);
   if (changes.length) effects.push(new SyncChanged(changes));
   return [state, [...effects, ...moreEffects]];
+}
+
+/**
+ * The newest key's first entry is a snapshot at its since_version (23.2), and the server lists
+ * nothing below its latest snapshot (19.3): an entry listed below it is a stale log (an old
+ * snapshot served to a device that holds only newer keys), not a key to await.
+ * @param {SyncState} state @param {[number, Uint8Array][]} entries
+ */
+function checkFloor(state, entries) {
+  const key = state.newestKey;
+  for (const [version] of entries) {
+    if (key !== null && version < key.sinceVersion) {
+      throw new SyncStaleState(
+        `the server serves a stale state: the newest sync key is in force from version ${key.sinceVersion}, the log it served holds version ${version}`,
+      );
+    }
+  }
 }
 
 /**
@@ -226,6 +291,7 @@ function written(state, req, event) {
       account,
       pending: state.pending.slice(req.count),
       compact: state.compact && req.entry !== "snapshot",
+      announce: true, // each entry written is announced to the own devices (23.8)
     });
     // a key is sent only once the entry at its since_version is stored (23.2)
     if (req.newKey !== null) state = state.with({ rotate: false, share: true });
@@ -251,7 +317,8 @@ function written(state, req, event) {
 
 /**
  * What to ask the server next, if nothing is in flight: read, then re-key, compact, write
- * the person's changes, and share the key last.
+ * the person's changes, share the key, and last announce the checkpoint: once, when nothing
+ * else is left (a key carries the checkpoint too), so that writes and reads in a row send one.
  * @param {SyncState} state @param {Rng} rng @returns {Result}
  */
 function next(state, rng) {
@@ -279,13 +346,21 @@ function next(state, rng) {
       key_id: b64uEncode(key.keyId),
       key: b64uEncode(key.key),
       since_version: key.sinceVersion,
-      version: state.account.version,
-      chain: b64uEncode(state.account.chain),
+      ...checkpointBody(state.account),
     };
-    state = state.with({ share: false });
+    state = state.with({ share: false, announce: false });
     return [state, [new StoreSync(state), new ShareSyncKey(body)]];
   }
+  if (state.announce) {
+    state = state.with({ announce: false });
+    return [state, [new StoreSync(state), new ShareSyncCheckpoint(checkpointBody(state.account))]];
+  }
   return [state, []];
+}
+
+/** @param {AccountState} account */
+function checkpointBody(account) {
+  return { version: account.version, chain: b64uEncode(account.chain) };
 }
 
 /**

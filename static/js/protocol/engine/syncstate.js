@@ -89,7 +89,7 @@ export class SyncRequest {
  * @typedef {{accountId: string, deviceId: string, keys: SyncKey[], account: AccountState,
  *   pending: Mutation[], request: SyncRequest | null, fetch: boolean, rotate: boolean,
  *   rotateAfter: number, share: boolean, compact: boolean, writeFailed: boolean,
- *   refused: [string, string] | null,
+ *   announce: boolean, refused: [string, string] | null,
  *   checkpoint: Checkpoint | null, proposed: SyncKey | null, nextRequest: number,
  *   devices: string[]}} SyncFields
  */
@@ -109,6 +109,7 @@ export class SyncState {
     share = false,
     compact = false,
     writeFailed = false,
+    announce = false,
     refused = null,
     checkpoint = null,
     proposed = null,
@@ -131,6 +132,7 @@ export class SyncState {
     // the last write got no 201 and no conflict (no answer, a 5xx, a limit): the next write
     // waits for another event (a change, a doorbell, a reconnect, a minute of use)
     this.writeFailed = writeFailed;
+    this.announce = announce; // send this device's checkpoint to the own devices (23.8)
     this.refused = refused; // the last refusal: [error class, message]
     this.checkpoint = checkpoint; // the newest an own device sent
     // a key this device created whose write got no 201 (a conflict, a lost answer): the
@@ -164,6 +166,7 @@ export class SyncState {
       share: this.share,
       compact: this.compact,
       write_failed: this.writeFailed,
+      announce: this.announce,
       refused: this.refused === null ? null : { error: this.refused[0], message: this.refused[1] },
       checkpoint:
         this.checkpoint === null ? null : { version: this.checkpoint.version, chain: b64uEncode(this.checkpoint.chain) },
@@ -189,6 +192,7 @@ export class SyncState {
       share: Boolean(data.share),
       compact: Boolean(data.compact),
       writeFailed: Boolean(data.write_failed),
+      announce: Boolean(data.announce),
       refused: refused == null ? null : [refused.error, refused.message],
       checkpoint:
         checkpoint == null
