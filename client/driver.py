@@ -34,11 +34,13 @@ class SecurityCodeChanged(AccountKeyChanged):
 @dataclass(frozen=True)
 class AccountFacts:
     """What the account's synced state tells the engine (docs/protocol.md 22.6, 22.8): the
-    contacts (receipts go only to them) with the account key each contact record holds, and
-    the read-receipts setting."""
+    contacts (receipts go only to them) with the account key each contact record holds, the
+    read-receipts setting, and the accounts the person blocked (their contents are dropped,
+    nothing is sent to them)."""
 
     contact_keys: Mapping[str, bytes] = field(default_factory=dict)
     read_receipts: bool = True
+    blocked: frozenset[str] = frozenset()
 
 
 class EngineDriver:
@@ -83,6 +85,7 @@ class EngineDriver:
             contact_keys=dict(facts.contact_keys),
             read_receipts=facts.read_receipts,
             seen=seen,
+            blocked=facts.blocked,
         )
 
     def run(

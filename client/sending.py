@@ -282,6 +282,12 @@ def _refusal(notice: Notice) -> SendRefused:
             f"(missing {data.get('missing')}, extra {data.get('extra')}, stale {data.get('stale')}).",
             code="mismatched_devices",
         )
+    if data.get("reason") == "blocked":
+        return SendRefused(
+            f"You blocked {notice.account_id}: nothing is sent to them. Unblock them on one of "
+            "your devices first.",
+            code="blocked",
+        )
     if data.get("reason") == "device_removed":
         return SendRefused(
             "This device is no longer in your account's signed device list.",

@@ -114,9 +114,10 @@ class SyncDriver:
 
 
 def account_facts(state: SyncState) -> AccountFacts:
-    """The contacts and the read-receipts setting as the synced state holds them (the
-    values as the browser writes them; a contact whose key is no key is left out, and the
-    setting is on unless an own device turned it off)."""
+    """The contacts, the read-receipts setting and the blocked accounts as the synced state
+    holds them (the values as the browser writes them; a contact whose key is no key is left
+    out, the setting is on unless an own device turned it off, and an account is blocked
+    while its value is `{on: true}`; never the own account)."""
     keys = {}
     for index, value in state.account.collection("contacts").items():
         username = index[0]
@@ -128,7 +129,15 @@ def account_facts(state: SyncState) -> AccountFacts:
             continue
     setting = state.account.get("settings", ("read_receipts",))
     on = setting.get("on") if isinstance(setting, dict) else None
-    return AccountFacts(keys, on is not False)
+    blocked = frozenset(
+        index[0]
+        for index, value in state.account.collection("blocked").items()
+        if len(index) == 1
+        and index[0] != state.account_id
+        and isinstance(value, dict)
+        and value.get("on") is True
+    )
+    return AccountFacts(keys, on is not False, blocked)
 
 
 def run_events(run: SyncRun, *, me: str) -> list[Event]:

@@ -16,6 +16,7 @@ from tests.support.web import (
     bubble,
     collect_errors,
     expect_conversation,
+    link_companion,
     new_username,
     open_approval,
     open_chats,
@@ -29,7 +30,6 @@ LONG_NAME = "Alexandrina Bartholomew-Featherstonehaugh"
 
 def primary_named(context, username: str, display_name: str) -> Page:
     page = context.new_page()
-    page.goto("/")
     add_virtual_authenticator(page)
     sign_up(page, username, display_name)
     return page
@@ -139,7 +139,7 @@ def test_a_device_linked_under_the_default_name_gets_its_own_and_any_device_rena
     expect(field).to_be_focused()
     field.fill("Desk")
     screenshot(laptop, "devices-rename-390")
-    laptop.get_by_role("button", name="Save").click()
+    laptop.get_by_role("button", name="Save", exact=True).click()
     expect(laptop.locator("#devices-message")).to_have_text(
         f"Your device “{default}” is now called “Desk”."
     )
@@ -151,7 +151,7 @@ def test_a_device_linked_under_the_default_name_gets_its_own_and_any_device_rena
     # A name another device has is refused in the form; nothing changes.
     primary.get_by_role("button", name=f"Rename {default} 2").click()
     primary.get_by_label(f"New name for {default} 2").fill("desk")
-    primary.get_by_role("button", name="Save").click()
+    primary.get_by_role("button", name="Save", exact=True).click()
     refusal = primary.locator(".device-rename .notice")
     expect(refusal).to_have_text(
         "Another of your devices is already called “desk”. Choose another name."
@@ -169,3 +169,63 @@ def test_a_device_linked_under_the_default_name_gets_its_own_and_any_device_rena
         expect(page.locator("#device-list .device")).to_have_count(2, timeout=SLOW)
         screenshot(page, f"devices-names-{width}")
     assert errors == []
+
+
+READ_TWO_DAYS_AGO = """(username) => new Promise((resolve, reject) => {
+    const open = indexedDB.open("parley");
+    open.onsuccess = () => {
+        const contacts = open.result.transaction("contacts", "readwrite").objectStore("contacts");
+        const get = contacts.get(username);
+        get.onsuccess = () => {
+            const put = contacts.put({...get.result, displayNameAt: Date.now() - 2 * 86400000});
+            put.onsuccess = () => resolve(true);
+            put.onerror = () => reject(put.error);
+        };
+    };
+})"""
+
+
+def test_the_accounts_display_name_set_on_a_companion_reaches_its_devices_and_contacts(
+    new_device, screenshot
+):
+    alice_name, bob_name = new_username("alice"), new_username("bob")
+    alice = primary_named(new_device(viewport=PHONE), alice_name, "Alice")
+    bob = primary_named(new_device(viewport=DESKTOP), bob_name, "Bob")
+    open_chats(bob)
+    add_contact(bob, alice_name)
+    row = bob.locator(f'#conversation-list [data-peer="{alice_name}"] .person-name')
+    expect(row).to_have_text("Alice")
+    laptop = new_device(viewport=DESKTOP).new_page()
+    link_companion(alice, laptop, "Laptop")
+    alice.goto("/devices")
+    expect(alice.get_by_label("Display name")).to_have_value("Alice", timeout=SLOW)
+
+    # On the laptop: "Your name" on the devices page; a blank name is refused in words.
+    laptop.get_by_label("Display name").fill("   ")
+    laptop.get_by_role("button", name="Save name").click()
+    expect(laptop.locator("#account-name-message")).to_have_text(
+        "Type the name your contacts should see."
+    )
+    laptop.get_by_label("Display name").fill("  Alice Liddell ")
+    laptop.get_by_role("button", name="Save name").click()
+    expect(laptop.locator("#account-name-message")).to_have_text(
+        "Your contacts now see you as “Alice Liddell”."
+    )
+    expect(laptop.locator("#devices-account")).to_have_text(f"Alice Liddell (@{alice_name})")
+    screenshot(laptop, "account-name-1440")
+
+    # The phone learns it at once from the server (account_renamed), on every page.
+    expect(alice.locator("#devices-account")).to_have_text(
+        f"Alice Liddell (@{alice_name})", timeout=SLOW
+    )
+    expect(alice.get_by_label("Display name")).to_have_value("Alice Liddell")
+    screenshot(alice, "account-name-390")
+    open_chats(alice)
+    expect(alice.locator("#chats-account")).to_contain_text("Alice Liddell")
+
+    # Bob's device reads a contact's display name again once it is a day old.
+    bob.reload()
+    expect(row).to_have_text("Alice", timeout=SLOW)
+    bob.evaluate(READ_TWO_DAYS_AGO, alice_name)
+    bob.reload()
+    expect(row).to_have_text("Alice Liddell", timeout=SLOW)

@@ -17,6 +17,7 @@ import pytest
 from client.events import ReceiptOwed, ReceiptReceived, TextMessage
 from client.http import HttpTransport
 from client.messenger import Messenger, SecurityCodeChanged
+from client.sending import SendRefused
 from client.store import Store
 from protocol.encoding import b64u_encode
 from tests.client.test_cli import run_cli
@@ -178,5 +179,44 @@ async def test_a_contact_synced_from_another_device_gets_receipts_and_its_key_pi
     with pytest.raises(SecurityCodeChanged):
         laptop.messenger.prepare_send(carol.username, "hello carol")
     assert laptop.messenger.store.device_list(carol.username) is None
+    await laptop.close()
+    await bob_phone.close()
+
+
+async def test_an_account_blocked_on_another_device_is_dropped_here_until_unblocked(
+    live_app, tmp_path
+):
+    alice, bob = person(live_app, "alice"), person(live_app, "bob")
+    phone_store, laptop_store = await alice_with_two_devices(alice, bob, tmp_path)
+    phone = opened(phone_store, live_app, primary=alice)
+    phone.sync_fetch()
+    phone.sync.mutate(("blocked", (bob.username,), {"on": True}))
+    bob_phone = await Device(primary_messenger(bob, tmp_path)).connect()
+    bob_phone.messenger.add_contact(alice.username)
+    await bob_phone.connection.send_text(alice.username, "let me in")
+
+    # the laptop reads the block from the synced state: bob's text is handled and dropped
+    laptop = await Device(opened(laptop_store, live_app)).connect()
+    assert laptop.connection is not None
+    await laptop.connection.caught_up()
+    assert laptop.of(TextMessage) == []
+    assert laptop.messenger.unread(bob.username) == []
+    with pytest.raises(SendRefused, match="You blocked") as refused:
+        laptop.messenger.prepare_send(bob.username, "no")
+    assert refused.value.code == "blocked"
+
+    # unblocked on the phone: bob's next text shows on the laptop, with a delivery receipt
+    phone.sync_fetch()
+    phone.sync.mutate(("blocked", (bob.username,), {"on": False}))
+    version = phone.sync.state.account.version
+    phone.store.close()
+    deadline = time.monotonic() + 10  # the laptop reads it on the state_changed doorbell
+    while laptop.messenger.sync.state.account.version < version:
+        assert time.monotonic() < deadline, "the laptop never read the unblock"
+        await asyncio.sleep(0.05)
+    sent = await bob_phone.connection.send_text(alice.username, "again")
+    [message] = await laptop.wait_for(TextMessage)
+    assert message.message_id == sent.message_id
+    assert laptop.device_id in {r.sender_device for r in await receipts(bob_phone, "delivered")}
     await laptop.close()
     await bob_phone.close()
