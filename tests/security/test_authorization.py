@@ -24,6 +24,8 @@ def state_snapshot() -> dict[str, object]:
     }
     device = apps.get_model("devices", "Device")
     counts["device names"] = sorted(device.objects.values_list("id", "name"))
+    user = apps.get_model("accounts", "User")
+    counts["display names"] = sorted(user.objects.values_list("username", "display_name"))
     return counts
 
 
@@ -58,6 +60,7 @@ def requests(w) -> list[tuple[str, str, dict | None]]:
         ("POST", f"/api/devices/{laptop.device_id}/revoke", {}),
         ("POST", f"/api/devices/{a.device_id}/revoke", {}),
         ("POST", f"/api/devices/{laptop.device_id}/rename", {"name": "Mine"}),
+        ("POST", "/api/me/display-name", {"display_name": "Mine"}),
         ("POST", "/api/devices/list", {"device_list": a.last_list.to_dict()}),
         (
             "POST",
@@ -101,6 +104,7 @@ def test_every_call_on_someone_elses_things_is_refused_and_changes_nothing(world
     for method, path, body in requests(world):
         if who == "another account" and path in (
             "/api/me",
+            "/api/me/display-name",
             "/api/devices",
             "/api/prekeys",
             "/api/devices/list",

@@ -109,6 +109,7 @@ POST_PATHS = [
     "/api/devices/list",
     "/api/devices/{laptop}/revoke",
     "/api/devices/{laptop}/rename",
+    "/api/me/display-name",
     "/api/prekeys",
     "/api/accounts/alice/bundles",
     "/api/link",

@@ -10,7 +10,7 @@ import { setRemover, showNewDevices } from "./newdevices.js";
 import { onDeviceFrame, startDeviceSocket, stopDeviceSocket } from "./socket.js";
 import { Change, changes } from "./events.js";
 import { getSelf } from "./store.js";
-import { lastUses } from "./sync.js";
+import { lastUses, syncDevicesListed } from "./sync.js";
 import { byId, confirmDialog, formatDate, formatTime, formReady, h, say, showLoggedOut, timeAgo } from "./ui.js";
 
 const message = byId("devices-message");
@@ -38,13 +38,19 @@ function report(error) {
   say(message, "error", text);
 }
 
-/** The account's current list, verified against what this device accepted before. */
+/**
+ * The account's current list, verified against what this device accepted before; the sync
+ * machine is told, so it re-keys when a device left (a removal here, or elsewhere).
+ */
 async function verifiedList(document) {
   const keys = self.isPrimary ? await loadKeys(self) : null;
-  return acceptDeviceList(document, {
+  const list = await acceptDeviceList(document, {
     accountId: self.accountId,
     accountKey: keys ? keys.identity.public : undefined,
   });
+  const listed = list.devices.map((/** @type {any} */ d) => d.deviceId);
+  syncDevicesListed(listed, (index?.suspended ?? []).filter((/** @type {string} */ id) => listed.includes(id)));
+  return list;
 }
 
 /** “Laptop” (a device's name in a sentence). @param {string} name */
