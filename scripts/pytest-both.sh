@@ -1,30 +1,37 @@
 #!/usr/bin/env bash
 # Every Python test, in three pytest processes at once: the browser tests (tests/browser/, real
-# Chromium, much of their time spent waiting on the app) in two halves by file, and all the
+# Chromium, much of their time spent waiting on the app) in two halves, and all the
 # other tests. Browser tests cannot share a process with the others (Playwright's sync API
 # keeps an event loop on the main thread that asyncio tests cannot use); side by side the whole
 # run takes about the time of its longest part. The other tests print as they go; each browser
 # half's output follows, then one status for all three.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-mapfile -t files < <(printf '%s\n' tests/browser/test_*.py | sort)
-halves=("" "")
-for i in "${!files[@]}"; do halves[$((i % 2))]+="${files[$i]} "; done
+# Every other browser test to each half (not every other file: a file's tests share a setup
+# cost, and one heavy file would leave one half waiting for the other).
+mapfile -t tests < <(.venv/bin/pytest --collect-only -q tests/browser "$@" 2>/dev/null | grep '::')
+if [ "${#tests[@]}" -lt 2 ]; then
+  echo "pytest-both: could not collect the browser tests (run: .venv/bin/pytest --collect-only tests/browser)" >&2
+  exit 1
+fi
+first=() second=()
+for i in "${!tests[@]}"; do
+  if ((i % 2)); then second+=("${tests[$i]}"); else first+=("${tests[$i]}"); fi
+done
 logs=("$(mktemp)" "$(mktemp)")
 trap 'rm -f "${logs[@]}"' EXIT
 pids=()
-for h in 0 1; do
-  # shellcheck disable=SC2086  # one word per file
-  .venv/bin/pytest ${halves[$h]} "$@" >"${logs[$h]}" 2>&1 &
-  pids+=("$!")
-done
+.venv/bin/pytest "${first[@]}" "$@" >"${logs[0]}" 2>&1 &
+pids+=("$!")
+.venv/bin/pytest "${second[@]}" "$@" >"${logs[1]}" 2>&1 &
+pids+=("$!")
 .venv/bin/pytest --ignore=tests/browser "$@"
 others=$?
 failed=$((others != 0))
 for h in 0 1; do
   wait "${pids[$h]}"
   status=$?
-  echo "---------------- browser tests, half $((h + 1)) of 2 (run alongside): ${halves[$h]}"
+  echo "---------------- browser tests, half $((h + 1)) of 2 (run alongside, every other test)"
   cat "${logs[$h]}"
   failed=$((failed || status != 0))
 done
