@@ -44,8 +44,10 @@ async function storeFlag(peer, flag, on) {
  * @param {string} peer @param {Flag} flag @param {boolean} on
  */
 export async function setConversationFlag(peer, flag, on) {
+  // the change is queued for the other devices first: the page may close at any moment
+  const synced = syncMutate([[flag, [peer], { on }]]);
   await storeFlag(peer, flag, on);
-  await syncMutate([[flag, [peer], { on }]]);
+  await synced;
 }
 
 /** @param {string} username @param {boolean} on */
@@ -66,8 +68,9 @@ async function storeBlocked(username, on) {
  * @param {string} username @param {boolean} on
  */
 export async function setBlocked(username, on) {
+  const synced = syncMutate([["blocked", [username], { on }]]);
   await storeBlocked(username, on);
-  await syncMutate([["blocked", [username], { on }]]);
+  await synced;
 }
 
 for (const flag of FLAGS) {

@@ -53,8 +53,22 @@ export async function syncedValue(collection, index) {
 }
 
 /**
- * Handle one event and every answer it leads to, then apply what changed.
- * @param {(seed: Uint8Array) => engine.SyncEvent} makeEvent
+ * The person's changes not yet handed to the machine (meta "sync-queue"): kept at once, in
+ * their own transaction, because a page may close (a click on another chat) while an earlier
+ * run still holds the machine's lock; the next run takes them, on this page or the next.
+ * @typedef {{id: string, mutations: [string, string[], Record<string, any> | null][], now: number}} QueuedMutations
+ */
+const QUEUE = "sync-queue";
+
+/** @returns {Promise<QueuedMutations[]>} */
+async function queued() {
+  return (await store.read("meta", QUEUE)) ?? [];
+}
+
+/**
+ * Handle the queued changes and one event (none: only the queue), and every answer they lead
+ * to, then apply what changed.
+ * @param {((seed: Uint8Array) => engine.SyncEvent) | null} makeEvent
  */
 function run(makeEvent) {
   const work = async () => {
@@ -62,9 +76,28 @@ function run(makeEvent) {
     let state = await loadState();
     if (!state) return;
     /** @type {any[]} */
-    let effects;
-    [state, effects] = engine.handleSync(state, makeEvent(systemRng(32)));
-    const queue = [...effects];
+    const queue = [];
+    const taken = await queued();
+    if (taken.length) {
+      // the queued changes and the state that holds them are stored in one transaction
+      for (const { mutations, now } of taken) {
+        let effects;
+        [state, effects] = engine.handleSync(state, new engine.SyncMutated(mutations, now, systemRng(32)));
+        queue.push(...effects.filter((e) => !(e instanceof engine.StoreSync)));
+      }
+      const ids = new Set(taken.map((q) => q.id));
+      const json = state.toJSON();
+      await store.transact(["meta"], (s) => {
+        s.meta.put(json, "sync");
+        const get = s.meta.get(QUEUE);
+        get.onsuccess = () => s.meta.put((get.result ?? []).filter((/** @type {QueuedMutations} */ q) => !ids.has(q.id)), QUEUE);
+      });
+    }
+    if (makeEvent) {
+      let effects;
+      [state, effects] = engine.handleSync(state, makeEvent(systemRng(32)));
+      queue.push(...effects);
+    }
     /** @type {SyncChange[]} */
     const changed = [];
     /** @type {[Record<string, any>, number][]} */
@@ -122,8 +155,14 @@ async function perform(effect) {
  * The person changed what follows the account: each [collection, index, value | null].
  * @param {[string, string[], Record<string, any> | null][]} mutations
  */
-export function syncMutate(mutations) {
-  return run((seed) => new engine.SyncMutated(mutations, Date.now(), seed));
+export async function syncMutate(mutations) {
+  /** @type {QueuedMutations} */
+  const change = { id: crypto.randomUUID(), mutations, now: Date.now() };
+  await store.transact(["meta"], (s) => {
+    const get = s.meta.get(QUEUE);
+    get.onsuccess = () => s.meta.put([...(get.result ?? []), change], QUEUE);
+  });
+  return run(null);
 }
 
 /** Read the log: `version` from a state_changed frame, or null on (re)connect and load. @param {number | null} version */
