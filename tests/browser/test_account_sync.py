@@ -144,12 +144,16 @@ def test_a_removed_companion_with_the_old_key_and_the_whole_log_reads_nothing_wr
         timeout=SLOW
     )
     open_chats(alice)
-    add_contact(alice, carol)
+    alice.get_by_label("Add a contact by username").fill(carol)
+    alice.get_by_role("button", name="Add", exact=True).click()
+    expect(contact_row(alice, carol)).to_be_visible(timeout=SLOW)
     wait_synced(alice, held.account.version + 1)
 
     # The state is written again under a new key the laptop never got: its copy of the old
     # key and a full copy of the server's log show nothing of carol.
+    settled(alice)
     after = stored_sync(alice)
+    assert (carol,) in after.account.collection("contacts")
     assert {k.key_id for k in after.keys} - {k.key_id for k in held.keys}
     log = fetch_json(alice, "/api/state?after=0")
     entries = [(e["version"], b64u_decode(e["blob"])) for e in log["entries"]]
