@@ -63,9 +63,12 @@ def stored_sync(page: Page) -> SyncState:
     return SyncState.from_dict(page.evaluate(STORED_SYNC))
 
 
+QUEUED = STORED_SYNC.replace('get("sync")', 'get("sync-queue")')
 SETTLED = f"""async () => {{
     const state = await ({STORED_SYNC})();
-    return Boolean(state) && state.pending.length === 0 && state.request === null;
+    const queued = (await ({QUEUED})()) ?? [];
+    return Boolean(state) && queued.length === 0 && state.pending.length === 0
+        && state.request === null;
 }}"""
 
 
@@ -192,13 +195,15 @@ def test_a_companion_linked_without_history_has_every_contact_and_setting(new_de
     for name in friends:
         add_contact(alice, name)
     alice.get_by_label("Send read receipts").uncheck()
-    wait_synced(alice, 3)
+    settled(alice)
 
     laptop = new_device(viewport=PHONE).new_page()
     link_companion(alice, laptop, "Laptop")  # history not chosen
     open_chats(laptop)
+    # the key comes over the pairwise session from the approving device, then the log is read:
+    # under a loaded machine this chain has taken longer than SLOW (not understood yet)
     for name in friends:
-        expect(contact_row(laptop, name)).to_be_visible(timeout=SLOW)
+        expect(contact_row(laptop, name)).to_be_visible(timeout=3 * SLOW)
     expect(laptop.get_by_label("Send read receipts")).not_to_be_checked(timeout=SLOW)
     screenshot(laptop, "sync-new-companion-390")
 
