@@ -74,6 +74,7 @@ class SendRequest:
     envelope_id: str
     recipient: str
     targets: dict[str, bytes]
+    partial: bool = False  # some of the devices only: a retry request or a resend (24.4)
 
 
 def _string(body: dict[str, Any], key: str, max_length: int) -> str:
@@ -117,7 +118,12 @@ def parse_send(body: dict[str, Any]) -> SendRequest:
                 code="too_large",
                 data={"field": "targets"},
             )
-    return SendRequest(envelope_id=envelope_id, recipient=recipient, targets=decoded)
+    partial = body.get("partial", False)
+    if not isinstance(partial, bool):
+        raise BadFrame("'partial' must be true or false.", data={"field": "partial"})
+    return SendRequest(
+        envelope_id=envelope_id, recipient=recipient, targets=decoded, partial=partial
+    )
 
 
 def parse_ack(body: dict[str, Any]) -> list[int]:

@@ -41,14 +41,17 @@ def _now(now: datetime | None) -> datetime:
     return now or timezone.now()
 
 
-def target_check(*, sender_device_id: str, devices: dict[str, bool], targets: set[str]) -> None:
+def target_check(
+    *, sender_device_id: str, devices: dict[str, bool], targets: set[str], partial: bool = False
+) -> None:
     """Client fan-out must name every active device of the recipient and every other
     device of the sender, and nothing else; otherwise `mismatched_devices` says what to fix.
+    A partial send (a retry request or a resend, docs/protocol.md 24.4) names some of them.
     `devices` maps every device id of both accounts to whether it is active."""
     expected = {d for d, active in devices.items() if active} - {sender_device_id}
     stale = {d for d in targets if d in devices and not devices[d]}
     extra = targets - expected - stale
-    missing = expected - targets
+    missing = set() if partial else expected - targets
     if missing or extra or stale:
         raise MismatchedDevices(
             "The devices you encrypted for are not the current ones; refresh the device lists and retry.",
@@ -143,7 +146,12 @@ def _check_send(cursor, item: SendItem, *, moment: datetime) -> list[tuple]:
     if not devices.get(item.sender_device_id):
         raise Forbidden("This device was logged out.", code="device_revoked")
     sender_username = next(row[2] for row in found if row[0] == item.sender_device_id)
-    target_check(sender_device_id=item.sender_device_id, devices=devices, targets=set(send.targets))
+    target_check(
+        sender_device_id=item.sender_device_id,
+        devices=devices,
+        targets=set(send.targets),
+        partial=send.partial,
+    )
     if _queue_full(list(send.targets), moment=moment):
         raise QueueFull("A recipient device has too many undelivered messages; try again later.")
     created = connection.ops.adapt_datetimefield_value(moment)

@@ -6,6 +6,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.support.browser import DESKTOP, PHONE
+from tests.support.rewriting import unless_closed
 from tests.support.web import (
     DEVICES_URL,
     SLOW,
@@ -98,9 +99,10 @@ def test_a_new_phone_with_the_synced_passkey_becomes_the_primary_and_old_devices
     asked: list[tuple[str, str | None, dict]] = []
 
     def record(route) -> None:  # read each answer before the page navigates away
-        response = route.fetch()
-        asked.append((route.request.url, route.request.post_data, response.json()))
-        route.fulfill(response=response)
+        with unless_closed():
+            response = route.fetch()
+            asked.append((route.request.url, route.request.post_data, response.json()))
+            route.fulfill(response=response)
 
     new_phone.route("**/api/accounts/reregister**", record)
     expect(new_phone.get_by_role("heading", name="New phone?")).to_be_visible(timeout=SLOW)

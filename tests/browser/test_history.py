@@ -10,6 +10,7 @@ import time
 from playwright.sync_api import Page, Route, expect
 
 from tests.support.browser import DESKTOP, PHONE
+from tests.support.rewriting import unless_closed
 from tests.support.web import (
     SLOW,
     add_contact,
@@ -93,11 +94,12 @@ def test_a_tampered_history_blob_is_refused_visibly(new_device, screenshot):
     tampered: list[str] = []
 
     def flip_a_byte(route: Route) -> None:
-        response = route.fetch()
-        body = bytearray(response.body())
-        body[len(body) // 2] ^= 0x01
-        tampered.append(route.request.url)
-        route.fulfill(response=response, body=bytes(body))
+        with unless_closed():
+            response = route.fetch()
+            body = bytearray(response.body())
+            body[len(body) // 2] ^= 0x01
+            tampered.append(route.request.url)
+            route.fulfill(response=response, body=bytes(body))
 
     # The server (or anyone on the way) hands the new device a modified blob.
     laptop.route("**/api/history/*", flip_a_byte)

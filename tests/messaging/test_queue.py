@@ -49,7 +49,7 @@ async def connect(actor) -> WebsocketCommunicator:
     return socket
 
 
-def send_frame(envelope_id: str, recipient: str, targets: dict[str, bytes]) -> str:
+def send_frame(envelope_id: str, recipient: str, targets: dict[str, bytes], **more: object) -> str:
     return json.dumps(
         {
             "type": "send",
@@ -57,6 +57,7 @@ def send_frame(envelope_id: str, recipient: str, targets: dict[str, bytes]) -> s
             "id": envelope_id,
             "recipient": recipient,
             "targets": {d: b64u_encode(c) for d, c in targets.items()},
+            **more,
         }
     )
 
@@ -119,6 +120,46 @@ async def test_a_target_set_other_than_the_current_devices_is_refused_with_what_
     assert error["data"] == {k: [ids[name] for name in v] for k, v in expected.items()}
     assert await rows() == 0
     await sender.disconnect()
+
+
+async def test_a_partial_send_reaches_just_the_devices_named_and_still_refuses_others(people):
+    """A retry request or a resend goes to one device (docs/protocol.md 24.4): no device is
+    missing then, but a stranger or the sender itself is still refused."""
+    alice, laptop, bob = people["alice"], people["alice_laptop"], people["bob"]
+    sender = await connect(laptop)
+    receiver = await connect(bob)
+    await sender.send_to(
+        text_data=send_frame("p1", "bobby", {bob.device_id: b"again"}, partial=True)
+    )
+    assert await sender.receive_json_from(timeout=3) == {"type": "accepted", "v": 1, "id": "p1"}
+    [envelope] = (await receiver.receive_json_from(timeout=3))["envelopes"]
+    assert (envelope["id"], envelope["ciphertext"]) == ("p1", b64u_encode(b"again"))
+    await sender.send_to(
+        text_data=send_frame("p2", "alice", {alice.device_id: b"own"}, partial=True)
+    )
+    assert (await sender.receive_json_from(timeout=3))["type"] == "accepted"
+    for envelope_id, recipient, targets, fixed in (
+        ("p3", "bobby", {"A" * 22: b"x"}, {"missing": [], "extra": ["A" * 22], "stale": []}),
+        (
+            "p4",
+            "alice",
+            {laptop.device_id: b"x"},
+            {"missing": [], "extra": [laptop.device_id], "stale": []},
+        ),
+    ):
+        await sender.send_to(text_data=send_frame(envelope_id, recipient, targets, partial=True))
+        error = await sender.receive_json_from(timeout=3)
+        assert (error["code"], error["ref"], error["data"]) == (
+            "mismatched_devices",
+            envelope_id,
+            fixed,
+        )
+    await sender.send_to(text_data=send_frame("p5", "bobby", {bob.device_id: b"x"}, partial=1))
+    error = await sender.receive_json_from(timeout=3)
+    assert (error["code"], error["data"]) == ("bad_frame", {"field": "partial"})
+    assert await rows() == 2
+    await sender.disconnect()
+    await receiver.disconnect()
 
 
 async def test_a_logged_out_device_is_stale_until_the_sender_refreshes(people):

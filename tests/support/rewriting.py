@@ -26,7 +26,8 @@ from __future__ import annotations
 import copy
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -86,6 +87,20 @@ class RewritingTransport:
         return getattr(self.inner, name)
 
 
+@contextmanager
+def unless_closed() -> Iterator[None]:
+    """A request still in flight when its test closes the page: its answer is gone, and the
+    error must not surface in whatever Playwright call the next test makes (the sync API raises
+    a route handler's error there). Any other failure is raised."""
+    from playwright.sync_api import Error as PlaywrightError
+
+    try:
+        yield
+    except PlaywrightError as error:
+        if not any(gone in str(error) for gone in ("disposed", "closed")):
+            raise
+
+
 def rewrite_json(page: Page, url: str, method: str, change: Rewrite) -> list[int]:
     """Route `url` on `page`: the real answer's JSON goes through `change`. Returns a hit log."""
     hits: list[int] = []
@@ -94,12 +109,13 @@ def rewrite_json(page: Page, url: str, method: str, change: Rewrite) -> list[int
         if route.request.method != method:
             route.fallback()
             return
-        response = route.fetch()
-        body = response.json()
-        if response.status == 200:
-            body = change(body)
-            hits.append(response.status)
-        route.fulfill(response=response, body=json.dumps(body))
+        with unless_closed():
+            response = route.fetch()
+            body = response.json()
+            if response.status == 200:
+                body = change(body)
+                hits.append(response.status)
+            route.fulfill(response=response, body=json.dumps(body))
 
     page.route(url, handle)
     return hits
@@ -109,8 +125,9 @@ def hostile_answer(page: Page, path: str, forge: Callable[[str], str]) -> None:
     """Route every request for `path` on `page`: the real answer's text goes through `forge`."""
 
     def handle(route: Route) -> None:
-        response = route.fetch()
-        route.fulfill(response=response, body=forge(response.text()))
+        with unless_closed():
+            response = route.fetch()
+            route.fulfill(response=response, body=forge(response.text()))
 
     page.route(f"**{path}", handle)
 
