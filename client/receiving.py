@@ -24,7 +24,7 @@ from client.events import (
 )
 from client.sending import SendRefused
 from client.store import Store
-from protocol.content import ContentType, decode_content
+from protocol.content import Content, ContentType, decode_content
 from protocol.devicelist import DeviceEntry
 from protocol.encoding import b64u_decode, b64u_encode
 from protocol.engine import (
@@ -78,6 +78,14 @@ class _OneTimePrekeys(Mapping[int, X25519KeyPair]):
         return len(self._store.one_time_prekeys())
 
 
+class _Undecrypted(Exception):
+    """An envelope that did not decrypt (or held no content): rolls its transaction back."""
+
+    def __init__(self, error: ProtocolError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
 class Receiver(Device):
     def receive(self, envelope: Mapping[str, Any]) -> list[Event]:
         """Decrypt one delivered envelope and apply it; the caller acks it afterwards.
@@ -99,15 +107,32 @@ class Receiver(Device):
         if entry is None:
             return refused(f"device {sender_device} is not in {sender}'s signed device list")
         try:
+            # the session, the replay memory, the seen id and the message it held commit
+            # together or not at all (docs/protocol.md 24.5): a crash in between leaves the
+            # envelope unacked and undecrypted, and its redelivery shows it
             with self.store.transaction():
-                content = decode_content(self._decrypt(sender, entry, ciphertext))
-                fresh = self.store.remember_message(
-                    sender_device_id=sender_device, message_id=content.message_id
-                )
-        except ReplayDetected as error:
-            return refused(f"replayed message refused: {error}", error)
-        except ProtocolError as error:
-            return refused(f"could not decrypt: {error}", error)
+                try:
+                    content = decode_content(self._decrypt(sender, entry, ciphertext))
+                except ProtocolError as error:
+                    raise _Undecrypted(error) from error
+                return self._content(sender, sender_device, envelope_id, content)
+        except _Undecrypted as failure:
+            if isinstance(failure.error, ReplayDetected):
+                return refused(f"replayed message refused: {failure.error}", failure.error)
+            return refused(f"could not decrypt: {failure.error}", failure.error)
+
+    def _content(
+        self, sender: str, sender_device: str, envelope_id: str, content: Content
+    ) -> list[Event]:
+        """A content decrypted from the sender's device, checked by the engine and applied
+        (call inside the transaction of its decryption)."""
+
+        def refused(reason: str) -> list[Event]:
+            return [Refused(sender, sender_device, envelope_id, reason)]
+
+        fresh = self.store.remember_message(
+            sender_device_id=sender_device, message_id=content.message_id
+        )
         decrypted = ContentDecrypted(
             sender,
             sender_device,

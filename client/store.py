@@ -1,7 +1,8 @@
 """One device's local state in one SQLite file: its private keys, the device lists it has
 accepted, its pairwise sessions, the replay memory (used base keys, seen message ids), the
 account's synced state (the sync machine's, with the account sync keys), the messages it
-received and sent, and the display names contacts chose.
+received and sent, the display names contacts chose, the resend cache of what it sent
+recently and the retry records of what it could not decrypt (docs/protocol.md section 24).
 
 The file holds private keys, so it is created 0600 in a 0700 directory. Every write is a
 transaction; `Store.transaction()` groups several writes (a decrypt that advances a session
@@ -34,7 +35,11 @@ from protocol.keys import (
 from protocol.ratchet import Session
 from protocol.rng import Rng
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
+
+# the resend cache's bounds (docs/protocol.md 24.3)
+RESEND_CACHE_SIZE = 256
+RESEND_CACHE_MS = 24 * 60 * 60 * 1000
 
 SCHEMA = """
 CREATE TABLE device (
@@ -113,6 +118,22 @@ MIGRATIONS = {
     CREATE TABLE display_names (
         username TEXT PRIMARY KEY, display_name TEXT NOT NULL, fetched_at INTEGER NOT NULL
     )""",
+    # what this device sent recently, to send again when a device could not decrypt it, and
+    # what it could not decrypt itself (docs/protocol.md 24.2, 24.3)
+    6: """CREATE TABLE resend_cache (
+        envelope_id TEXT PRIMARY KEY,
+        recipient TEXT NOT NULL,
+        sent_at INTEGER NOT NULL,
+        targets TEXT NOT NULL,
+        resends TEXT NOT NULL
+    );
+    CREATE INDEX resend_cache_by_age ON resend_cache (sent_at);
+    CREATE TABLE retries (
+        sender_device TEXT NOT NULL,
+        envelope_id TEXT NOT NULL,
+        body TEXT NOT NULL,
+        PRIMARY KEY (sender_device, envelope_id)
+    )""",
 }
 
 
@@ -174,6 +195,28 @@ class AcceptedList:
     @property
     def version(self) -> int:
         return self.device_list.version
+
+
+@dataclass(frozen=True)
+class CachedSend:
+    """One entry of the resend cache (docs/protocol.md 24.3): the encoded content each target
+    device got under the envelope id (b64u; the own devices' sent transcript), and how often
+    each was sent again."""
+
+    envelope_id: str
+    recipient: str
+    sent_at: int
+    targets: Mapping[str, str]
+    resends: Mapping[str, int]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "envelope_id": self.envelope_id,
+            "recipient": self.recipient,
+            "sent_at": self.sent_at,
+            "targets": dict(sorted(self.targets.items())),
+            "resends": dict(sorted(self.resends.items())),
+        }
 
 
 class UsedBaseKeys:
@@ -496,6 +539,92 @@ class Store:
                 (sender_device_id, message_id, now_ms()),
             )
         return cursor.rowcount == 1
+
+    # ------------------------------------------------------------ resend cache (24.3)
+
+    def cache_sent(
+        self,
+        *,
+        envelope_id: str,
+        recipient: str,
+        sent_at: int,
+        targets: Mapping[str, str],
+        resends: Mapping[str, int] | None = None,
+    ) -> None:
+        """Keep what an envelope carried to each device (call in the transaction that saves
+        the sessions it advanced). The same envelope id again (a re-plan after
+        mismatched_devices) replaces the targets and keeps the counts. The newest
+        RESEND_CACHE_SIZE entries are kept, none older than RESEND_CACHE_MS."""
+        with self.transaction():
+            self._db.execute(
+                "INSERT INTO resend_cache VALUES (?, ?, ?, ?, ?) ON CONFLICT (envelope_id)"
+                " DO UPDATE SET recipient = excluded.recipient, targets = excluded.targets"
+                + ("" if resends is None else ", resends = excluded.resends"),
+                (
+                    envelope_id,
+                    recipient,
+                    sent_at,
+                    json.dumps(dict(targets)),
+                    json.dumps(dict(resends or {})),
+                ),
+            )
+            self._db.execute(
+                "DELETE FROM resend_cache WHERE sent_at < ?", (now_ms() - RESEND_CACHE_MS,)
+            )
+            self._db.execute(
+                "DELETE FROM resend_cache WHERE rowid NOT IN"
+                " (SELECT rowid FROM resend_cache ORDER BY rowid DESC LIMIT ?)",
+                (RESEND_CACHE_SIZE,),
+            )
+
+    def cached_send(self, envelope_id: str) -> CachedSend | None:
+        row = self._one(
+            "SELECT recipient, sent_at, targets, resends FROM resend_cache WHERE envelope_id = ?",
+            (envelope_id,),
+        )
+        if row is None:
+            return None
+        recipient, sent_at, targets, resends = row
+        return CachedSend(envelope_id, recipient, sent_at, json.loads(targets), json.loads(resends))
+
+    def count_resend(self, envelope_id: str, device_id: str, count: int) -> None:
+        """The entry's content went to `device_id` again: its count is now `count`."""
+        with self.transaction():
+            row = self._one(
+                "SELECT resends FROM resend_cache WHERE envelope_id = ?", (envelope_id,)
+            )
+            if row is None:
+                return
+            resends = {**json.loads(row[0]), device_id: count}
+            self._db.execute(
+                "UPDATE resend_cache SET resends = ? WHERE envelope_id = ?",
+                (json.dumps(resends), envelope_id),
+            )
+
+    # ------------------------------------------------------------ retry records (24.2)
+
+    def retries(self) -> list[dict[str, Any]]:
+        """Every retry record held (waiting or failed), in key order."""
+        return [
+            json.loads(row[0])
+            for row in self._all(
+                "SELECT body FROM retries ORDER BY sender_device || '/' || envelope_id"
+            )
+        ]
+
+    def save_retry(self, record: Mapping[str, Any]) -> None:
+        with self.transaction():
+            self._db.execute(
+                "INSERT OR REPLACE INTO retries VALUES (?, ?, ?)",
+                (record["sender_device"], record["envelope_id"], json.dumps(dict(record))),
+            )
+
+    def forget_retry(self, sender_device: str, envelope_id: str) -> None:
+        with self.transaction():
+            self._db.execute(
+                "DELETE FROM retries WHERE sender_device = ? AND envelope_id = ?",
+                (sender_device, envelope_id),
+            )
 
     # ------------------------------------------------------------ server cookies
 
