@@ -8,7 +8,6 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from client import api
-from client.device import Device
 from client.events import (
     DevicesChanged,
     Duplicate,
@@ -22,12 +21,15 @@ from client.events import (
     TextMessage,
     UnsupportedMessage,
 )
+from client.retrying import Retrier
 from client.sending import SendRefused
 from client.store import Store
 from protocol.content import Content, ContentType, decode_content
 from protocol.devicelist import DeviceEntry
 from protocol.encoding import b64u_decode, b64u_encode
 from protocol.engine import (
+    AcceptResend,
+    AcceptRetryRequest,
     AcceptSyncCheckpoint,
     AcceptSyncKey,
     ApplyReceipt,
@@ -36,11 +38,13 @@ from protocol.engine import (
     ContentVerdict,
     DropDuplicate,
     Effect,
+    ForgetRetry,
     MarkRead,
     Notice,
     SendContent,
     SenderSeen,
     StoreMessage,
+    StoreRetry,
     read_state,
     seen_key,
 )
@@ -55,6 +59,10 @@ from protocol.inbound import accept_prekey_message
 from protocol.keys import X25519KeyPair
 from protocol.message import PrekeyMessage, decode_message
 from protocol.ratchet import Session
+
+# refusals that are normal and need no word to the person: a second history key, and a
+# second answer to an ask already answered (docs/protocol.md 24.2)
+QUIET_REFUSALS = frozenset({"no_history_expected", "not_asked"})
 
 
 class _OneTimePrekeys(Mapping[int, X25519KeyPair]):
@@ -86,7 +94,11 @@ class _Undecrypted(Exception):
         self.error = error
 
 
-class Receiver(Device):
+def _is_ms(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**53
+
+
+class Receiver(Retrier):
     def receive(self, envelope: Mapping[str, Any]) -> list[Event]:
         """Decrypt one delivered envelope and apply it; the caller acks it afterwards.
 
@@ -117,9 +129,16 @@ class Receiver(Device):
                     raise _Undecrypted(error) from error
                 return self._content(sender, sender_device, envelope_id, content)
         except _Undecrypted as failure:
-            if isinstance(failure.error, ReplayDetected):
+            if isinstance(failure.error, ReplayDetected):  # not a failure: nothing to ask for
                 return refused(f"replayed message refused: {failure.error}", failure.error)
-            return refused(f"could not decrypt: {failure.error}", failure.error)
+            sent_at = envelope.get("sent_at")
+            return self.undecrypted(
+                sender=sender,
+                sender_device=sender_device,
+                envelope_id=envelope_id,
+                sent_at=sent_at if isinstance(sent_at, int) and _is_ms(sent_at) else self.clock(),
+                error=failure.error,
+            )
 
     def _content(
         self, sender: str, sender_device: str, envelope_id: str, content: Content
@@ -335,7 +354,18 @@ class Receiver(Device):
             elif isinstance(effect, AcceptSyncCheckpoint):  # the same check
                 run = self.sync.checkpoint_received(effect.sender_device, dict(effect.body))
                 events += self.synced_events(run)
-            elif isinstance(effect, ContentVerdict) and effect.reason != "no_history_expected":
+            elif isinstance(effect, StoreRetry):  # a resend saying the message is gone
+                events += self.retry_effects([effect])
+            elif isinstance(effect, ForgetRetry):  # the message came: its line goes
+                self.store.forget_retry(effect.sender_device, effect.envelope_id)
+            elif isinstance(effect, AcceptRetryRequest):
+                events += self.retry_requested(effect.sender, effect.sender_device, effect.body)
+            elif isinstance(effect, AcceptResend):  # the content, as if it had come first
+                inner = decode_content(b64u_decode(effect.content, what="resend content"))
+                events += self._content(
+                    effect.sender, effect.sender_device, effect.envelope_id, inner
+                )
+            elif isinstance(effect, ContentVerdict) and effect.reason not in QUIET_REFUSALS:
                 events += refused(f"content refused: {effect.reason}")
         return events
 

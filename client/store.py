@@ -23,7 +23,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from protocol.devicelist import DeviceList
-from protocol.engine import SyncState
+from protocol.engine import RESEND_CACHE_MS, RESEND_CACHE_SIZE, RetryRecord, SyncState
 from protocol.keys import (
     DeviceKeys,
     IdentityKeyPair,
@@ -36,10 +36,6 @@ from protocol.ratchet import Session
 from protocol.rng import Rng
 
 SCHEMA_VERSION = 6
-
-# the resend cache's bounds (docs/protocol.md 24.3)
-RESEND_CACHE_SIZE = 256
-RESEND_CACHE_MS = 24 * 60 * 60 * 1000
 
 SCHEMA = """
 CREATE TABLE device (
@@ -603,20 +599,19 @@ class Store:
 
     # ------------------------------------------------------------ retry records (24.2)
 
-    def retries(self) -> list[dict[str, Any]]:
-        """Every retry record held (waiting or failed), in key order."""
-        return [
-            json.loads(row[0])
-            for row in self._all(
-                "SELECT body FROM retries ORDER BY sender_device || '/' || envelope_id"
-            )
-        ]
+    def retries(self) -> dict[str, RetryRecord]:
+        """Every retry record held (waiting or failed), by its key (sender device/envelope)."""
+        records = (
+            RetryRecord.from_dict(json.loads(row[0]))
+            for row in self._all("SELECT body FROM retries")
+        )
+        return {r.key: r for r in sorted(records, key=lambda r: r.key)}
 
-    def save_retry(self, record: Mapping[str, Any]) -> None:
+    def save_retry(self, record: RetryRecord) -> None:
         with self.transaction():
             self._db.execute(
                 "INSERT OR REPLACE INTO retries VALUES (?, ?, ?)",
-                (record["sender_device"], record["envelope_id"], json.dumps(dict(record))),
+                (record.sender_device, record.envelope_id, json.dumps(record.to_dict())),
             )
 
     def forget_retry(self, sender_device: str, envelope_id: str) -> None:
