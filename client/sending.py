@@ -310,17 +310,20 @@ class Sender(Device):
                 rng=self.rng,
             )
         body = {"envelope_id": envelope_id, "content": content}
-        alias = None
+        alias = None  # an answer without content is not kept: asked for, it says nothing new
         if content is not None and original is not None:
-            alias = CachedSend(
-                envelope_id="",  # the resend's own, set by _prepare_one
-                recipient=recipient,
+            alias = _Alias(
                 sent_at=original.sent_at,  # it expires with the content it carries
                 targets={device_id: content},
                 resends={device_id: original.resends.get(device_id, 0)},
             )
         return self._prepare_one(
-            recipient, entry, ContentType.RESEND, body, new_session=session, alias=alias
+            recipient,
+            entry,
+            ContentType.RESEND,
+            body,
+            new_session=session,
+            cache=alias if alias is not None else False,
         )
 
     def _listed(self, account_id: str, device_id: str) -> DeviceEntry:
@@ -341,11 +344,12 @@ class Sender(Device):
         body: dict[str, Any],
         *,
         new_session: Session | None = None,
-        alias: CachedSend | None = None,
+        cache: _Alias | bool = True,
     ) -> OutgoingMessage:
         """One content for one device (a partial send, 24.4), in `new_session` (which then
         replaces the current one, kept as the previous) or the current session; cached in
-        the transaction that saves the session (24.3): the content itself, or `alias`."""
+        the transaction that saves the session (24.3): the content itself (True), an alias
+        of the content a resend carries, or nothing (False)."""
         own = self._accepted(self.account_id)
         content = new_content(
             content_type,
@@ -367,15 +371,15 @@ class Sender(Device):
                 )
             else:
                 self.store.save_session(account_id=recipient, device_id=device_id, session=session)
-            if alias is not None:
+            if isinstance(cache, _Alias):
                 self.store.cache_sent(
                     envelope_id=envelope_id,
                     recipient=recipient,
-                    sent_at=alias.sent_at,
-                    targets=alias.targets,
-                    resends=alias.resends,
+                    sent_at=cache.sent_at,
+                    targets=cache.targets,
+                    resends=cache.resends,
                 )
-            else:
+            elif cache:
                 self.store.cache_sent(
                     envelope_id=envelope_id,
                     recipient=recipient,
@@ -448,6 +452,15 @@ class Sender(Device):
             listed_identity_key=entry.identity_key,
             rng=self.rng,
         )
+
+
+@dataclass(frozen=True)
+class _Alias:
+    """A resend's entry in the resend cache: the content it carries, with its count (24.3)."""
+
+    sent_at: int
+    targets: Mapping[str, str]
+    resends: Mapping[str, int]
 
 
 def _entry(device_list: DeviceList, device_id: str) -> DeviceEntry:
