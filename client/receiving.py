@@ -57,7 +57,7 @@ from protocol.exceptions import (
 )
 from protocol.inbound import accept_prekey_message
 from protocol.keys import X25519KeyPair
-from protocol.message import PrekeyMessage, decode_message
+from protocol.message import PrekeyMessage, RatchetMessage, decode_message
 from protocol.ratchet import Session
 
 # refusals that are normal and need no word to the person: a second history key, and a
@@ -197,21 +197,40 @@ class Receiver(Retrier):
         together with the message id)."""
         message = decode_message(ciphertext)
         current = self.store.session(entry.device_id)
-        previous = self.store.previous_session(entry.device_id)
-        for session in (current, previous):
-            if session is not None and session.remote_identity_key != entry.identity_key:
+        held: list[tuple[Session, int | None]] = [] if current is None else [(current, None)]
+        failure: ProtocolError | None = None
+        if isinstance(message, RatchetMessage) and held:  # most messages: the current one
+            try:
+                return self._decrypt_in(account, entry, ciphertext, message, held)
+            except (DecryptionFailed, UnknownSession) as error:
+                failure, held = error, []
+        # the sessions the current one replaced, newest first, read only when needed
+        held += [(s, row_id) for row_id, s in self.store.archived_sessions(entry.device_id)]
+        return self._decrypt_in(account, entry, ciphertext, message, held, failure=failure)
+
+    def _decrypt_in(
+        self,
+        account: str,
+        entry: DeviceEntry,
+        ciphertext: bytes,
+        message: PrekeyMessage | RatchetMessage,
+        held: list[tuple[Session, int | None]],
+        *,
+        failure: ProtocolError | None = None,
+    ) -> bytes:
+        """Decrypt with one of `held` (each with its archive id; None: the current one), or a
+        prekey message of none of them in a new session; `failure`: the current session's
+        error when it was tried before these."""
+        for session, _ in held:
+            if session.remote_identity_key != entry.identity_key:
                 raise UntrustedIdentity(
                     f"session with device {entry.device_id!r}: identity key differs from the signed list"
                 )
         if isinstance(message, PrekeyMessage):
-            for session, is_current in ((current, True), (previous, False)):
-                if (
-                    session is not None
-                    and session.role == "responder"
-                    and session.base_key == message.base_key
-                ):
+            for session, archived in held:
+                if session.role == "responder" and session.base_key == message.base_key:
                     plaintext = session.decrypt(ciphertext, self.rng)
-                    self._keep(account, entry.device_id, session, is_current=is_current)
+                    self._keep(account, entry.device_id, session, archived)
                     return plaintext
             inbound = accept_prekey_message(
                 ciphertext,
@@ -229,27 +248,26 @@ class Receiver(Retrier):
                 account_id=account, device_id=entry.device_id, session=inbound.session
             )
             return inbound.plaintext
-        if current is None and previous is None:
+        if not held and failure is None:
             raise UnknownSession(f"no session with device {entry.device_id!r}")
-        failure: ProtocolError | None = None
-        for session, is_current in ((current, True), (previous, False)):
-            if session is None:
-                continue
+        for session, archived in held:
             try:
                 plaintext = session.decrypt(ciphertext, self.rng)
             except (DecryptionFailed, UnknownSession) as error:
                 failure = failure or error
                 continue
-            self._keep(account, entry.device_id, session, is_current=is_current)
+            self._keep(account, entry.device_id, session, archived)
             return plaintext
         assert failure is not None
         raise failure
 
-    def _keep(self, account: str, device_id: str, session: Session, *, is_current: bool) -> None:
-        if is_current:
+    def _keep(self, account: str, device_id: str, session: Session, archived: int | None) -> None:
+        if archived is None:
             self.store.save_session(account_id=account, device_id=device_id, session=session)
-        else:  # the older session is the one the other side kept using: it becomes current
-            self.store.replace_session(account_id=account, device_id=device_id, session=session)
+        else:  # an older session is the one the other side kept using: it becomes current
+            self.store.replace_session(
+                account_id=account, device_id=device_id, session=session, archived=archived
+            )
 
     def _list_events(self, sender: str, effects: list[Effect]) -> list[Event]:
         """The engine's list notices after a content (freeze check, own-list notice)."""

@@ -37,6 +37,11 @@ from protocol.rng import Rng
 
 SCHEMA_VERSION = 6
 
+# sessions a newer one replaced, kept per device and tried when the current one cannot
+# decrypt (protocol 7.1): a retry request starts a new session (24.1), and what was sent in
+# the ones before it is still on its way
+ARCHIVED_SESSIONS = 10
+
 SCHEMA = """
 CREATE TABLE device (
     singleton INTEGER PRIMARY KEY CHECK (singleton = 1),
@@ -129,7 +134,13 @@ MIGRATIONS = {
         envelope_id TEXT NOT NULL,
         body TEXT NOT NULL,
         PRIMARY KEY (sender_device, envelope_id)
-    )""",
+    );
+    CREATE TABLE archived_sessions (
+        id INTEGER PRIMARY KEY, device_id TEXT NOT NULL, state TEXT NOT NULL
+    );
+    INSERT INTO archived_sessions (device_id, state) SELECT device_id, state FROM previous_sessions;
+    DROP TABLE previous_sessions;
+    CREATE INDEX archived_sessions_by_device ON archived_sessions (device_id, id)""",
 }
 
 
@@ -491,20 +502,39 @@ class Store:
     def delete_session(self, device_id: str) -> None:
         with self.transaction():
             self._db.execute("DELETE FROM sessions WHERE device_id = ?", (device_id,))
-            self._db.execute("DELETE FROM previous_sessions WHERE device_id = ?", (device_id,))
+            self._db.execute("DELETE FROM archived_sessions WHERE device_id = ?", (device_id,))
 
-    def previous_session(self, device_id: str) -> Session | None:
-        row = self._one("SELECT state FROM previous_sessions WHERE device_id = ?", (device_id,))
-        return None if row is None else Session.from_dict(json.loads(row[0]))
+    def archived_sessions(self, device_id: str) -> list[tuple[int, Session]]:
+        """The sessions with the device that newer ones replaced, the newest first, each
+        with its id (for `replace_session(archived=)`)."""
+        return [
+            (row_id, Session.from_dict(json.loads(state)))
+            for row_id, state in self._all(
+                "SELECT id, state FROM archived_sessions WHERE device_id = ? ORDER BY id DESC",
+                (device_id,),
+            )
+        ]
 
-    def replace_session(self, *, account_id: str, device_id: str, session: Session) -> None:
-        """Store a new session with the device, keeping the one it replaces as the previous."""
+    def replace_session(
+        self, *, account_id: str, device_id: str, session: Session, archived: int | None = None
+    ) -> None:
+        """Make `session` the current one with the device, archiving the one it replaces
+        (the newest ARCHIVED_SESSIONS are kept); `archived`: the id of the archived session
+        it was (one the other side kept using), which leaves the archive."""
         with self.transaction():
+            if archived is not None:
+                self._db.execute("DELETE FROM archived_sessions WHERE id = ?", (archived,))
             current = self._one("SELECT state FROM sessions WHERE device_id = ?", (device_id,))
             if current is not None:
                 self._db.execute(
-                    "INSERT OR REPLACE INTO previous_sessions VALUES (?, ?)",
+                    "INSERT INTO archived_sessions (device_id, state) VALUES (?, ?)",
                     (device_id, current[0]),
+                )
+                self._db.execute(
+                    "DELETE FROM archived_sessions WHERE device_id = ? AND id NOT IN"
+                    " (SELECT id FROM archived_sessions WHERE device_id = ?"
+                    " ORDER BY id DESC LIMIT ?)",
+                    (device_id, device_id, ARCHIVED_SESSIONS),
                 )
             self.save_session(account_id=account_id, device_id=device_id, session=session)
 
