@@ -7,6 +7,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from protocol.engine import RetryRecord
+
 if TYPE_CHECKING:
     from client.sending import OutgoingMessage
 
@@ -200,6 +202,17 @@ Event = (
 
 # what the connection sends to the other own devices instead of showing it
 OWED_TO_OWN_DEVICES = (SyncKeyOwed, SyncCheckpointOwed)
+
+
+def retry_event(record: RetryRecord) -> MessageWaiting | MessageUndecryptable:
+    """The line a retry record stands for (docs/protocol.md 24.2)."""
+    if record.state == "failed":
+        return MessageUndecryptable(
+            record.sender, record.sender_device, record.envelope_id, record.sent_at
+        )
+    return MessageWaiting(
+        record.sender, record.sender_device, record.envelope_id, record.sent_at, 1
+    )
 
 
 def format_time(timestamp_ms: int) -> str:

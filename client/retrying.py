@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from client import api
-from client.events import Event, MessageUndecryptable, MessageWaiting, Refused, SendOwed
+from client.events import Event, MessageWaiting, Refused, SendOwed, retry_event
 from client.sending import Sender, SendRefused
 from protocol.engine import (
     DecryptFailed,
@@ -108,9 +108,7 @@ class Retrier(Sender):
     def _store_retry(self, record: RetryRecord) -> Event:
         self.store.save_retry(record)
         if record.state == "failed":
-            return MessageUndecryptable(
-                record.sender, record.sender_device, record.envelope_id, record.sent_at
-            )
+            return retry_event(record)
         return MessageWaiting(
             record.sender, record.sender_device, record.envelope_id, record.sent_at, record.count
         )

@@ -16,6 +16,7 @@ from client.events import MessageUndecryptable, MessageWaiting
 from client.messenger import Messenger, Refused, TextMessage, describe
 from client.store import Store, now_ms
 from protocol.engine import MAX_RETRIES, RESEND_CACHE_MS, retry_wait
+from tests.client.test_cli import run_cli
 from tests.client.test_messaging_refusals import delivered
 from tests.support.actors import person
 from tests.support.devices import Device, primary_messenger
@@ -134,9 +135,7 @@ async def test_a_message_the_sender_no_longer_holds_ends_as_could_not_be_decrypt
     bob.store.delete_session(alice.device.device_id)
     sent = await alice_phone.connection.send_text(bob.account_id, "three")
     await alice_phone.close()  # offline while its copy of "three" expires
-    with sqlite3.connect(alice.store.path) as db:
-        db.execute("UPDATE resend_cache SET sent_at = sent_at - ?", (RESEND_CACHE_MS + 1,))
-    db.close()
+    age_cache(alice, RESEND_CACHE_MS + 1)
     [waiting] = await bob_phone.wait_for(MessageWaiting)
     [alice_phone] = await connected(alice)
 
@@ -187,3 +186,55 @@ async def test_a_sender_that_never_answers_is_asked_five_times_then_the_message_
     assert len(bob_phone.of(MessageWaiting)) == MAX_RETRIES
     assert bob_phone.of(MessageUndecryptable) == [failed]
     await bob_phone.close()
+
+
+def test_the_cli_shows_a_message_that_could_not_be_decrypted_and_asks_again(pair):
+    """`read` shows the line where the message stands; `retry USER` starts the asks over
+    (the engine's retry_again), and the sender, holding the message again, sends it."""
+    alice, bob = pair
+
+    async def lost() -> str:
+        alice_phone, bob_phone = await connected(alice, bob)
+        await alice_phone.connection.send_text(bob.account_id, "one")
+        await bob_phone.wait_for(TextMessage)
+        await bob_phone.connection.send_text(alice.account_id, "two")
+        await alice_phone.wait_for(TextMessage)
+        bob.store.delete_session(alice.device.device_id)
+        sent = await alice_phone.connection.send_text(bob.account_id, "three")
+        await alice_phone.close()
+        age_cache(alice, RESEND_CACHE_MS + 1)
+        [alice_phone] = await connected(alice)
+        await bob_phone.wait_for(MessageUndecryptable)
+        await alice_phone.close()
+        await bob_phone.close()
+        return sent.envelope_id
+
+    asyncio.run(lost())
+    bob.store.close()
+    shown = run_cli("read", "--store", str(bob.store.path), alice.account_id)
+    assert shown.returncode == 0, shown.stderr
+    assert f"This message from {alice.account_id} could not be decrypted" in shown.stdout
+    assert f"python -m client retry {alice.account_id}" in shown.stdout
+
+    age_cache(alice, -(RESEND_CACHE_MS + 1))  # the sender holds it after all
+    asked = run_cli("retry", "--store", str(bob.store.path), alice.account_id)
+    assert asked.returncode == 0, asked.stderr
+    assert f"Asked {alice.account_id} again for 1 message" in asked.stdout
+
+    async def answered() -> list[str]:
+        restored = Messenger(Store.open(bob.store.path), bob.transport)
+        alice_phone, bob_phone = await connected(alice, restored)
+        await bob_phone.wait_for(TextMessage)
+        await alice_phone.close()
+        await bob_phone.close()
+        assert restored.store.retries() == {}
+        return [m.text for m in bob_phone.of(TextMessage)]
+
+    assert asyncio.run(answered()) == ["three"]
+
+
+def age_cache(messenger: Messenger, by: int) -> None:
+    """Make the sender's resend cache `by` ms older, through a second connection to its file."""
+    with sqlite3.connect(messenger.store.path) as db:
+        db.execute("UPDATE resend_cache SET sent_at = sent_at - ?", (by,))
+    db.close()
