@@ -287,6 +287,10 @@ def test_a_store_of_the_schema_before_sync_gets_its_sync_table_and_keeps_its_dev
     with sqlite3.connect(path) as db:  # as a client of schema 3 left the file
         for table in ("sync_state", "messages", "display_names", "resend_cache", "retries"):
             db.execute(f"DROP TABLE {table}")
+        db.execute("DROP TABLE archived_sessions")
+        db.execute(
+            "CREATE TABLE previous_sessions (device_id TEXT PRIMARY KEY, state TEXT NOT NULL)"
+        )
         db.execute("PRAGMA user_version = 3")
     with Store.open(path) as store:
         device = store.device()
@@ -335,3 +339,41 @@ def test_retry_records_survive_a_restart_and_are_forgotten_one_by_one(path):
         assert store.retries() == {waiting.key: waiting, failed.key: failed}
         store.forget_retry("bob-phone", "env-1")
         assert store.retries() == {failed.key: failed}
+
+
+def test_replaced_sessions_are_archived_ten_deep_and_one_used_again_leaves_the_archive(path):
+    from client.store import ARCHIVED_SESSIONS
+
+    bob = generate_device_keys(rng("bob"), signed_prekey_id=1)
+    alice = make_device("alice")
+    bundle = make_prekey_bundle("bob-device-id-00000", bob, None)
+    rand = rng("sessions")
+
+    def new_session() -> Session:
+        return Session.initiate(
+            identity=alice.keys.identity,
+            bundle=bundle,
+            listed_identity_key=bob.identity.public,
+            rng=rand,
+        )
+
+    made = [new_session() for _ in range(ARCHIVED_SESSIONS + 2)]
+    with Store.open(path) as store:
+        for session in made:
+            store.replace_session(
+                account_id="bob", device_id="bob-device-id-00000", session=session
+            )
+    with Store.open(path) as store:
+        archived = store.archived_sessions("bob-device-id-00000")
+        assert [s.base_key for _, s in archived] == [
+            s.base_key for s in reversed(made[1:-1])
+        ]  # the newest first, the oldest beyond ten gone
+        row_id, oldest = archived[-1]
+        store.replace_session(
+            account_id="bob", device_id="bob-device-id-00000", session=oldest, archived=row_id
+        )
+        assert store.session("bob-device-id-00000").base_key == made[1].base_key
+        again = [s.base_key for _, s in store.archived_sessions("bob-device-id-00000")]
+        assert again[0] == made[-1].base_key and made[1].base_key not in again
+        store.delete_session("bob-device-id-00000")
+        assert store.archived_sessions("bob-device-id-00000") == []
