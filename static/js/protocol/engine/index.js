@@ -7,33 +7,44 @@
 
 export {
   AcceptHistoryKey,
+  AcceptResend,
+  AcceptRetryRequest,
   AcceptSyncCheckpoint,
   AcceptSyncKey,
   ApplyReceipt,
   ContentVerdict,
   DropBlocked,
   DropDuplicate,
+  ForgetRetry,
   HttpRequest,
   MarkRead,
   Notice,
+  Resend,
   SendContent,
   SendFrame,
   SendPlan,
+  SendRetryRequest,
   ShareSyncCheckpoint,
   ShareSyncKey,
   StoreList,
   StoreMessage,
+  StoreResendCount,
+  StoreRetry,
   StoreSync,
   SyncChanged,
 } from "./effects.js";
 export {
   ContentDecrypted,
   ContentReceived,
+  DecryptFailed,
   MessagesRead,
   eventFromJSON,
   FrameReceived,
   HttpAnswered,
   ListWanted,
+  RetryAgain,
+  RetryDue,
+  RetryRequested,
   SenderSeen,
   SendWanted,
   SyncAnswered,
@@ -53,7 +64,21 @@ export { handle, OWN_DEVICES_ONLY } from "./machine.js";
 export { MAX_MISMATCH_RETRIES } from "./sending.js";
 export { contentDecrypted, isBlocked, messagesRead, seenKey } from "./receiving.js";
 export { readPosition, readState, readUpTo } from "./reading.js";
-export { DeviceState, LIST_MAX_AGE_MS, ListRecord, PendingFetch, PendingSend } from "./state.js";
+export {
+  decryptFailed,
+  MAX_RETRIES,
+  MAX_WAITING,
+  RESEND_CACHE_MS,
+  RESEND_CACHE_SIZE,
+  resendReceived,
+  RETRY_AFTER_MS,
+  retryAgain,
+  retryDue,
+  retryKey,
+  retryRequested,
+  retryRequestReceived,
+} from "./retry.js";
+export { DeviceState, LIST_MAX_AGE_MS, ListRecord, PendingFetch, PendingSend, RetryRecord } from "./state.js";
 export { handle as handleSync, MAX_PATCH_MUTATIONS, STATE_PATH } from "./sync.js";
 export { DEVICES, LAST_USE_EVERY_MS, lastUsed } from "./syncdevices.js";
 export { SyncRequest, SyncState } from "./syncstate.js";

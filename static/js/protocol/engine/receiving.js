@@ -18,6 +18,7 @@ import {
   StoreMessage,
 } from "./effects.js";
 import { ContentDecrypted, MessagesRead } from "./events.js";
+import { resendReceived, retryRequestReceived } from "./retry.js";
 
 /** @typedef {import("./state.js").DeviceState} DeviceState */
 /** @typedef {import("./effects.js").Effect} Effect */
@@ -52,6 +53,8 @@ export function contentDecrypted(state, event) {
   state = state.with({ seen: new Set([...state.seen, key]) });
   if (isBlocked(state, event.sender)) return [state, [new DropBlocked(event.sender, event.senderDevice, event.messageId)]];
   const kind = event.contentType;
+  if (kind === ContentType.RETRY_REQUEST) return [state, retryRequestReceived(event)]; // from any device (24.2)
+  if (kind === ContentType.RESEND) return resendReceived(state, event);
   if (kind === ContentType.TEXT) return [state, text(state, event)];
   if (kind === ContentType.RECEIPT) {
     if (event.sender === state.accountId) return [state, []]; // an own device's receipt reaches the contact, not us
