@@ -545,7 +545,7 @@ def content_vectors() -> dict[str, Any]:
         assert error_name(lambda data=data: decode_content(data)) == "MalformedMessage", name
     # A newer version's type decodes, its body unchecked, to be kept as "unsupported".
     unknown = []
-    for type_byte, raw in ((9, b'{"state":"started"}'), (255, b'{"future":[1,"x"]}')):
+    for type_byte, raw in ((11, b'{"state":"started"}'), (255, b'{"future":[1,"x"]}')):
         data = good[:1] + bytes([type_byte]) + with_body(raw)[2:]
         decoded = decode_content(data)
         assert decoded.type == type_byte and not isinstance(decoded.type, ContentType)
