@@ -11,10 +11,8 @@ export const CONTENT_VERSION = 1;
 export const MAX_BODY_BYTES = 65536;
 export const CONTENT_PADDING = 64;
 export const MAX_RECEIPT_IDS = 100;
-/** The engine's MAX_RETRIES (docs/protocol.md 24.6). */
-export const MAX_RETRY_COUNT = 5;
-/** The server's limit on a client envelope id (section 20). */
-export const MAX_ENVELOPE_ID = 64;
+const MAX_RETRY_COUNT = 5; // the engine's MAX_RETRIES (docs/protocol.md 24.6)
+const MAX_ENVELOPE_ID = 64; // the server's limit on a client envelope id (section 20)
 
 /** @enum {number} */
 export const ContentType = Object.freeze({

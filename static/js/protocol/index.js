@@ -57,9 +57,7 @@ export {
   encodeContent,
   KNOWN_TYPES,
   MAX_BODY_BYTES,
-  MAX_ENVELOPE_ID,
   MAX_RECEIPT_IDS,
-  MAX_RETRY_COUNT,
   newContent,
   validateBody,
 } from "./content.js";

@@ -16,7 +16,7 @@ from tests.vectors.scenarios.builders import BOB, BOB_V2, T0, b64, scenario, see
 from tests.vectors.scenarios.receive_rules import decrypted, receiving_state
 
 RNG = TestRng(seed("scenario retries"))
-M1, M2, M3, M4, M5, M6, M7, M8, M9 = (b64(RNG(16)) for _ in range(9))
+M1, M2, M3, M4, M5, M6, M7, M8, M9, M10 = (b64(RNG(16)) for _ in range(10))
 SENT = T0 - 60_000  # the deliver entry's sent_at: a minute before the failure
 S = 1000  # ms
 
@@ -299,7 +299,7 @@ def resend_received() -> dict[str, Any]:
         ]
 
     return scenario(
-        "A resend (type 10) answers an ask of this device: its content forgets the record and is applied as a content from that device; content null turns the record failed at once; a resend nobody asked for, or whose inner content does not decode or is itself a retry request or a resend, is refused. A failed record is answered the same way (a late resend still shows the message).",
+        "A resend (type 10) answers an ask of this device: its content forgets the record and is applied as a content from that device; content null turns the record failed at once (a failed one stays as it is); a resend nobody asked for, or whose inner content does not decode or is itself a retry request or a resend, is refused. A failed record is answered the same way (a late resend still shows the message).",
         receiving_state(
             retries=retries(
                 record("e-1", count=1, asked_at=T0),
@@ -336,6 +336,11 @@ def resend_received() -> dict[str, Any]:
                 "bob's phone no longer holds e-2: failed now",
                 resend(M3, "e-2", None),
                 [store(record("e-2", count=2, asked_at=T0, state="failed"))],
+            ),
+            (
+                "a second null for e-2, now failed: nothing more",
+                resend(M10, "e-2", None),
+                [],
             ),
             (
                 "a resend of e-7, never asked for: refused",

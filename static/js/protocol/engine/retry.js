@@ -1,16 +1,12 @@
-// Retry requests and the resend cache (docs/protocol.md section 24); mirror of
-// protocol/engine/retry.py. The requester asks the sending device again for an envelope that
-// did not decrypt, with a backoff, until the content comes or the asks run out; the sender
-// answers each request from what it cached when it sent. Registered in `handle` for
-// `DecryptFailed`, `RetryDue`, `RetryAgain` and `RetryRequested`, and in receiving for the
-// contents of types 9 and 10.
+// Retry requests and resends (docs/protocol.md section 24); mirror of protocol/engine/retry.py:
+// what a device does with an envelope it could not decrypt, with the answers to its asks, and
+// with another device's ask; registered in `handle` and, for the two contents, in receiving.
 
 import { ContentType, decodeContent } from "../content.js";
 import { b64uDecode } from "../encoding.js";
 import { ProtocolError } from "../exceptions.js";
 import {
   AcceptResend,
-  AcceptRetryRequest,
   ContentVerdict,
   ForgetRetry,
   Resend,
@@ -19,29 +15,27 @@ import {
   StoreRetry,
 } from "./effects.js";
 import { DecryptFailed, RetryAgain, RetryDue, RetryRequested } from "./events.js";
-import { RetryRecord } from "./state.js";
+import { isBlocked, RetryRecord, retryKey } from "./state.js";
 
 /** @typedef {import("./state.js").DeviceState} DeviceState */
 /** @typedef {import("./effects.js").Effect} Effect */
 /** @typedef {import("./events.js").ContentDecrypted} ContentDecrypted */
 /** @typedef {[DeviceState, Effect[]]} Result */
 
-/** Asks per envelope, and resends per content and device. */
-export const MAX_RETRIES = 5;
-/** The wait after the first ask (ms); it doubles after each ask. */
-export const RETRY_AFTER_MS = 10000;
-/** Waiting records per sender device; beyond it an envelope fails at once. */
-export const MAX_WAITING = 100;
-/** Entries the sender's resend cache keeps (the adapter's rule). */
-export const RESEND_CACHE_SIZE = 256;
-/** How long the sender's resend cache keeps an entry (ms). */
-export const RESEND_CACHE_MS = 86400000;
+export const MAX_RETRIES = 5; // asks per envelope, and resends of one envelope to one device
+export const RETRY_AFTER_MS = 10000; // the wait after the first ask; it doubles after each
+export const MAX_WAITING = 100; // waiting records per sender device; more fail at once, unasked
+export const RESEND_CACHE_SIZE = 256; // envelopes a device keeps to send again (the newest)
+export const RESEND_CACHE_MS = 24 * 60 * 60 * 1000; // and none older than this
 
 export const RETRYING = Object.freeze([DecryptFailed, RetryDue, RetryAgain, RetryRequested]);
 
-/** The key of a retry record. @param {string} senderDevice @param {string} envelopeId */
-export function retryKey(senderDevice, envelopeId) {
-  return `${senderDevice}/${envelopeId}`;
+/**
+ * How long after its `count`th ask an envelope is asked for again (or given up).
+ * @param {number} count @returns {number}
+ */
+export function retryWait(count) {
+  return RETRY_AFTER_MS * 2 ** Math.max(count - 1, 0);
 }
 
 /** @param {DeviceState} state @param {DecryptFailed | RetryDue | RetryAgain | RetryRequested} event @returns {Result} */
@@ -49,118 +43,122 @@ export function retry(state, event) {
   if (event instanceof DecryptFailed) return decryptFailed(state, event);
   if (event instanceof RetryDue) return retryDue(state, event);
   if (event instanceof RetryAgain) return retryAgain(state, event);
-  return [state, retryRequested(event)];
+  return retryRequested(state, event);
 }
 
 /**
- * Ask the sending device once per envelope; a redelivery asks nothing, and a sender device
- * with MAX_WAITING asks outstanding gets a failed line at once (a flood asks nothing).
+ * The first ask, unless the envelope is asked for already (a redelivery), its sender is
+ * blocked, or that device has MAX_WAITING envelopes waiting (then: failed, unasked).
  * @param {DeviceState} state @param {DecryptFailed} event @returns {Result}
  */
 export function decryptFailed(state, event) {
-  // the own account is never treated as blocked (as receiving's isBlocked)
-  if (event.sender !== state.accountId && state.blocked.has(event.sender)) return [state, []];
   const key = retryKey(event.senderDevice, event.envelopeId);
-  if (state.retries.has(key)) return [state, []];
+  if (isBlocked(state, event.sender) || state.retries.has(key)) return [state, []];
   let waiting = 0;
-  for (const record of state.retries.values()) {
-    if (record.senderDevice === event.senderDevice && record.state === "waiting") waiting += 1;
+  for (const r of state.retries.values()) {
+    if (r.senderDevice === event.senderDevice && r.state === "waiting") waiting += 1;
   }
-  const full = waiting >= MAX_WAITING;
   const record = new RetryRecord({
     sender: event.sender,
     senderDevice: event.senderDevice,
     envelopeId: event.envelopeId,
     sentAt: event.sentAt,
-    count: full ? 0 : 1,
+    count: waiting >= MAX_WAITING ? 0 : 1,
     askedAt: event.now,
-    state: full ? "failed" : "waiting",
+    state: waiting >= MAX_WAITING ? "failed" : "waiting",
   });
-  state = stored(state, record);
-  if (full) return [state, [new StoreRetry(record)]];
+  state = keep(state, record);
+  if (record.state === "failed") return [state, [new StoreRetry(record)]];
   return [state, [new StoreRetry(record), ask(record)]];
 }
 
 /**
- * Each waiting record whose wait is over (RETRY_AFTER_MS, doubling after each ask) is asked
- * again, in key order, until MAX_RETRIES asks; after the last ask's wait it fails.
+ * Each waiting envelope whose wait is over is asked for again, or, after the last ask's
+ * wait, given up.
  * @param {DeviceState} state @param {RetryDue} event @returns {Result}
  */
 export function retryDue(state, event) {
   /** @type {Effect[]} */
   const effects = [];
-  for (const key of [...state.retries.keys()].sort()) {
-    const record = /** @type {RetryRecord} */ (state.retries.get(key));
-    if (record.state !== "waiting") continue;
-    if (event.now - record.askedAt < RETRY_AFTER_MS * 2 ** (record.count - 1)) continue;
+  for (const key of [...state.retries.keys()].sort(byCodePoint)) {
+    let record = /** @type {RetryRecord} */ (state.retries.get(key));
+    if (record.state !== "waiting" || event.now - record.askedAt < retryWait(record.count)) continue;
     if (record.count < MAX_RETRIES) {
-      const again = record.with({ count: record.count + 1, askedAt: event.now });
-      state = stored(state, again);
-      effects.push(new StoreRetry(again), ask(again));
+      record = record.with({ count: record.count + 1, askedAt: event.now });
+      state = keep(state, record);
+      effects.push(new StoreRetry(record), ask(record));
     } else {
-      const failed = record.with({ state: "failed" });
-      state = stored(state, failed);
-      effects.push(new StoreRetry(failed));
+      record = record.with({ state: "failed" });
+      state = keep(state, record);
+      effects.push(new StoreRetry(record));
     }
   }
   return [state, effects];
 }
 
 /**
- * The person asks again for a failed line: it starts over from the first ask.
+ * The person asks again for an envelope given up: the asks start over.
  * @param {DeviceState} state @param {RetryAgain} event @returns {Result}
  */
 export function retryAgain(state, event) {
-  const record = state.retries.get(retryKey(event.senderDevice, event.envelopeId));
-  if (!record || record.state !== "failed") return [state, []];
-  const again = record.with({ count: 1, askedAt: event.now, state: "waiting" });
-  return [stored(state, again), [new StoreRetry(again), ask(again)]];
+  let record = state.retries.get(retryKey(event.senderDevice, event.envelopeId));
+  if (record === undefined || record.state !== "failed") return [state, []];
+  record = record.with({ count: 1, askedAt: event.now, state: "waiting" });
+  return [keep(state, record), [new StoreRetry(record), ask(record)]];
 }
 
 /**
- * A retry request, with the resend cache's entry for it: the content that very device was
- * sent, at most MAX_RETRIES times, from the second ask on in a new session; else null.
- * @param {RetryRequested} event @returns {Effect[]}
+ * Another device's ask, with what the resend cache holds for it: the content that device was
+ * sent, at most MAX_RETRIES times, from the second ask on in a new session; otherwise a resend
+ * saying the message is no longer held.
+ * @param {DeviceState} state @param {RetryRequested} event @returns {Result}
  */
-export function retryRequested(event) {
-  const { body, cached } = event;
+export function retryRequested(state, event) {
+  const { body, cached, senderDevice: device } = event;
   const envelopeId = body.envelope_id;
-  const device = event.senderDevice;
-  const nothing = [new Resend(event.sender, device, envelopeId, null, false, null)];
-  if (cached === null) return nothing;
-  if (event.now - cached.sent_at > RESEND_CACHE_MS) return nothing;
-  if (!Object.hasOwn(cached.targets, device)) return nothing;
-  const count = Object.hasOwn(cached.resends, device) ? cached.resends[device] : 0;
-  if (count >= MAX_RETRIES) return nothing;
+  /** @type {Record<string, number>} */
+  const resends = cached !== null ? cached.resends : {};
+  const sent = Object.hasOwn(resends, device) ? resends[device] : 0;
+  if (
+    cached === null ||
+    event.now - cached.sent_at > RESEND_CACHE_MS ||
+    !Object.hasOwn(cached.targets, device) ||
+    sent >= MAX_RETRIES
+  ) {
+    return [state, [new Resend(event.sender, device, envelopeId, null, false, null)]];
+  }
   const newSession = body.count >= 2;
   return [
-    new StoreResendCount(envelopeId, device, count + 1),
-    new Resend(event.sender, device, envelopeId, cached.targets[device], newSession, newSession ? body.signed_prekey : null),
+    state,
+    [
+      new StoreResendCount(envelopeId, device, sent + 1),
+      new Resend(
+        event.sender,
+        device,
+        envelopeId,
+        cached.targets[device],
+        newSession,
+        newSession ? body.signed_prekey : null,
+      ),
+    ],
   ];
 }
 
 /**
- * A retry request (type 9) from any device: the adapter looks its envelope up.
- * @param {ContentDecrypted} event @returns {Effect[]}
- */
-export function retryRequestReceived(event) {
-  return [new AcceptRetryRequest(event.sender, event.senderDevice, event.body)];
-}
-
-/**
- * A resend (type 10) answers an ask of this device, or is refused: its content is applied
- * (the record forgotten), or null turns the line failed now.
+ * A resend (content type 10) answers an ask of this device, or is refused: its inner content
+ * to apply, or the sender's word that it holds the message no more.
  * @param {DeviceState} state @param {ContentDecrypted} event @returns {Result}
  */
 export function resendReceived(state, event) {
   const envelopeId = event.body.envelope_id;
   const key = retryKey(event.senderDevice, envelopeId);
-  const record = state.retries.get(key);
-  if (!record) return [state, [refuse(event, "not_asked")]]; // a resend only answers
+  let record = state.retries.get(key);
+  if (record === undefined) return [state, [refuse(event, "not_asked")]];
   const { content } = event.body;
   if (content === null) {
-    const failed = record.with({ state: "failed" });
-    return [stored(state, failed), [new StoreRetry(failed)]];
+    if (record.state === "failed") return [state, []];
+    record = record.with({ state: "failed" });
+    return [keep(state, record), [new StoreRetry(record)]];
   }
   let inner;
   try {
@@ -174,8 +172,9 @@ export function resendReceived(state, event) {
   }
   const retries = new Map(state.retries);
   retries.delete(key);
+  state = state.with({ retries });
   return [
-    state.with({ retries }),
+    state,
     [new ForgetRetry(event.senderDevice, envelopeId), new AcceptResend(event.sender, event.senderDevice, envelopeId, content)],
   ];
 }
@@ -186,13 +185,19 @@ function ask(record) {
 }
 
 /** @param {DeviceState} state @param {RetryRecord} record */
-function stored(state, record) {
-  const retries = new Map(state.retries);
-  retries.set(retryKey(record.senderDevice, record.envelopeId), record);
-  return state.with({ retries });
+function keep(state, record) {
+  return state.with({ retries: new Map([...state.retries, [record.key, record]]) });
 }
 
 /** @param {ContentDecrypted} event @param {string} reason */
 function refuse(event, reason) {
   return new ContentVerdict(event.sender, event.senderDevice, "refuse", reason);
+}
+
+/** Python's sorted() order for str keys: by code point, not by UTF-16 unit. @param {string} a @param {string} b */
+function byCodePoint(a, b) {
+  const x = [...a].map((c) => /** @type {number} */ (c.codePointAt(0)));
+  const y = [...b].map((c) => /** @type {number} */ (c.codePointAt(0)));
+  for (let i = 0; i < Math.min(x.length, y.length); i++) if (x[i] !== y[i]) return x[i] - y[i];
+  return x.length - y.length;
 }

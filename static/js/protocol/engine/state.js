@@ -146,16 +146,20 @@ export class PendingSend {
 export class RetryRecord {
   /**
    * @param {{sender: string, senderDevice: string, envelopeId: string, sentAt: number,
-   *          count: number, askedAt: number, state: string}} fields
+   *          count: number, askedAt: number, state?: string}} fields
    */
-  constructor({ sender, senderDevice, envelopeId, sentAt, count, askedAt, state }) {
+  constructor({ sender, senderDevice, envelopeId, sentAt, count, askedAt, state = "waiting" }) {
     this.sender = sender;
     this.senderDevice = senderDevice;
     this.envelopeId = envelopeId;
     this.sentAt = sentAt;
     this.count = count;
     this.askedAt = askedAt;
-    this.state = state;
+    this.state = state; // waiting | failed
+  }
+
+  get key() {
+    return retryKey(this.senderDevice, this.envelopeId);
   }
 
   /** @param {Partial<{count: number, askedAt: number, state: string}>} changes */
@@ -184,9 +188,14 @@ export class RetryRecord {
       sentAt: Number(data.sent_at),
       count: Number(data.count),
       askedAt: Number(data.asked_at),
-      state: data.state,
+      state: data.state || "waiting",
     });
   }
+}
+
+/** The key of a retry record: one per envelope of one sending device. @param {string} senderDevice @param {string} envelopeId */
+export function retryKey(senderDevice, envelopeId) {
+  return `${senderDevice}/${envelopeId}`;
 }
 
 export class DeviceState {
@@ -283,4 +292,9 @@ export class DeviceState {
       retries: new Map(entriesOf(data.retries).map(([k, r]) => [k, RetryRecord.fromJSON(r)])),
     });
   }
+}
+
+/** Whether the person blocked this account (the own account never is). @param {DeviceState} state @param {string} accountId */
+export function isBlocked(state, accountId) {
+  return accountId !== state.accountId && state.blocked.has(accountId);
 }
