@@ -390,15 +390,20 @@ function renderRetry(r, name) {
       attrs: { datetime: new Date(r.sent_at).toISOString() },
     }),
   );
-  if (!waiting) item.append(askAgainButton(r, `Ask ${name} again for this message`));
+  if (!waiting) item.append(askAgainButton(r, `Ask ${name} again for this message`, messageList));
   return item;
 }
 
-/** @param {any} r a failed retry record @param {string} label */
-function askAgainButton(r, label) {
+/**
+ * "Ask again" on a failed line; the line turns waiting and the button goes, so the keyboard
+ * stays at `place`.
+ * @param {any} r a failed retry record @param {string} label @param {HTMLElement} place
+ */
+function askAgainButton(r, label, place) {
   const button = h("button", { class: "small secondary", text: "Ask again", attrs: { type: "button", "aria-label": label } });
   button.addEventListener("click", async () => {
     /** @type {HTMLButtonElement} */ (button).disabled = true;
+    place.focus();
     try {
       await askAgain(r.sender_device, r.envelope_id);
     } catch (error) {
@@ -425,7 +430,7 @@ async function renderOwnRetries() {
             ? `Waiting for a message from one of your other devices (sent ${when(r.sent_at)}).`
             : `A message from one of your other devices (sent ${when(r.sent_at)}) could not be decrypted.`,
         }),
-        waiting ? null : askAgainButton(r, "Ask your other device again for this message"),
+        waiting ? null : askAgainButton(r, "Ask your other device again for this message", node),
       );
     }),
   );

@@ -6,7 +6,7 @@
 //   resendCache  {envelope_id, recipient, sent_at (ms), targets: {device id: b64u encoded
 //                content}, resends: {device id: count}}
 
-import { encoding, engine } from "../protocol/index.js";
+import { ContentType, encoding, engine } from "../protocol/index.js";
 import * as store from "./store.js";
 
 const { b64uEncode } = encoding;
@@ -20,9 +20,9 @@ const { b64uEncode } = encoding;
  * @returns {any | null} null for a resend of nothing
  */
 export function cacheEntry(item, plaintexts, now) {
-  const alias = item.retry?.alias;
-  if (alias) {
-    if (item.body.content === null) return null;
+  if (item.contentType === ContentType.RESEND) {
+    const alias = item.retry?.alias;
+    if (!alias || item.body.content === null) return null;
     return {
       envelope_id: item.envelopeId,
       recipient: item.recipient,

@@ -19,8 +19,8 @@ import { self } from "./self.js";
 import { withStateLock } from "./statelock.js";
 import * as store from "./store.js";
 
-/** @param {string} senderDevice @param {string} envelopeId */
-export const retryKey = (senderDevice, envelopeId) => `${senderDevice}/${envelopeId}`;
+const { retryKey } = engine;
+export { retryKey };
 
 /**
  * @typedef {object} Writes what one event's effects store, for one transaction
