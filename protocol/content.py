@@ -27,6 +27,8 @@ class ContentType(IntEnum):
     TYPING = 6
     ACCOUNT_SYNC_KEY = 7
     ACCOUNT_SYNC_CHECKPOINT = 8
+    RETRY_REQUEST = 9
+    RESEND = 10
 
 
 KNOWN_TYPES = frozenset(int(t) for t in ContentType)
@@ -76,13 +78,13 @@ def _expect(condition: bool, message: str) -> None:
 
 
 def content_type_of(value: Any) -> ContentType:
-    """The ContentType of `value` (a ContentType or a plain int 1..8); else MalformedMessage."""
+    """The ContentType of `value` (a ContentType or a plain int 1..10); else MalformedMessage."""
     if not is_uint(value, 0xFF):
-        raise MalformedMessage(f"content: expected type 1 to 8, got {value!r}")
+        raise MalformedMessage(f"content: expected type 1 to 10, got {value!r}")
     try:
         return ContentType(value)
     except ValueError as exc:
-        raise MalformedMessage(f"content: expected type 1 to 8, got {value!r}") from exc
+        raise MalformedMessage(f"content: expected type 1 to 10, got {value!r}") from exc
 
 
 def validate_body(content_type: ContentType | int, body: Any) -> None:
@@ -146,8 +148,40 @@ def validate_body(content_type: ContentType | int, body: Any) -> None:
     elif content_type is ContentType.ACCOUNT_SYNC_CHECKPOINT:
         _expect_keys(body, {"version", "chain"}, "sync checkpoint")
         _checkpoint_fields(body, "sync checkpoint")
+    elif content_type is ContentType.RETRY_REQUEST:
+        _expect_keys(body, {"envelope_id", "count", "signed_prekey"}, "retry request")
+        _envelope_id(body, "retry request")
+        _expect(
+            is_uint(body["count"]) and 1 <= body["count"] <= _MAX_RETRY_COUNT,
+            f"retry request body: expected a count from 1 to {_MAX_RETRY_COUNT}",
+        )
+        prekey = body["signed_prekey"]
+        _expect_keys(prekey, {"id", "public_key", "signature"}, "retry request signed_prekey")
+        _expect(
+            is_uint(prekey["id"], 0xFFFFFFFF),
+            "retry request body: expected a signed prekey id from 0 to 2^32 - 1",
+        )
+        b64u_decode(prekey["public_key"], length=32, what="retry request signed prekey")
+        b64u_decode(prekey["signature"], length=64, what="retry request signed prekey signature")
+    elif content_type is ContentType.RESEND:
+        _expect_keys(body, {"envelope_id", "content"}, "resend")
+        _envelope_id(body, "resend")
+        if body["content"] is not None:
+            b64u_decode(body["content"], what="resend content")
     else:  # unreachable while every ContentType has a branch; refuse rather than skip
         raise MalformedMessage(f"content: no body rule for type {int(content_type)}")
+
+
+_MAX_RETRY_COUNT = 5  # the engine's MAX_RETRIES (docs/protocol.md 24.6)
+_MAX_ENVELOPE_ID = 64  # the server's limit on a client envelope id (section 20)
+
+
+def _envelope_id(body: dict[str, Any], what: str) -> None:
+    value = body["envelope_id"]
+    _expect(
+        isinstance(value, str) and 1 <= len(value) <= _MAX_ENVELOPE_ID,
+        f"{what} body: expected an envelope_id of 1 to {_MAX_ENVELOPE_ID} characters",
+    )
 
 
 def _checkpoint_fields(body: dict[str, Any], what: str) -> None:

@@ -3,6 +3,8 @@ machine, mirrored line for line in static/js/protocol/engine/."""
 
 from protocol.engine.effects import (
     AcceptHistoryKey,
+    AcceptResend,
+    AcceptRetryRequest,
     AcceptSyncCheckpoint,
     AcceptSyncKey,
     ApplyReceipt,
@@ -10,27 +12,36 @@ from protocol.engine.effects import (
     DropBlocked,
     DropDuplicate,
     Effect,
+    ForgetRetry,
     HttpRequest,
     MarkRead,
     Notice,
+    Resend,
     SendContent,
     SendFrame,
     SendPlan,
+    SendRetryRequest,
     ShareSyncCheckpoint,
     ShareSyncKey,
     StoreList,
     StoreMessage,
+    StoreResendCount,
+    StoreRetry,
     StoreSync,
     SyncChanged,
 )
 from protocol.engine.events import (
     ContentDecrypted,
     ContentReceived,
+    DecryptFailed,
     Event,
     FrameReceived,
     HttpAnswered,
     ListWanted,
     MessagesRead,
+    RetryAgain,
+    RetryDue,
+    RetryRequested,
     SenderSeen,
     SendWanted,
     SyncAnswered,
@@ -50,7 +61,15 @@ from protocol.engine.history import HISTORY_DAYS, HISTORY_FORMAT, history_bundle
 from protocol.engine.lists import accept_list, device_list_path, list_changes, parse_listing
 from protocol.engine.machine import OWN_DEVICES_ONLY, handle
 from protocol.engine.reading import read_position, read_state, read_up_to
-from protocol.engine.receiving import content_decrypted, is_blocked, messages_read, seen_key
+from protocol.engine.receiving import content_decrypted, messages_read, seen_key
+from protocol.engine.retry import (
+    MAX_RETRIES,
+    MAX_WAITING,
+    RESEND_CACHE_MS,
+    RESEND_CACHE_SIZE,
+    RETRY_AFTER_MS,
+    retry_wait,
+)
 from protocol.engine.sending import MAX_MISMATCH_RETRIES
 from protocol.engine.state import (
     LIST_MAX_AGE_MS,
@@ -58,6 +77,9 @@ from protocol.engine.state import (
     ListRecord,
     PendingFetch,
     PendingSend,
+    RetryRecord,
+    is_blocked,
+    retry_key,
 )
 from protocol.engine.sync import MAX_PATCH_MUTATIONS, STATE_PATH
 from protocol.engine.sync import handle as handle_sync
@@ -65,6 +87,25 @@ from protocol.engine.syncdevices import DEVICES, LAST_USE_EVERY_MS, last_used
 from protocol.engine.syncstate import SyncRequest, SyncState
 
 __all__ = [
+    "MAX_RETRIES",
+    "MAX_WAITING",
+    "RESEND_CACHE_MS",
+    "RESEND_CACHE_SIZE",
+    "RETRY_AFTER_MS",
+    "AcceptResend",
+    "AcceptRetryRequest",
+    "DecryptFailed",
+    "ForgetRetry",
+    "Resend",
+    "RetryAgain",
+    "RetryDue",
+    "RetryRecord",
+    "RetryRequested",
+    "SendRetryRequest",
+    "StoreResendCount",
+    "StoreRetry",
+    "retry_key",
+    "retry_wait",
     "DEVICES",
     "LAST_USE_EVERY_MS",
     "last_used",

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from protocol.encoding import b64u_encode
-from protocol.engine.state import ListRecord
+from protocol.engine.state import ListRecord, RetryRecord
 from protocol.engine.syncstate import SyncState
 
 
@@ -313,6 +313,137 @@ class ShareSyncCheckpoint:
         return {"type": self.kind, "body": dict(self.body)}
 
 
+@dataclass(frozen=True)
+class StoreRetry:
+    """Store a retry record and show its line: waiting, or could not be decrypted (24.2)."""
+
+    kind: ClassVar[str] = "store_retry"
+    record: RetryRecord
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": self.kind, "record": self.record.to_dict()}
+
+
+@dataclass(frozen=True)
+class ForgetRetry:
+    """The envelope's content came: delete its retry record and its line."""
+
+    kind: ClassVar[str] = "forget_retry"
+    sender_device: str
+    envelope_id: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "type": self.kind,
+            "sender_device": self.sender_device,
+            "envelope_id": self.envelope_id,
+        }
+
+
+@dataclass(frozen=True)
+class SendRetryRequest:
+    """Ask `device` (of account `recipient`) to send the envelope again: a type-9 content
+    with this device's current signed prekey, sent to that one device (24.1)."""
+
+    kind: ClassVar[str] = "send_retry_request"
+    recipient: str
+    device: str
+    envelope_id: str
+    count: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "type": self.kind,
+            "recipient": self.recipient,
+            "device": self.device,
+            "envelope_id": self.envelope_id,
+            "count": self.count,
+        }
+
+
+@dataclass(frozen=True)
+class AcceptRetryRequest:
+    """A retry request: look its envelope up in the resend cache and feed `RetryRequested`."""
+
+    kind: ClassVar[str] = "accept_retry_request"
+    sender: str
+    sender_device: str
+    body: Mapping[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "type": self.kind,
+            "sender": self.sender,
+            "sender_device": self.sender_device,
+            "body": dict(self.body),
+        }
+
+
+@dataclass(frozen=True)
+class Resend:
+    """Answer a retry request: `{envelope_id, content}` as a type-10 content to that one
+    device, first starting a session from `signed_prekey` when `new_session` (24.1);
+    `content` None says the message is no longer held."""
+
+    kind: ClassVar[str] = "resend"
+    recipient: str
+    device: str
+    envelope_id: str
+    content: str | None
+    new_session: bool
+    signed_prekey: Mapping[str, Any] | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "type": self.kind,
+            "recipient": self.recipient,
+            "device": self.device,
+            "envelope_id": self.envelope_id,
+            "content": self.content,
+            "new_session": self.new_session,
+            "signed_prekey": None if self.signed_prekey is None else dict(self.signed_prekey),
+        }
+
+
+@dataclass(frozen=True)
+class StoreResendCount:
+    """How often the cached envelope went again to `device`."""
+
+    kind: ClassVar[str] = "store_resend_count"
+    envelope_id: str
+    device: str
+    count: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "type": self.kind,
+            "envelope_id": self.envelope_id,
+            "device": self.device,
+            "count": self.count,
+        }
+
+
+@dataclass(frozen=True)
+class AcceptResend:
+    """A resend answering this device's ask: apply its inner content (b64u) as a content
+    from that device (`ContentReceived`, `ContentDecrypted`)."""
+
+    kind: ClassVar[str] = "accept_resend"
+    sender: str
+    sender_device: str
+    envelope_id: str
+    content: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "type": self.kind,
+            "sender": self.sender,
+            "sender_device": self.sender_device,
+            "envelope_id": self.envelope_id,
+            "content": self.content,
+        }
+
+
 Effect = (
     SendFrame
     | HttpRequest
@@ -333,4 +464,11 @@ Effect = (
     | SyncChanged
     | ShareSyncKey
     | ShareSyncCheckpoint
+    | StoreRetry
+    | ForgetRetry
+    | SendRetryRequest
+    | AcceptRetryRequest
+    | Resend
+    | StoreResendCount
+    | AcceptResend
 )

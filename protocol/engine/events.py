@@ -350,6 +350,84 @@ SyncEvent = (
 )
 
 
+@dataclass(frozen=True)
+class DecryptFailed:
+    """An envelope from a device of a verified list did not decrypt (section 24.2); `reason`
+    is the error's code, for people. A replay is not a failure."""
+
+    kind: ClassVar[str] = "decrypt_failed"
+    sender: str
+    sender_device: str
+    envelope_id: str
+    sent_at: int
+    reason: str
+    now: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "type": self.kind,
+            "sender": self.sender,
+            "sender_device": self.sender_device,
+            "envelope_id": self.envelope_id,
+            "sent_at": self.sent_at,
+            "reason": self.reason,
+            "now": self.now,
+        }
+
+
+@dataclass(frozen=True)
+class RetryDue:
+    """A timer, fired every few seconds while the socket is open (section 24.2)."""
+
+    kind: ClassVar[str] = "retry_due"
+    now: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": self.kind, "now": self.now}
+
+
+@dataclass(frozen=True)
+class RetryAgain:
+    """The person asked again for a message that could not be decrypted."""
+
+    kind: ClassVar[str] = "retry_again"
+    sender_device: str
+    envelope_id: str
+    now: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "type": self.kind,
+            "sender_device": self.sender_device,
+            "envelope_id": self.envelope_id,
+            "now": self.now,
+        }
+
+
+@dataclass(frozen=True)
+class RetryRequested:
+    """A retry request (content type 9) from `sender_device`, with the resend cache's entry
+    for its envelope (section 24.3: `{envelope_id, recipient, sent_at, targets, resends}`),
+    or None when the cache holds none."""
+
+    kind: ClassVar[str] = "retry_requested"
+    sender: str
+    sender_device: str
+    body: Mapping[str, Any]
+    cached: Mapping[str, Any] | None
+    now: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "type": self.kind,
+            "sender": self.sender,
+            "sender_device": self.sender_device,
+            "body": dict(self.body),
+            "cached": None if self.cached is None else dict(self.cached),
+            "now": self.now,
+        }
+
+
 Event = (
     FrameReceived
     | HttpAnswered
@@ -359,6 +437,10 @@ Event = (
     | ContentDecrypted
     | MessagesRead
     | SendWanted
+    | DecryptFailed
+    | RetryDue
+    | RetryAgain
+    | RetryRequested
 )
 
 
@@ -396,6 +478,23 @@ def event_from_dict(data: Mapping[str, Any]) -> Event:
         )
     if kind == MessagesRead.kind:
         return MessagesRead(data["peer"], tuple(data["message_ids"]), now)
+    if kind == DecryptFailed.kind:
+        return DecryptFailed(
+            data["sender"],
+            data["sender_device"],
+            data["envelope_id"],
+            data["sent_at"],
+            data["reason"],
+            now,
+        )
+    if kind == RetryDue.kind:
+        return RetryDue(now)
+    if kind == RetryAgain.kind:
+        return RetryAgain(data["sender_device"], data["envelope_id"], now)
+    if kind == RetryRequested.kind:
+        return RetryRequested(
+            data["sender"], data["sender_device"], data["body"], data.get("cached"), now
+        )
     raise MalformedMessage(f"engine event: unknown type {kind!r}")
 
 

@@ -23,6 +23,7 @@ from protocol.engine.events import (
 )
 from protocol.engine.lists import accept_list, device_list_path, list_changes, parse_listing
 from protocol.engine.receiving import RECEIVING, receive
+from protocol.engine.retry import RETRYING, retry
 from protocol.engine.sending import lists_settled, send_answered, send_wanted
 from protocol.engine.state import LIST_MAX_AGE_MS, DeviceState, ListRecord, PendingFetch
 from protocol.exceptions import AccountKeyChanged, ProtocolError
@@ -44,6 +45,8 @@ OWN_DEVICES_ONLY = frozenset(
 def handle(state: DeviceState, event: Event) -> Result:
     if isinstance(event, RECEIVING):
         return receive(state, event)
+    if isinstance(event, RETRYING):
+        return retry(state, event)
     if isinstance(event, ListWanted):
         return _list_wanted(state, event)
     if isinstance(event, SenderSeen):

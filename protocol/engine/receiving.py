@@ -11,6 +11,7 @@ from protocol.content import KNOWN_TYPES, MAX_RECEIPT_IDS, ContentType, decode_c
 from protocol.encoding import b64u_decode, b64u_encode
 from protocol.engine.effects import (
     AcceptHistoryKey,
+    AcceptRetryRequest,
     AcceptSyncCheckpoint,
     AcceptSyncKey,
     ApplyReceipt,
@@ -23,7 +24,8 @@ from protocol.engine.effects import (
     StoreMessage,
 )
 from protocol.engine.events import ContentDecrypted, MessagesRead
-from protocol.engine.state import DeviceState
+from protocol.engine.retry import resend_received
+from protocol.engine.state import DeviceState, is_blocked
 from protocol.exceptions import ProtocolError
 
 Result = tuple[DeviceState, list[Effect]]
@@ -32,11 +34,6 @@ Result = tuple[DeviceState, list[Effect]]
 def seen_key(sender_device: str, message_id: str) -> str:
     """The de-duplication key of a content (section 10.1)."""
     return f"{sender_device}/{message_id}"
-
-
-def is_blocked(state: DeviceState, account_id: str) -> bool:
-    """Whether the person blocked this account (the own account never is)."""
-    return account_id != state.account_id and account_id in state.blocked
 
 
 RECEIVING = (ContentDecrypted, MessagesRead)
@@ -67,6 +64,10 @@ def content_decrypted(state: DeviceState, event: ContentDecrypted) -> Result:
         return state, [ApplyReceipt(event.sender, event.body["kind"], ids)]
     if kind == ContentType.TYPING:
         return state, []
+    if kind == ContentType.RETRY_REQUEST:  # from any device (section 24.2)
+        return state, [AcceptRetryRequest(event.sender, event.sender_device, event.body)]
+    if kind == ContentType.RESEND:
+        return resend_received(state, event)
     if kind not in KNOWN_TYPES:
         return state, [StoreMessage(_record(event, "unsupported", content_type=kind))]
     if not _from_own_device(state, event):

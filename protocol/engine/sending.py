@@ -11,8 +11,7 @@ from typing import Any
 
 from protocol.engine.effects import Effect, Notice, SendPlan
 from protocol.engine.events import FrameReceived, ListWanted, SendWanted
-from protocol.engine.receiving import is_blocked
-from protocol.engine.state import DeviceState, ListRecord, PendingSend
+from protocol.engine.state import DeviceState, ListRecord, PendingSend, is_blocked
 
 MAX_MISMATCH_RETRIES = 3  # re-plans after mismatched_devices (section 20)
 # list notices that leave a send without a verified list to plan from (section 22.3)

@@ -105,6 +105,52 @@ class PendingSend:
 
 
 @dataclass(frozen=True)
+class RetryRecord:
+    """An envelope this device could not decrypt, and its asks to the sending device
+    (docs/protocol.md section 24.2)."""
+
+    sender: str
+    sender_device: str
+    envelope_id: str
+    sent_at: int  # the deliver entry's (ms): where the line stands in the conversation
+    count: int  # asks made
+    asked_at: int  # when the last ask went (ms)
+    state: str = "waiting"  # waiting | failed
+
+    @property
+    def key(self) -> str:
+        return retry_key(self.sender_device, self.envelope_id)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "sender": self.sender,
+            "sender_device": self.sender_device,
+            "envelope_id": self.envelope_id,
+            "sent_at": self.sent_at,
+            "count": self.count,
+            "asked_at": self.asked_at,
+            "state": self.state,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RetryRecord:
+        return cls(
+            data["sender"],
+            data["sender_device"],
+            data["envelope_id"],
+            int(data["sent_at"]),
+            int(data["count"]),
+            int(data["asked_at"]),
+            data.get("state") or "waiting",
+        )
+
+
+def retry_key(sender_device: str, envelope_id: str) -> str:
+    """The key of a retry record: one per envelope of one sending device."""
+    return f"{sender_device}/{envelope_id}"
+
+
+@dataclass(frozen=True)
 class DeviceState:
     account_id: str
     device_id: str
@@ -123,6 +169,8 @@ class DeviceState:
     seen: frozenset[str] = frozenset()  # "<sender device>/<message id>" already applied
     history_from: str | None = None  # the approving device, until its history key came
     blocked: frozenset[str] = frozenset()  # accounts the person blocked (synced, 22.8)
+    # envelopes this device could not decrypt, by retry_key (section 24.2)
+    retries: Mapping[str, RetryRecord] = field(default_factory=lambda: MappingProxyType({}))
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -139,6 +187,7 @@ class DeviceState:
             "seen": sorted(self.seen),
             "history_from": self.history_from,
             "blocked": sorted(self.blocked),
+            "retries": {k: r.to_dict() for k, r in sorted(self.retries.items())},
         }
 
     @classmethod
@@ -160,7 +209,13 @@ class DeviceState:
             seen=frozenset(data.get("seen") or ()),
             history_from=data.get("history_from"),
             blocked=frozenset(data.get("blocked") or ()),
+            retries={k: RetryRecord.from_dict(r) for k, r in _object(data.get("retries")).items()},
         )
+
+
+def is_blocked(state: DeviceState, account_id: str) -> bool:
+    """Whether the person blocked this account (the own account never is)."""
+    return account_id != state.account_id and account_id in state.blocked
 
 
 def _object(value: Any) -> Mapping[str, Any]:
