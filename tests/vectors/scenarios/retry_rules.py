@@ -488,7 +488,7 @@ def resend_answered() -> dict[str, Any]:
         }
 
     return scenario(
-        "The sender answers a retry request from its resend cache (24.3): the content that very device was sent, its count raised, in the current session for the first ask and in a new session from the request's signed prekey from the second on; content null and nothing else when the cache holds no entry, the entry is older than RESEND_CACHE_MS, the device was no target, or it was resent MAX_RETRIES times already.",
+        "The sender answers a retry request from its resend cache (24.3): the content that very device was sent, its count raised, in the current session for the first ask and in a new session from the request's signed prekey from the second on; content null and nothing else (in a new session from the second ask on, too) when the cache holds no entry, the entry is older than RESEND_CACHE_MS, the device was no target, or it was resent MAX_RETRIES times already.",
         receiving_state(),
         [
             (
@@ -531,9 +531,9 @@ def resend_answered() -> dict[str, Any]:
                 [resend(None, device="bob-tablet")],
             ),
             (
-                "bob's phone was resent a-1 MAX_RETRIES (5) times: null, even from a new ask",
+                "bob's phone was resent a-1 MAX_RETRIES (5) times: null, even from a new ask (in a new session: from the second ask on, the session may be what broke)",
                 requested(2, cached({"bob-phone": 5})),
-                [resend(None)],
+                [resend(None, new_session=True)],
             ),
         ],
     )

@@ -119,15 +119,16 @@ export function retryRequested(state, event) {
   /** @type {Record<string, number>} */
   const resends = cached !== null ? cached.resends : {};
   const sent = Object.hasOwn(resends, device) ? resends[device] : 0;
+  const newSession = body.count >= 2; // the session may be what broke: even a null needs one
+  const prekey = newSession ? body.signed_prekey : null;
   if (
     cached === null ||
     event.now - cached.sent_at > RESEND_CACHE_MS ||
     !Object.hasOwn(cached.targets, device) ||
     sent >= MAX_RETRIES
   ) {
-    return [state, [new Resend(event.sender, device, envelopeId, null, false, null)]];
+    return [state, [new Resend(event.sender, device, envelopeId, null, newSession, prekey)]];
   }
-  const newSession = body.count >= 2;
   return [
     state,
     [
@@ -138,7 +139,7 @@ export function retryRequested(state, event) {
         envelopeId,
         cached.targets[device],
         newSession,
-        newSession ? body.signed_prekey : null,
+        prekey,
       ),
     ],
   ];
