@@ -270,7 +270,19 @@ def test_a_device_that_lost_its_session_or_was_restored_from_an_old_copy_shows_t
     assert alice_errors == [] and bob_errors == []
 
 
-def test_two_tabs_and_a_reload_during_the_deliveries_lose_and_corrupt_nothing(new_device):
+PUT_RETRY = f"""async (record) => {{
+  {OPEN_DB}
+  const db = await openDb("parley");
+  const t = db.transaction("retries", "readwrite");
+  t.objectStore("retries").put(record, `${{record.sender_device}}/${{record.envelope_id}}`);
+  await done(t);
+  db.close();
+}}"""
+
+
+def test_two_tabs_and_a_reload_during_the_deliveries_lose_and_corrupt_nothing(
+    new_device, screenshot
+):
     alice_name, bob_name = new_username("alice"), new_username("bob")
     alice, _ = new_primary(new_device(viewport=DESKTOP), alice_name)
     bob_context = new_device(viewport=DESKTOP)
@@ -302,3 +314,27 @@ def test_two_tabs_and_a_reload_during_the_deliveries_lose_and_corrupt_nothing(ne
     send(second_tab, "All here")
     expect(bubble(alice, "All here")).to_be_visible(timeout=SLOW)
     expect_status(alice, texts[-1], "read")
+
+    # A message from one of Bob's own devices that could not be decrypted has no
+    # conversation to stand in: it is a notice above the list, with a way to ask again.
+    second_tab.evaluate(
+        PUT_RETRY,
+        {
+            "sender": bob_name,
+            "sender_device": "own-laptop",
+            "envelope_id": "e1",
+            "sent_at": int(time.time() * 1000),
+            "count": 5,
+            "asked_at": int(time.time() * 1000),
+            "state": "failed",
+        },
+    )
+    second_tab.goto("/chats")
+    notice = second_tab.locator('#own-retries [data-state="failed"]')
+    expect(notice).to_contain_text("A message from one of your other devices")
+    expect(
+        second_tab.get_by_role("button", name="Ask your other device again for this message")
+    ).to_be_visible()
+    screenshot(second_tab, "retry-own-device-1440")
+    second_tab.set_viewport_size(PHONE)
+    screenshot(second_tab, "retry-own-device-390")
