@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import time
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -88,8 +89,21 @@ def _build(fingerprint: tuple[tuple[str, int, int], ...]) -> Scripts:
 
 
 def scripts() -> Scripts:
-    """This release's scripts (in DEBUG read again whenever a file changed)."""
-    return _build(_scripts_fingerprint() if settings.DEBUG else _production_fingerprint())
+    """This release's scripts (in DEBUG read again whenever a file changed, looked for at most
+    once a second: every response asks, and walking static/ cost more than the answers)."""
+    return _build(_debug_fingerprint() if settings.DEBUG else _production_fingerprint())
+
+
+DEBUG_RESCAN_SECONDS = 1.0
+_debug_seen: tuple[float, tuple[tuple[str, int, int], ...]] | None = None
+
+
+def _debug_fingerprint() -> tuple[tuple[str, int, int], ...]:
+    global _debug_seen
+    now = time.monotonic()
+    if _debug_seen is None or now - _debug_seen[0] >= DEBUG_RESCAN_SECONDS:
+        _debug_seen = (now, _scripts_fingerprint())
+    return _debug_seen[1]
 
 
 @lru_cache(maxsize=1)

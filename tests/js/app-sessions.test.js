@@ -3,7 +3,12 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { decryptFrom, sessionForSending } from "../../static/js/app/sessions.js";
+import {
+  decryptFrom,
+  retryRequestReuses,
+  sessionForSending,
+  sessionFromSignedPrekey,
+} from "../../static/js/app/sessions.js";
 import { makeDevice, p, startSession, text, utf8 } from "./support.js";
 
 const { b64uEncode } = p.encoding;
@@ -125,5 +130,51 @@ test("a bundle is checked against the key in the signed list, not the one beside
   assert.equal(
     sessionForSending({ record: undefined, listedKey: bob.keys.identity.public, bundle: null, keys: alice.keys }),
     null,
+  );
+});
+
+/** A session record holding `session` as the current one. */
+const recordOf = (session) => ({ deviceId: "bob-phone", accountId: "bob", current: session.toJSON(), previous: null });
+
+test("a retry request reuses only a session this device started and has not heard back on, on the first ask", () => {
+  const alice = makeDevice("app retry alice");
+  const bob = makeDevice("app retry bob");
+  const a = startSession(alice, bob);
+  const listed = bob.keys.identity.public;
+  assert.equal(retryRequestReuses(recordOf(a), listed, 1), true);
+  assert.equal(retryRequestReuses(recordOf(a), listed, 2), false); // from the second ask: a new session
+  assert.equal(retryRequestReuses(undefined, listed, 1), false);
+  // once Alice heard back, her sending chain may be stale (a restored copy): a new session
+  const got = receive(bob, alice, a.encrypt(utf8("hello"), alice.rng), undefined);
+  a.decrypt(p.Session.fromJSON(got.record.current).encrypt(utf8("hi"), bob.rng), alice.rng);
+  assert.equal(retryRequestReuses(recordOf(a), listed, 1), false);
+  // a fresh session is made even when one is stored
+  const fresh = sessionForSending({
+    record: recordOf(a),
+    listedKey: listed,
+    bundle: p.makePrekeyBundle("bob", bob.keys, null),
+    keys: alice.keys,
+    fresh: true,
+  });
+  assert.notDeepEqual(fresh.baseKey, a.baseKey);
+});
+
+test("a resend's new session comes from the request's signed prekey, checked under the listed key", () => {
+  const alice = makeDevice("app resend alice");
+  const bob = makeDevice("app resend bob");
+  const mallory = makeDevice("app resend mallory");
+  const spk = bob.keys.signedPrekey;
+  const signedPrekey = {
+    id: spk.id,
+    public_key: b64uEncode(spk.key.public),
+    signature: b64uEncode(spk.signature),
+  };
+  const session = sessionFromSignedPrekey({ deviceId: "bob-phone", listedKey: bob.keys.identity.public, signedPrekey, keys: alice.keys });
+  // Bob opens it with his signed prekey alone (no one-time prekey was used)
+  const got = receive(bob, alice, session.encrypt(utf8("again"), alice.rng), undefined);
+  assert.equal(got.oneTimePrekeyId, null);
+  assert.throws(
+    () => sessionFromSignedPrekey({ deviceId: "bob-phone", listedKey: mallory.keys.identity.public, signedPrekey, keys: alice.keys }),
+    p.InvalidSignature,
   );
 });

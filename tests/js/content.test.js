@@ -51,6 +51,24 @@ test("a sent transcript accepts only text or receipt inside", () => {
 });
 
 const b64 = (n) => encoding.b64uEncode(new Uint8Array(n));
+
+// Retry requests and resends (section 24.1): exact keys, bounded counts and ids.
+const PREKEY = { id: 7, public_key: b64(32), signature: b64(64) };
+const RETRY = { envelope_id: "e-1", count: 1, signed_prekey: PREKEY };
+const INNER = () => encoding.b64uEncode(p.encodeContent(make(ContentType.TEXT, { text: "again" })));
+
+test("a retry request and a resend round-trip", () => {
+  for (const [type, body] of [
+    [ContentType.RETRY_REQUEST, RETRY],
+    [ContentType.RETRY_REQUEST, { ...RETRY, count: 5, envelope_id: "x".repeat(64) }],
+    [ContentType.RETRY_REQUEST, { ...RETRY, signed_prekey: { ...PREKEY, id: 2 ** 32 - 1 } }],
+    [ContentType.RESEND, { envelope_id: "e-1", content: INNER() }],
+    [ContentType.RESEND, { envelope_id: "é".repeat(64), content: null }],
+  ]) {
+    const content = make(type, body);
+    assert.deepEqual(p.decodeContent(p.encodeContent(content)), content);
+  }
+});
 const INVALID = [
   [ContentType.TEXT, { text: 5 }],
   [ContentType.TEXT, { text: "a", extra: 1 }],
@@ -67,7 +85,28 @@ const INVALID = [
   [ContentType.TEXT, { text: "x".repeat(70000) }],
   [ContentType.TEXT, { text: "\ud800" }],
   [ContentType.TEXT, ["text"]],
-  [9, { text: "a" }],
+  [11, { text: "a" }],
+  [ContentType.RETRY_REQUEST, { ...RETRY, count: 0 }],
+  [ContentType.RETRY_REQUEST, { ...RETRY, count: 6 }],
+  [ContentType.RETRY_REQUEST, { ...RETRY, count: 1.5 }],
+  [ContentType.RETRY_REQUEST, { ...RETRY, count: true }],
+  [ContentType.RETRY_REQUEST, { ...RETRY, envelope_id: "" }],
+  [ContentType.RETRY_REQUEST, { ...RETRY, envelope_id: "x".repeat(65) }],
+  [ContentType.RETRY_REQUEST, { ...RETRY, envelope_id: 5 }],
+  [ContentType.RETRY_REQUEST, { envelope_id: "e-1", count: 1 }],
+  [ContentType.RETRY_REQUEST, { ...RETRY, extra: 1 }],
+  [ContentType.RETRY_REQUEST, { ...RETRY, signed_prekey: null }],
+  [ContentType.RETRY_REQUEST, { ...RETRY, signed_prekey: { ...PREKEY, id: -1 } }],
+  [ContentType.RETRY_REQUEST, { ...RETRY, signed_prekey: { ...PREKEY, id: 2 ** 32 } }],
+  [ContentType.RETRY_REQUEST, { ...RETRY, signed_prekey: { ...PREKEY, public_key: b64(31) } }],
+  [ContentType.RETRY_REQUEST, { ...RETRY, signed_prekey: { ...PREKEY, signature: b64(32) } }],
+  [ContentType.RETRY_REQUEST, { ...RETRY, signed_prekey: { id: 7, public_key: b64(32) } }],
+  [ContentType.RESEND, { envelope_id: "e-1" }],
+  [ContentType.RESEND, { envelope_id: "e-1", content: "AA==" }],
+  [ContentType.RESEND, { envelope_id: "e-1", content: 5 }],
+  [ContentType.RESEND, { envelope_id: "", content: null }],
+  [ContentType.RESEND, { envelope_id: "x".repeat(65), content: null }],
+  [ContentType.RESEND, { envelope_id: "e-1", content: null, count: 1 }],
 ];
 
 for (const [type, body] of INVALID) {
@@ -202,7 +241,7 @@ const BAD_CONTENTS = [
   ["plain int type, bad body", raw(1, { text: 5 })],
   ["type 2 with a text body", raw(2, { text: "a" })],
   ["typing with a bad state", raw(6, { state: "sleeping" })],
-  ["unknown type 9", raw(9)],
+  ["unknown type 11", raw(11)],
   ["type 0", raw(0)],
   ["type -1", raw(-1)],
   ["type 256", raw(256)],

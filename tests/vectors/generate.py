@@ -501,8 +501,9 @@ def content_vectors() -> dict[str, Any]:
         (ContentType.TYPING, {"state": "started"}),
         (ContentType.TEXT, {"text": "x" * 200}),
     ]
-    cases = []
-    for content_type, body in bodies:
+    cases: list[dict[str, Any]] = []
+
+    def add_case(content_type: ContentType, body: dict[str, Any]) -> None:
         content = Content(content_type, rng(16), 1_700_000_000_000 + len(cases), 3, list_hash, body)
         encoded = encode_content(content)
         assert decode_content(encoded) == content
@@ -517,6 +518,9 @@ def content_vectors() -> dict[str, Any]:
                 "encoded": hx(encoded),
             }
         )
+
+    for content_type, body in bodies:
+        add_case(content_type, body)
     good = bytes.fromhex(cases[-2]["encoded"])
     body_start = 70
 
@@ -524,10 +528,30 @@ def content_vectors() -> dict[str, Any]:
         out = good[:66] + len(raw).to_bytes(4, "big") + raw
         return out + bytes(-len(out) % 64)
 
+    def typed(type_byte: int, raw: bytes) -> bytes:
+        return good[:1] + bytes([type_byte]) + with_body(raw)[2:]
+
+    # Retry requests and resends (section 24.1), drawn after the cases above so theirs stay.
+    prekey = {"id": 7, "public_key": b64u_encode(rng(32)), "signature": b64u_encode(rng(64))}
+    add_case(ContentType.RETRY_REQUEST, {"envelope_id": "e-1", "count": 2, "signed_prekey": prekey})
+    add_case(ContentType.RESEND, {"envelope_id": "e-1", "content": cases[2]["body"]["content"]})
+    add_case(ContentType.RESEND, {"envelope_id": "x" * 64, "content": None})
+    request = b'{"count":%d,"envelope_id":"%s","signed_prekey":{"id":7,"public_key":"%s","signature":"%s"}}'
+
+    def retry_body(count: int = 1, envelope_id: str = "e-1", key: str = "", sig: str = "") -> bytes:
+        key = key or prekey["public_key"]
+        sig = sig or prekey["signature"]
+        return request % (count, envelope_id.encode(), key.encode(), sig.encode())
+
+    assert decode_content(typed(9, retry_body())).body["count"] == 1  # each case breaks one rule
+    assert (
+        decode_content(typed(10, b'{"content":null,"envelope_id":"e-1"}')).body["content"] is None
+    )
+
     malformed = {
         "unknown_version": b"\x02" + good[1:],
         "type_zero": good[:1] + b"\x00" + good[2:],
-        "unknown_type_body_not_an_object": good[:1] + b"\x09" + with_body(b"[1]")[2:],
+        "unknown_type_body_not_an_object": typed(11, b"[1]"),
         "nonzero_padding": good[:-1] + b"\x01",
         "length_not_multiple_of_64": good + bytes(1),
         "extra_padding_block": good + bytes(64),
@@ -540,6 +564,17 @@ def content_vectors() -> dict[str, Any]:
         # u64 fields are bounded by 2^53 - 1 (section 2.1), so JavaScript can hold them.
         "timestamp_above_2^53-1": good[:18] + (2**53).to_bytes(8, "big") + good[26:],
         "list_version_above_2^53-1": good[:26] + (2**64 - 1).to_bytes(8, "big") + good[34:],
+        "retry_request_count_zero": typed(9, retry_body(count=0)),
+        "retry_request_count_six": typed(9, retry_body(count=6)),
+        "retry_request_empty_envelope_id": typed(9, retry_body(envelope_id="")),
+        "retry_request_envelope_id_of_65": typed(9, retry_body(envelope_id="x" * 65)),
+        "retry_request_short_prekey": typed(9, retry_body(key=b64u_encode(bytes(31)))),
+        "retry_request_short_signature": typed(9, retry_body(sig=b64u_encode(bytes(32)))),
+        "retry_request_without_prekey": typed(9, b'{"count":1,"envelope_id":"e-1"}'),
+        "resend_without_content": typed(10, b'{"envelope_id":"e-1"}'),
+        "resend_content_not_base64url": typed(10, b'{"content":"AA==","envelope_id":"e-1"}'),
+        "resend_content_a_number": typed(10, b'{"content":5,"envelope_id":"e-1"}'),
+        "resend_extra_key": typed(10, b'{"content":null,"count":1,"envelope_id":"e-1"}'),
     }
     for name, data in malformed.items():
         assert error_name(lambda data=data: decode_content(data)) == "MalformedMessage", name

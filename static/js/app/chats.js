@@ -18,6 +18,7 @@ import { MAX_NAME, displayNames, fillMissingDisplayNames, nameOf, ownDeviceName,
 import { notificationState, requestNotifications } from "./notifications.js";
 import { retryMessage, sendText } from "./outbox.js";
 import { conversation as readConversation, conversations, messages } from "./records.js";
+import { askAgain, retryKey, retryLines } from "./retries.js";
 import { SendRefused, saveSettings, settings } from "./self.js";
 import { historyState } from "./history.js";
 import { drawQr } from "./qr.js";
@@ -256,9 +257,14 @@ async function renderConversation(peer) {
     /** @type {HTMLButtonElement} */ (byId("composer-send")).disabled = true;
   }
   const all = await messages(peer);
+  // a message that did not decrypt stands where it was sent, until it comes (24.2)
+  const lines = [
+    ...all.map((m) => ({ at: m.timestamp, node: () => renderMessage(m) })),
+    ...(await retryLines(peer)).map((r) => ({ at: r.sent_at, node: () => renderRetry(r, name) })),
+  ].sort((a, b) => a.at - b.at);
   const atBottom = messageList.scrollHeight - messageList.scrollTop - messageList.clientHeight < 40;
-  messageList.replaceChildren(...all.map(renderMessage));
-  if (!all.length) {
+  messageList.replaceChildren(...lines.map((line) => line.node()));
+  if (!lines.length) {
     messageList.append(h("li", { class: "message-empty hint", text: `No messages with ${name} yet. Say hello.` }));
   }
   if (atBottom || messageList.dataset.peer !== peer) messageList.scrollTop = messageList.scrollHeight;
@@ -353,6 +359,81 @@ function renderMessage(m) {
     item.append(reason, retry);
   }
   return item;
+}
+
+/**
+ * The line of a message from `name` that did not decrypt: waiting while this device asks for
+ * it again, failed (with "Ask again") when the sender could not help or never answered.
+ * @param {any} r a retry record (retries.js) @param {string} name
+ */
+function renderRetry(r, name) {
+  const waiting = r.state === "waiting";
+  const item = h(
+    "li",
+    {
+      class: `message-retry ${waiting ? "waiting" : "failed"}`,
+      attrs: { "data-retry": retryKey(r.sender_device, r.envelope_id), "data-state": r.state },
+    },
+    h("p", {
+      class: "retry-text",
+      text: waiting ? `Waiting for this message from ${name}` : `This message from ${name} could not be decrypted`,
+    }),
+    h("p", {
+      class: "retry-hint hint",
+      text: waiting
+        ? "Your device asked for it again. It shows here when it comes."
+        : `${name}'s device could not send it again. You can ask once more.`,
+    }),
+    h("time", {
+      class: "message-time",
+      text: when(r.sent_at),
+      attrs: { datetime: new Date(r.sent_at).toISOString() },
+    }),
+  );
+  if (!waiting) item.append(askAgainButton(r, `Ask ${name} again for this message`, messageList));
+  return item;
+}
+
+/**
+ * "Ask again" on a failed line; the line turns waiting and the button goes, so the keyboard
+ * stays at `place`.
+ * @param {any} r a failed retry record @param {string} label @param {HTMLElement} place
+ */
+function askAgainButton(r, label, place) {
+  const button = h("button", { class: "small secondary", text: "Ask again", attrs: { type: "button", "aria-label": label } });
+  button.addEventListener("click", async () => {
+    /** @type {HTMLButtonElement} */ (button).disabled = true;
+    place.focus();
+    try {
+      await askAgain(r.sender_device, r.envelope_id);
+    } catch (error) {
+      say(composerMessage, "error", `Not asked: ${/** @type {any} */ (error).message}`);
+      /** @type {HTMLButtonElement} */ (button).disabled = false;
+    }
+  });
+  return button;
+}
+
+/** Messages from the own devices that did not decrypt have no conversation: a notice in the list. */
+async function renderOwnRetries() {
+  const node = byId("own-retries");
+  const own = me ? await retryLines(me.accountId) : [];
+  node.hidden = !own.length;
+  node.replaceChildren(
+    ...own.map((r) => {
+      const waiting = r.state === "waiting";
+      return h(
+        "div",
+        { class: `notice ${waiting ? "" : "warn"}`.trim(), attrs: { "data-retry": retryKey(r.sender_device, r.envelope_id), "data-state": r.state } },
+        h("p", {
+          text: waiting
+            ? `Waiting for a message from one of your other devices (sent ${when(r.sent_at)}).`
+            : `A message from one of your other devices (sent ${when(r.sent_at)}) could not be decrypted.`,
+        }),
+        waiting ? null : askAgainButton(r, "Ask your other device again for this message", node),
+      );
+    }),
+  );
 }
 
 function readIfVisible() {
@@ -480,6 +561,7 @@ async function refresh() {
   await Promise.resolve();
   pending = false;
   await renderList();
+  await renderOwnRetries();
   if (route.view === "conversation" && route.peer) await renderConversation(route.peer);
   if (route.view === "contact" && route.peer) await renderContact(route.peer);
   await renderHistoryState();

@@ -40,16 +40,20 @@ function report(error) {
 
 /**
  * The account's current list, verified against what this device accepted before; the sync
- * machine is told, so it re-keys when a device left (a removal here, or elsewhere).
+ * machine is told, so it re-keys when a device left (a removal here, or elsewhere). After a
+ * removal the caller waits for the machine (`removed`): the person may leave the page at
+ * once, and the re-key must not depend on a run the page's unloading cut short.
+ * @param {any} document @param {{removed?: boolean}} [options]
  */
-async function verifiedList(document) {
+async function verifiedList(document, { removed = false } = {}) {
   const keys = self.isPrimary ? await loadKeys(self) : null;
   const list = await acceptDeviceList(document, {
     accountId: self.accountId,
     accountKey: keys ? keys.identity.public : undefined,
   });
   const listed = list.devices.map((/** @type {any} */ d) => d.deviceId);
-  syncDevicesListed(listed, (index?.suspended ?? []).filter((/** @type {string} */ id) => listed.includes(id)));
+  const told = syncDevicesListed(listed, (index?.suspended ?? []).filter((/** @type {string} */ id) => listed.includes(id)));
+  if (removed) await told;
   return list;
 }
 
@@ -255,7 +259,7 @@ async function resignIfSuspended() {
   const current = await verifiedList(index.device_list);
   const next = nextDeviceList(keys, current, { remove: index.suspended });
   await api("/api/devices/list", { method: "POST", body: { device_list: next.toJSON() } });
-  await verifiedList(next.toJSON());
+  await verifiedList(next.toJSON(), { removed: true });
   index = await api("/api/devices");
 }
 
@@ -303,11 +307,11 @@ async function removeCompanion(device) {
     method: "POST",
     body: { device_list: next.toJSON() },
   });
-  await verifiedList(next.toJSON());
+  await verifiedList(next.toJSON(), { removed: true });
   doneHere.add(device.device_id);
   say(message, "ok", `Your device ${quoted(device.name)} was logged out.`);
-  // the sync key is rotated by the messenger's sync machine once the own list it fetches on
-  // devices_changed lacks this device (22.8)
+  // the sync key was rotated by the sync machine just now: the list it was told lacks this
+  // device (22.8)
   await refresh();
 }
 

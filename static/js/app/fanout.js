@@ -15,8 +15,9 @@ import {
 import { api } from "./api.js";
 import { loadKeys } from "./device.js";
 import { runEngine, throwFor } from "./lists.js";
+import { cacheEntry, keepInCache } from "./resendcache.js";
 import { SendRefused, self } from "./self.js";
-import { sessionForSending } from "./sessions.js";
+import { retryRequestReuses, sessionForSending, sessionFromSignedPrekey } from "./sessions.js";
 import * as store from "./store.js";
 
 const { b64uDecode, b64uEncode } = encoding;
@@ -70,8 +71,9 @@ async function acceptedList(accountId) {
 
 /**
  * Encrypt an outbox item for the devices the engine planned (section 9): the content for
- * each of `plan.devices`, a sent transcript for each of `plan.transcripts`.
- * @param {any} item @param {engine.SendPlan} plan
+ * each of `plan.devices`, a sent transcript for each of `plan.transcripts` (a one-device
+ * send: its one device), cached for a resend with the sessions (24.3).
+ * @param {any} item @param {{devices: string[], transcripts: string[]}} plan
  * @returns {Promise<Record<string, string>>} device id → b64u ciphertext
  */
 export async function encryptItem(item, plan) {
@@ -90,6 +92,9 @@ export async function encryptItem(item, plan) {
     }
   }
   const theirs = toSelf ? ownList : await acceptedList(item.recipient);
+  if (item.device && !theirs.entry(item.device)) {
+    throw new SendRefused("The device is no longer in its account's signed device list.", "not_listed");
+  }
   const listed = (/** @type {DeviceList} */ list, /** @type {string} */ id) =>
     /** @type {import("../protocol/devicelist.js").DeviceEntry} */ (list.entry(id));
   const recipientEntries = plan.devices.map((id) => listed(theirs, id));
@@ -134,11 +139,30 @@ export async function encryptItem(item, plan) {
   const entries = [...recipientEntries.map((d) => [item.recipient, d]), ...ownEntries.map((d) => [me.accountId, d])];
   const records = new Map();
   for (const [, d] of entries) records.set(d.deviceId, await store.read("sessions", d.deviceId));
-  const needBundles = new Set(entries.filter(([, d]) => !records.get(d.deviceId)?.current).map(([a]) => a));
+  // A retry request and a resend pick their session by 24.1 (sessions.js); anything else
+  // goes in the stored session, or a new one when there is none.
+  /** @type {Map<string, import("../protocol/index.js").Session>} */
+  const chosen = new Map();
+  /** @type {Set<string>} devices that need a new session from a claimed bundle */
+  const fresh = new Set();
+  for (const [, d] of entries) {
+    const record = records.get(d.deviceId);
+    if (item.contentType === ContentType.RETRY_REQUEST) {
+      if (!retryRequestReuses(record, d.identityKey, item.retry.count)) fresh.add(d.deviceId);
+    } else if (item.retry?.newSession) {
+      const { signedPrekey } = item.retry;
+      chosen.set(d.deviceId, sessionFromSignedPrekey({ deviceId: d.deviceId, listedKey: d.identityKey, signedPrekey, keys }));
+    } else if (!record?.current) {
+      fresh.add(d.deviceId);
+    }
+  }
+  const needBundles = new Set(entries.filter(([, d]) => fresh.has(d.deviceId)).map(([a]) => a));
   /** @type {Map<string, PrekeyBundle>} */
   const bundles = new Map();
   for (const account of [...needBundles].sort()) {
-    const answer = await api(`${accountPath(account)}/bundles`, { method: "POST", body: {} });
+    // a one-device send claims that device's bundle only (its one-time prekey is not wasted)
+    const body = item.device ? { device_ids: [item.device] } : {};
+    const answer = await api(`${accountPath(account)}/bundles`, { method: "POST", body });
     for (const json of answer?.bundles ?? []) {
       try {
         const bundle = PrekeyBundle.fromJSON(json);
@@ -153,25 +177,33 @@ export async function encryptItem(item, plan) {
   const updated = [];
   for (const [account, d] of [...entries].sort((a, b) => (a[1].deviceId < b[1].deviceId ? -1 : 1))) {
     const record = records.get(d.deviceId);
-    const session = sessionForSending({
-      record,
-      listedKey: d.identityKey,
-      bundle: bundles.get(d.deviceId),
-      keys,
-    });
+    const session =
+      chosen.get(d.deviceId) ??
+      sessionForSending({
+        record,
+        listedKey: d.identityKey,
+        bundle: bundles.get(d.deviceId),
+        keys,
+        fresh: fresh.has(d.deviceId),
+      });
     if (!session) {
       throw new SendRefused(`The key directory has no prekeys for a device of ${account}.`, "no_bundle");
     }
     targets[d.deviceId] = b64uEncode(session.encrypt(/** @type {Uint8Array} */ (plaintexts.get(d.deviceId)), systemRng));
+    // a new session keeps the one it replaces as the previous one, for late messages (7.1)
+    const replaces = Boolean(record?.current) && (fresh.has(d.deviceId) || chosen.has(d.deviceId));
     updated.push({
       deviceId: d.deviceId,
       accountId: account,
       current: session.toJSON(),
-      previous: record?.previous ?? null,
+      previous: replaces ? record?.current : (record?.previous ?? null),
     });
   }
-  await store.transact(["sessions"], (s) => {
+  // What was encrypted is cached with the sessions that encrypted it (24.3), in one transaction.
+  const cached = cacheEntry(item, plaintexts, Date.now());
+  await store.transact(["sessions", "resendCache"], (s) => {
     for (const r of updated) s.sessions.put(r);
+    if (cached) keepInCache(s.resendCache, cached);
   });
   return targets;
 }

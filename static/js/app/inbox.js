@@ -13,6 +13,7 @@ import {
   engine,
   frames,
   PrekeyMessage,
+  ProtocolError,
   ReplayDetected,
 } from "../protocol/index.js";
 import { ApiError, api } from "./api.js";
@@ -25,6 +26,7 @@ import { addNotice } from "./notices.js";
 import { closeNotification } from "./notifications.js";
 import { flush, queueReceipt } from "./outbox.js";
 import { STATUS_RANK, emptyConversation, messageKey, textRecord, unsupportedRecord, withMessage } from "./records.js";
+import { decryptFailed, requesterWrites, resendWrites, retryState } from "./retries.js";
 import { self, settings } from "./self.js";
 import { decryptFrom } from "./sessions.js";
 import { sendFrame } from "./socket.js";
@@ -103,22 +105,13 @@ async function receiveOne(envelope) {
     );
     return none;
   }
-  const data = b64uDecode(String(envelope.ciphertext), { what: "envelope ciphertext" });
   const keys = await loadKeys(me);
-  let baseKeyUsed = false;
-  let wire;
-  try {
-    wire = decodeMessage(data);
-  } catch {
-    await addNotice(sender, `A message from ${await displayName(sender)} could not be read.`, "warn");
-    return none;
-  }
-  if (wire instanceof PrekeyMessage) {
-    baseKeyUsed = Boolean(await store.read("baseKeys", b64uEncode(wire.baseKey)));
-  }
   let decrypted;
   let content;
   try {
+    const data = b64uDecode(String(envelope.ciphertext), { what: "envelope ciphertext" });
+    const wire = decodeMessage(data);
+    const baseKeyUsed = wire instanceof PrekeyMessage && Boolean(await store.read("baseKeys", b64uEncode(wire.baseKey)));
     decrypted = decryptFrom({
       data,
       accountId: sender,
@@ -132,48 +125,15 @@ async function receiveOne(envelope) {
   } catch (error) {
     // A replay is what at-least-once delivery and a misbehaving server look like: silent.
     if (error instanceof ReplayDetected) return none;
+    // Anything else is asked for again (24.2): the record and its request are stored before the ack.
     console.warn("Parley: a message could not be decrypted", error);
-    const name = await displayName(sender);
-    await addNotice(
-      sender,
-      `A message from ${name} could not be decrypted, so ${name} was not told it arrived.`,
-      "warn",
-    );
+    const reason = error instanceof ProtocolError ? error.code : "not_decrypted";
+    await decryptFailed({ sender, senderDevice, envelope, reason });
     return none;
   }
-  const id = b64uEncode(content.messageId);
-  const seenKey = engine.seenKey(senderDevice, id);
-  const base = await engineState([sender]);
-  // The engine decides what the content does (section 22.6): on the facts the store holds.
-  const decided = new engine.ContentDecrypted(sender, senderDevice, content.type, id, content.timestamp, content.body, Date.now());
-  const [, applied] = engine.handle(
-    base.with({
-      seen: (await store.read("seen", seenKey)) ? new Set([seenKey]) : new Set(),
-      contacts: await receiptContacts(sender),
-      historyFrom: await awaitedHistoryFrom(me, base),
-    }),
-    decided,
-  );
-  // a repeat, or a content from a blocked account: acked, nothing applied, no stamp followed
-  const dropped = applied.some((e) => e instanceof engine.DropDuplicate || e instanceof engine.DropBlocked);
-  // Who may send which content, and the stamp (section 22.4).
-  const received = new engine.ContentReceived(
-    sender,
-    senderDevice,
-    content.type,
-    content.senderListVersion,
-    content.senderListHash,
-    Date.now(),
-  );
-  const [, effects] = dropped ? [null, []] : engine.handle(base, received);
-  const verdict = effects.find((e) => e instanceof engine.ContentVerdict);
-  const plan = dropped
-    ? null
-    : verdict?.verdict === "refuse"
-      ? refusedPlan(sender)
-      : await planEffects(me, sender, applied);
+  const plan = await contentPlan(me, sender, senderDevice, content, { outer: true });
   const now = Date.now();
-  await store.transact(["sessions", "baseKeys", "seen", "device", ...(plan?.stores ?? [])], (s) => {
+  await store.transact(["sessions", "baseKeys", "seen", "device", ...plan.stores], (s) => {
     s.sessions.put(decrypted.record);
     if (decrypted.baseKey) s.baseKeys.put(now, decrypted.baseKey);
     if (decrypted.oneTimePrekeyId !== null) {
@@ -189,21 +149,92 @@ async function receiveOne(envelope) {
         "self",
       );
     }
-    s.seen.put(now, seenKey);
-    plan?.write(s);
+    for (const key of plan.seen) s.seen.put(now, key);
+    plan.write(s);
   });
-  if (!plan) return { ...none, usedPrekey: decrypted.oneTimePrekeyId !== null };
+  const usedPrekey = decrypted.oneTimePrekeyId !== null;
   for (const detail of plan.announce) notify(detail);
-  if (plan.after) followUps.push(plan.after);
-  // The stamp's fetches, after the envelope is stored: run again on the lists stored by then.
-  followUps.push(async () => {
-    const run = await runEngine(received, [sender]);
-    for (const effect of run.effects) {
-      const error = effect.data?.reason === "notice" ? refusalOf(effect, run.failures) : null;
-      if (error) console.warn("Parley: own device list refresh failed", error);
-    }
-  });
-  return { delivered: plan.delivered ?? null, usedPrekey: decrypted.oneTimePrekeyId !== null };
+  followUps.push(...plan.after);
+  // The stamps' fetches, after the envelope is stored: run again on the lists stored by then.
+  for (const received of plan.received) {
+    followUps.push(async () => {
+      const run = await runEngine(received, [sender]);
+      for (const effect of run.effects) {
+        const error = effect.data?.reason === "notice" ? refusalOf(effect, run.failures) : null;
+        if (error) console.warn("Parley: own device list refresh failed", error);
+      }
+    });
+  }
+  return { delivered: plan.delivered ?? null, usedPrekey };
+}
+
+/**
+ * @typedef {object} Plan the writes of one content (and of a resend's inner one), for the
+ *   envelope's transaction, and what comes after its commit
+ * @property {string[]} stores
+ * @property {(s: Record<string, IDBObjectStore>) => void} write
+ * @property {any[]} announce
+ * @property {string[]} seen content keys to remember (10.1)
+ * @property {engine.ContentReceived[]} received stamps to follow after the commit (22.4)
+ * @property {(() => Promise<void>)[]} after follow-ups that need the network
+ * @property {string} [delivered] the message id a delivery receipt is owed for
+ */
+
+/** @returns {Plan} */
+const nothing = () => ({ stores: [], write: () => {}, announce: [], seen: [], received: [], after: [] });
+
+/** Two plans as one, in order. @param {Plan} a @param {Partial<Plan>} b @returns {Plan} */
+function merged(a, b) {
+  return {
+    stores: [...new Set([...a.stores, ...(b.stores ?? [])])],
+    write: (s) => {
+      a.write(s);
+      b.write?.(s);
+    },
+    announce: [...a.announce, ...(b.announce ?? [])],
+    seen: [...a.seen, ...(b.seen ?? [])],
+    received: [...a.received, ...(b.received ?? [])],
+    after: [...a.after, ...(b.after ?? [])],
+    delivered: b.delivered ?? a.delivered,
+  };
+}
+
+/**
+ * What a decrypted content does, as the engine decides it (section 22.6) on the facts the
+ * store holds; a resend's inner content goes the same way, as a content from that device.
+ * @param {any} me @param {string} sender @param {string} senderDevice
+ * @param {import("../protocol/index.js").Content} content @param {{outer: boolean}} where
+ * @returns {Promise<Plan>}
+ */
+async function contentPlan(me, sender, senderDevice, content, { outer }) {
+  const id = b64uEncode(content.messageId);
+  const seenKey = engine.seenKey(senderDevice, id);
+  const base = await retryState([sender]);
+  const decided = new engine.ContentDecrypted(sender, senderDevice, content.type, id, content.timestamp, content.body, Date.now());
+  const [, applied] = engine.handle(
+    base.with({
+      seen: (await store.read("seen", seenKey)) ? new Set([seenKey]) : new Set(),
+      contacts: await receiptContacts(sender),
+      historyFrom: await awaitedHistoryFrom(me, base),
+    }),
+    decided,
+  );
+  const plan = { ...nothing(), seen: [seenKey] };
+  // a repeat, or a content from a blocked account: acked, nothing applied, no stamp followed
+  if (applied.some((e) => e instanceof engine.DropDuplicate || e instanceof engine.DropBlocked)) return plan;
+  // Who may send which content, and the stamp (section 22.4).
+  const received = new engine.ContentReceived(
+    sender,
+    senderDevice,
+    content.type,
+    content.senderListVersion,
+    content.senderListHash,
+    Date.now(),
+  );
+  const [, effects] = engine.handle(base, received);
+  const verdict = effects.find((e) => e instanceof engine.ContentVerdict);
+  const applies = verdict?.verdict === "refuse" ? refusedPlan(sender) : await planEffects(me, sender, applied, base, outer);
+  return merged({ ...plan, received: [received] }, applies);
 }
 
 /**
@@ -221,34 +252,44 @@ async function awaitedHistoryFrom(me, state) {
 /**
  * The engine's effects of one content as writes for one transaction.
  * @param {any} me @param {string} sender @param {any[]} effects
- * @returns {Promise<{stores: string[], write: (s: Record<string, IDBObjectStore>) => void,
- *   announce: any[], delivered?: string, after?: () => Promise<void>}>}
+ * @param {engine.DeviceState} state the engine's state they came from
+ * @param {boolean} outer false for a resend's inner content (which cannot be a resend)
+ * @returns {Promise<Partial<Plan>>}
  */
-async function planEffects(me, sender, effects) {
-  /** @type {{stores: string[], write: (s: Record<string, IDBObjectStore>) => void, announce: any[], delivered?: string, after?: () => Promise<void>}} */
-  let plan = { stores: [], write: () => {}, announce: [] };
+async function planEffects(me, sender, effects, state, outer) {
+  /** @type {Plan} */
+  let plan = nothing();
+  const retries = effects.filter((e) => e instanceof engine.StoreRetry || e instanceof engine.ForgetRetry);
+  if (retries.length) plan = merged(plan, await requesterWrites(retries));
   for (const effect of effects) {
     if (effect instanceof engine.StoreMessage) {
-      plan = await messagePlan(effect.record);
+      plan = merged(plan, await messagePlan(effect.record));
     } else if (effect instanceof engine.SendContent && effect.body.kind === "delivered") {
-      // Receipts only to contacts, and only for what decrypted (DESIGN section 7).
-      plan = plan.stores.length ? { ...plan, delivered: effect.body.message_ids[0] } : plan;
+      // Receipts only to contacts, and only for what decrypted and was new (DESIGN section 7).
+      if (plan.stores.includes("messages")) plan = { ...plan, delivered: effect.body.message_ids[0] };
     } else if (effect instanceof engine.ApplyReceipt) {
-      plan = await receiptPlan(me.accountId, sender, { kind: effect.receipt, message_ids: effect.messageIds }, sender);
+      const body = { kind: effect.receipt, message_ids: effect.messageIds };
+      plan = merged(plan, await receiptPlan(me.accountId, sender, body, sender));
     } else if (effect instanceof engine.MarkRead) {
-      plan = await readElsewherePlan(effect.peer, effect.messageIds);
+      plan = merged(plan, await readElsewherePlan(effect.peer, effect.messageIds));
     } else if (effect instanceof engine.AcceptHistoryKey) {
       const body = /** @type {any} */ (effect.body);
       const from = effect.senderDevice;
-      plan = { ...plan, after: () => acceptHistoryKey(from, body) };
+      plan = merged(plan, { after: [() => acceptHistoryKey(from, body)] });
     } else if (effect instanceof engine.AcceptSyncKey) {
       const body = /** @type {any} */ (effect.body);
       const from = effect.senderDevice;
-      plan = { ...plan, after: () => syncKeyReceived(from, body) };
+      plan = merged(plan, { after: [() => syncKeyReceived(from, body)] });
     } else if (effect instanceof engine.AcceptSyncCheckpoint) {
       const body = /** @type {any} */ (effect.body);
       const from = effect.senderDevice;
-      plan = { ...plan, after: () => syncCheckpointReceived(from, body) };
+      plan = merged(plan, { after: [() => syncCheckpointReceived(from, body)] });
+    } else if (effect instanceof engine.AcceptRetryRequest) {
+      plan = merged(plan, await resendWrites(state, effect));
+    } else if (effect instanceof engine.AcceptResend && outer) {
+      // the content that did not decrypt, sent again: applied as a content from that device
+      const inner = decodeContent(b64uDecode(effect.content, { what: "resent content" }));
+      plan = merged(plan, await contentPlan(me, effect.sender, effect.senderDevice, inner, { outer: false }));
     } else if (effect instanceof engine.ContentVerdict) {
       console.warn(`Parley: a content from ${sender} was refused (${effect.reason}).`);
     }
@@ -272,15 +313,14 @@ async function receiptContacts(peer) {
  */
 function refusedPlan(sender) {
   return {
-    stores: [],
-    write: () => {},
-    announce: [],
-    after: async () =>
-      addNotice(
-        sender,
-        `${await displayName(sender)}'s device sent something only your own devices may send; it was refused.`,
-        "warn",
-      ),
+    after: [
+      async () =>
+        addNotice(
+          sender,
+          `${await displayName(sender)}'s device sent something only your own devices may send; it was refused.`,
+          "warn",
+        ),
+    ],
   };
 }
 
@@ -310,9 +350,8 @@ async function receiptPlan(author, peer, body, announcePeer) {
  * @param {any} record the engine's message record
  */
 async function messagePlan(record) {
-  const nothing = { stores: [], write: () => {}, announce: [] };
   const peer = record.conversation;
-  if (await store.read("messages", messageKey(record.author, record.id))) return nothing;
+  if (await store.read("messages", messageKey(record.author, record.id))) return {};
   const conversation = (await store.read("conversations", peer)) ?? emptyConversation(peer);
   const fields = { author: record.author, id: record.id, conversation: peer, authorDevice: record.author_device };
   const message =

@@ -7,6 +7,7 @@
 //   contacts.js   contacts, security codes       listnotices.js the engine's list notices
 //   notices.js    lines that are not messages    lists.js      device lists (engine adapter)
 //   outbox.js     queue and send (outboxdrain.js, fanout.js)     inbox.js  deliveries, receipts
+//   retries.js    retry records and requests     resendcache.js what was sent, to send again
 
 import { engine, frames, ready } from "../protocol/index.js";
 import { resumeHistory } from "./history.js";
@@ -14,7 +15,8 @@ import { onDeliver, refillPrekeys } from "./inbox.js";
 import "./listnotices.js";
 import { refusalOf, runEngine } from "./lists.js";
 import { answered, flush } from "./outbox.js";
-import { onDeviceFrame, onLeader, onSocketOpen, sendFrame } from "./socket.js";
+import { retryDue } from "./retries.js";
+import { onDeviceFrame, onLeader, onSocketOpen, sendFrame, socketOpen } from "./socket.js";
 import * as store from "./store.js";
 import "./contacts.js"; // applies synced contacts (sync.js onSynced)
 import "./flags.js"; // applies synced pins, archives, mutes and blocks
@@ -52,6 +54,9 @@ function onFrame(frame) {
   else if (frame.type === frames.STATE_CHANGED && Number.isSafeInteger(frame.version)) syncFetch(frame.version);
 }
 
+/** How often the leader feeds the engine `retry_due` while its socket is open (24.2). */
+const RETRY_TICK_MS = 3000;
+
 let started = false;
 
 /** Run the messenger in this tab: as leader it receives and sends; otherwise it only listens. */
@@ -77,5 +82,8 @@ export async function startMessenger() {
       ownListChecked();
     }
     resumeHistory();
+    window.setInterval(() => {
+      if (socketOpen()) retryDue();
+    }, RETRY_TICK_MS);
   });
 }

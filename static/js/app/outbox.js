@@ -2,10 +2,12 @@
 // tab's sending of it (docs/protocol.md section 20): the engine plans each send and decides
 // the retry after `mismatched_devices` (fanout.js asks it), fanout.js encrypts, one `send`
 // frame goes out and the leader waits for `accepted`.
-// Other tabs put items in the outbox and ring the leader (events.js).
+// Other tabs put items in the outbox and ring the leader (events.js). A retry request or a
+// resend (docs/protocol.md 24) goes to one device, as a partial send the engine did not plan.
 //
 //   outbox  {seq, envelopeId, recipient, contentType, body, messageId, timestamp, attempts,
-//            messageKey?, historyFor?}
+//            messageKey?, historyFor?, device? (a one-device send), retry? ({count} of a
+//            retry request; {newSession, signedPrekey, alias: {sentAt, count}} of a resend)}
 
 import { ContentType, encoding, engine, frames, MAX_RECEIPT_IDS, ready, systemRng } from "../protocol/index.js";
 import { ApiError } from "./api.js";
@@ -88,6 +90,28 @@ export async function sendText(peer, text) {
   return message;
 }
 
+/**
+ * A retry request for the one device that sent `envelopeId` (24.1), for the caller's
+ * transaction.
+ * @param {{recipient: string, device: string, envelopeId: string, count: number, signedPrekey: any}} request
+ */
+export function retryRequestItem({ recipient, device, envelopeId, count, signedPrekey }) {
+  const body = { envelope_id: envelopeId, count, signed_prekey: signedPrekey };
+  return { ...outboxItem(recipient, ContentType.RETRY_REQUEST, body), device, retry: { count } };
+}
+
+/**
+ * A resend to the one device that asked (24.1), for the caller's transaction: `content` (b64u)
+ * or null, in a new session from the request's signed prekey when `newSession`; cached as an
+ * alias of the entry it answers (`alias`: that entry's sent_at and count).
+ * @param {{recipient: string, device: string, envelopeId: string, content: string | null,
+ *   newSession: boolean, signedPrekey: any, alias: {sentAt: number, count: number} | null}} resend
+ */
+export function resendItem({ recipient, device, envelopeId, content, newSession, signedPrekey, alias }) {
+  const body = { envelope_id: envelopeId, content };
+  return { ...outboxItem(recipient, ContentType.RESEND, body), device, retry: { newSession, signedPrekey, alias } };
+}
+
 /** Queue a failed message again (after a confirmed security code, for instance). @param {string} key */
 export async function retryMessage(key) {
   const message = await store.read("messages", key);
@@ -150,7 +174,8 @@ export async function queueReceipt(peer, kind, ids) {
   ringLeader();
 }
 
-function ringLeader() {
+/** Have the leader send what is in the outbox (this tab, or another one). */
+export function ringLeader() {
   if (isLeader()) flush();
   else ringOtherTabs();
 }
@@ -211,12 +236,18 @@ async function sendAll() {
  * @param {any} item
  */
 async function sendItem(item) {
+  /** @type {{devices: string[], transcripts: string[]}} */
   let plan;
-  try {
-    const wanted = new engine.SendWanted(item.envelopeId, item.recipient, Date.now());
-    plan = await withStateLock(() => planSend(wanted, item));
-  } catch (error) {
-    return notNow(error) ? false : failItem(item, error);
+  if (item.device) {
+    // a retry request or a resend: the one device the retry rules named (24.4)
+    plan = { devices: [item.device], transcripts: [] };
+  } else {
+    try {
+      const wanted = new engine.SendWanted(item.envelopeId, item.recipient, Date.now());
+      plan = await withStateLock(() => planSend(wanted, item));
+    } catch (error) {
+      return notNow(error) ? false : failItem(item, error);
+    }
   }
   for (;;) {
     let targets;
@@ -227,7 +258,8 @@ async function sendItem(item) {
       return notNow(error) ? false : failItem(item, error);
     }
     const answer = answerFor(item.envelopeId);
-    if (!sendFrame({ type: frames.SEND, id: item.envelopeId, recipient: item.recipient, targets })) {
+    const partial = item.device ? { partial: true } : {};
+    if (!sendFrame({ type: frames.SEND, id: item.envelopeId, recipient: item.recipient, targets, ...partial })) {
       answered(item.envelopeId, null);
       return false;
     }
@@ -244,7 +276,8 @@ async function sendItem(item) {
       await new Promise((r) => setTimeout(r, Number(frame.data?.retry_after_ms) || 1000));
       return true;
     }
-    if (frame.code !== "mismatched_devices") {
+    // a one-device send is not planned again: a request the device still needs is asked again
+    if (frame.code !== "mismatched_devices" || item.device) {
       await finishItem(item, false, frame.message || frame.code);
       return true;
     }

@@ -15,8 +15,9 @@
 //                   readSent, reason?, tone?}
 //
 // The device's other stores: outbox (outbox.js), seen and baseKeys (inbox.js), sessions
-// (sessions.js), lists (lists.js), meta ("settings": self.js, "history": history.js,
-// "blocked": the usernames the person blocked, flags.js).
+// (sessions.js), lists (lists.js), retries (retries.js), resendCache (resendcache.js), meta
+// ("settings": self.js, "history": history.js, "blocked": the usernames the person blocked,
+// flags.js).
 
 import * as store from "./store.js";
 

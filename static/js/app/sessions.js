@@ -7,6 +7,7 @@ import {
   DecryptionFailed,
   decodeMessage,
   encoding,
+  PrekeyBundle,
   PrekeyMessage,
   Session,
   systemRng,
@@ -14,7 +15,7 @@ import {
   UntrustedIdentity,
 } from "../protocol/index.js";
 
-const { b64uEncode, bytesEqual } = encoding;
+const { b64uDecode, b64uEncode, bytesEqual } = encoding;
 
 /**
  * @typedef {object} SessionRecord one per remote device (device ids are unique across accounts)
@@ -135,13 +136,14 @@ export function decryptFrom({ data, accountId, deviceId, listedKey, record, keys
 /**
  * The session to encrypt with for one device of a verified list: the stored one, or a new
  * one from a bundle checked against the key in the signed list (never the server's key).
+ * With `fresh`, always a new one (a retry request that may not use the stored one, 24.1).
  * @param {{record: SessionRecord | undefined, listedKey: Uint8Array, bundle: any,
- *          keys: import("../protocol/index.js").DeviceKeys}} input
- * @returns {Session | null} null when there is no session and no bundle
+ *          keys: import("../protocol/index.js").DeviceKeys, fresh?: boolean}} input
+ * @returns {Session | null} null when there is no session to use and no bundle
  */
-export function sessionForSending({ record, listedKey, bundle, keys }) {
+export function sessionForSending({ record, listedKey, bundle, keys, fresh = false }) {
   const [existing] = candidates(record, listedKey).filter((c) => c.isCurrent);
-  if (existing) return existing.session;
+  if (existing && !fresh) return existing.session;
   if (!bundle) return null;
   return Session.initiate({
     identity: keys.identity,
@@ -149,4 +151,37 @@ export function sessionForSending({ record, listedKey, bundle, keys }) {
     listedIdentityKey: listedKey,
     rng: systemRng,
   });
+}
+
+/**
+ * Whether a retry request may go in the stored session (docs/protocol.md 24.1): only on the
+ * first ask, and only in a session this device started and has not heard back on (it still
+ * sends prekey messages, so the other side can start it afresh). A device whose state is
+ * behind (a restored copy) has a stale sending chain too: otherwise the request goes in a
+ * new session from a claimed bundle.
+ * @param {SessionRecord | undefined} record @param {Uint8Array} listedKey @param {number} count
+ */
+export function retryRequestReuses(record, listedKey, count) {
+  if (count !== 1) return false;
+  const [existing] = candidates(record, listedKey).filter((c) => c.isCurrent);
+  return Boolean(existing && existing.session.role === "initiator" && existing.session.pendingPrekey);
+}
+
+/**
+ * A new session with a device from the signed prekey its retry request carried (24.1: X3DH
+ * without a one-time prekey), the signature checked under the device's key in the signed
+ * list; InvalidSignature otherwise.
+ * @param {{deviceId: string, listedKey: Uint8Array, signedPrekey: {id: number, public_key: string, signature: string},
+ *          keys: import("../protocol/index.js").DeviceKeys}} input
+ * @returns {Session}
+ */
+export function sessionFromSignedPrekey({ deviceId, listedKey, signedPrekey, keys }) {
+  const bundle = new PrekeyBundle({
+    deviceId,
+    identityKey: listedKey,
+    signedPrekeyId: signedPrekey.id,
+    signedPrekey: b64uDecode(signedPrekey.public_key, { length: 32, what: "signed prekey" }),
+    signedPrekeySignature: b64uDecode(signedPrekey.signature, { length: 64, what: "signed prekey signature" }),
+  });
+  return Session.initiate({ identity: keys.identity, bundle, listedIdentityKey: listedKey, rng: systemRng });
 }

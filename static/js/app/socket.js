@@ -57,6 +57,11 @@ export function isLeader() {
   return leader;
 }
 
+/** Whether this tab's device socket is open now (only the leader's ever is). */
+export function socketOpen() {
+  return current?.readyState === WebSocket.OPEN;
+}
+
 /**
  * Send a frame on the device socket; false when this tab is not the leader or it is closed.
  * @param {Record<string, any>} frame

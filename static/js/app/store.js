@@ -1,12 +1,13 @@
 // This browser's device state in IndexedDB "parley": its own keys (private keys included,
 // never sent anywhere), its account, the device lists it has accepted (rollback and
 // key-change checks, docs/protocol.md 4.3), and the messenger's state: pairwise sessions,
-// used base keys, seen content ids, contacts, conversations, messages and the outbox.
+// used base keys, seen content ids, contacts, conversations, messages and the outbox; since
+// version 3 the retry records and the resend cache (docs/protocol.md 24, retries.js).
 
 const DB_NAME = "parley";
-const DB_VERSION = 2;
+const DB_VERSION = 3;
 
-/** Object stores of the messenger (version 2); their records are described in messenger.js. */
+/** Object stores of the messenger (versions 2 and 3); their records are described in records.js. */
 export const MESSENGER_STORES = /** @type {const} */ ([
   "sessions",
   "baseKeys",
@@ -16,6 +17,8 @@ export const MESSENGER_STORES = /** @type {const} */ ([
   "messages",
   "outbox",
   "meta",
+  "retries",
+  "resendCache",
 ]);
 const SELF = "self";
 
@@ -46,6 +49,11 @@ function open() {
         messages.createIndex("byConversation", ["conversation", "timestamp"]);
         db.createObjectStore("outbox", { keyPath: "seq", autoIncrement: true });
         db.createObjectStore("meta");
+      }
+      if (event.oldVersion < 3) {
+        db.createObjectStore("retries");
+        const cache = db.createObjectStore("resendCache", { keyPath: "envelope_id" });
+        cache.createIndex("bySentAt", "sent_at");
       }
     };
     request.onsuccess = () => {

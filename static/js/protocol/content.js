@@ -11,6 +11,8 @@ export const CONTENT_VERSION = 1;
 export const MAX_BODY_BYTES = 65536;
 export const CONTENT_PADDING = 64;
 export const MAX_RECEIPT_IDS = 100;
+const MAX_RETRY_COUNT = 5; // the engine's MAX_RETRIES (docs/protocol.md 24.6)
+const MAX_ENVELOPE_ID = 64; // the server's limit on a client envelope id (section 20)
 
 /** @enum {number} */
 export const ContentType = Object.freeze({
@@ -22,6 +24,8 @@ export const ContentType = Object.freeze({
   TYPING: 6,
   ACCOUNT_SYNC_KEY: 7,
   ACCOUNT_SYNC_CHECKPOINT: 8,
+  RETRY_REQUEST: 9,
+  RESEND: 10,
 });
 
 /** @type {ReadonlySet<number>} */
@@ -175,9 +179,40 @@ export function validateBody(contentType, body) {
       expectKeys(body, ["version", "chain"], "sync checkpoint");
       checkpointFields(body, "sync checkpoint");
       break;
+    case ContentType.RETRY_REQUEST: {
+      expectKeys(body, ["envelope_id", "count", "signed_prekey"], "retry request");
+      envelopeId(body, "retry request");
+      expect(
+        isInt(body.count) && body.count >= 1 && body.count <= MAX_RETRY_COUNT,
+        `retry request body: expected a count from 1 to ${MAX_RETRY_COUNT}`,
+      );
+      const prekey = body.signed_prekey;
+      expectKeys(prekey, ["id", "public_key", "signature"], "retry request signed_prekey");
+      expect(
+        isInt(prekey.id) && prekey.id <= 0xffffffff,
+        "retry request body: expected a signed prekey id from 0 to 2^32 - 1",
+      );
+      b64uDecode(prekey.public_key, { length: 32, what: "retry request signed prekey" });
+      b64uDecode(prekey.signature, { length: 64, what: "retry request signed prekey signature" });
+      break;
+    }
+    case ContentType.RESEND:
+      expectKeys(body, ["envelope_id", "content"], "resend");
+      envelopeId(body, "resend");
+      if (body.content !== null) b64uDecode(body.content, { what: "resend content" });
+      break;
     default:
-      throw new MalformedMessage(`content: expected type 1 to 8, got ${contentType}`);
+      throw new MalformedMessage(`content: expected type 1 to 10, got ${contentType}`);
   }
+}
+
+/** @param {any} body @param {string} what */
+function envelopeId(body, what) {
+  const value = body.envelope_id;
+  expect(
+    typeof value === "string" && value.length >= 1 && [...value].length <= MAX_ENVELOPE_ID,
+    `${what} body: expected an envelope_id of 1 to ${MAX_ENVELOPE_ID} characters`,
+  );
 }
 
 /** @param {any} body @param {string} what */

@@ -4,9 +4,9 @@ Run: .venv/bin/python tests/vectors/scenarios/generate.py   (rewrites tests/vect
 
 Keys come from TestRng streams over fixed seeds and lists are signed here (builders.py), so
 two runs give identical files. The expected effects are written out by hand (list_rules.py,
-content_rules.py, history_rules.py, sync_rules.py, sync_device_rules.py, reading_rules.py and
-the link URL below); nothing here imports the engine: a scenario states the rule, the engines
-in both languages must meet it.
+content_rules.py, history_rules.py, sync_rules.py, sync_device_rules.py, reading_rules.py,
+retry_rules.py and the link URL below); nothing here imports the engine: a scenario states the
+rule, the engines in both languages must meet it.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from tests.vectors.scenarios import (  # noqa: E402
     list_rules,
     reading_rules,
     receive_rules,
+    retry_rules,
     send_rules,
     sync_device_rules,
     sync_rules,
@@ -115,6 +116,7 @@ def build_scenarios() -> dict[str, dict[str, Any]]:
         **{name: build() for name, build in sync_rules.SCENARIOS.items()},
         **{name: build() for name, build in sync_device_rules.SCENARIOS.items()},
         **{name: build() for name, build in reading_rules.SCENARIOS.items()},
+        **{name: build() for name, build in retry_rules.SCENARIOS.items()},
     }
 
 

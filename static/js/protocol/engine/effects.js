@@ -5,6 +5,7 @@
 import { b64uEncode } from "../encoding.js";
 
 /** @typedef {import("./state.js").ListRecord} ListRecord */
+/** @typedef {import("./state.js").RetryRecord} RetryRecord */
 /** @typedef {import("./syncstate.js").SyncState} SyncState */
 
 /** A frame to send on the device socket. */
@@ -321,4 +322,137 @@ export class ShareSyncCheckpoint {
   }
 }
 
-/** @typedef {SendFrame | HttpRequest | StoreList | Notice | ContentVerdict | SendPlan | StoreMessage | ApplyReceipt | MarkRead | SendContent | AcceptHistoryKey | DropDuplicate | DropBlocked | AcceptSyncKey | AcceptSyncCheckpoint | StoreSync | SyncChanged | ShareSyncKey | ShareSyncCheckpoint} Effect */
+/** A retry record to store, and its line to show (waiting or failed; 24.2). */
+export class StoreRetry {
+  static kind = "store_retry";
+  /** @param {RetryRecord} record */
+  constructor(record) {
+    this.record = record;
+  }
+  toJSON() {
+    return { type: StoreRetry.kind, record: this.record.toJSON() };
+  }
+}
+
+/** A retry record to delete with its line: the content came, or was a duplicate (24.2). */
+export class ForgetRetry {
+  static kind = "forget_retry";
+  /** @param {string} senderDevice @param {string} envelopeId */
+  constructor(senderDevice, envelopeId) {
+    this.senderDevice = senderDevice;
+    this.envelopeId = envelopeId;
+  }
+  toJSON() {
+    return { type: ForgetRetry.kind, sender_device: this.senderDevice, envelope_id: this.envelopeId };
+  }
+}
+
+/**
+ * Ask `device` of `recipient` to send the envelope again: a type-9 content with the current
+ * signed prekey, sent to that one device (24.1, 24.4); `count` says which ask this is.
+ */
+export class SendRetryRequest {
+  static kind = "send_retry_request";
+  /** @param {string} recipient @param {string} device @param {string} envelopeId @param {number} count */
+  constructor(recipient, device, envelopeId, count) {
+    this.recipient = recipient;
+    this.device = device;
+    this.envelopeId = envelopeId;
+    this.count = count;
+  }
+  toJSON() {
+    return {
+      type: SendRetryRequest.kind,
+      recipient: this.recipient,
+      device: this.device,
+      envelope_id: this.envelopeId,
+      count: this.count,
+    };
+  }
+}
+
+/** A retry request came: look its envelope up in the resend cache and feed `RetryRequested` (24.3). */
+export class AcceptRetryRequest {
+  static kind = "accept_retry_request";
+  /** @param {string} sender @param {string} senderDevice @param {Record<string, any>} body */
+  constructor(sender, senderDevice, body) {
+    this.sender = sender;
+    this.senderDevice = senderDevice;
+    this.body = body;
+  }
+  toJSON() {
+    return { type: AcceptRetryRequest.kind, sender: this.sender, sender_device: this.senderDevice, body: this.body };
+  }
+}
+
+/**
+ * Answer a retry request: `{envelopeId, content}` as a type-10 content to that one device,
+ * first starting a session from `signedPrekey` when `newSession`; cached as an alias (24.3).
+ */
+export class Resend {
+  static kind = "resend";
+  /**
+   * @param {string} recipient @param {string} device @param {string} envelopeId
+   * @param {string | null} content @param {boolean} newSession
+   * @param {Record<string, any> | null} signedPrekey
+   */
+  constructor(recipient, device, envelopeId, content, newSession, signedPrekey) {
+    this.recipient = recipient;
+    this.device = device;
+    this.envelopeId = envelopeId;
+    this.content = content;
+    this.newSession = newSession;
+    this.signedPrekey = signedPrekey;
+  }
+  toJSON() {
+    return {
+      type: Resend.kind,
+      recipient: this.recipient,
+      device: this.device,
+      envelope_id: this.envelopeId,
+      content: this.content,
+      new_session: this.newSession,
+      signed_prekey: this.signedPrekey,
+    };
+  }
+}
+
+/** Raise the resend cache entry's count for that device (24.3). */
+export class StoreResendCount {
+  static kind = "store_resend_count";
+  /** @param {string} envelopeId @param {string} device @param {number} count */
+  constructor(envelopeId, device, count) {
+    this.envelopeId = envelopeId;
+    this.device = device;
+    this.count = count;
+  }
+  toJSON() {
+    return { type: StoreResendCount.kind, envelope_id: this.envelopeId, device: this.device, count: this.count };
+  }
+}
+
+/**
+ * The content asked for came again (b64u): decode it and apply it as a content from that
+ * device (`ContentReceived`, `ContentDecrypted`; 24.2).
+ */
+export class AcceptResend {
+  static kind = "accept_resend";
+  /** @param {string} sender @param {string} senderDevice @param {string} envelopeId @param {string} content */
+  constructor(sender, senderDevice, envelopeId, content) {
+    this.sender = sender;
+    this.senderDevice = senderDevice;
+    this.envelopeId = envelopeId;
+    this.content = content;
+  }
+  toJSON() {
+    return {
+      type: AcceptResend.kind,
+      sender: this.sender,
+      sender_device: this.senderDevice,
+      envelope_id: this.envelopeId,
+      content: this.content,
+    };
+  }
+}
+
+/** @typedef {SendFrame | HttpRequest | StoreList | Notice | ContentVerdict | SendPlan | StoreMessage | ApplyReceipt | MarkRead | SendContent | AcceptHistoryKey | DropDuplicate | DropBlocked | AcceptSyncKey | AcceptSyncCheckpoint | StoreSync | SyncChanged | ShareSyncKey | ShareSyncCheckpoint | StoreRetry | ForgetRetry | SendRetryRequest | AcceptRetryRequest | Resend | StoreResendCount | AcceptResend} Effect */

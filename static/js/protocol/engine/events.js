@@ -166,6 +166,92 @@ export class MessagesRead {
 }
 
 /**
+ * An envelope from a device of a verified list did not decrypt (docs/protocol.md 24.2):
+ * `sentAt` the deliver entry's, `reason` the error's code (informational).
+ */
+export class DecryptFailed {
+  static kind = "decrypt_failed";
+  /**
+   * @param {string} sender @param {string} senderDevice @param {string} envelopeId
+   * @param {number} sentAt @param {string} reason @param {number} now
+   */
+  constructor(sender, senderDevice, envelopeId, sentAt, reason, now) {
+    this.sender = sender;
+    this.senderDevice = senderDevice;
+    this.envelopeId = envelopeId;
+    this.sentAt = sentAt;
+    this.reason = reason;
+    this.now = now;
+  }
+  toJSON() {
+    return {
+      type: DecryptFailed.kind,
+      sender: this.sender,
+      sender_device: this.senderDevice,
+      envelope_id: this.envelopeId,
+      sent_at: this.sentAt,
+      reason: this.reason,
+      now: this.now,
+    };
+  }
+}
+
+/** A timer: the adapter fires it every few seconds while its socket is open (24.2). */
+export class RetryDue {
+  static kind = "retry_due";
+  /** @param {number} now */
+  constructor(now) {
+    this.now = now;
+  }
+  toJSON() {
+    return { type: RetryDue.kind, now: this.now };
+  }
+}
+
+/** The person asked again for a message that could not be decrypted (24.2). */
+export class RetryAgain {
+  static kind = "retry_again";
+  /** @param {string} senderDevice @param {string} envelopeId @param {number} now */
+  constructor(senderDevice, envelopeId, now) {
+    this.senderDevice = senderDevice;
+    this.envelopeId = envelopeId;
+    this.now = now;
+  }
+  toJSON() {
+    return { type: RetryAgain.kind, sender_device: this.senderDevice, envelope_id: this.envelopeId, now: this.now };
+  }
+}
+
+/**
+ * A retry request (type 9's `body`) from `senderDevice`, with what the resend cache holds for
+ * its envelope (`cached`: `{envelope_id, recipient, sent_at, targets, resends}`, or null; 24.3).
+ */
+export class RetryRequested {
+  static kind = "retry_requested";
+  /**
+   * @param {string} sender @param {string} senderDevice @param {Record<string, any>} body
+   * @param {Record<string, any> | null} cached @param {number} now
+   */
+  constructor(sender, senderDevice, body, cached, now) {
+    this.sender = sender;
+    this.senderDevice = senderDevice;
+    this.body = body;
+    this.cached = cached;
+    this.now = now;
+  }
+  toJSON() {
+    return {
+      type: RetryRequested.kind,
+      sender: this.sender,
+      sender_device: this.senderDevice,
+      body: this.body,
+      cached: this.cached,
+      now: this.now,
+    };
+  }
+}
+
+/**
  * The person changed what follows the account (section 22.8): each mutation is
  * [collection, index, value | null], stamped with `now` and this device. `seed`: 32 fresh
  * random bytes from the adapter, the only randomness the sync machine uses (nonces, keys).
@@ -348,7 +434,7 @@ export class SyncAnswered {
 
 /** @typedef {SyncMutated | SyncFetchWanted | SyncKeyReceived | SyncCheckpointReceived | SyncKeyShareWanted | SyncRotateWanted | SyncDevicesListed | SyncDeviceUsed | SyncAnswered} SyncEvent */
 
-/** @typedef {FrameReceived | HttpAnswered | ListWanted | SenderSeen | ContentReceived | ContentDecrypted | MessagesRead | SendWanted} Event */
+/** @typedef {FrameReceived | HttpAnswered | ListWanted | SenderSeen | ContentReceived | ContentDecrypted | MessagesRead | SendWanted | DecryptFailed | RetryDue | RetryAgain | RetryRequested} Event */
 
 /**
  * The event a scenario file spells out (the JSON form of `toJSON`).
@@ -383,6 +469,14 @@ export function eventFromJSON(data) {
     );
   }
   if (kind === MessagesRead.kind) return new MessagesRead(data.peer, [...data.message_ids], now);
+  if (kind === DecryptFailed.kind) {
+    return new DecryptFailed(data.sender, data.sender_device, data.envelope_id, data.sent_at, data.reason, now);
+  }
+  if (kind === RetryDue.kind) return new RetryDue(now);
+  if (kind === RetryAgain.kind) return new RetryAgain(data.sender_device, data.envelope_id, now);
+  if (kind === RetryRequested.kind) {
+    return new RetryRequested(data.sender, data.sender_device, data.body, data.cached ?? null, now);
+  }
   throw new MalformedMessage(`engine event: unknown type ${JSON.stringify(kind)}`);
 }
 

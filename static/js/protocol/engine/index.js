@@ -7,33 +7,44 @@
 
 export {
   AcceptHistoryKey,
+  AcceptResend,
+  AcceptRetryRequest,
   AcceptSyncCheckpoint,
   AcceptSyncKey,
   ApplyReceipt,
   ContentVerdict,
   DropBlocked,
   DropDuplicate,
+  ForgetRetry,
   HttpRequest,
   MarkRead,
   Notice,
+  Resend,
   SendContent,
   SendFrame,
   SendPlan,
+  SendRetryRequest,
   ShareSyncCheckpoint,
   ShareSyncKey,
   StoreList,
   StoreMessage,
+  StoreResendCount,
+  StoreRetry,
   StoreSync,
   SyncChanged,
 } from "./effects.js";
 export {
   ContentDecrypted,
   ContentReceived,
+  DecryptFailed,
   MessagesRead,
   eventFromJSON,
   FrameReceived,
   HttpAnswered,
   ListWanted,
+  RetryAgain,
+  RetryDue,
+  RetryRequested,
   SenderSeen,
   SendWanted,
   SyncAnswered,
@@ -51,9 +62,19 @@ export { HISTORY_DAYS, HISTORY_FORMAT, historyBundle, historyRecords } from "./h
 export { acceptList, deviceListPath, listChanges, parseListing } from "./lists.js";
 export { handle, OWN_DEVICES_ONLY } from "./machine.js";
 export { MAX_MISMATCH_RETRIES } from "./sending.js";
-export { contentDecrypted, isBlocked, messagesRead, seenKey } from "./receiving.js";
+export { contentDecrypted, messagesRead, seenKey } from "./receiving.js";
 export { readPosition, readState, readUpTo } from "./reading.js";
-export { DeviceState, LIST_MAX_AGE_MS, ListRecord, PendingFetch, PendingSend } from "./state.js";
+export { MAX_RETRIES, MAX_WAITING, RESEND_CACHE_MS, RESEND_CACHE_SIZE, RETRY_AFTER_MS, retryWait } from "./retry.js";
+export {
+  DeviceState,
+  isBlocked,
+  LIST_MAX_AGE_MS,
+  ListRecord,
+  PendingFetch,
+  PendingSend,
+  RetryRecord,
+  retryKey,
+} from "./state.js";
 export { handle as handleSync, MAX_PATCH_MUTATIONS, STATE_PATH } from "./sync.js";
 export { DEVICES, LAST_USE_EVERY_MS, lastUsed } from "./syncdevices.js";
 export { SyncRequest, SyncState } from "./syncstate.js";

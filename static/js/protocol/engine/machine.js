@@ -9,6 +9,7 @@ import { AccountKeyChanged, ProtocolError } from "../exceptions.js";
 import { ContentVerdict, HttpRequest, Notice, StoreList } from "./effects.js";
 import { ContentReceived, FrameReceived, HttpAnswered, ListWanted, SenderSeen, SendWanted } from "./events.js";
 import { receive, RECEIVING } from "./receiving.js";
+import { retry, RETRYING } from "./retry.js";
 import { acceptList, deviceListPath, listChanges, parseListing } from "./lists.js";
 import { listsSettled, sendAnswered, sendWanted } from "./sending.js";
 import { LIST_MAX_AGE_MS, PendingFetch } from "./state.js";
@@ -32,6 +33,7 @@ export const OWN_DEVICES_ONLY = Object.freeze(
 /** @param {DeviceState} state @param {Event} event @returns {Result} */
 export function handle(state, event) {
   if (RECEIVING.some((kind) => event instanceof kind)) return receive(state, /** @type {any} */ (event));
+  if (RETRYING.some((kind) => event instanceof kind)) return retry(state, /** @type {any} */ (event));
   if (event instanceof ListWanted) return listWanted(state, event);
   if (event instanceof SenderSeen) {
     const record = state.lists.get(event.sender);

@@ -7,6 +7,7 @@ import { b64uDecode, b64uEncode } from "../encoding.js";
 import { ProtocolError } from "../exceptions.js";
 import {
   AcceptHistoryKey,
+  AcceptRetryRequest,
   AcceptSyncCheckpoint,
   AcceptSyncKey,
   ApplyReceipt,
@@ -18,6 +19,8 @@ import {
   StoreMessage,
 } from "./effects.js";
 import { ContentDecrypted, MessagesRead } from "./events.js";
+import { resendReceived } from "./retry.js";
+import { isBlocked } from "./state.js";
 
 /** @typedef {import("./state.js").DeviceState} DeviceState */
 /** @typedef {import("./effects.js").Effect} Effect */
@@ -28,11 +31,6 @@ export const RECEIVING = Object.freeze([ContentDecrypted, MessagesRead]);
 /** The de-duplication key of a content (section 10.1). @param {string} senderDevice @param {string} messageId */
 export function seenKey(senderDevice, messageId) {
   return `${senderDevice}/${messageId}`;
-}
-
-/** Whether the person blocked this account (the own account never is). @param {DeviceState} state @param {string} accountId */
-export function isBlocked(state, accountId) {
-  return accountId !== state.accountId && state.blocked.has(accountId);
 }
 
 /** @param {DeviceState} state @param {ContentDecrypted | MessagesRead} event @returns {Result} */
@@ -58,6 +56,10 @@ export function contentDecrypted(state, event) {
     return [state, [new ApplyReceipt(event.sender, event.body.kind, [...event.body.message_ids])]];
   }
   if (kind === ContentType.TYPING) return [state, []];
+  if (kind === ContentType.RETRY_REQUEST) {
+    return [state, [new AcceptRetryRequest(event.sender, event.senderDevice, event.body)]]; // from any device (section 24.2)
+  }
+  if (kind === ContentType.RESEND) return resendReceived(state, event);
   if (!KNOWN_TYPES.has(kind)) return [state, [new StoreMessage(record(event, "unsupported", { content_type: kind }))]];
   if (!fromOwnDevice(state, event)) return [state, [refuse(event, "own_devices_only")]];
   if (kind === ContentType.SENT_TRANSCRIPT) return [state, transcript(state, event)];

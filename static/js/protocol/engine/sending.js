@@ -5,8 +5,7 @@
 
 import { Notice, SendPlan } from "./effects.js";
 import { ListWanted } from "./events.js";
-import { isBlocked } from "./receiving.js";
-import { PendingSend } from "./state.js";
+import { isBlocked, PendingSend } from "./state.js";
 
 /** @typedef {import("./state.js").DeviceState} DeviceState */
 /** @typedef {import("./state.js").ListRecord} ListRecord */

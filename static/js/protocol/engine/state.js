@@ -138,13 +138,74 @@ export class PendingSend {
   }
 }
 
+/**
+ * An envelope that did not decrypt, and the asks for it (docs/protocol.md 24.2): `sentAt` is
+ * the deliver entry's (where the line stands in the conversation), `count` the asks made,
+ * `state` waiting | failed.
+ */
+export class RetryRecord {
+  /**
+   * @param {{sender: string, senderDevice: string, envelopeId: string, sentAt: number,
+   *          count: number, askedAt: number, state?: string}} fields
+   */
+  constructor({ sender, senderDevice, envelopeId, sentAt, count, askedAt, state = "waiting" }) {
+    this.sender = sender;
+    this.senderDevice = senderDevice;
+    this.envelopeId = envelopeId;
+    this.sentAt = sentAt;
+    this.count = count;
+    this.askedAt = askedAt;
+    this.state = state; // waiting | failed
+  }
+
+  get key() {
+    return retryKey(this.senderDevice, this.envelopeId);
+  }
+
+  /** @param {Partial<{count: number, askedAt: number, state: string}>} changes */
+  with(changes) {
+    return new RetryRecord({ ...this, ...changes });
+  }
+
+  toJSON() {
+    return {
+      sender: this.sender,
+      sender_device: this.senderDevice,
+      envelope_id: this.envelopeId,
+      sent_at: this.sentAt,
+      count: this.count,
+      asked_at: this.askedAt,
+      state: this.state,
+    };
+  }
+
+  /** @param {any} data */
+  static fromJSON(data) {
+    return new RetryRecord({
+      sender: data.sender,
+      senderDevice: data.sender_device,
+      envelopeId: data.envelope_id,
+      sentAt: Number(data.sent_at),
+      count: Number(data.count),
+      askedAt: Number(data.asked_at),
+      state: data.state || "waiting",
+    });
+  }
+}
+
+/** The key of a retry record: one per envelope of one sending device. @param {string} senderDevice @param {string} envelopeId */
+export function retryKey(senderDevice, envelopeId) {
+  return `${senderDevice}/${envelopeId}`;
+}
+
 export class DeviceState {
   /**
    * @param {{accountId: string, deviceId: string, accountKey: Uint8Array,
    *          lists?: Map<string, ListRecord>, pending?: Map<string, PendingFetch>,
    *          nextRequest?: number, sends?: Map<string, PendingSend>, contacts?: Set<string>,
    *          contactKeys?: Map<string, Uint8Array>, readReceipts?: boolean,
-   *          seen?: Set<string>, historyFrom?: string | null, blocked?: Set<string>}} fields
+   *          seen?: Set<string>, historyFrom?: string | null, blocked?: Set<string>,
+   *          retries?: Map<string, RetryRecord>}} fields
    */
   constructor({
     accountId,
@@ -160,6 +221,7 @@ export class DeviceState {
     seen = new Set(),
     historyFrom = null,
     blocked = new Set(),
+    retries = new Map(),
   }) {
     this.accountId = accountId;
     this.deviceId = deviceId;
@@ -177,13 +239,14 @@ export class DeviceState {
     this.seen = seen; // "<sender device>/<message id>" already applied
     this.historyFrom = historyFrom; // the approving device, until its history key came
     this.blocked = blocked; // accounts the person blocked (synced, 22.8)
+    this.retries = retries; // "<sender device>/<envelope id>" -> RetryRecord (24.2)
   }
 
   /**
    * @param {Partial<{lists: Map<string, ListRecord>, pending: Map<string, PendingFetch>,
    *   nextRequest: number, sends: Map<string, PendingSend>, contacts: Set<string>,
    *   contactKeys: Map<string, Uint8Array>, readReceipts: boolean, seen: Set<string>,
-   *   historyFrom: string | null, blocked: Set<string>}>} changes
+   *   historyFrom: string | null, blocked: Set<string>, retries: Map<string, RetryRecord>}>} changes
    */
   with(changes) {
     return new DeviceState({ ...this, ...changes });
@@ -204,6 +267,7 @@ export class DeviceState {
       seen: [...this.seen].sort(),
       history_from: this.historyFrom,
       blocked: [...this.blocked].sort(),
+      retries: sortedObject(this.retries, (r) => r.toJSON()),
     };
   }
 
@@ -225,6 +289,12 @@ export class DeviceState {
       seen: new Set(data.seen ?? []),
       historyFrom: data.history_from ?? null,
       blocked: new Set(data.blocked ?? []),
+      retries: new Map(entriesOf(data.retries).map(([k, r]) => [k, RetryRecord.fromJSON(r)])),
     });
   }
+}
+
+/** Whether the person blocked this account (the own account never is). @param {DeviceState} state @param {string} accountId */
+export function isBlocked(state, accountId) {
+  return accountId !== state.accountId && state.blocked.has(accountId);
 }
