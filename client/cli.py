@@ -43,7 +43,7 @@ from client.connection import (
 )
 from client.contacts import NO_SYNC_KEY
 from client.devicelists import accept_device_list, fetch_device_list
-from client.events import OWED_TO_OWN_DEVICES, Event
+from client.events import OWED_TO_OWN_DEVICES, Event, retry_event
 from client.http import HttpTransport, server_origin
 from client.linking import Approved, Linked, LinkEvent, LinkFailed, QrShown, link_device
 from client.messenger import (
@@ -497,6 +497,9 @@ def cmd_read(args: argparse.Namespace, out: TextIO) -> int:
         for message in shown:
             mark = "* " if message["id"] in unread else "  "
             print(f"{mark}{_line(message, peer_name=name)}", file=out)
+        for record in messenger.undecryptable(peer):  # what did not decrypt (yet)
+            line = describe(retry_event(record), me=messenger.account_id, name=messenger.shown)
+            print(f"  {line}", file=out)
         events = messenger.read_conversation(peer)
         for event in events:
             if isinstance(event, SyncWarning):
@@ -511,6 +514,43 @@ def cmd_read(args: argparse.Namespace, out: TextIO) -> int:
     finally:
         if messenger.store.path.exists():
             messenger.store.close()
+
+
+def cmd_retry(args: argparse.Namespace, out: TextIO) -> int:
+    """Ask again for the messages of USER that could not be decrypted (docs/protocol.md
+    24.2, `retry_again`): each one's asks start over; `listen` shows them when they come."""
+    messenger = _messenger(args, out)
+    if messenger is None:
+        return 1
+    peer = args.user.strip()
+    try:
+        if _caught_up(messenger, out, within=args.timeout):
+            return 1
+        failed = [r for r in messenger.undecryptable(peer) if r.state == "failed"]
+        if not failed:
+            print(f"No message from {messenger.shown(peer)} failed to decrypt here.", file=out)
+            return 0
+        asyncio.run(_ask_again(messenger, peer, within=args.timeout))
+        what = "1 message" if len(failed) == 1 else f"{len(failed)} messages"
+        print(
+            f"Asked {messenger.shown(peer)} again for {what} that could not be decrypted; "
+            "`listen` shows them when they come.",
+            file=out,
+        )
+        return 0
+    finally:
+        if messenger.store.path.exists():
+            messenger.store.close()
+
+
+async def _ask_again(messenger: Messenger, peer: str, *, within: float) -> None:
+    assert isinstance(messenger.transport, HttpTransport)
+    connection = DeviceConnection(messenger, messenger.transport, receive=False)
+    await connection.start(within=within)
+    try:
+        await connection.emit(messenger.ask_again(peer))
+    finally:
+        await connection.close(flush=within)
 
 
 async def _send_receipts(messenger: Messenger, owed: list[ReceiptOwed], *, within: float) -> None:
@@ -612,7 +652,11 @@ def parser() -> argparse.ArgumentParser:
     read.add_argument(
         "--last", type=int, default=20, help="show the last N messages (default 20; 0: all)"
     )
-    for sub in (chats, read):
+    retry = command(
+        "retry", "ask USER again for their messages that could not be decrypted", cmd_retry
+    )
+    retry.add_argument("user", metavar="USER", help="the sender's username")
+    for sub in (chats, read, retry):
         sub.add_argument(
             "--timeout",
             type=float,

@@ -5,8 +5,10 @@ server no longer knows the session (HTTP 403 on the handshake, close 4003), reco
 capped backoff and asks for a `fetch` after a reconnect, wipes the store on `revoked`,
 processes each delivered envelope (stored) before acknowledging it, resends a pending
 `send` (same envelope id, so the server stores it once) until it is `accepted`, refills
-the server's pool of one-time prekeys when told `prekeys_low`, and reads the account's
-synced state (section 22.8) on every connect and each `state_changed`.
+the server's pool of one-time prekeys when told `prekeys_low`, reads the account's
+synced state (section 22.8) on every connect and each `state_changed`, sends the retry
+requests and resends receiving prepared (section 24), and fires the engine's `retry_due`
+every `retry_every` seconds while the socket is open.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 from websockets.typing import Origin
 
 from client.api import ApiError, ServerUnreachable
-from client.events import OWED_TO_OWN_DEVICES, ReceiptOwed, SyncKeyOwed, SyncWarning
+from client.events import OWED_TO_OWN_DEVICES, ReceiptOwed, SendOwed, SyncKeyOwed, SyncWarning
 from client.http import HttpTransport
 from client.messenger import (
     DevicesChanged,
@@ -45,6 +47,7 @@ from protocol.strictjson import parse_json
 # the browser allows the same 16 MiB.
 MAX_FRAME_BYTES = 16 * 1024 * 1024
 PROCESSED_MEMORY = 20000  # queue positions handled on this socket (fetch redelivers them)
+RETRY_EVERY = 3.0  # seconds between the engine's retry_due timers (docs/protocol.md 24.2)
 
 
 @dataclass(frozen=True)
@@ -105,6 +108,7 @@ class DeviceConnection:
         receive: bool = True,
         backoff_start: float = 0.2,
         backoff_cap: float = 10.0,
+        retry_every: float = RETRY_EVERY,
     ) -> None:
         self.messenger = messenger
         self.transport = transport
@@ -112,6 +116,7 @@ class DeviceConnection:
         self.receive = receive
         self.backoff_start = backoff_start
         self.backoff_cap = backoff_cap
+        self.retry_every = retry_every
         self.socket: Any = None
         self.pending: dict[str, tuple[OutgoingMessage, asyncio.Future[OutgoingMessage]]] = {}
         self.processed: dict[int, None] = {}
@@ -231,13 +236,33 @@ class DeviceConnection:
         if self.receive:  # a doorbell may have been lost while the socket was closed
             await self._sync(None)
             await self._own_devices()
-        async for text in self.socket:
+        timer = asyncio.create_task(self._retry_timer()) if self.receive else None
+        try:
+            async for text in self.socket:
+                try:
+                    frame = server_frame(text)
+                except MalformedMessage as error:
+                    self.on_event(FrameRefused(str(error)))
+                    continue
+                await self._on_frame(frame)
+        finally:
+            if timer is not None:
+                timer.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await timer
+
+    async def _retry_timer(self) -> None:
+        """The engine's `retry_due` while the socket is open: an envelope still waiting is
+        asked for again on the engine's schedule, or given up (docs/protocol.md 24.2)."""
+        while True:
+            await asyncio.sleep(self.retry_every)
             try:
-                frame = server_frame(text)
-            except MalformedMessage as error:
-                self.on_event(FrameRefused(str(error)))
+                events = self.messenger.retry_due()
+            except (ServerUnreachable, ApiError, ProtocolError) as error:
+                self.on_event(SendFailed(self.messenger.account_id, f"retry not asked: {error}"))
                 continue
-            await self._on_frame(frame)
+            with contextlib.suppress(ConnectionClosed):
+                await self.emit(events)
 
     async def _send_frame(self, frame: dict[str, Any]) -> None:
         await self.socket.send(json.dumps(frame))
@@ -284,7 +309,7 @@ class DeviceConnection:
             for event in self.messenger.receive(envelope):
                 if isinstance(event, ReceiptOwed):  # the engine's: delivery, to contacts
                     receipts.setdefault(event.peer, []).extend(event.message_ids)
-                elif isinstance(event, OWED_TO_OWN_DEVICES):
+                elif isinstance(event, (*OWED_TO_OWN_DEVICES, SendOwed)):
                     owed.append(event)
                 else:
                     self.on_event(event)
@@ -311,7 +336,12 @@ class DeviceConnection:
         code = frame.get("code")
         data = frame.get("data")
         data = data if isinstance(data, dict) else {}
-        if code == "mismatched_devices":
+        if code == "mismatched_devices" and outgoing.partial:  # its one device is gone
+            self._fail(
+                outgoing.envelope_id,
+                SendRefused(f"The server refused: {frame.get('message')}", code=str(code)),
+            )
+        elif code == "mismatched_devices":
             try:
                 retried = self.messenger.retry(outgoing, data)
             except (SendRefused, ProtocolError, ApiError) as error:
@@ -383,8 +413,11 @@ class DeviceConnection:
 
     async def emit(self, events: list[Event]) -> None:
         """Hand events to the listener; a sync key or checkpoint owed goes to the other own
-        devices."""
+        devices, a retry request or resend (prepared already) to its one device."""
         for event in events:
+            if isinstance(event, SendOwed):
+                await self.submit(event.outgoing)
+                continue
             if not isinstance(event, OWED_TO_OWN_DEVICES):
                 self.on_event(event)
                 continue

@@ -86,6 +86,7 @@ class EngineDriver:
             read_receipts=facts.read_receipts,
             seen=seen,
             blocked=facts.blocked,
+            retries=self.store.retries(),
         )
 
     def run(

@@ -5,7 +5,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from protocol.engine import RetryRecord
+
+if TYPE_CHECKING:
+    from client.sending import OutgoingMessage
 
 
 @dataclass(frozen=True)
@@ -92,6 +97,38 @@ class Duplicate:
 
 
 @dataclass(frozen=True)
+class MessageWaiting:
+    """An envelope from the sender's device did not decrypt; that device was asked to send
+    it again (ask `count` of MAX_RETRIES, docs/protocol.md 24.2). `sent_at`: where the line
+    stands in the conversation."""
+
+    sender: str
+    sender_device: str
+    envelope_id: str
+    sent_at: int
+    count: int
+
+
+@dataclass(frozen=True)
+class MessageUndecryptable:
+    """An envelope from the sender's device could not be decrypted after the bounded asks,
+    or its sender no longer holds it (24.2); the person may ask again."""
+
+    sender: str
+    sender_device: str
+    envelope_id: str
+    sent_at: int
+
+
+@dataclass(frozen=True)
+class SendOwed:
+    """A retry request or a resend, encrypted and cached: the connection sends it to its
+    one device (a partial send, 24.4; not shown)."""
+
+    outgoing: OutgoingMessage
+
+
+@dataclass(frozen=True)
 class ListWarning:
     """Freeze or fork of an account's list (section 10.1): the server may be withholding."""
 
@@ -152,6 +189,9 @@ Event = (
     | DevicesChanged
     | Refused
     | Duplicate
+    | MessageWaiting
+    | MessageUndecryptable
+    | SendOwed
     | ListWarning
     | ContactChanged
     | ReadElsewhere
@@ -162,6 +202,17 @@ Event = (
 
 # what the connection sends to the other own devices instead of showing it
 OWED_TO_OWN_DEVICES = (SyncKeyOwed, SyncCheckpointOwed)
+
+
+def retry_event(record: RetryRecord) -> MessageWaiting | MessageUndecryptable:
+    """The line a retry record stands for (docs/protocol.md 24.2)."""
+    if record.state == "failed":
+        return MessageUndecryptable(
+            record.sender, record.sender_device, record.envelope_id, record.sent_at
+        )
+    return MessageWaiting(
+        record.sender, record.sender_device, record.envelope_id, record.sent_at, 1
+    )
 
 
 def format_time(timestamp_ms: int) -> str:
@@ -209,6 +260,18 @@ def describe(
         return (
             f"Refused a message from {name(event.sender)} (device {event.sender_device}): "
             f"{event.reason}"
+        )
+    if isinstance(event, MessageWaiting):
+        if event.count > 1:  # asked again: the line stands already
+            return None
+        return (
+            f"[{format_time(event.sent_at)}] Waiting for this message from {name(event.sender)}. "
+            "This may take a while."
+        )
+    if isinstance(event, MessageUndecryptable):
+        return (
+            f"[{format_time(event.sent_at)}] This message from {name(event.sender)} could not "
+            f"be decrypted. Ask again: python -m client retry {event.sender}"
         )
     if isinstance(event, ListWarning):
         return f"Warning about {name(event.account_id)}: {event.message}"

@@ -8,7 +8,6 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from client import api
-from client.device import Device
 from client.events import (
     DevicesChanged,
     Duplicate,
@@ -22,12 +21,15 @@ from client.events import (
     TextMessage,
     UnsupportedMessage,
 )
+from client.retrying import Retrier
 from client.sending import SendRefused
 from client.store import Store
-from protocol.content import ContentType, decode_content
+from protocol.content import Content, ContentType, decode_content
 from protocol.devicelist import DeviceEntry
 from protocol.encoding import b64u_decode, b64u_encode
 from protocol.engine import (
+    AcceptResend,
+    AcceptRetryRequest,
     AcceptSyncCheckpoint,
     AcceptSyncKey,
     ApplyReceipt,
@@ -36,11 +38,13 @@ from protocol.engine import (
     ContentVerdict,
     DropDuplicate,
     Effect,
+    ForgetRetry,
     MarkRead,
     Notice,
     SendContent,
     SenderSeen,
     StoreMessage,
+    StoreRetry,
     read_state,
     seen_key,
 )
@@ -53,8 +57,12 @@ from protocol.exceptions import (
 )
 from protocol.inbound import accept_prekey_message
 from protocol.keys import X25519KeyPair
-from protocol.message import PrekeyMessage, decode_message
+from protocol.message import PrekeyMessage, RatchetMessage, decode_message
 from protocol.ratchet import Session
+
+# refusals that are normal and need no word to the person: a second history key, and a
+# second answer to an ask already answered (docs/protocol.md 24.2)
+QUIET_REFUSALS = frozenset({"no_history_expected", "not_asked"})
 
 
 class _OneTimePrekeys(Mapping[int, X25519KeyPair]):
@@ -78,7 +86,19 @@ class _OneTimePrekeys(Mapping[int, X25519KeyPair]):
         return len(self._store.one_time_prekeys())
 
 
-class Receiver(Device):
+class _Undecrypted(Exception):
+    """An envelope that did not decrypt (or held no content): rolls its transaction back."""
+
+    def __init__(self, error: ProtocolError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def _is_ms(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**53
+
+
+class Receiver(Retrier):
     def receive(self, envelope: Mapping[str, Any]) -> list[Event]:
         """Decrypt one delivered envelope and apply it; the caller acks it afterwards.
 
@@ -99,15 +119,39 @@ class Receiver(Device):
         if entry is None:
             return refused(f"device {sender_device} is not in {sender}'s signed device list")
         try:
+            # the session, the replay memory, the seen id and the message it held commit
+            # together or not at all (docs/protocol.md 24.5): a crash in between leaves the
+            # envelope unacked and undecrypted, and its redelivery shows it
             with self.store.transaction():
-                content = decode_content(self._decrypt(sender, entry, ciphertext))
-                fresh = self.store.remember_message(
-                    sender_device_id=sender_device, message_id=content.message_id
-                )
-        except ReplayDetected as error:
-            return refused(f"replayed message refused: {error}", error)
-        except ProtocolError as error:
-            return refused(f"could not decrypt: {error}", error)
+                try:
+                    content = decode_content(self._decrypt(sender, entry, ciphertext))
+                except ProtocolError as error:
+                    raise _Undecrypted(error) from error
+                return self._content(sender, sender_device, envelope_id, content)
+        except _Undecrypted as failure:
+            if isinstance(failure.error, ReplayDetected):  # not a failure: nothing to ask for
+                return refused(f"replayed message refused: {failure.error}", failure.error)
+            sent_at = envelope.get("sent_at")
+            return self.undecrypted(
+                sender=sender,
+                sender_device=sender_device,
+                envelope_id=envelope_id,
+                sent_at=sent_at if isinstance(sent_at, int) and _is_ms(sent_at) else self.clock(),
+                error=failure.error,
+            )
+
+    def _content(
+        self, sender: str, sender_device: str, envelope_id: str, content: Content
+    ) -> list[Event]:
+        """A content decrypted from the sender's device, checked by the engine and applied
+        (call inside the transaction of its decryption)."""
+
+        def refused(reason: str) -> list[Event]:
+            return [Refused(sender, sender_device, envelope_id, reason)]
+
+        fresh = self.store.remember_message(
+            sender_device_id=sender_device, message_id=content.message_id
+        )
         decrypted = ContentDecrypted(
             sender,
             sender_device,
@@ -153,21 +197,40 @@ class Receiver(Device):
         together with the message id)."""
         message = decode_message(ciphertext)
         current = self.store.session(entry.device_id)
-        previous = self.store.previous_session(entry.device_id)
-        for session in (current, previous):
-            if session is not None and session.remote_identity_key != entry.identity_key:
+        held: list[tuple[Session, int | None]] = [] if current is None else [(current, None)]
+        failure: ProtocolError | None = None
+        if isinstance(message, RatchetMessage) and held:  # most messages: the current one
+            try:
+                return self._decrypt_in(account, entry, ciphertext, message, held)
+            except (DecryptionFailed, UnknownSession) as error:
+                failure, held = error, []
+        # the sessions the current one replaced, newest first, read only when needed
+        held += [(s, row_id) for row_id, s in self.store.archived_sessions(entry.device_id)]
+        return self._decrypt_in(account, entry, ciphertext, message, held, failure=failure)
+
+    def _decrypt_in(
+        self,
+        account: str,
+        entry: DeviceEntry,
+        ciphertext: bytes,
+        message: PrekeyMessage | RatchetMessage,
+        held: list[tuple[Session, int | None]],
+        *,
+        failure: ProtocolError | None = None,
+    ) -> bytes:
+        """Decrypt with one of `held` (each with its archive id; None: the current one), or a
+        prekey message of none of them in a new session; `failure`: the current session's
+        error when it was tried before these."""
+        for session, _ in held:
+            if session.remote_identity_key != entry.identity_key:
                 raise UntrustedIdentity(
                     f"session with device {entry.device_id!r}: identity key differs from the signed list"
                 )
         if isinstance(message, PrekeyMessage):
-            for session, is_current in ((current, True), (previous, False)):
-                if (
-                    session is not None
-                    and session.role == "responder"
-                    and session.base_key == message.base_key
-                ):
+            for session, archived in held:
+                if session.role == "responder" and session.base_key == message.base_key:
                     plaintext = session.decrypt(ciphertext, self.rng)
-                    self._keep(account, entry.device_id, session, is_current=is_current)
+                    self._keep(account, entry.device_id, session, archived)
                     return plaintext
             inbound = accept_prekey_message(
                 ciphertext,
@@ -185,27 +248,26 @@ class Receiver(Device):
                 account_id=account, device_id=entry.device_id, session=inbound.session
             )
             return inbound.plaintext
-        if current is None and previous is None:
+        if not held and failure is None:
             raise UnknownSession(f"no session with device {entry.device_id!r}")
-        failure: ProtocolError | None = None
-        for session, is_current in ((current, True), (previous, False)):
-            if session is None:
-                continue
+        for session, archived in held:
             try:
                 plaintext = session.decrypt(ciphertext, self.rng)
             except (DecryptionFailed, UnknownSession) as error:
                 failure = failure or error
                 continue
-            self._keep(account, entry.device_id, session, is_current=is_current)
+            self._keep(account, entry.device_id, session, archived)
             return plaintext
         assert failure is not None
         raise failure
 
-    def _keep(self, account: str, device_id: str, session: Session, *, is_current: bool) -> None:
-        if is_current:
+    def _keep(self, account: str, device_id: str, session: Session, archived: int | None) -> None:
+        if archived is None:
             self.store.save_session(account_id=account, device_id=device_id, session=session)
-        else:  # the older session is the one the other side kept using: it becomes current
-            self.store.replace_session(account_id=account, device_id=device_id, session=session)
+        else:  # an older session is the one the other side kept using: it becomes current
+            self.store.replace_session(
+                account_id=account, device_id=device_id, session=session, archived=archived
+            )
 
     def _list_events(self, sender: str, effects: list[Effect]) -> list[Event]:
         """The engine's list notices after a content (freeze check, own-list notice)."""
@@ -310,7 +372,18 @@ class Receiver(Device):
             elif isinstance(effect, AcceptSyncCheckpoint):  # the same check
                 run = self.sync.checkpoint_received(effect.sender_device, dict(effect.body))
                 events += self.synced_events(run)
-            elif isinstance(effect, ContentVerdict) and effect.reason != "no_history_expected":
+            elif isinstance(effect, StoreRetry):  # a resend saying the message is gone
+                events += self.retry_effects([effect])
+            elif isinstance(effect, ForgetRetry):  # the message came: its line goes
+                self.store.forget_retry(effect.sender_device, effect.envelope_id)
+            elif isinstance(effect, AcceptRetryRequest):
+                events += self.retry_requested(effect.sender, effect.sender_device, effect.body)
+            elif isinstance(effect, AcceptResend):  # the content, as if it had come first
+                inner = decode_content(b64u_decode(effect.content, what="resend content"))
+                events += self._content(
+                    effect.sender, effect.sender_device, effect.envelope_id, inner
+                )
+            elif isinstance(effect, ContentVerdict) and effect.reason not in QUIET_REFUSALS:
                 events += refused(f"content refused: {effect.reason}")
         return events
 

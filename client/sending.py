@@ -12,11 +12,11 @@ from typing import Any
 
 from client import api
 from client.device import Device
-from client.store import AcceptedList
+from client.store import AcceptedList, CachedSend
 from protocol import engine
 from protocol.content import Content, ContentType, encode_content, new_content
 from protocol.devicelist import DeviceEntry, DeviceList
-from protocol.encoding import b64u_encode
+from protocol.encoding import b64u_decode, b64u_encode
 from protocol.engine import (
     MAX_MISMATCH_RETRIES,
     FrameReceived,
@@ -25,7 +25,7 @@ from protocol.engine import (
     SendPlan,
     SendWanted,
 )
-from protocol.exceptions import UntrustedIdentity
+from protocol.exceptions import MalformedMessage, UntrustedIdentity
 from protocol.fanout import encrypt_for_devices
 from protocol.keys import PrekeyBundle
 from protocol.ratchet import Session
@@ -54,16 +54,18 @@ class OutgoingMessage:
     own_devices: tuple[str, ...]
     targets: dict[str, bytes] = field(repr=False)
     attempt: int = 1
+    partial: bool = False  # to one device only: a retry request or a resend (24.4)
 
     @property
     def frame(self) -> dict[str, Any]:
-        return {
+        frame = {
             "type": "send",
             "v": 1,
             "id": self.envelope_id,
             "recipient": self.recipient,
             "targets": {d: b64u_encode(c) for d, c in self.targets.items()},
         }
+        return frame | {"partial": True} if self.partial else frame
 
 
 class Sender(Device):
@@ -189,6 +191,7 @@ class Sender(Device):
             if own_entries
             else None
         )
+        transcript_bytes = None if transcript is None else encode_content(transcript)
         with self.store.transaction():
             sessions: dict[str, Session] = {}
             accounts: dict[str, str] = {}
@@ -198,9 +201,9 @@ class Sender(Device):
             ciphertexts = encrypt_for_devices(
                 encoded, {e.device_id: sessions[e.device_id] for e in recipient_entries}, self.rng
             )
-            if transcript is not None:
+            if transcript_bytes is not None:
                 ciphertexts |= encrypt_for_devices(
-                    encode_content(transcript),
+                    transcript_bytes,
                     {e.device_id: sessions[e.device_id] for e in own_entries},
                     self.rng,
                 )
@@ -208,6 +211,17 @@ class Sender(Device):
                 self.store.save_session(
                     account_id=accounts[device_id], device_id=device_id, session=session
                 )
+            # kept to send again to a device that could not decrypt it (24.3), with the
+            # sessions it advanced
+            cached = {e.device_id: b64u_encode(encoded) for e in recipient_entries}
+            if transcript_bytes is not None:
+                cached |= {e.device_id: b64u_encode(transcript_bytes) for e in own_entries}
+            self.store.cache_sent(
+                envelope_id=plan.envelope_id,
+                recipient=recipient,
+                sent_at=self.clock(),
+                targets=cached,
+            )
         return OutgoingMessage(
             envelope_id=plan.envelope_id,
             recipient=recipient,
@@ -221,15 +235,182 @@ class Sender(Device):
             attempt=plan.attempt,
         )
 
+    def prepare_retry_request(
+        self, recipient: str, device_id: str, envelope_id: str, count: int
+    ) -> OutgoingMessage:
+        """The engine's `send_retry_request` (docs/protocol.md 24.1): ask `device_id` to send
+        envelope `envelope_id` again, with this device's current signed prekey. It goes in
+        the current session only when this device started it and has not received on it
+        (it still sends prekey messages) and this is the first ask; otherwise, and always
+        from the second ask on, in a new session from the device's claimed bundle, checked
+        against its key in the verified list: a state that is behind has a stale sending
+        chain too."""
+        entry = self._listed(recipient, device_id)
+        prekey = self.store.signed_prekeys()[-1]
+        body = {
+            "envelope_id": envelope_id,
+            "count": count,
+            "signed_prekey": {
+                "id": prekey.id,
+                "public_key": b64u_encode(prekey.key.public),
+                "signature": b64u_encode(prekey.signature),
+            },
+        }
+        session = self.store.session(device_id)
+        reuse = (
+            count == 1
+            and session is not None
+            and session.role == "initiator"
+            and session.pending_prekey is not None
+        )
+        fresh = None
+        if not reuse:
+            bundles = self._bundles_for({recipient}, device_ids=[device_id])
+            fresh = self._session_for(recipient, entry, bundles, fresh=True)
+        return self._prepare_one(
+            recipient, entry, ContentType.RETRY_REQUEST, body, new_session=fresh
+        )
+
+    def prepare_resend(
+        self,
+        recipient: str,
+        device_id: str,
+        envelope_id: str,
+        content: str | None,
+        *,
+        new_session: bool,
+        signed_prekey: Mapping[str, Any] | None,
+        original: CachedSend | None,
+    ) -> OutgoingMessage:
+        """The engine's `resend` (docs/protocol.md 24.1, 24.3): `{envelope_id, content}` as a
+        type-10 content for the one device that asked, in the current session or, when
+        `new_session`, in a new one from the request's signed prekey (its signature checked
+        under the device's key in the verified list: InvalidSignature). The resend is cached
+        as an alias of `original`, so its own loss is asked for with the same counter."""
+        entry = self._listed(recipient, device_id)
+        session = None
+        if new_session:
+            if signed_prekey is None:
+                raise MalformedMessage("resend: a new session needs the request's signed prekey")
+            bundle = PrekeyBundle(
+                device_id=device_id,
+                identity_key=entry.identity_key,
+                signed_prekey_id=int(signed_prekey["id"]),
+                signed_prekey=b64u_decode(
+                    signed_prekey["public_key"], length=32, what="signed prekey"
+                ),
+                signed_prekey_signature=b64u_decode(
+                    signed_prekey["signature"], length=64, what="signed prekey signature"
+                ),
+            )
+            session = Session.initiate(
+                identity=self.device.keys.identity,
+                bundle=bundle,
+                listed_identity_key=entry.identity_key,
+                rng=self.rng,
+            )
+        body = {"envelope_id": envelope_id, "content": content}
+        alias = None  # an answer without content is not kept: asked for, it says nothing new
+        if content is not None and original is not None:
+            alias = _Alias(
+                sent_at=original.sent_at,  # it expires with the content it carries
+                targets={device_id: content},
+                resends={device_id: original.resends.get(device_id, 0)},
+            )
+        return self._prepare_one(
+            recipient,
+            entry,
+            ContentType.RESEND,
+            body,
+            new_session=session,
+            cache=alias if alias is not None else False,
+        )
+
+    def _listed(self, account_id: str, device_id: str) -> DeviceEntry:
+        accepted = self.store.device_list(account_id)
+        entry = None if accepted is None else accepted.device_list.entry(device_id)
+        if entry is None:
+            raise SendRefused(
+                f"Device {device_id} is not in {account_id}'s verified device list.",
+                code="not_listed",
+            )
+        return entry
+
+    def _prepare_one(
+        self,
+        recipient: str,
+        entry: DeviceEntry,
+        content_type: ContentType,
+        body: dict[str, Any],
+        *,
+        new_session: Session | None = None,
+        cache: _Alias | bool = True,
+    ) -> OutgoingMessage:
+        """One content for one device (a partial send, 24.4), in `new_session` (which then
+        replaces the current one, kept as the previous) or the current session; cached in
+        the transaction that saves the session (24.3): the content itself (True), an alias
+        of the content a resend carries, or nothing (False)."""
+        own = self._accepted(self.account_id)
+        content = new_content(
+            content_type,
+            body,
+            timestamp=self.clock(),
+            rng=self.rng,
+            sender_list_version=own.version,
+            sender_list_hash=own.hash,
+        )
+        encoded = encode_content(content)
+        envelope_id = secrets.token_urlsafe(16)
+        device_id = entry.device_id
+        with self.store.transaction():
+            session = new_session or self._session_for(recipient, entry, {})
+            ciphertext = session.encrypt(encoded, self.rng)
+            if new_session is not None:
+                self.store.replace_session(
+                    account_id=recipient, device_id=device_id, session=session
+                )
+            else:
+                self.store.save_session(account_id=recipient, device_id=device_id, session=session)
+            if isinstance(cache, _Alias):
+                self.store.cache_sent(
+                    envelope_id=envelope_id,
+                    recipient=recipient,
+                    sent_at=cache.sent_at,
+                    targets=cache.targets,
+                    resends=cache.resends,
+                )
+            elif cache:
+                self.store.cache_sent(
+                    envelope_id=envelope_id,
+                    recipient=recipient,
+                    sent_at=self.clock(),
+                    targets={device_id: b64u_encode(encoded)},
+                )
+        return OutgoingMessage(
+            envelope_id=envelope_id,
+            recipient=recipient,
+            content_type=content_type,
+            body=body,
+            message_id=content.message_id,
+            timestamp=content.timestamp,
+            recipient_devices=(device_id,) if recipient != self.account_id else (),
+            own_devices=(device_id,) if recipient == self.account_id else (),
+            targets={device_id: ciphertext},
+            partial=True,
+        )
+
     def _accepted(self, account_id: str) -> AcceptedList:
         accepted = self.store.device_list(account_id)
         assert accepted is not None  # the engine planned from it
         return accepted
 
-    def _bundles_for(self, accounts: set[str]) -> dict[str, dict[str, PrekeyBundle]]:
+    def _bundles_for(
+        self, accounts: set[str], *, device_ids: list[str] | None = None
+    ) -> dict[str, dict[str, PrekeyBundle]]:
         found: dict[str, dict[str, PrekeyBundle]] = {}
+        claim = {} if device_ids is None else {"device_ids": device_ids}
         for account in sorted(accounts):
-            answer = api.post(self.transport, f"/api/accounts/{account}/bundles", {})
+            answer = api.post(self.transport, f"/api/accounts/{account}/bundles", claim)
             bundles = answer.get("bundles") if isinstance(answer, dict) else None
             if not isinstance(bundles, list):
                 raise SendRefused(
@@ -242,9 +423,16 @@ class Sender(Device):
         return found
 
     def _session_for(
-        self, account: str, entry: DeviceEntry, bundles: dict[str, dict[str, PrekeyBundle]]
+        self,
+        account: str,
+        entry: DeviceEntry,
+        bundles: dict[str, dict[str, PrekeyBundle]],
+        *,
+        fresh: bool = False,
     ) -> Session:
-        session = self.store.session(entry.device_id)
+        """The current session with the device (its key checked against the listed one) or,
+        when there is none or `fresh`, a new one from its bundle in `bundles`."""
+        session = None if fresh else self.store.session(entry.device_id)
         if session is not None:
             if session.remote_identity_key != entry.identity_key:
                 raise UntrustedIdentity(
@@ -264,6 +452,15 @@ class Sender(Device):
             listed_identity_key=entry.identity_key,
             rng=self.rng,
         )
+
+
+@dataclass(frozen=True)
+class _Alias:
+    """A resend's entry in the resend cache: the content it carries, with its count (24.3)."""
+
+    sent_at: int
+    targets: Mapping[str, str]
+    resends: Mapping[str, int]
 
 
 def _entry(device_list: DeviceList, device_id: str) -> DeviceEntry:

@@ -1,7 +1,8 @@
 """One device's local state in one SQLite file: its private keys, the device lists it has
 accepted, its pairwise sessions, the replay memory (used base keys, seen message ids), the
 account's synced state (the sync machine's, with the account sync keys), the messages it
-received and sent, and the display names contacts chose.
+received and sent, the display names contacts chose, the resend cache of what it sent
+recently and the retry records of what it could not decrypt (docs/protocol.md section 24).
 
 The file holds private keys, so it is created 0600 in a 0700 directory. Every write is a
 transaction; `Store.transaction()` groups several writes (a decrypt that advances a session
@@ -22,7 +23,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from protocol.devicelist import DeviceList
-from protocol.engine import SyncState
+from protocol.engine import RESEND_CACHE_MS, RESEND_CACHE_SIZE, RetryRecord, SyncState
 from protocol.keys import (
     DeviceKeys,
     IdentityKeyPair,
@@ -34,7 +35,12 @@ from protocol.keys import (
 from protocol.ratchet import Session
 from protocol.rng import Rng
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
+
+# sessions a newer one replaced, kept per device and tried when the current one cannot
+# decrypt (protocol 7.1): a retry request starts a new session (24.1), and what was sent in
+# the ones before it is still on its way
+ARCHIVED_SESSIONS = 10
 
 SCHEMA = """
 CREATE TABLE device (
@@ -113,6 +119,28 @@ MIGRATIONS = {
     CREATE TABLE display_names (
         username TEXT PRIMARY KEY, display_name TEXT NOT NULL, fetched_at INTEGER NOT NULL
     )""",
+    # what this device sent recently, to send again when a device could not decrypt it, and
+    # what it could not decrypt itself (docs/protocol.md 24.2, 24.3)
+    6: """CREATE TABLE resend_cache (
+        envelope_id TEXT PRIMARY KEY,
+        recipient TEXT NOT NULL,
+        sent_at INTEGER NOT NULL,
+        targets TEXT NOT NULL,
+        resends TEXT NOT NULL
+    );
+    CREATE INDEX resend_cache_by_age ON resend_cache (sent_at);
+    CREATE TABLE retries (
+        sender_device TEXT NOT NULL,
+        envelope_id TEXT NOT NULL,
+        body TEXT NOT NULL,
+        PRIMARY KEY (sender_device, envelope_id)
+    );
+    CREATE TABLE archived_sessions (
+        id INTEGER PRIMARY KEY, device_id TEXT NOT NULL, state TEXT NOT NULL
+    );
+    INSERT INTO archived_sessions (device_id, state) SELECT device_id, state FROM previous_sessions;
+    DROP TABLE previous_sessions;
+    CREATE INDEX archived_sessions_by_device ON archived_sessions (device_id, id)""",
 }
 
 
@@ -174,6 +202,28 @@ class AcceptedList:
     @property
     def version(self) -> int:
         return self.device_list.version
+
+
+@dataclass(frozen=True)
+class CachedSend:
+    """One entry of the resend cache (docs/protocol.md 24.3): the encoded content each target
+    device got under the envelope id (b64u; the own devices' sent transcript), and how often
+    each was sent again."""
+
+    envelope_id: str
+    recipient: str
+    sent_at: int
+    targets: Mapping[str, str]
+    resends: Mapping[str, int]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "envelope_id": self.envelope_id,
+            "recipient": self.recipient,
+            "sent_at": self.sent_at,
+            "targets": dict(sorted(self.targets.items())),
+            "resends": dict(sorted(self.resends.items())),
+        }
 
 
 class UsedBaseKeys:
@@ -452,20 +502,39 @@ class Store:
     def delete_session(self, device_id: str) -> None:
         with self.transaction():
             self._db.execute("DELETE FROM sessions WHERE device_id = ?", (device_id,))
-            self._db.execute("DELETE FROM previous_sessions WHERE device_id = ?", (device_id,))
+            self._db.execute("DELETE FROM archived_sessions WHERE device_id = ?", (device_id,))
 
-    def previous_session(self, device_id: str) -> Session | None:
-        row = self._one("SELECT state FROM previous_sessions WHERE device_id = ?", (device_id,))
-        return None if row is None else Session.from_dict(json.loads(row[0]))
+    def archived_sessions(self, device_id: str) -> list[tuple[int, Session]]:
+        """The sessions with the device that newer ones replaced, the newest first, each
+        with its id (for `replace_session(archived=)`)."""
+        return [
+            (row_id, Session.from_dict(json.loads(state)))
+            for row_id, state in self._all(
+                "SELECT id, state FROM archived_sessions WHERE device_id = ? ORDER BY id DESC",
+                (device_id,),
+            )
+        ]
 
-    def replace_session(self, *, account_id: str, device_id: str, session: Session) -> None:
-        """Store a new session with the device, keeping the one it replaces as the previous."""
+    def replace_session(
+        self, *, account_id: str, device_id: str, session: Session, archived: int | None = None
+    ) -> None:
+        """Make `session` the current one with the device, archiving the one it replaces
+        (the newest ARCHIVED_SESSIONS are kept); `archived`: the id of the archived session
+        it was (one the other side kept using), which leaves the archive."""
         with self.transaction():
+            if archived is not None:
+                self._db.execute("DELETE FROM archived_sessions WHERE id = ?", (archived,))
             current = self._one("SELECT state FROM sessions WHERE device_id = ?", (device_id,))
             if current is not None:
                 self._db.execute(
-                    "INSERT OR REPLACE INTO previous_sessions VALUES (?, ?)",
+                    "INSERT INTO archived_sessions (device_id, state) VALUES (?, ?)",
                     (device_id, current[0]),
+                )
+                self._db.execute(
+                    "DELETE FROM archived_sessions WHERE device_id = ? AND id NOT IN"
+                    " (SELECT id FROM archived_sessions WHERE device_id = ?"
+                    " ORDER BY id DESC LIMIT ?)",
+                    (device_id, device_id, ARCHIVED_SESSIONS),
                 )
             self.save_session(account_id=account_id, device_id=device_id, session=session)
 
@@ -496,6 +565,91 @@ class Store:
                 (sender_device_id, message_id, now_ms()),
             )
         return cursor.rowcount == 1
+
+    # ------------------------------------------------------------ resend cache (24.3)
+
+    def cache_sent(
+        self,
+        *,
+        envelope_id: str,
+        recipient: str,
+        sent_at: int,
+        targets: Mapping[str, str],
+        resends: Mapping[str, int] | None = None,
+    ) -> None:
+        """Keep what an envelope carried to each device (call in the transaction that saves
+        the sessions it advanced). The same envelope id again (a re-plan after
+        mismatched_devices) replaces the targets and keeps the counts. The newest
+        RESEND_CACHE_SIZE entries are kept, none older than RESEND_CACHE_MS."""
+        with self.transaction():
+            self._db.execute(
+                "INSERT INTO resend_cache VALUES (?, ?, ?, ?, ?) ON CONFLICT (envelope_id)"
+                " DO UPDATE SET recipient = excluded.recipient, targets = excluded.targets"
+                + ("" if resends is None else ", resends = excluded.resends"),
+                (
+                    envelope_id,
+                    recipient,
+                    sent_at,
+                    json.dumps(dict(targets)),
+                    json.dumps(dict(resends or {})),
+                ),
+            )
+            self._db.execute(
+                "DELETE FROM resend_cache WHERE sent_at < ?", (now_ms() - RESEND_CACHE_MS,)
+            )
+            self._db.execute(
+                "DELETE FROM resend_cache WHERE rowid NOT IN"
+                " (SELECT rowid FROM resend_cache ORDER BY rowid DESC LIMIT ?)",
+                (RESEND_CACHE_SIZE,),
+            )
+
+    def cached_send(self, envelope_id: str) -> CachedSend | None:
+        row = self._one(
+            "SELECT recipient, sent_at, targets, resends FROM resend_cache WHERE envelope_id = ?",
+            (envelope_id,),
+        )
+        if row is None:
+            return None
+        recipient, sent_at, targets, resends = row
+        return CachedSend(envelope_id, recipient, sent_at, json.loads(targets), json.loads(resends))
+
+    def count_resend(self, envelope_id: str, device_id: str, count: int) -> None:
+        """The entry's content went to `device_id` again: its count is now `count`."""
+        with self.transaction():
+            row = self._one(
+                "SELECT resends FROM resend_cache WHERE envelope_id = ?", (envelope_id,)
+            )
+            if row is None:
+                return
+            resends = {**json.loads(row[0]), device_id: count}
+            self._db.execute(
+                "UPDATE resend_cache SET resends = ? WHERE envelope_id = ?",
+                (json.dumps(resends), envelope_id),
+            )
+
+    # ------------------------------------------------------------ retry records (24.2)
+
+    def retries(self) -> dict[str, RetryRecord]:
+        """Every retry record held (waiting or failed), by its key (sender device/envelope)."""
+        records = (
+            RetryRecord.from_dict(json.loads(row[0]))
+            for row in self._all("SELECT body FROM retries")
+        )
+        return {r.key: r for r in sorted(records, key=lambda r: r.key)}
+
+    def save_retry(self, record: RetryRecord) -> None:
+        with self.transaction():
+            self._db.execute(
+                "INSERT OR REPLACE INTO retries VALUES (?, ?, ?)",
+                (record.sender_device, record.envelope_id, json.dumps(record.to_dict())),
+            )
+
+    def forget_retry(self, sender_device: str, envelope_id: str) -> None:
+        with self.transaction():
+            self._db.execute(
+                "DELETE FROM retries WHERE sender_device = ? AND envelope_id = ?",
+                (sender_device, envelope_id),
+            )
 
     # ------------------------------------------------------------ server cookies
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from client.devicelists import accept_device_list
-from client.store import OwnDevice, Store, StoreError, default_store_path
+from client.store import SCHEMA_VERSION, OwnDevice, Store, StoreError, default_store_path, now_ms
 from protocol import devicelist as dl
 from protocol.exceptions import DeviceKeyChanged, ReplayDetected, StaleDeviceList
 from protocol.inbound import accept_prekey_message
@@ -285,8 +285,12 @@ def test_a_store_of_the_schema_before_sync_gets_its_sync_table_and_keeps_its_dev
     with Store.open(path) as store:
         store.save_device(make_device())
     with sqlite3.connect(path) as db:  # as a client of schema 3 left the file
-        for table in ("sync_state", "messages", "display_names"):
+        for table in ("sync_state", "messages", "display_names", "resend_cache", "retries"):
             db.execute(f"DROP TABLE {table}")
+        db.execute("DROP TABLE archived_sessions")
+        db.execute(
+            "CREATE TABLE previous_sessions (device_id TEXT PRIMARY KEY, state TEXT NOT NULL)"
+        )
         db.execute("PRAGMA user_version = 3")
     with Store.open(path) as store:
         device = store.device()
@@ -294,5 +298,82 @@ def test_a_store_of_the_schema_before_sync_gets_its_sync_table_and_keeps_its_dev
         assert store.sync_state() is None
         store.save_sync_state(SyncState(ACCOUNT, device.device_id))
         assert store.sync_state() == SyncState(ACCOUNT, device.device_id)
+        assert store.retries() == {} and store.cached_send("any") is None
     with sqlite3.connect(path) as db:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == 5
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+
+
+def test_the_resend_cache_keeps_the_newest_256_entries_of_the_last_24_hours(path):
+    """docs/protocol.md 24.3: bounded by count and by age, counts kept across a re-plan."""
+    from protocol.engine import RESEND_CACHE_MS, RESEND_CACHE_SIZE
+
+    now = now_ms()
+    with Store.open(path) as store:
+        store.cache_sent(
+            envelope_id="old", recipient="bob", sent_at=now - RESEND_CACHE_MS - 1, targets={}
+        )
+        store.cache_sent(envelope_id="e0", recipient="bob", sent_at=now, targets={"d1": "AA"})
+        assert store.cached_send("old") is None  # older than a day: gone with the next write
+        store.count_resend("e0", "d1", 2)
+        store.cache_sent(envelope_id="e0", recipient="bob", sent_at=now, targets={"d2": "AQ"})
+        entry = store.cached_send("e0")
+        assert entry is not None
+        assert entry.targets == {"d2": "AQ"} and entry.resends == {"d1": 2}
+        for n in range(1, RESEND_CACHE_SIZE + 1):
+            store.cache_sent(envelope_id=f"e{n}", recipient="bob", sent_at=now, targets={})
+    with Store.open(path) as store:  # kept across a restart, the oldest one dropped
+        assert store.cached_send("e0") is None
+        assert store.cached_send("e1") is not None
+        assert store.cached_send(f"e{RESEND_CACHE_SIZE}") is not None
+
+
+def test_retry_records_survive_a_restart_and_are_forgotten_one_by_one(path):
+    from protocol.engine import RetryRecord
+
+    waiting = RetryRecord("bob", "bob-phone", "env-1", 10, 1, 20)
+    failed = RetryRecord("bob", "bob-laptop", "env-2", 11, 5, 30, "failed")
+    with Store.open(path) as store:
+        store.save_retry(waiting)
+        store.save_retry(failed)
+    with Store.open(path) as store:
+        assert store.retries() == {waiting.key: waiting, failed.key: failed}
+        store.forget_retry("bob-phone", "env-1")
+        assert store.retries() == {failed.key: failed}
+
+
+def test_replaced_sessions_are_archived_ten_deep_and_one_used_again_leaves_the_archive(path):
+    from client.store import ARCHIVED_SESSIONS
+
+    bob = generate_device_keys(rng("bob"), signed_prekey_id=1)
+    alice = make_device("alice")
+    bundle = make_prekey_bundle("bob-device-id-00000", bob, None)
+    rand = rng("sessions")
+
+    def new_session() -> Session:
+        return Session.initiate(
+            identity=alice.keys.identity,
+            bundle=bundle,
+            listed_identity_key=bob.identity.public,
+            rng=rand,
+        )
+
+    made = [new_session() for _ in range(ARCHIVED_SESSIONS + 2)]
+    with Store.open(path) as store:
+        for session in made:
+            store.replace_session(
+                account_id="bob", device_id="bob-device-id-00000", session=session
+            )
+    with Store.open(path) as store:
+        archived = store.archived_sessions("bob-device-id-00000")
+        assert [s.base_key for _, s in archived] == [
+            s.base_key for s in reversed(made[1:-1])
+        ]  # the newest first, the oldest beyond ten gone
+        row_id, oldest = archived[-1]
+        store.replace_session(
+            account_id="bob", device_id="bob-device-id-00000", session=oldest, archived=row_id
+        )
+        assert store.session("bob-device-id-00000").base_key == made[1].base_key
+        again = [s.base_key for _, s in store.archived_sessions("bob-device-id-00000")]
+        assert again[0] == made[-1].base_key and made[1].base_key not in again
+        store.delete_session("bob-device-id-00000")
+        assert store.archived_sessions("bob-device-id-00000") == []

@@ -18,6 +18,7 @@ from client.store import OwnDevice, Store, now_ms
 from protocol.content import ContentType, encode_content, new_content
 from protocol.rng import system_rng
 from tests.support.actors import CompanionActor, PrimaryActor, link
+from tests.support.rewriting import FrameRewrite, RewritingConnection
 
 
 def primary_store(primary: PrimaryActor, path: Path) -> Store:
@@ -73,12 +74,19 @@ class Device:
         self.events.append(event)
         self.arrived.set()
 
-    async def connect(self, **options: Any) -> Device:
+    async def connect(self, *, rewrite: FrameRewrite | None = None, **options: Any) -> Device:
+        """Open the device socket; with `rewrite`, a misbehaving server's
+        (tests.support.rewriting.RewritingConnection)."""
         transport = self.messenger.transport
         assert isinstance(transport, HttpTransport)
-        self.connection = DeviceConnection(
-            self.messenger, transport, on_event=self._on_event, **options
-        )
+        if rewrite is None:
+            self.connection = DeviceConnection(
+                self.messenger, transport, on_event=self._on_event, **options
+            )
+        else:
+            self.connection = RewritingConnection(
+                self.messenger, transport, on_event=self._on_event, rewrite=rewrite, **options
+            )
         await self.connection.start()
         return self
 

@@ -14,6 +14,15 @@ real server keeps its honest state. One place for both clients:
     hits = rewrite_json(page, "**/api/devices", "GET", lambda body: {...})   # parsed JSON
     hostile_answer(page, "/api/devices", lambda text: "[" * 100_000)          # raw text
 
+- the Python client's device socket: a connection whose frames from the server go through a
+  function first, and which can be handed a frame the server never sent,
+
+    device = await Device(messenger).connect(rewrite=corrupt_deliveries(0.05, random.Random(1)))
+    await device.connection.inject({"type": "deliver", "envelopes": [old_entry]})
+
+  (`RewritingConnection`; `delivered` logs every envelope the server delivered, `sent`
+  every frame the client sent),
+
 and forgeries of a signed device list that keep the account's old signature
 (`inject_device`, `swap_key`), for either; and for the account's state log, the next entry
 of another branch (`other_branch`: what an own device wrote and the server kept from the
@@ -25,6 +34,7 @@ from __future__ import annotations
 
 import copy
 import json
+import random
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -32,8 +42,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from client.api import Transport
+from client.connection import DeviceConnection
 from protocol.accountstate import build_patch
-from protocol.encoding import b64u_encode
+from protocol.encoding import b64u_decode, b64u_encode
 from protocol.engine import SyncState
 from protocol.keys import generate_identity
 from protocol.rng import system_rng
@@ -85,6 +96,63 @@ class RewritingTransport:
         if name == "inner":
             raise AttributeError(name)
         return getattr(self.inner, name)
+
+
+FrameRewrite = Callable[[dict[str, Any]], dict[str, Any] | None]
+
+
+class RewritingConnection(DeviceConnection):
+    """The device socket of a misbehaving server: each frame it sends passes `rewrite`
+    (None drops it) before the client reads it; `inject` hands the client a frame as if the
+    server had sent it (a replayed `deliver` entry)."""
+
+    def __init__(self, *args: Any, rewrite: FrameRewrite = lambda frame: frame, **kw: Any):
+        super().__init__(*args, **kw)
+        self.rewrite = rewrite
+        self.delivered: list[dict[str, Any]] = []  # as the server sent them
+        self.sent: list[dict[str, Any]] = []
+
+    async def _on_frame(self, frame: dict[str, Any]) -> None:
+        if frame.get("type") == "deliver":
+            self.delivered += copy.deepcopy(frame.get("envelopes") or [])
+        rewritten = self.rewrite(frame)
+        if rewritten is not None:
+            await super()._on_frame(rewritten)
+
+    async def inject(self, frame: dict[str, Any]) -> None:
+        await super()._on_frame(frame)
+
+    async def _send_frame(self, frame: dict[str, Any]) -> None:
+        self.sent.append(frame)
+        await super()._send_frame(frame)
+
+
+def flip_byte(ciphertext: str, rng: random.Random) -> str:
+    """The ciphertext (b64u) with one byte of its last 16 flipped: the AEAD tag, so the
+    envelope fails authentication (a flip in the header could read as a lower counter, which
+    the ratchet takes for a replay and drops by design)."""
+    data = bytearray(b64u_decode(ciphertext))
+    data[len(data) - 1 - rng.randrange(16)] ^= 1 << rng.randrange(8)
+    return b64u_encode(bytes(data))
+
+
+def corrupt_deliveries(
+    share: float, rng: random.Random, *, log: list[str] | None = None
+) -> FrameRewrite:
+    """A rule for `deliver` frames: each envelope's ciphertext has a byte flipped with
+    probability `share` (its id appended to `log`)."""
+
+    def rewrite(frame: dict[str, Any]) -> dict[str, Any]:
+        if frame.get("type") != "deliver":
+            return frame
+        for envelope in frame.get("envelopes") or []:
+            if rng.random() < share:
+                envelope["ciphertext"] = flip_byte(envelope["ciphertext"], rng)
+                if log is not None:
+                    log.append(envelope["id"])
+        return frame
+
+    return rewrite
 
 
 @contextmanager
