@@ -157,7 +157,8 @@ def resend_received(state: DeviceState, event: ContentDecrypted) -> Result:
         inner = decode_content(b64u_decode(content, what="resend content"))
     except ProtocolError:
         return state, [_refuse(event, "malformed_resend")]
-    if inner.type in (ContentType.RETRY_REQUEST, ContentType.RESEND):
+    # a resend inside a resend is refused; an ask inside one is that device's lost ask, asked for
+    if inner.type == ContentType.RESEND:
         return state, [_refuse(event, "malformed_resend")]
     state = replace(state, retries={k: r for k, r in state.retries.items() if k != key})
     return state, [

@@ -299,7 +299,7 @@ def resend_received() -> dict[str, Any]:
         ]
 
     return scenario(
-        "A resend (type 10) answers an ask of this device: its content forgets the record and is applied as a content from that device; content null turns the record failed at once (a failed one stays as it is); a resend nobody asked for, or whose inner content does not decode or is itself a retry request or a resend, is refused. A failed record is answered the same way (a late resend still shows the message).",
+        "A resend (type 10) answers an ask of this device: its content forgets the record and is applied as a content from that device; content null turns the record failed at once (a failed one stays as it is); a resend nobody asked for, or whose inner content does not decode or is itself a resend, is refused; a retry request inside one (a lost ask, asked for) is applied as that device's ask. A failed record is answered the same way (a late resend still shows the message).",
         receiving_state(
             retries=retries(
                 record("e-1", count=1, asked_at=T0),
@@ -358,14 +358,14 @@ def resend_received() -> dict[str, Any]:
                 [refused("bob-phone", "malformed_resend")],
             ),
             (
-                "a resend of e-3 holding a retry request: refused",
-                resend(M7, "e-3", request),
-                [refused("bob-phone", "malformed_resend")],
-            ),
-            (
                 "a resend of e-3 holding a resend: refused",
                 resend(M8, "e-3", nested),
                 [refused("bob-phone", "malformed_resend")],
+            ),
+            (
+                "a resend of e-3 holding a retry request (an ask of bob's phone that was lost and asked for): applied, it is that device's ask",
+                resend(M7, "e-3", request),
+                accepted("e-3", request),
             ),
             (
                 "a late resend for failed e-4: applied",

@@ -168,9 +168,8 @@ export function resendReceived(state, event) {
     if (error instanceof ProtocolError) return [state, [refuse(event, "malformed_resend")]];
     throw error;
   }
-  if (inner.type === ContentType.RETRY_REQUEST || inner.type === ContentType.RESEND) {
-    return [state, [refuse(event, "malformed_resend")]];
-  }
+  // a resend inside a resend is refused; an ask inside one is that device's lost ask, asked for
+  if (inner.type === ContentType.RESEND) return [state, [refuse(event, "malformed_resend")]];
   const retries = new Map(state.retries);
   retries.delete(key);
   state = state.with({ retries });
