@@ -11,7 +11,8 @@ from urllib.parse import quote
 from client import api
 from client.api import ApiError, ServerUnreachable
 from client.events import Event
-from client.sending import OutgoingMessage, Sender
+from client.outgoing import OutgoingMessage
+from client.sending import Sender
 from protocol.content import ContentType
 from protocol.encoding import b64u_encode
 from protocol.exceptions import SyncKeyUnknown

@@ -11,7 +11,7 @@ from typing import Any
 
 from client.contacts import AccountSync
 from client.events import Event, ReceiptOwed
-from client.sending import OutgoingMessage
+from client.outgoing import OutgoingMessage
 from protocol.content import ContentType
 from protocol.encoding import b64u_decode, b64u_encode
 from protocol.engine import MessagesRead, SendContent, read_position, read_state

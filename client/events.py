@@ -5,12 +5,10 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from client.outgoing import OutgoingMessage
 from protocol.engine import RetryRecord
-
-if TYPE_CHECKING:
-    from client.sending import OutgoingMessage
 
 
 @dataclass(frozen=True)

@@ -32,8 +32,9 @@ from client.events import (
     describe,
     format_time,
 )
+from client.outgoing import OutgoingMessage
 from client.receiving import Receiver
-from client.sending import OutgoingMessage, SendRefused
+from client.sending import SendRefused
 from protocol.engine import LIST_MAX_AGE_MS, MAX_MISMATCH_RETRIES
 
 __all__ = [

@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from client import api
 from client.device import Device
+from client.outgoing import OutgoingMessage
 from client.store import AcceptedList, CachedSend
 from protocol import engine
 from protocol.content import Content, ContentType, encode_content, new_content
@@ -38,34 +39,6 @@ class SendRefused(Exception):
         super().__init__(message)
         self.code = code
         self.cause = cause
-
-
-@dataclass(frozen=True)
-class OutgoingMessage:
-    """One `send` frame and what went into it; `retry` rebuilds it after mismatched_devices."""
-
-    envelope_id: str
-    recipient: str
-    content_type: ContentType
-    body: dict[str, Any]
-    message_id: bytes
-    timestamp: int
-    recipient_devices: tuple[str, ...]
-    own_devices: tuple[str, ...]
-    targets: dict[str, bytes] = field(repr=False)
-    attempt: int = 1
-    partial: bool = False  # to one device only: a retry request or a resend (24.4)
-
-    @property
-    def frame(self) -> dict[str, Any]:
-        frame = {
-            "type": "send",
-            "v": 1,
-            "id": self.envelope_id,
-            "recipient": self.recipient,
-            "targets": {d: b64u_encode(c) for d, c in self.targets.items()},
-        }
-        return frame | {"partial": True} if self.partial else frame
 
 
 class Sender(Device):

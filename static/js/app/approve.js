@@ -354,12 +354,13 @@ async function approve() {
     accountKey: keys.identity.public,
   });
   pending = null;
+  // The account's synced state follows to the new device whether or not history was chosen:
+  // it gets the sync key over its pairwise session (docs/protocol.md 23.2). Queued before the
+  // page says it is done: a person who leaves the page then must not cut the share short.
+  await shareSyncKey();
   byId("approve-done-title").textContent = "Device linked";
   byId("approve-done-text").textContent = `${completed.name} is now linked to your account.`;
   showView("approve-done");
-  // The account's synced state follows to the new device whether or not history was chosen:
-  // it gets the sync key over its pairwise session (docs/protocol.md 23.2).
-  await shareSyncKey();
   if (sendHistory) {
     // The progress shows in the notices region (historybar.js); a failure is shown there too.
     const { sendHistory: send } = await import("./history.js");
