@@ -98,6 +98,16 @@ def _is_ms(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**53
 
 
+def _lost_session(device_id: str) -> UnknownSession:
+    """A prekey message whose base key this device used, while no session it holds has that
+    key: the session was lost (storage cleared, restored from a copy), so it is asked for
+    again (docs/protocol.md 24.1), not dropped as a replay. A replay of a message of a session
+    this device still holds is refused by that session."""
+    return UnknownSession(
+        f"prekey message from device {device_id!r}: its session is no longer held here"
+    )
+
+
 class Receiver(Retrier):
     def receive(self, envelope: Mapping[str, Any]) -> list[Event]:
         """Decrypt one delivered envelope and apply it; the caller acks it afterwards.
@@ -232,6 +242,8 @@ class Receiver(Retrier):
                     plaintext = session.decrypt(ciphertext, self.rng)
                     self._keep(account, entry.device_id, session, archived)
                     return plaintext
+            if message.base_key in self.store.used_base_keys:
+                raise _lost_session(entry.device_id)
             inbound = accept_prekey_message(
                 ciphertext,
                 identity=self.device.keys.identity,

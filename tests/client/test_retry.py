@@ -123,6 +123,26 @@ async def test_a_device_that_lost_its_session_recovers_on_the_contacts_next_mess
     await bob_phone.close()
 
 
+async def test_a_session_lost_before_the_sender_heard_back_is_asked_for_not_taken_for_a_replay(
+    pair,
+):
+    """The sender has not heard back, so its next message is a prekey message again, with the
+    base key this device used already: with the session gone that is a lost session, not a
+    replay, and the message is asked for and comes."""
+    alice, bob = pair
+    alice_phone, bob_phone = await connected(alice, bob)
+    await alice_phone.connection.send_text(bob.account_id, "one")
+    await bob_phone.wait_for(TextMessage)
+    bob.store.delete_session(alice.device.device_id)  # storage cleared for that contact
+
+    await alice_phone.connection.send_text(bob.account_id, "two")
+    await bob_phone.wait_for(TextMessage, 2)
+    assert [m.text for m in bob_phone.of(TextMessage)] == ["one", "two"]
+    assert len(bob_phone.of(MessageWaiting)) == 1 and bob.store.retries() == {}
+    await alice_phone.close()
+    await bob_phone.close()
+
+
 async def test_a_message_the_sender_no_longer_holds_ends_as_could_not_be_decrypted(pair):
     """The sender's cache entry expired (older than RESEND_CACHE_MS): its answer says so,
     and the line turns into "could not be decrypted" at once, not after every ask."""

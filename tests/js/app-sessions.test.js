@@ -46,12 +46,14 @@ test("a prekey message starts a session and names the base key and one-time prek
   assert.equal(again.oneTimePrekeyId, null);
 });
 
-test("a replayed prekey message is refused once its base key was used and its session is gone", () => {
+test("a prekey message again is a replay while its session is held, a lost session once it is gone", () => {
   const alice = makeDevice("app replay alice");
   const bob = makeDevice("app replay bob");
   const first = startSession(alice, bob).encrypt(utf8("hello"), alice.rng);
-  receive(bob, alice, first, undefined);
-  assert.throws(() => receive(bob, alice, first, undefined, { baseKeyUsed: true }), p.ReplayDetected);
+  const got = receive(bob, alice, first, undefined);
+  assert.throws(() => receive(bob, alice, first, got.record, { baseKeyUsed: true }), p.ReplayDetected);
+  // storage cleared for that contact: asked for again (docs/protocol.md 24.1), not dropped
+  assert.throws(() => receive(bob, alice, first, undefined, { baseKeyUsed: true }), p.UnknownSession);
 });
 
 test("a replayed ratchet message is refused by the stored session", () => {

@@ -93,12 +93,16 @@ export function decryptFrom({ data, accountId, deviceId, listedKey, record, keys
         };
       }
     }
+    // Its base key was used and no session holds it: the session was lost (storage cleared,
+    // restored from a copy), so the message is asked for again (24.1), not dropped as a
+    // replay; a replay of a session still held is refused by that session above.
+    if (baseKeyUsed) throw new UnknownSession(`prekey message from device ${deviceId}: its session is no longer held here`);
     const inbound = acceptPrekeyMessage(data, {
       identity: keys.identity,
       signedPrekeys: { [keys.signedPrekey.id]: keys.signedPrekey.key },
       oneTimePrekeys: Object.fromEntries(keys.oneTimePrekeys.map((k) => [k.id, k.key])),
       senderIdentityKey: listedKey,
-      usedBaseKeys: baseKeyUsed ? [message.baseKey] : [],
+      usedBaseKeys: [],
       rng: systemRng,
     });
     return {
