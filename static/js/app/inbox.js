@@ -32,7 +32,7 @@ import { decryptFrom } from "./sessions.js";
 import { sendFrame } from "./socket.js";
 import { withStateLock } from "./statelock.js";
 import * as store from "./store.js";
-import { onSynced, syncCheckpointReceived, syncedValue, syncKeyReceived, syncMutate } from "./sync.js";
+import { onSynced, queueReceived, syncedValue, syncMutate, syncQueued } from "./sync.js";
 
 const { b64uDecode, b64uEncode, bytesEqual } = encoding;
 
@@ -276,14 +276,17 @@ async function planEffects(me, sender, effects, state, outer) {
       const body = /** @type {any} */ (effect.body);
       const from = effect.senderDevice;
       plan = merged(plan, { after: [() => acceptHistoryKey(from, body)] });
-    } else if (effect instanceof engine.AcceptSyncKey) {
+    } else if (effect instanceof engine.AcceptSyncKey || effect instanceof engine.AcceptSyncCheckpoint) {
+      // kept with the envelope (before its ack), then handed to the sync machine: a page left
+      // at once (a new device's first pages) must not lose the account's key
       const body = /** @type {any} */ (effect.body);
       const from = effect.senderDevice;
-      plan = merged(plan, { after: [() => syncKeyReceived(from, body)] });
-    } else if (effect instanceof engine.AcceptSyncCheckpoint) {
-      const body = /** @type {any} */ (effect.body);
-      const from = effect.senderDevice;
-      plan = merged(plan, { after: [() => syncCheckpointReceived(from, body)] });
+      const kind = effect instanceof engine.AcceptSyncKey ? "key" : "checkpoint";
+      plan = merged(plan, {
+        stores: ["meta"],
+        write: (s) => queueReceived(s, kind, from, body),
+        after: [() => syncQueued()],
+      });
     } else if (effect instanceof engine.AcceptRetryRequest) {
       plan = merged(plan, await resendWrites(state, effect));
     } else if (effect instanceof engine.AcceptResend && outer) {

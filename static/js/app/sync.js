@@ -53,10 +53,13 @@ export async function syncedValue(collection, index) {
 }
 
 /**
- * The person's changes not yet handed to the machine (meta "sync-queue"): kept at once, in
- * their own transaction, because a page may close (a click on another chat) while an earlier
- * run still holds the machine's lock; the next run takes them, on this page or the next.
- * @typedef {{id: string, mutations: [string, string[], Record<string, any> | null][], now: number}} QueuedMutations
+ * What is not yet handed to the machine (meta "sync-queue"): the person's changes, kept at
+ * once in their own transaction, and a sync key or checkpoint from an own device, kept in the
+ * transaction of the envelope that brought it (before its ack) — because a page may close (a
+ * click on another chat, the page a new device lands on) while an earlier run still holds the
+ * machine's lock; the next run takes them, on this page or the next.
+ * @typedef {{id: string, now: number, mutations?: [string, string[], Record<string, any> | null][],
+ *   key?: {senderDevice: string, body: any}, checkpoint?: {senderDevice: string, body: any}}} QueuedMutations
  */
 const QUEUE = "sync-queue";
 
@@ -80,9 +83,9 @@ function run(makeEvent) {
     const taken = await queued();
     if (taken.length) {
       // the queued changes and the state that holds them are stored in one transaction
-      for (const { mutations, now } of taken) {
+      for (const item of taken) {
         let effects;
-        [state, effects] = engine.handleSync(state, new engine.SyncMutated(mutations, now, systemRng(32)));
+        [state, effects] = engine.handleSync(state, queuedEvent(item, systemRng(32)));
         queue.push(...effects.filter((e) => !(e instanceof engine.StoreSync)));
       }
       const ids = new Set(taken.map((q) => q.id));
@@ -136,6 +139,15 @@ function run(makeEvent) {
   return locked.catch((error) => console.warn("Parley: account sync failed", error));
 }
 
+/** The machine's event for a queued item. @param {QueuedMutations} item @param {Uint8Array} seed */
+function queuedEvent(item, seed) {
+  if (item.key) return new engine.SyncKeyReceived(item.key.senderDevice, item.key.body, item.now, seed);
+  if (item.checkpoint) {
+    return new engine.SyncCheckpointReceived(item.checkpoint.senderDevice, item.checkpoint.body, item.now, seed);
+  }
+  return new engine.SyncMutated(item.mutations ?? [], item.now, seed);
+}
+
 /** A page of the log may hold one snapshot of up to 8 MiB, as base64url in JSON (19.3). */
 const STATE_ANSWER_BYTES = Math.ceil((MAX_SNAPSHOT_BYTES * 4) / 3) + 1024 * 1024;
 
@@ -170,14 +182,23 @@ export function syncFetch(version) {
   return run((seed) => new engine.SyncFetchWanted(version, Date.now(), seed));
 }
 
-/** An account sync key the device engine accepted from an own device. @param {string} senderDevice @param {any} body */
-export function syncKeyReceived(senderDevice, body) {
-  return run((seed) => new engine.SyncKeyReceived(senderDevice, body, Date.now(), seed));
+/**
+ * An account sync key (`kind` "key") or checkpoint ("checkpoint") the device engine accepted
+ * from an own device, kept in the transaction `s` of the envelope that brought it (its stores
+ * include "meta"); `syncQueued` then runs the machine on it.
+ * @param {Record<string, IDBObjectStore>} s @param {"key" | "checkpoint"} kind
+ * @param {string} senderDevice @param {any} body
+ */
+export function queueReceived(s, kind, senderDevice, body) {
+  /** @type {QueuedMutations} */
+  const item = { id: crypto.randomUUID(), now: Date.now(), [kind]: { senderDevice, body } };
+  const get = s.meta.get(QUEUE);
+  get.onsuccess = () => s.meta.put([...(get.result ?? []), item], QUEUE);
 }
 
-/** An own device's checkpoint (type 8) the device engine accepted. @param {string} senderDevice @param {any} body */
-export function syncCheckpointReceived(senderDevice, body) {
-  return run((seed) => new engine.SyncCheckpointReceived(senderDevice, body, Date.now(), seed));
+/** Run the machine on what is queued (a key or checkpoint just kept with its envelope). */
+export function syncQueued() {
+  return run(null);
 }
 
 /** A device was just linked by this one: send it the sync key (made first if the account has none). */
