@@ -21,9 +21,13 @@ done
 logs=("$(mktemp)" "$(mktemp)")
 trap 'rm -f "${logs[@]}"' EXIT
 pids=()
-.venv/bin/pytest "${first[@]}" "$@" >"${logs[0]}" 2>&1 &
+# A browser test that fails is run once more (pytest-rerunfailures; shown as R and in the
+# summary): a few account-sync tests still fail now and then on a loaded 2-core machine, for
+# reasons not all understood (docs: the closing notes); a test failing twice fails the run.
+rerun=(--reruns 1)
+.venv/bin/pytest "${rerun[@]}" "${first[@]}" "$@" >"${logs[0]}" 2>&1 &
 pids+=("$!")
-.venv/bin/pytest "${second[@]}" "$@" >"${logs[1]}" 2>&1 &
+.venv/bin/pytest "${rerun[@]}" "${second[@]}" "$@" >"${logs[1]}" 2>&1 &
 pids+=("$!")
 .venv/bin/pytest --ignore=tests/browser "$@"
 others=$?
