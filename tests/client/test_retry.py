@@ -152,10 +152,12 @@ async def test_a_message_the_sender_no_longer_holds_ends_as_could_not_be_decrypt
     await bob_phone.wait_for(TextMessage)
     await bob_phone.connection.send_text(alice.account_id, "two")
     await alice_phone.wait_for(TextMessage)
+    await bob_phone.close()  # so that alice is offline before bob's ask can reach her
     bob.store.delete_session(alice.device.device_id)
     sent = await alice_phone.connection.send_text(bob.account_id, "three")
     await alice_phone.close()  # offline while its copy of "three" expires
     age_cache(alice, RESEND_CACHE_MS + 1)
+    [bob_phone] = await connected(bob)
     [waiting] = await bob_phone.wait_for(MessageWaiting)
     [alice_phone] = await connected(alice)
 
@@ -166,7 +168,8 @@ async def test_a_message_the_sender_no_longer_holds_ends_as_could_not_be_decrypt
     assert f"This message from {alice.account_id} could not be decrypted" in line
     [record] = bob.store.retries().values()
     assert record.state == "failed" and record.count == 1
-    assert [m.text for m in bob_phone.of(TextMessage)] == ["one"]
+    assert bob_phone.of(TextMessage) == []
+    assert [m["text"] for m in bob.store.messages(alice.account_id)] == ["one", "two"]
     await alice_phone.close()
     await bob_phone.close()
 
@@ -219,10 +222,13 @@ def test_the_cli_shows_a_message_that_could_not_be_decrypted_and_asks_again(pair
         await bob_phone.wait_for(TextMessage)
         await bob_phone.connection.send_text(alice.account_id, "two")
         await alice_phone.wait_for(TextMessage)
+        await bob_phone.close()  # alice is offline before bob's ask can reach her
         bob.store.delete_session(alice.device.device_id)
         sent = await alice_phone.connection.send_text(bob.account_id, "three")
         await alice_phone.close()
         age_cache(alice, RESEND_CACHE_MS + 1)
+        [bob_phone] = await connected(bob)
+        await bob_phone.wait_for(MessageWaiting)
         [alice_phone] = await connected(alice)
         await bob_phone.wait_for(MessageUndecryptable)
         await alice_phone.close()
