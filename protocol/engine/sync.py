@@ -234,7 +234,7 @@ def _fetched(state: SyncState, event: SyncAnswered) -> Result:
     before = state.account
     try:
         server_version, entries, more = _listing(event.body)
-        state = _settle_proposed(state, entries)
+        state = _settle_proposed(state, entries, complete=not more)
         _check_floor(state, entries)
         account = apply_entries(before, entries, keys=state.keys)
         if not more:
@@ -274,9 +274,13 @@ def _check_floor(state: SyncState, entries: list[tuple[int, bytes]]) -> None:
             )
 
 
-def _settle_proposed(state: SyncState, entries: list[tuple[int, bytes]]) -> SyncState:
+def _settle_proposed(
+    state: SyncState, entries: list[tuple[int, bytes]], *, complete: bool
+) -> SyncState:
     """A key this device created joins the ring when the log holds an entry under it (its
-    write was stored after all), and is forgotten once the log is past its version."""
+    write was stored after all), and is forgotten once the log is past its version or read
+    to its end without it (the write never reached the log: nobody else can supersede an
+    entry under a key only this device holds, so a stored one would be listed)."""
     proposed = state.proposed
     if proposed is None:
         return state
@@ -289,7 +293,7 @@ def _settle_proposed(state: SyncState, entries: list[tuple[int, bytes]]) -> Sync
     if any(e.key_id == proposed.key_id for e in written):
         keys = by_since((*state.keys, proposed))
         return replace(state, keys=keys, proposed=None, share=True, rotate=False)
-    if any(e.version >= proposed.since_version for e in written):
+    if complete or any(e.version >= proposed.since_version for e in written):
         return replace(state, proposed=None)
     return state
 

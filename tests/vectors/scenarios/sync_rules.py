@@ -795,6 +795,59 @@ def stale_snapshot_refused() -> dict[str, Any]:
     )
 
 
+def lost_write_written_again() -> dict[str, Any]:
+    """The socket drops while the first key's snapshot is in flight, and the write never
+    reached the server: the read after the reconnect shows a log without it, so the key is
+    forgotten and a new one written (not asked about again and again), then the change."""
+    rng = TestRng(event_seed("bob"))
+    lost = build_snapshot(
+        AccountState(), version=1, key=new_sync_key(rng, since_version=1), rng=rng
+    )
+    rng = TestRng(event_seed("nothing stored"))
+    first = new_sync_key(rng, since_version=1)
+    log = Log()
+    snap = build_snapshot(AccountState(), version=1, key=first, rng=rng)
+    log.state, log.entries = snap.state, [snap]
+    bob = contact("bob", T1, "alice-phone")
+    patch = log.patch(first, [bob], "first stored")
+    empty = AccountState()
+    return sync_scenario(
+        "A write lost with its socket, never stored: after the reconnect the machine reads the log to its end; no entry under the key it proposed, so the key is forgotten and the state written again under a new one, then the person's change. A stored write would have been listed (only this device holds its key, so nobody can supersede it).",
+        sync_state("alice-phone", empty, keys=()),
+        [
+            (
+                "alice adds bob: the account has no key yet",
+                mutated([bob], "bob"),
+                [stored(empty, keys=(), pending=1), post("s1", lost)],
+            ),
+            (
+                "the socket drops before the answer: read the log",
+                simple("sync_fetch_wanted", "reconnected", T2, version=None),
+                [get("s2", 0)],
+            ),
+            (
+                "the log is empty: the write never reached it; a new key, written again",
+                answered("s2", 200, listing([], 0), "nothing stored", T2),
+                [stored(empty, keys=(), pending=1), post("s3", snap)],
+            ),
+            (
+                "201: the key is the account's; then bob",
+                answered("s3", 201, {"version": 1}, "first stored", T2),
+                [stored(snap.state, keys=(first,), pending=1), post("s4", patch)],
+            ),
+            (
+                "201: bob is written, and the key goes to the own devices",
+                answered("s4", 201, {"version": 2}, "bob stored", T3),
+                [
+                    stored(patch.state, keys=(first,)),
+                    changed(patch.state, ("contacts", "bob")),
+                    shared(first, patch.state),
+                ],
+            ),
+        ],
+    )
+
+
 SCENARIOS = {
     "sync_mutation_written.json": mutation_written,
     "sync_conflict_rebased.json": conflict_rebased,
@@ -806,4 +859,5 @@ SCENARIOS = {
     "sync_checkpoint_sent.json": checkpoint_sent,
     "sync_checkpoint_received.json": checkpoint_received,
     "sync_stale_snapshot_refused.json": stale_snapshot_refused,
+    "sync_lost_write_written_again.json": lost_write_written_again,
 }

@@ -217,7 +217,7 @@ function fetched(state, event) {
     let serverVersion;
     let entries;
     [serverVersion, entries, more] = listing(event.body);
-    state = settleProposed(state, entries);
+    state = settleProposed(state, entries, !more);
     checkFloor(state, entries);
     account = applyEntries(before, entries, { keys: state.keys });
     if (!more) checkFetched(account, { serverVersion, keys: state.keys, checkpoint: state.checkpoint });
@@ -258,10 +258,12 @@ function checkFloor(state, entries) {
 
 /**
  * A key this device created joins the ring when the log holds an entry under it (its write
- * was stored after all), and is forgotten once the log is past its version.
- * @param {SyncState} state @param {[number, Uint8Array][]} entries
+ * was stored after all), and is forgotten once the log is past its version or read to its end
+ * without it (the write never reached the log: nobody else can supersede an entry under a key
+ * only this device holds, so a stored one would be listed).
+ * @param {SyncState} state @param {[number, Uint8Array][]} entries @param {boolean} complete
  */
-function settleProposed(state, entries) {
+function settleProposed(state, entries, complete) {
   const { proposed } = state;
   if (proposed === null) return state;
   const writtenEntries = [];
@@ -275,7 +277,7 @@ function settleProposed(state, entries) {
   if (writtenEntries.some((e) => bytesEqual(e.keyId, proposed.keyId))) {
     return state.with({ keys: bySince([...state.keys, proposed]), proposed: null, share: true, rotate: false });
   }
-  if (writtenEntries.some((e) => e.version >= proposed.sinceVersion)) return state.with({ proposed: null });
+  if (complete || writtenEntries.some((e) => e.version >= proposed.sinceVersion)) return state.with({ proposed: null });
   return state;
 }
 
