@@ -64,13 +64,29 @@ def stored_sync(page: Page) -> SyncState:
     return SyncState.from_dict(page.evaluate(STORED_SYNC))
 
 
-QUEUED = STORED_SYNC.replace('get("sync")', 'get("sync-queue")')
-SETTLED = f"""async () => {{
-    const state = await ({STORED_SYNC})();
-    const queued = (await ({QUEUED})()) ?? [];
-    return Boolean(state) && queued.length === 0 && state.pending.length === 0
-        && state.request === null && !state.rotate;
-}}"""
+# the state and the queue read in one transaction: a run that takes a change from the queue
+# stores both in one, and two reads could see the state before it and the queue after it
+SETTLED = """() => new Promise((resolve, reject) => {
+    const open = indexedDB.open("parley");
+    open.onsuccess = () => {
+        const meta = open.result.transaction("meta").objectStore("meta");
+        const state = meta.get("sync");
+        const queued = meta.get("sync-queue");
+        queued.onsuccess = () => resolve(Boolean(state.result) && (queued.result ?? []).length === 0
+            && state.result.pending.length === 0 && state.result.request === null
+            && !state.result.rotate);
+        queued.onerror = () => reject(queued.error);
+    };
+})"""
+
+
+def holds(page: Page, text: str) -> None:
+    """Wait until the browser's sync state holds `text` (a contact is listed before its change
+    is queued for the log)."""
+    page.wait_for_function(
+        f"async () => JSON.stringify(await ({STORED_SYNC})()).includes({json.dumps(text)})",
+        timeout=SLOW,
+    )
 
 
 def settled(*pages: Page) -> int:
@@ -151,11 +167,7 @@ def test_a_removed_companion_with_the_old_key_and_the_whole_log_reads_nothing_wr
     alice.get_by_label("Add a contact by username").fill(carol)
     alice.get_by_role("button", name="Add", exact=True).click()
     expect(contact_row(alice, carol)).to_be_visible(timeout=SLOW)
-    # (the contact is listed before its change is queued for the log: wait for the state)
-    alice.wait_for_function(
-        f"async () => JSON.stringify(await ({STORED_SYNC})()).includes({json.dumps(carol)})",
-        timeout=SLOW,
-    )
+    holds(alice, carol)
 
     # The state is written again under a new key the laptop never got: its copy of the old
     # key and a full copy of the server's log show nothing of carol.
@@ -255,7 +267,9 @@ def test_a_dropped_replayed_or_reordered_state_entry_is_refused_and_the_state_ke
 
     hits = rewrite_json(laptop, STATE_READS, "GET", misbehave)
     add_contact(alice, carol)
-    alice.get_by_label("Send read receipts").uncheck()  # a second change after it
+    holds(alice, carol)
+    settled(alice)  # carol is one entry of the log: the change below is another
+    alice.get_by_label("Send read receipts").uncheck()
     notice = laptop.locator("#sync-refused")
     expect(notice).to_contain_text("were not updated from your other devices", timeout=SLOW)
     expect(notice).to_contain_text(expected, timeout=SLOW)

@@ -185,6 +185,7 @@ export function storedOf(record) {
     ),
     list: record.deviceList.toJSON(),
     checkedAt: record.checkedAt,
+    suspended: [...record.suspended],
   };
 }
 

@@ -20,7 +20,7 @@ import { onDeviceFrame, onLeader, onSocketOpen, sendFrame, socketOpen } from "./
 import * as store from "./store.js";
 import "./contacts.js"; // applies synced contacts (sync.js onSynced)
 import "./flags.js"; // applies synced pins, archives, mutes and blocks
-import { syncFetch } from "./sync.js";
+import { syncFetch, syncReconnected } from "./sync.js";
 
 /** The server says the own list changed: the engine fetches and checks it. @param {any} frame */
 function ownListChanged(frame) {
@@ -34,12 +34,13 @@ function ownListChanged(frame) {
     .catch((error) => console.warn("Parley: own device list refresh failed", error));
 }
 
-/** The own list, when older than the engine's LIST_MAX_AGE_MS: a device that was offline
- * when another logged out learns it here (and the sync machine re-keys, 22.8). */
+/** The own list, fetched afresh on every (re)connect: a device that was offline when another
+ * logged out, or a page closed between a removal and accepting its list, learns it here (and
+ * the sync machine re-keys, 22.8), as the Python client does. */
 async function ownListChecked() {
   const me = await store.getSelf();
   if (!me) return;
-  runEngine(new engine.ListWanted(me.accountId, Date.now()), []).catch((error) =>
+  runEngine(new engine.ListWanted(me.accountId, Date.now(), true), []).catch((error) =>
     console.warn("Parley: own device list check failed", error),
   );
 }
@@ -69,7 +70,7 @@ export async function startMessenger() {
     onDeviceFrame(onFrame);
     onSocketOpen(() => {
       flush();
-      syncFetch(null); // the state_changed doorbell may have rung while the socket was closed
+      syncReconnected(); // the state_changed doorbell may have rung while the socket was closed
       ownListChecked();
     });
     // Deliveries that reached the socket before this listener existed were not handled:
@@ -78,7 +79,7 @@ export async function startMessenger() {
     if (sendFrame({ type: frames.FETCH })) {
       flush();
       refillPrekeys();
-      syncFetch(null);
+      syncReconnected();
       ownListChecked();
     }
     resumeHistory();

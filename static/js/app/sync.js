@@ -53,13 +53,16 @@ export async function syncedValue(collection, index) {
 }
 
 /**
- * What is not yet handed to the machine (meta "sync-queue"): the person's changes, kept at
- * once in their own transaction, and a sync key or checkpoint from an own device, kept in the
- * transaction of the envelope that brought it (before its ack) — because a page may close (a
- * click on another chat, the page a new device lands on) while an earlier run still holds the
- * machine's lock; the next run takes them, on this page or the next.
+ * What is not yet handed to the machine (meta "sync-queue"): the person's changes and the own
+ * devices as just listed, kept at once in their own transaction, and a sync key or checkpoint
+ * from an own device, kept in the transaction of the envelope that brought it (before its
+ * ack) — because a page may close (a click on another chat, the page a new device lands on)
+ * while an earlier run still holds the machine's lock; the next run takes them, on this page
+ * or the next. (A device's removal told only to a run that never ran was a re-key lost: the
+ * next page's list is no news.)
  * @typedef {{id: string, now: number, mutations?: [string, string[], Record<string, any> | null][],
- *   key?: {senderDevice: string, body: any}, checkpoint?: {senderDevice: string, body: any}}} QueuedMutations
+ *   key?: {senderDevice: string, body: any}, checkpoint?: {senderDevice: string, body: any},
+ *   devices?: {listed: string[], suspended: string[]}}} QueuedMutations
  */
 const QUEUE = "sync-queue";
 
@@ -145,6 +148,7 @@ function queuedEvent(item, seed) {
   if (item.checkpoint) {
     return new engine.SyncCheckpointReceived(item.checkpoint.senderDevice, item.checkpoint.body, item.now, seed);
   }
+  if (item.devices) return new engine.SyncDevicesListed(item.devices.listed, item.devices.suspended, item.now, seed);
   return new engine.SyncMutated(item.mutations ?? [], item.now, seed);
 }
 
@@ -167,19 +171,46 @@ async function perform(effect) {
  * The person changed what follows the account: each [collection, index, value | null].
  * @param {[string, string[], Record<string, any> | null][]} mutations
  */
-export async function syncMutate(mutations) {
-  /** @type {QueuedMutations} */
-  const change = { id: crypto.randomUUID(), mutations, now: Date.now() };
-  await store.transact(["meta"], (s) => {
-    const get = s.meta.get(QUEUE);
-    get.onsuccess = () => s.meta.put([...(get.result ?? []), change], QUEUE);
-  });
+export function syncMutate(mutations) {
+  return queueAndRun({ id: crypto.randomUUID(), mutations, now: Date.now() });
+}
+
+/**
+ * Add `item` to the queue in the transaction `s` (its stores include "meta").
+ * @param {Record<string, IDBObjectStore>} s @param {QueuedMutations} item
+ */
+function enqueue(s, item) {
+  const get = s.meta.get(QUEUE);
+  get.onsuccess = () => s.meta.put([...(get.result ?? []), item], QUEUE);
+}
+
+/** Keep `item` in the queue, then run the machine on the queue. @param {QueuedMutations} item */
+async function queueAndRun(item) {
+  await store.transact(["meta"], (s) => enqueue(s, item));
   return run(null);
 }
 
 /** Read the log: `version` from a state_changed frame, or null on (re)connect and load. @param {number | null} version */
 export function syncFetch(version) {
   return run((seed) => new engine.SyncFetchWanted(version, Date.now(), seed));
+}
+
+/**
+ * The socket (re)connected or the page loaded: the machine is told the own list as accepted
+ * here (a page closed between accepting a list without a device and telling the machine
+ * would otherwise leave the removed device holding the key for good; the same list again is
+ * nothing to the machine), then reads the log.
+ */
+export async function syncReconnected() {
+  const me = await store.getSelf();
+  const own = me ? await store.getAcceptedList(me.accountId) : undefined;
+  if (own?.list?.devices) {
+    const listed = own.list.devices.map((/** @type {any} */ d) => String(d.device_id));
+    const suspended = (own.suspended ?? []).filter((id) => listed.includes(id));
+    const item = { id: crypto.randomUUID(), devices: { listed, suspended }, now: Date.now() };
+    await store.transact(["meta"], (s) => enqueue(s, item));
+  }
+  return syncFetch(null);
 }
 
 /**
@@ -190,10 +221,7 @@ export function syncFetch(version) {
  * @param {string} senderDevice @param {any} body
  */
 export function queueReceived(s, kind, senderDevice, body) {
-  /** @type {QueuedMutations} */
-  const item = { id: crypto.randomUUID(), now: Date.now(), [kind]: { senderDevice, body } };
-  const get = s.meta.get(QUEUE);
-  get.onsuccess = () => s.meta.put([...(get.result ?? []), item], QUEUE);
+  enqueue(s, { id: crypto.randomUUID(), now: Date.now(), [kind]: { senderDevice, body } });
 }
 
 /** Run the machine on what is queued (a key or checkpoint just kept with its envelope). */
@@ -213,7 +241,7 @@ export function shareSyncKey() {
  * @param {string[]} listed @param {string[]} suspended
  */
 export function syncDevicesListed(listed, suspended) {
-  return run((seed) => new engine.SyncDevicesListed(listed, suspended, Date.now(), seed));
+  return queueAndRun({ id: crypto.randomUUID(), devices: { listed, suspended }, now: Date.now() });
 }
 
 /** The person uses this device: the machine writes its last use when one is due (22.8). */
