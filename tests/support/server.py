@@ -94,7 +94,9 @@ def start_server(
         {
             "DATABASE_URL": database_url or f"sqlite:///{workdir / 'db.sqlite3'}",
             "PARLEY_ORIGIN": f"http://localhost:{port}",
-            "DEBUG": "1",
+            # as deployed: DEBUG off (static files and scripts' hashes read once, not per request)
+            "DEBUG": "0",
+            "SECRET_KEY": "parley-tests",
             "PYTHONUNBUFFERED": "1",
             "DJANGO_SETTINGS_MODULE": "config.settings",
             # Many test devices share 127.0.0.1; the limits themselves are tested in-process.
