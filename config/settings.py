@@ -145,7 +145,9 @@ if REDIS_URL:
         "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
     }
 else:
-    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    # One process: Channels' InMemoryChannelLayer contract at a cost per message that stays flat
+    # as sockets connect (that layer walks every channel on each receive; docs/architecture.md).
+    CHANNEL_LAYERS = {"default": {"BACKEND": "web.channel_layer.LocalChannelLayer"}}
 
 _https = _origin.scheme == "https"
 # Behind a TLS-terminating load balancer, trust its X-Forwarded-Proto (docs/operations.md).

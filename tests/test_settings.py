@@ -49,7 +49,7 @@ def test_nothing_set_means_sqlite_and_the_in_process_layer():
     assert result.returncode == 0, result.stderr
     loaded = json.loads(result.stdout)
     assert loaded["engine"] == "django.db.backends.sqlite3"
-    assert loaded["layer"]["BACKEND"] == "channels.layers.InMemoryChannelLayer"
+    assert loaded["layer"]["BACKEND"] == "web.channel_layer.LocalChannelLayer"
     assert (loaded["rp_id"], loaded["origin"]) == ("localhost", "http://localhost:8000")
 
 

@@ -381,12 +381,14 @@ async def test_a_lost_doorbell_is_made_good_even_after_later_envelopes_were_forw
     from channels.layers import get_channel_layer
 
     from devices.events import device_group
+    from devices.models import DeviceSocket
 
     laptop, bob, alice = people["alice_laptop"], people["bob"], people["alice"]
     receiver = await connect(bob)
     layer = get_channel_layer()
     # Take bob's socket out of its group for one send: that doorbell is lost.
-    bob_channel = next(iter(layer.groups[device_group(bob.device_id)]))
+    bob_socket = await DeviceSocket.objects.aget(device_id=bob.device_id)
+    bob_channel = bob_socket.channel_name
     await layer.group_discard(device_group(bob.device_id), bob_channel)
     sender = await connect(laptop)
     await sender.send_to(
