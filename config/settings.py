@@ -147,7 +147,15 @@ if REDIS_URL:
 else:
     # One process: Channels' InMemoryChannelLayer contract at a cost per message that stays flat
     # as sockets connect (that layer walks every channel on each receive; docs/architecture.md).
-    CHANNEL_LAYERS = {"default": {"BACKEND": "web.channel_layer.LocalChannelLayer"}}
+    # A membership lasts a year, not Channels' default day: a desktop's socket may stay open
+    # for weeks, and one that dropped out of its device group would miss `device.revoked`.
+    # (Every consumer discards its groups when it closes; a crash takes the process's layer.)
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "web.channel_layer.LocalChannelLayer",
+            "CONFIG": {"group_expiry": 365 * 86400},
+        }
+    }
 
 _https = _origin.scheme == "https"
 # Behind a TLS-terminating load balancer, trust its X-Forwarded-Proto (docs/operations.md).
