@@ -1,7 +1,7 @@
 """End-to-end envelope throughput and latency: Parley against the bare relay, same generator.
 
     python bench/load.py [--seconds 6] [--pairs 50] [--sizes 300,4096] [--layers memory,redis]
-                         [--plot docs/benchmarks-load.png]
+                         [--idle 0,2000,10000] [--plot docs/benchmarks-load.png]
 
 Every device holds one socket. A send carries one ciphertext per target device (1 for
 1-to-1; 9 for 5-to-5: the recipient's 5 devices and the sender's 4 others), and counts as
@@ -10,6 +10,14 @@ and deleted (four frames: send, accepted, deliver, ack). Ciphertexts carry the s
 latency is send to receipt. Closed loop (each sender waits for its last send to be done)
 measures peak throughput; open loop (fixed send rate, no waiting) measures latency at a
 given offered load. Loopback only; every phase is bounded in time.
+
+Every phase also reads the server process's CPU time from /proc over its counted window:
+server CPU µs per delivered envelope and the share of one core the server used, for the
+relay and for Parley alike (a relay short of a core is limited by the generator, which
+flatters throughput ratios; CPU per envelope is not). The "idle sockets" series holds that
+many more sockets open on the server (one idle device of an account nobody writes to, or
+idle relay clients) while the pairs run at peak: a cost per message that grows with the
+sockets connected shows there.
 """
 
 from __future__ import annotations
@@ -19,6 +27,7 @@ import asyncio
 import json
 import os
 import random
+import resource
 import secrets
 import subprocess
 import sys
@@ -26,6 +35,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -69,6 +79,15 @@ class Result:
     deliveries: int
     seconds: float
     latencies_ms: list[float]
+    server_cpu: float  # CPU seconds the server process used over the counted window
+
+    @property
+    def cpu_us_per_envelope(self) -> float:
+        return self.server_cpu * 1e6 / self.deliveries if self.deliveries else float("nan")
+
+    @property
+    def core_share(self) -> float:
+        return self.server_cpu / self.seconds
 
     @property
     def send_rate(self) -> float:
@@ -93,6 +112,15 @@ class Run:
     latencies: list[float] = field(default_factory=list)
     sends: int = 0
     deliveries: int = 0
+
+
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (/proc/PID/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS
 
 
 def stamp(size: int) -> str:
@@ -146,12 +174,22 @@ async def phase(
     seconds: float,
     size: int,
     rate_per_sender: float | None,
+    server_pid: int,
 ) -> Result:
     """Closed loop when rate_per_sender is None, else open loop at that rate."""
     run = Run(count_from=time.monotonic() + 1.0)
     run_ref[0] = run
     phase_tag = secrets.token_hex(3)
     stop_at = run.count_from + seconds
+
+    async def server_cpu() -> float:
+        """The server's CPU time over the counted window [count_from, stop_at]."""
+        await asyncio.sleep(run.count_from - time.monotonic())
+        before = cpu_seconds(server_pid)
+        await asyncio.sleep(stop_at - time.monotonic())
+        return cpu_seconds(server_pid) - before
+
+    window = asyncio.create_task(server_cpu())
 
     async def loop(sender: Sender) -> None:
         sock = sockets[sender.device.device_id]
@@ -191,6 +229,7 @@ async def phase(
                 await asyncio.sleep(max(0.0, next_at - time.monotonic()))
 
     await asyncio.gather(*(loop(s) for s in senders))
+    used = await window
     if rate_per_sender is not None and run.done:  # let the tail arrive before the next phase
         try:
             await asyncio.wait_for(asyncio.gather(*(e.wait() for e in list(run.done.values()))), 15)
@@ -204,6 +243,7 @@ async def phase(
         deliveries=run.deliveries,
         seconds=seconds,
         latencies_ms=run.latencies,
+        server_cpu=used,
     )
 
 
@@ -214,6 +254,7 @@ async def measure(
     *,
     seconds: float,
     size: int,
+    server_pid: int,
     sweep: tuple[float, ...] = (),
     single: Sender | None = None,
 ) -> list[Result]:
@@ -232,6 +273,7 @@ async def measure(
                     seconds=seconds / 2,
                     size=size,
                     rate_per_sender=None,
+                    server_pid=server_pid,
                 )
             )
         peak = await phase(
@@ -242,6 +284,7 @@ async def measure(
             seconds=seconds,
             size=size,
             rate_per_sender=None,
+            server_pid=server_pid,
         )
         results.append(peak)
         for fraction in sweep:
@@ -255,6 +298,7 @@ async def measure(
                     seconds=seconds,
                     size=size,
                     rate_per_sender=rate,
+                    server_pid=server_pid,
                 )
             )
         return results
@@ -263,6 +307,75 @@ async def measure(
             task.cancel()
         for sock in sockets.values():
             await sock.close()
+
+
+async def measure_with_idle(
+    idle: Callable[[int], Device], count: int, label: str, devices: list[Device], **options: object
+) -> list[Result]:
+    """The peak of `measure` with `count` more sockets held open on the server, idle."""
+    limit = asyncio.Semaphore(25)  # Daphne closes handshakes the app has not accepted in 5 s
+    held: list = []
+
+    async def one(i: int) -> None:
+        async with limit:
+            held.append(await open_socket(idle(i)))
+
+    await asyncio.gather(*(one(i) for i in range(count)))
+    await asyncio.sleep(2)  # the connects' own work done before the counted window
+    try:
+        return await measure(label, devices, **options)  # type: ignore[arg-type]
+    finally:
+        for sock in held:
+            sock.transport.abort()
+
+
+def series(
+    name: str,
+    pid: int,
+    world: Callable[[bool], tuple[list[Device], list[Sender]]],
+    idle: Callable[[int], Device],
+    *,
+    seconds: float,
+    sizes: list[int],
+    idle_counts: list[int],
+) -> list[Result]:
+    """Every scenario of one setup: 1-to-1 at each size (the first with a single pair and the
+    open-loop sweep), 5-to-5, and the 1-to-1 peak with each count of idle sockets."""
+    sweep = (0.25, 0.5, 0.75)
+    results: list[Result] = []
+    for fanout in (False, True):
+        devices, senders = world(fanout)
+        for size in sizes if not fanout else sizes[:1]:
+            label = f"{name}, {'5-to-5' if fanout else '1-to-1'}, {size} B"
+            first = not fanout and size == sizes[0]
+            results += asyncio.run(
+                measure(
+                    label,
+                    devices,
+                    senders,
+                    seconds=seconds,
+                    size=size,
+                    server_pid=pid,
+                    sweep=sweep if first else (),
+                    single=None if fanout else senders[0],
+                )
+            )
+    devices, senders = world(False)
+    for count in (c for c in idle_counts if c > 0):
+        label = f"{name}, 1-to-1, {sizes[0]} B, {count:,} idle sockets"
+        results += asyncio.run(
+            measure_with_idle(
+                idle,
+                count,
+                label,
+                devices,
+                senders=senders,
+                seconds=seconds,
+                size=sizes[0],
+                server_pid=pid,
+            )
+        )
+    return results
 
 
 # ---------------------------------------------------------------- setups
@@ -280,17 +393,38 @@ def start_relay() -> tuple[subprocess.Popen[bytes], int]:
     return process, port
 
 
-def relay_world(port: int, pairs: int, fanout: bool) -> tuple[list[Device], list[Sender]]:
-    def device(name: str) -> Device:
-        return Device(
-            url=f"ws://127.0.0.1:{port}/?device={name}",
-            origin="http://localhost",
-            cookie="",
-            device_id=name,
-            account=name[:5],
-        )
+def relay_device(port: int, name: str) -> Device:
+    return Device(
+        url=f"ws://127.0.0.1:{port}/?device={name}",
+        origin="http://localhost",
+        cookie="",
+        device_id=name,
+        account=name[:5],
+    )
 
-    return _world(device, pairs, fanout)
+
+def relay_world(port: int, pairs: int, fanout: bool) -> tuple[list[Device], list[Sender]]:
+    return _world(lambda name: relay_device(port, name), pairs, fanout)
+
+
+def idle_device(server) -> Device:
+    """The device of an account nobody writes to, whose socket the idle series opens again
+    and again (as a browser's tabs would)."""
+    from client.http import HttpTransport
+    from tests.support.actors import PrimaryActor
+    from tests.support.softauthn import SoftAuthenticator
+
+    transport = HttpTransport(server.url)
+    primary = PrimaryActor(
+        transport, SoftAuthenticator(origin=server.url), username=f"idle{secrets.token_hex(3)}"
+    ).sign_up()
+    return Device(
+        url=f"{server.ws_url}/ws/device/",
+        origin=server.url,
+        cookie=transport.cookie_header(),
+        device_id=primary.device_id,
+        account=primary.username,
+    )
 
 
 def parley_world(server, pairs: int, fanout: bool) -> tuple[list[Device], list[Sender]]:
@@ -393,35 +527,33 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=50)
     parser.add_argument("--sizes", default="300,4096")
     parser.add_argument("--layers", default="memory,redis")
+    parser.add_argument("--idle", default="0,2000,10000")
     parser.add_argument("--plot", default="")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     layers = args.layers.split(",")
-    sweep = (0.25, 0.5, 0.75)
+    options = {
+        "seconds": args.seconds,
+        "sizes": sizes,
+        "idle_counts": [int(c) for c in args.idle.split(",")],
+    }
+    # the idle sockets: the bench and the servers it starts (which inherit it) need the fds
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
     from tests.support.redis import start_redis
     from tests.support.server import start_server
 
     results: list[Result] = []
-
     relay, port = start_relay()
     try:
-        for fanout in (False, True):
-            devices, senders = relay_world(port, args.pairs, fanout)
-            for size in sizes if not fanout else sizes[:1]:
-                label = f"bare relay, {'5-to-5' if fanout else '1-to-1'}, {size} B"
-                out = asyncio.run(
-                    measure(
-                        label,
-                        devices,
-                        senders,
-                        seconds=args.seconds,
-                        size=size,
-                        sweep=sweep if not fanout and size == sizes[0] else (),
-                        single=None if fanout else senders[0],
-                    )
-                )
-                results += out
+        results += series(
+            "bare relay",
+            relay.pid,
+            partial(relay_world, port, args.pairs),
+            lambda i: relay_device(port, f"idle{i}"),
+            **options,
+        )
     finally:
         relay.terminate()
     with tempfile.TemporaryDirectory() as tmp:
@@ -433,23 +565,17 @@ def main() -> None:
                 server = start_server(
                     workdir, redis_url=redis.url if layer == "redis" else None, extra_env=FAST
                 )
-                name = f"Parley ({'Redis pub/sub' if layer == 'redis' else 'in-memory'} layer)"
+                name = f"Parley ({'Redis pub/sub' if layer == 'redis' else 'local'} layer)"
+                assert server.process is not None
                 try:
-                    for fanout in (False, True):
-                        devices, senders = parley_world(server, args.pairs, fanout)
-                        for size in sizes if not fanout else sizes[:1]:
-                            label = f"{name}, {'5-to-5' if fanout else '1-to-1'}, {size} B"
-                            results += asyncio.run(
-                                measure(
-                                    label,
-                                    devices,
-                                    senders,
-                                    seconds=args.seconds,
-                                    size=size,
-                                    sweep=sweep if not fanout and size == sizes[0] else (),
-                                    single=None if fanout else senders[0],
-                                )
-                            )
+                    idler = idle_device(server)
+                    results += series(
+                        name,
+                        server.process.pid,
+                        partial(parley_world, server, args.pairs),
+                        lambda i, idler=idler: idler,
+                        **options,
+                    )
                 finally:
                     server.stop()
         finally:
@@ -459,7 +585,11 @@ def main() -> None:
     print(table_by_scenario(results))
     if args.plot:
         plot(
-            [r for r in results if "1-to-1" in r.name and f"{sizes[0]} B" in r.name],
+            [
+                r
+                for r in results
+                if "1-to-1" in r.name and f"{sizes[0]} B" in r.name and "idle" not in r.name
+            ],
             Path(args.plot),
         )
         print(f"\nplot: {args.plot}")
@@ -474,8 +604,8 @@ def table_by_scenario(results: list[Result]) -> str:
 
     baselines = {key(r): r for r in results if r.name.startswith("bare relay")}
     lines = [
-        "| setup | scenario | sends/s | envelopes/s | × relay | p50 ms | p99 ms |",
-        "|---|---|---:|---:|---:|---:|---:|",
+        "| setup | scenario | sends/s | envelopes/s | × relay | server CPU µs / envelope | relay's ÷ this | server's share of a core | p50 ms | p99 ms |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
         setup, phase_name = r.name.split(" · ", 1)
@@ -483,9 +613,14 @@ def table_by_scenario(results: list[Result]) -> str:
         ratio = (
             f"{r.delivery_rate / base.delivery_rate:.2f}" if base and base.delivery_rate else "–"
         )
+        cpu_ratio = (
+            f"{base.cpu_us_per_envelope / r.cpu_us_per_envelope:.2f}"
+            if base and r.deliveries and base.deliveries
+            else "–"
+        )
         what, rest = setup.split(", ", 1)
         lines.append(
-            f"| {what} | {rest}, {phase_name} | {r.send_rate:,.0f} | {r.delivery_rate:,.0f} | {ratio} | {r.pct(50):.2f} | {r.pct(99):.2f} |"
+            f"| {what} | {rest}, {phase_name} | {r.send_rate:,.0f} | {r.delivery_rate:,.0f} | {ratio} | {r.cpu_us_per_envelope:,.0f} | {cpu_ratio} | {r.core_share:.2f} | {r.pct(50):.2f} | {r.pct(99):.2f} |"
         )
     return "\n".join(lines)
 
