@@ -14,10 +14,10 @@ given offered load. Loopback only; every phase is bounded in time.
 Every phase also reads the server process's CPU time from /proc over its counted window:
 server CPU µs per delivered envelope and the share of one core the server used, for the
 relay and for Parley alike (a relay short of a core is limited by the generator, which
-flatters throughput ratios; CPU per envelope is not). The "idle sockets" series holds that
-many more sockets open on the server (one idle device of an account nobody writes to, or
-idle relay clients) while the pairs run at peak: a cost per message that grows with the
-sockets connected shows there.
+flatters throughput ratios; CPU per envelope is not). For each of Parley's layers, the "idle
+sockets" series holds that many more sockets open on the server (one idle device of an
+account nobody writes to) while the pairs run at peak: a cost per message that grows with
+the sockets connected shows there.
 """
 
 from __future__ import annotations
@@ -333,14 +333,15 @@ def series(
     name: str,
     pid: int,
     world: Callable[[bool], tuple[list[Device], list[Sender]]],
-    idle: Callable[[int], Device],
+    idle: Callable[[int], Device] | None,
     *,
     seconds: float,
     sizes: list[int],
     idle_counts: list[int],
 ) -> list[Result]:
     """Every scenario of one setup: 1-to-1 at each size (the first with a single pair and the
-    open-loop sweep), 5-to-5, and the 1-to-1 peak with each count of idle sockets."""
+    open-loop sweep), 5-to-5, and (given `idle`) the 1-to-1 peak with each count of idle
+    sockets."""
     sweep = (0.25, 0.5, 0.75)
     results: list[Result] = []
     for fanout in (False, True):
@@ -360,6 +361,8 @@ def series(
                     single=None if fanout else senders[0],
                 )
             )
+    if idle is None:
+        return results
     devices, senders = world(False)
     for count in (c for c in idle_counts if c > 0):
         label = f"{name}, 1-to-1, {sizes[0]} B, {count:,} idle sockets"
@@ -551,7 +554,7 @@ def main() -> None:
             "bare relay",
             relay.pid,
             partial(relay_world, port, args.pairs),
-            lambda i: relay_device(port, f"idle{i}"),
+            None,  # the idle series is Parley's, one per layer
             **options,
         )
     finally:
