@@ -197,7 +197,10 @@ def send(page: Page, text: str) -> None:
 
 
 def bubble(page: Page, text: str) -> Locator:
-    return page.locator("#message-list .message", has_text=re.compile(f"^{re.escape(text)}"))
+    """The message whose text is `text` (its text element, exactly: a bubble's text also holds
+    its time, and "Burst 1" at 11:05 read as "Burst 111:05")."""
+    exact = page.locator(".message-text", has_text=re.compile(f"^{re.escape(text)}$"))
+    return page.locator("#message-list .message", has=exact)
 
 
 def expect_status(page: Page, text: str, status: str, timeout: int = SLOW) -> None:

@@ -185,7 +185,6 @@ export function storedOf(record) {
     ),
     list: record.deviceList.toJSON(),
     checkedAt: record.checkedAt,
-    suspended: [...record.suspended],
   };
 }
 

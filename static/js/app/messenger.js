@@ -20,7 +20,7 @@ import { onDeviceFrame, onLeader, onSocketOpen, sendFrame, socketOpen } from "./
 import * as store from "./store.js";
 import "./contacts.js"; // applies synced contacts (sync.js onSynced)
 import "./flags.js"; // applies synced pins, archives, mutes and blocks
-import { syncFetch, syncReconnected } from "./sync.js";
+import { syncFetch } from "./sync.js";
 
 /** The server says the own list changed: the engine fetches and checks it. @param {any} frame */
 function ownListChanged(frame) {
@@ -70,7 +70,7 @@ export async function startMessenger() {
     onDeviceFrame(onFrame);
     onSocketOpen(() => {
       flush();
-      syncReconnected(); // the state_changed doorbell may have rung while the socket was closed
+      syncFetch(null); // the state_changed doorbell may have rung while the socket was closed
       ownListChecked();
     });
     // Deliveries that reached the socket before this listener existed were not handled:
@@ -79,7 +79,7 @@ export async function startMessenger() {
     if (sendFrame({ type: frames.FETCH })) {
       flush();
       refillPrekeys();
-      syncReconnected();
+      syncFetch(null);
       ownListChecked();
     }
     resumeHistory();

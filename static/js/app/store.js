@@ -117,7 +117,6 @@ export async function putSelf(record) {
  * @property {Record<string, string>} knownDevices every device id ever accepted → b64u key
  * @property {any} list the list's JSON
  * @property {number} [checkedAt] when the server last served it (ms; the engine's record)
- * @property {string[]} [suspended] the listed devices the server reported logged out then
  */
 
 /** @param {string} accountId @returns {Promise<AcceptedList | undefined>} */

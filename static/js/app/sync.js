@@ -196,24 +196,6 @@ export function syncFetch(version) {
 }
 
 /**
- * The socket (re)connected or the page loaded: the machine is told the own list as accepted
- * here (a page closed between accepting a list without a device and telling the machine
- * would otherwise leave the removed device holding the key for good; the same list again is
- * nothing to the machine), then reads the log.
- */
-export async function syncReconnected() {
-  const me = await store.getSelf();
-  const own = me ? await store.getAcceptedList(me.accountId) : undefined;
-  if (own?.list?.devices) {
-    const listed = own.list.devices.map((/** @type {any} */ d) => String(d.device_id));
-    const suspended = (own.suspended ?? []).filter((id) => listed.includes(id));
-    const item = { id: crypto.randomUUID(), devices: { listed, suspended }, now: Date.now() };
-    await store.transact(["meta"], (s) => enqueue(s, item));
-  }
-  return syncFetch(null);
-}
-
-/**
  * An account sync key (`kind` "key") or checkpoint ("checkpoint") the device engine accepted
  * from an own device, kept in the transaction `s` of the envelope that brought it (its stores
  * include "meta"); `syncQueued` then runs the machine on it.
