@@ -197,9 +197,9 @@ def send(page: Page, text: str) -> None:
 
 
 def bubble(page: Page, text: str) -> Locator:
-    """The message whose text is `text` (its text element, exactly: a bubble's text also holds
-    its time, and "Burst 1" at 11:05 read as "Burst 111:05")."""
-    exact = page.locator(".message-text", has_text=re.compile(f"^{re.escape(text)}$"))
+    """The message whose text is `text`, or whose first line is (its text element only: a
+    bubble's text also holds its time, and "Burst 1" at 11:05 PM read as "Burst 111:05")."""
+    exact = page.locator(".message-text", has_text=re.compile(rf"^{re.escape(text)}(\s|$)"))
     return page.locator("#message-list .message", has=exact)
 
 
