@@ -209,6 +209,9 @@ PARLEY_SEND_RATE = float(os.environ.get("PARLEY_SEND_RATE", "200"))  # sends per
 PARLEY_SEND_BURST = int(os.environ.get("PARLEY_SEND_BURST", "2000"))
 # A connected device's unacknowledged (or never pushed) envelopes are re-sent after this long.
 PARLEY_REPUSH_SECONDS = float(os.environ.get("PARLEY_REPUSH_SECONDS", "10"))
+# On SQLite, the queue's reads and group commits run on the event loop's own connection
+# (messaging/queue_db.py); 0 sends them through Django's database thread like other queries.
+PARLEY_INLINE_SQLITE = os.environ.get("PARLEY_INLINE_SQLITE", "1") == "1"
 # One-time prekeys (docs/protocol.md section 3.2): an account other than the device's own
 # gets at most PARLEY_PREKEY_SHARE of a device's one-time prekeys per window; later bundles
 # carry the signed prekey only. A device left with at most PARLEY_PREKEYS_LOW is told to refill.

@@ -15,19 +15,27 @@ import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
-from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
 
 from devices import events, presence
-from messaging import selectors, services
+from messaging import queue_db, selectors, services
 from messaging.schemas import SendRequest
 from web.errors import AppError
 
 logger = logging.getLogger(__name__)
 
-batch = database_sync_to_async(selectors.queue_batch)
-queued_ids = database_sync_to_async(selectors.queued_ids)
+
+async def batch(*, device_id: str, after_seq: int, limit: int) -> list[selectors.Delivery]:
+    return await queue_db.read(
+        selectors.queue_batch, device_id=device_id, after_seq=after_seq, limit=limit
+    )
+
+
+async def queued_ids(*, device_id: str, upto_seq: int, limit: int) -> list[int]:
+    return await queue_db.read(
+        selectors.queued_ids, device_id=device_id, upto_seq=upto_seq, limit=limit
+    )
 
 
 @dataclass
@@ -45,8 +53,10 @@ class _Writer:
             sends, self.sends = self.sends, []
             acks, self.acks = self.acks, []
             try:
-                committed = await database_sync_to_async(services.envelopes_commit)(
-                    sends=[item for item, _ in sends], acks=[(d, seqs) for d, seqs, _ in acks]
+                committed = await queue_db.write(
+                    services.envelopes_commit,
+                    sends=[item for item, _ in sends],
+                    acks=[(d, seqs) for d, seqs, _ in acks],
                 )
             except Exception as error:  # the whole transaction failed: nobody is acknowledged
                 for future in [f for _, f in sends] + [f for _, _, f in acks]:
@@ -160,8 +170,10 @@ class _Sweeper:
         while self.sockets:
             await asyncio.sleep(SWEEP_SECONDS)
             try:
-                waiting = await database_sync_to_async(selectors.devices_with_waiting_envelopes)(
-                    device_ids=list(self.sockets), older_than_seconds=SWEEP_SECONDS
+                waiting = await queue_db.read(
+                    selectors.devices_with_waiting_envelopes,
+                    device_ids=list(self.sockets),
+                    older_than_seconds=SWEEP_SECONDS,
                 )
             except Exception:
                 logger.exception("The sweep could not read the queue; retrying.")

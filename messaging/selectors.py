@@ -13,7 +13,8 @@ from django.db.models import Max, Q
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from messaging.models import QueuedEnvelope, StateEntry
+from messaging import queue_db
+from messaging.models import StateEntry
 from messaging.schemas import STATE_PAGE_BYTES, STATE_PAGE_ENTRIES
 from protocol.encoding import b64u_encode
 
@@ -38,29 +39,34 @@ class Delivery:
         }
 
 
-def devices_with_waiting_envelopes(*, device_ids: list[str], older_than_seconds: float) -> set[str]:
+# The three queue reads below run on a cursor messaging/queue_db.py hands in.
+
+
+def devices_with_waiting_envelopes(
+    cursor, *, device_ids: list[str], older_than_seconds: float
+) -> set[str]:
     """Which of these devices have envelopes queued for longer than the given time."""
-    cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
+    cutoff = queue_db.datetime_param(timezone.now() - timedelta(seconds=older_than_seconds))
     found: set[str] = set()
     for start in range(0, len(device_ids), 5000):
         chunk = device_ids[start : start + 5000]
-        found.update(
-            QueuedEnvelope.objects.filter(device_id__in=chunk, created_at__lte=cutoff)
-            .values_list("device_id", flat=True)
-            .distinct()
+        marks = ", ".join(["%s"] * len(chunk))
+        cursor.execute(
+            "SELECT DISTINCT device_id FROM messaging_queuedenvelope"
+            f" WHERE device_id IN ({marks}) AND created_at <= %s",
+            [*chunk, cutoff],
         )
+        found.update(row[0] for row in cursor.fetchall())
     return found
 
 
-def queue_batch(*, device_id: str, after_seq: int, limit: int) -> list[Delivery]:
+def queue_batch(cursor, *, device_id: str, after_seq: int, limit: int) -> list[Delivery]:
     """The device's next envelopes after `after_seq`, in queue order."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT id, envelope_id, sender, sender_device_id, ciphertext, created_at FROM messaging_queuedenvelope"
-            " WHERE device_id = %s AND id > %s ORDER BY id LIMIT %s",
-            [device_id, after_seq, limit],
-        )
-        rows = cursor.fetchall()
+    cursor.execute(
+        "SELECT id, envelope_id, sender, sender_device_id, ciphertext, created_at FROM messaging_queuedenvelope"
+        " WHERE device_id = %s AND id > %s ORDER BY id LIMIT %s",
+        [device_id, after_seq, limit],
+    )
     return [
         Delivery(
             seq=r[0],
@@ -70,18 +76,17 @@ def queue_batch(*, device_id: str, after_seq: int, limit: int) -> list[Delivery]
             ciphertext=bytes(r[4]),
             sent_at=_as_datetime(r[5]),
         )
-        for r in rows
+        for r in cursor.fetchall()
     ]
 
 
-def queued_ids(*, device_id: str, upto_seq: int, limit: int) -> list[int]:
+def queued_ids(cursor, *, device_id: str, upto_seq: int, limit: int) -> list[int]:
     """Queue positions of the device's rows at or below `upto_seq` (oldest first)."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT id FROM messaging_queuedenvelope WHERE device_id = %s AND id <= %s ORDER BY id LIMIT %s",
-            [device_id, upto_seq, limit],
-        )
-        return [row[0] for row in cursor.fetchall()]
+    cursor.execute(
+        "SELECT id FROM messaging_queuedenvelope WHERE device_id = %s AND id <= %s ORDER BY id LIMIT %s",
+        [device_id, upto_seq, limit],
+    )
+    return [row[0] for row in cursor.fetchall()]
 
 
 def _as_datetime(value: datetime | str) -> datetime:

@@ -12,13 +12,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
-from django.db.models import Count
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.models import User
 from devices import events
 from devices.models import Device
+from messaging import queue_db
 from messaging.models import HistoryBlob, QueuedEnvelope, SentEnvelope, StateEntry
 from messaging.schemas import STATE_MAX_PATCHES, SendRequest
 from messaging.selectors import Delivery, state_head
@@ -66,14 +66,16 @@ class SendItem:
 
 
 # The queue's hot path is plain SQL: the ORM's query building cost more than the queries
-# (FIELD-NOTES: ORM create 151 µs and filter().delete() 355 µs a row, executemany 7 µs).
-# The statements are standard SQL that SQLite (3.24+) and PostgreSQL both run.
-_DEVICES_OF_BOTH = """
-    SELECT d.id, d.revoked_at IS NULL, u.username
+# (FIELD-NOTES: ORM create 151 µs and filter().delete() 355 µs a row, executemany 7 µs). It
+# runs on a cursor messaging/queue_db.py hands in (the event loop's own SQLite connection, or
+# Django's in its thread), so these statements are standard SQL with `%s` placeholders that
+# SQLite (3.24+) and PostgreSQL both run.
+_DEVICES_OF_ACCOUNTS = """
+    SELECT d.id, d.user_id, d.revoked_at IS NULL, u.username, u.is_active
     FROM devices_device d
     JOIN accounts_user u ON u.id = d.user_id
-    JOIN accounts_user r ON r.username = %s AND r.is_active
-    WHERE d.user_id = r.id OR d.user_id = (SELECT user_id FROM devices_device WHERE id = %s)
+    WHERE u.username IN ({names})
+       OR d.user_id IN (SELECT user_id FROM devices_device WHERE id IN ({senders}))
 """
 _INSERT = """
     INSERT INTO messaging_queuedenvelope (device_id, envelope_id, sender, sender_device_id, ciphertext, created_at)
@@ -81,22 +83,34 @@ _INSERT = """
     ON CONFLICT (device_id, sender_device_id, envelope_id) DO NOTHING
     RETURNING id, device_id, sender_device_id, envelope_id
 """
-_INSERT_CHUNK = 500  # rows per statement: 6 parameters each, far below SQLite's limit
+_CHUNK = 500  # rows (or names) per statement: 6 parameters each, far below SQLite's limit
 _REMEMBER = """
     INSERT INTO messaging_sentenvelope (sender_device_id, envelope_id, accepted_at)
     VALUES {values}
     ON CONFLICT (sender_device_id, envelope_id) DO NOTHING
     RETURNING sender_device_id, envelope_id
 """
+_QUEUE_SIZES = """
+    SELECT device_id, COUNT(*) FROM messaging_queuedenvelope
+    WHERE device_id IN ({marks}) GROUP BY device_id
+"""
+
+
+def _chunks(items: list, size: int = _CHUNK):
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _marks(n: int) -> str:
+    return ", ".join(["%s"] * n)
 
 
 def _remember(cursor, keys: list[tuple[str, str]], moment: datetime) -> set[tuple[str, str]]:
     """Record (sender device, envelope id) in the replay memory; return the keys that were
     new. A key already there was accepted before (within the replay window): a resend."""
-    created = connection.ops.adapt_datetimefield_value(moment)
+    created = queue_db.datetime_param(moment)
     fresh: set[tuple[str, str]] = set()
-    for start in range(0, len(keys), _INSERT_CHUNK):
-        chunk = keys[start : start + _INSERT_CHUNK]
+    for chunk in _chunks(keys):
         cursor.execute(
             _REMEMBER.format(values=", ".join(["(%s, %s, %s)"] * len(chunk))),
             [v for key in chunk for v in (*key, created)],
@@ -110,8 +124,7 @@ def _insert(cursor, rows: list[tuple], moment: datetime) -> list[tuple[str, Deli
     for each row actually inserted, with its queue position."""
     by_key = {(r[0], r[3], r[1]): r for r in rows}
     inserted = []
-    for start in range(0, len(rows), _INSERT_CHUNK):
-        chunk = rows[start : start + _INSERT_CHUNK]
+    for chunk in _chunks(rows):
         cursor.execute(
             _INSERT.format(values=", ".join(["(%s, %s, %s, %s, %s, %s)"] * len(chunk))),
             [v for r in chunk for v in r],
@@ -135,26 +148,59 @@ def _insert(cursor, rows: list[tuple], moment: datetime) -> list[tuple[str, Deli
     return inserted
 
 
-def _check_send(cursor, item: SendItem, *, moment: datetime) -> list[tuple]:
+@dataclass
+class _Accounts:
+    """The device lists a batch of sends is checked against, read in one statement."""
+
+    user_of_device: dict[str, int]
+    active_user_named: dict[str, int]
+    devices_of_user: dict[int, dict[str, bool]]
+    username_of_user: dict[int, str]
+
+    @classmethod
+    def read(cls, cursor, items: list[SendItem]) -> _Accounts:
+        found = cls({}, {}, {}, {})
+        for chunk in _chunks(items):
+            names = sorted({i.send.recipient for i in chunk})
+            senders = sorted({i.sender_device_id for i in chunk})
+            cursor.execute(
+                _DEVICES_OF_ACCOUNTS.format(names=_marks(len(names)), senders=_marks(len(senders))),
+                [*names, *senders],
+            )
+            for device_id, user_id, active, username, user_active in cursor.fetchall():
+                found.user_of_device[device_id] = user_id
+                found.devices_of_user.setdefault(user_id, {})[device_id] = bool(active)
+                found.username_of_user[user_id] = username
+                if user_active:
+                    found.active_user_named[username] = user_id
+        return found
+
+    def devices(self, item: SendItem) -> tuple[dict[str, bool], str]:
+        """Every device of the recipient and of the sender (id: whether active), and the
+        sender's username; NotFound or Forbidden as the send is refused."""
+        recipient = self.active_user_named.get(item.send.recipient)
+        if recipient is None:
+            raise NotFound(f"No account named {item.send.recipient!r}.", code="account_not_found")
+        sender = self.user_of_device.get(item.sender_device_id)
+        devices = {**self.devices_of_user[recipient], **self.devices_of_user.get(sender, {})}
+        if sender is None or not devices.get(item.sender_device_id):
+            raise Forbidden("This device was logged out.", code="device_revoked")
+        return devices, self.username_of_user[sender]
+
+
+def _check_send(cursor, item: SendItem, accounts: _Accounts, *, moment: datetime) -> list[tuple]:
     """Validate one send against the current device lists; return its queue rows."""
     send = item.send
-    cursor.execute(_DEVICES_OF_BOTH, [send.recipient, item.sender_device_id])
-    found = cursor.fetchall()  # empty when the recipient account does not exist
-    if not found:
-        raise NotFound(f"No account named {send.recipient!r}.", code="account_not_found")
-    devices = {row[0]: bool(row[1]) for row in found}
-    if not devices.get(item.sender_device_id):
-        raise Forbidden("This device was logged out.", code="device_revoked")
-    sender_username = next(row[2] for row in found if row[0] == item.sender_device_id)
+    devices, sender_username = accounts.devices(item)
     target_check(
         sender_device_id=item.sender_device_id,
         devices=devices,
         targets=set(send.targets),
         partial=send.partial,
     )
-    if _queue_full(list(send.targets), moment=moment):
+    if _queue_full(cursor, list(send.targets), moment=moment):
         raise QueueFull("A recipient device has too many undelivered messages; try again later.")
-    created = connection.ops.adapt_datetimefield_value(moment)
+    created = queue_db.datetime_param(moment)
     return [
         (device_id, send.envelope_id, sender_username, item.sender_device_id, ciphertext, created)
         for device_id, ciphertext in send.targets.items()
@@ -165,7 +211,7 @@ _queue_checked: dict[str, tuple[float, bool]] = {}
 QUEUE_CHECK_SECONDS = 5.0
 
 
-def _queue_full(device_ids: list[str], *, moment: datetime) -> bool:
+def _queue_full(cursor, device_ids: list[str], *, moment: datetime) -> bool:
     """Whether a target's queue is at PARLEY_QUEUE_LIMIT. Counting is O(queue), so each
     device is counted at most every few seconds per process: the limit is a soft bound."""
     now = moment.timestamp()
@@ -173,11 +219,8 @@ def _queue_full(device_ids: list[str], *, moment: datetime) -> bool:
         d for d in device_ids if now - _queue_checked.get(d, (0.0, False))[0] >= QUEUE_CHECK_SECONDS
     ]
     if stale:
-        counts = dict(
-            QueuedEnvelope.objects.filter(device_id__in=stale)
-            .values_list("device_id")
-            .annotate(n=Count("id"))
-        )
+        cursor.execute(_QUEUE_SIZES.format(marks=_marks(len(stale))), stale)
+        counts = dict(cursor.fetchall())
         for d in stale:
             _queue_checked[d] = (now, counts.get(d, 0) >= settings.PARLEY_QUEUE_LIMIT)
     return any(_queue_checked[d][1] for d in device_ids)
@@ -190,45 +233,47 @@ class Committed:
 
 
 def envelopes_commit(
-    *, sends: list[SendItem], acks: list[tuple[str, list[int]]], now: datetime | None = None
+    cursor, *, sends: list[SendItem], acks: list[tuple[str, list[int]]], now: datetime | None = None
 ) -> Committed:
-    """Group commit: store the rows of every valid send and delete every acknowledged row in
-    one transaction. A resent envelope id stores nothing twice (idempotent): the replay
-    memory answers it `accepted` for ENVELOPE_TTL, also after its rows were acked."""
+    """Group commit, run in one transaction (messaging/queue_db.py's `write`): store the rows
+    of every valid send and delete every acknowledged row. A resent envelope id stores nothing
+    twice (idempotent): the replay memory answers it `accepted` for ENVELOPE_TTL, also after
+    its rows were acked."""
     moment = _now(now)
     results: list[list[str] | AppError] = []
     rows: list[tuple] = []
-    with transaction.atomic(), connection.cursor() as cursor:
-        keys = list(dict.fromkeys((i.sender_device_id, i.send.envelope_id) for i in sends))
-        fresh = _remember(cursor, keys, moment) if keys else set()
-        refused: dict[tuple[str, str], AppError] = {}
-        for item in sends:
-            key = (item.sender_device_id, item.send.envelope_id)
-            if key in refused:  # the same send twice in one batch: the same answer
-                results.append(refused[key])
-                continue
-            if key not in fresh:  # accepted before: nothing to store
-                results.append(sorted(item.send.targets))
-                continue
-            fresh.discard(key)
-            try:
-                rows += _check_send(cursor, item, moment=moment)
-                results.append(sorted(item.send.targets))
-            except AppError as error:
-                results.append(error)
-                refused[key] = error
-        if refused:  # refused sends are not remembered: the corrected retry keeps its id
-            cursor.executemany(
-                "DELETE FROM messaging_sentenvelope WHERE sender_device_id = %s AND envelope_id = %s",
-                list(refused),
-            )
-        inserted = _insert(cursor, rows, moment) if rows else []
-        for device_id, seqs in acks:
-            marks = ", ".join(["%s"] * len(seqs))
-            cursor.execute(
-                f"DELETE FROM messaging_queuedenvelope WHERE device_id = %s AND id IN ({marks})",
-                [device_id, *seqs],
-            )
+    keys = list(dict.fromkeys((i.sender_device_id, i.send.envelope_id) for i in sends))
+    fresh = _remember(cursor, keys, moment) if keys else set()
+    new = [i for i in sends if (i.sender_device_id, i.send.envelope_id) in fresh]
+    accounts = _Accounts.read(cursor, new) if new else None
+    refused: dict[tuple[str, str], AppError] = {}
+    for item in sends:
+        key = (item.sender_device_id, item.send.envelope_id)
+        if key in refused:  # the same send twice in one batch: the same answer
+            results.append(refused[key])
+            continue
+        if key not in fresh:  # accepted before: nothing to store
+            results.append(sorted(item.send.targets))
+            continue
+        fresh.discard(key)
+        try:
+            assert accounts is not None
+            rows += _check_send(cursor, item, accounts, moment=moment)
+            results.append(sorted(item.send.targets))
+        except AppError as error:
+            results.append(error)
+            refused[key] = error
+    if refused:  # refused sends are not remembered: the corrected retry keeps its id
+        cursor.executemany(
+            "DELETE FROM messaging_sentenvelope WHERE sender_device_id = %s AND envelope_id = %s",
+            list(refused),
+        )
+    inserted = _insert(cursor, rows, moment) if rows else []
+    acked = [(device_id, seq) for device_id, seqs in acks for seq in seqs]
+    if acked:
+        cursor.executemany(
+            "DELETE FROM messaging_queuedenvelope WHERE device_id = %s AND id = %s", acked
+        )
     return Committed(results=results, inserted=inserted)
 
 

@@ -3,13 +3,16 @@ order, acks, idempotent resends, and bad frames answered with error frames."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import sqlite3
 from datetime import timedelta
 
 import pytest
 from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.core.management import call_command
+from django.db import connections
 from django.utils import timezone
 
 from config.asgi import application
@@ -410,5 +413,35 @@ async def test_a_lost_doorbell_is_made_good_even_after_later_envelopes_were_forw
             )
         )
     assert seen[0] == "later" and "lost" in seen
+    await sender.disconnect()
+    await receiver.disconnect()
+
+
+async def test_a_send_while_another_connection_holds_the_database_waits_off_the_loop(people):
+    # On SQLite the queue's commits run on the event loop (messaging/queue_db.py). While an
+    # HTTP request (here: another connection) holds the write lock, a send must neither fail
+    # nor stall the loop: it waits in Django's thread, and is stored once the lock is free.
+    laptop, bob, alice = people["alice_laptop"], people["bob"], people["alice"]
+    sender = await connect(laptop)
+    receiver = await connect(bob)
+    holder = sqlite3.connect(connections["default"].settings_dict["NAME"], isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        await sender.send_to(
+            text_data=send_frame("held", "bobby", {bob.device_id: b"x", alice.device_id: b"y"})
+        )
+        loop = asyncio.get_running_loop()
+        for _ in range(5):  # the loop runs on while the send waits for the lock
+            started = loop.time()
+            await asyncio.sleep(0.1)
+            assert loop.time() - started < 0.5
+        assert await sender.receive_nothing(timeout=0.2)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert await sender.receive_json_from(timeout=5) == {"type": "accepted", "v": 1, "id": "held"}
+    [envelope] = (await receiver.receive_json_from(timeout=3))["envelopes"]
+    assert envelope["id"] == "held"
+    assert await rows() == 2
     await sender.disconnect()
     await receiver.disconnect()
