@@ -27,6 +27,7 @@ import asyncio
 import json
 import os
 import random
+import re
 import resource
 import secrets
 import subprocess
@@ -44,6 +45,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 import websockets  # noqa: E402
 
+from bench import pyspy_top  # noqa: E402
 from protocol.encoding import b64u_decode, b64u_encode  # noqa: E402
 
 FAST = {
@@ -165,6 +167,28 @@ async def reader(sock, run_ref: list[Run]) -> None:
                     del run.remaining[envelope["id"]]
 
 
+PROFILE_DIR: Path | None = None  # --profile: py-spy on Parley's server in each closed-loop phase
+
+
+async def profile(name: str, start: float, seconds: float, pid: int) -> None:
+    """py-spy's samples of the server over the counted window, and their top entries."""
+    if PROFILE_DIR is None or not name.startswith("Parley") or "open loop" in name:
+        return
+    await asyncio.sleep(start - time.monotonic())
+    slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+    raw = PROFILE_DIR / f"{slug}.txt"
+    spy = await asyncio.create_subprocess_exec(
+        str(Path(sys.executable).with_name("py-spy")),
+        *("record", "-p", str(pid), "-d", str(max(1, int(seconds))), "-r", "200"),
+        *("-f", "raw", "-o", str(raw), "--nonblocking"),
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    await spy.wait()
+    if raw.exists():
+        (PROFILE_DIR / f"{slug}.top.txt").write_text(pyspy_top.summarize(raw))
+
+
 async def phase(
     name: str,
     senders: list[Sender],
@@ -190,6 +214,7 @@ async def phase(
         return cpu_seconds(server_pid) - before
 
     window = asyncio.create_task(server_cpu())
+    profiler = asyncio.create_task(profile(name, run.count_from, seconds, server_pid))
 
     async def loop(sender: Sender) -> None:
         sock = sockets[sender.device.device_id]
@@ -230,6 +255,7 @@ async def phase(
 
     await asyncio.gather(*(loop(s) for s in senders))
     used = await window
+    await profiler
     if rate_per_sender is not None and run.done:  # let the tail arrive before the next phase
         try:
             await asyncio.wait_for(asyncio.gather(*(e.wait() for e in list(run.done.values()))), 15)
@@ -532,7 +558,16 @@ def main() -> None:
     parser.add_argument("--layers", default="memory,redis")
     parser.add_argument("--idle", default="0,2000,10000")
     parser.add_argument("--plot", default="")
+    parser.add_argument(
+        "--profile",
+        default="",
+        help="a directory: py-spy profiles of Parley's server in each closed-loop phase (slows it)",
+    )
     args = parser.parse_args()
+    if args.profile:
+        global PROFILE_DIR
+        PROFILE_DIR = Path(args.profile)
+        PROFILE_DIR.mkdir(parents=True, exist_ok=True)
     sizes = [int(s) for s in args.sizes.split(",")]
     layers = args.layers.split(",")
     options = {

@@ -143,9 +143,12 @@ class _Sweeper:
 
     While it holds sockets, the process also beats every PARLEY_HEARTBEAT_SECONDS, so the
     cluster knows its socket rows are alive, and reaps the rows of processes that went silent
-    (devices/presence.py)."""
+    (devices/presence.py). The beat carries the sockets that pinged since the last one (a ping
+    itself touches no database) and answers which connected devices were logged out: their
+    sockets are told and closed, should the push have been lost."""
 
     sockets: dict[str, set[Any]] = field(default_factory=dict)
+    pinged: dict[str, str] = field(default_factory=dict)  # channel name -> device id
     task: asyncio.Task[None] | None = None
     heart: asyncio.Task[None] | None = None
 
@@ -158,11 +161,17 @@ class _Sweeper:
             self.heart = loop.create_task(self._beat())
 
     def unregister(self, device_id: str, socket: Any) -> None:
+        self.pinged.pop(socket.channel_name, None)
         sockets = self.sockets.get(device_id)
         if sockets is not None:
             sockets.discard(socket)
             if not sockets:
                 del self.sockets[device_id]
+
+    def seen(self, device_id: str, socket: Any) -> None:
+        """The socket pinged: it is written as seen at the next beat."""
+        if socket in self.sockets.get(device_id, ()):
+            self.pinged[socket.channel_name] = device_id
 
     async def _run(self) -> None:
         # A failure (the database away, one socket's nudge) is logged and the next sweep
@@ -188,10 +197,19 @@ class _Sweeper:
     async def _beat(self) -> None:
         while self.sockets:
             await asyncio.sleep(settings.PARLEY_HEARTBEAT_SECONDS)
+            pinged, self.pinged = self.pinged, {}
             try:
-                await presence.process_beat()
+                logged_out = await presence.process_beat(
+                    pinged=pinged, connected=list(self.sockets)
+                )
             except Exception:
                 logger.exception("The heartbeat could not be written; retrying.")
+                for channel, device_id in pinged.items():  # still seen: at the next beat
+                    self.pinged.setdefault(channel, device_id)
+                continue
+            for device_id in logged_out:
+                for socket in list(self.sockets.get(device_id, ())):
+                    await socket.logged_out()
 
 
 _sweepers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Sweeper] = (

@@ -19,7 +19,8 @@ from config.asgi import application
 from devices import events, presence
 from devices.models import DeviceSocket, ServerProcess
 from messaging import delivery
-from tests.support.actors import DjangoTransport, PrimaryActor, ok
+from protocol.frames import CLOSE_REVOKED
+from tests.support.actors import CompanionActor, DjangoTransport, PrimaryActor, link, ok
 from tests.support.softauthn import SoftAuthenticator
 
 ORIGIN = "http://localhost:8000"
@@ -131,3 +132,50 @@ def test_sockets_of_a_silent_process_are_not_active_and_are_reaped(settings):
     assert "sockets reaped: 1" in out.getvalue()
     assert socket_rows(alice.device_id) == 0 and socket_rows(bob.device_id) == 1
     assert set(ServerProcess.objects.values_list("id", flat=True)) == {"alive"}
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_pings_keep_a_socket_seen_through_the_beat_without_a_write_of_their_own(settings):
+    settings.PARLEY_HEARTBEAT_SECONDS = 0.2
+    alice = await sync_to_async(make_primary)()
+    socket = await open_socket(alice)
+    row = DeviceSocket.objects.filter(device_id=alice.device_id)
+    opened_seen = (await sync_to_async(row.get)()).seen_at
+    await socket.send_json_to({"type": "ping", "v": 1, "id": "p"})
+    assert await socket.receive_json_from(timeout=2) == {"type": "pong", "v": 1, "id": "p"}
+    for _ in range(50):  # written at the next beat, 0.2 s away
+        await asyncio.sleep(0.1)
+        if (await sync_to_async(row.get)()).seen_at > opened_seen:
+            break
+    else:
+        raise AssertionError("the ping never reached the socket's row")
+    # A ping noted just before the close writes no row back at the next beat (which comes:
+    # another socket keeps the process beating).
+    other = await open_socket(alice)
+    await socket.send_json_to({"type": "ping", "v": 1, "id": "last"})
+    assert (await socket.receive_json_from(timeout=2))["id"] == "last"
+    await socket.disconnect()
+    await asyncio.sleep(0.6)
+    assert await sync_to_async(socket_rows)(alice.device_id) == 1
+    await other.disconnect()
+    await assert_released(alice)
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_device_logged_out_while_its_push_was_lost_is_closed_at_the_next_beat(settings):
+    settings.PARLEY_HEARTBEAT_SECONDS = 0.2
+    alice = await sync_to_async(make_primary)()
+    laptop = await sync_to_async(link)(alice, CompanionActor(DjangoTransport()))
+    socket = await open_socket(laptop)
+    row = await DeviceSocket.objects.select_related("device").aget(device_id=laptop.device_id)
+    # The layer loses the push: the socket is out of its groups when the log-out is sent.
+    layer = get_channel_layer()
+    for group in (events.device_group(row.device_id), events.user_group(row.device.user_id)):
+        await layer.group_discard(group, row.channel_name)
+    await asyncio.to_thread(alice.revoke, laptop.device_id)
+    frame = await socket.receive_json_from(timeout=3)
+    assert frame == {"type": "revoked", "v": 1, "reason": "logged_out"}
+    assert (await socket.receive_output(timeout=2))["code"] == CLOSE_REVOKED
+    await socket.wait(timeout=2)
+    assert await sync_to_async(socket_rows)(laptop.device_id) == 0
+    assert laptop.device_id not in delivery.sweeper().sockets

@@ -1,0 +1,44 @@
+"""The top entries of a py-spy profile (`py-spy record -f raw`): the share of samples whose
+innermost frame is each function (self), and the share that pass through it (inclusive).
+
+    python bench/pyspy_top.py PROFILE.txt [N]
+
+bench/load.py --profile DIR writes one such profile per Parley phase, with this summary next
+to it.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections import Counter
+from pathlib import Path
+
+_LINE = re.compile(r":\d+\)$")
+
+
+def summarize(path: Path, top: int = 25) -> str:
+    inclusive: Counter[str] = Counter()
+    own: Counter[str] = Counter()
+    total = 0
+    for line in path.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack:
+            continue
+        n = int(count)
+        total += n
+        frames = [_LINE.sub(")", f) for f in stack.split(";")]
+        own[frames[-1]] += n
+        for frame in set(frames):
+            inclusive[frame] += n
+    if not total:
+        return "no samples\n"
+    lines = [f"{total} samples", "", "self:"]
+    lines += [f"{100 * n / total:5.1f} %  {name}" for name, n in own.most_common(top)]
+    lines += ["", "inclusive:"]
+    lines += [f"{100 * n / total:5.1f} %  {name}" for name, n in inclusive.most_common(top * 2)]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    print(summarize(Path(sys.argv[1]), int(sys.argv[2]) if len(sys.argv) > 2 else 25), end="")
