@@ -21,10 +21,12 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
-## run: serve Parley on http://localhost:8000 (SQLite + in-process channel layer, nothing to start)
+## run: serve Parley on http://localhost:8000 (SQLite + in-process channel layer, nothing to start);
+## `make run PORT=8137` serves on another port, its origin (passkeys check it) following
+run: export PARLEY_ORIGIN := $(or $(PARLEY_ORIGIN),http://localhost:$(PORT))
 run: $(VENV)/.runtime
 	$(PY) manage.py migrate --no-input -v0
-	@echo "Parley is running at http://localhost:$(PORT)  (use localhost: passkeys refuse 127.0.0.1). Ctrl-C stops it."
+	@echo "Parley is running at $(PARLEY_ORIGIN)  (use localhost: passkeys refuse 127.0.0.1). Ctrl-C stops it."
 	$(VENV)/bin/daphne -b $(HOST) -p $(PORT) config.asgi:application
 
 ## test: lint and type-check (ruff, mypy, tsc, eslint), then every Python test (real Chromium, real Redis), then the JavaScript tests

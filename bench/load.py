@@ -614,6 +614,12 @@ def main() -> None:
                         lambda i, idler=idler: idler,
                         **options,
                     )
+                except BaseException:
+                    lines = server.log().splitlines()
+                    print(
+                        "\n".join(x for x in lines if "WSCONNECT" not in x)[-4000:], file=sys.stderr
+                    )
+                    raise
                 finally:
                     server.stop()
         finally:
