@@ -72,8 +72,52 @@ async function queued() {
 }
 
 /**
+ * What the stored state holds and this browser's stores may not yet (meta "sync-owed"): the
+ * [collection, index] of each change still to apply. Kept in the transaction of the state that
+ * adopted the changes, because that state never reads them from the log again, and a page may
+ * close while a run still waits on the server after a read (a new device's first page, left
+ * at once): the run applies them at its end, or the next run does, on this page or the next,
+ * with the value the state holds then.
+ * @typedef {{changes: [string, string[]][]}} Owed
+ */
+const OWED = "sync-owed";
+
+/** @returns {Promise<Owed>} */
+async function loadOwed() {
+  return (await store.read("meta", OWED)) ?? { changes: [] };
+}
+
+/**
+ * A filter of a run's effects that takes each change into `owing` (once per index) and leaves
+ * the effects still to perform.
+ * @param {Owed} owing
+ */
+function changesTaker(owing) {
+  const held = new Set(owing.changes.map((key) => JSON.stringify(key)));
+  return (/** @type {any[]} */ effects) =>
+    effects.filter((effect) => {
+      if (!(effect instanceof engine.SyncChanged)) return true;
+      for (const { collection, index } of effect.changes) {
+        const key = JSON.stringify([collection, index]);
+        if (!held.has(key)) owing.changes.push([collection, [...index]]);
+        held.add(key);
+      }
+      return false;
+    });
+}
+
+/**
+ * The state and what it owes, for the transaction `s` (its stores include "meta").
+ * @param {Record<string, IDBObjectStore>} s @param {any} json @param {Owed} owing
+ */
+function keep(s, json, owing) {
+  s.meta.put(json, "sync");
+  s.meta.put(owing, OWED);
+}
+
+/**
  * Handle the queued changes and one event (none: only the queue), and every answer they lead
- * to, then apply what changed.
+ * to, then apply what changed (and what an earlier run left to apply).
  * @param {((seed: Uint8Array) => engine.SyncEvent) | null} makeEvent
  */
 function run(makeEvent) {
@@ -81,6 +125,8 @@ function run(makeEvent) {
     await ready();
     let state = await loadState();
     if (!state) return;
+    const owing = await loadOwed();
+    const owe = changesTaker(owing);
     /** @type {any[]} */
     const queue = [];
     const taken = await queued();
@@ -89,12 +135,12 @@ function run(makeEvent) {
       for (const item of taken) {
         let effects;
         [state, effects] = engine.handleSync(state, queuedEvent(item, systemRng(32)));
-        queue.push(...effects.filter((e) => !(e instanceof engine.StoreSync)));
+        queue.push(...owe(effects).filter((e) => !(e instanceof engine.StoreSync)));
       }
       const ids = new Set(taken.map((q) => q.id));
       const json = state.toJSON();
       await store.transact(["meta"], (s) => {
-        s.meta.put(json, "sync");
+        keep(s, json, owing);
         const get = s.meta.get(QUEUE);
         get.onsuccess = () => s.meta.put((get.result ?? []).filter((/** @type {QueuedMutations} */ q) => !ids.has(q.id)), QUEUE);
       });
@@ -102,24 +148,22 @@ function run(makeEvent) {
     if (makeEvent) {
       let effects;
       [state, effects] = engine.handleSync(state, makeEvent(systemRng(32)));
-      queue.push(...effects);
+      queue.push(...owe(effects));
     }
-    /** @type {SyncChange[]} */
-    const changed = [];
     /** @type {[Record<string, any>, number][]} */
     const shares = [];
     while (queue.length) {
       const effect = queue.shift();
       if (effect instanceof engine.StoreSync) {
-        await store.write("meta", effect.state.toJSON(), "sync");
+        // the machine stores its state first in each step, with the changes of that step
+        const json = effect.state.toJSON();
+        await store.transact(["meta"], (s) => keep(s, json, owing));
       } else if (effect instanceof engine.HttpRequest) {
         const [status, body] = await perform(effect);
         let more;
         const answer = new engine.SyncAnswered(effect.requestId, status, body, Date.now(), systemRng(32));
         [state, more] = engine.handleSync(state, answer);
-        queue.unshift(...more);
-      } else if (effect instanceof engine.SyncChanged) {
-        changed.push(...effect.changes);
+        queue.unshift(...owe(more));
       } else if (effect instanceof engine.ShareSyncKey) {
         shares.push([effect.body, ContentType.ACCOUNT_SYNC_KEY]);
       } else if (effect instanceof engine.ShareSyncCheckpoint) {
@@ -128,12 +172,16 @@ function run(makeEvent) {
         if (effect.code !== "sync_key_awaited") console.warn(`Parley: sync ${effect.code}`, effect.data);
       }
     }
-    for (const change of changed) {
-      try {
-        await appliers.get(change.collection)?.(change);
-      } catch (error) {
-        console.warn("Parley: a synced change could not be applied", change, error);
+    if (owing.changes.length) {
+      const account = state.account;
+      for (const [collection, index] of owing.changes) {
+        try {
+          await appliers.get(collection)?.({ collection, index, value: account.get(collection, index) });
+        } catch (error) {
+          console.warn("Parley: a synced change could not be applied", { collection, index }, error);
+        }
       }
+      await store.write("meta", { ...owing, changes: [] }, OWED);
     }
     notify({ kind: Change.SYNC, refused: state.refused });
     for (const [body, contentType] of shares) await keySharer(body, contentType);
