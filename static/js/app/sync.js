@@ -15,8 +15,8 @@ import * as store from "./store.js";
 
 /** collection → what applies a change of it to this browser's stores */
 const appliers = new Map();
-/** @type {(body: Record<string, any>, contentType: number) => Promise<void>} */
-let keySharer = async () => {};
+/** @type {((body: Record<string, any>, contentType: number) => Promise<void>) | null} */
+let keySharer = null; // none until outbox.js loads: what is to be sent waits in meta "sync-owed"
 
 /**
  * Who applies changes of `collection` (the module that owns the store they land in).
@@ -72,8 +72,60 @@ async function queued() {
 }
 
 /**
+ * What the stored state holds and this browser's stores may not yet (meta "sync-owed"): the
+ * [collection, index] of each change still to apply, and each key (type 7) or checkpoint
+ * (type 8) body still to send to the own devices. Kept in the transaction of the state that
+ * owes them, because that state never reads those changes from the log again nor shares that
+ * key again, and a page may close while a run still waits on the server (a new device's first
+ * page, left at once; the devices page left during a re-key): the run hands them on at its
+ * end, or the next run does, on this page or the next (a change with the value the state holds
+ * then; a body sent twice is harmless: a key joins the ring once, a checkpoint is compared).
+ * @typedef {{changes: [string, string[]][], shares: [Record<string, any>, number][]}} Owed
+ */
+const OWED = "sync-owed";
+
+/** @returns {Promise<Owed>} */
+async function loadOwed() {
+  const stored = await store.read("meta", OWED);
+  return { changes: stored?.changes ?? [], shares: stored?.shares ?? [] };
+}
+
+/**
+ * A filter of a run's effects that takes each change (once per index) and each body to send
+ * into `owing`, and leaves the effects still to perform.
+ * @param {Owed} owing
+ */
+function owedTaker(owing) {
+  const held = new Set(owing.changes.map((key) => JSON.stringify(key)));
+  return (/** @type {any[]} */ effects) =>
+    effects.filter((effect) => {
+      if (effect instanceof engine.ShareSyncKey) {
+        owing.shares.push([effect.body, ContentType.ACCOUNT_SYNC_KEY]);
+      } else if (effect instanceof engine.ShareSyncCheckpoint) {
+        owing.shares.push([effect.body, ContentType.ACCOUNT_SYNC_CHECKPOINT]);
+      } else if (effect instanceof engine.SyncChanged) {
+        for (const { collection, index } of effect.changes) {
+          const key = JSON.stringify([collection, index]);
+          if (!held.has(key)) owing.changes.push([collection, [...index]]);
+          held.add(key);
+        }
+      } else return true;
+      return false;
+    });
+}
+
+/**
+ * The state and what it owes, for the transaction `s` (its stores include "meta").
+ * @param {Record<string, IDBObjectStore>} s @param {any} json @param {Owed} owing
+ */
+function keep(s, json, owing) {
+  s.meta.put(json, "sync");
+  s.meta.put(owing, OWED);
+}
+
+/**
  * Handle the queued changes and one event (none: only the queue), and every answer they lead
- * to, then apply what changed.
+ * to, then apply what changed (and what an earlier run left to apply).
  * @param {((seed: Uint8Array) => engine.SyncEvent) | null} makeEvent
  */
 function run(makeEvent) {
@@ -81,6 +133,8 @@ function run(makeEvent) {
     await ready();
     let state = await loadState();
     if (!state) return;
+    const owing = await loadOwed();
+    const owe = owedTaker(owing);
     /** @type {any[]} */
     const queue = [];
     const taken = await queued();
@@ -89,12 +143,12 @@ function run(makeEvent) {
       for (const item of taken) {
         let effects;
         [state, effects] = engine.handleSync(state, queuedEvent(item, systemRng(32)));
-        queue.push(...effects.filter((e) => !(e instanceof engine.StoreSync)));
+        queue.push(...owe(effects).filter((e) => !(e instanceof engine.StoreSync)));
       }
       const ids = new Set(taken.map((q) => q.id));
       const json = state.toJSON();
       await store.transact(["meta"], (s) => {
-        s.meta.put(json, "sync");
+        keep(s, json, owing);
         const get = s.meta.get(QUEUE);
         get.onsuccess = () => s.meta.put((get.result ?? []).filter((/** @type {QueuedMutations} */ q) => !ids.has(q.id)), QUEUE);
       });
@@ -102,41 +156,42 @@ function run(makeEvent) {
     if (makeEvent) {
       let effects;
       [state, effects] = engine.handleSync(state, makeEvent(systemRng(32)));
-      queue.push(...effects);
+      queue.push(...owe(effects));
     }
-    /** @type {SyncChange[]} */
-    const changed = [];
-    /** @type {[Record<string, any>, number][]} */
-    const shares = [];
     while (queue.length) {
       const effect = queue.shift();
       if (effect instanceof engine.StoreSync) {
-        await store.write("meta", effect.state.toJSON(), "sync");
+        // the machine stores its state first in each step, with what that step owes
+        const json = effect.state.toJSON();
+        await store.transact(["meta"], (s) => keep(s, json, owing));
       } else if (effect instanceof engine.HttpRequest) {
         const [status, body] = await perform(effect);
         let more;
         const answer = new engine.SyncAnswered(effect.requestId, status, body, Date.now(), systemRng(32));
         [state, more] = engine.handleSync(state, answer);
-        queue.unshift(...more);
-      } else if (effect instanceof engine.SyncChanged) {
-        changed.push(...effect.changes);
-      } else if (effect instanceof engine.ShareSyncKey) {
-        shares.push([effect.body, ContentType.ACCOUNT_SYNC_KEY]);
-      } else if (effect instanceof engine.ShareSyncCheckpoint) {
-        shares.push([effect.body, ContentType.ACCOUNT_SYNC_CHECKPOINT]);
+        queue.unshift(...owe(more));
       } else if (effect instanceof engine.Notice) {
         if (effect.code !== "sync_key_awaited") console.warn(`Parley: sync ${effect.code}`, effect.data);
       }
     }
-    for (const change of changed) {
-      try {
-        await appliers.get(change.collection)?.(change);
-      } catch (error) {
-        console.warn("Parley: a synced change could not be applied", change, error);
+    if (owing.changes.length) {
+      const account = state.account;
+      for (const [collection, index] of owing.changes) {
+        try {
+          await appliers.get(collection)?.({ collection, index, value: account.get(collection, index) });
+        } catch (error) {
+          console.warn("Parley: a synced change could not be applied", { collection, index }, error);
+        }
       }
+      owing.changes = [];
+      await store.write("meta", owing, OWED);
     }
     notify({ kind: Change.SYNC, refused: state.refused });
-    for (const [body, contentType] of shares) await keySharer(body, contentType);
+    if (owing.shares.length && keySharer) {
+      for (const [body, contentType] of owing.shares) await keySharer(body, contentType);
+      owing.shares = [];
+      await store.write("meta", owing, OWED);
+    }
   };
   const locked = "locks" in navigator ? navigator.locks.request("parley-sync", work) : work();
   return locked.catch((error) => console.warn("Parley: account sync failed", error));
