@@ -616,9 +616,8 @@ def main() -> None:
                     )
                 except BaseException:
                     lines = server.log().splitlines()
-                    print(
-                        "\n".join(x for x in lines if "WSCONNECT" not in x)[-4000:], file=sys.stderr
-                    )
+                    quiet = [x for x in lines if "WSCONNECT" not in x and "WSDISCONNECT" not in x]
+                    print("\n".join(quiet)[-8000:], file=sys.stderr)
                     raise
                 finally:
                     server.stop()
