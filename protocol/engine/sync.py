@@ -234,7 +234,7 @@ def _fetched(state: SyncState, event: SyncAnswered) -> Result:
     before = state.account
     try:
         server_version, entries, more = _listing(event.body)
-        state = _settle_proposed(state, entries, complete=not more)
+        state = _settle_proposed(state, entries)
         _check_floor(state, entries)
         account = apply_entries(before, entries, keys=state.keys)
         if not more:
@@ -274,13 +274,13 @@ def _check_floor(state: SyncState, entries: list[tuple[int, bytes]]) -> None:
             )
 
 
-def _settle_proposed(
-    state: SyncState, entries: list[tuple[int, bytes]], *, complete: bool
-) -> SyncState:
+def _settle_proposed(state: SyncState, entries: list[tuple[int, bytes]]) -> SyncState:
     """A key this device created joins the ring when the log holds an entry under it (its
-    write was stored after all), and is forgotten once the log is past its version or read
-    to its end without it (the write never reached the log: nobody else can supersede an
-    entry under a key only this device holds, so a stored one would be listed)."""
+    write was stored after all), and is forgotten once the log holds another entry at or
+    past its version (that write can never be stored now: compare-and-swap). A log read to
+    its end without it proves nothing: the write may still be on its way to the server (the
+    page that sent it was left), so the key is kept and the next write is made under it
+    again (whichever of the two the server stores, this device holds its key)."""
     proposed = state.proposed
     if proposed is None:
         return state
@@ -293,7 +293,7 @@ def _settle_proposed(
     if any(e.key_id == proposed.key_id for e in written):
         keys = by_since((*state.keys, proposed))
         return replace(state, keys=keys, proposed=None, share=True, rotate=False)
-    if complete or any(e.version >= proposed.since_version for e in written):
+    if any(e.version >= proposed.since_version for e in written):
         return replace(state, proposed=None)
     return state
 
@@ -305,6 +305,9 @@ def _written(state: SyncState, request: SyncRequest, event: SyncAnswered) -> Res
         before = state.account
         account = apply_entry(before, request.blob, version=request.version, keys=keys)
         written = state.pending[: request.count]
+        proposed = state.proposed
+        if proposed is not None and request.version >= proposed.since_version:
+            proposed = None  # stored under it (a write made again), or the log is past it
         state = replace(
             state,
             keys=by_since(keys),
@@ -312,6 +315,7 @@ def _written(state: SyncState, request: SyncRequest, event: SyncAnswered) -> Res
             pending=state.pending[request.count :],
             compact=state.compact and request.entry != "snapshot",
             announce=True,  # each entry written is announced to the own devices (23.8)
+            proposed=proposed,
         )
         if request.new_key is not None:
             # a key is sent only once the entry at its since_version is stored (23.2)
@@ -360,9 +364,12 @@ def _next(state: SyncState, rng: Rng) -> Result:
             return state, []  # the account's key comes from an own device (23.2)
         if key is None and not (state.pending or state.share):
             return state, []
-        if state.proposed is not None:
-            return _request(state, "fetch", state.account.version)  # was it stored?
-        new_key = new_sync_key(rng, since_version=version)
+        proposed = state.proposed
+        if proposed is not None and proposed.since_version == version:
+            # its write may still reach the log: written again under the same key
+            new_key = proposed
+        else:
+            new_key = new_sync_key(rng, since_version=version)
         written = build_snapshot(state.account, version=version, key=new_key, rng=rng)
         return _write(state, written, new_key=new_key)
     if key.since_version > version:

@@ -30,6 +30,7 @@ from tests.support.web import (
     open_conversation,
     send,
     unread_badge,
+    wait_until,
 )
 
 WITHIN_A_SECOND = 1_000
@@ -56,7 +57,7 @@ def synced_version(page: Page) -> int:
 
 
 def wait_synced(page: Page, above: int) -> None:
-    page.wait_for_function(f"async () => (await ({SYNCED_VERSION})()) > {above}", timeout=SLOW)
+    wait_until(page, f"async () => (await ({SYNCED_VERSION})()) > {above}")
 
 
 def stored_sync(page: Page) -> SyncState:
@@ -83,9 +84,8 @@ SETTLED = """() => new Promise((resolve, reject) => {
 def holds(page: Page, text: str) -> None:
     """Wait until the browser's sync state holds `text` (a contact is listed before its change
     is queued for the log)."""
-    page.wait_for_function(
-        f"async () => JSON.stringify(await ({STORED_SYNC})()).includes({json.dumps(text)})",
-        timeout=SLOW,
+    wait_until(
+        page, f"async () => JSON.stringify(await ({STORED_SYNC})()).includes({json.dumps(text)})"
     )
 
 
@@ -95,7 +95,7 @@ def settled(*pages: Page) -> int:
     deadline = time.monotonic() + SLOW / 1000
     while True:
         for page in pages:
-            page.wait_for_function(SETTLED, timeout=SLOW)
+            wait_until(page, SETTLED)
         versions = {synced_version(page) for page in pages}
         if len(versions) == 1:
             return versions.pop()

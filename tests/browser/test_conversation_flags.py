@@ -21,6 +21,7 @@ from tests.support.web import (
     new_username,
     open_chats,
     send,
+    wait_until,
 )
 
 
@@ -58,9 +59,9 @@ def wait_handled(page: Page, sender: Page, sender_name: str, text: str) -> str:
     the engine made of it. Returns the key of its message record."""
     message_id = bubble(sender, text).get_attribute("data-id")
     device_id = stored(sender, "device", "self")["deviceId"]
-    page.wait_for_function(
+    wait_until(
+        page,
         f"async () => (await ({STORED})(['seen', {f'{device_id}/{message_id}'!r}])) !== null",
-        timeout=SLOW,
     )
     return f"{sender_name}:{message_id}"
 

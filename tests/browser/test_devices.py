@@ -21,6 +21,7 @@ from tests.support.web import (
     new_device_notice,
     new_primary,
     new_username,
+    wait_until,
 )
 
 # Long enough to link a device and remove it by hand; short enough to wait out in a test.
@@ -46,11 +47,10 @@ def test_devices_page_lists_devices_and_the_primary_logs_a_companion_out(new_dev
     tablet.close()  # its socket closes: no longer "active now"
 
     primary.goto("/devices")
-    primary.wait_for_function(
+    wait_until(
+        primary,
         """async () => (await (await fetch('/api/devices')).json()).devices
             .some((d) => d.name === 'Tablet' && !d.active_now)""",
-        polling=100,
-        timeout=SLOW,
     )
     primary.reload()
     expect(primary.locator("#device-list .device")).to_have_count(3, timeout=SLOW)
@@ -121,16 +121,15 @@ def test_the_devices_page_shows_the_last_use_each_device_wrote_else_the_day_the_
     )
     link_companion(primary, tablet, "Tablet")
     laptop.goto("/chats")
-    laptop.wait_for_function(LAST_USE_WRITTEN, polling=100, timeout=SLOW)
+    wait_until(laptop, LAST_USE_WRITTEN)
     laptop.close()
     tablet.close()
 
     primary.goto("/devices")
-    primary.wait_for_function(
+    wait_until(
+        primary,
         """async () => (await (await fetch('/api/devices')).json()).devices
             .filter((d) => !d.this_device).every((d) => !d.active_now)""",
-        polling=100,
-        timeout=SLOW,
     )
     primary.reload()
     laptop_use = device_row(primary, "Laptop").locator(".presence")
@@ -168,10 +167,9 @@ def test_a_companion_logs_itself_out_and_the_primary_re_signs_the_list(new_devic
 
     # The open devices page hears of it, re-signs a list without the laptop.
     expect(primary.locator("#device-list .device")).to_have_count(1, timeout=SLOW)
-    primary.wait_for_function(
+    wait_until(
+        primary,
         "async () => (await (await fetch('/api/devices')).json()).suspended.length === 0",
-        polling=100,
-        timeout=SLOW,
     )
     listed = server_devices(primary)
     assert [d["device_id"] for d in listed["device_list"]["devices"]] == [
@@ -258,10 +256,9 @@ def test_an_older_companion_removes_a_just_linked_one_until_the_veto_window_ends
 
         # The primary's open devices page hears of it and signs a list without the intruder.
         expect(primary.locator("#device-list .device")).to_have_count(3, timeout=SLOW)
-        primary.wait_for_function(
+        wait_until(
+            primary,
             "async () => (await (await fetch('/api/devices')).json()).suspended.length === 0",
-            polling=100,
-            timeout=SLOW,
         )
         listed = server_devices(primary)["device_list"]
         assert ids["Intruder"] not in {d["device_id"] for d in listed["devices"]}

@@ -2,7 +2,8 @@
 (messaging/services.state_append and selectors.state_page: compare-and-swap on the version,
 a snapshot drops what is below it, at most MAX_PATCHES patches after a snapshot, pages of a
 few entries), two devices of one account, and every order of the person's changes, answers,
-lost answers, reconnects, doorbells, re-keys and key shares hypothesis can find. Whatever the
+lost answers, reconnects, pages left with a write that reaches the server later, doorbells,
+re-keys and key shares hypothesis can find. Whatever the
 order, once everything is answered nothing the person changed is lost: both devices end on
 the same version with the last writer's value at every index, and nothing left to write."""
 
@@ -89,6 +90,7 @@ class World:
         self.clock = 1_000
         self.counter = 0
         self.written: dict[tuple[str, tuple[str, ...]], Any] = {}  # the last writer's values
+        self.late: list[HttpRequest] = []  # sent by a page that was left, not yet at the server
 
     def seed(self) -> bytes:
         self.counter += 1
@@ -141,6 +143,20 @@ class World:
         device.state = device.stored
         self.run(name, SyncFetchWanted(None, self.now(), self.seed()))
 
+    def leave(self, name: str) -> None:
+        """The page is left with a request on its way: the server performs it later (`land`),
+        after whatever the next page, which starts from what was stored, asks first."""
+        device = self.devices[name]
+        request, device.request = device.request, None
+        if request is not None:
+            self.late.append(request)
+        device.state = device.stored
+        self.run(name, SyncFetchWanted(None, self.now(), self.seed()))
+
+    def land(self) -> None:
+        if self.late:
+            self.server.perform(self.late.pop(0))
+
     def take_inbox(self, name: str) -> None:
         device = self.devices[name]
         items, device.inbox = device.inbox, []
@@ -152,6 +168,8 @@ class World:
         self.run(name, SyncFetchWanted(self.server.version, self.now(), self.seed()))
 
     def quiesce(self) -> None:
+        while self.late:
+            self.land()
         for _ in range(500):
             busy = False
             for name, device in self.devices.items():
@@ -180,6 +198,8 @@ operations = st.lists(
         st.tuples(st.just("lose"), st.sampled_from(DEVICES)),
         st.tuples(st.just("drop"), st.sampled_from(DEVICES)),
         st.tuples(st.just("close"), st.sampled_from(DEVICES), st.booleans()),
+        st.tuples(st.just("leave"), st.sampled_from(DEVICES)),
+        st.tuples(st.just("land"), st.just("")),
         st.tuples(st.just("rotate"), st.sampled_from(DEVICES)),
         st.tuples(st.just("doorbell"), st.sampled_from(DEVICES)),
         st.tuples(st.just("inbox"), st.sampled_from(DEVICES)),
@@ -205,6 +225,10 @@ def test_no_change_is_lost_whatever_the_order_of_answers_reconnects_and_rekeys(o
             world.answer(name, performed=False)
         elif kind == "close":
             world.close(name, performed=op[2])
+        elif kind == "leave":
+            world.leave(name)
+        elif kind == "land":
+            world.land()
         elif kind == "rotate":
             world.run(name, SyncRotateWanted(world.now(), world.seed()))
         elif kind == "doorbell":

@@ -4,14 +4,39 @@
 from __future__ import annotations
 
 import re
+import time
 import uuid
+from typing import Any
 
-from playwright.sync_api import Locator, Page, Route, expect
+from playwright.sync_api import Error, Locator, Page, Route, expect
 
 from tests.support.browser import VirtualAuthenticator, add_virtual_authenticator
 
 SLOW = 15_000
 DEVICES_URL = re.compile(r"/devices$")
+
+
+def wait_until(
+    page: Page, expression: str, arg: Any = None, *, timeout: int = SLOW, polling: int = 100
+) -> Any:
+    """Evaluate the function `expression` (async or not) in `page` until it returns a truthy
+    value, for at most `timeout` ms; that value. Not `page.wait_for_function`: it does not
+    await a promise its predicate returns (it returns at once, with the promise's value even
+    when that is false), so it cannot wait on IndexedDB or a fetch. A navigation during a
+    poll (the execution context destroyed) is polled again."""
+    deadline = time.monotonic() + timeout / 1000
+    while True:
+        try:
+            value = page.evaluate(expression, arg)
+        except Error as error:
+            if "context was destroyed" not in str(error) and "navigat" not in str(error):
+                raise
+            value = None
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"not true within {timeout} ms: {expression}")
+        page.wait_for_timeout(polling)
 
 
 def new_username(prefix: str = "u") -> str:

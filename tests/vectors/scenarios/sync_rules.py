@@ -796,23 +796,22 @@ def stale_snapshot_refused() -> dict[str, Any]:
 
 
 def lost_write_written_again() -> dict[str, Any]:
-    """The socket drops while the first key's snapshot is in flight, and the write never
-    reached the server: the read after the reconnect shows a log without it, so the key is
-    forgotten and a new one written (not asked about again and again), then the change."""
+    """The socket drops while the first key's snapshot is in flight: the read after the
+    reconnect shows a log without it, which proves nothing (the write may still be on its
+    way), so the state is written again under the same key, not a new one."""
     rng = TestRng(event_seed("bob"))
-    lost = build_snapshot(
-        AccountState(), version=1, key=new_sync_key(rng, since_version=1), rng=rng
-    )
-    rng = TestRng(event_seed("nothing stored"))
     first = new_sync_key(rng, since_version=1)
+    lost = build_snapshot(AccountState(), version=1, key=first, rng=rng)
     log = Log()
-    snap = build_snapshot(AccountState(), version=1, key=first, rng=rng)
+    snap = build_snapshot(
+        AccountState(), version=1, key=first, rng=TestRng(event_seed("nothing stored"))
+    )
     log.state, log.entries = snap.state, [snap]
     bob = contact("bob", T1, "alice-phone")
     patch = log.patch(first, [bob], "first stored")
     empty = AccountState()
     return sync_scenario(
-        "A write lost with its socket, never stored: after the reconnect the machine reads the log to its end; no entry under the key it proposed, so the key is forgotten and the state written again under a new one, then the person's change. A stored write would have been listed (only this device holds its key, so nobody can supersede it).",
+        "A write lost with its socket: after the reconnect the machine reads the log to its end and finds no entry under the key it proposed. That proves nothing (the write may still be on its way to the server), so the state is written again under the same key, whichever of the two the server stores; then the person's change.",
         sync_state("alice-phone", empty, keys=()),
         [
             (
@@ -826,7 +825,7 @@ def lost_write_written_again() -> dict[str, Any]:
                 [get("s2", 0)],
             ),
             (
-                "the log is empty: the write never reached it; a new key, written again",
+                "the log is empty: written again under the same key",
                 answered("s2", 200, listing([], 0), "nothing stored", T2),
                 [stored(empty, keys=(), pending=1), post("s3", snap)],
             ),
@@ -838,6 +837,63 @@ def lost_write_written_again() -> dict[str, Any]:
             (
                 "201: bob is written, and the key goes to the own devices",
                 answered("s4", 201, {"version": 2}, "bob stored", T3),
+                [
+                    stored(patch.state, keys=(first,)),
+                    changed(patch.state, ("contacts", "bob")),
+                    shared(first, patch.state),
+                ],
+            ),
+        ],
+    )
+
+
+def late_write_landed() -> dict[str, Any]:
+    """The page that sent the first key's snapshot was left; the next page reads the log before
+    that write reaches the server, writes again under the same key, and the late write lands
+    first: the 409 is followed by a read that finds the entry under the proposed key."""
+    rng = TestRng(event_seed("bob"))
+    first = new_sync_key(rng, since_version=1)
+    late = build_snapshot(AccountState(), version=1, key=first, rng=rng)
+    again = build_snapshot(
+        AccountState(), version=1, key=first, rng=TestRng(event_seed("nothing yet"))
+    )
+    log = Log()
+    log.state, log.entries = late.state, [late]
+    bob = contact("bob", T1, "alice-phone")
+    patch = log.patch(first, [bob], "late write listed")
+    empty = AccountState()
+    return sync_scenario(
+        "The page that wrote the first key's snapshot was left with the write on its way; the next page reads the log before the server stores it and writes again under the same key; the late write lands first: after the 409 the read finds an entry under the proposed key, which joins the ring (a new key would have left the log under a key nobody holds, refused for ever); then the person's change.",
+        sync_state("alice-phone", empty, keys=()),
+        [
+            (
+                "alice adds bob: the account has no key yet",
+                mutated([bob], "bob"),
+                [stored(empty, keys=(), pending=1), post("s1", late)],
+            ),
+            (
+                "the page is left with the write on its way; the next one reads the log",
+                simple("sync_fetch_wanted", "reconnected", T2, version=None),
+                [get("s2", 0)],
+            ),
+            (
+                "the log is still empty: written again under the same key",
+                answered("s2", 200, listing([], 0), "nothing yet", T2),
+                [stored(empty, keys=(), pending=1), post("s3", again)],
+            ),
+            (
+                "409: the late write reached the log first",
+                answered("s3", 409, conflict("state_version_conflict", 1), "late", T2),
+                [stored(empty, keys=(), pending=1), get("s4", 0)],
+            ),
+            (
+                "version 1 is under the proposed key: it joins the ring; then bob",
+                answered("s4", 200, listing(log.entries[:1], 1), "late write listed", T2),
+                [stored(late.state, keys=(first,), pending=1), post("s5", patch)],
+            ),
+            (
+                "201: bob is written, and the key goes to the own devices",
+                answered("s5", 201, {"version": 2}, "bob stored", T3),
                 [
                     stored(patch.state, keys=(first,)),
                     changed(patch.state, ("contacts", "bob")),
@@ -860,4 +916,5 @@ SCENARIOS = {
     "sync_checkpoint_received.json": checkpoint_received,
     "sync_stale_snapshot_refused.json": stale_snapshot_refused,
     "sync_lost_write_written_again.json": lost_write_written_again,
+    "sync_late_write_landed.json": late_write_landed,
 }

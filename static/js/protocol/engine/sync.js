@@ -217,7 +217,7 @@ function fetched(state, event) {
     let serverVersion;
     let entries;
     [serverVersion, entries, more] = listing(event.body);
-    state = settleProposed(state, entries, !more);
+    state = settleProposed(state, entries);
     checkFloor(state, entries);
     account = applyEntries(before, entries, { keys: state.keys });
     if (!more) checkFetched(account, { serverVersion, keys: state.keys, checkpoint: state.checkpoint });
@@ -258,12 +258,14 @@ function checkFloor(state, entries) {
 
 /**
  * A key this device created joins the ring when the log holds an entry under it (its write
- * was stored after all), and is forgotten once the log is past its version or read to its end
- * without it (the write never reached the log: nobody else can supersede an entry under a key
- * only this device holds, so a stored one would be listed).
- * @param {SyncState} state @param {[number, Uint8Array][]} entries @param {boolean} complete
+ * was stored after all), and is forgotten once the log holds another entry at or past its
+ * version (that write can never be stored now: compare-and-swap). A log read to its end
+ * without it proves nothing: the write may still be on its way to the server (the page that
+ * sent it was left), so the key is kept and the next write is made under it again (whichever
+ * of the two the server stores, this device holds its key).
+ * @param {SyncState} state @param {[number, Uint8Array][]} entries
  */
-function settleProposed(state, entries, complete) {
+function settleProposed(state, entries) {
   const { proposed } = state;
   if (proposed === null) return state;
   const writtenEntries = [];
@@ -277,7 +279,7 @@ function settleProposed(state, entries, complete) {
   if (writtenEntries.some((e) => bytesEqual(e.keyId, proposed.keyId))) {
     return state.with({ keys: bySince([...state.keys, proposed]), proposed: null, share: true, rotate: false });
   }
-  if (complete || writtenEntries.some((e) => e.version >= proposed.sinceVersion)) return state.with({ proposed: null });
+  if (writtenEntries.some((e) => e.version >= proposed.sinceVersion)) return state.with({ proposed: null });
   return state;
 }
 
@@ -288,12 +290,15 @@ function written(state, req, event) {
     const before = state.account;
     const account = applyEntry(before, /** @type {Uint8Array} */ (req.blob), { version: req.version, keys });
     const writtenMutations = state.pending.slice(0, req.count);
+    let { proposed } = state;
+    if (proposed !== null && req.version >= proposed.sinceVersion) proposed = null; // stored under it (a write made again), or the log is past it
     state = state.with({
       keys: bySince(keys),
       account,
       pending: state.pending.slice(req.count),
       compact: state.compact && req.entry !== "snapshot",
       announce: true, // each entry written is announced to the own devices (23.8)
+      proposed,
     });
     // a key is sent only once the entry at its since_version is stored (23.2)
     if (req.newKey !== null) state = state.with({ rotate: false, share: true });
@@ -333,8 +338,9 @@ function next(state, rng) {
   if (key === null || state.rotate) {
     if (key === null && state.account.version > 0) return [state, []]; // the account's key comes from an own device (23.2)
     if (key === null && !(state.pending.length || state.share)) return [state, []];
-    if (state.proposed !== null) return request(state, "fetch", state.account.version); // was it stored?
-    const newKey = newSyncKey(rng, { sinceVersion: version });
+    const { proposed } = state;
+    // a proposed key's write may still reach the log: written again under the same key
+    const newKey = proposed !== null && proposed.sinceVersion === version ? proposed : newSyncKey(rng, { sinceVersion: version });
     return write(state, buildSnapshot(state.account, { version, key: newKey, rng }), 0, newKey);
   }
   if (key.sinceVersion > version) return request(state, "fetch", state.account.version); // the log must reach it
