@@ -2,8 +2,8 @@
 in Django's database thread otherwise.
 
 A thread hop (asgiref's SyncToAsync, the GIL handed over and back, the loop woken through its
-self-pipe) cost more server CPU than the short transaction it carried: 1,075 µs against 542 µs
-for one send's commit (docs/benchmarks.md). So on SQLite, the embedded default, each event loop
+self-pipe) cost more server CPU than the short transaction it carried (`bench/queue_commit.py`,
+docs/benchmarks.md). So on SQLite, the embedded default, each event loop
 keeps a connection of its own to the database file and runs the queue's reads and group
 commits on the loop, blocking it for the fraction of a millisecond a statement takes.
 
@@ -24,13 +24,12 @@ import sqlite3
 import weakref
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, TypeVar
 
 from channels.db import database_sync_to_async
 from django.conf import settings
 from django.db import connection, connections, transaction
 
-P = ParamSpec("P")
 T = TypeVar("T")
 
 _BUSY = {sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED}
