@@ -27,7 +27,7 @@ run: export PARLEY_ORIGIN := $(or $(PARLEY_ORIGIN),http://localhost:$(PORT))
 run: $(VENV)/.runtime
 	$(PY) manage.py migrate --no-input -v0
 	@echo "Parley is running at $(PARLEY_ORIGIN)  (use localhost: passkeys refuse 127.0.0.1). Ctrl-C stops it."
-	$(VENV)/bin/daphne -b $(HOST) -p $(PORT) config.asgi:application
+	$(PY) -m web.serve -b $(HOST) -p $(PORT) config.asgi:application
 
 ## test: lint and type-check (ruff, mypy, tsc, eslint), then every Python test (real Chromium, real Redis), then the JavaScript tests
 test: $(VENV)/.dev

@@ -10,6 +10,7 @@ from web import views
 urlpatterns = [
     path("", accounts.home_page, name="home"),
     path("healthz", views.healthz, name="healthz"),
+    path("readyz", views.readyz, name="readyz"),
     # pages
     path("signup", accounts.signup_page, name="signup"),
     path("signin", accounts.signin_page, name="signin"),

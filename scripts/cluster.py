@@ -272,7 +272,7 @@ class Cluster:
         workdir.mkdir(exist_ok=True)
         log_path = workdir / "daphne.log"
         process = subprocess.Popen(
-            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port)]
+            [sys.executable, "-m", "web.serve", "-b", "127.0.0.1", "-p", str(port)]
             + ["config.asgi:application"],
             cwd=ROOT,
             env=self.node_env(port),

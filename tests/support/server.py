@@ -44,7 +44,7 @@ class LiveServer:
             [
                 sys.executable,
                 "-m",
-                "daphne",
+                "web.serve",
                 "-b",
                 "127.0.0.1",
                 "-p",
