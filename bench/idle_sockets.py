@@ -1,6 +1,7 @@
 """Memory and CPU of idle device sockets held by one Daphne process.
 
     python bench/idle_sockets.py [--steps 1000,5000,15000] [--idle-seconds 10] [--ping-seconds 25]
+                                 [--profile DIR]
 
 One account's device opens the sockets (a browser's tabs, many times over); each socket
 then does what an idle browser tab does: a `ping` every 25 s (static/js/app/socket.js), at
@@ -28,6 +29,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 import websockets  # noqa: E402
 
+from bench import pyspy_top  # noqa: E402
 from client.http import HttpTransport  # noqa: E402
 from tests.support.actors import PrimaryActor  # noqa: E402
 from tests.support.server import start_server  # noqa: E402
@@ -93,7 +95,7 @@ async def open_sockets(
 
 
 async def run(
-    server, steps: list[int], idle_seconds: float, ping_seconds: float
+    server, steps: list[int], idle_seconds: float, ping_seconds: float, profile: Path | None
 ) -> list[tuple[int, int, float, float]]:
     transport = HttpTransport(server.url)
     PrimaryActor(transport, SoftAuthenticator(origin=server.url), username="idler").sign_up()
@@ -110,11 +112,18 @@ async def run(
             server, cookie, target - len(sockets), sockets, tabs, ping_seconds
         )
         await asyncio.sleep(3)
+        spy = (
+            asyncio.create_task(pyspy_top.record(pid, idle_seconds, profile / f"idle-{target}.txt"))
+            if profile
+            else None
+        )
         before = cpu_seconds(pid)
         await asyncio.sleep(idle_seconds)
         idle = (cpu_seconds(pid) - before) / idle_seconds * 100
         per_socket = (rss_kib(pid) - base_rss) / (len(sockets) - 1)
         rows.append((len(sockets), rss_kib(pid), per_socket, idle))
+        if spy:
+            await spy
         print(
             f"{len(sockets):>6} sockets: RSS {rss_kib(pid) / 1024:,.0f} MiB, {per_socket:.1f} KiB per socket, idle CPU {idle:.1f}% of a core (opened in {seconds:.1f} s)",
             flush=True,
@@ -131,6 +140,11 @@ def main() -> None:
     parser.add_argument("--steps", default="1000,5000,15000")
     parser.add_argument("--idle-seconds", type=float, default=10.0)
     parser.add_argument("--ping-seconds", type=float, default=25.0)
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        help="a directory: a py-spy profile of the server over each idle window (counts in its CPU)",
+    )
     args = parser.parse_args()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
@@ -142,7 +156,9 @@ def main() -> None:
             extra_env={"DEBUG": "0", "SECRET_KEY": "bench", "LOG_LEVEL": "WARNING"},
         )
         try:
-            asyncio.run(run(server, steps, args.idle_seconds, args.ping_seconds))
+            if args.profile:
+                args.profile.mkdir(parents=True, exist_ok=True)
+            asyncio.run(run(server, steps, args.idle_seconds, args.ping_seconds, args.profile))
         finally:
             server.stop()
 

@@ -176,17 +176,7 @@ async def profile(name: str, start: float, seconds: float, pid: int) -> None:
         return
     await asyncio.sleep(start - time.monotonic())
     slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
-    raw = PROFILE_DIR / f"{slug}.txt"
-    spy = await asyncio.create_subprocess_exec(
-        str(Path(sys.executable).with_name("py-spy")),
-        *("record", "-p", str(pid), "-d", str(max(1, int(seconds))), "-r", "200"),
-        *("-f", "raw", "-o", str(raw), "--nonblocking"),
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
-    await spy.wait()
-    if raw.exists():
-        (PROFILE_DIR / f"{slug}.top.txt").write_text(pyspy_top.summarize(raw))
+    await pyspy_top.record(pid, seconds, PROFILE_DIR / f"{slug}.txt")
 
 
 async def phase(

@@ -3,12 +3,14 @@ innermost frame is each function (self), and the share that pass through it (inc
 
     python bench/pyspy_top.py PROFILE.txt [N]
 
-bench/load.py --profile DIR writes one such profile per Parley phase, with this summary next
-to it.
+bench/load.py --profile DIR writes one such profile per Parley phase, and
+bench/idle_sockets.py --profile DIR one per step's idle window, each with this summary next
+to it (`record`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
 import sys
 from collections import Counter
@@ -38,6 +40,24 @@ def summarize(path: Path, top: int = 25) -> str:
     lines += ["", "inclusive:"]
     lines += [f"{100 * n / total:5.1f} %  {name}" for name, n in inclusive.most_common(top * 2)]
     return "\n".join(lines) + "\n"
+
+
+async def record(pid: int, seconds: float, raw: Path) -> None:
+    """py-spy's samples of process `pid` for `seconds` into `raw`, and their summary beside it."""
+    spy = await asyncio.create_subprocess_exec(
+        str(Path(sys.executable).with_name("py-spy")),
+        *("record", "-p", str(pid), "-d", str(max(1, int(seconds))), "-r", "200"),
+        *("-f", "raw", "-o", str(raw), "--nonblocking"),
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    await spy.wait()
+    _summarize_beside(raw)
+
+
+def _summarize_beside(raw: Path) -> None:
+    if raw.exists():
+        raw.with_suffix(".top.txt").write_text(summarize(raw))
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ of a process that stopped beating count for nothing and are reaped."""
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import date, timedelta
 from io import StringIO
 
 import pytest
@@ -17,7 +17,8 @@ from django.utils import timezone
 
 from config.asgi import application
 from devices import events, presence
-from devices.models import DeviceSocket, ServerProcess
+from devices.models import Device, DeviceSocket, ServerProcess
+from devices.services import seen_day
 from messaging import delivery
 from protocol.frames import CLOSE_REVOKED
 from tests.support.actors import CompanionActor, DjangoTransport, PrimaryActor, link, ok
@@ -141,6 +142,8 @@ async def test_pings_keep_a_socket_seen_through_the_beat_without_a_write_of_thei
     socket = await open_socket(alice)
     row = DeviceSocket.objects.filter(device_id=alice.device_id)
     opened_seen = (await sync_to_async(row.get)()).seen_at
+    device = Device.objects.filter(pk=alice.device_id)
+    await sync_to_async(device.update)(last_seen_on=date(2020, 1, 1))
     await socket.send_json_to({"type": "ping", "v": 1, "id": "p"})
     assert await socket.receive_json_from(timeout=2) == {"type": "pong", "v": 1, "id": "p"}
     for _ in range(50):  # written at the next beat, 0.2 s away
@@ -149,6 +152,8 @@ async def test_pings_keep_a_socket_seen_through_the_beat_without_a_write_of_thei
             break
     else:
         raise AssertionError("the ping never reached the socket's row")
+    # The same beat writes the day the device was seen.
+    assert (await sync_to_async(device.get)()).last_seen_on == seen_day(timezone.now())
     # A ping noted just before the close writes no row back at the next beat (which comes:
     # another socket keeps the process beating).
     other = await open_socket(alice)
