@@ -59,10 +59,16 @@ def _beat(now: datetime) -> None:
 
 
 @database_sync_to_async
-def socket_opened(*, device_id: str, channel_name: str) -> None:
+def socket_opened(*, device_id: str, channel_name: str) -> int | None:
+    """Store the socket's row and the day its device was seen; returns how many one-time
+    prekeys the device has left if that is at or below PARLEY_PREKEYS_LOW (told on connect, so
+    a device offline when it ran low learns it). One trip to the database thread: a node
+    taking back thousands of devices at once (another node stopped) pays it per socket."""
     now = timezone.now()
     _socket_store(device_id=device_id, channel_name=channel_name, now=now)
     _seen(device_id, now)
+    remaining = one_time_prekey_count(device_id)
+    return remaining if remaining <= settings.PARLEY_PREKEYS_LOW else None
 
 
 @database_sync_to_async
@@ -77,14 +83,6 @@ def _seen(device_id: str, now: datetime) -> None:
     Device.objects.filter(pk=device_id, revoked_at__isnull=True).exclude(last_seen_on=day).update(
         last_seen_on=day
     )
-
-
-@database_sync_to_async
-def prekeys_low(*, device_id: str) -> int | None:
-    """How many one-time prekeys the device has left, if that is at or below
-    PARLEY_PREKEYS_LOW (told on connect, so a device offline when it ran low learns it)."""
-    remaining = one_time_prekey_count(device_id)
-    return remaining if remaining <= settings.PARLEY_PREKEYS_LOW else None
 
 
 _CHUNK = 5000  # ids per IN (...), far below SQLite's limit on parameters

@@ -198,9 +198,10 @@ class DeviceConsumer(SocketConsumer):
         self.drain_lock = asyncio.Lock()
         self.sending: set[asyncio.Task[None]] = set()
         await self.accept()
-        await presence.socket_opened(device_id=device.id, channel_name=self.channel_name)
+        remaining = await presence.socket_opened(
+            device_id=device.id, channel_name=self.channel_name
+        )
         delivery.sweeper().register(device.id, self)
-        remaining = await presence.prekeys_low(device_id=device.id)
         if remaining is not None:
             await self.prekeys_low({"remaining": remaining})
         await self._drain()
