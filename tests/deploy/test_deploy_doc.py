@@ -66,8 +66,10 @@ def test_the_document_installs_every_file_the_start_up_script_reads():
         assert f"deploy/{timer}" in installed and timer in enabled
 
 
-def test_the_nodes_start_as_every_parley_server_starts_behind_the_proxy():
+def test_the_nodes_start_as_every_parley_server_starts_behind_the_proxy_and_as_the_doc_says():
     (command,) = read_unit(DEPLOY / "parley@.service", instance="8001").exec_start
+    assert command[0] == "/srv/parley/.venv/bin/python"
+    assert f"`python {' '.join(command[1:]).replace('8001', 'PORT')}`" in " ".join(DOC.split())
     assert command[1:] == [
         "-m",
         "web.serve",
