@@ -85,8 +85,7 @@ class Cluster:
 
     def start(self) -> None:
         self._check_ports_free()
-        self._start_postgres()
-        self._start_redis()
+        self.start_stores()
         subprocess.run(
             [sys.executable, "manage.py", "migrate", "--no-input", "-v0"],
             cwd=ROOT,
@@ -96,6 +95,12 @@ class Cluster:
         for n, port in enumerate(self.settings.node_ports):
             self._start_node(n, port)
 
+    def start_stores(self) -> None:
+        """PostgreSQL (its data kept in the directory) and Redis; deploy/local.py starts these
+        too, for its own nodes."""
+        self._start_postgres()
+        self._start_redis()
+
     def node_env(self, port: int) -> dict[str, str]:
         """The environment of the node on `port`: production settings (docs/operations.md)."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("DJANGO_")}
@@ -103,7 +108,7 @@ class Cluster:
             {
                 "DJANGO_SETTINGS_MODULE": "config.settings",
                 "DEBUG": "0",
-                "SECRET_KEY": self._secret_key(),
+                "SECRET_KEY": self.secret_key(),
                 "DATABASE_URL": self.settings.database_url,
                 "REDIS_URL": self.settings.redis_url,
                 "ALLOWED_HOSTS": "localhost,127.0.0.1",
@@ -174,7 +179,8 @@ class Cluster:
                         "other ports (scripts/cluster.py --help)."
                     ) from None
 
-    def _secret_key(self) -> str:
+    def secret_key(self) -> str:
+        """Generated on the first start into the directory (mode 0600), then kept."""
         path = self.settings.directory / "secret"
         if not path.exists():
             path.write_text(secrets.token_urlsafe(50) + "\n")

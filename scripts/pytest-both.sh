@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Every Python test, in three pytest processes at once: the browser tests (tests/browser/, real
-# Chromium, much of their time spent waiting on the app) in two halves, and all the
+# Every Python test, in three pytest processes at once: the browser tests (tests/browser/ and
+# tests/deploy/, real Chromium, much of their time spent waiting on the app) in two halves, and all the
 # other tests. Browser tests cannot share a process with the others (Playwright's sync API
 # keeps an event loop on the main thread that asyncio tests cannot use); side by side the whole
 # run takes about the time of its longest part. The other tests print as they go; each browser
@@ -9,9 +9,9 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 # Every other browser test to each half (not every other file: a file's tests share a setup
 # cost, and one heavy file would leave one half waiting for the other).
-mapfile -t tests < <(.venv/bin/pytest --collect-only -q tests/browser "$@" 2>/dev/null | grep '::')
+mapfile -t tests < <(.venv/bin/pytest --collect-only -q tests/browser tests/deploy "$@" 2>/dev/null | grep '::')
 if [ "${#tests[@]}" -lt 2 ]; then
-  echo "pytest-both: could not collect the browser tests (run: .venv/bin/pytest --collect-only tests/browser)" >&2
+  echo "pytest-both: could not collect the browser tests (run: .venv/bin/pytest --collect-only tests/browser tests/deploy)" >&2
   exit 1
 fi
 first=() second=()
@@ -30,7 +30,7 @@ rerun=(--reruns 2)
 pids+=("$!")
 .venv/bin/pytest "${rerun[@]}" "${second[@]}" "$@" >"${logs[1]}" 2>&1 &
 pids+=("$!")
-.venv/bin/pytest --ignore=tests/browser "$@"
+.venv/bin/pytest --ignore=tests/browser --ignore=tests/deploy "$@"
 others=$?
 failed=$((others != 0))
 for h in 0 1; do

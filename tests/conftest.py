@@ -118,10 +118,12 @@ def screenshot() -> Callable[..., Path]:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Browser tests run last: Playwright's sync API keeps an event loop running on the main
-    thread for the rest of the session, which asyncio tests cannot share."""
-    browser_dir = Path(__file__).resolve().parent / "browser"
+    thread for the rest of the session, which asyncio tests cannot share. tests/deploy/ drives
+    Chromium too (through the deployment's proxy)."""
+    here = Path(__file__).resolve().parent
+    browser_dirs = {here / "browser", here / "deploy"}
     for item in items:
-        if browser_dir in Path(item.fspath).parents:
+        if browser_dirs & set(Path(item.fspath).parents):
             item.add_marker(pytest.mark.browser)
     items.sort(key=lambda item: item.get_closest_marker("browser") is not None)
 

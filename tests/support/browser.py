@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,11 +35,30 @@ PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1440, "height": 900}
 
 
-def launch_chromium(playwright: Playwright, *, extra_args: list[str] | None = None) -> Browser:
-    """Launch Debian's Chromium (never a Playwright-downloaded build)."""
+def launch_chromium(
+    playwright: Playwright, *, extra_args: list[str] | None = None, home: Path | None = None
+) -> Browser:
+    """Launch Debian's Chromium (never a Playwright-downloaded build); with `home`, as a user
+    whose home is there (its certificate store: `trusting_home`)."""
     return playwright.chromium.launch(
-        executable_path=CHROMIUM, args=CHROMIUM_ARGS + (extra_args or [])
+        executable_path=CHROMIUM,
+        args=CHROMIUM_ARGS + (extra_args or []),
+        env={**os.environ, "HOME": str(home)} if home else None,
     )
+
+
+def trusting_home(home: Path, root_certificate: Path) -> Path:
+    """A home directory whose NSS database (Chromium's certificate store on Linux) trusts
+    `root_certificate` to identify web sites, as a person's browser does once they import it."""
+    nssdb = home / ".pki" / "nssdb"
+    nssdb.mkdir(parents=True, exist_ok=True)
+    certutil = ["certutil", "-d", f"sql:{nssdb}"]
+    subprocess.run([*certutil, "-N", "--empty-password"], check=True)
+    subprocess.run(
+        [*certutil, "-A", "-t", "C,,", "-n", "parley-test-root", "-i", str(root_certificate)],
+        check=True,
+    )
+    return home
 
 
 def new_device_context(
