@@ -16,7 +16,7 @@ import { encryptItem, planSend } from "./fanout.js";
 import { OutboxDrain } from "./outboxdrain.js";
 import { STATUS_RANK, emptyConversation, textRecord } from "./records.js";
 import { SendRefused, self } from "./self.js";
-import { isLeader, sendFrame } from "./socket.js";
+import { isLeader, onSocketClose, sendFrame } from "./socket.js";
 import { withStateLock } from "./statelock.js";
 import * as store from "./store.js";
 import { onKeyShared } from "./sync.js";
@@ -191,7 +191,13 @@ export function answered(id, frame) {
   waiting.get(id)?.(frame);
 }
 
-/** @param {string} id @returns {Promise<any>} the `accepted` or `error` frame, or null */
+// A send still unanswered when its socket closes (its node stopped or died) will not be answered
+// on that socket: it goes again, with the same envelope id, on the next one (stored once).
+onSocketClose(() => {
+  for (const resolve of [...waiting.values()]) resolve(null);
+});
+
+/** @param {string} id @returns {Promise<any>} the `accepted` or `error` frame, or null (none came, or the socket closed) */
 function answerFor(id) {
   return new Promise((resolve) => {
     const timer = window.setTimeout(() => {

@@ -20,6 +20,8 @@ const listeners = new Set();
 /** @type {Set<() => void>} */
 const openListeners = new Set();
 /** @type {Set<() => void>} */
+const closeListeners = new Set();
+/** @type {Set<() => void>} */
 const leaderListeners = new Set();
 let started = false;
 let leader = false;
@@ -44,6 +46,12 @@ export function onDeviceFrame(listener) {
 export function onSocketOpen(listener) {
   openListeners.add(listener);
   return () => openListeners.delete(listener);
+}
+
+/** Called each time the leader's socket closes, whatever the reason. @param {() => void} listener */
+export function onSocketClose(listener) {
+  closeListeners.add(listener);
+  return () => closeListeners.delete(listener);
 }
 
 /** Called once, when this tab becomes the leader that owns the socket. @param {() => void} listener */
@@ -131,6 +139,7 @@ function connect() {
   socket.addEventListener("close", async (event) => {
     clearInterval(timer);
     if (current === socket) current = null;
+    for (const listener of closeListeners) listener();
     if (event.code === frames.CLOSE_REVOKED || document.documentElement.dataset.deviceSocket === "revoked") {
       mark("revoked");
       return;
