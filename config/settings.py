@@ -80,6 +80,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "web.probes.ProbeMiddleware",  # /healthz, /readyz: before the HTTPS redirect and host check
     "web.api.ApiAnswerMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "web.csp.ContentSecurityPolicyMiddleware",
