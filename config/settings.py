@@ -80,6 +80,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "web.probes.ProbeMiddleware",  # /healthz, /readyz: before the HTTPS redirect and host check
     "web.api.ApiAnswerMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "web.csp.ContentSecurityPolicyMiddleware",
@@ -222,6 +223,9 @@ PARLEY_PREKEYS_LOW = int(os.environ.get("PARLEY_PREKEYS_LOW", "5"))
 # Each process holding sockets beats this often; one silent for three beats counts as dead:
 # its sockets are no longer "active now" and their rows are reaped.
 PARLEY_HEARTBEAT_SECONDS = float(os.environ.get("PARLEY_HEARTBEAT_SECONDS", "10"))
+# On SIGTERM a node drains for at most this long before it stops (docs/operations.md): its
+# sockets commit what they read and are told to reconnect elsewhere, requests in flight finish.
+PARLEY_DRAIN_SECONDS = float(os.environ.get("PARLEY_DRAIN_SECONDS", "10"))
 PARLEY_HISTORY_MAX_BYTES = int(os.environ.get("PARLEY_HISTORY_MAX_BYTES", str(64 * 1024 * 1024)))
 # What Django buffers of any body: the JSON API's limit (web.validation.MAX_BODY_BYTES).
 # History bundles are larger; their view reads them as a stream with their own limit.

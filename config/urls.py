@@ -5,12 +5,9 @@ from django.urls import path
 from accounts import views as accounts
 from devices import views as devices
 from messaging import views as messaging
-from web import views
 
 urlpatterns = [
     path("", accounts.home_page, name="home"),
-    path("healthz", views.healthz, name="healthz"),
-    path("readyz", views.readyz, name="readyz"),
     # pages
     path("signup", accounts.signup_page, name="signup"),
     path("signin", accounts.signin_page, name="signin"),

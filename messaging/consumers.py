@@ -21,6 +21,7 @@ from messaging import delivery
 from messaging.schemas import SendRequest, optional_id, parse_ack, parse_frame, parse_send
 from messaging.window import DeliveryWindow
 from protocol import frames
+from web import drain
 from web.errors import AppError, BadFrame, RateLimited, error_frame
 from web.ratelimit import TokenBuckets
 
@@ -89,7 +90,10 @@ class SocketConsumer(AsyncJsonWebsocketConsumer):
     or a failed send, every later frame (a doorbell, a device-list change, a revocation, a
     reply finishing late) is dropped instead of raising into the consumer. The guard sits
     on the ASGI send itself, so no send path can go around it. Messages are dispatched by
-    `dispatch_from` instead of Channels' loop (the same contract, less work per frame)."""
+    `dispatch_from` instead of Channels' loop (the same contract, less work per frame).
+
+    While the node drains (web/drain.py) a new socket is refused before accept, and an open
+    one is told to reconnect, to another node (close code 1012)."""
 
     closing = False
 
@@ -113,14 +117,40 @@ class SocketConsumer(AsyncJsonWebsocketConsumer):
         # What Channels' AsyncConsumer.__call__ sets up, then our dispatch loop.
         self.scope = scope
         self.base_send = send_unless_closing
-        self.channel_layer = get_channel_layer(self.channel_layer_alias)
-        sources = [receive_noting_close]
-        if self.channel_layer is not None:
-            self.channel_name = await self.channel_layer.new_channel()
-            self.channel_receive = functools.partial(self.channel_layer.receive, self.channel_name)
-            sources.append(self.channel_receive)
-        with contextlib.suppress(StopConsumer):
-            await dispatch_from(sources, self.dispatch)
+        drain.node.opened(self)
+        try:
+            self.channel_layer = get_channel_layer(self.channel_layer_alias)
+            sources = [receive_noting_close]
+            if self.channel_layer is not None:
+                self.channel_name = await self.channel_layer.new_channel()
+                self.channel_receive = functools.partial(
+                    self.channel_layer.receive, self.channel_name
+                )
+                sources.append(self.channel_receive)
+            with contextlib.suppress(StopConsumer):
+                await dispatch_from(sources, self.dispatch)
+        finally:
+            # Channels runs disconnect() only when websocket.disconnect arrives; a handler that
+            # raises, or Daphne cancelling the consumer (shutdown, a slow close), ends it
+            # without one. What the socket holds is released here, on every way out.
+            self.closing = True
+            try:
+                await self.release()
+            finally:
+                drain.node.ended(self)
+
+    async def release(self) -> None:
+        """What this socket holds outside the process (presence rows), released as it ends."""
+
+    async def websocket_connect(self, message: dict[str, Any]) -> None:
+        if drain.node.begun:  # refused before accept: the handshake's HTTP 503 (web/serve.py)
+            await self.close(code=frames.CLOSE_SERVICE_RESTART)
+            return
+        await super().websocket_connect(message)
+
+    async def reconnect_elsewhere(self) -> None:
+        """The node stops: the peer is told to reconnect now, to another node."""
+        await self.close(code=frames.CLOSE_SERVICE_RESTART)
 
 
 class StatusConsumer(SocketConsumer):
@@ -164,15 +194,9 @@ class DeviceConsumer(SocketConsumer):
     BATCH = 100
     MAX_PENDING_SENDS = 256
 
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        # Channels runs disconnect() only when websocket.disconnect arrives; a handler that
-        # raises, or Daphne cancelling the consumer (shutdown, a slow close), ends it without
-        # one. Presence and the sweeper's hold are released here, on every way out.
-        try:
-            await super().__call__(scope, receive, send)
-        finally:
-            self.closing = True
-            await self._release()
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.sending: set[asyncio.Task[None]] = set()
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         # Channels awaits aclose_old_connections() (a thread-pool round trip, ~0.5 ms) before
@@ -196,7 +220,6 @@ class DeviceConsumer(SocketConsumer):
             size=self.WINDOW, batch=self.BATCH, last_progress=time.monotonic()
         )
         self.drain_lock = asyncio.Lock()
-        self.sending: set[asyncio.Task[None]] = set()
         await self.accept()
         remaining = await presence.socket_opened(
             device_id=device.id, channel_name=self.channel_name
@@ -206,7 +229,8 @@ class DeviceConsumer(SocketConsumer):
             await self.prekeys_low({"remaining": remaining})
         await self._drain()
 
-    async def _release(self) -> None:
+    async def release(self) -> None:
+        """Presence and the sweeper's hold (the socket row is deleted)."""
         if self.device_id is None:
             return
         delivery.sweeper().unregister(self.device_id, self)
@@ -235,14 +259,20 @@ class DeviceConsumer(SocketConsumer):
 
     async def _on_send(self, body: dict[str, Any]) -> None:
         send = parse_send(body)
-        if not send_buckets().take(self.device_id):
-            raise RateLimited(
-                "Too many messages at once; slow down and retry.", data={"retry_after_ms": 1000}
-            )
         # The commit is awaited in a task, so one socket can pipeline many sends into the
         # same group commit; `accepted` still goes out only after its rows are committed.
         if len(self.sending) >= self.MAX_PENDING_SENDS:
             await asyncio.wait(self.sending, return_when=asyncio.FIRST_COMPLETED)
+        if drain.node.begun:
+            # Not stored, not answered: both clients keep an unanswered send and send it again,
+            # same id, on their next socket; an error frame would be a refusal to them.
+            # From here to create_task nothing awaits, so reconnect_elsewhere() waits for every
+            # send let in.
+            return
+        if not send_buckets().take(self.device_id):
+            raise RateLimited(
+                "Too many messages at once; slow down and retry.", data={"retry_after_ms": 1000}
+            )
         task = asyncio.create_task(self._accept(send))
         self.sending.add(task)
         task.add_done_callback(self.sending.discard)
@@ -254,6 +284,13 @@ class DeviceConsumer(SocketConsumer):
             await self.send_json(error_frame(error, ref=send.envelope_id))
             return
         await self.send_json(frame(frames.ACCEPTED, id=send.envelope_id))
+
+    async def reconnect_elsewhere(self) -> None:
+        """The node stops: every send let in is committed and answered (`accepted`, or its
+        error) before the peer is told to reconnect; a later one is left unanswered."""
+        if self.sending:
+            await asyncio.wait(set(self.sending))
+        await super().reconnect_elsewhere()
 
     async def _on_ack(self, body: dict[str, Any]) -> None:
         seqs = parse_ack(body)

@@ -27,3 +27,6 @@ ERROR = "error"
 
 CLOSE_REVOKED = 4001  # the device was logged out: the client wipes its state
 CLOSE_UNAUTHENTICATED = 4003  # no signed-in device or link request: refused at the handshake
+# The node stops (drains): reconnect now, the next socket reaches another node. Before accept
+# it is the HTTP 503 of the handshake (web/serve.py).
+CLOSE_SERVICE_RESTART = 1012

@@ -76,7 +76,8 @@ def is_api(request: HttpRequest) -> bool:
 
 
 class ApiAnswerMiddleware:
-    """First in MIDDLEWARE, so it sees every answer, Django's own pages included."""
+    """First in MIDDLEWARE after the health checks, so it sees every other answer, Django's own
+    pages included."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
         self.get_response = get_response

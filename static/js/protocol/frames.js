@@ -28,3 +28,5 @@ export const ERROR = "error";
 export const CLOSE_REVOKED = 4001;
 /** No signed-in device or link request: refused at the handshake. */
 export const CLOSE_UNAUTHENTICATED = 4003;
+/** The node stops (drains): reconnect now, the next socket reaches another node. */
+export const CLOSE_SERVICE_RESTART = 1012;
