@@ -48,10 +48,14 @@ def send_buckets() -> TokenBuckets:
 SOCKET_GONE = (Disconnected, OSError)
 
 
+Inbox = asyncio.Queue[tuple[dict[str, Any] | None, BaseException | None]]
+
+
 async def dispatch_from(
     sources: list[Callable[[], Awaitable[dict[str, Any]]]],
     dispatch: Callable[[dict[str, Any]], Awaitable[None]],
     *,
+    inbox: Inbox | None = None,
     ahead: int = 64,
 ) -> None:
     """Channels' `await_many_dispatch` at less cost: the messages of every source (the socket,
@@ -59,8 +63,10 @@ async def dispatch_from(
     task and an `asyncio.wait` for every message, which cost more than a short handler; here
     one reader task per source lives as long as the socket and hands its messages over
     through a queue, at most `ahead` of them unhandled (then the readers wait, and the
-    layer's channel capacity applies as before)."""
-    inbox: asyncio.Queue[tuple[dict[str, Any] | None, BaseException | None]] = asyncio.Queue(ahead)
+    layer's channel capacity applies as before). Messages put into `inbox` by this process
+    (a doorbell rung directly, `SocketConsumer.ring`) are handled in the same line."""
+    if inbox is None:
+        inbox = asyncio.Queue(ahead)
 
     async def read(source: Callable[[], Awaitable[dict[str, Any]]]) -> None:
         try:
@@ -115,6 +121,7 @@ class SocketConsumer(AsyncJsonWebsocketConsumer):
                 self.closing = True
 
         # What Channels' AsyncConsumer.__call__ sets up, then our dispatch loop.
+        self.inbox: Inbox = asyncio.Queue(64)
         self.scope = scope
         self.base_send = send_unless_closing
         drain.node.opened(self)
@@ -128,7 +135,7 @@ class SocketConsumer(AsyncJsonWebsocketConsumer):
                 )
                 sources.append(self.channel_receive)
             with contextlib.suppress(StopConsumer):
-                await dispatch_from(sources, self.dispatch)
+                await dispatch_from(sources, self.dispatch, inbox=self.inbox)
         finally:
             # Channels runs disconnect() only when websocket.disconnect arrives; a handler that
             # raises, or Daphne cancelling the consumer (shutdown, a slow close), ends it
@@ -147,6 +154,17 @@ class SocketConsumer(AsyncJsonWebsocketConsumer):
             await self.close(code=frames.CLOSE_SERVICE_RESTART)
             return
         await super().websocket_connect(message)
+
+    def ring(self, event: dict[str, Any]) -> bool:
+        """A channel-layer event from this process, handled as if the layer had brought it;
+        False when too many are waiting (then the layer carries it, under its capacity)."""
+        if self.closing:
+            return True
+        try:
+            self.inbox.put_nowait((event, None))
+        except asyncio.QueueFull:
+            return False
+        return True
 
     async def reconnect_elsewhere(self) -> None:
         """The node stops: the peer is told to reconnect now, to another node."""
@@ -284,6 +302,17 @@ class DeviceConsumer(SocketConsumer):
             await self.send_json(error_frame(error, ref=send.envelope_id))
             return
         await self.send_json(frame(frames.ACCEPTED, id=send.envelope_id))
+
+    def ring(self, event: dict[str, Any]) -> bool:
+        """A channel-layer event from this process, handled as if the layer had brought it;
+        False when too many are waiting (then the layer carries it, under its capacity)."""
+        if self.closing:
+            return True
+        try:
+            self.inbox.put_nowait((event, None))
+        except asyncio.QueueFull:
+            return False
+        return True
 
     async def reconnect_elsewhere(self) -> None:
         """The node stops: every send let in is committed and answered (`accepted`, or its

@@ -57,6 +57,7 @@ class _Writer:
                     services.envelopes_commit,
                     sends=[item for item, _ in sends],
                     acks=[(d, seqs) for d, seqs, _ in acks],
+                    process_id=presence.PROCESS_ID,
                 )
             except Exception as error:  # the whole transaction failed: nobody is acknowledged
                 for future in [f for _, f in sends] + [f for _, _, f in acks]:
@@ -69,7 +70,7 @@ class _Writer:
                     _settle(future, result=result)
             for _, _, future in acks:
                 _settle(future, result=None)
-            await _ring(committed.inserted)
+            await _ring(committed.inserted, committed.elsewhere)
 
 
 def _settle(
@@ -84,17 +85,22 @@ def _settle(
         future.set_result(result)
 
 
-async def _ring(inserted: list[tuple[str, services.Delivery]]) -> None:
+async def _ring(inserted: list[tuple[str, services.Delivery]], elsewhere: set[str]) -> None:
     """The doorbell carries the new envelopes themselves, so a connected device that is
-    caught up gets them without reading the queue back (it still can: the rows are committed)."""
+    caught up gets them without reading the queue back (it still can: the rows are committed).
+    A socket of this process is rung directly; the channel layer (Redis, with several nodes)
+    carries only the doorbells of devices with a socket held by another process. A device
+    with no socket anywhere gets none: it reads its queue when it connects."""
     per_device: dict[str, list[dict[str, Any]]] = {}
     for device_id, delivery in inserted:
         per_device.setdefault(device_id, []).append(delivery.to_frame())
+    here = sweeper().sockets
     layer = get_channel_layer()
     for device_id, envelopes in per_device.items():
-        await layer.group_send(
-            events.device_group(device_id), {"type": events.QUEUE_READY, "envelopes": envelopes}
-        )
+        event = {"type": events.QUEUE_READY, "envelopes": envelopes}
+        rung = [socket.ring(event) for socket in here.get(device_id, ())]
+        if device_id in elsewhere or not all(rung):
+            await layer.group_send(events.device_group(device_id), event)
 
 
 _writers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Writer] = (

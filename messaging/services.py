@@ -8,7 +8,7 @@ commit. Rows are deleted on the recipient device's ack, or after 30 days.
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -230,15 +230,23 @@ def _queue_full(cursor, device_ids: list[str], *, moment: datetime) -> bool:
 class Committed:
     results: list[list[str] | AppError]  # per send: its target device ids, or why it was refused
     inserted: list[tuple[str, Delivery]]  # (device id, delivery) of every new row, in queue order
+    # devices of `inserted` with a socket held by another server process than `process_id`
+    elsewhere: set[str] = field(default_factory=set)
 
 
 def envelopes_commit(
-    cursor, *, sends: list[SendItem], acks: list[tuple[str, list[int]]], now: datetime | None = None
+    cursor,
+    *,
+    sends: list[SendItem],
+    acks: list[tuple[str, list[int]]],
+    process_id: str = "",
+    now: datetime | None = None,
 ) -> Committed:
     """Group commit, run in one transaction (messaging/queue_db.py's `write`): store the rows
     of every valid send and delete every acknowledged row. A resent envelope id stores nothing
     twice (idempotent): the replay memory answers it `accepted` for ENVELOPE_TTL, also after
-    its rows were acked."""
+    its rows were acked. Also tells which receiving devices have a socket held by another
+    process than `process_id` (the caller's): only their doorbells need the channel layer."""
     moment = _now(now)
     results: list[list[str] | AppError] = []
     rows: list[tuple] = []
@@ -274,7 +282,26 @@ def envelopes_commit(
         cursor.executemany(
             "DELETE FROM messaging_queuedenvelope WHERE device_id = %s AND id = %s", acked
         )
-    return Committed(results=results, inserted=inserted)
+    return Committed(
+        results=results,
+        inserted=inserted,
+        elsewhere=_sockets_elsewhere(cursor, {d for d, _ in inserted}, process_id),
+    )
+
+
+def _sockets_elsewhere(cursor, device_ids: set[str], process_id: str) -> set[str]:
+    """Read in the commit's transaction: a socket that opens later reads its queue after its
+    row is written, so it finds these rows there (on SQLite the two writes cannot interleave;
+    on PostgreSQL a row written between this read and the commit is left to the sweeper)."""
+    if not device_ids:
+        return set()
+    marks = ", ".join(["%s"] * len(device_ids))
+    cursor.execute(
+        "SELECT DISTINCT device_id FROM devices_devicesocket"
+        f" WHERE process_id <> %s AND device_id IN ({marks})",
+        [process_id, *sorted(device_ids)],
+    )
+    return {row[0] for row in cursor.fetchall()}
 
 
 def queue_drop_for_device(*, device: Device) -> int:

@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import psycopg
 import pytest
+import redis
 
 from client.http import HttpTransport
 from protocol.encoding import b64u_encode
@@ -72,6 +73,40 @@ async def test_devices_on_different_nodes_exchange_messages(cluster):
     assert [e["id"] for e in (await to_bob.next("deliver"))["envelopes"]] == ["hi back"]
     await to_bob.close()
     await at_bob.close()
+
+
+def publishes(cluster: Cluster) -> int:
+    stats = redis.Redis.from_url(cluster.redis.url).info("commandstats")
+    return int(stats.get("cmdstat_publish", {}).get("calls", 0))
+
+
+async def settled(socket: DeviceSocket) -> DeviceSocket:
+    """Frames are handled in order: the pong comes once the socket's connect has run (its row
+    written, its device's queue read)."""
+    await socket.send_frame({"type": "ping", "id": "settled"})
+    await socket.next("pong")
+    return socket
+
+
+async def test_a_doorbell_goes_through_redis_only_to_a_socket_on_another_node(cluster):
+    alice, alice_http = await asyncio.to_thread(account, cluster, "alice_bell")
+    bob, bob_http = await asyncio.to_thread(account, cluster, "bob_bell")
+    alice_socket = await socket_on(cluster, 0, alice_http).connect()
+    bob_socket = await settled(await socket_on(cluster, 0, bob_http).connect())
+    before = publishes(cluster)
+    await alice_socket.send("same node", "bob_bell", {bob.device_id: b"for bob"})
+    await alice_socket.next("accepted")
+    assert [e["id"] for e in (await bob_socket.next("deliver"))["envelopes"]] == ["same node"]
+    assert publishes(cluster) == before  # rung on the node itself
+    await bob_socket.close()
+    bob_socket = await settled(await socket_on(cluster, 1, bob_http).connect())
+    before = publishes(cluster)
+    await alice_socket.send("other node", "bob_bell", {bob.device_id: b"for bob"})
+    await alice_socket.next("accepted")
+    assert [e["id"] for e in (await bob_socket.next("deliver"))["envelopes"]] == ["other node"]
+    assert publishes(cluster) == before + 1
+    await alice_socket.close()
+    await bob_socket.close()
 
 
 async def test_a_log_out_on_one_node_closes_the_socket_on_the_other(cluster):

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from websockets.exceptions import InvalidStatus
+from websockets.exceptions import InvalidHandshake
 
 from client.http import HttpTransport
 from tests.support.actors import PrimaryActor
@@ -56,7 +56,8 @@ async def connect_retrying(server: LiveServer, transport: HttpTransport) -> Devi
     for attempt in range(100):
         try:
             return await socket(server, transport).connect()
-        except (OSError, InvalidStatus):  # down, or draining (HTTP 503 at the handshake)
+        # down, draining (HTTP 503 at the handshake), or cut off while it stops (as the client)
+        except (OSError, InvalidHandshake):
             await asyncio.sleep(min(0.05 * 2**attempt, 0.5))
     raise TimeoutError("server did not come back")
 
