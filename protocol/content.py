@@ -29,6 +29,7 @@ class ContentType(IntEnum):
     ACCOUNT_SYNC_CHECKPOINT = 8
     RETRY_REQUEST = 9
     RESEND = 10
+    GROUP_SENDER_KEY = 11
 
 
 KNOWN_TYPES = frozenset(int(t) for t in ContentType)
@@ -78,13 +79,13 @@ def _expect(condition: bool, message: str) -> None:
 
 
 def content_type_of(value: Any) -> ContentType:
-    """The ContentType of `value` (a ContentType or a plain int 1..10); else MalformedMessage."""
+    """The ContentType of `value` (a ContentType or a plain int 1..11); else MalformedMessage."""
     if not is_uint(value, 0xFF):
-        raise MalformedMessage(f"content: expected type 1 to 10, got {value!r}")
+        raise MalformedMessage(f"content: expected type 1 to 11, got {value!r}")
     try:
         return ContentType(value)
     except ValueError as exc:
-        raise MalformedMessage(f"content: expected type 1 to 10, got {value!r}") from exc
+        raise MalformedMessage(f"content: expected type 1 to 11, got {value!r}") from exc
 
 
 def validate_body(content_type: ContentType | int, body: Any) -> None:
@@ -168,6 +169,8 @@ def validate_body(content_type: ContentType | int, body: Any) -> None:
         _envelope_id(body, "resend")
         if body["content"] is not None:
             b64u_decode(body["content"], what="resend content")
+    elif content_type is ContentType.GROUP_SENDER_KEY:
+        _group_sender_key(body)
     else:  # unreachable while every ContentType has a branch; refuse rather than skip
         raise MalformedMessage(f"content: no body rule for type {int(content_type)}")
 
@@ -182,6 +185,26 @@ def _envelope_id(body: dict[str, Any], what: str) -> None:
         isinstance(value, str) and 1 <= len(value) <= _MAX_ENVELOPE_ID,
         f"{what} body: expected an envelope_id of 1 to {_MAX_ENVELOPE_ID} characters",
     )
+
+
+_GROUP_SENDER_KEY_FIELDS = {
+    "group_id": 16,
+    "key_id": 16,
+    "chain_key": 32,
+    "signing_key": 32,
+    "head_hash": 32,
+}
+
+
+def _group_sender_key(body: Any) -> None:
+    _expect_keys(body, {*_GROUP_SENDER_KEY_FIELDS, "iteration", "head_seq"}, "group sender key")
+    for name, size in _GROUP_SENDER_KEY_FIELDS.items():
+        b64u_decode(body[name], length=size, what=f"group sender key {name}")
+    _expect(
+        is_uint(body["iteration"], 0xFFFFFFFF),
+        "group sender key body: expected an iteration from 0 to 2^32 - 1",
+    )
+    _expect(is_uint(body["head_seq"]), "group sender key body: expected an integer head_seq")
 
 
 def _checkpoint_fields(body: dict[str, Any], what: str) -> None:

@@ -122,3 +122,45 @@ class SyncStaleState(SyncRefused):
 
 class SyncStateMismatch(SyncRefused):
     code = "sync_state_mismatch"
+
+
+class GroupRefused(ProtocolError):
+    """A group-log entry or head refused (section 25.2, 25.3); the device keeps its last good state."""
+
+    code = "group_refused"
+
+
+class GroupChainBroken(GroupRefused):
+    code = "group_chain_broken"
+
+
+class GroupSignerUnlisted(GroupRefused):
+    code = "group_signer_unlisted"
+
+
+class GroupEntryForged(GroupRefused):
+    code = "group_entry_forged"
+
+
+class GroupNotAdmin(GroupRefused):
+    code = "group_not_admin"
+
+
+class GroupRuleBroken(GroupRefused):
+    code = "group_rule_broken"
+
+
+class GroupTooLarge(GroupRefused):
+    code = "group_too_large"
+
+
+class GroupChainForked(GroupRefused):
+    code = "group_chain_forked"
+
+
+class GroupEntryWithheld(GroupRefused):
+    code = "group_entry_withheld"
+
+
+class SenderKeyUnknown(ProtocolError):
+    code = "sender_key_unknown"

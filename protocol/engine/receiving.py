@@ -68,7 +68,8 @@ def content_decrypted(state: DeviceState, event: ContentDecrypted) -> Result:
         return state, [AcceptRetryRequest(event.sender, event.sender_device, event.body)]
     if kind == ContentType.RESEND:
         return resend_received(state, event)
-    if kind not in KNOWN_TYPES:
+    # A group sender key is kept as unsupported until groups reach the engine (section 25).
+    if kind not in KNOWN_TYPES or kind == ContentType.GROUP_SENDER_KEY:
         return state, [StoreMessage(_record(event, "unsupported", content_type=kind))]
     if not _from_own_device(state, event):
         return state, [_refuse(event, "own_devices_only")]

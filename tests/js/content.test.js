@@ -241,7 +241,7 @@ const BAD_CONTENTS = [
   ["plain int type, bad body", raw(1, { text: 5 })],
   ["type 2 with a text body", raw(2, { text: "a" })],
   ["typing with a bad state", raw(6, { state: "sleeping" })],
-  ["unknown type 11", raw(11)],
+  ["unknown type 200", raw(200)],
   ["type 0", raw(0)],
   ["type -1", raw(-1)],
   ["type 256", raw(256)],

@@ -8,11 +8,12 @@ before(async () => {
   await p.ready();
 });
 
-// account_state.json is reproduced by accountstate.test.js.
+// account_state.json is reproduced by accountstate.test.js, groups.json by groups.test.js.
 const COVERED = [
   "account_state.json",
   "content.json",
   "device_lists.json",
+  "groups.json",
   "history.json",
   "json_decoder.json",
   "kdf.json",

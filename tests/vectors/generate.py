@@ -551,7 +551,7 @@ def content_vectors() -> dict[str, Any]:
     malformed = {
         "unknown_version": b"\x02" + good[1:],
         "type_zero": good[:1] + b"\x00" + good[2:],
-        "unknown_type_body_not_an_object": typed(11, b"[1]"),
+        "unknown_type_body_not_an_object": typed(200, b"[1]"),
         "nonzero_padding": good[:-1] + b"\x01",
         "length_not_multiple_of_64": good + bytes(1),
         "extra_padding_block": good + bytes(64),
@@ -580,7 +580,7 @@ def content_vectors() -> dict[str, Any]:
         assert error_name(lambda data=data: decode_content(data)) == "MalformedMessage", name
     # A newer version's type decodes, its body unchecked, to be kept as "unsupported".
     unknown = []
-    for type_byte, raw in ((11, b'{"state":"started"}'), (255, b'{"future":[1,"x"]}')):
+    for type_byte, raw in ((200, b'{"state":"started"}'), (255, b'{"future":[1,"x"]}')):
         data = good[:1] + bytes([type_byte]) + with_body(raw)[2:]
         decoded = decode_content(data)
         assert decoded.type == type_byte and not isinstance(decoded.type, ContentType)

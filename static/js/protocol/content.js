@@ -26,6 +26,7 @@ export const ContentType = Object.freeze({
   ACCOUNT_SYNC_CHECKPOINT: 8,
   RETRY_REQUEST: 9,
   RESEND: 10,
+  GROUP_SENDER_KEY: 11,
 });
 
 /** @type {ReadonlySet<number>} */
@@ -201,8 +202,11 @@ export function validateBody(contentType, body) {
       envelopeId(body, "resend");
       if (body.content !== null) b64uDecode(body.content, { what: "resend content" });
       break;
+    case ContentType.GROUP_SENDER_KEY:
+      groupSenderKey(body);
+      break;
     default:
-      throw new MalformedMessage(`content: expected type 1 to 10, got ${contentType}`);
+      throw new MalformedMessage(`content: expected type 1 to 11, got ${contentType}`);
   }
 }
 
@@ -213,6 +217,27 @@ function envelopeId(body, what) {
     typeof value === "string" && value.length >= 1 && [...value].length <= MAX_ENVELOPE_ID,
     `${what} body: expected an envelope_id of 1 to ${MAX_ENVELOPE_ID} characters`,
   );
+}
+
+const GROUP_SENDER_KEY_FIELDS = Object.freeze({
+  group_id: 16,
+  key_id: 16,
+  chain_key: 32,
+  signing_key: 32,
+  head_hash: 32,
+});
+
+/** @param {any} body */
+function groupSenderKey(body) {
+  expectKeys(body, [...Object.keys(GROUP_SENDER_KEY_FIELDS), "iteration", "head_seq"], "group sender key");
+  for (const [name, size] of Object.entries(GROUP_SENDER_KEY_FIELDS)) {
+    b64uDecode(body[name], { length: size, what: `group sender key ${name}` });
+  }
+  expect(
+    isInt(body.iteration) && body.iteration <= 0xffffffff,
+    "group sender key body: expected an iteration from 0 to 2^32 - 1",
+  );
+  expect(isInt(body.head_seq), "group sender key body: expected an integer head_seq");
 }
 
 /** @param {any} body @param {string} what */

@@ -128,3 +128,44 @@ export class SyncStaleState extends SyncRefused {
 export class SyncStateMismatch extends SyncRefused {
   static code = "sync_state_mismatch";
 }
+
+/** A group-log entry or head refused (section 25.2, 25.3); the device keeps its last good state. */
+export class GroupRefused extends ProtocolError {
+  static code = "group_refused";
+}
+
+export class GroupChainBroken extends GroupRefused {
+  static code = "group_chain_broken";
+}
+
+export class GroupSignerUnlisted extends GroupRefused {
+  static code = "group_signer_unlisted";
+}
+
+export class GroupEntryForged extends GroupRefused {
+  static code = "group_entry_forged";
+}
+
+export class GroupNotAdmin extends GroupRefused {
+  static code = "group_not_admin";
+}
+
+export class GroupRuleBroken extends GroupRefused {
+  static code = "group_rule_broken";
+}
+
+export class GroupTooLarge extends GroupRefused {
+  static code = "group_too_large";
+}
+
+export class GroupChainForked extends GroupRefused {
+  static code = "group_chain_forked";
+}
+
+export class GroupEntryWithheld extends GroupRefused {
+  static code = "group_entry_withheld";
+}
+
+export class SenderKeyUnknown extends ProtocolError {
+  static code = "sender_key_unknown";
+}

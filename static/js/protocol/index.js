@@ -127,3 +127,6 @@ export {
   ZERO_CHAIN,
 } from "./syncentry.js";
 export { EMPTY_LTHASH, LTHASH_BYTES, lthashUpdate, stateHash } from "./statehash.js";
+// Namespaced: groups.decodeEntry and syncentry's decodeEntry are different functions.
+export * as groups from "./groups.js";
+export * as senderkeys from "./senderkeys.js";

@@ -60,7 +60,10 @@ export function contentDecrypted(state, event) {
     return [state, [new AcceptRetryRequest(event.sender, event.senderDevice, event.body)]]; // from any device (section 24.2)
   }
   if (kind === ContentType.RESEND) return resendReceived(state, event);
-  if (!KNOWN_TYPES.has(kind)) return [state, [new StoreMessage(record(event, "unsupported", { content_type: kind }))]];
+  // A group sender key is kept as unsupported until groups reach the engine (section 25).
+  if (!KNOWN_TYPES.has(kind) || kind === ContentType.GROUP_SENDER_KEY) {
+    return [state, [new StoreMessage(record(event, "unsupported", { content_type: kind }))]];
+  }
   if (!fromOwnDevice(state, event)) return [state, [refuse(event, "own_devices_only")]];
   if (kind === ContentType.SENT_TRANSCRIPT) return [state, transcript(state, event)];
   if (kind === ContentType.HISTORY_BUNDLE_KEY) {
