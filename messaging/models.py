@@ -105,7 +105,7 @@ class GroupReader(models.Model):
     Accounts are named as the entries name them (usernames), not by foreign key."""
 
     group = models.ForeignKey(Group, on_delete=models.CASCADE, related_name="readers")
-    account = models.CharField(max_length=150)
+    account = models.TextField()  # any id an entry names: the protocol bounds only the entry
     until_seq = models.PositiveBigIntegerField(null=True)
 
     class Meta:

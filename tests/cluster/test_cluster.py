@@ -444,6 +444,7 @@ def test_devices_on_both_nodes_writing_one_group_seq_get_one_201_and_one_409(clu
 
 
 async def test_a_group_entry_on_one_node_rings_a_member_on_the_other(cluster):
+    """On PostgreSQL, with an account id in the entry longer than any username."""
     alice, alice_http = await asyncio.to_thread(account, cluster, "alice14")
     bob, bob_http = await asyncio.to_thread(account, cluster, "bobby14")
     at_bob = await socket_on(cluster, 1, bob_http).connect()
@@ -454,7 +455,7 @@ async def test_a_group_entry_on_one_node_rings_a_member_on_the_other(cluster):
         0,
         groups.ZERO_HASH,
         kind=groups.EntryKind.CREATE,
-        accounts=["alice14", "bobby14"],
+        accounts=["alice14", "bobby14", "z" * 300],  # an id longer than any username
         name="across nodes",
     )
     assert await asyncio.to_thread(group_write, alice_http, group_id, 0, create) == (
