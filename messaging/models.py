@@ -76,11 +76,12 @@ class StateEntry(models.Model):
 
 class Group(models.Model):
     """A group's membership log as the server holds it (docs/protocol.md section 25): the
-    state after its latest entry, as protocol.groups.GroupState.to_dict() gives it. Its row
-    is what writes to the group queue on; the entries are in GroupEntry."""
+    state after its latest entry, the JSON of protocol.groups.GroupState.to_dict() in UTF-8
+    (bytes, not a JSON column: a group's name may hold U+0000, which PostgreSQL's jsonb
+    refuses). Its row is what writes to the group queue on; the entries are in GroupEntry."""
 
     id = models.CharField(primary_key=True, max_length=22)  # the 16-byte group id, base64url
-    state = models.JSONField()
+    state = models.BinaryField()
 
 
 class GroupEntry(models.Model):
@@ -102,10 +103,11 @@ class GroupEntry(models.Model):
 class GroupReader(models.Model):
     """An account that may read a group's log: a member (until_seq None), or one an entry
     removed or that left, up to and including that entry (until_seq), so its devices learn it.
-    Accounts are named as the entries name them (usernames), not by foreign key."""
+    Accounts are named as the entries name them (usernames), not by foreign key: an entry may
+    name an account that does not exist (yet)."""
 
     group = models.ForeignKey(Group, on_delete=models.CASCADE, related_name="readers")
-    account = models.TextField()  # any id an entry names: the protocol bounds only the entry
+    account = models.CharField(max_length=32)  # an account id (username), checked at the write
     until_seq = models.PositiveBigIntegerField(null=True)
 
     class Meta:

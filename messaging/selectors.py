@@ -4,6 +4,7 @@ messaging/services.py."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -196,10 +197,19 @@ def group_key(group_id: bytes) -> str:
     return b64u_encode(group_id)
 
 
+def group_state_bytes(state: GroupState) -> bytes:
+    """What Group.state holds: the state's JSON (`to_dict`) in UTF-8."""
+    return json.dumps(state.to_dict(), separators=(",", ":")).encode()
+
+
+def group_state_load(stored: bytes | memoryview) -> GroupState:
+    return GroupState.from_dict(json.loads(bytes(stored)))
+
+
 def group_state(group_id: bytes) -> GroupState | None:
     """The state after the group's latest stored entry, None for a group with no entries."""
     found = Group.objects.filter(pk=group_key(group_id)).values_list("state", flat=True).first()
-    return GroupState.from_dict(found) if found is not None else None
+    return group_state_load(found) if found is not None else None
 
 
 def group_not_found() -> NotFound:

@@ -8,6 +8,7 @@ commit. Rows are deleted on the recipient device's ack, or after 30 days.
 
 from __future__ import annotations
 
+import re
 import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -16,7 +17,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from accounts.models import User
+from accounts.models import USERNAME_PATTERN, User
 from devices import events
 from devices.models import Device
 from devices.selectors import active_identity_keys
@@ -31,7 +32,15 @@ from messaging.models import (
     StateEntry,
 )
 from messaging.schemas import STATE_MAX_PATCHES, SendRequest
-from messaging.selectors import Delivery, group_key, group_not_found, group_state, state_head
+from messaging.selectors import (
+    Delivery,
+    group_key,
+    group_not_found,
+    group_state,
+    group_state_bytes,
+    group_state_load,
+    state_head,
+)
 from protocol import groups
 from protocol.exceptions import GroupRefused, MalformedMessage
 from web.errors import AppError, Forbidden, NotFound
@@ -460,7 +469,7 @@ def group_entry_append(
         # SQLite's IMMEDIATE transactions); a group's first entry has no row yet, and of two
         # creates the second fails on its primary key below.
         row = Group.objects.select_for_update().filter(pk=group_key(group_id)).first()
-        state = groups.GroupState.from_dict(row.state) if row is not None else None
+        state = group_state_load(row.state) if row is not None else None
         # A group the writer's account is not in is not revealed, as for reads: only a
         # member can write a valid entry.
         if state is not None and account not in state.members:
@@ -478,9 +487,11 @@ def group_entry_append(
         try:
             with transaction.atomic():
                 if row is None:
-                    row = Group.objects.create(pk=group_key(group_id), state=after.to_dict())
+                    row = Group.objects.create(
+                        pk=group_key(group_id), state=group_state_bytes(after)
+                    )
                 else:
-                    Group.objects.filter(pk=row.pk).update(state=after.to_dict())
+                    Group.objects.filter(pk=row.pk).update(state=group_state_bytes(after))
                 GroupEntry.objects.create(group=row, seq=seq, entry=entry, created_at=_now(now))
         except IntegrityError:  # two creates at once, or a lock this backend did not take
             raise _head_moved(seq, _stored_head(group_id)) from None
@@ -496,6 +507,9 @@ def group_entry_append(
                 },
             )
     return seq
+
+
+_ACCOUNT_ID = re.compile(USERNAME_PATTERN[1:-1])
 
 
 def _group_entry_check(
@@ -515,6 +529,9 @@ def _group_entry_check(
         raise _refused(
             "not_this_account", f"The entry's actor is {decoded.actor!r}, not your account."
         )
+    # Account ids are this server's usernames: an entry naming anything else names nobody.
+    if not all(_ACCOUNT_ID.fullmatch(a) for a in decoded.accounts):
+        raise _refused("malformed_account", "The entry names an account id that is not a username.")
     return decoded
 
 

@@ -444,7 +444,7 @@ def test_devices_on_both_nodes_writing_one_group_seq_get_one_201_and_one_409(clu
 
 
 async def test_a_group_entry_on_one_node_rings_a_member_on_the_other(cluster):
-    """On PostgreSQL, with an account id in the entry longer than any username."""
+    """On PostgreSQL, with a group name the database's text types could not hold."""
     alice, alice_http = await asyncio.to_thread(account, cluster, "alice14")
     bob, bob_http = await asyncio.to_thread(account, cluster, "bobby14")
     at_bob = await socket_on(cluster, 1, bob_http).connect()
@@ -455,8 +455,8 @@ async def test_a_group_entry_on_one_node_rings_a_member_on_the_other(cluster):
         0,
         groups.ZERO_HASH,
         kind=groups.EntryKind.CREATE,
-        accounts=["alice14", "bobby14", "z" * 300],  # an id longer than any username
-        name="across nodes",
+        accounts=["alice14", "bobby14"],
+        name="across\x00nodes",  # U+0000, which PostgreSQL's text and jsonb refuse
     )
     assert await asyncio.to_thread(group_write, alice_http, group_id, 0, create) == (
         201,
@@ -468,4 +468,6 @@ async def test_a_group_entry_on_one_node_rings_a_member_on_the_other(cluster):
         "group_id": b64u_encode(group_id),
         "seq": 0,
     }
+    page = await asyncio.to_thread(bob_http.get, f"/api/groups/{b64u_encode(group_id)}/entries")
+    assert page[1]["entries"] == [{"seq": 0, "entry": b64u_encode(create)}]
     await at_bob.close()

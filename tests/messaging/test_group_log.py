@@ -139,6 +139,14 @@ def test_entries_at_the_next_seq_are_stored_and_every_member_reads_the_chain(peo
 
 
 @pytest.mark.django_db
+def test_a_group_name_is_any_string_the_protocol_allows(people):
+    chain = Chain()
+    chain.write(people["alice"], EntryKind.CREATE, ["alice"], name="nul\x00 and ☃")
+    chain.write(people["alice"], EntryKind.RENAME, name="x" * groups.MAX_GROUP_NAME_BYTES)
+    assert seqs(read(people["alice"].transport)[1]) == [0, 1]
+
+
+@pytest.mark.django_db
 def test_a_companion_writes_for_its_account_with_its_own_key(people):
     laptop = link(people["_"], CompanionActor(DjangoTransport()))
     chain = Chain()
@@ -207,6 +215,10 @@ def second_create(chain: Chain, p) -> tuple[int, bytes]:
     return chain.sign(p["alice"], EntryKind.CREATE, ["alice"], name="again")
 
 
+def names_a_non_username(chain: Chain, p) -> tuple[int, bytes]:
+    return chain.sign(p["alice"], EntryKind.ADD, ["Carol\x00"])
+
+
 def malformed(chain: Chain, p) -> tuple[int, bytes]:
     seq, wire = chain.sign(p["alice"], EntryKind.ADD, ["carol"])
     return seq, wire + b"\x00"
@@ -225,6 +237,7 @@ def malformed(chain: Chain, p) -> tuple[int, bytes]:
         (entry_of_another_group, "alice", "wrong_group"),
         (add_of_a_member, "alice", "group_rule_broken"),
         (second_create, "alice", "group_chain_broken"),
+        (names_a_non_username, "alice", "malformed_account"),
         (malformed, "alice", "malformed_message"),
     ],
     ids=lambda value: getattr(value, "__name__", str(value)),
@@ -277,7 +290,9 @@ def test_an_entry_over_16_kib_is_a_413_before_it_is_checked(people):
     assert len(larger) <= groups.MAX_GROUP_ENTRY_BYTES
     assert post(alice.transport, 0, larger)[1]["error"]["code"] == "too_large"
     assert stored() == []
-    assert post(alice.transport, 0, large_create(alice, 200))[0] == 201  # under 16 KiB
+    names = [f"member{n:03d}_" + "x" * 22 for n in range(255)]  # 32 characters, the longest
+    seq, largest = Chain().sign(alice, EntryKind.CREATE, ["alice", *names], name="n" * 256)
+    assert post(alice.transport, 0, largest)[0] == 201  # the largest entry of 256 members
 
 
 @pytest.mark.django_db
