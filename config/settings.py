@@ -239,12 +239,13 @@ def _rate(name: str, default: str) -> tuple[int, int]:
 
 
 # Per client IP address (sign_in, signup, link), per requesting device and account (bundles),
-# or per writing device (state: POST /api/state).
+# or per writing device (state: POST /api/state; groups: POST /api/groups/<id>/entries).
 PARLEY_RATE_LIMITS = {
     "sign_in": _rate("sign_in", "30/60"),
     "signup": _rate("signup", "10/60"),
     "link": _rate("link", "20/60"),
     "bundles": _rate("bundles", "60/60"),
     "state": _rate("state", "300/60"),
+    "groups": _rate("groups", "60/60"),
 }
 CSRF_FAILURE_VIEW = "web.views.csrf_failure"

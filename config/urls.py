@@ -55,4 +55,6 @@ urlpatterns = [
     path("api/history/<str:blob_id>", messaging.history_download),
     # the account's state log (synced contacts, read state, settings, names)
     path("api/state", messaging.state_log),
+    # group membership logs (signed entries the server checks, stores and relays)
+    path("api/groups/<str:group_id>/entries", messaging.group_entries),
 ]

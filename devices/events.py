@@ -20,6 +20,7 @@ LINK_CHANGED = "link.changed"  # to the new browser waiting on its link request
 STATUS_PONG = "status.pong"  # the status socket's round trip through the layer
 STATE_CHANGED = "state.changed"  # the account's state log has a new version (messaging)
 ACCOUNT_RENAMED = "account.renamed"  # the account's display name changed
+GROUP_CHANGED = "group.changed"  # a group's membership log has a new entry (messaging)
 
 
 def user_group(user_id: int) -> str:

@@ -47,6 +47,12 @@ def active_device_ids(user: User) -> set[str]:
     )
 
 
+def active_identity_keys(user_id: int) -> set[bytes]:
+    """The identity keys of the account's devices that are not logged out."""
+    keys = Device.objects.filter(user_id=user_id, revoked_at__isnull=True)
+    return {bytes(k) for k in keys.values_list("identity_key", flat=True)}
+
+
 def identity_keys(user: User) -> dict[str, bytes]:
     """The identity key of every device the account ever had, revoked ones too."""
     return {d.id: bytes(d.identity_key) for d in Device.objects.filter(user=user)}

@@ -412,6 +412,13 @@ class DeviceConsumer(SocketConsumer):
         if event["device_id"] != self.device_id:
             await self.send_json(frame(frames.STATE_CHANGED, version=event["version"]))
 
+    async def group_changed(self, event: dict[str, Any]) -> None:
+        """A group this account is or was in has a new entry; the writing device knows it."""
+        if event["device_id"] != self.device_id:
+            await self.send_json(
+                frame(frames.GROUP_CHANGED, group_id=event["group_id"], seq=event["seq"])
+            )
+
 
 class LinkConsumer(SocketConsumer):
     """The new browser waits here for its link request to change state."""

@@ -72,3 +72,45 @@ class StateEntry(models.Model):
             # The compare-and-swap's backstop: two writes at one version cannot both commit.
             models.UniqueConstraint(fields=["user", "version"], name="unique_state_version")
         ]
+
+
+class Group(models.Model):
+    """A group's membership log as the server holds it (docs/protocol.md section 25): the
+    state after its latest entry, the JSON of protocol.groups.GroupState.to_dict() in UTF-8
+    (bytes, not a JSON column: a group's name may hold U+0000, which PostgreSQL's jsonb
+    refuses). Its row is what writes to the group queue on; the entries are in GroupEntry."""
+
+    id = models.CharField(primary_key=True, max_length=22)  # the 16-byte group id, base64url
+    state = models.BinaryField()
+
+
+class GroupEntry(models.Model):
+    """One signed entry of a group's membership log, stored in its wire form (section 25.1):
+    seq is dense from 0 and each entry names the hash of the one before it."""
+
+    group = models.ForeignKey(Group, on_delete=models.CASCADE, related_name="entries")
+    seq = models.PositiveBigIntegerField()
+    entry = models.BinaryField(max_length=16384)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            # The compare-and-swap's backstop, as for the state log.
+            models.UniqueConstraint(fields=["group", "seq"], name="unique_group_seq")
+        ]
+
+
+class GroupReader(models.Model):
+    """An account that may read a group's log: a member (until_seq None), or one an entry
+    removed or that left, up to and including that entry (until_seq), so its devices learn it.
+    Accounts are named as the entries name them (usernames), not by foreign key: an entry may
+    name an account that does not exist (yet)."""
+
+    group = models.ForeignKey(Group, on_delete=models.CASCADE, related_name="readers")
+    account = models.CharField(max_length=32)  # an account id (username), checked at the write
+    until_seq = models.PositiveBigIntegerField(null=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["group", "account"], name="unique_group_reader")
+        ]

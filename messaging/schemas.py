@@ -1,5 +1,5 @@
 """Validation of WebSocket frames (JSON objects with a `type` and a version `v`, size-limited)
-and of the state log's HTTP inputs."""
+and of the HTTP inputs of the state log and of group membership logs."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from protocol.exceptions import InvalidJson
+from protocol.encoding import b64u_decode
+from protocol.exceptions import InvalidJson, ProtocolError
 from protocol.frames import PROTOCOL_VERSION
 from protocol.strictjson import parse_json
 from web import validation as v
@@ -189,4 +190,62 @@ def _blob_too_large(kind: str, limit: int) -> InvalidInput:
         code="too_large",
         status=413,
         data={"field": "blob", "limit": limit},
+    )
+
+
+# ---------------------------------------------------------------- group membership logs
+
+GROUP_ENTRY_MAX_BYTES = 16 * 1024  # a decoded wire entry (the protocol allows 64 KiB)
+GROUP_PAGE_ENTRIES = 500
+GROUP_MAX_BODY_BYTES = -(-GROUP_ENTRY_MAX_BYTES * 4 // 3) + 1024
+
+
+@dataclass(frozen=True)
+class GroupWrite:
+    seq: int
+    entry: bytes
+
+
+def parse_group_id(text: str) -> bytes:
+    """The `<group_id>` of a group's URL: 16 bytes in base64url."""
+    try:
+        return b64u_decode(text, length=16, what="group id")
+    except ProtocolError:
+        raise InvalidInput(
+            "The group id must be 16 bytes in base64url.", data={"field": "group_id"}
+        ) from None
+
+
+def parse_group_after(query: Mapping[str, str]) -> int:
+    """`after` of `GET /api/groups/<id>/entries`: the seq the device holds, -1 (the default)
+    for none."""
+    text = query.get("after", "-1")
+    digits = text[1:] if text.startswith("-") else text
+    if (
+        not (digits.isascii() and digits.isdigit())
+        or len(text) > 16
+        or not -1 <= int(text) <= MAX_VERSION
+    ):
+        raise InvalidInput(
+            f"'after' must be a seq from -1 to {MAX_VERSION}.", data={"field": "after"}
+        )
+    return int(text)
+
+
+def parse_group_write(data: dict[str, Any]) -> GroupWrite:
+    """The body of `POST /api/groups/<id>/entries`; the entry itself is checked by the service."""
+    seq = v.integer(data, "seq", minimum=0, maximum=MAX_VERSION)
+    text = data.get("entry")
+    if isinstance(text, str) and len(text) > -(-GROUP_ENTRY_MAX_BYTES * 4 // 3):
+        raise _entry_too_large()
+    entry = v.binary(data, "entry", max_length=GROUP_ENTRY_MAX_BYTES)
+    return GroupWrite(seq=seq, entry=entry)
+
+
+def _entry_too_large() -> InvalidInput:
+    return InvalidInput(
+        f"A group entry is at most {GROUP_ENTRY_MAX_BYTES} bytes.",
+        code="too_large",
+        status=413,
+        data={"field": "entry", "limit": GROUP_ENTRY_MAX_BYTES},
     )

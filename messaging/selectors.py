@@ -4,6 +4,7 @@ messaging/services.py."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -14,9 +15,11 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from messaging import queue_db
-from messaging.models import StateEntry
-from messaging.schemas import STATE_PAGE_BYTES, STATE_PAGE_ENTRIES
+from messaging.models import Group, GroupEntry, GroupReader, StateEntry
+from messaging.schemas import GROUP_PAGE_ENTRIES, STATE_PAGE_BYTES, STATE_PAGE_ENTRIES
 from protocol.encoding import b64u_encode
+from protocol.groups import GroupState
+from web.errors import NotFound
 
 
 @dataclass(frozen=True)
@@ -184,3 +187,64 @@ def state_page(*, user_id: int, after: int) -> StatePage:
     ]
     more = bool(entries) and entries[-1].version < version
     return StatePage(version=version, entries=entries, more=more)
+
+
+# ---------------------------------------------------------------- group membership logs
+
+
+def group_key(group_id: bytes) -> str:
+    """The primary key of a group's row: its id in base64url, as on the wire."""
+    return b64u_encode(group_id)
+
+
+def group_state_bytes(state: GroupState) -> bytes:
+    """What Group.state holds: the state's JSON (`to_dict`) in UTF-8."""
+    return json.dumps(state.to_dict(), separators=(",", ":")).encode()
+
+
+def group_state_load(stored: bytes | memoryview) -> GroupState:
+    return GroupState.from_dict(json.loads(bytes(stored)))
+
+
+def group_state(group_id: bytes) -> GroupState | None:
+    """The state after the group's latest stored entry, None for a group with no entries."""
+    found = Group.objects.filter(pk=group_key(group_id)).values_list("state", flat=True).first()
+    return group_state_load(found) if found is not None else None
+
+
+def group_not_found() -> NotFound:
+    return NotFound("No such group for this account.", code="group_not_found")
+
+
+@dataclass(frozen=True)
+class GroupPage:
+    head: int  # the seq this reader may read up to: the log's head, or its removal
+    entries: list[tuple[int, bytes]]
+    more: bool
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "head": self.head,
+            "entries": [{"seq": seq, "entry": b64u_encode(wire)} for seq, wire in self.entries],
+            "more": self.more,
+        }
+
+
+def group_page(*, group_id: bytes, account: str, after: int) -> GroupPage:
+    """The entries after `after` that `account` may read (docs/protocol.md 19.4): all of them
+    for a member, up to and including its removal or leave for a former one; a group the
+    account may not read is `group_not_found`, as one that does not exist."""
+    key = group_key(group_id)
+    reader = GroupReader.objects.filter(group_id=key, account=account).first()
+    if reader is None:
+        raise group_not_found()
+    head = GroupEntry.objects.filter(group_id=key).aggregate(head=Max("seq"))["head"]
+    if reader.until_seq is not None:
+        head = min(head, reader.until_seq)
+    rows = list(
+        GroupEntry.objects.filter(group_id=key, seq__gt=after, seq__lte=head)
+        .order_by("seq")
+        .values_list("seq", "entry")[:GROUP_PAGE_ENTRIES]
+    )
+    entries = [(seq, bytes(wire)) for seq, wire in rows]
+    return GroupPage(head=head, entries=entries, more=bool(entries) and entries[-1][0] < head)

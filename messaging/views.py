@@ -1,5 +1,5 @@
 """The messenger's page, history bundles (opaque encrypted blobs, uploaded once, fetched
-once) and the account's state log over HTTP."""
+once), the account's state log and group membership logs over HTTP."""
 
 from __future__ import annotations
 
@@ -56,3 +56,19 @@ def state_log(request: HttpRequest) -> dict | HttpResponse:
         device=device, version=write.version, kind=write.kind, blob=write.blob
     )
     return JsonResponse({"version": version}, status=201)
+
+
+@api(methods=("GET", "POST"), access=signed_in, max_body=schemas.GROUP_MAX_BODY_BYTES)
+def group_entries(request: HttpRequest, group_id: str) -> dict | HttpResponse:
+    device = request_device(request)
+    group = schemas.parse_group_id(group_id)
+    if request.method == "GET":
+        after = schemas.parse_group_after(request.GET)
+        account = request.user.get_username()
+        return selectors.group_page(group_id=group, account=account, after=after).to_json()
+    ratelimit.check("groups", device.id)
+    write = schemas.parse_group_write(v.json_body(request, max_bytes=schemas.GROUP_MAX_BODY_BYTES))
+    seq = services.group_entry_append(
+        device=device, group_id=group, seq=write.seq, entry=write.entry
+    )
+    return JsonResponse({"seq": seq}, status=201)

@@ -22,6 +22,7 @@ LINK_SIGNED = "link_signed"
 PREKEYS_LOW = "prekeys_low"
 STATE_CHANGED = "state_changed"
 ACCOUNT_RENAMED = "account_renamed"
+GROUP_CHANGED = "group_changed"
 LINK_STATE = "link_state"
 ERROR = "error"
 

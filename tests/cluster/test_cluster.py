@@ -1,7 +1,8 @@
 """The scale-out setup for real: PostgreSQL, Redis and two Daphne nodes; devices on
 different nodes talk, log-outs cross nodes (and race pushes without a server exception), a
 node killed under load loses nothing and leaves no device "active now", and the replay memory,
-the prekey fair share and the state log's compare-and-swap hold on PostgreSQL across nodes."""
+the prekey fair share and the compare-and-swap of the state log and of group logs hold on
+PostgreSQL across nodes."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import pytest
 import redis
 
 from client.http import HttpTransport
+from protocol import groups
 from protocol.encoding import b64u_encode
 from protocol.frames import CLOSE_REVOKED
 from tests.messaging.test_socket_lifecycle import eventually, race_a_log_out, server_errors
@@ -373,3 +375,99 @@ async def test_a_state_write_on_one_node_rings_the_other_devices_on_the_other(cl
         await at_alice.next("state_changed", within=1.0)
     for socket in (at_laptop, at_alice):
         await socket.close()
+
+
+# ------------------------------------------------------------ group logs on PostgreSQL
+
+
+def group_write(transport: HttpTransport, group_id: bytes, seq: int, wire: bytes):
+    return transport.post(
+        f"/api/groups/{b64u_encode(group_id)}/entries", {"seq": seq, "entry": b64u_encode(wire)}
+    )
+
+
+def group_entry(actor: PrimaryActor, group_id: bytes, seq: int, previous: bytes, **fields):
+    return groups.sign_entry(
+        group_id=group_id,
+        seq=seq,
+        previous=previous,
+        actor=actor.username,
+        identity=fields.pop("identity", actor.keys.identity),
+        timestamp=0,
+        **fields,
+    )
+
+
+def test_devices_on_both_nodes_writing_one_group_seq_get_one_201_and_one_409(cluster):
+    alice, alice_http = account(cluster, "alice13")
+    laptop = link(alice, CompanionActor(HttpTransport(cluster.nodes[0].url)))
+    writers = [
+        (alice_http, alice.keys.identity),
+        (on_node(cluster, 1, laptop.transport), laptop.keys.identity),
+    ]
+    group_id, head, rounds = bytes(range(16)), groups.ZERO_HASH, 10
+    for seq in range(rounds):
+        signed = [
+            group_entry(
+                alice,
+                group_id,
+                seq,
+                head,
+                identity=identity,
+                kind=groups.EntryKind.CREATE if seq == 0 else groups.EntryKind.RENAME,
+                accounts=["alice13"] if seq == 0 else [],
+                name=f"{seq} by {transport.origin}",
+            )
+            for transport, identity in writers
+        ]
+        barrier = threading.Barrier(len(writers))
+
+        def write(
+            i: int, seq: int = seq, signed: list[bytes] = signed, barrier=barrier
+        ) -> tuple[int, dict]:
+            barrier.wait(timeout=30)
+            return group_write(writers[i][0], group_id, seq, signed[i])
+
+        with ThreadPoolExecutor(len(writers)) as pool:
+            answers = list(pool.map(write, range(len(writers))))
+        assert sorted(status for status, _ in answers) == [201, 409], (seq, answers)
+        refused = next(body for status, body in answers if status == 409)
+        assert (refused["error"]["code"], refused["error"]["data"]) == (
+            "group_head_moved",
+            {"head": seq},
+        )
+        won = signed[[status for status, _ in answers].index(201)]
+        head = groups.entry_hash(won)
+    page = ok(writers[1][0].get(f"/api/groups/{b64u_encode(group_id)}/entries"))
+    assert [e["seq"] for e in page["entries"]] == list(range(rounds))
+    assert page["head"] == rounds - 1
+
+
+async def test_a_group_entry_on_one_node_rings_a_member_on_the_other(cluster):
+    """On PostgreSQL, with a group name the database's text types could not hold."""
+    alice, alice_http = await asyncio.to_thread(account, cluster, "alice14")
+    bob, bob_http = await asyncio.to_thread(account, cluster, "bobby14")
+    at_bob = await socket_on(cluster, 1, bob_http).connect()
+    group_id = bytes(range(1, 17))
+    create = group_entry(
+        alice,
+        group_id,
+        0,
+        groups.ZERO_HASH,
+        kind=groups.EntryKind.CREATE,
+        accounts=["alice14", "bobby14"],
+        name="across\x00nodes",  # U+0000, which PostgreSQL's text and jsonb refuse
+    )
+    assert await asyncio.to_thread(group_write, alice_http, group_id, 0, create) == (
+        201,
+        {"seq": 0},
+    )
+    assert await at_bob.next("group_changed") == {
+        "type": "group_changed",
+        "v": 1,
+        "group_id": b64u_encode(group_id),
+        "seq": 0,
+    }
+    page = await asyncio.to_thread(bob_http.get, f"/api/groups/{b64u_encode(group_id)}/entries")
+    assert page[1]["entries"] == [{"seq": 0, "entry": b64u_encode(create)}]
+    await at_bob.close()

@@ -30,6 +30,7 @@ EVENT_CONSUMERS = {
     events.STATUS_PONG: StatusConsumer,
     events.STATE_CHANGED: DeviceConsumer,
     events.ACCOUNT_RENAMED: DeviceConsumer,
+    events.GROUP_CHANGED: DeviceConsumer,
 }
 
 

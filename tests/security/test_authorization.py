@@ -6,11 +6,14 @@ from __future__ import annotations
 import pytest
 from django.apps import apps
 
+from protocol import groups
 from protocol.encoding import b64u_encode
 from tests.support.actors import CompanionActor, DjangoTransport, PrimaryActor, link
 from tests.support.softauthn import SoftAuthenticator
 
 ORIGIN = "http://localhost:8000"
+GROUP = bytes(range(16))
+GROUP_URL = f"/api/groups/{b64u_encode(GROUP)}/entries"
 pytestmark = pytest.mark.django_db
 
 
@@ -43,6 +46,18 @@ def world():
     ).json()["blob_id"]
     state = {"version": 1, "kind": "patch", "blob": b64u_encode(b"alice's state")}
     assert alice.transport.post("/api/state", state)[0] == 201
+    create = groups.sign_entry(
+        group_id=GROUP,
+        seq=0,
+        previous=groups.ZERO_HASH,
+        kind=groups.EntryKind.CREATE,
+        actor="alice",
+        identity=alice.keys.identity,
+        timestamp=0,
+        accounts=["alice"],
+        name="alice's group",
+    )
+    assert alice.transport.post(GROUP_URL, {"seq": 0, "entry": b64u_encode(create)})[0] == 201
     bob = PrimaryActor(
         DjangoTransport(), SoftAuthenticator(origin=ORIGIN), username="bobby"
     ).sign_up()
@@ -83,6 +98,8 @@ def requests(w) -> list[tuple[str, str, dict | None]]:
         ("GET", f"/api/history/{w['blob']}", None),
         ("GET", "/api/state", None),
         ("POST", "/api/state", {"version": 2, "kind": "snapshot", "blob": b64u_encode(b"x")}),
+        ("GET", GROUP_URL, None),
+        ("POST", GROUP_URL, {"seq": 1, "entry": b64u_encode(bytes(200))}),
     ]
 
 

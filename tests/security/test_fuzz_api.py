@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from config.asgi import application
+from protocol import groups
 from protocol.encoding import b64u_encode
 from tests.security.test_authorization import state_snapshot
 from tests.support.actors import CompanionActor, DjangoTransport, PrimaryActor, link
@@ -51,6 +52,8 @@ FIELDS = [
     "version",
     "kind",
     "blob",
+    "seq",
+    "entry",
 ]
 scalars = st.one_of(
     st.none(),
@@ -121,6 +124,7 @@ POST_PATHS = [
     "/api/link/{link}/complete",
     "/api/link/{link}/decline",
     "/api/state",
+    "/api/groups/{group}/entries",
 ]
 
 
@@ -136,7 +140,7 @@ def world(db):
         "alice": alice,
         "laptop": laptop,
         "waiting": waiting,
-        "ids": {"laptop": laptop.device_id, "link": qr.link_id},
+        "ids": {"laptop": laptop.device_id, "link": qr.link_id, "group": "AAECAwQFBgcICQoLDA0ODw"},
     }
 
 
@@ -220,6 +224,61 @@ def test_random_writes_to_the_state_log_keep_it_dense_and_store_nothing_when_ref
         assert [e["kind"] for e in after["entries"][1:]].count("snapshot") == 0
 
     probe()
+
+
+def test_entries_mutated_from_a_valid_one_are_refused_with_4xx_and_store_nothing(world):
+    """Bytes flipped, cut or appended in a signed group entry: never a 5xx; only the valid
+    entry itself is stored."""
+    alice = world["alice"]
+    group_id = bytes(range(16))
+    url = f"/api/groups/{b64u_encode(group_id)}/entries"
+    client = alice.transport.client
+
+    def entry(seq: int, previous: bytes, kind: groups.EntryKind, accounts: list[str]) -> bytes:
+        return groups.sign_entry(
+            group_id=group_id,
+            seq=seq,
+            previous=previous,
+            kind=kind,
+            actor="alice",
+            identity=alice.keys.identity,
+            timestamp=0,
+            accounts=accounts,
+            name="g" if kind is groups.EntryKind.CREATE else "",
+        )
+
+    create = entry(0, groups.ZERO_HASH, groups.EntryKind.CREATE, ["alice"])
+    body = {"seq": 0, "entry": b64u_encode(create)}
+    assert client.post(url, json.dumps(body), content_type="application/json").status_code == 201
+    valid = entry(1, groups.entry_hash(create), groups.EntryKind.ADD, ["bobby"])
+
+    @fuzz
+    @given(
+        at=st.integers(min_value=0, max_value=len(valid) - 1),
+        flip=st.integers(min_value=1, max_value=255),
+        cut=st.integers(min_value=0, max_value=len(valid)),
+        tail=st.binary(max_size=8),
+        seq=st.sampled_from([0, 1, 2]),
+    )
+    def probe(at, flip, cut, tail, seq):
+        mutated = (valid[:at] + bytes([valid[at] ^ flip]) + valid[at + 1 :])[:cut] + tail
+        rows = state_snapshot()
+        body = {"seq": seq, "entry": b64u_encode(mutated)}
+        response = client.post(url, json.dumps(body), content_type="application/json")
+        assert 400 <= response.status_code < 500, response.content
+        assert set(response.json()["error"]) == {"code", "message", "data"}
+        assert state_snapshot() == rows
+
+    probe()
+
+
+@pytest.mark.parametrize("after", ["", "0", "-0", "+1", "1e3", "0x1", "١", " 1", "9" * 40, "%00"])
+def test_a_group_read_with_any_after_is_an_answer_or_a_4xx(world, after):
+    response = world["alice"].transport.client.get(
+        f"/api/groups/AAECAwQFBgcICQoLDA0ODw/entries?after={after}"
+    )
+    assert response.status_code in {400, 404}, response.content
+    assert response["Content-Type"] == "application/json"
 
 
 @pytest.mark.parametrize("after", ["", "0", "-0", "+1", "1e3", "0x1", "١", " 1", "9" * 40, "%00"])

@@ -21,6 +21,7 @@ export const LINK_SIGNED = "link_signed";
 export const PREKEYS_LOW = "prekeys_low";
 export const STATE_CHANGED = "state_changed";
 export const ACCOUNT_RENAMED = "account_renamed";
+export const GROUP_CHANGED = "group_changed";
 export const LINK_STATE = "link_state";
 export const ERROR = "error";
 
