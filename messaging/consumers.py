@@ -303,17 +303,6 @@ class DeviceConsumer(SocketConsumer):
             return
         await self.send_json(frame(frames.ACCEPTED, id=send.envelope_id))
 
-    def ring(self, event: dict[str, Any]) -> bool:
-        """A channel-layer event from this process, handled as if the layer had brought it;
-        False when too many are waiting (then the layer carries it, under its capacity)."""
-        if self.closing:
-            return True
-        try:
-            self.inbox.put_nowait((event, None))
-        except asyncio.QueueFull:
-            return False
-        return True
-
     async def reconnect_elsewhere(self) -> None:
         """The node stops: every send let in is committed and answered (`accepted`, or its
         error) before the peer is told to reconnect; a later one is left unanswered."""
