@@ -10,7 +10,7 @@ from django.views.decorators.csrf import ensure_csrf_cookie
 
 from devices.auth import request_device, signed_in
 from devices.schemas import DEVICE_ID_PATTERN
-from messaging import schemas, selectors, services
+from messaging import group_log, schemas, selectors, services
 from web import ratelimit
 from web import validation as v
 from web.api import api
@@ -68,7 +68,7 @@ def group_entries(request: HttpRequest, group_id: str) -> dict | HttpResponse:
         return selectors.group_page(group_id=group, account=account, after=after).to_json()
     ratelimit.check("groups", device.id)
     write = schemas.parse_group_write(v.json_body(request, max_bytes=schemas.GROUP_MAX_BODY_BYTES))
-    seq = services.group_entry_append(
+    seq = group_log.group_entry_append(
         device=device, group_id=group, seq=write.seq, entry=write.entry
     )
     return JsonResponse({"seq": seq}, status=201)
