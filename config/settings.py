@@ -117,6 +117,10 @@ DATABASES = {
         conn_max_age=None,
     )
 }
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # A database host that does not answer fails a connect within 5 s (libpq waits for ever),
+    # so a request, a socket's connect or /readyz's check gives up instead of hanging.
+    DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = 5
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # WAL lets readers run beside the writer; a short busy wait instead of "database is locked".
     DATABASES["default"]["OPTIONS"] = {

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -131,3 +132,30 @@ def test_production_settings_pass_djangos_deployment_checks():
         check=True,
     )
     assert probe.stdout.split() == ["True"] * 5
+
+
+def test_a_postgresql_host_that_never_answers_fails_the_connect_instead_of_hanging():
+    # A listener that takes the TCP connection and never speaks, like a stuck database host.
+    with socket.create_server(("127.0.0.1", 0)) as silent:
+        port = silent.getsockname()[1]
+        env = {
+            k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL", "DEBUG"}
+        }
+        env.update(
+            DJANGO_SETTINGS_MODULE="config.settings",
+            DATABASE_URL=f"postgres://parley@127.0.0.1:{port}/parley",
+        )
+        probe = (
+            "import django; django.setup(); from django.db import connection\n"
+            "try:\n    connection.ensure_connection()\n"
+            "except Exception as error:\n    print(type(error).__name__)\n"
+        )
+        result = subprocess.run(
+            [sys.executable, "-c", probe],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,  # without a connect timeout libpq would wait for ever
+        )
+    assert result.stdout.strip() == "OperationalError", result.stderr
