@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import functools
 import time
@@ -48,47 +49,83 @@ def send_buckets() -> TokenBuckets:
 SOCKET_GONE = (Disconnected, OSError)
 
 
-Inbox = asyncio.Queue[tuple[dict[str, Any] | None, BaseException | None]]
+class DispatchLine:
+    """Channels' `await_many_dispatch` at less cost and memory: the messages of the socket, of
+    the channel layer and those rung by this process (`put`: a doorbell), each source's in
+    order, handled one at a time. Channels makes a new task and an `asyncio.wait` for every
+    message; a queue to merge the sources and a reader task for each cost 4 KiB a socket (an
+    `asyncio.Queue` is 3.3 KiB), more than a tenth of an idle socket. Here the socket is
+    read by the consumer's own task, the layer by one reader task, rung messages by a task
+    that lives only while some wait, and one lock keeps them one at a time. A source that
+    raises stops the line, between two messages, as Channels' loop would."""
 
+    def __init__(self, dispatch: Callable[[dict[str, Any]], Awaitable[None]], limit: int = 64):
+        self.dispatch = dispatch
+        self.limit = limit
+        self.lock = asyncio.Lock()
+        self.rung: collections.deque[dict[str, Any]] = collections.deque()
+        self.ringer: asyncio.Task[None] | None = None
+        self.failure: BaseException | None = None
+        self.main: asyncio.Task[Any] | None = None
 
-async def dispatch_from(
-    sources: list[Callable[[], Awaitable[dict[str, Any]]]],
-    dispatch: Callable[[dict[str, Any]], Awaitable[None]],
-    *,
-    inbox: Inbox | None = None,
-    ahead: int = 64,
-) -> None:
-    """Channels' `await_many_dispatch` at less cost: the messages of every source (the socket,
-    the channel layer), each source's in order, handled one at a time. Channels makes a new
-    task and an `asyncio.wait` for every message, which cost more than a short handler; here
-    one reader task per source lives as long as the socket and hands its messages over
-    through a queue, at most `ahead` of them unhandled (then the readers wait, and the
-    layer's channel capacity applies as before). Messages put into `inbox` by this process
-    (a doorbell rung directly, `SocketConsumer.ring`) are handled in the same line."""
-    if inbox is None:
-        inbox = asyncio.Queue(ahead)
-
-    async def read(source: Callable[[], Awaitable[dict[str, Any]]]) -> None:
+    async def run(
+        self,
+        receive: Callable[[], Awaitable[dict[str, Any]]],
+        layer_receive: Callable[[], Awaitable[dict[str, Any]]] | None = None,
+    ) -> None:
+        self.main = asyncio.current_task()
+        reader = asyncio.create_task(self._follow(layer_receive)) if layer_receive else None
         try:
             while True:
-                await inbox.put((await source(), None))
+                message = await receive()
+                async with self.lock:
+                    await self.dispatch(message)
+        except asyncio.CancelledError:
+            if self.failure is not None:
+                raise self.failure from None
+            raise
+        finally:
+            helpers = [t for t in (reader, self.ringer) if t is not None]
+            for task in helpers:
+                task.cancel()
+            await asyncio.gather(*helpers, return_exceptions=True)
+
+    def put(self, message: dict[str, Any]) -> bool:
+        """Handle `message` in the line; False when `limit` already wait."""
+        if len(self.rung) >= self.limit:
+            return False
+        self.rung.append(message)
+        if self.ringer is None or self.ringer.done():
+            self.ringer = asyncio.create_task(self._ring())
+        return True
+
+    async def _follow(self, source: Callable[[], Awaitable[dict[str, Any]]]) -> None:
+        try:
+            while True:
+                message = await source()
+                async with self.lock:
+                    await self.dispatch(message)
         except asyncio.CancelledError:
             raise
-        except BaseException as error:  # raised where Channels would: in the dispatch loop
-            await inbox.put((None, error))
+        except BaseException as error:  # raised where Channels would: in the consumer's task
+            await self._fail(error)
 
-    readers = [asyncio.create_task(read(source)) for source in sources]
-    try:
-        while True:
-            message, error = await inbox.get()
-            if error is not None:
-                raise error
-            assert message is not None
-            await dispatch(message)
-    finally:
-        for reader in readers:
-            reader.cancel()
-        await asyncio.gather(*readers, return_exceptions=True)
+    async def _ring(self) -> None:
+        try:
+            while self.rung:
+                async with self.lock:
+                    if self.rung:
+                        await self.dispatch(self.rung.popleft())
+        except asyncio.CancelledError:
+            raise
+        except BaseException as error:
+            await self._fail(error)
+
+    async def _fail(self, error: BaseException) -> None:
+        async with self.lock:  # not in the middle of another message's handler
+            if self.failure is None and self.main is not None:
+                self.failure = error
+                self.main.cancel()
 
 
 class SocketConsumer(AsyncJsonWebsocketConsumer):
@@ -96,7 +133,7 @@ class SocketConsumer(AsyncJsonWebsocketConsumer):
     or a failed send, every later frame (a doorbell, a device-list change, a revocation, a
     reply finishing late) is dropped instead of raising into the consumer. The guard sits
     on the ASGI send itself, so no send path can go around it. Messages are dispatched by
-    `dispatch_from` instead of Channels' loop (the same contract, less work per frame).
+    a `DispatchLine` instead of Channels' loop (the same contract, less work per frame).
 
     While the node drains (web/drain.py) a new socket is refused before accept, and an open
     one is told to reconnect, to another node (close code 1012)."""
@@ -121,21 +158,21 @@ class SocketConsumer(AsyncJsonWebsocketConsumer):
                 self.closing = True
 
         # What Channels' AsyncConsumer.__call__ sets up, then our dispatch loop.
-        self.inbox: Inbox = asyncio.Queue(64)
+        self.line = DispatchLine(self.dispatch)
         self.scope = scope
         self.base_send = send_unless_closing
         drain.node.opened(self)
         try:
             self.channel_layer = get_channel_layer(self.channel_layer_alias)
-            sources = [receive_noting_close]
+            layer_receive = None
             if self.channel_layer is not None:
                 self.channel_name = await self.channel_layer.new_channel()
                 self.channel_receive = functools.partial(
                     self.channel_layer.receive, self.channel_name
                 )
-                sources.append(self.channel_receive)
+                layer_receive = self.channel_receive
             with contextlib.suppress(StopConsumer):
-                await dispatch_from(sources, self.dispatch, inbox=self.inbox)
+                await self.line.run(receive_noting_close, layer_receive)
         finally:
             # Channels runs disconnect() only when websocket.disconnect arrives; a handler that
             # raises, or Daphne cancelling the consumer (shutdown, a slow close), ends it
@@ -160,11 +197,7 @@ class SocketConsumer(AsyncJsonWebsocketConsumer):
         False when too many are waiting (then the layer carries it, under its capacity)."""
         if self.closing:
             return True
-        try:
-            self.inbox.put_nowait((event, None))
-        except asyncio.QueueFull:
-            return False
-        return True
+        return self.line.put(event)
 
     async def reconnect_elsewhere(self) -> None:
         """The node stops: the peer is told to reconnect now, to another node."""
