@@ -99,11 +99,11 @@ _SOCKETS = DeviceSocket._meta.db_table
 def _in(statement: str, values: list[str], params: list[Any] | None = None) -> Any:
     """`statement IN (values)`, run as SQL: the ORM prepares an IN list's values one by one,
     which for a beat's thousands of ids cost more than the statements (bench/idle_sockets.py).
-    A SELECT returns its rows, anything else the number of rows it changed."""
+    A query returns its rows, anything else the number of rows it changed."""
     marks = ", ".join(["%s"] * len(values))
     with connection.cursor() as cursor:
         cursor.execute(f"{statement} IN ({marks})", [*(params or []), *values])
-        return cursor.fetchall() if statement.startswith("SELECT") else cursor.rowcount
+        return cursor.fetchall() if cursor.description else cursor.rowcount
 
 
 @database_sync_to_async

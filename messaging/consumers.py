@@ -67,6 +67,7 @@ class DispatchLine:
         self.ringer: asyncio.Task[None] | None = None
         self.failure: BaseException | None = None
         self.main: asyncio.Task[Any] | None = None
+        self.stopped = False
 
     async def run(
         self,
@@ -85,13 +86,17 @@ class DispatchLine:
                 raise self.failure from None
             raise
         finally:
+            self.stopped = True  # nothing rung from now on starts a task
             helpers = [t for t in (reader, self.ringer) if t is not None]
             for task in helpers:
                 task.cancel()
             await asyncio.gather(*helpers, return_exceptions=True)
 
     def put(self, message: dict[str, Any]) -> bool:
-        """Handle `message` in the line; False when `limit` already wait."""
+        """Handle `message` in the line; False when `limit` already wait (dropped once the
+        line has stopped: the socket is closing)."""
+        if self.stopped:
+            return True
         if len(self.rung) >= self.limit:
             return False
         self.rung.append(message)

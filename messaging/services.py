@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from accounts.models import User
 from devices import events
-from devices.models import Device
+from devices.models import Device, DeviceSocket
 from messaging import queue_db
 from messaging.models import (
     HistoryBlob,
@@ -306,7 +306,7 @@ def _sockets_elsewhere(cursor, device_ids: set[str], process_id: str) -> set[str
         return set()
     marks = ", ".join(["%s"] * len(device_ids))
     cursor.execute(
-        "SELECT DISTINCT device_id FROM devices_devicesocket"
+        f"SELECT DISTINCT device_id FROM {DeviceSocket._meta.db_table}"
         f" WHERE process_id <> %s AND device_id IN ({marks})",
         [process_id, *sorted(device_ids)],
     )

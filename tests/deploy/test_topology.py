@@ -203,6 +203,9 @@ def test_over_https_through_caddy_a_person_links_messages_logs_out_and_a_killed_
     assert reconnected, "the killed node held none of the devices' sockets"
     assert [t for t in accepted if t not in delivered] == []  # nothing accepted was lost
     assert accepted == delivered == sent
+    # A send in flight on the killed socket goes again as soon as the page's socket is back,
+    # not after the outbox's 15 s wait for an answer (static/js/app/outbox.js).
+    assert settled < 12, f"settled {settled:.1f} s after the kill"
     for page in (phone, bob):
         expect(page.locator("html")).to_have_attribute("data-device-socket", "open")
 

@@ -91,3 +91,20 @@ async def test_a_full_line_refuses_more_rung_messages():
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
+
+
+async def test_a_stopped_line_drops_what_is_rung_and_starts_no_task():
+    handled: list[Any] = []
+
+    async def dispatch(message: dict[str, Any]) -> None:
+        handled.append(message)
+
+    line = DispatchLine(dispatch)
+    task = asyncio.create_task(line.run(Source()))
+    await asyncio.sleep(0)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert line.put({"n": "late"})  # the socket is closing: taken and dropped
+    await asyncio.sleep(0.01)
+    assert handled == [] and line.ringer is None
