@@ -32,15 +32,11 @@ from protocol.keys import (
     X25519KeyPair,
     generate_one_time_prekeys,
 )
-from protocol.ratchet import Session
+from protocol.ratchet import ARCHIVED_SESSIONS, Session
 from protocol.rng import Rng
 
 SCHEMA_VERSION = 6
 
-# sessions a newer one replaced, kept per device and tried when the current one cannot
-# decrypt (protocol 7.1): a retry request starts a new session (24.1), and what was sent in
-# the ones before it is still on its way
-ARCHIVED_SESSIONS = 10
 
 SCHEMA = """
 CREATE TABLE device (

@@ -23,6 +23,9 @@ from protocol.rng import Rng
 
 MAX_PREVIOUS_DH_REMOTE = 16
 SESSION_FORMAT_VERSION = 1
+# sessions with one device that newer ones replaced, kept and tried, newest first, when the
+# current one cannot decrypt (docs/protocol.md 7.1 and 24.5)
+ARCHIVED_SESSIONS = 10
 
 
 @dataclass(frozen=True)

@@ -35,7 +35,7 @@ test("a prekey message starts a session and names the base key and one-time prek
   assert.equal(text(got.plaintext), "hello");
   assert.equal(got.baseKey, b64uEncode(a.baseKey));
   assert.equal(got.oneTimePrekeyId, bob.keys.oneTimePrekeys[0].id);
-  assert.equal(got.record.previous, null);
+  assert.deepEqual(got.record.archived, []);
 
   // Alice has not heard back: her next prekey message goes through the stored session,
   // and consumes nothing more.
@@ -83,10 +83,64 @@ test("a message for the previous session is decrypted with it, which becomes cur
     rng: alice.rng,
   });
   const fresh = receive(bob, alice, a2.encrypt(utf8("two"), alice.rng), old).record;
-  assert.deepEqual(fresh.previous, old.current);
-  // A late message of the first session still decrypts, through the previous one.
+  assert.deepEqual(fresh.archived, [old.current]);
+  // A late message of the first session still decrypts, through the archived one.
   const late = receive(bob, alice, a.encrypt(utf8("late"), alice.rng), fresh);
   assert.equal(text(late.plaintext), "late");
+});
+
+test("the ten newest replaced sessions are kept and tried; the one that decrypts becomes current", () => {
+  const count = p.ARCHIVED_SESSIONS + 2;
+  const ids = Array.from({ length: count }, (_, i) => i + 1);
+  const alice = makeDevice("app archive alice", { oneTimePrekeyIds: ids });
+  const bob = makeDevice("app archive bob", { oneTimePrekeyIds: ids });
+  // Alice starts over `count` times (retry requests, a restored copy); Bob gets each first message.
+  const sessions = [];
+  let record;
+  for (let i = 0; i < count; i++) {
+    const session = p.Session.initiate({
+      identity: alice.keys.identity,
+      bundle: p.makePrekeyBundle("bob", bob.keys, bob.keys.oneTimePrekeys[i]),
+      listedIdentityKey: bob.keys.identity.public,
+      rng: alice.rng,
+    });
+    record = receive(bob, alice, session.encrypt(utf8(`start ${i}`), alice.rng), record).record;
+    sessions.push(session);
+  }
+  assert.equal(record.archived.length, p.ARCHIVED_SESSIONS);
+  // the oldest kept: ten sessions back from the current one
+  const oldestKept = sessions[count - 1 - p.ARCHIVED_SESSIONS];
+  const late = receive(bob, alice, oldestKept.encrypt(utf8("late"), alice.rng), record, { baseKeyUsed: true });
+  assert.equal(text(late.plaintext), "late");
+  // it is current now: its next message decrypts with no archive to try
+  const next = oldestKept.encrypt(utf8("again"), alice.rng);
+  const again = receive(bob, alice, next, { ...late.record, archived: [] }, { baseKeyUsed: true });
+  assert.equal(text(again.plaintext), "again");
+  assert.equal(late.record.archived.length, p.ARCHIVED_SESSIONS);
+  assert.deepEqual(late.record.archived[0], record.current);
+  // the one before it was dropped: its message is asked for again (24.1)
+  assert.throws(
+    () => receive(bob, alice, sessions[0].encrypt(utf8("too late"), alice.rng), record, { baseKeyUsed: true }),
+    p.UnknownSession,
+  );
+});
+
+test("a record stored before the archive (one previous session) still decrypts through it", () => {
+  const alice = makeDevice("app legacy alice", { oneTimePrekeyIds: [1, 2] });
+  const bob = makeDevice("app legacy bob", { oneTimePrekeyIds: [1, 2] });
+  const a = startSession(alice, bob);
+  const old = receive(bob, alice, a.encrypt(utf8("one"), alice.rng), undefined).record;
+  const a2 = p.Session.initiate({
+    identity: alice.keys.identity,
+    bundle: p.makePrekeyBundle("bob", bob.keys, bob.keys.oneTimePrekeys[1]),
+    listedIdentityKey: bob.keys.identity.public,
+    rng: alice.rng,
+  });
+  const now = receive(bob, alice, a2.encrypt(utf8("two"), alice.rng), old).record;
+  const legacy = { deviceId: now.deviceId, accountId: now.accountId, current: now.current, previous: old.current };
+  const late = receive(bob, alice, a.encrypt(utf8("late"), alice.rng), legacy);
+  assert.equal(text(late.plaintext), "late");
+  assert.deepEqual(late.record.archived, [now.current]);
 });
 
 test("a stored session whose key differs from the signed list is refused", () => {
@@ -136,7 +190,7 @@ test("a bundle is checked against the key in the signed list, not the one beside
 });
 
 /** A session record holding `session` as the current one. */
-const recordOf = (session) => ({ deviceId: "bob-phone", accountId: "bob", current: session.toJSON(), previous: null });
+const recordOf = (session) => ({ deviceId: "bob-phone", accountId: "bob", current: session.toJSON(), archived: [] });
 
 test("a retry request reuses only a session this device started and has not heard back on, on the first ask", () => {
   const alice = makeDevice("app retry alice");

@@ -17,7 +17,7 @@ import { loadKeys } from "./device.js";
 import { runEngine, throwFor } from "./lists.js";
 import { cacheEntry, keepInCache } from "./resendcache.js";
 import { SendRefused, self } from "./self.js";
-import { retryRequestReuses, sessionForSending, sessionFromSignedPrekey } from "./sessions.js";
+import { replaced, retryRequestReuses, sessionForSending, sessionFromSignedPrekey } from "./sessions.js";
 import * as store from "./store.js";
 
 const { b64uDecode, b64uEncode } = encoding;
@@ -190,14 +190,13 @@ export async function encryptItem(item, plan) {
       throw new SendRefused(`The key directory has no prekeys for a device of ${account}.`, "no_bundle");
     }
     targets[d.deviceId] = b64uEncode(session.encrypt(/** @type {Uint8Array} */ (plaintexts.get(d.deviceId)), systemRng));
-    // a new session keeps the one it replaces as the previous one, for late messages (7.1)
+    // a new session archives the one it replaces, for late messages (7.1)
     const replaces = Boolean(record?.current) && (fresh.has(d.deviceId) || chosen.has(d.deviceId));
-    updated.push({
-      deviceId: d.deviceId,
-      accountId: account,
-      current: session.toJSON(),
-      previous: replaces ? record?.current : (record?.previous ?? null),
-    });
+    updated.push(
+      replaces
+        ? replaced(record, account, d.deviceId, session)
+        : { ...record, deviceId: d.deviceId, accountId: account, current: session.toJSON() },
+    );
   }
   // What was encrypted is cached with the sessions that encrypted it (24.3), in one transaction.
   const cached = cacheEntry(item, plaintexts, Date.now());

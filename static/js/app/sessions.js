@@ -4,6 +4,7 @@
 
 import {
   acceptPrekeyMessage,
+  ARCHIVED_SESSIONS,
   DecryptionFailed,
   decodeMessage,
   encoding,
@@ -22,21 +23,29 @@ const { b64uDecode, b64uEncode, bytesEqual } = encoding;
  * @property {string} deviceId
  * @property {string} accountId
  * @property {any} current Session.toJSON() of the session in use
- * @property {any | null} previous the one before it, tried when the current one fails (7.1)
+ * @property {any[]} [archived] the ones newer sessions replaced, newest first, at most
+ *   ARCHIVED_SESSIONS, tried when the current one fails (7.1, 24.5)
+ * @property {any | null} [previous] what records written before archived held: one archived
  */
+
+/** @param {SessionRecord | undefined} record @returns {any[]} newest first */
+function archivedOf(record) {
+  if (record?.archived) return record.archived;
+  return record?.previous ? [record.previous] : [];
+}
 
 /**
  * @param {SessionRecord | undefined} record
  * @param {Uint8Array} listedKey the device's identity key in its verified list
- * @returns {{session: Session, isCurrent: boolean}[]}
+ * @returns {{session: Session, index: number | null}[]} the current one (index null), then
+ *   the archived ones, newest first (their index in the archive)
  */
 function candidates(record, listedKey) {
   if (!record) return [];
+  /** @type {[any, number | null][]} */
+  const held = [[record.current, null], ...archivedOf(record).map((json, i) => /** @type {[any, number]} */ ([json, i]))];
   const found = [];
-  for (const [json, isCurrent] of [
-    [record.current, true],
-    [record.previous, false],
-  ]) {
+  for (const [json, index] of held) {
     if (!json) continue;
     const session = Session.fromJSON(json);
     if (!bytesEqual(session.remoteIdentityKey, listedKey)) {
@@ -44,22 +53,36 @@ function candidates(record, listedKey) {
         `session with device ${record.deviceId}: identity key differs from the signed list`,
       );
     }
-    found.push({ session, isCurrent });
+    found.push({ session, index });
   }
   return found;
 }
 
 /**
- * The record after `session` was used: kept in place, or promoted when it was the previous one.
+ * The record with `session` as its current one, the one it replaces archived (the newest
+ * ARCHIVED_SESSIONS are kept) and, when `session` was archived (at `index`: the other side
+ * kept using it), out of the archive.
  * @param {SessionRecord | undefined} record @param {string} accountId @param {string} deviceId
- * @param {Session} session @param {boolean} isCurrent
+ * @param {Session} session @param {number | null} [index]
  * @returns {SessionRecord}
  */
-function keep(record, accountId, deviceId, session, isCurrent) {
-  if (isCurrent || !record) {
-    return { deviceId, accountId, current: session.toJSON(), previous: record?.previous ?? null };
+export function replaced(record, accountId, deviceId, session, index = null) {
+  const archived = archivedOf(record).filter((_, i) => i !== index);
+  if (record?.current) archived.unshift(record.current);
+  return { deviceId, accountId, current: session.toJSON(), archived: archived.slice(0, ARCHIVED_SESSIONS) };
+}
+
+/**
+ * The record after `session` was used: kept in place, or made current when it was archived.
+ * @param {SessionRecord | undefined} record @param {string} accountId @param {string} deviceId
+ * @param {Session} session @param {number | null} index
+ * @returns {SessionRecord}
+ */
+function keep(record, accountId, deviceId, session, index) {
+  if (index === null || !record) {
+    return { deviceId, accountId, current: session.toJSON(), archived: archivedOf(record) };
   }
-  return { deviceId, accountId, current: session.toJSON(), previous: record.current };
+  return replaced(record, accountId, deviceId, session, index);
 }
 
 /**
@@ -81,13 +104,13 @@ export function decryptFrom({ data, accountId, deviceId, listedKey, record, keys
   const message = decodeMessage(data);
   const sessions = candidates(record, listedKey);
   if (message instanceof PrekeyMessage) {
-    for (const { session, isCurrent } of sessions) {
+    for (const { session, index } of sessions) {
       // The sender has not heard back yet and keeps sending prekey messages on this session.
       if (session.role === "responder" && bytesEqual(session.baseKey, message.baseKey)) {
         const plaintext = session.decrypt(data, systemRng);
         return {
           plaintext,
-          record: keep(record, accountId, deviceId, session, isCurrent),
+          record: keep(record, accountId, deviceId, session, index),
           baseKey: null,
           oneTimePrekeyId: null,
         };
@@ -107,12 +130,7 @@ export function decryptFrom({ data, accountId, deviceId, listedKey, record, keys
     });
     return {
       plaintext: inbound.plaintext,
-      record: {
-        deviceId,
-        accountId,
-        current: inbound.session.toJSON(),
-        previous: record?.current ?? null,
-      },
+      record: replaced(record, accountId, deviceId, inbound.session),
       baseKey: b64uEncode(inbound.baseKey),
       oneTimePrekeyId: inbound.oneTimePrekeyId,
     };
@@ -120,12 +138,12 @@ export function decryptFrom({ data, accountId, deviceId, listedKey, record, keys
   if (sessions.length === 0) throw new UnknownSession(`no session with device ${deviceId}`);
   /** @type {any} */
   let failure = null;
-  for (const { session, isCurrent } of sessions) {
+  for (const { session, index } of sessions) {
     try {
       const plaintext = session.decrypt(data, systemRng);
       return {
         plaintext,
-        record: keep(record, accountId, deviceId, session, isCurrent),
+        record: keep(record, accountId, deviceId, session, index),
         baseKey: null,
         oneTimePrekeyId: null,
       };
@@ -146,7 +164,7 @@ export function decryptFrom({ data, accountId, deviceId, listedKey, record, keys
  * @returns {Session | null} null when there is no session to use and no bundle
  */
 export function sessionForSending({ record, listedKey, bundle, keys, fresh = false }) {
-  const [existing] = candidates(record, listedKey).filter((c) => c.isCurrent);
+  const [existing] = candidates(record, listedKey).filter((c) => c.index === null);
   if (existing && !fresh) return existing.session;
   if (!bundle) return null;
   return Session.initiate({
@@ -167,7 +185,7 @@ export function sessionForSending({ record, listedKey, bundle, keys, fresh = fal
  */
 export function retryRequestReuses(record, listedKey, count) {
   if (count !== 1) return false;
-  const [existing] = candidates(record, listedKey).filter((c) => c.isCurrent);
+  const [existing] = candidates(record, listedKey).filter((c) => c.index === null);
   return Boolean(existing && existing.session.role === "initiator" && existing.session.pendingPrekey);
 }
 

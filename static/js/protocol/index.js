@@ -46,7 +46,7 @@ export {
   PROTOCOL_VERSION,
   RatchetMessage,
 } from "./message.js";
-export { MAX_PREVIOUS_DH_REMOTE, PendingPrekey, Session } from "./ratchet.js";
+export { ARCHIVED_SESSIONS, MAX_PREVIOUS_DH_REMOTE, PendingPrekey, Session } from "./ratchet.js";
 export { kdfCk, kdfRk, MAX_SKIP, MAX_SKIPPED_TOTAL } from "./ratchetkeys.js";
 export { acceptPrekeyMessage, InboundSession } from "./inbound.js";
 export {

@@ -22,6 +22,9 @@ import * as x3dh from "./x3dh.js";
 
 export const MAX_PREVIOUS_DH_REMOTE = 16;
 export const SESSION_FORMAT_VERSION = 1;
+// sessions with one device that newer ones replaced, kept and tried, newest first, when the
+// current one cannot decrypt (docs/protocol.md 7.1 and 24.5)
+export const ARCHIVED_SESSIONS = 10;
 
 /** What the initiator repeats in every message until it hears back (section 6.2). */
 export class PendingPrekey {
