@@ -1,7 +1,7 @@
 """End-to-end envelope throughput and latency: Parley against the bare relay, same generator.
 
     python bench/load.py [--seconds 6] [--pairs 50] [--sizes 300,4096] [--layers memory,redis]
-                         [--idle 0,2000,10000] [--plot docs/benchmarks-load.png]
+                         [--idle 0,2000,10000] [--floor] [--plot docs/benchmarks-load.png]
 
 Every device holds one socket. A send carries one ciphertext per target device (1 for
 1-to-1; 9 for 5-to-5: the recipient's 5 devices and the sender's 4 others), and counts as
@@ -400,13 +400,19 @@ def series(
 # ---------------------------------------------------------------- setups
 
 
-def start_relay() -> tuple[subprocess.Popen[bytes], int]:
+def start_relay(*, daphne: bool = False) -> tuple[subprocess.Popen[bytes], int]:
+    """The bare relay (`websockets`), or with `daphne` the same relay as an ASGI application
+    served as Parley is (bench/daphne_relay.py): the floor of Parley's own stack."""
     from tests.support.ports import free_port, wait_for_port
 
     port = free_port()
+    if daphne:
+        command = ["-m", "web.serve", "-b", "127.0.0.1", "-p", str(port)]
+        command += ["bench.daphne_relay:application"]
+    else:
+        command = [str(ROOT / "bench" / "relay_baseline.py"), str(port)]
     process = subprocess.Popen(
-        [sys.executable, str(ROOT / "bench" / "relay_baseline.py"), str(port)],
-        stdout=subprocess.DEVNULL,
+        [sys.executable, *command], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     wait_for_port(port)
     return process, port
@@ -549,6 +555,11 @@ def main() -> None:
     parser.add_argument("--idle", default="0,2000,10000")
     parser.add_argument("--plot", default="")
     parser.add_argument(
+        "--floor",
+        action="store_true",
+        help="also the relay as a bare ASGI app on Daphne (bench/daphne_relay.py)",
+    )
+    parser.add_argument(
         "--profile",
         default="",
         help="a directory: py-spy profiles of Parley's server in each closed-loop phase (slows it)",
@@ -584,6 +595,18 @@ def main() -> None:
         )
     finally:
         relay.terminate()
+    if args.floor:
+        relay, port = start_relay(daphne=True)
+        try:
+            results += series(
+                "relay on Daphne",
+                relay.pid,
+                partial(relay_world, port, args.pairs),
+                None,
+                **options,
+            )
+        finally:
+            relay.terminate()
     with tempfile.TemporaryDirectory() as tmp:
         redis = start_redis(Path(tmp)) if "redis" in layers else None
         try:
