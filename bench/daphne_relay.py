@@ -14,6 +14,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qs
 
+from bench.relay_baseline import deliver_frame
+
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 connections: dict[str, Send] = {}
@@ -46,14 +48,7 @@ async def application(scope: dict[str, Any], receive: Any, send: Send) -> None:
                     if peer is None:
                         continue
                     seq += 1
-                    envelope = {
-                        "seq": seq,
-                        "id": frame["id"],
-                        "sender": "",
-                        "sender_device": device,
-                        "ciphertext": ciphertext,
-                    }
-                    deliver = json.dumps({"type": "deliver", "v": 1, "envelopes": [envelope]})
+                    deliver = deliver_frame(seq, frame["id"], device, ciphertext)
                     await peer({"type": "websocket.send", "text": deliver})
     finally:
         if connections.get(device) is send:

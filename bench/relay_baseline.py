@@ -17,6 +17,18 @@ import websockets
 connections: dict[str, websockets.ServerConnection] = {}
 
 
+def deliver_frame(seq: int, envelope_id: str, device: str, ciphertext: str) -> str:
+    """The `deliver` of one envelope, as Parley's server writes it (without `sent_at`)."""
+    envelope = {
+        "seq": seq,
+        "id": envelope_id,
+        "sender": "",
+        "sender_device": device,
+        "ciphertext": ciphertext,
+    }
+    return json.dumps({"type": "deliver", "v": 1, "envelopes": [envelope]})
+
+
 async def handle(socket: websockets.ServerConnection) -> None:
     device = parse_qs(urlsplit(socket.request.path).query)["device"][0]
     connections[device] = socket
@@ -30,16 +42,7 @@ async def handle(socket: websockets.ServerConnection) -> None:
                     peer = connections.get(target)
                     if peer is not None:
                         seq += 1
-                        envelope = {
-                            "seq": seq,
-                            "id": frame["id"],
-                            "sender": "",
-                            "sender_device": device,
-                            "ciphertext": ciphertext,
-                        }
-                        await peer.send(
-                            json.dumps({"type": "deliver", "v": 1, "envelopes": [envelope]})
-                        )
+                        await peer.send(deliver_frame(seq, frame["id"], device, ciphertext))
             # "ack" frames need no answer
     finally:
         connections.pop(device, None)

@@ -26,6 +26,16 @@ function receive(bob, alice, data, record, { baseKeyUsed = false } = {}) {
   });
 }
 
+/** A new session of Alice's with Bob, on his `index`-th one-time prekey (she starts over). */
+function startOver(alice, bob, index) {
+  return p.Session.initiate({
+    identity: alice.keys.identity,
+    bundle: p.makePrekeyBundle("bob", bob.keys, bob.keys.oneTimePrekeys[index]),
+    listedIdentityKey: bob.keys.identity.public,
+    rng: alice.rng,
+  });
+}
+
 test("a prekey message starts a session and names the base key and one-time prekey to consume", () => {
   const alice = makeDevice("app alice");
   const bob = makeDevice("app bob");
@@ -76,12 +86,7 @@ test("a message for the previous session is decrypted with it, which becomes cur
   const a = startSession(alice, bob);
   const old = receive(bob, alice, a.encrypt(utf8("one"), alice.rng), undefined).record;
   // Alice starts over (a second session, say from a restored device); Bob keeps both.
-  const a2 = p.Session.initiate({
-    identity: alice.keys.identity,
-    bundle: p.makePrekeyBundle("bob", bob.keys, bob.keys.oneTimePrekeys[1]),
-    listedIdentityKey: bob.keys.identity.public,
-    rng: alice.rng,
-  });
+  const a2 = startOver(alice, bob, 1);
   const fresh = receive(bob, alice, a2.encrypt(utf8("two"), alice.rng), old).record;
   assert.deepEqual(fresh.archived, [old.current]);
   // A late message of the first session still decrypts, through the archived one.
@@ -98,12 +103,7 @@ test("the ten newest replaced sessions are kept and tried; the one that decrypts
   const sessions = [];
   let record;
   for (let i = 0; i < count; i++) {
-    const session = p.Session.initiate({
-      identity: alice.keys.identity,
-      bundle: p.makePrekeyBundle("bob", bob.keys, bob.keys.oneTimePrekeys[i]),
-      listedIdentityKey: bob.keys.identity.public,
-      rng: alice.rng,
-    });
+    const session = startOver(alice, bob, i);
     record = receive(bob, alice, session.encrypt(utf8(`start ${i}`), alice.rng), record).record;
     sessions.push(session);
   }
@@ -130,12 +130,7 @@ test("a record stored before the archive (one previous session) still decrypts t
   const bob = makeDevice("app legacy bob", { oneTimePrekeyIds: [1, 2] });
   const a = startSession(alice, bob);
   const old = receive(bob, alice, a.encrypt(utf8("one"), alice.rng), undefined).record;
-  const a2 = p.Session.initiate({
-    identity: alice.keys.identity,
-    bundle: p.makePrekeyBundle("bob", bob.keys, bob.keys.oneTimePrekeys[1]),
-    listedIdentityKey: bob.keys.identity.public,
-    rng: alice.rng,
-  });
+  const a2 = startOver(alice, bob, 1);
   const now = receive(bob, alice, a2.encrypt(utf8("two"), alice.rng), old).record;
   const legacy = { deviceId: now.deviceId, accountId: now.accountId, current: now.current, previous: old.current };
   const late = receive(bob, alice, a.encrypt(utf8("late"), alice.rng), legacy);
