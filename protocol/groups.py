@@ -276,11 +276,16 @@ def decode_entry(wire: bytes) -> GroupEntry:
 
 
 def apply_entry(
-    state: GroupState | None, wire: bytes, *, device_lists: Mapping[str, Collection[bytes]]
+    state: GroupState | None,
+    wire: bytes,
+    *,
+    device_lists: Mapping[str, Collection[bytes]],
+    vouched: bool = False,
 ) -> GroupState:
     """The state after one more entry, checked in the order of section 25.2; `state` is
     None before the create entry. `device_lists`: account id → the identity keys of its
-    verified device list."""
+    verified device list. `vouched`: a later entry of the chain, by a listed device, names
+    this one (through the hashes), so its signer need not be listed any more (25.2)."""
     entry = decode_entry(wire)
     kind = entry.kind
     if state is None:
@@ -296,7 +301,7 @@ def apply_entry(
             )
         if entry.previous != state.head:
             raise GroupChainBroken(f"group chain: entry {entry.seq} names another previous hash")
-    if entry.actor_key not in set(device_lists.get(entry.actor, ())):
+    if not vouched and not _listed(entry, device_lists):
         raise GroupSignerUnlisted(
             f"group entry {entry.seq}: signing key is not in {entry.actor!r}'s verified device list"
         )
@@ -317,6 +322,19 @@ def apply_entry(
         admins=admins,
         hashes=(state.hashes if state else ()) + (wire_hash,),
     )
+
+
+def _listed(entry: GroupEntry, device_lists: Mapping[str, Collection[bytes]]) -> bool:
+    return entry.actor_key in set(device_lists.get(entry.actor, ()))
+
+
+def _signer_listed(wire: bytes, device_lists: Mapping[str, Collection[bytes]]) -> bool:
+    """Whether the entry's signer is listed; a malformed entry is not (applying it, in
+    order, says what is wrong)."""
+    try:
+        return _listed(decode_entry(wire), device_lists)
+    except MalformedMessage:
+        return False
 
 
 def _apply_rules(
@@ -369,12 +387,16 @@ def _rule(condition: bool, message: str) -> None:
 def verify_chain(
     entries: Sequence[bytes], *, device_lists: Mapping[str, Collection[bytes]]
 ) -> GroupState:
-    """The state of a whole chain from its create entry; the first bad entry decides."""
+    """The state of a whole chain from its create entry; the first bad entry decides. An
+    entry before the last one signed by a listed device is vouched for by it (25.2)."""
     if not entries:
         raise GroupChainBroken("group chain: expected at least the create entry")
+    last_listed = max(
+        (i for i, w in enumerate(entries) if _signer_listed(w, device_lists)), default=-1
+    )
     state: GroupState | None = None
-    for wire in entries:
-        state = apply_entry(state, wire, device_lists=device_lists)
+    for i, wire in enumerate(entries):
+        state = apply_entry(state, wire, device_lists=device_lists, vouched=i < last_listed)
     assert state is not None
     return state
 

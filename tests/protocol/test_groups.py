@@ -158,11 +158,23 @@ def test_a_chain_ending_below_a_seen_head_is_withheld():
         )
 
 
-def test_an_entry_signed_by_a_device_removed_from_its_list_is_refused():
+@pytest.mark.parametrize("case", V["from_scratch"], ids=lambda c: c["name"])
+def test_a_chain_from_scratch_after_devices_left_their_lists(case):
+    gone = {identity(d).public for d in case["removed_devices"]}
+    lists = {a: [k for k in keys if k not in gone] for a, keys in DEVICE_LISTS.items()}
+    entries = CHAIN[: case["entries"]]
+    assert error_of(lambda: verify_chain(entries, device_lists=lists)) == case["expected_error"]
+    if case["expected_state"] is not None:
+        assert verify_chain(entries, device_lists=lists).to_dict() == case["expected_state"]
+
+
+def test_a_new_entry_by_a_device_removed_from_its_list_is_refused_on_a_state_held():
     lists = {**DEVICE_LISTS, "alice": [identity("a1").public]}  # a2 removed from alice's list
     with pytest.raises(GroupRefused):
-        verify_chain(CHAIN, device_lists=lists)
-    assert error_of(lambda: verify_chain(CHAIN, device_lists=lists)) == "GroupSignerUnlisted"
+        apply_entry(state("after_0"), CHAIN[1], device_lists=lists)
+    assert error_of(lambda: apply_entry(state("after_0"), CHAIN[1], device_lists=lists)) == (
+        "GroupSignerUnlisted"
+    )
 
 
 def test_the_encoder_refuses_what_the_decoder_refuses():

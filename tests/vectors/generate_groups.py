@@ -27,6 +27,7 @@ from protocol.groups import (  # noqa: E402
     compare_head,
     new_group_id,
     sign_entry,
+    verify_chain,
 )
 from protocol.keys import IdentityKeyPair  # noqa: E402
 from protocol.rng import TestRng  # noqa: E402
@@ -221,6 +222,23 @@ def build() -> dict[str, Any]:
         expected = error_of(lambda b=base, w=wire: apply_entry(s[b], w, device_lists=lists))
         assert expected is not None, name
         cases.append({"name": name, "state": base, "wire": wire.hex(), "expected_error": expected})
+    wires = [bytes.fromhex(c["wire"]) for c in chain]
+    from_scratch = []
+    for name, count, removed in (
+        ("a_removed_devices_entry_vouched_for_by_later_ones", 7, ["a2"]),
+        ("every_entry_of_a_removed_device_vouched_for", 7, ["a1"]),
+        ("the_head_by_a_removed_device", 2, ["a2"]),
+        ("the_last_leave_by_a_removed_device", 7, ["d1"]),
+        ("entries_after_the_last_listed_one", 7, ["a1", "b1", "d1"]),
+    ):
+        gone = {identity(d).public for d in removed}
+        reduced = {a: [k for k in keys if k not in gone] for a, keys in lists.items()}
+        result: dict[str, Any] = {"expected_state": None, "expected_error": None}
+        try:
+            result["expected_state"] = verify_chain(wires[:count], device_lists=reduced).to_dict()
+        except ProtocolError as exc:
+            result["expected_error"] = type(exc).__name__
+        from_scratch.append({"name": name, "entries": count, "removed_devices": removed} | result)
     fork_state = apply_entry(on("after_2"), fork, device_lists=lists)
     heads = []
     for name, seq, head in (
@@ -258,6 +276,7 @@ def build() -> dict[str, Any]:
         "big_entries": [big_create.hex(), big_add.hex()],
         "fork": fork.hex(),
         "refused": cases,
+        "from_scratch": from_scratch,
         "heads": heads,
         "check_fetched": fetched,
         "sender_keys": sender_key_vectors(group_id, final),

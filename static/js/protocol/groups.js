@@ -297,13 +297,14 @@ function listedKeys(deviceLists, account) {
 
 /**
  * The state after one more entry, checked in the order of section 25.2; `state` is null
- * before the create entry.
+ * before the create entry. `vouched`: a later entry of the chain, by a listed device, names
+ * this one (through the hashes), so its signer need not be listed any more (25.2).
  * @param {GroupState | null} state
  * @param {Uint8Array} wire
- * @param {{deviceLists: DeviceLists}} options
+ * @param {{deviceLists: DeviceLists, vouched?: boolean}} options
  * @returns {GroupState}
  */
-export function applyEntry(state, wire, { deviceLists }) {
+export function applyEntry(state, wire, { deviceLists, vouched = false }) {
   const entry = decodeEntry(wire);
   const kind = entry.kind;
   if (state === null) {
@@ -324,7 +325,7 @@ export function applyEntry(state, wire, { deviceLists }) {
       throw new GroupChainBroken(`group chain: entry ${entry.seq} names another previous hash`);
     }
   }
-  if (!listedKeys(deviceLists, entry.actor).has(toHex(entry.actorKey))) {
+  if (!vouched && !isListed(entry, deviceLists)) {
     throw new GroupSignerUnlisted(
       `group entry ${entry.seq}: signing key is not in '${entry.actor}''s verified device list`,
     );
@@ -409,17 +410,43 @@ function applyRules(state, entry) {
   return [members, admins, name];
 }
 
+/** @param {GroupEntry} entry @param {DeviceLists} deviceLists */
+function isListed(entry, deviceLists) {
+  return listedKeys(deviceLists, entry.actor).has(toHex(entry.actorKey));
+}
+
 /**
- * The state of a whole chain from its create entry; the first bad entry decides.
+ * Whether the entry's signer is listed; a malformed entry is not (applying it, in order,
+ * says what is wrong).
+ * @param {Uint8Array} wire @param {DeviceLists} deviceLists
+ */
+function signerListed(wire, deviceLists) {
+  try {
+    return isListed(decodeEntry(wire), deviceLists);
+  } catch (error) {
+    if (error instanceof MalformedMessage) return false;
+    throw error;
+  }
+}
+
+/**
+ * The state of a whole chain from its create entry; the first bad entry decides. An entry
+ * before the last one signed by a listed device is vouched for by it (25.2).
  * @param {Uint8Array[]} entries
  * @param {{deviceLists: DeviceLists}} options
  * @returns {GroupState}
  */
 export function verifyChain(entries, { deviceLists }) {
   if (entries.length === 0) throw new GroupChainBroken("group chain: expected at least the create entry");
+  let lastListed = -1;
+  entries.forEach((wire, i) => {
+    if (signerListed(wire, deviceLists)) lastListed = i;
+  });
   /** @type {GroupState | null} */
   let state = null;
-  for (const wire of entries) state = applyEntry(state, wire, { deviceLists });
+  for (const [i, wire] of entries.entries()) {
+    state = applyEntry(state, wire, { deviceLists, vouched: i < lastListed });
+  }
   return /** @type {GroupState} */ (state);
 }
 
