@@ -82,6 +82,11 @@ class Result:
     seconds: float
     latencies_ms: list[float]
     server_cpu: float  # CPU seconds the server process used over the counted window
+    frames: int = 0  # deliver frames that carried the counted envelopes
+
+    @property
+    def envelopes_per_frame(self) -> float:
+        return self.deliveries / self.frames if self.frames else float("nan")
 
     @property
     def cpu_us_per_envelope(self) -> float:
@@ -114,6 +119,7 @@ class Run:
     latencies: list[float] = field(default_factory=list)
     sends: int = 0
     deliveries: int = 0
+    frames: int = 0
 
 
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -153,8 +159,10 @@ async def reader(sock, run_ref: list[Run]) -> None:
             json.dumps({"type": "ack", "v": 1, "seqs": [e["seq"] for e in frame["envelopes"]]})
         )
         run = run_ref[0]
+        counted = time.monotonic() >= run.count_from
+        run.frames += counted
         for envelope in frame["envelopes"]:
-            if time.monotonic() >= run.count_from:
+            if counted:
                 run.latencies.append(
                     (now - int.from_bytes(b64u_decode(envelope["ciphertext"])[:8], "big")) / 1e6
                 )
@@ -260,6 +268,7 @@ async def phase(
         seconds=seconds,
         latencies_ms=run.latencies,
         server_cpu=used,
+        frames=run.frames,
     )
 
 
@@ -660,8 +669,8 @@ def table_by_scenario(results: list[Result]) -> str:
 
     baselines = {key(r): r for r in results if r.name.startswith("bare relay")}
     lines = [
-        "| setup | scenario | sends/s | envelopes/s | × relay | server CPU µs / envelope | relay's ÷ this | server's share of a core | p50 ms | p99 ms |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| setup | scenario | sends/s | envelopes/s | × relay | server CPU µs / envelope | relay's ÷ this | server's share of a core | envelopes / deliver frame | p50 ms | p99 ms |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
         setup, phase_name = r.name.split(" · ", 1)
@@ -676,7 +685,7 @@ def table_by_scenario(results: list[Result]) -> str:
         )
         what, rest = setup.split(", ", 1)
         lines.append(
-            f"| {what} | {rest}, {phase_name} | {r.send_rate:,.0f} | {r.delivery_rate:,.0f} | {ratio} | {r.cpu_us_per_envelope:,.0f} | {cpu_ratio} | {r.core_share:.2f} | {r.pct(50):.2f} | {r.pct(99):.2f} |"
+            f"| {what} | {rest}, {phase_name} | {r.send_rate:,.0f} | {r.delivery_rate:,.0f} | {ratio} | {r.cpu_us_per_envelope:,.0f} | {cpu_ratio} | {r.core_share:.2f} | {r.envelopes_per_frame:.2f} | {r.pct(50):.2f} | {r.pct(99):.2f} |"
         )
     return "\n".join(lines)
 
