@@ -385,16 +385,19 @@ def _rule(condition: bool, message: str) -> None:
 
 
 def verify_chain(
-    entries: Sequence[bytes], *, device_lists: Mapping[str, Collection[bytes]]
+    entries: Sequence[bytes],
+    *,
+    device_lists: Mapping[str, Collection[bytes]],
+    state: GroupState | None = None,
 ) -> GroupState:
-    """The state of a whole chain from its create entry; the first bad entry decides. An
-    entry before the last one signed by a listed device is vouched for by it (25.2)."""
-    if not entries:
+    """The state of a whole chain from its create entry, or of `state` extended by the
+    entries after it; the first bad entry decides. An entry before the last one signed by a
+    listed device is vouched for by it (25.2)."""
+    if not entries and state is None:
         raise GroupChainBroken("group chain: expected at least the create entry")
     last_listed = max(
         (i for i, w in enumerate(entries) if _signer_listed(w, device_lists)), default=-1
     )
-    state: GroupState | None = None
     for i, wire in enumerate(entries):
         state = apply_entry(state, wire, device_lists=device_lists, vouched=i < last_listed)
     assert state is not None

@@ -13,6 +13,10 @@ from protocol.engine.effects import (
     DropDuplicate,
     Effect,
     ForgetRetry,
+    GroupContent,
+    GroupListsWanted,
+    GroupNotice,
+    GroupSend,
     HttpRequest,
     MarkRead,
     Notice,
@@ -36,6 +40,13 @@ from protocol.engine.events import (
     DecryptFailed,
     Event,
     FrameReceived,
+    GroupAnswered,
+    GroupEvent,
+    GroupFetchWanted,
+    GroupKeyReceived,
+    GroupListsKnown,
+    GroupMessageReceived,
+    GroupSendWanted,
     HttpAnswered,
     ListWanted,
     MessagesRead,
@@ -55,8 +66,12 @@ from protocol.engine.events import (
     SyncMutated,
     SyncRotateWanted,
     event_from_dict,
+    group_event_from_dict,
     sync_event_from_dict,
 )
+from protocol.engine.group import GROUPS_PATH
+from protocol.engine.group import handle as handle_group
+from protocol.engine.groupstate import MAX_HELD, RECEIVING_CHAINS, GroupRecord
 from protocol.engine.history import HISTORY_DAYS, HISTORY_FORMAT, history_bundle, history_records
 from protocol.engine.lists import accept_list, device_list_path, list_changes, parse_listing
 from protocol.engine.machine import OWN_DEVICES_ONLY, handle
@@ -87,6 +102,23 @@ from protocol.engine.syncdevices import DEVICES, LAST_USE_EVERY_MS, last_used
 from protocol.engine.syncstate import SyncRequest, SyncState
 
 __all__ = [
+    "GROUPS_PATH",
+    "MAX_HELD",
+    "RECEIVING_CHAINS",
+    "GroupAnswered",
+    "GroupContent",
+    "GroupEvent",
+    "GroupFetchWanted",
+    "GroupKeyReceived",
+    "GroupListsKnown",
+    "GroupListsWanted",
+    "GroupMessageReceived",
+    "GroupNotice",
+    "GroupRecord",
+    "GroupSend",
+    "GroupSendWanted",
+    "group_event_from_dict",
+    "handle_group",
     "MAX_RETRIES",
     "MAX_WAITING",
     "RESEND_CACHE_MS",

@@ -444,6 +444,78 @@ class AcceptResend:
         }
 
 
+# ---------------------------------------------------------------- the group machine (25.8)
+
+
+@dataclass(frozen=True)
+class GroupNotice:
+    """Something to tell the person about the group; `code` says what (section 25.8)."""
+
+    kind: ClassVar[str] = "group_notice"
+    code: str
+    data: Mapping[str, Any] = field(default_factory=dict)
+    detail: str = field(default="", compare=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": self.kind, "code": self.code, "data": dict(self.data)}
+
+
+@dataclass(frozen=True)
+class GroupListsWanted:
+    """Fetch and verify these accounts' lists, then feed `group_lists_known`."""
+
+    kind: ClassVar[str] = "group_lists_wanted"
+    accounts: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": self.kind, "accounts": list(self.accounts)}
+
+
+@dataclass(frozen=True)
+class GroupContent:
+    """A group message decrypted: an encoded content (section 10) to apply."""
+
+    kind: ClassVar[str] = "group_content"
+    sender: str
+    sender_device: str
+    plaintext: bytes
+    head_seq: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "type": self.kind,
+            "sender": self.sender,
+            "sender_device": self.sender_device,
+            "plaintext": b64u_encode(self.plaintext),
+            "head_seq": self.head_seq,
+        }
+
+
+@dataclass(frozen=True)
+class GroupSend:
+    """A group message to send to `targets` ((account, device id) pairs), after each
+    distribution (account, device id, type-11 body) went over its pairwise session."""
+
+    kind: ClassVar[str] = "group_send"
+    send_id: str
+    message: bytes
+    targets: tuple[tuple[str, str], ...]
+    distributions: tuple[tuple[str, str, Mapping[str, Any]], ...]
+    rotated: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "type": self.kind,
+            "send_id": self.send_id,
+            "message": b64u_encode(self.message),
+            "targets": [{"account": a, "device_id": d} for a, d in self.targets],
+            "distributions": [
+                {"account": a, "device_id": d, "body": dict(b)} for a, d, b in self.distributions
+            ],
+            "rotated": self.rotated,
+        }
+
+
 Effect = (
     SendFrame
     | HttpRequest
@@ -471,4 +543,8 @@ Effect = (
     | Resend
     | StoreResendCount
     | AcceptResend
+    | GroupNotice
+    | GroupListsWanted
+    | GroupContent
+    | GroupSend
 )

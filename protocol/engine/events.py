@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from protocol.encoding import b64u_decode, b64u_encode
+from protocol.engine.groupstate import Lists, lists_from_dict, lists_to_dict
 from protocol.exceptions import MalformedMessage
 
 
@@ -523,4 +524,152 @@ def sync_event_from_dict(data: Mapping[str, Any]) -> SyncEvent:
         return SyncDeviceUsed(now, seed)
     if kind == SyncAnswered.kind:
         return SyncAnswered(data["request_id"], data["status"], data["body"], now, seed)
+    raise MalformedMessage(f"engine event: unknown type {kind!r}")
+
+
+# ---------------------------------------------------------------- the group machine (25.8)
+
+
+@dataclass(frozen=True)
+class GroupFetchWanted:
+    """A doorbell, a (re)connect or a head ahead: read the log after the chain's head."""
+
+    kind: ClassVar[str] = "group_fetch_wanted"
+    now: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": self.kind, "now": self.now}
+
+
+@dataclass(frozen=True)
+class GroupAnswered:
+    """The server's answer to the group machine's fetch (status 0: no answer)."""
+
+    kind: ClassVar[str] = "group_answered"
+    request_id: str
+    status: int
+    body: Any
+    lists: Lists
+    now: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "type": self.kind,
+            "request_id": self.request_id,
+            "status": self.status,
+            "body": self.body,
+            "lists": lists_to_dict(self.lists),
+            "now": self.now,
+        }
+
+
+@dataclass(frozen=True)
+class GroupListsKnown:
+    """The lists the machine asked for are verified: what waits for them resumes."""
+
+    kind: ClassVar[str] = "group_lists_known"
+    lists: Lists
+    now: int
+    seed: bytes
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "type": self.kind,
+            "lists": lists_to_dict(self.lists),
+            "now": self.now,
+            "seed": b64u_encode(self.seed),
+        }
+
+
+@dataclass(frozen=True)
+class GroupKeyReceived:
+    """A sender-key distribution (content type 11) the device engine accepted over the
+    pairwise session with `sender_device`."""
+
+    kind: ClassVar[str] = "group_key_received"
+    sender: str
+    sender_device: str
+    body: Mapping[str, Any]
+    lists: Lists
+    now: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "type": self.kind,
+            "sender": self.sender,
+            "sender_device": self.sender_device,
+            "body": dict(self.body),
+            "lists": lists_to_dict(self.lists),
+            "now": self.now,
+        }
+
+
+@dataclass(frozen=True)
+class GroupMessageReceived:
+    """A group message (section 25.5) delivered for this group."""
+
+    kind: ClassVar[str] = "group_message_received"
+    message: bytes
+    lists: Lists
+    now: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "type": self.kind,
+            "message": b64u_encode(self.message),
+            "lists": lists_to_dict(self.lists),
+            "now": self.now,
+        }
+
+
+@dataclass(frozen=True)
+class GroupSendWanted:
+    """The person sends an encoded content (section 10) to the group."""
+
+    kind: ClassVar[str] = "group_send_wanted"
+    send_id: str
+    plaintext: bytes
+    lists: Lists
+    now: int
+    seed: bytes
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "type": self.kind,
+            "send_id": self.send_id,
+            "plaintext": b64u_encode(self.plaintext),
+            "lists": lists_to_dict(self.lists),
+            "now": self.now,
+            "seed": b64u_encode(self.seed),
+        }
+
+
+GroupEvent = (
+    GroupFetchWanted
+    | GroupAnswered
+    | GroupListsKnown
+    | GroupKeyReceived
+    | GroupMessageReceived
+    | GroupSendWanted
+)
+
+
+def group_event_from_dict(data: Mapping[str, Any]) -> GroupEvent:
+    """The group machine's event a scenario file spells out (the JSON form of `to_dict`)."""
+    kind, now = data.get("type"), data["now"]
+    if kind == GroupFetchWanted.kind:
+        return GroupFetchWanted(now)
+    lists = lists_from_dict(data["lists"])
+    if kind == GroupAnswered.kind:
+        return GroupAnswered(data["request_id"], data["status"], data["body"], lists, now)
+    if kind == GroupKeyReceived.kind:
+        return GroupKeyReceived(data["sender"], data["sender_device"], data["body"], lists, now)
+    if kind == GroupMessageReceived.kind:
+        return GroupMessageReceived(b64u_decode(data["message"], what="group message"), lists, now)
+    seed = b64u_decode(data["seed"], length=32, what="group seed")
+    if kind == GroupListsKnown.kind:
+        return GroupListsKnown(lists, now, seed)
+    if kind == GroupSendWanted.kind:
+        plaintext = b64u_decode(data["plaintext"], what="group plaintext")
+        return GroupSendWanted(data["send_id"], plaintext, lists, now, seed)
     raise MalformedMessage(f"engine event: unknown type {kind!r}")

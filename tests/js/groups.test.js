@@ -50,6 +50,10 @@ describe("groups.json: the membership log", () => {
     assert.deepEqual(json(final), V.states.after_6);
     assert.deepEqual([...final.members].sort(), ["alice", "bob"]);
     assert.equal(final.name, "Trip 2027");
+    // a held state extended by the entries after it is the whole chain's state
+    const held = groups.verifyChain(CHAIN.slice(0, 3), { deviceLists: DEVICE_LISTS });
+    assert.deepEqual(json(groups.verifyChain(CHAIN.slice(3), { deviceLists: DEVICE_LISTS, state: held })), json(final));
+    assert.deepEqual(json(groups.verifyChain([], { deviceLists: DEVICE_LISTS, state: held })), json(held));
   });
 
   for (const c of V.refused) {

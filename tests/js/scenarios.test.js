@@ -46,14 +46,19 @@ function call(step) {
 /** JSON as the files hold it: toJSON applied, undefined dropped. @param {any} value */
 const plain = (value) => JSON.parse(JSON.stringify(value));
 
+/** @type {Record<string, [any, any, any]>} */
+const MACHINES = {
+  device: [engine.DeviceState, engine.handle, engine.eventFromJSON],
+  sync: [engine.SyncState, engine.handleSync, engine.syncEventFromJSON],
+  group: [engine.GroupRecord, engine.handleGroup, engine.groupEventFromJSON],
+};
+
 /** Replay one file; returns how many steps it checked. @param {string} name */
 function run(name) {
   const scenario = JSON.parse(readFileSync(`${DIR}${name}`, "utf8"));
-  // "machine": "sync" files run the sync machine (section 22.8) instead of the device engine
-  const sync = scenario.machine === "sync";
-  const Kind = sync ? engine.SyncState : engine.DeviceState;
-  const step = sync ? engine.handleSync : engine.handle;
-  const parse = sync ? engine.syncEventFromJSON : engine.eventFromJSON;
+  // "machine": "sync" files run the sync machine (section 22.8), "group" the group machine
+  // (25.8), instead of the device engine
+  const [Kind, step, parse] = MACHINES[scenario.machine ?? "device"];
   let state = scenario.state ? Kind.fromJSON(scenario.state) : null;
   scenario.steps.forEach((item, i) => {
     const where = `${name} step ${i + 1} (${item.note ?? ""})`;

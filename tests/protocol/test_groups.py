@@ -114,6 +114,10 @@ def test_the_chain_is_reproduced_entry_by_entry():
         assert current.to_dict() == item["state"]
         assert GroupState.from_dict(item["state"]) == current
     assert verify_chain(CHAIN, device_lists=DEVICE_LISTS) == current
+    # a held state extended by the entries after it is the whole chain's state
+    held = verify_chain(CHAIN[:3], device_lists=DEVICE_LISTS)
+    assert verify_chain(CHAIN[3:], device_lists=DEVICE_LISTS, state=held) == current
+    assert verify_chain([], device_lists=DEVICE_LISTS, state=held) == held
 
 
 def test_the_resulting_membership():

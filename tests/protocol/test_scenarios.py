@@ -14,9 +14,12 @@ from protocol import exceptions
 from protocol.encoding import b64u_decode, b64u_encode
 from protocol.engine import (
     DeviceState,
+    GroupRecord,
     SyncState,
     event_from_dict,
+    group_event_from_dict,
     handle,
+    handle_group,
     handle_sync,
     history_bundle,
     history_records,
@@ -75,14 +78,19 @@ def call(step: dict[str, Any]) -> Any:
     raise AssertionError(f"unknown call {step['call']!r}")
 
 
+MACHINES: dict[str, tuple[Any, Any, Any]] = {
+    "device": (DeviceState, handle, event_from_dict),
+    "sync": (SyncState, handle_sync, sync_event_from_dict),
+    "group": (GroupRecord, handle_group, group_event_from_dict),
+}
+
+
 def run(name: str) -> int:
     """Replay one file; returns how many steps it checked."""
     scenario = load(name)
-    # "machine": "sync" files run the sync machine (section 22.8) instead of the device engine
-    sync = scenario.get("machine") == "sync"
-    kind: Any = SyncState if sync else DeviceState
-    step_of: Any = handle_sync if sync else handle
-    parse: Any = sync_event_from_dict if sync else event_from_dict
+    # "machine": "sync" files run the sync machine (section 22.8), "group" the group machine
+    # (25.8), instead of the device engine
+    kind, step_of, parse = MACHINES[scenario.get("machine", "device")]
     state = kind.from_dict(scenario["state"]) if "state" in scenario else None
     for number, step in enumerate(scenario["steps"], 1):
         where = f"{name} step {number} ({step.get('note', '')})"

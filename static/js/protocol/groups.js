@@ -430,24 +430,26 @@ function signerListed(wire, deviceLists) {
 }
 
 /**
- * The state of a whole chain from its create entry; the first bad entry decides. An entry
- * before the last one signed by a listed device is vouched for by it (25.2).
+ * The state of a whole chain from its create entry, or of `state` extended by the entries
+ * after it; the first bad entry decides. An entry before the last one signed by a listed
+ * device is vouched for by it (25.2).
  * @param {Uint8Array[]} entries
- * @param {{deviceLists: DeviceLists}} options
+ * @param {{deviceLists: DeviceLists, state?: GroupState | null}} options
  * @returns {GroupState}
  */
-export function verifyChain(entries, { deviceLists }) {
-  if (entries.length === 0) throw new GroupChainBroken("group chain: expected at least the create entry");
+export function verifyChain(entries, { deviceLists, state = null }) {
+  if (entries.length === 0 && state === null) {
+    throw new GroupChainBroken("group chain: expected at least the create entry");
+  }
   let lastListed = -1;
   entries.forEach((wire, i) => {
     if (signerListed(wire, deviceLists)) lastListed = i;
   });
-  /** @type {GroupState | null} */
-  let state = null;
+  let current = state;
   for (const [i, wire] of entries.entries()) {
-    state = applyEntry(state, wire, { deviceLists, vouched: i < lastListed });
+    current = applyEntry(current, wire, { deviceLists, vouched: i < lastListed });
   }
-  return /** @type {GroupState} */ (state);
+  return /** @type {GroupState} */ (current);
 }
 
 /**

@@ -4,7 +4,7 @@ Run: .venv/bin/python tests/vectors/scenarios/generate.py   (rewrites tests/vect
 
 Keys come from TestRng streams over fixed seeds and lists are signed here (builders.py), so
 two runs give identical files. The expected effects are written out by hand (list_rules.py,
-content_rules.py, history_rules.py, sync_rules.py, sync_device_rules.py, reading_rules.py,
+content_rules.py, history_rules.py, sync_rules.py, sync_device_rules.py, reading_rules.py, group_rules.py,
 retry_rules.py and the link URL below); nothing here imports the engine: a scenario states the
 rule, the engines in both languages must meet it.
 """
@@ -21,6 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
 from protocol.rng import TestRng  # noqa: E402
 from tests.vectors.scenarios import (  # noqa: E402
     content_rules,
+    group_rules,
     history_rules,
     list_rules,
     reading_rules,
@@ -117,6 +118,7 @@ def build_scenarios() -> dict[str, dict[str, Any]]:
         **{name: build() for name, build in sync_device_rules.SCENARIOS.items()},
         **{name: build() for name, build in reading_rules.SCENARIOS.items()},
         **{name: build() for name, build in retry_rules.SCENARIOS.items()},
+        **{name: build() for name, build in group_rules.SCENARIOS.items()},
     }
 
 

@@ -3,6 +3,9 @@
 
 import { b64uDecode, b64uEncode } from "../encoding.js";
 import { MalformedMessage } from "../exceptions.js";
+import { listsFromJSON, listsToJSON } from "./groupstate.js";
+
+/** @typedef {import("./groupstate.js").Lists} Lists */
 
 /** A frame the server sent on the device socket. */
 export class FrameReceived {
@@ -502,5 +505,139 @@ export function syncEventFromJSON(data) {
   if (kind === SyncDevicesListed.kind) return new SyncDevicesListed([...data.listed], [...data.suspended], now, seed);
   if (kind === SyncDeviceUsed.kind) return new SyncDeviceUsed(now, seed);
   if (kind === SyncAnswered.kind) return new SyncAnswered(data.request_id, data.status, data.body, now, seed);
+  throw new MalformedMessage(`engine event: unknown type ${JSON.stringify(kind)}`);
+}
+
+// ---------------------------------------------------------------- the group machine (25.8)
+
+/** A doorbell, a (re)connect or a head ahead: read the log after the chain's head. */
+export class GroupFetchWanted {
+  static kind = "group_fetch_wanted";
+  /** @param {number} now */
+  constructor(now) {
+    this.now = now;
+  }
+  toJSON() {
+    return { type: GroupFetchWanted.kind, now: this.now };
+  }
+}
+
+/** The server's answer to the group machine's fetch (status 0: no answer). */
+export class GroupAnswered {
+  static kind = "group_answered";
+  /** @param {string} requestId @param {number} status @param {any} body @param {Lists} lists @param {number} now */
+  constructor(requestId, status, body, lists, now) {
+    this.requestId = requestId;
+    this.status = status;
+    this.body = body;
+    this.lists = lists;
+    this.now = now;
+  }
+  toJSON() {
+    return {
+      type: GroupAnswered.kind,
+      request_id: this.requestId,
+      status: this.status,
+      body: this.body,
+      lists: listsToJSON(this.lists),
+      now: this.now,
+    };
+  }
+}
+
+/** The lists the machine asked for are verified: what waits for them resumes. */
+export class GroupListsKnown {
+  static kind = "group_lists_known";
+  /** @param {Lists} lists @param {number} now @param {Uint8Array} seed */
+  constructor(lists, now, seed) {
+    this.lists = lists;
+    this.now = now;
+    this.seed = seed;
+  }
+  toJSON() {
+    return { type: GroupListsKnown.kind, lists: listsToJSON(this.lists), now: this.now, seed: b64uEncode(this.seed) };
+  }
+}
+
+/** A sender-key distribution (content type 11) the device engine accepted over the pairwise session with `senderDevice`. */
+export class GroupKeyReceived {
+  static kind = "group_key_received";
+  /** @param {string} sender @param {string} senderDevice @param {Record<string, any>} body @param {Lists} lists @param {number} now */
+  constructor(sender, senderDevice, body, lists, now) {
+    this.sender = sender;
+    this.senderDevice = senderDevice;
+    this.body = body;
+    this.lists = lists;
+    this.now = now;
+  }
+  toJSON() {
+    return {
+      type: GroupKeyReceived.kind,
+      sender: this.sender,
+      sender_device: this.senderDevice,
+      body: this.body,
+      lists: listsToJSON(this.lists),
+      now: this.now,
+    };
+  }
+}
+
+/** A group message (section 25.5) delivered for this group. */
+export class GroupMessageReceived {
+  static kind = "group_message_received";
+  /** @param {Uint8Array} message @param {Lists} lists @param {number} now */
+  constructor(message, lists, now) {
+    this.message = message;
+    this.lists = lists;
+    this.now = now;
+  }
+  toJSON() {
+    return { type: GroupMessageReceived.kind, message: b64uEncode(this.message), lists: listsToJSON(this.lists), now: this.now };
+  }
+}
+
+/** The person sends an encoded content (section 10) to the group. */
+export class GroupSendWanted {
+  static kind = "group_send_wanted";
+  /** @param {string} sendId @param {Uint8Array} plaintext @param {Lists} lists @param {number} now @param {Uint8Array} seed */
+  constructor(sendId, plaintext, lists, now, seed) {
+    this.sendId = sendId;
+    this.plaintext = plaintext;
+    this.lists = lists;
+    this.now = now;
+    this.seed = seed;
+  }
+  toJSON() {
+    return {
+      type: GroupSendWanted.kind,
+      send_id: this.sendId,
+      plaintext: b64uEncode(this.plaintext),
+      lists: listsToJSON(this.lists),
+      now: this.now,
+      seed: b64uEncode(this.seed),
+    };
+  }
+}
+
+/** @typedef {GroupFetchWanted | GroupAnswered | GroupListsKnown | GroupKeyReceived | GroupMessageReceived | GroupSendWanted} GroupEvent */
+
+/**
+ * The group machine's event a scenario file spells out (the JSON form of `toJSON`).
+ * @param {any} data @returns {GroupEvent}
+ */
+export function groupEventFromJSON(data) {
+  const { type: kind, now } = data;
+  if (kind === GroupFetchWanted.kind) return new GroupFetchWanted(now);
+  const lists = listsFromJSON(data.lists);
+  if (kind === GroupAnswered.kind) return new GroupAnswered(data.request_id, data.status, data.body, lists, now);
+  if (kind === GroupKeyReceived.kind) return new GroupKeyReceived(data.sender, data.sender_device, data.body, lists, now);
+  if (kind === GroupMessageReceived.kind) {
+    return new GroupMessageReceived(b64uDecode(data.message, { what: "group message" }), lists, now);
+  }
+  const seed = b64uDecode(data.seed, { length: 32, what: "group seed" });
+  if (kind === GroupListsKnown.kind) return new GroupListsKnown(lists, now, seed);
+  if (kind === GroupSendWanted.kind) {
+    return new GroupSendWanted(data.send_id, b64uDecode(data.plaintext, { what: "group plaintext" }), lists, now, seed);
+  }
   throw new MalformedMessage(`engine event: unknown type ${JSON.stringify(kind)}`);
 }

@@ -4,6 +4,7 @@
 /** @typedef {import("./effects.js").Effect} Effect */
 /** @typedef {import("./events.js").Event} Event */
 /** @typedef {import("./events.js").SyncEvent} SyncEvent */
+/** @typedef {import("./events.js").GroupEvent} GroupEvent */
 
 export {
   AcceptHistoryKey,
@@ -16,6 +17,10 @@ export {
   DropBlocked,
   DropDuplicate,
   ForgetRetry,
+  GroupContent,
+  GroupListsWanted,
+  GroupNotice,
+  GroupSend,
   HttpRequest,
   MarkRead,
   Notice,
@@ -40,6 +45,13 @@ export {
   MessagesRead,
   eventFromJSON,
   FrameReceived,
+  GroupAnswered,
+  groupEventFromJSON,
+  GroupFetchWanted,
+  GroupKeyReceived,
+  GroupListsKnown,
+  GroupMessageReceived,
+  GroupSendWanted,
   HttpAnswered,
   ListWanted,
   RetryAgain,
@@ -58,6 +70,8 @@ export {
   SyncMutated,
   SyncRotateWanted,
 } from "./events.js";
+export { GROUPS_PATH, handle as handleGroup } from "./group.js";
+export { GroupRecord, MAX_HELD, RECEIVING_CHAINS } from "./groupstate.js";
 export { HISTORY_DAYS, HISTORY_FORMAT, historyBundle, historyRecords } from "./history.js";
 export { acceptList, deviceListPath, listChanges, parseListing } from "./lists.js";
 export { handle, OWN_DEVICES_ONLY } from "./machine.js";

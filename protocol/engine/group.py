@@ -1,0 +1,379 @@
+"""A group in the device engine (docs/protocol.md section 25.8): a sans-I/O machine of its own,
+`handle(GroupRecord, event) -> (GroupRecord, effects)`, one record per group a device holds.
+
+It reads the membership log and verifies it against the lists the adapter verified, takes
+sender-key distributions and group messages only from listed devices of members, holds what
+arrives before its chain or key, and plans each send: the targets, the key's rotation or
+distribution (section 25.4) and the message. Randomness is the event's `seed`, expanded
+with the TestRng stream, so a scenario replays exactly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from protocol.encoding import b64u_decode, b64u_encode, is_uint
+from protocol.engine.effects import (
+    Effect,
+    GroupContent,
+    GroupListsWanted,
+    GroupNotice,
+    GroupSend,
+    HttpRequest,
+)
+from protocol.engine.events import (
+    GroupAnswered,
+    GroupEvent,
+    GroupFetchWanted,
+    GroupKeyReceived,
+    GroupListsKnown,
+    GroupMessageReceived,
+    GroupSendWanted,
+)
+from protocol.engine.groupstate import (
+    MAX_HELD,
+    RECEIVING_CHAINS,
+    GroupRecord,
+    Held,
+    Lists,
+    WaitingSend,
+)
+from protocol.exceptions import GroupChainForked, MalformedMessage, ProtocolError
+from protocol.groups import compare_head, decode_entry, verify_chain
+from protocol.rng import Rng, TestRng
+from protocol.senderkeys import (
+    decode_group_message,
+    decrypt_group,
+    distribution_body,
+    encrypt_group,
+    new_sender_key,
+    prepare_send,
+    receiving_key,
+)
+
+GROUPS_PATH = "/api/groups"
+
+Result = tuple[GroupRecord, list[Effect]]
+
+
+@dataclass
+class _Turn:
+    """What one event asks for besides its effects: a fetch, and lists."""
+
+    effects: list[Effect] = field(default_factory=list)
+    fetch: bool = False
+    missing: set[str] = field(default_factory=set)
+
+    def notice(self, what: str, **data: Any) -> None:
+        self.effects.append(GroupNotice(what, data))
+
+
+def handle(record: GroupRecord, event: GroupEvent) -> Result:
+    turn = _Turn()
+    if isinstance(event, GroupFetchWanted):
+        turn.fetch = True
+    elif isinstance(event, GroupAnswered):
+        record = _answered(record, turn, event)
+    elif isinstance(event, GroupListsKnown):
+        rng: Rng = TestRng(event.seed)
+        if record.page:
+            record = _page(record, turn, record.page, record.page_more, event.lists)
+        record = _resume(record, turn, event.lists)
+        sends, record = record.sends, replace(record, sends=())
+        for send in sends:
+            record = _send(record, turn, send.send_id, send.plaintext, event.lists, rng)
+    elif isinstance(event, GroupKeyReceived):
+        item = Held("key", b"", event.sender, event.sender_device, dict(event.body))
+        record = _key(record, turn, item, event.lists, fresh=True)
+        record = _resume(record, turn, event.lists)
+    elif isinstance(event, GroupMessageReceived):
+        record = _message(record, turn, event.message, event.lists, fresh=True)
+    elif isinstance(event, GroupSendWanted):
+        rng = TestRng(event.seed)
+        record = _send(record, turn, event.send_id, event.plaintext, event.lists, rng)
+    else:
+        raise TypeError(f"not a group event: {event!r}")
+    effects = turn.effects
+    if turn.fetch:
+        record, asked = _fetch(record)
+        effects += asked
+    if turn.missing:
+        effects.append(GroupListsWanted(tuple(sorted(turn.missing))))
+    return record, effects
+
+
+def _fetch(record: GroupRecord) -> Result:
+    """One fetch in flight; a second want is asked when the first is answered."""
+    if record.request is not None:
+        return replace(record, fetch_again=True), []
+    request_id = f"g{record.next_request}"
+    after = record.chain.seq if record.chain is not None else -1
+    path = f"{GROUPS_PATH}/{b64u_encode(record.group_id)}/entries?after={after}"
+    record = replace(record, request=request_id, next_request=record.next_request + 1)
+    return record, [HttpRequest(request_id, "GET", path)]
+
+
+# ---------------------------------------------------------------- the log
+
+
+def _answered(record: GroupRecord, turn: _Turn, event: GroupAnswered) -> GroupRecord:
+    if event.request_id != record.request:
+        return record  # an answer to nothing this machine asked: ignored
+    turn.fetch = record.fetch_again
+    record = replace(record, request=None, fetch_again=False)
+    if event.status != 200:
+        error = event.body.get("error") if isinstance(event.body, dict) else None
+        code = error.get("code") if isinstance(error, dict) else None
+        turn.notice("group_unavailable", status=event.status, code=code or f"http_{event.status}")
+        return record
+    try:
+        entries, more = _parse_page(record, event.body)
+    except MalformedMessage:
+        turn.notice("group_refused", error="MalformedMessage", seq=_seq(record))
+        return record
+    return _page(record, turn, entries, more, event.lists)
+
+
+def _parse_page(record: GroupRecord, body: Any) -> tuple[tuple[bytes, ...], bool]:
+    if not isinstance(body, dict) or not isinstance(body.get("entries"), list):
+        raise MalformedMessage("group page: expected {head, entries, more}")
+    more = body.get("more")
+    if not isinstance(more, bool):
+        raise MalformedMessage("group page: expected a boolean more")
+    entries = []
+    for n, item in enumerate(body["entries"], _seq(record) + 1):
+        if not isinstance(item, dict) or item.get("seq") != n or not is_uint(item.get("seq")):
+            raise MalformedMessage(f"group page: expected the entry at seq {n}")
+        entries.append(b64u_decode(item.get("entry"), what="group entry"))
+    return tuple(entries), more and bool(entries)
+
+
+def _page(
+    record: GroupRecord, turn: _Turn, entries: tuple[bytes, ...], more: bool, lists: Lists
+) -> GroupRecord:
+    """Verify a page against the chain (all or nothing), once its actors' lists are known."""
+    try:
+        decoded = [decode_entry(wire) for wire in entries]
+    except MalformedMessage:
+        turn.notice("group_refused", error="MalformedMessage", seq=_seq(record))
+        return replace(record, page=(), page_more=False)
+    missing = {e.actor for e in decoded} - set(lists)
+    if missing:
+        turn.missing |= missing
+        return replace(record, page=entries, page_more=more)
+    record = replace(record, page=(), page_more=False)
+    device_lists = {account: list(devices.values()) for account, devices in lists.items()}
+    try:
+        chain = verify_chain(entries, device_lists=device_lists, state=record.chain)
+    except ProtocolError as error:
+        turn.notice("group_refused", error=type(error).__name__, seq=_seq(record))
+        return record
+    for entry in decoded:
+        turn.notice(
+            "group_changed",
+            seq=entry.seq,
+            kind=entry.kind.name.lower(),
+            actor=entry.actor,
+            accounts=list(entry.accounts),
+            name=entry.name,
+        )
+    receiving = {d: ks for d, ks in record.receiving.items() if ks[0].sender in chain.members}
+    record = replace(record, chain=chain, receiving=receiving)
+    if more:
+        turn.fetch = True
+        return record
+    withheld = chain.seq < record.wanted
+    if withheld:
+        turn.notice("group_withheld", wanted=record.wanted, served=chain.seq)
+    return _resume(replace(record, withheld=withheld), turn, lists)
+
+
+def _seq(record: GroupRecord) -> int:
+    return record.chain.seq if record.chain is not None else -1
+
+
+# ---------------------------------------------------------------- distributions and messages
+
+
+def _take(
+    record: GroupRecord,
+    turn: _Turn,
+    sender: str,
+    device: str,
+    head: tuple[int, bytes],
+    lists: Lists,
+    *,
+    signed: bool,
+    fresh: bool,
+) -> tuple[GroupRecord, str | None]:
+    """Whether an item counts (None), is held ("hold") or refused (the reason), in the order
+    of section 25.8. Only a signed item raises `wanted`; only a new one asks for a fetch."""
+    head_seq, head_hash = head
+    chain = record.chain
+    if chain is None or head_seq > chain.seq:
+        if signed:
+            record = replace(record, wanted=max(record.wanted, head_seq))
+        turn.fetch = turn.fetch or fresh
+        return record, "hold"
+    try:
+        compare_head(chain, head_seq, head_hash)
+    except GroupChainForked:
+        if record.conflict is None:
+            record = replace(record, conflict=(head_seq, head_hash))
+            turn.notice("group_forked", seq=head_seq)
+        return record, "GroupChainForked"
+    if sender not in chain.members:
+        return record, "not_a_member"
+    if sender not in lists:
+        turn.missing.add(sender)
+        return record, "hold"
+    if device not in lists[sender]:
+        return record, "device_unlisted"
+    return record, None
+
+
+def _hold(
+    record: GroupRecord, turn: _Turn, item: Held, code: str, sender: str, device: str
+) -> GroupRecord:
+    if len(record.held) >= MAX_HELD:
+        turn.notice(code, sender=sender, sender_device=device, error="held_full")
+        return record
+    return replace(record, held=(*record.held, item))
+
+
+def _key(record: GroupRecord, turn: _Turn, item: Held, lists: Lists, *, fresh: bool) -> GroupRecord:
+    sender, device = item.sender, item.sender_device
+    try:
+        key = receiving_key(dict(item.body), sender=sender, device=device)
+        head = (item.body["head_seq"], b64u_decode(item.body["head_hash"], length=32))
+    except MalformedMessage:
+        turn.notice(
+            "group_key_refused", sender=sender, sender_device=device, error="MalformedMessage"
+        )
+        return record
+    if key.group_id != record.group_id:
+        turn.notice("group_key_refused", sender=sender, sender_device=device, error="another_group")
+        return record
+    record, verdict = _take(record, turn, sender, device, head, lists, signed=True, fresh=fresh)
+    if verdict == "hold":
+        return _hold(record, turn, item, "group_key_refused", sender, device)
+    if verdict is not None:
+        turn.notice("group_key_refused", sender=sender, sender_device=device, error=verdict)
+        return record
+    held = [k for k in record.receiving.get(device, ()) if k.sender == sender]
+    if any(k.key_id == key.key_id for k in held):
+        return record  # a key it holds already changes nothing
+    chains = (key, *held)[:RECEIVING_CHAINS]
+    return replace(record, receiving={**record.receiving, device: chains})
+
+
+def _message(
+    record: GroupRecord, turn: _Turn, data: bytes, lists: Lists, *, fresh: bool
+) -> GroupRecord:
+    try:
+        message = decode_group_message(data)
+    except MalformedMessage:
+        turn.notice("group_message_refused", error="MalformedMessage")
+        return record
+    sender, device = message.sender, message.device
+    who = {"sender": sender, "sender_device": device}
+    if message.group_id != record.group_id:
+        turn.notice("group_message_refused", **who, error="another_group")
+        return record
+    held = record.receiving.get(device, ())
+    chain = next((k for k in held if k.sender == sender and k.key_id == message.key_id), None)
+    decrypted = None
+    if chain is not None:
+        try:
+            decrypted = decrypt_group(chain, data)
+        except ProtocolError as error:
+            turn.notice("group_message_refused", **who, error=type(error).__name__)
+            return record
+    head = (message.head_seq, message.head_hash)
+    signed = chain is not None
+    record, verdict = _take(record, turn, sender, device, head, lists, signed=signed, fresh=fresh)
+    if verdict is not None and verdict != "hold":
+        turn.notice("group_message_refused", **who, error=verdict)
+        return record
+    if verdict == "hold" or decrypted is None:
+        held_item = Held("message", data)
+        return _hold(record, turn, held_item, "group_message_refused", sender, device)
+    after, plaintext = decrypted
+    chains = tuple(after if k is chain else k for k in held)
+    record = replace(record, receiving={**record.receiving, device: chains})
+    turn.effects.append(GroupContent(sender, device, plaintext, message.head_seq))
+    return record
+
+
+def _resume(record: GroupRecord, turn: _Turn, lists: Lists) -> GroupRecord:
+    """Held distributions, then held messages, tried again in order; a resume never asks
+    for a fetch (what still waits, waits for the next one)."""
+    items, record = record.held, replace(record, held=())
+    for item in (*[i for i in items if i.kind == "key"], *[i for i in items if i.kind != "key"]):
+        if item.kind == "key":
+            record = _key(record, turn, item, lists, fresh=False)
+        else:
+            record = _message(record, turn, item.data, lists, fresh=False)
+    return record
+
+
+# ---------------------------------------------------------------- sending
+
+
+def _send(
+    record: GroupRecord, turn: _Turn, send_id: str, plaintext: bytes, lists: Lists, rng: Rng
+) -> GroupRecord:
+    chain, account = record.chain, record.account_id
+    reason = None
+    if chain is None or account not in chain.members:
+        reason = "not_a_member"
+    elif record.conflict is not None:
+        reason = "forked"
+    elif record.withheld:
+        reason = "withheld"
+    elif account in lists and record.device_id not in lists[account]:
+        reason = "device_removed"
+    if reason is not None or chain is None:
+        turn.notice("group_send_refused", send_id=send_id, reason=reason)
+        return record
+    missing = chain.members - set(lists)
+    if missing:
+        turn.missing |= missing
+        if len(record.sends) >= MAX_HELD:
+            turn.notice("group_send_refused", send_id=send_id, reason="held_full")
+            return record
+        return replace(record, sends=(*record.sends, WaitingSend(send_id, plaintext)))
+    targets = [
+        (member, device, identity)
+        for member in sorted(chain.members)
+        for device, identity in sorted(lists[member].items())
+        if (member, device) != (account, record.device_id)
+    ]
+    key = record.sending
+    if key is None:
+        key = new_sender_key(rng, group_id=record.group_id, sender=account, device=record.device_id)
+    plan = prepare_send(key, [identity for _, _, identity in targets], rng)
+    head_seq, head_hash = chain.seq, chain.head
+    try:
+        body = distribution_body(plan.key, head_seq=head_seq, head_hash=head_hash)
+        after, message = encrypt_group(
+            plan.key, plaintext, head_seq=head_seq, head_hash=head_hash, rng=rng
+        )
+    except ProtocolError as error:
+        turn.notice("group_send_refused", send_id=send_id, reason=type(error).__name__)
+        return record
+    wanted = set(plan.distribute_to)
+    turn.effects.append(
+        GroupSend(
+            send_id,
+            message,
+            tuple((member, device) for member, device, _ in targets),
+            tuple((m, d, body) for m, d, identity in targets if identity in wanted),
+            plan.rotated,
+        )
+    )
+    return replace(record, sending=after)
+
+
+__all__ = ["GROUPS_PATH", "handle"]

@@ -1,0 +1,399 @@
+// A group in the device engine (docs/protocol.md section 25.8), mirror of
+// protocol/engine/group.py: a sans-I/O machine of its own, `handle(GroupRecord, event) ->
+// [GroupRecord, effects]`, one record per group a device holds.
+//
+// It reads the membership log and verifies it against the lists the adapter verified, takes
+// sender-key distributions and group messages only from listed devices of members, holds what
+// arrives before its chain or key, and plans each send: the targets, the key's rotation or
+// distribution (section 25.4) and the message. Randomness is the event's `seed`, expanded
+// with the TestRng stream, so a scenario replays exactly.
+
+import { b64uDecode, b64uEncode, bytesEqual, toHex } from "../encoding.js";
+import { GroupChainForked, MalformedMessage, ProtocolError } from "../exceptions.js";
+import { compareHead, decodeEntry, EntryKind, verifyChain } from "../groups.js";
+import { TestRng } from "../rng.js";
+import {
+  decodeGroupMessage,
+  decryptGroup,
+  distributionBody,
+  encryptGroup,
+  newSenderKey,
+  prepareSend,
+  receivingKey,
+} from "../senderkeys.js";
+import { GroupContent, GroupListsWanted, GroupNotice, GroupSend, HttpRequest } from "./effects.js";
+import {
+  GroupAnswered,
+  GroupFetchWanted,
+  GroupKeyReceived,
+  GroupListsKnown,
+  GroupMessageReceived,
+  GroupSendWanted,
+} from "./events.js";
+import { Held, MAX_HELD, RECEIVING_CHAINS, WaitingSend } from "./groupstate.js";
+
+/** @typedef {import("./groupstate.js").GroupRecord} GroupRecord */
+/** @typedef {import("./groupstate.js").Lists} Lists */
+/** @typedef {import("./effects.js").Effect} Effect */
+/** @typedef {import("./events.js").GroupEvent} GroupEvent */
+/** @typedef {import("../rng.js").Rng} Rng */
+/** @typedef {import("../senderkeys.js").ReceivingKey} ReceivingKey */
+
+export const GROUPS_PATH = "/api/groups";
+
+const KIND_NAMES = Object.fromEntries(Object.entries(EntryKind).map(([name, value]) => [value, name.toLowerCase()]));
+const isUint = (/** @type {any} */ v) => Number.isSafeInteger(v) && v >= 0;
+
+/** What one event asks for besides its effects: a fetch, and lists. */
+class Turn {
+  constructor() {
+    /** @type {Effect[]} */
+    this.effects = [];
+    this.fetch = false;
+    /** @type {Set<string>} */
+    this.missing = new Set();
+  }
+  /** @param {string} what @param {Record<string, any>} data */
+  notice(what, data) {
+    this.effects.push(new GroupNotice(what, data));
+  }
+}
+
+/**
+ * @param {GroupRecord} record
+ * @param {GroupEvent} event
+ * @returns {[GroupRecord, Effect[]]}
+ */
+export function handle(record, event) {
+  const turn = new Turn();
+  if (event instanceof GroupFetchWanted) {
+    turn.fetch = true;
+  } else if (event instanceof GroupAnswered) {
+    record = answered(record, turn, event);
+  } else if (event instanceof GroupListsKnown) {
+    const rng = TestRng(event.seed);
+    if (record.page.length > 0) record = verifyPage(record, turn, record.page, record.pageMore, event.lists);
+    record = resume(record, turn, event.lists);
+    const { sends } = record;
+    record = record.with({ sends: [] });
+    for (const send of sends) record = planSend(record, turn, send.sendId, send.plaintext, event.lists, rng);
+  } else if (event instanceof GroupKeyReceived) {
+    const item = new Held("key", { sender: event.sender, senderDevice: event.senderDevice, body: { ...event.body } });
+    record = takeKey(record, turn, item, event.lists, true);
+    record = resume(record, turn, event.lists);
+  } else if (event instanceof GroupMessageReceived) {
+    record = takeMessage(record, turn, event.message, event.lists, true);
+  } else if (event instanceof GroupSendWanted) {
+    record = planSend(record, turn, event.sendId, event.plaintext, event.lists, TestRng(event.seed));
+  } else {
+    throw new TypeError(`not a group event: ${String(event)}`);
+  }
+  const { effects } = turn;
+  if (turn.fetch) {
+    let asked;
+    [record, asked] = fetch(record);
+    effects.push(...asked);
+  }
+  if (turn.missing.size > 0) effects.push(new GroupListsWanted([...turn.missing].sort()));
+  return [record, effects];
+}
+
+/**
+ * One fetch in flight; a second want is asked when the first is answered.
+ * @param {GroupRecord} record @returns {[GroupRecord, Effect[]]}
+ */
+function fetch(record) {
+  if (record.request !== null) return [record.with({ fetchAgain: true }), []];
+  const requestId = `g${record.nextRequest}`;
+  const path = `${GROUPS_PATH}/${b64uEncode(record.groupId)}/entries?after=${seqOf(record)}`;
+  record = record.with({ request: requestId, nextRequest: record.nextRequest + 1 });
+  return [record, [new HttpRequest(requestId, "GET", path)]];
+}
+
+/** @param {GroupRecord} record */
+const seqOf = (record) => (record.chain !== null ? record.chain.seq : -1);
+
+// ---------------------------------------------------------------- the log
+
+/** @param {GroupRecord} record @param {Turn} turn @param {GroupAnswered} event */
+function answered(record, turn, event) {
+  if (event.requestId !== record.request) return record; // an answer to nothing this machine asked: ignored
+  turn.fetch = record.fetchAgain;
+  record = record.with({ request: null, fetchAgain: false });
+  if (event.status !== 200) {
+    const error = event.body?.error;
+    const code = error !== null && typeof error === "object" ? error.code : null;
+    turn.notice("group_unavailable", { status: event.status, code: code || `http_${event.status}` });
+    return record;
+  }
+  let entries;
+  let more;
+  try {
+    [entries, more] = parsePage(record, event.body);
+  } catch (error) {
+    if (!(error instanceof MalformedMessage)) throw error;
+    turn.notice("group_refused", { error: "MalformedMessage", seq: seqOf(record) });
+    return record;
+  }
+  return verifyPage(record, turn, entries, more, event.lists);
+}
+
+/** @param {GroupRecord} record @param {any} body @returns {[Uint8Array[], boolean]} */
+function parsePage(record, body) {
+  if (body === null || typeof body !== "object" || !Array.isArray(body.entries)) {
+    throw new MalformedMessage("group page: expected {head, entries, more}");
+  }
+  if (typeof body.more !== "boolean") throw new MalformedMessage("group page: expected a boolean more");
+  /** @type {Uint8Array[]} */
+  const entries = [];
+  body.entries.forEach((/** @type {any} */ item, /** @type {number} */ i) => {
+    const n = seqOf(record) + 1 + i;
+    if (item === null || typeof item !== "object" || item.seq !== n || !isUint(item.seq)) {
+      throw new MalformedMessage(`group page: expected the entry at seq ${n}`);
+    }
+    entries.push(b64uDecode(item.entry, { what: "group entry" }));
+  });
+  return [entries, body.more && entries.length > 0];
+}
+
+/**
+ * Verify a page against the chain (all or nothing), once its actors' lists are known.
+ * @param {GroupRecord} record @param {Turn} turn @param {Uint8Array[]} entries @param {boolean} more @param {Lists} lists
+ */
+function verifyPage(record, turn, entries, more, lists) {
+  let decoded;
+  try {
+    decoded = entries.map((wire) => decodeEntry(wire));
+  } catch (error) {
+    if (!(error instanceof MalformedMessage)) throw error;
+    turn.notice("group_refused", { error: "MalformedMessage", seq: seqOf(record) });
+    return record.with({ page: [], pageMore: false });
+  }
+  const missing = decoded.map((e) => e.actor).filter((a) => !lists.has(a));
+  if (missing.length > 0) {
+    for (const account of missing) turn.missing.add(account);
+    return record.with({ page: entries, pageMore: more });
+  }
+  record = record.with({ page: [], pageMore: false });
+  const deviceLists = new Map([...lists].map(([account, devices]) => [account, [...devices.values()]]));
+  let chain;
+  try {
+    chain = verifyChain(entries, { deviceLists, state: record.chain });
+  } catch (error) {
+    if (!(error instanceof ProtocolError)) throw error;
+    turn.notice("group_refused", { error: error.name, seq: seqOf(record) });
+    return record;
+  }
+  for (const entry of decoded) {
+    turn.notice("group_changed", {
+      seq: entry.seq,
+      kind: KIND_NAMES[entry.kind],
+      actor: entry.actor,
+      accounts: [...entry.accounts],
+      name: entry.name,
+    });
+  }
+  const members = chain.members;
+  const receiving = new Map([...record.receiving].filter(([, keys]) => members.has(keys[0].sender)));
+  record = record.with({ chain, receiving });
+  if (more) {
+    turn.fetch = true;
+    return record;
+  }
+  const withheld = chain.seq < record.wanted;
+  if (withheld) turn.notice("group_withheld", { wanted: record.wanted, served: chain.seq });
+  return resume(record.with({ withheld }), turn, lists);
+}
+
+// ---------------------------------------------------------------- distributions and messages
+
+/**
+ * Whether an item counts (null), is held ("hold") or refused (the reason), in the order of
+ * section 25.8. Only a signed item raises `wanted`; only a new one asks for a fetch.
+ * @param {GroupRecord} record @param {Turn} turn @param {string} sender @param {string} device
+ * @param {[number, Uint8Array]} head @param {Lists} lists @param {{signed: boolean, fresh: boolean}} how
+ * @returns {[GroupRecord, string | null]}
+ */
+function take(record, turn, sender, device, [headSeq, headHash], lists, { signed, fresh }) {
+  const { chain } = record;
+  if (chain === null || headSeq > chain.seq) {
+    if (signed) record = record.with({ wanted: Math.max(record.wanted, headSeq) });
+    turn.fetch = turn.fetch || fresh;
+    return [record, "hold"];
+  }
+  try {
+    compareHead(chain, headSeq, headHash);
+  } catch (error) {
+    if (!(error instanceof GroupChainForked)) throw error;
+    if (record.conflict === null) {
+      record = record.with({ conflict: { seq: headSeq, hash: headHash } });
+      turn.notice("group_forked", { seq: headSeq });
+    }
+    return [record, "GroupChainForked"];
+  }
+  if (!chain.members.has(sender)) return [record, "not_a_member"];
+  const devices = lists.get(sender);
+  if (devices === undefined) {
+    turn.missing.add(sender);
+    return [record, "hold"];
+  }
+  if (!devices.has(device)) return [record, "device_unlisted"];
+  return [record, null];
+}
+
+/** @param {GroupRecord} record @param {Turn} turn @param {Held} item @param {string} code @param {string} sender @param {string} device */
+function hold(record, turn, item, code, sender, device) {
+  if (record.held.length >= MAX_HELD) {
+    turn.notice(code, { sender, sender_device: device, error: "held_full" });
+    return record;
+  }
+  return record.with({ held: [...record.held, item] });
+}
+
+/** @param {GroupRecord} record @param {Turn} turn @param {Held} item @param {Lists} lists @param {boolean} fresh */
+function takeKey(record, turn, item, lists, fresh) {
+  const { sender, senderDevice: device } = item;
+  const refuse = (/** @type {string} */ error) => {
+    turn.notice("group_key_refused", { sender, sender_device: device, error });
+    return record;
+  };
+  let key;
+  let head;
+  try {
+    key = receivingKey(item.body, { sender, device });
+    head = /** @type {[number, Uint8Array]} */ ([item.body.head_seq, b64uDecode(item.body.head_hash, { length: 32 })]);
+  } catch (error) {
+    if (!(error instanceof MalformedMessage)) throw error;
+    return refuse("MalformedMessage");
+  }
+  if (!bytesEqual(key.groupId, record.groupId)) return refuse("another_group");
+  let verdict;
+  [record, verdict] = take(record, turn, sender, device, head, lists, { signed: true, fresh });
+  if (verdict === "hold") return hold(record, turn, item, "group_key_refused", sender, device);
+  if (verdict !== null) return refuse(verdict);
+  const held = (record.receiving.get(device) ?? []).filter((k) => k.sender === sender);
+  if (held.some((k) => bytesEqual(k.keyId, key.keyId))) return record; // a key it holds already changes nothing
+  const receiving = new Map(record.receiving).set(device, [key, ...held].slice(0, RECEIVING_CHAINS));
+  return record.with({ receiving });
+}
+
+/** @param {GroupRecord} record @param {Turn} turn @param {Uint8Array} data @param {Lists} lists @param {boolean} fresh */
+function takeMessage(record, turn, data, lists, fresh) {
+  let message;
+  try {
+    message = decodeGroupMessage(data);
+  } catch (error) {
+    if (!(error instanceof MalformedMessage)) throw error;
+    turn.notice("group_message_refused", { error: "MalformedMessage" });
+    return record;
+  }
+  const { sender, device } = message;
+  const refuse = (/** @type {string} */ error) => {
+    turn.notice("group_message_refused", { sender, sender_device: device, error });
+    return record;
+  };
+  if (!bytesEqual(message.groupId, record.groupId)) return refuse("another_group");
+  const held = record.receiving.get(device) ?? [];
+  const chain = held.find((k) => k.sender === sender && bytesEqual(k.keyId, message.keyId)) ?? null;
+  /** @type {[ReceivingKey, Uint8Array] | null} */
+  let decrypted = null;
+  if (chain !== null) {
+    try {
+      decrypted = decryptGroup(chain, data);
+    } catch (error) {
+      if (!(error instanceof ProtocolError)) throw error;
+      return refuse(error.name);
+    }
+  }
+  let verdict;
+  const head = /** @type {[number, Uint8Array]} */ ([message.headSeq, message.headHash]);
+  [record, verdict] = take(record, turn, sender, device, head, lists, { signed: chain !== null, fresh });
+  if (verdict !== null && verdict !== "hold") return refuse(verdict);
+  if (verdict === "hold" || decrypted === null) {
+    return hold(record, turn, new Held("message", { data }), "group_message_refused", sender, device);
+  }
+  const [after, plaintext] = decrypted;
+  const receiving = new Map(record.receiving).set(
+    device,
+    held.map((k) => (k === chain ? after : k)),
+  );
+  turn.effects.push(new GroupContent(sender, device, plaintext, message.headSeq));
+  return record.with({ receiving });
+}
+
+/**
+ * Held distributions, then held messages, tried again in order; a resume never asks for a
+ * fetch (what still waits, waits for the next one).
+ * @param {GroupRecord} record @param {Turn} turn @param {Lists} lists
+ */
+function resume(record, turn, lists) {
+  const items = record.held;
+  record = record.with({ held: [] });
+  for (const item of [...items.filter((i) => i.kind === "key"), ...items.filter((i) => i.kind !== "key")]) {
+    record =
+      item.kind === "key" ? takeKey(record, turn, item, lists, false) : takeMessage(record, turn, item.data, lists, false);
+  }
+  return record;
+}
+
+// ---------------------------------------------------------------- sending
+
+/**
+ * @param {GroupRecord} record @param {Turn} turn @param {string} sendId @param {Uint8Array} plaintext
+ * @param {Lists} lists @param {Rng} rng
+ */
+function planSend(record, turn, sendId, plaintext, lists, rng) {
+  const { chain, accountId: account, deviceId } = record;
+  const refuse = (/** @type {string} */ reason) => {
+    turn.notice("group_send_refused", { send_id: sendId, reason });
+    return record;
+  };
+  if (chain === null || !chain.members.has(account)) return refuse("not_a_member");
+  if (record.conflict !== null) return refuse("forked");
+  if (record.withheld) return refuse("withheld");
+  const own = lists.get(account);
+  if (own !== undefined && !own.has(deviceId)) return refuse("device_removed");
+  const missing = [...chain.members].filter((m) => !lists.has(m));
+  if (missing.length > 0) {
+    for (const account of missing) turn.missing.add(account);
+    if (record.sends.length >= MAX_HELD) return refuse("held_full");
+    return record.with({ sends: [...record.sends, new WaitingSend(sendId, plaintext)] });
+  }
+  /** @type {[string, string, Uint8Array][]} */
+  const targets = [];
+  for (const member of [...chain.members].sort()) {
+    const devices = /** @type {Map<string, Uint8Array>} */ (lists.get(member));
+    for (const device of [...devices.keys()].sort()) {
+      if (member === account && device === deviceId) continue;
+      targets.push([member, device, /** @type {Uint8Array} */ (devices.get(device))]);
+    }
+  }
+  const key = record.sending ?? newSenderKey(rng, { groupId: record.groupId, sender: account, device: deviceId });
+  const plan = prepareSend(
+    key,
+    targets.map(([, , identity]) => identity),
+    rng,
+  );
+  const head = { headSeq: chain.seq, headHash: chain.head };
+  let body;
+  let after;
+  let message;
+  try {
+    body = distributionBody(plan.key, head);
+    [after, message] = encryptGroup(plan.key, plaintext, { ...head, rng });
+  } catch (error) {
+    if (!(error instanceof ProtocolError)) throw error;
+    return refuse(error.name);
+  }
+  const wanted = new Set(plan.distributeTo.map((k) => toHex(k)));
+  turn.effects.push(
+    new GroupSend(
+      sendId,
+      message,
+      targets.map(([member, device]) => [member, device]),
+      targets.filter(([, , identity]) => wanted.has(toHex(identity))).map(([member, device]) => [member, device, body]),
+      plan.rotated,
+    ),
+  );
+  return record.with({ sending: after });
+}

@@ -1,0 +1,749 @@
+"""Scenarios of the group machine (docs/protocol.md section 25.8): reading and verifying the log,
+taking distributions and messages only from members' listed devices, holding what comes
+early, refusing what a misbehaving server or member sends, and planning sends with rotation.
+
+Entries, distributions and messages are built here with the pure functions of sections 25.1
+to 25.5 (protocol/groups.py, protocol/senderkeys.py), the sends from each event's seed in the
+order the machine draws (a first sender key, a rotation, the nonce); nothing here imports the
+engine.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from protocol.content import Content, ContentType, encode_content
+from protocol.encoding import b64u_decode
+from protocol.groups import (
+    ZERO_HASH,
+    EntryKind,
+    GroupState,
+    decode_entry,
+    sign_entry,
+    verify_chain,
+)
+from protocol.keys import IdentityKeyPair
+from protocol.rng import TestRng
+from protocol.senderkeys import (
+    ReceivingKey,
+    SenderKey,
+    distribution_body,
+    encrypt_group,
+    new_sender_key,
+    prepare_send,
+    receiving_key,
+)
+from tests.vectors.scenarios.builders import (
+    ALICE,
+    ALICE_LAPTOP,
+    BOB,
+    BOB_LAPTOP,
+    INTRUDER,
+    SEEDS,
+    T0,
+    b64,
+    identity,
+    seed,
+)
+
+GROUP_ID = TestRng(seed("scenario group id"))(16)
+GID = b64(GROUP_ID)
+CAROL, DAVE = identity("carol phone"), identity("dave phone")
+KEYS: dict[str, IdentityKeyPair] = {
+    "alice-phone": ALICE,
+    "alice-laptop": ALICE_LAPTOP,
+    "bob-phone": BOB,
+    "bob-laptop": BOB_LAPTOP,
+    "carol-phone": CAROL,
+    "dave-phone": DAVE,
+}
+ACCOUNT = {device: device.split("-")[0] for device in KEYS}
+T1, T2, T3 = T0 + 1000, T0 + 2000, T0 + 3000
+
+
+def lists(*accounts: str, drop: tuple[str, ...] = ()) -> dict[str, dict[str, str]]:
+    """The lists the adapter passes: each account's devices but `drop`."""
+    return {
+        a: {d: b64(k.public) for d, k in sorted(KEYS.items()) if ACCOUNT[d] == a and d not in drop}
+        for a in accounts
+    }
+
+
+def raw_lists(json_lists: dict[str, dict[str, str]]) -> dict[str, list[bytes]]:
+    return {a: [b64u_decode(k) for k in ds.values()] for a, ds in json_lists.items()}
+
+
+class Log:
+    """A membership log signed entry by entry (section 25.1)."""
+
+    def __init__(self) -> None:
+        self.wires: list[bytes] = []
+        self.states: list[GroupState] = []
+
+    def write(
+        self,
+        kind: EntryKind,
+        device: str,
+        accounts: tuple[str, ...] = (),
+        name: str = "",
+        key: IdentityKeyPair | None = None,
+    ) -> bytes:
+        seq = len(self.wires)
+        wire = sign_entry(
+            group_id=GROUP_ID,
+            seq=seq,
+            previous=self.states[-1].head if self.states else ZERO_HASH,
+            kind=kind,
+            actor=ACCOUNT[device],
+            identity=key or KEYS[device],
+            timestamp=T0 + seq,
+            accounts=accounts,
+            name=name,
+        )
+        everyone = raw_lists(lists("alice", "bob", "carol", "dave"))
+        previous = self.states[-1] if self.states else None
+        if key is None:
+            self.states.append(verify_chain([wire], device_lists=everyone, state=previous))
+        self.wires.append(wire)
+        return wire
+
+    def state(self, seq: int) -> dict[str, Any]:
+        return self.states[seq].to_dict()
+
+    def head(self, seq: int) -> tuple[int, bytes]:
+        return seq, self.states[seq].head
+
+
+def main_log() -> Log:
+    """0 create (alice, bob, carol) by alice's phone; 1 rename by alice's laptop; 2 add dave
+    by alice's phone; 3 remove bob by alice's laptop."""
+    log = Log()
+    log.write(EntryKind.CREATE, "alice-phone", ("alice", "bob", "carol"), "Trip")
+    log.write(EntryKind.RENAME, "alice-laptop", name="Trip 2027")
+    log.write(EntryKind.ADD, "alice-phone", ("dave",))
+    log.write(EntryKind.REMOVE, "alice-laptop", ("bob",))
+    return log
+
+
+def record(
+    log: Log | None = None,
+    seq: int | None = None,
+    *,
+    device: str = "alice-laptop",
+    receiving: dict[str, list[ReceivingKey]] | None = None,
+    sending: SenderKey | None = None,
+) -> dict[str, Any]:
+    """The record of `device` holding the chain up to `seq` (none: nothing yet)."""
+    return {
+        "account_id": ACCOUNT[device],
+        "device_id": device,
+        "group_id": GID,
+        "chain": None if log is None or seq is None else log.state(seq),
+        "wanted": -1,
+        "conflict": None,
+        "withheld": False,
+        "request": None,
+        "next_request": 1,
+        "fetch_again": False,
+        "page": [],
+        "page_more": False,
+        "sending": None if sending is None else sending.to_dict(),
+        "receiving": {d: [k.to_dict() for k in ks] for d, ks in (receiving or {}).items()},
+        "held": [],
+        "sends": [],
+    }
+
+
+def text(words: str) -> bytes:
+    return encode_content(Content(ContentType.TEXT, bytes(16), T0, 1, bytes(32), {"text": words}))
+
+
+def sender_key(device: str, name: str) -> SenderKey:
+    return new_sender_key(
+        TestRng(seed(f"scenario group sender {name}")),
+        group_id=GROUP_ID,
+        sender=ACCOUNT[device],
+        device=device,
+    )
+
+
+# ---------------------------------------------------------------- events and effects
+
+
+def fetch_wanted(now: int) -> dict[str, Any]:
+    return {"type": "group_fetch_wanted", "now": now}
+
+
+def get(request_id: str, after: int) -> dict[str, Any]:
+    return {
+        "type": "http_request",
+        "request_id": request_id,
+        "method": "GET",
+        "path": f"/api/groups/{GID}/entries?after={after}",
+        "body": None,
+    }
+
+
+def page(log: Log, first: int, last: int, more: bool = False) -> dict[str, Any]:
+    return {
+        "head": last if more else len(log.wires) - 1,
+        "entries": [{"seq": n, "entry": b64(log.wires[n])} for n in range(first, last + 1)],
+        "more": more,
+    }
+
+
+def answered(
+    request_id: str, body: Any, known: dict[str, Any], now: int, status: int = 200
+) -> dict[str, Any]:
+    return {
+        "type": "group_answered",
+        "request_id": request_id,
+        "status": status,
+        "body": body,
+        "lists": known,
+        "now": now,
+    }
+
+
+def changed(log: Log, seq: int) -> dict[str, Any]:
+    entry = decode_entry(log.wires[seq])
+    return notice(
+        "group_changed",
+        seq=seq,
+        kind=entry.kind.name.lower(),
+        actor=entry.actor,
+        accounts=list(entry.accounts),
+        name=entry.name,
+    )
+
+
+def notice(what: str, **data: Any) -> dict[str, Any]:
+    return {"type": "group_notice", "code": what, "data": data}
+
+
+def lists_wanted(*accounts: str) -> dict[str, Any]:
+    return {"type": "group_lists_wanted", "accounts": list(accounts)}
+
+
+def lists_known(known: dict[str, Any], now: int, name: str) -> dict[str, Any]:
+    return {
+        "type": "group_lists_known",
+        "lists": known,
+        "now": now,
+        "seed": b64(seed(f"scenario group event {name}")),
+    }
+
+
+def key_received(
+    device: str, body: dict[str, Any], known: dict[str, Any], now: int
+) -> dict[str, Any]:
+    return {
+        "type": "group_key_received",
+        "sender": ACCOUNT[device],
+        "sender_device": device,
+        "body": body,
+        "lists": known,
+        "now": now,
+    }
+
+
+def message_received(message: bytes, known: dict[str, Any], now: int) -> dict[str, Any]:
+    return {"type": "group_message_received", "message": b64(message), "lists": known, "now": now}
+
+
+def content(device: str, plaintext: bytes, head_seq: int) -> dict[str, Any]:
+    return {
+        "type": "group_content",
+        "sender": ACCOUNT[device],
+        "sender_device": device,
+        "plaintext": b64(plaintext),
+        "head_seq": head_seq,
+    }
+
+
+def refused(code: str, device: str | None, error: str) -> dict[str, Any]:
+    if device is None:
+        return notice(code, error=error)
+    return notice(code, sender=ACCOUNT[device], sender_device=device, error=error)
+
+
+def send_wanted(send_id: str, plaintext: bytes, known: dict[str, Any], now: int) -> dict[str, Any]:
+    return {
+        "type": "group_send_wanted",
+        "send_id": send_id,
+        "plaintext": b64(plaintext),
+        "lists": known,
+        "now": now,
+        "seed": b64(seed(f"scenario group event {send_id}")),
+    }
+
+
+class Sender:
+    """The sending side as section 25.4 draws it, to write the expected `group_send`."""
+
+    def __init__(self, device: str) -> None:
+        self.device = device
+        self.key: SenderKey | None = None
+
+    def send(
+        self,
+        send_id: str,
+        plaintext: bytes,
+        known: dict[str, dict[str, str]],
+        chain: GroupState,
+        rng_name: str | None = None,
+    ) -> dict[str, Any]:
+        rng = TestRng(seed(f"scenario group event {rng_name or send_id}"))
+        account = ACCOUNT[self.device]
+        targets = [
+            (m, d, b64u_decode(k))
+            for m in sorted(chain.members)
+            for d, k in sorted(known[m].items())
+            if (m, d) != (account, self.device)
+        ]
+        key = self.key or new_sender_key(rng, group_id=GROUP_ID, sender=account, device=self.device)
+        plan = prepare_send(key, [k for _, _, k in targets], rng)
+        body = distribution_body(plan.key, head_seq=chain.seq, head_hash=chain.head)
+        self.key, message = encrypt_group(
+            plan.key, plaintext, head_seq=chain.seq, head_hash=chain.head, rng=rng
+        )
+        wanted = set(plan.distribute_to)
+        return {
+            "type": "group_send",
+            "send_id": send_id,
+            "message": b64(message),
+            "targets": [{"account": m, "device_id": d} for m, d, _ in targets],
+            "distributions": [
+                {"account": m, "device_id": d, "body": body} for m, d, k in targets if k in wanted
+            ],
+            "rotated": plan.rotated,
+        }
+
+
+def group_scenario(
+    description: str,
+    initial: dict[str, Any],
+    steps: list[tuple[str, dict[str, Any], list[dict[str, Any]]]],
+) -> dict[str, Any]:
+    return {
+        "description": description,
+        "machine": "group",
+        "seeds": {
+            **SEEDS,
+            "carol-phone": "scenario carol phone",
+            "dave-phone": "scenario dave phone",
+            "group id": "scenario group id",
+            "sender keys": "scenario group sender <name>",
+            "events": "scenario group event <send id or name>",
+        },
+        "state": initial,
+        "steps": [{"note": n, "event": e, "effects": fx} for n, e, fx in steps],
+    }
+
+
+# ---------------------------------------------------------------- the scenarios
+
+EVERYONE = lists("alice", "bob", "carol", "dave")
+
+
+def group_log_read() -> dict[str, Any]:
+    log = main_log()
+    known = EVERYONE
+    return group_scenario(
+        "A device reads a group's log page by page and verifies it against the lists it verified; one fetch is in flight at a time, a second want waits for its answer, an answer to nothing asked is ignored, and a refusal by the server is told.",
+        record(),
+        [
+            ("a doorbell: the whole log is read", fetch_wanted(T1), [get("g1", -1)]),
+            ("a second want while the first is in flight", fetch_wanted(T1), []),
+            (
+                "the first page: two entries, more to come; the second want is the next page",
+                answered("g1", page(log, 0, 1, more=True), known, T1),
+                [changed(log, 0), changed(log, 1), get("g2", 1)],
+            ),
+            (
+                "the last page",
+                answered("g2", page(log, 2, 3), known, T1),
+                [changed(log, 2), changed(log, 3)],
+            ),
+            (
+                "an answer to a request no longer in flight",
+                answered("g1", page(log, 0, 1), known, T1),
+                [],
+            ),
+            ("another doorbell: after the head", fetch_wanted(T2), [get("g3", 3)]),
+            (
+                "nothing new",
+                answered("g3", {"head": 3, "entries": [], "more": False}, known, T2),
+                [],
+            ),
+            ("and again", fetch_wanted(T3), [get("g4", 3)]),
+            (
+                "the server refuses: told, the chain kept",
+                answered(
+                    "g4",
+                    {"error": {"code": "group_not_found", "message": "no such group"}},
+                    known,
+                    T3,
+                    status=404,
+                ),
+                [notice("group_unavailable", status=404, code="group_not_found")],
+            ),
+        ],
+    )
+
+
+def group_log_refused() -> dict[str, Any]:
+    log = main_log()
+    forged = Log()
+    forged.write(EntryKind.CREATE, "alice-phone", ("alice", "bob", "carol"), "Trip")
+    # the server's own entry: an add of the intruder "by alice", signed with a key not listed
+    forged.wires.append(
+        sign_entry(
+            group_id=GROUP_ID,
+            seq=1,
+            previous=log.states[0].head,
+            kind=EntryKind.ADD,
+            actor="alice",
+            identity=INTRUDER,
+            timestamp=T0 + 1,
+            accounts=("mallory",),
+        )
+    )
+    carol_admin = Log()
+    carol_admin.write(EntryKind.CREATE, "alice-phone", ("alice", "bob", "carol"), "Trip")
+    carol_admin.write(EntryKind.PROMOTE, "alice-phone", ("carol",))
+    carol_admin.write(EntryKind.RENAME, "carol-phone", name="Carol's trip")
+    without_carol = lists("alice", "bob")
+    return group_scenario(
+        "A page the chain refuses changes nothing: an entry the server wrote itself (signed by a key no list holds), entries numbered out of order, bytes that are no entry. A page signed by an account whose list the device lacks waits for that list, and is verified once it is known.",
+        record(log, 0),
+        [
+            ("read", fetch_wanted(T1), [get("g1", 0)]),
+            (
+                "an entry signed by a key in no list: refused, the chain kept at 0",
+                answered("g1", page(forged, 1, 1), EVERYONE, T1),
+                [notice("group_refused", error="GroupSignerUnlisted", seq=0)],
+            ),
+            ("read again", fetch_wanted(T1), [get("g2", 0)]),
+            (
+                "an entry at the wrong position",
+                answered(
+                    "g2",
+                    {"head": 2, "entries": [{"seq": 2, "entry": b64(log.wires[1])}], "more": False},
+                    EVERYONE,
+                    T1,
+                ),
+                [notice("group_refused", error="MalformedMessage", seq=0)],
+            ),
+            ("read again", fetch_wanted(T1), [get("g3", 0)]),
+            (
+                "bytes that are no entry",
+                answered(
+                    "g3",
+                    {
+                        "head": 1,
+                        "entries": [{"seq": 1, "entry": b64(b"not an entry")}],
+                        "more": False,
+                    },
+                    EVERYONE,
+                    T1,
+                ),
+                [notice("group_refused", error="MalformedMessage", seq=0)],
+            ),
+            ("read again", fetch_wanted(T2), [get("g4", 0)]),
+            (
+                "a rename by carol, whose list the adapter did not pass: the page waits",
+                answered("g4", page(carol_admin, 1, 2), without_carol, T2),
+                [lists_wanted("carol")],
+            ),
+            (
+                "carol's list is known: the page is verified",
+                lists_known(EVERYONE, T2, "carol known"),
+                [changed(carol_admin, 1), changed(carol_admin, 2)],
+            ),
+        ],
+    )
+
+
+def group_messages_taken() -> dict[str, Any]:
+    log = main_log()
+    bob = sender_key("bob-phone", "bob")
+    bob_body = distribution_body(bob, head_seq=0, head_hash=log.states[0].head)
+    rng = TestRng(seed("scenario group nonces bob"))
+    messages = []
+    key = bob
+    for i in range(6):
+        key, m = encrypt_group(
+            key, text(f"bob {i}"), head_seq=0, head_hash=log.states[0].head, rng=rng
+        )
+        messages.append(m)
+    carol = sender_key("carol-phone", "carol")
+    carol_body = distribution_body(carol, head_seq=0, head_hash=log.states[0].head)
+    _, carol_0 = encrypt_group(
+        carol, text("carol 0"), head_seq=0, head_hash=log.states[0].head, rng=rng
+    )
+    tampered = bytearray(messages[2])
+    tampered[-70] ^= 1  # a ciphertext byte: the signature no longer verifies
+    ahead = log.head(1)
+    _, bob_ahead = encrypt_group(
+        key, text("bob after the rename"), head_seq=ahead[0], head_hash=ahead[1], rng=rng
+    )
+    known = lists("alice", "bob", "carol")
+    return group_scenario(
+        "Bob's phone's distribution comes over its pairwise session, then its messages: decrypted in any order (the skipped keys kept), a replay and a tampered message refused. Carol's message comes before her distribution: it is held and decrypted when the key comes. A message whose head is ahead of the chain is held, the log read, and then it is decrypted.",
+        record(log, 0),
+        [
+            ("bob's distribution", key_received("bob-phone", bob_body, known, T1), []),
+            (
+                "bob's message 0",
+                message_received(messages[0], known, T1),
+                [content("bob-phone", text("bob 0"), 0)],
+            ),
+            (
+                "bob's message 5",
+                message_received(messages[5], known, T1),
+                [content("bob-phone", text("bob 5"), 0)],
+            ),
+            (
+                "bob's message 1, from the skipped keys",
+                message_received(messages[1], known, T1),
+                [content("bob-phone", text("bob 1"), 0)],
+            ),
+            (
+                "message 1 again: a replay",
+                message_received(messages[1], known, T1),
+                [refused("group_message_refused", "bob-phone", "ReplayDetected")],
+            ),
+            (
+                "message 2 with a byte changed",
+                message_received(bytes(tampered), known, T1),
+                [refused("group_message_refused", "bob-phone", "InvalidSignature")],
+            ),
+            (
+                "bob's distribution again: nothing changes",
+                key_received("bob-phone", bob_body, known, T1),
+                [],
+            ),
+            ("carol's message before her key: held", message_received(carol_0, known, T2), []),
+            (
+                "carol's distribution: the held message is decrypted",
+                key_received("carol-phone", carol_body, known, T2),
+                [content("carol-phone", text("carol 0"), 0)],
+            ),
+            (
+                "bob's message names head 1, which this device has not read: held, the log read",
+                message_received(bob_ahead, known, T3),
+                [get("g1", 0)],
+            ),
+            (
+                "the rename: the held message is decrypted",
+                answered("g1", page(log, 1, 1), known, T3),
+                [changed(log, 1), content("bob-phone", text("bob after the rename"), 1)],
+            ),
+            (
+                "garbage",
+                message_received(b"\x01\x03 not a group message", known, T3),
+                [refused("group_message_refused", None, "MalformedMessage")],
+            ),
+        ],
+    )
+
+
+def group_members_only() -> dict[str, Any]:
+    log = main_log()
+    h0 = log.head(0)
+    dave = sender_key("dave-phone", "dave")
+    dave_body = distribution_body(dave, head_seq=h0[0], head_hash=h0[1])
+    bob_laptop = sender_key("bob-laptop", "bob laptop")
+    laptop_body = distribution_body(bob_laptop, head_seq=h0[0], head_hash=h0[1])
+    bob = sender_key("bob-phone", "bob")
+    bob_body = distribution_body(bob, head_seq=h0[0], head_hash=h0[1])
+    rng = TestRng(seed("scenario group nonces members"))
+    _, dave_message = encrypt_group(dave, text("dave"), head_seq=h0[0], head_hash=h0[1], rng=rng)
+    forked_head = (0, bytes(32))
+    _, forked = encrypt_group(
+        bob, text("forked"), head_seq=forked_head[0], head_hash=forked_head[1], rng=rng
+    )
+    known = lists("alice", "bob", "carol", "dave", drop=("bob-laptop",))
+    bob_key = receiving_key(bob_body, sender="bob", device="bob-phone")
+    return group_scenario(
+        "Only members' listed devices count: dave, not a member at the chain's head, is refused, key and message; a device that is not in its account's verified list is refused. A message whose head has another hash at a known seq is a fork: told once, refused, and the device stops sending to the group.",
+        record(log, 0, receiving={"bob-phone": [bob_key]}),
+        [
+            (
+                "dave's distribution: not a member at seq 0",
+                key_received("dave-phone", dave_body, known, T1),
+                [refused("group_key_refused", "dave-phone", "not_a_member")],
+            ),
+            (
+                "dave's message: not a member (and no key)",
+                message_received(dave_message, known, T1),
+                [refused("group_message_refused", "dave-phone", "not_a_member")],
+            ),
+            (
+                "bob's laptop is not in bob's verified list",
+                key_received("bob-laptop", laptop_body, known, T1),
+                [refused("group_key_refused", "bob-laptop", "device_unlisted")],
+            ),
+            (
+                "bob's message names another entry at seq 0",
+                message_received(forked, known, T2),
+                [
+                    notice("group_forked", seq=0),
+                    refused("group_message_refused", "bob-phone", "GroupChainForked"),
+                ],
+            ),
+            (
+                "a send now is refused",
+                send_wanted("s1", text("hello"), known, T2),
+                [notice("group_send_refused", send_id="s1", reason="forked")],
+            ),
+        ],
+    )
+
+
+def group_entry_withheld() -> dict[str, Any]:
+    log = main_log()
+    bob = sender_key("bob-phone", "bob")
+    h0 = log.head(0)
+    bob_body = distribution_body(bob, head_seq=h0[0], head_hash=h0[1])
+    rng = TestRng(seed("scenario group nonces withheld"))
+    h2 = log.head(2)
+    _, bob_at_2 = encrypt_group(
+        bob, text("after dave joined"), head_seq=h2[0], head_hash=h2[1], rng=rng
+    )
+    known = EVERYONE
+    return group_scenario(
+        "Bob's signed message names head 2; the server serves the log only up to 1 (it keeps back an entry): the device says the server withholds an entry and sends nothing to the group until it has the entry.",
+        record(log, 0),
+        [
+            ("bob's distribution", key_received("bob-phone", bob_body, known, T1), []),
+            (
+                "bob's message names head 2: held, the log read",
+                message_received(bob_at_2, known, T1),
+                [get("g1", 0)],
+            ),
+            (
+                "the server serves entry 1 only",
+                answered(
+                    "g1",
+                    {"head": 1, "entries": [{"seq": 1, "entry": b64(log.wires[1])}], "more": False},
+                    known,
+                    T1,
+                ),
+                [changed(log, 1), notice("group_withheld", wanted=2, served=1)],
+            ),
+            (
+                "a send is refused while an entry is withheld",
+                send_wanted("s1", text("hello"), known, T2),
+                [notice("group_send_refused", send_id="s1", reason="withheld")],
+            ),
+            ("a doorbell", fetch_wanted(T2), [get("g2", 1)]),
+            (
+                "entry 2 comes: the held message is decrypted",
+                answered("g2", page(log, 2, 2), known, T2),
+                [changed(log, 2), content("bob-phone", text("after dave joined"), 2)],
+            ),
+        ],
+    )
+
+
+def group_send_planned() -> dict[str, Any]:
+    log = main_log()
+    me = Sender("alice-laptop")
+    known = EVERYONE
+    first = me.send("s1", text("first"), known, log.states[1])
+    second = me.send("s2", text("second"), known, log.states[1])
+    dave_first = me.send("s3", text("dave is in"), known, log.states[2])
+    after_removal = me.send("s4", text("bob is out"), known, log.states[3])
+    without_dave = lists("alice", "carol")
+    waited = me.send("s5", text("waited"), known, log.states[3], rng_name="dave known")
+    bob_key = receiving_key(
+        distribution_body(sender_key("bob-phone", "bob"), head_seq=0, head_hash=log.states[0].head),
+        sender="bob",
+        device="bob-phone",
+    )
+    return group_scenario(
+        "Alice's laptop sends to the group: the first message distributes a new sender key to every other member device (its own phone included), the next one to nobody, after dave's add only to dave's phone, and after bob's removal the key rotates and goes to everyone left, so bob's devices read nothing after it (and bob's chains are dropped). A send that lacks a member's list waits for it.",
+        record(log, 1, receiving={"bob-phone": [bob_key]}),
+        [
+            ("the first send", send_wanted("s1", text("first"), known, T1), [first]),
+            ("the second: no distribution", send_wanted("s2", text("second"), known, T1), [second]),
+            ("read", fetch_wanted(T1), [get("g1", 1)]),
+            ("dave added", answered("g1", page(log, 2, 2), known, T1), [changed(log, 2)]),
+            (
+                "to dave's phone only",
+                send_wanted("s3", text("dave is in"), known, T2),
+                [dave_first],
+            ),
+            ("read", fetch_wanted(T2), [get("g2", 2)]),
+            ("bob removed", answered("g2", page(log, 3, 3), known, T2), [changed(log, 3)]),
+            ("rotated", send_wanted("s4", text("bob is out"), known, T2), [after_removal]),
+            (
+                "dave's list is not passed: the send waits for it",
+                send_wanted("s5", text("waited"), without_dave, T3),
+                [lists_wanted("dave")],
+            ),
+            ("dave's list known: sent", lists_known(known, T3, "dave known"), [waited]),
+            (
+                "alice's laptop left alice's list: nothing is sent",
+                send_wanted(
+                    "s6", text("gone"), lists("alice", "carol", "dave", drop=("alice-laptop",)), T3
+                ),
+                [notice("group_send_refused", send_id="s6", reason="device_removed")],
+            ),
+        ],
+    )
+
+
+def group_not_yet_member() -> dict[str, Any]:
+    log = main_log()
+    h2 = log.head(2)
+    key = sender_key("alice-phone", "alice phone")
+    body = distribution_body(key, head_seq=h2[0], head_hash=h2[1])
+    rng = TestRng(seed("scenario group nonces newcomer"))
+    _, hello = encrypt_group(key, text("welcome dave"), head_seq=h2[0], head_hash=h2[1], rng=rng)
+    known = EVERYONE
+    return group_scenario(
+        "Dave's phone holds nothing of the group when alice's phone's distribution comes (it names head 2): it is held and the log read from the start; the message that follows is held too, and both are taken once the chain shows dave as a member. A send before any chain is refused.",
+        record(device="dave-phone"),
+        [
+            (
+                "a send before the device holds the group",
+                send_wanted("s1", text("hi"), known, T1),
+                [notice("group_send_refused", send_id="s1", reason="not_a_member")],
+            ),
+            (
+                "alice's distribution: held, the log read",
+                key_received("alice-phone", body, known, T1),
+                [get("g1", -1)],
+            ),
+            (
+                "alice's message: held, a second fetch wanted",
+                message_received(hello, known, T1),
+                [],
+            ),
+            (
+                "the log up to dave's add: the key is taken, then the message",
+                answered("g1", page(log, 0, 2), known, T1),
+                [
+                    changed(log, 0),
+                    changed(log, 1),
+                    changed(log, 2),
+                    content("alice-phone", text("welcome dave"), 2),
+                    get("g2", 2),
+                ],
+            ),
+        ],
+    )
+
+
+SCENARIOS = {
+    "group_log_read.json": group_log_read,
+    "group_log_refused.json": group_log_refused,
+    "group_messages_taken.json": group_messages_taken,
+    "group_members_only.json": group_members_only,
+    "group_entry_withheld.json": group_entry_withheld,
+    "group_send_planned.json": group_send_planned,
+    "group_not_yet_member.json": group_not_yet_member,
+}
