@@ -17,6 +17,7 @@ from protocol.engine.effects import (
     GroupListsWanted,
     GroupNotice,
     GroupSend,
+    GroupSign,
     HttpRequest,
     MarkRead,
     Notice,
@@ -41,12 +42,14 @@ from protocol.engine.events import (
     Event,
     FrameReceived,
     GroupAnswered,
+    GroupChangeWanted,
     GroupEvent,
     GroupFetchWanted,
     GroupKeyReceived,
     GroupListsKnown,
     GroupMessageReceived,
     GroupSendWanted,
+    GroupSigned,
     HttpAnswered,
     ListWanted,
     MessagesRead,
@@ -69,9 +72,9 @@ from protocol.engine.events import (
     group_event_from_dict,
     sync_event_from_dict,
 )
-from protocol.engine.group import GROUPS_PATH
+from protocol.engine.group import GROUPS_PATH, KINDS
 from protocol.engine.group import handle as handle_group
-from protocol.engine.groupstate import MAX_HELD, RECEIVING_CHAINS, GroupRecord
+from protocol.engine.groupstate import MAX_HELD, MAX_WRITE_ATTEMPTS, RECEIVING_CHAINS, GroupRecord
 from protocol.engine.history import HISTORY_DAYS, HISTORY_FORMAT, history_bundle, history_records
 from protocol.engine.lists import accept_list, device_list_path, list_changes, parse_listing
 from protocol.engine.machine import OWN_DEVICES_ONLY, handle
@@ -103,9 +106,12 @@ from protocol.engine.syncstate import SyncRequest, SyncState
 
 __all__ = [
     "GROUPS_PATH",
+    "KINDS",
     "MAX_HELD",
+    "MAX_WRITE_ATTEMPTS",
     "RECEIVING_CHAINS",
     "GroupAnswered",
+    "GroupChangeWanted",
     "GroupContent",
     "GroupEvent",
     "GroupFetchWanted",
@@ -117,6 +123,8 @@ __all__ = [
     "GroupRecord",
     "GroupSend",
     "GroupSendWanted",
+    "GroupSign",
+    "GroupSigned",
     "group_event_from_dict",
     "handle_group",
     "MAX_RETRIES",

@@ -472,6 +472,19 @@ class GroupListsWanted:
 
 
 @dataclass(frozen=True)
+class GroupSign:
+    """Sign these entry bytes (section 25.1) with the device's identity key and feed
+    `group_signed`; the adapter signs nothing that does not start with the entry label."""
+
+    kind: ClassVar[str] = "group_sign"
+    change_id: str
+    data: bytes
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": self.kind, "change_id": self.change_id, "data": b64u_encode(self.data)}
+
+
+@dataclass(frozen=True)
 class GroupContent:
     """A group message decrypted: an encoded content (section 10) to apply."""
 
@@ -545,6 +558,7 @@ Effect = (
     | AcceptResend
     | GroupNotice
     | GroupListsWanted
+    | GroupSign
     | GroupContent
     | GroupSend
 )

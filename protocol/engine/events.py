@@ -644,6 +644,53 @@ class GroupSendWanted:
         }
 
 
+@dataclass(frozen=True)
+class GroupChangeWanted:
+    """The person changes the group (section 25.1's kinds: create, add, remove, leave,
+    promote, demote, rename), as this device, whose identity public key is `identity_key`."""
+
+    kind: ClassVar[str] = "group_change_wanted"
+    change_id: str
+    change: str
+    accounts: tuple[str, ...]
+    name: str
+    identity_key: bytes
+    lists: Lists
+    now: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "type": self.kind,
+            "change_id": self.change_id,
+            "change": self.change,
+            "accounts": list(self.accounts),
+            "name": self.name,
+            "identity_key": b64u_encode(self.identity_key),
+            "lists": lists_to_dict(self.lists),
+            "now": self.now,
+        }
+
+
+@dataclass(frozen=True)
+class GroupSigned:
+    """The adapter signed the entry bytes of `group_sign` with the device's identity key."""
+
+    kind: ClassVar[str] = "group_signed"
+    change_id: str
+    signature: bytes
+    lists: Lists
+    now: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "type": self.kind,
+            "change_id": self.change_id,
+            "signature": b64u_encode(self.signature),
+            "lists": lists_to_dict(self.lists),
+            "now": self.now,
+        }
+
+
 GroupEvent = (
     GroupFetchWanted
     | GroupAnswered
@@ -651,6 +698,8 @@ GroupEvent = (
     | GroupKeyReceived
     | GroupMessageReceived
     | GroupSendWanted
+    | GroupChangeWanted
+    | GroupSigned
 )
 
 
@@ -666,6 +715,19 @@ def group_event_from_dict(data: Mapping[str, Any]) -> GroupEvent:
         return GroupKeyReceived(data["sender"], data["sender_device"], data["body"], lists, now)
     if kind == GroupMessageReceived.kind:
         return GroupMessageReceived(b64u_decode(data["message"], what="group message"), lists, now)
+    if kind == GroupChangeWanted.kind:
+        return GroupChangeWanted(
+            data["change_id"],
+            data["change"],
+            tuple(data["accounts"]),
+            data["name"],
+            b64u_decode(data["identity_key"], length=32, what="identity key"),
+            lists,
+            now,
+        )
+    if kind == GroupSigned.kind:
+        signature = b64u_decode(data["signature"], length=64, what="entry signature")
+        return GroupSigned(data["change_id"], signature, lists, now)
     seed = b64u_decode(data["seed"], length=32, what="group seed")
     if kind == GroupListsKnown.kind:
         return GroupListsKnown(lists, now, seed)

@@ -20,27 +20,42 @@ from protocol.engine.effects import (
     GroupListsWanted,
     GroupNotice,
     GroupSend,
+    GroupSign,
     HttpRequest,
 )
 from protocol.engine.events import (
     GroupAnswered,
+    GroupChangeWanted,
     GroupEvent,
     GroupFetchWanted,
     GroupKeyReceived,
     GroupListsKnown,
     GroupMessageReceived,
     GroupSendWanted,
+    GroupSigned,
 )
 from protocol.engine.groupstate import (
     MAX_HELD,
+    MAX_WRITE_ATTEMPTS,
     RECEIVING_CHAINS,
     GroupRecord,
     Held,
     Lists,
     WaitingSend,
+    Writing,
 )
 from protocol.exceptions import GroupChainForked, MalformedMessage, ProtocolError
-from protocol.groups import compare_head, decode_entry, verify_chain
+from protocol.groups import (
+    ZERO_HASH,
+    EntryKind,
+    GroupEntry,
+    GroupState,
+    compare_head,
+    decode_entry,
+    entry_bytes,
+    entry_hash,
+    verify_chain,
+)
 from protocol.rng import Rng, TestRng
 from protocol.senderkeys import (
     decode_group_message,
@@ -53,6 +68,7 @@ from protocol.senderkeys import (
 )
 
 GROUPS_PATH = "/api/groups"
+KINDS = {kind.name.lower(): kind for kind in EntryKind}
 
 Result = tuple[GroupRecord, list[Effect]]
 
@@ -92,6 +108,10 @@ def handle(record: GroupRecord, event: GroupEvent) -> Result:
     elif isinstance(event, GroupSendWanted):
         rng = TestRng(event.seed)
         record = _send(record, turn, event.send_id, event.plaintext, event.lists, rng)
+    elif isinstance(event, GroupChangeWanted):
+        record = _change_wanted(record, turn, event)
+    elif isinstance(event, GroupSigned):
+        record = _signed(record, turn, event)
     else:
         raise TypeError(f"not a group event: {event!r}")
     effects = turn.effects
@@ -108,31 +128,41 @@ def _fetch(record: GroupRecord) -> Result:
     if record.request is not None:
         return replace(record, fetch_again=True), []
     request_id = f"g{record.next_request}"
-    after = record.chain.seq if record.chain is not None else -1
-    path = f"{GROUPS_PATH}/{b64u_encode(record.group_id)}/entries?after={after}"
+    path = f"{_entries_path(record)}?after={_seq(record)}"
     record = replace(record, request=request_id, next_request=record.next_request + 1)
     return record, [HttpRequest(request_id, "GET", path)]
+
+
+def _entries_path(record: GroupRecord) -> str:
+    return f"{GROUPS_PATH}/{b64u_encode(record.group_id)}/entries"
 
 
 # ---------------------------------------------------------------- the log
 
 
 def _answered(record: GroupRecord, turn: _Turn, event: GroupAnswered) -> GroupRecord:
+    writing = record.writing
+    if writing is not None and event.request_id == writing.request:
+        return _written(record, turn, event, writing)
     if event.request_id != record.request:
         return record  # an answer to nothing this machine asked: ignored
     turn.fetch = record.fetch_again
     record = replace(record, request=None, fetch_again=False)
     if event.status != 200:
-        error = event.body.get("error") if isinstance(event.body, dict) else None
-        code = error.get("code") if isinstance(error, dict) else None
-        turn.notice("group_unavailable", status=event.status, code=code or f"http_{event.status}")
-        return record
+        turn.notice("group_unavailable", status=event.status, code=_code(event))
+        return _fetch_failed(record, turn)
     try:
         entries, more = _parse_page(record, event.body)
     except MalformedMessage:
         turn.notice("group_refused", error="MalformedMessage", seq=_seq(record))
-        return record
+        return _fetch_failed(record, turn)
     return _page(record, turn, entries, more, event.lists)
+
+
+def _code(event: GroupAnswered) -> str:
+    error = event.body.get("error") if isinstance(event.body, dict) else None
+    code = error.get("code") if isinstance(error, dict) else None
+    return code if isinstance(code, str) else f"http_{event.status}"
 
 
 def _parse_page(record: GroupRecord, body: Any) -> tuple[tuple[bytes, ...], bool]:
@@ -157,18 +187,35 @@ def _page(
         decoded = [decode_entry(wire) for wire in entries]
     except MalformedMessage:
         turn.notice("group_refused", error="MalformedMessage", seq=_seq(record))
-        return replace(record, page=(), page_more=False)
+        return _fetch_failed(replace(record, page=(), page_more=False), turn)
     missing = {e.actor for e in decoded} - set(lists)
     if missing:
         turn.missing |= missing
         return replace(record, page=entries, page_more=more)
     record = replace(record, page=(), page_more=False)
-    device_lists = {account: list(devices.values()) for account, devices in lists.items()}
     try:
-        chain = verify_chain(entries, device_lists=device_lists, state=record.chain)
+        chain = verify_chain(entries, device_lists=_device_lists(lists), state=record.chain)
     except ProtocolError as error:
         turn.notice("group_refused", error=type(error).__name__, seq=_seq(record))
+        return _fetch_failed(record, turn)
+    record = _applied(record, turn, chain, decoded)
+    if more:
+        turn.fetch = True
         return record
+    withheld = chain.seq < record.wanted
+    if withheld:
+        turn.notice("group_withheld", wanted=record.wanted, served=chain.seq)
+    record = _resume(replace(record, withheld=withheld), turn, lists)
+    writing = record.writing
+    if writing is not None and writing.stage == "waiting":
+        record = _sign(record, turn, writing)
+    return record
+
+
+def _applied(
+    record: GroupRecord, turn: _Turn, chain: GroupState, decoded: list[GroupEntry]
+) -> GroupRecord:
+    """The chain after verified entries: each told, the chains of former members dropped."""
     for entry in decoded:
         turn.notice(
             "group_changed",
@@ -179,14 +226,15 @@ def _page(
             name=entry.name,
         )
     receiving = {d: ks for d, ks in record.receiving.items() if ks[0].sender in chain.members}
-    record = replace(record, chain=chain, receiving=receiving)
-    if more:
-        turn.fetch = True
-        return record
-    withheld = chain.seq < record.wanted
-    if withheld:
-        turn.notice("group_withheld", wanted=record.wanted, served=chain.seq)
-    return _resume(replace(record, withheld=withheld), turn, lists)
+    return replace(record, chain=chain, receiving=receiving)
+
+
+def _fetch_failed(record: GroupRecord, turn: _Turn) -> GroupRecord:
+    """A change waiting for the fetch that failed is given up."""
+    writing = record.writing
+    if writing is not None and writing.stage == "waiting":
+        return _change_refused(record, turn, writing.change_id, "head_moved")
+    return record
 
 
 def _seq(record: GroupRecord) -> int:
@@ -376,4 +424,123 @@ def _send(
     return replace(record, sending=after)
 
 
-__all__ = ["GROUPS_PATH", "handle"]
+# ---------------------------------------------------------------- writing the log
+
+
+def _change_wanted(record: GroupRecord, turn: _Turn, event: GroupChangeWanted) -> GroupRecord:
+    kind, chain = KINDS.get(event.change), record.chain
+    reason = None
+    if record.writing is not None:
+        reason = "busy"
+    elif kind is None:
+        reason = "MalformedMessage"
+    elif kind is EntryKind.CREATE:
+        reason = "exists" if chain is not None else None
+    elif chain is None or record.account_id not in chain.members:
+        reason = "not_a_member"
+    elif record.conflict is not None:
+        reason = "forked"
+    elif record.withheld:
+        reason = "withheld"
+    if reason is not None:
+        turn.notice("group_change_refused", change_id=event.change_id, reason=reason)
+        return record
+    writing = Writing(
+        event.change_id,
+        event.change,
+        tuple(sorted(event.accounts)),
+        event.name,
+        event.identity_key,
+        event.now,
+        "signing",
+        _seq(record) + 1,
+    )
+    return _sign(record, turn, writing)
+
+
+def _sign(record: GroupRecord, turn: _Turn, writing: Writing) -> GroupRecord:
+    """Ask for the signature of the change on the chain's head."""
+    chain = record.chain
+    entry = GroupEntry(
+        group_id=record.group_id,
+        seq=_seq(record) + 1,
+        previous=chain.head if chain is not None else ZERO_HASH,
+        kind=KINDS[writing.kind],
+        actor=record.account_id,
+        actor_key=writing.actor_key,
+        timestamp=writing.timestamp,
+        accounts=writing.accounts,
+        name=writing.name,
+        signature=b"",
+    )
+    try:
+        data = entry_bytes(entry)
+    except MalformedMessage:
+        return _change_refused(record, turn, writing.change_id, "MalformedMessage")
+    turn.effects.append(GroupSign(writing.change_id, data))
+    writing = replace(writing, stage="signing", seq=entry.seq, data=data, request=None)
+    return replace(record, writing=writing)
+
+
+def _signed(record: GroupRecord, turn: _Turn, event: GroupSigned) -> GroupRecord:
+    """Check the signed entry as every device will, then write it at head + 1."""
+    writing = record.writing
+    if writing is None or writing.change_id != event.change_id or writing.stage != "signing":
+        return record  # a signature for nothing this machine asked: ignored
+    if _seq(record) + 1 != writing.seq:  # a fetch moved the head meanwhile: sign again
+        if writing.attempts >= MAX_WRITE_ATTEMPTS:
+            return _change_refused(record, turn, writing.change_id, "head_moved")
+        return _sign(record, turn, replace(writing, attempts=writing.attempts + 1))
+    wire = writing.data + event.signature
+    try:
+        verify_chain([wire], device_lists=_device_lists(event.lists), state=record.chain)
+    except ProtocolError as error:
+        return _change_refused(record, turn, writing.change_id, type(error).__name__)
+    request_id = f"g{record.next_request}"
+    body = {"seq": writing.seq, "entry": b64u_encode(wire)}
+    turn.effects.append(HttpRequest(request_id, "POST", _entries_path(record), body))
+    writing = replace(writing, stage="posting", entry=wire, request=request_id)
+    return replace(record, writing=writing, next_request=record.next_request + 1)
+
+
+def _written(
+    record: GroupRecord, turn: _Turn, event: GroupAnswered, writing: Writing
+) -> GroupRecord:
+    chain = record.chain
+    if event.status == 201:
+        record = replace(record, writing=None)
+        if chain is not None and chain.seq >= writing.seq:
+            if chain.hashes[writing.seq] != entry_hash(writing.entry):
+                turn.notice("group_change_refused", change_id=writing.change_id, reason="forked")
+                return record
+        else:  # not yet read back by a fetch
+            try:
+                after = verify_chain(
+                    [writing.entry], device_lists=_device_lists(event.lists), state=chain
+                )
+            except ProtocolError as error:
+                reason = type(error).__name__
+                turn.notice("group_change_refused", change_id=writing.change_id, reason=reason)
+                return record
+            record = _applied(record, turn, after, [decode_entry(writing.entry)])
+        turn.notice("group_written", change_id=writing.change_id, seq=writing.seq)
+        return record
+    if event.status == 409 and _code(event) == "group_head_moved":
+        if writing.attempts >= MAX_WRITE_ATTEMPTS:
+            return _change_refused(record, turn, writing.change_id, "head_moved")
+        turn.fetch = True
+        waiting = replace(writing, stage="waiting", request=None, attempts=writing.attempts + 1)
+        return replace(record, writing=waiting)
+    return _change_refused(record, turn, writing.change_id, _code(event))
+
+
+def _change_refused(record: GroupRecord, turn: _Turn, change_id: str, reason: str) -> GroupRecord:
+    turn.notice("group_change_refused", change_id=change_id, reason=reason)
+    return replace(record, writing=None)
+
+
+def _device_lists(lists: Lists) -> dict[str, list[bytes]]:
+    return {account: list(devices.values()) for account, devices in lists.items()}
+
+
+__all__ = ["GROUPS_PATH", "KINDS", "handle"]

@@ -13,6 +13,7 @@ from protocol.exceptions import MalformedMessage
 from protocol.groups import GroupState
 from protocol.senderkeys import ReceivingKey, SenderKey
 
+MAX_WRITE_ATTEMPTS = 3  # signings of one change: the first, and two after the head moved
 RECEIVING_CHAINS = 2  # per sending device: its current key and the one before it
 MAX_HELD = 100  # messages and distributions waiting; as many sends waiting for lists
 
@@ -64,6 +65,60 @@ class WaitingSend:
 
 
 @dataclass(frozen=True)
+class Writing:
+    """A change this device writes to the log: `stage` signing (the adapter signs `data`),
+    posting (`entry` is out as `request`) or waiting (the head moved: signed again on the
+    head the next fetch ends at)."""
+
+    change_id: str
+    kind: str  # create | add | remove | leave | promote | demote | rename
+    accounts: tuple[str, ...]
+    name: str
+    actor_key: bytes
+    timestamp: int
+    stage: str
+    seq: int
+    data: bytes = b""  # the entry bytes to sign
+    entry: bytes = b""  # the wire entry
+    request: str | None = None
+    attempts: int = 1
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "change_id": self.change_id,
+            "kind": self.kind,
+            "accounts": list(self.accounts),
+            "name": self.name,
+            "actor_key": b64u_encode(self.actor_key),
+            "timestamp": self.timestamp,
+            "stage": self.stage,
+            "seq": self.seq,
+            "data": b64u_encode(self.data),
+            "entry": b64u_encode(self.entry),
+            "request": self.request,
+            "attempts": self.attempts,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Writing:
+        _expect(data["stage"] in ("signing", "posting", "waiting"), "group record: bad stage")
+        return cls(
+            data["change_id"],
+            data["kind"],
+            tuple(data["accounts"]),
+            data["name"],
+            b64u_decode(data["actor_key"], length=32, what="actor key"),
+            data["timestamp"],
+            data["stage"],
+            data["seq"],
+            b64u_decode(data["data"], what="entry bytes"),
+            b64u_decode(data["entry"], what="group entry"),
+            data.get("request"),
+            int(data["attempts"]),
+        )
+
+
+@dataclass(frozen=True)
 class GroupRecord:
     account_id: str
     device_id: str
@@ -84,6 +139,7 @@ class GroupRecord:
     )
     held: tuple[Held, ...] = ()
     sends: tuple[WaitingSend, ...] = ()
+    writing: Writing | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -107,6 +163,7 @@ class GroupRecord:
             },
             "held": [h.to_dict() for h in self.held],
             "sends": [s.to_dict() for s in self.sends],
+            "writing": None if self.writing is None else self.writing.to_dict(),
         }
 
     @classmethod
@@ -139,6 +196,7 @@ class GroupRecord:
                 },
                 held=tuple(Held.from_dict(h) for h in data.get("held") or ()),
                 sends=tuple(WaitingSend.from_dict(s) for s in data.get("sends") or ()),
+                writing=None if data.get("writing") is None else Writing.from_dict(data["writing"]),
             )
         except (KeyError, TypeError, AttributeError) as exc:
             raise MalformedMessage(f"group record: expected the fields of 25.8 ({exc})") from exc

@@ -12,13 +12,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from protocol import primitives
 from protocol.content import Content, ContentType, encode_content
 from protocol.encoding import b64u_decode
 from protocol.groups import (
     ZERO_HASH,
     EntryKind,
+    GroupEntry,
     GroupState,
     decode_entry,
+    entry_bytes,
     sign_entry,
     verify_chain,
 )
@@ -738,7 +741,198 @@ def group_not_yet_member() -> dict[str, Any]:
     )
 
 
+def change_wanted(
+    change_id: str,
+    change: str,
+    known: dict[str, Any],
+    now: int,
+    accounts: tuple[str, ...] = (),
+    name: str = "",
+    device: str = "alice-laptop",
+) -> dict[str, Any]:
+    return {
+        "type": "group_change_wanted",
+        "change_id": change_id,
+        "change": change,
+        "accounts": list(accounts),
+        "name": name,
+        "identity_key": b64(KEYS[device].public),
+        "lists": known,
+        "now": now,
+    }
+
+
+def unsigned(
+    kind: EntryKind,
+    seq: int,
+    previous: bytes,
+    now: int,
+    accounts: tuple[str, ...] = (),
+    name: str = "",
+    device: str = "alice-laptop",
+) -> bytes:
+    return entry_bytes(
+        GroupEntry(
+            GROUP_ID,
+            seq,
+            previous,
+            kind,
+            ACCOUNT[device],
+            KEYS[device].public,
+            now,
+            tuple(sorted(accounts)),
+            name,
+            b"",
+        )
+    )
+
+
+def sign_asked(change_id: str, data: bytes) -> dict[str, Any]:
+    return {"type": "group_sign", "change_id": change_id, "data": b64(data)}
+
+
+def signed_event(
+    change_id: str, data: bytes, known: dict[str, Any], now: int, device: str = "alice-laptop"
+) -> dict[str, Any]:
+    return {
+        "type": "group_signed",
+        "change_id": change_id,
+        "signature": b64(primitives.ed25519_sign(KEYS[device].secret, data)),
+        "lists": known,
+        "now": now,
+    }
+
+
+def post(request_id: str, seq: int, wire: bytes) -> dict[str, Any]:
+    return {
+        "type": "http_request",
+        "request_id": request_id,
+        "method": "POST",
+        "path": f"/api/groups/{GID}/entries",
+        "body": {"seq": seq, "entry": b64(wire)},
+    }
+
+
+def wire_of(data: bytes, device: str = "alice-laptop") -> bytes:
+    return data + primitives.ed25519_sign(KEYS[device].secret, data)
+
+
+def group_created() -> dict[str, Any]:
+    known = EVERYONE
+    data = unsigned(EntryKind.CREATE, 0, ZERO_HASH, T1, ("bob", "alice"), "Trip", "alice-phone")
+    log = Log()
+    log.wires.append(wire_of(data, "alice-phone"))
+    log.states.append(verify_chain(log.wires, device_lists=raw_lists(known)))
+    created = {"seq": 0}
+    return group_scenario(
+        "Alice's phone creates a group: the machine builds the create entry, the adapter signs its bytes with the device's identity key, the machine checks the signed entry as every device will and writes it at seq 0; the server's 201 makes it the chain. A second create of the same group is refused.",
+        record(device="alice-phone"),
+        [
+            (
+                "create, with bob",
+                change_wanted("c1", "create", known, T1, ("bob", "alice"), "Trip", "alice-phone"),
+                [sign_asked("c1", data)],
+            ),
+            (
+                "signed: written at seq 0",
+                signed_event("c1", data, known, T1, "alice-phone"),
+                [post("g1", 0, log.wires[0])],
+            ),
+            (
+                "a signature for nothing asked",
+                signed_event("c9", data, known, T1, "alice-phone"),
+                [],
+            ),
+            (
+                "stored",
+                answered("g1", created, known, T1, status=201),
+                [changed(log, 0), notice("group_written", change_id="c1", seq=0)],
+            ),
+            (
+                "create again",
+                change_wanted("c2", "create", known, T2, ("bob", "alice"), "Trip", "alice-phone"),
+                [notice("group_change_refused", change_id="c2", reason="exists")],
+            ),
+        ],
+    )
+
+
+def group_change_head_moved() -> dict[str, Any]:
+    log = main_log()
+    known = EVERYONE
+    first = unsigned(EntryKind.ADD, 2, log.states[1].head, T1, ("dave",))
+    theirs = Log()
+    theirs.write(EntryKind.CREATE, "alice-phone", ("alice", "bob", "carol"), "Trip")
+    theirs.write(EntryKind.RENAME, "alice-laptop", name="Trip 2027")
+    theirs.write(EntryKind.RENAME, "alice-phone", name="Trip 2028")
+    again = unsigned(EntryKind.ADD, 3, theirs.states[2].head, T1, ("dave",))
+    theirs.wires.append(wire_of(again))
+    theirs.states.append(
+        verify_chain(theirs.wires[3:], device_lists=raw_lists(known), state=theirs.states[2])
+    )
+    moved = {"error": {"code": "group_head_moved", "message": "fetch", "data": {"head": 2}}}
+    not_member = unsigned(EntryKind.REMOVE, 4, theirs.states[3].head, T2, ("mallory",))
+    return group_scenario(
+        "Alice's laptop adds dave while her phone renames the group: the server answers the laptop's write at seq 2 with group_head_moved, the machine reads the log, signs the same change again on the new head and writes it at seq 3. A second change while one is out is refused; a change the rules refuse is refused before it is written, and a name too long before it is signed.",
+        record(log, 1),
+        [
+            (
+                "add dave",
+                change_wanted("c1", "add", known, T1, ("dave",)),
+                [sign_asked("c1", first)],
+            ),
+            (
+                "a second change while the first is out",
+                change_wanted("c2", "rename", known, T1, name="Other"),
+                [notice("group_change_refused", change_id="c2", reason="busy")],
+            ),
+            (
+                "signed: written at seq 2",
+                signed_event("c1", first, known, T1),
+                [post("g1", 2, wire_of(first))],
+            ),
+            (
+                "the head moved: the log is read",
+                answered("g1", moved, known, T1, status=409),
+                [get("g2", 1)],
+            ),
+            (
+                "the phone's rename; the add is signed again on it",
+                answered("g2", page(theirs, 2, 2), known, T1),
+                [changed(theirs, 2), sign_asked("c1", again)],
+            ),
+            (
+                "signed: written at seq 3",
+                signed_event("c1", again, known, T1),
+                [post("g3", 3, theirs.wires[3])],
+            ),
+            (
+                "stored",
+                answered("g3", {"seq": 3}, known, T1, status=201),
+                [changed(theirs, 3), notice("group_written", change_id="c1", seq=3)],
+            ),
+            (
+                "remove someone who is not a member",
+                change_wanted("c3", "remove", known, T2, ("mallory",)),
+                [sign_asked("c3", not_member)],
+            ),
+            (
+                "refused by the rules before it is written",
+                signed_event("c3", not_member, known, T2),
+                [notice("group_change_refused", change_id="c3", reason="GroupRuleBroken")],
+            ),
+            (
+                "a name over 256 bytes",
+                change_wanted("c4", "rename", known, T2, name="x" * 257),
+                [notice("group_change_refused", change_id="c4", reason="MalformedMessage")],
+            ),
+        ],
+    )
+
+
 SCENARIOS = {
+    "group_created.json": group_created,
+    "group_change_head_moved.json": group_change_head_moved,
     "group_log_read.json": group_log_read,
     "group_log_refused.json": group_log_refused,
     "group_messages_taken.json": group_messages_taken,

@@ -483,6 +483,22 @@ export class GroupListsWanted {
   }
 }
 
+/**
+ * Sign these entry bytes (section 25.1) with the device's identity key and feed
+ * `group_signed`; the adapter signs nothing that does not start with the entry label.
+ */
+export class GroupSign {
+  static kind = "group_sign";
+  /** @param {string} changeId @param {Uint8Array} data */
+  constructor(changeId, data) {
+    this.changeId = changeId;
+    this.data = data;
+  }
+  toJSON() {
+    return { type: GroupSign.kind, change_id: this.changeId, data: b64uEncode(this.data) };
+  }
+}
+
 /** A group message decrypted: an encoded content (section 10) to apply. */
 export class GroupContent {
   static kind = "group_content";
@@ -533,4 +549,4 @@ export class GroupSend {
   }
 }
 
-/** @typedef {SendFrame | HttpRequest | StoreList | Notice | ContentVerdict | SendPlan | StoreMessage | ApplyReceipt | MarkRead | SendContent | AcceptHistoryKey | DropDuplicate | DropBlocked | AcceptSyncKey | AcceptSyncCheckpoint | StoreSync | SyncChanged | ShareSyncKey | ShareSyncCheckpoint | StoreRetry | ForgetRetry | SendRetryRequest | AcceptRetryRequest | Resend | StoreResendCount | AcceptResend | GroupNotice | GroupListsWanted | GroupContent | GroupSend} Effect */
+/** @typedef {SendFrame | HttpRequest | StoreList | Notice | ContentVerdict | SendPlan | StoreMessage | ApplyReceipt | MarkRead | SendContent | AcceptHistoryKey | DropDuplicate | DropBlocked | AcceptSyncKey | AcceptSyncCheckpoint | StoreSync | SyncChanged | ShareSyncKey | ShareSyncCheckpoint | StoreRetry | ForgetRetry | SendRetryRequest | AcceptRetryRequest | Resend | StoreResendCount | AcceptResend | GroupNotice | GroupListsWanted | GroupSign | GroupContent | GroupSend} Effect */

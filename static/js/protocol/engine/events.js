@@ -619,7 +619,61 @@ export class GroupSendWanted {
   }
 }
 
-/** @typedef {GroupFetchWanted | GroupAnswered | GroupListsKnown | GroupKeyReceived | GroupMessageReceived | GroupSendWanted} GroupEvent */
+/**
+ * The person changes the group (section 25.1's kinds: create, add, remove, leave, promote,
+ * demote, rename), as this device, whose identity public key is `identityKey`.
+ */
+export class GroupChangeWanted {
+  static kind = "group_change_wanted";
+  /**
+   * @param {string} changeId @param {string} change @param {string[]} accounts @param {string} name
+   * @param {Uint8Array} identityKey @param {Lists} lists @param {number} now
+   */
+  constructor(changeId, change, accounts, name, identityKey, lists, now) {
+    this.changeId = changeId;
+    this.change = change;
+    this.accounts = accounts;
+    this.name = name;
+    this.identityKey = identityKey;
+    this.lists = lists;
+    this.now = now;
+  }
+  toJSON() {
+    return {
+      type: GroupChangeWanted.kind,
+      change_id: this.changeId,
+      change: this.change,
+      accounts: this.accounts,
+      name: this.name,
+      identity_key: b64uEncode(this.identityKey),
+      lists: listsToJSON(this.lists),
+      now: this.now,
+    };
+  }
+}
+
+/** The adapter signed the entry bytes of `group_sign` with the device's identity key. */
+export class GroupSigned {
+  static kind = "group_signed";
+  /** @param {string} changeId @param {Uint8Array} signature @param {Lists} lists @param {number} now */
+  constructor(changeId, signature, lists, now) {
+    this.changeId = changeId;
+    this.signature = signature;
+    this.lists = lists;
+    this.now = now;
+  }
+  toJSON() {
+    return {
+      type: GroupSigned.kind,
+      change_id: this.changeId,
+      signature: b64uEncode(this.signature),
+      lists: listsToJSON(this.lists),
+      now: this.now,
+    };
+  }
+}
+
+/** @typedef {GroupFetchWanted | GroupAnswered | GroupListsKnown | GroupKeyReceived | GroupMessageReceived | GroupSendWanted | GroupChangeWanted | GroupSigned} GroupEvent */
 
 /**
  * The group machine's event a scenario file spells out (the JSON form of `toJSON`).
@@ -633,6 +687,14 @@ export function groupEventFromJSON(data) {
   if (kind === GroupKeyReceived.kind) return new GroupKeyReceived(data.sender, data.sender_device, data.body, lists, now);
   if (kind === GroupMessageReceived.kind) {
     return new GroupMessageReceived(b64uDecode(data.message, { what: "group message" }), lists, now);
+  }
+  if (kind === GroupChangeWanted.kind) {
+    const identityKey = b64uDecode(data.identity_key, { length: 32, what: "identity key" });
+    return new GroupChangeWanted(data.change_id, data.change, [...data.accounts], data.name, identityKey, lists, now);
+  }
+  if (kind === GroupSigned.kind) {
+    const signature = b64uDecode(data.signature, { length: 64, what: "entry signature" });
+    return new GroupSigned(data.change_id, signature, lists, now);
   }
   const seed = b64uDecode(data.seed, { length: 32, what: "group seed" });
   if (kind === GroupListsKnown.kind) return new GroupListsKnown(lists, now, seed);

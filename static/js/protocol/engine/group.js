@@ -10,7 +10,16 @@
 
 import { b64uDecode, b64uEncode, bytesEqual, toHex } from "../encoding.js";
 import { GroupChainForked, MalformedMessage, ProtocolError } from "../exceptions.js";
-import { compareHead, decodeEntry, EntryKind, verifyChain } from "../groups.js";
+import {
+  compareHead,
+  decodeEntry,
+  entryBytes,
+  entryHash,
+  EntryKind,
+  GroupEntry,
+  verifyChain,
+  ZERO_HASH,
+} from "../groups.js";
 import { TestRng } from "../rng.js";
 import {
   decodeGroupMessage,
@@ -21,16 +30,18 @@ import {
   prepareSend,
   receivingKey,
 } from "../senderkeys.js";
-import { GroupContent, GroupListsWanted, GroupNotice, GroupSend, HttpRequest } from "./effects.js";
+import { GroupContent, GroupListsWanted, GroupNotice, GroupSend, GroupSign, HttpRequest } from "./effects.js";
 import {
   GroupAnswered,
+  GroupChangeWanted,
   GroupFetchWanted,
   GroupKeyReceived,
   GroupListsKnown,
   GroupMessageReceived,
   GroupSendWanted,
+  GroupSigned,
 } from "./events.js";
-import { Held, MAX_HELD, RECEIVING_CHAINS, WaitingSend } from "./groupstate.js";
+import { Held, MAX_HELD, MAX_WRITE_ATTEMPTS, RECEIVING_CHAINS, WaitingSend, Writing } from "./groupstate.js";
 
 /** @typedef {import("./groupstate.js").GroupRecord} GroupRecord */
 /** @typedef {import("./groupstate.js").Lists} Lists */
@@ -38,10 +49,13 @@ import { Held, MAX_HELD, RECEIVING_CHAINS, WaitingSend } from "./groupstate.js";
 /** @typedef {import("./events.js").GroupEvent} GroupEvent */
 /** @typedef {import("../rng.js").Rng} Rng */
 /** @typedef {import("../senderkeys.js").ReceivingKey} ReceivingKey */
+/** @typedef {import("../groups.js").GroupState} GroupState */
 
 export const GROUPS_PATH = "/api/groups";
 
-const KIND_NAMES = Object.fromEntries(Object.entries(EntryKind).map(([name, value]) => [value, name.toLowerCase()]));
+/** @type {Record<string, number>} */
+export const KINDS = Object.fromEntries(Object.entries(EntryKind).map(([name, value]) => [name.toLowerCase(), value]));
+const KIND_NAMES = Object.fromEntries(Object.entries(KINDS).map(([name, value]) => [value, name]));
 const isUint = (/** @type {any} */ v) => Number.isSafeInteger(v) && v >= 0;
 
 /** What one event asks for besides its effects: a fetch, and lists. */
@@ -85,6 +99,10 @@ export function handle(record, event) {
     record = takeMessage(record, turn, event.message, event.lists, true);
   } else if (event instanceof GroupSendWanted) {
     record = planSend(record, turn, event.sendId, event.plaintext, event.lists, TestRng(event.seed));
+  } else if (event instanceof GroupChangeWanted) {
+    record = changeWanted(record, turn, event);
+  } else if (event instanceof GroupSigned) {
+    record = signed(record, turn, event);
   } else {
     throw new TypeError(`not a group event: ${String(event)}`);
   }
@@ -105,10 +123,13 @@ export function handle(record, event) {
 function fetch(record) {
   if (record.request !== null) return [record.with({ fetchAgain: true }), []];
   const requestId = `g${record.nextRequest}`;
-  const path = `${GROUPS_PATH}/${b64uEncode(record.groupId)}/entries?after=${seqOf(record)}`;
+  const path = `${entriesPath(record)}?after=${seqOf(record)}`;
   record = record.with({ request: requestId, nextRequest: record.nextRequest + 1 });
   return [record, [new HttpRequest(requestId, "GET", path)]];
 }
+
+/** @param {GroupRecord} record */
+const entriesPath = (record) => `${GROUPS_PATH}/${b64uEncode(record.groupId)}/entries`;
 
 /** @param {GroupRecord} record */
 const seqOf = (record) => (record.chain !== null ? record.chain.seq : -1);
@@ -117,14 +138,14 @@ const seqOf = (record) => (record.chain !== null ? record.chain.seq : -1);
 
 /** @param {GroupRecord} record @param {Turn} turn @param {GroupAnswered} event */
 function answered(record, turn, event) {
+  const { writing } = record;
+  if (writing !== null && event.requestId === writing.request) return written(record, turn, event, writing);
   if (event.requestId !== record.request) return record; // an answer to nothing this machine asked: ignored
   turn.fetch = record.fetchAgain;
   record = record.with({ request: null, fetchAgain: false });
   if (event.status !== 200) {
-    const error = event.body?.error;
-    const code = error !== null && typeof error === "object" ? error.code : null;
-    turn.notice("group_unavailable", { status: event.status, code: code || `http_${event.status}` });
-    return record;
+    turn.notice("group_unavailable", { status: event.status, code: codeOf(event) });
+    return fetchFailed(record, turn);
   }
   let entries;
   let more;
@@ -133,9 +154,16 @@ function answered(record, turn, event) {
   } catch (error) {
     if (!(error instanceof MalformedMessage)) throw error;
     turn.notice("group_refused", { error: "MalformedMessage", seq: seqOf(record) });
-    return record;
+    return fetchFailed(record, turn);
   }
   return verifyPage(record, turn, entries, more, event.lists);
+}
+
+/** @param {GroupAnswered} event @returns {string} */
+function codeOf(event) {
+  const error = event.body?.error;
+  const code = error !== null && typeof error === "object" ? error.code : null;
+  return typeof code === "string" ? code : `http_${event.status}`;
 }
 
 /** @param {GroupRecord} record @param {any} body @returns {[Uint8Array[], boolean]} */
@@ -167,7 +195,7 @@ function verifyPage(record, turn, entries, more, lists) {
   } catch (error) {
     if (!(error instanceof MalformedMessage)) throw error;
     turn.notice("group_refused", { error: "MalformedMessage", seq: seqOf(record) });
-    return record.with({ page: [], pageMore: false });
+    return fetchFailed(record.with({ page: [], pageMore: false }), turn);
   }
   const missing = decoded.map((e) => e.actor).filter((a) => !lists.has(a));
   if (missing.length > 0) {
@@ -175,15 +203,32 @@ function verifyPage(record, turn, entries, more, lists) {
     return record.with({ page: entries, pageMore: more });
   }
   record = record.with({ page: [], pageMore: false });
-  const deviceLists = new Map([...lists].map(([account, devices]) => [account, [...devices.values()]]));
   let chain;
   try {
-    chain = verifyChain(entries, { deviceLists, state: record.chain });
+    chain = verifyChain(entries, { deviceLists: deviceListsOf(lists), state: record.chain });
   } catch (error) {
     if (!(error instanceof ProtocolError)) throw error;
     turn.notice("group_refused", { error: error.name, seq: seqOf(record) });
+    return fetchFailed(record, turn);
+  }
+  record = applied(record, turn, chain, decoded);
+  if (more) {
+    turn.fetch = true;
     return record;
   }
+  const withheld = chain.seq < record.wanted;
+  if (withheld) turn.notice("group_withheld", { wanted: record.wanted, served: chain.seq });
+  record = resume(record.with({ withheld }), turn, lists);
+  const { writing } = record;
+  if (writing !== null && writing.stage === "waiting") record = sign(record, turn, writing);
+  return record;
+}
+
+/**
+ * The chain after verified entries: each told, the chains of former members dropped.
+ * @param {GroupRecord} record @param {Turn} turn @param {GroupState} chain @param {GroupEntry[]} decoded
+ */
+function applied(record, turn, chain, decoded) {
   for (const entry of decoded) {
     turn.notice("group_changed", {
       seq: entry.seq,
@@ -193,17 +238,19 @@ function verifyPage(record, turn, entries, more, lists) {
       name: entry.name,
     });
   }
-  const members = chain.members;
-  const receiving = new Map([...record.receiving].filter(([, keys]) => members.has(keys[0].sender)));
-  record = record.with({ chain, receiving });
-  if (more) {
-    turn.fetch = true;
-    return record;
-  }
-  const withheld = chain.seq < record.wanted;
-  if (withheld) turn.notice("group_withheld", { wanted: record.wanted, served: chain.seq });
-  return resume(record.with({ withheld }), turn, lists);
+  const receiving = new Map([...record.receiving].filter(([, keys]) => chain.members.has(keys[0].sender)));
+  return record.with({ chain, receiving });
 }
+
+/** A change waiting for the fetch that failed is given up. @param {GroupRecord} record @param {Turn} turn */
+function fetchFailed(record, turn) {
+  const { writing } = record;
+  if (writing !== null && writing.stage === "waiting") return changeRefused(record, turn, writing.changeId, "head_moved");
+  return record;
+}
+
+/** @param {Lists} lists */
+const deviceListsOf = (lists) => new Map([...lists].map(([account, devices]) => [account, [...devices.values()]]));
 
 // ---------------------------------------------------------------- distributions and messages
 
@@ -396,4 +443,124 @@ function planSend(record, turn, sendId, plaintext, lists, rng) {
     ),
   );
   return record.with({ sending: after });
+}
+
+// ---------------------------------------------------------------- writing the log
+
+/** @param {GroupRecord} record @param {Turn} turn @param {GroupChangeWanted} event */
+function changeWanted(record, turn, event) {
+  const kind = Object.hasOwn(KINDS, event.change) ? KINDS[event.change] : null;
+  const { chain } = record;
+  let reason = null;
+  if (record.writing !== null) reason = "busy";
+  else if (kind === null) reason = "MalformedMessage";
+  else if (kind === EntryKind.CREATE) reason = chain !== null ? "exists" : null;
+  else if (chain === null || !chain.members.has(record.accountId)) reason = "not_a_member";
+  else if (record.conflict !== null) reason = "forked";
+  else if (record.withheld) reason = "withheld";
+  if (reason !== null) {
+    turn.notice("group_change_refused", { change_id: event.changeId, reason });
+    return record;
+  }
+  const writing = new Writing({
+    changeId: event.changeId,
+    kind: event.change,
+    accounts: [...event.accounts].sort(),
+    name: event.name,
+    actorKey: event.identityKey,
+    timestamp: event.now,
+    stage: "signing",
+    seq: seqOf(record) + 1,
+  });
+  return sign(record, turn, writing);
+}
+
+/** Ask for the signature of the change on the chain's head. @param {GroupRecord} record @param {Turn} turn @param {Writing} writing */
+function sign(record, turn, writing) {
+  const { chain } = record;
+  const entry = new GroupEntry({
+    groupId: record.groupId,
+    seq: seqOf(record) + 1,
+    previous: chain !== null ? chain.head : ZERO_HASH,
+    kind: KINDS[writing.kind],
+    actor: record.accountId,
+    actorKey: writing.actorKey,
+    timestamp: writing.timestamp,
+    accounts: writing.accounts,
+    name: writing.name,
+    signature: new Uint8Array(0),
+  });
+  let data;
+  try {
+    data = entryBytes(entry);
+  } catch (error) {
+    if (!(error instanceof MalformedMessage)) throw error;
+    return changeRefused(record, turn, writing.changeId, "MalformedMessage");
+  }
+  turn.effects.push(new GroupSign(writing.changeId, data));
+  return record.with({ writing: writing.with({ stage: "signing", seq: entry.seq, data, request: null }) });
+}
+
+/** Check the signed entry as every device will, then write it at head + 1. @param {GroupRecord} record @param {Turn} turn @param {GroupSigned} event */
+function signed(record, turn, event) {
+  const { writing } = record;
+  if (writing === null || writing.changeId !== event.changeId || writing.stage !== "signing") return record; // a signature for nothing this machine asked: ignored
+  if (seqOf(record) + 1 !== writing.seq) {
+    // a fetch moved the head meanwhile: sign again
+    if (writing.attempts >= MAX_WRITE_ATTEMPTS) return changeRefused(record, turn, writing.changeId, "head_moved");
+    return sign(record, turn, writing.with({ attempts: writing.attempts + 1 }));
+  }
+  const wire = new Uint8Array([...writing.data, ...event.signature]);
+  try {
+    verifyChain([wire], { deviceLists: deviceListsOf(event.lists), state: record.chain });
+  } catch (error) {
+    if (!(error instanceof ProtocolError)) throw error;
+    return changeRefused(record, turn, writing.changeId, error.name);
+  }
+  const requestId = `g${record.nextRequest}`;
+  const body = { seq: writing.seq, entry: b64uEncode(wire) };
+  turn.effects.push(new HttpRequest(requestId, "POST", entriesPath(record), body));
+  return record.with({
+    writing: writing.with({ stage: "posting", entry: wire, request: requestId }),
+    nextRequest: record.nextRequest + 1,
+  });
+}
+
+/** @param {GroupRecord} record @param {Turn} turn @param {GroupAnswered} event @param {Writing} writing */
+function written(record, turn, event, writing) {
+  const { chain } = record;
+  if (event.status === 201) {
+    record = record.with({ writing: null });
+    if (chain !== null && chain.seq >= writing.seq) {
+      if (!bytesEqual(chain.hashes[writing.seq], entryHash(writing.entry))) {
+        turn.notice("group_change_refused", { change_id: writing.changeId, reason: "forked" });
+        return record;
+      }
+    } else {
+      // not yet read back by a fetch
+      let after;
+      try {
+        after = verifyChain([writing.entry], { deviceLists: deviceListsOf(event.lists), state: chain });
+      } catch (error) {
+        if (!(error instanceof ProtocolError)) throw error;
+        turn.notice("group_change_refused", { change_id: writing.changeId, reason: error.name });
+        return record;
+      }
+      record = applied(record, turn, after, [decodeEntry(writing.entry)]);
+    }
+    turn.notice("group_written", { change_id: writing.changeId, seq: writing.seq });
+    return record;
+  }
+  if (event.status === 409 && codeOf(event) === "group_head_moved") {
+    if (writing.attempts >= MAX_WRITE_ATTEMPTS) return changeRefused(record, turn, writing.changeId, "head_moved");
+    turn.fetch = true;
+    return record.with({ writing: writing.with({ stage: "waiting", request: null, attempts: writing.attempts + 1 }) });
+  }
+  return changeRefused(record, turn, writing.changeId, codeOf(event));
+}
+
+/** @param {GroupRecord} record @param {Turn} turn @param {string} changeId @param {string} reason */
+function changeRefused(record, turn, changeId, reason) {
+  turn.notice("group_change_refused", { change_id: changeId, reason });
+  return record.with({ writing: null });
 }

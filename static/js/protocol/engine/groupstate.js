@@ -7,6 +7,7 @@ import { MalformedMessage } from "../exceptions.js";
 import { GroupState } from "../groups.js";
 import { ReceivingKey, SenderKey } from "../senderkeys.js";
 
+export const MAX_WRITE_ATTEMPTS = 3; // signings of one change: the first, and two after the head moved
 export const RECEIVING_CHAINS = 2; // per sending device: its current key and the one before it
 export const MAX_HELD = 100; // messages and distributions waiting; as many sends waiting for lists
 
@@ -67,13 +68,96 @@ export class WaitingSend {
   }
 }
 
+/**
+ * A change this device writes to the log: `stage` signing (the adapter signs `data`), posting
+ * (`entry` is out as `request`) or waiting (the head moved: signed again on the head the next
+ * fetch ends at).
+ */
+export class Writing {
+  /**
+   * @param {{changeId: string, kind: string, accounts: string[], name: string, actorKey: Uint8Array,
+   *          timestamp: number, stage: string, seq: number, data?: Uint8Array, entry?: Uint8Array,
+   *          request?: string | null, attempts?: number}} fields
+   */
+  constructor({
+    changeId,
+    kind,
+    accounts,
+    name,
+    actorKey,
+    timestamp,
+    stage,
+    seq,
+    data = new Uint8Array(0),
+    entry = new Uint8Array(0),
+    request = null,
+    attempts = 1,
+  }) {
+    this.changeId = changeId;
+    this.kind = kind; // create | add | remove | leave | promote | demote | rename
+    this.accounts = accounts;
+    this.name = name;
+    this.actorKey = actorKey;
+    this.timestamp = timestamp;
+    this.stage = stage;
+    this.seq = seq;
+    this.data = data; // the entry bytes to sign
+    this.entry = entry; // the wire entry
+    this.request = request;
+    this.attempts = attempts;
+  }
+
+  /** @param {Partial<ConstructorParameters<typeof Writing>[0]>} changes */
+  with(changes) {
+    return new Writing({ ...this, ...changes });
+  }
+
+  toJSON() {
+    return {
+      change_id: this.changeId,
+      kind: this.kind,
+      accounts: this.accounts,
+      name: this.name,
+      actor_key: b64uEncode(this.actorKey),
+      timestamp: this.timestamp,
+      stage: this.stage,
+      seq: this.seq,
+      data: b64uEncode(this.data),
+      entry: b64uEncode(this.entry),
+      request: this.request,
+      attempts: this.attempts,
+    };
+  }
+
+  /** @param {any} data */
+  static fromJSON(data) {
+    expect(isObject(data) && ["signing", "posting", "waiting"].includes(data.stage), "group record: bad stage");
+    expect(Array.isArray(data.accounts), "group record: expected an array of accounts");
+    return new Writing({
+      changeId: data.change_id,
+      kind: data.kind,
+      accounts: [...data.accounts],
+      name: data.name,
+      actorKey: b64uDecode(data.actor_key, { length: 32, what: "actor key" }),
+      timestamp: data.timestamp,
+      stage: data.stage,
+      seq: data.seq,
+      data: b64uDecode(data.data, { what: "entry bytes" }),
+      entry: b64uDecode(data.entry, { what: "group entry" }),
+      request: data.request ?? null,
+      attempts: Number(data.attempts),
+    });
+  }
+}
+
 export class GroupRecord {
   /**
    * @param {{accountId: string, deviceId: string, groupId: Uint8Array, chain?: GroupState | null,
    *          wanted?: number, conflict?: {seq: number, hash: Uint8Array} | null, withheld?: boolean,
    *          request?: string | null, nextRequest?: number, fetchAgain?: boolean,
    *          page?: Uint8Array[], pageMore?: boolean, sending?: SenderKey | null,
-   *          receiving?: Map<string, ReceivingKey[]>, held?: Held[], sends?: WaitingSend[]}} fields
+   *          receiving?: Map<string, ReceivingKey[]>, held?: Held[], sends?: WaitingSend[],
+   *          writing?: Writing | null}} fields
    */
   constructor({
     accountId,
@@ -92,6 +176,7 @@ export class GroupRecord {
     receiving = new Map(),
     held = [],
     sends = [],
+    writing = null,
   }) {
     this.accountId = accountId;
     this.deviceId = deviceId;
@@ -109,6 +194,7 @@ export class GroupRecord {
     this.receiving = receiving; // device id -> its sender's receiving chains, newest first
     this.held = held;
     this.sends = sends;
+    this.writing = writing;
   }
 
   /** @param {Partial<ConstructorParameters<typeof GroupRecord>[0]>} changes */
@@ -136,6 +222,7 @@ export class GroupRecord {
       ),
       held: this.held.map((h) => h.toJSON()),
       sends: this.sends.map((s) => s.toJSON()),
+      writing: this.writing === null ? null : this.writing.toJSON(),
     };
   }
 
@@ -173,6 +260,7 @@ export class GroupRecord {
       ),
       held: (data.held ?? []).map((/** @type {any} */ h) => Held.fromJSON(h)),
       sends: (data.sends ?? []).map((/** @type {any} */ s) => WaitingSend.fromJSON(s)),
+      writing: data.writing == null ? null : Writing.fromJSON(data.writing),
     });
   }
 }

@@ -21,6 +21,7 @@ export {
   GroupListsWanted,
   GroupNotice,
   GroupSend,
+  GroupSign,
   HttpRequest,
   MarkRead,
   Notice,
@@ -46,12 +47,14 @@ export {
   eventFromJSON,
   FrameReceived,
   GroupAnswered,
+  GroupChangeWanted,
   groupEventFromJSON,
   GroupFetchWanted,
   GroupKeyReceived,
   GroupListsKnown,
   GroupMessageReceived,
   GroupSendWanted,
+  GroupSigned,
   HttpAnswered,
   ListWanted,
   RetryAgain,
@@ -70,8 +73,8 @@ export {
   SyncMutated,
   SyncRotateWanted,
 } from "./events.js";
-export { GROUPS_PATH, handle as handleGroup } from "./group.js";
-export { GroupRecord, MAX_HELD, RECEIVING_CHAINS } from "./groupstate.js";
+export { GROUPS_PATH, handle as handleGroup, KINDS } from "./group.js";
+export { GroupRecord, MAX_HELD, MAX_WRITE_ATTEMPTS, RECEIVING_CHAINS } from "./groupstate.js";
 export { HISTORY_DAYS, HISTORY_FORMAT, historyBundle, historyRecords } from "./history.js";
 export { acceptList, deviceListPath, listChanges, parseListing } from "./lists.js";
 export { handle, OWN_DEVICES_ONLY } from "./machine.js";
