@@ -19,7 +19,15 @@ from django.conf import settings
 
 from devices import events, presence
 from messaging import delivery
-from messaging.schemas import SendRequest, optional_id, parse_ack, parse_frame, parse_send
+from messaging.schemas import (
+    GroupSendRequest,
+    SendRequest,
+    optional_id,
+    parse_ack,
+    parse_frame,
+    parse_group_send,
+    parse_send,
+)
 from messaging.window import DeliveryWindow
 from protocol import frames
 from web import drain
@@ -314,7 +322,12 @@ class DeviceConsumer(SocketConsumer):
         await self.send_json(frame(frames.PONG, id=ping_id))
 
     async def _on_send(self, body: dict[str, Any]) -> None:
-        send = parse_send(body)
+        await self._send(parse_send(body))
+
+    async def _on_group_send(self, body: dict[str, Any]) -> None:
+        await self._send(parse_group_send(body))
+
+    async def _send(self, send: SendRequest | GroupSendRequest) -> None:
         # The commit is awaited in a task, so one socket can pipeline many sends into the
         # same group commit; `accepted` still goes out only after its rows are committed.
         if len(self.sending) >= self.MAX_PENDING_SENDS:
@@ -333,7 +346,7 @@ class DeviceConsumer(SocketConsumer):
         self.sending.add(task)
         task.add_done_callback(self.sending.discard)
 
-    async def _accept(self, send: SendRequest) -> None:
+    async def _accept(self, send: SendRequest | GroupSendRequest) -> None:
         try:
             await delivery.accept(device_id=self.device_id, send=send)
         except AppError as error:
@@ -360,6 +373,7 @@ class DeviceConsumer(SocketConsumer):
     FRAME_HANDLERS = {
         frames.PING: _on_ping,
         frames.SEND: _on_send,
+        frames.GROUP_SEND: _on_group_send,
         frames.ACK: _on_ack,
         frames.FETCH: _on_fetch,
     }

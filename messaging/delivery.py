@@ -20,7 +20,7 @@ from django.conf import settings
 
 from devices import events, presence
 from messaging import queue_db, selectors, services
-from messaging.schemas import SendRequest
+from messaging.schemas import GroupSendRequest, SendRequest
 from web.errors import AppError
 
 logger = logging.getLogger(__name__)
@@ -116,7 +116,7 @@ def _writer() -> _Writer:
     return writer
 
 
-async def accept(*, device_id: str, send: SendRequest) -> list[str]:
+async def accept(*, device_id: str, send: SendRequest | GroupSendRequest) -> list[str]:
     """Store `send` durably (with whatever else is waiting); return its target device ids."""
     writer = _writer()
     future = asyncio.get_running_loop().create_future()

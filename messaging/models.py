@@ -9,15 +9,28 @@ from django.db import models
 from devices.models import Device
 
 
+class GroupMessage(models.Model):
+    """A group message stored once for every device it goes to (docs/protocol.md 25.9): the
+    queue rows of its targets point at it; deleted with the last of them."""
+
+    ciphertext = models.BinaryField(max_length=70000)
+    created_at = models.DateTimeField(db_index=True)
+
+
 class QueuedEnvelope(models.Model):
     """One ciphertext waiting for one device; deleted when that device acknowledges it.
-    The primary key is the device's queue position (`seq` on the wire)."""
+    The primary key is the device's queue position (`seq` on the wire). A row of a group
+    send points at its GroupMessage, and holds a ciphertext only when a pairwise
+    distribution rode along for this device."""
 
     device = models.ForeignKey(Device, on_delete=models.CASCADE, related_name="queue")
     envelope_id = models.CharField(max_length=64)
     sender = models.CharField(max_length=32)
     sender_device_id = models.CharField(max_length=32)
-    ciphertext = models.BinaryField(max_length=70000)
+    ciphertext = models.BinaryField(max_length=70000, null=True)
+    group_message = models.ForeignKey(
+        GroupMessage, on_delete=models.CASCADE, null=True, related_name="rows"
+    )
     created_at = models.DateTimeField(db_index=True)
 
     class Meta:

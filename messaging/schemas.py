@@ -127,6 +127,94 @@ def parse_send(body: dict[str, Any]) -> SendRequest:
     )
 
 
+MAX_GROUP_TARGETS = 256 * 5  # every device of a group of 256 but the sender's
+
+
+@dataclass(frozen=True)
+class GroupSendRequest:
+    """A group send (docs/protocol.md 25.9): the message once, its target devices and the
+    pairwise distributions (device id -> ciphertext) that ride along."""
+
+    envelope_id: str
+    group_id: bytes
+    message: bytes
+    targets: tuple[str, ...]
+    keys: dict[str, bytes]
+    sender: str  # the message's own sender and device, checked against the socket's
+    sender_device: str
+
+
+def _ciphertext(text: Any, field: str, what: str) -> bytes:
+    if not isinstance(text, str) or len(text) > MAX_CIPHERTEXT_BYTES * 4 // 3 + 4:
+        raise BadFrame(
+            f"{what} is larger than {MAX_CIPHERTEXT_BYTES} bytes.",
+            code="too_large",
+            data={"field": field},
+        )
+    try:
+        data = b64u_decode(text, what=what)
+    except ProtocolError as error:
+        raise BadFrame(str(error), data={"field": field}) from None
+    if not data or len(data) > MAX_CIPHERTEXT_BYTES:
+        raise BadFrame(
+            f"{what} must be 1 to {MAX_CIPHERTEXT_BYTES} bytes.",
+            code="too_large",
+            data={"field": field},
+        )
+    return data
+
+
+def _device_id(value: Any, field: str) -> str:
+    if not isinstance(value, str) or not 1 <= len(value) <= DEVICE_ID_MAX:
+        raise BadFrame(
+            f"'{field}' has a device id that is not 1 to {DEVICE_ID_MAX} characters.",
+            data={"field": field},
+        )
+    return value
+
+
+def parse_group_send(body: dict[str, Any]) -> GroupSendRequest:
+    from protocol.senderkeys import decode_group_message
+
+    envelope_id = _string(body, "id", MAX_ID_LENGTH)
+    try:
+        group_id = b64u_decode(body.get("group_id"), length=16, what="group id")
+    except ProtocolError as error:
+        raise BadFrame(str(error), data={"field": "group_id"}) from None
+    message = _ciphertext(body.get("message"), "message", "The group message")
+    targets = body.get("targets")
+    if not isinstance(targets, list) or not 1 <= len(targets) <= MAX_GROUP_TARGETS:
+        raise BadFrame(
+            f"'targets' must list 1 to {MAX_GROUP_TARGETS} device ids.", data={"field": "targets"}
+        )
+    devices = tuple(_device_id(t, "targets") for t in targets)
+    if len(set(devices)) != len(devices):
+        raise BadFrame("'targets' names a device twice.", data={"field": "targets"})
+    keys = body.get("keys", {})
+    if not isinstance(keys, dict) or len(keys) > MAX_GROUP_TARGETS:
+        raise BadFrame("'keys' must map device ids to ciphertexts.", data={"field": "keys"})
+    listed = set(devices)
+    decoded = {}
+    for device_id, text in keys.items():
+        if device_id not in listed:
+            raise BadFrame(
+                f"'keys' names {device_id!r}, which is not among the targets.",
+                data={"field": "keys"},
+            )
+        decoded[device_id] = _ciphertext(text, "keys", f"The distribution for {device_id!r}")
+    try:
+        header = decode_group_message(message)
+    except ProtocolError as error:
+        raise BadFrame(
+            f"'message' is not a group message: {error}", data={"field": "message"}
+        ) from None
+    if header.group_id != group_id:
+        raise BadFrame("'message' is a message of another group.", data={"field": "message"})
+    return GroupSendRequest(
+        envelope_id, group_id, message, devices, decoded, header.sender, header.device
+    )
+
+
 def parse_ack(body: dict[str, Any]) -> list[int]:
     seqs = body.get("seqs")
     if not isinstance(seqs, list) or not 1 <= len(seqs) <= MAX_ACKS:

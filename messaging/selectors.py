@@ -28,18 +28,23 @@ class Delivery:
     envelope_id: str
     sender: str
     sender_device: str
-    ciphertext: bytes
+    ciphertext: bytes | None  # None: a group message with no distribution for this device
     sent_at: datetime
+    group: bytes | None = None  # the group message of a group send (docs/protocol.md 25.9)
 
     def to_frame(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "seq": self.seq,
             "id": self.envelope_id,
             "sender": self.sender,
             "sender_device": self.sender_device,
-            "ciphertext": b64u_encode(self.ciphertext),
             "sent_at": int(self.sent_at.timestamp() * 1000),
         }
+        if self.ciphertext is not None:
+            out["ciphertext"] = b64u_encode(self.ciphertext)
+        if self.group is not None:
+            out["group"] = b64u_encode(self.group)
+        return out
 
 
 # The three queue reads below run on a cursor messaging/queue_db.py hands in.
@@ -66,8 +71,10 @@ def devices_with_waiting_envelopes(
 def queue_batch(cursor, *, device_id: str, after_seq: int, limit: int) -> list[Delivery]:
     """The device's next envelopes after `after_seq`, in queue order."""
     cursor.execute(
-        "SELECT id, envelope_id, sender, sender_device_id, ciphertext, created_at FROM messaging_queuedenvelope"
-        " WHERE device_id = %s AND id > %s ORDER BY id LIMIT %s",
+        "SELECT q.id, q.envelope_id, q.sender, q.sender_device_id, q.ciphertext, q.created_at,"
+        " g.ciphertext FROM messaging_queuedenvelope q"
+        " LEFT JOIN messaging_groupmessage g ON g.id = q.group_message_id"
+        " WHERE q.device_id = %s AND q.id > %s ORDER BY q.id LIMIT %s",
         [device_id, after_seq, limit],
     )
     return [
@@ -76,8 +83,9 @@ def queue_batch(cursor, *, device_id: str, after_seq: int, limit: int) -> list[D
             envelope_id=r[1],
             sender=r[2],
             sender_device=r[3],
-            ciphertext=bytes(r[4]),
+            ciphertext=None if r[4] is None else bytes(r[4]),
             sent_at=_as_datetime(r[5]),
+            group=None if r[6] is None else bytes(r[6]),
         )
         for r in cursor.fetchall()
     ]

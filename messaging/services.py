@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import User
@@ -21,17 +22,22 @@ from devices import events
 from devices.models import Device, DeviceSocket
 from messaging import queue_db
 from messaging.models import (
+    GroupMessage,
     HistoryBlob,
     QueuedEnvelope,
     SentEnvelope,
     StateEntry,
 )
-from messaging.schemas import STATE_MAX_PATCHES, SendRequest
+from messaging.schemas import STATE_MAX_PATCHES, GroupSendRequest, SendRequest
 from messaging.selectors import (
     Delivery,
+    group_key,
+    group_not_found,
+    group_state_load,
     state_head,
 )
-from web.errors import AppError, Forbidden, NotFound
+from protocol.groups import GroupState
+from web.errors import AppError, BadFrame, Forbidden, NotFound
 
 ENVELOPE_TTL = timedelta(days=30)
 
@@ -71,7 +77,7 @@ def target_check(
 @dataclass(frozen=True)
 class SendItem:
     sender_device_id: str
-    send: SendRequest
+    send: SendRequest | GroupSendRequest
 
 
 # The queue's hot path is plain SQL: the ORM's query building cost more than the queries
@@ -87,12 +93,23 @@ _DEVICES_OF_ACCOUNTS = """
        OR d.user_id IN (SELECT user_id FROM devices_device WHERE id IN ({senders}))
 """
 _INSERT = """
-    INSERT INTO messaging_queuedenvelope (device_id, envelope_id, sender, sender_device_id, ciphertext, created_at)
+    INSERT INTO messaging_queuedenvelope
+        (device_id, envelope_id, sender, sender_device_id, ciphertext, created_at, group_message_id)
     VALUES {values}
     ON CONFLICT (device_id, sender_device_id, envelope_id) DO NOTHING
     RETURNING id, device_id, sender_device_id, envelope_id
 """
-_CHUNK = 500  # rows (or names) per statement: 6 parameters each, far below SQLite's limit
+_CHUNK = 500  # rows (or names) per statement: 7 parameters each, far below SQLite's limit
+_INSERT_GROUP_MESSAGE = """
+    INSERT INTO messaging_groupmessage (ciphertext, created_at) VALUES (%s, %s) RETURNING id
+"""
+_GROUP_STATES = "SELECT id, state FROM messaging_group WHERE id IN ({marks})"
+# The rows an ack deletes, and then the group messages whose last row that was (25.9).
+_ACK = "DELETE FROM messaging_queuedenvelope WHERE device_id = %s AND id IN ({marks}) RETURNING group_message_id"
+_ORPHANS = """
+    DELETE FROM messaging_groupmessage WHERE id IN ({marks})
+    AND NOT EXISTS (SELECT 1 FROM messaging_queuedenvelope q WHERE q.group_message_id = messaging_groupmessage.id)
+"""
 _REMEMBER = """
     INSERT INTO messaging_sentenvelope (sender_device_id, envelope_id, accepted_at)
     VALUES {values}
@@ -128,14 +145,17 @@ def _remember(cursor, keys: list[tuple[str, str]], moment: datetime) -> set[tupl
     return fresh
 
 
-def _insert(cursor, rows: list[tuple], moment: datetime) -> list[tuple[str, Delivery]]:
+def _insert(
+    cursor, rows: list[tuple], moment: datetime, group_messages: dict[int, bytes]
+) -> list[tuple[str, Delivery]]:
     """Insert queue rows (a resent envelope inserts nothing); return (device id, delivery)
-    for each row actually inserted, with its queue position."""
+    for each row actually inserted, with its queue position. `group_messages`: the
+    ciphertexts of the group messages rows point at, by id."""
     by_key = {(r[0], r[3], r[1]): r for r in rows}
     inserted = []
     for chunk in _chunks(rows):
         cursor.execute(
-            _INSERT.format(values=", ".join(["(%s, %s, %s, %s, %s, %s)"] * len(chunk))),
+            _INSERT.format(values=", ".join(["(%s, %s, %s, %s, %s, %s, %s)"] * len(chunk))),
             [v for r in chunk for v in r],
         )
         for seq, device_id, sender_device_id, envelope_id in cursor.fetchall():
@@ -150,6 +170,7 @@ def _insert(cursor, rows: list[tuple], moment: datetime) -> list[tuple[str, Deli
                         sender_device=sender_device_id,
                         ciphertext=row[4],
                         sent_at=moment,
+                        group=None if row[6] is None else group_messages[row[6]],
                     ),
                 )
             )
@@ -167,11 +188,24 @@ class _Accounts:
     username_of_user: dict[int, str]
 
     @classmethod
-    def read(cls, cursor, items: list[SendItem]) -> _Accounts:
+    def read(cls, cursor, items: list[SendItem], groups: dict[bytes, GroupState]) -> _Accounts:
+        """`groups`: the stored state of each group sent to, whose members are read."""
         found = cls({}, {}, {}, {})
         for chunk in _chunks(items):
-            names = sorted({i.send.recipient for i in chunk})
+            names = sorted(
+                {
+                    name
+                    for i in chunk
+                    for name in (
+                        [i.send.recipient]
+                        if isinstance(i.send, SendRequest)
+                        else getattr(groups.get(i.send.group_id), "members", ())
+                    )
+                }
+            )
             senders = sorted({i.sender_device_id for i in chunk})
+            if not names:
+                names = [""]  # no account is named "": IN () is not SQL
             cursor.execute(
                 _DEVICES_OF_ACCOUNTS.format(names=_marks(len(names)), senders=_marks(len(senders))),
                 [*names, *senders],
@@ -196,10 +230,84 @@ class _Accounts:
             raise Forbidden("This device was logged out.", code="device_revoked")
         return devices, self.username_of_user[sender]
 
+    def group_devices(
+        self, item: SendItem, state: GroupState | None
+    ) -> tuple[dict[str, bool], str]:
+        """Every device of every member's account (id: whether active), and the sender's
+        username; Forbidden for a logged-out sender, NotFound unless it is a member."""
+        sender = self.user_of_device.get(item.sender_device_id)
+        if sender is None or not self.devices_of_user[sender].get(item.sender_device_id):
+            raise Forbidden("This device was logged out.", code="device_revoked")
+        username = self.username_of_user[sender]
+        if state is None or username not in state.members:
+            raise group_not_found()
+        devices: dict[str, bool] = {}
+        for member in state.members:
+            user = self.active_user_named.get(member)
+            if user is not None:
+                devices.update(self.devices_of_user[user])
+        return devices, username
+
+
+def _group_states(cursor, items: list[SendItem]) -> dict[bytes, GroupState]:
+    """The stored state of every group these items send to, by group id."""
+    wanted = {
+        group_key(i.send.group_id): i.send.group_id
+        for i in items
+        if isinstance(i.send, GroupSendRequest)
+    }
+    found: dict[bytes, GroupState] = {}
+    keys = sorted(wanted)
+    for chunk in _chunks(keys):
+        cursor.execute(_GROUP_STATES.format(marks=_marks(len(chunk))), chunk)
+        for key, state in cursor.fetchall():
+            found[wanted[key]] = group_state_load(state)
+    return found
+
+
+def _check_group_send(
+    cursor,
+    item: SendItem,
+    accounts: _Accounts,
+    groups: dict[bytes, GroupState],
+    group_messages: dict[int, bytes],
+    *,
+    moment: datetime,
+) -> list[tuple]:
+    """Validate one group send (docs/protocol.md 25.9); store its message once and return
+    one queue row per target that points at it."""
+    send = item.send
+    assert isinstance(send, GroupSendRequest)
+    devices, username = accounts.group_devices(item, groups.get(send.group_id))
+    if (send.sender, send.sender_device) != (username, item.sender_device_id):
+        raise BadFrame(
+            "'message' names another sender than this device.", data={"field": "message"}
+        )
+    target_check(sender_device_id=item.sender_device_id, devices=devices, targets=set(send.targets))
+    if _queue_full(cursor, list(send.targets), moment=moment):
+        raise QueueFull("A recipient device has too many undelivered messages; try again later.")
+    created = queue_db.datetime_param(moment)
+    cursor.execute(_INSERT_GROUP_MESSAGE, [send.message, created])
+    [(message_id,)] = cursor.fetchall()
+    group_messages[message_id] = send.message
+    return [
+        (
+            device_id,
+            send.envelope_id,
+            username,
+            item.sender_device_id,
+            send.keys.get(device_id),
+            created,
+            message_id,
+        )
+        for device_id in send.targets
+    ]
+
 
 def _check_send(cursor, item: SendItem, accounts: _Accounts, *, moment: datetime) -> list[tuple]:
     """Validate one send against the current device lists; return its queue rows."""
     send = item.send
+    assert isinstance(send, SendRequest)
     devices, sender_username = accounts.devices(item)
     target_check(
         sender_device_id=item.sender_device_id,
@@ -211,7 +319,15 @@ def _check_send(cursor, item: SendItem, accounts: _Accounts, *, moment: datetime
         raise QueueFull("A recipient device has too many undelivered messages; try again later.")
     created = queue_db.datetime_param(moment)
     return [
-        (device_id, send.envelope_id, sender_username, item.sender_device_id, ciphertext, created)
+        (
+            device_id,
+            send.envelope_id,
+            sender_username,
+            item.sender_device_id,
+            ciphertext,
+            created,
+            None,
+        )
         for device_id, ciphertext in send.targets.items()
     ]
 
@@ -262,7 +378,9 @@ def envelopes_commit(
     keys = list(dict.fromkeys((i.sender_device_id, i.send.envelope_id) for i in sends))
     fresh = _remember(cursor, keys, moment) if keys else set()
     new = [i for i in sends if (i.sender_device_id, i.send.envelope_id) in fresh]
-    accounts = _Accounts.read(cursor, new) if new else None
+    groups = _group_states(cursor, new) if new else {}
+    accounts = _Accounts.read(cursor, new, groups) if new else None
+    group_messages: dict[int, bytes] = {}
     refused: dict[tuple[str, str], AppError] = {}
     for item in sends:
         key = (item.sender_device_id, item.send.envelope_id)
@@ -275,7 +393,12 @@ def envelopes_commit(
         fresh.discard(key)
         try:
             assert accounts is not None
-            rows += _check_send(cursor, item, accounts, moment=moment)
+            if isinstance(item.send, GroupSendRequest):
+                rows += _check_group_send(
+                    cursor, item, accounts, groups, group_messages, moment=moment
+                )
+            else:
+                rows += _check_send(cursor, item, accounts, moment=moment)
             results.append(sorted(item.send.targets))
         except AppError as error:
             results.append(error)
@@ -285,17 +408,24 @@ def envelopes_commit(
             "DELETE FROM messaging_sentenvelope WHERE sender_device_id = %s AND envelope_id = %s",
             list(refused),
         )
-    inserted = _insert(cursor, rows, moment) if rows else []
-    acked = [(device_id, seq) for device_id, seqs in acks for seq in seqs]
-    if acked:
-        cursor.executemany(
-            "DELETE FROM messaging_queuedenvelope WHERE device_id = %s AND id = %s", acked
-        )
+    inserted = _insert(cursor, rows, moment, group_messages) if rows else []
+    _delete_acked(cursor, acks)
     return Committed(
         results=results,
         inserted=inserted,
         elsewhere=_sockets_elsewhere(cursor, {d for d, _ in inserted}, process_id),
     )
+
+
+def _delete_acked(cursor, acks: list[tuple[str, list[int]]]) -> None:
+    """Delete each device's acknowledged rows, and a group message with its last row."""
+    emptied: set[int] = set()
+    for device_id, seqs in acks:
+        for chunk in _chunks(sorted(set(seqs))):
+            cursor.execute(_ACK.format(marks=_marks(len(chunk))), [device_id, *chunk])
+            emptied.update(row[0] for row in cursor.fetchall() if row[0] is not None)
+    for chunk in _chunks(sorted(emptied)):
+        cursor.execute(_ORPHANS.format(marks=_marks(len(chunk))), chunk)
 
 
 def _sockets_elsewhere(cursor, device_ids: set[str], process_id: str) -> set[str]:
@@ -324,6 +454,8 @@ def queue_expire(*, now: datetime | None = None) -> int:
     (a resend after that would be stored again; no client resends that late)."""
     cutoff = _now(now) - ENVELOPE_TTL
     deleted, _ = QueuedEnvelope.objects.filter(created_at__lt=cutoff).delete()
+    # with their rows: the old ones, and those whose last row a logout dropped
+    GroupMessage.objects.filter(Q(created_at__lt=cutoff) | Q(rows__isnull=True)).delete()
     blobs, _ = HistoryBlob.objects.filter(created_at__lt=cutoff).delete()
     SentEnvelope.objects.filter(accepted_at__lt=cutoff).delete()
     return deleted + blobs

@@ -9,6 +9,7 @@ PROTOCOL_VERSION = 1  # the `v` of every frame, both ways
 # Client to server (`ping` also on /ws/status/).
 PING = "ping"
 SEND = "send"
+GROUP_SEND = "group_send"
 ACK = "ack"
 FETCH = "fetch"
 

@@ -52,6 +52,7 @@ def test_the_device_socket_takes_exactly_the_client_frames():
     assert set(DeviceConsumer.FRAME_HANDLERS) == {
         frames.PING,
         frames.SEND,
+        frames.GROUP_SEND,
         frames.ACK,
         frames.FETCH,
     }

@@ -8,6 +8,7 @@ export const PROTOCOL_VERSION = 1;
 // Client to server (`ping` also on /ws/status/).
 export const PING = "ping";
 export const SEND = "send";
+export const GROUP_SEND = "group_send";
 export const ACK = "ack";
 export const FETCH = "fetch";
 
