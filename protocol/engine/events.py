@@ -691,6 +691,27 @@ class GroupSigned:
         }
 
 
+@dataclass(frozen=True)
+class GroupSendAnswered:
+    """The server's answer to a `group_send`: `accepted {id}` or `error` with `ref`; after
+    `mismatched_devices` the adapter passes the members' lists fetched and verified again."""
+
+    kind: ClassVar[str] = "group_send_answered"
+    frame: Mapping[str, Any]
+    lists: Lists
+    now: int
+    seed: bytes
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "type": self.kind,
+            "frame": dict(self.frame),
+            "lists": lists_to_dict(self.lists),
+            "now": self.now,
+            "seed": b64u_encode(self.seed),
+        }
+
+
 GroupEvent = (
     GroupFetchWanted
     | GroupAnswered
@@ -700,6 +721,7 @@ GroupEvent = (
     | GroupSendWanted
     | GroupChangeWanted
     | GroupSigned
+    | GroupSendAnswered
 )
 
 
@@ -731,6 +753,8 @@ def group_event_from_dict(data: Mapping[str, Any]) -> GroupEvent:
     seed = b64u_decode(data["seed"], length=32, what="group seed")
     if kind == GroupListsKnown.kind:
         return GroupListsKnown(lists, now, seed)
+    if kind == GroupSendAnswered.kind:
+        return GroupSendAnswered(data["frame"], lists, now, seed)
     if kind == GroupSendWanted.kind:
         plaintext = b64u_decode(data["plaintext"], what="group plaintext")
         return GroupSendWanted(data["send_id"], plaintext, lists, now, seed)

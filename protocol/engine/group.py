@@ -31,6 +31,7 @@ from protocol.engine.events import (
     GroupKeyReceived,
     GroupListsKnown,
     GroupMessageReceived,
+    GroupSendAnswered,
     GroupSendWanted,
     GroupSigned,
 )
@@ -41,9 +42,11 @@ from protocol.engine.groupstate import (
     GroupRecord,
     Held,
     Lists,
+    Outgoing,
     WaitingSend,
     Writing,
 )
+from protocol.engine.sending import MAX_MISMATCH_RETRIES
 from protocol.exceptions import GroupChainForked, MalformedMessage, ProtocolError
 from protocol.groups import (
     ZERO_HASH,
@@ -112,6 +115,8 @@ def handle(record: GroupRecord, event: GroupEvent) -> Result:
         record = _change_wanted(record, turn, event)
     elif isinstance(event, GroupSigned):
         record = _signed(record, turn, event)
+    elif isinstance(event, GroupSendAnswered):
+        record = _send_answered(record, turn, event)
     else:
         raise TypeError(f"not a group event: {event!r}")
     effects = turn.effects
@@ -370,7 +375,13 @@ def _resume(record: GroupRecord, turn: _Turn, lists: Lists) -> GroupRecord:
 
 
 def _send(
-    record: GroupRecord, turn: _Turn, send_id: str, plaintext: bytes, lists: Lists, rng: Rng
+    record: GroupRecord,
+    turn: _Turn,
+    send_id: str,
+    plaintext: bytes,
+    lists: Lists,
+    rng: Rng,
+    attempt: int = 1,
 ) -> GroupRecord:
     chain, account = record.chain, record.account_id
     reason = None
@@ -421,7 +432,33 @@ def _send(
             plan.rotated,
         )
     )
-    return replace(record, sending=after)
+    out = Outgoing(send_id, plaintext, frozenset(wanted), attempt)
+    outgoing = (*record.outgoing, out)[-MAX_HELD:]
+    return replace(record, sending=after, outgoing=outgoing)
+
+
+def _send_answered(record: GroupRecord, turn: _Turn, event: GroupSendAnswered) -> GroupRecord:
+    """`accepted`: done. `mismatched_devices`: the devices the send was the first to give
+    the key get it again, and the same plaintext is planned again on the lists passed, at
+    most MAX_MISMATCH_RETRIES times. Another refusal is told."""
+    frame = event.frame
+    ref = frame.get("id") if frame.get("type") == "accepted" else frame.get("ref")
+    out = next((o for o in record.outgoing if o.send_id == ref), None)
+    if out is None:
+        return record  # an answer to nothing this machine sent: ignored
+    record = replace(record, outgoing=tuple(o for o in record.outgoing if o is not out))
+    if frame.get("type") == "accepted":
+        return record
+    code = frame.get("code")
+    reason = code if isinstance(code, str) else "refused"
+    if reason != "mismatched_devices" or out.attempt > MAX_MISMATCH_RETRIES:
+        turn.notice("group_send_refused", send_id=out.send_id, reason=reason)
+        return record
+    if record.sending is not None:
+        taken_back = record.sending.distributed - out.distributed
+        record = replace(record, sending=replace(record.sending, distributed=taken_back))
+    rng = TestRng(event.seed)
+    return _send(record, turn, out.send_id, out.plaintext, event.lists, rng, out.attempt + 1)
 
 
 # ---------------------------------------------------------------- writing the log

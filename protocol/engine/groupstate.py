@@ -65,6 +65,34 @@ class WaitingSend:
 
 
 @dataclass(frozen=True)
+class Outgoing:
+    """A group send out to the server: what to plan again after `mismatched_devices`, and
+    the devices (identity keys) it was the first to give the key (taken back then)."""
+
+    send_id: str
+    plaintext: bytes
+    distributed: frozenset[bytes]
+    attempt: int = 1
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "send_id": self.send_id,
+            "plaintext": b64u_encode(self.plaintext),
+            "distributed": [b64u_encode(k) for k in sorted(self.distributed)],
+            "attempt": self.attempt,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Outgoing:
+        return cls(
+            data["send_id"],
+            b64u_decode(data["plaintext"], what="outgoing send"),
+            frozenset(b64u_decode(k, length=32, what="identity key") for k in data["distributed"]),
+            int(data["attempt"]),
+        )
+
+
+@dataclass(frozen=True)
 class Writing:
     """A change this device writes to the log: `stage` signing (the adapter signs `data`),
     posting (`entry` is out as `request`) or waiting (the head moved: signed again on the
@@ -140,6 +168,7 @@ class GroupRecord:
     held: tuple[Held, ...] = ()
     sends: tuple[WaitingSend, ...] = ()
     writing: Writing | None = None
+    outgoing: tuple[Outgoing, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -164,6 +193,7 @@ class GroupRecord:
             "held": [h.to_dict() for h in self.held],
             "sends": [s.to_dict() for s in self.sends],
             "writing": None if self.writing is None else self.writing.to_dict(),
+            "outgoing": [o.to_dict() for o in self.outgoing],
         }
 
     @classmethod
@@ -197,6 +227,7 @@ class GroupRecord:
                 held=tuple(Held.from_dict(h) for h in data.get("held") or ()),
                 sends=tuple(WaitingSend.from_dict(s) for s in data.get("sends") or ()),
                 writing=None if data.get("writing") is None else Writing.from_dict(data["writing"]),
+                outgoing=tuple(Outgoing.from_dict(o) for o in data.get("outgoing") or ()),
             )
         except (KeyError, TypeError, AttributeError) as exc:
             raise MalformedMessage(f"group record: expected the fields of 25.8 ({exc})") from exc

@@ -10,6 +10,7 @@ engine.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from protocol import primitives
@@ -287,6 +288,12 @@ class Sender:
     def __init__(self, device: str) -> None:
         self.device = device
         self.key: SenderKey | None = None
+        self.last: frozenset[bytes] = frozenset()
+
+    def take_back(self, given: frozenset[bytes]) -> None:
+        """The server refused the send that gave these devices the key."""
+        assert self.key is not None
+        self.key = replace(self.key, distributed=self.key.distributed - given)
 
     def send(
         self,
@@ -311,6 +318,7 @@ class Sender:
             plan.key, plaintext, head_seq=chain.seq, head_hash=chain.head, rng=rng
         )
         wanted = set(plan.distribute_to)
+        self.last = frozenset(wanted)
         return {
             "type": "group_send",
             "send_id": send_id,
@@ -930,7 +938,95 @@ def group_change_head_moved() -> dict[str, Any]:
     )
 
 
+def send_answered(
+    frame: dict[str, Any], known: dict[str, Any], now: int, name: str
+) -> dict[str, Any]:
+    return {
+        "type": "group_send_answered",
+        "frame": frame,
+        "lists": known,
+        "now": now,
+        "seed": b64(seed(f"scenario group event {name}")),
+    }
+
+
+def mismatched(ref: str, missing: list[str] = (), extra: list[str] = ()) -> dict[str, Any]:
+    return {
+        "type": "error",
+        "v": 1,
+        "code": "mismatched_devices",
+        "ref": ref,
+        "message": "refresh the device lists",
+        "data": {"missing": list(missing), "extra": list(extra), "stale": []},
+    }
+
+
+def group_send_mismatched() -> dict[str, Any]:
+    log = main_log()
+    chain = log.states[1]
+    before = lists("alice", "bob", "carol", drop=("bob-laptop",))
+    after = lists("alice", "bob", "carol")
+    me = Sender("alice-laptop")
+    first = me.send("s1", text("hello"), before, chain)
+    given = me.last
+    me.take_back(given)
+    again = me.send("s1", text("hello"), after, chain, rng_name="s1 again")
+    second = me.send("s2", text("second"), after, chain)
+    third = me.send("s3", text("third"), after, chain)
+    replans = []
+    for n in range(3):
+        me.take_back(me.last)
+        replans.append(me.send("s3", text("third"), after, chain, rng_name=f"s3 again {n}"))
+    accepted = {"type": "accepted", "v": 1, "id": "s1"}
+    full = {
+        "type": "error",
+        "v": 1,
+        "code": "recipient_queue_full",
+        "ref": "s2",
+        "message": "later",
+    }
+    return group_scenario(
+        "Bob linked a laptop that alice's laptop did not know of: the server refuses the group send (mismatched_devices), the adapter fetches and verifies the lists again, and the machine plans the same text again: the key goes to every device once more (the refused send gave it to nobody), the laptop included. Another refusal is told; after three re-plans the send is given up.",
+        record(log, 1),
+        [
+            (
+                "the first send, without bob's laptop",
+                send_wanted("s1", text("hello"), before, T1),
+                [first],
+            ),
+            (
+                "missing bob's laptop: planned again on the lists verified again",
+                send_answered(mismatched("s1", missing=["bob-laptop"]), after, T1, "s1 again"),
+                [again],
+            ),
+            ("accepted", send_answered(accepted, after, T1, "accepted"), []),
+            ("accepted again: nothing out", send_answered(accepted, after, T1, "accepted"), []),
+            ("the next send", send_wanted("s2", text("second"), after, T2), [second]),
+            (
+                "refused for another reason: told",
+                send_answered(full, after, T2, "full"),
+                [notice("group_send_refused", send_id="s2", reason="recipient_queue_full")],
+            ),
+            ("a third send", send_wanted("s3", text("third"), after, T3), [third]),
+            *[
+                (
+                    f"mismatched again: re-plan {n + 1}",
+                    send_answered(mismatched("s3", extra=["gone"]), after, T3, f"s3 again {n}"),
+                    [replans[n]],
+                )
+                for n in range(3)
+            ],
+            (
+                "and a fourth time: given up",
+                send_answered(mismatched("s3", extra=["gone"]), after, T3, "s3 given up"),
+                [notice("group_send_refused", send_id="s3", reason="mismatched_devices")],
+            ),
+        ],
+    )
+
+
 SCENARIOS = {
+    "group_send_mismatched.json": group_send_mismatched,
     "group_created.json": group_created,
     "group_change_head_moved.json": group_change_head_moved,
     "group_log_read.json": group_log_read,

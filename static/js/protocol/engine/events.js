@@ -673,7 +673,31 @@ export class GroupSigned {
   }
 }
 
-/** @typedef {GroupFetchWanted | GroupAnswered | GroupListsKnown | GroupKeyReceived | GroupMessageReceived | GroupSendWanted | GroupChangeWanted | GroupSigned} GroupEvent */
+/**
+ * The server's answer to a `group_send`: `accepted {id}` or `error` with `ref`; after
+ * `mismatched_devices` the adapter passes the members' lists fetched and verified again.
+ */
+export class GroupSendAnswered {
+  static kind = "group_send_answered";
+  /** @param {Record<string, any>} frame @param {Lists} lists @param {number} now @param {Uint8Array} seed */
+  constructor(frame, lists, now, seed) {
+    this.frame = frame;
+    this.lists = lists;
+    this.now = now;
+    this.seed = seed;
+  }
+  toJSON() {
+    return {
+      type: GroupSendAnswered.kind,
+      frame: this.frame,
+      lists: listsToJSON(this.lists),
+      now: this.now,
+      seed: b64uEncode(this.seed),
+    };
+  }
+}
+
+/** @typedef {GroupFetchWanted | GroupAnswered | GroupListsKnown | GroupKeyReceived | GroupMessageReceived | GroupSendWanted | GroupChangeWanted | GroupSigned | GroupSendAnswered} GroupEvent */
 
 /**
  * The group machine's event a scenario file spells out (the JSON form of `toJSON`).
@@ -698,6 +722,7 @@ export function groupEventFromJSON(data) {
   }
   const seed = b64uDecode(data.seed, { length: 32, what: "group seed" });
   if (kind === GroupListsKnown.kind) return new GroupListsKnown(lists, now, seed);
+  if (kind === GroupSendAnswered.kind) return new GroupSendAnswered(data.frame, lists, now, seed);
   if (kind === GroupSendWanted.kind) {
     return new GroupSendWanted(data.send_id, b64uDecode(data.plaintext, { what: "group plaintext" }), lists, now, seed);
   }

@@ -29,6 +29,7 @@ import {
   newSenderKey,
   prepareSend,
   receivingKey,
+  SenderKey,
 } from "../senderkeys.js";
 import { GroupContent, GroupListsWanted, GroupNotice, GroupSend, GroupSign, HttpRequest } from "./effects.js";
 import {
@@ -38,10 +39,12 @@ import {
   GroupKeyReceived,
   GroupListsKnown,
   GroupMessageReceived,
+  GroupSendAnswered,
   GroupSendWanted,
   GroupSigned,
 } from "./events.js";
-import { Held, MAX_HELD, MAX_WRITE_ATTEMPTS, RECEIVING_CHAINS, WaitingSend, Writing } from "./groupstate.js";
+import { Held, MAX_HELD, MAX_WRITE_ATTEMPTS, Outgoing, RECEIVING_CHAINS, WaitingSend, Writing } from "./groupstate.js";
+import { MAX_MISMATCH_RETRIES } from "./sending.js";
 
 /** @typedef {import("./groupstate.js").GroupRecord} GroupRecord */
 /** @typedef {import("./groupstate.js").Lists} Lists */
@@ -103,6 +106,8 @@ export function handle(record, event) {
     record = changeWanted(record, turn, event);
   } else if (event instanceof GroupSigned) {
     record = signed(record, turn, event);
+  } else if (event instanceof GroupSendAnswered) {
+    record = sendAnswered(record, turn, event);
   } else {
     throw new TypeError(`not a group event: ${String(event)}`);
   }
@@ -387,9 +392,9 @@ function resume(record, turn, lists) {
 
 /**
  * @param {GroupRecord} record @param {Turn} turn @param {string} sendId @param {Uint8Array} plaintext
- * @param {Lists} lists @param {Rng} rng
+ * @param {Lists} lists @param {Rng} rng @param {number} [attempt]
  */
-function planSend(record, turn, sendId, plaintext, lists, rng) {
+function planSend(record, turn, sendId, plaintext, lists, rng, attempt = 1) {
   const { chain, accountId: account, deviceId } = record;
   const refuse = (/** @type {string} */ reason) => {
     turn.notice("group_send_refused", { send_id: sendId, reason });
@@ -442,7 +447,33 @@ function planSend(record, turn, sendId, plaintext, lists, rng) {
       plan.rotated,
     ),
   );
-  return record.with({ sending: after });
+  const outgoing = [...record.outgoing, new Outgoing(sendId, plaintext, wanted, attempt)].slice(-MAX_HELD);
+  return record.with({ sending: after, outgoing });
+}
+
+/**
+ * `accepted`: done. `mismatched_devices`: the devices the send was the first to give the key
+ * get it again, and the same plaintext is planned again on the lists passed, at most
+ * MAX_MISMATCH_RETRIES times. Another refusal is told.
+ * @param {GroupRecord} record @param {Turn} turn @param {GroupSendAnswered} event
+ */
+function sendAnswered(record, turn, event) {
+  const { frame } = event;
+  const ref = frame.type === "accepted" ? frame.id : frame.ref;
+  const out = record.outgoing.find((o) => o.sendId === ref);
+  if (out === undefined) return record; // an answer to nothing this machine sent: ignored
+  record = record.with({ outgoing: record.outgoing.filter((o) => o !== out) });
+  if (frame.type === "accepted") return record;
+  const reason = typeof frame.code === "string" ? frame.code : "refused";
+  if (reason !== "mismatched_devices" || out.attempt > MAX_MISMATCH_RETRIES) {
+    turn.notice("group_send_refused", { send_id: out.sendId, reason });
+    return record;
+  }
+  if (record.sending !== null) {
+    const takenBack = new Set([...record.sending.distributed].filter((k) => !out.distributed.has(k)));
+    record = record.with({ sending: new SenderKey({ ...record.sending, distributed: takenBack }) });
+  }
+  return planSend(record, turn, out.sendId, out.plaintext, event.lists, TestRng(event.seed), out.attempt + 1);
 }
 
 // ---------------------------------------------------------------- writing the log

@@ -2,7 +2,7 @@
 // protocol/engine/groupstate.py: all a device keeps of one group, as one value with a strict
 // JSON form (the adapter stores it, scenario files spell it out).
 
-import { b64uDecode, b64uEncode } from "../encoding.js";
+import { b64uDecode, b64uEncode, compareBytes, fromHex, toHex } from "../encoding.js";
 import { MalformedMessage } from "../exceptions.js";
 import { GroupState } from "../groups.js";
 import { ReceivingKey, SenderKey } from "../senderkeys.js";
@@ -65,6 +65,40 @@ export class WaitingSend {
   /** @param {any} data */
   static fromJSON(data) {
     return new WaitingSend(data.send_id, b64uDecode(data.plaintext, { what: "waiting send" }));
+  }
+}
+
+/**
+ * A group send out to the server: what to plan again after `mismatched_devices`, and the
+ * devices (identity keys, as hex) it was the first to give the key (taken back then).
+ */
+export class Outgoing {
+  /** @param {string} sendId @param {Uint8Array} plaintext @param {Set<string>} distributed @param {number} [attempt] */
+  constructor(sendId, plaintext, distributed, attempt = 1) {
+    this.sendId = sendId;
+    this.plaintext = plaintext;
+    this.distributed = distributed;
+    this.attempt = attempt;
+  }
+
+  toJSON() {
+    return {
+      send_id: this.sendId,
+      plaintext: b64uEncode(this.plaintext),
+      distributed: [...this.distributed].map(fromHex).sort(compareBytes).map((k) => b64uEncode(k)),
+      attempt: this.attempt,
+    };
+  }
+
+  /** @param {any} data */
+  static fromJSON(data) {
+    expect(isObject(data) && Array.isArray(data.distributed), "group record: expected an outgoing send");
+    return new Outgoing(
+      data.send_id,
+      b64uDecode(data.plaintext, { what: "outgoing send" }),
+      new Set(data.distributed.map((/** @type {unknown} */ k) => toHex(b64uDecode(k, { length: 32, what: "identity key" })))),
+      Number(data.attempt),
+    );
   }
 }
 
@@ -157,7 +191,7 @@ export class GroupRecord {
    *          request?: string | null, nextRequest?: number, fetchAgain?: boolean,
    *          page?: Uint8Array[], pageMore?: boolean, sending?: SenderKey | null,
    *          receiving?: Map<string, ReceivingKey[]>, held?: Held[], sends?: WaitingSend[],
-   *          writing?: Writing | null}} fields
+   *          writing?: Writing | null, outgoing?: Outgoing[]}} fields
    */
   constructor({
     accountId,
@@ -177,6 +211,7 @@ export class GroupRecord {
     held = [],
     sends = [],
     writing = null,
+    outgoing = [],
   }) {
     this.accountId = accountId;
     this.deviceId = deviceId;
@@ -195,6 +230,7 @@ export class GroupRecord {
     this.held = held;
     this.sends = sends;
     this.writing = writing;
+    this.outgoing = outgoing;
   }
 
   /** @param {Partial<ConstructorParameters<typeof GroupRecord>[0]>} changes */
@@ -223,6 +259,7 @@ export class GroupRecord {
       held: this.held.map((h) => h.toJSON()),
       sends: this.sends.map((s) => s.toJSON()),
       writing: this.writing === null ? null : this.writing.toJSON(),
+      outgoing: this.outgoing.map((o) => o.toJSON()),
     };
   }
 
@@ -234,7 +271,7 @@ export class GroupRecord {
     const { conflict } = data;
     const receiving = data.receiving ?? {};
     expect(isObject(receiving), "group record: expected receiving chains");
-    for (const name of ["page", "held", "sends"]) {
+    for (const name of ["page", "held", "sends", "outgoing"]) {
       expect(data[name] === undefined || Array.isArray(data[name]), `group record: expected an array ${name}`);
     }
     return new GroupRecord({
@@ -261,6 +298,7 @@ export class GroupRecord {
       held: (data.held ?? []).map((/** @type {any} */ h) => Held.fromJSON(h)),
       sends: (data.sends ?? []).map((/** @type {any} */ s) => WaitingSend.fromJSON(s)),
       writing: data.writing == null ? null : Writing.fromJSON(data.writing),
+      outgoing: (data.outgoing ?? []).map((/** @type {any} */ o) => Outgoing.fromJSON(o)),
     });
   }
 }

@@ -53,6 +53,7 @@ export {
   GroupKeyReceived,
   GroupListsKnown,
   GroupMessageReceived,
+  GroupSendAnswered,
   GroupSendWanted,
   GroupSigned,
   HttpAnswered,
