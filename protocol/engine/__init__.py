@@ -2,6 +2,7 @@
 machine, mirrored line for line in static/js/protocol/engine/."""
 
 from protocol.engine.effects import (
+    AcceptGroupKey,
     AcceptHistoryKey,
     AcceptResend,
     AcceptRetryRequest,
@@ -106,6 +107,7 @@ from protocol.engine.syncdevices import DEVICES, LAST_USE_EVERY_MS, last_used
 from protocol.engine.syncstate import SyncRequest, SyncState
 
 __all__ = [
+    "AcceptGroupKey",
     "GROUPS_PATH",
     "KINDS",
     "MAX_HELD",

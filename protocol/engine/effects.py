@@ -232,6 +232,25 @@ class SendPlan:
 
 
 @dataclass(frozen=True)
+class AcceptGroupKey:
+    """A sender-key distribution (content type 11): hand it to the machine of its group
+    (`GroupKeyReceived`, docs/protocol.md 25.8), which decides whether the sender counts."""
+
+    kind: ClassVar[str] = "accept_group_key"
+    sender: str
+    sender_device: str
+    body: Mapping[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "type": self.kind,
+            "sender": self.sender,
+            "sender_device": self.sender_device,
+            "body": dict(self.body),
+        }
+
+
+@dataclass(frozen=True)
 class AcceptSyncKey:
     """An account sync key from an own listed device: hand it to the sync machine
     (`SyncKeyReceived`)."""
@@ -545,6 +564,7 @@ Effect = (
     | DropBlocked
     | AcceptSyncKey
     | AcceptSyncCheckpoint
+    | AcceptGroupKey
     | StoreSync
     | SyncChanged
     | ShareSyncKey

@@ -10,6 +10,7 @@ from typing import Any
 from protocol.content import KNOWN_TYPES, MAX_RECEIPT_IDS, ContentType, decode_content
 from protocol.encoding import b64u_decode, b64u_encode
 from protocol.engine.effects import (
+    AcceptGroupKey,
     AcceptHistoryKey,
     AcceptRetryRequest,
     AcceptSyncCheckpoint,
@@ -68,8 +69,9 @@ def content_decrypted(state: DeviceState, event: ContentDecrypted) -> Result:
         return state, [AcceptRetryRequest(event.sender, event.sender_device, event.body)]
     if kind == ContentType.RESEND:
         return resend_received(state, event)
-    # A group sender key is kept as unsupported until groups reach the engine (section 25).
-    if kind not in KNOWN_TYPES or kind == ContentType.GROUP_SENDER_KEY:
+    if kind == ContentType.GROUP_SENDER_KEY:  # from any device: to its group's machine (25.8)
+        return state, [AcceptGroupKey(event.sender, event.sender_device, event.body)]
+    if kind not in KNOWN_TYPES:
         return state, [StoreMessage(_record(event, "unsupported", content_type=kind))]
     if not _from_own_device(state, event):
         return state, [_refuse(event, "own_devices_only")]

@@ -105,6 +105,14 @@ async function receiveOne(envelope) {
     );
     return none;
   }
+  if (envelope.group !== undefined) {
+    // a group message (docs/protocol.md 25.9): this web app has no group adapter yet, so it
+    // says so in the sender's conversation and acks, rather than asking for it again; a
+    // pairwise part that rode along (a sender key) is decrypted below, to keep the session
+    const name = await displayName(sender);
+    await addNotice(sender, `${name} sent you a group message; this version of Parley on the web cannot show groups yet.`, "info");
+    if (envelope.ciphertext === undefined) return none;
+  }
   const keys = await loadKeys(me);
   let decrypted;
   let content;
@@ -287,6 +295,8 @@ async function planEffects(me, sender, effects, state, outer) {
         write: (s) => queueReceived(s, kind, from, body),
         after: [() => syncQueued()],
       });
+    } else if (effect instanceof engine.AcceptGroupKey) {
+      // a sender key for a group: kept by the group machine once this app runs one (25.8)
     } else if (effect instanceof engine.AcceptRetryRequest) {
       plan = merged(plan, await resendWrites(state, effect));
     } else if (effect instanceof engine.AcceptResend && outer) {

@@ -326,6 +326,61 @@ def sync_checkpoint_from_own_device() -> dict[str, Any]:
     )
 
 
+def group_key_to_its_machine() -> dict[str, Any]:
+    kind = int(ContentType.GROUP_SENDER_KEY)
+    body = {
+        "group_id": b64(bytes(range(16))),
+        "key_id": b64(bytes(16)),
+        "chain_key": b64(bytes(32)),
+        "iteration": 0,
+        "signing_key": b64(bytes(32)),
+        "head_seq": 0,
+        "head_hash": b64(bytes(32)),
+    }
+    return scenario(
+        "A sender-key distribution (type 11) from any device goes to its group's machine (section 25.8), which decides whether its sender counts; nothing is stored as a message and no receipt is sent. From a blocked account it is dropped like every content.",
+        receiving_state(blocked=["carol"]),
+        [
+            (
+                "from a contact's device",
+                decrypted("bob", "bob-phone", kind, M1, body),
+                [
+                    {
+                        "type": "accept_group_key",
+                        "sender": "bob",
+                        "sender_device": "bob-phone",
+                        "body": body,
+                    }
+                ],
+            ),
+            (
+                "from an own device",
+                decrypted("alice", "alice-laptop", kind, M2, body),
+                [
+                    {
+                        "type": "accept_group_key",
+                        "sender": "alice",
+                        "sender_device": "alice-laptop",
+                        "body": body,
+                    }
+                ],
+            ),
+            (
+                "from a blocked account: dropped",
+                decrypted("carol", "carol-phone", kind, M3, body),
+                [
+                    {
+                        "type": "drop_blocked",
+                        "sender": "carol",
+                        "sender_device": "carol-phone",
+                        "message_id": M3,
+                    }
+                ],
+            ),
+        ],
+    )
+
+
 def unsupported_kept() -> dict[str, Any]:
     return scenario(
         "A content type this device does not know is kept as an unsupported message from its sender (shown with the sender's name), never silently dropped; no receipt is sent for it.",
@@ -454,6 +509,7 @@ SCENARIOS = {
     "receive_sent_transcript.json": sent_transcript_applied,
     "receive_history_key_once.json": history_key_once,
     "receive_unsupported_kept.json": unsupported_kept,
+    "receive_group_key.json": group_key_to_its_machine,
     "receive_sync_key.json": sync_key_from_own_device,
     "receive_blocked_dropped.json": blocked_dropped,
     "receive_sync_checkpoint.json": sync_checkpoint_from_own_device,

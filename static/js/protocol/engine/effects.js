@@ -225,6 +225,23 @@ export class DropBlocked {
 }
 
 /**
+ * A sender-key distribution (content type 11): hand it to the machine of its group
+ * (`GroupKeyReceived`, docs/protocol.md 25.8), which decides whether the sender counts.
+ */
+export class AcceptGroupKey {
+  static kind = "accept_group_key";
+  /** @param {string} sender @param {string} senderDevice @param {Record<string, any>} body */
+  constructor(sender, senderDevice, body) {
+    this.sender = sender;
+    this.senderDevice = senderDevice;
+    this.body = body;
+  }
+  toJSON() {
+    return { type: AcceptGroupKey.kind, sender: this.sender, sender_device: this.senderDevice, body: this.body };
+  }
+}
+
+/**
  * An account sync key from an own listed device: hand it to the sync machine
  * (`SyncKeyReceived`).
  */
@@ -549,4 +566,4 @@ export class GroupSend {
   }
 }
 
-/** @typedef {SendFrame | HttpRequest | StoreList | Notice | ContentVerdict | SendPlan | StoreMessage | ApplyReceipt | MarkRead | SendContent | AcceptHistoryKey | DropDuplicate | DropBlocked | AcceptSyncKey | AcceptSyncCheckpoint | StoreSync | SyncChanged | ShareSyncKey | ShareSyncCheckpoint | StoreRetry | ForgetRetry | SendRetryRequest | AcceptRetryRequest | Resend | StoreResendCount | AcceptResend | GroupNotice | GroupListsWanted | GroupSign | GroupContent | GroupSend} Effect */
+/** @typedef {SendFrame | HttpRequest | StoreList | Notice | ContentVerdict | SendPlan | StoreMessage | ApplyReceipt | MarkRead | SendContent | AcceptHistoryKey | DropDuplicate | DropBlocked | AcceptSyncKey | AcceptSyncCheckpoint | AcceptGroupKey | StoreSync | SyncChanged | ShareSyncKey | ShareSyncCheckpoint | StoreRetry | ForgetRetry | SendRetryRequest | AcceptRetryRequest | Resend | StoreResendCount | AcceptResend | GroupNotice | GroupListsWanted | GroupSign | GroupContent | GroupSend} Effect */

@@ -7,6 +7,7 @@
 /** @typedef {import("./events.js").GroupEvent} GroupEvent */
 
 export {
+  AcceptGroupKey,
   AcceptHistoryKey,
   AcceptResend,
   AcceptRetryRequest,

@@ -6,6 +6,7 @@ import { ContentType, decodeContent, KNOWN_TYPES, MAX_RECEIPT_IDS } from "../con
 import { b64uDecode, b64uEncode } from "../encoding.js";
 import { ProtocolError } from "../exceptions.js";
 import {
+  AcceptGroupKey,
   AcceptHistoryKey,
   AcceptRetryRequest,
   AcceptSyncCheckpoint,
@@ -60,8 +61,10 @@ export function contentDecrypted(state, event) {
     return [state, [new AcceptRetryRequest(event.sender, event.senderDevice, event.body)]]; // from any device (section 24.2)
   }
   if (kind === ContentType.RESEND) return resendReceived(state, event);
-  // A group sender key is kept as unsupported until groups reach the engine (section 25).
-  if (!KNOWN_TYPES.has(kind) || kind === ContentType.GROUP_SENDER_KEY) {
+  if (kind === ContentType.GROUP_SENDER_KEY) {
+    return [state, [new AcceptGroupKey(event.sender, event.senderDevice, event.body)]]; // from any device: to its group's machine (25.8)
+  }
+  if (!KNOWN_TYPES.has(kind)) {
     return [state, [new StoreMessage(record(event, "unsupported", { content_type: kind }))]];
   }
   if (!fromOwnDevice(state, event)) return [state, [refuse(event, "own_devices_only")]];
