@@ -26,7 +26,15 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 from websockets.typing import Origin
 
 from client.api import ApiError, ServerUnreachable
-from client.events import OWED_TO_OWN_DEVICES, ReceiptOwed, SendOwed, SyncKeyOwed, SyncWarning
+from client.events import (
+    OWED_TO_OWN_DEVICES,
+    GroupSendOwed,
+    ReceiptOwed,
+    SendOwed,
+    SyncKeyOwed,
+    SyncWarning,
+)
+from client.groups import GroupRefused, OutgoingGroup
 from client.http import HttpTransport
 from client.messenger import (
     DevicesChanged,
@@ -39,9 +47,12 @@ from client.messenger import (
 from client.signin import DeviceLoggedOut, sign_in
 from protocol import frames
 from protocol.content import MAX_RECEIPT_IDS, ContentType
+from protocol.encoding import b64u_encode
 from protocol.engine import FrameReceived
 from protocol.exceptions import MalformedMessage, ProtocolError
 from protocol.strictjson import parse_json
+
+Outgoing = OutgoingMessage | OutgoingGroup
 
 # A `deliver` frame holds up to 100 envelopes of up to 66 KiB each (about 9 MB as base64);
 # the browser allows the same 16 MiB.
@@ -118,7 +129,7 @@ class DeviceConnection:
         self.backoff_cap = backoff_cap
         self.retry_every = retry_every
         self.socket: Any = None
-        self.pending: dict[str, tuple[OutgoingMessage, asyncio.Future[OutgoingMessage]]] = {}
+        self.pending: dict[str, tuple[Outgoing, asyncio.Future[Any]]] = {}
         self.processed: dict[int, None] = {}
         self.connected = asyncio.Event()
         self.logged_out: DeviceLoggedOut | None = None
@@ -236,6 +247,8 @@ class DeviceConnection:
         if self.receive:  # a doorbell may have been lost while the socket was closed
             await self._sync(None)
             await self._own_devices()
+            for record in self.messenger.groups():
+                await self._group_fetch(b64u_encode(record.group_id))
         timer = asyncio.create_task(self._retry_timer()) if self.receive else None
         try:
             async for text in self.socket:
@@ -276,8 +289,13 @@ class DeviceConnection:
                 await self._on_deliver(frame.get("envelopes") or [])
         elif kind == frames.ACCEPTED:
             entry = self.pending.pop(str(frame.get("id")), None)
-            if entry is not None and not entry[1].done():
+            if entry is not None and isinstance(entry[0], OutgoingGroup):
+                await self._group_answered(entry[0], entry[1], frame)
+            elif entry is not None and not entry[1].done():
                 entry[1].set_result(entry[0])
+        elif kind == frames.GROUP_CHANGED:
+            if self.receive and isinstance(frame.get("group_id"), str):
+                await self._group_fetch(frame["group_id"])
         elif kind == frames.ERROR:
             await self._on_error(frame)
         elif kind == frames.REVOKED:
@@ -336,7 +354,13 @@ class DeviceConnection:
         code = frame.get("code")
         data = frame.get("data")
         data = data if isinstance(data, dict) else {}
-        if code == "mismatched_devices" and outgoing.partial:  # its one device is gone
+        if isinstance(outgoing, OutgoingGroup) and code != "rate_limited":
+            del self.pending[outgoing.send_id]
+            await self._group_answered(outgoing, future, frame)
+        elif isinstance(outgoing, OutgoingGroup):
+            await asyncio.sleep(1.0)
+            await self._send_frame(outgoing.frame)
+        elif code == "mismatched_devices" and outgoing.partial:  # its one device is gone
             self._fail(
                 outgoing.envelope_id,
                 SendRefused(f"The server refused: {frame.get('message')}", code=str(code)),
@@ -359,14 +383,43 @@ class DeviceConnection:
                 SendRefused(f"The server refused: {frame.get('message')}", code=str(code)),
             )
 
+    async def _group_answered(
+        self, outgoing: OutgoingGroup, future: asyncio.Future[Any], frame: dict[str, Any]
+    ) -> None:
+        """The group machine takes the answer: done, planned again, or refused."""
+        try:
+            again, events = self.messenger.group_send_answered(outgoing, frame)
+        except (GroupRefused, SendRefused, ProtocolError, ApiError) as error:
+            if not future.done():
+                future.set_exception(error)
+            return
+        await self.emit(events)
+        if again is None:
+            if not future.done():
+                future.set_result(outgoing)
+            return
+        self.pending[again.send_id] = (again, future)
+        await self._send_frame(again.frame)
+
+    async def _group_fetch(self, group_id: str) -> None:
+        try:
+            events = self.messenger.group_fetch(group_id)
+        except (GroupRefused, ServerUnreachable, ApiError, ProtocolError) as error:
+            self.on_event(SyncWarning("group_unavailable", f"group {group_id}: {error}"))
+            return
+        await self.emit(events)
+
     def _fail(self, envelope_id: str, error: BaseException) -> None:
         entry = self.pending.pop(envelope_id, None)
         if entry is not None and not entry[1].done():
             entry[1].set_exception(error)
+            outgoing = entry[0]
             if (
-                entry[0].content_type is not ContentType.TEXT
-            ):  # nobody awaits a receipt: say it here
-                self.on_event(SendFailed(entry[0].recipient, str(error)))
+                isinstance(outgoing, OutgoingMessage)
+                and outgoing.content_type is not ContentType.TEXT
+            ):
+                # nobody awaits a receipt: say it here
+                self.on_event(SendFailed(outgoing.recipient, str(error)))
                 entry[1].exception()
 
     async def _on_devices_changed(self, frame: dict[str, Any]) -> None:
@@ -415,7 +468,7 @@ class DeviceConnection:
         """Hand events to the listener; a sync key or checkpoint owed goes to the other own
         devices, a retry request or resend (prepared already) to its one device."""
         for event in events:
-            if isinstance(event, SendOwed):
+            if isinstance(event, SendOwed | GroupSendOwed):
                 await self.submit(event.outgoing)
                 continue
             if not isinstance(event, OWED_TO_OWN_DEVICES):
@@ -446,13 +499,14 @@ class DeviceConnection:
 
     # ------------------------------------------------------------ sending
 
-    async def submit(self, outgoing: OutgoingMessage) -> asyncio.Future[OutgoingMessage]:
+    async def submit(self, outgoing: Outgoing) -> asyncio.Future[Any]:
         """Send a prepared message; the future resolves with what was accepted (after any
-        mismatched_devices retries) or fails with SendRefused."""
+        mismatched_devices retries) or fails with SendRefused (GroupRefused for a group)."""
         if self.logged_out is not None:
             raise self.logged_out
-        future: asyncio.Future[OutgoingMessage] = asyncio.get_running_loop().create_future()
-        self.pending[outgoing.envelope_id] = (outgoing, future)
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        key = outgoing.send_id if isinstance(outgoing, OutgoingGroup) else outgoing.envelope_id
+        self.pending[key] = (outgoing, future)
         if self.connected.is_set():
             with contextlib.suppress(ConnectionClosed):  # resent on reconnect
                 await self._send_frame(outgoing.frame)
@@ -468,8 +522,18 @@ class DeviceConnection:
         self, recipient: str, text: str, *, within: float = 15.0
     ) -> OutgoingMessage:
         future = await self.submit(self.messenger.prepare_send(recipient, text))
-        sent = await asyncio.wait_for(future, within)
+        sent: OutgoingMessage = await asyncio.wait_for(future, within)
         self.messenger.keep_sent(sent)
+        return sent
+
+    async def send_group_text(
+        self, group_id: str, text: str, *, within: float = 15.0
+    ) -> OutgoingGroup:
+        """A text to a group (docs/protocol.md 25.9): sent once, the server keeps one copy."""
+        outgoing, events = self.messenger.prepare_group_send(group_id, text)
+        await self.emit(events)
+        future = await self.submit(outgoing)
+        sent: OutgoingGroup = await asyncio.wait_for(future, within)
         return sent
 
     async def caught_up(self, *, within: float = 15.0) -> None:

@@ -178,8 +178,44 @@ class SyncWarning:
     message: str
 
 
+@dataclass(frozen=True)
+class GroupText:
+    """A text in a group, from a member's device (docs/protocol.md 25.5); `sender` may be
+    this account (another own device, or this one's own send read back)."""
+
+    group_id: str
+    group_name: str
+    sender: str
+    sender_device: str
+    message_id: bytes
+    timestamp: int
+    text: str
+
+
+@dataclass(frozen=True)
+class GroupEvent:
+    """What the group machine told about a group (docs/protocol.md 25.8): a change of its
+    log (`group_changed`), a refusal, a fork or a withheld entry; `data` as the machine said."""
+
+    group_id: str
+    group_name: str
+    code: str
+    data: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class GroupSendOwed:
+    """A group send the group machine planned (again, after mismatched_devices, or after
+    the lists it waited for): the connection sends it."""
+
+    outgoing: Any  # client.groups.OutgoingGroup
+
+
 Event = (
     TextMessage
+    | GroupText
+    | GroupEvent
+    | GroupSendOwed
     | SentTranscript
     | UnsupportedMessage
     | ReceiptReceived
@@ -225,6 +261,48 @@ def _no_name(_device_id: str) -> str | None:
     return None
 
 
+_GROUP_CHANGES = {
+    "create": "created the group",
+    "add": "added {accounts}",
+    "remove": "removed {accounts}",
+    "leave": "left",
+    "promote": "made {accounts} an admin",
+    "demote": "made {accounts} no longer an admin",
+    "rename": "renamed the group to {name!r}",
+}
+_GROUP_REFUSALS = {
+    "group_refused": "the server's copy of the group's log failed a check ({error}); nothing of it was accepted",
+    "group_forked": "the server showed members different versions of the group's log; nothing is sent to it",
+    "group_withheld": "the server keeps back a change of the group (a message named change {wanted}); nothing is sent to it until it comes",
+    "group_unavailable": "the group's log could not be read ({code})",
+    "group_message_refused": "a message from {sender}'s device {sender_device} was refused ({error})",
+    "group_key_refused": "a group key from {sender}'s device {sender_device} was refused ({error})",
+    "group_send_refused": "your message was not sent ({reason})",
+    "group_change_refused": "your change was not made ({reason})",
+}
+
+
+def _group_line(event: GroupEvent, *, me: str, name: Callable[[str], str]) -> str | None:
+    data = event.data
+    if event.code == "group_changed":
+        actor = data.get("actor")
+        who = "You" if actor == me else name(str(actor))
+        accounts = ", ".join("you" if a == me else name(a) for a in data.get("accounts") or [])
+        change = _GROUP_CHANGES.get(str(data.get("kind")), "changed the group")
+        return (
+            f"{event.group_name}: {who} {change.format(accounts=accounts, name=data.get('name'))}"
+        )
+    refusal = _GROUP_REFUSALS.get(event.code)
+    if refusal is None:  # group_written: the change is told as group_changed
+        return None
+    return f"{event.group_name}: {refusal.format_map(_Missing(data))}"
+
+
+class _Missing(dict[str, Any]):
+    def __missing__(self, key: str) -> str:
+        return "?"
+
+
 def describe(
     event: Event,
     *,
@@ -236,6 +314,11 @@ def describe(
     is shown ("Bob Smith (bob)"), `device` an own device's name as the server has it."""
     if isinstance(event, TextMessage):
         return f"[{format_time(event.timestamp)}] {name(event.sender)}: {event.text}"
+    if isinstance(event, GroupText):
+        who = "you" if event.sender == me else name(event.sender)
+        return f"[{format_time(event.timestamp)}] {event.group_name}: {who}: {event.text}"
+    if isinstance(event, GroupEvent):
+        return _group_line(event, me=me, name=name)
     if isinstance(event, SentTranscript):
         on = device(event.sender_device)
         you = f"you (on {on})" if on else "you"

@@ -21,6 +21,7 @@ from client.events import (
     TextMessage,
     UnsupportedMessage,
 )
+from client.groups import GroupMember, GroupRefused
 from client.retrying import Retrier
 from client.sending import SendRefused
 from client.store import Store
@@ -28,6 +29,7 @@ from protocol.content import Content, ContentType, decode_content
 from protocol.devicelist import DeviceEntry
 from protocol.encoding import b64u_decode, b64u_encode
 from protocol.engine import (
+    AcceptGroupKey,
     AcceptResend,
     AcceptRetryRequest,
     AcceptSyncCheckpoint,
@@ -108,12 +110,22 @@ def _lost_session(device_id: str) -> UnknownSession:
     )
 
 
-class Receiver(Retrier):
+class Receiver(Retrier, GroupMember):
     def receive(self, envelope: Mapping[str, Any]) -> list[Event]:
-        """Decrypt one delivered envelope and apply it; the caller acks it afterwards.
+        """Decrypt one delivered envelope and apply it; the caller acks it afterwards. An
+        envelope of a group send goes to the group machine (client.groups).
 
         Never raises for what a server or sender can cause: a refusal is a `Refused` event.
         """
+        if envelope.get("group") is not None:
+            try:
+                return self.group_envelope(envelope, self._pairwise)
+            except (GroupRefused, api.ApiError, api.ServerUnreachable, SendRefused) as error:
+                sender, device = str(envelope.get("sender")), str(envelope.get("sender_device"))
+                return [Refused(sender, device, str(envelope.get("id")), str(error), error)]
+        return self._pairwise(envelope)
+
+    def _pairwise(self, envelope: Mapping[str, Any]) -> list[Event]:
         sender = str(envelope.get("sender"))
         sender_device = str(envelope.get("sender_device"))
         envelope_id = str(envelope.get("id"))
@@ -381,6 +393,10 @@ class Receiver(Retrier):
             ):  # from an own listed device (the engine's check)
                 run = self.sync.key_received(effect.sender_device, dict(effect.body))
                 events += self.synced_events(run)
+            elif isinstance(effect, AcceptGroupKey):  # to its group's machine, which checks
+                events += self.group_key_received(
+                    effect.sender, effect.sender_device, dict(effect.body)
+                )
             elif isinstance(effect, AcceptSyncCheckpoint):  # the same check
                 run = self.sync.checkpoint_received(effect.sender_device, dict(effect.body))
                 events += self.synced_events(run)

@@ -23,7 +23,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from protocol.devicelist import DeviceList
-from protocol.engine import RESEND_CACHE_MS, RESEND_CACHE_SIZE, RetryRecord, SyncState
+from protocol.encoding import b64u_encode
+from protocol.engine import RESEND_CACHE_MS, RESEND_CACHE_SIZE, GroupRecord, RetryRecord, SyncState
 from protocol.keys import (
     DeviceKeys,
     IdentityKeyPair,
@@ -35,7 +36,7 @@ from protocol.keys import (
 from protocol.ratchet import ARCHIVED_SESSIONS, Session
 from protocol.rng import Rng
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 
 SCHEMA = """
@@ -137,6 +138,8 @@ MIGRATIONS = {
     INSERT INTO archived_sessions (device_id, state) SELECT device_id, state FROM previous_sessions;
     DROP TABLE previous_sessions;
     CREATE INDEX archived_sessions_by_device ON archived_sessions (device_id, id)""",
+    # the group machine's record of each group this device holds (docs/protocol.md 25.8)
+    7: "CREATE TABLE groups (group_id TEXT PRIMARY KEY, body TEXT NOT NULL);",
 }
 
 
@@ -671,6 +674,24 @@ class Store:
         with self.transaction():
             self._db.execute(
                 "INSERT OR REPLACE INTO sync_state VALUES (1, ?)", (json.dumps(state.to_dict()),)
+            )
+
+    # ------------------------------------------------------------ groups
+
+    def group_record(self, group_id: str) -> GroupRecord | None:
+        """The group machine's record of the group (its id in base64url), as last stored."""
+        row = self._one("SELECT body FROM groups WHERE group_id = ?", (group_id,))
+        return None if row is None else GroupRecord.from_dict(json.loads(row[0]))
+
+    def group_records(self) -> list[GroupRecord]:
+        rows = self._all("SELECT body FROM groups ORDER BY group_id")
+        return [GroupRecord.from_dict(json.loads(body)) for (body,) in rows]
+
+    def save_group_record(self, record: GroupRecord) -> None:
+        with self.transaction():
+            self._db.execute(
+                "INSERT OR REPLACE INTO groups VALUES (?, ?)",
+                (b64u_encode(record.group_id), json.dumps(record.to_dict())),
             )
 
     # ------------------------------------------------------------ messages

@@ -1,0 +1,101 @@
+"""Groups across Python devices on the live server (docs/protocol.md 25.8, 25.9): a group
+created on a companion, its messages reaching every member device and every own device, a
+removed member reading nothing sent after its removal (with the keys it holds and the
+message the server stored), and a member added later reading nothing from before."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from client.events import GroupEvent, GroupText
+from protocol.encoding import b64u_decode
+from protocol.exceptions import ReplayDetected, SenderKeyUnknown
+from protocol.senderkeys import decrypt_group
+from tests.support.actors import person
+from tests.support.devices import Device, companion_messenger, primary_messenger
+
+
+def texts(device: Device) -> list[tuple[str, str]]:
+    return [(e.sender, e.text) for e in device.of(GroupText)]
+
+
+def changes(device: Device) -> list[str]:
+    return [e.data["kind"] for e in device.of(GroupEvent) if e.code == "group_changed"]
+
+
+async def test_a_group_reaches_every_member_device_and_a_removal_locks_the_removed_out(
+    live_app, tmp_path
+):
+    alice, bob, carol, dave = (person(live_app, n) for n in ("alice", "bob", "carol", "dave"))
+    laptop = companion_messenger(alice, tmp_path)  # its store is used on this thread
+    alice_laptop = await Device(laptop).connect()
+    alice_phone = await Device(primary_messenger(alice, tmp_path)).connect()
+    bob_phone = await Device(primary_messenger(bob, tmp_path)).connect()
+    carol_phone = await Device(primary_messenger(carol, tmp_path)).connect()
+    dave_phone = await Device(primary_messenger(dave, tmp_path)).connect()
+
+    group_id, _ = laptop.group_create("Trip", [bob.username, carol.username])
+    for member in (alice_phone, bob_phone, carol_phone):
+        await member.wait_for(GroupEvent)  # the doorbell: each reads and verifies the log
+    assert changes(bob_phone) == ["create"]
+
+    hello = await alice_laptop.connection.send_group_text(group_id, "hello all")
+    assert set(hello.targets) == {
+        alice_phone.device_id,
+        bob_phone.device_id,
+        carol_phone.device_id,
+    }
+    assert set(hello.keys) == set(hello.targets)  # the first message gives everyone the key
+    for member in (alice_phone, bob_phone, carol_phone):
+        await member.wait_for(GroupText)
+        assert texts(member) == [(alice.username, "hello all")]
+
+    second = await alice_laptop.connection.send_group_text(group_id, "second")
+    assert second.keys == {}  # nobody new: the key is not sent again
+    await bob_phone.wait_for(GroupText, 2)
+
+    # dave joins: he gets the key as it is now, and reads nothing from before
+    laptop.group_change(group_id, "add", [dave.username])
+    await dave_phone.wait_for(GroupEvent, 2)
+    welcome = await alice_laptop.connection.send_group_text(group_id, "welcome dave")
+    assert set(welcome.keys) == {dave_phone.device_id}
+    await dave_phone.wait_for(GroupText)
+    assert texts(dave_phone) == [(alice.username, "welcome dave")]
+    [dave_chain] = dave_phone.messenger.store.group_record(group_id).receiving[
+        laptop.device.device_id
+    ]
+    with pytest.raises(ReplayDetected):
+        decrypt_group(dave_chain, hello.message)  # the chain moves forward only
+
+    # carol is removed: the next message is under a key she was never sent
+    carol_chains = carol_phone.messenger.store.group_record(group_id).receiving
+    laptop.group_change(group_id, "remove", [carol.username])
+    await bob_phone.wait_for(GroupEvent, 3)
+    after = await alice_laptop.connection.send_group_text(group_id, "carol is out")
+    assert carol_phone.device_id not in after.targets
+    assert set(after.keys) == set(after.targets)  # rotated: everyone left gets the new key
+    await bob_phone.wait_for(GroupText, 4)
+    assert texts(bob_phone)[-1] == (alice.username, "carol is out")
+    [carol_chain] = carol_chains[laptop.device.device_id]
+    with pytest.raises(SenderKeyUnknown):
+        decrypt_group(carol_chain, after.message)
+    await asyncio.sleep(0.3)
+    assert (alice.username, "carol is out") not in texts(carol_phone)
+
+    # the own phone got every message as a member device, and bob can answer the group
+    await bob_phone.connection.send_group_text(group_id, "hi from bob")
+    await alice_laptop.wait_for(GroupText)
+    assert texts(alice_laptop) == [(bob.username, "hi from bob")]
+    await alice_phone.wait_for(GroupText, 5)
+    assert [t for _, t in texts(alice_phone)] == [
+        "hello all",
+        "second",
+        "welcome dave",
+        "carol is out",
+        "hi from bob",
+    ]
+    assert b64u_decode(group_id)  # the id is the group's 16 bytes in base64url
+    for device in (alice_laptop, alice_phone, bob_phone, carol_phone, dave_phone):
+        await device.close()
