@@ -10,6 +10,10 @@
     contacts list | add USER | remove USER
             the account's contacts, the same on every device of the account (synced
             end-to-end encrypted; an added contact's device list is verified first)
+    group list | create NAME USER... | add GROUP USER... | remove GROUP USER...
+          | leave GROUP | rename GROUP NAME | send GROUP TEXT
+            the groups this device holds, and changing and writing to one (GROUP: its
+            name or id); `listen` shows group messages and changes
     logout  log this device out and delete its keys
 
 Exit status: 0 done, 1 refused or failed (the reason is printed), 130 interrupted.
@@ -43,7 +47,8 @@ from client.connection import (
 )
 from client.contacts import NO_SYNC_KEY
 from client.devicelists import accept_device_list, fetch_device_list
-from client.events import OWED_TO_OWN_DEVICES, Event, retry_event
+from client.events import OWED_TO_OWN_DEVICES, Event, GroupText, retry_event
+from client.groups import GroupRefused
 from client.http import HttpTransport, server_origin
 from client.linking import Approved, Linked, LinkEvent, LinkFailed, QrShown, link_device
 from client.messenger import (
@@ -63,6 +68,7 @@ from client.messenger import (
 from client.signin import DeviceLoggedOut, ensure_signed_in, log_out
 from client.store import OwnDevice, Store, StoreError, default_store_path
 from client.verify import load_hashes, verify_static
+from protocol.encoding import b64u_encode
 from protocol.exceptions import ProtocolError
 
 
@@ -327,7 +333,7 @@ async def _listen(
             line = describe(event, me=me, name=messenger.shown, device=messenger.device_name)
         if line is not None:
             print(line, file=out, flush=True)
-        if isinstance(event, TextMessage | SentTranscript):
+        if isinstance(event, TextMessage | SentTranscript | GroupText):
             shown += 1
             if count is not None and shown >= count:
                 stop.set()
@@ -343,6 +349,93 @@ async def _listen(
         if connection.logged_out is None:
             await connection.close()
     return status
+
+
+GROUP_ARGUMENTS = {  # what each action takes after it
+    "list": (0, 0),
+    "create": (2, None),  # NAME USER...
+    "add": (2, None),
+    "remove": (2, None),
+    "leave": (1, 1),
+    "rename": (2, 2),
+    "send": (2, 2),
+}
+
+
+def cmd_group(args: argparse.Namespace, out: TextIO) -> int:
+    least, most = GROUP_ARGUMENTS[args.action]
+    given = len(args.rest)
+    if given < least or (most is not None and given > most):
+        usage = {
+            "list": "group list",
+            "create": "group create NAME USER...",
+            "add": "group add GROUP USER...",
+            "remove": "group remove GROUP USER...",
+            "leave": "group leave GROUP",
+            "rename": "group rename GROUP NAME",
+            "send": "group send GROUP TEXT",
+        }[args.action]
+        raise CommandError(f"Usage: python -m client {usage}")
+    messenger = _messenger(args, out)
+    if messenger is None:
+        return 1
+    try:
+        return _group(messenger, args, out)
+    except GroupRefused as error:
+        raise CommandError(str(error)) from error
+    finally:
+        if messenger.store.path.exists():
+            messenger.store.close()
+
+
+def _group(messenger: Messenger, args: argparse.Namespace, out: TextIO) -> int:
+    me, rest = messenger.account_id, args.rest
+
+    def show(events: Sequence[Event]) -> None:
+        for event in events:
+            line = describe(event, me=me, name=messenger.shown, device=messenger.device_name)
+            if line is not None:
+                print(line, file=out)
+
+    if args.action == "list":
+        records = [r for r in messenger.groups() if r.chain is not None]
+        if not records:
+            print("No groups on this device.", file=out)
+        for record in records:
+            chain = record.chain
+            assert chain is not None
+            member = "" if me in chain.members else " (you are no longer a member)"
+            people = ", ".join(messenger.shown(m) for m in sorted(chain.members))
+            print(f"{chain.name} ({b64u_encode(record.group_id)}){member}: {people}", file=out)
+        return 0
+    if args.action == "create":
+        group_id, events = messenger.group_create(rest[0], rest[1:])
+        show(events)
+        print(f"Created {rest[0]!r} ({group_id}).", file=out)
+        return 0
+    group_id = b64u_encode(messenger.find_group(rest[0]).group_id)
+    if args.action == "send":
+        asyncio.run(_send_group(messenger, group_id, rest[1], within=args.timeout))
+        print(f"Sent to the group {rest[0]!r}.", file=out)
+        return 0
+    show(messenger.group_fetch(group_id))  # on the log's head before changing it
+    if args.action in ("add", "remove"):
+        show(messenger.group_change(group_id, args.action, rest[1:]))
+    elif args.action == "leave":
+        show(messenger.group_change(group_id, "leave"))
+    else:
+        show(messenger.group_change(group_id, "rename", name=rest[1]))
+    return 0
+
+
+async def _send_group(messenger: Messenger, group_id: str, text: str, *, within: float) -> None:
+    assert isinstance(messenger.transport, HttpTransport)
+    connection = DeviceConnection(messenger, messenger.transport, receive=False)
+    await connection.start(within=within)
+    try:
+        await connection.send_group_text(group_id, text, within=within)
+    finally:
+        await connection.close(flush=0)
 
 
 def cmd_contacts(args: argparse.Namespace, out: TextIO) -> int:
@@ -663,6 +756,18 @@ def parser() -> argparse.ArgumentParser:
             default=15.0,
             help="seconds to wait for the server (default 15)",
         )
+    group = command(
+        "group",
+        "list your groups, create one, add or remove members, leave, rename, or send to one",
+        cmd_group,
+    )
+    group.add_argument("action", choices=tuple(GROUP_ARGUMENTS), help="what to do")
+    group.add_argument(
+        "rest", nargs="*", metavar="ARG", help="the group (name or id), then names or text"
+    )
+    group.add_argument(
+        "--timeout", type=float, default=20.0, help="seconds to wait for the server (default 20)"
+    )
     command("logout", "log this device out and delete its keys", cmd_logout)
     verify = commands.add_parser(
         "verify", help="compare a server's static assets with the published hashes"

@@ -219,3 +219,34 @@ def test_send_says_how_many_of_your_own_devices_got_a_copy(live_app, primary, tm
     assert (sent.returncode, sent.stderr) == (0, "")
     # bob's phone, and this account's phone (the primary) gets the sent transcript
     assert sent.stdout == f"Sent to {bob.username} (1 device); a copy to your other device\n"
+
+
+def test_group_commands_create_list_send_rename_and_explain_their_usage(
+    live_app, primary, tmp_path
+):
+    bob = PrimaryActor(
+        HttpTransport(live_app.url),
+        SoftAuthenticator(origin=live_app.url),
+        username=f"bob{secrets.token_hex(3)}",
+    ).sign_up()
+    store = tmp_path / "cli.sqlite3"
+    link_with_cli(live_app, primary, store)
+    created = run_cli("group", "--store", str(store), "create", "Climbing", bob.username)
+    assert (created.returncode, created.stderr) == (0, "")
+    assert "Climbing: You created the group" in created.stdout
+    assert created.stdout.splitlines()[-1].startswith("Created 'Climbing' (")
+    listed = run_cli("group", "--store", str(store), "list")
+    assert listed.returncode == 0 and listed.stdout.startswith("Climbing (")
+    assert bob.username in listed.stdout and primary.username in listed.stdout
+    sent = run_cli("group", "--store", str(store), "send", "Climbing", "hello group")
+    assert (sent.returncode, sent.stdout, sent.stderr) == (0, "Sent to the group 'Climbing'.\n", "")
+    renamed = run_cli("group", "--store", str(store), "rename", "Climbing", "Bouldering")
+    assert renamed.returncode == 0 and "You renamed the group to 'Bouldering'" in renamed.stdout
+    unknown = run_cli("group", "--store", str(store), "send", "Climbing", "x")
+    assert unknown.returncode == 1
+    assert unknown.stderr == "Error: This device holds no group named 'Climbing'.\n"
+    usage = run_cli("group", "--store", str(store), "rename", "Bouldering")
+    assert (usage.returncode, usage.stderr) == (
+        1,
+        "Error: Usage: python -m client group rename GROUP NAME\n",
+    )
