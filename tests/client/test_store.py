@@ -285,7 +285,14 @@ def test_a_store_of_the_schema_before_sync_gets_its_sync_table_and_keeps_its_dev
     with Store.open(path) as store:
         store.save_device(make_device())
     with sqlite3.connect(path) as db:  # as a client of schema 3 left the file
-        for table in ("sync_state", "messages", "display_names", "resend_cache", "retries"):
+        for table in (
+            "sync_state",
+            "messages",
+            "display_names",
+            "resend_cache",
+            "retries",
+            "groups",
+        ):
             db.execute(f"DROP TABLE {table}")
         db.execute("DROP TABLE archived_sessions")
         db.execute(
