@@ -208,7 +208,7 @@ def _page(
         turn.fetch = True
         return record
     withheld = chain.seq < record.wanted
-    if withheld:
+    if withheld and not record.withheld:  # told once, not at every fetch while it lasts
         turn.notice("group_withheld", wanted=record.wanted, served=chain.seq)
     record = _resume(replace(record, withheld=withheld), turn, lists)
     writing = record.writing

@@ -222,7 +222,8 @@ function verifyPage(record, turn, entries, more, lists) {
     return record;
   }
   const withheld = chain.seq < record.wanted;
-  if (withheld) turn.notice("group_withheld", { wanted: record.wanted, served: chain.seq });
+  // told once, not at every fetch while it lasts
+  if (withheld && !record.withheld) turn.notice("group_withheld", { wanted: record.wanted, served: chain.seq });
   record = resume(record.with({ withheld }), turn, lists);
   const { writing } = record;
   if (writing !== null && writing.stage === "waiting") record = sign(record, turn, writing);
