@@ -192,17 +192,7 @@ class _Accounts:
         """`groups`: the stored state of each group sent to, whose members are read."""
         found = cls({}, {}, {}, {})
         for chunk in _chunks(items):
-            names = sorted(
-                {
-                    name
-                    for i in chunk
-                    for name in (
-                        [i.send.recipient]
-                        if isinstance(i.send, SendRequest)
-                        else getattr(groups.get(i.send.group_id), "members", ())
-                    )
-                }
-            )
+            names = sorted({name for i in chunk for name in _accounts_named(i, groups)})
             senders = sorted({i.sender_device_id for i in chunk})
             if not names:
                 names = [""]  # no account is named "": IN () is not SQL
@@ -247,6 +237,15 @@ class _Accounts:
             if user is not None:
                 devices.update(self.devices_of_user[user])
         return devices, username
+
+
+def _accounts_named(item: SendItem, groups: dict[bytes, GroupState]) -> frozenset[str]:
+    """The accounts whose devices a send is checked against: its recipient, or the members
+    of the group it goes to (none for a group the server does not hold)."""
+    if isinstance(item.send, SendRequest):
+        return frozenset({item.send.recipient})
+    state = groups.get(item.send.group_id)
+    return state.members if state is not None else frozenset()
 
 
 def _group_states(cursor, items: list[SendItem]) -> dict[bytes, GroupState]:

@@ -207,12 +207,16 @@ def test_the_help_names_the_state_file_by_host_and_port():
     assert "localhost_8000.sqlite3 for http://localhost:8000" in shown
 
 
-def test_send_says_how_many_of_your_own_devices_got_a_copy(live_app, primary, tmp_path):
-    bob = PrimaryActor(
+def another_person(live_app) -> PrimaryActor:
+    return PrimaryActor(
         HttpTransport(live_app.url),
         SoftAuthenticator(origin=live_app.url),
         username=f"bob{secrets.token_hex(3)}",
     ).sign_up()
+
+
+def test_send_says_how_many_of_your_own_devices_got_a_copy(live_app, primary, tmp_path):
+    bob = another_person(live_app)
     store = tmp_path / "cli.sqlite3"
     link_with_cli(live_app, primary, store)
     sent = run_cli("send", "--store", str(store), bob.username, "hello")
@@ -224,11 +228,7 @@ def test_send_says_how_many_of_your_own_devices_got_a_copy(live_app, primary, tm
 def test_group_commands_create_list_send_rename_and_explain_their_usage(
     live_app, primary, tmp_path
 ):
-    bob = PrimaryActor(
-        HttpTransport(live_app.url),
-        SoftAuthenticator(origin=live_app.url),
-        username=f"bob{secrets.token_hex(3)}",
-    ).sign_up()
+    bob = another_person(live_app)
     store = tmp_path / "cli.sqlite3"
     link_with_cli(live_app, primary, store)
     created = run_cli("group", "--store", str(store), "create", "Climbing", bob.username)
