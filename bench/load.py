@@ -72,6 +72,8 @@ class Sender:
     device: Device
     recipient: str
     targets: list[str]  # device ids
+    group_id: bytes | None = None  # a group send (docs/protocol.md 25.9) with `message`
+    message: bytes = b""  # a group message of this device (the server reads its header only)
 
 
 @dataclass
@@ -120,6 +122,7 @@ class Run:
     sends: int = 0
     deliveries: int = 0
     frames: int = 0
+    sent_at: dict[str, int] = field(default_factory=dict)  # group sends: id -> perf_counter_ns
 
 
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -163,9 +166,11 @@ async def reader(sock, run_ref: list[Run]) -> None:
         run.frames += counted
         for envelope in frame["envelopes"]:
             if counted:
-                run.latencies.append(
-                    (now - int.from_bytes(b64u_decode(envelope["ciphertext"])[:8], "big")) / 1e6
-                )
+                if "group" in envelope:  # one message for every target: its time is kept here
+                    sent = run.sent_at.get(envelope["id"], now)
+                else:
+                    sent = int.from_bytes(b64u_decode(envelope["ciphertext"])[:8], "big")
+                run.latencies.append((now - sent) / 1e6)
                 run.deliveries += 1
             left = run.remaining.get(envelope["id"])
             if left is not None:
@@ -226,18 +231,26 @@ async def phase(
             event = asyncio.Event()
             run.remaining[envelope_id] = len(sender.targets)
             run.done[envelope_id] = event
-            ciphertext = stamp(size)
-            await sock.send(
-                json.dumps(
-                    {
-                        "type": "send",
-                        "v": 1,
-                        "id": envelope_id,
-                        "recipient": sender.recipient,
-                        "targets": {t: ciphertext for t in sender.targets},
-                    }
-                )
-            )
+            if sender.group_id is not None:
+                run.sent_at[envelope_id] = time.perf_counter_ns()
+                frame = {
+                    "type": "group_send",
+                    "v": 1,
+                    "id": envelope_id,
+                    "group_id": b64u_encode(sender.group_id),
+                    "message": b64u_encode(sender.message),
+                    "targets": sender.targets,
+                }
+            else:
+                ciphertext = stamp(size)
+                frame = {
+                    "type": "send",
+                    "v": 1,
+                    "id": envelope_id,
+                    "recipient": sender.recipient,
+                    "targets": {t: ciphertext for t in sender.targets},
+                }
+            await sock.send(json.dumps(frame))
             if time.monotonic() >= run.count_from:
                 run.sends += 1
             if rate_per_sender is None:
@@ -406,6 +419,14 @@ def series(
     return results
 
 
+def group_series(name: str, pid: int, server, members: int, *, seconds: float, size: int):
+    """A group of `members` accounts with one device each, every member sending to the
+    group: one stored message and `members - 1` deliveries a send (25.9)."""
+    devices, senders = group_world(server, members, size)
+    label = f"{name}, group of {members}, {size} B"
+    return asyncio.run(measure(label, devices, senders, seconds=seconds, size=size, server_pid=pid))
+
+
 # ---------------------------------------------------------------- setups
 
 
@@ -502,6 +523,64 @@ def parley_world(server, pairs: int, fanout: bool) -> tuple[list[Device], list[S
     return _world(device, pairs, fanout)
 
 
+def group_world(server, members: int, size: int) -> tuple[list[Device], list[Sender]]:
+    """`members` accounts with one device each in one group whose create entry the first
+    one's device signed; each sender's message is a real group message of its device, sent
+    again and again (the server checks its header, not its iteration)."""
+    from client.http import HttpTransport
+    from protocol.groups import EntryKind, entry_hash, sign_entry
+    from protocol.rng import system_rng
+    from protocol.senderkeys import encrypt_group, new_sender_key
+    from tests.support.actors import PrimaryActor
+    from tests.support.softauthn import SoftAuthenticator
+
+    tag = secrets.token_hex(2)
+    people = [
+        PrimaryActor(
+            HttpTransport(server.url),
+            SoftAuthenticator(origin=server.url),
+            username=f"g{tag}{i:03d}",
+        ).sign_up()
+        for i in range(members)
+    ]
+    group_id = system_rng(16)
+    entry = sign_entry(
+        group_id=group_id,
+        seq=0,
+        previous=bytes(32),
+        kind=EntryKind.CREATE,
+        actor=people[0].username,
+        identity=people[0].keys.identity,
+        timestamp=int(time.time() * 1000),
+        accounts=[p.username for p in people],
+        name="bench",
+    )
+    status, body = people[0].transport.post(
+        f"/api/groups/{b64u_encode(group_id)}/entries", {"seq": 0, "entry": b64u_encode(entry)}
+    )
+    assert status == 201, body
+    head = {"head_seq": 0, "head_hash": entry_hash(entry)}
+    devices = [
+        Device(
+            url=f"{server.ws_url}/ws/device/",
+            origin=server.url,
+            cookie=p.transport.cookie_header(),
+            device_id=p.device_id,
+            account=p.username,
+        )
+        for p in people
+    ]
+    senders = []
+    for person, device in zip(people, devices, strict=True):
+        key = new_sender_key(
+            system_rng, group_id=group_id, sender=person.username, device=device.device_id
+        )
+        _, message = encrypt_group(key, secrets.token_bytes(size), rng=system_rng, **head)
+        targets = [d.device_id for d in devices if d is not device]
+        senders.append(Sender(device, "", targets, group_id=group_id, message=message))
+    return devices, senders
+
+
 def _world(
     make: Callable[[str], Device], pairs: int, fanout: bool
 ) -> tuple[list[Device], list[Sender]]:
@@ -567,6 +646,12 @@ def main() -> None:
         "--floor",
         action="store_true",
         help="also the relay as a bare ASGI app on Daphne (bench/daphne_relay.py)",
+    )
+    parser.add_argument(
+        "--group",
+        type=int,
+        default=0,
+        help="also Parley's group sends: a group of N accounts with one device each",
     )
     parser.add_argument(
         "--profile",
@@ -636,6 +721,15 @@ def main() -> None:
                         lambda i, idler=idler: idler,
                         **options,
                     )
+                    if args.group:
+                        results += group_series(
+                            name,
+                            server.process.pid,
+                            server,
+                            args.group,
+                            seconds=args.seconds,
+                            size=sizes[0],
+                        )
                 except BaseException:
                     lines = server.log().splitlines()
                     quiet = [x for x in lines if "WSCONNECT" not in x and "WSDISCONNECT" not in x]

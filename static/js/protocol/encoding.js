@@ -99,9 +99,11 @@ export function compareBytes(a, b) {
  */
 export function toHex(data) {
   let out = "";
-  for (const byte of data) out += byte.toString(16).padStart(2, "0");
+  for (const byte of data) out += HEX[byte];
   return out;
 }
+
+const HEX = Array.from({ length: 256 }, (_, byte) => byte.toString(16).padStart(2, "0"));
 
 /**
  * @param {string} text lowercase or uppercase hex
