@@ -326,21 +326,31 @@ class GroupMember(Sender):
             bundles: dict[str, dict[str, PrekeyBundle]] = {}
             for account, device_ids in lacking.items():
                 bundles |= self._bundles_for({account}, device_ids=device_ids)
+            # one content for every device (the body names no recipient), as a fan-out
+            content = new_content(
+                ContentType.GROUP_SENDER_KEY,
+                dict(effect.distributions[0][2]),
+                timestamp=self.clock(),
+                rng=self.rng,
+                **stamp,
+            )
+            encoded = encode_content(content)
             with self.store.transaction():
-                for account, device_id, body in effect.distributions:
+                for account, device_id, _ in effect.distributions:
                     entry = self._listed(account, device_id)
                     session = self._session_for(account, entry, bundles)
-                    content = new_content(
-                        ContentType.GROUP_SENDER_KEY,
-                        dict(body),
-                        timestamp=self.clock(),
-                        rng=self.rng,
-                        **stamp,
-                    )
-                    keys[device_id] = session.encrypt(encode_content(content), self.rng)
+                    keys[device_id] = session.encrypt(encoded, self.rng)
                     self.store.save_session(
                         account_id=account, device_id=device_id, session=session
                     )
+                # kept to send again to a device that could not decrypt it (24.3): its
+                # messages from this device wait for the key
+                self.store.cache_sent(
+                    envelope_id=effect.send_id,
+                    recipient=f"group:{b64u_encode(record.group_id)}",
+                    sent_at=self.clock(),
+                    targets={d: b64u_encode(encoded) for d in keys},
+                )
         return OutgoingGroup(
             b64u_encode(record.group_id),
             effect.send_id,

@@ -6,6 +6,7 @@ message the server stored), and a member added later reading nothing from before
 from __future__ import annotations
 
 import asyncio
+import random
 
 import pytest
 
@@ -15,6 +16,7 @@ from protocol.exceptions import ReplayDetected, SenderKeyUnknown
 from protocol.senderkeys import decrypt_group
 from tests.support.actors import person
 from tests.support.devices import Device, companion_messenger, primary_messenger
+from tests.support.rewriting import flip_byte
 
 
 def texts(device: Device) -> list[tuple[str, str]]:
@@ -99,3 +101,33 @@ async def test_a_group_reaches_every_member_device_and_a_removal_locks_the_remov
     assert b64u_decode(group_id)  # the id is the group's 16 bytes in base64url
     for device in (alice_laptop, alice_phone, bob_phone, carol_phone, dave_phone):
         await device.close()
+
+
+async def test_a_key_a_device_could_not_decrypt_is_sent_again_and_its_messages_follow(
+    live_app, tmp_path
+):
+    """The server damages the pairwise part that carried bob's copy of alice's sender key:
+    bob cannot decrypt it and holds alice's message; he asks for the envelope again (24.1),
+    alice's device resends the key from its resend cache, and the held message decrypts."""
+    alice, bob = person(live_app, "alice"), person(live_app, "bob")
+    alice_phone = await Device(primary_messenger(alice, tmp_path)).connect(retry_every=0.05)
+    damaged: list[str] = []
+
+    def damage_the_first_key(frame: dict) -> dict:
+        for envelope in frame.get("envelopes") or [] if frame.get("type") == "deliver" else []:
+            if "group" in envelope and "ciphertext" in envelope and not damaged:
+                envelope["ciphertext"] = flip_byte(envelope["ciphertext"], random.Random(1))
+                damaged.append(envelope["id"])
+        return frame
+
+    bob_phone = await Device(primary_messenger(bob, tmp_path)).connect(
+        rewrite=damage_the_first_key, retry_every=0.05
+    )
+    group_id, _ = alice_phone.messenger.group_create("Pair", [bob.username])
+    await bob_phone.wait_for(GroupEvent)
+    sent = await alice_phone.connection.send_group_text(group_id, "can you read this?")
+    [text] = await bob_phone.wait_for(GroupText, within=20)
+    assert (text.sender, text.text) == (alice.username, "can you read this?")
+    assert damaged == [sent.send_id]  # the first copy of the key was the one damaged
+    await alice_phone.close()
+    await bob_phone.close()
