@@ -193,7 +193,7 @@ class GroupMember(Sender):
             reason = "a group message naming another sender than the device that sent it"
             return [*events, Refused(sender, device, envelope_id, reason)]
         record = self._record_or_new(message.group_id)
-        event = GroupMessageReceived(data, self._lists(record, also=(sender,)), self.clock())
+        event = GroupMessageReceived(data, self._lists_of(sender), self.clock())
         return events + self._run(record, event).owed()
 
     def group_key_received(
@@ -206,7 +206,7 @@ class GroupMember(Sender):
         except ProtocolError as error:
             return [Refused(sender, sender_device, "", f"a group key naming no group: {error}")]
         record = self._record_or_new(group_id)
-        lists = self._lists(record, also=(sender,))
+        lists = self._lists_of(sender)
         return self._run(
             record, GroupKeyReceived(sender, sender_device, dict(body), lists, self.clock())
         ).owed()
@@ -223,7 +223,7 @@ class GroupMember(Sender):
             accounts,
             name,
             self.device.keys.identity.public,
-            self._lists(record),
+            self._lists_of(),
             self.clock(),
         )
         run = self._run(record, event)
@@ -249,18 +249,18 @@ class GroupMember(Sender):
                     else self.transport.post(effect.path, dict(effect.body or {}))
                 )
                 follow = GroupAnswered(
-                    effect.request_id, status, body, self._lists(record), self.clock()
+                    effect.request_id, status, body, self._lists_of(), self.clock()
                 )
             elif isinstance(effect, GroupSign):
                 if not effect.data.startswith(_ENTRY_PREFIX):  # signs group entries only
                     raise GroupRefused("Asked to sign what is no group entry.", code="not_entry")
                 signature = self.device.keys.identity.sign(effect.data)
-                follow = GroupSigned(effect.change_id, signature, self._lists(record), self.clock())
+                follow = GroupSigned(effect.change_id, signature, self._lists_of(), self.clock())
             elif isinstance(effect, GroupListsWanted):
                 wanted = set(effect.accounts)
                 if not wanted <= asked:  # a list that cannot be had is asked for once a run
                     asked |= wanted
-                    lists = self._lists(record, also=effect.accounts)
+                    lists = self._lists_of(*effect.accounts)
                     follow = GroupListsKnown(lists, self.clock(), self.rng(32))
             elif isinstance(effect, GroupSend):
                 out.sends.append(self._outgoing(record, effect))
@@ -289,14 +289,18 @@ class GroupMember(Sender):
         found = self.store.group_record(b64u_encode(group_id))
         return found or GroupRecord(self.account_id, self.device.device_id, group_id)
 
-    def _lists(
-        self, record: GroupRecord, *, also: Sequence[str] = (), refresh: bool = False
-    ) -> Lists:
-        """The active devices of the verified lists of the members (and of `also`, and of this
-        account); a list that cannot be verified is left out (the machine waits for it)."""
+    def _lists(self, record: GroupRecord, *, refresh: bool = False) -> Lists:
+        """The lists of every member, for a send (its targets)."""
         members = record.chain.members if record.chain is not None else frozenset()
+        return self._lists_of(*members, refresh=refresh)
+
+    def _lists_of(self, *accounts: str, refresh: bool = False) -> Lists:
+        """The active devices of the verified lists of `accounts` and of this account: only
+        what the event needs (a message, its sender's; a page, the machine asks for its
+        signers'), so a large group costs no fetch of every member's list per message. A list
+        that cannot be verified is left out (the machine waits for it)."""
         lists: Lists = {}
-        for account in sorted({*members, *also, self.account_id}):
+        for account in sorted({*accounts, self.account_id}):
             try:
                 accepted = self.current_list(account, refresh=refresh)
             except (ProtocolError, api.ApiError, api.ServerUnreachable, SendRefused):
