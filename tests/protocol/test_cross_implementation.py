@@ -457,3 +457,132 @@ def test_parse_json_and_parseJson_agree_on_any_text(js, text, as_bytes, max_byte
         "parse_json", hex=raw.hex(), as_text=not as_bytes, max_bytes=max_bytes, max_depth=max_depth
     )
     assert got == expected, text
+
+
+def test_a_group_conversation_between_the_python_and_the_javascript_group_machines(js):
+    """docs/protocol.md 25.8: alice's Python group machine and bob's JavaScript one, on one
+    verified chain; each takes the other's sender key and decrypts its messages (out of order
+    too), and after alice removes carol, alice's next message is under a new key."""
+    from protocol.engine import (
+        GroupContent,
+        GroupKeyReceived,
+        GroupMessageReceived,
+        GroupRecord,
+        GroupSend,
+        GroupSendWanted,
+        handle_group,
+    )
+    from protocol.engine.groupstate import lists_to_dict
+    from protocol.groups import EntryKind, entry_hash, sign_entry, verify_chain
+    from protocol.keys import IdentityKeyPair
+
+    group_id = seed("cross group id")[:16]
+    keys = {d: IdentityKeyPair.from_seed(seed(f"cross group {d}")) for d in ("a1", "b1", "c1")}
+    accounts = {"a1": "alice", "b1": "bob", "c1": "carol"}
+    lists = {accounts[d]: {d: k.public} for d, k in keys.items()}
+    raw = {a: list(ds.values()) for a, ds in lists.items()}
+    create = sign_entry(
+        group_id=group_id,
+        seq=0,
+        previous=bytes(32),
+        kind=EntryKind.CREATE,
+        actor="alice",
+        identity=keys["a1"],
+        timestamp=0,
+        accounts=["alice", "bob", "carol"],
+        name="Cross",
+    )
+    chain = verify_chain([create], device_lists=raw)
+    alice = GroupRecord("alice", "a1", group_id, chain=chain)
+    bob_state = GroupRecord("bob", "b1", group_id, chain=chain).to_dict()
+    wire_lists = lists_to_dict(lists)
+
+    def text(words: str) -> bytes:
+        return words.encode().ljust(64, b"\0")
+
+    def bob(event: dict[str, Any], **more: Any) -> list[dict[str, Any]]:
+        return js("group", record="bob", event={"lists": wire_lists, "now": 0, **event}, **more)[
+            "effects"
+        ]
+
+    # alice (Python) sends: bob (JS) takes the key that rode along, then the message
+    alice, effects = handle_group(
+        alice, GroupSendWanted("s1", text("hello bob"), lists, 0, seed("cross s1"))
+    )
+    [send] = [e for e in effects if isinstance(e, GroupSend)]
+    body = {d: b for _, d, b in send.distributions}["b1"]
+    assert (
+        bob(
+            {
+                "type": "group_key_received",
+                "sender": "alice",
+                "sender_device": "a1",
+                "body": dict(body),
+            },
+            state=bob_state,
+        )
+        == []
+    )
+    [content] = bob({"type": "group_message_received", "message": b64u_encode(send.message)})
+    assert (content["type"], b64u_decode(content["plaintext"])) == (
+        "group_content",
+        text("hello bob"),
+    )
+
+    # bob (JS) sends three; alice (Python) takes his key, then decrypts them out of order
+    sent = []
+    for n in range(3):
+        event = {
+            "type": "group_send_wanted",
+            "send_id": f"b{n}",
+            "plaintext": b64u_encode(text(f"bob {n}")),
+            "seed": b64u_encode(seed(f"cross b{n}")),
+        }
+        [planned] = [e for e in bob(event) if e["type"] == "group_send"]
+        sent.append(planned)
+    [to_alice] = [d for d in sent[0]["distributions"] if d["device_id"] == "a1"]
+    alice, effects = handle_group(alice, GroupKeyReceived("bob", "b1", to_alice["body"], lists, 0))
+    assert effects == []
+    for n in (2, 0, 1):
+        alice, effects = handle_group(
+            alice, GroupMessageReceived(b64u_decode(sent[n]["message"]), lists, 0)
+        )
+        [got] = effects
+        assert isinstance(got, GroupContent) and got.plaintext == text(f"bob {n}")
+
+    # alice removes carol; bob's machine reads the entry; alice's next message is rotated
+    remove = sign_entry(
+        group_id=group_id,
+        seq=1,
+        previous=entry_hash(create),
+        kind=EntryKind.REMOVE,
+        actor="alice",
+        identity=keys["a1"],
+        timestamp=0,
+        accounts=["carol"],
+    )
+    alice = GroupRecord(
+        alice.account_id,
+        alice.device_id,
+        group_id,
+        chain=verify_chain([remove], device_lists=raw, state=alice.chain),
+        sending=alice.sending,
+        receiving=alice.receiving,
+    )
+    [request] = bob({"type": "group_fetch_wanted"})
+    page = {"head": 1, "entries": [{"seq": 1, "entry": b64u_encode(remove)}], "more": False}
+    [changed] = bob(
+        {"type": "group_answered", "request_id": request["request_id"], "status": 200, "body": page}
+    )
+    assert changed["data"]["kind"] == "remove"
+    alice, effects = handle_group(
+        alice, GroupSendWanted("s2", text("carol is out"), lists, 0, seed("cross s2"))
+    )
+    [rotated] = [e for e in effects if isinstance(e, GroupSend)]
+    assert rotated.rotated and {d for _, d, _ in rotated.distributions} == {"b1"}
+    body = {d: b for _, d, b in rotated.distributions}["b1"]
+    bob(
+        {"type": "group_key_received", "sender": "alice", "sender_device": "a1", "body": dict(body)}
+    )
+    [content] = bob({"type": "group_message_received", "message": b64u_encode(rotated.message)})
+    assert b64u_decode(content["plaintext"]) == text("carol is out")

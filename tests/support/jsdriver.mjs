@@ -15,6 +15,9 @@
 //                                                            → {"messages": {device_id: b64u}}
 //   {"cmd": "serialize", "session": "s"}                     → {"state"}
 //   {"cmd": "restore", "device": "bob", "session": "s", "state": {...}} → {}
+//   {"cmd": "group", "record": "name", "state": {...} | absent, "event": {...}}
+//                                                            → {"record", "effects"}
+//     (the group machine, docs/protocol.md 25.8: `state` starts a record, else the one kept)
 //   {"cmd": "parse_json", "hex": hex, "as_text": bool, "max_bytes": n, "max_depth": n}
 //                                                            → {"reason": str | null, "value"}
 //
@@ -29,6 +32,7 @@ await p.ready();
 const { b64uDecode, b64uEncode, fromHex } = p.encoding;
 const devices = new Map();
 const sessions = new Map();
+const groupRecords = new Map();
 
 function device(name) {
   const found = devices.get(name);
@@ -121,6 +125,14 @@ const COMMANDS = {
   restore({ device: name, session: sid, state }) {
     sessions.set(sid, { session: p.Session.fromJSON(state), rng: device(name).rng });
     return {};
+  },
+
+  group({ record: name, state = null, event }) {
+    const record = state !== null ? p.engine.GroupRecord.fromJSON(state) : groupRecords.get(name);
+    if (!record) throw new Error(`unknown group record ${name}`);
+    const [after, effects] = p.engine.handleGroup(record, p.engine.groupEventFromJSON(event));
+    groupRecords.set(name, after);
+    return { record: after.toJSON(), effects: JSON.parse(JSON.stringify(effects)) };
   },
 
   parse_json({ hex, as_text: asText, max_bytes: maxBytes, max_depth: maxDepth }) {
