@@ -471,3 +471,52 @@ async def test_a_group_entry_on_one_node_rings_a_member_on_the_other(cluster):
     page = await asyncio.to_thread(bob_http.get, f"/api/groups/{b64u_encode(group_id)}/entries")
     assert page[1]["entries"] == [{"seq": 0, "entry": b64u_encode(create)}]
     await at_bob.close()
+
+
+async def test_a_group_message_is_stored_once_on_postgresql_and_freed_by_the_last_ack(cluster):
+    """docs/protocol.md 25.9 on PostgreSQL: a group send on one node reaches members on both
+    nodes from one stored message, which the last ack deletes."""
+    from protocol.rng import system_rng
+    from protocol.senderkeys import encrypt_group, new_sender_key
+
+    people = [await asyncio.to_thread(account, cluster, n) for n in ("alice15", "bob15", "carol15")]
+    (alice, alice_http), (bob, bob_http), (carol, carol_http) = people
+    group_id = bytes(range(2, 18))
+    create = group_entry(
+        alice,
+        group_id,
+        0,
+        groups.ZERO_HASH,
+        kind=groups.EntryKind.CREATE,
+        accounts=["alice15", "bob15", "carol15"],
+        name="Across",
+    )
+    assert (await asyncio.to_thread(group_write, alice_http, group_id, 0, create))[0] == 201
+    at_bob = await settled(await socket_on(cluster, 1, bob_http).connect())
+    at_carol = await settled(await socket_on(cluster, 0, carol_http).connect())
+    sender = await socket_on(cluster, 0, alice_http).connect()
+    key = new_sender_key(system_rng, group_id=group_id, sender="alice15", device=alice.device_id)
+    head = groups.entry_hash(create)
+    _, message = encrypt_group(key, b"x" * 64, head_seq=0, head_hash=head, rng=system_rng)
+    await sender.send_frame(
+        {
+            "type": "group_send",
+            "id": "g1",
+            "group_id": b64u_encode(group_id),
+            "message": b64u_encode(message),
+            "targets": [bob.device_id, carol.device_id],
+            "keys": {bob.device_id: b64u_encode(b"bob's copy of the key")},
+        }
+    )
+    assert (await sender.next("accepted"))["id"] == "g1"
+    with psycopg.connect(cluster.postgres.url) as db:
+        assert db.execute("SELECT count(*) FROM messaging_groupmessage").fetchone() == (1,)
+    for socket in (at_bob, at_carol):
+        [envelope] = (await socket.next("deliver"))["envelopes"]
+        assert envelope["group"] == b64u_encode(message)
+        await socket.send_frame({"type": "ack", "seqs": [envelope["seq"]]})
+        await settled(socket)
+    with psycopg.connect(cluster.postgres.url) as db:
+        assert db.execute("SELECT count(*) FROM messaging_groupmessage").fetchone() == (0,)
+    for socket in (sender, at_bob, at_carol):
+        await socket.close()
