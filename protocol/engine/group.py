@@ -485,7 +485,7 @@ def _change_wanted(record: GroupRecord, turn: _Turn, event: GroupChangeWanted) -
     writing = Writing(
         event.change_id,
         event.change,
-        tuple(sorted(event.accounts)),
+        tuple(sorted(set(event.accounts))),  # a name given twice counts once
         event.name,
         event.identity_key,
         event.now,

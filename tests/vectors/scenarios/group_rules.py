@@ -837,8 +837,10 @@ def group_created() -> dict[str, Any]:
         record(device="alice-phone"),
         [
             (
-                "create, with bob",
-                change_wanted("c1", "create", known, T1, ("bob", "alice"), "Trip", "alice-phone"),
+                "create, with bob (alice named twice counts once)",
+                change_wanted(
+                    "c1", "create", known, T1, ("bob", "alice", "alice"), "Trip", "alice-phone"
+                ),
                 [sign_asked("c1", data)],
             ),
             (

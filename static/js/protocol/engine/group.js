@@ -497,7 +497,7 @@ function changeWanted(record, turn, event) {
   const writing = new Writing({
     changeId: event.changeId,
     kind: event.change,
-    accounts: [...event.accounts].sort(),
+    accounts: [...new Set(event.accounts)].sort(), // a name given twice counts once
     name: event.name,
     actorKey: event.identityKey,
     timestamp: event.now,
