@@ -1027,7 +1027,41 @@ def group_send_mismatched() -> dict[str, Any]:
     )
 
 
+def group_device_removed_rotates() -> dict[str, Any]:
+    log = main_log()
+    chain = log.states[1]
+    me = Sender("alice-laptop")
+    everyone = lists("alice", "bob", "carol")
+    first = me.send("s1", text("hello"), everyone, chain)
+    without_laptop = lists("alice", "bob", "carol", drop=("bob-laptop",))
+    rotated = me.send("s2", text("after bob's laptop left"), without_laptop, chain)
+    own_gone = lists("alice", "bob", "carol", drop=("bob-laptop", "alice-phone"))
+    again = me.send("s3", text("after my phone left"), own_gone, chain)
+    return group_scenario(
+        "A member's device leaves its account's list (bob logged his laptop out), and then one of the sender's own devices: each time the sender's next message is under a new key, distributed to the devices left, so a device that left reads nothing sent after.",
+        record(log, 1),
+        [
+            (
+                "the first send: every device gets the key",
+                send_wanted("s1", text("hello"), everyone, T1),
+                [first],
+            ),
+            (
+                "bob's laptop is gone from his verified list: rotated",
+                send_wanted("s2", text("after bob's laptop left"), without_laptop, T2),
+                [rotated],
+            ),
+            (
+                "alice's phone is gone from her own list: rotated again",
+                send_wanted("s3", text("after my phone left"), own_gone, T3),
+                [again],
+            ),
+        ],
+    )
+
+
 SCENARIOS = {
+    "group_device_removed_rotates.json": group_device_removed_rotates,
     "group_send_mismatched.json": group_send_mismatched,
     "group_created.json": group_created,
     "group_change_head_moved.json": group_change_head_moved,
