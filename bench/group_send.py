@@ -17,6 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.protocol_bench import new_pair  # noqa: E402
 from protocol.content import Content, ContentType, encode_content  # noqa: E402
 from protocol.engine import (  # noqa: E402
     GroupKeyReceived,
@@ -29,7 +30,6 @@ from protocol.engine import (  # noqa: E402
 )
 from protocol.groups import EntryKind, sign_entry, verify_chain  # noqa: E402
 from protocol.keys import IdentityKeyPair  # noqa: E402
-from protocol.ratchet import Session  # noqa: E402
 from protocol.rng import TestRng, system_rng  # noqa: E402
 from protocol.senderkeys import distribution_body  # noqa: E402
 
@@ -104,7 +104,7 @@ def main() -> None:
     load_ms = measure(lambda: GroupRecord.from_dict(json.loads(stored)), 50)
 
     # the same send to every device as pairwise fan-out: one ratchet encryption each
-    session = _session()
+    session = new_pair()[0]
     pairwise = measure(lambda: session.encrypt(body, system_rng), 2000)
 
     # a member's device decrypting (its record holds the sender's distribution)
@@ -149,31 +149,6 @@ def main() -> None:
         f"{targets} queue rows without one; pairwise: {targets} x {pairwise_bytes} B = "
         f"{targets * pairwise_bytes:,} B"
     )
-
-
-def _session() -> Session:
-    from protocol.inbound import accept_prekey_message
-    from protocol.keys import generate_device_keys, make_prekey_bundle
-
-    alice = generate_device_keys(system_rng)
-    bob = generate_device_keys(system_rng, one_time_prekey_ids=[1])
-    a = Session.initiate(
-        identity=alice.identity,
-        bundle=make_prekey_bundle("bob", bob, bob.one_time_prekeys[0]),
-        listed_identity_key=bob.identity.public,
-        rng=system_rng,
-    )
-    b = accept_prekey_message(
-        a.encrypt(b"hello", system_rng),
-        identity=bob.identity,
-        signed_prekeys={bob.signed_prekey.id: bob.signed_prekey.key},
-        one_time_prekeys={1: bob.one_time_prekeys[0].key},
-        sender_identity_key=alice.identity.public,
-        used_base_keys=set(),
-        rng=system_rng,
-    ).session
-    a.decrypt(b.encrypt(b"hi", system_rng), system_rng)
-    return a
 
 
 if __name__ == "__main__":

@@ -136,13 +136,13 @@ async def test_a_removal_the_server_hides_is_noticed_and_the_device_stops_sendin
     await close(world)
 
 
-async def _until(device: Device, code: str, within: float = 10.0) -> bool:
+async def _until(device: Device, code: str, count: int = 1, within: float = 10.0) -> None:
+    """Wait until the device was told `code` `count` times."""
     deadline = asyncio.get_running_loop().time() + within
-    while not refusals(device, code):
+    while len(refusals(device, code)) < count:
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"no {code} on {device.device_id}: {device.events}")
         await asyncio.sleep(0.05)
-    return True
 
 
 async def test_two_members_shown_different_chains_refuse_each_others_messages(live_app, tmp_path):
@@ -173,9 +173,8 @@ async def test_two_members_shown_different_chains_refuse_each_others_messages(li
     server.rewrite("GET", ENTRIES, forked)
     bob.messenger.transport = server
     alice.messenger.group_change(group_id, "rename", name="Trip 2027")
-    await _until(bob, "group_changed")
-    await _changed(bob, 2)
-    await _changed(carol, 2)
+    await _until(bob, "group_changed", 2)
+    await _until(carol, "group_changed", 2)
     assert bob.messenger.store.group_record(group_id).chain.head == entry_hash(other)
     await carol.connection.send_group_text(group_id, "from the real chain")
     await _until(bob, "group_forked")
@@ -186,14 +185,6 @@ async def test_two_members_shown_different_chains_refuse_each_others_messages(li
     with pytest.raises(GroupRefused, match="forked"):
         await bob.connection.send_group_text(group_id, "hello?")
     await close(world)
-
-
-async def _changed(device: Device, count: int) -> None:
-    deadline = asyncio.get_running_loop().time() + 10
-    while len(refusals(device, "group_changed")) < count:
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"{device.device_id}: {device.events}")
-        await asyncio.sleep(0.05)
 
 
 async def test_a_non_members_message_and_a_replayed_message_are_refused(live_app, tmp_path):
