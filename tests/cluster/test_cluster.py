@@ -492,8 +492,10 @@ async def test_a_group_message_is_stored_once_on_postgresql_and_freed_by_the_las
         name="Across",
     )
     assert (await asyncio.to_thread(group_write, alice_http, group_id, 0, create))[0] == 201
-    at_bob = await settled(await socket_on(cluster, 1, bob_http).connect())
-    at_carol = await settled(await socket_on(cluster, 0, carol_http).connect())
+    receivers = [socket_on(cluster, 1, bob_http), socket_on(cluster, 0, carol_http)]
+    for receiver in receivers:
+        receiver.auto_ack = False  # the test acks, after counting what is stored
+    at_bob, at_carol = [await settled(await r.connect()) for r in receivers]
     sender = await socket_on(cluster, 0, alice_http).connect()
     key = new_sender_key(system_rng, group_id=group_id, sender="alice15", device=alice.device_id)
     head = groups.entry_hash(create)
