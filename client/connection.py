@@ -47,7 +47,6 @@ from client.messenger import (
 from client.signin import DeviceLoggedOut, sign_in
 from protocol import frames
 from protocol.content import MAX_RECEIPT_IDS, ContentType
-from protocol.encoding import b64u_encode
 from protocol.engine import FrameReceived
 from protocol.exceptions import MalformedMessage, ProtocolError
 from protocol.strictjson import parse_json
@@ -247,8 +246,7 @@ class DeviceConnection:
         if self.receive:  # a doorbell may have been lost while the socket was closed
             await self._sync(None)
             await self._own_devices()
-            for record in self.messenger.groups():
-                await self._group_fetch(b64u_encode(record.group_id))
+            await self._groups_listed()
         timer = asyncio.create_task(self._retry_timer()) if self.receive else None
         try:
             async for text in self.socket:
@@ -400,6 +398,15 @@ class DeviceConnection:
             return
         self.pending[again.send_id] = (again, future)
         await self._send_frame(again.frame)
+
+    async def _groups_listed(self) -> None:
+        """The account's groups the server lists: the logs that moved are read (19.4)."""
+        try:
+            events = self.messenger.groups_listed()
+        except (GroupRefused, ServerUnreachable, ApiError, ProtocolError) as error:
+            self.on_event(SyncWarning("group_unavailable", f"the account's groups: {error}"))
+            return
+        await self.emit(events)
 
     async def _group_fetch(self, group_id: str) -> None:
         try:

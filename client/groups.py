@@ -126,6 +126,29 @@ class GroupMember(Sender):
         """add, remove, promote, demote (accounts), leave, rename (name)."""
         return self._change(self._record(group_id), change, tuple(accounts), name).owed()
 
+    def groups_listed(self) -> list[Event]:
+        """On connect: the groups the server lists for the account (docs/protocol.md 19.4),
+        each log read when its head is past the chain this device holds (a group it holds no
+        record of is one it was added to, or one of the account's on a new device)."""
+        answer = api.get(self.transport, "/api/groups")
+        listed = answer.get("groups") if isinstance(answer, dict) else None
+        events: list[Event] = []
+        for item in listed if isinstance(listed, list) else []:
+            group_id, head = (
+                (item.get("group_id"), item.get("head")) if isinstance(item, dict) else (None, None)
+            )
+            if not isinstance(group_id, str) or not isinstance(head, int):
+                continue  # the server's list is a hint: each log is verified when read
+            try:
+                record = self.store.group_record(group_id)
+                if record is None or record.chain is None or record.chain.seq < head:
+                    events += self.group_fetch(group_id)
+            except ProtocolError as error:  # an id that is not a group id
+                events.append(
+                    GroupEvent(group_id, "a group", "group_unavailable", {"error": str(error)})
+                )
+        return events
+
     def group_fetch(self, group_id: str) -> list[Event]:
         """Read the group's log after a `group_changed` doorbell (of a group this device may
         not hold yet: it was just added) or a (re)connect."""

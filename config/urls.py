@@ -56,5 +56,6 @@ urlpatterns = [
     # the account's state log (synced contacts, read state, settings, names)
     path("api/state", messaging.state_log),
     # group membership logs (signed entries the server checks, stores and relays)
+    path("api/groups", messaging.groups),
     path("api/groups/<str:group_id>/entries", messaging.group_entries),
 ]

@@ -238,6 +238,24 @@ class GroupPage:
         }
 
 
+def account_groups(*, account: str) -> list[dict[str, Any]]:
+    """Every group `account` may read, with the head it may read up to (docs/protocol.md
+    19.4): a device learns the groups of its account here, and reads only the logs that
+    moved."""
+    readers = list(GroupReader.objects.filter(account=account).values_list("group_id", "until_seq"))
+    heads = dict(
+        GroupEntry.objects.filter(group_id__in=[g for g, _ in readers])
+        .values("group_id")
+        .annotate(head=Max("seq"))
+        .values_list("group_id", "head")
+    )
+    return [
+        {"group_id": g, "head": heads[g] if until is None else min(heads[g], until)}
+        for g, until in sorted(readers)
+        if g in heads
+    ]
+
+
 def group_page(*, group_id: bytes, account: str, after: int) -> GroupPage:
     """The entries after `after` that `account` may read (docs/protocol.md 19.4): all of them
     for a member, up to and including its removal or leave for a former one; a group the

@@ -58,6 +58,11 @@ def state_log(request: HttpRequest) -> dict | HttpResponse:
     return JsonResponse({"version": version}, status=201)
 
 
+@api(methods=("GET",), access=signed_in)
+def groups(request: HttpRequest) -> dict:
+    return {"groups": selectors.account_groups(account=request.user.get_username())}
+
+
 @api(methods=("GET", "POST"), access=signed_in, max_body=schemas.GROUP_MAX_BODY_BYTES)
 def group_entries(request: HttpRequest, group_id: str) -> dict | HttpResponse:
     device = request_device(request)

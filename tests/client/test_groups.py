@@ -10,13 +10,15 @@ import random
 
 import pytest
 
+from client.connection import DeviceConnection
 from client.events import GroupEvent, GroupText
+from client.http import HttpTransport
 from protocol.encoding import b64u_decode
 from protocol.exceptions import ReplayDetected, SenderKeyUnknown
 from protocol.senderkeys import decrypt_group
 from tests.support.actors import person
 from tests.support.devices import Device, companion_messenger, primary_messenger
-from tests.support.rewriting import flip_byte
+from tests.support.rewriting import RewritingTransport, flip_byte
 
 
 def texts(device: Device) -> list[tuple[str, str]]:
@@ -130,4 +132,47 @@ async def test_a_key_a_device_could_not_decrypt_is_sent_again_and_its_messages_f
     assert (text.sender, text.text) == (alice.username, "can you read this?")
     assert damaged == [sent.send_id]  # the first copy of the key was the one damaged
     await alice_phone.close()
+    await bob_phone.close()
+
+
+async def test_a_device_linked_later_learns_its_accounts_groups_when_it_connects(
+    live_app, tmp_path
+):
+    """docs/protocol.md 19.4 "List": a new own device holds no record of the groups its
+    account is in; on connecting it reads the server's list, and each log, and can write."""
+    alice, bob = person(live_app, "alice"), person(live_app, "bob")
+    alice_phone = await Device(primary_messenger(alice, tmp_path)).connect()
+    bob_phone = await Device(primary_messenger(bob, tmp_path)).connect()
+    group_id, _ = alice_phone.messenger.group_create("Before the laptop", [bob.username])
+    await bob_phone.wait_for(GroupEvent)
+    await alice_phone.close()
+    laptop = await Device(companion_messenger(alice, tmp_path)).connect()
+    [created] = await laptop.wait_for(GroupEvent)
+    assert (created.group_id, created.code, created.data["kind"]) == (
+        group_id,
+        "group_changed",
+        "create",
+    )
+    [record] = laptop.messenger.groups()
+    assert record.chain is not None and record.chain.name == "Before the laptop"
+    await laptop.connection.send_group_text(group_id, "from the new laptop")
+    [text] = await bob_phone.wait_for(GroupText)
+    assert (text.sender, text.sender_device, text.text) == (
+        alice.username,
+        laptop.device_id,
+        "from the new laptop",
+    )
+    # on the next connect nothing moved: the list is read, no log
+    await laptop.close()
+    http = laptop.messenger.transport
+    assert isinstance(http, HttpTransport)
+    server = RewritingTransport(http)  # logs what the messenger asks for
+    laptop.messenger.transport = server
+    laptop.connection = DeviceConnection(laptop.messenger, http, on_event=laptop.events.append)
+    await laptop.connection.start()
+    await laptop.connection.caught_up()
+    paths = [path for method, path, _ in server.log if method == "GET"]
+    assert "/api/groups" in paths
+    assert not [p for p in paths if p.startswith("/api/groups/")]
+    await laptop.close()
     await bob_phone.close()

@@ -458,3 +458,31 @@ async def test_an_entry_rings_members_and_the_removed_through_redis_not_the_writ
     for socket in at.values():
         assert await socket.receive_nothing(timeout=0.5)  # the writer, bob now, dave ever
         await socket.disconnect()
+
+
+def listed(transport: DjangoTransport) -> list[tuple[str, int]]:
+    response = transport.client.get("/api/groups")
+    assert response.status_code == 200, response.json()
+    return [(g["group_id"], g["head"]) for g in response.json()["groups"]]
+
+
+@pytest.mark.django_db
+def test_the_groups_an_account_may_read_are_listed_with_the_head_it_may_read_to(people):
+    alice, bobby, carol = people["alice"], people["bobby"], people["carol"]
+    other = Chain(group_id=bytes(range(1, 17)))
+    chain = Chain()
+    chain.write(alice, EntryKind.CREATE, ["alice", "bobby"], name="Climbing")
+    chain.write(alice, EntryKind.ADD, ["carol"])
+    other.write(bobby, EntryKind.CREATE, ["bobby"], name="Alone")
+    assert listed(carol.transport) == [(b64u_encode(GROUP), 1)]
+    chain.write(alice, EntryKind.REMOVE, ["carol"])
+    chain.write(alice, EntryKind.RENAME, name="Bouldering")
+    assert listed(alice.transport) == [(b64u_encode(GROUP), 3)]
+    assert sorted(listed(bobby.transport)) == sorted(
+        [(b64u_encode(GROUP), 3), (b64u_encode(other.group_id), 0)]
+    )
+    assert listed(carol.transport) == [(b64u_encode(GROUP), 2)]  # up to her removal
+    stranger = make_primary("dave")
+    assert listed(stranger.transport) == []
+    anonymous = DjangoTransport().client.get("/api/groups")
+    assert anonymous.status_code in (401, 403)
