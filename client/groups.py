@@ -181,10 +181,10 @@ class GroupMember(Sender):
         """The server's answer: None when done; after mismatched_devices the same text planned
         again on the members' lists fetched and verified again."""
         record = self._record(outgoing.group_id)
-        refresh = frame.get("code") == "mismatched_devices"
-        answer = GroupSendAnswered(
-            dict(frame), self._lists(record, refresh=refresh), self.clock(), self.rng(32)
-        )
+        # only a re-plan needs the lists: every member's, fetched and verified again
+        replan = frame.get("code") == "mismatched_devices"
+        lists = self._lists(record, refresh=True) if replan else self._lists_of()
+        answer = GroupSendAnswered(dict(frame), lists, self.clock(), self.rng(32))
         run = self._run(record, answer)
         again = next((s for s in run.sends if s.send_id == outgoing.send_id), None)
         refused = run.refusal("group_send_refused")
