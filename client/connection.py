@@ -352,12 +352,13 @@ class DeviceConnection:
         code = frame.get("code")
         data = frame.get("data")
         data = data if isinstance(data, dict) else {}
-        if isinstance(outgoing, OutgoingGroup) and code != "rate_limited":
+        if code == "rate_limited":  # either kind: the same frame again, after the wait
+            wait = data.get("retry_after_ms", 1000)
+            await asyncio.sleep(min(float(wait) / 1000 if isinstance(wait, int) else 1.0, 10.0))
+            await self._send_frame(outgoing.frame)
+        elif isinstance(outgoing, OutgoingGroup):
             del self.pending[outgoing.send_id]
             await self._group_answered(outgoing, future, frame)
-        elif isinstance(outgoing, OutgoingGroup):
-            await asyncio.sleep(1.0)
-            await self._send_frame(outgoing.frame)
         elif code == "mismatched_devices" and outgoing.partial:  # its one device is gone
             self._fail(
                 outgoing.envelope_id,
@@ -371,10 +372,6 @@ class DeviceConnection:
                 return
             self.pending[outgoing.envelope_id] = (retried, future)
             await self._send_frame(retried.frame)
-        elif code == "rate_limited":
-            wait = data.get("retry_after_ms", 1000)
-            await asyncio.sleep(min(float(wait) / 1000 if isinstance(wait, int) else 1.0, 10.0))
-            await self._send_frame(outgoing.frame)
         else:
             self._fail(
                 outgoing.envelope_id,

@@ -97,13 +97,28 @@ def send_envelopes(
 ) -> None:
     """Send each (envelope id, targets) on one device socket, each accepted before the next;
     from synchronous (browser) tests, on a thread of its own."""
+    frames = [
+        {
+            "type": "send",
+            "id": envelope_id,
+            "recipient": recipient,
+            "targets": {d: b64u_encode(c) for d, c in targets.items()},
+        }
+        for envelope_id, targets in sends
+    ]
+    send_frames(ws_url, origin, cookie, frames)
+
+
+def send_frames(ws_url: str, origin: str, cookie: str, frames: list[dict[str, Any]]) -> None:
+    """Send each frame (a `send`, a `group_send`) on one device socket, each accepted before
+    the next; from synchronous (browser) tests, on a thread of its own."""
 
     async def run() -> None:
         socket = DeviceSocket(ws_url, origin, cookie)
         await socket.connect()
         try:
-            for envelope_id, targets in sends:
-                await socket.send(envelope_id, recipient, targets)
+            for frame in frames:
+                await socket.send_frame(frame)
                 answer = await socket.next("accepted", "error")
                 assert answer["type"] == "accepted", answer
         finally:

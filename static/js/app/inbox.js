@@ -37,6 +37,8 @@ import { onSynced, queueReceived, syncedValue, syncMutate, syncQueued } from "./
 const { b64uDecode, b64uEncode, bytesEqual } = encoding;
 
 let receiving = Promise.resolve();
+/** Senders whose group messages this page said it cannot show yet. @type {Set<string>} */
+const toldOfGroups = new Set();
 /** Contents whose effect needs the network after the envelope is stored. */
 const followUps = [];
 
@@ -107,10 +109,14 @@ async function receiveOne(envelope) {
   }
   if (envelope.group !== undefined) {
     // a group message (docs/protocol.md 25.9): this web app has no group adapter yet, so it
-    // says so in the sender's conversation and acks, rather than asking for it again; a
-    // pairwise part that rode along (a sender key) is decrypted below, to keep the session
-    const name = await displayName(sender);
-    await addNotice(sender, `${name} sent you a group message; this version of Parley on the web cannot show groups yet.`, "info");
+    // says so in the sender's conversation (once a page load) and acks, rather than asking
+    // for it again; a pairwise part that rode along (a sender key) is decrypted below, to
+    // keep the session in step
+    if (!toldOfGroups.has(sender)) {
+      toldOfGroups.add(sender);
+      const name = await displayName(sender);
+      await addNotice(sender, `${name} sent you a group message; this version of Parley on the web cannot show groups yet.`, "info");
+    }
     if (envelope.ciphertext === undefined) return none;
   }
   const keys = await loadKeys(me);
