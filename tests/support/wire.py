@@ -137,3 +137,38 @@ def send_frames(ws_url: str, origin: str, cookie: str, frames: list[dict[str, An
     thread.join(30)
     if failures:
         raise failures[0]
+
+
+def receive_envelopes(
+    ws_url: str, origin: str, cookie: str, count: int, *, within: float = 15.0
+) -> list[dict[str, Any]]:
+    """The first `count` envelopes delivered to a device socket (acked), waiting at most
+    `within` seconds; from synchronous (browser) tests, on a thread of its own."""
+    received: list[dict[str, Any]] = []
+
+    async def run() -> None:
+        socket = DeviceSocket(ws_url, origin, cookie)
+        await socket.connect()
+        try:
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + within
+            while len(socket.received) < count:
+                await socket.next("deliver", within=max(0.01, deadline - loop.time()))
+        finally:
+            await socket.close()
+            received.extend(socket.received)
+
+    failures: list[BaseException] = []
+
+    def worker() -> None:
+        try:
+            asyncio.run(run())
+        except BaseException as error:  # reported on the caller's thread
+            failures.append(error)
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    thread.join(within + 10)
+    if failures:
+        raise failures[0]
+    return received

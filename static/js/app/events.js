@@ -16,6 +16,8 @@ export const Change = Object.freeze({
   SYNC: "sync",
   /** An outbox item was sent or failed: {envelopeId, ok, reason}. */
   OUTBOX_DONE: "outbox-done",
+  /** A group's record or conversation changed (groups.js): {group}. */
+  GROUPS: "groups",
 });
 
 /** A tab asks the leader to send what it put in the outbox (never dispatched as a change). */

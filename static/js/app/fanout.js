@@ -211,3 +211,74 @@ export async function encryptItem(item, plan) {
 function newContent(type, body, stamp) {
   return new Content({ type, messageId: systemRng(16), ...stamp, body });
 }
+
+/**
+ * The sender-key distributions of a planned group send (docs/protocol.md 25.8): one type-11
+ * content (its body names no recipient) encrypted over the pairwise session with exactly each
+ * device, a new session from its bundle where there is none; cached for a resend (24.3)
+ * under the send's id, with the sessions, in one transaction.
+ * @param {any} item the group outbox item @param {[string, string, Record<string, any>][]} distributions
+ * @returns {Promise<Record<string, string>>} device id → b64u ciphertext
+ */
+export async function encryptDistributions(item, distributions) {
+  if (!distributions.length) return {};
+  const me = await self();
+  const keys = await loadKeys(me);
+  const own = await acceptedList(me.accountId);
+  const content = encodeContent(
+    newContent(ContentType.GROUP_SENDER_KEY, distributions[0][2], {
+      timestamp: Date.now(),
+      senderListVersion: own.version,
+      senderListHash: own.hash,
+    }),
+  );
+  /** @type {Map<string, DeviceList>} */
+  const lists = new Map();
+  const records = new Map();
+  /** @type {Map<string, string[]>} account → devices without a session */
+  const lacking = new Map();
+  for (const [account, deviceId] of distributions) {
+    if (!lists.has(account)) lists.set(account, await acceptedList(account));
+    const record = await store.read("sessions", deviceId);
+    records.set(deviceId, record);
+    if (!record?.current) lacking.set(account, [...(lacking.get(account) ?? []), deviceId]);
+  }
+  /** @type {Map<string, PrekeyBundle>} */
+  const bundles = new Map();
+  for (const [account, deviceIds] of [...lacking].sort()) {
+    const answer = await api(`${accountPath(account)}/bundles`, { method: "POST", body: { device_ids: deviceIds } });
+    for (const json of answer?.bundles ?? []) {
+      try {
+        const bundle = PrekeyBundle.fromJSON(json);
+        bundles.set(bundle.deviceId, bundle);
+      } catch {
+        // a malformed bundle: that device has no session and the send says so below
+      }
+    }
+  }
+  /** @type {Record<string, string>} */
+  const targets = {};
+  const updated = [];
+  for (const [account, deviceId] of distributions) {
+    const entry = lists.get(account)?.entry(deviceId);
+    if (!entry) throw new SendRefused(`A device of ${account} is not in its signed device list.`, "not_listed");
+    const record = records.get(deviceId);
+    const fresh = !record?.current;
+    const session = sessionForSending({ record, listedKey: entry.identityKey, bundle: bundles.get(deviceId), keys, fresh });
+    if (!session) throw new SendRefused(`The key directory has no prekeys for a device of ${account}.`, "no_bundle");
+    targets[deviceId] = b64uEncode(session.encrypt(content, systemRng));
+    updated.push({ ...record, deviceId, accountId: account, current: session.toJSON() });
+  }
+  const cached = {
+    envelope_id: item.envelopeId,
+    recipient: `group:${item.group}`,
+    sent_at: Date.now(),
+    targets: Object.fromEntries(Object.keys(targets).map((d) => [d, b64uEncode(content)])),
+    resends: {},
+  };
+  await store.transact(["sessions", "resendCache"], (s) => {
+    for (const r of updated) s.sessions.put(r);
+    keepInCache(s.resendCache, cached);
+  });
+  return targets;
+}

@@ -7,12 +7,14 @@
 //
 //   outbox  {seq, envelopeId, recipient, contentType, body, messageId, timestamp, attempts,
 //            messageKey?, historyFor?, device? (a one-device send), retry? ({count} of a
-//            retry request; {newSession, signedPrekey, alias: {sentAt, count}} of a resend)}
+//            retry request; {newSession, signedPrekey, alias: {sentAt, count}} of a resend),
+//            group? (b64u group id: a group send, groups.js), frame? (its planned frame)}
 
 import { ContentType, encoding, engine, frames, MAX_RECEIPT_IDS, ready, systemRng } from "../protocol/index.js";
 import { ApiError } from "./api.js";
 import { Change, changes, notify, onOutboxRung, ringOtherTabs } from "./events.js";
 import { encryptItem, planSend } from "./fanout.js";
+import { groupSendAnswered, planGroupSend } from "./groups.js";
 import { OutboxDrain } from "./outboxdrain.js";
 import { STATUS_RANK, emptyConversation, textRecord } from "./records.js";
 import { SendRefused, self } from "./self.js";
@@ -88,6 +90,39 @@ export async function sendText(peer, text) {
   notify({ kind: Change.MESSAGES, peer });
   ringLeader();
   return message;
+}
+
+/**
+ * Send a text to a group: stored at once as "sending" in its conversation, then planned by
+ * the group machine and sent by the leader as one `group_send` (docs/protocol.md 25.9).
+ * @param {string} groupId b64u @param {string} text
+ */
+export async function sendGroupText(groupId, text) {
+  await ready();
+  const me = await self();
+  const timestamp = Date.now();
+  const id = b64uEncode(systemRng(16));
+  const line = {
+    key: `${groupId}:${me.accountId}:${id}`,
+    group: groupId,
+    kind: "text",
+    timestamp,
+    author: me.accountId,
+    authorDevice: me.deviceId,
+    id,
+    text,
+    outgoing: true,
+    status: "sending",
+    receivedAt: timestamp,
+  };
+  const item = { ...outboxItem(me.accountId, ContentType.TEXT, { text }, { messageId: id, timestamp, messageKey: line.key }), group: groupId };
+  await store.transact(["groupMessages", "outbox"], (s) => {
+    s.groupMessages.put(line);
+    s.outbox.add(item);
+  });
+  notify({ kind: Change.GROUPS, group: groupId });
+  ringLeader();
+  return line;
 }
 
 /**
@@ -242,6 +277,7 @@ async function sendAll() {
  * @param {any} item
  */
 async function sendItem(item) {
+  if (item.group) return sendGroupItem(item);
   /** @type {{devices: string[], transcripts: string[]}} */
   let plan;
   if (item.device) {
@@ -298,6 +334,52 @@ async function sendItem(item) {
   }
 }
 
+/**
+ * A group send: planned once by the group machine (the frame kept with the item, so a send
+ * left unanswered goes again as the same frame, stored once), then as `sendItem`.
+ * @param {any} item
+ */
+async function sendGroupItem(item) {
+  for (;;) {
+    if (!item.frame) {
+      try {
+        const planning = item;
+        item = { ...item, frame: await withStateLock(() => planGroupSend(planning)) };
+      } catch (error) {
+        return notNow(error) ? false : failItem(item, error);
+      }
+      await store.write("outbox", item);
+    }
+    const answer = answerFor(item.envelopeId);
+    if (!sendFrame(item.frame)) {
+      answered(item.envelopeId, null);
+      return false;
+    }
+    const frame = await answer;
+    if (!frame) {
+      window.setTimeout(flush, 2000);
+      return false;
+    }
+    if (frame.code === "rate_limited") {
+      await new Promise((r) => setTimeout(r, Number(frame.data?.retry_after_ms) || 1000));
+      continue;
+    }
+    let again;
+    try {
+      const sent = item;
+      again = await withStateLock(() => groupSendAnswered(sent, frame));
+    } catch (error) {
+      return notNow(error) ? false : failItem(item, error);
+    }
+    if (!again) {
+      await finishItem(item, true, "");
+      return true;
+    }
+    item = { ...item, frame: again, attempts: item.attempts + 1 };
+    await store.write("outbox", item);
+  }
+}
+
 /** A failure to try again later (no network, signed out) rather than to report. @param {unknown} error */
 function notNow(error) {
   if (error instanceof ApiError && (error.code === "network" || error.status === 401)) {
@@ -315,6 +397,7 @@ async function failItem(item, error) {
 
 /** @param {any} item @param {boolean} ok @param {string} reason */
 async function finishItem(item, ok, reason) {
+  if (item.group) return finishGroupItem(item, ok, reason);
   const message = item.messageKey ? await store.read("messages", item.messageKey) : null;
   await store.transact(["outbox", "messages"], (s) => {
     s.outbox.delete(item.seq);
@@ -325,4 +408,15 @@ async function finishItem(item, ok, reason) {
   });
   notify({ kind: Change.OUTBOX_DONE, envelopeId: item.envelopeId, ok, reason });
   if (message) notify({ kind: Change.MESSAGES, peer: message.conversation });
+}
+
+/** @param {any} item @param {boolean} ok @param {string} reason */
+async function finishGroupItem(item, ok, reason) {
+  const line = await store.read("groupMessages", item.messageKey);
+  await store.transact(["outbox", "groupMessages"], (s) => {
+    s.outbox.delete(item.seq);
+    if (line) s.groupMessages.put({ ...line, status: ok ? "sent" : "failed", reason: ok ? undefined : reason });
+  });
+  notify({ kind: Change.OUTBOX_DONE, envelopeId: item.envelopeId, ok, reason });
+  notify({ kind: Change.GROUPS, group: item.group });
 }

@@ -2,12 +2,13 @@
 // never sent anywhere), its account, the device lists it has accepted (rollback and
 // key-change checks, docs/protocol.md 4.3), and the messenger's state: pairwise sessions,
 // used base keys, seen content ids, contacts, conversations, messages and the outbox; since
-// version 3 the retry records and the resend cache (docs/protocol.md 24, retries.js).
+// version 3 the retry records and the resend cache (docs/protocol.md 24, retries.js); since
+// version 4 the group machine's records and the group conversations (groups.js).
 
 const DB_NAME = "parley";
-const DB_VERSION = 3;
+const DB_VERSION = 4;
 
-/** Object stores of the messenger (versions 2 and 3); their records are described in records.js. */
+/** Object stores of the messenger (versions 2 to 4); their records are described in records.js and groups.js. */
 export const MESSENGER_STORES = /** @type {const} */ ([
   "sessions",
   "baseKeys",
@@ -19,6 +20,8 @@ export const MESSENGER_STORES = /** @type {const} */ ([
   "meta",
   "retries",
   "resendCache",
+  "groups",
+  "groupMessages",
 ]);
 const SELF = "self";
 
@@ -54,6 +57,11 @@ function open() {
         db.createObjectStore("retries");
         const cache = db.createObjectStore("resendCache", { keyPath: "envelope_id" });
         cache.createIndex("bySentAt", "sent_at");
+      }
+      if (event.oldVersion < 4) {
+        db.createObjectStore("groups");
+        const lines = db.createObjectStore("groupMessages", { keyPath: "key" });
+        lines.createIndex("byGroup", ["group", "timestamp"]);
       }
     };
     request.onsuccess = () => {

@@ -1,0 +1,429 @@
+// This browser as an adapter of the group machine (static/js/protocol/engine/group.js,
+// docs/protocol.md 25.8 and 25.9): one record per group in IndexedDB "groups", fed with
+// what comes in (a group's doorbell, its deliveries, the sender keys the device engine
+// accepted) and what the person does (a send, a change of the log). It performs what the
+// machine asks: HTTP, a signature with this device's identity key, the members' verified
+// device lists (lists.js), the distributions over the pairwise sessions (fanout.js); and it
+// keeps the group conversation. No group rule lives here. Call the exported functions but
+// `groupLines`, `groupRecords` and the page's helpers under the state lock.
+//
+//   groups         b64u group id → GroupRecord.toJSON()
+//   groupMessages  {key, group, kind: "text" | "notice", timestamp, author?, authorDevice?,
+//                   id?, text, outgoing?, status? (own: sending, sent, failed), reason?,
+//                   tone? (notice: info, warn)}
+
+import {
+  Content,
+  ContentType,
+  decodeContent,
+  encodeContent,
+  encoding,
+  engine,
+  frames,
+  groups,
+  ProtocolError,
+  senderkeys,
+  systemRng,
+} from "../protocol/index.js";
+import { ApiError, api } from "./api.js";
+import { loadKeys } from "./device.js";
+import { Change, notify } from "./events.js";
+import { encryptDistributions } from "./fanout.js";
+import { currentList, suspended } from "./lists.js";
+import { displayName } from "./names.js";
+import { SendRefused, self } from "./self.js";
+import * as store from "./store.js";
+
+const { b64uDecode, b64uEncode } = encoding;
+const ENTRY_PREFIX = new TextEncoder().encode(groups.ENTRY_LABEL);
+
+/** The group machine's refusal of what the person asked, with its reason as `code`. */
+export class GroupRefused extends Error {
+  /** @param {string} message @param {string} code */
+  constructor(message, code) {
+    super(message);
+    this.name = "GroupRefused";
+    this.code = code;
+  }
+}
+
+/** @param {string} groupId b64u @returns {Promise<engine.GroupRecord | null>} */
+export async function groupRecord(groupId) {
+  const stored = await store.read("groups", groupId);
+  return stored ? engine.GroupRecord.fromJSON(stored) : null;
+}
+
+/** Every group this device holds a record of (a page reads them without the lock). */
+export async function groupRecords() {
+  return (await store.readAll("groups")).map((data) => engine.GroupRecord.fromJSON(data));
+}
+
+/** The lines of one group conversation, oldest first. @param {string} groupId */
+export function groupLines(groupId) {
+  return store.readIndex("groupMessages", "byGroup", IDBKeyRange.bound([groupId, 0], [groupId, Infinity]));
+}
+
+/** @param {Uint8Array} groupId @returns {Promise<engine.GroupRecord>} */
+async function recordOrNew(groupId) {
+  const found = await groupRecord(b64uEncode(groupId));
+  if (found) return found;
+  const me = await self();
+  return new engine.GroupRecord({ accountId: me.accountId, deviceId: me.deviceId, groupId });
+}
+
+/** @param {string} groupId @returns {Promise<engine.GroupRecord>} */
+async function heldRecord(groupId) {
+  const record = await groupRecord(groupId);
+  if (!record) throw new GroupRefused("This device holds no such group.", "no_such_group");
+  return record;
+}
+
+/**
+ * The active devices of the verified lists of `accounts` and of the own account: only what
+ * the event needs; a list that cannot be had is left out (the machine waits for it).
+ * @param {Iterable<string>} accounts @param {{refresh?: boolean}} [options]
+ * @returns {Promise<Map<string, Map<string, Uint8Array>>>}
+ */
+async function listsOf(accounts, { refresh = false } = {}) {
+  const me = await self();
+  const lists = new Map();
+  for (const account of [...new Set([me.accountId, ...accounts])].sort()) {
+    let list;
+    try {
+      list = await currentList(account, { refresh });
+    } catch (error) {
+      console.warn(`Parley: no verified device list of ${account} for a group`, error);
+      continue;
+    }
+    const out = suspended.get(account) ?? new Set();
+    lists.set(account, new Map(list.devices.filter((d) => !out.has(d.deviceId)).map((d) => [d.deviceId, d.identityKey])));
+  }
+  return lists;
+}
+
+/** @param {engine.GroupRecord} record */
+const membersOf = (record) => [...(record.chain?.members ?? [])];
+
+/**
+ * One event and every effect it leads to; the record stored at the end.
+ * @param {engine.GroupRecord} record @param {any} event
+ * @returns {Promise<{sends: engine.GroupSend[], notices: engine.GroupNotice[]}>}
+ */
+async function run(record, event) {
+  const groupId = b64uEncode(record.groupId);
+  const sends = [];
+  const notices = [];
+  const lines = [];
+  let effects;
+  [record, effects] = engine.handleGroup(record, event);
+  const queue = [...effects];
+  const asked = new Set();
+  while (queue.length) {
+    const effect = queue.shift();
+    let follow = null;
+    if (effect instanceof engine.HttpRequest) {
+      let status = 200;
+      let body;
+      try {
+        body = await api(effect.path, effect.method === "GET" ? {} : { method: effect.method, body: effect.body ?? {} });
+        if (effect.method === "POST") status = 201;
+      } catch (error) {
+        if (!(error instanceof ApiError)) throw error;
+        status = error.status;
+        body = { error: { code: error.code, message: error.message, data: error.data } };
+      }
+      follow = new engine.GroupAnswered(effect.requestId, status, body, await listsOf([]), Date.now());
+    } else if (effect instanceof engine.GroupSign) {
+      const prefix = effect.data.subarray(0, ENTRY_PREFIX.length);
+      if (!encoding.bytesEqual(prefix, ENTRY_PREFIX)) {
+        throw new GroupRefused("Asked to sign what is no group entry.", "not_entry");
+      }
+      const keys = await loadKeys(await self());
+      follow = new engine.GroupSigned(effect.changeId, keys.identity.sign(effect.data), await listsOf([]), Date.now());
+    } else if (effect instanceof engine.GroupListsWanted) {
+      const wanted = effect.accounts.filter((a) => !asked.has(a));
+      if (wanted.length) {
+        // a list that cannot be had is asked for once a run
+        wanted.forEach((a) => asked.add(a));
+        follow = new engine.GroupListsKnown(await listsOf(effect.accounts), Date.now(), systemRng(32));
+      }
+    } else if (effect instanceof engine.GroupSend) {
+      sends.push(effect);
+    } else if (effect instanceof engine.GroupContent) {
+      const line = contentLine(groupId, effect, await self());
+      if (line) lines.push(line);
+    } else if (effect instanceof engine.GroupNotice) {
+      notices.push(effect);
+      const line = await noticeLine(groupId, effect);
+      if (line) lines.push(line);
+    }
+    if (follow) {
+      let more;
+      [record, more] = engine.handleGroup(record, follow);
+      queue.push(...more);
+    }
+  }
+  const final = record;
+  await store.transact(["groups", "groupMessages"], (s) => {
+    s.groups.put(final.toJSON(), groupId);
+    for (const line of lines) s.groupMessages.put(line);
+  });
+  notify({ kind: Change.GROUPS, group: groupId });
+  return { sends, notices };
+}
+
+/**
+ * A decrypted group content as a line of the conversation (texts only, in this version).
+ * @param {string} groupId @param {engine.GroupContent} effect @param {any} me
+ */
+function contentLine(groupId, effect, me) {
+  let content;
+  try {
+    content = decodeContent(effect.plaintext);
+  } catch (error) {
+    console.warn("Parley: a group content did not decode", error);
+    return null;
+  }
+  if (content.type !== ContentType.TEXT) return null;
+  const id = b64uEncode(content.messageId);
+  return {
+    key: `${groupId}:${effect.sender}:${id}`,
+    group: groupId,
+    kind: "text",
+    timestamp: content.timestamp,
+    author: effect.sender,
+    authorDevice: effect.senderDevice,
+    id,
+    text: String(content.body.text),
+    outgoing: effect.sender === me.accountId,
+    status: effect.sender === me.accountId ? "sent" : undefined,
+    receivedAt: Date.now(),
+  };
+}
+
+/** What each change of the log says, after who made it. */
+const CHANGES = {
+  create: () => "created the group",
+  add: (/** @type {string} */ who) => `added ${who}`,
+  remove: (/** @type {string} */ who) => `removed ${who}`,
+  leave: () => "left",
+  promote: (/** @type {string} */ who) => `made ${who} an admin`,
+  demote: (/** @type {string} */ who) => `made ${who} no longer an admin`,
+  rename: (/** @type {string} */ _who, /** @type {string} */ name) => `renamed the group to “${name}”`,
+};
+
+/** @param {string[]} names */
+function listed(names) {
+  return names.length < 2 ? names.join("") : `${names.slice(0, -1).join(", ")} and ${names[names.length - 1]}`;
+}
+
+/**
+ * A notice of the machine as a line in plain words, or null for what is not worth a line
+ * (a change this device wrote is told as its `group_changed`; a send's or a change's refusal
+ * is told where the person acted).
+ * @param {string} groupId @param {engine.GroupNotice} notice
+ */
+async function noticeLine(groupId, { code, data }) {
+  const me = await self();
+  const name = async (/** @type {string} */ a) => (a === me.accountId ? "you" : await displayName(a));
+  let text;
+  let tone = "warn";
+  if (code === "group_changed") {
+    const who = data.actor === me.accountId ? "You" : await displayName(data.actor);
+    const names = [];
+    for (const a of data.accounts ?? []) names.push(await name(a));
+    const change = CHANGES[/** @type {keyof typeof CHANGES} */ (data.kind)] ?? (() => "changed the group");
+    text = `${who} ${change(listed(names), data.name)}.`;
+    tone = "info";
+  } else if (code === "group_refused") {
+    text = `The server's copy of this group's membership failed a check (${data.error}); nothing of it was accepted.`;
+  } else if (code === "group_forked") {
+    text = "The server showed members of this group different versions of its membership. Nothing more is sent to this group; start a new one.";
+  } else if (code === "group_withheld") {
+    text = "The server is keeping back a change of this group's membership. Nothing is sent to the group until it comes.";
+  } else if (code === "group_message_refused" && data.sender) {
+    text = `A message that claimed to be from ${await name(data.sender)} was refused (${data.error}).`;
+  } else if (code === "group_message_refused") {
+    text = `A message for this group was refused (${data.error}).`;
+  } else if (code === "group_key_refused") {
+    text = `A group key from ${await name(data.sender)} was refused (${data.error}).`;
+  } else {
+    return null;
+  }
+  const at = Date.now();
+  return { key: `${groupId}:notice:${at}:${b64uEncode(systemRng(6))}`, group: groupId, kind: "notice", timestamp: at, text, tone };
+}
+
+// ------------------------------------------------------------------ what comes in
+
+/** A `group_changed` doorbell, or a listed group whose head moved: read its log. @param {string} groupId */
+export async function groupFetch(groupId) {
+  const record = await recordOrNew(b64uDecode(groupId, { length: 16, what: "group id" }));
+  await run(record, new engine.GroupFetchWanted(Date.now()));
+}
+
+/** On (re)connect: the groups the server lists for the account (19.4), each log read when
+ * its head is past the chain this device holds. Outside the lock: it takes it per group.
+ * @param {(work: () => Promise<void>) => Promise<void>} locked */
+export async function groupsListed(locked) {
+  const answer = await api(engine.GROUPS_PATH);
+  for (const item of Array.isArray(answer?.groups) ? answer.groups : []) {
+    const { group_id: groupId, head } = item ?? {};
+    if (typeof groupId !== "string" || !Number.isSafeInteger(head)) continue; // a hint, verified when read
+    await locked(async () => {
+      const record = await groupRecord(groupId);
+      if (!record?.chain || record.chain.seq < head) await groupFetch(groupId);
+    }).catch((error) => console.warn("Parley: a listed group could not be read", error));
+  }
+}
+
+/**
+ * A sender key the device engine accepted over the pairwise session (accept_group_key).
+ * @param {string} sender @param {string} senderDevice @param {Record<string, any>} body
+ */
+export async function groupKeyReceived(sender, senderDevice, body) {
+  const groupId = b64uDecode(String(body.group_id), { length: 16, what: "group id" });
+  const record = await recordOrNew(groupId);
+  await run(record, new engine.GroupKeyReceived(sender, senderDevice, body, await listsOf([sender]), Date.now()));
+}
+
+/**
+ * The group message of a deliver entry (its pairwise part was handled before).
+ * @param {string} sender @param {string} senderDevice @param {string} encoded b64u
+ * @returns {Promise<string | null>} a reason it was refused before the machine, or null
+ */
+export async function groupMessageReceived(sender, senderDevice, encoded) {
+  let data;
+  let message;
+  try {
+    data = b64uDecode(encoded, { what: "group message" });
+    message = senderkeys.decodeGroupMessage(data);
+  } catch (error) {
+    if (error instanceof ProtocolError) return `not a group message: ${error.message}`;
+    throw error;
+  }
+  if (message.sender !== sender || message.device !== senderDevice) {
+    return "a group message naming another sender than the device that sent it";
+  }
+  const record = await recordOrNew(message.groupId);
+  await run(record, new engine.GroupMessageReceived(data, await listsOf([sender]), Date.now()));
+  return null;
+}
+
+// ------------------------------------------------------------------ what the person does
+
+/**
+ * Write a change to the log: create (with `accounts` as the other members), add, remove,
+ * promote, demote (`accounts`), leave, rename (`name`).
+ * @param {engine.GroupRecord} record @param {string} change @param {string[]} accounts @param {string} name
+ */
+async function change(record, change, accounts, name) {
+  const me = await self();
+  const keys = await loadKeys(me);
+  const changeId = b64uEncode(systemRng(12));
+  const event = new engine.GroupChangeWanted(changeId, change, accounts, name, keys.identity.public, await listsOf(accounts), Date.now());
+  const { notices } = await run(record, event);
+  const refused = notices.find((n) => n.code === "group_change_refused" && n.data.change_id === changeId);
+  if (refused) throw new GroupRefused(changeRefusal(String(refused.data.reason)), String(refused.data.reason));
+}
+
+/** @param {string} reason */
+function changeRefusal(reason) {
+  const words = {
+    busy: "Another change of this group is still being made. Try again in a moment.",
+    not_a_member: "You are not a member of this group.",
+    GroupNotAdmin: "Only an admin of the group can do that.",
+    GroupRuleBroken: "That change is not possible in this group as it is.",
+    GroupTooLarge: `A group has at most ${groups.MAX_GROUP_MEMBERS} members.`,
+    head_moved: "The group kept changing while this change was made. Try again.",
+    forked: "The server showed this group's members different versions of it: nothing more can be changed.",
+    withheld: "The server is keeping back a change of this group: nothing can be changed until it comes.",
+    MalformedMessage: "That change cannot be written (a name too long?).",
+  };
+  return words[/** @type {keyof typeof words} */ (reason)] ?? `The group was not changed (${reason}).`;
+}
+
+/** A new group named `name` with `members` (usernames), this account its admin. @returns the group id */
+export async function createGroup(name, members) {
+  const me = await self();
+  const record = new engine.GroupRecord({ accountId: me.accountId, deviceId: me.deviceId, groupId: groups.newGroupId(systemRng) });
+  await change(record, "create", [me.accountId, ...members], name);
+  return b64uEncode(record.groupId);
+}
+
+/** @param {string} groupId @param {string} kind @param {string[]} [accounts] @param {string} [name] */
+export async function changeGroup(groupId, kind, accounts = [], name = "") {
+  await change(await heldRecord(groupId), kind, accounts, name);
+}
+
+/**
+ * Plan a group send of the text `item` holds: the frame to send, with the distributions
+ * encrypted over the pairwise sessions (and cached for a resend, 24.3).
+ * @param {any} item the outbox item @returns {Promise<any>} the `group_send` frame
+ */
+export async function planGroupSend(item) {
+  const record = await heldRecord(item.group);
+  const me = await self();
+  const own = await currentList(me.accountId);
+  const content = encodeContent(
+    new Content({
+      type: ContentType.TEXT,
+      messageId: b64uDecode(item.messageId, { length: 16, what: "message id" }),
+      timestamp: item.timestamp,
+      senderListVersion: own.version,
+      senderListHash: own.hash,
+      body: item.body,
+    }),
+  );
+  const event = new engine.GroupSendWanted(item.envelopeId, content, await listsOf(membersOf(record)), Date.now(), systemRng(32));
+  return frameOf(item, await run(record, event));
+}
+
+/**
+ * The server's answer to a group send: null when it was accepted; after
+ * `mismatched_devices`, the frame of the same text planned again on the members' lists
+ * fetched and verified again. A refusal throws.
+ * @param {any} item @param {any} answer the `accepted` or `error` frame
+ */
+export async function groupSendAnswered(item, answer) {
+  const record = await heldRecord(item.group);
+  const replan = answer.code === "mismatched_devices";
+  const lists = replan ? await listsOf(membersOf(record), { refresh: true }) : await listsOf([]);
+  const outcome = await run(record, new engine.GroupSendAnswered(answer, lists, Date.now(), systemRng(32)));
+  if (answer.type === frames.ACCEPTED) return null;
+  return frameOf(item, outcome);
+}
+
+/**
+ * @param {any} item @param {{sends: engine.GroupSend[], notices: engine.GroupNotice[]}} outcome
+ */
+async function frameOf(item, { sends, notices }) {
+  const send = sends.find((s) => s.sendId === item.envelopeId);
+  if (!send) {
+    const refused = notices.find((n) => n.code === "group_send_refused" && n.data.send_id === item.envelopeId);
+    const reason = String(refused?.data.reason ?? "not_planned");
+    throw new SendRefused(sendRefusal(reason), reason);
+  }
+  const keys = await encryptDistributions(item, send.distributions);
+  return {
+    type: frames.GROUP_SEND,
+    v: frames.PROTOCOL_VERSION,
+    id: send.sendId,
+    group_id: item.group,
+    message: b64uEncode(send.message),
+    targets: send.targets.map(([, deviceId]) => deviceId),
+    keys,
+  };
+}
+
+/** @param {string} reason */
+function sendRefusal(reason) {
+  const words = {
+    not_a_member: "You are no longer a member of this group.",
+    forked: "The server showed this group's members different versions of it: nothing more is sent to it.",
+    withheld: "The server is keeping back a change of this group: nothing is sent until it comes.",
+    device_removed: "This device is no longer in your account's signed device list.",
+    mismatched_devices: "The server kept refusing the members' devices, even with freshly verified device lists.",
+  };
+  return words[/** @type {keyof typeof words} */ (reason)] ?? `Not sent to the group (${reason}).`;
+}
