@@ -17,6 +17,8 @@ urlpatterns = [
     path("chats", messaging.chats_page, name="chats"),
     path("chats/<str:username>", messaging.chats_page, name="conversation"),
     path("chats/<str:username>/contact", messaging.chats_page, name="contact"),
+    path("groups", messaging.groups_page, name="groups"),
+    path("groups/<str:group_id>", messaging.groups_page, name="group"),
     # accounts API
     path("api/accounts/register/options", accounts.register_options),
     path("api/accounts/register", accounts.register),

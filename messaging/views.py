@@ -24,6 +24,13 @@ def chats_page(request: HttpRequest, username: str | None = None) -> HttpRespons
     return render(request, "messaging/chats.html")
 
 
+@ensure_csrf_cookie
+def groups_page(request: HttpRequest, group_id: str | None = None) -> HttpResponse:
+    """The groups: their list, one group's conversation and its members, decrypted and
+    rendered in the browser (static/js/app/groupspage.js)."""
+    return render(request, "messaging/groups.html")
+
+
 @api(methods=("POST",), access=signed_in, max_body=settings.PARLEY_HISTORY_MAX_BYTES)
 def history_upload(request: HttpRequest) -> dict:
     if request.content_type != "application/octet-stream":

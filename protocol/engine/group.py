@@ -229,6 +229,7 @@ def _applied(
             actor=entry.actor,
             accounts=list(entry.accounts),
             name=entry.name,
+            timestamp=entry.timestamp,
         )
     receiving = {d: ks for d, ks in record.receiving.items() if ks[0].sender in chain.members}
     return replace(record, chain=chain, receiving=receiving)

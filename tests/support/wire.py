@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import json
 import threading
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -124,19 +125,7 @@ def send_frames(ws_url: str, origin: str, cookie: str, frames: list[dict[str, An
         finally:
             await socket.close()
 
-    failures: list[BaseException] = []
-
-    def worker() -> None:
-        try:
-            asyncio.run(run())
-        except BaseException as error:  # reported on the caller's thread
-            failures.append(error)
-
-    thread = threading.Thread(target=worker)
-    thread.start()
-    thread.join(30)
-    if failures:
-        raise failures[0]
+    _on_a_thread(run, 30)
 
 
 def receive_envelopes(
@@ -158,6 +147,13 @@ def receive_envelopes(
             await socket.close()
             received.extend(socket.received)
 
+    _on_a_thread(run, within + 10)
+    return received
+
+
+def _on_a_thread(run: Callable[[], Coroutine[Any, Any, None]], timeout: float) -> None:
+    """Run a coroutine on an event loop of its own thread (a synchronous browser test's
+    main thread holds Playwright's loop); its failure is raised on the caller's thread."""
     failures: list[BaseException] = []
 
     def worker() -> None:
@@ -168,7 +164,6 @@ def receive_envelopes(
 
     thread = threading.Thread(target=worker)
     thread.start()
-    thread.join(within + 10)
+    thread.join(timeout)
     if failures:
         raise failures[0]
-    return received

@@ -67,11 +67,12 @@ async function readAnswer(response, limit) {
  * One request, no retry. An answer the bounded decoder refuses (docs/protocol.md section
  * 2.2: too deep, too large, duplicate keys...) is an ApiError `invalid_json`.
  * @param {string} path
- * @param {{method?: string, body?: any, maxBytes?: number}} [options] `maxBytes`: the
- *   largest answer read (MAX_ANSWER_BYTES unless an endpoint serves more, like /api/state)
+ * @param {{method?: string, body?: any, maxBytes?: number, withStatus?: boolean}} [options]
+ *   `maxBytes`: the largest answer read (MAX_ANSWER_BYTES unless an endpoint serves more, like
+ *   /api/state); `withStatus`: answer `{status, data}` (a machine that reads the HTTP status)
  * @returns {Promise<any>}
  */
-export async function request(path, { method = "GET", body, maxBytes = MAX_ANSWER_BYTES } = {}) {
+export async function request(path, { method = "GET", body, maxBytes = MAX_ANSWER_BYTES, withStatus = false } = {}) {
   const headers = { Accept: "application/json" };
   if (method !== "GET") {
     headers["Content-Type"] = "application/json";
@@ -117,7 +118,7 @@ export async function request(path, { method = "GET", body, maxBytes = MAX_ANSWE
       data: { reason: /** @type {any} */ (refused).reason ?? "unreadable" },
     });
   }
-  return data;
+  return withStatus ? { status: response.status, data } : data;
 }
 
 /**
@@ -151,7 +152,7 @@ export async function deviceRevoked(reason = "logged_out") {
  * A request as a signed-in device: on 401 sign back in once with the device key (a companion
  * has no passkey; DESIGN section 7), on "device_revoked" wipe local data.
  * @param {string} path
- * @param {{method?: string, body?: any}} [options]
+ * @param {{method?: string, body?: any, withStatus?: boolean}} [options]
  */
 export async function api(path, options = {}) {
   try {

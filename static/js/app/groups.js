@@ -122,11 +122,11 @@ async function run(record, event) {
     const effect = queue.shift();
     let follow = null;
     if (effect instanceof engine.HttpRequest) {
-      let status = 200;
+      let status;
       let body;
       try {
-        body = await api(effect.path, effect.method === "GET" ? {} : { method: effect.method, body: effect.body ?? {} });
-        if (effect.method === "POST") status = 201;
+        const options = effect.method === "GET" ? {} : { method: effect.method, body: effect.body ?? {} };
+        ({ status, data: body } = await api(effect.path, { ...options, withStatus: true }));
       } catch (error) {
         if (!(error instanceof ApiError)) throw error;
         status = error.status;
@@ -250,7 +250,8 @@ async function noticeLine(groupId, { code, data }) {
   } else {
     return null;
   }
-  const at = Date.now();
+  // a change at its entry's time (the actor's clock), so it sits among the messages it came between
+  const at = code === "group_changed" && Number.isSafeInteger(data.timestamp) ? data.timestamp : Date.now();
   return { key: `${groupId}:notice:${at}:${b64uEncode(systemRng(6))}`, group: groupId, kind: "notice", timestamp: at, text, tone };
 }
 

@@ -19,6 +19,7 @@ import {
 import { ApiError, api } from "./api.js";
 import { loadKeys, topUpPrekeys } from "./device.js";
 import { Change, notify } from "./events.js";
+import { groupKeyReceived, groupMessageReceived } from "./groups.js";
 import { acceptHistoryKey } from "./history.js";
 import { engineState, refusalOf, runEngine, senderEntry } from "./lists.js";
 import { displayName } from "./names.js";
@@ -37,8 +38,6 @@ import { onSynced, queueReceived, syncedValue, syncMutate, syncQueued } from "./
 const { b64uDecode, b64uEncode, bytesEqual } = encoding;
 
 let receiving = Promise.resolve();
-/** Senders whose group messages this page said it cannot show yet. @type {Set<string>} */
-const toldOfGroups = new Set();
 /** Contents whose effect needs the network after the envelope is stored. */
 const followUps = [];
 
@@ -107,18 +106,26 @@ async function receiveOne(envelope) {
     );
     return none;
   }
+  // a group message (docs/protocol.md 25.9): its pairwise part, when one rode along (a sender
+  // key, 25.4), first and stored; then the group message itself, for the group machine
+  const groupOnly = envelope.group !== undefined && envelope.ciphertext === undefined;
+  const outcome = groupOnly ? none : await receivePairwise(me, envelope, entry);
   if (envelope.group !== undefined) {
-    // a group message (docs/protocol.md 25.9): this web app has no group adapter yet, so it
-    // says so in the sender's conversation (once a page load) and acks, rather than asking
-    // for it again; a pairwise part that rode along (a sender key) is decrypted below, to
-    // keep the session in step
-    if (!toldOfGroups.has(sender)) {
-      toldOfGroups.add(sender);
-      const name = await displayName(sender);
-      await addNotice(sender, `${name} sent you a group message; this version of Parley on the web cannot show groups yet.`, "info");
-    }
-    if (envelope.ciphertext === undefined) return none;
+    const refused = await groupMessageReceived(sender, senderDevice, String(envelope.group));
+    if (refused) console.warn(`Parley: a group message from ${sender} was refused (${refused}).`);
   }
+  return outcome;
+}
+
+/**
+ * The pairwise ciphertext of a deliver entry from a device of the sender's verified list.
+ * @param {any} me @param {any} envelope @param {{identityKey: Uint8Array}} entry
+ * @returns {Promise<{delivered: string | null, usedPrekey: boolean}>}
+ */
+async function receivePairwise(me, envelope, entry) {
+  const none = { delivered: null, usedPrekey: false };
+  const sender = String(envelope.sender);
+  const senderDevice = String(envelope.sender_device);
   const keys = await loadKeys(me);
   let decrypted;
   let content;
@@ -168,6 +175,14 @@ async function receiveOne(envelope) {
   });
   const usedPrekey = decrypted.oneTimePrekeyId !== null;
   for (const detail of plan.announce) notify(detail);
+  for (const work of plan.locked) {
+    try {
+      await work();
+    } catch (error) {
+      // a sender key not taken is asked for again by the retries of section 24
+      console.warn("Parley: a content could not be applied", error);
+    }
+  }
   followUps.push(...plan.after);
   // The stamps' fetches, after the envelope is stored: run again on the lists stored by then.
   for (const received of plan.received) {
@@ -190,12 +205,14 @@ async function receiveOne(envelope) {
  * @property {any[]} announce
  * @property {string[]} seen content keys to remember (10.1)
  * @property {engine.ContentReceived[]} received stamps to follow after the commit (22.4)
+ * @property {(() => Promise<void>)[]} locked work after the commit, still under the state lock
+ *   and before the ack (a sender key for the group machine, before the message it came with)
  * @property {(() => Promise<void>)[]} after follow-ups that need the network
  * @property {string} [delivered] the message id a delivery receipt is owed for
  */
 
 /** @returns {Plan} */
-const nothing = () => ({ stores: [], write: () => {}, announce: [], seen: [], received: [], after: [] });
+const nothing = () => ({ stores: [], write: () => {}, announce: [], seen: [], received: [], locked: [], after: [] });
 
 /** Two plans as one, in order. @param {Plan} a @param {Partial<Plan>} b @returns {Plan} */
 function merged(a, b) {
@@ -208,6 +225,7 @@ function merged(a, b) {
     announce: [...a.announce, ...(b.announce ?? [])],
     seen: [...a.seen, ...(b.seen ?? [])],
     received: [...a.received, ...(b.received ?? [])],
+    locked: [...a.locked, ...(b.locked ?? [])],
     after: [...a.after, ...(b.after ?? [])],
     delivered: b.delivered ?? a.delivered,
   };
@@ -302,7 +320,10 @@ async function planEffects(me, sender, effects, state, outer) {
         after: [() => syncQueued()],
       });
     } else if (effect instanceof engine.AcceptGroupKey) {
-      // a sender key for a group: kept by the group machine once this app runs one (25.8)
+      // a sender key for a group, for the group machine (25.8)
+      const body = /** @type {any} */ (effect.body);
+      const { sender: from, senderDevice } = effect;
+      plan = merged(plan, { locked: [() => groupKeyReceived(from, senderDevice, body)] });
     } else if (effect instanceof engine.AcceptRetryRequest) {
       plan = merged(plan, await resendWrites(state, effect));
     } else if (effect instanceof engine.AcceptResend && outer) {

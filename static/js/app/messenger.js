@@ -8,8 +8,10 @@
 //   notices.js    lines that are not messages    lists.js      device lists (engine adapter)
 //   outbox.js     queue and send (outboxdrain.js, fanout.js)     inbox.js  deliveries, receipts
 //   retries.js    retry records and requests     resendcache.js what was sent, to send again
+//   groups.js     the group machine (a record per group, its conversation)
 
 import { engine, frames, ready } from "../protocol/index.js";
+import { groupFetch, groupsListed } from "./groups.js";
 import { resumeHistory } from "./history.js";
 import { onDeliver, refillPrekeys } from "./inbox.js";
 import "./listnotices.js";
@@ -17,6 +19,7 @@ import { refusalOf, runEngine } from "./lists.js";
 import { answered, flush } from "./outbox.js";
 import { retryDue } from "./retries.js";
 import { onDeviceFrame, onLeader, onSocketOpen, sendFrame, socketOpen } from "./socket.js";
+import { withStateLock } from "./statelock.js";
 import * as store from "./store.js";
 import "./contacts.js"; // applies synced contacts (sync.js onSynced)
 import "./flags.js"; // applies synced pins, archives, mutes and blocks
@@ -45,6 +48,16 @@ async function ownListChecked() {
   );
 }
 
+/** The server says a group's log grew (19.4): the group machine reads it. @param {string} groupId */
+function groupChanged(groupId) {
+  withStateLock(() => groupFetch(groupId)).catch((error) => console.warn("Parley: a group could not be read", error));
+}
+
+/** The groups the server lists, on every (re)connect: a doorbell missed while away. */
+function groupsChecked() {
+  groupsListed(withStateLock).catch((error) => console.warn("Parley: the groups could not be listed", error));
+}
+
 /** @param {any} frame a frame of the device socket */
 function onFrame(frame) {
   if (frame.type === frames.DELIVER && Array.isArray(frame.envelopes)) onDeliver(frame.envelopes);
@@ -52,6 +65,7 @@ function onFrame(frame) {
   else if (frame.type === frames.ERROR && frame.ref) answered(frame.ref, frame);
   else if (frame.type === frames.DEVICES_CHANGED) ownListChanged(frame);
   else if (frame.type === frames.PREKEYS_LOW) refillPrekeys();
+  else if (frame.type === frames.GROUP_CHANGED && typeof frame.group_id === "string") groupChanged(frame.group_id);
   else if (frame.type === frames.STATE_CHANGED && Number.isSafeInteger(frame.version)) syncFetch(frame.version);
 }
 
@@ -72,6 +86,7 @@ export async function startMessenger() {
       flush();
       syncFetch(null); // the state_changed doorbell may have rung while the socket was closed
       ownListChecked();
+      groupsChecked();
     });
     // Deliveries that reached the socket before this listener existed were not handled:
     // ask for every unacknowledged envelope again (repeats are refused as replays, silently),
@@ -81,6 +96,7 @@ export async function startMessenger() {
       refillPrekeys();
       syncFetch(null);
       ownListChecked();
+      groupsChecked();
     }
     resumeHistory();
     window.setInterval(() => {

@@ -218,6 +218,7 @@ def changed(log: Log, seq: int) -> dict[str, Any]:
         actor=entry.actor,
         accounts=list(entry.accounts),
         name=entry.name,
+        timestamp=entry.timestamp,
     )
 
 

@@ -242,6 +242,7 @@ function applied(record, turn, chain, decoded) {
       actor: entry.actor,
       accounts: [...entry.accounts],
       name: entry.name,
+      timestamp: entry.timestamp,
     });
   }
   const receiving = new Map([...record.receiving].filter(([, keys]) => chain.members.has(keys[0].sender)));
