@@ -18,6 +18,7 @@ from tests.support.browser import (
     new_device_context,
     write_qr_y4m,
 )
+from tests.support.devices import DeviceThread
 from tests.support.redis import RedisServer, start_redis
 from tests.support.server import LiveServer, start_server
 
@@ -85,6 +86,14 @@ def new_device(browser, live_app: LiveServer) -> Iterator[Callable[..., object]]
     yield make
     for context in contexts:
         context.close()
+
+
+@pytest.fixture
+def device_thread() -> Iterator[DeviceThread]:
+    """Python devices beside a browser test's pages (tests.support.devices.DeviceThread)."""
+    devices = DeviceThread()
+    yield devices
+    devices.close()
 
 
 @pytest.fixture

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 import time
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from client.connection import ConnectionEvent, DeviceConnection
 from client.http import HttpTransport
@@ -111,6 +113,50 @@ class Device:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.arrived.wait(), remaining)
         return self.of(kind)[:count]
+
+
+T = TypeVar("T")
+
+
+class DeviceThread:
+    """Python devices for a synchronous (browser) test, on an event loop of a thread of their
+    own: the test's main thread holds Playwright's loop, and a device's store is used on the
+    thread that opened it, so each device is made, connected, asked and closed here."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.devices: list[Device] = []
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True, name="devices")
+        self.thread.start()
+
+    def run(self, step: Coroutine[Any, Any, T], *, within: float = 30.0) -> T:
+        """Await `step` on the devices' loop; its result, or its failure, on the caller's."""
+        return asyncio.run_coroutine_threadsafe(step, self.loop).result(within)
+
+    def call(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Call `function` (a messenger's, a store's) on the devices' thread."""
+
+        async def step() -> T:
+            return function(*args, **kwargs)
+
+        return self.run(step())
+
+    def connect(self, make: Callable[[], Messenger], **options: Any) -> Device:
+        """A device of the messenger `make()` opens on this thread, its socket open."""
+
+        async def step() -> Device:
+            return await Device(make()).connect(**options)
+
+        device = self.run(step())
+        self.devices.append(device)
+        return device
+
+    def close(self) -> None:
+        for device in self.devices:
+            self.run(device.close())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+        self.loop.close()
 
 
 def stamped_content(

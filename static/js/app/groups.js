@@ -35,7 +35,7 @@ import { SendRefused, self } from "./self.js";
 import * as store from "./store.js";
 
 const { b64uDecode, b64uEncode } = encoding;
-const ENTRY_PREFIX = new TextEncoder().encode(groups.ENTRY_LABEL);
+const ENTRY_PREFIX = encoding.label(groups.ENTRY_LABEL);
 
 /** The group machine's refusal of what the person asked, with its reason as `code`. */
 export class GroupRefused extends Error {

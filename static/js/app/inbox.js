@@ -38,6 +38,11 @@ import { onSynced, queueReceived, syncedValue, syncMutate, syncQueued } from "./
 const { b64uDecode, b64uEncode, bytesEqual } = encoding;
 
 let receiving = Promise.resolve();
+/** Queue positions handled and acked by this page, oldest first: a `fetch` or a re-push
+ * delivers an envelope again until its ack arrives, and it is not handled twice (a group
+ * message handled again would be told as a replay). */
+const processed = new Set();
+const PROCESSED_MEMORY = 20000;
 /** Contents whose effect needs the network after the envelope is stored. */
 const followUps = [];
 
@@ -47,6 +52,10 @@ export function onDeliver(envelopes) {
     const receipts = new Map();
     let usedPrekey = false;
     for (const envelope of envelopes) {
+      if (processed.has(envelope.seq)) {
+        sendFrame({ type: frames.ACK, seqs: [envelope.seq] });
+        continue;
+      }
       try {
         const outcome = await withStateLock(() => receiveOne(envelope));
         if (outcome.delivered) {
@@ -63,6 +72,8 @@ export function onDeliver(envelopes) {
       // Ack after storing: the server deletes the row, and a redelivery would be refused
       // as a replay by the ratchet anyway.
       sendFrame({ type: frames.ACK, seqs: [envelope.seq] });
+      processed.add(envelope.seq);
+      if (processed.size > PROCESSED_MEMORY) processed.delete(processed.values().next().value);
     }
     for (const [peer, ids] of receipts) await queueReceipt(peer, "delivered", ids);
     while (followUps.length) {

@@ -89,8 +89,9 @@ export async function startMessenger() {
       groupsChecked();
     });
     // Deliveries that reached the socket before this listener existed were not handled:
-    // ask for every unacknowledged envelope again (repeats are refused as replays, silently),
-    // and check the prekey pool, whose `prekeys_low` on connect may have been missed too.
+    // ask for every unacknowledged envelope again (one handled already is acked again and
+    // skipped, inbox.js), and check the prekey pool, whose `prekeys_low` on connect may have
+    // been missed too.
     if (sendFrame({ type: frames.FETCH })) {
       flush();
       refillPrekeys();
