@@ -10,10 +10,11 @@ from __future__ import annotations
 import json
 import time
 
-from playwright.sync_api import Page, WebSocketRoute, expect
+from playwright.sync_api import Page, expect
 
 from protocol.encoding import b64u_decode, b64u_encode
 from tests.support.browser import DESKTOP, PHONE
+from tests.support.rewriting import PageSocket
 from tests.support.web import (
     SLOW,
     add_contact,
@@ -130,47 +131,36 @@ def partial_sends(page: Page) -> list[dict]:
     return sent
 
 
-class HeldDeliveries:
+class HeldDeliveries(PageSocket):
     """The device socket of a page, through a relay that can hold what one sender sends and
     let it through later, as it was or with every ciphertext's last byte flipped (corrupted
     on the way)."""
 
     def __init__(self, page: Page, sender: str) -> None:
+        super().__init__(page)
         self.sender = sender
         self.holding = False
         self.held: list[str] = []
-        self.route: WebSocketRoute | None = None
-        page.route_web_socket(lambda url: url.endswith("/ws/device/"), self._relay)
 
-    def _relay(self, ws: WebSocketRoute) -> None:
-        server = ws.connect_to_server()
-        self.route = ws
-
-        def from_server(message) -> None:
-            if self.holding and self._from_sender(message):
-                self.held.append(message)
-            else:
-                ws.send(message)
-
-        server.on_message(from_server)
-        ws.on_message(lambda message: server.send(message))
-
-    def _from_sender(self, message) -> bool:
-        if not isinstance(message, str) or '"deliver"' not in message:
+    def keep(self, message) -> bool:
+        if not self.holding or not isinstance(message, str) or '"deliver"' not in message:
             return False
         envelopes = json.loads(message).get("envelopes", [])
-        return any(e.get("sender") == self.sender for e in envelopes)
+        if any(e.get("sender") == self.sender for e in envelopes):
+            self.held.append(message)
+            return True
+        return False
 
     def release(self, *, corrupted: bool = False) -> None:
         self.holding = False
-        assert self.route is not None and self.held
+        assert self.held
         for message in self.held:
             frame = json.loads(message)
             for envelope in frame["envelopes"] if corrupted else []:
                 data = bytearray(b64u_decode(envelope["ciphertext"]))
                 data[-1] ^= 0x01
                 envelope["ciphertext"] = b64u_encode(bytes(data))
-            self.route.send(json.dumps(frame))
+            self.inject(frame)
         self.held.clear()
 
 

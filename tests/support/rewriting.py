@@ -51,7 +51,7 @@ from protocol.rng import system_rng
 from protocol.syncentry import Mutation
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Page, Route
+    from playwright.sync_api import Page, Route, WebSocketRoute
 
 Rewrite = Callable[[Any], Any]
 
@@ -169,7 +169,7 @@ def unless_closed() -> Iterator[None]:
             raise
 
 
-def rewrite_json(page: Page, url: str, method: str, change: Rewrite) -> list[int]:
+def rewrite_json(page: Page, url: str | re.Pattern[str], method: str, change: Rewrite) -> list[int]:
     """Route `url` on `page`: the real answer's JSON goes through `change`. Returns a hit log."""
     hits: list[int] = []
 
@@ -198,6 +198,37 @@ def hostile_answer(page: Page, path: str, forge: Callable[[str], str]) -> None:
             route.fulfill(response=response, body=forge(response.text()))
 
     page.route(f"**{path}", handle)
+
+
+class PageSocket:
+    """A page's device socket through a relay: `delivered` logs every envelope the server
+    delivered, `inject(frame)` hands the page a frame the server never sent, and a subclass's
+    `keep(message)` holds a server frame back instead of passing it on."""
+
+    def __init__(self, page: Page) -> None:
+        self.route: WebSocketRoute | None = None
+        self.delivered: list[dict[str, Any]] = []
+        page.route_web_socket(lambda url: url.endswith("/ws/device/"), self._relay)
+
+    def _relay(self, ws: WebSocketRoute) -> None:
+        server = ws.connect_to_server()
+        self.route = ws
+
+        def from_server(message: str | bytes) -> None:
+            if isinstance(message, str) and '"deliver"' in message:
+                self.delivered += json.loads(message).get("envelopes", [])
+            if not self.keep(message):
+                ws.send(message)
+
+        server.on_message(from_server)
+        ws.on_message(lambda message: server.send(message))
+
+    def keep(self, message: str | bytes) -> bool:
+        return False
+
+    def inject(self, frame: dict[str, Any]) -> None:
+        assert self.route is not None, "the page has no device socket yet"
+        self.route.send(json.dumps(frame))
 
 
 def inject_device(listed: dict) -> dict:

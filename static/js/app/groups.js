@@ -212,6 +212,29 @@ const CHANGES = {
   rename: (/** @type {string} */ _who, /** @type {string} */ name) => `renamed the group to “${name}”`,
 };
 
+/** Why the device refused what the server brought (the machine's codes), in plain words. */
+const REASONS = {
+  MalformedMessage: "it was damaged",
+  another_group: "it belongs to another group",
+  not_a_member: "its sender is not a member of the group",
+  device_unlisted: "it came from a device that is not one of its sender's",
+  ReplayDetected: "it is a copy of a message this device already read",
+  SenderKeyUnknown: "it is under a key this device was never given",
+  InvalidSignature: "its signature does not check",
+  DecryptionFailed: "it does not decrypt",
+  GroupChainForked: "it follows another version of the group's membership",
+  GroupChainBroken: "a change in it does not follow on from the group's history",
+  GroupSignerUnlisted: "a change in it is signed by a key that is none of its author's devices",
+  GroupEntryForged: "a change in it is forged",
+  GroupNotAdmin: "a change in it was made by someone who is not an admin",
+  GroupRuleBroken: "a change in it breaks the group's rules",
+  GroupTooLarge: `it would make the group larger than ${groups.MAX_GROUP_MEMBERS} members`,
+  held_full: "too many messages are already waiting for this group's membership",
+};
+
+/** @param {unknown} code */
+const reasonOf = (code) => REASONS[/** @type {keyof typeof REASONS} */ (String(code))] ?? `refused as ${code}`;
+
 /** @param {string[]} names */
 function listed(names) {
   return names.length < 2 ? names.join("") : `${names.slice(0, -1).join(", ")} and ${names[names.length - 1]}`;
@@ -236,17 +259,17 @@ async function noticeLine(groupId, { code, data }) {
     text = `${who} ${change(listed(names), data.name)}.`;
     tone = "info";
   } else if (code === "group_refused") {
-    text = `The server's copy of this group's membership failed a check (${data.error}); nothing of it was accepted.`;
+    text = `The server's copy of this group's membership was refused: ${reasonOf(data.error)}. Nothing of it was accepted.`;
   } else if (code === "group_forked") {
     text = "The server showed members of this group different versions of its membership. Nothing more is sent to this group; start a new one.";
   } else if (code === "group_withheld") {
     text = "The server is keeping back a change of this group's membership. Nothing is sent to the group until it comes.";
   } else if (code === "group_message_refused" && data.sender) {
-    text = `A message that claimed to be from ${await name(data.sender)} was refused (${data.error}).`;
+    text = `A message that claimed to be from ${await name(data.sender)} was refused: ${reasonOf(data.error)}.`;
   } else if (code === "group_message_refused") {
-    text = `A message for this group was refused (${data.error}).`;
+    text = `A message for this group was refused: ${reasonOf(data.error)}.`;
   } else if (code === "group_key_refused") {
-    text = `A group key from ${await name(data.sender)} was refused (${data.error}).`;
+    text = `A group key from ${await name(data.sender)} was refused: ${reasonOf(data.error)}.`;
   } else {
     return null;
   }
