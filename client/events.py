@@ -121,7 +121,7 @@ class MessageUndecryptable:
 @dataclass(frozen=True)
 class SendOwed:
     """A retry request or a resend, encrypted and cached: the connection sends it to its
-    one device (a partial send, 24.4; not shown)."""
+    one device (a partial send, 24.4; not shown); or a group receipt (25.10), prepared."""
 
     outgoing: OutgoingMessage
 
@@ -204,6 +204,17 @@ class GroupEvent:
 
 
 @dataclass(frozen=True)
+class GroupReceiptReceived:
+    """A member's receipt for own group texts, counted by the group machine (25.10)."""
+
+    group_id: str
+    group_name: str
+    sender: str
+    kind: str  # delivered | read
+    message_ids: tuple[bytes, ...]
+
+
+@dataclass(frozen=True)
 class GroupSendOwed:
     """A group send the group machine planned (again, after mismatched_devices, or after
     the lists it waited for): the connection sends it."""
@@ -216,6 +227,7 @@ Event = (
     | GroupText
     | GroupEvent
     | GroupSendOwed
+    | GroupReceiptReceived
     | SentTranscript
     | UnsupportedMessage
     | ReceiptReceived
@@ -279,6 +291,7 @@ _GROUP_REFUSALS = {
     "group_key_refused": "a group key from {sender}'s device {sender_device} was refused ({error})",
     "group_send_refused": "your message was not sent ({reason})",
     "group_change_refused": "your change was not made ({reason})",
+    "group_receipt_not_sent": "a receipt to {sender} was not sent ({error})",
 }
 
 
@@ -319,6 +332,10 @@ def describe(
         return f"[{format_time(event.timestamp)}] {event.group_name}: {who}: {event.text}"
     if isinstance(event, GroupEvent):
         return _group_line(event, me=me, name=name)
+    if isinstance(event, GroupReceiptReceived):
+        n = len(event.message_ids)
+        what = "your message" if n == 1 else f"{n} of your messages"
+        return f"{event.group_name}: {event.kind.capitalize()}: {what}, by {name(event.sender)}"
     if isinstance(event, SentTranscript):
         on = device(event.sender_device)
         you = f"you (on {on})" if on else "you"

@@ -14,7 +14,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from client import api
-from client.events import Event, GroupEvent, GroupSendOwed, GroupText, Refused
+from client.api import ApiError
+from client.events import (
+    Event,
+    GroupEvent,
+    GroupReceiptReceived,
+    GroupSendOwed,
+    GroupText,
+    Refused,
+    SendOwed,
+)
 from client.sending import Sender, SendRefused
 from protocol.content import ContentType, decode_content, encode_content, new_content
 from protocol.encoding import b64u_decode, b64u_encode, label
@@ -27,7 +36,9 @@ from protocol.engine import (
     GroupListsKnown,
     GroupListsWanted,
     GroupMessageReceived,
+    GroupMessagesRead,
     GroupNotice,
+    GroupReceipt,
     GroupRecord,
     GroupSend,
     GroupSendAnswered,
@@ -35,10 +46,14 @@ from protocol.engine import (
     GroupSign,
     GroupSigned,
     HttpRequest,
+    SendContent,
     handle_group,
 )
 from protocol.engine import (
     GroupEvent as MachineEvent,
+)
+from protocol.engine import (
+    GroupReceiptReceived as ReceiptArrived,
 )
 from protocol.exceptions import ProtocolError
 from protocol.groups import ENTRY_LABEL, new_group_id
@@ -234,6 +249,32 @@ class GroupMember(Sender):
             record, GroupKeyReceived(sender, sender_device, dict(body), lists, self.clock())
         ).owed()
 
+    def group_receipt_received(
+        self, sender: str, sender_device: str, body: Mapping[str, Any]
+    ) -> list[Event]:
+        """A receipt naming a group (accept_group_receipt): its machine checks the member."""
+        record = self.store.group_record(str(body.get("group_id")))
+        if record is None:
+            return []
+        lists = self._lists_of(sender)
+        event = ReceiptArrived(sender, sender_device, dict(body), lists, self.clock())
+        return self._run(record, event).owed()
+
+    def group_read(self, group_id: str, sender: str, message_ids: Sequence[bytes]) -> list[Event]:
+        """The person saw these texts of `sender`'s: read receipts, when the setting is on."""
+        ids = tuple(b64u_encode(m) for m in message_ids)
+        event = GroupMessagesRead(sender, ids, self.engine.facts().read_receipts, self.clock())
+        return self._run(self._record(group_id), event).owed()
+
+    def _receipt_owed(self, record: GroupRecord, effect: SendContent) -> list[Event]:
+        try:
+            outgoing = self._prepare_new(effect.recipient, ContentType.RECEIPT, dict(effect.body))
+        except (SendRefused, ProtocolError, ApiError) as error:
+            data = {"sender": effect.recipient, "error": str(error)}
+            group = b64u_encode(record.group_id)
+            return [GroupEvent(group, _name(record), "group_receipt_not_sent", data)]
+        return [SendOwed(outgoing)]
+
     # ------------------------------------------------------------ the machine
 
     def _change(
@@ -289,6 +330,14 @@ class GroupMember(Sender):
                 out.sends.append(self._outgoing(record, effect))
             elif isinstance(effect, GroupContent):
                 out.events += self._group_content(record, effect)
+            elif isinstance(effect, SendContent):  # a receipt to a member (25.10)
+                out.events += self._receipt_owed(record, effect)
+            elif isinstance(effect, GroupReceipt):
+                ids = tuple(b64u_decode(m, length=16) for m in effect.message_ids)
+                group = b64u_encode(record.group_id)
+                out.events.append(
+                    GroupReceiptReceived(group, _name(record), effect.sender, effect.receipt, ids)
+                )
             elif isinstance(effect, GroupNotice):
                 out.notices.append(effect)
                 out.events.append(

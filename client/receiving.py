@@ -30,6 +30,7 @@ from protocol.devicelist import DeviceEntry
 from protocol.encoding import b64u_decode, b64u_encode
 from protocol.engine import (
     AcceptGroupKey,
+    AcceptGroupReceipt,
     AcceptResend,
     AcceptRetryRequest,
     AcceptSyncCheckpoint,
@@ -395,6 +396,10 @@ class Receiver(Retrier, GroupMember):
                 events += self.synced_events(run)
             elif isinstance(effect, AcceptGroupKey):  # to its group's machine, which checks
                 events += self.group_key_received(
+                    effect.sender, effect.sender_device, dict(effect.body)
+                )
+            elif isinstance(effect, AcceptGroupReceipt):  # the same: is the sender a member?
+                events += self.group_receipt_received(
                     effect.sender, effect.sender_device, dict(effect.body)
                 )
             elif isinstance(effect, AcceptSyncCheckpoint):  # the same check

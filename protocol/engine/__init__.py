@@ -3,6 +3,7 @@ machine, mirrored line for line in static/js/protocol/engine/."""
 
 from protocol.engine.effects import (
     AcceptGroupKey,
+    AcceptGroupReceipt,
     AcceptHistoryKey,
     AcceptResend,
     AcceptRetryRequest,
@@ -17,6 +18,7 @@ from protocol.engine.effects import (
     GroupContent,
     GroupListsWanted,
     GroupNotice,
+    GroupReceipt,
     GroupSend,
     GroupSign,
     HttpRequest,
@@ -49,6 +51,8 @@ from protocol.engine.events import (
     GroupKeyReceived,
     GroupListsKnown,
     GroupMessageReceived,
+    GroupMessagesRead,
+    GroupReceiptReceived,
     GroupSendAnswered,
     GroupSendWanted,
     GroupSigned,
@@ -108,6 +112,7 @@ from protocol.engine.syncstate import SyncRequest, SyncState
 
 __all__ = [
     "AcceptGroupKey",
+    "AcceptGroupReceipt",
     "GROUPS_PATH",
     "KINDS",
     "MAX_HELD",
@@ -122,6 +127,9 @@ __all__ = [
     "GroupListsKnown",
     "GroupListsWanted",
     "GroupMessageReceived",
+    "GroupMessagesRead",
+    "GroupReceipt",
+    "GroupReceiptReceived",
     "GroupNotice",
     "GroupRecord",
     "GroupSend",

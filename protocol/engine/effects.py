@@ -251,6 +251,25 @@ class AcceptGroupKey:
 
 
 @dataclass(frozen=True)
+class AcceptGroupReceipt:
+    """A receipt for group messages (content type 2 with `group_id`): hand it to the machine
+    of its group (`GroupReceiptReceived`, docs/protocol.md 25.10), which checks the member."""
+
+    kind: ClassVar[str] = "accept_group_receipt"
+    sender: str
+    sender_device: str
+    body: Mapping[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "type": self.kind,
+            "sender": self.sender,
+            "sender_device": self.sender_device,
+            "body": dict(self.body),
+        }
+
+
+@dataclass(frozen=True)
 class AcceptSyncKey:
     """An account sync key from an own listed device: hand it to the sync machine
     (`SyncKeyReceived`)."""
@@ -524,6 +543,24 @@ class GroupContent:
 
 
 @dataclass(frozen=True)
+class GroupReceipt:
+    """A member's receipt for group messages the own account wrote (25.10)."""
+
+    kind: ClassVar[str] = "group_receipt"
+    sender: str
+    receipt: str  # delivered | read
+    message_ids: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "type": self.kind,
+            "sender": self.sender,
+            "receipt": self.receipt,
+            "message_ids": list(self.message_ids),
+        }
+
+
+@dataclass(frozen=True)
 class GroupSend:
     """A group message to send to `targets` ((account, device id) pairs), after each
     distribution (account, device id, type-11 body) went over its pairwise session."""
@@ -565,6 +602,7 @@ Effect = (
     | AcceptSyncKey
     | AcceptSyncCheckpoint
     | AcceptGroupKey
+    | AcceptGroupReceipt
     | StoreSync
     | SyncChanged
     | ShareSyncKey
@@ -581,4 +619,5 @@ Effect = (
     | GroupSign
     | GroupContent
     | GroupSend
+    | GroupReceipt
 )

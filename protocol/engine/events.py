@@ -605,6 +605,49 @@ class GroupKeyReceived:
 
 
 @dataclass(frozen=True)
+class GroupReceiptReceived:
+    """A receipt for group messages (25.10) the device engine accepted over the pairwise
+    session with `sender_device`."""
+
+    kind: ClassVar[str] = "group_receipt_received"
+    sender: str
+    sender_device: str
+    body: Mapping[str, Any]
+    lists: Lists
+    now: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "type": self.kind,
+            "sender": self.sender,
+            "sender_device": self.sender_device,
+            "body": dict(self.body),
+            "lists": lists_to_dict(self.lists),
+            "now": self.now,
+        }
+
+
+@dataclass(frozen=True)
+class GroupMessagesRead:
+    """The person saw these messages of `sender`'s in the group (25.10)."""
+
+    kind: ClassVar[str] = "group_messages_read"
+    sender: str
+    message_ids: tuple[str, ...]
+    read_receipts: bool
+    now: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "type": self.kind,
+            "sender": self.sender,
+            "message_ids": list(self.message_ids),
+            "read_receipts": self.read_receipts,
+            "now": self.now,
+        }
+
+
+@dataclass(frozen=True)
 class GroupMessageReceived:
     """A group message (section 25.5) delivered for this group."""
 
@@ -722,6 +765,8 @@ GroupEvent = (
     | GroupChangeWanted
     | GroupSigned
     | GroupSendAnswered
+    | GroupReceiptReceived
+    | GroupMessagesRead
 )
 
 
@@ -730,11 +775,17 @@ def group_event_from_dict(data: Mapping[str, Any]) -> GroupEvent:
     kind, now = data.get("type"), data["now"]
     if kind == GroupFetchWanted.kind:
         return GroupFetchWanted(now)
+    if kind == GroupMessagesRead.kind:
+        ids = tuple(data["message_ids"])
+        return GroupMessagesRead(data["sender"], ids, data["read_receipts"], now)
     lists = lists_from_dict(data["lists"])
     if kind == GroupAnswered.kind:
         return GroupAnswered(data["request_id"], data["status"], data["body"], lists, now)
     if kind == GroupKeyReceived.kind:
         return GroupKeyReceived(data["sender"], data["sender_device"], data["body"], lists, now)
+    if kind == GroupReceiptReceived.kind:
+        body = data["body"]
+        return GroupReceiptReceived(data["sender"], data["sender_device"], body, lists, now)
     if kind == GroupMessageReceived.kind:
         return GroupMessageReceived(b64u_decode(data["message"], what="group message"), lists, now)
     if kind == GroupChangeWanted.kind:

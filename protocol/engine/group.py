@@ -13,15 +13,18 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from protocol.content import MAX_RECEIPT_IDS, ContentType, decode_content
 from protocol.encoding import b64u_decode, b64u_encode, is_uint
 from protocol.engine.effects import (
     Effect,
     GroupContent,
     GroupListsWanted,
     GroupNotice,
+    GroupReceipt,
     GroupSend,
     GroupSign,
     HttpRequest,
+    SendContent,
 )
 from protocol.engine.events import (
     GroupAnswered,
@@ -31,6 +34,8 @@ from protocol.engine.events import (
     GroupKeyReceived,
     GroupListsKnown,
     GroupMessageReceived,
+    GroupMessagesRead,
+    GroupReceiptReceived,
     GroupSendAnswered,
     GroupSendWanted,
     GroupSigned,
@@ -117,6 +122,10 @@ def handle(record: GroupRecord, event: GroupEvent) -> Result:
         record = _signed(record, turn, event)
     elif isinstance(event, GroupSendAnswered):
         record = _send_answered(record, turn, event)
+    elif isinstance(event, GroupReceiptReceived):
+        _receipt(record, turn, event)
+    elif isinstance(event, GroupMessagesRead):
+        _read(record, turn, event)
     else:
         raise TypeError(f"not a group event: {event!r}")
     effects = turn.effects
@@ -357,7 +366,53 @@ def _message(
     chains = tuple(after if k is chain else k for k in held)
     record = replace(record, receiving={**record.receiving, device: chains})
     turn.effects.append(GroupContent(sender, device, plaintext, message.head_seq))
+    if sender != record.account_id:
+        _delivered(record, turn, sender, plaintext)
     return record
+
+
+def _receipt_body(record: GroupRecord, kind: str, ids: list[str]) -> dict[str, Any]:
+    return {"kind": kind, "message_ids": ids, "group_id": b64u_encode(record.group_id)}
+
+
+def _delivered(record: GroupRecord, turn: _Turn, sender: str, plaintext: bytes) -> None:
+    """A text from a member is answered with a delivery receipt to the sender's devices
+    (25.10): group members get receipts whether or not they are contacts."""
+    try:
+        content = decode_content(plaintext)
+    except ProtocolError:
+        return
+    if content.type is ContentType.TEXT:
+        body = _receipt_body(record, "delivered", [b64u_encode(content.message_id)])
+        turn.effects.append(SendContent(sender, int(ContentType.RECEIPT), body))
+
+
+def _read(record: GroupRecord, turn: _Turn, event: GroupMessagesRead) -> None:
+    """Read receipts, when the setting is on, to a sender who is still a member."""
+    chain = record.chain
+    if not event.read_receipts or not event.message_ids or event.sender == record.account_id:
+        return
+    if chain is None or event.sender not in chain.members:
+        return
+    ids = list(event.message_ids)
+    for start in range(0, len(ids), MAX_RECEIPT_IDS):
+        body = _receipt_body(record, "read", ids[start : start + MAX_RECEIPT_IDS])
+        turn.effects.append(SendContent(event.sender, int(ContentType.RECEIPT), body))
+
+
+def _receipt(record: GroupRecord, turn: _Turn, event: GroupReceiptReceived) -> None:
+    """A receipt counts from a listed device of a current member, for this group; anything
+    else changes nothing (a receipt is no message: it is not told)."""
+    chain = record.chain
+    group_id = event.body.get("group_id")
+    if chain is None or group_id != b64u_encode(record.group_id):
+        return
+    if event.sender not in chain.members or event.sender == record.account_id:
+        return
+    if event.sender_device not in event.lists.get(event.sender, {}):
+        return
+    ids = tuple(event.body["message_ids"])
+    turn.effects.append(GroupReceipt(event.sender, event.body["kind"], ids))
 
 
 def _resume(record: GroupRecord, turn: _Turn, lists: Lists) -> GroupRecord:

@@ -11,6 +11,7 @@ from protocol.content import KNOWN_TYPES, MAX_RECEIPT_IDS, ContentType, decode_c
 from protocol.encoding import b64u_decode, b64u_encode
 from protocol.engine.effects import (
     AcceptGroupKey,
+    AcceptGroupReceipt,
     AcceptHistoryKey,
     AcceptRetryRequest,
     AcceptSyncCheckpoint,
@@ -61,6 +62,8 @@ def content_decrypted(state: DeviceState, event: ContentDecrypted) -> Result:
     if kind == ContentType.RECEIPT:
         if event.sender == state.account_id:
             return state, []  # an own device's receipt reaches the contact, not us
+        if "group_id" in event.body:  # to its group's machine, which checks the member (25.10)
+            return state, [AcceptGroupReceipt(event.sender, event.sender_device, event.body)]
         ids = tuple(event.body["message_ids"])
         return state, [ApplyReceipt(event.sender, event.body["kind"], ids)]
     if kind == ContentType.TYPING:
@@ -142,6 +145,8 @@ def _transcript(state: DeviceState, event: ContentDecrypted) -> list[Effect]:
             "timestamp": inner.timestamp,
         }
         return [StoreMessage(record)]
+    if inner.type is ContentType.RECEIPT and "group_id" in inner.body:
+        return []  # what an own device read in a group is not told to the others (yet)
     if inner.type is ContentType.RECEIPT and inner.body["kind"] == "read":
         return [MarkRead(peer, tuple(inner.body["message_ids"]))]
     return []

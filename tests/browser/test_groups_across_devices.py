@@ -107,6 +107,8 @@ def test_three_people_on_six_devices_with_a_removal_and_a_later_member(
     send_to_group(laptop, "from the laptop")
     for device in others:
         assert wait_text(devices, device, 1) == [(alice_name, "from the laptop")]
+    receipts = group_text(laptop, "from the laptop").locator(".message-receipts")
+    expect(receipts).to_have_text("Delivered to 2 of 2", timeout=SLOW)  # people, not devices
     devices.run(bob_phone.connection.send_group_text(group_id, "hi from bob"))
     expect(group_text(laptop, "hi from bob").locator(".message-author")).to_be_visible(timeout=SLOW)
     assert wait_text(devices, bob_laptop, 2)[-1] == (bob.username, "hi from bob")
@@ -157,6 +159,8 @@ def test_three_people_on_six_devices_with_a_removal_and_a_later_member(
     send_to_group(laptop, "welcome dave")
     open_group(dave, group_id)
     expect(group_text(dave, "welcome dave")).to_be_visible(timeout=SLOW)
+    receipts = group_text(laptop, "welcome dave").locator(".message-receipts")
+    expect(receipts).to_have_text("Delivered to 2 of 2 · Read by 1", timeout=SLOW)  # dave read it
     for before in ("from the laptop", "hi from bob", "carol is out"):
         expect(group_text(dave, before)).to_have_count(0)
     assert wait_text(devices, bob_phone, 3)[-1] == (alice_name, "welcome dave")

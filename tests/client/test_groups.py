@@ -11,7 +11,7 @@ import random
 import pytest
 
 from client.connection import DeviceConnection
-from client.events import GroupEvent, GroupText
+from client.events import GroupEvent, GroupReceiptReceived, GroupText
 from client.http import HttpTransport
 from protocol.encoding import b64u_decode
 from protocol.exceptions import ReplayDetected, SenderKeyUnknown
@@ -55,6 +55,23 @@ async def test_a_group_reaches_every_member_device_and_a_removal_locks_the_remov
     for member in (alice_phone, bob_phone, carol_phone):
         await member.wait_for(GroupText)
         assert texts(member) == [(alice.username, "hello all")]
+
+    # each member answers with a delivery receipt (people, not devices, are counted), and
+    # bob reads it: a read receipt to every device of alice's (25.10)
+    receipts = await alice_laptop.wait_for(GroupReceiptReceived, 2)
+    assert {(r.sender, r.kind) for r in receipts} == {
+        (bob.username, "delivered"),
+        (carol.username, "delivered"),
+    }
+    [bob_text] = bob_phone.of(GroupText)
+    read = bob_phone.messenger.group_read(group_id, alice.username, [bob_text.message_id])
+    await bob_phone.connection.emit(read)
+    [*_, by_bob] = await alice_laptop.wait_for(GroupReceiptReceived, 3)
+    assert (by_bob.sender, by_bob.kind, by_bob.message_ids) == (
+        bob.username,
+        "read",
+        (bob_text.message_id,),
+    )
 
     second = await alice_laptop.connection.send_group_text(group_id, "second")
     assert second.keys == {}  # nobody new: the key is not sent again

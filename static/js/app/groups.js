@@ -10,7 +10,9 @@
 //   groups         b64u group id → GroupRecord.toJSON()
 //   groupMessages  {key, group, kind: "text" | "notice", timestamp, author?, authorDevice?,
 //                   id?, text, outgoing?, status? (own: sending, sent, failed), reason?,
-//                   tone? (notice: info, warn)}
+//                   tone? (notice: info, warn), to? (own: the other members when sent),
+//                   deliveredTo?, readBy? (own: members whose receipts came, 25.10),
+//                   readAt? (another's: when the person saw it)}
 
 import {
   Content,
@@ -31,7 +33,8 @@ import { Change, notify } from "./events.js";
 import { encryptDistributions } from "./fanout.js";
 import { currentList, suspended } from "./lists.js";
 import { displayName } from "./names.js";
-import { SendRefused, self } from "./self.js";
+import { outboxItem } from "./records.js";
+import { SendRefused, self, settings } from "./self.js";
 import * as store from "./store.js";
 
 const { b64uDecode, b64uEncode } = encoding;
@@ -114,6 +117,8 @@ async function run(record, event) {
   const sends = [];
   const notices = [];
   const lines = [];
+  const contents = [];
+  const receipts = [];
   let effects;
   [record, effects] = engine.handleGroup(record, event);
   const queue = [...effects];
@@ -152,6 +157,10 @@ async function run(record, event) {
     } else if (effect instanceof engine.GroupContent) {
       const line = contentLine(groupId, effect, await self());
       if (line) lines.push(line);
+    } else if (effect instanceof engine.SendContent) {
+      contents.push(outboxItem(effect.recipient, effect.contentType, effect.body)); // a receipt (25.10)
+    } else if (effect instanceof engine.GroupReceipt) {
+      receipts.push(effect);
     } else if (effect instanceof engine.GroupNotice) {
       notices.push(effect);
       const line = await noticeLine(groupId, effect);
@@ -164,12 +173,33 @@ async function run(record, event) {
     }
   }
   const final = record;
-  await store.transact(["groups", "groupMessages"], (s) => {
+  const me = await self();
+  await store.transact(["groups", "groupMessages", "outbox"], (s) => {
     s.groups.put(final.toJSON(), groupId);
     for (const line of lines) s.groupMessages.put(line);
+    for (const item of contents) s.outbox.add(item);
+    for (const receipt of receipts) {
+      for (const id of receipt.messageIds) {
+        const request = s.groupMessages.get(`${groupId}:${me.accountId}:${id}`);
+        request.onsuccess = () => {
+          if (request.result?.outgoing) s.groupMessages.put(withReceipt(request.result, receipt));
+        };
+      }
+    }
   });
   notify({ kind: Change.GROUPS, group: groupId });
   return { sends, notices };
+}
+
+/**
+ * An own line with a member's receipt counted: a member is delivered when any of their
+ * devices answered; read implies delivered.
+ * @param {any} line @param {engine.GroupReceipt} receipt
+ */
+function withReceipt(line, receipt) {
+  const add = (/** @type {string[] | undefined} */ list) => [...new Set([...(list ?? []), receipt.sender])];
+  const deliveredTo = add(line.deliveredTo);
+  return receipt.receipt === "read" ? { ...line, deliveredTo, readBy: add(line.readBy) } : { ...line, deliveredTo };
 }
 
 /**
@@ -309,6 +339,41 @@ export async function groupKeyReceived(sender, senderDevice, body) {
   const groupId = b64uDecode(String(body.group_id), { length: 16, what: "group id" });
   const record = await recordOrNew(groupId);
   await run(record, new engine.GroupKeyReceived(sender, senderDevice, body, await listsOf([sender]), Date.now()));
+}
+
+/**
+ * A receipt for group messages the device engine accepted over the pairwise session
+ * (accept_group_receipt, 25.10); the machine decides whether it counts.
+ * @param {string} sender @param {string} senderDevice @param {Record<string, any>} body
+ */
+export async function groupReceiptReceived(sender, senderDevice, body) {
+  const record = await groupRecord(String(body.group_id));
+  if (!record) return;
+  await run(record, new engine.GroupReceiptReceived(sender, senderDevice, body, await listsOf([sender]), Date.now()));
+}
+
+/**
+ * The person sees a group's conversation: its texts from others not seen before are read,
+ * and the machine answers each sender with read receipts (25.10). True when receipts may
+ * have been queued.
+ * @param {string} groupId
+ */
+export async function groupRead(groupId) {
+  const record = await groupRecord(groupId);
+  if (!record?.chain) return false;
+  const unread = (await groupLines(groupId)).filter((l) => l.kind === "text" && !l.outgoing && !l.readAt);
+  if (!unread.length) return false;
+  const now = Date.now();
+  await store.transact(["groupMessages"], (s) => {
+    for (const line of unread) s.groupMessages.put({ ...line, readAt: now });
+  });
+  const readReceipts = Boolean((await settings()).readReceipts);
+  const bySender = Map.groupBy(unread, (/** @type {any} */ l) => String(l.author));
+  for (const [sender, lines] of bySender) {
+    const current = /** @type {engine.GroupRecord} */ (await groupRecord(groupId));
+    await run(current, new engine.GroupMessagesRead(sender, lines.map((l) => String(l.id)), readReceipts, now));
+  }
+  return readReceipts;
 }
 
 /**

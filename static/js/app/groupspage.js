@@ -5,9 +5,9 @@
 
 import { encoding, ready } from "../protocol/index.js";
 import { Change, changes } from "./events.js";
-import { GroupRefused, changeGroup, createGroup, groupLines, groupRecords } from "./groups.js";
+import { GroupRefused, changeGroup, createGroup, groupLines, groupRead, groupRecords } from "./groups.js";
 import { displayNames } from "./names.js";
-import { sendGroupText } from "./outbox.js";
+import { ringLeader, sendGroupText } from "./outbox.js";
 import { SendRefused } from "./self.js";
 import { withStateLock } from "./statelock.js";
 import * as store from "./store.js";
@@ -152,6 +152,7 @@ async function renderGroup(groupId) {
   if (!lines.length) messageList.append(h("li", { class: "message-empty hint", text: "No messages in this group yet." }));
   if (atBottom || messageList.dataset.group !== groupId) messageList.scrollTop = messageList.scrollHeight;
   messageList.dataset.group = groupId;
+  if (member && lines.some((l) => l.kind === "text" && !l.outgoing && !l.readAt)) markRead(groupId);
 }
 
 /**
@@ -214,8 +215,37 @@ function renderLine(line, names) {
         : null,
     ),
   );
+  if (line.outgoing && line.status === "sent" && line.to?.length) item.append(receiptsLine(line, names));
   if (line.status === "failed") item.append(h("p", { class: "message-reason", text: line.reason || "The server did not accept it." }));
   return item;
+}
+
+/**
+ * "Delivered to 12 of 14 · Read by 9" under an own text: people, not devices (25.10); the
+ * names are its title.
+ * @param {any} line @param {Map<string, string>} names
+ */
+function receiptsLine(line, names) {
+  const delivered = line.deliveredTo ?? [];
+  const read = line.readBy ?? [];
+  const who = (/** @type {string[]} */ accounts) => accounts.map((a) => nameIn(names, a)).join(", ");
+  const text = `Delivered to ${delivered.length} of ${line.to.length}${read.length ? ` · Read by ${read.length}` : ""}`;
+  const title = [delivered.length ? `Delivered to ${who(delivered)}` : "", read.length ? `Read by ${who(read)}` : ""].filter(Boolean).join(". ");
+  return h("p", {
+    class: "message-receipts",
+    text,
+    attrs: { "data-delivered": String(delivered.length), "data-read": String(read.length), ...(title ? { title } : {}) },
+  });
+}
+
+/** The person sees the group: its new texts are read, and their senders told (25.10). @param {string} groupId */
+async function markRead(groupId) {
+  if (document.visibilityState !== "visible") return;
+  try {
+    if (await withStateLock(() => groupRead(groupId))) ringLeader();
+  } catch (error) {
+    console.warn("Parley: read receipts for a group were not queued", error);
+  }
 }
 
 /**
@@ -267,6 +297,9 @@ document.addEventListener("click", (event) => {
   navigate(href);
 });
 window.addEventListener("popstate", () => show());
+document.addEventListener("visibilitychange", () => {
+  if (current && document.visibilityState === "visible") refresh();
+});
 
 membersButton.addEventListener("click", () => {
   membersPanel.hidden = !membersPanel.hidden;

@@ -19,7 +19,7 @@ import {
 import { ApiError, api } from "./api.js";
 import { loadKeys, topUpPrekeys } from "./device.js";
 import { Change, notify } from "./events.js";
-import { groupKeyReceived, groupMessageReceived } from "./groups.js";
+import { groupKeyReceived, groupMessageReceived, groupReceiptReceived } from "./groups.js";
 import { acceptHistoryKey } from "./history.js";
 import { engineState, refusalOf, runEngine, senderEntry } from "./lists.js";
 import { displayName } from "./names.js";
@@ -335,6 +335,11 @@ async function planEffects(me, sender, effects, state, outer) {
       const body = /** @type {any} */ (effect.body);
       const { sender: from, senderDevice } = effect;
       plan = merged(plan, { locked: [() => groupKeyReceived(from, senderDevice, body)] });
+    } else if (effect instanceof engine.AcceptGroupReceipt) {
+      // a member's receipt for own group texts, for the group machine (25.10)
+      const body = /** @type {any} */ (effect.body);
+      const { sender: from, senderDevice } = effect;
+      plan = merged(plan, { locked: [() => groupReceiptReceived(from, senderDevice, body)] });
     } else if (effect instanceof engine.AcceptRetryRequest) {
       plan = merged(plan, await resendWrites(state, effect));
     } else if (effect instanceof engine.AcceptResend && outer) {

@@ -14,9 +14,9 @@ import { ContentType, encoding, engine, frames, MAX_RECEIPT_IDS, ready, systemRn
 import { ApiError } from "./api.js";
 import { Change, changes, notify, onOutboxRung, ringOtherTabs } from "./events.js";
 import { encryptItem, planSend } from "./fanout.js";
-import { groupSendAnswered, planGroupSend } from "./groups.js";
+import { groupRecord, groupSendAnswered, planGroupSend } from "./groups.js";
 import { OutboxDrain } from "./outboxdrain.js";
-import { STATUS_RANK, emptyConversation, textRecord } from "./records.js";
+import { STATUS_RANK, emptyConversation, outboxItem, textRecord } from "./records.js";
 import { SendRefused, self } from "./self.js";
 import { isLeader, onSocketClose, sendFrame } from "./socket.js";
 import { withStateLock } from "./statelock.js";
@@ -27,23 +27,6 @@ const { b64uEncode } = encoding;
 
 const ACCEPT_WAIT_MS = 15_000;
 
-/**
- * @param {string} recipient @param {number} contentType @param {any} body
- * @param {{messageId?: string, timestamp?: number, messageKey?: string, historyFor?: string}} [extra]
- */
-function outboxItem(recipient, contentType, body, extra = {}) {
-  return {
-    envelopeId: b64uEncode(systemRng(16)),
-    recipient,
-    contentType,
-    body,
-    messageId: extra.messageId ?? b64uEncode(systemRng(16)),
-    timestamp: extra.timestamp ?? Date.now(),
-    attempts: 0,
-    messageKey: extra.messageKey ?? null,
-    historyFor: extra.historyFor ?? null,
-  };
-}
 
 /** @param {any} message a text record */
 function textItem(message) {
@@ -100,6 +83,8 @@ export async function sendText(peer, text) {
 export async function sendGroupText(groupId, text) {
   await ready();
   const me = await self();
+  const record = await groupRecord(groupId);
+  const to = [...(record?.chain?.members ?? [])].filter((a) => a !== me.accountId);
   const timestamp = Date.now();
   const id = b64uEncode(systemRng(16));
   const line = {
@@ -114,6 +99,7 @@ export async function sendGroupText(groupId, text) {
     outgoing: true,
     status: "sending",
     receivedAt: timestamp,
+    to,
   };
   const item = { ...outboxItem(me.accountId, ContentType.TEXT, { text }, { messageId: id, timestamp, messageKey: line.key }), group: groupId };
   await store.transact(["groupMessages", "outbox"], (s) => {

@@ -19,6 +19,7 @@
 // ("settings": self.js, "history": history.js, "blocked": the usernames the person blocked,
 // flags.js).
 
+import { encoding, systemRng } from "../protocol/index.js";
 import * as store from "./store.js";
 
 /** How far an outgoing message got; a receipt only ever moves it forward. */
@@ -155,4 +156,23 @@ export async function messages(peer) {
   const range = IDBKeyRange.bound([peer, -Infinity], [peer, Infinity]);
   const all = await store.readIndex("messages", "byConversation", range);
   return all.sort((a, b) => a.timestamp - b.timestamp || a.receivedAt - b.receivedAt);
+}
+
+/**
+ * An item of the outbox (outbox.js sends it).
+ * @param {string} recipient @param {number} contentType @param {any} body
+ * @param {{messageId?: string, timestamp?: number, messageKey?: string, historyFor?: string}} [extra]
+ */
+export function outboxItem(recipient, contentType, body, extra = {}) {
+  return {
+    envelopeId: encoding.b64uEncode(systemRng(16)),
+    recipient,
+    contentType,
+    body,
+    messageId: extra.messageId ?? encoding.b64uEncode(systemRng(16)),
+    timestamp: extra.timestamp ?? Date.now(),
+    attempts: 0,
+    messageKey: extra.messageKey ?? null,
+    historyFor: extra.historyFor ?? null,
+  };
 }

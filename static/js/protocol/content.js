@@ -111,7 +111,10 @@ export function validateBody(contentType, body) {
       expect(typeof body.text === "string", "text body: expected a string text");
       break;
     case ContentType.RECEIPT: {
-      expectKeys(body, ["kind", "message_ids"], "receipt");
+      // a receipt for group messages names its group (docs/protocol.md 25.10)
+      const grouped = body !== null && typeof body === "object" && "group_id" in body;
+      expectKeys(body, grouped ? ["kind", "message_ids", "group_id"] : ["kind", "message_ids"], "receipt");
+      if (grouped) b64uDecode(body.group_id, { length: 16, what: "receipt group id" });
       expect(
         body.kind === "delivered" || body.kind === "read",
         "receipt body: expected kind delivered or read",

@@ -266,6 +266,48 @@ def content(device: str, plaintext: bytes, head_seq: int) -> dict[str, Any]:
     }
 
 
+TEXT_ID = b64(bytes(16))  # the message id of every text() here
+
+
+def receipt_body(kind: str, ids: list[str], group_id: str = GID) -> dict[str, Any]:
+    return {"kind": kind, "message_ids": ids, "group_id": group_id}
+
+
+def receipt_sent(account: str, kind: str, ids: list[str]) -> dict[str, Any]:
+    return {
+        "type": "send_content",
+        "recipient": account,
+        "content_type": int(ContentType.RECEIPT),
+        "body": receipt_body(kind, ids),
+    }
+
+
+def delivered(device: str) -> dict[str, Any]:
+    """The delivery receipt a member's text is answered with, to its sender (25.10)."""
+    return receipt_sent(ACCOUNT[device], "delivered", [TEXT_ID])
+
+
+def receipt_received(device: str, body: dict[str, Any], known: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "type": "group_receipt_received",
+        "sender": ACCOUNT[device],
+        "sender_device": device,
+        "body": body,
+        "lists": known,
+        "now": T2,
+    }
+
+
+def read(account: str, ids: list[str], *, receipts: bool = True) -> dict[str, Any]:
+    return {
+        "type": "group_messages_read",
+        "sender": account,
+        "message_ids": ids,
+        "read_receipts": receipts,
+        "now": T2,
+    }
+
+
 def refused(code: str, device: str | None, error: str) -> dict[str, Any]:
     if device is None:
         return notice(code, error=error)
@@ -509,17 +551,17 @@ def group_messages_taken() -> dict[str, Any]:
             (
                 "bob's message 0",
                 message_received(messages[0], known, T1),
-                [content("bob-phone", text("bob 0"), 0)],
+                [content("bob-phone", text("bob 0"), 0), delivered("bob-phone")],
             ),
             (
                 "bob's message 5",
                 message_received(messages[5], known, T1),
-                [content("bob-phone", text("bob 5"), 0)],
+                [content("bob-phone", text("bob 5"), 0), delivered("bob-phone")],
             ),
             (
                 "bob's message 1, from the skipped keys",
                 message_received(messages[1], known, T1),
-                [content("bob-phone", text("bob 1"), 0)],
+                [content("bob-phone", text("bob 1"), 0), delivered("bob-phone")],
             ),
             (
                 "message 1 again: a replay",
@@ -540,7 +582,7 @@ def group_messages_taken() -> dict[str, Any]:
             (
                 "carol's distribution: the held message is decrypted",
                 key_received("carol-phone", carol_body, known, T2),
-                [content("carol-phone", text("carol 0"), 0)],
+                [content("carol-phone", text("carol 0"), 0), delivered("carol-phone")],
             ),
             (
                 "bob's message names head 1, which this device has not read: held, the log read",
@@ -550,7 +592,11 @@ def group_messages_taken() -> dict[str, Any]:
             (
                 "the rename: the held message is decrypted",
                 answered("g1", page(log, 1, 1), known, T3),
-                [changed(log, 1), content("bob-phone", text("bob after the rename"), 1)],
+                [
+                    changed(log, 1),
+                    content("bob-phone", text("bob after the rename"), 1),
+                    delivered("bob-phone"),
+                ],
             ),
             (
                 "garbage",
@@ -654,7 +700,11 @@ def group_entry_withheld() -> dict[str, Any]:
             (
                 "entry 2 comes: the held message is decrypted",
                 answered("g2", page(log, 2, 2), known, T2),
-                [changed(log, 2), content("bob-phone", text("after dave joined"), 2)],
+                [
+                    changed(log, 2),
+                    content("bob-phone", text("after dave joined"), 2),
+                    delivered("bob-phone"),
+                ],
             ),
         ],
     )
@@ -743,6 +793,7 @@ def group_not_yet_member() -> dict[str, Any]:
                     changed(log, 1),
                     changed(log, 2),
                     content("alice-phone", text("welcome dave"), 2),
+                    delivered("alice-phone"),
                     get("g2", 2),
                 ],
             ),
@@ -1061,7 +1112,57 @@ def group_device_removed_rotates() -> dict[str, Any]:
     )
 
 
+def group_receipts() -> dict[str, Any]:
+    log = main_log()
+    known = lists("alice", "bob", "carol", "dave", drop=("bob-laptop",))
+    ids = [b64(bytes([i]) * 16) for i in range(150)]
+    applied = {"type": "group_receipt", "sender": "bob", "receipt": "delivered"}
+    return group_scenario(
+        "Receipts for group messages (section 25.10) count from a listed device of a current member, for this group: bob's delivery and read receipts are applied; dave's (not a member at seq 0), one from bob's unlisted laptop and one naming another group change nothing, and nothing is told. Messages read are answered with read receipts to a sender who is a member, at most 100 ids a receipt, only when the setting is on.",
+        record(log, 0),
+        [
+            (
+                "bob's phone: delivered",
+                receipt_received("bob-phone", receipt_body("delivered", ids[:2]), known),
+                [{**applied, "message_ids": ids[:2]}],
+            ),
+            (
+                "bob's phone: read",
+                receipt_received("bob-phone", receipt_body("read", ids[:1]), known),
+                [{**applied, "receipt": "read", "message_ids": ids[:1]}],
+            ),
+            (
+                "dave is no member at seq 0",
+                receipt_received("dave-phone", receipt_body("delivered", ids[:1]), known),
+                [],
+            ),
+            (
+                "bob's laptop is not in bob's verified list",
+                receipt_received("bob-laptop", receipt_body("delivered", ids[:1]), known),
+                [],
+            ),
+            (
+                "a receipt naming another group",
+                receipt_received("bob-phone", receipt_body("read", ids[:1], b64(bytes(16))), known),
+                [],
+            ),
+            (
+                "150 of carol's messages read",
+                read("carol", ids),
+                [
+                    receipt_sent("carol", "read", ids[:100]),
+                    receipt_sent("carol", "read", ids[100:]),
+                ],
+            ),
+            ("read receipts off", read("carol", ids[:1], receipts=False), []),
+            ("dave's messages: no member, no receipt", read("dave", ids[:1]), []),
+            ("the own account's messages", read("alice", ids[:1]), []),
+        ],
+    )
+
+
 SCENARIOS = {
+    "group_receipts.json": group_receipts,
     "group_device_removed_rotates.json": group_device_removed_rotates,
     "group_send_mismatched.json": group_send_mismatched,
     "group_created.json": group_created,

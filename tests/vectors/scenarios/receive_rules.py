@@ -326,6 +326,30 @@ def sync_checkpoint_from_own_device() -> dict[str, Any]:
     )
 
 
+def group_receipt_to_its_machine() -> dict[str, Any]:
+    kind = int(ContentType.RECEIPT)
+    body = {"kind": "read", "message_ids": [M1], "group_id": b64(bytes(range(16)))}
+    return scenario(
+        "A receipt naming a group (section 25.10) goes to its group's machine, which checks the member, not to a conversation; from an own device it is ignored like every receipt.",
+        receiving_state(),
+        [
+            (
+                "from bob's phone",
+                decrypted("bob", "bob-phone", kind, M2, body),
+                [
+                    {
+                        "type": "accept_group_receipt",
+                        "sender": "bob",
+                        "sender_device": "bob-phone",
+                        "body": body,
+                    }
+                ],
+            ),
+            ("from an own device", decrypted("alice", "alice-laptop", kind, M3, body), []),
+        ],
+    )
+
+
 def group_key_to_its_machine() -> dict[str, Any]:
     kind = int(ContentType.GROUP_SENDER_KEY)
     body = {
@@ -510,6 +534,7 @@ SCENARIOS = {
     "receive_history_key_once.json": history_key_once,
     "receive_unsupported_kept.json": unsupported_kept,
     "receive_group_key.json": group_key_to_its_machine,
+    "receive_group_receipt.json": group_receipt_to_its_machine,
     "receive_sync_key.json": sync_key_from_own_device,
     "receive_blocked_dropped.json": blocked_dropped,
     "receive_sync_checkpoint.json": sync_checkpoint_from_own_device,

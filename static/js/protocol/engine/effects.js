@@ -242,6 +242,23 @@ export class AcceptGroupKey {
 }
 
 /**
+ * A receipt for group messages (content type 2 with `group_id`): hand it to the machine of
+ * its group (`GroupReceiptReceived`, docs/protocol.md 25.10), which checks the member.
+ */
+export class AcceptGroupReceipt {
+  static kind = "accept_group_receipt";
+  /** @param {string} sender @param {string} senderDevice @param {Record<string, any>} body */
+  constructor(sender, senderDevice, body) {
+    this.sender = sender;
+    this.senderDevice = senderDevice;
+    this.body = body;
+  }
+  toJSON() {
+    return { type: AcceptGroupReceipt.kind, sender: this.sender, sender_device: this.senderDevice, body: this.body };
+  }
+}
+
+/**
  * An account sync key from an own listed device: hand it to the sync machine
  * (`SyncKeyReceived`).
  */
@@ -516,6 +533,20 @@ export class GroupSign {
   }
 }
 
+/** A member's receipt for group messages the own account wrote (25.10). */
+export class GroupReceipt {
+  static kind = "group_receipt";
+  /** @param {string} sender @param {string} receipt delivered | read @param {string[]} messageIds */
+  constructor(sender, receipt, messageIds) {
+    this.sender = sender;
+    this.receipt = receipt;
+    this.messageIds = messageIds;
+  }
+  toJSON() {
+    return { type: GroupReceipt.kind, sender: this.sender, receipt: this.receipt, message_ids: this.messageIds };
+  }
+}
+
 /** A group message decrypted: an encoded content (section 10) to apply. */
 export class GroupContent {
   static kind = "group_content";
@@ -566,4 +597,4 @@ export class GroupSend {
   }
 }
 
-/** @typedef {SendFrame | HttpRequest | StoreList | Notice | ContentVerdict | SendPlan | StoreMessage | ApplyReceipt | MarkRead | SendContent | AcceptHistoryKey | DropDuplicate | DropBlocked | AcceptSyncKey | AcceptSyncCheckpoint | AcceptGroupKey | StoreSync | SyncChanged | ShareSyncKey | ShareSyncCheckpoint | StoreRetry | ForgetRetry | SendRetryRequest | AcceptRetryRequest | Resend | StoreResendCount | AcceptResend | GroupNotice | GroupListsWanted | GroupSign | GroupContent | GroupSend} Effect */
+/** @typedef {SendFrame | HttpRequest | StoreList | Notice | ContentVerdict | SendPlan | StoreMessage | ApplyReceipt | MarkRead | SendContent | AcceptHistoryKey | DropDuplicate | DropBlocked | AcceptSyncKey | AcceptSyncCheckpoint | AcceptGroupKey | AcceptGroupReceipt | StoreSync | SyncChanged | ShareSyncKey | ShareSyncCheckpoint | StoreRetry | ForgetRetry | SendRetryRequest | AcceptRetryRequest | Resend | StoreResendCount | AcceptResend | GroupNotice | GroupListsWanted | GroupSign | GroupContent | GroupSend | GroupReceipt} Effect */

@@ -582,6 +582,50 @@ export class GroupKeyReceived {
   }
 }
 
+/** A receipt for group messages (25.10) the device engine accepted over the pairwise session with `senderDevice`. */
+export class GroupReceiptReceived {
+  static kind = "group_receipt_received";
+  /** @param {string} sender @param {string} senderDevice @param {Record<string, any>} body @param {Lists} lists @param {number} now */
+  constructor(sender, senderDevice, body, lists, now) {
+    this.sender = sender;
+    this.senderDevice = senderDevice;
+    this.body = body;
+    this.lists = lists;
+    this.now = now;
+  }
+  toJSON() {
+    return {
+      type: GroupReceiptReceived.kind,
+      sender: this.sender,
+      sender_device: this.senderDevice,
+      body: this.body,
+      lists: listsToJSON(this.lists),
+      now: this.now,
+    };
+  }
+}
+
+/** The person saw these messages of `sender`'s in the group (25.10). */
+export class GroupMessagesRead {
+  static kind = "group_messages_read";
+  /** @param {string} sender @param {string[]} messageIds @param {boolean} readReceipts @param {number} now */
+  constructor(sender, messageIds, readReceipts, now) {
+    this.sender = sender;
+    this.messageIds = messageIds;
+    this.readReceipts = readReceipts;
+    this.now = now;
+  }
+  toJSON() {
+    return {
+      type: GroupMessagesRead.kind,
+      sender: this.sender,
+      message_ids: this.messageIds,
+      read_receipts: this.readReceipts,
+      now: this.now,
+    };
+  }
+}
+
 /** A group message (section 25.5) delivered for this group. */
 export class GroupMessageReceived {
   static kind = "group_message_received";
@@ -697,7 +741,7 @@ export class GroupSendAnswered {
   }
 }
 
-/** @typedef {GroupFetchWanted | GroupAnswered | GroupListsKnown | GroupKeyReceived | GroupMessageReceived | GroupSendWanted | GroupChangeWanted | GroupSigned | GroupSendAnswered} GroupEvent */
+/** @typedef {GroupFetchWanted | GroupAnswered | GroupListsKnown | GroupKeyReceived | GroupMessageReceived | GroupSendWanted | GroupChangeWanted | GroupSigned | GroupSendAnswered | GroupReceiptReceived | GroupMessagesRead} GroupEvent */
 
 /**
  * The group machine's event a scenario file spells out (the JSON form of `toJSON`).
@@ -706,9 +750,11 @@ export class GroupSendAnswered {
 export function groupEventFromJSON(data) {
   const { type: kind, now } = data;
   if (kind === GroupFetchWanted.kind) return new GroupFetchWanted(now);
+  if (kind === GroupMessagesRead.kind) return new GroupMessagesRead(data.sender, [...data.message_ids], data.read_receipts, now);
   const lists = listsFromJSON(data.lists);
   if (kind === GroupAnswered.kind) return new GroupAnswered(data.request_id, data.status, data.body, lists, now);
   if (kind === GroupKeyReceived.kind) return new GroupKeyReceived(data.sender, data.sender_device, data.body, lists, now);
+  if (kind === GroupReceiptReceived.kind) return new GroupReceiptReceived(data.sender, data.sender_device, data.body, lists, now);
   if (kind === GroupMessageReceived.kind) {
     return new GroupMessageReceived(b64uDecode(data.message, { what: "group message" }), lists, now);
   }

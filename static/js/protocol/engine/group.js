@@ -31,7 +31,8 @@ import {
   receivingKey,
   SenderKey,
 } from "../senderkeys.js";
-import { GroupContent, GroupListsWanted, GroupNotice, GroupSend, GroupSign, HttpRequest } from "./effects.js";
+import { ContentType, decodeContent, MAX_RECEIPT_IDS } from "../content.js";
+import { GroupContent, GroupListsWanted, GroupNotice, GroupReceipt, GroupSend, GroupSign, HttpRequest, SendContent } from "./effects.js";
 import {
   GroupAnswered,
   GroupChangeWanted,
@@ -39,6 +40,8 @@ import {
   GroupKeyReceived,
   GroupListsKnown,
   GroupMessageReceived,
+  GroupMessagesRead,
+  GroupReceiptReceived,
   GroupSendAnswered,
   GroupSendWanted,
   GroupSigned,
@@ -108,6 +111,10 @@ export function handle(record, event) {
     record = signed(record, turn, event);
   } else if (event instanceof GroupSendAnswered) {
     record = sendAnswered(record, turn, event);
+  } else if (event instanceof GroupReceiptReceived) {
+    receiptReceived(record, turn, event);
+  } else if (event instanceof GroupMessagesRead) {
+    messagesRead(record, turn, event);
   } else {
     throw new TypeError(`not a group event: ${String(event)}`);
   }
@@ -372,7 +379,58 @@ function takeMessage(record, turn, data, lists, fresh) {
     held.map((k) => (k === chain ? after : k)),
   );
   turn.effects.push(new GroupContent(sender, device, plaintext, message.headSeq));
-  return record.with({ receiving });
+  record = record.with({ receiving });
+  if (sender !== record.accountId) delivered(record, turn, sender, plaintext);
+  return record;
+}
+
+/** @param {GroupRecord} record @param {string} kind @param {string[]} ids */
+const receiptBody = (record, kind, ids) => ({ kind, message_ids: ids, group_id: b64uEncode(record.groupId) });
+
+/**
+ * A text from a member is answered with a delivery receipt to the sender's devices (25.10):
+ * group members get receipts whether or not they are contacts.
+ * @param {GroupRecord} record @param {Turn} turn @param {string} sender @param {Uint8Array} plaintext
+ */
+function delivered(record, turn, sender, plaintext) {
+  let content;
+  try {
+    content = decodeContent(plaintext);
+  } catch (error) {
+    if (!(error instanceof ProtocolError)) throw error;
+    return;
+  }
+  if (content.type === ContentType.TEXT) {
+    const body = receiptBody(record, "delivered", [b64uEncode(content.messageId)]);
+    turn.effects.push(new SendContent(sender, ContentType.RECEIPT, body));
+  }
+}
+
+/**
+ * Read receipts, when the setting is on, to a sender who is still a member.
+ * @param {GroupRecord} record @param {Turn} turn @param {GroupMessagesRead} event
+ */
+function messagesRead(record, turn, event) {
+  const { chain } = record;
+  if (!event.readReceipts || event.messageIds.length === 0 || event.sender === record.accountId) return;
+  if (chain === null || !chain.members.has(event.sender)) return;
+  for (let start = 0; start < event.messageIds.length; start += MAX_RECEIPT_IDS) {
+    const body = receiptBody(record, "read", event.messageIds.slice(start, start + MAX_RECEIPT_IDS));
+    turn.effects.push(new SendContent(event.sender, ContentType.RECEIPT, body));
+  }
+}
+
+/**
+ * A receipt counts from a listed device of a current member, for this group; anything else
+ * changes nothing (a receipt is no message: it is not told).
+ * @param {GroupRecord} record @param {Turn} turn @param {GroupReceiptReceived} event
+ */
+function receiptReceived(record, turn, event) {
+  const { chain } = record;
+  if (chain === null || event.body.group_id !== b64uEncode(record.groupId)) return;
+  if (!chain.members.has(event.sender) || event.sender === record.accountId) return;
+  if (!event.lists.get(event.sender)?.has(event.senderDevice)) return;
+  turn.effects.push(new GroupReceipt(event.sender, event.body.kind, [...event.body.message_ids]));
 }
 
 /**

@@ -8,6 +8,7 @@
 
 export {
   AcceptGroupKey,
+  AcceptGroupReceipt,
   AcceptHistoryKey,
   AcceptResend,
   AcceptRetryRequest,
@@ -21,6 +22,7 @@ export {
   GroupContent,
   GroupListsWanted,
   GroupNotice,
+  GroupReceipt,
   GroupSend,
   GroupSign,
   HttpRequest,
@@ -54,6 +56,8 @@ export {
   GroupKeyReceived,
   GroupListsKnown,
   GroupMessageReceived,
+  GroupMessagesRead,
+  GroupReceiptReceived,
   GroupSendAnswered,
   GroupSendWanted,
   GroupSigned,

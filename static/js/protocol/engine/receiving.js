@@ -7,6 +7,7 @@ import { b64uDecode, b64uEncode } from "../encoding.js";
 import { ProtocolError } from "../exceptions.js";
 import {
   AcceptGroupKey,
+  AcceptGroupReceipt,
   AcceptHistoryKey,
   AcceptRetryRequest,
   AcceptSyncCheckpoint,
@@ -54,6 +55,9 @@ export function contentDecrypted(state, event) {
   if (kind === ContentType.TEXT) return [state, text(state, event)];
   if (kind === ContentType.RECEIPT) {
     if (event.sender === state.accountId) return [state, []]; // an own device's receipt reaches the contact, not us
+    if ("group_id" in event.body) {
+      return [state, [new AcceptGroupReceipt(event.sender, event.senderDevice, event.body)]]; // to its group's machine, which checks the member (25.10)
+    }
     return [state, [new ApplyReceipt(event.sender, event.body.kind, [...event.body.message_ids])]];
   }
   if (kind === ContentType.TYPING) return [state, []];
@@ -140,6 +144,7 @@ function transcript(state, event) {
       }),
     ];
   }
+  if (inner.type === ContentType.RECEIPT && "group_id" in inner.body) return []; // what an own device read in a group is not told to the others (yet)
   if (inner.type === ContentType.RECEIPT && inner.body.kind === "read") {
     return [new MarkRead(peer, [...inner.body.message_ids])];
   }
