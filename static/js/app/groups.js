@@ -265,6 +265,20 @@ const REASONS = {
 /** @param {unknown} code */
 const reasonOf = (code) => REASONS[/** @type {keyof typeof REASONS} */ (String(code))] ?? `refused as ${code}`;
 
+/**
+ * A change of the log in plain words, with the names known now (a page renders it again
+ * when a contact's name arrives later).
+ * @param {{actor: string, kind: string, accounts: string[], name: string}} change
+ * @param {string} me @param {Map<string, string>} names
+ */
+export function changeText(change, me, names) {
+  const shown = (/** @type {string} */ a) => names.get(a) ?? a;
+  const who = change.actor === me ? "You" : shown(change.actor);
+  const accounts = change.accounts.map((a) => (a === me ? "you" : shown(a)));
+  const words = CHANGES[/** @type {keyof typeof CHANGES} */ (change.kind)] ?? (() => "changed the group");
+  return `${who} ${words(listed(accounts), change.name)}.`;
+}
+
 /** @param {string[]} names */
 function listed(names) {
   return names.length < 2 ? names.join("") : `${names.slice(0, -1).join(", ")} and ${names[names.length - 1]}`;
@@ -281,12 +295,13 @@ async function noticeLine(groupId, { code, data }) {
   const name = async (/** @type {string} */ a) => (a === me.accountId ? "you" : await displayName(a));
   let text;
   let tone = "warn";
+  /** @type {any} */
+  let change;
   if (code === "group_changed") {
-    const who = data.actor === me.accountId ? "You" : await displayName(data.actor);
-    const names = [];
-    for (const a of data.accounts ?? []) names.push(await name(a));
-    const change = CHANGES[/** @type {keyof typeof CHANGES} */ (data.kind)] ?? (() => "changed the group");
-    text = `${who} ${change(listed(names), data.name)}.`;
+    change = { actor: String(data.actor), kind: String(data.kind), accounts: [...(data.accounts ?? [])].map(String), name: data.name ?? "" };
+    const names = new Map();
+    for (const a of [change.actor, ...change.accounts]) names.set(a, await displayName(a));
+    text = changeText(change, me.accountId, names);
     tone = "info";
   } else if (code === "group_refused") {
     text = `The server's copy of this group's membership was refused: ${reasonOf(data.error)}. Nothing of it was accepted.`;
@@ -305,7 +320,7 @@ async function noticeLine(groupId, { code, data }) {
   }
   // a change at its entry's time (the actor's clock), so it sits among the messages it came between
   const at = code === "group_changed" && Number.isSafeInteger(data.timestamp) ? data.timestamp : Date.now();
-  return { key: `${groupId}:notice:${at}:${b64uEncode(systemRng(6))}`, group: groupId, kind: "notice", timestamp: at, text, tone };
+  return { key: `${groupId}:notice:${at}:${b64uEncode(systemRng(6))}`, group: groupId, kind: "notice", timestamp: at, text, tone, change };
 }
 
 // ------------------------------------------------------------------ what comes in

@@ -5,7 +5,7 @@
 
 import { encoding, ready } from "../protocol/index.js";
 import { Change, changes } from "./events.js";
-import { GroupRefused, changeGroup, createGroup, groupLines, groupRead, groupRecords } from "./groups.js";
+import { GroupRefused, changeGroup, changeText, createGroup, groupLines, groupRead, groupRecords } from "./groups.js";
 import { displayNames } from "./names.js";
 import { ringLeader, sendGroupText } from "./outbox.js";
 import { SendRefused } from "./self.js";
@@ -80,7 +80,9 @@ async function renderList() {
         ? "You are no longer a member"
         : last?.kind === "text"
           ? `${nameIn(names, last.author)}: ${last.text}`
-          : (last?.text ?? `${record.chain.members.size} members`);
+          : last?.change
+            ? changeText(last.change, me.accountId, names)
+            : (last?.text ?? `${record.chain.members.size} members`);
       const link = h(
         "a",
         { class: "conversation-link", attrs: { href: `/groups/${id}`, "data-nav": "" } },
@@ -199,7 +201,8 @@ function renderMembers(groupId, chain, names, admin, member) {
 function renderLine(line, names) {
   const time = h("time", { class: "message-time", text: when(line.timestamp), attrs: { datetime: new Date(line.timestamp).toISOString() } });
   if (line.kind === "notice") {
-    return h("li", { class: `message-notice ${line.tone ?? "info"}`, attrs: { "data-key": line.key } }, h("span", { text: line.text }), " ", time);
+    const text = line.change ? changeText(line.change, me.accountId, names) : line.text;
+    return h("li", { class: `message-notice ${line.tone ?? "info"}`, attrs: { "data-key": line.key } }, h("span", { text }), " ", time);
   }
   const item = h(
     "li",
