@@ -24,11 +24,18 @@ from protocol.senderkeys import encrypt_group, new_sender_key
 from tests.support.actors import PrimaryActor, person
 from tests.support.browser import PHONE
 from tests.support.devices import Device, DeviceThread, primary_messenger
-from tests.support.rewriting import PageSocket, rewrite_json
+from tests.support.rewriting import (
+    GROUP_ENTRIES,
+    PageSocket,
+    entry_appended,
+    entry_replaced,
+    other_rename,
+    rewrite_json,
+)
 from tests.support.server import LiveServer
 from tests.support.web import SLOW, new_primary, new_username
 
-ENTRIES = re.compile(r".*/api/groups/[^/]+/entries\?after=-?\d+$")
+ENTRIES = re.compile(f".*{GROUP_ENTRIES}$")
 
 
 @dataclass
@@ -75,20 +82,6 @@ def member_rows(world: Trio):
     return world.page.locator("#group-member-list .member")
 
 
-def appended(wire: list[bytes]):
-    """A rule that serves one more entry (the first of `wire`, once there is one) after the
-    real ones, at the next seq."""
-
-    def rewrite(body: dict[str, Any]) -> dict[str, Any]:
-        if not wire:
-            return body
-        seq = body["entries"][-1]["seq"] + 1 if body["entries"] else body["head"] + 1
-        entry = {"seq": seq, "entry": b64u_encode(wire[0])}
-        return {**body, "head": seq, "entries": [*body["entries"], entry]}
-
-    return rewrite
-
-
 @pytest.mark.parametrize("forgery", ["forged", "replayed"])
 def test_a_member_the_server_adds_is_refused_and_gets_nothing(
     new_device, live_app, device_thread, tmp_path, forgery
@@ -97,7 +90,7 @@ def test_a_member_the_server_adds_is_refused_and_gets_nothing(
     world = trio(new_device, live_app, devices, tmp_path)
     bob, mallory = world.devices["bob"], world.people["mallory"]
     wire: list[bytes] = []
-    rewrite_json(world.page, ENTRIES, "GET", appended(wire))
+    rewrite_json(world.page, ENTRIES, "GET", entry_appended(wire))
 
     def rename_then_forge() -> bytes:
         # a real change rings alice's browser; the server serves a member after it
@@ -175,24 +168,9 @@ def test_a_chain_forked_from_the_other_members_is_refused_and_the_browser_stops(
     bob, carol = world.devices["bob"], world.devices["carol"]
     record = devices.call(bob.messenger.store.group_record, world.group_id)
     # a second entry at seq 1 that bob's phone signed too, which the server shows alice only
-    other = sign_entry(
-        group_id=b64u_decode(world.group_id),
-        seq=1,
-        previous=record.chain.head,
-        kind=EntryKind.RENAME,
-        actor=world.people["bob"].username,
-        identity=bob.messenger.device.keys.identity,
-        timestamp=0,
-        name="Not the trip",
-    )
-
-    def forked(body: dict[str, Any]) -> dict[str, Any]:
-        entries = [
-            {"seq": 1, "entry": b64u_encode(other)} if e["seq"] == 1 else e for e in body["entries"]
-        ]
-        return {**body, "entries": entries}
-
-    rewrite_json(world.page, ENTRIES, "GET", forked)
+    bob_name = world.people["bob"].username
+    other = other_rename(world.group_id, record.chain, bob_name, bob.messenger.device.keys.identity)
+    rewrite_json(world.page, ENTRIES, "GET", entry_replaced(1, other))
     devices.call(bob.messenger.group_change, world.group_id, "rename", name="Trip 2027")
     expect(world.page.locator("#group-title")).to_have_text("Not the trip", timeout=SLOW)
     devices.run(carol.wait_for(GroupEvent, 2))

@@ -20,9 +20,14 @@ from protocol.rng import system_rng
 from protocol.senderkeys import encrypt_group, new_sender_key
 from tests.support.actors import person
 from tests.support.devices import Device, primary_messenger
-from tests.support.rewriting import RewritingTransport
+from tests.support.rewriting import (
+    GROUP_ENTRIES,
+    RewritingTransport,
+    entry_appended,
+    entry_replaced,
+    other_rename,
+)
 
-ENTRIES = r"/api/groups/[^/]+/entries\?after=-?\d+"
 SEQS = itertools.count(10**9)  # queue positions the server never gave
 
 
@@ -55,17 +60,6 @@ async def close(world: dict[str, Any]) -> None:
         await device.close()
 
 
-def appended(wire: bytes):
-    """A rule that serves one more entry after the real ones (at the next seq)."""
-
-    def rewrite(body: dict[str, Any]) -> dict[str, Any]:
-        seq = body["entries"][-1]["seq"] + 1 if body["entries"] else body["head"] + 1
-        entry = {"seq": seq, "entry": b64u_encode(wire)}
-        return {**body, "head": seq, "entries": [*body["entries"], entry]}
-
-    return rewrite
-
-
 @pytest.mark.parametrize("forgery", ["forged", "replayed"])
 async def test_a_member_the_server_adds_is_refused_and_gets_nothing(live_app, tmp_path, forgery):
     world = await trio(live_app, tmp_path)
@@ -96,7 +90,7 @@ async def test_a_member_the_server_adds_is_refused_and_gets_nothing(live_app, tm
         ]
         expected = "GroupChainBroken"
     server = RewritingTransport(bob.messenger.transport)
-    server.rewrite("GET", ENTRIES, appended(wire))
+    server.rewrite("GET", GROUP_ENTRIES, entry_appended([wire]))
     bob.messenger.transport = server
     events = bob.messenger.group_fetch(group_id)
     [refused] = [e.data for e in events if isinstance(e, GroupEvent) and e.code == "group_refused"]
@@ -121,7 +115,7 @@ async def test_a_removal_the_server_hides_is_noticed_and_the_device_stops_sendin
         return {"head": 0, "entries": kept, "more": False}
 
     server = RewritingTransport(bob.messenger.transport)
-    server.rewrite("GET", ENTRIES, before_the_removal)
+    server.rewrite("GET", GROUP_ENTRIES, before_the_removal)
     bob.messenger.transport = server
     alice.messenger.group_change(group_id, "remove", [world["people"]["carol"].username])
     await alice.connection.send_group_text(group_id, "carol is out")  # names head 1, signed
@@ -152,25 +146,10 @@ async def test_two_members_shown_different_chains_refuse_each_others_messages(li
     record = alice.messenger.store.group_record(group_id)
     assert record is not None and record.chain is not None
     # a second entry at seq 1 that alice's phone signed too, which the server shows bob only
-    other = sign_entry(
-        group_id=b64u_decode(group_id),
-        seq=1,
-        previous=record.chain.head,
-        kind=EntryKind.RENAME,
-        actor=world["people"]["alice"].username,
-        identity=alice.messenger.device.keys.identity,
-        timestamp=0,
-        name="Not the trip",
-    )
-
-    def forked(body: dict[str, Any]) -> dict[str, Any]:
-        entries = [
-            {"seq": 1, "entry": b64u_encode(other)} if e["seq"] == 1 else e for e in body["entries"]
-        ]
-        return {**body, "entries": entries}
-
+    alice_name = world["people"]["alice"].username
+    other = other_rename(group_id, record.chain, alice_name, alice.messenger.device.keys.identity)
     server = RewritingTransport(bob.messenger.transport)
-    server.rewrite("GET", ENTRIES, forked)
+    server.rewrite("GET", GROUP_ENTRIES, entry_replaced(1, other))
     bob.messenger.transport = server
     alice.messenger.group_change(group_id, "rename", name="Trip 2027")
     await _until(bob, "group_changed", 2)

@@ -46,7 +46,8 @@ from client.connection import DeviceConnection
 from protocol.accountstate import build_patch
 from protocol.encoding import b64u_decode, b64u_encode
 from protocol.engine import SyncState
-from protocol.keys import generate_identity
+from protocol.groups import EntryKind, GroupState, sign_entry
+from protocol.keys import IdentityKeyPair, generate_identity
 from protocol.rng import system_rng
 from protocol.syncentry import Mutation
 
@@ -273,3 +274,51 @@ def substitute_entry(version: int, blob: str) -> Rewrite:
         return body
 
     return rewrite
+
+
+# ---------------------------------------------------------------- a group's log (25.8)
+
+GROUP_ENTRIES = r"/api/groups/[^/]+/entries\?after=-?\d+"  # the path, for RewritingTransport
+
+
+def entry_appended(wire: list[bytes]) -> Rewrite:
+    """A rule that serves one more entry (the first of `wire`, once it holds one) after the
+    real ones, at the next seq."""
+
+    def rewrite(body: dict[str, Any]) -> dict[str, Any]:
+        if not wire:
+            return body
+        seq = body["entries"][-1]["seq"] + 1 if body["entries"] else body["head"] + 1
+        entry = {"seq": seq, "entry": b64u_encode(wire[0])}
+        return {**body, "head": seq, "entries": [*body["entries"], entry]}
+
+    return rewrite
+
+
+def entry_replaced(seq: int, wire: bytes) -> Rewrite:
+    """A rule that serves `wire` in place of the real entry at `seq`: a fork, when `wire`
+    is a valid entry of another branch."""
+
+    def rewrite(body: dict[str, Any]) -> dict[str, Any]:
+        entries = [
+            {"seq": seq, "entry": b64u_encode(wire)} if e["seq"] == seq else e
+            for e in body["entries"]
+        ]
+        return {**body, "entries": entries}
+
+    return rewrite
+
+
+def other_rename(group_id: str, chain: GroupState, actor: str, identity: IdentityKeyPair) -> bytes:
+    """A second entry after `chain`'s head, signed by a real admin's device: the start of a
+    branch the server can show some members only."""
+    return sign_entry(
+        group_id=b64u_decode(group_id),
+        seq=chain.seq + 1,
+        previous=chain.head,
+        kind=EntryKind.RENAME,
+        actor=actor,
+        identity=identity,
+        timestamp=0,
+        name="Not the trip",
+    )
