@@ -10,7 +10,7 @@ from pathlib import Path
 
 from playwright.sync_api import Page, expect
 
-from client.events import GroupText
+from client.events import GroupReceiptReceived, GroupText
 from tests.support.actors import person
 from tests.support.browser import PHONE
 from tests.support.devices import primary_messenger
@@ -61,6 +61,7 @@ def test_a_group_from_another_account_is_read_and_answered_in_the_browser(
     item = alice.locator(f'#group-list [data-group="{group_id}"]')
     expect(item).to_contain_text("Trip", timeout=SLOW)
     expect(item).to_contain_text("hello group", timeout=SLOW)
+    expect(item.locator(".unread")).to_have_text("1")
     item.locator("a").click()
     expect(alice.locator("#group-title")).to_have_text("Trip")
     expect(
@@ -79,17 +80,27 @@ def test_a_group_from_another_account_is_read_and_answered_in_the_browser(
     expect(box).to_have_value("")
     reply = group_text(alice, "see you there")
     expect(reply.locator(".message-status")).to_have_attribute("data-status", "sent", timeout=SLOW)
+    # and alice's browser told bob it got his message and that alice read it (25.10)
     texts: list[GroupText] = []
-    for _ in range(3):
+    receipts: list[GroupReceiptReceived] = []
+    for _ in range(6):
         for envelope in receive_envelopes(live_app.ws_url, live_app.url, cookie, 1):
-            texts += [e for e in bob_messenger.receive(envelope) if isinstance(e, GroupText)]
-        if texts:
+            for event in bob_messenger.receive(envelope):
+                texts += [event] if isinstance(event, GroupText) else []
+                receipts += [event] if isinstance(event, GroupReceiptReceived) else []
+        if texts and {r.kind for r in receipts} == {"delivered", "read"}:
             break
     assert [(t.group_id, t.sender, t.text) for t in texts] == [
         (group_id, alice_name, "see you there")
     ]
+    assert {(r.sender, r.kind) for r in receipts} == {
+        (alice_name, "delivered"),
+        (alice_name, "read"),
+    }
+    assert len({r.message_ids for r in receipts}) == 1  # both for "hello group"
 
     screenshot(alice, "group-conversation-390")
     alice.set_viewport_size({"width": 1440, "height": 900})
+    expect(item.locator(".unread")).to_have_count(0)  # read when it was shown
     screenshot(alice, "group-conversation-1440")
     assert errors == []

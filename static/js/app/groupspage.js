@@ -61,7 +61,8 @@ async function groupsWithLast() {
   for (const record of records) {
     const id = encodingId(record);
     const lines = await groupLines(id);
-    out.push({ record, id, last: lines[lines.length - 1] ?? null });
+    const unread = lines.filter((l) => l.kind === "text" && !l.outgoing && !l.readAt).length;
+    out.push({ record, id, last: lines[lines.length - 1] ?? null, unread });
   }
   return out.sort((a, b) => (b.last?.timestamp ?? 0) - (a.last?.timestamp ?? 0));
 }
@@ -74,7 +75,7 @@ async function renderList() {
   const names = await displayNames();
   byId("group-empty").hidden = all.length > 0;
   list.replaceChildren(
-    ...all.map(({ record, id, last }) => {
+    ...all.map(({ record, id, last, unread }) => {
       const member = record.chain.members.has(me.accountId);
       const preview = !member
         ? "You are no longer a member"
@@ -91,9 +92,11 @@ async function renderList() {
           ? h("time", { class: "conversation-time", text: when(last.timestamp), attrs: { datetime: new Date(last.timestamp).toISOString() } })
           : null,
         h("span", { class: "conversation-preview", text: preview }),
+        unread ? h("span", { class: "unread", text: String(unread), attrs: { "aria-label": `${unread} unread` } }) : null,
       );
       if (id === current) link.setAttribute("aria-current", "page");
-      return h("li", { class: "conversation-item", attrs: { "data-group": id } }, link);
+      const classes = unread ? "conversation-item has-unread" : "conversation-item";
+      return h("li", { class: classes, attrs: { "data-group": id } }, link);
     }),
   );
 }
