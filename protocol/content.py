@@ -99,11 +99,10 @@ def validate_body(content_type: ContentType | int, body: Any) -> None:
         _expect(isinstance(body["text"], str), "text body: expected a string text")
     elif content_type is ContentType.RECEIPT:
         # a receipt for group messages names its group (docs/protocol.md 25.10)
-        keys = (
-            {"kind", "message_ids", "group_id"} if "group_id" in body else {"kind", "message_ids"}
-        )
+        grouped = isinstance(body, dict) and "group_id" in body
+        keys = {"kind", "message_ids", "group_id"} if grouped else {"kind", "message_ids"}
         _expect_keys(body, keys, "receipt")
-        if "group_id" in body:
+        if grouped:
             b64u_decode(body["group_id"], length=16, what="receipt group id")
         _expect(
             body["kind"] in ("delivered", "read"), "receipt body: expected kind delivered or read"

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from protocol.encoding import is_uint
+from protocol.encoding import b64u_decode, is_uint
 from protocol.exceptions import MalformedMessage
 
 HISTORY_FORMAT = "parley-history-1"
@@ -24,14 +24,31 @@ def _status_of(outgoing: bool, status: Any) -> str:
     return status if isinstance(status, str) and status in _OUTGOING_STATUSES else "sent"
 
 
+def _by_time(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return sorted(entries, key=lambda e: (e["timestamp"], e["id"]))
+
+
 def history_bundle(
-    messages: Iterable[Mapping[str, Any]], contacts: Iterable[Mapping[str, Any]], now: int
+    messages: Iterable[Mapping[str, Any]],
+    contacts: Iterable[Mapping[str, Any]],
+    now: int,
+    group_messages: Iterable[Mapping[str, Any]] = (),
 ) -> dict[str, Any]:
     """The bundle of the text messages of the last HISTORY_DAYS, by conversation (peers in
     order, messages by time), and every contact. `messages` are engine message records
-    (section 22.3 `store_message`); `contacts` are `{username, account_key}`. Returns
-    `{"bundle": <the plaintext JSON>, "count": <messages in it>}`."""
+    (section 22.3 `store_message`); `contacts` are `{username, account_key}`;
+    `group_messages` are the texts of groups, `{kind, group_id, id, author, text,
+    timestamp}`, by group. Returns `{"bundle": <the plaintext JSON>, "count": <messages in
+    it>}`."""
     since = now - HISTORY_DAYS * _DAY_MS
+    by_group: dict[str, list[dict[str, Any]]] = {}
+    for g in group_messages:
+        if g.get("kind") != "text" or g["timestamp"] < since:
+            continue
+        by_group.setdefault(g["group_id"], []).append(
+            {"id": g["id"], "author": g["author"], "text": g["text"], "timestamp": g["timestamp"]}
+        )
+    groups = [{"group_id": k, "messages": _by_time(by_group[k])} for k in sorted(by_group)]
     by_peer: dict[str, list[dict[str, Any]]] = {}
     for m in messages:
         if m.get("kind") != "text" or m["timestamp"] < since:
@@ -48,8 +65,7 @@ def history_bundle(
             }
         )
     conversations: list[dict[str, Any]] = [
-        {"peer": peer, "messages": sorted(by_peer[peer], key=lambda e: (e["timestamp"], e["id"]))}
-        for peer in sorted(by_peer)
+        {"peer": peer, "messages": _by_time(by_peer[peer])} for peer in sorted(by_peer)
     ]
     bundle = {
         "format": HISTORY_FORMAT,
@@ -58,13 +74,16 @@ def history_bundle(
             key=lambda c: c["username"],
         ),
         "conversations": conversations,
+        "groups": groups,
     }
-    return {"bundle": bundle, "count": sum(len(c["messages"]) for c in conversations)}
+    count = sum(len(c["messages"]) for c in (*conversations, *groups))
+    return {"bundle": bundle, "count": count}
 
 
 def history_records(bundle: Any, *, account_id: str, contacts: Iterable[str]) -> dict[str, Any]:
     """What a new device imports from a bundle it opened: `{"contacts": [{username,
-    account_key}], "messages": [engine message records]}`. Contacts it has and its own
+    account_key}], "messages": [engine message records], "group_messages": [{group_id, id,
+    author, outgoing, text, timestamp}]}`. Contacts it has and its own
     account are left out; an entry of the wrong shape is skipped, not fatal; a bundle not in
     HISTORY_FORMAT raises MalformedMessage (nothing is imported). A message already stored
     is kept as it is by the adapter, as for every `store_message`."""
@@ -111,4 +130,38 @@ def history_records(bundle: Any, *, account_id: str, contacts: Iterable[str]) ->
                     "timestamp": timestamp,
                 }
             )
-    return {"contacts": new_contacts, "messages": records}
+    listed = bundle.get("groups")
+    group_records = []
+    for group in listed if isinstance(listed, list) else []:
+        group_id = group.get("group_id") if isinstance(group, dict) else None
+        entries = group.get("messages") if isinstance(group, dict) else None
+        if not _is_group_id(group_id) or not isinstance(entries, list):
+            continue
+        for m in entries:
+            if not isinstance(m, dict):
+                continue
+            message_id, text, timestamp = m.get("id"), m.get("text"), m.get("timestamp")
+            author = m.get("author")
+            if not (isinstance(message_id, str) and isinstance(text, str) and is_uint(timestamp)):
+                continue
+            if not isinstance(author, str) or not author:
+                continue
+            group_records.append(
+                {
+                    "group_id": group_id,
+                    "id": message_id,
+                    "author": author,  # a group has many: the own device's word, as its texts
+                    "outgoing": author == account_id,
+                    "text": text,
+                    "timestamp": timestamp,
+                }
+            )
+    return {"contacts": new_contacts, "messages": records, "group_messages": group_records}
+
+
+def _is_group_id(value: Any) -> bool:
+    try:
+        b64u_decode(value, length=16, what="group id")
+    except MalformedMessage:
+        return False
+    return True

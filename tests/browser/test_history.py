@@ -6,11 +6,15 @@ from __future__ import annotations
 
 import re
 import time
+from pathlib import Path
 
 from playwright.sync_api import Page, Route, expect
 
+from tests.support.actors import person
 from tests.support.browser import DESKTOP, PHONE
+from tests.support.devices import primary_messenger
 from tests.support.rewriting import unless_closed
+from tests.support.server import LiveServer
 from tests.support.web import (
     SLOW,
     add_contact,
@@ -26,6 +30,7 @@ from tests.support.web import (
     show_link_code,
     wait_linked,
 )
+from tests.support.wire import send_frames
 
 HISTORY_MESSAGES = 50
 # On a slow network: 33 long messages (about 150 KB sealed) at 10 KB/s, about 15 s each way.
@@ -179,3 +184,42 @@ def test_on_a_slow_network_both_devices_count_the_messages_and_the_time_left(
     expect(receiving).to_contain_text(
         f"Your message history arrived: {SLOW_MESSAGES} messages.", timeout=30_000
     )
+
+
+def test_a_companion_linked_later_gets_its_groups_texts_in_the_history(
+    new_device, live_app: LiveServer, tmp_path: Path, screenshot
+):
+    """The texts of the account's groups ride in the history too (section 22.7): the laptop,
+    which holds no sender key of what was sent before it, shows them once it reads the log."""
+    alice_name = new_username("alice")
+    phone, _ = new_primary(new_device(viewport=PHONE), alice_name)
+    open_chats(phone)
+    bob = person(live_app, "bob")
+    bob_messenger = primary_messenger(bob, tmp_path)
+    group_id, _ = bob_messenger.group_create("Trip", [alice_name])
+    first, _ = bob_messenger.prepare_group_send(group_id, "before the laptop")
+    bob_messenger.group_send_answered(first, {"type": "accepted", "id": first.send_id})
+    send_frames(live_app.ws_url, live_app.url, bob.transport.cookie_header(), [first.frame])
+    phone.goto(f"/groups/{group_id}")
+    expect(
+        phone.locator("#group-message-list .message", has_text="before the laptop")
+    ).to_be_visible(timeout=SLOW)
+    box = phone.get_by_label("Message", exact=True)
+    box.fill("me too")
+    box.press("Enter")
+    mine = phone.locator("#group-message-list .message", has_text="me too")
+    expect(mine.locator(".message-status")).to_have_attribute("data-status", "sent", timeout=SLOW)
+
+    laptop = new_device(viewport=DESKTOP).new_page()
+    link_with_history(phone, laptop, "Laptop")
+    receiving = laptop.get_by_role("progressbar", name="Receiving message history")
+    expect(receiving).to_have_attribute("aria-valuenow", "100", timeout=SLOW)
+    expect(laptop.locator("#history-progress")).to_contain_text("arrived: 2 messages", timeout=SLOW)
+    laptop.goto(f"/groups/{group_id}")
+    lines = laptop.locator("#group-message-list .message")
+    expect(lines).to_have_count(2, timeout=SLOW)
+    expect(lines.nth(0)).to_contain_text("before the laptop")
+    expect(lines.nth(0).locator(".message-author")).to_be_visible()
+    expect(lines.nth(1)).to_contain_text("me too")
+    expect(lines.nth(1)).to_have_class(re.compile(r"\bout\b"))
+    screenshot(laptop, "group-history-1440")

@@ -33,7 +33,7 @@ function call(step) {
       ephemeral_key: b64uEncode(parsed.ephemeralKey),
     };
   }
-  if (step.call === "history_bundle") return engine.historyBundle(args.messages, args.contacts, args.now);
+  if (step.call === "history_bundle") return engine.historyBundle(args.messages, args.contacts, args.now, args.group_messages ?? []);
   if (step.call === "history_records") {
     return engine.historyRecords(args.bundle, { accountId: args.account_id, contacts: args.contacts });
   }

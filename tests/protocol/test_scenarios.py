@@ -64,7 +64,8 @@ def call(step: dict[str, Any]) -> Any:
             "ephemeral_key": b64u_encode(parsed.ephemeral_key),
         }
     if step["call"] == "history_bundle":
-        return history_bundle(args["messages"], args["contacts"], args["now"])
+        groups = args.get("group_messages", [])
+        return history_bundle(args["messages"], args["contacts"], args["now"], groups)
     if step["call"] == "history_records":
         return history_records(
             args["bundle"], account_id=args["account_id"], contacts=args["contacts"]

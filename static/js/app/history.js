@@ -41,7 +41,8 @@ function progressText(what, progress) {
 export async function buildHistory(now = Date.now()) {
   const contacts = (await store.readAll("contacts")).map((c) => ({ username: c.username, account_key: c.accountKey }));
   const messages = (await store.readAll("messages")).map((m) => ({ ...m, author_device: m.authorDevice }));
-  return engine.historyBundle(messages, contacts, now);
+  const groupMessages = (await store.readAll("groupMessages")).map((l) => ({ ...l, group_id: l.group }));
+  return engine.historyBundle(messages, contacts, now, groupMessages);
 }
 
 /**
@@ -236,13 +237,24 @@ async function receiveHistory(body) {
 
 /**
  * Store what the engine chose to import, without overwriting what this device already has.
- * @param {{contacts: {username: string, account_key: string}[], messages: any[]}} imported
+ * A group's texts show once this device reads the group's log (its listing on connect).
+ * @param {{contacts: {username: string, account_key: string}[], messages: any[], group_messages: any[]}} imported
  */
-async function importHistory({ contacts, messages }) {
+async function importHistory({ contacts, messages, group_messages: groupMessages }) {
   const existingMessages = new Set((await store.readAll("messages")).map((m) => m.key));
+  const existingLines = new Set((await store.readAll("groupMessages")).map((l) => l.key));
   const conversations = new Map((await store.readAll("conversations")).map((c) => [c.peer, c]));
+  const now = Date.now();
   let count = 0;
-  await store.transact(["contacts", "messages", "conversations"], (s) => {
+  await store.transact(["contacts", "messages", "conversations", "groupMessages"], (s) => {
+    for (const g of groupMessages) {
+      const key = `${g.group_id}:${g.author}:${g.id}`;
+      if (existingLines.has(key)) continue;
+      existingLines.add(key);
+      const status = g.outgoing ? { status: "sent" } : { readAt: now };
+      s.groupMessages.put({ key, group: g.group_id, kind: "text", timestamp: g.timestamp, author: g.author, id: g.id, text: g.text, outgoing: g.outgoing, receivedAt: now, ...status });
+      count += 1;
+    }
     for (const c of contacts) s.contacts.put(contactRecord(c.username, c.account_key));
     const touched = new Map();
     for (const m of messages) {
@@ -258,6 +270,7 @@ async function importHistory({ contacts, messages }) {
   });
   notify({ kind: Change.MESSAGES });
   notify({ kind: Change.CONTACTS });
+  notify({ kind: Change.GROUPS });
   return count;
 }
 

@@ -11,6 +11,20 @@ DAY = 86_400_000
 FORMAT = "parley-history-1"
 
 
+TRIP, BAND = "VFJJUC1UUklQLVRSSVAtVA", "QkFORC1CQU5ELUJBTkQtQg"  # two 16-byte group ids
+
+
+def _group_text(group_id: str, mid: str, ts: int, author: str) -> dict[str, Any]:
+    return {
+        "kind": "text",
+        "group_id": group_id,
+        "id": mid,
+        "author": author,
+        "text": f"text {mid}",
+        "timestamp": ts,
+    }
+
+
 def _text(conversation: str, mid: str, ts: int, *, outgoing: bool, status: str) -> dict[str, Any]:
     return {
         "kind": "text",
@@ -48,6 +62,13 @@ def history_bundle_built() -> dict[str, Any]:
         {"username": "carol", "account_key": "Y2Fyb2w"},
         {"username": "bob", "account_key": "Ym9i"},
     ]
+    group_messages = [
+        _group_text(TRIP, "g2", NOW - 2000, "bob"),
+        _group_text(TRIP, "g1", NOW - 3000, "alice"),
+        _group_text(TRIP, "g0", NOW - 91 * DAY, "carol"),
+        _group_text(BAND, "g3", NOW - 100, "carol"),
+        {"kind": "notice", "group_id": BAND, "id": "n1", "timestamp": NOW},
+    ]
 
     def entry(mid: str, ts: int, author: str, outgoing: bool, status: str) -> dict[str, Any]:
         return {
@@ -58,6 +79,9 @@ def history_bundle_built() -> dict[str, Any]:
             "text": f"text {mid}",
             "timestamp": ts,
         }
+
+    def group_entry(mid: str, ts: int, author: str) -> dict[str, Any]:
+        return {"id": mid, "author": author, "text": f"text {mid}", "timestamp": ts}
 
     bundle = {
         "format": FORMAT,
@@ -82,23 +106,39 @@ def history_bundle_built() -> dict[str, Any]:
                 ],
             },
         ],
+        "groups": [
+            {"group_id": BAND, "messages": [group_entry("g3", NOW - 100, "carol")]},
+            {
+                "group_id": TRIP,
+                "messages": [
+                    group_entry("g1", NOW - 3000, "alice"),
+                    group_entry("g2", NOW - 2000, "bob"),
+                ],
+            },
+        ],
     }
     return {
         "description": "The approving device's bundle: text messages of the last 90 days by "
         "conversation (peers and messages in order), a send in flight or failed as sent, no "
-        "unsupported or older message, every contact.",
+        "unsupported or older message, every contact; the texts of groups of the last 90 days "
+        "by group (groups and messages in order), no notice.",
         "steps": [
             {
                 "call": "history_bundle",
-                "args": {"messages": messages, "contacts": contacts, "now": NOW},
-                "returns": {"bundle": bundle, "count": 5},
+                "args": {
+                    "messages": messages,
+                    "contacts": contacts,
+                    "now": NOW,
+                    "group_messages": group_messages,
+                },
+                "returns": {"bundle": bundle, "count": 8},
             },
             {
                 "note": "nothing to send is an empty bundle, still sent",
                 "call": "history_bundle",
                 "args": {"messages": [], "contacts": [], "now": NOW},
                 "returns": {
-                    "bundle": {"format": FORMAT, "contacts": [], "conversations": []},
+                    "bundle": {"format": FORMAT, "contacts": [], "conversations": [], "groups": []},
                     "count": 0,
                 },
             },
@@ -154,6 +194,21 @@ def history_bundle_imported() -> dict[str, Any]:
             {"peer": "zed", "messages": "none"},
             {"peer": "carol", "messages": [{"id": "m8", "text": "c", "timestamp": 10}]},
         ],
+        "groups": [
+            {
+                "group_id": TRIP,
+                "messages": [
+                    {"id": "g1", "author": "bob", "text": "in the group", "timestamp": 11},
+                    {"id": "g2", "author": "alice", "text": "mine", "timestamp": 12},
+                    {"id": "g3", "text": "no author", "timestamp": 13},
+                    {"id": "g4", "author": "", "text": "empty author", "timestamp": 14},
+                    {"id": "g5", "author": "bob", "text": 5, "timestamp": 15},
+                    "not an object",
+                ],
+            },
+            {"group_id": "not a group id", "messages": [{"id": "g6", "author": "bob"}]},
+            {"group_id": BAND, "messages": "none"},
+        ],
     }
 
     def record(peer: str, mid: str, text: str, ts: int, outgoing: bool, status: str) -> Any:
@@ -177,6 +232,24 @@ def history_bundle_imported() -> dict[str, Any]:
             record("bob", "m3", "x", 7, True, "sent"),
             record("carol", "m8", "c", 10, False, "received"),
         ],
+        "group_messages": [
+            {
+                "group_id": TRIP,
+                "id": "g1",
+                "author": "bob",
+                "outgoing": False,
+                "text": "in the group",
+                "timestamp": 11,
+            },
+            {
+                "group_id": TRIP,
+                "id": "g2",
+                "author": "alice",
+                "outgoing": True,
+                "text": "mine",
+                "timestamp": 12,
+            },
+        ],
     }
     known = {"account_id": "alice", "contacts": ["bob"]}
     refused = {
@@ -187,8 +260,9 @@ def history_bundle_imported() -> dict[str, Any]:
     return {
         "description": "What the new device imports: new contacts only (not its own account, "
         "the first of a repeated name), messages of the right shape with the author taken "
-        "from the direction, never the bundle's word; a bundle in another format imports "
-        "nothing.",
+        "from the direction, never the bundle's word; group texts of the right shape with "
+        "their author (a group has many) and outgoing when it is the own account; a bundle in "
+        "another format imports nothing.",
         "steps": [
             {
                 "call": "history_records",

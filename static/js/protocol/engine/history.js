@@ -3,6 +3,7 @@
 // device, and the new device's choice of what to import. The sealing, upload and download
 // are the adapter's (history.js seals; section 12).
 
+import { b64uDecode } from "../encoding.js";
 import { MalformedMessage } from "../exceptions.js";
 
 export const HISTORY_FORMAT = "parley-history-1";
@@ -23,16 +24,32 @@ function statusOf(outgoing, status) {
 /** @param {string} a @param {string} b */
 const byCodePoint = (a, b) => (a < b ? -1 : a > b ? 1 : 0);
 
+/** @param {any[]} entries */
+const byTime = (entries) => entries.sort((a, b) => a.timestamp - b.timestamp || byCodePoint(a.id, b.id));
+
 /**
  * The bundle of the text messages of the last HISTORY_DAYS, by conversation (peers in order,
  * messages by time), and every contact. `messages` are engine message records (section 22.3
- * `store_message`); `contacts` are `{username, account_key}`.
+ * `store_message`); `contacts` are `{username, account_key}`; `groupMessages` are the texts
+ * of groups, `{kind, group_id, id, author, text, timestamp}`, by group.
  * @param {Iterable<any>} messages @param {Iterable<{username: string, account_key: string}>} contacts
- * @param {number} now
+ * @param {number} now @param {Iterable<any>} [groupMessages]
  * @returns {{bundle: any, count: number}}
  */
-export function historyBundle(messages, contacts, now) {
+export function historyBundle(messages, contacts, now, groupMessages = []) {
   const since = now - HISTORY_DAYS * DAY_MS;
+  /** @type {Map<string, any[]>} */
+  const byGroup = new Map();
+  for (const g of groupMessages) {
+    if (g.kind !== "text" || g.timestamp < since) continue;
+    const list = byGroup.get(g.group_id) ?? [];
+    list.push({ id: g.id, author: g.author, text: g.text, timestamp: g.timestamp });
+    byGroup.set(g.group_id, list);
+  }
+  const groups = [...byGroup.keys()].sort(byCodePoint).map((groupId) => ({
+    group_id: groupId,
+    messages: byTime(/** @type {any[]} */ (byGroup.get(groupId))),
+  }));
   /** @type {Map<string, any[]>} */
   const byPeer = new Map();
   for (const m of messages) {
@@ -51,9 +68,7 @@ export function historyBundle(messages, contacts, now) {
   }
   const conversations = [...byPeer.keys()].sort(byCodePoint).map((peer) => ({
     peer,
-    messages: /** @type {any[]} */ (byPeer.get(peer)).sort(
-      (a, b) => a.timestamp - b.timestamp || byCodePoint(a.id, b.id),
-    ),
+    messages: byTime(/** @type {any[]} */ (byPeer.get(peer))),
   }));
   const bundle = {
     format: HISTORY_FORMAT,
@@ -61,18 +76,20 @@ export function historyBundle(messages, contacts, now) {
       .map((c) => ({ username: c.username, account_key: c.account_key }))
       .sort((a, b) => byCodePoint(a.username, b.username)),
     conversations,
+    groups,
   };
-  return { bundle, count: conversations.reduce((n, c) => n + c.messages.length, 0) };
+  return { bundle, count: [...conversations, ...groups].reduce((n, c) => n + c.messages.length, 0) };
 }
 
 /**
  * What a new device imports from a bundle it opened: `{contacts: [{username, account_key}],
- * messages: [engine message records]}`. Contacts it has and its own account are left out; an
+ * messages: [engine message records], group_messages: [{group_id, id, author, outgoing, text,
+ * timestamp}]}`. Contacts it has and its own account are left out; an
  * entry of the wrong shape is skipped, not fatal; a bundle not in HISTORY_FORMAT throws
  * MalformedMessage (nothing is imported). A message already stored is kept as it is by the
  * adapter, as for every `store_message`.
  * @param {any} bundle @param {{accountId: string, contacts: Iterable<string>}} known
- * @returns {{contacts: {username: string, account_key: string}[], messages: any[]}}
+ * @returns {{contacts: {username: string, account_key: string}[], messages: any[], group_messages: any[]}}
  */
 export function historyRecords(bundle, { accountId, contacts }) {
   const isObject = (/** @type {any} */ v) => v !== null && typeof v === "object" && !Array.isArray(v);
@@ -111,5 +128,33 @@ export function historyRecords(bundle, { accountId, contacts }) {
       });
     }
   }
-  return { contacts: newContacts, messages: records };
+  const groupRecords = [];
+  for (const group of Array.isArray(bundle.groups) ? bundle.groups : []) {
+    if (!isObject(group) || !isGroupId(group.group_id) || !Array.isArray(group.messages)) continue;
+    for (const m of group.messages) {
+      if (!isObject(m)) continue;
+      if (typeof m.id !== "string" || typeof m.text !== "string" || !isUint(m.timestamp)) continue;
+      if (typeof m.author !== "string" || !m.author) continue;
+      groupRecords.push({
+        group_id: group.group_id,
+        id: m.id,
+        author: m.author, // a group has many: the own device's word, as its texts
+        outgoing: m.author === accountId,
+        text: m.text,
+        timestamp: m.timestamp,
+      });
+    }
+  }
+  return { contacts: newContacts, messages: records, group_messages: groupRecords };
+}
+
+/** @param {unknown} value */
+function isGroupId(value) {
+  try {
+    b64uDecode(/** @type {any} */ (value), { length: 16, what: "group id" });
+  } catch (error) {
+    if (error instanceof MalformedMessage) return false;
+    throw error;
+  }
+  return true;
 }
