@@ -188,7 +188,9 @@ function renderMembers(groupId, chain, names, admin, member) {
   if (admin) {
     const select = /** @type {HTMLSelectElement} */ (byId("group-add"));
     const addable = [...names.keys()].filter((a) => !chain.members.has(a)).sort();
+    const chosen = select.value; // a render while the person picks keeps their pick
     select.replaceChildren(...addable.map((a) => h("option", { text: `${names.get(a)} (${a})`, attrs: { value: a } })));
+    if (addable.includes(chosen)) select.value = chosen;
     select.disabled = !addable.length;
     /** @type {HTMLButtonElement} */ (byId("group-add-submit")).disabled = !addable.length;
     if (!addable.length) select.append(h("option", { text: "Every contact is a member" }));
@@ -283,15 +285,29 @@ async function show() {
   if (current && window.matchMedia("(min-width: 800px)").matches) composerText.focus();
 }
 
-let pending = false;
-async function refresh() {
-  if (pending) return;
-  pending = true;
-  await Promise.resolve();
-  pending = false;
-  await renderList();
-  await renderMemberPicker();
-  if (current) await renderGroup(current);
+/** @type {Promise<void> | null} */
+let refreshing = null;
+let again = false;
+/**
+ * Render what IndexedDB holds now. One render at a time: a change told while one runs makes
+ * one more run after it, so an older read never paints over a newer one.
+ */
+function refresh() {
+  if (refreshing) {
+    again = true;
+    return refreshing;
+  }
+  refreshing = (async () => {
+    do {
+      again = false;
+      await renderList();
+      await renderMemberPicker();
+      if (current) await renderGroup(current);
+    } while (again);
+  })().finally(() => {
+    refreshing = null;
+  });
+  return refreshing;
 }
 
 document.addEventListener("click", (event) => {
