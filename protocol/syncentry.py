@@ -39,6 +39,7 @@ COLLECTIONS = (
     "contacts",
     "conversations",
     "devices",
+    "groups",
     "muted",
     "pinned",
     "profile",

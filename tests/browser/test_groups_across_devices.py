@@ -168,6 +168,10 @@ def test_three_people_on_six_devices_with_a_removal_and_a_later_member(
 
     # alice's phone, opened again, has the whole conversation as an own device
     phone = phone_context.new_page()
+    phone.goto("/groups")
+    item = phone.locator(f'#group-list [data-group="{group_id}"]')
+    expect(item).to_contain_text("welcome dave", timeout=SLOW)
+    expect(item.locator(".unread")).to_have_count(0)  # bob's text was read on the laptop (23)
     open_group(phone, group_id)
     for text in ("from the laptop", "hi from bob", "carol is out", "welcome dave"):
         expect(group_text(phone, text)).to_be_visible(timeout=SLOW)

@@ -36,6 +36,7 @@ import { displayName } from "./names.js";
 import { outboxItem } from "./records.js";
 import { SendRefused, self, settings } from "./self.js";
 import * as store from "./store.js";
+import { onSynced, syncedValue } from "./sync.js";
 
 const { b64uDecode, b64uEncode } = encoding;
 const ENTRY_PREFIX = encoding.label(groups.ENTRY_LABEL);
@@ -174,6 +175,7 @@ async function run(record, event) {
   }
   const final = record;
   const me = await self();
+  await markCovered(groupId, lines);
   await store.transact(["groups", "groupMessages", "outbox"], (s) => {
     s.groups.put(final.toJSON(), groupId);
     for (const line of lines) s.groupMessages.put(line);
@@ -367,17 +369,39 @@ export async function groupReceiptReceived(sender, senderDevice, body) {
   await run(record, new engine.GroupReceiptReceived(sender, senderDevice, body, await listsOf([sender]), Date.now()));
 }
 
+/** A group line as the engine's read rules take it (`read`: seen here). @param {any} line */
+function readLine(line) {
+  return { id: String(line.id), kind: line.kind, outgoing: line.outgoing, timestamp: line.timestamp, read: Boolean(line.readAt) };
+}
+
+/**
+ * New texts of others that the account's synced read position of the group covers were read
+ * on another own device (22.8, `groups [group id]`): seen here too, with no receipt from here.
+ * @param {string} groupId @param {any[]} lines
+ */
+async function markCovered(groupId, lines) {
+  const texts = lines.filter((l) => l.kind === "text" && !l.outgoing);
+  if (!texts.length) return;
+  const covered = new Set(engine.readState(texts.map(readLine), await syncedValue("groups", [groupId])).read);
+  const now = Date.now();
+  for (const line of texts) if (covered.has(String(line.id))) line.readAt = now;
+}
+
 /**
  * The person sees a group's conversation: its texts from others not seen before are read,
- * and the machine answers each sender with read receipts (25.10). True when receipts may
- * have been queued.
+ * and the machine answers each sender with read receipts (25.10). Returns whether receipts
+ * may have been queued, and the read position to write to the account's state (22.8), which
+ * the caller writes after it lets go of the state lock (the sync machine takes its own).
  * @param {string} groupId
+ * @returns {Promise<{receipts: boolean, position: Record<string, any> | null}>}
  */
 export async function groupRead(groupId) {
   const record = await groupRecord(groupId);
-  if (!record?.chain) return false;
-  const unread = (await groupLines(groupId)).filter((l) => l.kind === "text" && !l.outgoing && !l.readAt);
-  if (!unread.length) return false;
+  if (!record?.chain) return { receipts: false, position: null };
+  const all = await groupLines(groupId);
+  const unread = all.filter((l) => l.kind === "text" && !l.outgoing && !l.readAt);
+  if (!unread.length) return { receipts: false, position: null };
+  const position = engine.readPosition(all.map(readLine), await syncedValue("groups", [groupId]));
   const now = Date.now();
   await store.transact(["groupMessages"], (s) => {
     for (const line of unread) s.groupMessages.put({ ...line, readAt: now });
@@ -388,8 +412,25 @@ export async function groupRead(groupId) {
     const current = /** @type {engine.GroupRecord} */ (await groupRecord(groupId));
     await run(current, new engine.GroupMessagesRead(sender, lines.map((l) => String(l.id)), readReceipts, now));
   }
-  return readReceipts;
+  return { receipts: readReceipts, position };
 }
+
+/**
+ * Another own device read the group up to a timestamp: what came until then is seen here
+ * too (no receipt from here: that device sent them).
+ * @param {{index: string[], value: Record<string, any> | null}} change
+ */
+async function applySyncedRead({ index: [groupId], value }) {
+  const all = await groupLines(groupId);
+  const covered = new Set(engine.readState(all.map(readLine), value).read);
+  if (!covered.size) return;
+  const now = Date.now();
+  await store.transact(["groupMessages"], (s) => {
+    for (const line of all) if (line.kind === "text" && covered.has(String(line.id))) s.groupMessages.put({ ...line, readAt: now });
+  });
+  notify({ kind: Change.GROUPS, group: groupId });
+}
+onSynced("groups", applySyncedRead);
 
 /**
  * The group message of a deliver entry (its pairwise part was handled before).

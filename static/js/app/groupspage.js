@@ -10,6 +10,7 @@ import { displayNames } from "./names.js";
 import { ringLeader, sendGroupText } from "./outbox.js";
 import { SendRefused } from "./self.js";
 import { withStateLock } from "./statelock.js";
+import { syncMutate } from "./sync.js";
 import * as store from "./store.js";
 import { setTitle } from "./title.js";
 import { byId, formReady, formatDate, formatTime, h, say } from "./ui.js";
@@ -250,7 +251,9 @@ function receiptsLine(line, names) {
 async function markRead(groupId) {
   if (document.visibilityState !== "visible") return;
   try {
-    if (await withStateLock(() => groupRead(groupId))) ringLeader();
+    const { receipts, position } = await withStateLock(() => groupRead(groupId));
+    if (receipts) ringLeader();
+    if (position) await syncMutate([["groups", [groupId], position]]); // the other own devices see it read
   } catch (error) {
     console.warn("Parley: read receipts for a group were not queued", error);
   }

@@ -25,6 +25,7 @@ export const COLLECTIONS = Object.freeze([
   "contacts",
   "conversations",
   "devices",
+  "groups",
   "muted",
   "pinned",
   "profile",
