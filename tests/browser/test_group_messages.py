@@ -2,7 +2,8 @@
 another account creates shows up in /groups with its membership told in plain words; its
 messages show with their author; a reply typed in the browser is one `group_send` that the
 other member's device decrypts, under the sender key the browser distributed over the
-pairwise session."""
+pairwise session. Made an admin, the browser renames the group, then leaves it, and the
+other member's log says both."""
 
 from __future__ import annotations
 
@@ -103,4 +104,24 @@ def test_a_group_from_another_account_is_read_and_answered_in_the_browser(
     alice.set_viewport_size({"width": 1440, "height": 900})
     expect(item.locator(".unread")).to_have_count(0)  # read when it was shown
     screenshot(alice, "group-conversation-1440")
+
+    # bob makes alice an admin: she can rename the group, and bob's device reads the new name
+    bob_messenger.group_change(group_id, "promote", [alice_name])
+    notices = alice.locator("#group-message-list .message-notice")
+    expect(notices.filter(has_text="an admin")).to_have_count(1, timeout=SLOW)
+    alice.get_by_role("button", name="Members (2)").click()
+    alice.get_by_label("Rename the group").fill("Trip 2027")
+    alice.get_by_role("button", name="Rename", exact=True).click()
+    expect(alice.locator("#group-title")).to_have_text("Trip 2027", timeout=SLOW)
+    expect(notices.filter(has_text="renamed the group to “Trip 2027”")).to_have_count(1)
+    bob_messenger.group_fetch(group_id)
+    assert bob_messenger.store.group_record(group_id).chain.name == "Trip 2027"
+
+    # alice leaves: her page says she gets nothing more, and bob's log no longer has her
+    alice.once("dialog", lambda dialog: dialog.accept())
+    alice.get_by_role("button", name="Leave group").click()
+    expect(alice.locator("#group-banner")).to_contain_text("no longer a member", timeout=SLOW)
+    expect(alice.get_by_label("Message", exact=True)).to_be_hidden()
+    bob_messenger.group_fetch(group_id)
+    assert bob_messenger.store.group_record(group_id).chain.members == {bob.username}
     assert errors == []
