@@ -72,6 +72,13 @@ class HistoryBundleMismatch(ProtocolError):
     code = "history_bundle_mismatch"
 
 
+class AttachmentMismatch(ProtocolError):
+    """A file's blob is not the one its message points at: cut short, too long, or with
+    another digest or plaintext (docs/protocol.md 26.3)."""
+
+    code = "attachment_mismatch"
+
+
 class InvalidJson(MalformedMessage):
     """JSON from the network refused by `parse_json`; `reason` names the rule (section 2.2)."""
 

@@ -118,6 +118,21 @@ def hash32(label: str, data: bytes) -> bytes:
     return blake2b(enc_str(label) + data, size=32)
 
 
+class Hash32:
+    """H(label, data) over data given in pieces (crypto_generichash_init/update/final): the
+    same 32 bytes as `hash32(label, data)`, in constant memory (attachments, section 26)."""
+
+    def __init__(self, label: str) -> None:
+        self._state = sodium.crypto_generichash_blake2b_init(digest_size=32)
+        sodium.crypto_generichash_blake2b_update(self._state, enc_str(label))
+
+    def update(self, data: bytes) -> None:
+        sodium.crypto_generichash_blake2b_update(self._state, _raw(data))
+
+    def digest(self) -> bytes:
+        return sodium.crypto_generichash_blake2b_final(self._state)
+
+
 def _check_aead(key: bytes, nonce: bytes) -> None:
     _require_length(key, 32, "AEAD key")
     if not isinstance(nonce, bytes) or len(nonce) != AEAD_NONCE_BYTES:
@@ -199,7 +214,7 @@ def stream_pull(
     try:
         return sodium.crypto_secretstream_xchacha20poly1305_pull(state, chunk, None)
     except nacl.exceptions.CryptoError as exc:
-        raise DecryptionFailed("history chunk authentication failed") from exc
+        raise DecryptionFailed("secretstream chunk authentication failed") from exc
 
 
 def sealed_box(plaintext: bytes, recipient_public_key: bytes) -> bytes:

@@ -6,6 +6,8 @@
 
 /** A secretstream state: its address on libsodium's heap. */
 export type StreamState = number;
+/** A generichash state (crypto_generichash_init): its heap address too. */
+export type GenerichashState = number;
 
 export interface SignKeyPair {
   publicKey: Uint8Array;
@@ -34,6 +36,9 @@ export interface Sodium {
   crypto_scalarmult_base(privateKey: Uint8Array): Uint8Array;
   crypto_scalarmult(privateKey: Uint8Array, publicKey: Uint8Array): Uint8Array;
   crypto_generichash(hashLength: number, message: Uint8Array, key: Uint8Array | null): Uint8Array;
+  crypto_generichash_init(key: Uint8Array | null, hashLength: number): GenerichashState;
+  crypto_generichash_update(state: GenerichashState, message: Uint8Array): void;
+  crypto_generichash_final(state: GenerichashState, hashLength: number): Uint8Array;
   crypto_aead_xchacha20poly1305_ietf_encrypt(
     message: Uint8Array,
     additionalData: Uint8Array | null,

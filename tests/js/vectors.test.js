@@ -8,9 +8,11 @@ before(async () => {
   await p.ready();
 });
 
-// account_state.json is reproduced by accountstate.test.js, groups.json by groups.test.js.
+// account_state.json is reproduced by accountstate.test.js, groups.json by groups.test.js,
+// attachments.json by attachments.test.js.
 const COVERED = [
   "account_state.json",
+  "attachments.json",
   "content.json",
   "device_lists.json",
   "groups.json",

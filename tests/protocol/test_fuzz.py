@@ -20,6 +20,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from protocol.attachments import AttachmentPointer, open_attachment, seal_attachment
 from protocol.content import (
     Content,
     ContentType,
@@ -175,6 +176,13 @@ SEALED = seal_provisioning(PROVISIONING, LINK_EPHEMERAL.public)
 
 _history_rng = rng_for("fuzz history")
 HISTORIES = [seal_history(_history_rng(n), _history_rng) for n in (0, 100, 65536 + 20)]
+_attachment_rng = rng_for("fuzz attachment")
+ATTACHMENTS = [
+    seal_attachment(
+        _attachment_rng(n), _attachment_rng, blob_id="A" * 22, type="image/png", name="f.png"
+    )
+    for n in (0, 100, 65536 + 20)
+]
 
 # ---------------------------------------------------------------------------------------
 # Strategies.
@@ -472,6 +480,18 @@ def test_open_history_refuses_only_with_protocol_errors(history, data, announce_
     refused_or_value(
         open_history, blob, key=key, expected_hash=expected_hash, expected_length=expected_length
     )
+
+
+@fuzz
+@given(st.sampled_from(ATTACHMENTS), st.data())
+def test_open_attachment_refuses_only_with_protocol_errors(attachment, data):
+    blob, pointer = attachment
+    body = data.draw(st.one_of(st.just(pointer.to_body()), mutated_json(pointer.to_body())))
+    announced = refused_or_value(AttachmentPointer.from_body, body)
+    cut = data.draw(byte_inputs([blob], max_size=200), label="blob")
+    opened = refused_or_value(open_attachment, cut, announced or pointer)
+    if opened is not None:  # only the sealed file itself opens
+        assert (cut, (announced or pointer).key) == (blob, pointer.key)
 
 
 @fuzz

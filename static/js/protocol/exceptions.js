@@ -77,6 +77,12 @@ export class HistoryBundleMismatch extends ProtocolError {
   static code = "history_bundle_mismatch";
 }
 
+/** A file's blob is not the one its message points at: cut short, too long, or with another
+ * digest or plaintext (docs/protocol.md 26.3). */
+export class AttachmentMismatch extends ProtocolError {
+  static code = "attachment_mismatch";
+}
+
 /** JSON from the network refused by `parseJson`; `reason` names the rule (section 2.2). */
 export class InvalidJson extends MalformedMessage {
   static code = "invalid_json";

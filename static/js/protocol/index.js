@@ -71,6 +71,7 @@ export {
   safetyNumber,
   safetyQrPayload,
 } from "./safety.js";
+export * as attachments from "./attachments.js";
 export { HISTORY_CHUNK, historyHash, openHistory, SealedHistory, sealHistory } from "./history.js";
 export {
   LINK_PATH,

@@ -185,6 +185,28 @@ export function hash32(label, data) {
 }
 
 /**
+ * H(label, data) over data given in pieces (crypto_generichash_init/update/final): the same
+ * 32 bytes as `hash32(label, data)`, in constant memory (attachments, section 26).
+ */
+export class Hash32 {
+  /** @param {string} label */
+  constructor(label) {
+    this.state = sodium.crypto_generichash_init(null, 32);
+    sodium.crypto_generichash_update(this.state, encLabel(label));
+  }
+
+  /** @param {Uint8Array} data */
+  update(data) {
+    sodium.crypto_generichash_update(this.state, data);
+  }
+
+  /** @returns {Uint8Array} */
+  digest() {
+    return sodium.crypto_generichash_final(this.state, 32);
+  }
+}
+
+/**
  * @param {Uint8Array} key
  * @param {Uint8Array} nonce
  * @param {Uint8Array} plaintext
@@ -285,7 +307,7 @@ export function streamPull(state, chunk) {
   } catch {
     result = false;
   }
-  if (!result) throw new DecryptionFailed("history chunk authentication failed");
+  if (!result) throw new DecryptionFailed("secretstream chunk authentication failed");
   return [result.message, result.tag];
 }
 
