@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any
 
+from protocol.attachments import validate_pointer
 from protocol.devicelist import DeviceList
 from protocol.encoding import Reader, b64u_decode, is_uint, u8, u32, u64
 from protocol.exceptions import MalformedDeviceList, MalformedMessage
@@ -30,6 +31,7 @@ class ContentType(IntEnum):
     RETRY_REQUEST = 9
     RESEND = 10
     GROUP_SENDER_KEY = 11
+    ATTACHMENT = 12
 
 
 KNOWN_TYPES = frozenset(int(t) for t in ContentType)
@@ -79,13 +81,13 @@ def _expect(condition: bool, message: str) -> None:
 
 
 def content_type_of(value: Any) -> ContentType:
-    """The ContentType of `value` (a ContentType or a plain int 1..11); else MalformedMessage."""
+    """The ContentType of `value` (a ContentType or a plain int 1..12); else MalformedMessage."""
     if not is_uint(value, 0xFF):
-        raise MalformedMessage(f"content: expected type 1 to 11, got {value!r}")
+        raise MalformedMessage(f"content: expected type 1 to 12, got {value!r}")
     try:
         return ContentType(value)
     except ValueError as exc:
-        raise MalformedMessage(f"content: expected type 1 to 11, got {value!r}") from exc
+        raise MalformedMessage(f"content: expected type 1 to 12, got {value!r}") from exc
 
 
 def validate_body(content_type: ContentType | int, body: Any) -> None:
@@ -121,8 +123,8 @@ def validate_body(content_type: ContentType | int, body: Any) -> None:
         )
         inner = decode_content(b64u_decode(body["content"], what="sent transcript content"))
         _expect(
-            inner.type in (ContentType.TEXT, ContentType.RECEIPT),
-            f"sent transcript body: expected inner content of type 1 or 2, got {int(inner.type)}",
+            inner.type in _TRANSCRIBED,
+            f"sent transcript body: expected inner content of type 1, 2 or 12, got {int(inner.type)}",
         )
     elif content_type is ContentType.DEVICE_LIST_NOTICE:
         _expect_keys(body, {"device_list"}, "device-list notice")
@@ -176,10 +178,14 @@ def validate_body(content_type: ContentType | int, body: Any) -> None:
             b64u_decode(body["content"], what="resend content")
     elif content_type is ContentType.GROUP_SENDER_KEY:
         _group_sender_key(body)
+    elif content_type is ContentType.ATTACHMENT:
+        validate_pointer(body)  # docs/protocol.md 26.2
     else:  # unreachable while every ContentType has a branch; refuse rather than skip
         raise MalformedMessage(f"content: no body rule for type {int(content_type)}")
 
 
+# what a sent transcript may carry: a text, a receipt, a file
+_TRANSCRIBED = (ContentType.TEXT, ContentType.RECEIPT, ContentType.ATTACHMENT)
 _MAX_RETRY_COUNT = 5  # the engine's MAX_RETRIES (docs/protocol.md 24.6)
 _MAX_ENVELOPE_ID = 64  # the server's limit on a client envelope id (section 20)
 

@@ -382,7 +382,7 @@ def _delivered(record: GroupRecord, turn: _Turn, sender: str, plaintext: bytes) 
         content = decode_content(plaintext)
     except ProtocolError:
         return
-    if content.type is ContentType.TEXT:
+    if content.type in (ContentType.TEXT, ContentType.ATTACHMENT):
         body = _receipt_body(record, "delivered", [b64u_encode(content.message_id)])
         turn.effects.append(SendContent(sender, int(ContentType.RECEIPT), body))
 

@@ -11,6 +11,9 @@ from typing import Any
 
 from protocol.encoding import is_uint
 
+# what is read and counted unread: texts and files (section 26)
+_READ_KINDS = ("text", "attachment")
+
 
 def read_up_to(value: Any) -> int | None:
     """The synced position: `read_up_to` of the value when it is a timestamp, else None."""
@@ -21,7 +24,7 @@ def read_up_to(value: Any) -> int | None:
 
 
 def _incoming(messages: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-    return [m for m in messages if m.get("kind") == "text" and m.get("outgoing") is not True]
+    return [m for m in messages if m.get("kind") in _READ_KINDS and m.get("outgoing") is not True]
 
 
 def read_state(messages: Iterable[Mapping[str, Any]], value: Any) -> dict[str, list[str]]:

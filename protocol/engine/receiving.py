@@ -4,6 +4,7 @@ it, answer it with a receipt, refuse it, or drop it as a duplicate; registered i
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -57,7 +58,7 @@ def content_decrypted(state: DeviceState, event: ContentDecrypted) -> Result:
     if is_blocked(state, event.sender):
         return state, [DropBlocked(event.sender, event.sender_device, event.message_id)]
     kind = event.content_type
-    if kind == ContentType.TEXT:
+    if kind in (ContentType.TEXT, ContentType.ATTACHMENT):
         return state, _text(state, event)
     if kind == ContentType.RECEIPT:
         if event.sender == state.account_id:
@@ -112,11 +113,20 @@ def messages_read(state: DeviceState, event: MessagesRead) -> Result:
     ]
 
 
+def _shown(content_type: int, body: Mapping[str, Any]) -> dict[str, Any]:
+    """What a message record keeps of a text or a file (its pointer, section 26.2)."""
+    if content_type == ContentType.ATTACHMENT:
+        return {"kind": "attachment", "attachment": body}
+    return {"kind": "text", "text": body["text"]}
+
+
 def _text(state: DeviceState, event: ContentDecrypted) -> list[Effect]:
+    """A text or a file from another account: kept, and answered with a delivery receipt."""
     if event.sender == state.account_id:
-        return []  # own texts arrive as sent transcripts
+        return []  # own texts and files arrive as sent transcripts
+    shown = _shown(event.content_type, event.body)
     effects: list[Effect] = [
-        StoreMessage(_record(event, "text", text=event.body["text"], status="received"))
+        StoreMessage(_record(event, shown.pop("kind"), **shown, status="received"))
     ]
     if event.sender in state.contacts:  # receipts only to contacts (DESIGN section 7)
         receipt = {"kind": "delivered", "message_ids": [event.message_id]}
@@ -125,24 +135,23 @@ def _text(state: DeviceState, event: ContentDecrypted) -> list[Effect]:
 
 
 def _transcript(state: DeviceState, event: ContentDecrypted) -> list[Effect]:
-    """Another own device's send: its text as an own outgoing message, its read receipt as
-    the conversation read there."""
+    """Another own device's send: its text or file as an own outgoing message, its read
+    receipt as the conversation read there."""
     peer = event.body["recipient"]
     try:
         inner = decode_content(b64u_decode(event.body["content"], what="sent transcript"))
     except ProtocolError:
         return [_refuse(event, "malformed_transcript")]
-    if inner.type is ContentType.TEXT:
+    if inner.type in (ContentType.TEXT, ContentType.ATTACHMENT):
         record = {
-            "kind": "text",
             "author": state.account_id,
             "author_device": event.sender_device,
             "conversation": peer,
             "id": b64u_encode(inner.message_id),
             "outgoing": True,
             "status": "sent",
-            "text": inner.body["text"],
             "timestamp": inner.timestamp,
+            **_shown(inner.type, inner.body),
         }
         return [StoreMessage(record)]
     if inner.type is ContentType.RECEIPT and "group_id" in inner.body:

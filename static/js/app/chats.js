@@ -337,7 +337,7 @@ function renderMessage(m) {
   const item = h(
     "li",
     {
-      class: `message ${m.outgoing ? "out" : "in"}${m.kind === "unsupported" ? " unsupported" : ""}`,
+      class: `message ${m.outgoing ? "out" : "in"}${m.kind === "unsupported" || m.kind === "attachment" ? " unsupported" : ""}`,
       attrs: { "data-key": m.key, "data-id": m.id, "data-kind": m.kind },
     },
     h("p", { class: "message-text", text: m.text }),

@@ -26,7 +26,15 @@ import { displayName } from "./names.js";
 import { addNotice } from "./notices.js";
 import { closeNotification } from "./notifications.js";
 import { flush, queueReceipt } from "./outbox.js";
-import { STATUS_RANK, emptyConversation, messageKey, textRecord, unsupportedRecord, withMessage } from "./records.js";
+import {
+  STATUS_RANK,
+  attachmentRecord,
+  emptyConversation,
+  messageKey,
+  textRecord,
+  unsupportedRecord,
+  withMessage,
+} from "./records.js";
 import { decryptFailed, requesterWrites, resendWrites, retryState } from "./retries.js";
 import { self, settings } from "./self.js";
 import { decryptFrom } from "./sessions.js";
@@ -410,17 +418,13 @@ async function messagePlan(record) {
   if (await store.read("messages", messageKey(record.author, record.id))) return {};
   const conversation = (await store.read("conversations", peer)) ?? emptyConversation(peer);
   const fields = { author: record.author, id: record.id, conversation: peer, authorDevice: record.author_device };
+  const shown = { ...fields, outgoing: record.outgoing, timestamp: record.timestamp, status: record.status, readSent: record.outgoing };
   const message =
     record.kind === "text"
-      ? textRecord({
-          ...fields,
-          outgoing: record.outgoing,
-          text: record.text,
-          timestamp: record.timestamp,
-          status: record.status,
-          readSent: record.outgoing,
-        })
-      : unsupportedRecord({ ...fields, timestamp: record.timestamp, contentType: record.content_type });
+      ? textRecord({ ...shown, text: record.text })
+      : record.kind === "attachment"
+        ? attachmentRecord({ ...shown, pointer: record.attachment })
+        : unsupportedRecord({ ...fields, timestamp: record.timestamp, contentType: record.content_type });
   // a text the account's read position covers was read on another own device (22.8)
   const position = conversation.readUpTo == null ? null : { read_up_to: conversation.readUpTo };
   const covered = engine.readState([{ ...record, read: record.outgoing }], position).read.length > 0;
@@ -495,7 +499,7 @@ onSynced("conversations", applySyncedRead);
 export async function markRead(peer) {
   const range = IDBKeyRange.bound([peer, -Infinity], [peer, Infinity]);
   const all = await store.readIndex("messages", "byConversation", range);
-  const unread = all.filter((m) => m.kind === "text" && !m.outgoing && !m.readSent);
+  const unread = all.filter((m) => (m.kind === "text" || m.kind === "attachment") && !m.outgoing && !m.readSent);
   const conversation = await store.read("conversations", peer);
   if (!unread.length && !conversation?.unread) return;
   closeNotification(peer);

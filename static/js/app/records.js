@@ -76,6 +76,29 @@ export function unsupportedRecord({ author, id, conversation, authorDevice, time
 }
 
 /**
+ * A file (an attachment pointer, docs/protocol.md 26.2), kept with its pointer. This browser
+ * does not fetch or open files yet: the line names the file and says so.
+ * @param {{author: string, id: string, conversation: string, authorDevice: string | null,
+ *   outgoing: boolean, pointer: Record<string, any>, timestamp: number, status: string,
+ *   readSent: boolean, receivedAt?: number}} fields
+ */
+export function attachmentRecord({ author, id, conversation, authorDevice, outgoing, pointer, timestamp, status, readSent, receivedAt = Date.now() }) {
+  return {
+    ...textRecord({ author, id, conversation, authorDevice, outgoing, text: "", timestamp, status, readSent, receivedAt }),
+    kind: "attachment",
+    attachment: pointer,
+    text: `A file, ${pointer.name} (${fileSize(pointer.size)}): this browser cannot open files yet.`,
+  };
+}
+
+/** A size in bytes as people read it. @param {number} bytes */
+export function fileSize(bytes) {
+  if (bytes < 1000) return `${bytes} bytes`;
+  const [value, unit] = bytes < 1e6 ? [bytes / 1e3, "KB"] : bytes < 1e9 ? [bytes / 1e6, "MB"] : [bytes / 1e9, "GB"];
+  return `${value < 10 ? value.toFixed(1) : Math.round(value)} ${unit}`;
+}
+
+/**
  * A line in a conversation that is not a message ("security code changed", "new device").
  * @param {{id: string, conversation: string, text: string, tone: "info" | "warn" | "error", at: number}} fields
  */

@@ -1,5 +1,6 @@
 // Plaintext content inside a message (docs/protocol.md section 10).
 
+import { validatePointer } from "./attachments.js";
 import { DeviceList } from "./devicelist.js";
 import { b64uDecode, concatBytes, Reader, u8, u32, u64 } from "./encoding.js";
 import { MalformedDeviceList, MalformedMessage } from "./exceptions.js";
@@ -27,7 +28,11 @@ export const ContentType = Object.freeze({
   RETRY_REQUEST: 9,
   RESEND: 10,
   GROUP_SENDER_KEY: 11,
+  ATTACHMENT: 12,
 });
+
+/** What a sent transcript may carry: a text, a receipt, a file. @type {readonly number[]} */
+const TRANSCRIBED = Object.freeze([ContentType.TEXT, ContentType.RECEIPT, ContentType.ATTACHMENT]);
 
 /** @type {ReadonlySet<number>} */
 export const KNOWN_TYPES = Object.freeze(new Set(Object.values(ContentType)));
@@ -135,8 +140,8 @@ export function validateBody(contentType, body) {
       );
       const inner = decodeContent(b64uDecode(body.content, { what: "sent transcript content" }));
       expect(
-        inner.type === ContentType.TEXT || inner.type === ContentType.RECEIPT,
-        `sent transcript body: expected inner content of type 1 or 2, got ${inner.type}`,
+        TRANSCRIBED.includes(inner.type),
+        `sent transcript body: expected inner content of type 1, 2 or 12, got ${inner.type}`,
       );
       break;
     }
@@ -208,8 +213,11 @@ export function validateBody(contentType, body) {
     case ContentType.GROUP_SENDER_KEY:
       groupSenderKey(body);
       break;
+    case ContentType.ATTACHMENT:
+      validatePointer(body); // docs/protocol.md 26.2
+      break;
     default:
-      throw new MalformedMessage(`content: expected type 1 to 11, got ${contentType}`);
+      throw new MalformedMessage(`content: expected type 1 to 12, got ${contentType}`);
   }
 }
 

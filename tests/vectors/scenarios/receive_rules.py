@@ -231,6 +231,80 @@ def sent_transcript_applied() -> dict[str, Any]:
     )
 
 
+def attachment_kept() -> dict[str, Any]:
+    kind = int(ContentType.ATTACHMENT)
+    rng = TestRng(seed("scenario attachments"))  # per call: two builds give the same file
+    pointer = {
+        "blob_id": b64(rng(16)),
+        "key": b64(rng(32)),
+        "digest": b64(rng(32)),
+        "plaintext_hash": b64(rng(32)),
+        "size": 120000,
+        "type": "image/jpeg",
+        "name": "beach.jpg",
+        "thumbnail": {"type": "image/jpeg", "data": b64(rng(40)), "width": 64, "height": 48},
+        "width": 4032,
+        "height": 3024,
+    }
+    m5, m6 = (b64(rng(16)) for _ in range(2))
+    sent, sent_id = transcript("bob", ContentType.ATTACHMENT, pointer, rng)
+    return scenario(
+        "A file (an attachment pointer, type 12, section 26) is kept as a message the way a text is: from a contact it is answered with a delivery receipt, from someone not a contact it is kept without one; an own device's transcript of a file it sent is an own outgoing message; and a file counts as unread until read.",
+        receiving_state(read_receipts=True),
+        [
+            (
+                "a picture from bob, a contact: kept with its pointer, delivery receipt",
+                decrypted("bob", "bob-phone", kind, M1, pointer),
+                [
+                    incoming(
+                        "bob", "bob-phone", M1, "attachment", attachment=pointer, status="received"
+                    ),
+                    receipt("bob", "delivered", [M1]),
+                ],
+            ),
+            (
+                "the same file from carol, not a contact: kept, no receipt",
+                decrypted("carol", "carol-phone", kind, m5, pointer),
+                [
+                    incoming(
+                        "carol",
+                        "carol-phone",
+                        m5,
+                        "attachment",
+                        attachment=pointer,
+                        status="received",
+                    )
+                ],
+            ),
+            (
+                "alice's laptop sent bob a file: an own outgoing message here",
+                decrypted("alice", "alice-laptop", int(ContentType.SENT_TRANSCRIPT), m6, sent),
+                [
+                    {
+                        "type": "store_message",
+                        "record": {
+                            "kind": "attachment",
+                            "attachment": pointer,
+                            "author": "alice",
+                            "author_device": "alice-laptop",
+                            "conversation": "bob",
+                            "id": sent_id,
+                            "outgoing": True,
+                            "status": "sent",
+                            "timestamp": T0 - 5,
+                        },
+                    }
+                ],
+            ),
+            (
+                "alice sees bob's picture: a read receipt, as for a text",
+                {"type": "messages_read", "peer": "bob", "message_ids": [M1], "now": T1},
+                [receipt("bob", "read", [M1])],
+            ),
+        ],
+    )
+
+
 def history_key_once() -> dict[str, Any]:
     kind = int(ContentType.HISTORY_BUNDLE_KEY)
     body = {
@@ -533,6 +607,7 @@ SCENARIOS = {
     "receive_sent_transcript.json": sent_transcript_applied,
     "receive_history_key_once.json": history_key_once,
     "receive_unsupported_kept.json": unsupported_kept,
+    "receive_attachment.json": attachment_kept,
     "receive_group_key.json": group_key_to_its_machine,
     "receive_group_receipt.json": group_receipt_to_its_machine,
     "receive_sync_key.json": sync_key_from_own_device,

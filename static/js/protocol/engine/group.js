@@ -400,7 +400,7 @@ function delivered(record, turn, sender, plaintext) {
     if (!(error instanceof ProtocolError)) throw error;
     return;
   }
-  if (content.type === ContentType.TEXT) {
+  if (content.type === ContentType.TEXT || content.type === ContentType.ATTACHMENT) {
     const body = receiptBody(record, "delivered", [b64uEncode(content.messageId)]);
     turn.effects.push(new SendContent(sender, ContentType.RECEIPT, body));
   }

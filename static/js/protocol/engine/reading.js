@@ -7,6 +7,9 @@
 
 /** @typedef {{id: string, kind: string, outgoing?: boolean, timestamp: number, read?: boolean}} ReadMessage */
 
+/** What is read and counted unread: texts and files (section 26). */
+const READ_KINDS = ["text", "attachment"];
+
 /** @param {unknown} value @returns {value is number} */
 const isUint = (value) => Number.isSafeInteger(value) && /** @type {number} */ (value) >= 0;
 
@@ -24,7 +27,7 @@ export function readUpTo(value) {
 }
 
 /** @param {Iterable<ReadMessage>} messages */
-const incoming = (messages) => [...messages].filter((m) => m.kind === "text" && m.outgoing !== true);
+const incoming = (messages) => [...messages].filter((m) => READ_KINDS.includes(m.kind) && m.outgoing !== true);
 
 /**
  * Of the incoming texts not yet read on this device, the ids the synced position covers

@@ -52,7 +52,7 @@ export function contentDecrypted(state, event) {
   state = state.with({ seen: new Set([...state.seen, key]) });
   if (isBlocked(state, event.sender)) return [state, [new DropBlocked(event.sender, event.senderDevice, event.messageId)]];
   const kind = event.contentType;
-  if (kind === ContentType.TEXT) return [state, text(state, event)];
+  if (kind === ContentType.TEXT || kind === ContentType.ATTACHMENT) return [state, text(state, event)];
   if (kind === ContentType.RECEIPT) {
     if (event.sender === state.accountId) return [state, []]; // an own device's receipt reaches the contact, not us
     if ("group_id" in event.body) {
@@ -103,11 +103,23 @@ export function messagesRead(state, event) {
   return [state, effects];
 }
 
-/** @param {DeviceState} state @param {ContentDecrypted} event @returns {Effect[]} */
+/**
+ * What a message record keeps of a text or a file (its pointer, section 26.2).
+ * @param {number} contentType @param {Record<string, any>} body
+ */
+function shown(contentType, body) {
+  return contentType === ContentType.ATTACHMENT ? { kind: "attachment", attachment: body } : { kind: "text", text: body.text };
+}
+
+/**
+ * A text or a file from another account: kept, and answered with a delivery receipt.
+ * @param {DeviceState} state @param {ContentDecrypted} event @returns {Effect[]}
+ */
 function text(state, event) {
-  if (event.sender === state.accountId) return []; // own texts arrive as sent transcripts
+  if (event.sender === state.accountId) return []; // own texts and files arrive as sent transcripts
+  const { kind, ...fields } = shown(event.contentType, event.body);
   /** @type {Effect[]} */
-  const effects = [new StoreMessage(record(event, "text", { text: event.body.text, status: "received" }))];
+  const effects = [new StoreMessage(record(event, kind, { ...fields, status: "received" }))];
   if (state.contacts.has(event.sender)) {
     // receipts only to contacts (DESIGN section 7)
     effects.push(new SendContent(event.sender, ContentType.RECEIPT, { kind: "delivered", message_ids: [event.messageId] }));
@@ -116,8 +128,8 @@ function text(state, event) {
 }
 
 /**
- * Another own device's send: its text as an own outgoing message, its read receipt as the
- * conversation read there.
+ * Another own device's send: its text or file as an own outgoing message, its read receipt
+ * as the conversation read there.
  * @param {DeviceState} state @param {ContentDecrypted} event @returns {Effect[]}
  */
 function transcript(state, event) {
@@ -129,18 +141,17 @@ function transcript(state, event) {
     if (error instanceof ProtocolError) return [refuse(event, "malformed_transcript")];
     throw error;
   }
-  if (inner.type === ContentType.TEXT) {
+  if (inner.type === ContentType.TEXT || inner.type === ContentType.ATTACHMENT) {
     return [
       new StoreMessage({
-        kind: "text",
         author: state.accountId,
         author_device: event.senderDevice,
         conversation: peer,
         id: b64uEncode(inner.messageId),
         outgoing: true,
         status: "sent",
-        text: inner.body.text,
         timestamp: inner.timestamp,
+        ...shown(inner.type, inner.body),
       }),
     ];
   }
