@@ -20,7 +20,7 @@ from django.conf import settings
 from django.core.files import File
 from django.core.files.storage import Storage, storages
 from django.db import transaction
-from django.db.models import Q, Sum
+from django.db.models import Q, QuerySet, Sum
 from django.utils import timezone
 
 from accounts.models import User
@@ -62,6 +62,11 @@ class PieceMismatch(AppError):
 
 class AttachmentUnknown(AppError):
     code = "attachment_unknown"
+
+
+class RangeNotSatisfiable(AppError):
+    code = "range_not_satisfiable"
+    status = 416
 
 
 def attachment_not_found() -> NotFound:
@@ -280,10 +285,8 @@ def download_get(*, device: Device, blob_id: str, start: int = 0) -> Download:
     if attachment is None:
         raise attachment_not_found()
     if start >= attachment.size:
-        raise AppError(
-            f"The blob is {attachment.size} bytes.",
-            code="range_not_satisfiable",
-            status=416,
+        raise RangeNotSatisfiable(
+            f"The blob is {attachment.size} bytes; a range starts before its end.",
             data={"size": attachment.size},
         )
     granted = attachment.uploader_device_id != device.pk
@@ -300,13 +303,13 @@ def grant_fetched(*, device_id: str, blob_id: str, now: datetime | None = None) 
             attachment=attachment, device_id=device_id, fetched_at__isnull=True
         ).update(fetched_at=now or timezone.now())
         if not attachment.grants.filter(fetched_at__isnull=True).exists():
-            _delete([attachment])
+            _delete(Attachment.objects.filter(pk=blob_id))
 
 
-def _delete(attachments: list[Attachment]) -> int:
+def _delete(attachments: QuerySet[Attachment]) -> int:
     """Delete the rows, and their pieces once that has committed."""
-    ids = [a.id for a in attachments]
-    Attachment.objects.filter(pk__in=ids).delete()
+    ids = list(attachments.values_list("pk", flat=True))
+    attachments.delete()
     transaction.on_commit(lambda: [_pieces_delete(blob_id) for blob_id in ids])
     return len(ids)
 
@@ -328,8 +331,9 @@ def attachments_expire(*, now: datetime | None = None) -> int:
     moment = now or timezone.now()
     retention = timedelta(days=settings.PARLEY_ATTACHMENT_RETENTION_DAYS)
     with transaction.atomic():
-        old = Attachment.objects.filter(
-            Q(created_at__lt=moment - retention)
-            | Q(completed_at__isnull=True, created_at__lt=moment - UNFINISHED_TTL)
-        ).only("id")
-        return _delete(list(old))
+        return _delete(
+            Attachment.objects.filter(
+                Q(created_at__lt=moment - retention)
+                | Q(completed_at__isnull=True, created_at__lt=moment - UNFINISHED_TTL)
+            )
+        )

@@ -12,7 +12,7 @@ from datetime import timedelta
 import pytest
 from asgiref.sync import sync_to_async
 from django.core.management import call_command
-from django.test import AsyncClient
+from django.test import AsyncClient, Client
 from django.utils import timezone
 
 from devices.models import Device
@@ -184,6 +184,14 @@ async def test_a_download_cut_off_resumes_with_a_range_and_only_the_whole_counts
     await sender.disconnect()
 
 
+@pytest.mark.parametrize(
+    ("file_bytes", "blob_bytes"),
+    [(0, 41), (1, 42), (65536, 65577), (65537, 65595), (25_000_000, 25_006_518)],
+)
+def test_the_blob_size_is_the_secretstream_of_the_file(file_bytes, blob_bytes):
+    assert blob_size(file_bytes) == blob_bytes
+
+
 def test_a_file_over_the_limit_is_refused_before_its_upload_with_the_limit(people):
     laptop = people["alice_laptop"]
     too_large = open_upload(laptop, blob_size(25_000_000) + 1)
@@ -194,7 +202,7 @@ def test_a_file_over_the_limit_is_refused_before_its_upload_with_the_limit(peopl
         "data": {"limit": 25_000_000},
     }
     largest = open_upload(laptop, blob_size(25_000_000))
-    assert (largest.status_code, largest.json()["pieces"]) == (201, -(-25_007_505 // PIECE))
+    assert (largest.status_code, largest.json()["pieces"]) == (201, -(-25_006_518 // PIECE))
     too_small = open_upload(laptop, blob_size(0) - 1)
     assert too_small.status_code == 400
     assert too_small.json()["error"]["data"] == {"field": "size"}
@@ -303,6 +311,22 @@ def test_expiry_deletes_old_attachments_and_uploads_unfinished_for_a_day(people,
     assert sorted(Attachment.objects.values_list("id", flat=True)) == sorted([recent.blob_id, kept])
     assert stored_pieces(storage, old) == stored_pieces(storage, stale.blob_id) == []
     assert len(stored_pieces(storage, kept)) == 3
+
+
+def test_a_piece_without_the_csrf_token_is_refused(people):
+    laptop = people["alice_laptop"]
+    blob_id = open_upload(laptop, len(BLOB)).json()["blob_id"]
+    browser = Client(enforce_csrf_checks=True)
+    browser.cookies = laptop.transport.client.cookies
+    browser.get("/chats")  # the page sets the csrftoken cookie
+    path = f"/api/attachments/{blob_id}/pieces/0"
+    refused = browser.put(path, piece(0), content_type="application/octet-stream")
+    assert (refused.status_code, refused.json()["error"]["code"]) == (403, "csrf_failed")
+    token = browser.cookies["csrftoken"].value
+    stored = browser.put(
+        path, piece(0), content_type="application/octet-stream", HTTP_X_CSRFTOKEN=token
+    )
+    assert stored.json()["stored"] == 1
 
 
 def test_a_content_length_other_than_the_pieces_is_refused_before_reading(people, storage):
