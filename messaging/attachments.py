@@ -130,11 +130,12 @@ def attachment_open(*, device: Device, size: int, now: datetime | None = None) -
         # The account's uploads queue on its row, so two at once cannot both fit the last room.
         User.objects.select_for_update().filter(pk=device.user_id).values_list("pk").get()
         used = Attachment.objects.filter(account_id=device.user_id).aggregate(s=Sum("size"))["s"]
-        if (used or 0) + size > quota:
+        used = used or 0
+        if used + size > quota:
             raise AttachmentQuota(
                 f"Your attachments take {used} of {quota} bytes; this one does not fit. It"
                 " frees up as your contacts fetch what you sent.",
-                data={"quota": quota, "used": used or 0},
+                data={"quota": quota, "used": used},
             )
         attachment = Attachment.objects.create(
             id=secrets.token_urlsafe(16),
@@ -286,7 +287,7 @@ def download_get(*, device: Device, blob_id: str, start: int = 0) -> Download:
         raise attachment_not_found()
     if start >= attachment.size:
         raise RangeNotSatisfiable(
-            f"The blob is {attachment.size} bytes; a range starts before its end.",
+            f"The blob is {attachment.size} bytes; a range must start before its end.",
             data={"size": attachment.size},
         )
     granted = attachment.uploader_device_id != device.pk
