@@ -231,6 +231,26 @@ PARLEY_HEARTBEAT_SECONDS = float(os.environ.get("PARLEY_HEARTBEAT_SECONDS", "10"
 # sockets commit what they read and are told to reconnect elsewhere, requests in flight finish.
 PARLEY_DRAIN_SECONDS = float(os.environ.get("PARLEY_DRAIN_SECONDS", "10"))
 PARLEY_HISTORY_MAX_BYTES = int(os.environ.get("PARLEY_HISTORY_MAX_BYTES", str(64 * 1024 * 1024)))
+# End-to-end-encrypted attachments (docs/protocol.md 19.5): the largest file (plaintext bytes),
+# the ciphertext bytes of an account's live attachments, the upload's piece size, and how long
+# an attachment is kept for devices that have not fetched it.
+PARLEY_ATTACHMENT_MAX_BYTES = int(os.environ.get("PARLEY_ATTACHMENT_MAX_BYTES", "25000000"))
+PARLEY_ATTACHMENT_QUOTA_BYTES = int(os.environ.get("PARLEY_ATTACHMENT_QUOTA_BYTES", "1000000000"))
+PARLEY_ATTACHMENT_PIECE_BYTES = int(os.environ.get("PARLEY_ATTACHMENT_PIECE_BYTES", "1048576"))
+PARLEY_ATTACHMENT_RETENTION_DAYS = int(os.environ.get("PARLEY_ATTACHMENT_RETENTION_DAYS", "30"))
+# Where their pieces are stored, shared by every node (the checkout is read-only in deploy/).
+PARLEY_ATTACHMENT_DIR = os.environ.get(
+    "PARLEY_ATTACHMENT_DIR", str(BASE_DIR / "var" / "attachments")
+)
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    # A piece written again after a failed attempt replaces what that attempt left.
+    "attachments": {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": PARLEY_ATTACHMENT_DIR, "allow_overwrite": True},
+    },
+}
 # What Django buffers of any body: the JSON API's limit (web.validation.MAX_BODY_BYTES).
 # History bundles are larger; their view reads them as a stream with their own limit.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 64 * 1024
@@ -243,7 +263,8 @@ def _rate(name: str, default: str) -> tuple[int, int]:
 
 
 # Per client IP address (sign_in, signup, link), per requesting device and account (bundles),
-# or per writing device (state: POST /api/state; groups: POST /api/groups/<id>/entries).
+# or per writing device (state: POST /api/state; groups: POST /api/groups/<id>/entries;
+# attachments: POST /api/attachments).
 PARLEY_RATE_LIMITS = {
     "sign_in": _rate("sign_in", "30/60"),
     "signup": _rate("signup", "10/60"),
@@ -251,5 +272,6 @@ PARLEY_RATE_LIMITS = {
     "bundles": _rate("bundles", "60/60"),
     "state": _rate("state", "300/60"),
     "groups": _rate("groups", "60/60"),
+    "attachments": _rate("attachments", "120/60"),
 }
 CSRF_FAILURE_VIEW = "web.views.csrf_failure"

@@ -55,6 +55,11 @@ urlpatterns = [
     # history bundles for new devices
     path("api/history", messaging.history_upload),
     path("api/history/<str:blob_id>", messaging.history_download),
+    # attachments: encrypted blobs uploaded in pieces, fetched by the devices a send names
+    path("api/attachments", messaging.attachment_open),
+    path("api/attachments/<str:blob_id>", messaging.attachment_download),
+    path("api/attachments/<str:blob_id>/upload", messaging.attachment_upload),
+    path("api/attachments/<str:blob_id>/pieces/<int:index>", messaging.attachment_piece),
     # the account's state log (synced contacts, read state, settings, names)
     path("api/state", messaging.state_log),
     # group membership logs (signed entries the server checks, stores and relays)

@@ -268,6 +268,8 @@ class Deployment:
                 "ALLOWED_HOSTS": "localhost",
                 "DATABASE_URL": self.stores.settings.database_url,
                 "REDIS_URL": self.stores.settings.redis_url,
+                # the units' StateDirectory (/var/lib/parley) on the server
+                "PARLEY_ATTACHMENT_DIR": str(self.directory / "attachments"),
             },
             self.directory / "parley.env",
         )

@@ -1,5 +1,5 @@
-"""The per-device queue of opaque envelopes, history blobs and each account's state log. The
-server never sees what is inside any of them."""
+"""The per-device queue of opaque envelopes, history blobs, attachments and each account's
+state log. The server never sees what is inside any of them."""
 
 from __future__ import annotations
 
@@ -61,6 +61,39 @@ class HistoryBlob(models.Model):
     to_device = models.ForeignKey(Device, on_delete=models.CASCADE, related_name="+")
     data = models.BinaryField()
     created_at = models.DateTimeField()
+
+
+class Attachment(models.Model):
+    """One encrypted file (docs/protocol.md 19.5): a ciphertext blob of `size` bytes uploaded
+    in pieces by one device, stored as files `<id>/<index>` in the `attachments` storage.
+    Complete once every piece is stored; deleted when every device granted it has fetched it,
+    or by the expiry job."""
+
+    id = models.CharField(primary_key=True, max_length=22)  # the blob id: 16 bytes, base64url
+    uploader_device = models.ForeignKey(Device, on_delete=models.CASCADE, related_name="+")
+    # The account whose quota it counts against (the uploader's).
+    account = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+"
+    )
+    size = models.PositiveBigIntegerField()  # ciphertext bytes, as declared
+    pieces_stored = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(db_index=True)
+    completed_at = models.DateTimeField(null=True)
+
+
+class AttachmentGrant(models.Model):
+    """A device a send named an attachment to (its target); it may fetch the blob, and once
+    every grant is fetched the attachment is deleted."""
+
+    attachment = models.ForeignKey(Attachment, on_delete=models.CASCADE, related_name="grants")
+    device = models.ForeignKey(Device, on_delete=models.CASCADE, related_name="+")
+    fetched_at = models.DateTimeField(null=True)
+
+    class Meta:
+        constraints = [
+            # A resend of the same envelope grants nothing twice (ON CONFLICT DO NOTHING).
+            models.UniqueConstraint(fields=["attachment", "device"], name="unique_attachment_grant")
+        ]
 
 
 class StateEntry(models.Model):

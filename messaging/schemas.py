@@ -1,5 +1,5 @@
 """Validation of WebSocket frames (JSON objects with a `type` and a version `v`, size-limited)
-and of the HTTP inputs of the state log and of group membership logs."""
+and of the HTTP inputs of the state log, of group membership logs and of attachments."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from messaging.attachments import blob_size
 from protocol.encoding import b64u_decode
 from protocol.exceptions import InvalidJson, ProtocolError
 from protocol.frames import PROTOCOL_VERSION
@@ -76,6 +77,7 @@ class SendRequest:
     recipient: str
     targets: dict[str, bytes]
     partial: bool = False  # some of the devices only: a retry request or a resend (24.4)
+    attachments: tuple[str, ...] = ()  # blob ids the targets are granted (19.5)
 
 
 def _string(body: dict[str, Any], key: str, max_length: int) -> str:
@@ -123,8 +125,33 @@ def parse_send(body: dict[str, Any]) -> SendRequest:
     if not isinstance(partial, bool):
         raise BadFrame("'partial' must be true or false.", data={"field": "partial"})
     return SendRequest(
-        envelope_id=envelope_id, recipient=recipient, targets=decoded, partial=partial
+        envelope_id=envelope_id,
+        recipient=recipient,
+        targets=decoded,
+        partial=partial,
+        attachments=_attachments(body),
     )
+
+
+MAX_ATTACHMENTS = 16  # blob ids one send names
+
+
+def _attachments(body: dict[str, Any]) -> tuple[str, ...]:
+    """The optional `attachments` of a send: distinct blob ids (16 bytes in base64url)."""
+    value = body.get("attachments", [])
+    if not isinstance(value, list) or len(value) > MAX_ATTACHMENTS:
+        raise BadFrame(
+            f"'attachments' must list at most {MAX_ATTACHMENTS} blob ids.",
+            data={"field": "attachments"},
+        )
+    for blob_id in value:
+        try:
+            b64u_decode(blob_id, length=16, what="blob id")
+        except ProtocolError as error:
+            raise BadFrame(str(error), data={"field": "attachments"}) from None
+    if len(set(value)) != len(value):
+        raise BadFrame("'attachments' names a blob twice.", data={"field": "attachments"})
+    return tuple(value)
 
 
 MAX_GROUP_TARGETS = 256 * 5  # every device of a group of 256 but the sender's
@@ -142,6 +169,7 @@ class GroupSendRequest:
     keys: dict[str, bytes]
     sender: str  # the message's own sender and device, checked against the socket's
     sender_device: str
+    attachments: tuple[str, ...] = ()  # blob ids the targets are granted (19.5)
 
 
 def _ciphertext(text: Any, field: str, what: str) -> bytes:
@@ -211,7 +239,14 @@ def parse_group_send(body: dict[str, Any]) -> GroupSendRequest:
     if header.group_id != group_id:
         raise BadFrame("'message' is a message of another group.", data={"field": "message"})
     return GroupSendRequest(
-        envelope_id, group_id, message, devices, decoded, header.sender, header.device
+        envelope_id,
+        group_id,
+        message,
+        devices,
+        decoded,
+        header.sender,
+        header.device,
+        _attachments(body),
     )
 
 
@@ -337,3 +372,23 @@ def _entry_too_large() -> InvalidInput:
         status=413,
         data={"field": "entry", "limit": GROUP_ENTRY_MAX_BYTES},
     )
+
+
+# ---------------------------------------------------------------- attachments
+
+
+def parse_attachment_open(data: dict[str, Any]) -> int:
+    """The body of `POST /api/attachments`: the blob's size in ciphertext bytes, at least
+    that of an empty file (the largest is the service's to refuse, with its limit)."""
+    return v.integer(data, "size", minimum=blob_size(0))
+
+
+def parse_range(header: str | None) -> int | None:
+    """The first byte asked for by `Range: bytes=N-` (a resumed download), or None for the
+    whole blob. Other ranges are ignored, as HTTP allows: the answer is the whole blob."""
+    if header is None or not header.startswith("bytes=") or not header.endswith("-"):
+        return None
+    digits = header[len("bytes=") : -1]
+    if not (digits.isascii() and digits.isdigit()) or len(digits) > 16:
+        return None
+    return int(digits)

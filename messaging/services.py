@@ -1,5 +1,6 @@
 """Every state change of the envelope queue, history blobs and state logs: one function each
-(the group membership log's is in messaging/group_log.py).
+(the group membership log's is in messaging/group_log.py, attachments' in
+messaging/attachments.py but for the grants a send makes, written here in its commit).
 
 Durable before acknowledged: `envelope_accept` commits one row per target device, and only
 then may the consumer answer `accepted`; the channel layer is only a doorbell, rung after
@@ -9,6 +10,7 @@ commit. Rows are deleted on the recipient device's ack, or after 30 days.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -21,6 +23,7 @@ from accounts.models import User
 from devices import events
 from devices.models import Device, DeviceSocket
 from messaging import queue_db
+from messaging.attachments import AttachmentUnknown, attachments_expire
 from messaging.models import (
     GroupMessage,
     HistoryBlob,
@@ -115,6 +118,16 @@ _REMEMBER = """
     VALUES {values}
     ON CONFLICT (sender_device_id, envelope_id) DO NOTHING
     RETURNING sender_device_id, envelope_id
+"""
+# A send's attachments (19.5): those named that are complete uploads of the sender's account,
+# then one grant per target device (a resend of the envelope grants nothing twice).
+_ATTACHMENTS_OF_ACCOUNT = """
+    SELECT id FROM messaging_attachment
+    WHERE id IN ({marks}) AND account_id = %s AND completed_at IS NOT NULL
+"""
+_GRANT = """
+    INSERT INTO messaging_attachmentgrant (attachment_id, device_id, fetched_at) VALUES {values}
+    ON CONFLICT (attachment_id, device_id) DO NOTHING
 """
 _QUEUE_SIZES = """
     SELECT device_id, COUNT(*) FROM messaging_queuedenvelope
@@ -285,6 +298,10 @@ def _check_group_send(
     target_check(sender_device_id=item.sender_device_id, devices=devices, targets=set(send.targets))
     if _queue_full(cursor, list(send.targets), moment=moment):
         raise QueueFull("A recipient device has too many undelivered messages; try again later.")
+    if send.attachments:
+        _grant(
+            cursor, accounts.user_of_device[item.sender_device_id], send.attachments, send.targets
+        )
     created = queue_db.datetime_param(moment)
     cursor.execute(_INSERT_GROUP_MESSAGE, [send.message, created])
     [(message_id,)] = cursor.fetchall()
@@ -316,6 +333,10 @@ def _check_send(cursor, item: SendItem, accounts: _Accounts, *, moment: datetime
     )
     if _queue_full(cursor, list(send.targets), moment=moment):
         raise QueueFull("A recipient device has too many undelivered messages; try again later.")
+    if send.attachments:
+        _grant(
+            cursor, accounts.user_of_device[item.sender_device_id], send.attachments, send.targets
+        )
     created = queue_db.datetime_param(moment)
     return [
         (
@@ -329,6 +350,27 @@ def _check_send(cursor, item: SendItem, accounts: _Accounts, *, moment: datetime
         )
         for device_id, ciphertext in send.targets.items()
     ]
+
+
+def _grant(cursor, user_id: int, blob_ids: tuple[str, ...], device_ids: Iterable[str]) -> None:
+    """Grant each target device every attachment the send names; refused (before anything is
+    stored) unless each is a complete upload of the sender's account."""
+    cursor.execute(
+        _ATTACHMENTS_OF_ACCOUNT.format(marks=_marks(len(blob_ids))), [*blob_ids, user_id]
+    )
+    found = {row[0] for row in cursor.fetchall()}
+    for blob_id in blob_ids:
+        if blob_id not in found:
+            raise AttachmentUnknown(
+                f"No complete attachment {blob_id!r} of your account; upload it first.",
+                data={"blob_id": blob_id},
+            )
+    grants = [(blob_id, device_id) for blob_id in blob_ids for device_id in device_ids]
+    for chunk in _chunks(grants):
+        cursor.execute(
+            _GRANT.format(values=", ".join(["(%s, %s, NULL)"] * len(chunk))),
+            [v for grant in chunk for v in grant],
+        )
 
 
 _queue_checked: dict[str, tuple[float, bool]] = {}
@@ -448,16 +490,23 @@ def queue_drop_for_device(*, device: Device) -> int:
     return deleted
 
 
-def queue_expire(*, now: datetime | None = None) -> int:
+@dataclass(frozen=True)
+class Expired:
+    envelopes: int  # and history blobs
+    attachments: int
+
+
+def queue_expire(*, now: datetime | None = None) -> Expired:
     """The expiry job: envelopes, history blobs and the replay memory older than ENVELOPE_TTL
-    (a resend after that would be stored again; no client resends that late)."""
+    (a resend after that would be stored again; no client resends that late), and attachments
+    past their retention or unfinished for a day."""
     cutoff = _now(now) - ENVELOPE_TTL
     deleted, _ = QueuedEnvelope.objects.filter(created_at__lt=cutoff).delete()
     # with their rows: the old ones, and those whose last row a logout dropped
     GroupMessage.objects.filter(Q(created_at__lt=cutoff) | Q(rows__isnull=True)).delete()
     blobs, _ = HistoryBlob.objects.filter(created_at__lt=cutoff).delete()
     SentEnvelope.objects.filter(accepted_at__lt=cutoff).delete()
-    return deleted + blobs
+    return Expired(envelopes=deleted + blobs, attachments=attachments_expire(now=now))
 
 
 def history_store(

@@ -1,16 +1,17 @@
 """The messenger's page, history bundles (opaque encrypted blobs, uploaded once, fetched
-once), the account's state log and group membership logs over HTTP."""
+once), attachments (encrypted blobs uploaded in pieces), the account's state log and group
+membership logs over HTTP."""
 
 from __future__ import annotations
 
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import render
 from django.views.decorators.csrf import ensure_csrf_cookie
 
 from devices.auth import request_device, signed_in
 from devices.schemas import DEVICE_ID_PATTERN
-from messaging import group_log, schemas, selectors, services
+from messaging import attachments, group_log, schemas, selectors, services
 from web import ratelimit
 from web import validation as v
 from web.api import api
@@ -49,6 +50,52 @@ def history_upload(request: HttpRequest) -> dict:
 def history_download(request: HttpRequest, blob_id: str) -> HttpResponse:
     data = services.history_take(device=request_device(request), blob_id=blob_id)
     return HttpResponse(data, content_type="application/octet-stream")
+
+
+@api(methods=("POST",), access=signed_in)
+def attachment_open(request: HttpRequest) -> HttpResponse:
+    device = request_device(request)
+    ratelimit.check("attachments", device.id)
+    size = schemas.parse_attachment_open(v.json_body(request))
+    upload = attachments.attachment_open(device=device, size=size)
+    return JsonResponse(upload.to_json("blob_id", "piece_bytes", "pieces", "stored"), status=201)
+
+
+@api(methods=("GET",), access=signed_in)
+def attachment_upload(request: HttpRequest, blob_id: str) -> dict:
+    upload = attachments.upload_get(device=request_device(request), blob_id=blob_id)
+    return upload.to_json("stored", "pieces", "complete", "size", "piece_bytes")
+
+
+@api(methods=("PUT",), access=signed_in, max_body=settings.PARLEY_ATTACHMENT_PIECE_BYTES)
+def attachment_piece(request: HttpRequest, blob_id: str, index: int) -> dict:
+    if request.content_type != "application/octet-stream":
+        raise InvalidInput("Send the piece as application/octet-stream.")
+    upload = attachments.piece_store(
+        device=request_device(request),
+        blob_id=blob_id,
+        index=index,
+        length=v.declared_length(request),
+        body=request,
+    )
+    return upload.to_json("stored", "pieces", "complete")
+
+
+@api(methods=("GET",), access=signed_in)
+def attachment_download(request: HttpRequest, blob_id: str) -> HttpResponse:
+    device = request_device(request)
+    start = schemas.parse_range(request.headers.get("Range"))
+    download = attachments.download_get(device=device, blob_id=blob_id, start=start or 0)
+    response = StreamingHttpResponse(
+        download.stream(device.id),
+        status=200 if start is None else 206,
+        content_type="application/octet-stream",
+    )
+    response["Content-Length"] = str(download.size - download.start)
+    response["Accept-Ranges"] = "bytes"
+    if start is not None:
+        response["Content-Range"] = f"bytes {start}-{download.size - 1}/{download.size}"
+    return response
 
 
 @api(methods=("GET", "POST"), access=signed_in, max_body=schemas.STATE_MAX_BODY_BYTES)

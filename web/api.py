@@ -15,6 +15,7 @@ from typing import Any
 
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http.response import HttpResponseBase
 
 from web.errors import AppError, error_response
 from web.validation import MAX_BODY_BYTES, declared_length, too_large
@@ -61,7 +62,7 @@ def api(
                 return error_response(error)
             except RequestDataTooBig:  # a body without Content-Length, over Django's buffer
                 return error_response(too_large(f"more than {max_body}", max_body))
-            if isinstance(result, HttpResponse):
+            if isinstance(result, HttpResponseBase):  # a streamed answer too
                 return result
             return JsonResponse(result, status=200)
 

@@ -15,6 +15,7 @@ POSTS = sorted(
     .replace("<str:device_id>", "D")
     .replace("<str:username>", "u")
     .replace("<str:blob_id>", "B")
+    .replace("<int:index>", "0")
     for p in get_resolver().url_patterns
     if str(p.pattern).startswith("api/")
 )

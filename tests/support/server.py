@@ -93,6 +93,7 @@ def start_server(
     env.update(
         {
             "DATABASE_URL": database_url or f"sqlite:///{workdir / 'db.sqlite3'}",
+            "PARLEY_ATTACHMENT_DIR": str(workdir / "attachments"),
             "PARLEY_ORIGIN": f"http://localhost:{port}",
             # as deployed: DEBUG off (static files and scripts' hashes read once, not per request)
             "DEBUG": "0",
