@@ -35,9 +35,9 @@ class ServerUnreachable(Exception):
 
 
 def ok(result: tuple[int, Any]) -> Any:
-    """The JSON body of a 200 answer; any other status raises ApiError."""
+    """The JSON body of a 200 (or 201: created) answer; any other status raises ApiError."""
     status, body = result
-    if status != 200:
+    if status not in (200, 201):
         raise ApiError(status, body)
     return body
 

@@ -3,7 +3,10 @@
     link    link this terminal to your account (QR code shown here, approved on your phone)
     status  which account and device this is, and whether the server still accepts it
     send    send an end-to-end-encrypted text to someone (all their devices and yours)
-    listen  show incoming messages, receipts, device and contact changes as they arrive
+    send-file USER PATH
+            send a file, end-to-end encrypted and uploaded once, with its progress shown
+    listen  show incoming messages, receipts, device and contact changes as they arrive,
+            and save the files that come (--save-to DIR, default the current directory)
     chats   the conversations on this device, the most recent first, with what is unread
     read USER
             show the conversation with USER and mark it read, on each of your devices
@@ -36,6 +39,7 @@ import qrcode
 
 from client import api
 from client.api import ApiError, ServerUnreachable
+from client.attachments import FileAltered, download_file, upload_file
 from client.connection import (
     Connected,
     ConnectionEvent,
@@ -47,7 +51,14 @@ from client.connection import (
 )
 from client.contacts import NO_SYNC_KEY
 from client.devicelists import accept_device_list, fetch_device_list
-from client.events import OWED_TO_OWN_DEVICES, Event, GroupText, retry_event
+from client.events import (
+    OWED_TO_OWN_DEVICES,
+    Event,
+    FileMessage,
+    GroupText,
+    file_size,
+    retry_event,
+)
 from client.groups import GroupRefused
 from client.http import HttpTransport, server_origin
 from client.linking import Approved, Linked, LinkEvent, LinkFailed, QrShown, link_device
@@ -68,6 +79,7 @@ from client.messenger import (
 from client.signin import DeviceLoggedOut, ensure_signed_in, log_out
 from client.store import OwnDevice, Store, StoreError, default_store_path
 from client.verify import load_hashes, verify_static
+from protocol.attachments import AttachmentPointer
 from protocol.encoding import b64u_encode
 from protocol.exceptions import ProtocolError
 
@@ -267,6 +279,74 @@ def cmd_send(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
+def cmd_send_file(args: argparse.Namespace, out: TextIO) -> int:
+    path = Path(args.path).expanduser()
+    if not path.is_file():
+        raise CommandError(f"{path} is not a file.")
+    messenger = _messenger(args, out)
+    if messenger is None:
+        return 1
+    try:
+        assert isinstance(messenger.transport, HttpTransport)
+        shown = _progress(out, f"Uploading {path.name}")
+        pointer = upload_file(messenger.transport, path, messenger.rng, progress=shown)
+        sent = asyncio.run(_send_file(messenger, args.user, pointer, within=args.timeout))
+    except DeviceLoggedOut:
+        print("This device was logged out. Its keys were deleted from this computer.", file=out)
+        return 1
+    except TimeoutError:
+        raise CommandError(
+            f"The server did not accept the message within {args.timeout} s; the file was "
+            "uploaded but may not have been sent."
+        ) from None
+    except SendRefused as error:
+        raise CommandError(f"Not sent: {error}") from error
+    finally:
+        if messenger.store.path.exists():
+            messenger.store.close()
+    print(
+        f"Sent {pointer.name} ({file_size(pointer.size)}) to {args.user} "
+        f"({_devices(len(sent.recipient_devices))}); {_copies(sent)}",
+        file=out,
+    )
+    return 0
+
+
+async def _send_file(
+    messenger: Messenger, user: str, pointer: AttachmentPointer, *, within: float
+) -> OutgoingMessage:
+    assert isinstance(messenger.transport, HttpTransport)
+    connection = DeviceConnection(messenger, messenger.transport, receive=False)
+    await connection.start(within=within)
+    try:
+        return await connection.send_file(user, pointer, within=within)
+    finally:
+        await connection.close(flush=0)
+
+
+def _progress(out: TextIO, what: str) -> Callable[[int, int], None]:
+    """Progress of a transfer: one line redrawn on a terminal, else a line at each quarter."""
+    terminal = out.isatty()
+    told = -1
+
+    def show(done: int, total: int) -> None:
+        nonlocal told
+        percent = 100 if total == 0 else done * 100 // total
+        step = percent if terminal else percent // 25 * 25
+        if step == told:
+            return
+        told = step
+        line = f"{what}: {percent}% ({file_size(done)} of {file_size(total)})"
+        print(
+            f"\r{line}" if terminal else line,
+            end="" if terminal and percent < 100 else "\n",
+            file=out,
+            flush=True,
+        )
+
+    return show
+
+
 def _devices(count: int) -> str:
     return f"{count} device{'s' if count != 1 else ''}"
 
@@ -294,24 +374,51 @@ def cmd_listen(args: argparse.Namespace, out: TextIO) -> int:
     if messenger is None:
         return 1
     count = 1 if args.once else args.count
+    save_to = Path(args.save_to).expanduser()
     try:
-        return asyncio.run(_listen(messenger, out, count=count, seconds=args.seconds))
+        return asyncio.run(
+            _listen(messenger, out, count=count, seconds=args.seconds, save_to=save_to)
+        )
     finally:
         if messenger.store.path.exists():
             messenger.store.close()
 
 
 async def _listen(
-    messenger: Messenger, out: TextIO, *, count: int | None, seconds: float | None
+    messenger: Messenger,
+    out: TextIO,
+    *,
+    count: int | None,
+    seconds: float | None,
+    save_to: Path,
 ) -> int:
-    assert isinstance(messenger.transport, HttpTransport)
+    transport = messenger.transport
+    assert isinstance(transport, HttpTransport)
     me = messenger.account_id
     stop = asyncio.Event()
     shown = 0
     status = 0
+    saving: set[asyncio.Task[None]] = set()
+
+    def counted() -> None:
+        nonlocal shown
+        shown += 1
+        if count is not None and shown >= count:
+            stop.set()
+
+    async def save(event: FileMessage) -> None:
+        """A file that came is fetched, checked and saved; the message counts once saved."""
+        try:
+            path = await asyncio.to_thread(download_file, transport, event.pointer, save_to)
+            print(f"Saved {event.pointer.name} to {path}", file=out, flush=True)
+        except FileAltered as error:
+            print(error, file=out, flush=True)
+        except (ApiError, ServerUnreachable) as error:
+            print(f"Could not fetch {event.pointer.name}: {error}", file=out, flush=True)
+        counted()
 
     def show(event: ConnectionEvent) -> None:
-        nonlocal shown, status
+        nonlocal status
         line: str | None
         if isinstance(event, Connected):
             line = (
@@ -333,12 +440,14 @@ async def _listen(
             line = describe(event, me=me, name=messenger.shown, device=messenger.device_name)
         if line is not None:
             print(line, file=out, flush=True)
-        if isinstance(event, TextMessage | SentTranscript | GroupText):
-            shown += 1
-            if count is not None and shown >= count:
-                stop.set()
+        if isinstance(event, FileMessage):
+            task = asyncio.get_running_loop().create_task(save(event))
+            saving.add(task)
+            task.add_done_callback(saving.discard)
+        elif isinstance(event, TextMessage | SentTranscript | GroupText):
+            counted()
 
-    connection = DeviceConnection(messenger, messenger.transport, on_event=show)
+    connection = DeviceConnection(messenger, transport, on_event=show)
     started = time.monotonic()
     await connection.start()
     try:
@@ -346,6 +455,9 @@ async def _listen(
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), remaining)
     finally:
+        for task in list(saving):  # a file being saved when the listening ends is not kept
+            task.cancel()
+        await asyncio.gather(*saving, return_exceptions=True)
         if connection.logged_out is None:
             await connection.close()
     return status
@@ -544,9 +656,12 @@ def _caught_up(messenger: Messenger, out: TextIO, *, within: float) -> int:
 def _line(message: dict[str, Any], *, peer_name: str) -> str:
     """One stored message: "[12:00:01] Bob Smith: hi", "[12:00:05] you: hello"."""
     at = format_time(message["timestamp"])
+    who = "you" if message["outgoing"] else peer_name
+    if message["kind"] == "attachment":
+        pointer = message["attachment"]
+        return f"[{at}] {who}: a file, {pointer['name']} ({file_size(pointer['size'])})"
     if message["kind"] != "text":
         return f"[{at}] {peer_name} sent a message this version of Parley cannot show"
-    who = "you" if message["outgoing"] else peer_name
     return f"[{at}] {who}: {message['text']}"
 
 
@@ -721,8 +836,26 @@ def parser() -> argparse.ArgumentParser:
     send.add_argument(
         "--timeout", type=float, default=20.0, help="seconds to wait for the server (default 20)"
     )
+    send_file = command(
+        "send-file",
+        "send a file to USER, end-to-end encrypted (it is uploaded once)",
+        cmd_send_file,
+    )
+    send_file.add_argument("user", metavar="USER", help="the recipient's username")
+    send_file.add_argument("path", metavar="PATH", help="the file (at most 25 MB)")
+    send_file.add_argument(
+        "--timeout", type=float, default=20.0, help="seconds to wait for the server (default 20)"
+    )
     listen = command(
-        "listen", "show incoming messages and contact changes as they arrive", cmd_listen
+        "listen",
+        "show incoming messages and contact changes as they arrive, and save the files that come",
+        cmd_listen,
+    )
+    listen.add_argument(
+        "--save-to",
+        default=".",
+        metavar="DIR",
+        help="where received files are saved (default: the current directory)",
     )
     bounds = listen.add_mutually_exclusive_group()
     bounds.add_argument("--once", action="store_true", help="stop after the first message")

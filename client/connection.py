@@ -46,6 +46,7 @@ from client.messenger import (
 )
 from client.signin import DeviceLoggedOut, sign_in
 from protocol import frames
+from protocol.attachments import AttachmentPointer
 from protocol.content import MAX_RECEIPT_IDS, ContentType
 from protocol.engine import FrameReceived
 from protocol.exceptions import MalformedMessage, ProtocolError
@@ -526,6 +527,15 @@ class DeviceConnection:
         self, recipient: str, text: str, *, within: float = 15.0
     ) -> OutgoingMessage:
         future = await self.submit(self.messenger.prepare_send(recipient, text))
+        sent: OutgoingMessage = await asyncio.wait_for(future, within)
+        self.messenger.keep_sent(sent)
+        return sent
+
+    async def send_file(
+        self, recipient: str, pointer: AttachmentPointer, *, within: float = 15.0
+    ) -> OutgoingMessage:
+        """A file uploaded before (client/attachments.py), sent as its pointer."""
+        future = await self.submit(self.messenger.prepare_file(recipient, pointer))
         sent: OutgoingMessage = await asyncio.wait_for(future, within)
         self.messenger.keep_sent(sent)
         return sent

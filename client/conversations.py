@@ -63,17 +63,20 @@ class Conversations(AccountSync):
         return events
 
     def keep_sent(self, sent: OutgoingMessage) -> None:
-        """A text this device sent (the server accepted it), kept in its conversation."""
-        if sent.content_type is not ContentType.TEXT:
+        """A text or file this device sent (the server accepted it), kept in its conversation."""
+        if sent.content_type is ContentType.TEXT:
+            shown: dict[str, Any] = {"kind": "text", "text": sent.body["text"]}
+        elif sent.content_type is ContentType.ATTACHMENT:
+            shown = {"kind": "attachment", "attachment": sent.body}
+        else:
             return
         record = {
-            "kind": "text",
             "author": self.account_id,
             "author_device": self.device.device_id,
             "conversation": sent.recipient,
             "id": b64u_encode(sent.message_id),
             "outgoing": True,
-            "text": sent.body["text"],
             "timestamp": sent.timestamp,
+            **shown,
         }
         self.store.save_message(record, read=True)

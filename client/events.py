@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from client.outgoing import OutgoingMessage
+from protocol.attachments import AttachmentPointer
 from protocol.engine import RetryRecord
 
 
@@ -31,6 +32,19 @@ class SentTranscript:
     message_id: bytes
     timestamp: int
     text: str
+
+
+@dataclass(frozen=True)
+class FileMessage:
+    """A file (its pointer, docs/protocol.md 26.2) from another account's device, or, when
+    `outgoing`, one this account sent from another of its devices to `peer`."""
+
+    peer: str
+    sender_device: str
+    message_id: bytes
+    timestamp: int
+    pointer: AttachmentPointer
+    outgoing: bool = False
 
 
 @dataclass(frozen=True)
@@ -229,6 +243,7 @@ Event = (
     | GroupSendOwed
     | GroupReceiptReceived
     | SentTranscript
+    | FileMessage
     | UnsupportedMessage
     | ReceiptReceived
     | ReceiptOwed
@@ -340,6 +355,13 @@ def describe(
         on = device(event.sender_device)
         you = f"you (on {on})" if on else "you"
         return f"[{format_time(event.timestamp)}] {you} → {name(event.recipient)}: {event.text}"
+    if isinstance(event, FileMessage):
+        about = f"{event.pointer.name} ({file_size(event.pointer.size)})"
+        if event.outgoing:
+            on = device(event.sender_device)
+            you = f"you (on {on})" if on else "you"
+            return f"[{format_time(event.timestamp)}] {you} → {name(event.peer)}: a file, {about}"
+        return f"[{format_time(event.timestamp)}] {name(event.peer)}: a file, {about}"
     if isinstance(event, UnsupportedMessage):
         return (
             f"[{format_time(event.timestamp)}] {name(event.sender)} sent a message this version "
@@ -382,3 +404,14 @@ def describe(
     if isinstance(event, SyncWarning):
         return f"Account sync: {event.message}"
     return None
+
+
+def file_size(size: int) -> str:
+    """A size as people read it: 812 bytes, 4.2 KB, 12 MB."""
+    if size < 1000:
+        return f"{size} bytes"
+    for unit, scale in (("KB", 1e3), ("MB", 1e6), ("GB", 1e9)):
+        value = size / scale
+        if value < 1000 or unit == "GB":
+            return f"{value:.1f} {unit}" if value < 10 else f"{round(value)} {unit}"
+    raise AssertionError("unreachable")

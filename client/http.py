@@ -3,10 +3,12 @@ cookie jar (Django session, CSRF token, link cookie), CSRF header and Origin on 
 
 from __future__ import annotations
 
+import http.client
 import http.cookiejar
 import json
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -107,16 +109,61 @@ class HttpTransport:
             self._send("GET", CSRF_PAGE, None, want_json=False)
         return self._send("POST", path, json.dumps(body).encode())
 
+    def put_bytes(self, path: str, data: bytes) -> tuple[int, Any]:
+        """A raw body (a piece of a file's blob, docs/protocol.md 19.5) -> `(status, json)`."""
+        if self.cookie(CSRF_COOKIE) is None:
+            self._send("GET", CSRF_PAGE, None, want_json=False)
+        return self._send("PUT", path, data, content_type="application/octet-stream")
+
+    def download(
+        self, path: str, sink: Callable[[bytes], None], *, offset: int = 0, piece: int = 65536
+    ) -> tuple[int, Any]:
+        """GET a raw body from byte `offset` on (`Range: bytes=N-`), handed to `sink` piece by
+        piece as it comes; `(status, None)` when it came, else `(status, error json)`. A cut
+        connection raises ServerUnreachable after what came was handed on."""
+        headers = {"Accept": "application/octet-stream, application/json"}
+        if offset:
+            headers["Range"] = f"bytes={offset}-"
+        request = urllib.request.Request(self.origin + path, method="GET", headers=headers)
+        try:
+            with self._opener.open(request, timeout=self.timeout) as response:
+                status = response.status
+                if status == 200 and offset:  # the server ignored the range: not what was asked
+                    return 502, _error("range_ignored", "The server sent the whole file again.")
+                while chunk := response.read(piece):
+                    sink(chunk)
+                return status, None
+        except urllib.error.HTTPError as error:
+            status, raw = error.code, error.read(MAX_ANSWER_BYTES + 1)
+            try:
+                return status, parse_json(raw, max_bytes=MAX_ANSWER_BYTES)
+            except InvalidJson:
+                return status, _error(f"http_{status}", f"The server answered HTTP {status}.")
+        except (
+            urllib.error.URLError,
+            TimeoutError,
+            ConnectionError,
+            http.client.HTTPException,
+        ) as error:
+            reason = getattr(error, "reason", error)
+            raise ServerUnreachable(f"Cannot reach {self.origin}: {reason}") from None
+
     def _send(
-        self, method: str, path: str, data: bytes | None, *, want_json: bool = True
+        self,
+        method: str,
+        path: str,
+        data: bytes | None,
+        *,
+        want_json: bool = True,
+        content_type: str = "application/json",
     ) -> tuple[int, Any]:
         if not path.startswith("/"):
             raise ValueError(f"path: expected it to start with '/', got {path!r}")
         headers = {"Accept": "application/json"}
-        if method == "POST":
+        if method in ("POST", "PUT"):
             headers.update(
                 {
-                    "Content-Type": "application/json",
+                    "Content-Type": content_type,
                     "Origin": self.origin,
                     "X-CSRFToken": self.cookie(CSRF_COOKIE) or "",
                 }
@@ -153,3 +200,7 @@ class HttpTransport:
         return (status if status >= 400 else 502), {
             "error": {"code": code, "message": message, "data": {}}
         }
+
+
+def _error(code: str, message: str) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message, "data": {}}}

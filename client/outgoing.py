@@ -29,11 +29,13 @@ class OutgoingMessage:
 
     @property
     def frame(self) -> dict[str, Any]:
-        frame = {
+        frame: dict[str, Any] = {
             "type": "send",
             "v": 1,
             "id": self.envelope_id,
             "recipient": self.recipient,
             "targets": {d: b64u_encode(c) for d, c in self.targets.items()},
         }
+        if self.content_type is ContentType.ATTACHMENT:  # its target devices may fetch it (19.5)
+            frame["attachments"] = [self.body["blob_id"]]
         return frame | {"partial": True} if self.partial else frame

@@ -12,6 +12,7 @@ from client.events import (
     DevicesChanged,
     Duplicate,
     Event,
+    FileMessage,
     ListWarning,
     ReadElsewhere,
     ReceiptOwed,
@@ -25,6 +26,7 @@ from client.groups import GroupMember, GroupRefused
 from client.retrying import Retrier
 from client.sending import SendRefused
 from client.store import Store
+from protocol.attachments import AttachmentPointer
 from protocol.content import Content, ContentType, decode_content
 from protocol.devicelist import DeviceEntry
 from protocol.encoding import b64u_decode, b64u_encode
@@ -362,6 +364,18 @@ class Receiver(Retrier, GroupMember):
                             record["text"],
                         )
                     )
+            elif isinstance(effect, StoreMessage) and effect.record["kind"] == "attachment":
+                record = effect.record
+                events.append(
+                    FileMessage(
+                        record["conversation"],
+                        record["author_device"],
+                        b64u_decode(record["id"], length=16),
+                        record["timestamp"],
+                        AttachmentPointer.from_body(record["attachment"]),
+                        outgoing=record["outgoing"],
+                    )
+                )
             elif isinstance(effect, StoreMessage) and effect.record["kind"] == "unsupported":
                 record = effect.record
                 events.append(

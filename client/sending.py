@@ -15,6 +15,7 @@ from client.device import Device
 from client.outgoing import OutgoingMessage
 from client.store import AcceptedList, CachedSend
 from protocol import engine
+from protocol.attachments import AttachmentPointer
 from protocol.content import Content, ContentType, encode_content, new_content
 from protocol.devicelist import DeviceEntry, DeviceList
 from protocol.encoding import b64u_decode, b64u_encode
@@ -46,6 +47,11 @@ class Sender(Device):
         """The `send` frame for a text: one ciphertext per device of the recipient, and a
         sent transcript for every other device of this account (section 9)."""
         return self._prepare_new(recipient, ContentType.TEXT, {"text": text})
+
+    def prepare_file(self, recipient: str, pointer: AttachmentPointer) -> OutgoingMessage:
+        """The `send` frame of a file uploaded before (docs/protocol.md 26): its pointer as a
+        type-12 content, and the blob granted to every target device (19.5)."""
+        return self._prepare_new(recipient, ContentType.ATTACHMENT, pointer.to_body())
 
     def prepare_receipt(
         self, recipient: str, message_ids: list[bytes], *, kind: str = "delivered"

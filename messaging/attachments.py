@@ -26,18 +26,12 @@ from django.utils import timezone
 from accounts.models import User
 from devices.models import Device
 from messaging.models import Attachment, AttachmentGrant
+from protocol.attachments import blob_size
 from web.errors import AppError, NotFound
 from web.validation import InvalidInput
 
 CHUNK_BYTES = 256 * 1024  # read from storage, or from a request, at a time
 UNFINISHED_TTL = timedelta(hours=24)
-
-
-def blob_size(n: int) -> int:
-    """The ciphertext bytes of an n-byte file: the secretstream header, then 64 KiB chunks
-    with 17 bytes of overhead each (an empty file is one chunk)."""
-    # protocol.attachments.blob_size once merged
-    return 24 + n + 17 * max(1, -(-n // 65536))
 
 
 class AttachmentTooLarge(AppError):

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from messaging.attachments import blob_size
+from protocol.attachments import blob_size
 from protocol.encoding import b64u_decode
 from protocol.exceptions import InvalidJson, ProtocolError
 from protocol.frames import PROTOCOL_VERSION

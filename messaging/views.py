@@ -22,7 +22,12 @@ from web.validation import InvalidInput
 def chats_page(request: HttpRequest, username: str | None = None) -> HttpResponse:
     """The messenger: the conversation list, one conversation, or a contact's safety number.
     Everything in it is decrypted and rendered in the browser (static/js/app/chats.js)."""
-    return render(request, "messaging/chats.html")
+    limit = settings.PARLEY_ATTACHMENT_MAX_BYTES
+    return render(
+        request,
+        "messaging/chats.html",
+        {"max_file_bytes": limit, "max_file_mb": f"{limit / 1e6:g} MB"},
+    )
 
 
 @ensure_csrf_cookie

@@ -110,7 +110,12 @@ class NodeServer(Server):
             self.stop()  # the application asks the server to exit
         elif exception:
             daphne_logger.error("Exception inside application: %s", exception, exc_info=exception)
-            if not disconnected:
+            if not disconnected and getattr(protocol, "_response_started", False):
+                # a streamed answer cut by its application (an attachment piece gone short):
+                # Daphne would try a 500 after the headers, fail, and leave the client waiting
+                # for bytes that never come; closing says it was cut
+                protocol.transport.abortConnection()
+            elif not disconnected:
                 protocol.handle_exception(exception)
 
     def timeout_checker(self) -> None:

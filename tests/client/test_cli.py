@@ -16,6 +16,7 @@ from client.store import Store
 from protocol.linking import link_check_code
 from tests.client.conftest import wait_until
 from tests.support.actors import LinkQr, PrimaryActor, ok
+from tests.support.devices import companion_messenger
 from tests.support.ports import free_port
 from tests.support.server import ROOT
 from tests.support.softauthn import SoftAuthenticator
@@ -250,3 +251,47 @@ def test_group_commands_create_list_send_rename_and_explain_their_usage(
         1,
         "Error: Usage: python -m client group rename GROUP NAME\n",
     )
+
+
+def test_a_file_sent_from_the_terminal_is_saved_by_the_contacts_listening_terminal(
+    live_app, primary, tmp_path
+):
+    """`send-file` seals and uploads in pieces with its progress shown, then sends the
+    pointer; bob's `listen` fetches it, checks it and saves it under its own name."""
+    bob = another_person(live_app)
+    bob_laptop = companion_messenger(bob, tmp_path)
+    bob_store = bob_laptop.store.path
+    bob_laptop.store.close()
+    store = tmp_path / "cli.sqlite3"
+    link_with_cli(live_app, primary, store)
+    photo = tmp_path / "out" / "beach day.jpg"
+    photo.parent.mkdir()
+    photo.write_bytes(os.urandom(3_000_000))
+    saved = tmp_path / "in"
+    listen = Cli("listen", "--store", str(bob_store), "--save-to", str(saved), "--once")
+    listen.line_starting("Listening as ")
+
+    sent = run_cli("send-file", "--store", str(store), bob.username, str(photo))
+    assert (sent.returncode, sent.stderr) == (0, "")
+    lines = sent.stdout.splitlines()
+    assert "Uploading beach day.jpg: 100% (3.0 MB of 3.0 MB)" in lines
+    assert lines[-1] == (
+        f"Sent beach day.jpg (3.0 MB) to {bob.username} (2 devices); a copy to your other device"
+    )
+    assert listen.line_starting("[").endswith(f"{primary.username}: a file, beach day.jpg (3.0 MB)")
+    assert listen.line_starting("Saved ") == f"Saved beach day.jpg to {saved / 'beach day.jpg'}"
+    assert listen.finish() == (0, "")
+    assert (saved / "beach day.jpg").read_bytes() == photo.read_bytes()
+    assert [p.name for p in saved.iterdir()] == ["beach day.jpg"]  # no partial file left
+
+
+def test_a_file_over_the_limit_is_refused_before_any_upload(live_app, primary, tmp_path):
+    bob = another_person(live_app)
+    store = tmp_path / "cli.sqlite3"
+    link_with_cli(live_app, primary, store)
+    big = tmp_path / "film.mp4"
+    with big.open("wb") as sparse:
+        sparse.truncate(25_000_001)
+    sent = run_cli("send-file", "--store", str(store), bob.username, str(big))
+    assert (sent.returncode, sent.stdout) == (1, "")  # no piece sent: no progress shown
+    assert sent.stderr == "The server refused: Files can be at most 25 MB.\n"

@@ -72,6 +72,14 @@ test("a blob cut at a chunk boundary is refused though every chunk it has opens"
   assert.equal(errorName(() => opener.finish()), "AttachmentMismatch");
 });
 
+test("a resumed sealer with the first key and header gives the same blob", () => {
+  const c = V.files.find((/** @type {any} */ f) => f.name === "two_chunks");
+  const { plaintext, blob } = sealedInPieces(c);
+  const again = attachments.AttachmentSealer.keyed(c.size, unhex(c.key), blob.subarray(0, 24));
+  assert.equal(hex(p.encoding.concatBytes(again.header, again.push(plaintext))), hex(blob));
+  assert.equal(hex(again.finish().digest), c.digest);
+});
+
 test("the sealer refuses more or fewer bytes than announced", () => {
   const sealer = new attachments.AttachmentSealer(10, p.TestRng(new Uint8Array(32)));
   assert.equal(errorName(() => sealer.push(new Uint8Array(11))), "MalformedMessage");

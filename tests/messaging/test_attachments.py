@@ -17,8 +17,8 @@ from django.utils import timezone
 
 from devices.models import Device
 from messaging import attachments
-from messaging.attachments import blob_size
 from messaging.models import Attachment, AttachmentGrant, QueuedEnvelope
+from protocol.attachments import blob_size
 from tests.messaging.test_group_send import _people as _group_people
 from tests.messaging.test_group_send import all_but_laptop, group_send, message
 from tests.messaging.test_queue import _people, connect, send_frame

@@ -108,6 +108,14 @@ def test_a_blob_cut_at_a_chunk_boundary_is_refused_though_every_chunk_it_has_ope
         opener.finish()
 
 
+def test_a_resumed_sealer_with_the_first_key_and_header_gives_the_same_blob():
+    case = next(f for f in V["files"] if f["name"] == "two_chunks")
+    plaintext, blob, _ = sealed_in_pieces(case)
+    again = AttachmentSealer.keyed(case["size"], bytes.fromhex(case["key"]), blob[:24])
+    assert again.header + again.push(plaintext) == blob
+    assert again.finish().digest.hex() == case["digest"]
+
+
 def test_the_sealer_refuses_more_or_fewer_bytes_than_announced():
     sealer = AttachmentSealer(10, TestRng(bytes(32)))
     with pytest.raises(MalformedMessage):

@@ -67,15 +67,17 @@ async function readAnswer(response, limit) {
  * One request, no retry. An answer the bounded decoder refuses (docs/protocol.md section
  * 2.2: too deep, too large, duplicate keys...) is an ApiError `invalid_json`.
  * @param {string} path
- * @param {{method?: string, body?: any, maxBytes?: number, withStatus?: boolean}} [options]
+ * @param {{method?: string, body?: any, maxBytes?: number, withStatus?: boolean, signal?: AbortSignal}} [options]
+ *   `body`: JSON, or a Uint8Array sent as it is
  *   `maxBytes`: the largest answer read (MAX_ANSWER_BYTES unless an endpoint serves more, like
  *   /api/state); `withStatus`: answer `{status, data}` (a machine that reads the HTTP status)
  * @returns {Promise<any>}
  */
-export async function request(path, { method = "GET", body, maxBytes = MAX_ANSWER_BYTES, withStatus = false } = {}) {
+export async function request(path, { method = "GET", body, maxBytes = MAX_ANSWER_BYTES, withStatus = false, signal } = {}) {
   const headers = { Accept: "application/json" };
+  const raw = body instanceof Uint8Array; // a piece of a file's blob (docs/protocol.md 19.5)
   if (method !== "GET") {
-    headers["Content-Type"] = "application/json";
+    headers["Content-Type"] = raw ? "application/octet-stream" : "application/json";
     headers["X-CSRFToken"] = cookie("csrftoken");
   }
   let response;
@@ -84,9 +86,11 @@ export async function request(path, { method = "GET", body, maxBytes = MAX_ANSWE
       method,
       headers,
       credentials: "same-origin",
-      body: body === undefined ? undefined : JSON.stringify(body),
+      body: body === undefined ? undefined : raw ? body : JSON.stringify(body),
+      signal,
     });
-  } catch {
+  } catch (error) {
+    if (signal?.aborted) throw error;
     throw new ApiError({
       status: 0,
       code: "network",

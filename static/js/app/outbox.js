@@ -287,7 +287,9 @@ async function sendItem(item) {
     }
     const answer = answerFor(item.envelopeId);
     const partial = item.device ? { partial: true } : {};
-    if (!sendFrame({ type: frames.SEND, id: item.envelopeId, recipient: item.recipient, targets, ...partial })) {
+    // a file's blob is granted to the devices the send names (docs/protocol.md 19.5)
+    const files = item.contentType === ContentType.ATTACHMENT ? { attachments: [item.body.blob_id] } : {};
+    if (!sendFrame({ type: frames.SEND, id: item.envelopeId, recipient: item.recipient, targets, ...partial, ...files })) {
       answered(item.envelopeId, null);
       return false;
     }

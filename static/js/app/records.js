@@ -76,8 +76,8 @@ export function unsupportedRecord({ author, id, conversation, authorDevice, time
 }
 
 /**
- * A file (an attachment pointer, docs/protocol.md 26.2), kept with its pointer. This browser
- * does not fetch or open files yet: the line names the file and says so.
+ * A file (an attachment pointer, docs/protocol.md 26.2), kept with its pointer; files.js
+ * fetches it when the person asks.
  * @param {{author: string, id: string, conversation: string, authorDevice: string | null,
  *   outgoing: boolean, pointer: Record<string, any>, timestamp: number, status: string,
  *   readSent: boolean, receivedAt?: number}} fields
@@ -87,7 +87,7 @@ export function attachmentRecord({ author, id, conversation, authorDevice, outgo
     ...textRecord({ author, id, conversation, authorDevice, outgoing, text: "", timestamp, status, readSent, receivedAt }),
     kind: "attachment",
     attachment: pointer,
-    text: `A file, ${pointer.name} (${fileSize(pointer.size)}): this browser cannot open files yet.`,
+    text: `File: ${pointer.name} (${fileSize(pointer.size)})`,
   };
 }
 

@@ -255,6 +255,16 @@ export class AttachmentSealer {
   }
 
   /**
+   * The sealer of an upload resumed: with the key and header drawn the first time, the same
+   * file gives the same blob again, so the pieces the server holds can be skipped.
+   * @param {number} size @param {Uint8Array} key @param {Uint8Array} header
+   */
+  static keyed(size, key, header) {
+    const draws = [key, header];
+    return new AttachmentSealer(size, () => /** @type {Uint8Array} */ (draws.shift()));
+  }
+
+  /**
    * The ciphertext of every chunk that `piece` completes (maybe none; an empty file's one
    * chunk comes from its first push, of an empty array).
    * @param {Uint8Array} piece @returns {Uint8Array}

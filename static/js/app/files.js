@@ -1,0 +1,316 @@
+// Files in the web app (docs/protocol.md 19.5 and 26). A file picked, dropped or pasted is
+// sealed here (protocol/attachments.js, a 64 KiB chunk at a time, yielding between pieces so
+// typing never waits) and uploaded in pieces with its progress; after a dropped connection it
+// goes on from the server's last stored piece, sealed again under the same key. Then its
+// pointer is sent as a content of type 12 through the outbox. A file that came is fetched
+// when the person asks, with its progress, checked against its pointer, and kept (a Blob of
+// this page) only once it opened: an altered one leaves nothing.
+//
+// Transfers live in this page (a Map by message key); the message record says what is
+// stored: an own file `uploading`, then `sending` like a text.
+
+import { attachments, ContentType, encoding, ProtocolError, ready, systemRng } from "../protocol/index.js";
+import { ApiError, api } from "./api.js";
+import { Change, notify } from "./events.js";
+import { ringLeader } from "./outbox.js";
+import { emptyConversation, fileSize, outboxItem } from "./records.js";
+import { SendRefused, self } from "./self.js";
+import * as store from "./store.js";
+
+const { AttachmentOpener, AttachmentPointer, AttachmentSealer, blobSize } = attachments;
+const { b64uEncode } = encoding;
+
+/** The largest file, as the server says (a data attribute of the composer), 25 MB by default. */
+export function maxFileBytes() {
+  const said = Number(document.getElementById("composer")?.dataset.maxFileBytes);
+  return Number.isSafeInteger(said) && said > 0 ? said : 25_000_000;
+}
+
+const RETRY_MS = [1000, 2000, 4000, 8000, 15000, 30000];
+const THUMB_SIDE = 240;
+const THUMB_BYTES = 16384;
+
+/** @typedef {{done: number, total: number, controller: AbortController, state: string, error?: string}} Upload */
+/** @typedef {{done: number, total: number, state: "fetching" | "done" | "failed", url?: string, error?: string}} Download */
+
+/** @type {Map<string, Upload>} */
+const uploads = new Map();
+/** @type {Map<string, Download>} */
+const downloads = new Map();
+
+/** What this page knows of a message's transfer (for its line). @param {string} key */
+export function transfer(key) {
+  return uploads.get(key) ?? downloads.get(key) ?? null;
+}
+
+/** A line shows the progress: told at most every 100 ms per message. */
+const told = new Map();
+/** @param {string} peer @param {string} key @param {boolean} [now] */
+function tell(peer, key, now = false) {
+  const last = told.get(key) ?? 0;
+  if (!now && Date.now() - last < 100) return;
+  told.set(key, Date.now());
+  notify({ kind: Change.MESSAGES, peer });
+}
+
+// ------------------------------------------------------------------ sending
+
+/**
+ * A small JPEG of an image, made on a canvas, and the image's own size; null for anything the
+ * browser cannot draw.
+ * @param {File} file
+ * @returns {Promise<{thumbnail: InstanceType<typeof attachments.Thumbnail>, width: number, height: number} | null>}
+ */
+async function thumbnailOf(file) {
+  if (!file.type.startsWith("image/")) return null;
+  let bitmap;
+  try {
+    bitmap = await createImageBitmap(file);
+  } catch {
+    return null;
+  }
+  const { width, height } = bitmap;
+  const scale = Math.min(1, THUMB_SIDE / Math.max(width, height));
+  const canvas = new OffscreenCanvas(Math.max(1, Math.round(width * scale)), Math.max(1, Math.round(height * scale)));
+  canvas.getContext("2d")?.drawImage(bitmap, 0, 0, canvas.width, canvas.height);
+  bitmap.close();
+  for (const quality of [0.7, 0.5, 0.3]) {
+    const blob = await canvas.convertToBlob({ type: "image/jpeg", quality });
+    if (blob.size <= THUMB_BYTES) {
+      const data = new Uint8Array(await blob.arrayBuffer());
+      const thumbnail = new attachments.Thumbnail({ type: "image/jpeg", data, width: canvas.width, height: canvas.height });
+      return width <= 65535 && height <= 65535 ? { thumbnail, width, height } : { thumbnail, width: 0, height: 0 };
+    }
+  }
+  return null;
+}
+
+/** A name the pointer takes (26.2): no path separators or control characters. @param {string} name */
+function shownName(name) {
+  // eslint-disable-next-line no-control-regex -- control characters are what it replaces
+  const safe = [...name.replace(/[\u0000-\u001f\u007f/\\]/g, "_")].slice(0, 255).join("");
+  return safe === "" || safe === "." || safe === ".." ? "file" : safe;
+}
+
+/** @param {string} type */
+const mediaType = (type) => (/^[a-z0-9][a-z0-9!#$&^_.+-]*\/[a-z0-9][a-z0-9!#$&^_.+-]*$/.test(type.toLowerCase()) ? type.toLowerCase() : "application/octet-stream");
+
+/** @param {number} ms @param {AbortSignal} signal */
+const pause = (ms, signal) =>
+  new Promise((resolve, reject) => {
+    const timer = window.setTimeout(resolve, ms);
+    signal.addEventListener("abort", () => {
+      window.clearTimeout(timer);
+      reject(signal.reason);
+    });
+  });
+
+/**
+ * The blob of `file` in upload pieces of `pieceBytes`, sealed as it is read.
+ * @param {File} file @param {InstanceType<typeof AttachmentSealer>} sealer @param {number} pieceBytes
+ */
+async function* pieces(file, sealer, pieceBytes) {
+  let buffer = sealer.header;
+  const take = () => {
+    const piece = buffer.slice(0, pieceBytes);
+    buffer = buffer.subarray(pieceBytes);
+    return piece;
+  };
+  if (file.size === 0) buffer = encoding.concatBytes(buffer, sealer.push(new Uint8Array(0)));
+  for (let offset = 0; offset < file.size; offset += pieceBytes) {
+    const plain = new Uint8Array(await file.slice(offset, offset + pieceBytes).arrayBuffer());
+    buffer = encoding.concatBytes(buffer, sealer.push(plain));
+    while (buffer.length >= pieceBytes) yield take();
+  }
+  if (buffer.length) yield take();
+}
+
+/**
+ * Upload the sealed file from piece `from` on; the number of pieces the server holds.
+ * @param {File} file @param {InstanceType<typeof AttachmentSealer>} sealer
+ * @param {{blob_id: string, piece_bytes: number}} opened @param {number} from
+ * @param {Upload} upload @param {() => void} progressed
+ */
+async function uploadFrom(file, sealer, opened, from, upload, progressed) {
+  let index = 0;
+  let stored = from;
+  for await (const piece of pieces(file, sealer, opened.piece_bytes)) {
+    if (index >= from) {
+      const answer = await api(`/api/attachments/${opened.blob_id}/pieces/${index}`, {
+        method: "PUT",
+        body: piece,
+        signal: upload.controller.signal,
+      });
+      stored = answer.stored;
+      upload.done = Math.min(upload.total, stored * opened.piece_bytes);
+      progressed();
+    }
+    index += 1;
+  }
+  return stored;
+}
+
+/** @param {unknown} error */
+const dropped = (error) => error instanceof ApiError && (error.status === 0 || error.status >= 500);
+
+/**
+ * Send `file` to the contact `peer`: kept at once as an own message that shows its upload,
+ * uploaded, then sent as its pointer. Refused before anything is uploaded when it is over
+ * the limit.
+ * @param {string} peer @param {File} file
+ */
+export async function sendFile(peer, file) {
+  await ready();
+  const limit = maxFileBytes();
+  if (file.size > limit) {
+    throw new SendRefused(`Files can be at most ${fileSize(limit)}; ${file.name} is ${fileSize(file.size)}.`, "attachment_too_large");
+  }
+  const me = await self();
+  const contact = await store.read("contacts", peer);
+  if (!contact) throw new SendRefused(`Add ${peer} as a contact first.`, "not_a_contact");
+  const timestamp = Date.now();
+  const id = b64uEncode(systemRng(16));
+  const key = `${me.accountId}:${id}`; // messageKey(author, id)
+  const picture = await thumbnailOf(file);
+  const shown = { name: shownName(file.name), size: file.size, type: mediaType(file.type), ...(picture ? { thumbnail: picture.thumbnail } : {}) };
+  const message = {
+    key,
+    id,
+    conversation: peer,
+    author: me.accountId,
+    authorDevice: me.deviceId,
+    outgoing: true,
+    kind: "attachment",
+    attachment: { name: shown.name, size: shown.size, type: shown.type, thumbnail: picture ? thumbnailJSON(picture.thumbnail) : undefined },
+    text: `File: ${shown.name}`,
+    timestamp,
+    receivedAt: timestamp,
+    status: "uploading",
+    readSent: true,
+  };
+  await store.transact(["messages", "conversations"], (s) => {
+    s.messages.put(message);
+    s.conversations.put({ ...emptyConversation(peer), lastText: message.text, lastTimestamp: timestamp, lastOutgoing: true });
+  });
+  const upload = { done: 0, total: blobSize(file.size), controller: new AbortController(), state: "uploading" };
+  uploads.set(key, upload);
+  downloads.set(key, { done: 0, total: 0, state: "done", url: URL.createObjectURL(file) }); // this device has it
+  tell(peer, key, true);
+  try {
+    const pointer = await uploadFile(file, upload, () => tell(peer, key));
+    const size = picture?.width ? { width: picture.width, height: picture.height } : {};
+    const body = new AttachmentPointer({ ...pointer, ...size }).toBody();
+    await store.transact(["messages", "outbox"], (s) => {
+      s.messages.put({ ...message, attachment: body, status: "sending" });
+      s.outbox.add(outboxItem(peer, ContentType.ATTACHMENT, body, { messageId: id, timestamp, messageKey: key }));
+    });
+    uploads.delete(key);
+    ringLeader();
+  } catch (error) {
+    uploads.delete(key);
+    if (upload.controller.signal.aborted) {
+      await store.transact(["messages"], (s) => s.messages.delete(key)); // cancelled: gone
+    } else {
+      const reason = error instanceof ApiError || error instanceof SendRefused ? error.message : String(error);
+      await store.transact(["messages"], (s) => s.messages.put({ ...message, status: "failed", reason }));
+    }
+  }
+  tell(peer, key, true);
+  return message;
+
+  /** @param {File} f @param {Upload} u @param {() => void} progressed */
+  async function uploadFile(f, u, progressed) {
+    const opened = await api("/api/attachments", { method: "POST", body: { size: blobSize(f.size) } });
+    let sealer = new AttachmentSealer(f.size, systemRng);
+    const first = { key: sealer.key, header: sealer.header };
+    let from = 0;
+    for (let attempt = 0; ; attempt += 1) {
+      try {
+        await uploadFrom(f, sealer, opened, from, u, progressed);
+        break;
+      } catch (error) {
+        if (!dropped(error) || attempt >= RETRY_MS.length) throw error;
+        u.state = "waiting";
+        progressed();
+        await pause(RETRY_MS[attempt], u.controller.signal);
+        try {
+          from = (await api(`/api/attachments/${opened.blob_id}/upload`)).stored;
+        } catch (again) {
+          if (!dropped(again)) throw again;
+        }
+        u.state = "uploading";
+        sealer = AttachmentSealer.keyed(f.size, first.key, first.header); // the same blob again
+      }
+    }
+    const sealed = sealer.finish();
+    return { blobId: opened.blob_id, key: sealed.key, digest: sealed.digest, plaintextHash: sealed.plaintextHash, size: f.size, type: shown.type, name: shown.name, thumbnail: shown.thumbnail ?? null };
+  }
+}
+
+/** @param {InstanceType<typeof attachments.Thumbnail>} t */
+function thumbnailJSON(t) {
+  return { type: t.type, data: b64uEncode(t.data), width: t.width, height: t.height };
+}
+
+/** The person cancels an upload: nothing more is sent, the message goes. @param {string} key */
+export function cancelUpload(key) {
+  uploads.get(key)?.controller.abort(new DOMException("Cancelled", "AbortError"));
+}
+
+// ------------------------------------------------------------------ receiving
+
+/**
+ * Fetch, check and keep the file of a message (another's, or an own one sent from another
+ * device): its progress while it comes, then a Blob URL, or why nothing was kept.
+ * @param {{key: string, conversation: string, attachment: Record<string, any>}} message
+ */
+export async function fetchFile(message) {
+  const { key, conversation: peer } = message;
+  if (downloads.get(key)?.state === "fetching" || downloads.get(key)?.state === "done") return;
+  await ready();
+  const pointer = AttachmentPointer.fromBody(message.attachment);
+  const download = /** @type {Download} */ ({ done: 0, total: pointer.blobSize, state: "fetching" });
+  downloads.set(key, download);
+  tell(peer, key, true);
+  const opener = new AttachmentOpener(pointer);
+  const parts = [];
+  try {
+    for (let attempt = 0; ; attempt += 1) {
+      try {
+        const headers = download.done ? { Range: `bytes=${download.done}-` } : undefined;
+        const response = await fetch(`/api/attachments/${pointer.blobId}`, { credentials: "same-origin", headers });
+        if (!response.ok || !response.body) {
+          const answer = await response.json().catch(() => ({}));
+          throw new ApiError({ status: response.status, code: answer?.error?.code ?? "http_error", message: answer?.error?.message ?? `The server answered ${response.status}.` });
+        }
+        if (download.done && response.status !== 206) throw new Error("The server sent the whole file again.");
+        const reader = response.body.getReader();
+        for (;;) {
+          const { done, value } = await reader.read();
+          if (done) break;
+          parts.push(opener.pull(value));
+          download.done += value.length;
+          tell(peer, key);
+        }
+        break;
+      } catch (error) {
+        // a dropped connection is tried again from the byte that came; a refusal is final
+        if (error instanceof ProtocolError || error instanceof ApiError || attempt >= 3) throw error;
+        await new Promise((resolve) => window.setTimeout(resolve, 1000 * (attempt + 1)));
+      }
+    }
+    opener.finish();
+    download.url = URL.createObjectURL(new Blob(parts, { type: pointer.type }));
+    download.state = "done";
+  } catch (error) {
+    parts.length = 0;
+    download.state = "failed";
+    download.error =
+      error instanceof ProtocolError
+        ? "This file was altered on the way; nothing was kept."
+        : error instanceof ApiError && error.status === 404
+          ? "The file is no longer on the server."
+          : `The file could not be fetched: ${/** @type {Error} */ (error).message}`;
+  }
+  tell(peer, key, true);
+}

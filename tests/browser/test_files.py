@@ -1,0 +1,143 @@
+"""Files in the web app (docs/protocol.md 19.5, 26): alice's laptop, her phone closed, sends
+bob a 10 MB file and pastes an image. Bob's Python phone fetches both and they are the bytes
+alice sent; alice's phone, opened again, shows both as her own (the picture's thumbnail at
+once) and fetches and checks the file. The upload is cut once by a dropped connection and goes
+on from the piece the server had. A file over the limit is refused before anything is sent."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from playwright.sync_api import Page, expect
+
+from client.attachments import download_file
+from client.events import FileMessage
+from tests.support.actors import person
+from tests.support.browser import DESKTOP, PHONE
+from tests.support.devices import DeviceThread, primary_messenger
+from tests.support.server import LiveServer
+from tests.support.web import (
+    SLOW,
+    add_contact,
+    collect_errors,
+    link_companion,
+    new_primary,
+    new_username,
+    open_chats,
+)
+
+TEN_MB = os.urandom(10_000_000)
+
+PASTE_IMAGE = """async () => {
+  const canvas = new OffscreenCanvas(640, 480);
+  const g = canvas.getContext("2d");
+  g.fillStyle = "#1e88e5"; g.fillRect(0, 0, 640, 480);
+  g.fillStyle = "#ffca28"; g.beginPath(); g.arc(320, 240, 150, 0, Math.PI * 2); g.fill();
+  const blob = await canvas.convertToBlob({ type: "image/png" });
+  const file = new File([blob], "sunny.png", { type: "image/png" });
+  const data = new DataTransfer();
+  data.items.add(file);
+  document.getElementById("composer-text").dispatchEvent(
+    new ClipboardEvent("paste", { clipboardData: data, bubbles: true, cancelable: true }));
+  return Array.from(new Uint8Array(await blob.arrayBuffer()));
+}"""
+
+
+def file_line(page: Page, name: str):
+    return page.locator("#message-list .message", has=page.locator(f'[data-file="{name}"]'))
+
+
+def test_files_from_a_companion_reach_the_contact_and_the_own_phone(
+    new_device, live_app: LiveServer, tmp_path: Path, device_thread: DeviceThread, screenshot
+):
+    devices = device_thread
+    alice_name = new_username("alice")
+    phone_context = new_device(viewport=PHONE)
+    phone, _ = new_primary(phone_context, alice_name)
+    laptop = new_device(viewport=DESKTOP).new_page()
+    link_companion(phone, laptop, "Laptop")
+    bob = person(live_app, "bob")
+    bob_phone = devices.connect(lambda: primary_messenger(bob, tmp_path))
+    open_chats(phone)
+    add_contact(phone, bob.username)
+    phone.close()
+
+    # the laptop sends a 10 MB file; its upload is cut once at the fourth piece
+    cut: list[str] = []
+    pieces: list[str] = []
+
+    def cut_once(route):
+        if cut:
+            route.continue_()
+        else:
+            cut.append(route.request.url)
+            route.abort("connectionreset")
+
+    laptop.route("**/api/attachments/*/pieces/3", cut_once)
+    laptop.on(
+        "request",
+        lambda r: pieces.append(r.url.rsplit("/", 1)[1]) if r.method == "PUT" else None,
+    )
+    open_chats(laptop, f"/chats/{bob.username}")
+    errors = collect_errors(laptop)
+    laptop.locator("#composer-file").set_input_files(
+        {"name": "notes.bin", "mimeType": "application/octet-stream", "buffer": TEN_MB}
+    )
+    sent = file_line(laptop, "notes.bin")
+    expect(sent.locator(".file-progress")).to_be_visible(timeout=SLOW)
+    expect(sent.locator(".message-status")).to_have_attribute("data-status", "sent", timeout=30_000)
+    assert len(cut) == 1
+    assert pieces.count("3") == 2 and pieces.count("0") == 1  # went on from the piece it lacked
+
+    # an image pasted into the composer goes as a file with a thumbnail made here
+    image = bytes(laptop.evaluate(PASTE_IMAGE))
+    pasted = file_line(laptop, "sunny.png")
+    expect(pasted.locator(".message-status")).to_have_attribute("data-status", "sent", timeout=SLOW)
+    expect(pasted.locator("img.file-picture")).to_be_visible()
+    screenshot(laptop, "file-sent-1440")
+
+    # bob's phone gets both pointers; what it fetches is what alice sent
+    files = devices.run(bob_phone.wait_for(FileMessage, 2, within=30))
+    by_name = {f.pointer.name: f.pointer for f in files}
+    assert set(by_name) == {"notes.bin", "sunny.png"}
+    assert by_name["sunny.png"].thumbnail is not None
+    assert (by_name["sunny.png"].width, by_name["sunny.png"].height) == (640, 480)
+    transport = bob_phone.messenger.transport
+    saved = download_file(transport, by_name["notes.bin"], tmp_path / "bob")  # type: ignore[arg-type]
+    assert saved.read_bytes() == TEN_MB
+    assert download_file(transport, by_name["sunny.png"], tmp_path / "bob").read_bytes() == image  # type: ignore[arg-type]
+
+    # alice's phone, opened again, has both as her own; the picture shows before any fetch
+    phone = phone_context.new_page()
+    open_chats(phone, f"/chats/{bob.username}")
+    own = file_line(phone, "notes.bin")
+    expect(own).to_have_class("message out", timeout=SLOW)
+    expect(file_line(phone, "sunny.png").locator("img.file-picture")).to_be_visible()
+    own.get_by_role("button", name="Download notes.bin").click()
+    save = own.get_by_role("link", name="Save notes.bin")
+    expect(save).to_be_visible(timeout=SLOW)
+    with phone.expect_download() as saving:
+        save.click()
+    assert saving.value.suggested_filename == "notes.bin"
+    assert Path(saving.value.path()).read_bytes() == TEN_MB
+    screenshot(phone, "file-received-390")
+    assert errors == []
+
+
+def test_a_file_over_the_limit_is_refused_before_anything_is_sent(new_device, live_app):
+    page, _ = new_primary(new_device(viewport=PHONE), new_username("alice"))
+    bob = person(live_app, "bob")
+    open_chats(page)
+    add_contact(page, bob.username)
+    asked: list[str] = []
+    page.on("request", lambda r: asked.append(r.url) if "/api/attachments" in r.url else None)
+    expect(page.get_by_role("button", name="Attach a file (up to 25 MB)")).to_be_visible()
+    page.locator("#composer-file").set_input_files(
+        {"name": "film.mp4", "mimeType": "video/mp4", "buffer": bytes(26_000_000)}
+    )
+    expect(page.locator("#composer-message")).to_have_text(
+        "Files can be at most 25 MB; film.mp4 is 26 MB."
+    )
+    expect(page.locator("#message-list [data-file]")).to_have_count(0)
+    assert asked == []

@@ -1,0 +1,110 @@
+"""Files against a misbehaving server, with Python devices on the live server (docs/protocol.md
+19.5, 26.3): the server alters a stored blob, swaps it for another file's, cuts it short, or
+a message names a blob of another conversation. Each is refused in plain words, and nothing
+of the file is kept where files are saved."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from client import attachments
+from client.api import ApiError, ServerUnreachable
+from client.attachments import FileAltered, download_file, upload_file
+from client.events import FileMessage
+from tests.support.actors import person
+from tests.support.devices import Device, primary_messenger
+
+SIZE = 1_200_000  # two upload pieces of 1 MiB
+
+
+async def file_sent(live_app, tmp_path: Path) -> dict[str, Any]:
+    """alice's phone sends bob a file; bob's phone has its pointer (not yet fetched)."""
+    alice, bob = person(live_app, "alice"), person(live_app, "bob")
+    phones = {
+        "alice": await Device(primary_messenger(alice, tmp_path)).connect(),
+        "bob": await Device(primary_messenger(bob, tmp_path)).connect(),
+    }
+    sender = phones["alice"].messenger
+    path = tmp_path / "notes.pdf"
+    path.write_bytes(os.urandom(SIZE))
+    pointer = await asyncio.to_thread(upload_file, sender.transport, path, sender.rng)
+    await phones["alice"].connection.send_file(bob.username, pointer)
+    await phones["bob"].wait_for(FileMessage)
+    [received] = phones["bob"].of(FileMessage)
+    return {"phones": phones, "pointer": received.pointer, "path": path, "people": (alice, bob)}
+
+
+def pieces(live_app, blob_id: str) -> list[Path]:
+    return sorted((Path(live_app.env["PARLEY_ATTACHMENT_DIR"]) / blob_id).iterdir())
+
+
+async def fetch(device: Device, pointer, directory: Path) -> Path:
+    return await asyncio.to_thread(download_file, device.messenger.transport, pointer, directory)
+
+
+async def close(world: dict[str, Any]) -> None:
+    for device in world["phones"].values():
+        await device.close()
+
+
+async def test_the_file_as_sealed_is_saved(live_app, tmp_path):
+    world = await file_sent(live_app, tmp_path)
+    saved = await fetch(world["phones"]["bob"], world["pointer"], tmp_path / "in")
+    assert saved.read_bytes() == world["path"].read_bytes()
+    assert saved.name == "notes.pdf" and world["pointer"].type == "application/pdf"
+    await close(world)
+
+
+@pytest.mark.parametrize("tampering", ["one_byte_altered", "another_files_blob"])
+async def test_a_blob_the_server_altered_is_refused_and_nothing_is_kept(
+    live_app, tmp_path, tampering
+):
+    world = await file_sent(live_app, tmp_path)
+    stored = pieces(live_app, world["pointer"].blob_id)
+    if tampering == "one_byte_altered":
+        data = bytearray(stored[-1].read_bytes())
+        data[-100] ^= 1
+        stored[-1].write_bytes(bytes(data))
+    else:  # another file of the same size, sealed under another key, in its place
+        other = tmp_path / "other.pdf"
+        other.write_bytes(os.urandom(SIZE))
+        sender = world["phones"]["alice"].messenger
+        swapped = await asyncio.to_thread(upload_file, sender.transport, other, sender.rng)
+        for mine, theirs in zip(stored, pieces(live_app, swapped.blob_id), strict=True):
+            mine.write_bytes(theirs.read_bytes())
+    directory = tmp_path / "in"
+    with pytest.raises(FileAltered, match="notes.pdf was altered on the way"):
+        await fetch(world["phones"]["bob"], world["pointer"], directory)
+    assert list(directory.iterdir()) == []
+    await close(world)
+
+
+async def test_a_blob_the_server_cuts_short_is_not_kept(live_app, tmp_path, monkeypatch):
+    world = await file_sent(live_app, tmp_path)
+    last = pieces(live_app, world["pointer"].blob_id)[-1]
+    last.write_bytes(last.read_bytes()[:-1000])
+    monkeypatch.setattr(attachments, "RETRY_SECONDS", 0.05)  # the retries, quickly
+    directory = tmp_path / "in"
+    with pytest.raises(ServerUnreachable):  # the server closes the answer it cannot finish
+        await fetch(world["phones"]["bob"], world["pointer"], directory)
+    assert list(directory.iterdir()) == []
+    await close(world)
+
+
+async def test_a_blob_of_another_conversation_gives_nothing(live_app, tmp_path):
+    """carol learns the pointer of alice's file to bob (blob id and key): the server still
+    serves it only to the devices alice's send named."""
+    world = await file_sent(live_app, tmp_path)
+    carol = await Device(primary_messenger(person(live_app, "carol"), tmp_path)).connect()
+    directory = tmp_path / "in"
+    with pytest.raises(ApiError) as refused:
+        await fetch(carol, world["pointer"], directory)
+    assert (refused.value.status, refused.value.code) == (404, "not_found")
+    assert list(directory.iterdir()) == []
+    await carol.close()
+    await close(world)
