@@ -2,7 +2,7 @@
 different nodes talk, log-outs cross nodes (and race pushes without a server exception), a
 node killed under load loses nothing and leaves no device "active now", and the replay memory,
 the prekey fair share and the compare-and-swap of the state log and of group logs hold on
-PostgreSQL across nodes."""
+PostgreSQL across nodes, and a file uploaded through one node is fetched through the other."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ import redis
 
 from client.http import HttpTransport
 from protocol import groups
+from protocol.attachments import blob_size
 from protocol.encoding import b64u_encode
 from protocol.frames import CLOSE_REVOKED
 from tests.messaging.test_socket_lifecycle import eventually, race_a_log_out, server_errors
@@ -41,6 +42,8 @@ def cluster(tmp_path_factory: pytest.TempPathFactory):
             "PARLEY_SEND_BURST": "100000",
             # a node silent for 3 s is dead, so the kill test need not wait 30 s
             "PARLEY_HEARTBEAT_SECONDS": "1",
+            # attachments in a store every node reaches (docs/operations.md)
+            "PARLEY_ATTACHMENT_DIR": str(workdir / "attachments"),
         },
     )
     yield started
@@ -522,3 +525,45 @@ async def test_a_group_message_is_stored_once_on_postgresql_and_freed_by_the_las
         assert db.execute("SELECT count(*) FROM messaging_groupmessage").fetchone() == (0,)
     for socket in (sender, at_bob, at_carol):
         await socket.close()
+
+
+async def test_a_file_uploaded_through_one_node_is_fetched_through_the_other(cluster):
+    """The blob's pieces go to node 0, the send that grants it too; bob's device fetches it
+    from node 1, and once it has, neither node serves it any more (docs/protocol.md 19.5)."""
+    alice, alice_http = await asyncio.to_thread(account, cluster, "alicefiles")
+    bob, bob_http = await asyncio.to_thread(account, cluster, "bobfiles")
+    blob = os.urandom(blob_size(1_500_000))
+    status, opened = await asyncio.to_thread(
+        alice_http.post, "/api/attachments", {"size": len(blob)}
+    )
+    assert status == 201, opened
+    step = opened["piece_bytes"]
+    for index in range(opened["pieces"]):
+        piece = blob[index * step : (index + 1) * step]
+        path = f"/api/attachments/{opened['blob_id']}/pieces/{index}"
+        ok(await asyncio.to_thread(alice_http.put_bytes, path, piece))
+    to_bob = await socket_on(cluster, 0, alice_http).connect()
+    await to_bob.send_frame(
+        {
+            "type": "send",
+            "v": 1,
+            "id": "a file",
+            "recipient": "bobfiles",
+            "targets": {bob.device_id: b64u_encode(b"the pointer, encrypted")},
+            "attachments": [opened["blob_id"]],
+        }
+    )
+    assert (await to_bob.next("accepted", "error"))["type"] == "accepted"
+    await to_bob.close()
+
+    bob_on_1 = HttpTransport(cluster.nodes[1].url)
+    bob_on_1.import_cookies(bob_http.export_cookies())
+    fetched = bytearray()
+    status, error = await asyncio.to_thread(
+        bob_on_1.download, f"/api/attachments/{opened['blob_id']}", fetched.extend
+    )
+    assert (status, error, bytes(fetched) == blob) == (200, None, True)
+    again = await asyncio.to_thread(
+        bob_http.download, f"/api/attachments/{opened['blob_id']}", fetched.extend
+    )
+    assert again[0] == 404  # fetched by every device it was granted to: deleted

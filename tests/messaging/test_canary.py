@@ -1,16 +1,18 @@
 """A unique plaintext sent through the whole system (send, deliver, delivery receipt; a group
-send) never reaches the server's database, Redis or log, and neither do the sender's private
+send; a file) never reaches the server's database, Redis or log, and neither do the sender's private
 key nor its group sender key."""
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import socket
 import sqlite3
 import threading
 from pathlib import Path
 
-from client.events import GroupEvent, GroupText
+from client.attachments import download_file, upload_file
+from client.events import FileMessage, GroupEvent, GroupText
 from client.messenger import ReceiptReceived, TextMessage
 from protocol.encoding import b64u_encode
 from tests.support.actors import person
@@ -142,6 +144,50 @@ async def test_canary_group_text_and_sender_key_never_reach_the_server(
     # (docs/protocol.md 25.5: entries are signed, not encrypted), names the group
     assert any(b"Canaries" in value for value in dump)
     for what, needle in needles.items():
+        assert not any(needle in value for value in dump), f"{what} in a database table"
+        assert needle not in raw_files, f"{what} in the database files"
+        assert needle not in capture, f"{what} in the Redis MONITOR capture"
+        assert needle not in log, f"{what} in the server log"
+
+
+async def test_canary_file_and_its_key_never_reach_the_server(live_app, redis_server, tmp_path):
+    """A file made of a canary, under a name holding it, sent and fetched: neither its bytes,
+    nor its name, nor its key are in the stored pieces, the database, Redis or the log."""
+    alice, bob = person(live_app, "alice"), person(live_app, "bob")
+    sender = await Device(primary_messenger(alice, tmp_path)).connect()
+    receiver = await Device(primary_messenger(bob, tmp_path)).connect()
+    canary = f"canary-{secrets.token_hex(16)}".encode()
+    path = tmp_path / f"{canary.decode()}.txt"
+    path.write_bytes(canary * 40_000)  # 1.6 MB: two upload pieces, many chunks
+    monitor = RedisMonitor(redis_server)
+    transport = sender.messenger.transport
+    pointer = await asyncio.to_thread(upload_file, transport, path, sender.messenger.rng)  # type: ignore[arg-type]
+    await sender.connection.send_file(bob.username, pointer)
+    [message] = await receiver.wait_for(FileMessage)
+    stored = Path(live_app.env["PARLEY_ATTACHMENT_DIR"]) / pointer.blob_id
+    pieces = b"".join(p.read_bytes() for p in sorted(stored.iterdir()))  # before bob fetches
+    saved = await asyncio.to_thread(
+        download_file,
+        receiver.messenger.transport,
+        message.pointer,
+        tmp_path / "bob",  # type: ignore[arg-type]
+    )
+    await sender.close()
+    await receiver.close()
+    capture = monitor.stop()
+
+    assert saved.read_bytes() == path.read_bytes()  # it did go through
+    assert len(pieces) == pointer.blob_size  # and the scan reads the whole stored blob
+    needles = {
+        "file content and name": canary,  # the name is inside the encrypted message
+        "file key": pointer.key,
+        "file key (base64url)": b64u_encode(pointer.key).encode(),
+    }
+    dump = database_dump(live_app.db_path)
+    raw_files = files_of(live_app.db_path)
+    log = live_app.log().encode()
+    for what, needle in needles.items():
+        assert needle not in pieces, f"{what} in the stored pieces"
         assert not any(needle in value for value in dump), f"{what} in a database table"
         assert needle not in raw_files, f"{what} in the database files"
         assert needle not in capture, f"{what} in the Redis MONITOR capture"
