@@ -2,7 +2,8 @@
 bob a 10 MB file and pastes an image. Bob's Python phone fetches both and they are the bytes
 alice sent; alice's phone, opened again, shows both as her own (the picture's thumbnail at
 once) and fetches and checks the file. The upload is cut once by a dropped connection and goes
-on from the piece the server had. A file over the limit is refused before anything is sent."""
+on from the piece the server had. A file over the limit is refused before anything is sent;
+one the server altered, or one of another conversation, is refused in plain words."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from pathlib import Path
 
 from playwright.sync_api import Page, expect
 
-from client.attachments import download_file
+from client.attachments import download_file, upload_file
 from client.events import FileMessage
 from tests.support.actors import person
 from tests.support.browser import DESKTOP, PHONE
@@ -26,6 +27,7 @@ from tests.support.web import (
     new_username,
     open_chats,
 )
+from tests.support.wire import send_frames
 
 TEN_MB = os.urandom(10_000_000)
 
@@ -141,3 +143,53 @@ def test_a_file_over_the_limit_is_refused_before_anything_is_sent(new_device, li
     )
     expect(page.locator("#message-list [data-file]")).to_have_count(0)
     assert asked == []
+
+
+def test_a_file_the_server_altered_or_keeps_from_this_device_is_refused_visibly(
+    new_device, live_app: LiveServer, tmp_path: Path
+):
+    """bob's terminal sends alice's browser two files; the server alters one byte of the
+    first one's stored blob, and the second names a blob of another conversation. Neither
+    is offered to save; each line says why."""
+    alice_name = new_username("alice")
+    alice, _ = new_primary(new_device(viewport=PHONE), alice_name)
+    bob, carol = person(live_app, "bob"), person(live_app, "carol")
+    bob_messenger = primary_messenger(bob, tmp_path)
+    open_chats(alice)
+    add_contact(alice, bob.username)
+    errors = collect_errors(alice)
+    cookie = bob.transport.cookie_header()
+
+    def sent(name: str, pointer) -> None:
+        out = bob_messenger.prepare_file(alice_name, pointer)
+        send_frames(live_app.ws_url, live_app.url, cookie, [out.frame])
+        expect(file_line(alice, name)).to_be_visible(timeout=SLOW)
+
+    report = tmp_path / "report.pdf"
+    report.write_bytes(os.urandom(300_000))
+    altered = upload_file(bob.transport, report, bob_messenger.rng)  # type: ignore[arg-type]
+    sent("report.pdf", altered)
+    [piece] = (Path(live_app.env["PARLEY_ATTACHMENT_DIR"]) / altered.blob_id).iterdir()
+    data = bytearray(piece.read_bytes())
+    data[5000] ^= 1
+    piece.write_bytes(bytes(data))
+    line = file_line(alice, "report.pdf")
+    line.get_by_role("button", name="Download report.pdf").click()
+    expect(line.locator(".message-reason")).to_have_text(
+        "This file was altered on the way; nothing was kept.", timeout=SLOW
+    )
+    expect(line.get_by_role("link")).to_have_count(0)
+
+    # carol's file to someone else: its pointer, sent to alice, gets her nothing
+    carol_messenger = primary_messenger(carol, tmp_path)
+    theirs = upload_file(carol.transport, report, carol_messenger.rng)  # type: ignore[arg-type]
+    out = bob_messenger.prepare_file(alice_name, theirs)
+    frame = {**out.frame, "attachments": []}  # bob cannot grant carol's blob: he names none
+    send_frames(live_app.ws_url, live_app.url, cookie, [frame])
+    lines = alice.locator("#message-list .message", has=alice.locator('[data-file="report.pdf"]'))
+    expect(lines).to_have_count(2, timeout=SLOW)
+    lines.nth(1).get_by_role("button", name="Download report.pdf").click()
+    expect(lines.nth(1).locator(".message-reason")).to_have_text(
+        "The server has no such file for this device (it may have expired).", timeout=SLOW
+    )
+    assert errors == []

@@ -1,12 +1,13 @@
 """Files against a misbehaving server, with Python devices on the live server (docs/protocol.md
-19.5, 26.3): the server alters a stored blob, swaps it for another file's, cuts it short, or
-a message names a blob of another conversation. Each is refused in plain words, and nothing
-of the file is kept where files are saved."""
+19.5, 26.3): the server alters a stored blob, swaps it for another file's, cuts it short,
+changes a thumbnail in transit, or a message names a blob of another conversation. Each is
+refused in plain words, and nothing of the file is kept where files are saved."""
 
 from __future__ import annotations
 
 import asyncio
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,9 @@ import pytest
 from client import attachments
 from client.api import ApiError, ServerUnreachable
 from client.attachments import FileAltered, download_file, upload_file
-from client.events import FileMessage
+from client.events import FileMessage, MessageWaiting
+from protocol.attachments import Thumbnail
+from protocol.encoding import b64u_decode, b64u_encode
 from tests.support.actors import person
 from tests.support.devices import Device, primary_messenger
 
@@ -108,3 +111,32 @@ async def test_a_blob_of_another_conversation_gives_nothing(live_app, tmp_path):
     assert list(directory.iterdir()) == []
     await carol.close()
     await close(world)
+
+
+async def test_a_thumbnail_changed_in_transit_is_never_shown(live_app, tmp_path):
+    """The thumbnail rides inside the pointer, inside the end-to-end encrypted message: a
+    server that changes it changes a ciphertext that no longer opens. Bob's device asks for
+    the message again (docs/protocol.md 24) and shows no file, and no picture, from it."""
+    alice, bob = person(live_app, "alice"), person(live_app, "bob")
+
+    def altered(frame: dict[str, Any]) -> dict[str, Any]:
+        for envelope in frame.get("envelopes", []) if frame.get("type") == "deliver" else []:
+            data = bytearray(b64u_decode(envelope["ciphertext"]))
+            data[-40] ^= 1  # a byte of the encrypted content, which holds the thumbnail
+            envelope["ciphertext"] = b64u_encode(bytes(data))
+        return frame
+
+    sender = await Device(primary_messenger(alice, tmp_path)).connect()
+    receiver = await Device(primary_messenger(bob, tmp_path)).connect(rewrite=altered)
+    path = tmp_path / "beach.jpg"
+    path.write_bytes(os.urandom(5000))
+    uploaded = await asyncio.to_thread(
+        upload_file, sender.messenger.transport, path, sender.messenger.rng
+    )
+    pointer = replace(uploaded, thumbnail=Thumbnail("image/jpeg", os.urandom(600), 64, 48))
+    await sender.connection.send_file(bob.username, pointer)
+    [waiting] = await receiver.wait_for(MessageWaiting)
+    assert waiting.sender == alice.username
+    assert receiver.of(FileMessage) == []
+    await receiver.close()
+    await sender.close()

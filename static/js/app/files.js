@@ -309,7 +309,7 @@ export async function fetchFile(message) {
       error instanceof ProtocolError
         ? "This file was altered on the way; nothing was kept."
         : error instanceof ApiError && error.status === 404
-          ? "The file is no longer on the server."
+          ? "The server has no such file for this device (it may have expired)."
           : `The file could not be fetched: ${/** @type {Error} */ (error).message}`;
   }
   tell(peer, key, true);

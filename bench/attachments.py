@@ -1,0 +1,112 @@
+"""Sealing and uploading a file, and fetching and opening it, on loopback, with the server's
+memory while it comes in (docs/protocol.md 19.5, 26).
+
+    python bench/attachments.py [--sizes 5,25] [--runs 3]
+
+For each size (MB), a Python device (client/attachments.py) seals and uploads a file of
+random bytes in 1 MiB pieces, then fetches and opens it again; the server is one Daphne
+node on SQLite (the embedded default). The server's resident memory is sampled every 5 ms
+from /proc during the upload: its peak above what it held before shows whether memory
+grows with the file (it should not: a piece at a time). JS sealing alone is
+`node bench/attachments.mjs`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from client.attachments import download_file, upload_file  # noqa: E402
+from client.http import HttpTransport  # noqa: E402
+from protocol.rng import system_rng  # noqa: E402
+from tests.support.actors import PrimaryActor  # noqa: E402
+from tests.support.server import start_server  # noqa: E402
+from tests.support.softauthn import SoftAuthenticator  # noqa: E402
+
+SETTINGS = {"DEBUG": "0", "SECRET_KEY": "bench", "LOG_LEVEL": "WARNING"}
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise RuntimeError("no VmRSS")
+
+
+class PeakMemory:
+    """The largest resident set of `pid` while the block runs, sampled every 5 ms."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid, self.peak, self.running = pid, 0, False
+
+    def __enter__(self) -> PeakMemory:
+        self.before = rss_kib(self.pid)
+        self.peak, self.running = self.before, True
+        self.thread = threading.Thread(target=self._sample, daemon=True)
+        self.thread.start()
+        return self
+
+    def _sample(self) -> None:
+        while self.running:
+            self.peak = max(self.peak, rss_kib(self.pid))
+            time.sleep(0.005)
+
+    def __exit__(self, *_exc: object) -> None:
+        self.running = False
+        self.thread.join()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", default="5,25", help="file sizes in MB, comma-separated")
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")]
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        server = start_server(work / "server", redis_url=None, extra_env=SETTINGS)
+        try:
+            assert server.process is not None
+            pid = server.process.pid
+            transport = HttpTransport(server.url, timeout=120)
+            PrimaryActor(
+                transport, SoftAuthenticator(origin=server.url), username="bench"
+            ).sign_up()
+            print(
+                "| file | seal and upload | MB/s | server RSS before | server peak during upload"
+                " | fetch and open | MB/s |"
+            )
+            print("|---:|---:|---:|---:|---:|---:|---:|")
+            for mb in sizes:
+                path = work / f"file-{mb}.bin"
+                path.write_bytes(os.urandom(mb * 1_000_000))
+                for _ in range(args.runs):
+                    with PeakMemory(pid) as memory:
+                        started = time.perf_counter()
+                        pointer = upload_file(transport, path, system_rng)
+                        up = time.perf_counter() - started
+                    started = time.perf_counter()
+                    saved = download_file(transport, pointer, work / "saved")
+                    down = time.perf_counter() - started
+                    assert saved.read_bytes() == path.read_bytes()
+                    saved.unlink()
+                    print(
+                        f"| {mb} MB | {up * 1000:,.0f} ms | {mb / up:.1f} | "
+                        f"{memory.before / 1024:.1f} MiB | {memory.peak / 1024:.1f} MiB "
+                        f"(+{(memory.peak - memory.before) / 1024:.1f}) | {down * 1000:,.0f} ms | "
+                        f"{mb / down:.1f} |",
+                        flush=True,
+                    )
+        finally:
+            server.stop()
+
+
+if __name__ == "__main__":
+    main()
