@@ -57,6 +57,7 @@ urlpatterns = [
     path("api/history/<str:blob_id>", messaging.history_download),
     # attachments: encrypted blobs uploaded in pieces, fetched by the devices a send names
     path("api/attachments", messaging.attachment_open),
+    path("api/attachments/grants", messaging.attachment_grants),
     path("api/attachments/<str:blob_id>", messaging.attachment_download),
     path("api/attachments/<str:blob_id>/upload", messaging.attachment_upload),
     path("api/attachments/<str:blob_id>/pieces/<int:index>", messaging.attachment_piece),

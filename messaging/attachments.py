@@ -288,6 +288,27 @@ def download_get(*, device: Device, blob_id: str, start: int = 0) -> Download:
     return Download(blob_id=blob_id, size=attachment.size, start=start, granted=granted)
 
 
+def grants_share(*, device: Device, to_device_id: str, blob_ids: list[str]) -> list[str]:
+    """Grant another active device of the own account the blobs this device may fetch (a
+    history's files for a newly linked device, docs/protocol.md 19.5); the ids granted. A
+    blob this device may not fetch, or no longer on the server, is left out."""
+    target = Device.objects.filter(
+        pk=to_device_id, user_id=device.user_id, revoked_at__isnull=True
+    ).first()
+    if target is None or target.pk == device.pk:
+        raise NotFound("No such device of your account.", code="device_not_found")
+    shared = list(
+        Attachment.objects.filter(pk__in=blob_ids, completed_at__isnull=False)
+        .filter(Q(uploader_device=device) | Q(grants__device=device))
+        .values_list("pk", flat=True)
+        .distinct()
+    )
+    AttachmentGrant.objects.bulk_create(
+        [AttachmentGrant(attachment_id=pk, device=target) for pk in shared], ignore_conflicts=True
+    )
+    return sorted(shared)
+
+
 def grant_fetched(*, device_id: str, blob_id: str, now: datetime | None = None) -> None:
     """The device has the whole blob; once every granted device has it, it is deleted."""
     with transaction.atomic():

@@ -383,6 +383,21 @@ def parse_attachment_open(data: dict[str, Any]) -> int:
     return v.integer(data, "size", minimum=blob_size(0))
 
 
+MAX_SHARED_BLOBS = 1000  # blob ids one grant request names (a history's files)
+
+
+def parse_attachment_grants(data: dict[str, Any]) -> tuple[str, list[str]]:
+    """The body of `POST /api/attachments/grants`: the own device to grant, and the blobs."""
+    device_id = v.string(data, "device_id", max_length=MAX_ID_LENGTH)
+    blob_ids = v.array(data, "blob_ids", max_items=MAX_SHARED_BLOBS)
+    for blob_id in blob_ids:
+        try:
+            b64u_decode(blob_id, length=16, what="blob id")
+        except ProtocolError as error:
+            raise InvalidInput(str(error), data={"field": "blob_ids"}) from None
+    return device_id, sorted(set(blob_ids))
+
+
 def parse_range(header: str | None) -> int | None:
     """The first byte asked for by `Range: bytes=N-` (a resumed download), or None for the
     whole blob. Other ranges are ignored, as HTTP allows: the answer is the whole blob."""

@@ -66,6 +66,15 @@ def attachment_open(request: HttpRequest) -> HttpResponse:
     return JsonResponse(upload.to_json("blob_id", "piece_bytes", "pieces", "stored"), status=201)
 
 
+@api(methods=("POST",), access=signed_in)
+def attachment_grants(request: HttpRequest) -> dict:
+    device_id, blob_ids = schemas.parse_attachment_grants(v.json_body(request))
+    shared = attachments.grants_share(
+        device=request_device(request), to_device_id=device_id, blob_ids=blob_ids
+    )
+    return {"granted": shared}
+
+
 @api(methods=("GET",), access=signed_in)
 def attachment_upload(request: HttpRequest, blob_id: str) -> dict:
     upload = attachments.upload_get(device=request_device(request), blob_id=blob_id)

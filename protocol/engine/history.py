@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from protocol.attachments import validate_pointer
 from protocol.encoding import b64u_decode, is_uint
 from protocol.exceptions import MalformedMessage
 
@@ -22,6 +23,25 @@ def _status_of(outgoing: bool, status: Any) -> str:
         return "received"
     # a send still in flight or failed is "sent" there: its own outbox holds nothing to retry
     return status if isinstance(status, str) and status in _OUTGOING_STATUSES else "sent"
+
+
+def _pointer(value: Any) -> bool:
+    """A file's pointer (section 26.2) as a bundle may carry it."""
+    try:
+        validate_pointer(value)
+    except MalformedMessage:
+        return False
+    return True
+
+
+def _shown(m: Mapping[str, Any]) -> dict[str, Any] | None:
+    """What a bundle keeps of a stored message: its text, or its file's pointer; None for
+    anything else (an unsupported message, a file still uploading, without a pointer)."""
+    if m.get("kind") == "text":
+        return {"text": m["text"]}
+    if m.get("kind") == "attachment" and _pointer(m.get("attachment")):
+        return {"attachment": m["attachment"]}
+    return None
 
 
 def _by_time(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -51,7 +71,8 @@ def history_bundle(
     groups = [{"group_id": k, "messages": _by_time(by_group[k])} for k in sorted(by_group)]
     by_peer: dict[str, list[dict[str, Any]]] = {}
     for m in messages:
-        if m.get("kind") != "text" or m["timestamp"] < since:
+        shown = _shown(m)
+        if shown is None or m["timestamp"] < since:
             continue
         outgoing = m["outgoing"] is True
         by_peer.setdefault(m["conversation"], []).append(
@@ -59,7 +80,7 @@ def history_bundle(
                 "id": m["id"],
                 "author": m["author"],
                 "outgoing": outgoing,
-                "text": m["text"],
+                **shown,
                 "timestamp": m["timestamp"],
                 "status": _status_of(outgoing, m.get("status")),
             }
@@ -113,20 +134,25 @@ def history_records(bundle: Any, *, account_id: str, contacts: Iterable[str]) ->
         for m in listed:
             if not isinstance(m, dict):
                 continue
-            message_id, text, timestamp = m.get("id"), m.get("text"), m.get("timestamp")
-            if not (isinstance(message_id, str) and isinstance(text, str) and is_uint(timestamp)):
+            message_id, timestamp = m.get("id"), m.get("timestamp")
+            if not (isinstance(message_id, str) and is_uint(timestamp)):
+                continue
+            if isinstance(m.get("text"), str):
+                shown: dict[str, Any] = {"kind": "text", "text": m["text"]}
+            elif "text" not in m and _pointer(m.get("attachment")):
+                shown = {"kind": "attachment", "attachment": m["attachment"]}
+            else:
                 continue
             outgoing = m.get("outgoing") is True
             records.append(
                 {
-                    "kind": "text",
+                    **shown,
                     "author": account_id if outgoing else peer,  # never the bundle's word
                     "author_device": None,
                     "conversation": peer,
                     "id": message_id,
                     "outgoing": outgoing,
                     "status": _status_of(outgoing, m.get("status")),
-                    "text": text,
                     "timestamp": timestamp,
                 }
             )

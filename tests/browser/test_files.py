@@ -3,7 +3,8 @@ bob a 10 MB file and pastes an image. Bob's Python phone fetches both and they a
 alice sent; alice's phone, opened again, shows both as her own (the picture's thumbnail at
 once) and fetches and checks the file. The upload is cut once by a dropped connection and goes
 on from the piece the server had. A file over the limit is refused before anything is sent;
-one the server altered, or one of another conversation, is refused in plain words."""
+one the server altered, or one of another conversation, is refused in plain words; and a
+file in the history a newly linked device gets is one it can fetch."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from playwright.sync_api import Page, expect
 
 from client.attachments import download_file, upload_file
 from client.events import FileMessage
+from tests.browser.test_history import link_with_history
 from tests.support.actors import person
 from tests.support.browser import DESKTOP, PHONE
 from tests.support.devices import DeviceThread, primary_messenger
@@ -192,4 +194,39 @@ def test_a_file_the_server_altered_or_keeps_from_this_device_is_refused_visibly(
     expect(lines.nth(1).locator(".message-reason")).to_have_text(
         "The server has no such file for this device (it may have expired).", timeout=SLOW
     )
+    assert errors == []
+
+
+def test_a_file_in_the_history_is_fetched_by_the_newly_linked_device(
+    new_device, live_app: LiveServer, tmp_path: Path
+):
+    """A file bob's terminal sent alice's phone is in the history her new laptop gets: the
+    phone grants the laptop the blob (docs/protocol.md 19.5, 22.7), which no send named."""
+    alice_name = new_username("alice")
+    phone, _ = new_primary(new_device(viewport=PHONE), alice_name)
+    bob = person(live_app, "bob")
+    bob_messenger = primary_messenger(bob, tmp_path)
+    open_chats(phone)
+    add_contact(phone, bob.username)
+    notes = tmp_path / "minutes.txt"
+    notes.write_bytes(os.urandom(200_000))
+    pointer = upload_file(bob.transport, notes, bob_messenger.rng)  # type: ignore[arg-type]
+    out = bob_messenger.prepare_file(alice_name, pointer)
+    send_frames(live_app.ws_url, live_app.url, bob.transport.cookie_header(), [out.frame])
+    expect(file_line(phone, "minutes.txt")).to_be_visible(timeout=SLOW)
+
+    laptop = new_device(viewport=DESKTOP).new_page()
+    errors = collect_errors(laptop)
+    link_with_history(phone, laptop, "Laptop")
+    expect(laptop.get_by_role("progressbar", name="Receiving message history")).to_have_attribute(
+        "aria-valuenow", "100", timeout=SLOW
+    )
+    open_chats(laptop, f"/chats/{bob.username}")
+    line = file_line(laptop, "minutes.txt")
+    line.get_by_role("button", name="Download minutes.txt").click()
+    save = line.get_by_role("link", name="Save minutes.txt")
+    expect(save).to_be_visible(timeout=SLOW)
+    with laptop.expect_download() as saving:
+        save.click()
+    assert Path(saving.value.path()).read_bytes() == notes.read_bytes()
     assert errors == []

@@ -342,3 +342,37 @@ def test_a_content_length_other_than_the_pieces_is_refused_before_reading(people
     assert long.json()["error"]["data"] == {"expected": 1000}
     assert stored_pieces(storage, blob_id) == ["000000", "000001"]
     assert Attachment.objects.get(pk=blob_id).pieces_stored == 2
+
+
+def share(actor, device_id: str, blob_ids: list[str]):
+    return actor.transport.client.post(
+        "/api/attachments/grants",
+        {"device_id": device_id, "blob_ids": blob_ids},
+        "application/json",
+    )
+
+
+async def test_a_device_shares_the_blobs_it_may_fetch_with_another_own_device_only(people):
+    """What the history of a newly linked device needs (docs/protocol.md 19.5): the approving
+    device grants it the files the history points at. It cannot grant what it may not fetch
+    itself, nor grant anything to a device of another account."""
+    alice, laptop, bob = people["alice"], people["alice_laptop"], people["bob"]
+    blob_id = await sync_to_async(upload)(bob)
+    sender = await connect(bob)
+    frame = send_frame(
+        "e1", "alice", {alice.device_id: b"key"}, attachments=[blob_id], partial=True
+    )
+    await sender.send_to(text_data=frame)
+    assert (await sender.receive_json_from(timeout=3))["type"] == "accepted"
+    await sender.disconnect()
+    assert (await fetch(laptop, blob_id))[0] == 404  # not a target of that send
+
+    refused = await sync_to_async(share)(bob, laptop.device_id, [blob_id])
+    assert (refused.status_code, refused.json()["error"]["code"]) == (404, "device_not_found")
+    mine_only = await sync_to_async(share)(laptop, alice.device_id, [blob_id])
+    assert mine_only.json() == {"granted": []}  # the laptop may not fetch it itself
+    shared = await sync_to_async(share)(alice, laptop.device_id, [blob_id, "A" * 22])
+    assert shared.json() == {"granted": [blob_id]}
+    assert (await fetch(laptop, blob_id))[:2] == (200, BLOB)
+    malformed = await sync_to_async(share)(alice, laptop.device_id, ["not a blob id"])
+    assert (malformed.status_code, malformed.json()["error"]["code"]) == (400, "invalid_input")

@@ -9,9 +9,10 @@
 // moves and stores it, with progress.
 
 import { encoding, engine, openHistory, ready, sealHistory, strictjson, systemRng } from "../protocol/index.js";
+import { api } from "./api.js";
 import { Change, notify } from "./events.js";
 import { sendHistoryKey } from "./outbox.js";
-import { contactRecord, emptyConversation, textRecord, withMessage } from "./records.js";
+import { attachmentRecord, contactRecord, emptyConversation, textRecord, withMessage } from "./records.js";
 import { withStateLock } from "./statelock.js";
 import * as store from "./store.js";
 import { transferProgress } from "./transfer.js";
@@ -77,6 +78,20 @@ function upload(deviceId, blob, onProgress) {
 }
 
 /**
+ * The files the history points at, granted to the new device, which no send named (19.5).
+ * @param {string} deviceId @param {any} bundle
+ */
+async function shareFiles(deviceId, bundle) {
+  const blobIds = bundle.conversations.flatMap((/** @type {any} */ c) =>
+    c.messages.filter((/** @type {any} */ m) => m.attachment).map((/** @type {any} */ m) => m.attachment.blob_id),
+  );
+  const unique = [...new Set(blobIds)];
+  for (let i = 0; i < unique.length; i += 1000) {
+    await api("/api/attachments/grants", { method: "POST", body: { device_id: deviceId, blob_ids: unique.slice(i, i + 1000) } });
+  }
+}
+
+/**
  * On the approving primary, after the new device is in the signed list: seal, upload, send
  * the key. Reports progress as "history" changes with role "send".
  * @param {string} deviceId the new device
@@ -104,6 +119,7 @@ export async function sendHistory(deviceId) {
     const { blob_id: blobId } = await upload(deviceId, sealed.blob, (fraction) =>
       uploading(Math.round(fraction * total)),
     );
+    await shareFiles(deviceId, bundle);
     report({ role: "send", state: "sending", percent: 95, text: "Sending the key to the new device…" });
     await sendHistoryKey({
       historyFor: deviceId,
@@ -258,7 +274,8 @@ async function importHistory({ contacts, messages, group_messages: groupMessages
     for (const c of contacts) s.contacts.put(contactRecord(c.username, c.account_key));
     const touched = new Map();
     for (const m of messages) {
-      const message = textRecord({ ...m, authorDevice: m.author_device, readSent: true });
+      const fields = { ...m, authorDevice: m.author_device, readSent: true };
+      const message = m.kind === "attachment" ? attachmentRecord({ ...fields, pointer: m.attachment }) : textRecord(fields);
       if (existingMessages.has(message.key)) continue;
       existingMessages.add(message.key);
       s.messages.put(message);

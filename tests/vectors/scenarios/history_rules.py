@@ -282,7 +282,110 @@ def history_bundle_imported() -> dict[str, Any]:
     }
 
 
+POINTER = {
+    "blob_id": "QkxPQi1CTE9CLUJMT0ItQg",
+    "key": "S0VZLUtFWS1LRVktS0VZLUtFWS1LRVktS0VZLUtFWS0",
+    "digest": "RElHLURJRy1ESUctRElHLURJRy1ESUctRElHLURJRy0",
+    "plaintext_hash": "SEFTSC1IQVNILUhBU0gtSEFTSC1IQVNILUhBU0gtSEE",
+    "size": 120000,
+    "type": "image/jpeg",
+    "name": "beach.jpg",
+}
+
+
+def history_files() -> dict[str, Any]:
+    def file(mid: str, ts: int, *, outgoing: bool, attachment: Any, status: str) -> dict[str, Any]:
+        record = _text("bob", mid, ts, outgoing=outgoing, status=status)
+        del record["text"]
+        return {**record, "kind": "attachment", "attachment": attachment}
+
+    uploading = {"name": "big.mov", "size": 9000000, "type": "video/quicktime"}
+    messages = [
+        file("f1", NOW - 3000, outgoing=False, attachment=POINTER, status="received"),
+        file("f2", NOW - 2000, outgoing=True, attachment=uploading, status="uploading"),
+        file("f3", NOW - 1000, outgoing=True, attachment=POINTER, status="delivered"),
+    ]
+
+    def entry(mid: str, ts: int, author: str, outgoing: bool, status: str) -> dict[str, Any]:
+        return {
+            "attachment": POINTER,
+            "author": author,
+            "id": mid,
+            "outgoing": outgoing,
+            "status": status,
+            "timestamp": ts,
+        }
+
+    bundle = {
+        "format": FORMAT,
+        "contacts": [],
+        "conversations": [
+            {
+                "peer": "bob",
+                "messages": [
+                    entry("f1", NOW - 3000, "bob", False, "received"),
+                    entry("f3", NOW - 1000, "alice", True, "delivered"),
+                ],
+            }
+        ],
+        "groups": [],
+    }
+    sent = {
+        **bundle,
+        "conversations": [
+            {
+                "peer": "bob",
+                "messages": [
+                    *bundle["conversations"][0]["messages"],
+                    {"id": "f4", "timestamp": NOW, "attachment": {**POINTER, "size": -1}},
+                    {"id": "f5", "timestamp": NOW, "attachment": POINTER, "text": 7},
+                ],
+            }
+        ],
+    }
+
+    def record(mid: str, ts: int, outgoing: bool, status: str) -> dict[str, Any]:
+        return {
+            "kind": "attachment",
+            "attachment": POINTER,
+            "author": "alice" if outgoing else "bob",
+            "author_device": None,
+            "conversation": "bob",
+            "id": mid,
+            "outgoing": outgoing,
+            "status": status,
+            "timestamp": ts,
+        }
+
+    return {
+        "description": "Files in the history (section 26): a file with its pointer goes in the "
+        "bundle as its pointer, by time with the texts; a file still uploading (no pointer yet) "
+        "does not; the new device imports a file entry as a file record, and skips one whose "
+        "pointer is malformed or that also has a text that is not a string.",
+        "steps": [
+            {
+                "call": "history_bundle",
+                "args": {"messages": messages, "contacts": [], "now": NOW},
+                "returns": {"bundle": bundle, "count": 2},
+            },
+            {
+                "call": "history_records",
+                "args": {"bundle": sent, "account_id": "alice", "contacts": ["bob"]},
+                "returns": {
+                    "contacts": [],
+                    "messages": [
+                        record("f1", NOW - 3000, False, "received"),
+                        record("f3", NOW - 1000, True, "delivered"),
+                    ],
+                    "group_messages": [],
+                },
+            },
+        ],
+    }
+
+
 SCENARIOS = {
+    "history_files.json": history_files,
     "history_bundle_built.json": history_bundle_built,
     "history_bundle_imported.json": history_bundle_imported,
 }

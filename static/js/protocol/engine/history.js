@@ -3,6 +3,7 @@
 // device, and the new device's choice of what to import. The sealing, upload and download
 // are the adapter's (history.js seals; section 12).
 
+import { validatePointer } from "../attachments.js";
 import { b64uDecode } from "../encoding.js";
 import { MalformedMessage } from "../exceptions.js";
 
@@ -19,6 +20,28 @@ function statusOf(outgoing, status) {
   if (!outgoing) return "received";
   // a send still in flight or failed is "sent" there: its own outbox holds nothing to retry
   return typeof status === "string" && OUTGOING_STATUSES.has(status) ? status : "sent";
+}
+
+/** A file's pointer (section 26.2) as a bundle may carry it. @param {unknown} value */
+function isPointer(value) {
+  try {
+    validatePointer(value);
+    return true;
+  } catch (error) {
+    if (error instanceof MalformedMessage) return false;
+    throw error;
+  }
+}
+
+/**
+ * What a bundle keeps of a stored message: its text, or its file's pointer; null for anything
+ * else (an unsupported message, a file still uploading, without a pointer).
+ * @param {any} m @returns {{text: string} | {attachment: any} | null}
+ */
+function shownOf(m) {
+  if (m.kind === "text") return { text: m.text };
+  if (m.kind === "attachment" && isPointer(m.attachment)) return { attachment: m.attachment };
+  return null;
 }
 
 /** @param {string} a @param {string} b */
@@ -53,14 +76,15 @@ export function historyBundle(messages, contacts, now, groupMessages = []) {
   /** @type {Map<string, any[]>} */
   const byPeer = new Map();
   for (const m of messages) {
-    if (m.kind !== "text" || m.timestamp < since) continue;
+    const shown = shownOf(m);
+    if (shown === null || m.timestamp < since) continue;
     const outgoing = m.outgoing === true;
     const list = byPeer.get(m.conversation) ?? [];
     list.push({
       id: m.id,
       author: m.author,
       outgoing,
-      text: m.text,
+      ...shown,
       timestamp: m.timestamp,
       status: statusOf(outgoing, m.status),
     });
@@ -113,17 +137,20 @@ export function historyRecords(bundle, { accountId, contacts }) {
     if (typeof peer !== "string" || !Array.isArray(messages)) continue;
     for (const m of messages) {
       if (!isObject(m)) continue;
-      if (typeof m.id !== "string" || typeof m.text !== "string" || !isUint(m.timestamp)) continue;
+      if (typeof m.id !== "string" || !isUint(m.timestamp)) continue;
+      let shown;
+      if (typeof m.text === "string") shown = { kind: "text", text: m.text };
+      else if (!("text" in m) && isPointer(m.attachment)) shown = { kind: "attachment", attachment: m.attachment };
+      else continue;
       const outgoing = m.outgoing === true;
       records.push({
-        kind: "text",
+        ...shown,
         author: outgoing ? accountId : peer, // never the bundle's word
         author_device: null,
         conversation: peer,
         id: m.id,
         outgoing,
         status: statusOf(outgoing, m.status),
-        text: m.text,
         timestamp: m.timestamp,
       });
     }
