@@ -117,7 +117,10 @@ def test_files_from_a_companion_reach_the_contact_and_the_own_phone(
     open_chats(phone, f"/chats/{bob.username}")
     own = file_line(phone, "notes.bin")
     expect(own).to_have_class("message out", timeout=SLOW)
-    expect(file_line(phone, "sunny.png").locator("img.file-picture")).to_be_visible()
+    picture = file_line(phone, "sunny.png")
+    expect(picture.locator("img.file-picture")).to_be_visible()
+    # a picture is fetched as soon as it is shown (the setting, on by default), and checked
+    expect(picture.get_by_role("link", name="Save sunny.png")).to_be_visible(timeout=SLOW)
     own.get_by_role("button", name="Download notes.bin").click()
     save = own.get_by_role("link", name="Save notes.bin")
     expect(save).to_be_visible(timeout=SLOW)

@@ -43,6 +43,8 @@ const chatMenu = byId("chat-menu");
 let route = { view: "list", peer: null };
 /** @type {any} */
 let me = null;
+/** Pictures are fetched when shown (the person's setting). */
+let autoPictures = true;
 /** Contacts whose display name was asked of the server on this page (once each). */
 const askedNames = new Set();
 
@@ -265,6 +267,8 @@ async function renderConversation(peer) {
     ...(await retryLines(peer)).map((r) => ({ at: r.sent_at, node: () => renderRetry(r, name) })),
   ].sort((a, b) => a.at - b.at);
   const atBottom = messageList.scrollHeight - messageList.scrollTop - messageList.clientHeight < 40;
+  picturesInView.disconnect(); // the lines drawn before are gone
+  shownFiles.clear();
   messageList.replaceChildren(...lines.map((line) => line.node()));
   if (!lines.length) {
     messageList.append(h("li", { class: "message-empty hint", text: `No messages with ${name} yet. Say hello.` }));
@@ -372,6 +376,21 @@ function thumbnailUrl(t) {
 }
 
 /**
+ * A picture another device sent is fetched once its line is on screen, when the setting says
+ * so (the file is checked as any other; a large one still shows its progress).
+ */
+const picturesInView = new IntersectionObserver((entries) => {
+  for (const entry of entries) {
+    if (!entry.isIntersecting) continue;
+    picturesInView.unobserve(entry.target);
+    const m = shownFiles.get(/** @type {HTMLElement} */ (entry.target).dataset.key ?? "");
+    if (m) fetchFile(m);
+  }
+});
+/** @type {Map<string, any>} the file messages on screen, by key */
+const shownFiles = new Map();
+
+/**
  * A file in a conversation: its picture (the thumbnail until the file is here), its name and
  * size, and what can be done: cancel its upload, download it, save or open it.
  * @param {any} m
@@ -413,6 +432,11 @@ function renderFile(m) {
     const get = h("button", { class: "secondary small", text: t?.state === "failed" ? "Try again" : "Download", attrs: { type: "button", "aria-label": `Download ${a.name}` } });
     get.addEventListener("click", () => fetchFile(m));
     box.append(get);
+    if (!t && String(a.type).startsWith("image/") && autoPictures) {
+      box.dataset.key = m.key;
+      shownFiles.set(m.key, m);
+      picturesInView.observe(box);
+    }
   }
   return box;
 }
@@ -711,6 +735,8 @@ const receipts = /** @type {HTMLInputElement} */ (byId("read-receipts"));
 receipts.addEventListener("change", () => saveSettings({ readReceipts: receipts.checked }));
 const previews = /** @type {HTMLInputElement} */ (byId("notification-previews"));
 previews.addEventListener("change", () => saveSettings({ notificationPreviews: previews.checked }));
+const pictures = /** @type {HTMLInputElement} */ (byId("download-pictures"));
+pictures.addEventListener("change", () => saveSettings({ downloadPictures: pictures.checked }));
 
 const NOTIFICATION_TEXT = {
   unsupported: "This browser cannot show notifications.",
@@ -761,6 +787,8 @@ changes.addEventListener("change", (event) => {
       // changed on another own device
       receipts.checked = s.readReceipts;
       previews.checked = s.notificationPreviews;
+      pictures.checked = s.downloadPictures;
+      autoPictures = s.downloadPictures;
     });
   }
   if (Object.values(Change).includes(detail?.kind)) refresh();
@@ -795,6 +823,8 @@ async function start() {
   const current = await settings();
   receipts.checked = current.readReceipts;
   previews.checked = current.notificationPreviews;
+  pictures.checked = current.downloadPictures;
+  autoPictures = current.downloadPictures;
   renderNotificationState();
   await startMessenger();
   await show();

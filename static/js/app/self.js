@@ -23,10 +23,11 @@ export async function self() {
 
 /**
  * The person's settings of this device, with their defaults: read receipts on; message text
- * in system notifications off (a locked screen shows who wrote, not what).
- * @typedef {{readReceipts: boolean, notificationPreviews: boolean}} Settings
+ * in system notifications off (a locked screen shows who wrote, not what); pictures fetched as
+ * soon as they are shown in a conversation (files.js), on.
+ * @typedef {{readReceipts: boolean, notificationPreviews: boolean, downloadPictures: boolean}} Settings
  */
-export const DEFAULT_SETTINGS = Object.freeze({ readReceipts: true, notificationPreviews: false });
+export const DEFAULT_SETTINGS = Object.freeze({ readReceipts: true, notificationPreviews: false, downloadPictures: true });
 
 /** @returns {Promise<Settings>} */
 export async function settings() {
@@ -38,6 +39,7 @@ export async function settings() {
 const SYNCED_SETTINGS = new Map([
   ["read_receipts", "readReceipts"],
   ["notification_previews", "notificationPreviews"],
+  ["download_pictures", "downloadPictures"],
 ]);
 
 /** Change some settings, keeping the others. @param {Partial<Settings>} changed */
