@@ -1,13 +1,15 @@
 """Sealing and uploading a file, and fetching and opening it, on loopback, with the server's
 memory while it comes in (docs/protocol.md 19.5, 26).
 
-    python bench/attachments.py [--sizes 5,25] [--runs 3]
+    python bench/attachments.py [--sizes 5,25] [--runs 3] [--browser]
 
 For each size (MB), a Python device (client/attachments.py) seals and uploads a file of
 random bytes in 1 MiB pieces, then fetches and opens it again; the server is one Daphne
 node on SQLite (the embedded default). The server's resident memory is sampled every 5 ms
-from /proc during the upload: its peak above what it held before shows whether memory
-grows with the file (it should not: a piece at a time). JS sealing alone is
+from /proc during the upload and the fetch: its peak above what it held before shows whether
+memory grows with the file (it should not: a piece at a time). With `--browser`, the same in
+headless Chromium (Debian's): the web app picks the file, seals it in the page and uploads it,
+and the clock runs until the message says "Sent". JS sealing alone is
 `node bench/attachments.mjs`.
 """
 
@@ -63,14 +65,56 @@ class PeakMemory:
         self.thread.join()
 
 
+def browser_rows(server, pid: int, work: Path, sizes: list[int], runs: int) -> None:
+    """The web app's seal, upload and send of each size, in Chromium."""
+    from playwright.sync_api import expect, sync_playwright
+
+    from tests.support.actors import person
+    from tests.support.browser import DESKTOP, launch_chromium, new_device_context
+    from tests.support.web import add_contact, new_primary, open_chats
+
+    with sync_playwright() as playwright:
+        browser = launch_chromium(playwright)
+        context = new_device_context(browser, base_url=server.url, viewport=DESKTOP)
+        page, _ = new_primary(context, "benchalice")
+        bob = person(server, "benchbob")
+        open_chats(page)
+        add_contact(page, bob.username)
+        print("| file (browser) | seal, upload and send | MB/s | server peak during upload |")
+        print("|---:|---:|---:|---:|")
+        for mb in sizes:
+            data = os.urandom(mb * 1_000_000)
+            for run in range(runs):
+                name = f"file-{mb}-{run}.bin"
+                with PeakMemory(pid) as memory:
+                    started = time.perf_counter()
+                    page.locator("#composer-file").set_input_files(
+                        {"name": name, "mimeType": "application/octet-stream", "buffer": data}
+                    )
+                    line = page.locator(f'#message-list .message:has([data-file="{name}"])')
+                    expect(line.locator('.message-status[data-status="sent"]')).to_be_visible(
+                        timeout=120_000
+                    )
+                    took = time.perf_counter() - started
+                print(
+                    f"| {mb} MB | {took * 1000:,.0f} ms | {mb / took:.1f} | "
+                    f"+{(memory.peak - memory.before) / 1024:.1f} MiB |",
+                    flush=True,
+                )
+        context.close()
+        browser.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="5,25", help="file sizes in MB, comma-separated")
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--browser", action="store_true", help="also the web app in Chromium")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
+        (work / "server").mkdir()
         server = start_server(work / "server", redis_url=None, extra_env=SETTINGS)
         try:
             assert server.process is not None
@@ -81,9 +125,9 @@ def main() -> None:
             ).sign_up()
             print(
                 "| file | seal and upload | MB/s | server RSS before | server peak during upload"
-                " | fetch and open | MB/s |"
+                " | fetch and open | MB/s | server peak during fetch |"
             )
-            print("|---:|---:|---:|---:|---:|---:|---:|")
+            print("|---:|---:|---:|---:|---:|---:|---:|---:|")
             for mb in sizes:
                 path = work / f"file-{mb}.bin"
                 path.write_bytes(os.urandom(mb * 1_000_000))
@@ -92,18 +136,21 @@ def main() -> None:
                         started = time.perf_counter()
                         pointer = upload_file(transport, path, system_rng)
                         up = time.perf_counter() - started
-                    started = time.perf_counter()
-                    saved = download_file(transport, pointer, work / "saved")
-                    down = time.perf_counter() - started
+                    with PeakMemory(pid) as serving:
+                        started = time.perf_counter()
+                        saved = download_file(transport, pointer, work / "saved")
+                        down = time.perf_counter() - started
                     assert saved.read_bytes() == path.read_bytes()
                     saved.unlink()
                     print(
                         f"| {mb} MB | {up * 1000:,.0f} ms | {mb / up:.1f} | "
                         f"{memory.before / 1024:.1f} MiB | {memory.peak / 1024:.1f} MiB "
                         f"(+{(memory.peak - memory.before) / 1024:.1f}) | {down * 1000:,.0f} ms | "
-                        f"{mb / down:.1f} |",
+                        f"{mb / down:.1f} | +{(serving.peak - serving.before) / 1024:.1f} MiB |",
                         flush=True,
                     )
+            if args.browser:
+                browser_rows(server, pid, work, sizes, args.runs)
         finally:
             server.stop()
 

@@ -19,6 +19,12 @@ Three of Daphne's ways cost an idle node CPU in proportion to its sockets (docs/
 - Every two seconds Daphne walks every connection for the handshake and ping timeouts; here
   every `TIMEOUTS_EVERY_SECONDS`, so a handshake not accepted in time is refused up to that
   much later.
+
+And Daphne writes a streamed HTTP answer as fast as the application yields it, whatever the
+client reads: a 25 MB attachment fetched by a slower client sat in Twisted's write buffer
+(the server grew by up to the file's size, docs/benchmarks.md). Here the application's next
+`send` waits while Twisted asks the answer to pause (its producer API): memory stays at a
+chunk or two whatever the file.
 """
 
 from __future__ import annotations
@@ -26,11 +32,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import weakref
 from concurrent.futures import CancelledError
 from typing import Any
 
 from autobahn.twisted.websocket import ConnectionDeny
 from daphne.cli import CommandLineInterface
+from daphne.http_protocol import WebRequest
 from daphne.server import Server
 from daphne.ws_protocol import WebSocketProtocol
 from django.conf import settings
@@ -47,6 +55,24 @@ TIMEOUTS_EVERY_SECONDS = 5.0
 PING_INTERVAL_SECONDS = 60
 
 
+class Backpressure:
+    """Twisted's pause and resume of a streamed HTTP answer (an IPushProducer registered on
+    the request) as an asyncio event the next body waits for."""
+
+    def __init__(self) -> None:
+        self.writable = asyncio.Event()
+        self.writable.set()
+
+    def pauseProducing(self) -> None:  # noqa: N802 (Twisted's interface)
+        self.writable.clear()
+
+    def resumeProducing(self) -> None:  # noqa: N802
+        self.writable.set()
+
+    def stopProducing(self) -> None:  # noqa: N802 (the client went: nothing more is written)
+        self.writable.set()
+
+
 class NodeServer(Server):
     """Daphne's server, doing per-connection bookkeeping only for connections that changed,
     with a drain before its shutdown and the HTTP 503 refusal of a socket during the drain."""
@@ -54,6 +80,7 @@ class NodeServer(Server):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.changed: set[Any] = set()  # protocols closed or whose application finished
+        self.flows: weakref.WeakKeyDictionary[Any, Backpressure] = weakref.WeakKeyDictionary()
         self.timeouts_walked = 0.0
 
     def protocol_disconnected(self, protocol: Any) -> None:
@@ -181,7 +208,24 @@ class NodeServer(Server):
             else:
                 protocol.sendCloseFrame(code=frames.CLOSE_SERVICE_RESTART)
             return
+        if message["type"] == "http.response.body" and isinstance(protocol, WebRequest):
+            await self._body(protocol, message)
+            return
         await super().handle_reply(protocol, message)
+
+    async def _body(self, protocol: WebRequest, message: dict[str, Any]) -> None:
+        """A part of an HTTP answer; while Twisted holds more than its buffer, the next waits."""
+        more = message.get("more_body", False)
+        flow = self.flows.get(protocol)
+        if flow is None and more and not protocol.finished:
+            flow = self.flows[protocol] = Backpressure()
+            protocol.registerProducer(flow, True)
+        if flow is not None and not more:
+            del self.flows[protocol]
+            protocol.unregisterProducer()
+        await super().handle_reply(protocol, message)
+        if flow is not None and more:
+            await flow.writable.wait()
 
 
 class NodeCommandLine(CommandLineInterface):
