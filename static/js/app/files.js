@@ -43,12 +43,12 @@ export function transfer(key) {
   return uploads.get(key) ?? downloads.get(key) ?? null;
 }
 
-/** A line shows the progress: told at most every 100 ms per message. */
+/** A line shows the progress: told at most every 250 ms per message. */
 const told = new Map();
 /** @param {string} peer @param {string} key @param {boolean} [now] */
 function tell(peer, key, now = false) {
   const last = told.get(key) ?? 0;
-  if (!now && Date.now() - last < 100) return;
+  if (!now && Date.now() - last < 250) return;
   told.set(key, Date.now());
   notify({ kind: Change.MESSAGES, peer });
 }
