@@ -55,6 +55,7 @@ from client.events import (
     OWED_TO_OWN_DEVICES,
     Event,
     FileMessage,
+    GroupFile,
     GroupText,
     file_size,
     retry_event,
@@ -406,7 +407,7 @@ async def _listen(
         if count is not None and shown >= count:
             stop.set()
 
-    async def save(event: FileMessage) -> None:
+    async def save(event: FileMessage | GroupFile) -> None:
         """A file that came is fetched, checked and saved; the message counts once saved."""
         try:
             path = await asyncio.to_thread(download_file, transport, event.pointer, save_to)
@@ -440,7 +441,7 @@ async def _listen(
             line = describe(event, me=me, name=messenger.shown, device=messenger.device_name)
         if line is not None:
             print(line, file=out, flush=True)
-        if isinstance(event, FileMessage):
+        if isinstance(event, FileMessage | GroupFile):
             task = asyncio.get_running_loop().create_task(save(event))
             saving.add(task)
             task.add_done_callback(saving.discard)

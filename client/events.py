@@ -207,6 +207,19 @@ class GroupText:
 
 
 @dataclass(frozen=True)
+class GroupFile:
+    """A file in a group (its pointer, docs/protocol.md 26.2), from a member's device."""
+
+    group_id: str
+    group_name: str
+    sender: str
+    sender_device: str
+    message_id: bytes
+    timestamp: int
+    pointer: AttachmentPointer
+
+
+@dataclass(frozen=True)
 class GroupEvent:
     """What the group machine told about a group (docs/protocol.md 25.8): a change of its
     log (`group_changed`), a refusal, a fork or a withheld entry; `data` as the machine said."""
@@ -239,6 +252,7 @@ class GroupSendOwed:
 Event = (
     TextMessage
     | GroupText
+    | GroupFile
     | GroupEvent
     | GroupSendOwed
     | GroupReceiptReceived
@@ -345,6 +359,10 @@ def describe(
     if isinstance(event, GroupText):
         who = "you" if event.sender == me else name(event.sender)
         return f"[{format_time(event.timestamp)}] {event.group_name}: {who}: {event.text}"
+    if isinstance(event, GroupFile):
+        who = "you" if event.sender == me else name(event.sender)
+        about = f"{event.pointer.name} ({file_size(event.pointer.size)})"
+        return f"[{format_time(event.timestamp)}] {event.group_name}: {who}: a file, {about}"
     if isinstance(event, GroupEvent):
         return _group_line(event, me=me, name=name)
     if isinstance(event, GroupReceiptReceived):

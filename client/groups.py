@@ -18,6 +18,7 @@ from client.api import ApiError
 from client.events import (
     Event,
     GroupEvent,
+    GroupFile,
     GroupReceiptReceived,
     GroupSendOwed,
     GroupText,
@@ -25,6 +26,7 @@ from client.events import (
     SendOwed,
 )
 from client.sending import Sender, SendRefused
+from protocol.attachments import AttachmentPointer
 from protocol.content import ContentType, decode_content, encode_content, new_content
 from protocol.encoding import b64u_decode, b64u_encode, label
 from protocol.engine import (
@@ -440,8 +442,20 @@ class GroupMember(Sender):
             content = decode_content(effect.plaintext)
         except ProtocolError as error:
             return [Refused(effect.sender, effect.sender_device, "", f"group content: {error}")]
+        if content.type is ContentType.ATTACHMENT:
+            return [
+                GroupFile(
+                    b64u_encode(record.group_id),
+                    _name(record),
+                    effect.sender,
+                    effect.sender_device,
+                    content.message_id,
+                    content.timestamp,
+                    AttachmentPointer.from_body(content.body),
+                )
+            ]
         if content.type is not ContentType.TEXT:
-            return []  # only texts in groups, in this version
+            return []  # texts and files in groups, in this version
         return [
             GroupText(
                 b64u_encode(record.group_id),

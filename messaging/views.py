@@ -4,6 +4,8 @@ membership logs over HTTP."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import render
@@ -22,19 +24,20 @@ from web.validation import InvalidInput
 def chats_page(request: HttpRequest, username: str | None = None) -> HttpResponse:
     """The messenger: the conversation list, one conversation, or a contact's safety number.
     Everything in it is decrypted and rendered in the browser (static/js/app/chats.js)."""
+    return render(request, "messaging/chats.html", _file_limit())
+
+
+def _file_limit() -> dict[str, Any]:
+    """The largest file, for the composers' attach button and their check before upload."""
     limit = settings.PARLEY_ATTACHMENT_MAX_BYTES
-    return render(
-        request,
-        "messaging/chats.html",
-        {"max_file_bytes": limit, "max_file_mb": f"{limit / 1e6:g} MB"},
-    )
+    return {"max_file_bytes": limit, "max_file_mb": f"{limit / 1e6:g} MB"}
 
 
 @ensure_csrf_cookie
 def groups_page(request: HttpRequest, group_id: str | None = None) -> HttpResponse:
     """The groups: their list, one group's conversation and its members, decrypted and
     rendered in the browser (static/js/app/groupspage.js)."""
-    return render(request, "messaging/groups.html")
+    return render(request, "messaging/groups.html", _file_limit())
 
 
 @api(methods=("POST",), access=signed_in, max_body=settings.PARLEY_HISTORY_MAX_BYTES)

@@ -151,7 +151,7 @@ def test_a_file_over_the_limit_is_refused_before_anything_is_sent(new_device, li
 
 
 def test_a_file_the_server_altered_or_keeps_from_this_device_is_refused_visibly(
-    new_device, live_app: LiveServer, tmp_path: Path
+    new_device, live_app: LiveServer, tmp_path: Path, screenshot
 ):
     """bob's terminal sends alice's browser two files; the server alters one byte of the
     first one's stored blob, and the second names a blob of another conversation. Neither
@@ -184,6 +184,7 @@ def test_a_file_the_server_altered_or_keeps_from_this_device_is_refused_visibly(
         "This file was altered on the way; nothing was kept.", timeout=SLOW
     )
     expect(line.get_by_role("link")).to_have_count(0)
+    screenshot(alice, "file-altered-390")
 
     # carol's file to someone else: its pointer, sent to alice, gets her nothing
     carol_messenger = primary_messenger(carol, tmp_path)

@@ -2,16 +2,19 @@
 another account creates shows up in /groups with its membership told in plain words; its
 messages show with their author; a reply typed in the browser is one `group_send` that the
 other member's device decrypts, under the sender key the browser distributed over the
-pairwise session. Made an admin, the browser renames the group, then leaves it, and the
+pairwise session. A file dropped in the group reaches the other member's device, which
+fetches it. Made an admin, the browser renames the group, then leaves it, and the
 other member's log says both."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from playwright.sync_api import Page, expect
 
-from client.events import GroupReceiptReceived, GroupText
+from client.attachments import download_file
+from client.events import GroupFile, GroupReceiptReceived, GroupText
 from tests.support.actors import person
 from tests.support.browser import PHONE
 from tests.support.devices import primary_messenger
@@ -25,6 +28,8 @@ from tests.support.web import (
     open_chats,
 )
 from tests.support.wire import receive_envelopes, send_frames
+
+PLAN = os.urandom(150_000)
 
 
 def open_groups(page: Page) -> None:
@@ -104,6 +109,26 @@ def test_a_group_from_another_account_is_read_and_answered_in_the_browser(
     alice.set_viewport_size({"width": 1440, "height": 900})
     expect(item.locator(".unread")).to_have_count(0)  # read when it was shown
     screenshot(alice, "group-conversation-1440")
+
+    # a file alice drops in the group goes once, as a group message, and bob's device fetches it
+    alice.locator("#group-composer-file").set_input_files(
+        {"name": "plan.pdf", "mimeType": "application/pdf", "buffer": PLAN}
+    )
+    plan = alice.locator(
+        "#group-message-list .message", has=alice.locator('[data-file="plan.pdf"]')
+    )
+    expect(plan.locator(".message-status")).to_have_attribute("data-status", "sent", timeout=SLOW)
+    files: list[GroupFile] = []
+    for _ in range(6):
+        for envelope in receive_envelopes(live_app.ws_url, live_app.url, cookie, 1):
+            files += [e for e in bob_messenger.receive(envelope) if isinstance(e, GroupFile)]
+        if files:
+            break
+    [got] = files
+    assert (got.group_id, got.sender, got.pointer.name) == (group_id, alice_name, "plan.pdf")
+    saved = download_file(bob.transport, got.pointer, tmp_path / "bob")  # type: ignore[arg-type]
+    assert saved.read_bytes() == PLAN
+    screenshot(alice, "group-file-1440")
 
     # bob makes alice an admin: she can rename the group, and bob's device reads the new name
     bob_messenger.group_change(group_id, "promote", [alice_name])

@@ -16,9 +16,9 @@ import { markRead } from "./inbox.js";
 import { startMessenger } from "./messenger.js";
 import { MAX_NAME, displayNames, fillMissingDisplayNames, nameOf, ownDeviceName, setNickname } from "./names.js";
 import { notificationState, requestNotifications } from "./notifications.js";
-import { cancelUpload, fetchFile, sendFile, transfer } from "./files.js";
+import { attachFiles, forgetShownFiles, renderFile, sendFile } from "./files.js";
 import { retryMessage, sendText } from "./outbox.js";
-import { conversation as readConversation, conversations, fileSize, messages } from "./records.js";
+import { conversation as readConversation, conversations, messages } from "./records.js";
 import { askAgain, retryKey, retryLines } from "./retries.js";
 import { SendRefused, saveSettings, settings } from "./self.js";
 import { historyState } from "./history.js";
@@ -267,8 +267,7 @@ async function renderConversation(peer) {
     ...(await retryLines(peer)).map((r) => ({ at: r.sent_at, node: () => renderRetry(r, name) })),
   ].sort((a, b) => a.at - b.at);
   const atBottom = messageList.scrollHeight - messageList.scrollTop - messageList.clientHeight < 40;
-  picturesInView.disconnect(); // the lines drawn before are gone
-  shownFiles.clear();
+  forgetShownFiles(); // the lines drawn before are gone
   messageList.replaceChildren(...lines.map((line) => line.node()));
   if (!lines.length) {
     messageList.append(h("li", { class: "message-empty hint", text: `No messages with ${name} yet. Say hello.` }));
@@ -346,7 +345,7 @@ function renderMessage(m) {
       class: `message ${m.outgoing ? "out" : "in"}${m.kind === "unsupported" ? " unsupported" : ""}`,
       attrs: { "data-key": m.key, "data-id": m.id, "data-kind": m.kind },
     },
-    m.kind === "attachment" ? renderFile(m) : h("p", { class: "message-text", text: m.text }),
+    m.kind === "attachment" ? renderFile(m, { autoFetch: autoPictures }) : h("p", { class: "message-text", text: m.text }),
     h(
       "p",
       { class: "message-meta" },
@@ -367,78 +366,6 @@ function renderMessage(m) {
     item.append(reason, retry);
   }
   return item;
-}
-
-/** A thumbnail's b64u data as a data: URL. @param {{type: string, data: string}} t */
-function thumbnailUrl(t) {
-  const base64 = t.data.replace(/-/g, "+").replace(/_/g, "/");
-  return `data:${t.type};base64,${base64}${"=".repeat((4 - (base64.length % 4)) % 4)}`;
-}
-
-/**
- * A picture another device sent is fetched once its line is on screen, when the setting says
- * so (the file is checked as any other; a large one still shows its progress).
- */
-const picturesInView = new IntersectionObserver((entries) => {
-  for (const entry of entries) {
-    if (!entry.isIntersecting) continue;
-    picturesInView.unobserve(entry.target);
-    const m = shownFiles.get(/** @type {HTMLElement} */ (entry.target).dataset.key ?? "");
-    if (m) fetchFile(m);
-  }
-});
-/** @type {Map<string, any>} the file messages on screen, by key */
-const shownFiles = new Map();
-
-/**
- * A file in a conversation: its picture (the thumbnail until the file is here), its name and
- * size, and what can be done: cancel its upload, download it, save or open it.
- * @param {any} m
- */
-function renderFile(m) {
-  const a = m.attachment ?? {};
-  const t = /** @type {any} */ (transfer(m.key));
-  const here = t && t.state === "done" && t.url;
-  const picture = String(a.type).startsWith("image/") && here
-    ? h("img", { class: "file-picture", attrs: { src: t.url, alt: a.name } })
-    : a.thumbnail
-      ? h("img", { class: "file-picture", attrs: { src: thumbnailUrl(a.thumbnail), alt: `Preview of ${a.name}`, width: String(a.thumbnail.width), height: String(a.thumbnail.height) } })
-      : null;
-  const box = h("div", { class: "file", attrs: { "data-file": a.name } }, picture, h("p", { class: "file-name" }, h("span", { text: a.name }), " ", h("span", { class: "hint", text: fileSize(a.size) })));
-  const progress = (/** @type {string} */ what) =>
-    h("progress", { class: "file-progress", attrs: { max: String(t.total || 1), value: String(t.done), "aria-label": `${what} ${a.name}` } });
-  if (m.status === "uploading") {
-    if (t && t.controller) {
-      const cancel = h("button", { class: "link-button", text: "Cancel", attrs: { type: "button", "aria-label": `Cancel sending ${a.name}` } });
-      cancel.addEventListener("click", () => cancelUpload(m.key));
-      box.append(progress("Uploading"), h("p", { class: "hint", text: t.state === "waiting" ? "Waiting for the connection…" : `${fileSize(t.done)} of ${fileSize(t.total)}` }), cancel);
-    } else {
-      box.append(h("p", { class: "message-reason", text: "The upload stopped when the page was closed; send the file again." }));
-    }
-  } else if (t?.state === "fetching") {
-    box.append(progress("Downloading"), h("p", { class: "hint", text: `${fileSize(t.done)} of ${fileSize(t.total)}` }));
-  } else if (here) {
-    box.append(
-      h(
-        "p",
-        { class: "file-actions" },
-        h("a", { class: "button-link", text: "Save", attrs: { href: t.url, download: a.name, "aria-label": `Save ${a.name}` } }),
-        " ",
-        h("a", { class: "button-link", text: "Open", attrs: { href: t.url, target: "_blank", rel: "noopener", "aria-label": `Open ${a.name}` } }),
-      ),
-    );
-  } else if (a.blob_id) {
-    if (t?.state === "failed") box.append(h("p", { class: "message-reason", text: t.error }));
-    const get = h("button", { class: "secondary small", text: t?.state === "failed" ? "Try again" : "Download", attrs: { type: "button", "aria-label": `Download ${a.name}` } });
-    get.addEventListener("click", () => fetchFile(m));
-    box.append(get);
-    if (!t && String(a.type).startsWith("image/") && autoPictures) {
-      box.dataset.key = m.key;
-      shownFiles.set(m.key, m);
-      picturesInView.observe(box);
-    }
-  }
-  return box;
 }
 
 /**
@@ -536,44 +463,15 @@ composer.addEventListener("submit", async (event) => {
   }
 });
 
-/** Files picked, dropped or pasted go to the open conversation, each as its own message. @param {Iterable<File>} files */
-async function sendFiles(files) {
-  if (!route.peer) return;
-  say(composerMessage, "info", "");
-  for (const file of files) {
-    try {
-      await sendFile(route.peer, file);
-    } catch (error) {
-      say(composerMessage, "error", error instanceof SendRefused ? error.message : `Not sent: ${/** @type {any} */ (error).message}`);
-    }
-  }
-}
-
-const filePicker = /** @type {HTMLInputElement} */ (byId("composer-file"));
-byId("composer-attach").addEventListener("click", () => filePicker.click());
-filePicker.addEventListener("change", () => {
-  const picked = [...(filePicker.files ?? [])];
-  filePicker.value = "";
-  sendFiles(picked);
-});
-composerText.addEventListener("paste", (event) => {
-  const pasted = [...(event.clipboardData?.files ?? [])];
-  if (!pasted.length) return;
-  event.preventDefault(); // an image from the clipboard is sent as a file, not as text
-  sendFiles(pasted);
-});
-const dropZone = /** @type {HTMLElement} */ (messageList.parentElement);
-dropZone.addEventListener("dragover", (event) => {
-  if (!route.peer || !event.dataTransfer?.types.includes("Files")) return;
-  event.preventDefault();
-  dropZone.classList.add("dropping");
-});
-dropZone.addEventListener("dragleave", () => dropZone.classList.remove("dropping"));
-dropZone.addEventListener("drop", (event) => {
-  dropZone.classList.remove("dropping");
-  if (!route.peer || !event.dataTransfer?.files.length) return;
-  event.preventDefault();
-  sendFiles([...event.dataTransfer.files]);
+/** Files picked, dropped or pasted go to the open conversation, each as its own message. */
+attachFiles({
+  button: byId("composer-attach"),
+  picker: /** @type {HTMLInputElement} */ (byId("composer-file")),
+  textarea: composerText,
+  dropZone: /** @type {HTMLElement} */ (messageList.parentElement),
+  ready: () => Boolean(route.peer),
+  send: (file) => sendFile(/** @type {string} */ (route.peer), file),
+  refused: (text) => say(composerMessage, "error", text),
 });
 
 composerText.addEventListener("keydown", (event) => {

@@ -8,7 +8,8 @@
 // `groupLines`, `groupRecords` and the page's helpers under the state lock.
 //
 //   groups         b64u group id → GroupRecord.toJSON()
-//   groupMessages  {key, group, kind: "text" | "notice", timestamp, author?, authorDevice?,
+//   groupMessages  {key, group, kind: "text" | "attachment" | "notice", timestamp, author?,
+//                   authorDevice?, attachment? (a file's pointer, 26.2),
 //                   id?, text, outgoing?, status? (own: sending, sent, failed), reason?,
 //                   tone? (notice: info, warn), to? (own: the other members when sent),
 //                   deliveredTo?, readBy? (own: members whose receipts came, 25.10),
@@ -216,17 +217,19 @@ function contentLine(groupId, effect, me) {
     console.warn("Parley: a group content did not decode", error);
     return null;
   }
-  if (content.type !== ContentType.TEXT) return null;
+  if (content.type !== ContentType.TEXT && content.type !== ContentType.ATTACHMENT) return null;
   const id = b64uEncode(content.messageId);
+  const file = content.type === ContentType.ATTACHMENT;
   return {
     key: `${groupId}:${effect.sender}:${id}`,
     group: groupId,
-    kind: "text",
+    kind: file ? "attachment" : "text",
+    ...(file ? { attachment: content.body } : {}),
     timestamp: content.timestamp,
     author: effect.sender,
     authorDevice: effect.senderDevice,
     id,
-    text: String(content.body.text),
+    text: file ? `File: ${content.body.name}` : String(content.body.text),
     outgoing: effect.sender === me.accountId,
     status: effect.sender === me.accountId ? "sent" : undefined,
     receivedAt: Date.now(),
@@ -380,7 +383,7 @@ function readLine(line) {
  * @param {string} groupId @param {any[]} lines
  */
 async function markCovered(groupId, lines) {
-  const texts = lines.filter((l) => l.kind === "text" && !l.outgoing);
+  const texts = lines.filter((l) => (l.kind === "text" || l.kind === "attachment") && !l.outgoing);
   if (!texts.length) return;
   const covered = new Set(engine.readState(texts.map(readLine), await syncedValue("groups", [groupId])).read);
   const now = Date.now();
@@ -399,7 +402,7 @@ export async function groupRead(groupId) {
   const record = await groupRecord(groupId);
   if (!record?.chain) return { receipts: false, position: null };
   const all = await groupLines(groupId);
-  const unread = all.filter((l) => l.kind === "text" && !l.outgoing && !l.readAt);
+  const unread = all.filter((l) => (l.kind === "text" || l.kind === "attachment") && !l.outgoing && !l.readAt);
   if (!unread.length) return { receipts: false, position: null };
   const position = engine.readPosition(all.map(readLine), await syncedValue("groups", [groupId]));
   const now = Date.now();
@@ -426,7 +429,7 @@ async function applySyncedRead({ index: [groupId], value }) {
   if (!covered.size) return;
   const now = Date.now();
   await store.transact(["groupMessages"], (s) => {
-    for (const line of all) if (line.kind === "text" && covered.has(String(line.id))) s.groupMessages.put({ ...line, readAt: now });
+    for (const line of all) if (line.kind !== "notice" && covered.has(String(line.id))) s.groupMessages.put({ ...line, readAt: now });
   });
   notify({ kind: Change.GROUPS, group: groupId });
 }
@@ -512,7 +515,7 @@ export async function planGroupSend(item) {
   const own = await currentList(me.accountId);
   const content = encodeContent(
     new Content({
-      type: ContentType.TEXT,
+      type: item.contentType, // a text or a file (26.2)
       messageId: b64uDecode(item.messageId, { length: 16, what: "message id" }),
       timestamp: item.timestamp,
       senderListVersion: own.version,
@@ -558,6 +561,8 @@ async function frameOf(item, { sends, notices }) {
     message: b64uEncode(send.message),
     targets: send.targets.map(([, deviceId]) => deviceId),
     keys,
+    // a file's blob is granted to the devices the send names (docs/protocol.md 19.5)
+    ...(item.contentType === ContentType.ATTACHMENT ? { attachments: [item.body.blob_id] } : {}),
   };
 }
 

@@ -5,10 +5,11 @@
 
 import { encoding, ready } from "../protocol/index.js";
 import { Change, changes } from "./events.js";
+import { attachFiles, forgetShownFiles, renderFile, sendGroupFile } from "./files.js";
 import { GroupRefused, changeGroup, changeText, createGroup, groupLines, groupRead, groupRecords } from "./groups.js";
 import { displayNames } from "./names.js";
 import { ringLeader, sendGroupText } from "./outbox.js";
-import { SendRefused } from "./self.js";
+import { SendRefused, settings } from "./self.js";
 import { withStateLock } from "./statelock.js";
 import { syncMutate } from "./sync.js";
 import * as store from "./store.js";
@@ -62,7 +63,7 @@ async function groupsWithLast() {
   for (const record of records) {
     const id = encodingId(record);
     const lines = await groupLines(id);
-    const unread = lines.filter((l) => l.kind === "text" && !l.outgoing && !l.readAt).length;
+    const unread = lines.filter((l) => l.kind !== "notice" && !l.outgoing && !l.readAt).length;
     out.push({ record, id, last: lines[lines.length - 1] ?? null, unread });
   }
   return out.sort((a, b) => (b.last?.timestamp ?? 0) - (a.last?.timestamp ?? 0));
@@ -80,7 +81,7 @@ async function renderList() {
       const member = record.chain.members.has(me.accountId);
       const preview = !member
         ? "You are no longer a member"
-        : last?.kind === "text"
+        : last?.kind === "text" || last?.kind === "attachment"
           ? `${nameIn(names, last.author)}: ${last.text}`
           : last?.change
             ? changeText(last.change, me.accountId, names)
@@ -154,11 +155,13 @@ async function renderGroup(groupId) {
   composerSend.disabled = blocked;
   const lines = await groupLines(groupId);
   const atBottom = messageList.scrollHeight - messageList.scrollTop - messageList.clientHeight < 40;
+  autoPictures = (await settings()).downloadPictures;
+  forgetShownFiles(); // the lines drawn before are gone
   messageList.replaceChildren(...lines.map((line) => renderLine(line, names)));
   if (!lines.length) messageList.append(h("li", { class: "message-empty hint", text: "No messages in this group yet." }));
   if (atBottom || messageList.dataset.group !== groupId) messageList.scrollTop = messageList.scrollHeight;
   messageList.dataset.group = groupId;
-  if (member && lines.some((l) => l.kind === "text" && !l.outgoing && !l.readAt)) markRead(groupId);
+  if (member && lines.some((l) => l.kind !== "notice" && !l.outgoing && !l.readAt)) markRead(groupId);
 }
 
 /**
@@ -214,7 +217,7 @@ function renderLine(line, names) {
     "li",
     { class: `message ${line.outgoing ? "out" : "in"}`, attrs: { "data-key": line.key, "data-id": line.id } },
     line.outgoing ? null : h("p", { class: "message-author", text: nameIn(names, line.author) }),
-    h("p", { class: "message-text", text: line.text }),
+    line.kind === "attachment" ? renderFile(line, { autoFetch: autoPictures }) : h("p", { class: "message-text", text: line.text }),
     h(
       "p",
       { class: "message-meta" },
@@ -384,6 +387,20 @@ composer.addEventListener("submit", async (event) => {
   } catch (error) {
     say(composerMessage, "error", error instanceof SendRefused ? error.message : `Not sent: ${/** @type {any} */ (error).message}`);
   }
+});
+
+/** Pictures are fetched when shown (the person's setting, read at each render). */
+let autoPictures = true;
+
+/** Files picked, dropped or pasted go to the open group, each as its own message. */
+attachFiles({
+  button: byId("group-composer-attach"),
+  picker: /** @type {HTMLInputElement} */ (byId("group-composer-file")),
+  textarea: composerText,
+  dropZone: /** @type {HTMLElement} */ (messageList.parentElement),
+  ready: () => Boolean(current) && !composer.hidden && !composerText.disabled,
+  send: (file) => sendGroupFile(/** @type {string} */ (current), file),
+  refused: (text) => say(composerMessage, text ? "error" : "info", text),
 });
 
 composerText.addEventListener("keydown", (event) => {
