@@ -1,6 +1,6 @@
 """Files in the web app (docs/protocol.md 19.5, 26): alice's laptop, her phone closed, sends
-bob a 10 MB file and pastes an image. Bob's Python phone fetches both and they are the bytes
-alice sent; alice's phone, opened again, shows both as her own (the picture's thumbnail at
+bob a 10 MB file and pastes an image. Bob's Python phone and laptop get both, and what they
+fetch is the bytes alice sent; alice's phone, opened again, shows both as her own (the picture's thumbnail at
 once) and fetches and checks the file. The upload is cut once by a dropped connection and goes
 on from the piece the server had. A file over the limit is refused before anything is sent;
 one the server altered, or one of another conversation, is refused in plain words; and a
@@ -18,7 +18,7 @@ from client.events import FileMessage
 from tests.browser.test_history import link_with_history
 from tests.support.actors import person
 from tests.support.browser import DESKTOP, PHONE
-from tests.support.devices import DeviceThread, primary_messenger
+from tests.support.devices import DeviceThread, companion_messenger, primary_messenger
 from tests.support.server import LiveServer
 from tests.support.web import (
     SLOW,
@@ -63,6 +63,7 @@ def test_files_from_a_companion_reach_the_contact_and_the_own_phone(
     link_companion(phone, laptop, "Laptop")
     bob = person(live_app, "bob")
     bob_phone = devices.connect(lambda: primary_messenger(bob, tmp_path))
+    bob_laptop = devices.connect(lambda: companion_messenger(bob, tmp_path))
     open_chats(phone)
     add_contact(phone, bob.username)
     phone.close()
@@ -101,7 +102,9 @@ def test_files_from_a_companion_reach_the_contact_and_the_own_phone(
     expect(pasted.locator("img.file-picture")).to_be_visible()
     screenshot(laptop, "file-sent-1440")
 
-    # bob's phone gets both pointers; what it fetches is what alice sent
+    # both of bob's devices get both pointers; what they fetch is what alice sent
+    laptop_files = devices.run(bob_laptop.wait_for(FileMessage, 2, within=30))
+    assert {f.pointer.name for f in laptop_files} == {"notes.bin", "sunny.png"}
     files = devices.run(bob_phone.wait_for(FileMessage, 2, within=30))
     by_name = {f.pointer.name: f.pointer for f in files}
     assert set(by_name) == {"notes.bin", "sunny.png"}
@@ -111,6 +114,11 @@ def test_files_from_a_companion_reach_the_contact_and_the_own_phone(
     saved = download_file(transport, by_name["notes.bin"], tmp_path / "bob")  # type: ignore[arg-type]
     assert saved.read_bytes() == TEN_MB
     assert download_file(transport, by_name["sunny.png"], tmp_path / "bob").read_bytes() == image  # type: ignore[arg-type]
+    on_laptop = {f.pointer.name: f.pointer for f in laptop_files}["notes.bin"]
+    laptop_transport = bob_laptop.messenger.transport
+    assert (
+        download_file(laptop_transport, on_laptop, tmp_path / "bob-laptop").read_bytes() == TEN_MB
+    )  # type: ignore[arg-type]
 
     # alice's phone, opened again, has both as her own; the picture shows before any fetch
     phone = phone_context.new_page()
