@@ -31,7 +31,7 @@ import io
 import socket
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -80,7 +80,6 @@ from client.messenger import (
 from client.signin import DeviceLoggedOut, ensure_signed_in, log_out
 from client.store import OwnDevice, Store, StoreError, default_store_path
 from client.verify import load_hashes, verify_static
-from protocol.attachments import AttachmentPointer
 from protocol.encoding import b64u_encode
 from protocol.exceptions import ProtocolError
 
@@ -259,21 +258,16 @@ def cmd_send(args: argparse.Namespace, out: TextIO) -> int:
     messenger = _messenger(args, out)
     if messenger is None:
         return 1
-    try:
-        sent = asyncio.run(_send(messenger, args.user, args.text, within=args.timeout))
-    except DeviceLoggedOut:
-        print("This device was logged out. Its keys were deleted from this computer.", file=out)
+    sent = _sending(
+        messenger,
+        out,
+        lambda c: c.send_text(args.user, args.text, within=args.timeout),
+        within=args.timeout,
+        late=f"The server did not accept the message within {args.timeout} s; it may not "
+        "have been sent. Sending again is safe only from a fresh `send`.",
+    )
+    if sent is None:
         return 1
-    except TimeoutError:
-        raise CommandError(
-            f"The server did not accept the message within {args.timeout} s; it may not "
-            "have been sent. Sending again is safe only from a fresh `send`."
-        ) from None
-    except SendRefused as error:
-        raise CommandError(f"Not sent: {error}") from error
-    finally:
-        if messenger.store.path.exists():
-            messenger.store.close()
     print(
         f"Sent to {args.user} ({_devices(len(sent.recipient_devices))}); {_copies(sent)}", file=out
     )
@@ -287,24 +281,24 @@ def cmd_send_file(args: argparse.Namespace, out: TextIO) -> int:
     messenger = _messenger(args, out)
     if messenger is None:
         return 1
+    transport = messenger.transport
+    assert isinstance(transport, HttpTransport)
     try:
-        assert isinstance(messenger.transport, HttpTransport)
         shown = _progress(out, f"Uploading {path.name}")
-        pointer = upload_file(messenger.transport, path, messenger.rng, progress=shown)
-        sent = asyncio.run(_send_file(messenger, args.user, pointer, within=args.timeout))
-    except DeviceLoggedOut:
-        print("This device was logged out. Its keys were deleted from this computer.", file=out)
+        pointer = upload_file(transport, path, messenger.rng, progress=shown)
+    except BaseException:
+        messenger.store.close()
+        raise
+    sent = _sending(
+        messenger,
+        out,
+        lambda c: c.send_file(args.user, pointer, within=args.timeout),
+        within=args.timeout,
+        late=f"The server did not accept the message within {args.timeout} s; the file was "
+        "uploaded but may not have been sent.",
+    )
+    if sent is None:
         return 1
-    except TimeoutError:
-        raise CommandError(
-            f"The server did not accept the message within {args.timeout} s; the file was "
-            "uploaded but may not have been sent."
-        ) from None
-    except SendRefused as error:
-        raise CommandError(f"Not sent: {error}") from error
-    finally:
-        if messenger.store.path.exists():
-            messenger.store.close()
     print(
         f"Sent {pointer.name} ({file_size(pointer.size)}) to {args.user} "
         f"({_devices(len(sent.recipient_devices))}); {_copies(sent)}",
@@ -313,16 +307,38 @@ def cmd_send_file(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
-async def _send_file(
-    messenger: Messenger, user: str, pointer: AttachmentPointer, *, within: float
-) -> OutgoingMessage:
-    assert isinstance(messenger.transport, HttpTransport)
-    connection = DeviceConnection(messenger, messenger.transport, receive=False)
-    await connection.start(within=within)
+def _sending(
+    messenger: Messenger,
+    out: TextIO,
+    send: Callable[[DeviceConnection], Awaitable[OutgoingMessage]],
+    *,
+    within: float,
+    late: str,
+) -> OutgoingMessage | None:
+    """One send on a connection of its own; None when the device was logged out (said), a
+    refusal or the server's silence (`late`) as a CommandError; the store closed at the end."""
+
+    async def run() -> OutgoingMessage:
+        assert isinstance(messenger.transport, HttpTransport)
+        connection = DeviceConnection(messenger, messenger.transport, receive=False)
+        await connection.start(within=within)
+        try:
+            return await send(connection)
+        finally:
+            await connection.close(flush=0)
+
     try:
-        return await connection.send_file(user, pointer, within=within)
+        return asyncio.run(run())
+    except DeviceLoggedOut:
+        print("This device was logged out. Its keys were deleted from this computer.", file=out)
+        return None
+    except TimeoutError:
+        raise CommandError(late) from None
+    except SendRefused as error:
+        raise CommandError(f"Not sent: {error}") from error
     finally:
-        await connection.close(flush=0)
+        if messenger.store.path.exists():
+            messenger.store.close()
 
 
 def _progress(out: TextIO, what: str) -> Callable[[int, int], None]:
@@ -358,16 +374,6 @@ def _copies(sent: OutgoingMessage) -> str:
         return "no other device of yours to copy it to"
     count = len(sent.own_devices)
     return "a copy to your other device" if count == 1 else f"a copy to your {count} other devices"
-
-
-async def _send(messenger: Messenger, user: str, text: str, *, within: float) -> OutgoingMessage:
-    assert isinstance(messenger.transport, HttpTransport)
-    connection = DeviceConnection(messenger, messenger.transport, receive=False)
-    await connection.start(within=within)
-    try:
-        return await connection.send_text(user, text, within=within)
-    finally:
-        await connection.close(flush=0)
 
 
 def cmd_listen(args: argparse.Namespace, out: TextIO) -> int:

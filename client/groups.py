@@ -442,31 +442,19 @@ class GroupMember(Sender):
             content = decode_content(effect.plaintext)
         except ProtocolError as error:
             return [Refused(effect.sender, effect.sender_device, "", f"group content: {error}")]
+        about = (
+            b64u_encode(record.group_id),
+            _name(record),
+            effect.sender,
+            effect.sender_device,
+            content.message_id,
+            content.timestamp,
+        )
         if content.type is ContentType.ATTACHMENT:
-            return [
-                GroupFile(
-                    b64u_encode(record.group_id),
-                    _name(record),
-                    effect.sender,
-                    effect.sender_device,
-                    content.message_id,
-                    content.timestamp,
-                    AttachmentPointer.from_body(content.body),
-                )
-            ]
-        if content.type is not ContentType.TEXT:
-            return []  # texts and files in groups, in this version
-        return [
-            GroupText(
-                b64u_encode(record.group_id),
-                _name(record),
-                effect.sender,
-                effect.sender_device,
-                content.message_id,
-                content.timestamp,
-                content.body["text"],
-            )
-        ]
+            return [GroupFile(*about, AttachmentPointer.from_body(content.body))]
+        if content.type is ContentType.TEXT:
+            return [GroupText(*about, content.body["text"])]
+        return []  # texts and files in groups, in this version
 
 
 def _name(record: GroupRecord) -> str:

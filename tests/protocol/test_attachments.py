@@ -21,19 +21,12 @@ from protocol.attachments import (
     open_attachment,
     validate_pointer,
 )
-from protocol.exceptions import AttachmentMismatch, MalformedMessage, ProtocolError
+from protocol.exceptions import AttachmentMismatch, MalformedMessage
 from protocol.rng import TestRng
+from tests.vectors.generate import error_name
 
 VECTORS = Path(__file__).resolve().parents[1] / "vectors"
 V = json.loads((VECTORS / "attachments.json").read_text("utf-8"))
-
-
-def error_of(fn: Any) -> str | None:
-    try:
-        fn()
-    except ProtocolError as exc:
-        return type(exc).__name__
-    return None
 
 
 def test_regenerating_the_vectors_equals_the_committed_file():
@@ -87,14 +80,14 @@ def test_a_tampered_blob_is_refused(case):
         next(f for f in V["files"] if f["name"] == "small")["pointer"]
     )
     assert (
-        error_of(lambda: open_attachment(bytes.fromhex(case["blob"]), pointer))
+        error_name(lambda: open_attachment(bytes.fromhex(case["blob"]), pointer))
         == case["expected_error"]
     )
 
 
 @pytest.mark.parametrize("case", V["pointers"], ids=lambda c: c["name"])
 def test_pointer_bodies_are_accepted_or_refused_as_the_vectors_say(case):
-    assert error_of(lambda: validate_pointer(case["body"])) == case["expected_error"]
+    assert error_name(lambda: validate_pointer(case["body"])) == case["expected_error"]
 
 
 def test_a_blob_cut_at_a_chunk_boundary_is_refused_though_every_chunk_it_has_opens():

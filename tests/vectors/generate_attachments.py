@@ -17,7 +17,6 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from protocol import primitives  # noqa: E402
 from protocol.attachments import (  # noqa: E402
     AttachmentPointer,
     AttachmentSealer,
@@ -28,8 +27,8 @@ from protocol.attachments import (  # noqa: E402
     validate_pointer,
 )
 from protocol.encoding import b64u_encode  # noqa: E402
-from protocol.exceptions import ProtocolError  # noqa: E402
 from protocol.rng import TestRng  # noqa: E402
+from tests.vectors.generate import error_name, seed  # noqa: E402
 
 VECTORS = Path(__file__).resolve().parent
 FILES = (
@@ -40,18 +39,6 @@ FILES = (
     ("three", 140000),
 )
 PIECES = (1000, 65536, 7)  # sizes of the pieces fed to the sealer in turn, repeated
-
-
-def seed(name: str) -> bytes:
-    return primitives.hash32("Parley v1 test seed", name.encode())
-
-
-def error_of(fn: Any) -> str | None:
-    try:
-        fn()
-    except ProtocolError as exc:
-        return type(exc).__name__
-    return None
 
 
 def sealed_in_pieces(plaintext: bytes, rng: TestRng) -> bytes:
@@ -116,7 +103,7 @@ def tampered_cases(blob: bytes, pointer: AttachmentPointer) -> list[dict[str, An
     ]
     out = []
     for name, data in cases:
-        error = error_of(lambda data=data: open_attachment(data, pointer))
+        error = error_name(lambda data=data: open_attachment(data, pointer))
         assert error is not None, name
         out.append({"name": name, "blob": data.hex(), "expected_error": error})
     return out
@@ -188,11 +175,11 @@ def pointer_cases(good: dict[str, Any]) -> list[dict[str, Any]]:
         {"name": "name_unicode_255", "body": {**good, "name": "é" * 255}, "expected_error": None},
     ]
     for name, body in bad:
-        error = error_of(lambda body=body: validate_pointer(body))
+        error = error_name(lambda body=body: validate_pointer(body))
         assert error == "MalformedMessage", (name, error)
         cases.append({"name": name, "body": body, "expected_error": error})
     for case in cases[:3]:
-        assert error_of(lambda case=case: validate_pointer(case["body"])) is None, case["name"]
+        assert error_name(lambda case=case: validate_pointer(case["body"])) is None, case["name"]
         assert AttachmentPointer.from_body(case["body"]).to_body() == case["body"]
     assert AttachmentPointer.from_body(with_thumb).thumbnail == Thumbnail(
         "image/jpeg", b"\xff\xd8 thumb", 64, 48
