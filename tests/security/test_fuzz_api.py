@@ -54,6 +54,8 @@ FIELDS = [
     "blob",
     "seq",
     "entry",
+    "size",
+    "blob_ids",
 ]
 scalars = st.one_of(
     st.none(),
@@ -125,6 +127,8 @@ POST_PATHS = [
     "/api/link/{link}/decline",
     "/api/state",
     "/api/groups/{group}/entries",
+    "/api/attachments",
+    "/api/attachments/grants",
 ]
 
 
