@@ -22,9 +22,9 @@ import { h } from "./ui.js";
 const { AttachmentOpener, AttachmentPointer, AttachmentSealer, blobSize } = attachments;
 const { b64uEncode } = encoding;
 
-/** The largest file, as the server says (a data attribute of the composer), 25 MB by default. */
+/** The largest file, as the server says (a data attribute of the page's composer), 25 MB by default. */
 export function maxFileBytes() {
-  const said = Number(document.getElementById("composer")?.dataset.maxFileBytes);
+  const said = Number(/** @type {HTMLElement | null} */ (document.querySelector("[data-max-file-bytes]"))?.dataset.maxFileBytes);
   return Number.isSafeInteger(said) && said > 0 ? said : 25_000_000;
 }
 
