@@ -147,6 +147,15 @@ def test_pin_archive_mute_and_previews_follow_the_account(new_device, screenshot
     flag(laptop, dave, "Unarchive chat")
     expect(row(alice, dave)).to_have_count(1, timeout=SLOW)
     expect(alice.locator("#archived")).to_be_hidden()
+
+    # Writing in a pinned, muted chat keeps it pinned and muted.
+    for peer in (bob, carol):
+        open_chats(alice, f"/chats/{peer}")
+        send(alice, "still where you were")
+        expect_status(alice, "still where you were", "sent")
+    open_chats(alice)
+    expect(row(alice, bob).get_by_title("Pinned")).to_be_visible()
+    expect(row(alice, carol).get_by_title("Muted")).to_be_visible()
     assert not errors
 
 

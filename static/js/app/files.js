@@ -14,7 +14,7 @@ import { ApiError, api } from "./api.js";
 import { Change, notify } from "./events.js";
 import { groupRecord } from "./groups.js";
 import { ringLeader } from "./outbox.js";
-import { emptyConversation, fileSize, outboxItem } from "./records.js";
+import { emptyConversation, fileSize, outboxItem, sentIn } from "./records.js";
 import { SendRefused, self } from "./self.js";
 import * as store from "./store.js";
 import { h } from "./ui.js";
@@ -169,13 +169,13 @@ const dropped = (error) => error instanceof ApiError && (error.status === 0 || e
 async function chatPlace(peer) {
   const contact = await store.read("contacts", peer);
   if (!contact) throw new SendRefused(`Add ${peer} as a contact first.`, "not_a_contact");
+  const conversation = (await store.read("conversations", peer)) ?? emptyConversation(peer);
   return {
     store: "messages",
     key: (author, id) => `${author}:${id}`, // messageKey(author, id)
     fields: { conversation: peer, readSent: true },
     item: (item) => item,
-    touch: (s, line) =>
-      s.conversations.put({ ...emptyConversation(peer), lastText: line.text, lastTimestamp: line.timestamp, lastOutgoing: true }),
+    touch: (s, line) => s.conversations.put(sentIn(conversation, line)),
     change: { kind: Change.MESSAGES, peer },
   };
 }

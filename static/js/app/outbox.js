@@ -16,7 +16,7 @@ import { Change, changes, notify, onOutboxRung, ringOtherTabs } from "./events.j
 import { encryptItem, planSend } from "./fanout.js";
 import { groupRecord, groupSendAnswered, planGroupSend } from "./groups.js";
 import { OutboxDrain } from "./outboxdrain.js";
-import { STATUS_RANK, emptyConversation, outboxItem, textRecord } from "./records.js";
+import { STATUS_RANK, emptyConversation, outboxItem, sentIn, textRecord } from "./records.js";
 import { SendRefused, self } from "./self.js";
 import { isLeader, onSocketClose, sendFrame } from "./socket.js";
 import { withStateLock } from "./statelock.js";
@@ -65,9 +65,11 @@ export async function sendText(peer, text) {
     status: "sending",
     readSent: true,
   });
+  const conversation = (await store.read("conversations", peer)) ?? emptyConversation(peer);
   await store.transact(["messages", "conversations", "outbox"], (s) => {
     s.messages.put(message);
-    s.conversations.put({ ...emptyConversation(peer), lastText: text, lastTimestamp: timestamp, lastOutgoing: true });
+    // its flags (pinned, archived, muted) and read position stay: only its last line changes
+    s.conversations.put(sentIn(conversation, message));
     s.outbox.add(textItem(message));
   });
   notify({ kind: Change.MESSAGES, peer });

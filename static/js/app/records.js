@@ -149,6 +149,15 @@ export function emptyConversation(peer) {
 }
 
 /**
+ * The conversation after the person wrote `message` in it: read, with it as its last line,
+ * everything else (its flags, its read position) as it was.
+ * @param {any} conversation @param {any} message
+ */
+export function sentIn(conversation, message) {
+  return { ...conversation, unread: 0, lastText: message.text, lastTimestamp: message.timestamp, lastOutgoing: true };
+}
+
+/**
  * The conversation with `message` in it: its last line when it is the newest.
  * @param {any} conversation @param {any} message @param {number} unread
  */
