@@ -222,7 +222,8 @@ class NodeServer(Server):
             protocol.registerProducer(flow, True)
         if flow is not None and not more:
             del self.flows[protocol]
-            protocol.unregisterProducer()
+            if protocol.channel is not None:  # not gone with a client that left
+                protocol.unregisterProducer()
         await super().handle_reply(protocol, message)
         if flow is not None and more:
             await flow.writable.wait()
