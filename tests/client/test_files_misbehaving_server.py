@@ -6,10 +6,12 @@ refused in plain words, and nothing of the file is kept where files are saved.""
 from __future__ import annotations
 
 import asyncio
+import http.client
 import os
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -140,3 +142,25 @@ async def test_a_thumbnail_changed_in_transit_is_never_shown(live_app, tmp_path)
     assert receiver.of(FileMessage) == []
     await receiver.close()
     await sender.close()
+
+
+async def test_a_fetch_left_half_way_leaves_the_node_serving_and_the_file_whole(live_app, tmp_path):
+    """Bob's device goes away a few bytes into the blob (the node was pausing its answer for
+    it, web/serve.py): nothing breaks on the node, and the next fetch gets the whole file."""
+    world = await file_sent(live_app, tmp_path)
+    bob = world["phones"]["bob"]
+    logged = len(live_app.log())
+    origin = urlsplit(live_app.url)
+    connection = http.client.HTTPConnection(origin.hostname, origin.port, timeout=10)
+    cookie = bob.messenger.transport.cookie_header()  # type: ignore[attr-defined]
+    connection.request(
+        "GET", f"/api/attachments/{world['pointer'].blob_id}", headers={"Cookie": cookie}
+    )
+    answer = connection.getresponse()
+    assert answer.status == 200 and len(answer.read(5000)) == 5000
+    connection.close()
+    await asyncio.sleep(0.5)
+    saved = await fetch(bob, world["pointer"], tmp_path / "in")
+    assert saved.read_bytes() == world["path"].read_bytes()
+    assert "Traceback" not in live_app.log()[logged:]
+    await close(world)
