@@ -75,6 +75,8 @@ bench: $(VENV)/.bench
 	$(PY) bench/load.py --plot docs/benchmarks-load.png
 	$(PY) bench/drain.py
 	$(PY) bench/idle_sockets.py
+	$(PY) bench/attachments.py --browser
+	node bench/attachments.mjs
 
 clean:
 	rm -rf $(VENV) node_modules var test-artifacts .pytest_cache .ruff_cache .mypy_cache
