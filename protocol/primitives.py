@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import nacl.bindings as sodium
 import nacl.exceptions
+from cryptography.hazmat.primitives.asymmetric.mlkem import MLKEM768PrivateKey, MLKEM768PublicKey
 from nacl._sodium import ffi, lib  # type: ignore[import-not-found]  # nacl.bindings calls these
 
 from protocol.encoding import enc_str
@@ -215,6 +216,45 @@ def stream_pull(
         return sodium.crypto_secretstream_xchacha20poly1305_pull(state, chunk, None)
     except nacl.exceptions.CryptoError as exc:
         raise DecryptionFailed("secretstream chunk authentication failed") from exc
+
+
+MLKEM768_SEED_BYTES = 64
+MLKEM768_PUBLIC_KEY_BYTES = 1184
+MLKEM768_CIPHERTEXT_BYTES = 1088
+MLKEM768_SHARED_BYTES = 32
+
+
+# ML-KEM-768 (FIPS 203) from `cryptography` (OpenSSL), which PyNaCl lacks; the JS mirror has
+# libsodium's. A key pair is kept as its 64-byte seed (d ‖ z): the same seed gives the same
+# public key in both (tests/vectors/mlkem.json).
+def mlkem768_public(seed: bytes) -> bytes:
+    """The encapsulation key of the key pair of `seed`."""
+    _require_length(seed, MLKEM768_SEED_BYTES, "ML-KEM-768 seed")
+    return MLKEM768PrivateKey.from_seed_bytes(seed).public_key().public_bytes_raw()
+
+
+def mlkem768_encapsulate(public_key: bytes) -> tuple[bytes, bytes]:
+    """(ciphertext, shared secret) for `public_key`; the randomness is OpenSSL's own
+    (`cryptography` has no deterministic encapsulation, so Python's are not reproducible)."""
+    _require_length(public_key, MLKEM768_PUBLIC_KEY_BYTES, "ML-KEM-768 public key")
+    try:
+        key = MLKEM768PublicKey.from_public_bytes(public_key)
+    except ValueError as exc:  # not a valid encoding (its coefficients out of range)
+        raise InvalidKey("ML-KEM-768 public key: not a valid encapsulation key") from exc
+    shared, ciphertext = key.encapsulate()
+    return ciphertext, shared
+
+
+def mlkem768_decapsulate(seed: bytes, ciphertext: bytes) -> bytes:
+    """The shared secret of `ciphertext`. A ciphertext of the right length never fails: one
+    that was altered gives another secret (ML-KEM's implicit rejection), which the key
+    derivation that uses it then refuses."""
+    _require_length(seed, MLKEM768_SEED_BYTES, "ML-KEM-768 seed")
+    if len(ciphertext) != MLKEM768_CIPHERTEXT_BYTES:
+        raise DecryptionFailed(
+            f"ML-KEM-768 ciphertext: expected {MLKEM768_CIPHERTEXT_BYTES} bytes, got {len(ciphertext)}"
+        )
+    return MLKEM768PrivateKey.from_seed_bytes(seed).decapsulate(ciphertext)
 
 
 def sealed_box(plaintext: bytes, recipient_public_key: bytes) -> bytes:

@@ -68,6 +68,9 @@ export interface Sodium {
   ): StreamChunk | false;
   crypto_box_seal(message: Uint8Array, publicKey: Uint8Array): Uint8Array;
   crypto_box_seal_open(ciphertext: Uint8Array, publicKey: Uint8Array, privateKey: Uint8Array): Uint8Array;
+  crypto_kem_mlkem768_seed_keypair(seed: Uint8Array): { publicKey: Uint8Array; privateKey: Uint8Array };
+  crypto_kem_mlkem768_enc_deterministic(publicKey: Uint8Array, seed: Uint8Array): { ciphertext: Uint8Array; sharedSecret: Uint8Array };
+  crypto_kem_mlkem768_dec(ciphertext: Uint8Array, privateKey: Uint8Array): Uint8Array;
   crypto_stream_xchacha20_xor_ic(
     message: Uint8Array,
     nonce: Uint8Array,

@@ -1,5 +1,6 @@
 """The JavaScript protocol runs in real Chromium on the app's page (import map, strict CSP,
-libsodium WebAssembly) and talks to the Python implementation in both directions."""
+libsodium WebAssembly) and talks to the Python implementation in both directions: sessions,
+and ML-KEM-768 (docs/protocol.md section 1)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,12 @@ from typing import Any
 from protocol.encoding import b64u_decode, b64u_encode
 from protocol.inbound import accept_prekey_message
 from protocol.keys import generate_device_keys, make_prekey_bundle
-from protocol.primitives import hash32
+from protocol.primitives import (
+    hash32,
+    mlkem768_decapsulate,
+    mlkem768_encapsulate,
+    mlkem768_public,
+)
 from protocol.ratchet import Session
 from protocol.rng import TestRng
 
@@ -112,3 +118,40 @@ def test_browser_and_python_exchange_messages_both_ways(new_device):
     assert continued["replay"] == "ReplayDetected"
     assert session.decrypt(b64u_decode(continued["answer"]), bob_rng) == b"the browser got it"
     assert errors == []  # no CSP violation, no failed module or WebAssembly load
+
+
+# Runs in the page: encapsulate to a Python device's ML-KEM-768 key, and open Python's
+# encapsulation to the page's own key (docs/protocol.md section 1).
+MLKEM = """async ({ theirs }) => {
+  const p = await import("/static/js/protocol/index.js");
+  await p.ready();
+  const { b64uDecode, b64uEncode } = p.encoding;
+  const seed = p.systemRng(64);
+  const [sent, shared] = p.primitives.mlkem768Encapsulate(b64uDecode(theirs), p.systemRng);
+  return {
+    ciphertext: b64uEncode(sent),
+    shared: b64uEncode(shared),
+    seed: b64uEncode(seed),
+    public: b64uEncode(p.primitives.mlkem768Public(seed)),
+  };
+}"""
+OPEN = """async ({ seed, ciphertext }) => {
+  const p = await import("/static/js/protocol/index.js");
+  await p.ready();
+  const { b64uDecode, b64uEncode } = p.encoding;
+  return b64uEncode(p.primitives.mlkem768Decapsulate(b64uDecode(seed), b64uDecode(ciphertext)));
+}"""
+
+
+def test_browser_and_python_agree_on_ml_kem_768_both_ways(new_device):
+    page = new_device().new_page()
+    page.goto("/")
+    python_seed = TestRng(hash32("test", b"mlkem in the browser"))(64)
+    theirs = mlkem768_public(python_seed)
+    made = page.evaluate(MLKEM, {"theirs": b64u_encode(theirs)})
+    assert mlkem768_decapsulate(python_seed, b64u_decode(made["ciphertext"])) == b64u_decode(
+        made["shared"]
+    )
+    ciphertext, shared = mlkem768_encapsulate(b64u_decode(made["public"]))
+    opened = page.evaluate(OPEN, {"seed": made["seed"], "ciphertext": b64u_encode(ciphertext)})
+    assert b64u_decode(opened) == shared

@@ -9,7 +9,7 @@ before(async () => {
 });
 
 // account_state.json is reproduced by accountstate.test.js, groups.json by groups.test.js,
-// attachments.json by attachments.test.js.
+// attachments.json by attachments.test.js, mlkem.json by mlkem.test.js.
 const COVERED = [
   "account_state.json",
   "attachments.json",
@@ -21,6 +21,7 @@ const COVERED = [
   "kdf.json",
   "keys.json",
   "linking.json",
+  "mlkem.json",
   "ratchet.json",
   "safety.json",
   "x3dh.json",

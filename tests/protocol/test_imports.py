@@ -1,5 +1,6 @@
 """How the pure packages import (the sibling of tests/test_layers.py, which covers the server's
-apps): protocol/ imports only itself, the standard library and PyNaCl; client/ adds only its
+apps): protocol/ imports only itself, the standard library, PyNaCl and `cryptography` (for
+ML-KEM-768 alone, which PyNaCl lacks: protocol/primitives.py); client/ adds only its
 transport libraries and never Django or the server's code; no module of either imports in a
 cycle, and none imports first-party code inside a function to dodge one."""
 
@@ -15,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("protocol", "client")
 # Beyond the standard library and the packages below it (client may import protocol).
 ALLOWED = {
-    "protocol": {"protocol", "nacl"},
+    "protocol": {"protocol", "nacl", "cryptography"},
     "client": {"client", "protocol", "nacl", "websockets", "qrcode"},
 }
 
@@ -63,6 +64,16 @@ def test_each_package_imports_only_the_standard_library_and_its_allowed_librarie
         if outside:
             wrong[module] = outside
     assert wrong == {}
+
+
+def test_only_the_primitives_import_cryptography():
+    """Every primitive but ML-KEM-768 is libsodium's (docs/protocol.md section 1)."""
+    users = {
+        module
+        for module, tree in modules().items()
+        if any(name.split(".")[0] == "cryptography" for _, name in imports(module, tree))
+    }
+    assert users == {"protocol.primitives"}
 
 
 def test_no_module_imports_first_party_code_inside_a_function():

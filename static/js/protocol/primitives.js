@@ -343,3 +343,48 @@ export function sealedBoxOpen(ciphertext, publicKey, privateKey) {
 export function randomBytes(n) {
   return sodium.randombytes_buf(n);
 }
+
+export const MLKEM768_SEED_BYTES = 64;
+export const MLKEM768_PUBLIC_KEY_BYTES = 1184;
+export const MLKEM768_CIPHERTEXT_BYTES = 1088;
+export const MLKEM768_SHARED_BYTES = 32;
+
+// ML-KEM-768 (FIPS 203) from libsodium; the Python mirror has `cryptography`'s. A key pair is
+// kept as its 64-byte seed (d ‖ z): the same seed gives the same public key in both
+// (tests/vectors/mlkem.json).
+
+/** The encapsulation key of the key pair of `seed`. @param {Uint8Array} seed @returns {Uint8Array} */
+export function mlkem768Public(seed) {
+  requireLength(seed, MLKEM768_SEED_BYTES, "ML-KEM-768 seed");
+  return sodium.crypto_kem_mlkem768_seed_keypair(seed).publicKey;
+}
+
+/**
+ * [ciphertext, shared secret] for `publicKey`, from 32 bytes of `rng` (libsodium's
+ * deterministic encapsulation: reproducible with a TestRng).
+ * @param {Uint8Array} publicKey @param {(n: number) => Uint8Array} rng
+ * @returns {[Uint8Array, Uint8Array]}
+ */
+export function mlkem768Encapsulate(publicKey, rng) {
+  requireLength(publicKey, MLKEM768_PUBLIC_KEY_BYTES, "ML-KEM-768 public key");
+  let result;
+  try {
+    result = sodium.crypto_kem_mlkem768_enc_deterministic(publicKey, rng(32));
+  } catch {
+    throw new InvalidKey("ML-KEM-768 public key: not a valid encapsulation key");
+  }
+  return [result.ciphertext, result.sharedSecret];
+}
+
+/**
+ * The shared secret of `ciphertext`. A ciphertext of the right length never fails: one that
+ * was altered gives another secret (ML-KEM's implicit rejection).
+ * @param {Uint8Array} seed @param {Uint8Array} ciphertext @returns {Uint8Array}
+ */
+export function mlkem768Decapsulate(seed, ciphertext) {
+  requireLength(seed, MLKEM768_SEED_BYTES, "ML-KEM-768 seed");
+  if (ciphertext.length !== MLKEM768_CIPHERTEXT_BYTES) {
+    throw new DecryptionFailed(`ML-KEM-768 ciphertext: expected ${MLKEM768_CIPHERTEXT_BYTES} bytes, got ${ciphertext.length}`);
+  }
+  return sodium.crypto_kem_mlkem768_dec(ciphertext, sodium.crypto_kem_mlkem768_seed_keypair(seed).privateKey);
+}
