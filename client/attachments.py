@@ -6,7 +6,6 @@ and only then saved. Neither ever holds more of a file than a piece."""
 from __future__ import annotations
 
 import mimetypes
-import re
 import secrets
 import time
 from collections.abc import Callable, Iterator
@@ -18,11 +17,12 @@ from client.api import ServerUnreachable
 from client.http import HttpTransport
 from protocol.attachments import (
     ATTACHMENT_CHUNK,
-    MAX_NAME_LENGTH,
     AttachmentOpener,
     AttachmentPointer,
     AttachmentSealer,
     blob_size,
+    file_name,
+    media_type,
 )
 from protocol.exceptions import ProtocolError
 from protocol.rng import Rng
@@ -30,8 +30,6 @@ from protocol.rng import Rng
 Progress = Callable[[int, int], None]  # bytes done, bytes in all
 ATTEMPTS = 5  # tries of one upload or download across dropped connections
 RETRY_SECONDS = 1.0
-_MIME = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]*/[a-z0-9][a-z0-9!#$&^_.+-]*")
-_UNSAFE = re.compile(r"[\x00-\x1f\x7f/\\]")
 
 
 class FileAltered(Exception):
@@ -40,17 +38,6 @@ class FileAltered(Exception):
 
 def _nothing(_done: int, _total: int) -> None:
     return None
-
-
-def shown_name(name: str) -> str:
-    """A file name the pointer allows (26.2): no path separators or control characters."""
-    safe = _UNSAFE.sub("_", name)[:MAX_NAME_LENGTH]
-    return "file" if safe in ("", ".", "..") else safe
-
-
-def media_type(path: Path) -> str:
-    guessed = (mimetypes.guess_type(path.name)[0] or "").lower()
-    return guessed if _MIME.fullmatch(guessed) else "application/octet-stream"
 
 
 def _ciphertext(sealer: AttachmentSealer, source: BinaryIO) -> Iterator[bytes]:
@@ -105,8 +92,8 @@ def upload_file(
         digest=sealed.digest,
         plaintext_hash=sealed.plaintext_hash,
         size=size,
-        type=media_type(path),
-        name=shown_name(path.name),
+        type=media_type(mimetypes.guess_type(path.name)[0] or ""),
+        name=file_name(path.name),
     )
 
 

@@ -32,6 +32,20 @@ _MIME = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]*/[a-z0-9][a-z0-9!#$&^_.+-]*")
 _NAME_FORBIDDEN = re.compile(r"[\x00-\x1f\x7f/\\]")
 
 
+def file_name(name: str) -> str:
+    """The name a pointer carries for a file the sender calls `name` (26.2): path separators
+    and control characters become "_", cut to 255 code points; "file" when nothing is left."""
+    safe = _NAME_FORBIDDEN.sub("_", name)[:MAX_NAME_LENGTH]
+    return "file" if safe in ("", ".", "..") else safe
+
+
+def media_type(kind: str) -> str:
+    """`kind` in lower case when a pointer takes it (26.2), else application/octet-stream."""
+    lower = kind.lower()
+    ok = len(lower) <= MAX_TYPE_LENGTH and _MIME.fullmatch(lower) is not None
+    return lower if ok else "application/octet-stream"
+
+
 def chunk_count(size: int) -> int:
     """The file's 64 KiB chunks: an empty file is one empty chunk."""
     return max(1, -(-size // ATTACHMENT_CHUNK))

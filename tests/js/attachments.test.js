@@ -63,6 +63,14 @@ describe("attachments.json", () => {
   });
 });
 
+test("a sender's name and type become what a pointer takes", () => {
+  for (const c of V.file_names) {
+    assert.equal(attachments.fileName(c.name), c.file_name, JSON.stringify(c));
+    attachments.validatePointer({ ...V.files[1].pointer, name: c.file_name });
+  }
+  for (const c of V.media_types) assert.equal(attachments.mediaType(c.type), c.media_type, JSON.stringify(c));
+});
+
 test("a blob cut at a chunk boundary is refused though every chunk it has opens", () => {
   const c = V.files.find((/** @type {any} */ f) => f.name === "three");
   const { plaintext, blob } = sealedInPieces(c);

@@ -18,6 +18,8 @@ from protocol.attachments import (
     AttachmentPointer,
     AttachmentSealer,
     blob_size,
+    file_name,
+    media_type,
     open_attachment,
     validate_pointer,
 )
@@ -88,6 +90,14 @@ def test_a_tampered_blob_is_refused(case):
 @pytest.mark.parametrize("case", V["pointers"], ids=lambda c: c["name"])
 def test_pointer_bodies_are_accepted_or_refused_as_the_vectors_say(case):
     assert error_name(lambda: validate_pointer(case["body"])) == case["expected_error"]
+
+
+def test_a_senders_name_and_type_become_what_a_pointer_takes():
+    for case in V["file_names"]:
+        assert file_name(case["name"]) == case["file_name"], case
+        validate_pointer({**V["files"][1]["pointer"], "name": case["file_name"]})
+    for case in V["media_types"]:
+        assert media_type(case["type"]) == case["media_type"], case
 
 
 def test_a_blob_cut_at_a_chunk_boundary_is_refused_though_every_chunk_it_has_opens():

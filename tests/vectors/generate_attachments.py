@@ -5,7 +5,8 @@ Each file case draws from TestRng(seed("attachment <name>")): the blob id (16 by
 the plaintext (`size` bytes), then what the sealer draws (key, header). Large blobs are given
 by length and digest only; `pieces` is how the case's plaintext is fed to the sealer (the
 ciphertext must not depend on it). `tampered` are blobs of the small case that the opener
-must refuse, with the error; `pointers` are bodies the codec must accept or refuse.
+must refuse, with the error; `pointers` are bodies the codec must accept or refuse;
+`file_names` and `media_types` what a sender puts in a pointer for a file's own name and type.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from protocol.attachments import (  # noqa: E402
     AttachmentSealer,
     Thumbnail,
     blob_size,
+    file_name,
+    media_type,
     open_attachment,
     seal_attachment,
     validate_pointer,
@@ -187,6 +190,29 @@ def pointer_cases(good: dict[str, Any]) -> list[dict[str, Any]]:
     return cases
 
 
+NAMES = [
+    "beach day.jpg",
+    "../etc/passwd",
+    "a\\b",
+    "a\nb",
+    "x\x7f",
+    "",
+    "..",
+    ".",
+    "é" * 300,
+    "😀" * 300,
+]
+TYPES = [
+    "image/JPEG",
+    "text/plain",
+    "application/vnd.ms-excel",
+    "",
+    "jpeg",
+    "text/plain; charset=utf-8",
+    "a/" + "b" * 200,
+]
+
+
 def build() -> dict[str, Any]:
     files = []
     small: tuple[bytes, AttachmentPointer] | None = None
@@ -203,6 +229,8 @@ def build() -> dict[str, Any]:
         "files": files,
         "tampered": tampered_cases(*small),
         "pointers": pointer_cases(files[1]["pointer"]),
+        "file_names": [{"name": n, "file_name": file_name(n)} for n in NAMES],
+        "media_types": [{"type": t, "media_type": media_type(t)} for t in TYPES],
     }
 
 

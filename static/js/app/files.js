@@ -87,16 +87,6 @@ async function thumbnailOf(file) {
   return null;
 }
 
-/** A name the pointer takes (26.2): no path separators or control characters. @param {string} name */
-function shownName(name) {
-  // eslint-disable-next-line no-control-regex -- control characters are what it replaces
-  const safe = [...name.replace(/[\u0000-\u001f\u007f/\\]/g, "_")].slice(0, 255).join("");
-  return safe === "" || safe === "." || safe === ".." ? "file" : safe;
-}
-
-/** @param {string} type */
-const mediaType = (type) => (/^[a-z0-9][a-z0-9!#$&^_.+-]*\/[a-z0-9][a-z0-9!#$&^_.+-]*$/.test(type.toLowerCase()) ? type.toLowerCase() : "application/octet-stream");
-
 /** @param {number} ms @param {AbortSignal} signal */
 const pause = (ms, signal) =>
   new Promise((resolve, reject) => {
@@ -224,7 +214,7 @@ async function sendIn(place, file) {
   const id = b64uEncode(systemRng(16));
   const key = place.key(me.accountId, id);
   const picture = await thumbnailOf(file);
-  const shown = { name: shownName(file.name), size: file.size, type: mediaType(file.type), ...(picture ? { thumbnail: picture.thumbnail } : {}) };
+  const shown = { name: attachments.fileName(file.name), size: file.size, type: attachments.mediaType(file.type), ...(picture ? { thumbnail: picture.thumbnail } : {}) };
   const line = {
     ...place.fields,
     key,

@@ -26,6 +26,22 @@ const MIME = /^[a-z0-9][a-z0-9!#$&^_.+-]*\/[a-z0-9][a-z0-9!#$&^_.+-]*$/;
 // eslint-disable-next-line no-control-regex -- control characters are what it refuses
 const NAME_FORBIDDEN = /[\u0000-\u001f\u007f/\\]/;
 
+/**
+ * The name a pointer carries for a file the sender calls `name` (26.2): path separators and
+ * control characters become "_", cut to 255 code points; "file" when nothing is left.
+ * @param {string} name
+ */
+export function fileName(name) {
+  const safe = [...name.replace(new RegExp(NAME_FORBIDDEN.source, "g"), "_")].slice(0, MAX_NAME_LENGTH).join("");
+  return safe === "" || safe === "." || safe === ".." ? "file" : safe;
+}
+
+/** `kind` in lower case when a pointer takes it (26.2), else application/octet-stream. @param {string} kind */
+export function mediaType(kind) {
+  const lower = kind.toLowerCase();
+  return lower.length <= MAX_TYPE_LENGTH && MIME.test(lower) ? lower : "application/octet-stream";
+}
+
 /** The file's 64 KiB chunks: an empty file is one empty chunk. @param {number} size */
 export function chunkCount(size) {
   return Math.max(1, Math.ceil(size / ATTACHMENT_CHUNK));
