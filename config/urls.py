@@ -60,6 +60,7 @@ urlpatterns = [
     path("api/attachments/grants", messaging.attachment_grants),
     path("api/attachments/<str:blob_id>", messaging.attachment_download),
     path("api/attachments/<str:blob_id>/upload", messaging.attachment_upload),
+    path("api/attachments/<str:blob_id>/fetched", messaging.attachment_fetched),
     path("api/attachments/<str:blob_id>/pieces/<int:index>", messaging.attachment_piece),
     # the account's state log (synced contacts, read state, settings, names)
     path("api/state", messaging.state_log),

@@ -234,17 +234,16 @@ def _same_bytes(name: str, body: IO[bytes], length: int) -> bool:
 
 @dataclass(frozen=True)
 class Download:
-    """What a device may fetch: the blob from byte `start`, and whether fetching it through
-    its last byte counts as the device's grant fetched."""
+    """What a device may fetch: the blob from byte `start`."""
 
     blob_id: str
     size: int
     start: int
-    granted: bool
 
-    async def stream(self, device_id: str) -> AsyncIterator[bytes]:
-        """The ciphertext from `start`, read piece by piece, one chunk in memory at a time;
-        after its last byte, the device's grant is fetched."""
+    async def stream(self) -> AsyncIterator[bytes]:
+        """The ciphertext from `start`, read piece by piece, one chunk in memory at a time.
+        Having sent it all says nothing of what the device got: it says so itself once the
+        file opened (`grant_fetched`)."""
         upload = Upload(self.blob_id, self.size, settings.PARLEY_ATTACHMENT_PIECE_BYTES, 0)
         read = sync_to_async(_read_chunk, thread_sensitive=False)
         first, offset = divmod(self.start, upload.piece_bytes)
@@ -255,8 +254,6 @@ class Download:
                 offset += len(chunk)
                 yield chunk
             offset = 0
-        if self.granted:
-            await sync_to_async(grant_fetched)(device_id=device_id, blob_id=self.blob_id)
 
 
 def _read_chunk(name: str, offset: int, most: int) -> bytes:
@@ -284,8 +281,7 @@ def download_get(*, device: Device, blob_id: str, start: int = 0) -> Download:
             f"The blob is {attachment.size} bytes; a range must start before its end.",
             data={"size": attachment.size},
         )
-    granted = attachment.uploader_device_id != device.pk
-    return Download(blob_id=blob_id, size=attachment.size, start=start, granted=granted)
+    return Download(blob_id=blob_id, size=attachment.size, start=start)
 
 
 def grants_share(*, device: Device, to_device_id: str, blob_ids: list[str]) -> list[str]:
@@ -309,15 +305,20 @@ def grants_share(*, device: Device, to_device_id: str, blob_ids: list[str]) -> l
     return sorted(shared)
 
 
-def grant_fetched(*, device_id: str, blob_id: str, now: datetime | None = None) -> None:
-    """The device has the whole blob; once every granted device has it, it is deleted."""
+def grant_fetched(*, device: Device, blob_id: str, now: datetime | None = None) -> None:
+    """The device says it has the file, opened and checked (`POST .../fetched`); once every
+    granted device has said so, the blob is deleted. The uploader's word changes nothing; any
+    other device without a grant gets the answer of a blob that does not exist."""
     with transaction.atomic():
         attachment = Attachment.objects.select_for_update().filter(pk=blob_id).first()
         if attachment is None:
-            return
-        AttachmentGrant.objects.filter(
-            attachment=attachment, device_id=device_id, fetched_at__isnull=True
-        ).update(fetched_at=now or timezone.now())
+            raise attachment_not_found()
+        grant = AttachmentGrant.objects.filter(attachment=attachment, device=device)
+        if not grant.exists():
+            if attachment.uploader_device_id == device.pk:
+                return
+            raise attachment_not_found()
+        grant.filter(fetched_at__isnull=True).update(fetched_at=now or timezone.now())
         if not attachment.grants.filter(fetched_at__isnull=True).exists():
             _delete(Attachment.objects.filter(pk=blob_id))
 

@@ -78,6 +78,12 @@ def attachment_grants(request: HttpRequest) -> dict:
     return {"granted": shared}
 
 
+@api(methods=("POST",), access=signed_in)
+def attachment_fetched(request: HttpRequest, blob_id: str) -> dict:
+    attachments.grant_fetched(device=request_device(request), blob_id=blob_id)
+    return {"fetched": True}
+
+
 @api(methods=("GET",), access=signed_in)
 def attachment_upload(request: HttpRequest, blob_id: str) -> dict:
     upload = attachments.upload_get(device=request_device(request), blob_id=blob_id)
@@ -104,7 +110,7 @@ def attachment_download(request: HttpRequest, blob_id: str) -> HttpResponse:
     start = schemas.parse_range(request.headers.get("Range"))
     download = attachments.download_get(device=device, blob_id=blob_id, start=start or 0)
     response = StreamingHttpResponse(
-        download.stream(device.id),
+        download.stream(),
         status=200 if start is None else 206,
         content_type="application/octet-stream",
     )

@@ -563,6 +563,10 @@ async def test_a_file_uploaded_through_one_node_is_fetched_through_the_other(clu
         bob_on_1.download, f"/api/attachments/{opened['blob_id']}", fetched.extend
     )
     assert (status, error, bytes(fetched) == blob) == (200, None, True)
+    said = await asyncio.to_thread(
+        bob_on_1.post, f"/api/attachments/{opened['blob_id']}/fetched", {}
+    )
+    assert said == (200, {"fetched": True})
     again = await asyncio.to_thread(
         bob_http.download, f"/api/attachments/{opened['blob_id']}", fetched.extend
     )

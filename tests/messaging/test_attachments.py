@@ -118,12 +118,27 @@ async def test_a_blob_sent_is_fetched_whole_by_every_target_then_deleted(people,
     assert response["Content-Length"] == str(len(BLOB))
     assert response["Content-Type"] == "application/octet-stream"
     assert response["Cache-Control"] == "no-store"
+    # fetching is not having: the device says so once the file opened
+    assert await grants(blob_id) == {bob.device_id: False, alice.device_id: False}
+    assert (await sync_to_async(fetched)(bob, blob_id)).json() == {"fetched": True}
     assert await grants(blob_id) == {bob.device_id: True, alice.device_id: False}
     assert (await fetch(alice, blob_id))[:2] == (200, BLOB)
+    assert (
+        await sync_to_async(fetched)(laptop, blob_id)
+    ).status_code == 200  # the uploader's: no change
+    assert stored_pieces(storage, blob_id) != []
+    assert (await sync_to_async(fetched)(alice, blob_id)).status_code == 200
     assert not await sync_to_async(Attachment.objects.filter(pk=blob_id).exists)()
     assert stored_pieces(storage, blob_id) == []
     assert (await fetch(bob, blob_id))[0] == 404
+    assert (await sync_to_async(fetched)(bob, blob_id)).status_code == 404
     await sender.disconnect()
+
+
+def fetched(actor, blob_id: str):
+    return actor.transport.client.post(
+        f"/api/attachments/{blob_id}/fetched", {}, "application/json"
+    )
 
 
 def test_an_interrupted_upload_resumes_where_the_server_stands(people, storage):
@@ -161,7 +176,7 @@ def test_an_interrupted_upload_resumes_where_the_server_stands(people, storage):
     assert Attachment.objects.get(pk=blob_id).completed_at is not None
 
 
-async def test_a_download_cut_off_resumes_with_a_range_and_only_the_whole_counts(people):
+async def test_a_download_cut_off_resumes_with_a_range(people):
     alice, laptop, bob = people["alice"], people["alice_laptop"], people["bob"]
     blob_id = await sync_to_async(upload)(bob)
     sender = await connect(bob)
@@ -170,12 +185,10 @@ async def test_a_download_cut_off_resumes_with_a_range_and_only_the_whole_counts
     assert (await sender.receive_json_from(timeout=3))["type"] == "accepted"
     _, part, _ = await fetch(laptop, blob_id, stop_after=1000)
     assert BLOB.startswith(part)
-    assert (await grants(blob_id))[laptop.device_id] is False
     status, rest, response = await fetch(laptop, blob_id, start=len(part))
     assert (status, part + rest) == (206, BLOB)
     assert response["Content-Range"] == f"bytes {len(part)}-{len(BLOB) - 1}/{len(BLOB)}"
     assert response["Content-Length"] == str(len(BLOB) - len(part))
-    assert (await grants(blob_id))[laptop.device_id] is True
     # the uploader reads it too, from any byte, without a grant of its own
     status, tail, _ = await fetch(bob, blob_id, start=PIECE + 5)
     assert (status, tail) == (206, BLOB[PIECE + 5 :])

@@ -129,6 +129,7 @@ POST_PATHS = [
     "/api/groups/{group}/entries",
     "/api/attachments",
     "/api/attachments/grants",
+    "/api/attachments/AAAAAAAAAAAAAAAAAAAAAA/fetched",
 ]
 
 

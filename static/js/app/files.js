@@ -350,6 +350,10 @@ export async function fetchFile(message) {
     opener.finish();
     download.url = URL.createObjectURL(new Blob(parts, { type: pointer.type }));
     download.state = "done";
+    // kept: the server may delete its copy once every device it went to has said so (19.5)
+    api(`/api/attachments/${pointer.blobId}/fetched`, { method: "POST", body: {} }).catch((error) =>
+      console.warn("Parley: the server was not told a file was fetched", error),
+    );
   } catch (error) {
     parts.length = 0;
     download.state = "failed";
