@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from protocol import primitives
-from protocol.encoding import b64u_decode, b64u_encode, is_uint, label, u32
+from protocol.encoding import b64u_decode, b64u_encode, is_uint, label, u8, u32
 from protocol.exceptions import MalformedMessage, UntrustedIdentity
 from protocol.rng import Rng
 
@@ -64,16 +64,84 @@ class OneTimePrekey:
 
 
 @dataclass(frozen=True)
+class PublicKemPrekey:
+    """A KEM prekey as a bundle carries it (section 27.1)."""
+
+    id: int
+    public_key: bytes
+    signature: bytes
+    last_resort: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "public_key": b64u_encode(self.public_key),
+            "signature": b64u_encode(self.signature),
+            "last_resort": self.last_resort,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any) -> PublicKemPrekey:
+        if not isinstance(data, dict) or not isinstance(data.get("last_resort"), bool):
+            raise MalformedMessage("kem prekey: expected an object with a boolean last_resort")
+        return cls(
+            id=_u32_field(data["id"], "kem_prekey.id"),
+            public_key=b64u_decode(
+                data["public_key"],
+                length=primitives.MLKEM768_PUBLIC_KEY_BYTES,
+                what="kem prekey public key",
+            ),
+            signature=b64u_decode(data["signature"], length=64, what="kem prekey signature"),
+            last_resort=data["last_resort"],
+        )
+
+
+@dataclass(frozen=True)
+class KemPrekey:
+    """An ML-KEM-768 prekey kept as its seed (section 27.1); the public key and its signature
+    follow from the seed and the identity key."""
+
+    id: int
+    seed: bytes
+    last_resort: bool
+    public: bytes
+    signature: bytes
+
+    @classmethod
+    def from_seed(
+        cls, identity: IdentityKeyPair, key_id: int, seed: bytes, *, last_resort: bool
+    ) -> KemPrekey:
+        public = primitives.mlkem768_public(seed)
+        return cls(
+            id=key_id,
+            seed=seed,
+            last_resort=last_resort,
+            public=public,
+            signature=identity.sign(kem_prekey_bytes(key_id, last_resort, public)),
+        )
+
+    def to_public(self) -> PublicKemPrekey:
+        return PublicKemPrekey(
+            id=self.id,
+            public_key=self.public,
+            signature=self.signature,
+            last_resort=self.last_resort,
+        )
+
+
+@dataclass(frozen=True)
 class DeviceKeys:
     """Everything private a device holds; never leaves the device."""
 
     identity: IdentityKeyPair
     signed_prekey: SignedPrekey
     one_time_prekeys: tuple[OneTimePrekey, ...]
+    kem_prekeys: tuple[KemPrekey, ...] = ()
+    last_resort_kem_prekey: KemPrekey | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "version": 1,
+        data: dict[str, Any] = {
+            "version": 1 if self.last_resort_kem_prekey is None else 2,
             "identity_seed": b64u_encode(self.identity.secret[:32]),
             "signed_prekey": _signed_prekey_to_dict(self.signed_prekey),
             "one_time_prekeys": [
@@ -81,21 +149,47 @@ class DeviceKeys:
                 for k in self.one_time_prekeys
             ],
         }
+        if self.last_resort_kem_prekey is not None:
+            data["kem_prekeys"] = [
+                {"id": k.id, "seed": b64u_encode(k.seed)} for k in self.kem_prekeys
+            ]
+            data["last_resort_kem_prekey"] = {
+                "id": self.last_resort_kem_prekey.id,
+                "seed": b64u_encode(self.last_resort_kem_prekey.seed),
+            }
+        return data
 
     @classmethod
     def from_dict(cls, data: Any) -> DeviceKeys:
-        """Parse the private JSON form; anything else is MalformedMessage."""
-        if not isinstance(data, dict) or not _is_one(data.get("version")):
-            got = data.get("version") if isinstance(data, dict) else type(data).__name__
-            raise MalformedMessage(f"device keys: expected version 1, got {got!r}")
+        """Parse the private JSON form (version 1, or 2 with KEM prekeys); anything else is
+        MalformedMessage."""
+        version = data.get("version") if isinstance(data, dict) else None
+        if not is_uint(version) or version not in (1, 2):
+            got = version if isinstance(data, dict) else type(data).__name__
+            raise MalformedMessage(f"device keys: expected version 1 or 2, got {got!r}")
         try:
             one_time_prekeys = data["one_time_prekeys"]
             if not isinstance(one_time_prekeys, list):
                 raise MalformedMessage("device keys: expected a list of one-time prekeys")
+            identity = IdentityKeyPair.from_seed(
+                b64u_decode(data["identity_seed"], length=32, what="identity_seed")
+            )
+            kem_prekeys: tuple[KemPrekey, ...] = ()
+            last_resort = None
+            if version == 2:
+                if not isinstance(data["kem_prekeys"], list):
+                    raise MalformedMessage("device keys: expected a list of KEM prekeys")
+                kem_prekeys = tuple(
+                    _kem_prekey_from_dict(identity, k, last_resort=False)
+                    for k in data["kem_prekeys"]
+                )
+                last_resort = _kem_prekey_from_dict(
+                    identity, data["last_resort_kem_prekey"], last_resort=True
+                )
+            elif "kem_prekeys" in data or "last_resort_kem_prekey" in data:
+                raise MalformedMessage("device keys: version 1 has no KEM prekeys")
             return cls(
-                identity=IdentityKeyPair.from_seed(
-                    b64u_decode(data["identity_seed"], length=32, what="identity_seed")
-                ),
+                identity=identity,
                 signed_prekey=_signed_prekey_from_dict(data["signed_prekey"]),
                 one_time_prekeys=tuple(
                     OneTimePrekey(
@@ -106,13 +200,22 @@ class DeviceKeys:
                     )
                     for k in one_time_prekeys
                 ),
+                kem_prekeys=kem_prekeys,
+                last_resort_kem_prekey=last_resort,
             )
         except (KeyError, TypeError) as exc:
             raise MalformedMessage(f"device keys: missing or mistyped field {exc}") from exc
 
 
-def _is_one(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value == 1
+def _kem_prekey_from_dict(identity: IdentityKeyPair, data: Any, *, last_resort: bool) -> KemPrekey:
+    if not isinstance(data, dict):
+        raise MalformedMessage("device keys: expected a KEM prekey object")
+    return KemPrekey.from_seed(
+        identity,
+        _u32_field(data["id"], "KEM prekey id"),
+        b64u_decode(data["seed"], length=primitives.MLKEM768_SEED_BYTES, what="KEM prekey seed"),
+        last_resort=last_resort,
+    )
 
 
 def _signed_prekey_to_dict(spk: SignedPrekey) -> dict[str, Any]:
@@ -136,6 +239,24 @@ def _signed_prekey_from_dict(data: Any) -> SignedPrekey:
 def signed_prekey_bytes(prekey_id: int, public_key: bytes) -> bytes:
     """label("Parley v1 signed prekey") ‖ u32 id ‖ public key; section 3.1."""
     return label("Parley v1 signed prekey") + u32(prekey_id) + public_key
+
+
+def kem_prekey_bytes(prekey_id: int, last_resort: bool, public_key: bytes) -> bytes:
+    """label("Parley v2 kem prekey") ‖ u32 id ‖ u8 last_resort ‖ public key; section 27.1."""
+    return label("Parley v2 kem prekey") + u32(prekey_id) + u8(1 if last_resort else 0) + public_key
+
+
+def generate_kem_prekey(
+    identity: IdentityKeyPair, prekey_id: int, rng: Rng, *, last_resort: bool = False
+) -> KemPrekey:
+    """Draws rng(64), the key pair's seed."""
+    return KemPrekey.from_seed(identity, prekey_id, rng(64), last_resort=last_resort)
+
+
+def generate_kem_prekeys(
+    identity: IdentityKeyPair, ids: Iterable[int], rng: Rng
+) -> tuple[KemPrekey, ...]:
+    return tuple(generate_kem_prekey(identity, i, rng) for i in ids)
 
 
 def generate_identity(rng: Rng) -> IdentityKeyPair:
@@ -177,6 +298,7 @@ class PrekeyBundle:
     signed_prekey_signature: bytes
     one_time_prekey_id: int | None = None
     one_time_prekey: bytes | None = None
+    kem_prekey: PublicKemPrekey | None = None  # version 2 (section 27.1)
 
     def to_dict(self) -> dict[str, Any]:
         otp = None
@@ -191,10 +313,12 @@ class PrekeyBundle:
                 "signature": b64u_encode(self.signed_prekey_signature),
             },
             "one_time_prekey": otp,
+            "kem_prekey": None if self.kem_prekey is None else self.kem_prekey.to_dict(),
         }
 
     @classmethod
     def from_dict(cls, data: Any) -> PrekeyBundle:
+        """A bundle without `kem_prekey` (from an older server) reads as one with null."""
         try:
             spk = data["signed_prekey"]
             otp = data["one_time_prekey"]
@@ -214,6 +338,9 @@ class PrekeyBundle:
                 one_time_prekey=None
                 if otp is None
                 else b64u_decode(otp["public_key"], length=32, what="one-time prekey"),
+                kem_prekey=None
+                if data.get("kem_prekey") is None
+                else PublicKemPrekey.from_dict(data["kem_prekey"]),
             )
         except (KeyError, TypeError) as exc:
             raise MalformedMessage(f"prekey bundle: missing or mistyped field {exc}") from exc
@@ -226,7 +353,10 @@ def _u32_field(value: Any, what: str) -> int:
 
 
 def make_prekey_bundle(
-    device_id: str, keys: DeviceKeys, one_time_prekey: OneTimePrekey | None = None
+    device_id: str,
+    keys: DeviceKeys,
+    one_time_prekey: OneTimePrekey | None = None,
+    kem_prekey: KemPrekey | None = None,
 ) -> PrekeyBundle:
     return PrekeyBundle(
         device_id=device_id,
@@ -236,6 +366,7 @@ def make_prekey_bundle(
         signed_prekey_signature=keys.signed_prekey.signature,
         one_time_prekey_id=None if one_time_prekey is None else one_time_prekey.id,
         one_time_prekey=None if one_time_prekey is None else one_time_prekey.key.public,
+        kem_prekey=None if kem_prekey is None else kem_prekey.to_public(),
     )
 
 
@@ -251,3 +382,11 @@ def verify_prekey_bundle(bundle: PrekeyBundle, *, listed_identity_key: bytes) ->
         bundle.signed_prekey_signature,
         what=f"signed prekey {bundle.signed_prekey_id} of device {bundle.device_id!r}",
     )
+    kem = bundle.kem_prekey
+    if kem is not None:
+        primitives.ed25519_verify(
+            listed_identity_key,
+            kem_prekey_bytes(kem.id, kem.last_resort, kem.public_key),
+            kem.signature,
+            what=f"KEM prekey {kem.id} of device {bundle.device_id!r}",
+        )

@@ -1,6 +1,6 @@
 // Device keys and prekey bundles (docs/protocol.md section 3).
 
-import { b64uDecode, b64uEncode, bytesEqual, concatBytes, label, u32 } from "./encoding.js";
+import { b64uDecode, b64uEncode, bytesEqual, concatBytes, label, u8, u32 } from "./encoding.js";
 import { MalformedMessage, UntrustedIdentity } from "./exceptions.js";
 import * as primitives from "./primitives.js";
 
@@ -79,22 +79,106 @@ export class OneTimePrekey {
   }
 }
 
+/** A KEM prekey as a bundle carries it (section 27.1). */
+export class PublicKemPrekey {
+  /** @param {{id: number, publicKey: Uint8Array, signature: Uint8Array, lastResort: boolean}} fields */
+  constructor({ id, publicKey, signature, lastResort }) {
+    this.id = id;
+    this.publicKey = publicKey;
+    this.signature = signature;
+    this.lastResort = lastResort;
+  }
+
+  toJSON() {
+    return {
+      id: this.id,
+      public_key: b64uEncode(this.publicKey),
+      signature: b64uEncode(this.signature),
+      last_resort: this.lastResort,
+    };
+  }
+
+  /** @param {any} data @returns {PublicKemPrekey} */
+  static fromJSON(data) {
+    if (typeof data !== "object" || data === null || typeof data.last_resort !== "boolean") {
+      throw new MalformedMessage("kem prekey: expected an object with a boolean last_resort");
+    }
+    return new PublicKemPrekey({
+      id: u32Field(data.id, "kem_prekey.id"),
+      publicKey: b64uDecode(data.public_key, {
+        length: primitives.MLKEM768_PUBLIC_KEY_BYTES,
+        what: "kem prekey public key",
+      }),
+      signature: b64uDecode(data.signature, { length: 64, what: "kem prekey signature" }),
+      lastResort: data.last_resort,
+    });
+  }
+}
+
+/**
+ * An ML-KEM-768 prekey kept as its seed (section 27.1); the public key and its signature
+ * follow from the seed and the identity key.
+ */
+export class KemPrekey {
+  /**
+   * @param {{id: number, seed: Uint8Array, lastResort: boolean, public: Uint8Array,
+   *          signature: Uint8Array}} fields
+   */
+  constructor({ id, seed, lastResort, public: publicKey, signature }) {
+    this.id = id;
+    this.seed = seed;
+    this.lastResort = lastResort;
+    this.public = publicKey;
+    this.signature = signature;
+  }
+
+  /**
+   * @param {IdentityKeyPair} identity @param {number} keyId @param {Uint8Array} seed
+   * @param {{lastResort: boolean}} options
+   * @returns {KemPrekey}
+   */
+  static fromSeed(identity, keyId, seed, { lastResort }) {
+    const publicKey = primitives.mlkem768Public(seed);
+    return new KemPrekey({
+      id: keyId,
+      seed,
+      lastResort,
+      public: publicKey,
+      signature: identity.sign(kemPrekeyBytes(keyId, lastResort, publicKey)),
+    });
+  }
+
+  /** @returns {PublicKemPrekey} */
+  toPublic() {
+    return new PublicKemPrekey({
+      id: this.id,
+      publicKey: this.public,
+      signature: this.signature,
+      lastResort: this.lastResort,
+    });
+  }
+}
+
 /** Everything private a device holds; never leaves the device. */
 export class DeviceKeys {
   /**
    * @param {{identity: IdentityKeyPair, signedPrekey: SignedPrekey,
-   *          oneTimePrekeys: OneTimePrekey[]}} fields
+   *          oneTimePrekeys: OneTimePrekey[], kemPrekeys?: KemPrekey[],
+   *          lastResortKemPrekey?: KemPrekey | null}} fields
    */
-  constructor({ identity, signedPrekey, oneTimePrekeys }) {
+  constructor({ identity, signedPrekey, oneTimePrekeys, kemPrekeys = [], lastResortKemPrekey = null }) {
     this.identity = identity;
     this.signedPrekey = signedPrekey;
     this.oneTimePrekeys = oneTimePrekeys;
+    this.kemPrekeys = kemPrekeys;
+    this.lastResortKemPrekey = lastResortKemPrekey;
   }
 
   /** The same JSON as Python's DeviceKeys.to_dict; contains private keys. */
   toJSON() {
-    return {
-      version: 1,
+    /** @type {Record<string, any>} */
+    const data = {
+      version: this.lastResortKemPrekey === null ? 1 : 2,
       identity_seed: b64uEncode(this.identity.secret.subarray(0, 32)),
       signed_prekey: {
         id: this.signedPrekey.id,
@@ -106,22 +190,49 @@ export class DeviceKeys {
         private_key: b64uEncode(k.key.private),
       })),
     };
+    if (this.lastResortKemPrekey !== null) {
+      data.kem_prekeys = this.kemPrekeys.map((k) => ({ id: k.id, seed: b64uEncode(k.seed) }));
+      data.last_resort_kem_prekey = {
+        id: this.lastResortKemPrekey.id,
+        seed: b64uEncode(this.lastResortKemPrekey.seed),
+      };
+    }
+    return data;
   }
 
-  /** @param {any} data @returns {DeviceKeys} */
+  /**
+   * Parse the private JSON form (version 1, or 2 with KEM prekeys).
+   * @param {any} data @returns {DeviceKeys}
+   */
   static fromJSON(data) {
-    if (data?.version !== 1) {
-      throw new MalformedMessage(`device keys: expected version 1, got ${data?.version}`);
+    const version = data?.version;
+    if (version !== 1 && version !== 2) {
+      throw new MalformedMessage(`device keys: expected version 1 or 2, got ${version}`);
     }
     try {
       const spk = data.signed_prekey;
       if (!Array.isArray(data.one_time_prekeys)) {
         throw new MalformedMessage("device keys: expected a list of one-time prekeys");
       }
+      const identity = IdentityKeyPair.fromSeed(
+        b64uDecode(data.identity_seed, { length: 32, what: "identity_seed" }),
+      );
+      /** @type {KemPrekey[]} */
+      let kemPrekeys = [];
+      let lastResortKemPrekey = null;
+      if (version === 2) {
+        if (!Array.isArray(data.kem_prekeys)) {
+          throw new MalformedMessage("device keys: expected a list of KEM prekeys");
+        }
+        kemPrekeys = data.kem_prekeys.map((/** @type {any} */ k) =>
+          kemPrekeyFromJSON(identity, k, false),
+        );
+        lastResortKemPrekey = kemPrekeyFromJSON(identity, data.last_resort_kem_prekey, true);
+      } else if ("kem_prekeys" in data || "last_resort_kem_prekey" in data) {
+        throw new MalformedMessage("device keys: version 1 has no KEM prekeys");
+      }
       return new DeviceKeys({
-        identity: IdentityKeyPair.fromSeed(
-          b64uDecode(data.identity_seed, { length: 32, what: "identity_seed" }),
-        ),
+        identity,
         signedPrekey: new SignedPrekey({
           id: u32Field(spk.id, "signed prekey id"),
           key: X25519KeyPair.fromPrivate(
@@ -138,6 +249,8 @@ export class DeviceKeys {
               ),
             }),
         ),
+        kemPrekeys,
+        lastResortKemPrekey,
       });
     } catch (error) {
       if (error instanceof TypeError) {
@@ -146,6 +259,49 @@ export class DeviceKeys {
       throw error;
     }
   }
+}
+
+/**
+ * @param {IdentityKeyPair} identity @param {any} data @param {boolean} lastResort
+ * @returns {KemPrekey}
+ */
+function kemPrekeyFromJSON(identity, data, lastResort) {
+  if (typeof data !== "object" || data === null) {
+    throw new MalformedMessage("device keys: expected a KEM prekey object");
+  }
+  return KemPrekey.fromSeed(
+    identity,
+    u32Field(data.id, "KEM prekey id"),
+    b64uDecode(data.seed, { length: primitives.MLKEM768_SEED_BYTES, what: "KEM prekey seed" }),
+    { lastResort },
+  );
+}
+
+/**
+ * label("Parley v2 kem prekey") ‖ u32 id ‖ u8 last_resort ‖ public key; section 27.1.
+ * @param {number} prekeyId @param {boolean} lastResort @param {Uint8Array} publicKey
+ * @returns {Uint8Array}
+ */
+export function kemPrekeyBytes(prekeyId, lastResort, publicKey) {
+  return concatBytes(label("Parley v2 kem prekey"), u32(prekeyId), u8(lastResort ? 1 : 0), publicKey);
+}
+
+/**
+ * Draws rng(64), the key pair's seed.
+ * @param {IdentityKeyPair} identity @param {number} prekeyId @param {Rng} rng
+ * @param {{lastResort?: boolean}} [options]
+ * @returns {KemPrekey}
+ */
+export function generateKemPrekey(identity, prekeyId, rng, { lastResort = false } = {}) {
+  return KemPrekey.fromSeed(identity, prekeyId, rng(64), { lastResort });
+}
+
+/**
+ * @param {IdentityKeyPair} identity @param {Iterable<number>} ids @param {Rng} rng
+ * @returns {KemPrekey[]}
+ */
+export function generateKemPrekeys(identity, ids, rng) {
+  return Array.from(ids, (id) => generateKemPrekey(identity, id, rng));
 }
 
 /**
@@ -220,7 +376,8 @@ export class PrekeyBundle {
   /**
    * @param {{deviceId: string, identityKey: Uint8Array, signedPrekeyId: number,
    *          signedPrekey: Uint8Array, signedPrekeySignature: Uint8Array,
-   *          oneTimePrekeyId?: number | null, oneTimePrekey?: Uint8Array | null}} fields
+   *          oneTimePrekeyId?: number | null, oneTimePrekey?: Uint8Array | null,
+   *          kemPrekey?: PublicKemPrekey | null}} fields
    */
   constructor({
     deviceId,
@@ -230,6 +387,7 @@ export class PrekeyBundle {
     signedPrekeySignature,
     oneTimePrekeyId = null,
     oneTimePrekey = null,
+    kemPrekey = null,
   }) {
     this.deviceId = deviceId;
     this.identityKey = identityKey;
@@ -238,6 +396,8 @@ export class PrekeyBundle {
     this.signedPrekeySignature = signedPrekeySignature;
     this.oneTimePrekeyId = oneTimePrekeyId;
     this.oneTimePrekey = oneTimePrekey;
+    /** version 2 (section 27.1) */
+    this.kemPrekey = kemPrekey;
   }
 
   toJSON() {
@@ -253,10 +413,14 @@ export class PrekeyBundle {
         this.oneTimePrekey === null
           ? null
           : { id: this.oneTimePrekeyId, public_key: b64uEncode(this.oneTimePrekey) },
+      kem_prekey: this.kemPrekey === null ? null : this.kemPrekey.toJSON(),
     };
   }
 
-  /** @param {any} data @returns {PrekeyBundle} */
+  /**
+   * A bundle without `kem_prekey` (from an older server) reads as one with null.
+   * @param {any} data @returns {PrekeyBundle}
+   */
   static fromJSON(data) {
     try {
       const spk = data.signed_prekey;
@@ -278,6 +442,10 @@ export class PrekeyBundle {
         oneTimePrekeyId: otp === null ? null : u32Field(otp.id, "one_time_prekey.id"),
         oneTimePrekey:
           otp === null ? null : b64uDecode(otp.public_key, { length: 32, what: "one-time prekey" }),
+        kemPrekey:
+          data.kem_prekey === undefined || data.kem_prekey === null
+            ? null
+            : PublicKemPrekey.fromJSON(data.kem_prekey),
       });
     } catch (error) {
       if (error instanceof TypeError) {
@@ -292,9 +460,10 @@ export class PrekeyBundle {
  * @param {string} deviceId
  * @param {DeviceKeys} keys
  * @param {OneTimePrekey | null} [oneTimePrekey]
+ * @param {KemPrekey | null} [kemPrekey]
  * @returns {PrekeyBundle}
  */
-export function makePrekeyBundle(deviceId, keys, oneTimePrekey = null) {
+export function makePrekeyBundle(deviceId, keys, oneTimePrekey = null, kemPrekey = null) {
   return new PrekeyBundle({
     deviceId,
     identityKey: keys.identity.public,
@@ -303,6 +472,7 @@ export function makePrekeyBundle(deviceId, keys, oneTimePrekey = null) {
     signedPrekeySignature: keys.signedPrekey.signature,
     oneTimePrekeyId: oneTimePrekey === null ? null : oneTimePrekey.id,
     oneTimePrekey: oneTimePrekey === null ? null : oneTimePrekey.key.public,
+    kemPrekey: kemPrekey === null ? null : kemPrekey.toPublic(),
   });
 }
 
@@ -325,4 +495,13 @@ export function verifyPrekeyBundle(bundle, { listedIdentityKey }) {
       what: `signed prekey ${bundle.signedPrekeyId} of device ${JSON.stringify(bundle.deviceId)}`,
     },
   );
+  const kem = bundle.kemPrekey;
+  if (kem !== null) {
+    primitives.ed25519Verify(
+      listedIdentityKey,
+      kemPrekeyBytes(kem.id, kem.lastResort, kem.publicKey),
+      kem.signature,
+      { what: `KEM prekey ${kem.id} of device ${JSON.stringify(bundle.deviceId)}` },
+    );
+  }
 }
