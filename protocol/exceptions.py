@@ -68,6 +68,10 @@ class DecryptionFailed(ProtocolError):
     code = "decryption_failed"
 
 
+class DowngradeRefused(ProtocolError):
+    code = "downgrade_refused"
+
+
 class HistoryBundleMismatch(ProtocolError):
     code = "history_bundle_mismatch"
 

@@ -11,6 +11,7 @@ from protocol import primitives, x3dh
 from protocol.encoding import MAX_SAFE_INTEGER, b64u_decode, b64u_encode, is_uint
 from protocol.exceptions import (
     DecryptionFailed,
+    DowngradeRefused,
     MalformedMessage,
     ReplayDetected,
     TooManySkippedMessages,
@@ -18,11 +19,12 @@ from protocol.exceptions import (
 )
 from protocol.keys import IdentityKeyPair, PrekeyBundle, X25519KeyPair, verify_prekey_bundle
 from protocol.message import Header, PrekeyMessage, RatchetMessage, decode_message
+from protocol.pqratchet import KemState
 from protocol.ratchetkeys import MAX_SKIP, SkippedKeys, kdf_ck, kdf_rk
 from protocol.rng import Rng
+from protocol.x3dh import Encapsulate, random_encapsulate
 
 MAX_PREVIOUS_DH_REMOTE = 16
-SESSION_FORMAT_VERSION = 1
 # sessions with one device that newer ones replaced, kept and tried, newest first, when the
 # current one cannot decrypt (docs/protocol.md 7.1 and 24.5)
 ARCHIVED_SESSIONS = 10
@@ -35,6 +37,8 @@ class PendingPrekey:
     ephemeral_key: bytes
     signed_prekey_id: int
     one_time_prekey_id: int | None
+    kem_prekey_id: int | None = None  # version 2 (section 27.3)
+    kem_ciphertext: bytes | None = None
 
 
 @dataclass
@@ -60,12 +64,15 @@ class Session:
     skipped: SkippedKeys = field(default_factory=SkippedKeys)
     previous_dh_remote: list[bytes] = field(default_factory=list)
     pending_prekey: PendingPrekey | None = None
+    version: int = 1
+    binding: bytes = b""  # version 2: the first message's fields, in AD (section 27.2)
+    kem: KemState | None = None  # version 2: the KEM steps (section 27.4)
 
     @property
     def associated_data(self) -> bytes:
         if self.role == "initiator":
-            return self.local_identity_key + self.remote_identity_key
-        return self.remote_identity_key + self.local_identity_key
+            return self.local_identity_key + self.remote_identity_key + self.binding
+        return self.remote_identity_key + self.local_identity_key + self.binding
 
     @classmethod
     def initiate(
@@ -75,13 +82,26 @@ class Session:
         bundle: PrekeyBundle,
         listed_identity_key: bytes,
         rng: Rng,
+        encapsulate: Encapsulate = random_encapsulate,
+        device_speaks_v2: bool = False,
     ) -> Session:
-        """Verify `bundle` against the key in the signed list, run X3DH, start as Alice.
+        """Verify `bundle` against the key in the signed list, run X3DH (PQXDH for a bundle
+        with a KEM prekey: a version-2 session), start as Alice. For a device whose signed
+        entry lists version 2 (`device_speaks_v2`), a bundle without a KEM prekey is
+        DowngradeRefused (section 27.5).
 
-        Draws rng(32) for the base key, then rng(32) for the first ratchet key.
+        Draws rng(32) for the base key, rng(32) for the encapsulation (version 2), then rng(32)
+        for the first ratchet key.
         """
         verify_prekey_bundle(bundle, listed_identity_key=listed_identity_key)
-        agreement = x3dh.initiate(identity=identity, bundle=bundle, rng=rng)
+        if device_speaks_v2 and bundle.kem_prekey is None:
+            raise DowngradeRefused(
+                f"prekey bundle for device {bundle.device_id!r}: no KEM prekey, and its signed "
+                "entry lists version 2"
+            )
+        agreement = x3dh.initiate(
+            identity=identity, bundle=bundle, rng=rng, encapsulate=encapsulate
+        )
         assert agreement.base_key is not None
         dh_self = X25519KeyPair.generate(rng)
         root_key, send_chain_key = kdf_rk(
@@ -101,7 +121,12 @@ class Session:
                 ephemeral_key=agreement.base_key.public,
                 signed_prekey_id=bundle.signed_prekey_id,
                 one_time_prekey_id=bundle.one_time_prekey_id,
+                kem_prekey_id=None if bundle.kem_prekey is None else bundle.kem_prekey.id,
+                kem_ciphertext=agreement.kem_ciphertext,
             ),
+            version=agreement.version,
+            binding=agreement.binding,
+            kem=None if agreement.version == 1 else KemState(),
         )
 
     def encrypt(self, plaintext: bytes, rng: Rng) -> bytes:
@@ -115,7 +140,12 @@ class Session:
                 "session: expected a sending chain; the responder cannot send first"
             )
         message_key, next_chain_key = kdf_ck(self.send_chain_key)
-        header = Header(dh=self.dh_self.public, pn=self.prev_n, n=self.send_n)
+        header = Header(
+            dh=self.dh_self.public,
+            pn=self.prev_n,
+            n=self.send_n,
+            **({} if self.kem is None else self.kem.header_fields()),
+        )
         header_bytes = header.encode()
         nonce = rng(24)
         ciphertext = primitives.aead_encrypt(
@@ -131,18 +161,29 @@ class Session:
                 signed_prekey_id=self.pending_prekey.signed_prekey_id,
                 one_time_prekey_id=self.pending_prekey.one_time_prekey_id,
                 message=message,
+                kem_prekey_id=self.pending_prekey.kem_prekey_id,
+                kem_ciphertext=self.pending_prekey.kem_ciphertext,
             ).encode()
         self.send_chain_key = next_chain_key
         self.send_n += 1
+        if self.kem is not None:
+            self.kem = self.kem.counted()
         return wire
 
-    def decrypt(self, data: bytes, rng: Rng) -> bytes:
+    def decrypt(
+        self, data: bytes, rng: Rng, encapsulate: Encapsulate = random_encapsulate
+    ) -> bytes:
         """Decrypt wire bytes (ratchet or prekey message) for this session (section 6.4).
 
-        May draw rng(32) for a new ratchet key. Raises ReplayDetected, TooManySkippedMessages,
+        May draw rng(32) for a new ratchet key (and, version 2, rng(32) for an answer and
+        rng(64) for an offer, section 27.4). Raises ReplayDetected, TooManySkippedMessages,
         DecryptionFailed, UnknownSession or MalformedMessage and then changes nothing.
         """
         message = decode_message(data)
+        if message.version != self.version:
+            raise MalformedMessage(
+                f"message: expected version {self.version} for this session, got {message.version}"
+            )
         if isinstance(message, PrekeyMessage):
             if (
                 self.role != "responder"
@@ -153,16 +194,24 @@ class Session:
                     "prekey message: expected this session's base key and identity"
                 )
             message = message.message
-        return self.decrypt_ratchet_message(message, rng)
+        return self.decrypt_ratchet_message(message, rng, encapsulate)
 
-    def decrypt_ratchet_message(self, message: RatchetMessage, rng: Rng) -> bytes:
+    def decrypt_ratchet_message(
+        self, message: RatchetMessage, rng: Rng, encapsulate: Encapsulate = random_encapsulate
+    ) -> bytes:
+        if message.version != self.version:
+            raise MalformedMessage(
+                f"message: expected version {self.version} for this session, got {message.version}"
+            )
         work = self._copy()
-        plaintext = work._decrypt(message, rng)
+        plaintext = work._decrypt(message, rng, encapsulate)
         work.pending_prekey = None
+        if work.kem is not None:
+            work.kem = work.kem.counted()
         self.__dict__.update(work.__dict__)
         return plaintext
 
-    def _decrypt(self, message: RatchetMessage, rng: Rng) -> bytes:
+    def _decrypt(self, message: RatchetMessage, rng: Rng, encapsulate: Encapsulate) -> bytes:
         header = message.header
         ad = self.associated_data + header.encode()
         skipped_key = self.skipped.pop(header.dh, header.n)
@@ -176,7 +225,7 @@ class Session:
             )
         if header.dh != self.dh_remote:
             self._skip(header.pn)
-            self._dh_ratchet(header.dh, rng)
+            self._dh_ratchet(header, rng, encapsulate)
         if self.recv_chain_key is None:
             # The initiator before its first reply: DHr is the responder's signed prekey, which
             # the responder never sends with, and there is no receiving chain. Deriving a key
@@ -203,7 +252,12 @@ class Session:
             self.recv_n += 1
         self.skipped.drop_oldest()
 
-    def _dh_ratchet(self, remote: bytes, rng: Rng) -> None:
+    def _dh_ratchet(self, header: Header, rng: Rng, encapsulate: Encapsulate) -> None:
+        """Section 6.4 step 3; in a version-2 session with the KEM steps of section 27.4."""
+        remote = header.dh
+        kem_in = kem_out = b""
+        if self.kem is not None:
+            self.kem, kem_in = self.kem.take_answer(header)
         self.prev_n = self.send_n
         self.send_n = 0
         self.recv_n = 0
@@ -213,12 +267,16 @@ class Session:
             ]
         self.dh_remote = remote
         self.root_key, self.recv_chain_key = kdf_rk(
-            self.root_key, primitives.dh(self.dh_self.private, remote)
+            self.root_key, primitives.dh(self.dh_self.private, remote) + kem_in
         )
         self.dh_self = X25519KeyPair.generate(rng)
+        if self.kem is not None:
+            self.kem, kem_out = self.kem.answer_offer(header, rng, encapsulate)
         self.root_key, self.send_chain_key = kdf_rk(
-            self.root_key, primitives.dh(self.dh_self.private, remote)
+            self.root_key, primitives.dh(self.dh_self.private, remote) + kem_out
         )
+        if self.kem is not None:
+            self.kem = self.kem.maybe_offer(rng)
 
     def _copy(self) -> Session:
         return replace(
@@ -231,15 +289,19 @@ class Session:
         def opt(value: bytes | None) -> str | None:
             return None if value is None else b64u_encode(value)
 
-        pending = None
+        pending: dict[str, Any] | None = None
         if self.pending_prekey is not None:
             pending = {
                 "ephemeral_key": b64u_encode(self.pending_prekey.ephemeral_key),
                 "signed_prekey_id": self.pending_prekey.signed_prekey_id,
                 "one_time_prekey_id": self.pending_prekey.one_time_prekey_id,
             }
-        return {
-            "version": SESSION_FORMAT_VERSION,
+            if self.version == 2:
+                assert self.pending_prekey.kem_ciphertext is not None
+                pending["kem_prekey_id"] = self.pending_prekey.kem_prekey_id
+                pending["kem_ciphertext"] = b64u_encode(self.pending_prekey.kem_ciphertext)
+        data: dict[str, Any] = {
+            "version": self.version,
             "role": self.role,
             "local_identity_key": b64u_encode(self.local_identity_key),
             "remote_identity_key": b64u_encode(self.remote_identity_key),
@@ -257,6 +319,10 @@ class Session:
             "previous_dh_remote": [b64u_encode(k) for k in self.previous_dh_remote],
             "pending_prekey": pending,
         }
+        if self.kem is not None:
+            data["binding"] = b64u_encode(self.binding)
+            data["kem"] = self.kem.to_dict()
+        return data
 
     @classmethod
     def from_dict(cls, data: Any) -> Session:
@@ -268,10 +334,11 @@ class Session:
         try:
             if not isinstance(data, dict):
                 raise MalformedMessage(f"session: expected an object, got {type(data).__name__}")
-            if not is_uint(data["version"]) or data["version"] != SESSION_FORMAT_VERSION:
-                raise MalformedMessage(
-                    f"session: expected version {SESSION_FORMAT_VERSION}, got {data['version']!r}"
-                )
+            version = data["version"]
+            if not is_uint(version) or version not in (1, 2):
+                raise MalformedMessage(f"session: expected version 1 or 2, got {version!r}")
+            if version == 1 and ("kem" in data or "binding" in data):
+                raise MalformedMessage("session: version 1 has no KEM state")
             if data["role"] not in ("initiator", "responder"):
                 raise MalformedMessage(f"session: expected a role, got {data['role']!r}")
 
@@ -289,6 +356,14 @@ class Session:
             pending = data["pending_prekey"]
             if pending is not None and not isinstance(pending, dict):
                 raise MalformedMessage("session pending_prekey: expected an object or null")
+            kem_id = kem_ct = None
+            if pending is not None and version == 2:
+                kem_id = _counter(pending["kem_prekey_id"], "kem_prekey_id", 0xFFFFFFFF)
+                kem_ct = b64u_decode(
+                    pending["kem_ciphertext"],
+                    length=primitives.MLKEM768_CIPHERTEXT_BYTES,
+                    what="kem ciphertext",
+                )
             return cls(
                 role=data["role"],
                 local_identity_key=key("local_identity_key"),
@@ -319,7 +394,14 @@ class Session:
                     one_time_prekey_id=None
                     if pending["one_time_prekey_id"] is None
                     else _counter(pending["one_time_prekey_id"], "one_time_prekey_id", 0xFFFFFFFF),
+                    kem_prekey_id=kem_id,
+                    kem_ciphertext=kem_ct,
                 ),
+                version=version,
+                binding=b""
+                if version == 1
+                else b64u_decode(data["binding"], length=32, what="session binding"),
+                kem=None if version == 1 else KemState.from_dict(data["kem"]),
             )
         except (KeyError, TypeError) as exc:
             raise MalformedMessage(f"session: missing or mistyped field {exc}") from exc

@@ -9,7 +9,7 @@ before(async () => {
 });
 
 // account_state.json is reproduced by accountstate.test.js, groups.json by groups.test.js,
-// attachments.json by attachments.test.js, mlkem.json by mlkem.test.js.
+// attachments.json by attachments.test.js, mlkem.json by mlkem.test.js, pq.json by pq.test.js.
 const COVERED = [
   "account_state.json",
   "attachments.json",
@@ -22,6 +22,7 @@ const COVERED = [
   "keys.json",
   "linking.json",
   "mlkem.json",
+  "pq.json",
   "ratchet.json",
   "safety.json",
   "x3dh.json",

@@ -18,7 +18,13 @@ from protocol.encoding import b64u_decode, b64u_encode
 from protocol.exceptions import InvalidJson
 from protocol.fanout import encrypt_for_devices
 from protocol.inbound import accept_prekey_message
-from protocol.keys import DeviceKeys, PrekeyBundle, generate_device_keys, make_prekey_bundle
+from protocol.keys import (
+    DeviceKeys,
+    PrekeyBundle,
+    generate_device_keys,
+    generate_kem_prekey,
+    make_prekey_bundle,
+)
 from protocol.primitives import hash32
 from protocol.ratchet import Session
 from protocol.rng import Rng, TestRng
@@ -586,3 +592,94 @@ def test_a_group_conversation_between_the_python_and_the_javascript_group_machin
     )
     [content] = bob({"type": "group_message_received", "message": b64u_encode(rotated.message)})
     assert b64u_decode(content["plaintext"]) == text("carol is out")
+
+
+def _kem_turns(send: Any, receive: Any, turns: int) -> int:
+    """Alternate turns of 1 to 3 messages, each turn delivered last first; returns how many
+    messages carried a KEM offer or answer."""
+    carried = 0
+    for turn in range(turns):
+        side = turn % 2
+        wires = [send[side](f"t{turn}.{k}".encode()) for k in range(1 + turn % 3)]
+        carried += sum(len(w) > 1000 for w in wires)
+        for k in reversed(range(len(wires))):
+            assert receive[1 - side](wires[k]) == f"t{turn}.{k}".encode()
+    return carried
+
+
+def test_version_2_sessions_between_python_and_javascript_with_kem_steps(js):
+    """PQXDH both ways, and conversations long enough for KEM exchanges in both directions;
+    Python encapsulates with OpenSSL's randomness, JS with libsodium's."""
+    bob_key = js_device_v2(js, "cross js pq bob")
+    alice = PyDevice("cross py pq alice")
+    bundle = js(
+        "bundle",
+        device="cross js pq bob",
+        device_id="dev-bob",
+        one_time_prekey_id=1,
+        kem_prekey_id=9,
+    )["bundle"]
+    a = alice.initiate(bundle, listed_identity_key=bob_key)
+    assert a.version == 2
+    first = a.encrypt(b"t-first", alice.rng)
+    js(
+        "accept",
+        device="cross js pq bob",
+        session="pq-py-js",
+        message=b64u_encode(first),
+        sender_identity_key=alice.identity_key,
+    )
+    carried = _kem_turns(
+        [lambda m: a.encrypt(m, alice.rng), lambda m: js_encrypt(js, "pq-py-js", m)],
+        [lambda w: a.decrypt(w, alice.rng), lambda w: js_decrypt(js, "pq-py-js", w)],
+        5 * 32 // 2,
+    )
+    state = js("serialize", session="pq-py-js")["state"]
+    assert carried >= 4 and state["version"] == 2
+    assert a.kem is not None and a.kem.next_id >= 2 and state["kem"]["next_id"] >= 2
+
+    # JS initiates to a Python device with a last-resort KEM prekey only.
+    alice_key = js_device(js, "cross js pq alice")
+    bob = PyDevice("cross py pq bob")
+    keys = bob.keys
+    last = generate_kem_prekey(keys.identity, 10, bob.rng, last_resort=True)
+    js(
+        "initiate",
+        device="cross js pq alice",
+        session="pq-js-py",
+        bundle=make_prekey_bundle("dev-bob", keys, None, last).to_dict(),
+        listed_identity_key=bob.identity_key,
+    )
+    first = js_encrypt(js, "pq-js-py", b"t-first")
+    inbound = accept_prekey_message(
+        first,
+        identity=keys.identity,
+        signed_prekeys={keys.signed_prekey.id: keys.signed_prekey.key},
+        one_time_prekeys={},
+        kem_prekeys={10: last},
+        sender_identity_key=b64u_decode(alice_key, length=32),
+        used_base_keys=set(),
+        rng=bob.rng,
+    )
+    assert inbound.plaintext == b"t-first" and inbound.one_time_kem_prekey_id is None
+    b = inbound.session
+    carried = _kem_turns(
+        [lambda m: js_encrypt(js, "pq-js-py", m), lambda m: b.encrypt(m, bob.rng)],
+        [lambda w: js_decrypt(js, "pq-js-py", w), lambda w: b.decrypt(w, bob.rng)],
+        5 * 32 // 2,
+    )
+    assert carried >= 4 and b.kem is not None and b.kem.next_id >= 2 and b.kem.answered >= 1
+
+
+def js_device_v2(js: JsDriver, name: str) -> str:
+    answer = js(
+        "generate_keys",
+        device=name,
+        seed=seed(name).hex(),
+        signed_prekey_id=1,
+        one_time_prekey_ids=[1, 2],
+        kem_prekey_ids=[9],
+        last_resort_kem_prekey_id=10,
+    )
+    assert DeviceKeys.from_dict(answer["device_keys"]).last_resort_kem_prekey is not None
+    return answer["identity_key"]

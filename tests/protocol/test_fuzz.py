@@ -15,6 +15,7 @@ import copy
 import json
 import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
@@ -109,13 +110,28 @@ FORGED = RatchetMessage(
     ),
 ).encode()
 
+# Version 2 (section 27), from tests/vectors/pq.json: Bob's session after the first message,
+# Alice's first turn to it (prekey messages), and messages carrying a KEM offer or answer.
+PQ = json.loads((Path(__file__).resolve().parents[1] / "vectors" / "pq.json").read_text("utf-8"))
+PQ_BOB_SNAPSHOT = PQ["sessions"][0]["bob_session"]
+PQ_STEPS = [s for s in PQ["conversation"]["steps"] if s["op"] == "encrypt"]
+PQ_TO_BOB = [bytes.fromhex(s["message"]) for s in PQ_STEPS if s["name"].startswith("a0.")]
+PQ_KEM_MESSAGES = [
+    bytes.fromhex(s["message"])
+    for s in PQ_STEPS
+    if len(s["message"]) > 2000  # hex of a message with an offer or an answer
+][:4]
+PQ_FIRST = bytes.fromhex(PQ["sessions"][0]["first_message"])
+PQ_BOB = DeviceKeys.from_dict(PQ["bob_device_keys"])
+
 SESSION_CASES = [
     (B_SNAPSHOT, TO_BOB),
     (A_SNAPSHOT, TO_ALICE),
     (P_BOB_SNAPSHOT, PREKEY_MESSAGES),
     (P_ALICE_SNAPSHOT, [FORGED, *TO_ALICE]),
+    (PQ_BOB_SNAPSHOT, PQ_TO_BOB + PQ_KEM_MESSAGES),
 ]
-ALL_MESSAGES = TO_BOB + TO_ALICE + PREKEY_MESSAGES + [FORGED]
+ALL_MESSAGES = TO_BOB + TO_ALICE + PREKEY_MESSAGES + [FORGED, PQ_FIRST, *PQ_KEM_MESSAGES]
 
 LIST_HASH = bytes(range(32))
 PRIMARY = make_device("fuzz list primary").keys.identity
@@ -314,7 +330,7 @@ def test_session_decrypt_refuses_without_changing_state(case, data):
     if plaintext is None:
         assert session.to_dict() == snapshot
     else:  # only what a party really sent ever decrypts
-        assert plaintext.startswith((b"to bob ", b"to alice ", b"prekey ")), plaintext
+        assert plaintext.startswith((b"to bob ", b"to alice ", b"prekey ", b"a0.")), plaintext
 
 
 @fuzz
@@ -335,6 +351,27 @@ def test_accept_prekey_message_refuses_only_with_protocol_errors(data, first_bas
         rng=TestRng(bytes(32)),
     )
     assert (signed_prekeys, one_time_prekeys, used) == before  # nothing consumed here
+
+
+@fuzz
+@given(byte_inputs([PQ_FIRST], max_size=1400), st.booleans())
+def test_accept_version_2_prekey_message_refuses_only_with_protocol_errors(data, speaks_v2):
+    assert PQ_BOB.last_resort_kem_prekey is not None
+    kem_prekeys = {k.id: k for k in (*PQ_BOB.kem_prekeys, PQ_BOB.last_resort_kem_prekey)}
+    accepted = refused_or_value(
+        accept_prekey_message,
+        data,
+        identity=PQ_BOB.identity,
+        signed_prekeys={7: PQ_BOB.signed_prekey.key},
+        one_time_prekeys={100: PQ_BOB.one_time_prekeys[0].key},
+        kem_prekeys=kem_prekeys,
+        sender_identity_key=bytes.fromhex(PQ["refusals"][0]["sender"]),
+        used_base_keys=set(),
+        rng=TestRng(bytes(32)),
+        sender_speaks_v2=speaks_v2,
+    )
+    if accepted is not None:  # only what Alice sent
+        assert accepted.plaintext == b"hello, quantum-safe bob" and data == PQ_FIRST
 
 
 @fuzz
@@ -393,7 +430,7 @@ def test_device_list_parse_and_verify_refuse_only_with_protocol_errors(data, las
 
 
 @fuzz
-@given(st.one_of(mutated_json(BUNDLE_DICT), json_values))
+@given(st.one_of(mutated_json(BUNDLE_DICT), mutated_json(PQ["sessions"][0]["bundle"]), json_values))
 def test_prekey_bundle_parse_verify_and_initiate_refuse_only_with_protocol_errors(data):
     bundle = refused_or_value(PrekeyBundle.from_dict, data)
     if bundle is None:
@@ -414,21 +451,28 @@ def test_prekey_bundle_parse_verify_and_initiate_refuse_only_with_protocol_error
 
 
 @fuzz
-@given(st.one_of(mutated_json(A_SNAPSHOT), mutated_json(P_BOB_SNAPSHOT), json_values))
+@given(
+    st.one_of(
+        mutated_json(A_SNAPSHOT),
+        mutated_json(P_BOB_SNAPSHOT),
+        mutated_json(PQ["conversation"]["final_sessions"]["alice"]),
+        json_values,
+    )
+)
 def test_session_parse_encrypt_decrypt_refuse_only_with_protocol_errors(data):
     session = refused_or_value(Session.from_dict, data)
     if session is not None:
         before = session.to_dict()
         if refused_or_value(session.encrypt, b"x", TestRng(bytes(32))) is None:
             assert session.to_dict() == before
-        for message in TO_ALICE[:1] + TO_BOB[:1]:
+        for message in TO_ALICE[:1] + TO_BOB[:1] + PQ_KEM_MESSAGES[:1]:
             before = session.to_dict()
             if refused_or_value(session.decrypt, message, TestRng(bytes(32))) is None:
                 assert session.to_dict() == before
 
 
 @fuzz
-@given(st.one_of(mutated_json(DEVICE_KEYS_DICT), json_values))
+@given(st.one_of(mutated_json(DEVICE_KEYS_DICT), mutated_json(PQ["bob_device_keys"]), json_values))
 def test_device_keys_parse_refuses_only_with_protocol_errors(data):
     refused_or_value(DeviceKeys.from_dict, data)
 

@@ -25,6 +25,9 @@ ONLY_IN_PYTHON = {
     "content": {"content_type_of"},
     # JS has Number.isSafeInteger built in
     "encoding": {"is_uint"},
+    # `cryptography` cannot encapsulate from given randomness, libsodium can: Python takes the
+    # encapsulation as a parameter (docs/protocol.md 27.2), JS draws it from the rng
+    "x3dh": {"Encapsulate", "random_encapsulate"},
 }
 ONLY_IN_JS = {
     # what Python's bytes and str do natively (==, +, .hex(), bytes.fromhex, .decode(),

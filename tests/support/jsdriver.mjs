@@ -2,9 +2,11 @@
 // cross-implementation tests: one command per stdin line, one answer per stdout line.
 //
 //   {"cmd": "generate_keys", "device": "bob", "seed": hex | null,
-//    "signed_prekey_id": 1, "one_time_prekey_ids": [1, 2]}  → {"device_keys", "identity_key"}
-//   {"cmd": "bundle", "device": "bob", "device_id": "dev-bob", "one_time_prekey_id": 1 | null}
-//                                                            → {"bundle"}
+//    "signed_prekey_id": 1, "one_time_prekey_ids": [1, 2],
+//    "kem_prekey_ids": [9] (one-time), "last_resort_kem_prekey_id": 10 | null (version 2)}
+//                                                            → {"device_keys", "identity_key"}
+//   {"cmd": "bundle", "device": "bob", "device_id": "dev-bob", "one_time_prekey_id": 1 | null,
+//    "kem_prekey_id": 9 | 10 | null}                         → {"bundle"}
 //   {"cmd": "initiate", "device": "alice", "session": "s", "bundle": {...},
 //    "listed_identity_key": b64u}                            → {}
 //   {"cmd": "accept", "device": "bob", "session": "s", "message": b64u,
@@ -47,23 +49,40 @@ function session(name) {
 }
 
 const COMMANDS = {
-  generate_keys({ device: name, seed = null, signed_prekey_id = 1, one_time_prekey_ids = [] }) {
+  generate_keys({
+    device: name,
+    seed = null,
+    signed_prekey_id = 1,
+    one_time_prekey_ids = [],
+    kem_prekey_ids = [],
+    last_resort_kem_prekey_id = null,
+  }) {
     const rng = seed === null ? p.systemRng : p.TestRng(fromHex(seed));
     const keys = p.generateDeviceKeys(rng, {
       signedPrekeyId: signed_prekey_id,
       oneTimePrekeyIds: one_time_prekey_ids,
     });
+    if (last_resort_kem_prekey_id !== null) {
+      keys.kemPrekeys = p.generateKemPrekeys(keys.identity, kem_prekey_ids, rng);
+      keys.lastResortKemPrekey = p.generateKemPrekey(keys.identity, last_resort_kem_prekey_id, rng, {
+        lastResort: true,
+      });
+    }
     devices.set(name, { rng, keys, usedBaseKeys: [] });
     return { device_keys: keys.toJSON(), identity_key: b64uEncode(keys.identity.public) };
   },
 
-  bundle({ device: name, device_id, one_time_prekey_id = null }) {
+  bundle({ device: name, device_id, one_time_prekey_id = null, kem_prekey_id = null }) {
     const { keys } = device(name);
     const otk =
       one_time_prekey_id === null
         ? null
         : keys.oneTimePrekeys.find((k) => k.id === one_time_prekey_id);
-    return { bundle: p.makePrekeyBundle(device_id, keys, otk).toJSON() };
+    const kem =
+      kem_prekey_id === null
+        ? null
+        : [...keys.kemPrekeys, keys.lastResortKemPrekey].find((k) => k?.id === kem_prekey_id);
+    return { bundle: p.makePrekeyBundle(device_id, keys, otk, kem).toJSON() };
   },
 
   initiate({ device: name, session: sid, bundle, listed_identity_key }) {
@@ -85,12 +104,16 @@ const COMMANDS = {
       identity: keys.identity,
       signedPrekeys: new Map([[keys.signedPrekey.id, keys.signedPrekey.key]]),
       oneTimePrekeys: new Map(keys.oneTimePrekeys.map((k) => [k.id, k.key])),
+      kemPrekeys: new Map(
+        [...keys.kemPrekeys, keys.lastResortKemPrekey].filter(Boolean).map((k) => [k.id, k]),
+      ),
       senderIdentityKey: b64uDecode(sender_identity_key, { length: 32 }),
       usedBaseKeys: owner.usedBaseKeys,
       rng: owner.rng,
     });
     owner.usedBaseKeys.push(inbound.baseKey);
     keys.oneTimePrekeys = keys.oneTimePrekeys.filter((k) => k.id !== inbound.oneTimePrekeyId);
+    keys.kemPrekeys = keys.kemPrekeys.filter((k) => k.id !== inbound.oneTimeKemPrekeyId);
     sessions.set(sid, { session: inbound.session, rng: owner.rng });
     return { plaintext: b64uEncode(inbound.plaintext) };
   },

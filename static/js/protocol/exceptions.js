@@ -73,6 +73,11 @@ export class DecryptionFailed extends ProtocolError {
   static code = "decryption_failed";
 }
 
+/** A device whose signed entry lists version 2 offered version 1 (docs/protocol.md 27.5). */
+export class DowngradeRefused extends ProtocolError {
+  static code = "downgrade_refused";
+}
+
 export class HistoryBundleMismatch extends ProtocolError {
   static code = "history_bundle_mismatch";
 }

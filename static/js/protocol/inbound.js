@@ -2,36 +2,47 @@
 // (docs/protocol.md section 7.1).
 
 import { b64uEncode, bytesEqual } from "./encoding.js";
-import { ReplayDetected, UnknownPrekey, UnknownSession, UntrustedIdentity } from "./exceptions.js";
+import {
+  DowngradeRefused,
+  ReplayDetected,
+  UnknownPrekey,
+  UnknownSession,
+  UntrustedIdentity,
+} from "./exceptions.js";
 import { decodeMessage, PrekeyMessage } from "./message.js";
+import { KemState } from "./pqratchet.js";
 import { Session } from "./ratchet.js";
 import * as x3dh from "./x3dh.js";
 
 /** @typedef {import("./keys.js").IdentityKeyPair} IdentityKeyPair */
 /** @typedef {import("./keys.js").X25519KeyPair} X25519KeyPair */
+/** @typedef {import("./keys.js").KemPrekey} KemPrekey */
 /** @typedef {import("./rng.js").Rng} Rng */
 
 /**
  * Result of accepting a prekey message. The caller then records `baseKey` as used, deletes
- * one-time prekey `oneTimePrekeyId` and stores `session`.
+ * one-time prekey `oneTimePrekeyId` and the one-time KEM prekey `oneTimeKemPrekeyId` (never
+ * the last-resort one) and stores `session`.
  */
 export class InboundSession {
   /**
    * @param {{session: Session, plaintext: Uint8Array, baseKey: Uint8Array,
-   *          oneTimePrekeyId: number | null}} fields
+   *          oneTimePrekeyId: number | null, oneTimeKemPrekeyId?: number | null}} fields
    */
-  constructor({ session, plaintext, baseKey, oneTimePrekeyId }) {
+  constructor({ session, plaintext, baseKey, oneTimePrekeyId, oneTimeKemPrekeyId = null }) {
     this.session = session;
     this.plaintext = plaintext;
     this.baseKey = baseKey;
     this.oneTimePrekeyId = oneTimePrekeyId;
+    this.oneTimeKemPrekeyId = oneTimeKemPrekeyId;
   }
 }
 
 /**
- * @param {Map<number, X25519KeyPair> | Record<string, X25519KeyPair>} keys
+ * @template T
+ * @param {Map<number, T> | Record<string, T>} keys
  * @param {number} id
- * @returns {X25519KeyPair | undefined}
+ * @returns {T | undefined}
  */
 function prekey(keys, id) {
   if (keys instanceof Map) return keys.get(id);
@@ -52,26 +63,44 @@ function containsKey(used, baseKey) {
 }
 
 /**
- * Start a responder session from a prekey message (section 7.1, step 2).
+ * Start a responder session from a prekey message (section 7.1, step 2; version 2 in 27.2,
+ * with `kemPrekeys`: the one-time and the last-resort KEM prekeys by id).
  *
- * `senderIdentityKey` comes from the sender's verified device list. Nothing is consumed
- * here: on success the caller records the base key and deletes the one-time prekey.
+ * `senderIdentityKey` comes from the sender's verified device list, and so does
+ * `senderSpeaksV2` (its entry lists version 2): a version-1 prekey message from such a device
+ * is DowngradeRefused (section 27.5). Nothing is consumed here: on success the caller records
+ * the base key and deletes the one-time prekeys.
  * @param {Uint8Array} data
  * @param {{identity: IdentityKeyPair,
  *          signedPrekeys: Map<number, X25519KeyPair> | Record<string, X25519KeyPair>,
  *          oneTimePrekeys: Map<number, X25519KeyPair> | Record<string, X25519KeyPair>,
  *          senderIdentityKey: Uint8Array, usedBaseKeys: Iterable<Uint8Array | string>,
- *          rng: Rng}} options
+ *          rng: Rng, kemPrekeys?: Map<number, KemPrekey> | Record<string, KemPrekey>,
+ *          senderSpeaksV2?: boolean}} options
  * @returns {InboundSession}
  */
 export function acceptPrekeyMessage(
   data,
-  { identity, signedPrekeys, oneTimePrekeys, senderIdentityKey, usedBaseKeys, rng },
+  {
+    identity,
+    signedPrekeys,
+    oneTimePrekeys,
+    senderIdentityKey,
+    usedBaseKeys,
+    rng,
+    kemPrekeys = new Map(),
+    senderSpeaksV2 = false,
+  },
 ) {
   const message = decodeMessage(data);
   if (!(message instanceof PrekeyMessage)) {
     throw new UnknownSession(
       "message: expected a prekey message to start a session, got a ratchet message",
+    );
+  }
+  if (message.version === 1 && senderSpeaksV2) {
+    throw new DowngradeRefused(
+      "prekey message: version 1 from a device whose signed entry lists version 2",
     );
   }
   if (!bytesEqual(message.identityKey, senderIdentityKey)) {
@@ -95,12 +124,23 @@ export function acceptPrekeyMessage(
       );
     }
   }
+  let kemPrekey = null;
+  if (message.kemPrekeyId !== null) {
+    kemPrekey = prekey(kemPrekeys, message.kemPrekeyId) ?? null;
+    if (kemPrekey === null) {
+      throw new UnknownPrekey(`prekey message: no KEM prekey with id ${message.kemPrekeyId}`);
+    }
+  }
   const agreement = x3dh.respond({
     identity,
     signedPrekey,
     oneTimePrekey,
     initiatorIdentityKey: message.identityKey,
     baseKey: message.baseKey,
+    signedPrekeyId: message.signedPrekeyId,
+    oneTimePrekeyId: message.oneTimePrekeyId,
+    kemPrekey,
+    kemCiphertext: message.kemCiphertext,
   });
   const session = new Session({
     role: "responder",
@@ -112,6 +152,9 @@ export function acceptPrekeyMessage(
     dhRemote: null,
     sendChainKey: null,
     recvChainKey: null,
+    version: agreement.version,
+    binding: agreement.binding,
+    kem: agreement.version === 1 ? null : new KemState(),
   });
   const plaintext = session.decryptRatchetMessage(message.message, rng);
   return new InboundSession({
@@ -119,5 +162,6 @@ export function acceptPrekeyMessage(
     plaintext,
     baseKey: message.baseKey,
     oneTimePrekeyId: message.oneTimePrekeyId,
+    oneTimeKemPrekeyId: kemPrekey === null || kemPrekey.lastResort ? null : kemPrekey.id,
   });
 }

@@ -11,12 +11,17 @@ export {
   DeviceKeys,
   generateDeviceKeys,
   generateIdentity,
+  generateKemPrekey,
+  generateKemPrekeys,
   generateOneTimePrekeys,
   generateSignedPrekey,
   IdentityKeyPair,
+  KemPrekey,
+  kemPrekeyBytes,
   makePrekeyBundle,
   OneTimePrekey,
   PrekeyBundle,
+  PublicKemPrekey,
   SignedPrekey,
   signedPrekeyBytes,
   verifyPrekeyBundle,
@@ -41,11 +46,14 @@ export * as x3dh from "./x3dh.js";
 export {
   decodeMessage,
   Header,
+  KemAnswer,
+  KemOffer,
   MAX_MESSAGE_BYTES,
   PrekeyMessage,
   PROTOCOL_VERSION,
   RatchetMessage,
 } from "./message.js";
+export { KEM_INTERVAL, KemState } from "./pqratchet.js";
 export { ARCHIVED_SESSIONS, MAX_PREVIOUS_DH_REMOTE, PendingPrekey, Session } from "./ratchet.js";
 export { kdfCk, kdfRk, MAX_SKIP, MAX_SKIPPED_TOTAL } from "./ratchetkeys.js";
 export { acceptPrekeyMessage, InboundSession } from "./inbound.js";

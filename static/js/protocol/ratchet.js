@@ -5,6 +5,7 @@
 import { b64uDecode, b64uEncode, bytesEqual, concatBytes } from "./encoding.js";
 import {
   DecryptionFailed,
+  DowngradeRefused,
   MalformedMessage,
   ReplayDetected,
   TooManySkippedMessages,
@@ -12,6 +13,7 @@ import {
 } from "./exceptions.js";
 import { verifyPrekeyBundle, X25519KeyPair } from "./keys.js";
 import { decodeMessage, Header, PrekeyMessage, RatchetMessage } from "./message.js";
+import { KemState } from "./pqratchet.js";
 import * as primitives from "./primitives.js";
 import { kdfCk, kdfRk, MAX_SKIP, SkippedKeys } from "./ratchetkeys.js";
 import * as x3dh from "./x3dh.js";
@@ -21,7 +23,8 @@ import * as x3dh from "./x3dh.js";
 /** @typedef {import("./rng.js").Rng} Rng */
 
 export const MAX_PREVIOUS_DH_REMOTE = 16;
-export const SESSION_FORMAT_VERSION = 1;
+/** @type {Uint8Array} */
+const EMPTY = new Uint8Array(0);
 // sessions with one device that newer ones replaced, kept and tried, newest first, when the
 // current one cannot decrypt (docs/protocol.md 7.1 and 24.5)
 export const ARCHIVED_SESSIONS = 10;
@@ -30,12 +33,21 @@ export const ARCHIVED_SESSIONS = 10;
 export class PendingPrekey {
   /**
    * @param {{ephemeralKey: Uint8Array, signedPrekeyId: number,
-   *          oneTimePrekeyId: number | null}} fields
+   *          oneTimePrekeyId: number | null, kemPrekeyId?: number | null,
+   *          kemCiphertext?: Uint8Array | null}} fields kem*: version 2 (section 27.3)
    */
-  constructor({ ephemeralKey, signedPrekeyId, oneTimePrekeyId }) {
+  constructor({
+    ephemeralKey,
+    signedPrekeyId,
+    oneTimePrekeyId,
+    kemPrekeyId = null,
+    kemCiphertext = null,
+  }) {
     this.ephemeralKey = ephemeralKey;
     this.signedPrekeyId = signedPrekeyId;
     this.oneTimePrekeyId = oneTimePrekeyId;
+    this.kemPrekeyId = kemPrekeyId;
+    this.kemCiphertext = kemCiphertext;
   }
 }
 
@@ -53,7 +65,8 @@ export class Session {
    *          sendChainKey: Uint8Array | null, recvChainKey: Uint8Array | null,
    *          sendN?: number, recvN?: number, prevN?: number,
    *          skipped?: SkippedKeys, previousDhRemote?: Uint8Array[],
-   *          pendingPrekey?: PendingPrekey | null}} fields
+   *          pendingPrekey?: PendingPrekey | null, version?: number, binding?: Uint8Array,
+   *          kem?: KemState | null}} fields version 2: binding in AD (27.2), kem (27.4)
    */
   constructor({
     role,
@@ -71,6 +84,9 @@ export class Session {
     skipped = new SkippedKeys(),
     previousDhRemote = [],
     pendingPrekey = null,
+    version = 1,
+    binding = EMPTY,
+    kem = null,
   }) {
     this.role = role;
     this.localIdentityKey = localIdentityKey;
@@ -87,24 +103,35 @@ export class Session {
     this.skipped = skipped;
     this.previousDhRemote = previousDhRemote;
     this.pendingPrekey = pendingPrekey;
+    this.version = version;
+    this.binding = binding;
+    this.kem = kem;
   }
 
-  /** AD = initiator identity key ‖ responder identity key. @returns {Uint8Array} */
+  /** AD = initiator identity key ‖ responder identity key (‖ binding). @returns {Uint8Array} */
   get associatedData() {
     return this.role === "initiator"
-      ? concatBytes(this.localIdentityKey, this.remoteIdentityKey)
-      : concatBytes(this.remoteIdentityKey, this.localIdentityKey);
+      ? concatBytes(this.localIdentityKey, this.remoteIdentityKey, this.binding)
+      : concatBytes(this.remoteIdentityKey, this.localIdentityKey, this.binding);
   }
 
   /**
-   * Verify `bundle` against the key in the signed list, run X3DH, start as Alice.
-   * Draws rng(32) for the base key, then rng(32) for the first ratchet key.
+   * Verify `bundle` against the key in the signed list, run X3DH (PQXDH for a bundle with a
+   * KEM prekey: a version-2 session), start as Alice. For a device whose signed entry lists
+   * version 2 (`deviceSpeaksV2`), a bundle without a KEM prekey is DowngradeRefused (27.5).
+   * Draws rng(32) for the base key, rng(32) for the encapsulation (version 2), then rng(32)
+   * for the first ratchet key.
    * @param {{identity: IdentityKeyPair, bundle: PrekeyBundle, listedIdentityKey: Uint8Array,
-   *          rng: Rng}} options
+   *          rng: Rng, deviceSpeaksV2?: boolean}} options
    * @returns {Session}
    */
-  static initiate({ identity, bundle, listedIdentityKey, rng }) {
+  static initiate({ identity, bundle, listedIdentityKey, rng, deviceSpeaksV2 = false }) {
     verifyPrekeyBundle(bundle, { listedIdentityKey });
+    if (deviceSpeaksV2 && bundle.kemPrekey === null) {
+      throw new DowngradeRefused(
+        `prekey bundle for device ${JSON.stringify(bundle.deviceId)}: no KEM prekey, and its signed entry lists version 2`,
+      );
+    }
     const agreement = x3dh.initiate({ identity, bundle, rng });
     const baseKey = /** @type {X25519KeyPair} */ (agreement.baseKey);
     const dhSelf = X25519KeyPair.generate(rng);
@@ -126,7 +153,12 @@ export class Session {
         ephemeralKey: baseKey.public,
         signedPrekeyId: bundle.signedPrekeyId,
         oneTimePrekeyId: bundle.oneTimePrekeyId,
+        kemPrekeyId: bundle.kemPrekey === null ? null : bundle.kemPrekey.id,
+        kemCiphertext: agreement.kemCiphertext,
       }),
+      version: agreement.version,
+      binding: agreement.binding,
+      kem: agreement.version === 1 ? null : new KemState(),
     });
   }
 
@@ -145,7 +177,12 @@ export class Session {
       );
     }
     const [messageKey, nextChainKey] = kdfCk(this.sendChainKey);
-    const header = new Header({ dh: this.dhSelf.public, pn: this.prevN, n: this.sendN });
+    const header = new Header({
+      dh: this.dhSelf.public,
+      pn: this.prevN,
+      n: this.sendN,
+      ...(this.kem === null ? {} : this.kem.headerFields()),
+    });
     const headerBytes = header.encode();
     const nonce = rng(24);
     const ciphertext = primitives.aeadEncrypt(
@@ -164,15 +201,28 @@ export class Session {
             signedPrekeyId: this.pendingPrekey.signedPrekeyId,
             oneTimePrekeyId: this.pendingPrekey.oneTimePrekeyId,
             message,
+            kemPrekeyId: this.pendingPrekey.kemPrekeyId,
+            kemCiphertext: this.pendingPrekey.kemCiphertext,
           }).encode();
     this.sendChainKey = nextChainKey;
     this.sendN += 1;
+    if (this.kem !== null) this.kem = this.kem.counted();
     return wire;
+  }
+
+  /** @param {{version: number}} message */
+  _expectVersion(message) {
+    if (message.version !== this.version) {
+      throw new MalformedMessage(
+        `message: expected version ${this.version} for this session, got ${message.version}`,
+      );
+    }
   }
 
   /**
    * Decrypt wire bytes (ratchet or prekey message) for this session (section 6.4).
-   * May draw rng(32) for a new ratchet key. Throws ReplayDetected, TooManySkippedMessages,
+   * May draw rng(32) for a new ratchet key (and, version 2, rng(32) for an answer and rng(64)
+   * for an offer, section 27.4). Throws ReplayDetected, TooManySkippedMessages,
    * DecryptionFailed, UnknownSession or MalformedMessage and then changes nothing.
    * @param {Uint8Array} data
    * @param {Rng} rng
@@ -180,6 +230,7 @@ export class Session {
    */
   decrypt(data, rng) {
     let message = decodeMessage(data);
+    this._expectVersion(message);
     if (message instanceof PrekeyMessage) {
       if (
         this.role !== "responder" ||
@@ -199,9 +250,11 @@ export class Session {
    * @returns {Uint8Array}
    */
   decryptRatchetMessage(message, rng) {
+    this._expectVersion(message);
     const work = this._copy();
     const plaintext = work._decrypt(message, rng);
     work.pendingPrekey = null;
+    if (work.kem !== null) work.kem = work.kem.counted();
     Object.assign(this, work);
     return plaintext;
   }
@@ -224,7 +277,7 @@ export class Session {
     }
     if (!bytesEqual(header.dh, this.dhRemote)) {
       this._skip(header.pn);
-      this._dhRatchet(header.dh, rng);
+      this._dhRatchet(header, rng);
     }
     if (this.recvChainKey === null) {
       // The initiator before its first reply: DHr is the responder's signed prekey, which the
@@ -259,8 +312,17 @@ export class Session {
     this.skipped.dropOldest();
   }
 
-  /** @param {Uint8Array} remote @param {Rng} rng */
-  _dhRatchet(remote, rng) {
+  /**
+   * Section 6.4 step 3; in a version-2 session with the KEM steps of section 27.4.
+   * @param {Header} header @param {Rng} rng
+   */
+  _dhRatchet(header, rng) {
+    const remote = header.dh;
+    /** @type {Uint8Array} */
+    let kemIn = EMPTY;
+    /** @type {Uint8Array} */
+    let kemOut = EMPTY;
+    if (this.kem !== null) [this.kem, kemIn] = this.kem.takeAnswer(header);
     this.prevN = this.sendN;
     this.sendN = 0;
     this.recvN = 0;
@@ -272,13 +334,15 @@ export class Session {
     this.dhRemote = remote;
     [this.rootKey, this.recvChainKey] = kdfRk(
       this.rootKey,
-      primitives.dh(this.dhSelf.private, remote),
+      concatBytes(primitives.dh(this.dhSelf.private, remote), kemIn),
     );
     this.dhSelf = X25519KeyPair.generate(rng);
+    if (this.kem !== null) [this.kem, kemOut] = this.kem.answerOffer(header, rng);
     [this.rootKey, this.sendChainKey] = kdfRk(
       this.rootKey,
-      primitives.dh(this.dhSelf.private, remote),
+      concatBytes(primitives.dh(this.dhSelf.private, remote), kemOut),
     );
+    if (this.kem !== null) this.kem = this.kem.maybeOffer(rng);
   }
 
   /** @returns {Session} */
@@ -295,8 +359,9 @@ export class Session {
     /** @param {Uint8Array | null} value */
     const opt = (value) => (value === null ? null : b64uEncode(value));
     const pending = this.pendingPrekey;
-    return {
-      version: SESSION_FORMAT_VERSION,
+    /** @type {Record<string, any>} */
+    const data = {
+      version: this.version,
       role: this.role,
       local_identity_key: b64uEncode(this.localIdentityKey),
       remote_identity_key: b64uEncode(this.remoteIdentityKey),
@@ -319,8 +384,19 @@ export class Session {
               ephemeral_key: b64uEncode(pending.ephemeralKey),
               signed_prekey_id: pending.signedPrekeyId,
               one_time_prekey_id: pending.oneTimePrekeyId,
+              ...(this.version === 2
+                ? {
+                    kem_prekey_id: pending.kemPrekeyId,
+                    kem_ciphertext: b64uEncode(/** @type {Uint8Array} */ (pending.kemCiphertext)),
+                  }
+                : {}),
             },
     };
+    if (this.kem !== null) {
+      data.binding = b64uEncode(this.binding);
+      data.kem = this.kem.toJSON();
+    }
+    return data;
   }
 
   /**
@@ -329,10 +405,12 @@ export class Session {
    */
   static fromJSON(data) {
     try {
-      if (data.version !== SESSION_FORMAT_VERSION) {
-        throw new MalformedMessage(
-          `session: expected version ${SESSION_FORMAT_VERSION}, got ${JSON.stringify(data.version)}`,
-        );
+      const version = data.version;
+      if (version !== 1 && version !== 2) {
+        throw new MalformedMessage(`session: expected version 1 or 2, got ${JSON.stringify(version)}`);
+      }
+      if (version === 1 && ("kem" in data || "binding" in data)) {
+        throw new MalformedMessage("session: version 1 has no KEM state");
       }
       if (data.role !== "initiator" && data.role !== "responder") {
         throw new MalformedMessage(`session: expected a role, got ${JSON.stringify(data.role)}`);
@@ -361,6 +439,15 @@ export class Session {
         throw new TypeError("pending_prekey: expected an object or null");
       }
       const skipped = SkippedKeys.fromList(data.skipped);
+      let kemPrekeyId = null;
+      let kemCiphertext = null;
+      if (pending !== null && version === 2) {
+        kemPrekeyId = counter(pending.kem_prekey_id, "kem_prekey_id", U32_MAX);
+        kemCiphertext = b64uDecode(pending.kem_ciphertext, {
+          length: primitives.MLKEM768_CIPHERTEXT_BYTES,
+          what: "kem ciphertext",
+        });
+      }
       return new Session({
         role: data.role,
         localIdentityKey: key("local_identity_key"),
@@ -388,7 +475,13 @@ export class Session {
                   pending.one_time_prekey_id === null
                     ? null
                     : counter(pending.one_time_prekey_id, "one_time_prekey_id", U32_MAX),
+                kemPrekeyId,
+                kemCiphertext,
               }),
+        version,
+        binding:
+          version === 1 ? EMPTY : b64uDecode(data.binding, { length: 32, what: "session binding" }),
+        kem: version === 1 ? null : KemState.fromJSON(data.kem),
       });
     } catch (error) {
       if (error instanceof TypeError) {
