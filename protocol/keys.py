@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from protocol import primitives
@@ -390,3 +390,67 @@ def verify_prekey_bundle(bundle: PrekeyBundle, *, listed_identity_key: bytes) ->
             kem.signature,
             what=f"KEM prekey {kem.id} of device {bundle.device_id!r}",
         )
+
+
+KEM_PREKEYS_PER_UPLOAD = 25  # the server's PARLEY_KEM_PREKEYS_PER_UPLOAD (section 27.6)
+
+
+@dataclass(frozen=True)
+class KemRefill:
+    """A device's next KEM prekeys: `keys` holds their private halves (store it first), then
+    `uploads` go to POST /api/prekeys in order; ids from `next_id` on were used."""
+
+    keys: DeviceKeys
+    uploads: tuple[dict[str, Any], ...]
+    next_id: int
+
+
+def plan_kem_refill(
+    keys: DeviceKeys,
+    *,
+    stored: int,
+    last_resort_stored: int | None,
+    next_id: int,
+    target: int,
+    rng: Rng,
+) -> KemRefill | None:
+    """What a device uploads after reading its counts from GET /api/prekeys (section 27.1):
+    `stored` one-time KEM prekeys and the id of its last-resort one there (None: none).
+
+    A device with no last-resort key makes one; one the server lacks is uploaded again. The
+    one-time pool is topped back up to `target` once fewer than half of it is left, in
+    requests of at most KEM_PREKEYS_PER_UPLOAD. Draws rng(64) per new key, the last-resort
+    one first. None when nothing is to be done."""
+    last_resort = keys.last_resort_kem_prekey
+    fresh_last_resort = last_resort is None
+    if last_resort is None:
+        last_resort = generate_kem_prekey(keys.identity, next_id, rng, last_resort=True)
+        next_id += 1
+    upload_last_resort = fresh_last_resort or last_resort_stored != last_resort.id
+    count = target - stored if stored * 2 < target else 0
+    if not upload_last_resort and count == 0:
+        return None
+    fresh = generate_kem_prekeys(keys.identity, range(next_id, next_id + count), rng)
+    uploads: list[dict[str, Any]] = []
+    for start in range(0, max(count, 1), KEM_PREKEYS_PER_UPLOAD):
+        body: dict[str, Any] = {
+            "kem_prekeys": [_kem_upload(k) for k in fresh[start : start + KEM_PREKEYS_PER_UPLOAD]]
+        }
+        if upload_last_resort and start == 0:
+            body["last_resort_kem_prekey"] = _kem_upload(last_resort)
+        uploads.append(body)
+    return KemRefill(
+        keys=replace(
+            keys, kem_prekeys=keys.kem_prekeys + fresh, last_resort_kem_prekey=last_resort
+        ),
+        uploads=tuple(uploads),
+        next_id=next_id + count,
+    )
+
+
+def _kem_upload(key: KemPrekey) -> dict[str, Any]:
+    return {
+        "id": key.id,
+        "public_key": b64u_encode(key.public),
+        "signature": b64u_encode(key.signature),
+    }

@@ -199,3 +199,30 @@ test("an answer to an offer this side did not make is refused and changes nothin
   }
   assert.fail("no answer reached Alice");
 });
+
+test("KEM refill plans are reproduced", () => {
+  for (const c of V.refills) {
+    const rng = p.TestRng(seed(`pq refill ${c.name}`));
+    const keys = c.keys === "new" ? p.generateDeviceKeys(rng) : BOB;
+    const plan = p.planKemRefill(keys, {
+      stored: c.stored,
+      lastResortStored: c.last_resort_stored,
+      nextId: c.next_id,
+      target: c.target,
+      rng,
+    });
+    if (c.plan === null) {
+      assert.equal(plan, null, c.name);
+      continue;
+    }
+    assert.ok(plan, c.name);
+    assert.deepEqual(plan.keys.toJSON(), c.plan.keys, c.name);
+    assert.equal(plan.nextId, c.plan.next_id);
+    const uploads = plan.uploads.map((body) => ({
+      ids: body.kem_prekeys.map((/** @type {{id: number}} */ k) => k.id),
+      last_resort_id: body.last_resort_kem_prekey?.id ?? null,
+      digest: hex(primitives.hash32("Parley v1 test digest", p.strictjson.canonicalJson(body))),
+    }));
+    assert.deepEqual(uploads, c.plan.uploads, c.name);
+  }
+});

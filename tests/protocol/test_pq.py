@@ -13,14 +13,17 @@ from typing import Any
 import pytest
 
 from protocol import primitives
+from protocol.encoding import b64u_encode
 from protocol.exceptions import DecryptionFailed, ProtocolError
 from protocol.inbound import accept_prekey_message
 from protocol.keys import (
+    KEM_PREKEYS_PER_UPLOAD,
     DeviceKeys,
     PrekeyBundle,
     generate_device_keys,
     generate_kem_prekey,
     make_prekey_bundle,
+    plan_kem_refill,
     verify_prekey_bundle,
 )
 from protocol.message import PrekeyMessage, decode_message
@@ -337,3 +340,52 @@ def test_a_new_last_resort_key_is_kept_as_a_seed_in_version_2_device_keys():
     data = with_kem.to_dict()
     assert data["version"] == 2 and set(data["last_resort_kem_prekey"]) == {"id", "seed"}
     assert DeviceKeys.from_dict(json.loads(json.dumps(data))) == with_kem
+
+
+@pytest.mark.parametrize("case", V["refills"], ids=lambda c: c["name"])
+def test_a_kem_refill_plan_is_reproduced(case):
+    rng = TestRng(seed(f"pq refill {case['name']}"))
+    keys = generate_device_keys(rng) if case["keys"] == "new" else BOB
+    plan = plan_kem_refill(
+        keys,
+        stored=case["stored"],
+        last_resort_stored=case["last_resort_stored"],
+        next_id=case["next_id"],
+        target=case["target"],
+        rng=rng,
+    )
+    if case["plan"] is None:
+        assert plan is None
+        return
+    assert plan is not None
+    assert plan.keys.to_dict() == case["plan"]["keys"]
+    assert plan.next_id == case["plan"]["next_id"]
+    uploads = [
+        {
+            "ids": [k["id"] for k in body["kem_prekeys"]],
+            "last_resort_id": body.get("last_resort_kem_prekey", {}).get("id"),
+            "digest": GEN.upload_digest(body),
+        }
+        for body in plan.uploads
+    ]
+    assert uploads == case["plan"]["uploads"]
+    for body in plan.uploads:  # what the server checks: each key signed with its flag
+        assert len(body["kem_prekeys"]) <= KEM_PREKEYS_PER_UPLOAD
+        for upload, last in [(k, False) for k in body["kem_prekeys"]] + (
+            [(body["last_resort_kem_prekey"], True)] if "last_resort_kem_prekey" in body else []
+        ):
+            verify_prekey_bundle(
+                PrekeyBundle.from_dict(
+                    {
+                        **V["sessions"][0]["bundle"],
+                        "identity_key": b64u_encode(keys.identity.public),
+                        "signed_prekey": {
+                            "id": keys.signed_prekey.id,
+                            "public_key": b64u_encode(keys.signed_prekey.key.public),
+                            "signature": b64u_encode(keys.signed_prekey.signature),
+                        },
+                        "kem_prekey": {**upload, "last_resort": last},
+                    }
+                ),
+                listed_identity_key=keys.identity.public,
+            )

@@ -5,7 +5,8 @@ Bob: generate_device_keys(TestRng(seed("pq bob")), signed_prekey_id=7, one_time_
 then from the same rng a one-time KEM prekey (id 9) and the last-resort one (id 10). Each
 session case: Alice's keys from TestRng(seed("pq alice <case>")), then Session.initiate from the
 same rng (base key 32, m 32, first ratchet key 32), and the first message (nonce 24); Bob
-accepts it with TestRng(seed("pq bob <case>")). The conversation continues the first case; each
+accepts it with TestRng(seed("pq bob <case>")). `refills`: plan_kem_refill cases (section 27.1), each
+upload given by its ids and H("Parley v1 test digest", its canonical JSON). The conversation continues the first case; each
 party draws from its own rng, steps in order. Encapsulations come from `encapsulations`, keyed
 by H("Parley v2 kem public key", public key) and m: the rows are libsodium's
 deterministic encapsulation (made through node when missing), which Python cannot reproduce.
@@ -31,11 +32,13 @@ from protocol.keys import (  # noqa: E402
     generate_kem_prekey,
     kem_prekey_bytes,
     make_prekey_bundle,
+    plan_kem_refill,
     verify_prekey_bundle,
 )
 from protocol.message import PrekeyMessage, decode_message  # noqa: E402
 from protocol.ratchet import Session  # noqa: E402
 from protocol.rng import TestRng  # noqa: E402
+from protocol.strictjson import canonical_json  # noqa: E402
 from tests.vectors.generate import error_name, seed  # noqa: E402
 
 VECTORS = Path(__file__).resolve().parent
@@ -348,6 +351,61 @@ def refusals(bob: DeviceKeys, cases: dict[str, Any], steps: list[dict[str, Any]]
     return out
 
 
+REFILLS = (
+    # name, whose keys (a new device's or Bob's), stored, last_resort_stored, next_id, target
+    ("a device with no KEM prekey yet", "new", 0, None, 1, 50),
+    ("the server lost the last-resort key", "bob", 30, None, 11, 50),
+    ("the pool below half", "bob", 12, 10, 11, 25),
+    ("nothing to do", "bob", 25, 10, 11, 50),
+)
+
+
+def upload_digest(body: dict[str, Any]) -> str:
+    return primitives.hash32("Parley v1 test digest", canonical_json(body)).hex()
+
+
+def refills(bob: DeviceKeys) -> list[dict[str, Any]]:
+    """plan_kem_refill, each case from TestRng(seed("pq refill <name>")); a new device's keys
+    are generate_device_keys of the same rng."""
+    out = []
+    for name, whose, stored, last_stored, next_id, target in REFILLS:
+        rng = TestRng(seed(f"pq refill {name}"))
+        keys = generate_device_keys(rng) if whose == "new" else bob
+        plan = plan_kem_refill(
+            keys,
+            stored=stored,
+            last_resort_stored=last_stored,
+            next_id=next_id,
+            target=target,
+            rng=rng,
+        )
+        out.append(
+            {
+                "name": name,
+                "keys": whose,
+                "stored": stored,
+                "last_resort_stored": last_stored,
+                "next_id": next_id,
+                "target": target,
+                "plan": None
+                if plan is None
+                else {
+                    "keys": plan.keys.to_dict(),
+                    "next_id": plan.next_id,
+                    "uploads": [
+                        {
+                            "ids": [k["id"] for k in body["kem_prekeys"]],
+                            "last_resort_id": body.get("last_resort_kem_prekey", {}).get("id"),
+                            "digest": upload_digest(body),
+                        }
+                        for body in plan.uploads
+                    ],
+                },
+            }
+        )
+    return out
+
+
 def build(*, may_ask: bool = True) -> dict[str, Any]:
     """`may_ask=False` (the regeneration test): refuse rather than ask node for a new row."""
     kept = json.loads(FILE.read_text("utf-8"))["encapsulations"] if FILE.exists() else []
@@ -388,6 +446,7 @@ def build(*, may_ask: bool = True) -> dict[str, Any]:
             "final_sessions": {"alice": alice_session.to_dict(), "bob": bob_session.to_dict()},
         },
         "refusals": refusals(bob, cases, steps, kem),
+        "refills": refills(bob),
         "encapsulations": sorted(kem.used.values(), key=lambda r: (r["public_key_hash"], r["m"])),
     }
 

@@ -505,3 +505,68 @@ export function verifyPrekeyBundle(bundle, { listedIdentityKey }) {
     );
   }
 }
+
+export const KEM_PREKEYS_PER_UPLOAD = 25; // the server's PARLEY_KEM_PREKEYS_PER_UPLOAD (27.6)
+
+/**
+ * A device's next KEM prekeys: `keys` holds their private halves (store it first), then
+ * `uploads` go to POST /api/prekeys in order; ids from `nextId` on were used.
+ */
+export class KemRefill {
+  /** @param {{keys: DeviceKeys, uploads: Record<string, any>[], nextId: number}} fields */
+  constructor({ keys, uploads, nextId }) {
+    this.keys = keys;
+    this.uploads = uploads;
+    this.nextId = nextId;
+  }
+}
+
+/**
+ * What a device uploads after reading its counts from GET /api/prekeys (section 27.1):
+ * `stored` one-time KEM prekeys and the id of its last-resort one there (null: none). A device
+ * with no last-resort key makes one; one the server lacks is uploaded again. The one-time pool
+ * is topped back up to `target` once fewer than half of it is left, in requests of at most
+ * KEM_PREKEYS_PER_UPLOAD. Draws rng(64) per new key, the last-resort one first. Null when
+ * nothing is to be done.
+ * @param {DeviceKeys} keys
+ * @param {{stored: number, lastResortStored: number | null, nextId: number, target: number,
+ *          rng: Rng}} options
+ * @returns {KemRefill | null}
+ */
+export function planKemRefill(keys, { stored, lastResortStored, nextId, target, rng }) {
+  let lastResort = keys.lastResortKemPrekey;
+  const freshLastResort = lastResort === null;
+  if (lastResort === null) {
+    lastResort = generateKemPrekey(keys.identity, nextId, rng, { lastResort: true });
+    nextId += 1;
+  }
+  const uploadLastResort = freshLastResort || lastResortStored !== lastResort.id;
+  const count = stored * 2 < target ? target - stored : 0;
+  if (!uploadLastResort && count === 0) return null;
+  const ids = Array.from({ length: count }, (_, i) => nextId + i);
+  const fresh = generateKemPrekeys(keys.identity, ids, rng);
+  /** @type {Record<string, any>[]} */
+  const uploads = [];
+  for (let start = 0; start < Math.max(count, 1); start += KEM_PREKEYS_PER_UPLOAD) {
+    /** @type {Record<string, any>} */
+    const body = { kem_prekeys: fresh.slice(start, start + KEM_PREKEYS_PER_UPLOAD).map(kemUpload) };
+    if (uploadLastResort && start === 0) body.last_resort_kem_prekey = kemUpload(lastResort);
+    uploads.push(body);
+  }
+  return new KemRefill({
+    keys: new DeviceKeys({
+      identity: keys.identity,
+      signedPrekey: keys.signedPrekey,
+      oneTimePrekeys: keys.oneTimePrekeys,
+      kemPrekeys: [...keys.kemPrekeys, ...fresh],
+      lastResortKemPrekey: lastResort,
+    }),
+    uploads,
+    nextId: nextId + count,
+  });
+}
+
+/** @param {KemPrekey} key */
+function kemUpload(key) {
+  return { id: key.id, public_key: b64uEncode(key.public), signature: b64uEncode(key.signature) };
+}
