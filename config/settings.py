@@ -223,6 +223,11 @@ PARLEY_INLINE_SQLITE = os.environ.get("PARLEY_INLINE_SQLITE", "1") == "1"
 PARLEY_PREKEY_SHARE = int(os.environ.get("PARLEY_PREKEY_SHARE", "1"))
 PARLEY_PREKEY_SHARE_SECONDS = int(os.environ.get("PARLEY_PREKEY_SHARE_SECONDS", "86400"))
 PARLEY_PREKEYS_LOW = int(os.environ.get("PARLEY_PREKEYS_LOW", "5"))
+# One-time KEM prekeys (docs/protocol.md 27.6), handed out under the same share (counted apart):
+# at most PARLEY_KEM_PREKEYS_PER_UPLOAD a request (1,184-byte keys: a 64 KiB body holds about
+# 35) and PARLEY_KEM_PREKEYS_MAX stored per device.
+PARLEY_KEM_PREKEYS_PER_UPLOAD = int(os.environ.get("PARLEY_KEM_PREKEYS_PER_UPLOAD", "25"))
+PARLEY_KEM_PREKEYS_MAX = int(os.environ.get("PARLEY_KEM_PREKEYS_MAX", "200"))
 
 # Each process holding sockets beats this often; one silent for three beats counts as dead:
 # its sockets are no longer "active now" and their rows are reaped.

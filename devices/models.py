@@ -95,19 +95,54 @@ class OneTimePrekey(models.Model):
         ]
 
 
+class KemPrekey(models.Model):
+    """A one-time ML-KEM-768 prekey, signed with its last-resort flag 0 (docs/protocol.md
+    27.1): handed out at most once, then deleted."""
+
+    device = models.ForeignKey(Device, on_delete=models.CASCADE, related_name="kem_prekeys")
+    key_id = models.PositiveIntegerField()
+    public_key = models.BinaryField(max_length=1184)
+    signature = models.BinaryField(max_length=64)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["device", "key_id"], name="unique_kem_prekey_id")
+        ]
+
+
+class LastResortKemPrekey(models.Model):
+    """A device's one last-resort ML-KEM-768 prekey (signed with the flag 1): in its bundles
+    when no one-time KEM prekey is left or the requester's share is used; never deleted by a
+    claim, replaced by the next upload."""
+
+    device = models.OneToOneField(
+        Device, on_delete=models.CASCADE, primary_key=True, related_name="last_resort_kem_prekey"
+    )
+    key_id = models.PositiveIntegerField()
+    public_key = models.BinaryField(max_length=1184)
+    signature = models.BinaryField(max_length=64)
+    created_at = models.DateTimeField()
+
+
 class PrekeyClaim(models.Model):
     """One one-time prekey of `device` handed to an account other than its owner's: each
     requester account gets at most PARLEY_PREKEY_SHARE of a device's pool per
-    PARLEY_PREKEY_SHARE_SECONDS (docs/protocol.md section 3.2), so nobody drains it."""
+    PARLEY_PREKEY_SHARE_SECONDS (docs/protocol.md section 3.2), so nobody drains it. The
+    X25519 and the KEM pool are counted apart (`kind`, 27.6)."""
+
+    class Kind(models.TextChoices):
+        X25519 = "x25519"  # a one-time prekey (OneTimePrekey)
+        KEM = "kem", "KEM"  # a one-time KEM prekey (KemPrekey)
 
     requester = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+"
     )
     device = models.ForeignKey(Device, on_delete=models.CASCADE, related_name="+")
+    kind = models.CharField(max_length=8, choices=Kind.choices, default=Kind.X25519)
     claimed_at = models.DateTimeField(db_index=True)
 
     class Meta:
-        indexes = [models.Index(fields=["device", "requester", "claimed_at"])]
+        indexes = [models.Index(fields=["device", "requester", "kind", "claimed_at"])]
 
 
 class DeviceList(models.Model):

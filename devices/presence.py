@@ -10,7 +10,6 @@ from datetime import datetime
 from typing import Any
 
 from channels.db import database_sync_to_async
-from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
@@ -21,7 +20,7 @@ from devices.selectors import (
     link_session_for_browser,
     link_state,
     live_server_process_ids,
-    one_time_prekey_count,
+    prekeys_low,
     server_process_timeout,
 )
 from devices.services import seen_day
@@ -59,16 +58,16 @@ def _beat(now: datetime) -> None:
 
 
 @database_sync_to_async
-def socket_opened(*, device_id: str, channel_name: str) -> int | None:
-    """Store the socket's row and the day its device was seen; returns how many one-time
-    prekeys the device has left if that is at or below PARLEY_PREKEYS_LOW (told on connect, so
-    a device offline when it ran low learns it). One trip to the database thread: a node
-    taking back thousands of devices at once (another node stopped) pays it per socket."""
+def socket_opened(*, device_id: str, channel_name: str) -> dict[str, int | None] | None:
+    """Store the socket's row and the day its device was seen; returns the `prekeys_low`
+    event's `{remaining, kem_remaining}` if either of the device's pools is at or below
+    PARLEY_PREKEYS_LOW (told on connect, so a device offline when it ran low learns it). One
+    trip to the database thread: a node taking back thousands of devices at once (another node
+    stopped) pays it per socket."""
     now = timezone.now()
     _socket_store(device_id=device_id, channel_name=channel_name, now=now)
     _seen(device_id, now)
-    remaining = one_time_prekey_count(device_id)
-    return remaining if remaining <= settings.PARLEY_PREKEYS_LOW else None
+    return prekeys_low(device_id)
 
 
 @database_sync_to_async

@@ -8,7 +8,14 @@ from datetime import datetime
 from django.contrib.sessions.models import Session
 
 from devices import events
-from devices.models import Device, DeviceSession, OneTimePrekey, SignedPrekey
+from devices.models import (
+    Device,
+    DeviceSession,
+    KemPrekey,
+    LastResortKemPrekey,
+    OneTimePrekey,
+    SignedPrekey,
+)
 from devices.selectors import veto_until
 from web.errors import Conflict, Forbidden, NotFound
 
@@ -47,6 +54,8 @@ def device_cut_off(device: Device, *, reason: str, moment: datetime) -> None:
     DeviceSession.objects.filter(device=device).delete()
     OneTimePrekey.objects.filter(device=device).delete()
     SignedPrekey.objects.filter(device=device).delete()
+    KemPrekey.objects.filter(device=device).delete()
+    LastResortKemPrekey.objects.filter(device=device).delete()
     events.send_on_commit(
         events.device_group(device.id), {"type": events.DEVICE_REVOKED, "reason": reason}
     )

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
+
 from protocol.devicelist import DeviceList
 from protocol.exceptions import ProtocolError
 from web import validation as v
@@ -26,6 +28,16 @@ class SignedPrekeyIn:
 class OneTimePrekeyIn:
     key_id: int
     public_key: bytes
+
+
+@dataclass(frozen=True)
+class KemPrekeyIn:
+    """A KEM prekey as uploaded (docs/protocol.md 27.6); its key and signature are checked by
+    devices.prekeys (whether it is a one-time or the last-resort one is where it came)."""
+
+    key_id: int
+    public_key: bytes
+    signature: bytes
 
 
 @dataclass(frozen=True)
@@ -62,6 +74,48 @@ def one_time_prekeys(data: dict[str, Any], key: str = "one_time_prekeys") -> lis
     if len({k.key_id for k in keys}) != len(keys):
         raise InvalidInput(f"'{key}' has repeated ids.", data={"field": key})
     return keys
+
+
+def _kem_prekey(item: Any, key: str) -> KemPrekeyIn:
+    if not isinstance(item, dict):
+        raise InvalidInput(
+            f"'{key}' must hold objects with 'id', 'public_key' and 'signature'.",
+            data={"field": key},
+        )
+    return KemPrekeyIn(
+        key_id=v.integer(item, "id", maximum=2**32 - 1),
+        # any length here: one that is not an ML-KEM-768 key's is `invalid_key`, like a key
+        # that is not a valid encoding (devices.prekeys)
+        public_key=v.binary(item, "public_key"),
+        signature=v.binary(item, "signature", length=64),
+    )
+
+
+def kem_prekeys(data: dict[str, Any], key: str = "kem_prekeys") -> list[KemPrekeyIn]:
+    """The one-time KEM prekeys of an upload: none when absent, at most
+    PARLEY_KEM_PREKEYS_PER_UPLOAD (else 400 `too_many_in_upload`), ids distinct."""
+    if data.get(key) is None:
+        return []
+    items = v.array(data, key, max_items=v.MAX_BODY_BYTES)
+    limit = settings.PARLEY_KEM_PREKEYS_PER_UPLOAD
+    if len(items) > limit:
+        raise InvalidInput(
+            f"At most {limit} one-time KEM prekeys a request; send the others in another.",
+            code="too_many_in_upload",
+            data={"field": key, "limit": limit},
+        )
+    keys = [_kem_prekey(item, key) for item in items]
+    if len({k.key_id for k in keys}) != len(keys):
+        raise InvalidInput(f"'{key}' has repeated ids.", data={"field": key})
+    return keys
+
+
+def last_resort_kem_prekey(
+    data: dict[str, Any], key: str = "last_resort_kem_prekey"
+) -> KemPrekeyIn | None:
+    if data.get(key) is None:
+        return None
+    return _kem_prekey(v.obj(data, key), key)
 
 
 def device_name(data: dict[str, Any], key: str = "name") -> str:

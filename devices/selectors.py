@@ -16,6 +16,8 @@ from devices.models import (
     Device,
     DeviceList,
     DeviceSocket,
+    KemPrekey,
+    LastResortKemPrekey,
     LinkSession,
     OneTimePrekey,
     ServerProcess,
@@ -146,6 +148,42 @@ def device_list_document(user: User) -> dict[str, Any] | None:
 
 def one_time_prekey_count(device_id: str) -> int:
     return OneTimePrekey.objects.filter(device_id=device_id).count()
+
+
+def kem_prekey_count(device_id: str) -> int:
+    return KemPrekey.objects.filter(device_id=device_id).count()
+
+
+def last_resort_kem_prekey_id(device_id: str) -> int | None:
+    return (
+        LastResortKemPrekey.objects.filter(device_id=device_id)
+        .values_list("key_id", flat=True)
+        .first()
+    )
+
+
+def prekey_counts(device_id: str) -> dict[str, Any]:
+    """What GET /api/prekeys answers: the one-time prekeys and one-time KEM prekeys stored,
+    and the last-resort KEM prekey's id (docs/protocol.md 19, 27.6)."""
+    return {
+        "one_time_prekeys": one_time_prekey_count(device_id),
+        "kem_prekeys": kem_prekey_count(device_id),
+        "last_resort_kem_prekey": last_resort_kem_prekey_id(device_id),
+    }
+
+
+def prekeys_low(device_id: str) -> dict[str, int | None] | None:
+    """`{remaining, kem_remaining}` of the `prekeys_low` event when either pool of the device
+    is at PARLEY_PREKEYS_LOW or below, else None. `kem_remaining` is None for a device with
+    no last-resort KEM prekey: it published none (version 1), so its KEM pool is never low."""
+    low = settings.PARLEY_PREKEYS_LOW
+    remaining = one_time_prekey_count(device_id)
+    kem_remaining = None
+    if LastResortKemPrekey.objects.filter(device_id=device_id).exists():
+        kem_remaining = kem_prekey_count(device_id)
+    if remaining <= low or (kem_remaining is not None and kem_remaining <= low):
+        return {"remaining": remaining, "kem_remaining": kem_remaining}
+    return None
 
 
 def link_session_for_browser(*, link_id: str, browser_secret: str | None) -> LinkSession:

@@ -127,8 +127,10 @@ def own_prekeys(request: HttpRequest) -> dict:
             if data.get("signed_prekey") is not None
             else None,
             one_time_prekeys=schemas.one_time_prekeys(data),
+            kem_prekeys=schemas.kem_prekeys(data),
+            last_resort_kem_prekey=schemas.last_resort_kem_prekey(data),
         )
-    return {"one_time_prekeys": selectors.one_time_prekey_count(device.id)}
+    return selectors.prekey_counts(device.id)
 
 
 # ---------------------------------------------------------------- linking: the new browser

@@ -285,12 +285,10 @@ class DeviceConsumer(SocketConsumer):
         )
         self.drain_lock = asyncio.Lock()
         await self.accept()
-        remaining = await presence.socket_opened(
-            device_id=device.id, channel_name=self.channel_name
-        )
+        low = await presence.socket_opened(device_id=device.id, channel_name=self.channel_name)
         delivery.sweeper().register(device.id, self)
-        if remaining is not None:
-            await self.prekeys_low({"remaining": remaining})
+        if low is not None:
+            await self.prekeys_low(low)
         await self._drain()
 
     async def release(self) -> None:
@@ -443,7 +441,14 @@ class DeviceConsumer(SocketConsumer):
         await self.send_json(frame(frames.LINK_SIGNED, link_id=event["link_id"]))
 
     async def prekeys_low(self, event: dict[str, Any]) -> None:
-        await self.send_json(frame(frames.PREKEYS_LOW, remaining=event["remaining"]))
+        # An older node's event has no kem_remaining: its server knew no KEM prekeys.
+        await self.send_json(
+            frame(
+                frames.PREKEYS_LOW,
+                remaining=event["remaining"],
+                kem_remaining=event.get("kem_remaining"),
+            )
+        )
 
     async def account_renamed(self, event: dict[str, Any]) -> None:
         await self.send_json(frame(frames.ACCOUNT_RENAMED, display_name=event["display_name"]))

@@ -233,6 +233,17 @@ def mlkem768_public(seed: bytes) -> bytes:
     return MLKEM768PrivateKey.from_seed_bytes(seed).public_key().public_bytes_raw()
 
 
+def mlkem768_check_public(public_key: bytes) -> None:
+    """Refuse (InvalidKey) what is not a valid ML-KEM-768 encapsulation key: not 1184 bytes,
+    or a coefficient out of range (FIPS 203's modulus check); what the server checks of an
+    uploaded KEM prekey (docs/protocol.md 27.6)."""
+    _require_length(public_key, MLKEM768_PUBLIC_KEY_BYTES, "ML-KEM-768 public key")
+    try:
+        MLKEM768PublicKey.from_public_bytes(public_key)
+    except ValueError as exc:
+        raise InvalidKey("ML-KEM-768 public key: not a valid encapsulation key") from exc
+
+
 def mlkem768_encapsulate(public_key: bytes) -> tuple[bytes, bytes]:
     """(ciphertext, shared secret) for `public_key`; the randomness is OpenSSL's own
     (`cryptography` has no deterministic encapsulation, so Python's are not reproducible)."""

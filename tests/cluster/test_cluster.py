@@ -219,7 +219,10 @@ def test_concurrent_fetches_from_one_account_on_both_nodes_take_one_prekey(clust
     with ThreadPoolExecutor(8) as pool:
         handed = [otp for otp in pool.map(fetch, range(8)) if otp is not None]
     assert len(handed) == 1
-    assert alice_http.get("/api/prekeys") == (200, {"one_time_prekeys": 9})
+    assert alice_http.get("/api/prekeys") == (
+        200,
+        {"one_time_prekeys": 9, "kem_prekeys": 0, "last_resort_kem_prekey": None},
+    )
 
 
 async def test_a_log_out_on_one_node_racing_pushes_on_the_other_raises_nothing(cluster):

@@ -181,7 +181,10 @@ def test_prekey_upload_checks_the_signed_prekey_signature():
         "/api/prekeys", {"one_time_prekeys": [{"id": 1, "public_key": b64u_encode(bytes(32))}]}
     )
     assert (status, body["error"]["code"]) == (409, "prekey_id_reused")
-    assert primary.transport.get("/api/prekeys") == (200, {"one_time_prekeys": 10})
+    assert primary.transport.get("/api/prekeys") == (
+        200,
+        {"one_time_prekeys": 10, "kem_prekeys": 0, "last_resort_kem_prekey": None},
+    )
 
 
 @pytest.mark.django_db

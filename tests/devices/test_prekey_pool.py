@@ -14,6 +14,8 @@ from tests.support.server import LiveServer
 from tests.support.wire import DeviceSocket
 
 POOL = 10  # what the test actors upload
+# five one-time prekeys left; no KEM prekeys published (a version-1 device): kem_remaining null
+LOW = {"type": "prekeys_low", "v": 1, "remaining": 5, "kem_remaining": None}
 
 
 def companion(live_app: LiveServer, primary: PrimaryActor, name: str) -> CompanionActor:
@@ -71,11 +73,11 @@ async def test_a_device_is_told_over_its_socket_when_its_pool_runs_low_and_on_co
     # Alice's own laptop is not held to a share: five fetches leave five of ten
     for _ in range(5):
         await asyncio.to_thread(fetch, laptop, alice.username, [alice.device_id])
-    assert await socket.next("prekeys_low") == {"type": "prekeys_low", "v": 1, "remaining": 5}
+    assert await socket.next("prekeys_low") == LOW
     await socket.close()
     # a device that was offline when it ran low learns it when it connects
     again = await socket_of(live_app, alice)
-    assert await again.next() == {"type": "prekeys_low", "v": 1, "remaining": 5}
+    assert await again.next() == LOW
     await again.close()
 
 

@@ -41,3 +41,10 @@ test("refusals", () => {
     assert.equal(errorName(call), c.expected_error, c.name);
   }
 });
+
+test("a public key is checked without encapsulating to it", () => {
+  for (const key of V.keys) primitives.mlkem768CheckPublic(unhex(key.public_key));
+  const outOfRange = V.refusals.find((/** @type {any} */ c) => c.call === "encapsulate");
+  assert.equal(errorName(() => primitives.mlkem768CheckPublic(unhex(outOfRange.public_key))), "InvalidKey");
+  assert.equal(errorName(() => primitives.mlkem768CheckPublic(new Uint8Array(1183))), "InvalidKey");
+});

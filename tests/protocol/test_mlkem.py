@@ -66,3 +66,12 @@ def test_refusals(case):
 def test_a_public_key_of_another_length_is_refused():
     with pytest.raises(InvalidKey):
         primitives.mlkem768_encapsulate(bytes(1183))
+
+
+def test_a_public_key_is_checked_without_encapsulating_to_it():
+    for key in V["keys"]:
+        primitives.mlkem768_check_public(bytes.fromhex(key["public_key"]))
+    out_of_range = next(c for c in V["refusals"] if c["call"] == "encapsulate")
+    for bad in (bytes.fromhex(out_of_range["public_key"]), bytes(1183), bytes(1185)):
+        with pytest.raises(InvalidKey):
+            primitives.mlkem768_check_public(bad)

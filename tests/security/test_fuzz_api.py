@@ -12,14 +12,24 @@ import os
 import pytest
 from asgiref.sync import async_to_sync
 from channels.testing import WebsocketCommunicator
+from django.apps import apps
+from django.conf import settings as django_settings
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from config.asgi import application
 from protocol import groups
 from protocol.encoding import b64u_encode
+from protocol.keys import kem_prekey_bytes
 from tests.security.test_authorization import state_snapshot
-from tests.support.actors import CompanionActor, DjangoTransport, PrimaryActor, link
+from tests.support.actors import (
+    CompanionActor,
+    DjangoTransport,
+    PrimaryActor,
+    kem_prekey_upload,
+    kem_public_key,
+    link,
+)
 from tests.support.softauthn import SoftAuthenticator
 
 ORIGIN = "http://localhost:8000"
@@ -36,6 +46,9 @@ FIELDS = [
     "platform",
     "signed_prekey",
     "one_time_prekeys",
+    "kem_prekeys",
+    "last_resort_kem_prekey",
+    "last_resort",
     "device_list",
     "device_signature",
     "signature",
@@ -186,6 +199,126 @@ def test_raw_garbage_bodies_are_refused_with_json_errors(world):
     ]:
         response = client.post("/api/prekeys", body, content_type=content_type)
         assert 400 <= response.status_code < 500 and response.json()["error"]["code"]
+
+
+def prekey_rows() -> dict[str, object]:
+    """The stored prekeys themselves (state_snapshot counts rows; a last-resort KEM prekey is
+    replaced in place)."""
+    models = {
+        m: apps.get_model("devices", m)
+        for m in ("SignedPrekey", "OneTimePrekey", "KemPrekey", "LastResortKemPrekey")
+    }
+    return {
+        name: sorted(
+            (r[0], r[1], bytes(r[2]))
+            for r in model.objects.values_list("device_id", "key_id", "public_key")
+        )
+        for name, model in models.items()
+    }
+
+
+# KEM prekey uploads near the valid ones (docs/protocol.md 27.6): one thing changed in a
+# valid one, or nothing.
+kem_mutations = st.one_of(
+    st.just(("none",)),
+    st.tuples(
+        st.sampled_from(["key byte", "signature byte"]),
+        st.sampled_from(["one-time", "last-resort"]),
+        st.integers(min_value=0, max_value=1183),
+        st.integers(min_value=1, max_value=255),
+    ),
+    st.tuples(
+        st.just("key length"),
+        st.sampled_from(["one-time", "last-resort"]),
+        st.sampled_from([0, 1, 32, 1183, 1185, 1216, 2368]),
+    ),
+    st.tuples(st.just("flag"), st.sampled_from(["one-time", "last-resort"])),
+    st.tuples(st.just("stored id"), st.sampled_from([1, 2])),
+    st.tuples(st.just("count"), st.sampled_from([26, 30])),
+    st.tuples(st.just("x25519 stored id"), st.sampled_from([1, 10])),
+)
+
+
+def test_kem_prekey_uploads_mutated_from_a_valid_one_store_all_or_nothing(world):
+    """Whatever one thing is changed in a valid upload (a byte of a key or a signature, a key's
+    length, the flag it is signed with, an id already stored, too many keys), it is refused
+    with a 4xx and stores nothing; unchanged, all of it is stored."""
+    alice = world["alice"]
+    identity = alice.keys.identity
+    client = alice.transport.client
+    body = kem_prekey_upload(identity, [1, 2], last_resort_id=1000)
+    assert (
+        client.post(
+            "/api/prekeys",
+            json.dumps({"one_time_prekeys": [], **body}),
+            content_type="application/json",
+        ).status_code
+        == 200
+    )
+    fresh = iter(range(1000, 2**31))  # ids stored: one-time 1 to 10, KEM 1 and 2
+
+    def key(key_id: int, *, last_resort: bool, length: int = 1184) -> dict:
+        """A KEM prekey signed with the flag `last_resort`, its key cut or doubled to `length`."""
+        public = (kem_public_key(key_id % 64) * 2)[:length]
+        signature = identity.sign(kem_prekey_bytes(key_id, last_resort, public))
+        return {"id": key_id, "public_key": public, "signature": signature}
+
+    @fuzz
+    @given(mutation=kem_mutations)
+    def probe(mutation):
+        one_time = [key(next(fresh), last_resort=False) for _ in range(2)]
+        last = key(next(fresh), last_resort=True)
+        x25519 = [{"id": next(fresh), "public_key": b64u_encode(bytes(32))}]
+        kind, *args = mutation
+        target = one_time[0] if args and args[0] == "one-time" else last
+        if kind in ("key byte", "signature byte"):
+            field = "public_key" if kind == "key byte" else "signature"
+            raw = bytearray(target[field])
+            raw[args[1] % len(raw)] ^= args[2]
+            target[field] = bytes(raw)
+        elif kind == "key length":
+            target.update(key(target["id"], last_resort=target is last, length=args[1]))
+        elif kind == "flag":  # signed with the other flag
+            target.update(key(target["id"], last_resort=target is not last))
+        elif kind == "stored id":
+            one_time[1] = key(args[0], last_resort=False)
+        elif kind == "count":
+            one_time += [key(next(fresh), last_resort=False) for _ in range(args[0] - 2)]
+        elif kind == "x25519 stored id":
+            x25519[0]["id"] = args[0]
+
+        def wire(k: dict) -> dict:
+            return {
+                "id": k["id"],
+                "public_key": b64u_encode(k["public_key"]),
+                "signature": b64u_encode(k["signature"]),
+            }
+
+        upload = {
+            "one_time_prekeys": x25519,
+            "kem_prekeys": [wire(k) for k in one_time],
+            "last_resort_kem_prekey": wire(last),
+        }
+        before, rows = client.get("/api/prekeys").json(), prekey_rows()
+        response = client.post("/api/prekeys", json.dumps(upload), content_type="application/json")
+        room = before["kem_prekeys"] + 2 <= django_settings.PARLEY_KEM_PREKEYS_MAX
+        if kind == "none" and room:
+            assert response.status_code == 200, response.content
+            assert response.json() == {
+                "one_time_prekeys": before["one_time_prekeys"] + 1,
+                "kem_prekeys": before["kem_prekeys"] + 2,
+                "last_resort_kem_prekey": last["id"],
+            }
+            return
+        assert 400 <= response.status_code < 500, response.content
+        error = response.json()["error"]
+        assert set(error) == {"code", "message", "data"}
+        if kind == "none":
+            assert error["code"] == "too_many_prekeys"
+        assert prekey_rows() == rows
+        assert client.get("/api/prekeys").json() == before
+
+    probe()
 
 
 # Writes to the state log near the valid ones: versions around the current one, both kinds

@@ -7,9 +7,10 @@ The transport is any object with `get(path)` and `post(path, body)` returning
 
 from __future__ import annotations
 
+import functools
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -21,8 +22,15 @@ from client.linking import CompanionLink
 from protocol import devicelist as dl
 from protocol import linking
 from protocol.encoding import b64u_decode, b64u_encode
-from protocol.keys import DeviceKeys, X25519KeyPair, generate_device_keys
+from protocol.keys import (
+    DeviceKeys,
+    IdentityKeyPair,
+    X25519KeyPair,
+    generate_device_keys,
+    kem_prekey_bytes,
+)
 from protocol.linking import LinkCode, link_url, parse_link_url
+from protocol.primitives import mlkem768_public
 from protocol.rng import system_rng
 from tests.support.softauthn import SoftAuthenticator
 
@@ -79,6 +87,39 @@ def prekey_upload(keys: DeviceKeys) -> dict[str, Any]:
             {"id": k.id, "public_key": b64u_encode(k.key.public)} for k in keys.one_time_prekeys
         ],
     }
+
+
+@functools.cache
+def kem_public_key(key_id: int) -> bytes:
+    """An ML-KEM-768 public key for each id, made once per test process; the server keeps
+    public keys only, so tests of it need no seeds."""
+    return mlkem768_public(system_rng(64))
+
+
+def kem_prekey_dict(
+    identity: IdentityKeyPair,
+    key_id: int,
+    *,
+    last_resort: bool = False,
+    public_key: bytes | None = None,
+) -> dict[str, Any]:
+    """A KEM prekey as uploaded, signed with its flag (docs/protocol.md 27.1)."""
+    public = kem_public_key(key_id) if public_key is None else public_key
+    return {
+        "id": key_id,
+        "public_key": b64u_encode(public),
+        "signature": b64u_encode(identity.sign(kem_prekey_bytes(key_id, last_resort, public))),
+    }
+
+
+def kem_prekey_upload(
+    identity: IdentityKeyPair, ids: Iterable[int] = (), *, last_resort_id: int | None = None
+) -> dict[str, Any]:
+    """The KEM fields of a POST /api/prekeys (27.6): one-time ones, and a last-resort one."""
+    body: dict[str, Any] = {"kem_prekeys": [kem_prekey_dict(identity, i) for i in ids]}
+    if last_resort_id is not None:
+        body["last_resort_kem_prekey"] = kem_prekey_dict(identity, last_resort_id, last_resort=True)
+    return body
 
 
 def now_ms() -> int:

@@ -360,6 +360,15 @@ export function mlkem768Public(seed) {
 }
 
 /**
+ * Refuse (InvalidKey) what is not a valid ML-KEM-768 encapsulation key: not 1184 bytes, or a
+ * coefficient out of range (libsodium's encapsulation checks it; the result is not used).
+ * @param {Uint8Array} publicKey
+ */
+export function mlkem768CheckPublic(publicKey) {
+  mlkem768Encapsulate(publicKey, (n) => new Uint8Array(n));
+}
+
+/**
  * [ciphertext, shared secret] for `publicKey`, from 32 bytes of `rng` (libsodium's
  * deterministic encapsulation: reproducible with a TestRng).
  * @param {Uint8Array} publicKey @param {(n: number) => Uint8Array} rng
