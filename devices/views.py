@@ -126,7 +126,9 @@ def own_prekeys(request: HttpRequest) -> dict:
             signed_prekey=schemas.signed_prekey(data)
             if data.get("signed_prekey") is not None
             else None,
-            one_time_prekeys=schemas.one_time_prekeys(data),
+            one_time_prekeys=schemas.one_time_prekeys(data)
+            if data.get("one_time_prekeys") is not None
+            else [],  # an upload of KEM prekeys alone (docs/protocol.md 27.6)
             kem_prekeys=schemas.kem_prekeys(data),
             last_resort_kem_prekey=schemas.last_resort_kem_prekey(data),
         )

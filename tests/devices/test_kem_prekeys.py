@@ -30,6 +30,7 @@ from protocol.keys import (
     X25519KeyPair,
     generate_identity,
     generate_signed_prekey,
+    plan_kem_refill,
     verify_prekey_bundle,
 )
 from protocol.primitives import MLKEM768_PUBLIC_KEY_BYTES
@@ -506,3 +507,36 @@ async def test_prekeys_low_on_connect_has_kem_remaining_null_only_for_a_device_w
     socket = await open_socket(alice)
     assert await next_frame(socket) == low(10, 0)
     await socket.disconnect()
+
+
+@pytest.mark.django_db
+def test_a_device_refills_from_its_counts_with_the_protocols_plan_and_the_server_takes_it():
+    """plan_kem_refill's uploads (KEM prekeys alone, no `one_time_prekeys`) from the counts
+    GET /api/prekeys gives, until the plan says nothing is left to do."""
+    alice = make_primary()
+    keys, next_id = alice.keys, 1
+    for _ in range(3):
+        answer = counts(alice)
+        plan = plan_kem_refill(
+            keys,
+            stored=answer["kem_prekeys"],
+            last_resort_stored=answer["last_resort_kem_prekey"],
+            next_id=next_id,
+            target=50,
+            rng=system_rng,
+        )
+        if plan is None:
+            break
+        keys, next_id = plan.keys, plan.next_id
+        for body in plan.uploads:
+            ok(alice.transport.post("/api/prekeys", body))
+    assert plan is None
+    assert keys.last_resort_kem_prekey is not None
+    assert counts(alice) == {
+        "one_time_prekeys": 10,
+        "kem_prekeys": 50,
+        "last_resort_kem_prekey": keys.last_resort_kem_prekey.id,
+    }
+    peer = make_primary("bob")
+    got = bundle(peer, alice)
+    assert got["kem_prekey"]["id"] in {k.id for k in keys.kem_prekeys}
