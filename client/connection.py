@@ -245,6 +245,8 @@ class DeviceConnection:
         self.connected.set()
         self.on_event(Connected(reconnect=reconnect))
         if self.receive:  # a doorbell may have been lost while the socket was closed
+            if not reconnect:  # a device from before KEM prekeys publishes them (27.1)
+                await self._on_prekeys_low(on_connect=True)
             await self._sync(None)
             await self._own_devices()
             await self._groups_listed()
@@ -493,14 +495,17 @@ class DeviceConnection:
                 what = "sync key" if key else "sync checkpoint"
                 self.on_event(SendFailed(self.messenger.account_id, f"{what} not sent: {error}"))
 
-    async def _on_prekeys_low(self) -> None:
-        """The server's pool of this device's one-time prekeys runs low: refill it at once."""
+    async def _on_prekeys_low(self, *, on_connect: bool = False) -> None:
+        """The server's pool of this device's one-time prekeys runs low: refill it at once.
+        `on_connect`: the KEM prekeys' check on connect, which says something only when it
+        uploaded."""
         try:
-            uploaded = self.messenger.refill_prekeys()
+            uploaded = self.messenger.refill_prekeys(kem_only=on_connect)
         except (ApiError, ServerUnreachable) as error:
             self.on_event(PrekeysRefilled(0, f"one-time prekeys not refilled: {error}"))
             return
-        self.on_event(PrekeysRefilled(uploaded))
+        if uploaded or not on_connect:
+            self.on_event(PrekeysRefilled(uploaded))
 
     # ------------------------------------------------------------ sending
 

@@ -16,7 +16,10 @@ from client.store import AcceptedList, OwnDevice, Store, now_ms
 from client.sync import SyncDriver, SyncRun, account_facts, run_events
 from protocol.encoding import b64u_encode
 from protocol.engine import ListWanted, SyncState, read_state
+from protocol.keys import plan_kem_refill
 from protocol.rng import Rng, system_rng
+
+KEM_PREKEYS = 50  # one-time KEM prekeys on the server (docs/protocol.md 27.6)
 
 
 class Device:
@@ -128,22 +131,43 @@ class Device:
 
     # ------------------------------------------------------------ prekeys
 
-    def refill_prekeys(self) -> int:
+    def refill_prekeys(self, *, kem_only: bool = False) -> int:
         """Top the server's pool of one-time prekeys back up to ONE_TIME_PREKEYS (the server
-        says `prekeys_low`); the private halves are kept before the public ones go out.
-        Returns how many were uploaded."""
+        says `prekeys_low`), and its KEM prekeys as the protocol plans it (a last-resort one,
+        and the one-time pool back up to KEM_PREKEYS, docs/protocol.md 27.1); the private
+        halves are kept before the public ones go out. `kem_only`: the check on connect,
+        which a device from before KEM prekeys needs to publish them (the server sends it
+        no `prekeys_low` for a pool it never had). Returns how many were uploaded."""
         answer = api.get(self.transport, "/api/prekeys")
-        count = answer.get("one_time_prekeys") if isinstance(answer, dict) else None
-        if not isinstance(count, int) or count >= ONE_TIME_PREKEYS:
+        if not isinstance(answer, dict):
             return 0
-        fresh = self.store.new_one_time_prekeys(ONE_TIME_PREKEYS - count, self.rng)
-        api.post(
-            self.transport,
-            "/api/prekeys",
-            {
-                "one_time_prekeys": [
-                    {"id": k.id, "public_key": b64u_encode(k.key.public)} for k in fresh
-                ]
-            },
-        )
-        return len(fresh)
+        uploaded = 0
+        count = answer.get("one_time_prekeys")
+        if not kem_only and isinstance(count, int) and count < ONE_TIME_PREKEYS:
+            fresh = self.store.new_one_time_prekeys(ONE_TIME_PREKEYS - count, self.rng)
+            api.post(
+                self.transport,
+                "/api/prekeys",
+                {
+                    "one_time_prekeys": [
+                        {"id": k.id, "public_key": b64u_encode(k.key.public)} for k in fresh
+                    ]
+                },
+            )
+            uploaded += len(fresh)
+        stored, last = answer.get("kem_prekeys"), answer.get("last_resort_kem_prekey")
+        if isinstance(stored, int) and (last is None or isinstance(last, int)):
+            plan = plan_kem_refill(
+                self.store.device_keys(self.device.keys.identity),
+                stored=stored,
+                last_resort_stored=last,
+                next_id=self.store.next_kem_prekey_id(),
+                target=KEM_PREKEYS,
+                rng=self.rng,
+            )
+            if plan is not None:
+                self.store.save_kem_refill(plan)
+                for body in plan.uploads:
+                    api.post(self.transport, "/api/prekeys", body)
+                    uploaded += len(body["kem_prekeys"]) + ("last_resort_kem_prekey" in body)
+        return uploaded

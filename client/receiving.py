@@ -264,6 +264,9 @@ class Receiver(Retrier, GroupMember):
                 identity=self.device.keys.identity,
                 signed_prekeys={s.id: s.key for s in self.store.signed_prekeys()},
                 one_time_prekeys=_OneTimePrekeys(self.store),
+                kem_prekeys=self.store.kem_prekeys(self.device.keys.identity)
+                if message.version == 2
+                else {},
                 sender_identity_key=entry.identity_key,
                 used_base_keys=self.store.used_base_keys,
                 rng=self.rng,
@@ -271,6 +274,8 @@ class Receiver(Retrier, GroupMember):
             self.store.record_base_key(inbound.base_key)
             if inbound.one_time_prekey_id is not None:
                 self.store.take_one_time_prekey(inbound.one_time_prekey_id)
+            if inbound.one_time_kem_prekey_id is not None:
+                self.store.take_kem_prekey(inbound.one_time_kem_prekey_id)
             self.store.replace_session(
                 account_id=account, device_id=entry.device_id, session=inbound.session
             )

@@ -28,6 +28,8 @@ from protocol.engine import RESEND_CACHE_MS, RESEND_CACHE_SIZE, GroupRecord, Ret
 from protocol.keys import (
     DeviceKeys,
     IdentityKeyPair,
+    KemPrekey,
+    KemRefill,
     OneTimePrekey,
     SignedPrekey,
     X25519KeyPair,
@@ -36,7 +38,7 @@ from protocol.keys import (
 from protocol.ratchet import ARCHIVED_SESSIONS, Session
 from protocol.rng import Rng
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 
 
 SCHEMA = """
@@ -140,6 +142,14 @@ MIGRATIONS = {
     CREATE INDEX archived_sessions_by_device ON archived_sessions (device_id, id)""",
     # the group machine's record of each group this device holds (docs/protocol.md 25.8)
     7: "CREATE TABLE groups (group_id TEXT PRIMARY KEY, body TEXT NOT NULL);",
+    # KEM prekeys for version-2 sessions, kept as seeds (docs/protocol.md 27.1), and the id
+    # of the next one (one counter for the one-time ones and the last-resort one)
+    8: """CREATE TABLE kem_prekeys (
+        id INTEGER PRIMARY KEY, seed BLOB NOT NULL, last_resort INTEGER NOT NULL
+    );
+    CREATE TABLE kem_prekey_ids (
+        singleton INTEGER PRIMARY KEY CHECK (singleton = 1), next_id INTEGER NOT NULL
+    )""",
 }
 
 
@@ -338,11 +348,7 @@ class Store:
             server=server,
             account_id=account_id,
             account_key=bytes(account_key),
-            keys=DeviceKeys(
-                identity=IdentityKeyPair.from_seed(bytes(seed)),
-                signed_prekey=self.signed_prekeys()[-1],
-                one_time_prekeys=self.one_time_prekeys(),
-            ),
+            keys=self.device_keys(IdentityKeyPair.from_seed(bytes(seed))),
             linked_at=linked_at,
         )
 
@@ -421,6 +427,63 @@ class Store:
                 (first + count,),
             )
         return fresh
+
+    def device_keys(self, identity: IdentityKeyPair) -> DeviceKeys:
+        """This device's private keys as stored now (the identity key given)."""
+        kem = self.kem_prekeys(identity)
+        return DeviceKeys(
+            identity=identity,
+            signed_prekey=self.signed_prekeys()[-1],
+            one_time_prekeys=self.one_time_prekeys(),
+            kem_prekeys=tuple(k for k in kem.values() if not k.last_resort),
+            last_resort_kem_prekey=max(  # the newest; an older one may still be named
+                (k for k in kem.values() if k.last_resort), key=lambda k: k.id, default=None
+            ),
+        )
+
+    def kem_prekeys(self, identity: IdentityKeyPair) -> dict[int, KemPrekey]:
+        """Every KEM prekey held, one-time and last-resort, by id (section 27.1)."""
+        return {
+            key_id: KemPrekey.from_seed(identity, key_id, bytes(seed), last_resort=bool(last))
+            for key_id, seed, last in self._all(
+                "SELECT id, seed, last_resort FROM kem_prekeys ORDER BY id"
+            )
+        }
+
+    def next_kem_prekey_id(self) -> int:
+        row = self._one("SELECT next_id FROM kem_prekey_ids")
+        return 1 if row is None else int(row[0])
+
+    def save_kem_refill(self, refill: KemRefill) -> None:
+        """Keep a refill's new private halves (before their public ones go out), and replace
+        the last-resort key; the older one is kept for the sessions that may still name it
+        until the next refill replaces it again."""
+        with self.transaction():
+            held = set(self.kem_prekeys(refill.keys.identity))
+            last = refill.keys.last_resort_kem_prekey
+            new = [k for k in refill.keys.kem_prekeys if k.id not in held]
+            if last is not None and last.id not in held:
+                self._db.execute(
+                    "DELETE FROM kem_prekeys WHERE last_resort = 1 AND id NOT IN"
+                    " (SELECT id FROM kem_prekeys WHERE last_resort = 1 ORDER BY id DESC LIMIT 1)"
+                )
+                new.append(last)
+            self._db.executemany(
+                "INSERT INTO kem_prekeys VALUES (?, ?, ?)",
+                [(k.id, k.seed, int(k.last_resort)) for k in new],
+            )
+            self._db.execute(
+                "INSERT INTO kem_prekey_ids VALUES (1, ?) ON CONFLICT (singleton) DO UPDATE"
+                " SET next_id = excluded.next_id",
+                (refill.next_id,),
+            )
+
+    def take_kem_prekey(self, prekey_id: int) -> None:
+        """Delete a one-time KEM prekey a session used (never a last-resort one)."""
+        with self.transaction():
+            self._db.execute(
+                "DELETE FROM kem_prekeys WHERE id = ? AND last_resort = 0", (prekey_id,)
+            )
 
     def take_one_time_prekey(self, prekey_id: int) -> OneTimePrekey | None:
         """Remove and return a one-time prekey (each is used for one session only)."""

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import Any
 
 from protocol import primitives
 from protocol.encoding import b64u_decode, b64u_encode, is_uint, label, u8, u32
-from protocol.exceptions import MalformedMessage, UntrustedIdentity
+from protocol.exceptions import InvalidKey, MalformedMessage, UntrustedIdentity
 from protocol.rng import Rng
 
 
@@ -99,26 +100,29 @@ class PublicKemPrekey:
 @dataclass(frozen=True)
 class KemPrekey:
     """An ML-KEM-768 prekey kept as its seed (section 27.1); the public key and its signature
-    follow from the seed and the identity key."""
+    follow from the seed and the identity key, computed when first asked for (a device loads
+    its keys often and uses a KEM prekey seldom)."""
 
     id: int
     seed: bytes
     last_resort: bool
-    public: bytes
-    signature: bytes
+    identity: IdentityKeyPair = field(repr=False)
 
     @classmethod
     def from_seed(
         cls, identity: IdentityKeyPair, key_id: int, seed: bytes, *, last_resort: bool
     ) -> KemPrekey:
-        public = primitives.mlkem768_public(seed)
-        return cls(
-            id=key_id,
-            seed=seed,
-            last_resort=last_resort,
-            public=public,
-            signature=identity.sign(kem_prekey_bytes(key_id, last_resort, public)),
-        )
+        if len(seed) != primitives.MLKEM768_SEED_BYTES:
+            raise InvalidKey(f"KEM prekey seed: expected 64 bytes, got {len(seed)}")
+        return cls(id=key_id, seed=seed, last_resort=last_resort, identity=identity)
+
+    @cached_property
+    def public(self) -> bytes:
+        return primitives.mlkem768_public(self.seed)
+
+    @cached_property
+    def signature(self) -> bytes:
+        return self.identity.sign(kem_prekey_bytes(self.id, self.last_resort, self.public))
 
     def to_public(self) -> PublicKemPrekey:
         return PublicKemPrekey(

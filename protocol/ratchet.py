@@ -181,7 +181,7 @@ class Session:
         """
         message = decode_message(data)
         if message.version != self.version:
-            raise MalformedMessage(
+            raise UnknownSession(  # another session's (the device may hold both, 27.3)
                 f"message: expected version {self.version} for this session, got {message.version}"
             )
         if isinstance(message, PrekeyMessage):
@@ -200,7 +200,7 @@ class Session:
         self, message: RatchetMessage, rng: Rng, encapsulate: Encapsulate = random_encapsulate
     ) -> bytes:
         if message.version != self.version:
-            raise MalformedMessage(
+            raise UnknownSession(  # another session's (the device may hold both, 27.3)
                 f"message: expected version {self.version} for this session, got {message.version}"
             )
         work = self._copy()

@@ -292,6 +292,8 @@ def test_a_store_of_the_schema_before_sync_gets_its_sync_table_and_keeps_its_dev
             "resend_cache",
             "retries",
             "groups",
+            "kem_prekeys",
+            "kem_prekey_ids",
         ):
             db.execute(f"DROP TABLE {table}")
         db.execute("DROP TABLE archived_sessions")
@@ -384,3 +386,46 @@ def test_replaced_sessions_are_archived_ten_deep_and_one_used_again_leaves_the_a
         assert again[0] == made[-1].base_key and made[1].base_key not in again
         store.delete_session("bob-device-id-00000")
         assert store.archived_sessions("bob-device-id-00000") == []
+
+
+def test_kem_prekeys_are_kept_as_seeds_a_used_one_time_one_goes_and_the_last_resort_one_stays(
+    path,
+):
+    from dataclasses import replace
+
+    from protocol.keys import plan_kem_refill
+    from protocol.rng import system_rng
+
+    with Store.open(path) as store:
+        store.save_device(make_device())
+        identity = store.device().keys.identity
+        plan = plan_kem_refill(
+            store.device_keys(identity),
+            stored=0,
+            last_resort_stored=None,
+            next_id=store.next_kem_prekey_id(),
+            target=3,
+            rng=system_rng,
+        )
+        store.save_kem_refill(plan)
+    with Store.open(path) as store:  # kept across a restart
+        held = store.kem_prekeys(identity)
+        assert sorted(held) == [1, 2, 3, 4] and held[1].last_resort
+        assert store.device().keys == plan.keys
+        assert store.next_kem_prekey_id() == 5
+        store.take_kem_prekey(2)
+        store.take_kem_prekey(1)  # a last-resort key is never taken
+        assert sorted(store.kem_prekeys(identity)) == [1, 3, 4]
+        # a new last-resort key: the one before it is kept too, for sessions that name it
+        keys = store.device_keys(identity)
+        renewed = plan_kem_refill(
+            replace(keys, last_resort_kem_prekey=None),  # as if it had none
+            stored=2,
+            last_resort_stored=1,
+            next_id=store.next_kem_prekey_id(),
+            target=3,
+            rng=system_rng,
+        )
+        store.save_kem_refill(renewed)
+        assert store.device_keys(identity).last_resort_kem_prekey.id == 5
+        assert {i for i, k in store.kem_prekeys(identity).items() if k.last_resort} == {1, 5}

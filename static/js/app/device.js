@@ -10,17 +10,20 @@ import {
   engine,
   generateDeviceKeys,
   generateOneTimePrekeys,
+  planKemRefill,
   ready,
   signDeviceList,
   systemRng,
 } from "../protocol/index.js";
 
-import { getAcceptedList, putAcceptedList, putSelf } from "./store.js";
+import { withStateLock } from "./statelock.js";
+import { getAcceptedList, getSelf, putAcceptedList, putSelf } from "./store.js";
 
 const { b64uDecode, b64uEncode } = encoding;
 
 export const ONE_TIME_PREKEYS = 50;
 const LOW_WATER = 20;
+export const KEM_PREKEYS = 25; // one-time KEM prekeys on the server (docs/protocol.md 27.6)
 
 /** A random 16-byte device id (22 base64url characters). */
 export function newDeviceId() {
@@ -81,24 +84,57 @@ export async function loadKeys(self) {
 }
 
 /**
- * Top the server's pool of one-time prekeys up when it runs low.
+ * topUpPrekeys under the device's state lock, from the device record as stored then: two tabs
+ * (or a page and the one it navigated to) topping up at once would number their new keys
+ * alike, and the record one of them stores would not hold the private halves of what the
+ * server took from the other.
+ * @param {(path: string, options?: any) => Promise<any>} call the signed-in API
+ * @returns {Promise<import("./store.js").SelfRecord | undefined>}
+ */
+export function refillPrekeys(call) {
+  return withStateLock(async () => {
+    const me = await getSelf();
+    return me ? topUpPrekeys(me, call) : undefined;
+  });
+}
+
+/**
+ * Top the server's pool of one-time prekeys up when it runs low, and its KEM prekeys as the
+ * protocol plans it (a last-resort one, and the one-time pool back up to KEM_PREKEYS,
+ * docs/protocol.md 27.1). The private halves are kept before the server can hand out the
+ * public ones.
+ * Call it through refillPrekeys, under the lock.
  * @param {import("./store.js").SelfRecord} self
  * @param {(path: string, options?: any) => Promise<any>} call the signed-in API
+ * @returns {Promise<import("./store.js").SelfRecord>}
  */
-export async function topUpPrekeys(self, call) {
-  const { one_time_prekeys: count } = await call("/api/prekeys");
-  if (count >= LOW_WATER) return;
-  const keys = await loadKeys(self);
-  const ids = Array.from({ length: ONE_TIME_PREKEYS }, (_, i) => self.nextPrekeyId + i);
-  const fresh = generateOneTimePrekeys(ids, systemRng);
-  keys.oneTimePrekeys.push(...fresh);
-  // Keep the private halves before the server can hand out the public ones.
-  const updated = { ...self, keys: keys.toJSON(), nextPrekeyId: self.nextPrekeyId + ids.length };
-  await putSelf(updated);
-  await call("/api/prekeys", {
-    method: "POST",
-    body: { one_time_prekeys: oneTimePrekeysUpload(fresh) },
+async function topUpPrekeys(self, call) {
+  const counts = await call("/api/prekeys");
+  let updated = self;
+  if (counts.one_time_prekeys < LOW_WATER) {
+    const keys = await loadKeys(updated);
+    const ids = Array.from({ length: ONE_TIME_PREKEYS }, (_, i) => updated.nextPrekeyId + i);
+    const fresh = generateOneTimePrekeys(ids, systemRng);
+    keys.oneTimePrekeys.push(...fresh);
+    updated = { ...updated, keys: keys.toJSON(), nextPrekeyId: updated.nextPrekeyId + ids.length };
+    await putSelf(updated);
+    await call("/api/prekeys", {
+      method: "POST",
+      body: { one_time_prekeys: oneTimePrekeysUpload(fresh) },
+    });
+  }
+  if (typeof counts.kem_prekeys !== "number") return updated; // a server from before them
+  const plan = planKemRefill(await loadKeys(updated), {
+    stored: counts.kem_prekeys,
+    lastResortStored: counts.last_resort_kem_prekey ?? null,
+    nextId: updated.nextKemPrekeyId ?? 1,
+    target: KEM_PREKEYS,
+    rng: systemRng,
   });
+  if (plan === null) return updated;
+  updated = { ...updated, keys: plan.keys.toJSON(), nextKemPrekeyId: plan.nextId };
+  await putSelf(updated);
+  for (const body of plan.uploads) await call("/api/prekeys", { method: "POST", body });
   return updated;
 }
 

@@ -5,7 +5,7 @@
 import * as frames from "../protocol/frames.js";
 import { renameAccount } from "./account.js";
 import { ApiError, api, deviceRevoked } from "./api.js";
-import { ListRefused, acceptDeviceList, loadKeys, nextDeviceList, topUpPrekeys } from "./device.js";
+import { ListRefused, acceptDeviceList, loadKeys, nextDeviceList, refillPrekeys } from "./device.js";
 import { setRemover, showNewDevices } from "./newdevices.js";
 import { onDeviceFrame, startDeviceSocket, stopDeviceSocket } from "./socket.js";
 import { Change, changes } from "./events.js";
@@ -472,7 +472,7 @@ async function main() {
     render();
   });
   try {
-    const updated = await topUpPrekeys(self, api);
+    const updated = await refillPrekeys(api);
     if (updated) self = updated;
   } catch {
     // a prekey top-up can wait for the next visit

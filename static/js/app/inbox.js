@@ -17,7 +17,7 @@ import {
   ReplayDetected,
 } from "../protocol/index.js";
 import { ApiError, api } from "./api.js";
-import { loadKeys, topUpPrekeys } from "./device.js";
+import { loadKeys, refillPrekeys as refillPrekeysLocked } from "./device.js";
 import { Change, notify } from "./events.js";
 import { groupKeyReceived, groupMessageReceived, groupReceiptReceived } from "./groups.js";
 import { acceptHistoryKey } from "./history.js";
@@ -100,10 +100,7 @@ export function onDeliver(envelopes) {
 /** Top the server's pool of one-time prekeys up: after using one, and at once when the
  * server says `prekeys_low` (another device claimed one and few are left). */
 export function refillPrekeys() {
-  return withStateLock(async () => {
-    const me = await store.getSelf();
-    if (me) await topUpPrekeys(me, api);
-  }).catch((error) => console.warn("Parley: prekey top-up failed", error));
+  return refillPrekeysLocked(api).catch((error) => console.warn("Parley: prekey top-up failed", error));
 }
 
 /**
@@ -176,23 +173,18 @@ async function receivePairwise(me, envelope, entry) {
   await store.transact(["sessions", "baseKeys", "seen", "device", ...plan.stores], (s) => {
     s.sessions.put(decrypted.record);
     if (decrypted.baseKey) s.baseKeys.put(now, decrypted.baseKey);
-    if (decrypted.oneTimePrekeyId !== null) {
-      const otp = decrypted.oneTimePrekeyId;
-      s.device.put(
-        {
-          ...me,
-          keys: {
-            ...me.keys,
-            one_time_prekeys: me.keys.one_time_prekeys.filter((/** @type {any} */ k) => k.id !== otp),
-          },
-        },
-        "self",
-      );
+    const otp = decrypted.oneTimePrekeyId;
+    const kem = decrypted.oneTimeKemPrekeyId;
+    if (otp !== null || kem !== null) {
+      const keys = { ...me.keys };
+      keys.one_time_prekeys = keys.one_time_prekeys.filter((/** @type {any} */ k) => k.id !== otp);
+      if (keys.kem_prekeys) keys.kem_prekeys = keys.kem_prekeys.filter((/** @type {any} */ k) => k.id !== kem);
+      s.device.put({ ...me, keys }, "self");
     }
     for (const key of plan.seen) s.seen.put(now, key);
     plan.write(s);
   });
-  const usedPrekey = decrypted.oneTimePrekeyId !== null;
+  const usedPrekey = decrypted.oneTimePrekeyId !== null || decrypted.oneTimeKemPrekeyId !== null;
   for (const detail of plan.announce) notify(detail);
   for (const work of plan.locked) {
     try {

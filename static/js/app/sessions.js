@@ -91,6 +91,7 @@ function keep(record, accountId, deviceId, session, index) {
  * @property {SessionRecord} record the session record to store
  * @property {string | null} baseKey b64u base key to remember as used (a new inbound session)
  * @property {number | null} oneTimePrekeyId the one-time prekey to delete
+ * @property {number | null} oneTimeKemPrekeyId the one-time KEM prekey to delete (27.1)
  */
 
 /**
@@ -113,6 +114,7 @@ export function decryptFrom({ data, accountId, deviceId, listedKey, record, keys
           record: keep(record, accountId, deviceId, session, index),
           baseKey: null,
           oneTimePrekeyId: null,
+          oneTimeKemPrekeyId: null,
         };
       }
     }
@@ -124,6 +126,9 @@ export function decryptFrom({ data, accountId, deviceId, listedKey, record, keys
       identity: keys.identity,
       signedPrekeys: { [keys.signedPrekey.id]: keys.signedPrekey.key },
       oneTimePrekeys: Object.fromEntries(keys.oneTimePrekeys.map((k) => [k.id, k.key])),
+      kemPrekeys: new Map(
+        [...keys.kemPrekeys, ...(keys.lastResortKemPrekey ? [keys.lastResortKemPrekey] : [])].map((k) => [k.id, k]),
+      ),
       senderIdentityKey: listedKey,
       usedBaseKeys: [],
       rng: systemRng,
@@ -133,6 +138,7 @@ export function decryptFrom({ data, accountId, deviceId, listedKey, record, keys
       record: replaced(record, accountId, deviceId, inbound.session),
       baseKey: b64uEncode(inbound.baseKey),
       oneTimePrekeyId: inbound.oneTimePrekeyId,
+      oneTimeKemPrekeyId: inbound.oneTimeKemPrekeyId,
     };
   }
   if (sessions.length === 0) throw new UnknownSession(`no session with device ${deviceId}`);
@@ -146,6 +152,7 @@ export function decryptFrom({ data, accountId, deviceId, listedKey, record, keys
         record: keep(record, accountId, deviceId, session, index),
         baseKey: null,
         oneTimePrekeyId: null,
+        oneTimeKemPrekeyId: null,
       };
     } catch (error) {
       if (!(error instanceof DecryptionFailed || error instanceof UnknownSession)) throw error;

@@ -99,6 +99,7 @@ async function run(store, mode, action) {
  * @property {string} deviceId
  * @property {any} keys DeviceKeys.toJSON(): private keys
  * @property {number} nextPrekeyId next unused one-time prekey id
+ * @property {number} [nextKemPrekeyId] next unused KEM prekey id (absent: 1; 27.1)
  * @property {string} accountId username
  * @property {string} displayName
  * @property {boolean} isPrimary

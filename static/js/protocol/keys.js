@@ -1,7 +1,7 @@
 // Device keys and prekey bundles (docs/protocol.md section 3).
 
 import { b64uDecode, b64uEncode, bytesEqual, concatBytes, label, u8, u32 } from "./encoding.js";
-import { MalformedMessage, UntrustedIdentity } from "./exceptions.js";
+import { InvalidKey, MalformedMessage, UntrustedIdentity } from "./exceptions.js";
 import * as primitives from "./primitives.js";
 
 /** @typedef {import("./rng.js").Rng} Rng */
@@ -117,19 +117,23 @@ export class PublicKemPrekey {
 
 /**
  * An ML-KEM-768 prekey kept as its seed (section 27.1); the public key and its signature
- * follow from the seed and the identity key.
+ * follow from the seed and the identity key, computed when first asked for (a device loads its
+ * keys often and uses a KEM prekey seldom).
  */
 export class KemPrekey {
   /**
-   * @param {{id: number, seed: Uint8Array, lastResort: boolean, public: Uint8Array,
-   *          signature: Uint8Array}} fields
+   * @param {{id: number, seed: Uint8Array, lastResort: boolean, identity: IdentityKeyPair}} fields
    */
-  constructor({ id, seed, lastResort, public: publicKey, signature }) {
+  constructor({ id, seed, lastResort, identity }) {
     this.id = id;
     this.seed = seed;
     this.lastResort = lastResort;
-    this.public = publicKey;
-    this.signature = signature;
+    /** @type {IdentityKeyPair} */
+    this._identity = identity;
+    /** @type {Uint8Array | undefined} */
+    this._public = undefined;
+    /** @type {Uint8Array | undefined} */
+    this._signature = undefined;
   }
 
   /**
@@ -138,14 +142,22 @@ export class KemPrekey {
    * @returns {KemPrekey}
    */
   static fromSeed(identity, keyId, seed, { lastResort }) {
-    const publicKey = primitives.mlkem768Public(seed);
-    return new KemPrekey({
-      id: keyId,
-      seed,
-      lastResort,
-      public: publicKey,
-      signature: identity.sign(kemPrekeyBytes(keyId, lastResort, publicKey)),
-    });
+    if (seed.length !== primitives.MLKEM768_SEED_BYTES) {
+      throw new InvalidKey(`KEM prekey seed: expected 64 bytes, got ${seed.length}`);
+    }
+    return new KemPrekey({ id: keyId, seed, lastResort, identity });
+  }
+
+  /** @returns {Uint8Array} */
+  get public() {
+    this._public ??= primitives.mlkem768Public(this.seed);
+    return this._public;
+  }
+
+  /** @returns {Uint8Array} */
+  get signature() {
+    this._signature ??= this._identity.sign(kemPrekeyBytes(this.id, this.lastResort, this.public));
+    return this._signature;
   }
 
   /** @returns {PublicKemPrekey} */

@@ -213,7 +213,8 @@ export class Session {
   /** @param {{version: number}} message */
   _expectVersion(message) {
     if (message.version !== this.version) {
-      throw new MalformedMessage(
+      // another session's: the device may hold sessions of both versions (27.3)
+      throw new UnknownSession(
         `message: expected version ${this.version} for this session, got ${message.version}`,
       );
     }
