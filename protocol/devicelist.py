@@ -21,6 +21,7 @@ from protocol.encoding import (
 from protocol.exceptions import (
     AccountKeyChanged,
     DeviceKeyChanged,
+    InvalidSignature,
     MalformedDeviceList,
     MalformedMessage,
     MissingDeviceSignature,
@@ -29,6 +30,10 @@ from protocol.exceptions import (
 from protocol.keys import IdentityKeyPair
 
 MAX_DEVICES = 5
+V1_ONLY = (1,)
+MAX_PROTOCOLS = 8
+# what a device of this build speaks, in the entries it signs or has signed (section 27.5)
+SPOKEN_PROTOCOLS = (1, 2)
 
 
 @dataclass(frozen=True)
@@ -37,6 +42,11 @@ class DeviceEntry:
     identity_key: bytes
     added_at: int
     device_signature: bytes | None = None
+    protocols: tuple[int, ...] = V1_ONLY  # the versions the device speaks (section 27.5)
+
+    @property
+    def speaks_v2(self) -> bool:
+        return 2 in self.protocols
 
 
 @dataclass(frozen=True)
@@ -62,6 +72,7 @@ class DeviceList:
                     "device_signature": None
                     if d.device_signature is None
                     else b64u_encode(d.device_signature),
+                    **({} if d.protocols == V1_ONLY else {"protocols": list(d.protocols)}),
                 }
                 for d in self.devices
             ],
@@ -85,6 +96,7 @@ class DeviceList:
                         device_signature=None
                         if d["device_signature"] is None
                         else _b64(d["device_signature"], 64, "device_signature"),
+                        protocols=_protocols(d),
                     )
                     for d in _list(data["devices"])
                 ),
@@ -99,6 +111,35 @@ class DeviceList:
 
     def entry(self, device_id: str) -> DeviceEntry | None:
         return next((d for d in self.devices if d.device_id == device_id), None)
+
+
+def _protocols(entry: Any) -> tuple[int, ...]:
+    """An entry's `protocols`: absent for version 1 only (never written as [1])."""
+    if "protocols" not in entry:
+        return V1_ONLY
+    value = entry["protocols"]
+    if not isinstance(value, list) or tuple(value) == V1_ONLY or not _valid_protocols(tuple(value)):
+        raise MalformedDeviceList(PROTOCOLS_RULE)
+    return tuple(value)
+
+
+PROTOCOLS_RULE = (
+    "device list protocols: expected 2 to 8 versions in 1..255, ascending, with 1 "
+    "(an entry of version 1 only has no protocols)"
+)
+
+
+def _valid_protocols(value: Any) -> bool:
+    """(1,), or 2 to MAX_PROTOCOLS versions in 1..255, ascending, beginning with 1."""
+    if value == V1_ONLY:
+        return True
+    return (
+        isinstance(value, tuple)
+        and 2 <= len(value) <= MAX_PROTOCOLS
+        and all(is_uint(v, 255) and v > 0 for v in value)
+        and list(value) == sorted(set(value))
+        and value[0] == 1
+    )
 
 
 def _string(value: Any, what: str) -> str:
@@ -129,8 +170,9 @@ def _b64(value: Any, length: int, what: str) -> bytes:
 def device_list_bytes(device_list: DeviceList) -> bytes:
     """The canonical bytes the account key signs (section 4.2)."""
     _check_structure(device_list)
+    v2 = any(d.protocols != V1_ONLY for d in device_list.devices)
     out = [
-        label("Parley v1 device list"),
+        label("Parley v2 device list" if v2 else "Parley v1 device list"),
         enc_str(device_list.account_id),
         device_list.account_key,
         u64(device_list.version),
@@ -140,15 +182,37 @@ def device_list_bytes(device_list: DeviceList) -> bytes:
     for d in device_list.devices:
         out += [enc_str(d.device_id), d.identity_key, u64(d.added_at)]
         out.append(u8(0) if d.device_signature is None else u8(1) + d.device_signature)
+        if v2:
+            out.append(_protocol_bytes(d.protocols))
     return b"".join(out)
+
+
+def _protocol_bytes(protocols: tuple[int, ...]) -> bytes:
+    return u8(len(protocols)) + bytes(protocols)
 
 
 def device_list_hash(device_list: DeviceList) -> bytes:
     return primitives.hash32("Parley v1 device list hash", device_list_bytes(device_list))
 
 
-def device_signature_bytes(account_id: str, account_key: bytes, identity_key: bytes) -> bytes:
-    return label("Parley v1 device signature") + enc_str(account_id) + account_key + identity_key
+def device_signature_bytes(
+    account_id: str,
+    account_key: bytes,
+    identity_key: bytes,
+    protocols: tuple[int, ...] = V1_ONLY,
+) -> bytes:
+    """Version 1 only: section 4.2's bytes; else the versions join them (section 27.5)."""
+    if protocols == V1_ONLY:
+        return (
+            label("Parley v1 device signature") + enc_str(account_id) + account_key + identity_key
+        )
+    return (
+        label("Parley v2 device signature")
+        + enc_str(account_id)
+        + account_key
+        + identity_key
+        + _protocol_bytes(protocols)
+    )
 
 
 def link_signature_bytes(account_id: str, companion_identity_key: bytes, link_id: str) -> bytes:
@@ -160,20 +224,56 @@ def link_signature_bytes(account_id: str, companion_identity_key: bytes, link_id
     )
 
 
-def sign_device(companion: IdentityKeyPair, *, account_id: str, account_key: bytes) -> bytes:
-    """The companion's device signature over (account id ‖ account key ‖ own identity key)."""
-    return companion.sign(device_signature_bytes(account_id, account_key, companion.public))
+def sign_device(
+    companion: IdentityKeyPair,
+    *,
+    account_id: str,
+    account_key: bytes,
+    protocols: tuple[int, ...] = V1_ONLY,
+) -> bytes:
+    """The companion's device signature over (account id ‖ account key ‖ own identity key
+    [‖ the versions it speaks, section 27.5])."""
+    return companion.sign(
+        device_signature_bytes(account_id, account_key, companion.public, protocols)
+    )
 
 
 def verify_device_signature(
-    signature: bytes, *, account_id: str, account_key: bytes, identity_key: bytes
+    signature: bytes,
+    *,
+    account_id: str,
+    account_key: bytes,
+    identity_key: bytes,
+    protocols: tuple[int, ...] = V1_ONLY,
 ) -> None:
     primitives.ed25519_verify(
         identity_key,
-        device_signature_bytes(account_id, account_key, identity_key),
+        device_signature_bytes(account_id, account_key, identity_key, protocols),
         signature,
         what="device signature",
     )
+
+
+def device_signature_protocols(
+    signature: bytes, *, account_id: str, account_key: bytes, identity_key: bytes
+) -> tuple[int, ...]:
+    """The versions a companion's device signature says it speaks, for the primary that puts
+    it in its entry (section 27.5): SPOKEN_PROTOCOLS if it covers them, else version 1 only if
+    it is the version-1 signature; InvalidSignature otherwise. Only the companion can sign
+    either, so a server that swapped one for the other would need its key."""
+    for protocols in (SPOKEN_PROTOCOLS, V1_ONLY):
+        try:
+            verify_device_signature(
+                signature,
+                account_id=account_id,
+                account_key=account_key,
+                identity_key=identity_key,
+                protocols=protocols,
+            )
+        except InvalidSignature:
+            continue
+        return protocols
+    raise InvalidSignature("device signature: it verifies for no version this device knows")
 
 
 def sign_link(
@@ -253,6 +353,8 @@ def _check_structure(device_list: DeviceList) -> None:
             raise MalformedDeviceList("expected added_at to be an integer in 0..2^53-1")
         if d.device_signature is not None and not _is_bytes(d.device_signature, 64):
             raise MalformedDeviceList("expected a 64-byte device signature or none")
+        if not _valid_protocols(d.protocols):
+            raise MalformedDeviceList(PROTOCOLS_RULE)
     ids = [_device_id_bytes(d.device_id) for d in devices]
     if ids != sorted(ids) or len(set(ids)) != len(ids):
         raise MalformedDeviceList("expected device ids unique and sorted by their UTF-8 bytes")
@@ -294,7 +396,9 @@ def verify_device_list(
             )
         primitives.ed25519_verify(
             d.identity_key,
-            device_signature_bytes(device_list.account_id, device_list.account_key, d.identity_key),
+            device_signature_bytes(
+                device_list.account_id, device_list.account_key, d.identity_key, d.protocols
+            ),
             d.device_signature,
             what=f"device signature of {d.device_id!r}",
         )

@@ -226,3 +226,39 @@ test("KEM refill plans are reproduced", () => {
     assert.deepEqual(uploads, c.plan.uploads, c.name);
   }
 });
+
+test("a device list whose entries say their versions is reproduced, and its refusals", () => {
+  const L = V.device_lists;
+  const rng = p.TestRng(seed("pq device list"));
+  const [primary, laptop] = [0, 1, 2].map(() => p.generateDeviceKeys(rng).identity);
+  const parsed = p.DeviceList.fromJSON(L.list);
+  assert.equal(hex(p.deviceListBytes(parsed)), L.list_bytes);
+  assert.equal(hex(parsed.hash), L.hash);
+  assert.deepEqual(parsed.toJSON(), L.list);
+  assert.deepEqual(parsed.devices.map((d) => d.speaksV2), [true, true, false]);
+  assert.equal(hex(p.deviceSignatureBytes("acct-pq", primary.public, laptop.public, [1, 2])), L.laptop_signed_bytes);
+  for (const c of L.signature_protocols) {
+    const entry = /** @type {any} */ (parsed.entry(c.device));
+    const covered = p.deviceSignatureProtocols(unhex(c.signature), {
+      accountId: "acct-pq",
+      accountKey: primary.public,
+      identityKey: entry.identityKey,
+    });
+    assert.deepEqual([...covered], c.protocols);
+  }
+  for (const c of L.cases) {
+    const error = errorName(() => {
+      let list = p.DeviceList.fromJSON(c.list);
+      if (c.resign) {
+        list = p.signDeviceList(primary, {
+          accountId: list.accountId,
+          version: list.version,
+          timestamp: list.timestamp,
+          devices: list.devices,
+        });
+      }
+      p.verifyDeviceList(list, { expectedAccountKey: primary.public });
+    });
+    assert.equal(error, c.expected_error, c.name);
+  }
+});

@@ -414,7 +414,10 @@ def test_encode_content_refuses_only_with_protocol_errors(
 
 
 @fuzz
-@given(mutated_json(LIST_DICT), st.sampled_from([None, 0, 1, 2, 2**53 - 1]))
+@given(
+    st.one_of(mutated_json(LIST_DICT), mutated_json(PQ["device_lists"]["list"])),
+    st.sampled_from([None, 0, 1, 2, 2**53 - 1]),
+)
 def test_device_list_parse_and_verify_refuse_only_with_protocol_errors(data, last_version):
     device_list = refused_or_value(DeviceList.from_dict, data)
     if device_list is None:

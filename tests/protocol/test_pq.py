@@ -13,8 +13,17 @@ from typing import Any
 import pytest
 
 from protocol import primitives
+from protocol.devicelist import (
+    DeviceList,
+    device_list_bytes,
+    device_signature_bytes,
+    device_signature_protocols,
+    sign_device,
+    sign_device_list,
+    verify_device_list,
+)
 from protocol.encoding import b64u_encode
-from protocol.exceptions import DecryptionFailed, ProtocolError
+from protocol.exceptions import DecryptionFailed, InvalidSignature, ProtocolError
 from protocol.inbound import accept_prekey_message
 from protocol.keys import (
     KEM_PREKEYS_PER_UPLOAD,
@@ -389,3 +398,64 @@ def test_a_kem_refill_plan_is_reproduced(case):
                 ),
                 listed_identity_key=keys.identity.public,
             )
+
+
+L = V["device_lists"]
+
+
+def test_a_device_list_whose_entries_say_their_versions_is_reproduced():
+    rng = TestRng(seed("pq device list"))
+    primary, laptop, _ = (generate_device_keys(rng).identity for _ in range(3))
+    parsed = DeviceList.from_dict(L["list"])
+    assert device_list_bytes(parsed).hex() == L["list_bytes"]
+    assert parsed.hash.hex() == L["hash"]
+    assert parsed.to_dict() == L["list"]
+    assert [d.speaks_v2 for d in parsed.devices] == [True, True, False]
+    assert (
+        device_signature_bytes("acct-pq", primary.public, laptop.public, (1, 2)).hex()
+        == L["laptop_signed_bytes"]
+    )
+    for c in L["signature_protocols"]:
+        entry = parsed.entry(c["device"])
+        assert entry is not None
+        covered = device_signature_protocols(
+            bytes.fromhex(c["signature"]),
+            account_id="acct-pq",
+            account_key=primary.public,
+            identity_key=entry.identity_key,
+        )
+        assert list(covered) == c["protocols"]
+
+
+@pytest.mark.parametrize("case", L["cases"], ids=lambda c: c["name"])
+def test_device_list_version_refusals(case):
+    primary = generate_device_keys(TestRng(seed("pq device list"))).identity
+
+    def run() -> None:
+        parsed = DeviceList.from_dict(case["list"])
+        if case["resign"]:
+            parsed = sign_device_list(
+                primary,
+                account_id=parsed.account_id,
+                version=parsed.version,
+                timestamp=parsed.timestamp,
+                devices=parsed.devices,
+            )
+        verify_device_list(parsed, expected_account_key=primary.public)
+
+    if case["expected_error"] is None:
+        run()
+        return
+    with pytest.raises(ProtocolError) as caught:
+        run()
+    assert type(caught.value).__name__ == case["expected_error"]
+
+
+def test_a_signature_of_neither_form_says_no_versions():
+    rng = TestRng(seed("pq device list"))
+    primary, laptop, _ = (generate_device_keys(rng).identity for _ in range(3))
+    other = sign_device(laptop, account_id="another account", account_key=primary.public)
+    with pytest.raises(InvalidSignature):
+        device_signature_protocols(
+            other, account_id="acct-pq", account_key=primary.public, identity_key=laptop.public
+        )

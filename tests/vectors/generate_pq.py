@@ -6,7 +6,10 @@ then from the same rng a one-time KEM prekey (id 9) and the last-resort one (id 
 session case: Alice's keys from TestRng(seed("pq alice <case>")), then Session.initiate from the
 same rng (base key 32, m 32, first ratchet key 32), and the first message (nonce 24); Bob
 accepts it with TestRng(seed("pq bob <case>")). `refills`: plan_kem_refill cases (section 27.1), each
-upload given by its ids and H("Parley v1 test digest", its canonical JSON). The conversation continues the first case; each
+upload given by its ids and H("Parley v1 test digest", its canonical JSON). `device_lists`: a list
+whose entries say which versions they speak (keys from TestRng(seed("pq device list"))), with
+the versions each device signature covers, and lists changed in one way (re-signed by the
+account when `resign`) with the error each gives. The conversation continues the first case; each
 party draws from its own rng, steps in order. Encapsulations come from `encapsulations`, keyed
 by H("Parley v2 kem public key", public key) and m: the rows are libsodium's
 deterministic encapsulation (made through node when missing), which Python cannot reproduce.
@@ -24,6 +27,15 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from protocol import primitives  # noqa: E402
+from protocol.devicelist import (  # noqa: E402
+    DeviceEntry,
+    DeviceList,
+    device_list_bytes,
+    device_signature_bytes,
+    sign_device,
+    sign_device_list,
+    verify_device_list,
+)
 from protocol.inbound import accept_prekey_message  # noqa: E402
 from protocol.keys import (  # noqa: E402
     DeviceKeys,
@@ -406,6 +418,93 @@ def refills(bob: DeviceKeys) -> list[dict[str, Any]]:
     return out
 
 
+def list_vectors() -> dict[str, Any]:
+    """Device lists whose entries say which versions they speak (section 27.5): a primary and
+    a companion of version 2, a companion of version 1 only; and the refusals."""
+    rng = TestRng(seed("pq device list"))
+    primary, laptop, old = (generate_device_keys(rng).identity for _ in range(3))
+    account = "acct-pq"
+    laptop_sig = sign_device(
+        laptop, account_id=account, account_key=primary.public, protocols=(1, 2)
+    )
+    old_sig = sign_device(old, account_id=account, account_key=primary.public)
+    entries = [
+        DeviceEntry("dev-a-primary", primary.public, 1_700_000_000_000, None, (1, 2)),
+        DeviceEntry("dev-b-laptop", laptop.public, 1_700_000_000_001, laptop_sig, (1, 2)),
+        DeviceEntry("dev-c-old", old.public, 1_700_000_000_002, old_sig),
+    ]
+    signed = sign_device_list(
+        primary, account_id=account, version=4, timestamp=1_700_000_000_009, devices=entries
+    )
+    data = signed.to_dict()
+
+    def case(name: str, mutate: Any, *, resign: bool = False) -> dict[str, Any]:
+        changed = json.loads(json.dumps(data))
+        mutate(changed)
+
+        def run() -> None:
+            parsed = DeviceList.from_dict(changed)
+            if resign:  # the account signs what it was given (a server changed the link's data)
+                parsed = sign_device_list(
+                    primary,
+                    account_id=account,
+                    version=parsed.version,
+                    timestamp=parsed.timestamp,
+                    devices=parsed.devices,
+                )
+            verify_device_list(parsed, expected_account_key=primary.public)
+
+        return {"name": name, "list": changed, "resign": resign, "expected_error": error_name(run)}
+
+    def strip(d: dict[str, Any]) -> None:
+        del d["devices"][1]["protocols"]
+
+    def v1_signature_as_v2(d: dict[str, Any]) -> None:
+        d["devices"][2]["protocols"] = [1, 2]
+
+    def set_protocols(value: Any) -> Any:
+        def mutate(d: dict[str, Any]) -> None:
+            d["devices"][2]["protocols"] = value
+
+        return mutate
+
+    def nothing(d: dict[str, Any]) -> None:
+        return None
+
+    return {
+        "list": data,
+        "list_bytes": device_list_bytes(signed).hex(),
+        "hash": signed.hash.hex(),
+        "laptop_signed_bytes": device_signature_bytes(
+            account, primary.public, laptop.public, (1, 2)
+        ).hex(),
+        "signature_protocols": [
+            {"device": "dev-b-laptop", "signature": laptop_sig.hex(), "protocols": [1, 2]},
+            {"device": "dev-c-old", "signature": old_sig.hex(), "protocols": [1]},
+        ],
+        "cases": [
+            case("as signed", nothing),
+            case("version 2 taken out of an entry (the account's signature breaks)", strip),
+            case(
+                "the account re-signs an entry without version 2 its device signed",
+                strip,
+                resign=True,
+            ),
+            case(
+                "a version-1 device signature in an entry that lists version 2",
+                v1_signature_as_v2,
+                resign=True,
+            ),
+            case("protocols written as [1]", set_protocols([1])),
+            case("protocols without 1", set_protocols([2])),
+            case("protocols repeated", set_protocols([1, 1, 2])),
+            case("protocols out of order", set_protocols([2, 1])),
+            case("a version 0", set_protocols([0, 1])),
+            case("not a list", set_protocols("1,2")),
+        ],
+    }
+
+
 def build(*, may_ask: bool = True) -> dict[str, Any]:
     """`may_ask=False` (the regeneration test): refuse rather than ask node for a new row."""
     kept = json.loads(FILE.read_text("utf-8"))["encapsulations"] if FILE.exists() else []
@@ -447,6 +546,7 @@ def build(*, may_ask: bool = True) -> dict[str, Any]:
         },
         "refusals": refusals(bob, cases, steps, kem),
         "refills": refills(bob),
+        "device_lists": list_vectors(),
         "encapsulations": sorted(kem.used.values(), key=lambda r: (r["public_key_hash"], r["m"])),
     }
 

@@ -16,6 +16,7 @@ import {
 import {
   AccountKeyChanged,
   DeviceKeyChanged,
+  InvalidSignature,
   MalformedDeviceList,
   MalformedMessage,
   MissingDeviceSignature,
@@ -26,17 +27,48 @@ import * as primitives from "./primitives.js";
 /** @typedef {import("./keys.js").IdentityKeyPair} IdentityKeyPair */
 
 export const MAX_DEVICES = 5;
+export const V1_ONLY = Object.freeze([1]);
+export const MAX_PROTOCOLS = 8;
+// what a device of this build speaks, in the entries it signs or has signed (section 27.5)
+export const SPOKEN_PROTOCOLS = Object.freeze([1, 2]);
+export const PROTOCOLS_RULE =
+  "device list protocols: expected 2 to 8 versions in 1..255, ascending, with 1 " +
+  "(an entry of version 1 only has no protocols)";
+
+/** @param {readonly number[]} protocols */
+function isV1Only(protocols) {
+  return protocols.length === 1 && protocols[0] === 1;
+}
+
+/** [1], or 2 to MAX_PROTOCOLS versions in 1..255, ascending, beginning with 1. @param {unknown} value */
+function validProtocols(value) {
+  if (!Array.isArray(value)) return false;
+  if (isV1Only(value)) return true;
+  return (
+    value.length >= 2 &&
+    value.length <= MAX_PROTOCOLS &&
+    value.every((v, i) => Number.isSafeInteger(v) && v > 0 && v <= 255 && (i === 0 || v > value[i - 1])) &&
+    value[0] === 1
+  );
+}
 
 export class DeviceEntry {
   /**
    * @param {{deviceId: string, identityKey: Uint8Array, addedAt: number,
-   *          deviceSignature?: Uint8Array | null}} fields
+   *          deviceSignature?: Uint8Array | null, protocols?: readonly number[]}} fields
+   *          protocols: the versions the device speaks (section 27.5)
    */
-  constructor({ deviceId, identityKey, addedAt, deviceSignature = null }) {
+  constructor({ deviceId, identityKey, addedAt, deviceSignature = null, protocols = V1_ONLY }) {
     this.deviceId = deviceId;
     this.identityKey = identityKey;
     this.addedAt = addedAt;
     this.deviceSignature = deviceSignature;
+    this.protocols = protocols;
+  }
+
+  /** @returns {boolean} */
+  get speaksV2() {
+    return this.protocols.includes(2);
   }
 }
 
@@ -73,6 +105,7 @@ export class DeviceList {
         identity_key: b64uEncode(d.identityKey),
         added_at: d.addedAt,
         device_signature: d.deviceSignature === null ? null : b64uEncode(d.deviceSignature),
+        ...(isV1Only(d.protocols) ? {} : { protocols: [...d.protocols] }),
       })),
       signature: b64uEncode(this.signature),
     };
@@ -102,6 +135,7 @@ export class DeviceList {
           addedAt: integer(d.added_at, "added_at"),
           deviceSignature:
             d.device_signature === null ? null : b64(d.device_signature, 64, "device_signature"),
+          protocols: protocolsOf(d),
         });
       }),
       signature: b64(data.signature, 64, "signature"),
@@ -117,6 +151,17 @@ export class DeviceList {
   entry(deviceId) {
     return this.devices.find((d) => d.deviceId === deviceId) ?? null;
   }
+}
+
+/**
+ * An entry's `protocols`: absent for version 1 only (never written as [1]).
+ * @param {any} entry @returns {readonly number[]}
+ */
+function protocolsOf(entry) {
+  if (!("protocols" in entry)) return V1_ONLY;
+  const value = entry.protocols;
+  if (!validProtocols(value) || isV1Only(value)) throw new MalformedDeviceList(PROTOCOLS_RULE);
+  return Object.freeze([...value]);
 }
 
 /** @param {unknown} value @param {string} what @returns {string} */
@@ -157,8 +202,9 @@ function b64(value, length, what) {
  */
 export function deviceListBytes(deviceList) {
   checkStructure(deviceList);
+  const v2 = deviceList.devices.some((d) => !isV1Only(d.protocols));
   const out = [
-    label("Parley v1 device list"),
+    label(v2 ? "Parley v2 device list" : "Parley v1 device list"),
     encStr(deviceList.accountId),
     deviceList.accountKey,
     u64(deviceList.version),
@@ -168,8 +214,14 @@ export function deviceListBytes(deviceList) {
   for (const d of deviceList.devices) {
     out.push(encStr(d.deviceId), d.identityKey, u64(d.addedAt));
     out.push(d.deviceSignature === null ? u8(0) : concatBytes(u8(1), d.deviceSignature));
+    if (v2) out.push(protocolBytes(d.protocols));
   }
   return concatBytes(...out);
+}
+
+/** @param {readonly number[]} protocols @returns {Uint8Array} */
+function protocolBytes(protocols) {
+  return concatBytes(u8(protocols.length), Uint8Array.from(protocols));
 }
 
 /** @param {DeviceList} deviceList @returns {Uint8Array} */
@@ -181,14 +233,20 @@ export function deviceListHash(deviceList) {
  * @param {string} accountId
  * @param {Uint8Array} accountKey
  * @param {Uint8Array} identityKey
+ * @param {readonly number[]} [protocols] version 1 only: section 4.2's bytes; else the
+ *   versions join them (section 27.5)
  * @returns {Uint8Array}
  */
-export function deviceSignatureBytes(accountId, accountKey, identityKey) {
+export function deviceSignatureBytes(accountId, accountKey, identityKey, protocols = V1_ONLY) {
+  if (isV1Only(protocols)) {
+    return concatBytes(label("Parley v1 device signature"), encStr(accountId), accountKey, identityKey);
+  }
   return concatBytes(
-    label("Parley v1 device signature"),
+    label("Parley v2 device signature"),
     encStr(accountId),
     accountKey,
     identityKey,
+    protocolBytes(protocols),
   );
 }
 
@@ -208,26 +266,49 @@ export function linkSignatureBytes(accountId, companionIdentityKey, linkId) {
 }
 
 /**
- * The companion's device signature over (account id ‖ account key ‖ own identity key).
+ * The companion's device signature over (account id ‖ account key ‖ own identity key
+ * [‖ the versions it speaks, section 27.5]).
  * @param {IdentityKeyPair} companion
- * @param {{accountId: string, accountKey: Uint8Array}} options
+ * @param {{accountId: string, accountKey: Uint8Array, protocols?: readonly number[]}} options
  * @returns {Uint8Array}
  */
-export function signDevice(companion, { accountId, accountKey }) {
-  return companion.sign(deviceSignatureBytes(accountId, accountKey, companion.public));
+export function signDevice(companion, { accountId, accountKey, protocols = V1_ONLY }) {
+  return companion.sign(deviceSignatureBytes(accountId, accountKey, companion.public, protocols));
 }
 
 /**
  * @param {Uint8Array} signature
- * @param {{accountId: string, accountKey: Uint8Array, identityKey: Uint8Array}} options
+ * @param {{accountId: string, accountKey: Uint8Array, identityKey: Uint8Array,
+ *          protocols?: readonly number[]}} options
  */
-export function verifyDeviceSignature(signature, { accountId, accountKey, identityKey }) {
+export function verifyDeviceSignature(signature, { accountId, accountKey, identityKey, protocols = V1_ONLY }) {
   primitives.ed25519Verify(
     identityKey,
-    deviceSignatureBytes(accountId, accountKey, identityKey),
+    deviceSignatureBytes(accountId, accountKey, identityKey, protocols),
     signature,
     { what: "device signature" },
   );
+}
+
+/**
+ * The versions a companion's device signature says it speaks, for the primary that puts it in
+ * its entry (section 27.5): SPOKEN_PROTOCOLS if it covers them, else version 1 only if it is
+ * the version-1 signature; InvalidSignature otherwise.
+ * @param {Uint8Array} signature
+ * @param {{accountId: string, accountKey: Uint8Array, identityKey: Uint8Array}} options
+ * @returns {readonly number[]}
+ */
+export function deviceSignatureProtocols(signature, { accountId, accountKey, identityKey }) {
+  for (const protocols of [SPOKEN_PROTOCOLS, V1_ONLY]) {
+    try {
+      verifyDeviceSignature(signature, { accountId, accountKey, identityKey, protocols });
+    } catch (error) {
+      if (error instanceof InvalidSignature) continue;
+      throw error;
+    }
+    return protocols;
+  }
+  throw new InvalidSignature("device signature: it verifies for no version this device knows");
 }
 
 /**
@@ -340,6 +421,7 @@ function checkStructure(deviceList) {
     if (d.deviceSignature !== null && !isBytes(d.deviceSignature, 64)) {
       throw new MalformedDeviceList("expected a 64-byte device signature or none");
     }
+    if (!validProtocols(d.protocols)) throw new MalformedDeviceList(PROTOCOLS_RULE);
   }
   const ids = devices.map((d) => deviceIdBytes(d.deviceId));
   for (let i = 1; i < ids.length; i++) {
@@ -403,7 +485,7 @@ export function verifyDeviceList(
     }
     primitives.ed25519Verify(
       d.identityKey,
-      deviceSignatureBytes(deviceList.accountId, deviceList.accountKey, d.identityKey),
+      deviceSignatureBytes(deviceList.accountId, deviceList.accountKey, d.identityKey, d.protocols),
       d.deviceSignature,
       { what: `device signature of ${JSON.stringify(d.deviceId)}` },
     );
