@@ -24,7 +24,13 @@ from protocol import devicelist as dl
 from protocol import linking
 from protocol.encoding import b64u_decode, b64u_encode
 from protocol.exceptions import MalformedMessage, ProtocolError
-from protocol.keys import DeviceKeys, X25519KeyPair, generate_device_keys
+from protocol.keys import (
+    KEM_PREKEYS_PER_UPLOAD,
+    DeviceKeys,
+    X25519KeyPair,
+    generate_device_keys,
+    kem_prekey_json,
+)
 from protocol.rng import Rng, system_rng
 
 T = TypeVar("T")
@@ -125,6 +131,15 @@ def prekey_upload(keys: DeviceKeys) -> dict[str, Any]:
         "one_time_prekeys": [
             {"id": k.id, "public_key": b64u_encode(k.key.public)} for k in keys.one_time_prekeys
         ],
+        # version 2: its bundle has a KEM prekey from the start (docs/protocol.md 27.6)
+        **(
+            {}
+            if keys.last_resort_kem_prekey is None
+            else {
+                "last_resort_kem_prekey": kem_prekey_json(keys.last_resort_kem_prekey),
+                "kem_prekeys": [kem_prekey_json(k) for k in keys.kem_prekeys],
+            }
+        ),
     }
 
 
@@ -148,7 +163,11 @@ class CompanionLink:
         self.clock = clock
         self.device_id = new_device_id()
         self.keys = generate_device_keys(
-            rng, signed_prekey_id=1, one_time_prekey_ids=range(1, one_time_prekeys + 1)
+            rng,
+            signed_prekey_id=1,
+            one_time_prekey_ids=range(1, one_time_prekeys + 1),
+            last_resort_kem_prekey_id=1,
+            kem_prekey_ids=range(2, 2 + KEM_PREKEYS_PER_UPLOAD),  # the rest on connect
         )
         self.ephemeral: X25519KeyPair | None = None
         self.request: LinkRequest | None = None
@@ -216,6 +235,7 @@ class CompanionLink:
             self.keys.identity,
             account_id=self.provisioning.account_id,
             account_key=self.provisioning.account_key,
+            protocols=dl.SPOKEN_PROTOCOLS,  # the versions this device speaks (27.5)
         )
         answer: dict[str, Any] = api.post(
             self.transport,

@@ -270,6 +270,7 @@ class Receiver(Retrier, GroupMember):
                 sender_identity_key=entry.identity_key,
                 used_base_keys=self.store.used_base_keys,
                 rng=self.rng,
+                sender_speaks_v2=entry.speaks_v2,  # a version-1 start is a downgrade (27.5)
             )
             self.store.record_base_key(inbound.base_key)
             if inbound.one_time_prekey_id is not None:

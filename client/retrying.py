@@ -141,6 +141,7 @@ class Retrier(Sender):
                 new_session=effect.new_session,
                 signed_prekey=effect.signed_prekey,
                 original=original,
+                kem_prekey=effect.kem_prekey,
             )
         except SEND_ERRORS as error:  # e.g. InvalidSignature: the request's prekey is forged
             return [

@@ -29,8 +29,8 @@ from protocol.engine import (
 )
 from protocol.exceptions import MalformedMessage, UntrustedIdentity
 from protocol.fanout import encrypt_for_devices
-from protocol.keys import PrekeyBundle
-from protocol.ratchet import Session
+from protocol.keys import PrekeyBundle, PublicKemPrekey
+from protocol.ratchet import Session, outdated_for
 
 
 class SendRefused(Exception):
@@ -146,9 +146,7 @@ class Sender(Device):
         targets = [(recipient, e) for e in recipient_entries] + [
             (self.account_id, e) for e in own_entries
         ]
-        bundles = self._bundles_for(
-            {a for a, e in targets if self.store.session(e.device_id) is None}
-        )
+        bundles = self._bundles_for({a for a, e in targets if self._needs_new_session(e)})
         content = Content(
             type=content_type,
             message_id=message_id,
@@ -226,7 +224,7 @@ class Sender(Device):
         chain too."""
         entry = self._listed(recipient, device_id)
         prekey = self.store.signed_prekeys()[-1]
-        body = {
+        body: dict[str, Any] = {
             "envelope_id": envelope_id,
             "count": count,
             "signed_prekey": {
@@ -235,12 +233,16 @@ class Sender(Device):
                 "signature": b64u_encode(prekey.signature),
             },
         }
+        last_resort = self.store.device_keys(self.device.keys.identity).last_resort_kem_prekey
+        if last_resort is not None:  # so that a new session from the ask is version 2 (27.5)
+            body["kem_prekey"] = last_resort.to_public().to_dict()
         session = self.store.session(device_id)
         reuse = (
             count == 1
             and session is not None
             and session.role == "initiator"
             and session.pending_prekey is not None
+            and not outdated_for(session, entry.speaks_v2)
         )
         fresh = None
         if not reuse:
@@ -260,6 +262,7 @@ class Sender(Device):
         new_session: bool,
         signed_prekey: Mapping[str, Any] | None,
         original: CachedSend | None,
+        kem_prekey: Mapping[str, Any] | None = None,
     ) -> OutgoingMessage:
         """The engine's `resend` (docs/protocol.md 24.1, 24.3): `{envelope_id, content}` as a
         type-10 content for the one device that asked, in the current session or, when
@@ -281,12 +284,14 @@ class Sender(Device):
                 signed_prekey_signature=b64u_decode(
                     signed_prekey["signature"], length=64, what="signed prekey signature"
                 ),
+                kem_prekey=None if kem_prekey is None else PublicKemPrekey.from_dict(kem_prekey),
             )
             session = Session.initiate(
                 identity=self.device.keys.identity,
                 bundle=bundle,
                 listed_identity_key=entry.identity_key,
                 rng=self.rng,
+                device_speaks_v2=entry.speaks_v2,
             )
         body = {"envelope_id": envelope_id, "content": content}
         alias = None  # an answer without content is not kept: asked for, it says nothing new
@@ -412,7 +417,7 @@ class Sender(Device):
         """The current session with the device (its key checked against the listed one) or,
         when there is none or `fresh`, a new one from its bundle in `bundles`."""
         session = None if fresh else self.store.session(entry.device_id)
-        if session is not None:
+        if session is not None and not outdated_for(session, entry.speaks_v2):
             if session.remote_identity_key != entry.identity_key:
                 raise UntrustedIdentity(
                     f"session with device {entry.device_id!r}: identity key differs from the signed list"
@@ -424,13 +429,19 @@ class Sender(Device):
                 f"The key directory has no prekey bundle for {account}'s device {entry.device_id}.",
                 code="no_bundle",
             )
-        # verified against the key in the signed list, never the one beside the bundle
+        # verified against the key in the signed list, never the one beside the bundle; a
+        # version-2 device's bundle without a KEM prekey is DowngradeRefused (27.5)
         return Session.initiate(
             identity=self.device.keys.identity,
             bundle=bundle,
             listed_identity_key=entry.identity_key,
             rng=self.rng,
+            device_speaks_v2=entry.speaks_v2,
         )
+
+    def _needs_new_session(self, entry: DeviceEntry) -> bool:
+        session = self.store.session(entry.device_id)
+        return session is None or outdated_for(session, entry.speaks_v2)
 
 
 @dataclass(frozen=True)

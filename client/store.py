@@ -374,6 +374,15 @@ class Store:
             )
             self.add_signed_prekey(device.keys.signed_prekey)
             self.add_one_time_prekeys(device.keys.one_time_prekeys)
+            kem = [*device.keys.kem_prekeys, *filter(None, [device.keys.last_resort_kem_prekey])]
+            self._db.executemany(
+                "INSERT INTO kem_prekeys VALUES (?, ?, ?)",
+                [(k.id, k.seed, int(k.last_resort)) for k in kem],
+            )
+            self._db.execute(
+                "INSERT INTO kem_prekey_ids VALUES (1, ?)",
+                (max((k.id for k in kem), default=0) + 1,),
+            )
 
     def add_signed_prekey(self, prekey: SignedPrekey) -> None:
         with self.transaction():

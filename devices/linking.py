@@ -6,6 +6,7 @@ add one."""
 from __future__ import annotations
 
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -28,15 +29,15 @@ from devices.linkstates import (
 )
 from devices.models import Device, LinkSession, link_secret_hash
 from devices.prekeys import prekeys_store
-from devices.schemas import NewDevice, OneTimePrekeyIn, SignedPrekeyIn
+from devices.schemas import KemPrekeyIn, NewDevice, OneTimePrekeyIn, SignedPrekeyIn
 from devices.selectors import account_full, active_device_ids, current_device_list
 from devices.services import device_create, device_touch
 from protocol import devicelist as dl
 from protocol import linking
 from protocol.encoding import b64u_decode, b64u_encode
 from protocol.exceptions import ProtocolError
-from protocol.keys import signed_prekey_bytes
-from protocol.primitives import ed25519_verify
+from protocol.keys import kem_prekey_bytes, signed_prekey_bytes
+from protocol.primitives import ed25519_verify, mlkem768_check_public
 from web.errors import Conflict, Forbidden, NotFound
 
 State = LinkSession.State
@@ -55,10 +56,15 @@ class StagedPrekeys:
 
     signed_prekey: SignedPrekeyIn
     one_time_prekeys: list[OneTimePrekeyIn]
+    last_resort_kem_prekey: KemPrekeyIn | None = None  # version 2 (27.6)
+    kem_prekeys: tuple[KemPrekeyIn, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         spk = self.signed_prekey
+        kem = self.last_resort_kem_prekey
         return {
+            "kem_prekeys": [_kem_json(k) for k in self.kem_prekeys],
+            "last_resort_kem_prekey": None if kem is None else _kem_json(kem),
             "signed_prekey": {
                 "id": spk.key_id,
                 "public_key": b64u_encode(spk.public_key),
@@ -73,7 +79,10 @@ class StagedPrekeys:
     @classmethod
     def from_json(cls, stored: dict[str, Any]) -> StagedPrekeys:
         spk = stored["signed_prekey"]
+        kem = stored.get("last_resort_kem_prekey")  # absent from links staged before it
         return cls(
+            last_resort_kem_prekey=None if kem is None else _kem_in(kem),
+            kem_prekeys=tuple(_kem_in(k) for k in stored.get("kem_prekeys", [])),
             signed_prekey=SignedPrekeyIn(
                 key_id=spk["id"],
                 public_key=b64u_decode(spk["public_key"]),
@@ -84,6 +93,22 @@ class StagedPrekeys:
                 for k in stored["one_time_prekeys"]
             ],
         )
+
+
+def _kem_json(key: KemPrekeyIn) -> dict[str, Any]:
+    return {
+        "id": key.key_id,
+        "public_key": b64u_encode(key.public_key),
+        "signature": b64u_encode(key.signature),
+    }
+
+
+def _kem_in(stored: dict[str, Any]) -> KemPrekeyIn:
+    return KemPrekeyIn(
+        key_id=stored["id"],
+        public_key=b64u_decode(stored["public_key"]),
+        signature=b64u_decode(stored["signature"]),
+    )
 
 
 def _link_for_update(link_id: str, *, now: datetime) -> LinkSession:
@@ -264,16 +289,19 @@ def link_device_sign(
     device_signature: bytes,
     signed_prekey: SignedPrekeyIn,
     one_time_prekeys: list[OneTimePrekeyIn],
+    last_resort_kem_prekey: KemPrekeyIn | None = None,
+    kem_prekeys: Sequence[KemPrekeyIn] = (),
     now: datetime | None = None,
 ) -> LinkSession:
-    """The new device answers with its signature over (account id ‖ account key ‖ own key)."""
+    """The new device answers with its signature over (account id ‖ account key ‖ own key
+    [‖ its versions]), its prekeys and, version 2, its last-resort KEM prekey (27.5, 27.6)."""
     moment = now or timezone.now()
     with transaction.atomic():
         link = _link_for_update(link.pk, now=moment)
         move_check(link.state, State.SIGNED)
         current = current_device_list(link.user)
         try:
-            dl.verify_device_signature(
+            dl.device_signature_protocols(  # either form (docs/protocol.md 27.5)
                 device_signature,
                 account_id=link.user.username,
                 account_key=bytes(current.account_key),
@@ -285,12 +313,26 @@ def link_device_sign(
                 signed_prekey.signature,
                 what="signed prekey signature",
             )
+            kem = [(k, False) for k in kem_prekeys]
+            if last_resort_kem_prekey is not None:
+                kem.append((last_resort_kem_prekey, True))
+            for key, last in kem:  # checked now: the device does not exist yet (27.6)
+                mlkem768_check_public(key.public_key)
+                ed25519_verify(
+                    bytes(link.identity_key),
+                    kem_prekey_bytes(key.key_id, last, key.public_key),
+                    key.signature,
+                    what=f"KEM prekey {key.key_id} signature",
+                )
         except ProtocolError as error:
             raise LinkRefused(str(error), code=error.code) from None
         link_move(link, State.SIGNED)
         link.device_signature = device_signature
         link.prekeys = StagedPrekeys(
-            signed_prekey=signed_prekey, one_time_prekeys=one_time_prekeys
+            signed_prekey=signed_prekey,
+            one_time_prekeys=one_time_prekeys,
+            last_resort_kem_prekey=last_resort_kem_prekey,
+            kem_prekeys=tuple(kem_prekeys),
         ).to_json()
         link.save()
         events.send_on_commit(
@@ -357,6 +399,8 @@ def _link_complete(
             device=new_device,
             signed_prekey=prekeys.signed_prekey,
             one_time_prekeys=prekeys.one_time_prekeys,
+            last_resort_kem_prekey=prekeys.last_resort_kem_prekey,
+            kem_prekeys=prekeys.kem_prekeys,
             now=moment,
         )
         link_move(link, State.LINKED)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
@@ -150,6 +150,9 @@ class NewPrimary:
     signed_prekey: SignedPrekeyIn
     one_time_prekeys: list[OneTimePrekeyIn]
     device_list: DeviceList
+    # version 2 (docs/protocol.md 27.6): so that its bundle has a KEM prekey from the start
+    last_resort_kem_prekey: KemPrekeyIn | None = None
+    kem_prekeys: list[KemPrekeyIn] = field(default_factory=list)
 
 
 def new_primary(data: dict[str, Any]) -> NewPrimary:
@@ -158,4 +161,6 @@ def new_primary(data: dict[str, Any]) -> NewPrimary:
         signed_prekey=signed_prekey(data),
         one_time_prekeys=one_time_prekeys(data),
         device_list=device_list(data),
+        last_resort_kem_prekey=last_resort_kem_prekey(data),
+        kem_prekeys=kem_prekeys(data),
     )

@@ -184,6 +184,8 @@ def link_device_signature(request: HttpRequest, link_id: str) -> dict:
         device_signature=v.binary(data, "device_signature", length=64),
         signed_prekey=schemas.signed_prekey(data),
         one_time_prekeys=schemas.one_time_prekeys(data),
+        last_resort_kem_prekey=schemas.last_resort_kem_prekey(data),
+        kem_prekeys=schemas.kem_prekeys(data),
     )
     return selectors.link_summary_for_browser(link)
 

@@ -38,6 +38,8 @@ def _install_primary(*, user: User, new: NewPrimary, reset: bool, now: datetime)
         device=primary,
         signed_prekey=new.signed_prekey,
         one_time_prekeys=new.one_time_prekeys,
+        last_resort_kem_prekey=new.last_resort_kem_prekey,
+        kem_prekeys=new.kem_prekeys,
         now=now,
     )
     return primary

@@ -10,6 +10,7 @@ from protocol.attachments import validate_pointer
 from protocol.devicelist import DeviceList
 from protocol.encoding import Reader, b64u_decode, is_uint, u8, u32, u64
 from protocol.exceptions import MalformedDeviceList, MalformedMessage
+from protocol.keys import PublicKemPrekey
 from protocol.rng import Rng
 from protocol.strictjson import canonical_json, parse_canonical_json
 
@@ -157,7 +158,11 @@ def validate_body(content_type: ContentType | int, body: Any) -> None:
         _expect_keys(body, {"version", "chain"}, "sync checkpoint")
         _checkpoint_fields(body, "sync checkpoint")
     elif content_type is ContentType.RETRY_REQUEST:
-        _expect_keys(body, {"envelope_id", "count", "signed_prekey"}, "retry request")
+        keys = {"envelope_id", "count", "signed_prekey"}
+        if isinstance(body, dict) and "kem_prekey" in body:  # version 2 (27.5)
+            keys.add("kem_prekey")
+            PublicKemPrekey.from_dict(body["kem_prekey"])
+        _expect_keys(body, keys, "retry request")
         _envelope_id(body, "retry request")
         _expect(
             is_uint(body["count"]) and 1 <= body["count"] <= _MAX_RETRY_COUNT,

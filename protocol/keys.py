@@ -279,15 +279,30 @@ def generate_one_time_prekeys(ids: Iterable[int], rng: Rng) -> tuple[OneTimePrek
 
 
 def generate_device_keys(
-    rng: Rng, *, signed_prekey_id: int = 1, one_time_prekey_ids: Iterable[int] = ()
+    rng: Rng,
+    *,
+    signed_prekey_id: int = 1,
+    one_time_prekey_ids: Iterable[int] = (),
+    last_resort_kem_prekey_id: int | None = None,
+    kem_prekey_ids: Iterable[int] = (),
 ) -> DeviceKeys:
-    """Draws identity seed, signed prekey, then one-time prekeys, in that order."""
+    """Draws identity seed, signed prekey, one-time prekeys, then (a device of version 2,
+    section 27.1) the last-resort KEM prekey's seed and the one-time KEM prekeys' seeds, in
+    that order."""
     identity = generate_identity(rng)
     signed_prekey = generate_signed_prekey(identity, signed_prekey_id, rng)
+    one_time = generate_one_time_prekeys(one_time_prekey_ids, rng)
+    last_resort = None
+    if last_resort_kem_prekey_id is not None:
+        last_resort = generate_kem_prekey(
+            identity, last_resort_kem_prekey_id, rng, last_resort=True
+        )
     return DeviceKeys(
         identity=identity,
         signed_prekey=signed_prekey,
-        one_time_prekeys=generate_one_time_prekeys(one_time_prekey_ids, rng),
+        one_time_prekeys=one_time,
+        kem_prekeys=generate_kem_prekeys(identity, kem_prekey_ids, rng),
+        last_resort_kem_prekey=last_resort,
     )
 
 
@@ -438,10 +453,12 @@ def plan_kem_refill(
     uploads: list[dict[str, Any]] = []
     for start in range(0, max(count, 1), KEM_PREKEYS_PER_UPLOAD):
         body: dict[str, Any] = {
-            "kem_prekeys": [_kem_upload(k) for k in fresh[start : start + KEM_PREKEYS_PER_UPLOAD]]
+            "kem_prekeys": [
+                kem_prekey_json(k) for k in fresh[start : start + KEM_PREKEYS_PER_UPLOAD]
+            ]
         }
         if upload_last_resort and start == 0:
-            body["last_resort_kem_prekey"] = _kem_upload(last_resort)
+            body["last_resort_kem_prekey"] = kem_prekey_json(last_resort)
         uploads.append(body)
     return KemRefill(
         keys=replace(
@@ -452,7 +469,8 @@ def plan_kem_refill(
     )
 
 
-def _kem_upload(key: KemPrekey) -> dict[str, Any]:
+def kem_prekey_json(key: KemPrekey) -> dict[str, Any]:
+    """A KEM prekey as POST /api/prekeys, sign-up and linking take it (section 27.6)."""
     return {
         "id": key.id,
         "public_key": b64u_encode(key.public),

@@ -419,3 +419,9 @@ def _list(value: Any, what: str) -> list[Any]:
     if not isinstance(value, list):
         raise MalformedMessage(f"session {what}: expected a list")
     return value
+
+
+def outdated_for(session: Session, speaks_v2: bool) -> bool:
+    """A version-1 session with a device whose signed entry lists version 2 is used for no new
+    message: a version-2 session from the device's bundle replaces it (section 27.5)."""
+    return speaks_v2 and session.version == 1

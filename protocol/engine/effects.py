@@ -420,8 +420,8 @@ class AcceptRetryRequest:
 @dataclass(frozen=True)
 class Resend:
     """Answer a retry request: `{envelope_id, content}` as a type-10 content to that one
-    device, first starting a session from `signed_prekey` when `new_session` (24.1);
-    `content` None says the message is no longer held."""
+    device, first starting a session from `signed_prekey` (and, version 2, `kem_prekey`,
+    27.5) when `new_session` (24.1); `content` None says the message is no longer held."""
 
     kind: ClassVar[str] = "resend"
     recipient: str
@@ -430,6 +430,7 @@ class Resend:
     content: str | None
     new_session: bool
     signed_prekey: Mapping[str, Any] | None
+    kem_prekey: Mapping[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -440,6 +441,7 @@ class Resend:
             "content": self.content,
             "new_session": self.new_session,
             "signed_prekey": None if self.signed_prekey is None else dict(self.signed_prekey),
+            "kem_prekey": None if self.kem_prekey is None else dict(self.kem_prekey),
         }
 
 

@@ -119,13 +119,14 @@ def retry_requested(state: DeviceState, event: RetryRequested) -> Result:
     resends = dict(cached["resends"]) if cached is not None else {}
     new_session = body["count"] >= 2  # the session may be what broke: even a null needs one
     prekey = body["signed_prekey"] if new_session else None
+    kem = body.get("kem_prekey") if new_session else None
     if (
         cached is None
         or event.now - cached["sent_at"] > RESEND_CACHE_MS
         or device not in cached["targets"]
         or resends.get(device, 0) >= MAX_RETRIES
     ):
-        return state, [Resend(event.sender, device, envelope_id, None, new_session, prekey)]
+        return state, [Resend(event.sender, device, envelope_id, None, new_session, prekey, kem)]
     return state, [
         StoreResendCount(envelope_id, device, resends.get(device, 0) + 1),
         Resend(
@@ -135,6 +136,7 @@ def retry_requested(state: DeviceState, event: RetryRequested) -> Result:
             cached["targets"][device],
             new_session,
             prekey,
+            kem,
         ),
     ]
 

@@ -16,12 +16,14 @@ from client.messenger import TextMessage
 from tests.support.actors import person
 from tests.support.browser import DESKTOP, PHONE
 from tests.support.devices import primary_messenger
+from tests.support.rewriting import rewrite_json
 from tests.support.server import LiveServer
 from tests.support.web import (
     SLOW,
     add_contact,
     bubble,
     collect_errors,
+    expect_status,
     new_primary,
     new_username,
     open_chats,
@@ -119,3 +121,34 @@ def test_a_browser_and_a_python_device_talk_in_a_version_2_session(
     session = bob_messenger.store.session(device_id(alice))
     assert session is not None and session.version == 2
     assert errors == []
+
+
+def test_a_bundle_stripped_of_its_kem_prekey_is_refused_and_nothing_is_sent(
+    new_device, live_app: LiveServer, screenshot
+):
+    """A server that takes the KEM prekey out of a bundle, to have the page start a session a
+    quantum computer could later open, gets a failed message that says why (27.5)."""
+    alice_name, bob_name = new_username("alice"), new_username("bob")
+    alice, _ = new_primary(new_device(viewport=DESKTOP), alice_name)
+    new_primary(new_device(viewport=DESKTOP), bob_name)
+    open_chats(alice)
+    add_contact(alice, bob_name)
+    errors = collect_errors(alice)
+
+    def strip(body: dict[str, Any]) -> dict[str, Any]:
+        for bundle in body["bundles"]:
+            bundle["kem_prekey"] = None
+        return body
+
+    hits = rewrite_json(alice, f"**/api/accounts/{bob_name}/bundles", "POST", strip)
+    send(alice, "Not without a quantum-safe key")
+    expect_status(alice, "Not without a quantum-safe key", "failed")
+    reason = bubble(alice, "Not without a quantum-safe key").locator(".message-reason")
+    expect(reason).to_contain_text(
+        f"the server left out the post-quantum key of a device of {bob_name}"
+    )
+    screenshot(alice, "conversation-downgraded-bundle-1440")
+    alice.set_viewport_size({"width": 390, "height": 844})
+    screenshot(alice, "conversation-downgraded-bundle-390")
+    assert hits
+    assert not [e for e in errors if "quantum-safe" in e]

@@ -214,14 +214,18 @@ def test_concurrent_fetches_from_one_account_on_both_nodes_take_one_prekey(clust
         transport = mallory_http if n % 2 else other
         status, body = transport.post("/api/accounts/alice9/bundles", {})
         assert status == 200, body
-        return body["bundles"][0]["one_time_prekey"]
+        bundle = body["bundles"][0]
+        return bundle["one_time_prekey"], bundle["kem_prekey"]["last_resort"]
 
     with ThreadPoolExecutor(8) as pool:
-        handed = [otp for otp in pool.map(fetch, range(8)) if otp is not None]
+        answers = list(pool.map(fetch, range(8)))
+    handed = [otp for otp, _ in answers if otp is not None]
     assert len(handed) == 1
+    # and one one-time KEM prekey (27.6), the last-resort one for the seven others
+    assert sorted(last for _, last in answers) == [False] + [True] * 7
     assert alice_http.get("/api/prekeys") == (
         200,
-        {"one_time_prekeys": 9, "kem_prekeys": 0, "last_resort_kem_prekey": None},
+        {"one_time_prekeys": 9, "kem_prekeys": 9, "last_resort_kem_prekey": 1},
     )
 
 

@@ -53,9 +53,19 @@ Actor = PrimaryActor | CompanionActor
 
 
 def make_primary(username: str = "alice") -> PrimaryActor:
+    """A primary of a build before version 2: it publishes its KEM prekeys itself here."""
     return PrimaryActor(
-        DjangoTransport(), SoftAuthenticator(origin=ORIGIN), username=username
+        DjangoTransport(), SoftAuthenticator(origin=ORIGIN), username=username, version_2=False
     ).sign_up()
+
+
+def old_companion(primary: PrimaryActor) -> CompanionActor:
+    """A companion of a build before version 2: it published no KEM prekey when it was linked
+    (its rows are taken out here; this build publishes a last-resort and one-time ones)."""
+    companion = link(primary, CompanionActor(DjangoTransport()))
+    KemPrekey.objects.filter(device_id=companion.device_id).delete()
+    LastResortKemPrekey.objects.filter(device_id=companion.device_id).delete()
+    return companion
 
 
 def counts(actor: Actor) -> dict[str, Any]:
@@ -330,12 +340,12 @@ def test_a_device_that_published_no_kem_prekey_has_none_in_its_bundles():
 @pytest.mark.django_db
 def test_another_account_gets_one_one_time_kem_prekey_per_device_a_day_then_the_last_resort_one():
     alice = make_primary()
-    laptop = link(alice, CompanionActor(DjangoTransport()))
+    laptop = old_companion(alice)
     publish_kem(alice, range(1, 11))
     publish_kem(laptop, range(1, 11))
     devices = [alice, laptop]
     mallory = make_primary("mallory")
-    mallory_laptop = link(mallory, CompanionActor(DjangoTransport()))
+    mallory_laptop = old_companion(mallory)
     assert kems(mallory, devices) == [(1, False), (1, False)]
     for _ in range(3):  # within 24 h: the last-resort key, signed as such
         assert kems(mallory, devices) == [(LAST_RESORT, True), (LAST_RESORT, True)]
@@ -357,7 +367,7 @@ def claim_kinds(requester: Actor) -> list[str]:
 @pytest.mark.django_db
 def test_the_shares_of_the_two_pools_are_counted_apart():
     alice = make_primary()
-    laptop = link(alice, CompanionActor(DjangoTransport()))
+    laptop = old_companion(alice)
     # Mallory takes her one-time (X25519) prekey of the laptop while it has no KEM prekey...
     mallory = make_primary("mallory")
     first = bundle(mallory, laptop)
@@ -435,8 +445,9 @@ def test_concurrent_fetches_hand_out_each_one_time_kem_prekey_once_and_no_more_t
 @pytest.mark.django_db
 def test_a_removed_device_loses_its_kem_prekeys():
     alice = make_primary()
-    laptop = link(alice, CompanionActor(DjangoTransport()))
-    publish_kem(laptop, [1, 2])
+    laptop = link(alice, CompanionActor(DjangoTransport()))  # its KEM prekeys came with it
+    assert KemPrekey.objects.filter(device_id=laptop.device_id).count() == 25
+    assert LastResortKemPrekey.objects.filter(device_id=laptop.device_id).exists()
     alice.revoke(laptop.device_id)
     assert not KemPrekey.objects.filter(device_id=laptop.device_id).exists()
     assert not LastResortKemPrekey.objects.filter(device_id=laptop.device_id).exists()
@@ -473,7 +484,7 @@ def low(remaining: int, kem_remaining: int | None) -> dict[str, Any]:
 @pytest.mark.django_db(transaction=True)
 async def test_prekeys_low_tells_both_pools_after_the_claim_that_left_one_low_and_on_connect():
     alice = await sync_to_async(make_primary)()
-    laptop = await sync_to_async(link)(alice, CompanionActor(DjangoTransport()))
+    laptop = await sync_to_async(old_companion)(alice)
     await sync_to_async(publish_kem)(alice, range(1, 8))  # 10 one-time prekeys, 7 KEM ones
     socket = await open_socket(alice)
     assert await quiet(socket)  # neither pool low: nothing on connect

@@ -183,7 +183,8 @@ def test_prekey_upload_checks_the_signed_prekey_signature():
     assert (status, body["error"]["code"]) == (409, "prekey_id_reused")
     assert primary.transport.get("/api/prekeys") == (
         200,
-        {"one_time_prekeys": 10, "kem_prekeys": 0, "last_resort_kem_prekey": None},
+        # and what sign-up gave: 10 one-time KEM prekeys and the last-resort one (27.6)
+        {"one_time_prekeys": 10, "kem_prekeys": 10, "last_resort_kem_prekey": 1},
     )
 
 
@@ -268,9 +269,9 @@ def test_the_expiry_job_drops_claims_older_than_the_window():
     _otp_ids(mallory, "alice")
     PrekeyClaim.objects.update(claimed_at=timezone.now() - timedelta(hours=23))
     call_command("expire_devices", stdout=StringIO())
-    assert PrekeyClaim.objects.count() == 1
+    assert PrekeyClaim.objects.count() == 2  # a one-time prekey and a one-time KEM prekey
     PrekeyClaim.objects.update(claimed_at=timezone.now() - timedelta(hours=25))
     out = StringIO()
     call_command("expire_devices", stdout=out)
-    assert "prekey claims: 1" in out.getvalue()
+    assert "prekey claims: 2" in out.getvalue()
     assert not PrekeyClaim.objects.exists()

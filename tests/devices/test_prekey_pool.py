@@ -14,8 +14,8 @@ from tests.support.server import LiveServer
 from tests.support.wire import DeviceSocket
 
 POOL = 10  # what the test actors upload
-# five one-time prekeys left; no KEM prekeys published (a version-1 device): kem_remaining null
-LOW = {"type": "prekeys_low", "v": 1, "remaining": 5, "kem_remaining": None}
+# five one-time prekeys left, and five of the 10 one-time KEM prekeys of sign-up (27.6)
+LOW = {"type": "prekeys_low", "v": 1, "remaining": 5, "kem_remaining": 5}
 
 
 def companion(live_app: LiveServer, primary: PrimaryActor, name: str) -> CompanionActor:

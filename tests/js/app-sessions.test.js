@@ -192,13 +192,16 @@ test("a retry request reuses only a session this device started and has not hear
   const bob = makeDevice("app retry bob");
   const a = startSession(alice, bob);
   const listed = bob.keys.identity.public;
-  assert.equal(retryRequestReuses(recordOf(a), listed, 1), true);
-  assert.equal(retryRequestReuses(recordOf(a), listed, 2), false); // from the second ask: a new session
-  assert.equal(retryRequestReuses(undefined, listed, 1), false);
+  const entry = { identityKey: listed, speaksV2: false };
+  assert.equal(retryRequestReuses(recordOf(a), entry, 1), true);
+  assert.equal(retryRequestReuses(recordOf(a), entry, 2), false); // from the second ask: a new session
+  assert.equal(retryRequestReuses(undefined, entry, 1), false);
+  // a version-1 session with a device that lists version 2 is not reused (27.5)
+  assert.equal(retryRequestReuses(recordOf(a), { identityKey: listed, speaksV2: true }, 1), false);
   // once Alice heard back, her sending chain may be stale (a restored copy): a new session
   const got = receive(bob, alice, a.encrypt(utf8("hello"), alice.rng), undefined);
   a.decrypt(p.Session.fromJSON(got.record.current).encrypt(utf8("hi"), bob.rng), alice.rng);
-  assert.equal(retryRequestReuses(recordOf(a), listed, 1), false);
+  assert.equal(retryRequestReuses(recordOf(a), entry, 1), false);
   // a fresh session is made even when one is stored
   const fresh = sessionForSending({
     record: recordOf(a),
@@ -220,12 +223,57 @@ test("a resend's new session comes from the request's signed prekey, checked und
     public_key: b64uEncode(spk.key.public),
     signature: b64uEncode(spk.signature),
   };
-  const session = sessionFromSignedPrekey({ deviceId: "bob-phone", listedKey: bob.keys.identity.public, signedPrekey, keys: alice.keys });
+  const entryOf = (/** @type {Uint8Array} */ identityKey, speaksV2 = false) =>
+    new p.DeviceEntry({ deviceId: "bob-phone", identityKey, addedAt: 1, protocols: speaksV2 ? [1, 2] : [1] });
+  const session = sessionFromSignedPrekey({ entry: entryOf(bob.keys.identity.public), signedPrekey, keys: alice.keys });
   // Bob opens it with his signed prekey alone (no one-time prekey was used)
   const got = receive(bob, alice, session.encrypt(utf8("again"), alice.rng), undefined);
   assert.equal(got.oneTimePrekeyId, null);
   assert.throws(
-    () => sessionFromSignedPrekey({ deviceId: "bob-phone", listedKey: mallory.keys.identity.public, signedPrekey, keys: alice.keys }),
+    () => sessionFromSignedPrekey({ entry: entryOf(mallory.keys.identity.public), signedPrekey, keys: alice.keys }),
     p.InvalidSignature,
+  );
+  // version 2 (27.5): with the request's KEM prekey the new session is version 2; a device that
+  // lists version 2 and sent none is a downgrade
+  const kem = p.generateKemPrekey(bob.keys.identity, 1, bob.rng, { lastResort: true });
+  const v2 = sessionFromSignedPrekey({
+    entry: entryOf(bob.keys.identity.public, true),
+    signedPrekey,
+    kemPrekey: kem.toPublic().toJSON(),
+    keys: alice.keys,
+  });
+  assert.equal(v2.version, 2);
+  assert.throws(
+    () => sessionFromSignedPrekey({ entry: entryOf(bob.keys.identity.public, true), signedPrekey, keys: alice.keys }),
+    p.DowngradeRefused,
+  );
+});
+
+test("a version-1 session with a device that lists version 2 is replaced by a version-2 one", () => {
+  const alice = makeDevice("app upgrade alice");
+  const bob = makeDevice("app upgrade bob");
+  const old = startSession(alice, bob);
+  assert.equal(old.version, 1);
+  const listed = bob.keys.identity.public;
+  const kem = p.generateKemPrekey(bob.keys.identity, 1, bob.rng);
+  const bundle = p.makePrekeyBundle("bob", bob.keys, null, kem);
+  // listed as version 1 only: the stored session goes on
+  const kept = sessionForSending({ record: recordOf(old), listedKey: listed, bundle, keys: alice.keys });
+  assert.deepEqual(kept?.toJSON(), old.toJSON());
+  const upgraded = sessionForSending({ record: recordOf(old), listedKey: listed, speaksV2: true, bundle, keys: alice.keys });
+  assert.ok(upgraded && upgraded.version === 2);
+  // no bundle to make it from: nothing to send with, rather than the old session
+  assert.equal(sessionForSending({ record: recordOf(old), listedKey: listed, speaksV2: true, bundle: null, keys: alice.keys }), null);
+  // a bundle stripped of its KEM prekey for a device that lists version 2: refused
+  assert.throws(
+    () =>
+      sessionForSending({
+        record: undefined,
+        listedKey: listed,
+        speaksV2: true,
+        bundle: p.makePrekeyBundle("bob", bob.keys, null),
+        keys: alice.keys,
+      }),
+    p.DowngradeRefused,
   );
 });

@@ -18,7 +18,7 @@ from django.test import Client
 
 from client.api import ApiError
 from client.http import HttpTransport
-from client.linking import CompanionLink
+from client.linking import CompanionLink, prekey_upload
 from protocol import devicelist as dl
 from protocol import linking
 from protocol.encoding import b64u_decode, b64u_encode
@@ -70,23 +70,15 @@ def ok(result: tuple[int, Any]) -> Any:
     return body
 
 
-def new_device_keys(otp_count: int = 10) -> tuple[str, DeviceKeys]:
+def new_device_keys(otp_count: int = 10, *, version_2: bool = True) -> tuple[str, DeviceKeys]:
+    """A device's keys; of version 2 (the default), with a last-resort KEM prekey (id 1)."""
     return b64u_encode(secrets.token_bytes(16)), generate_device_keys(
-        system_rng, signed_prekey_id=1, one_time_prekey_ids=range(1, otp_count + 1)
+        system_rng,
+        signed_prekey_id=1,
+        one_time_prekey_ids=range(1, otp_count + 1),
+        last_resort_kem_prekey_id=1 if version_2 else None,
+        kem_prekey_ids=range(2, otp_count + 2) if version_2 else (),
     )
-
-
-def prekey_upload(keys: DeviceKeys) -> dict[str, Any]:
-    return {
-        "signed_prekey": {
-            "id": keys.signed_prekey.id,
-            "public_key": b64u_encode(keys.signed_prekey.key.public),
-            "signature": b64u_encode(keys.signed_prekey.signature),
-        },
-        "one_time_prekeys": [
-            {"id": k.id, "public_key": b64u_encode(k.key.public)} for k in keys.one_time_prekeys
-        ],
-    }
 
 
 @functools.cache
@@ -153,9 +145,11 @@ class PrimaryActor:
     keys: DeviceKeys | None = None
     last_list: dl.DeviceList | None = None
     known: dict[str, bytes] = field(default_factory=dict)
+    # False: a device of a build before version 2 (no KEM prekey, its entry version 1 only)
+    version_2: bool = True
 
     def sign_up(self) -> PrimaryActor:
-        self.device_id, self.keys = new_device_keys()
+        self.device_id, self.keys = new_device_keys(version_2=self.version_2)
         begin = ok(
             self.transport.post(
                 "/api/accounts/register/options",
@@ -171,7 +165,10 @@ class PrimaryActor:
             timestamp=now,
             devices=[
                 dl.DeviceEntry(
-                    device_id=self.device_id, identity_key=self.keys.identity.public, added_at=now
+                    device_id=self.device_id,
+                    identity_key=self.keys.identity.public,
+                    added_at=now,
+                    protocols=dl.SPOKEN_PROTOCOLS if self.version_2 else dl.V1_ONLY,
                 )
             ],
         )
@@ -252,7 +249,7 @@ class PrimaryActor:
         """Verify the new device's signature, publish list v+1 with it."""
         detail = ok(self.transport.get(f"/api/link/{qr.link_id}/detail"))
         signature = b64u_decode(detail["device_signature"], length=64)
-        dl.verify_device_signature(
+        protocols = dl.device_signature_protocols(
             signature,
             account_id=self.username,
             account_key=self.keys.identity.public,
@@ -263,6 +260,7 @@ class PrimaryActor:
             identity_key=qr.identity_key,
             added_at=now_ms(),
             device_signature=signature,
+            protocols=protocols,
         )
         new_list = self.signed_list(devices=[*self.last_list.devices, entry])
         result = ok(
@@ -340,10 +338,12 @@ def link(
     return companion
 
 
-def person(live_app: Any, name: str) -> PrimaryActor:
-    """A fresh account on the live server, signed up with a software passkey."""
+def person(live_app: Any, name: str, *, version_2: bool = True) -> PrimaryActor:
+    """A fresh account on the live server, signed up with a software passkey; `version_2`
+    False: its device is of a build before version-2 sessions (docs/protocol.md 27)."""
     return PrimaryActor(
         HttpTransport(live_app.url),
         SoftAuthenticator(origin=live_app.url),
         username=f"{name}{secrets.token_hex(3)}",
+        version_2=version_2,
     ).sign_up()

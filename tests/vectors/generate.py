@@ -35,6 +35,8 @@ from protocol.inbound import accept_prekey_message  # noqa: E402
 from protocol.keys import (  # noqa: E402
     X25519KeyPair,
     generate_device_keys,
+    generate_identity,
+    generate_kem_prekey,
     make_prekey_bundle,
     signed_prekey_bytes,
 )
@@ -52,7 +54,7 @@ from protocol.ratchet import Session  # noqa: E402
 from protocol.ratchetkeys import kdf_ck, kdf_rk  # noqa: E402
 from protocol.rng import TestRng  # noqa: E402
 from protocol.safety import fingerprint, format_safety_number, safety_number  # noqa: E402
-from protocol.strictjson import parse_json  # noqa: E402
+from protocol.strictjson import canonical_json, parse_json  # noqa: E402
 from protocol.x3dh import initiate, respond  # noqa: E402
 
 VECTOR_DIR = Path(__file__).resolve().parent
@@ -534,6 +536,20 @@ def content_vectors() -> dict[str, Any]:
     # Retry requests and resends (section 24.1), drawn after the cases above so theirs stay.
     prekey = {"id": 7, "public_key": b64u_encode(rng(32)), "signature": b64u_encode(rng(64))}
     add_case(ContentType.RETRY_REQUEST, {"envelope_id": "e-1", "count": 2, "signed_prekey": prekey})
+    kem = (
+        generate_kem_prekey(
+            generate_identity(TestRng(seed("content kem"))),
+            4,
+            TestRng(seed("content kem prekey")),
+            last_resort=True,
+        )
+        .to_public()
+        .to_dict()
+    )
+    add_case(  # version 2 (27.5): with the requester's last-resort KEM prekey
+        ContentType.RETRY_REQUEST,
+        {"envelope_id": "e-1", "count": 2, "signed_prekey": prekey, "kem_prekey": kem},
+    )
     add_case(ContentType.RESEND, {"envelope_id": "e-1", "content": cases[2]["body"]["content"]})
     add_case(ContentType.RESEND, {"envelope_id": "x" * 64, "content": None})
     request = b'{"count":%d,"envelope_id":"%s","signed_prekey":{"id":7,"public_key":"%s","signature":"%s"}}'
@@ -571,6 +587,28 @@ def content_vectors() -> dict[str, Any]:
         "retry_request_short_prekey": typed(9, retry_body(key=b64u_encode(bytes(31)))),
         "retry_request_short_signature": typed(9, retry_body(sig=b64u_encode(bytes(32)))),
         "retry_request_without_prekey": typed(9, b'{"count":1,"envelope_id":"e-1"}'),
+        "retry_request_kem_prekey_short": typed(
+            9,
+            canonical_json(
+                {
+                    "envelope_id": "e-1",
+                    "count": 2,
+                    "signed_prekey": prekey,
+                    "kem_prekey": {**kem, "public_key": "AAAA"},
+                }
+            ),
+        ),
+        "retry_request_kem_prekey_flag_not_boolean": typed(
+            9,
+            canonical_json(
+                {
+                    "envelope_id": "e-1",
+                    "count": 2,
+                    "signed_prekey": prekey,
+                    "kem_prekey": {**kem, "last_resort": 1},
+                }
+            ),
+        ),
         "resend_without_content": typed(10, b'{"envelope_id":"e-1"}'),
         "resend_content_not_base64url": typed(10, b'{"content":"AA==","envelope_id":"e-1"}'),
         "resend_content_a_number": typed(10, b'{"content":5,"envelope_id":"e-1"}'),

@@ -11,7 +11,7 @@ import {
   makeProvisioning,
   parseLinkUrl,
   sealProvisioning,
-  verifyDeviceSignature,
+  deviceSignatureProtocols,
 } from "../protocol/index.js";
 import * as frames from "../protocol/frames.js";
 import { ApiError, api } from "./api.js";
@@ -317,8 +317,11 @@ async function approve() {
   say(message, "info", "Approved. Waiting for the new device to confirm…");
   const signed = await waitForDeviceSignature(fragment.linkId);
   const deviceSignature = b64uDecode(signed.device_signature, { length: 64, what: "signature" });
+  /** @type {readonly number[]} */
+  let protocols;
   try {
-    verifyDeviceSignature(deviceSignature, {
+    // what the signature covers is what the new device speaks (docs/protocol.md 27.5)
+    protocols = deviceSignatureProtocols(deviceSignature, {
       accountId: self.accountId,
       accountKey: keys.identity.public,
       identityKey: fragment.identityKey,
@@ -343,6 +346,7 @@ async function approve() {
       identityKey: fragment.identityKey,
       addedAt: Date.now(),
       deviceSignature,
+      protocols,
     }),
   });
   const completed = await api(`${linkPath}/complete`, {

@@ -10,9 +10,11 @@ import {
   engine,
   generateDeviceKeys,
   generateOneTimePrekeys,
+  kemPrekeyJson,
   planKemRefill,
   ready,
   signDeviceList,
+  SPOKEN_PROTOCOLS,
   systemRng,
 } from "../protocol/index.js";
 
@@ -55,12 +57,35 @@ export function describePlatform() {
   return `${browser} on ${os}`;
 }
 
-/** Fresh device keys with one signed prekey and a pool of one-time prekeys. */
+/**
+ * Fresh device keys with one signed prekey, a pool of one-time prekeys and a last-resort KEM
+ * prekey (id 1: its bundle has a KEM prekey from the start, docs/protocol.md 27.6).
+ */
 export async function createDeviceKeys() {
   await ready();
   const ids = Array.from({ length: ONE_TIME_PREKEYS }, (_, i) => i + 1);
-  const keys = generateDeviceKeys(systemRng, { signedPrekeyId: 1, oneTimePrekeyIds: ids });
-  return { deviceId: newDeviceId(), keys, nextPrekeyId: ONE_TIME_PREKEYS + 1 };
+  const kemIds = Array.from({ length: KEM_PREKEYS }, (_, i) => i + 2);
+  const keys = generateDeviceKeys(systemRng, {
+    signedPrekeyId: 1,
+    oneTimePrekeyIds: ids,
+    lastResortKemPrekeyId: 1,
+    kemPrekeyIds: kemIds,
+  });
+  return { deviceId: newDeviceId(), keys, nextPrekeyId: ONE_TIME_PREKEYS + 1, nextKemPrekeyId: KEM_PREKEYS + 2 };
+}
+
+/**
+ * A new device's prekeys as sign-up, re-registration and linking take them: the signed one,
+ * the one-time ones and the last-resort KEM prekey.
+ * @param {DeviceKeys} keys
+ */
+export function prekeysUpload(keys) {
+  const last = keys.lastResortKemPrekey;
+  return {
+    signed_prekey: signedPrekeyUpload(keys),
+    one_time_prekeys: oneTimePrekeysUpload(keys.oneTimePrekeys),
+    ...(last ? { last_resort_kem_prekey: kemPrekeyJson(last), kem_prekeys: keys.kemPrekeys.map(kemPrekeyJson) } : {}),
+  };
 }
 
 /** @param {DeviceKeys} keys the public half of the signed prekey, as the API takes it */
@@ -151,6 +176,7 @@ export function firstDeviceList({ accountId, deviceId, keys }) {
         identityKey: keys.identity.public,
         addedAt: now,
         deviceSignature: null,
+        protocols: SPOKEN_PROTOCOLS,
       }),
     ],
   });
@@ -163,7 +189,12 @@ export function firstDeviceList({ accountId, deviceId, keys }) {
  * @param {{remove?: string[], add?: DeviceEntry | null}} change
  */
 export function nextDeviceList(keys, current, { remove = [], add = null }) {
-  const devices = current.devices.filter((d) => !remove.includes(d.deviceId));
+  // the primary's own entry says what this build speaks (docs/protocol.md 27.5)
+  const devices = current.devices
+    .filter((d) => !remove.includes(d.deviceId))
+    .map((d) =>
+      d.deviceSignature === null && !d.speaksV2 ? new DeviceEntry({ ...d, protocols: SPOKEN_PROTOCOLS }) : d,
+    );
   if (add) devices.push(add);
   return signDeviceList(keys.identity, {
     accountId: current.accountId,

@@ -6,9 +6,11 @@ import {
   Content,
   ContentType,
   DeviceList,
+  DowngradeRefused,
   encodeContent,
   encoding,
   engine,
+  outdatedFor,
   PrekeyBundle,
   systemRng,
 } from "../protocol/index.js";
@@ -148,12 +150,12 @@ export async function encryptItem(item, plan) {
   for (const [, d] of entries) {
     const record = records.get(d.deviceId);
     if (item.contentType === ContentType.RETRY_REQUEST) {
-      if (!retryRequestReuses(record, d.identityKey, item.retry.count)) fresh.add(d.deviceId);
+      if (!retryRequestReuses(record, d, item.retry.count)) fresh.add(d.deviceId);
     } else if (item.retry?.newSession) {
-      const { signedPrekey } = item.retry;
-      chosen.set(d.deviceId, sessionFromSignedPrekey({ deviceId: d.deviceId, listedKey: d.identityKey, signedPrekey, keys }));
-    } else if (!record?.current) {
-      fresh.add(d.deviceId);
+      const { signedPrekey, kemPrekey } = item.retry;
+      chosen.set(d.deviceId, sessionFromSignedPrekey({ entry: d, signedPrekey, kemPrekey, keys }));
+    } else if (!record?.current || outdatedFor(record.current, d.speaksV2)) {
+      fresh.add(d.deviceId); // none yet, or a version-1 one with a version-2 device (27.5)
     }
   }
   const needBundles = new Set(entries.filter(([, d]) => fresh.has(d.deviceId)).map(([a]) => a));
@@ -177,15 +179,25 @@ export async function encryptItem(item, plan) {
   const updated = [];
   for (const [account, d] of [...entries].sort((a, b) => (a[1].deviceId < b[1].deviceId ? -1 : 1))) {
     const record = records.get(d.deviceId);
-    const session =
-      chosen.get(d.deviceId) ??
-      sessionForSending({
-        record,
-        listedKey: d.identityKey,
-        bundle: bundles.get(d.deviceId),
-        keys,
-        fresh: fresh.has(d.deviceId),
-      });
+    let session;
+    try {
+      session =
+        chosen.get(d.deviceId) ??
+        sessionForSending({
+          record,
+          listedKey: d.identityKey,
+          speaksV2: d.speaksV2,
+          bundle: bundles.get(d.deviceId),
+          keys,
+          fresh: fresh.has(d.deviceId),
+        });
+    } catch (error) {
+      if (!(error instanceof DowngradeRefused)) throw error;
+      throw new SendRefused(
+        `Not sent: the server left out the post-quantum key of a device of ${account}, whose signed list says it has one.`,
+        error.code,
+      );
+    }
     if (!session) {
       throw new SendRefused(`The key directory has no prekeys for a device of ${account}.`, "no_bundle");
     }

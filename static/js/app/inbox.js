@@ -154,6 +154,7 @@ async function receivePairwise(me, envelope, entry) {
       accountId: sender,
       deviceId: senderDevice,
       listedKey: entry.identityKey,
+      speaksV2: entry.speaksV2,
       record: await store.read("sessions", senderDevice),
       keys,
       baseKeyUsed,

@@ -12,6 +12,7 @@ import {
   openProvisioning,
   signDevice,
   signLinkToken,
+  SPOKEN_PROTOCOLS,
   strictjson,
   systemRng,
 } from "../protocol/index.js";
@@ -22,8 +23,7 @@ import {
   b64uEncode,
   createDeviceKeys,
   describePlatform,
-  oneTimePrekeysUpload,
-  signedPrekeyUpload,
+  prekeysUpload,
 } from "./device.js";
 import { drawQr } from "./qr.js";
 import { getSelf, putSelf } from "./store.js";
@@ -56,7 +56,7 @@ function showView(id) {
  * @property {string} displayName
  */
 
-/** @type {{deviceId: string, keys: any, nextPrekeyId: number} | null} */
+/** @type {{deviceId: string, keys: any, nextPrekeyId: number, nextKemPrekeyId: number} | null} */
 let device = null;
 const name = describePlatform();
 /** @type {LinkSession[]} */
@@ -291,13 +291,13 @@ async function approved(session) {
   const signature = signDevice(device.keys.identity, {
     accountId: provisioning.accountId,
     accountKey: provisioning.accountKey,
+    protocols: SPOKEN_PROTOCOLS, // the versions this device speaks (docs/protocol.md 27.5)
   });
   const answer = await request(`/api/link/${encodeURIComponent(session.linkId)}/device-signature`, {
     method: "POST",
     body: {
       device_signature: b64uEncode(signature),
-      signed_prekey: signedPrekeyUpload(device.keys),
-      one_time_prekeys: oneTimePrekeysUpload(device.keys.oneTimePrekeys),
+      ...prekeysUpload(device.keys),
     },
   });
   progress("Waiting for your phone to publish the new device list…");
@@ -361,6 +361,7 @@ async function redeem(session) {
     deviceId: device.deviceId,
     keys: device.keys.toJSON(),
     nextPrekeyId: device.nextPrekeyId,
+    nextKemPrekeyId: device.nextKemPrekeyId,
     accountId,
     displayName: redeemed.account.display_name || session.displayName,
     isPrimary: false,

@@ -116,10 +116,13 @@ export async function sendGroupText(groupId, text) {
 /**
  * A retry request for the one device that sent `envelopeId` (24.1), for the caller's
  * transaction.
- * @param {{recipient: string, device: string, envelopeId: string, count: number, signedPrekey: any}} request
+ * @param {{recipient: string, device: string, envelopeId: string, count: number, signedPrekey: any,
+ *   kemPrekey?: any}} request kemPrekey: the requester's last-resort KEM prekey (27.5)
  */
-export function retryRequestItem({ recipient, device, envelopeId, count, signedPrekey }) {
+export function retryRequestItem({ recipient, device, envelopeId, count, signedPrekey, kemPrekey = null }) {
+  /** @type {Record<string, any>} */
   const body = { envelope_id: envelopeId, count, signed_prekey: signedPrekey };
+  if (kemPrekey) body.kem_prekey = kemPrekey;
   return { ...outboxItem(recipient, ContentType.RETRY_REQUEST, body), device, retry: { count } };
 }
 
@@ -128,11 +131,16 @@ export function retryRequestItem({ recipient, device, envelopeId, count, signedP
  * or null, in a new session from the request's signed prekey when `newSession`; cached as an
  * alias of the entry it answers (`alias`: that entry's sent_at and count).
  * @param {{recipient: string, device: string, envelopeId: string, content: string | null,
- *   newSession: boolean, signedPrekey: any, alias: {sentAt: number, count: number} | null}} resend
+ *   newSession: boolean, signedPrekey: any, kemPrekey?: any,
+ *   alias: {sentAt: number, count: number} | null}} resend
  */
-export function resendItem({ recipient, device, envelopeId, content, newSession, signedPrekey, alias }) {
+export function resendItem({ recipient, device, envelopeId, content, newSession, signedPrekey, kemPrekey = null, alias }) {
   const body = { envelope_id: envelopeId, content };
-  return { ...outboxItem(recipient, ContentType.RESEND, body), device, retry: { newSession, signedPrekey, alias } };
+  return {
+    ...outboxItem(recipient, ContentType.RESEND, body),
+    device,
+    retry: { newSession, signedPrekey, kemPrekey, alias },
+  };
 }
 
 /** Queue a failed message again (after a confirmed security code, for instance). @param {string} key */

@@ -69,9 +69,12 @@ export async function requesterWrites(effects) {
       if (held) peers.add(held.sender);
       deletes.push(key);
     } else if (effect instanceof engine.SendRetryRequest) {
-      const signedPrekey = signedPrekeyUpload(await loadKeys(await self()));
+      const keys = await loadKeys(await self());
+      const signedPrekey = signedPrekeyUpload(keys);
+      // with the last-resort KEM prekey, a new session from the ask is version 2 (27.5)
+      const kemPrekey = keys.lastResortKemPrekey?.toPublic().toJSON() ?? null;
       const { recipient, device, envelopeId, count } = effect;
-      items.push(retryRequestItem({ recipient, device, envelopeId, count, signedPrekey }));
+      items.push(retryRequestItem({ recipient, device, envelopeId, count, signedPrekey, kemPrekey }));
     }
   }
   const own = (await self()).accountId;
@@ -117,8 +120,8 @@ export async function resendWrites(state, effect) {
     if (e instanceof engine.StoreResendCount) counts.set(e.device, e.count);
     else if (e instanceof engine.Resend) {
       const alias = cached ? { sentAt: cached.sent_at, count: counts.get(e.device) ?? 0 } : null;
-      const { recipient, device, envelopeId, content, newSession, signedPrekey } = e;
-      items.push(resendItem({ recipient, device, envelopeId, content, newSession, signedPrekey, alias }));
+      const { recipient, device, envelopeId, content, newSession, signedPrekey, kemPrekey } = e;
+      items.push(resendItem({ recipient, device, envelopeId, content, newSession, signedPrekey, kemPrekey, alias }));
     }
   }
   return {

@@ -8,8 +8,10 @@ import {
   DecryptionFailed,
   decodeMessage,
   encoding,
+  outdatedFor,
   PrekeyBundle,
   PrekeyMessage,
+  PublicKemPrekey,
   Session,
   systemRng,
   UnknownSession,
@@ -97,11 +99,12 @@ function keep(record, accountId, deviceId, session, index) {
 /**
  * Decrypt one message from a device of a verified list (section 7.1). Nothing is stored here.
  * @param {{data: Uint8Array, accountId: string, deviceId: string, listedKey: Uint8Array,
- *          record: SessionRecord | undefined, keys: import("../protocol/index.js").DeviceKeys,
- *          baseKeyUsed: boolean}} input
+ *          speaksV2?: boolean, record: SessionRecord | undefined,
+ *          keys: import("../protocol/index.js").DeviceKeys, baseKeyUsed: boolean}} input
+ *          speaksV2: the sender's entry lists version 2 (27.5)
  * @returns {Decrypted}
  */
-export function decryptFrom({ data, accountId, deviceId, listedKey, record, keys, baseKeyUsed }) {
+export function decryptFrom({ data, accountId, deviceId, listedKey, speaksV2 = false, record, keys, baseKeyUsed }) {
   const message = decodeMessage(data);
   const sessions = candidates(record, listedKey);
   if (message instanceof PrekeyMessage) {
@@ -132,6 +135,7 @@ export function decryptFrom({ data, accountId, deviceId, listedKey, record, keys
       senderIdentityKey: listedKey,
       usedBaseKeys: [],
       rng: systemRng,
+      senderSpeaksV2: speaksV2, // a version-1 start from a version-2 device is a downgrade (27.5)
     });
     return {
       plaintext: inbound.plaintext,
@@ -166,19 +170,22 @@ export function decryptFrom({ data, accountId, deviceId, listedKey, record, keys
  * The session to encrypt with for one device of a verified list: the stored one, or a new
  * one from a bundle checked against the key in the signed list (never the server's key).
  * With `fresh`, always a new one (a retry request that may not use the stored one, 24.1).
- * @param {{record: SessionRecord | undefined, listedKey: Uint8Array, bundle: any,
- *          keys: import("../protocol/index.js").DeviceKeys, fresh?: boolean}} input
+ * A version-1 session with a device whose entry lists version 2 is not used (27.5).
+ * @param {{record: SessionRecord | undefined, listedKey: Uint8Array, speaksV2?: boolean,
+ *          bundle: any, keys: import("../protocol/index.js").DeviceKeys, fresh?: boolean}} input
  * @returns {Session | null} null when there is no session to use and no bundle
  */
-export function sessionForSending({ record, listedKey, bundle, keys, fresh = false }) {
+export function sessionForSending({ record, listedKey, speaksV2 = false, bundle, keys, fresh = false }) {
   const [existing] = candidates(record, listedKey).filter((c) => c.index === null);
-  if (existing && !fresh) return existing.session;
+  if (existing && !fresh && !outdatedFor(existing.session, speaksV2)) return existing.session;
   if (!bundle) return null;
+  // a version-2 device's bundle without a KEM prekey is DowngradeRefused (27.5)
   return Session.initiate({
     identity: keys.identity,
     bundle,
     listedIdentityKey: listedKey,
     rng: systemRng,
+    deviceSpeaksV2: speaksV2,
   });
 }
 
@@ -188,29 +195,45 @@ export function sessionForSending({ record, listedKey, bundle, keys, fresh = fal
  * sends prekey messages, so the other side can start it afresh). A device whose state is
  * behind (a restored copy) has a stale sending chain too: otherwise the request goes in a
  * new session from a claimed bundle.
- * @param {SessionRecord | undefined} record @param {Uint8Array} listedKey @param {number} count
+ * @param {SessionRecord | undefined} record
+ * @param {{identityKey: Uint8Array, speaksV2: boolean}} entry the device's entry in the signed list
+ * @param {number} count
  */
-export function retryRequestReuses(record, listedKey, count) {
+export function retryRequestReuses(record, entry, count) {
   if (count !== 1) return false;
-  const [existing] = candidates(record, listedKey).filter((c) => c.index === null);
-  return Boolean(existing && existing.session.role === "initiator" && existing.session.pendingPrekey);
+  const [existing] = candidates(record, entry.identityKey).filter((c) => c.index === null);
+  return Boolean(
+    existing &&
+      existing.session.role === "initiator" &&
+      existing.session.pendingPrekey &&
+      !outdatedFor(existing.session, entry.speaksV2),
+  );
 }
 
 /**
  * A new session with a device from the signed prekey its retry request carried (24.1: X3DH
  * without a one-time prekey), the signature checked under the device's key in the signed
- * list; InvalidSignature otherwise.
- * @param {{deviceId: string, listedKey: Uint8Array, signedPrekey: {id: number, public_key: string, signature: string},
+ * list; InvalidSignature otherwise. With the request's KEM prekey (its signature checked too),
+ * version 2; a version-2 device's request without one is DowngradeRefused (27.5).
+ * @param {{entry: import("../protocol/index.js").DeviceEntry,
+ *          signedPrekey: {id: number, public_key: string, signature: string}, kemPrekey?: any,
  *          keys: import("../protocol/index.js").DeviceKeys}} input
  * @returns {Session}
  */
-export function sessionFromSignedPrekey({ deviceId, listedKey, signedPrekey, keys }) {
+export function sessionFromSignedPrekey({ entry, signedPrekey, kemPrekey = null, keys }) {
   const bundle = new PrekeyBundle({
-    deviceId,
-    identityKey: listedKey,
+    deviceId: entry.deviceId,
+    identityKey: entry.identityKey,
     signedPrekeyId: signedPrekey.id,
     signedPrekey: b64uDecode(signedPrekey.public_key, { length: 32, what: "signed prekey" }),
     signedPrekeySignature: b64uDecode(signedPrekey.signature, { length: 64, what: "signed prekey signature" }),
+    kemPrekey: kemPrekey ? PublicKemPrekey.fromJSON(kemPrekey) : null,
   });
-  return Session.initiate({ identity: keys.identity, bundle, listedIdentityKey: listedKey, rng: systemRng });
+  return Session.initiate({
+    identity: keys.identity,
+    bundle,
+    listedIdentityKey: entry.identityKey,
+    rng: systemRng,
+    deviceSpeaksV2: entry.speaksV2,
+  });
 }

@@ -9,11 +9,10 @@ import {
   createDeviceKeys,
   describePlatform,
   loadKeys,
-  oneTimePrekeysUpload,
-  signedPrekeyUpload,
+  prekeysUpload,
 } from "./device.js";
 import { PasskeyCancelled, getAssertion } from "./passkey.js";
-import { signDeviceList, signIn } from "../protocol/index.js";
+import { SPOKEN_PROTOCOLS, signDeviceList, signIn } from "../protocol/index.js";
 import { getSelf, putAcceptedList, putSelf } from "./store.js";
 import { byId, formReady, say } from "./ui.js";
 
@@ -63,22 +62,29 @@ async function reregister(onVerified) {
   });
   onVerified(account);
   const username = account.username;
-  const { deviceId, keys, nextPrekeyId } = await createDeviceKeys();
+  const { deviceId, keys, nextPrekeyId, nextKemPrekeyId } = await createDeviceKeys();
   const name = describePlatform();
   const now = Date.now();
   const list = signDeviceList(keys.identity, {
     accountId: username,
     version: device_list_version + 1,
     timestamp: now,
-    devices: [new DeviceEntry({ deviceId, identityKey: keys.identity.public, addedAt: now, deviceSignature: null })],
+    devices: [
+      new DeviceEntry({
+        deviceId,
+        identityKey: keys.identity.public,
+        addedAt: now,
+        deviceSignature: null,
+        protocols: SPOKEN_PROTOCOLS, // docs/protocol.md 27.5
+      }),
+    ],
   });
   const answer = await request("/api/accounts/reregister", {
     method: "POST",
     body: {
       reregister_id,
       device: { device_id: deviceId, identity_key: b64uEncode(keys.identity.public), name, platform: name },
-      signed_prekey: signedPrekeyUpload(keys),
-      one_time_prekeys: oneTimePrekeysUpload(keys.oneTimePrekeys),
+      ...prekeysUpload(keys),
       device_list: list.toJSON(),
     },
   });
@@ -86,6 +92,7 @@ async function reregister(onVerified) {
     deviceId,
     keys: keys.toJSON(),
     nextPrekeyId,
+    nextKemPrekeyId,
     accountId: username,
     displayName: answer.account.display_name,
     isPrimary: true,

@@ -5,8 +5,7 @@ import {
   createDeviceKeys,
   describePlatform,
   firstDeviceList,
-  oneTimePrekeysUpload,
-  signedPrekeyUpload,
+  prekeysUpload,
   b64uEncode,
 } from "./device.js";
 import { PasskeyCancelled, createPasskey } from "./passkey.js";
@@ -64,7 +63,7 @@ form.addEventListener("submit", async (event) => {
     });
     const credential = await createPasskey(options);
     say(message, "info", "Creating your keys…");
-    const { deviceId, keys, nextPrekeyId } = await createDeviceKeys();
+    const { deviceId, keys, nextPrekeyId, nextKemPrekeyId } = await createDeviceKeys();
     const name = describePlatform();
     const list = firstDeviceList({ accountId: account.username, deviceId, keys });
     await request("/api/accounts/register", {
@@ -78,8 +77,7 @@ form.addEventListener("submit", async (event) => {
           name,
           platform: name,
         },
-        signed_prekey: signedPrekeyUpload(keys),
-        one_time_prekeys: oneTimePrekeysUpload(keys.oneTimePrekeys),
+        ...prekeysUpload(keys),
         device_list: list.toJSON(),
       },
     });
@@ -87,6 +85,7 @@ form.addEventListener("submit", async (event) => {
       deviceId,
       keys: keys.toJSON(),
       nextPrekeyId,
+      nextKemPrekeyId,
       accountId: account.username,
       displayName: account.display_name,
       isPrimary: true,

@@ -4,6 +4,7 @@ import { validatePointer } from "./attachments.js";
 import { DeviceList } from "./devicelist.js";
 import { b64uDecode, concatBytes, Reader, u8, u32, u64 } from "./encoding.js";
 import { MalformedDeviceList, MalformedMessage } from "./exceptions.js";
+import { PublicKemPrekey } from "./keys.js";
 import { canonicalJson, isPlainObject, parseCanonicalJson } from "./strictjson.js";
 
 /** @typedef {import("./rng.js").Rng} Rng */
@@ -189,7 +190,12 @@ export function validateBody(contentType, body) {
       checkpointFields(body, "sync checkpoint");
       break;
     case ContentType.RETRY_REQUEST: {
-      expectKeys(body, ["envelope_id", "count", "signed_prekey"], "retry request");
+      const keys = ["envelope_id", "count", "signed_prekey"];
+      if (isPlainObject(body) && "kem_prekey" in body) {
+        keys.push("kem_prekey"); // version 2 (27.5)
+        PublicKemPrekey.fromJSON(body.kem_prekey);
+      }
+      expectKeys(body, keys, "retry request");
       envelopeId(body, "retry request");
       expect(
         isInt(body.count) && body.count >= 1 && body.count <= MAX_RETRY_COUNT,

@@ -19,6 +19,7 @@ export {
   KEM_PREKEYS_PER_UPLOAD,
   KemPrekey,
   kemPrekeyBytes,
+  kemPrekeyJson,
   KemRefill,
   makePrekeyBundle,
   OneTimePrekey,
@@ -59,7 +60,7 @@ export {
   RatchetMessage,
 } from "./message.js";
 export { KEM_INTERVAL, KemState } from "./pqratchet.js";
-export { ARCHIVED_SESSIONS, MAX_PREVIOUS_DH_REMOTE, PendingPrekey, Session } from "./ratchet.js";
+export { ARCHIVED_SESSIONS, MAX_PREVIOUS_DH_REMOTE, outdatedFor, PendingPrekey, Session } from "./ratchet.js";
 export { kdfCk, kdfRk, MAX_SKIP, MAX_SKIPPED_TOTAL } from "./ratchetkeys.js";
 export { acceptPrekeyMessage, InboundSession } from "./inbound.js";
 export {

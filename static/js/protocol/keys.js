@@ -356,19 +356,26 @@ export function generateOneTimePrekeys(ids, rng) {
 }
 
 /**
- * Draws identity seed, signed prekey, then one-time prekeys, in that order.
+ * Draws identity seed, signed prekey, one-time prekeys, then (a device of version 2, section
+ * 27.1) the last-resort KEM prekey's seed and the one-time KEM prekeys' seeds, in that order.
  * @param {Rng} rng
- * @param {{signedPrekeyId?: number, oneTimePrekeyIds?: Iterable<number>}} [options]
+ * @param {{signedPrekeyId?: number, oneTimePrekeyIds?: Iterable<number>,
+ *          lastResortKemPrekeyId?: number | null, kemPrekeyIds?: Iterable<number>}} [options]
  * @returns {DeviceKeys}
  */
-export function generateDeviceKeys(rng, { signedPrekeyId = 1, oneTimePrekeyIds = [] } = {}) {
+export function generateDeviceKeys(
+  rng,
+  { signedPrekeyId = 1, oneTimePrekeyIds = [], lastResortKemPrekeyId = null, kemPrekeyIds = [] } = {},
+) {
   const identity = generateIdentity(rng);
   const signedPrekey = generateSignedPrekey(identity, signedPrekeyId, rng);
-  return new DeviceKeys({
-    identity,
-    signedPrekey,
-    oneTimePrekeys: generateOneTimePrekeys(oneTimePrekeyIds, rng),
-  });
+  const oneTimePrekeys = generateOneTimePrekeys(oneTimePrekeyIds, rng);
+  const lastResortKemPrekey =
+    lastResortKemPrekeyId === null
+      ? null
+      : generateKemPrekey(identity, lastResortKemPrekeyId, rng, { lastResort: true });
+  const kemPrekeys = generateKemPrekeys(identity, kemPrekeyIds, rng);
+  return new DeviceKeys({ identity, signedPrekey, oneTimePrekeys, kemPrekeys, lastResortKemPrekey });
 }
 
 /** @param {unknown} value @param {string} what @returns {number} */
@@ -561,8 +568,8 @@ export function planKemRefill(keys, { stored, lastResortStored, nextId, target, 
   const uploads = [];
   for (let start = 0; start < Math.max(count, 1); start += KEM_PREKEYS_PER_UPLOAD) {
     /** @type {Record<string, any>} */
-    const body = { kem_prekeys: fresh.slice(start, start + KEM_PREKEYS_PER_UPLOAD).map(kemUpload) };
-    if (uploadLastResort && start === 0) body.last_resort_kem_prekey = kemUpload(lastResort);
+    const body = { kem_prekeys: fresh.slice(start, start + KEM_PREKEYS_PER_UPLOAD).map(kemPrekeyJson) };
+    if (uploadLastResort && start === 0) body.last_resort_kem_prekey = kemPrekeyJson(lastResort);
     uploads.push(body);
   }
   return new KemRefill({
@@ -578,7 +585,10 @@ export function planKemRefill(keys, { stored, lastResortStored, nextId, target, 
   });
 }
 
-/** @param {KemPrekey} key */
-function kemUpload(key) {
+/**
+ * A KEM prekey as POST /api/prekeys, sign-up and linking take it (section 27.6).
+ * @param {KemPrekey} key
+ */
+export function kemPrekeyJson(key) {
   return { id: key.id, public_key: b64uEncode(key.public), signature: b64uEncode(key.signature) };
 }

@@ -508,3 +508,13 @@ function counter(value, what, max = Number.MAX_SAFE_INTEGER) {
   }
   return n;
 }
+
+/**
+ * A version-1 session with a device whose signed entry lists version 2 is used for no new
+ * message: a version-2 session from the device's bundle replaces it (section 27.5).
+ * @param {{version: number}} session a Session or its JSON @param {boolean} speaksV2
+ * @returns {boolean}
+ */
+export function outdatedFor(session, speaksV2) {
+  return speaksV2 && session.version === 1;
+}

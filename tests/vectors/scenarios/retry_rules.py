@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from protocol.content import ContentType, encode_content, new_content
-from protocol.keys import generate_signed_prekey
+from protocol.keys import generate_kem_prekey, generate_signed_prekey
 from protocol.rng import TestRng
 from tests.vectors.scenarios.builders import BOB, BOB_V2, T0, b64, scenario, seed
 from tests.vectors.scenarios.receive_rules import decrypted, receiving_state
@@ -26,6 +26,12 @@ RETRY_REQUEST, RESEND = int(ContentType.RETRY_REQUEST), int(ContentType.RESEND)
 def signed_prekey() -> dict[str, Any]:
     prekey = generate_signed_prekey(BOB, 3, TestRng(seed("scenario retry prekey")))
     return {"id": 3, "public_key": b64(prekey.key.public), "signature": b64(prekey.signature)}
+
+
+def kem_prekey() -> dict[str, Any]:
+    """Bob's last-resort KEM prekey as a version-2 retry request carries it (27.5)."""
+    key = generate_kem_prekey(BOB, 4, TestRng(seed("scenario retry kem prekey")), last_resort=True)
+    return key.to_public().to_dict()
 
 
 def inner(kind: ContentType, body: dict[str, Any], name: str) -> tuple[str, str]:
@@ -450,15 +456,22 @@ def resend_answered() -> dict[str, Any]:
             "resends": resends,
         }
 
+    kem = kem_prekey()
+
     def requested(
-        count: int, entry: dict[str, Any] | None, now: int = T0, device: str = "bob-phone"
+        count: int,
+        entry: dict[str, Any] | None,
+        now: int = T0,
+        device: str = "bob-phone",
+        v2: bool = False,
     ) -> dict[str, Any]:
         sender = "alice" if device.startswith("alice") else "bob"
+        body = {"envelope_id": "a-1", "count": count, "signed_prekey": prekey}
         return {
             "type": "retry_requested",
             "sender": sender,
             "sender_device": device,
-            "body": {"envelope_id": "a-1", "count": count, "signed_prekey": prekey},
+            "body": {**body, "kem_prekey": kem} if v2 else body,
             "cached": entry,
             "now": now,
         }
@@ -468,6 +481,7 @@ def resend_answered() -> dict[str, Any]:
         new_session: bool = False,
         device: str = "bob-phone",
         recipient: str = "bob",
+        v2: bool = False,
     ) -> dict[str, Any]:
         return {
             "type": "resend",
@@ -477,6 +491,7 @@ def resend_answered() -> dict[str, Any]:
             "content": content,
             "new_session": new_session,
             "signed_prekey": prekey if new_session else None,
+            "kem_prekey": kem if new_session and v2 else None,
         }
 
     def counted(count: int, device: str = "bob-phone") -> dict[str, Any]:
@@ -500,6 +515,16 @@ def resend_answered() -> dict[str, Any]:
                 "bob's phone asks a second time: resent in a new session from its signed prekey",
                 requested(2, cached({"bob-phone": 1})),
                 [counted(2), resend(to_bob, new_session=True)],
+            ),
+            (
+                "bob's phone, of version 2, asks a second time with its KEM prekey: the new session is made from both (27.5)",
+                requested(2, cached({"bob-phone": 1}), v2=True),
+                [counted(2), resend(to_bob, new_session=True, v2=True)],
+            ),
+            (
+                "its first ask with a KEM prekey goes in the current session: no prekey passed on",
+                requested(1, cached({}), v2=True),
+                [counted(1), resend(to_bob, v2=True)],
             ),
             (
                 "alice's laptop got the sent transcript: that is what it gets again",

@@ -429,14 +429,16 @@ export class Resend {
    * @param {string} recipient @param {string} device @param {string} envelopeId
    * @param {string | null} content @param {boolean} newSession
    * @param {Record<string, any> | null} signedPrekey
+   * @param {Record<string, any> | null} [kemPrekey] version 2 (27.5)
    */
-  constructor(recipient, device, envelopeId, content, newSession, signedPrekey) {
+  constructor(recipient, device, envelopeId, content, newSession, signedPrekey, kemPrekey = null) {
     this.recipient = recipient;
     this.device = device;
     this.envelopeId = envelopeId;
     this.content = content;
     this.newSession = newSession;
     this.signedPrekey = signedPrekey;
+    this.kemPrekey = kemPrekey;
   }
   toJSON() {
     return {
@@ -447,6 +449,7 @@ export class Resend {
       content: this.content,
       new_session: this.newSession,
       signed_prekey: this.signedPrekey,
+      kem_prekey: this.kemPrekey,
     };
   }
 }

@@ -121,13 +121,14 @@ export function retryRequested(state, event) {
   const sent = Object.hasOwn(resends, device) ? resends[device] : 0;
   const newSession = body.count >= 2; // the session may be what broke: even a null needs one
   const prekey = newSession ? body.signed_prekey : null;
+  const kem = newSession && Object.hasOwn(body, "kem_prekey") ? body.kem_prekey : null;
   if (
     cached === null ||
     event.now - cached.sent_at > RESEND_CACHE_MS ||
     !Object.hasOwn(cached.targets, device) ||
     sent >= MAX_RETRIES
   ) {
-    return [state, [new Resend(event.sender, device, envelopeId, null, newSession, prekey)]];
+    return [state, [new Resend(event.sender, device, envelopeId, null, newSession, prekey, kem)]];
   }
   return [
     state,
@@ -140,6 +141,7 @@ export function retryRequested(state, event) {
         cached.targets[device],
         newSession,
         prekey,
+        kem,
       ),
     ],
   ];
