@@ -17,6 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.protocol_bench import measure  # noqa: E402
 from protocol.fanout import encrypt_for_devices  # noqa: E402
 from protocol.inbound import accept_prekey_message  # noqa: E402
 from protocol.keys import (  # noqa: E402
@@ -31,19 +32,6 @@ from protocol.ratchet import Session  # noqa: E402
 from protocol.rng import system_rng  # noqa: E402
 
 MESSAGE = b"x" * 256  # a typical short encoded content (padded text)
-
-
-def measure(fn: Callable[[], object], runs: int) -> tuple[float, float]:
-    """(median, p95) in microseconds, after a warm-up."""
-    for _ in range(min(20, runs)):
-        fn()
-    samples = []
-    for _ in range(runs):
-        start = time.perf_counter_ns()
-        fn()
-        samples.append((time.perf_counter_ns() - start) / 1000)
-    samples.sort()
-    return statistics.median(samples), samples[int(0.95 * (len(samples) - 1))]
 
 
 def bob_keys(version: int) -> tuple[DeviceKeys, object]:

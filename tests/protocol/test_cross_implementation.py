@@ -122,16 +122,19 @@ class PyDevice:
         return inbound.session, inbound.plaintext
 
 
-def js_device(js: JsDriver, name: str, *, seeded: bool = True) -> str:
-    """Create a JS device; returns its identity key (base64url)."""
+def js_device(js: JsDriver, name: str, *, seeded: bool = True, version_2: bool = False) -> str:
+    """Create a JS device (`version_2`: with one-time KEM prekey 9 and last-resort one 10);
+    returns its identity key (base64url)."""
     answer = js(
         "generate_keys",
         device=name,
         seed=seed(name).hex() if seeded else None,
         signed_prekey_id=1,
         one_time_prekey_ids=[1, 2],
+        **({"kem_prekey_ids": [9], "last_resort_kem_prekey_id": 10} if version_2 else {}),
     )
-    DeviceKeys.from_dict(answer["device_keys"])  # Python reads the JS key format
+    keys = DeviceKeys.from_dict(answer["device_keys"])  # Python reads the JS key format
+    assert (keys.last_resort_kem_prekey is not None) == version_2
     return answer["identity_key"]
 
 
@@ -610,7 +613,7 @@ def _kem_turns(send: Any, receive: Any, turns: int) -> int:
 def test_version_2_sessions_between_python_and_javascript_with_kem_steps(js):
     """PQXDH both ways, and conversations long enough for KEM exchanges in both directions;
     Python encapsulates with OpenSSL's randomness, JS with libsodium's."""
-    bob_key = js_device_v2(js, "cross js pq bob")
+    bob_key = js_device(js, "cross js pq bob", version_2=True)
     alice = PyDevice("cross py pq alice")
     bundle = js(
         "bundle",
@@ -669,17 +672,3 @@ def test_version_2_sessions_between_python_and_javascript_with_kem_steps(js):
         5 * 32 // 2,
     )
     assert carried >= 4 and b.kem is not None and b.kem.next_id >= 2 and b.kem.answered >= 1
-
-
-def js_device_v2(js: JsDriver, name: str) -> str:
-    answer = js(
-        "generate_keys",
-        device=name,
-        seed=seed(name).hex(),
-        signed_prekey_id=1,
-        one_time_prekey_ids=[1, 2],
-        kem_prekey_ids=[9],
-        last_resort_kem_prekey_id=10,
-    )
-    assert DeviceKeys.from_dict(answer["device_keys"]).last_resort_kem_prekey is not None
-    return answer["identity_key"]

@@ -163,12 +163,16 @@ async function topUpPrekeys(self, call) {
   return updated;
 }
 
-/** The first list of a new account: version 1, only the primary. */
-export function firstDeviceList({ accountId, deviceId, keys }) {
+/**
+ * The first list of a new account (version 1), or of a re-registered one (the next version):
+ * only the primary.
+ * @param {{accountId: string, deviceId: string, keys: DeviceKeys, version?: number}} input
+ */
+export function firstDeviceList({ accountId, deviceId, keys, version = 1 }) {
   const now = Date.now();
   return signDeviceList(keys.identity, {
     accountId,
-    version: 1,
+    version,
     timestamp: now,
     devices: [
       new DeviceEntry({

@@ -3,16 +3,16 @@
 
 import { ApiError, deviceRevoked, deviceSignIn, request } from "./api.js";
 import {
-  DeviceEntry,
   b64uDecode,
   b64uEncode,
   createDeviceKeys,
   describePlatform,
+  firstDeviceList,
   loadKeys,
   prekeysUpload,
 } from "./device.js";
 import { PasskeyCancelled, getAssertion } from "./passkey.js";
-import { SPOKEN_PROTOCOLS, signDeviceList, signIn } from "../protocol/index.js";
+import { signIn } from "../protocol/index.js";
 import { getSelf, putAcceptedList, putSelf } from "./store.js";
 import { byId, formReady, say } from "./ui.js";
 
@@ -64,21 +64,7 @@ async function reregister(onVerified) {
   const username = account.username;
   const { deviceId, keys, nextPrekeyId, nextKemPrekeyId } = await createDeviceKeys();
   const name = describePlatform();
-  const now = Date.now();
-  const list = signDeviceList(keys.identity, {
-    accountId: username,
-    version: device_list_version + 1,
-    timestamp: now,
-    devices: [
-      new DeviceEntry({
-        deviceId,
-        identityKey: keys.identity.public,
-        addedAt: now,
-        deviceSignature: null,
-        protocols: SPOKEN_PROTOCOLS, // docs/protocol.md 27.5
-      }),
-    ],
-  });
+  const list = firstDeviceList({ accountId: username, deviceId, keys, version: device_list_version + 1 });
   const answer = await request("/api/accounts/reregister", {
     method: "POST",
     body: {
