@@ -233,7 +233,7 @@ class Sender(Device):
                 "signature": b64u_encode(prekey.signature),
             },
         }
-        last_resort = self.store.device_keys(self.device.keys.identity).last_resort_kem_prekey
+        last_resort = self.store.last_resort_kem_prekey(self.device.keys.identity)
         if last_resort is not None:  # so that a new session from the ask is version 2 (27.5)
             body["kem_prekey"] = last_resort.to_public().to_dict()
         session = self.store.session(device_id)

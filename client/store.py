@@ -445,10 +445,17 @@ class Store:
             signed_prekey=self.signed_prekeys()[-1],
             one_time_prekeys=self.one_time_prekeys(),
             kem_prekeys=tuple(k for k in kem.values() if not k.last_resort),
-            last_resort_kem_prekey=max(  # the newest; an older one may still be named
-                (k for k in kem.values() if k.last_resort), key=lambda k: k.id, default=None
-            ),
+            last_resort_kem_prekey=self.last_resort_kem_prekey(identity),
         )
+
+    def last_resort_kem_prekey(self, identity: IdentityKeyPair) -> KemPrekey | None:
+        """The newest last-resort KEM prekey (an older one is kept while sessions may name it)."""
+        row = self._one(
+            "SELECT id, seed FROM kem_prekeys WHERE last_resort = 1 ORDER BY id DESC LIMIT 1"
+        )
+        if row is None:
+            return None
+        return KemPrekey.from_seed(identity, int(row[0]), bytes(row[1]), last_resort=True)
 
     def kem_prekeys(self, identity: IdentityKeyPair) -> dict[int, KemPrekey]:
         """Every KEM prekey held, one-time and last-resort, by id (section 27.1)."""

@@ -33,7 +33,6 @@ class X3DHResult:
     version: int = 1
     binding: bytes = b""  # version 2: H of the first message's fields, in AD (section 27.2)
     kem_ciphertext: bytes | None = None  # version 2, the initiator's
-    kem_shared: bytes | None = None
 
 
 def derive_shared_secret(dh_outputs: tuple[bytes, ...], kem_shared: bytes | None = None) -> bytes:
@@ -108,7 +107,6 @@ def initiate(
         version=2,
         binding=binding,
         kem_ciphertext=ciphertext,
-        kem_shared=shared,
     )
 
 
@@ -156,5 +154,4 @@ def respond(
         dh_outputs=tuple(outputs),
         version=2,
         binding=binding,
-        kem_shared=shared,
     )

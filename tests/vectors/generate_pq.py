@@ -171,6 +171,19 @@ def conversation(parties: dict[str, Any], rngs: dict[str, TestRng], kem: Recorde
     messages: dict[str, bytes] = {}
     held: list[tuple[str, str]] = []
     lost = late = 0
+
+    def deliver(who: str, name: str) -> None:
+        plaintext = parties[who].decrypt(messages[name], rngs[who], kem)
+        steps.append(
+            {
+                "op": "decrypt",
+                "party": who,
+                "name": name,
+                "plaintext": plaintext.hex(),
+                "expected_error": None,
+            }
+        )
+
     for turn in range(60):
         sender, receiver = ("alice", "bob") if turn % 2 == 0 else ("bob", "alice")
         names = []
@@ -203,27 +216,9 @@ def conversation(parties: dict[str, Any], rngs: dict[str, TestRng], kem: Recorde
         elif turn % 3 == 0:
             names = names[::-1]
         for who, name in [(receiver, n) for n in names] + later:
-            plaintext = parties[who].decrypt(messages[name], rngs[who], kem)
-            steps.append(
-                {
-                    "op": "decrypt",
-                    "party": who,
-                    "name": name,
-                    "plaintext": plaintext.hex(),
-                    "expected_error": None,
-                }
-            )
+            deliver(who, name)
     for who, name in held:
-        plaintext = parties[who].decrypt(messages[name], rngs[who], kem)
-        steps.append(
-            {
-                "op": "decrypt",
-                "party": who,
-                "name": name,
-                "plaintext": plaintext.hex(),
-                "expected_error": None,
-            }
-        )
+        deliver(who, name)
     replayed = next(s for s in reversed(steps) if s["op"] == "decrypt")
     error = error_name(
         lambda: parties[replayed["party"]].decrypt(

@@ -19,7 +19,7 @@ export class X3DHResult {
   /**
    * @param {{sharedSecret: Uint8Array, associatedData: Uint8Array, dhOutputs: Uint8Array[],
    *          baseKey?: X25519KeyPair | null, version?: number, binding?: Uint8Array,
-   *          kemCiphertext?: Uint8Array | null, kemShared?: Uint8Array | null}} fields
+   *          kemCiphertext?: Uint8Array | null}} fields
    *          baseKey: the initiator's ephemeral key; binding: version 2, in AD (section 27.2)
    */
   constructor({
@@ -30,7 +30,6 @@ export class X3DHResult {
     version = 1,
     binding = EMPTY,
     kemCiphertext = null,
-    kemShared = null,
   }) {
     this.sharedSecret = sharedSecret;
     this.associatedData = associatedData;
@@ -39,7 +38,6 @@ export class X3DHResult {
     this.version = version;
     this.binding = binding;
     this.kemCiphertext = kemCiphertext;
-    this.kemShared = kemShared;
   }
 }
 
@@ -121,7 +119,6 @@ export function initiate({ identity, bundle, rng }) {
     version: 2,
     binding,
     kemCiphertext: ciphertext,
-    kemShared: shared,
   });
 }
 
@@ -177,6 +174,5 @@ export function respond({
     dhOutputs: outputs,
     version: 2,
     binding,
-    kemShared: shared,
   });
 }
