@@ -96,13 +96,19 @@ async def test_canary_text_and_private_key_never_reach_the_server(live_app, redi
         "canary text": canary.encode(),
         "identity seed": seed,
         "identity seed (base64url)": b64u_encode(seed).encode(),
+        # the receiver's ML-KEM seeds (docs/protocol.md 27.1): only public keys go up
+        "last-resort KEM seed": bob.keys.last_resort_kem_prekey.seed,
+        "one-time KEM seed": bob.keys.kem_prekeys[0].seed,
+        "KEM seed (base64url)": b64u_encode(bob.keys.kem_prekeys[0].seed).encode(),
     }
     dump = database_dump(live_app.db_path)
     raw_files = files_of(live_app.db_path)
     log = live_app.log().encode()
-    # the scans do find what is there: the public identity key is stored (a BLOB) by design
+    # the scans do find what is there: the public identity key is stored (a BLOB) by design,
+    # and so is the public half of a KEM prekey
     assert any(alice.keys.identity.public in value for value in dump)
     assert alice.keys.identity.public in raw_files
+    assert any(bob.keys.kem_prekeys[1].public in value for value in dump)
     for what, needle in needles.items():
         assert not any(needle in value for value in dump), f"{what} in a database table"
         assert needle not in raw_files, f"{what} in the database files"
